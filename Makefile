@@ -1,0 +1,59 @@
+# lockstep build. `make test` is what CI runs (.ci/run); it installs what the
+# tests need by itself.
+
+GO        ?= go
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X github.com/lockstep-io/lockstep/internal/version.Version=$(VERSION)
+BIN       := bin
+FUZZTIME  ?= 20s
+# Debian packages the tests talk to as real peers (installed by `make deps`).
+DEB_DEPS  ?=
+
+.PHONY: all build test deps lint vet fmt-check demo bench fuzz soak clean
+
+all: build
+
+build:
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/ ./cmd/...
+
+deps:
+	@missing=""; for p in $(DEB_DEPS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	$(GO) mod download
+
+fmt-check:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+vet:
+	$(GO) vet ./...
+
+lint: fmt-check vet
+	@if command -v staticcheck >/dev/null 2>&1; then staticcheck ./...; else echo "staticcheck not installed; skipped"; fi
+
+test: deps fmt-check vet
+	$(GO) test -race -count=1 -timeout 12m ./...
+
+demo: build
+	$(BIN)/lockstep-lab demo
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./... | tee bench.out
+
+# Runs every fuzz target for FUZZTIME each.
+fuzz:
+	@for pkg in $$($(GO) list ./...); do \
+		for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$f"; \
+			$(GO) test -run '^$$' -fuzz "^$$f$$" -fuzztime $(FUZZTIME) $$pkg || exit 1; \
+		done; \
+	done
+
+soak:
+	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 60m ./...
+
+clean:
+	rm -rf $(BIN) bench.out
