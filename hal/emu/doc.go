@@ -1,0 +1,46 @@
+// Package emu is the emulated storage system: lockstep's hardware.
+//
+// No real array is reachable where lockstep is built and tested, so this
+// package models, on an injected clock, the rules of DESIGN.md §3 that a
+// Metro Mirror manager depends on, and nothing it does not:
+//
+//   - Volumes hold blocks. A host write to the source of a mirroring pair
+//     (copy-pending or full-duplex) is applied on the target over the path
+//     and locally, and completes only after both; on a suspended pair it
+//     completes locally and the block is marked out-of-sync.
+//   - A path failure suspends the mirroring pairs of its LSS pair (reason
+//     path); with the consistency-group option the source LSS enters
+//     extended long busy (ELB): every write to the LSS waits until a thaw
+//     or until the LSS's CG timeout (120 s CKD, 60 s FB), then completes
+//     locally. A suspend event goes to every connected manager.
+//   - Freeze suspends the pairs of LSS pairs (reason freeze), removes their
+//     paths and starts ELB on the source LSSs; repeating it changes
+//     nothing. Thaw ends ELB at once. ELB ends on its own at the CG
+//     timeout, whatever any manager does.
+//   - The heartbeat: a session armed with timeout H that receives no
+//     heartbeat for H is frozen by the storage system itself, which holds
+//     ELB for the full CG timeout from that instant.
+//   - Establish and resync copy blocks (all, or exactly the out-of-sync
+//     ones) on the clock, copy-pending until done, then full-duplex.
+//     Recover turns targets into suspended sources; failback resyncs them
+//     back the other way.
+//   - Fencing: every command carries an epoch; the system remembers the
+//     highest it has seen and answers hal.ErrFenced to lower ones.
+//
+// A Fabric holds several systems in one process and the links between
+// them; one mutex covers the whole fabric, so a host write, its mirror, a
+// freeze and a fault are each atomic with respect to the others. That is
+// the guarantee real hardware gives per write (a write is mirrored before
+// a suspension takes effect, or held by it), made exact.
+//
+// Faults are injected per LSS pair or per system (paths), per manager
+// (connection down, black-holed, or slow) and per system (crash, restart).
+// A system restarted after a crash comes back with every pair that was
+// mirroring suspended (reason restart) and, where the path had the CG
+// option, its source LSS in ELB: it cannot know what happened while it was
+// down, so it protects the secondary as a freeze would.
+//
+// Managers reach a system through Connect, which returns a
+// hal.StorageSystem bound to the manager's name; lockstep-lab serves the
+// same object over the wire protocol.
+package emu

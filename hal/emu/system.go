@@ -1,0 +1,430 @@
+package emu
+
+import (
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+)
+
+// System is one emulated storage system. Its state is guarded by the
+// fabric's mutex.
+type System struct {
+	fabric *Fabric
+	serial hal.Serial
+
+	lss        map[hal.LSS]*lss
+	volumes    map[hal.Volume]*volume
+	paths      map[hal.LSSPair]*path // established paths whose source LSS is here
+	heartbeats map[string]*heartbeat // by session
+	managers   map[string]*manager   // by manager name
+	epoch      hal.Epoch             // highest seen; survives a crash (NVS)
+	eventSeq   uint64
+	crashed    bool
+	stats      Stats
+}
+
+// Stats counts what a system did, for tests and benchmarks.
+type Stats struct {
+	HostWrites     uint64 // writes completed on this system's volumes
+	MirroredWrites uint64 // of which also applied on a target
+	CopiedBlocks   uint64 // blocks sent by establish, resync and failback copies
+	EventsRaised   uint64
+	EventsDropped  uint64 // lost because a subscriber's queue was full
+}
+
+type lss struct {
+	id        hal.LSS
+	typ       hal.LSSType
+	cgTimeout time.Duration
+
+	// ELB: elbRelease is non-nil, and closed when ELB ends, while the LSS
+	// holds host writes. elbGen tells a stale timer callback from the
+	// current one.
+	elbRelease chan struct{}
+	elbUntil   time.Time
+	elbTimer   clock.Timer
+	elbGen     uint64
+}
+
+type volume struct {
+	id     hal.Volume
+	blocks map[uint32][]byte
+	// A volume is the source of at most one pair (pair != nil), or the
+	// target of one (target != nil: its source), or simplex.
+	pair         *pair
+	target       *hal.VolumeRef
+	targetState  hal.PairState
+	targetReason hal.SuspendReason
+}
+
+type pair struct {
+	target    hal.VolumeRef
+	state     hal.PairState // CopyPending, FullDuplex or Suspended
+	reason    hal.SuspendReason
+	outOfSync map[uint32]struct{}
+	copyGen   uint64 // tells a stale copy-completion callback from the current one
+}
+
+func (p *pair) lssPair(serial hal.Serial, source hal.Volume) hal.LSSPair {
+	return hal.LSSPair{
+		Source: hal.LSSRef{Serial: serial, LSS: source.LSS()},
+		Target: hal.LSSRef{Serial: p.target.Serial, LSS: p.target.Volume.LSS()},
+	}
+}
+
+type path struct {
+	consistencyGroup bool
+	state            hal.PathState
+}
+
+type heartbeat struct {
+	spec    hal.HeartbeatSpec
+	timer   clock.Timer
+	gen     uint64
+	expired bool
+}
+
+// LinkMode is the state of one manager's connection to a system.
+type LinkMode uint8
+
+const (
+	LinkUp        LinkMode = iota
+	LinkDown               // commands fail at once with hal.ErrUnreachable
+	LinkBlackhole          // commands hang until their deadline: hal.ErrTimeout
+)
+
+func (m LinkMode) String() string {
+	return [...]string{"up", "down", "blackhole"}[m]
+}
+
+type manager struct {
+	mode    LinkMode
+	latency time.Duration
+	subs    map[*subscription]struct{}
+}
+
+// Serial is the system's serial.
+func (s *System) Serial() hal.Serial { return s.serial }
+
+// Stats returns the system's counters.
+func (s *System) Stats() Stats {
+	s.fabric.mu.Lock()
+	defer s.fabric.mu.Unlock()
+	return s.stats
+}
+
+// Epoch is the highest epoch the system has seen.
+func (s *System) Epoch() hal.Epoch {
+	s.fabric.mu.Lock()
+	defer s.fabric.mu.Unlock()
+	return s.epoch
+}
+
+// Crashed reports whether the system is down.
+func (s *System) Crashed() bool {
+	s.fabric.mu.Lock()
+	defer s.fabric.mu.Unlock()
+	return s.crashed
+}
+
+func (s *System) managerLocked(name string) *manager {
+	m := s.managers[name]
+	if m == nil {
+		m = &manager{subs: map[*subscription]struct{}{}}
+		s.managers[name] = m
+	}
+	return m
+}
+
+// SetManagerLink sets a manager's connection to this system: up, down
+// (refused at once) or black-holed (commands hang until their deadline).
+// Events raised while it is not up are lost for that manager.
+func (s *System) SetManagerLink(name string, mode LinkMode) {
+	s.fabric.mu.Lock()
+	defer s.fabric.mu.Unlock()
+	s.managerLocked(name).mode = mode
+}
+
+// SetLatency delays every command of a manager by d before it executes.
+func (s *System) SetLatency(name string, d time.Duration) {
+	s.fabric.mu.Lock()
+	defer s.fabric.mu.Unlock()
+	s.managerLocked(name).latency = d
+}
+
+// Crash takes the system down: its endpoints stop answering, host I/O to
+// it fails, and every path from or to it fails (the other systems suspend
+// their pairs). Writes held in its ELB fail back to the host.
+func (s *System) Crash() {
+	f := s.fabric
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s.crashed {
+		return
+	}
+	s.crashed = true
+	for _, l := range s.lss {
+		s.endELBLocked(l)
+	}
+	for _, hb := range s.heartbeats {
+		hb.gen++
+		if hb.timer != nil {
+			hb.timer.Stop()
+		}
+	}
+	for _, v := range s.volumes {
+		if v.pair != nil {
+			v.pair.copyGen++ // a copy in progress dies with the system
+		}
+	}
+	f.reconcilePathsLocked()
+}
+
+// Restart brings a crashed system back. Its mirroring pairs come back
+// suspended (reason restart), in ELB where the path has the CG option, and
+// its armed heartbeats restart with a full timeout.
+func (s *System) Restart() {
+	f := s.fabric
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !s.crashed {
+		return
+	}
+	s.crashed = false
+	for _, lp := range sortedPaths(s.paths) {
+		s.paths[lp].state = hal.PathFailed // reconcile below brings live links up
+	}
+	var mirroring []*volume
+	for _, v := range s.sortedVolumes() {
+		if v.pair != nil && v.pair.state.Mirroring() {
+			mirroring = append(mirroring, v)
+		}
+	}
+	s.suspendLocked(mirroring, hal.ReasonRestart)
+	for _, session := range slices.Sorted(maps.Keys(s.heartbeats)) {
+		if hb := s.heartbeats[session]; !hb.expired {
+			s.armHeartbeatLocked(hb)
+		}
+	}
+	f.reconcilePathsLocked()
+}
+
+func (s *System) sortedVolumes() []*volume {
+	ids := slices.Sorted(maps.Keys(s.volumes))
+	out := make([]*volume, len(ids))
+	for i, id := range ids {
+		out[i] = s.volumes[id]
+	}
+	return out
+}
+
+// mirroringOn lists the volumes whose pair mirrors over the LSS pair.
+func (s *System) mirroringOn(lp hal.LSSPair) []*volume {
+	var out []*volume
+	for _, v := range s.sortedVolumes() {
+		if v.pair != nil && v.pair.state.Mirroring() && v.pair.lssPair(s.serial, v.id) == lp {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// suspendLocked suspends the mirroring pairs of the given source volumes,
+// tells the targets it can still reach, raises one suspend event per LSS
+// pair, and, for the reasons a storage system suspends on its own (path,
+// target, restart), puts the source LSS in ELB where the path has the CG
+// option. A freeze and a heartbeat expiry start their ELB themselves.
+func (s *System) suspendLocked(vols []*volume, reason hal.SuspendReason) []hal.LSSPair {
+	f := s.fabric
+	byPair := map[hal.LSSPair]*hal.VolumeSet{}
+	var order []hal.LSSPair
+	for _, v := range vols {
+		p := v.pair
+		if p == nil || !p.state.Mirroring() {
+			continue
+		}
+		p.state, p.reason = hal.Suspended, reason
+		p.copyGen++
+		lp := p.lssPair(s.serial, v.id)
+		if f.linkUpLocked(lp) {
+			t := f.systems[p.target.Serial].volumes[p.target.Volume]
+			t.targetState, t.targetReason = hal.TargetSuspended, reason
+		}
+		if byPair[lp] == nil {
+			byPair[lp] = &hal.VolumeSet{}
+			order = append(order, lp)
+		}
+		byPair[lp].Add(v.id.Number())
+	}
+	selfSuspend := reason == hal.ReasonPath || reason == hal.ReasonTarget || reason == hal.ReasonRestart
+	for _, lp := range order {
+		if path := s.paths[lp]; selfSuspend && path != nil && path.consistencyGroup {
+			s.startELBLocked(s.lss[lp.Source.LSS], false)
+		}
+		s.emitLocked(hal.Event{Kind: hal.EventSuspend, LSSPair: lp, Reason: reason, Volumes: *byPair[lp]})
+	}
+	return order
+}
+
+// startELBLocked puts an LSS into extended long busy for its CG timeout.
+// An LSS already in ELB keeps its deadline, unless extend is set (a
+// heartbeat expiry holds ELB for the full CG timeout from its instant).
+func (s *System) startELBLocked(l *lss, extend bool) {
+	f := s.fabric
+	until := f.clock.Now().Add(l.cgTimeout)
+	if l.elbRelease != nil && (!extend || !until.After(l.elbUntil)) {
+		return
+	}
+	if l.elbRelease == nil {
+		l.elbRelease = make(chan struct{})
+	}
+	if l.elbTimer != nil {
+		l.elbTimer.Stop()
+	}
+	l.elbGen++
+	gen := l.elbGen
+	l.elbUntil = until
+	l.elbTimer = f.clock.AfterFunc(l.cgTimeout, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if l.elbGen == gen {
+			s.endELBLocked(l)
+		}
+	})
+}
+
+// endELBLocked releases the writes an LSS holds.
+func (s *System) endELBLocked(l *lss) {
+	if l.elbRelease == nil {
+		return
+	}
+	close(l.elbRelease)
+	l.elbRelease = nil
+	l.elbUntil = time.Time{}
+	l.elbGen++
+	if l.elbTimer != nil {
+		l.elbTimer.Stop()
+		l.elbTimer = nil
+	}
+}
+
+// freezeLocked suspends the pairs of LSS pairs, removes their paths and
+// starts ELB on the source LSSs.
+func (s *System) freezeLocked(pairs []hal.LSSPair, reason hal.SuspendReason, extendELB bool) {
+	for _, lp := range pairs {
+		s.suspendLocked(s.mirroringOn(lp), reason)
+		delete(s.paths, lp)
+		s.startELBLocked(s.lss[lp.Source.LSS], extendELB)
+	}
+}
+
+// armHeartbeatLocked (re)starts a session's heartbeat timer for a full H.
+func (s *System) armHeartbeatLocked(hb *heartbeat) {
+	f := s.fabric
+	if hb.timer != nil {
+		hb.timer.Stop()
+	}
+	hb.gen++
+	gen := hb.gen
+	hb.timer = f.clock.AfterFunc(hb.spec.Timeout, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if hb.gen == gen && !s.crashed {
+			s.expireHeartbeatLocked(hb)
+		}
+	})
+}
+
+// expireHeartbeatLocked is the storage system's own freeze when the
+// manager went silent: ELB for the full CG timeout from now.
+func (s *System) expireHeartbeatLocked(hb *heartbeat) {
+	hb.expired = true
+	hb.timer = nil
+	s.emitLocked(hal.Event{Kind: hal.EventHeartbeatExpiry, Session: hb.spec.Session})
+	s.freezeLocked(hb.spec.Pairs, hal.ReasonHeartbeatExpiry, true)
+}
+
+// scheduleCopyLocked runs the copy of a copy-pending pair on the clock:
+// after CopyPerBlock per out-of-sync block, the blocks are copied with
+// their content at that instant and the pair becomes full-duplex. Writes
+// meanwhile are mirrored and leave the out-of-sync set.
+func (s *System) scheduleCopyLocked(v *volume) {
+	f := s.fabric
+	p := v.pair
+	p.copyGen++
+	gen := p.copyGen
+	d := time.Duration(len(p.outOfSync)) * f.copyPerBlock
+	f.clock.AfterFunc(d, func() {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		if v.pair != p || p.copyGen != gen || p.state != hal.CopyPending || s.crashed {
+			return
+		}
+		lp := p.lssPair(s.serial, v.id)
+		if path := s.paths[lp]; path == nil || path.state != hal.PathUp || !f.linkUpLocked(lp) {
+			return // the path failure already suspended the pair
+		}
+		t := f.systems[p.target.Serial].volumes[p.target.Volume]
+		for _, b := range slices.Sorted(maps.Keys(p.outOfSync)) {
+			if data, ok := v.blocks[b]; ok {
+				t.blocks[b] = slices.Clone(data)
+			} else {
+				delete(t.blocks, b)
+			}
+			s.stats.CopiedBlocks++
+		}
+		clear(p.outOfSync)
+		p.state, p.reason = hal.FullDuplex, hal.ReasonNone
+		t.targetState, t.targetReason = hal.TargetFullDuplex, hal.ReasonNone
+	})
+}
+
+// emitLocked raises an event to every manager whose link is up.
+func (s *System) emitLocked(ev hal.Event) {
+	s.eventSeq++
+	ev.Serial, ev.Seq, ev.At = s.serial, s.eventSeq, s.fabric.clock.Now()
+	s.stats.EventsRaised++
+	for _, name := range slices.Sorted(maps.Keys(s.managers)) {
+		s.sendLocked(s.managers[name], ev)
+	}
+}
+
+func (s *System) sendLocked(m *manager, ev hal.Event) {
+	if m.mode != LinkUp {
+		return
+	}
+	for sub := range m.subs {
+		if !sub.push(ev) {
+			s.stats.EventsDropped++
+		}
+	}
+}
+
+// maxQueuedEvents bounds what a slow subscriber can make the system hold.
+const maxQueuedEvents = 1 << 16
+
+// subscription queues events for one Events channel without ever blocking
+// the fabric: a pump goroutine moves them to the subscriber.
+type subscription struct {
+	mu    sync.Mutex
+	queue []hal.Event
+	wake  chan struct{}
+}
+
+func (sub *subscription) push(ev hal.Event) bool {
+	sub.mu.Lock()
+	full := len(sub.queue) >= maxQueuedEvents
+	if !full {
+		sub.queue = append(sub.queue, ev)
+	}
+	sub.mu.Unlock()
+	select {
+	case sub.wake <- struct{}{}:
+	default:
+	}
+	return !full
+}
