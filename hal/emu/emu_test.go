@@ -466,7 +466,7 @@ func TestRecoverAndFailback(t *testing.T) {
 
 	r.must(r.sc.Recover(ctx, 1, []hal.VolumePair{vp}))
 	r.must(r.sc.Recover(ctx, 1, []hal.VolumePair{vp})) // idempotent
-	r.write(vp.Target, 2, "h2")                       // H2 is writable now
+	r.write(vp.Target, 2, "h2")                        // H2 is writable now
 	if err := r.pc.Freeze(ctx, 1, nil); err != nil {
 		t.Fatal(err)
 	}
