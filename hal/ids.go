@@ -130,3 +130,6 @@ func (s VolumeSet) Len() int {
 	}
 	return n
 }
+
+// Reversed is the pair in the other direction, as after a failback.
+func (p VolumePair) Reversed() VolumePair { return VolumePair{Source: p.Target, Target: p.Source} }
