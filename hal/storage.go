@@ -57,7 +57,9 @@ type LSSStatus struct {
 
 // StorageSystem is one storage system as a manager sees it, through one
 // or more connections. Every command carries the sender's epoch and is
-// bounded by ctx.
+// bounded by ctx. Every command is idempotent: sending it again after a
+// lost answer (a connection failover, a timeout) leaves the same state, so
+// drivers and the core may retry any of them.
 type StorageSystem interface {
 	Serial() Serial
 	Capabilities() Capabilities

@@ -311,19 +311,21 @@ func testPathFailureEvent(t *testing.T, c *checker) {
 
 func testHeartbeat(t *testing.T, c *checker) {
 	p := c.lab.Primary
-	const h = 2 * time.Second
+	// H is long and the refresh frequent so that a lab on a scaled wall
+	// clock keeps the session alive under a loaded test machine.
+	const h = 20 * time.Second
 	err := p.Heartbeat(c.ctx(), c.epoch, "nosuch")
 	if !errors.Is(err, hal.ErrRefused) {
 		t.Fatalf("heartbeat of an unarmed session: %v, want refused", err)
 	}
 	c.must(p.EnableHeartbeat(c.ctx(), c.epoch, hal.HeartbeatSpec{Session: "s1", Timeout: h,
 		Pairs: []hal.LSSPair{LSSPair(FBLSS)}}))
-	for range 4 {
-		c.lab.Pass(h / 2)
+	for range 6 {
+		c.lab.Pass(h / 5)
 		c.must(p.Heartbeat(c.ctx(), c.epoch, "s1"))
 	}
 	c.wantPair(Pair(FBLSS, 0), hal.FullDuplex, hal.ReasonNone)
-	c.lab.Pass(h + 100*time.Millisecond)
+	c.lab.Pass(h + time.Second)
 	ev := c.event(hal.EventHeartbeatExpiry)
 	if ev.Session != "s1" {
 		t.Fatalf("event %+v", ev)

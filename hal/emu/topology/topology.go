@@ -38,18 +38,10 @@ func DefaultLSSs() []emu.LSSConfig {
 func Standard(n int, lsss []emu.LSSConfig) *Topology {
 	t := &Topology{}
 	for i := range n {
-		p, s := PrimarySerial(i), SecondarySerial(i)
-		t.Systems = append(t.Systems,
-			emu.SystemConfig{Serial: p, LSSs: lsss}, emu.SystemConfig{Serial: s, LSSs: lsss})
-		for _, l := range lsss {
-			t.Paths = append(t.Paths, hal.PathSpec{ConsistencyGroup: true, LSSPair: hal.LSSPair{
-				Source: hal.LSSRef{Serial: p, LSS: l.LSS}, Target: hal.LSSRef{Serial: s, LSS: l.LSS}}})
-			for v := range l.Volumes {
-				id := hal.NewVolume(l.LSS, uint8(v))
-				t.Pairs = append(t.Pairs, hal.VolumePair{
-					Source: hal.VolumeRef{Serial: p, Volume: id}, Target: hal.VolumeRef{Serial: s, Volume: id}})
-			}
-		}
+		p := emu.SystemConfig{Serial: PrimarySerial(i), LSSs: lsss}
+		s := emu.SystemConfig{Serial: SecondarySerial(i), LSSs: lsss}
+		t.Systems = append(t.Systems, p, s)
+		t.AddMirror(p, s) // same LSSs on both sides: nothing to report
 	}
 	return t
 }
@@ -138,4 +130,34 @@ func (t *Topology) Establish(ctx context.Context, clk clock.Clock, conns map[hal
 			return err
 		}
 	}
+}
+
+// AddMirror pairs every volume of src with the volume of the same id on
+// tgt, with a CG path per LSS. It returns the problems it found (an LSS or
+// volume of src that tgt lacks) and adds nothing then.
+func (t *Topology) AddMirror(src, tgt emu.SystemConfig) []string {
+	tgtLSS := map[hal.LSS]emu.LSSConfig{}
+	for _, l := range tgt.LSSs {
+		tgtLSS[l.LSS] = l
+	}
+	var problems []string
+	for _, l := range src.LSSs {
+		if tl, ok := tgtLSS[l.LSS]; !ok || tl.Volumes < l.Volumes {
+			problems = append(problems, fmt.Sprintf("mirror %s -> %s: %s has no LSS %s with %d volumes",
+				src.Serial, tgt.Serial, tgt.Serial, l.LSS, l.Volumes))
+		}
+	}
+	if len(problems) > 0 {
+		return problems
+	}
+	for _, l := range src.LSSs {
+		t.Paths = append(t.Paths, hal.PathSpec{ConsistencyGroup: true, LSSPair: hal.LSSPair{
+			Source: hal.LSSRef{Serial: src.Serial, LSS: l.LSS}, Target: hal.LSSRef{Serial: tgt.Serial, LSS: l.LSS}}})
+		for v := range l.Volumes {
+			id := hal.NewVolume(l.LSS, uint8(v))
+			t.Pairs = append(t.Pairs, hal.VolumePair{
+				Source: hal.VolumeRef{Serial: src.Serial, Volume: id}, Target: hal.VolumeRef{Serial: tgt.Serial, Volume: id}})
+		}
+	}
+	return nil
 }

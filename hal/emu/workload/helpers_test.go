@@ -108,7 +108,7 @@ func prefixDisk(l *workload.Layout, prefix []uint64) *disk {
 // latestAt is, by counting down, the chain's last write to index i among
 // writes 1..p: an implementation independent of the oracle's formula.
 func latestAt(p uint64, n, i int) uint64 {
-	for s := p; s > 0 && s+uint64(n) > p; s-- {
+	for s := p; s > 0 && p-s < uint64(n); s-- {
 		if (s-1)%uint64(n) == uint64(i) {
 			return s
 		}

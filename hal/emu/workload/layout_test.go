@@ -20,6 +20,7 @@ func TestNewLayoutErrors(t *testing.T) {
 	b1, b2 := vol(primary(1), 0x1001), vol(primary(1), 0x1002)
 	x1, x2 := vol(secondary(0), 0x1001), vol(secondary(0), 0x1002)
 	y1, y2 := vol(secondary(1), 0x1001), vol(secondary(1), 0x1002)
+	pr := func(src, tgt hal.VolumeRef) hal.VolumePair { return hal.VolumePair{Source: src, Target: tgt} }
 	// On 32-bit platforms int cannot exceed 2^32; -1 stands in there.
 	tooMany, tooManyErr := -1, "need at least 1"
 	if strconv.IntSize == 64 {
@@ -44,13 +45,13 @@ func TestNewLayoutErrors(t *testing.T) {
 		{name: "odd chain over two systems", pairs: makePairs(4, 4), chains: 1, n: 3, want: "one system must hold 2 volumes of a chain, at most 1"},
 		{name: "one system dominates", pairs: makePairs(3, 1, 1), chains: 1, n: 5, want: "one system must hold 3 volumes of a chain, at most 2"},
 		{name: "small systems cannot balance", pairs: makePairs(6, 1), chains: 1, n: 4, want: "must hold 3"},
-		{name: "duplicate pair", pairs: []hal.VolumePair{{a1, x1}, {b1, y1}, {a1, x1}}, chains: 1, n: 2, want: "duplicate pair"},
-		{name: "source in two pairs", pairs: []hal.VolumePair{{a1, x1}, {b1, y1}, {a1, x2}}, chains: 1, n: 2, want: "is the source of two pairs"},
-		{name: "target in two pairs", pairs: []hal.VolumePair{{a1, x1}, {b1, y1}, {a2, x1}}, chains: 1, n: 2, want: "is the target of two pairs"},
-		{name: "source is a target", pairs: []hal.VolumePair{{a1, x1}, {b1, y1}, {x1, y2}}, chains: 1, n: 2, want: "is both a source"},
-		{name: "self mirror", pairs: []hal.VolumePair{{a1, a1}, {b1, y1}}, chains: 1, n: 2, want: "mirrors a volume to itself"},
-		{name: "empty source serial", pairs: []hal.VolumePair{{vol("", 0x1001), x1}, {b1, y1}}, chains: 1, n: 2, want: "empty serial"},
-		{name: "empty target serial", pairs: []hal.VolumePair{{a1, vol("", 0x1001)}, {b2, y1}}, chains: 1, n: 2, want: "empty serial"},
+		{name: "duplicate pair", pairs: []hal.VolumePair{pr(a1, x1), pr(b1, y1), pr(a1, x1)}, chains: 1, n: 2, want: "duplicate pair"},
+		{name: "source in two pairs", pairs: []hal.VolumePair{pr(a1, x1), pr(b1, y1), pr(a1, x2)}, chains: 1, n: 2, want: "is the source of two pairs"},
+		{name: "target in two pairs", pairs: []hal.VolumePair{pr(a1, x1), pr(b1, y1), pr(a2, x1)}, chains: 1, n: 2, want: "is the target of two pairs"},
+		{name: "source is a target", pairs: []hal.VolumePair{pr(a1, x1), pr(b1, y1), pr(x1, y2)}, chains: 1, n: 2, want: "is both a source"},
+		{name: "self mirror", pairs: []hal.VolumePair{pr(a1, a1), pr(b1, y1)}, chains: 1, n: 2, want: "mirrors a volume to itself"},
+		{name: "empty source serial", pairs: []hal.VolumePair{pr(vol("", 0x1001), x1), pr(b1, y1)}, chains: 1, n: 2, want: "empty serial"},
+		{name: "empty target serial", pairs: []hal.VolumePair{pr(a1, vol("", 0x1001)), pr(b2, y1)}, chains: 1, n: 2, want: "empty serial"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

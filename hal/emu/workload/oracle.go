@@ -194,8 +194,12 @@ func expected(p, n uint64, i int) uint64 {
 // String describes the violation for a storage administrator.
 func (v Violation) String() string {
 	if v.Kind == KindGap {
+		found := "that block was never written"
+		if v.FoundSeq > 0 {
+			found = fmt.Sprintf("that block holds write %d instead", v.FoundSeq)
+		}
 		return fmt.Sprintf("chain %d has write %d on %v but not write %d, which belongs on %v (%s)",
-			v.Chain, v.PresentSeq, v.PresentVolume, v.MissingSeq, v.MissingVolume, v.Detail)
+			v.Chain, v.PresentSeq, v.PresentVolume, v.MissingSeq, v.MissingVolume, found)
 	}
 	should := "should be empty"
 	if v.MissingSeq > 0 {

@@ -1,0 +1,379 @@
+package direct
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/lockstep-io/lockstep/drivers/wire"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+)
+
+// Options configure a driver for one storage system.
+type Options struct {
+	Serial    hal.Serial
+	Endpoints [2]string // cluster 0 and cluster 1, host:port
+	Manager   string    // this manager's name, sent in the handshake
+	User      string
+	Password  string
+	TLS       *tls.Config // client config: roots and server name (wire.ClientTLSConfig)
+
+	Clock  clock.Clock  // nil: real time
+	Logger *slog.Logger // nil: discard
+	// Dial opens a TCP connection (default: net.Dialer). Tests use it to
+	// black-hole or count dials.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
+
+	ConnectTimeout time.Duration // TCP connect + TLS + handshake per endpoint (default 2 s)
+	RequestTimeout time.Duration // for a command whose ctx has no deadline (default 5 s)
+	BackoffMin     time.Duration // default 100 ms
+	BackoffMax     time.Duration // default 10 s
+	StableAfter    time.Duration // a connection younger than this that dies counts as a failure (default 1 s)
+}
+
+func (o Options) withDefaults() Options {
+	o.Clock = clock.OrReal(o.Clock)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Dial == nil {
+		o.Dial = func(ctx context.Context, addr string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "tcp", addr)
+		}
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.ConnectTimeout, 2*time.Second)
+	def(&o.RequestTimeout, 5*time.Second)
+	def(&o.BackoffMin, 100*time.Millisecond)
+	def(&o.BackoffMax, 10*time.Second)
+	def(&o.StableAfter, time.Second)
+	return o
+}
+
+// System is a storage system over its direct connections.
+type System struct {
+	opt Options
+	log *slog.Logger
+
+	mu      sync.Mutex
+	client  *wire.Client  // the live connection, nil while there is none
+	cluster int           // the live connection's endpoint index, -1 for none
+	changed chan struct{} // closed and replaced when client changes
+	lastErr error         // why the last dial round failed
+	subs    map[chan hal.Event]struct{}
+	dials   int // dial attempts, for tests
+
+	stop context.CancelFunc
+	done chan struct{}
+}
+
+var _ hal.StorageSystem = (*System)(nil)
+
+// New starts a driver; it connects in the background until Close.
+func New(opt Options) *System {
+	opt = opt.withDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &System{
+		opt: opt, log: opt.Logger.With("component", "direct", "serial", string(opt.Serial)),
+		changed: make(chan struct{}), cluster: -1, subs: map[chan hal.Event]struct{}{},
+		stop: cancel, done: make(chan struct{}),
+	}
+	go s.connectLoop(ctx)
+	return s
+}
+
+// Close stops the driver and closes its connection.
+func (s *System) Close() error {
+	s.stop()
+	<-s.done
+	return nil
+}
+
+// Dials is the number of connection attempts so far.
+func (s *System) Dials() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.dials
+}
+
+// Cluster is the endpoint index of the live connection, or -1.
+func (s *System) Cluster() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cluster
+}
+
+// setClient publishes the live connection (nil: none) and wakes waiters.
+func (s *System) setClient(c *wire.Client, cluster int, lastErr error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.client, s.cluster = c, cluster
+	if lastErr != nil {
+		s.lastErr = lastErr
+	}
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+// connectLoop keeps one connection live: on loss it fails over to the
+// other endpoint at once, and after a round in which neither answered it
+// waits Backoff on the clock.
+func (s *System) connectLoop(ctx context.Context) {
+	defer close(s.done)
+	preferred, failures := 0, 0
+	for ctx.Err() == nil {
+		var errs []error
+		connected := false
+		for i := range 2 {
+			idx := (preferred + i) % 2
+			c, err := s.dial(ctx, s.opt.Endpoints[idx])
+			if err != nil {
+				errs = append(errs, fmt.Errorf("cluster %d (%s): %w", idx, s.opt.Endpoints[idx], err))
+				continue
+			}
+			connected, preferred = true, idx
+			s.log.Info("connected", "cluster", idx, "endpoint", s.opt.Endpoints[idx])
+			s.setClient(c, idx, nil)
+			since := s.opt.Clock.Now()
+			done := s.forwardEvents(ctx, c)
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+			c.Close()
+			<-done
+			s.setClient(nil, -1, fmt.Errorf("connection to cluster %d lost: %w", idx, c.Err()))
+			if s.opt.Clock.Since(since) >= s.opt.StableAfter {
+				failures = 0
+			} else {
+				failures++
+			}
+			s.log.Warn("connection lost", "cluster", idx, "err", c.Err())
+			preferred = 1 - idx // fail over to the other cluster first
+			break
+		}
+		if connected && failures == 0 {
+			continue
+		}
+		if !connected {
+			failures++
+			s.setClient(nil, -1, errors.Join(errs...))
+			s.log.Warn("storage system unreachable", "err", errors.Join(errs...), "attempt", failures)
+		}
+		if err := clock.Sleep(ctx, s.opt.Clock, Backoff(failures, s.opt.BackoffMin, s.opt.BackoffMax)); err != nil {
+			return
+		}
+	}
+}
+
+func (s *System) dial(ctx context.Context, addr string) (*wire.Client, error) {
+	s.mu.Lock()
+	s.dials++
+	s.mu.Unlock()
+	dctx, cancel := context.WithTimeout(ctx, s.opt.ConnectTimeout)
+	defer cancel()
+	raw, err := s.opt.Dial(dctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	conn := net.Conn(raw)
+	if s.opt.TLS != nil {
+		conn = tls.Client(raw, s.opt.TLS)
+	}
+	c, ok, err := wire.NewClient(dctx, conn, wire.Hello{
+		Manager: s.opt.Manager, Serial: s.opt.Serial, User: s.opt.User, Password: s.opt.Password,
+	}, wire.ClientOptions{Logger: s.opt.Logger, DefaultTimeout: s.opt.RequestTimeout, EventBuffer: 1024})
+	if err != nil {
+		return nil, err
+	}
+	if ok.Serial != s.opt.Serial {
+		c.Close()
+		return nil, fmt.Errorf("endpoint serves %s, not %s", ok.Serial, s.opt.Serial)
+	}
+	return c, nil
+}
+
+// forwardEvents copies the connection's events to every subscriber until
+// the connection ends; the returned channel is closed then.
+func (s *System) forwardEvents(ctx context.Context, c *wire.Client) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case ev, ok := <-c.Events():
+				if !ok {
+					return
+				}
+				s.mu.Lock()
+				for sub := range s.subs {
+					select {
+					case sub <- ev:
+					default: // a subscriber that does not keep up loses events; polls catch up
+					}
+				}
+				s.mu.Unlock()
+			case <-c.Done():
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return done
+}
+
+// live waits for a live connection until ctx is done. Refused
+// credentials end the wait at once: retrying will not mend them.
+func (s *System) live(ctx context.Context) (*wire.Client, error) {
+	for {
+		s.mu.Lock()
+		c, changed, lastErr := s.client, s.changed, s.lastErr
+		s.mu.Unlock()
+		if c != nil && !dead(c) {
+			return c, nil
+		}
+		if errors.Is(lastErr, hal.ErrAuth) {
+			return nil, fmt.Errorf("%s: %w", s.opt.Serial, lastErr)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			if lastErr == nil {
+				lastErr = errors.New("not connected yet")
+			}
+			return nil, fmt.Errorf("%w: %s: no connection (%v): %w", hal.ErrUnreachable, s.opt.Serial, ctx.Err(), lastErr)
+		}
+	}
+}
+
+func dead(c *wire.Client) bool {
+	select {
+	case <-c.Done():
+		return true
+	default:
+		return false
+	}
+}
+
+// maxSends bounds how often one command is sent: once, and again on the
+// other cluster for each connection that died under it.
+const maxSends = 3
+
+// call runs fn on the live connection within the command's deadline. A
+// command whose connection died before the answer is sent again on the
+// next live connection, within the same deadline: every hal command is
+// idempotent, and a freeze must not be lost to a cluster failover.
+func (s *System) call(ctx context.Context, fn func(ctx context.Context, c *wire.Client) error) error {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = clock.WithTimeout(ctx, s.opt.Clock, s.opt.RequestTimeout)
+		defer cancel()
+	}
+	var err error
+	for range maxSends {
+		var c *wire.Client
+		if c, err = s.live(ctx); err != nil {
+			return err
+		}
+		err = fn(ctx, c)
+		if err == nil || ctx.Err() != nil || !dead(c) {
+			return err
+		}
+		s.log.Info("connection died under a command; sending it again", "err", err)
+	}
+	return err
+}
+
+func (s *System) Serial() hal.Serial             { return s.opt.Serial }
+func (s *System) Capabilities() hal.Capabilities { return hal.Capabilities{Heartbeat: true} }
+
+func (s *System) EstablishPaths(ctx context.Context, epoch hal.Epoch, paths []hal.PathSpec) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.EstablishPaths(ctx, epoch, paths) })
+}
+
+func (s *System) EstablishPairs(ctx context.Context, epoch hal.Epoch, pairs []hal.PairSpec) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.EstablishPairs(ctx, epoch, pairs) })
+}
+
+func (s *System) Freeze(ctx context.Context, epoch hal.Epoch, pairs []hal.LSSPair) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.Freeze(ctx, epoch, pairs) })
+}
+
+func (s *System) Thaw(ctx context.Context, epoch hal.Epoch, lsss []hal.LSS) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.Thaw(ctx, epoch, lsss) })
+}
+
+func (s *System) Suspend(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.Suspend(ctx, epoch, pairs) })
+}
+
+func (s *System) Recover(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.Recover(ctx, epoch, pairs) })
+}
+
+func (s *System) Failback(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.Failback(ctx, epoch, pairs) })
+}
+
+func (s *System) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, hb hal.HeartbeatSpec) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.EnableHeartbeat(ctx, epoch, hb) })
+}
+
+func (s *System) Heartbeat(ctx context.Context, epoch hal.Epoch, session string) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.Heartbeat(ctx, epoch, session) })
+}
+
+func (s *System) DisableHeartbeat(ctx context.Context, epoch hal.Epoch, session string) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.DisableHeartbeat(ctx, epoch, session) })
+}
+
+func (s *System) QueryPairs(ctx context.Context, epoch hal.Epoch) (out []hal.PairStatus, err error) {
+	err = s.call(ctx, func(ctx context.Context, c *wire.Client) error {
+		out, err = c.QueryPairs(ctx, epoch)
+		return err
+	})
+	return out, err
+}
+
+func (s *System) QueryPaths(ctx context.Context, epoch hal.Epoch) (out []hal.PathStatus, err error) {
+	err = s.call(ctx, func(ctx context.Context, c *wire.Client) error {
+		out, err = c.QueryPaths(ctx, epoch)
+		return err
+	})
+	return out, err
+}
+
+func (s *System) QueryLSSs(ctx context.Context, epoch hal.Epoch) (out []hal.LSSStatus, err error) {
+	err = s.call(ctx, func(ctx context.Context, c *wire.Client) error {
+		out, err = c.QueryLSSs(ctx, epoch)
+		return err
+	})
+	return out, err
+}
+
+// Events subscribes to the events of whichever connection is live.
+func (s *System) Events(ctx context.Context) (<-chan hal.Event, error) {
+	ch := make(chan hal.Event, 1024)
+	s.mu.Lock()
+	s.subs[ch] = struct{}{}
+	s.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		delete(s.subs, ch)
+		close(ch)
+		s.mu.Unlock()
+	})
+	return ch, nil
+}

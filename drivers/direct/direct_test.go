@@ -1,0 +1,284 @@
+package direct_test
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/lockstep-io/lockstep/drivers/direct"
+	"github.com/lockstep-io/lockstep/drivers/wire"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/hal/emu/lab"
+	"github.com/lockstep-io/lockstep/hal/haltest"
+)
+
+// speed makes storage time run faster than the test's wall time, so CG
+// timeouts and heartbeats of the conformance suite take milliseconds.
+const speed = 10
+
+func labFile(serials ...hal.Serial) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "speed = %d\ncopy_per_block = \"10us\"\n", speed)
+	for _, s := range serials {
+		fmt.Fprintf(&b, `
+[[system]]
+serial = %q
+user = "lockstep"
+password = "pw-%s"
+endpoints = ["127.0.0.1:0", "127.0.0.1:0"]
+  [[system.lss]]
+  id = "10"
+  type = "FB"
+  volumes = 2
+  [[system.lss]]
+  id = "20"
+  type = "CKD"
+  volumes = 2
+`, s, s)
+	}
+	return b.String()
+}
+
+func startLab(t *testing.T, serials ...hal.Serial) *lab.Server {
+	t.Helper()
+	cfg, err := lab.ParseConfig(labFile(serials...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	srv, err := lab.Start(ctx, cfg, lab.Options{ControlSocket: filepath.Join(t.TempDir(), "lab.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); srv.Wait() })
+	return srv
+}
+
+func driverFor(t *testing.T, srv *lab.Server, serial hal.Serial, tweak func(*direct.Options)) *direct.System {
+	t.Helper()
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(srv.CAPEM()) {
+		t.Fatal("lab CA does not parse")
+	}
+	opt := direct.Options{Serial: serial, Manager: "test-manager", User: "lockstep",
+		Password: "pw-" + string(serial), TLS: wire.ClientTLSConfig(pool, "127.0.0.1"),
+		BackoffMin: 20 * time.Millisecond, BackoffMax: 200 * time.Millisecond}
+	for _, st := range srv.Status() {
+		if st.Serial == string(serial) {
+			opt.Endpoints = st.Endpoints
+		}
+	}
+	if tweak != nil {
+		tweak(&opt)
+	}
+	d := direct.New(opt)
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+func inject(t *testing.T, srv *lab.Server, f lab.Fault) {
+	t.Helper()
+	if err := srv.Inject(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConformanceOverTheWire(t *testing.T) {
+	haltest.Run(t, func(t *testing.T) *haltest.Lab {
+		srv := startLab(t, haltest.Primary, haltest.Secondary)
+		fab := srv.Fabric()
+		mode := func(up bool) string {
+			if up {
+				return "up"
+			}
+			return "down"
+		}
+		return &haltest.Lab{
+			Primary:   driverFor(t, srv, haltest.Primary, nil),
+			Secondary: driverFor(t, srv, haltest.Secondary, nil),
+			Write:     fab.Write,
+			Read:      fab.Read,
+			CutPaths:  func(up bool) { fab.SetSystemPaths(haltest.Primary, up) },
+			CutManager: func(up bool) {
+				inject(t, srv, lab.Fault{Kind: "manager", System: string(haltest.Primary), Endpoint: -1, Mode: mode(up)})
+			},
+			Pass: func(d time.Duration) { time.Sleep(d / speed) },
+		}
+	})
+}
+
+func TestFailoverToTheOtherCluster(t *testing.T) {
+	t.Parallel()
+	srv := startLab(t, haltest.Primary, haltest.Secondary)
+	d := driverFor(t, srv, haltest.Primary, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	lp := haltest.LSSPair(haltest.FBLSS)
+	if err := d.EstablishPaths(ctx, 1, []hal.PathSpec{{LSSPair: lp}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.EstablishPairs(ctx, 1, []hal.PairSpec{{VolumePair: haltest.Pair(haltest.FBLSS, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	first := d.Cluster()
+	if first < 0 {
+		t.Fatal("no live cluster after a successful command")
+	}
+	events, _ := d.Events(ctx)
+	inject(t, srv, lab.Fault{Kind: "manager", System: string(haltest.Primary), Endpoint: first, Mode: "down"})
+	// The next command is served by the other cluster, within its deadline.
+	if _, err := d.QueryLSSs(ctx, 1); err != nil {
+		t.Fatalf("command after cluster %d went down: %v", first, err)
+	}
+	if got := d.Cluster(); got != 1-first {
+		t.Fatalf("live cluster %d, want %d", got, 1-first)
+	}
+	// Events flow on the new connection.
+	if err := d.Freeze(ctx, 1, []hal.LSSPair{lp}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case ev := <-events:
+		if ev.Kind != hal.EventSuspend || ev.LSSPair != lp || ev.Reason != hal.ReasonFreeze {
+			t.Fatalf("event after failover: %+v", ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("no event after failover")
+	}
+}
+
+// TestReconnectBackoff checks the dial schedule exactly: both clusters
+// refuse, so every round is two dials, then a pause of Backoff(n).
+func TestReconnectBackoff(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.Real() // virtual inside the bubble
+		start := clk.Now()
+		var mu sync.Mutex
+		var dials []time.Duration
+		d := direct.New(direct.Options{
+			Serial: "LAB.X", Endpoints: [2]string{"a:1", "b:1"}, Clock: clk,
+			BackoffMin: 100 * time.Millisecond, BackoffMax: 2 * time.Second,
+			Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+				mu.Lock()
+				dials = append(dials, clk.Since(start))
+				mu.Unlock()
+				return nil, errors.New("connection refused")
+			},
+		})
+		time.Sleep(10 * time.Second)
+		d.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		var want []time.Duration
+		at := time.Duration(0)
+		for n := 1; at <= 10*time.Second; n++ {
+			want = append(want, at, at)
+			at += direct.Backoff(n, 100*time.Millisecond, 2*time.Second)
+		}
+		if fmt.Sprint(dials) != fmt.Sprint(want) {
+			t.Fatalf("dials at\n %v\nwant\n %v", dials, want)
+		}
+	})
+}
+
+func TestBackoff(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		attempt int
+		want    time.Duration
+	}{{1, 100 * time.Millisecond}, {2, 200 * time.Millisecond}, {3, 400 * time.Millisecond},
+		{7, 6400 * time.Millisecond}, {8, 10 * time.Second}, {100, 10 * time.Second}} {
+		if got := direct.Backoff(tc.attempt, 100*time.Millisecond, 10*time.Second); got != tc.want {
+			t.Errorf("Backoff(%d) = %v, want %v", tc.attempt, got, tc.want)
+		}
+	}
+}
+
+// TestBlackholedSystemDoesNotDelayOthers: a command to a black-holed
+// system waits for its deadline; meanwhile commands to another system are
+// all answered.
+func TestBlackholedSystemDoesNotDelayOthers(t *testing.T) {
+	t.Parallel()
+	srv := startLab(t, haltest.Primary, haltest.Secondary)
+	hole := driverFor(t, srv, haltest.Primary, nil)
+	other := driverFor(t, srv, haltest.Secondary, nil)
+	ctx := context.Background()
+	if _, err := hole.QueryLSSs(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	inject(t, srv, lab.Fault{Kind: "manager", System: string(haltest.Primary), Endpoint: -1, Mode: "blackhole"})
+
+	holeCtx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	holeDone := make(chan error, 1)
+	go func() { holeDone <- hole.Freeze(holeCtx, 1, []hal.LSSPair{haltest.LSSPair(haltest.FBLSS)}) }()
+	for i := range 50 {
+		if _, err := other.QueryPairs(ctx, 1); err != nil {
+			t.Fatalf("call %d to the healthy system: %v", i, err)
+		}
+		select {
+		case err := <-holeDone:
+			t.Fatalf("the black-holed call ended (%v) before the healthy system's calls", err)
+		default:
+		}
+	}
+	if err := <-holeDone; !errors.Is(err, hal.ErrTimeout) {
+		t.Fatalf("black-holed call: %v, want timeout", err)
+	}
+	if got := srv.Fabric().System(haltest.Primary); got.Epoch() != 1 {
+		t.Fatalf("epoch %d", got.Epoch())
+	}
+	// Nothing was executed: the pairs are not frozen.
+	if st := srv.Fabric().System(haltest.Primary).Stats(); st.EventsRaised != 0 {
+		t.Fatalf("the black-holed freeze was executed: %+v", st)
+	}
+}
+
+func TestWrongCredentialsRefused(t *testing.T) {
+	t.Parallel()
+	srv := startLab(t, haltest.Primary)
+	d := driverFor(t, srv, haltest.Primary, func(o *direct.Options) { o.Password = "wrong" })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := d.QueryPairs(ctx, 42)
+	if ctx.Err() != nil {
+		t.Fatal("a refused login must fail the command at once, not at its deadline")
+	}
+	if !errors.Is(err, hal.ErrAuth) || hal.Retryable(err) {
+		t.Fatalf("wrong password: %v, want a non-retryable auth error", err)
+	}
+	if e := srv.Fabric().System(haltest.Primary).Epoch(); e != 0 {
+		t.Fatalf("a command was executed without credentials (epoch %d)", e)
+	}
+}
+
+func TestCrashRefusesThenRestartReconnects(t *testing.T) {
+	t.Parallel()
+	srv := startLab(t, haltest.Primary)
+	d := driverFor(t, srv, haltest.Primary, nil)
+	ctx := context.Background()
+	if _, err := d.QueryLSSs(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	inject(t, srv, lab.Fault{Kind: "crash", System: string(haltest.Primary)})
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	if _, err := d.QueryLSSs(short, 1); !hal.Retryable(err) {
+		t.Fatalf("query of a crashed system: %v, want unreachable", err)
+	}
+	inject(t, srv, lab.Fault{Kind: "restart", System: string(haltest.Primary)})
+	long, cancel2 := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel2()
+	if _, err := d.QueryLSSs(long, 1); err != nil {
+		t.Fatalf("after restart: %v", err)
+	}
+}

@@ -1,0 +1,21 @@
+// Package direct is the direct TCP/IP connection of DESIGN.md §4: a
+// hal.StorageSystem over the two cluster endpoints of one storage system,
+// speaking the storage control protocol of drivers/wire over TLS 1.3.
+//
+// One connection is live at a time. When it dies the driver fails over to
+// the other cluster at once, then retries both with exponential backoff on
+// the injected clock (Backoff), so a storage system that is down costs a
+// bounded number of dials and never a tight loop. A connection that dies
+// within StableAfter of its handshake counts as a failure for the backoff,
+// so an endpoint that accepts and drops cannot spin the driver either.
+//
+// A command waits for a live connection until its own deadline, then
+// fails with hal.ErrUnreachable (or hal.ErrAuth when the storage system
+// refused the credentials, which retrying will not mend). Each storage
+// system has its own driver, goroutines and sockets: a slow or black-holed
+// system never delays commands to another.
+//
+// Events of whichever connection is live are fanned out to every Events
+// subscriber; an event lost while no connection was live is what the
+// manager's periodic poll is for.
+package direct

@@ -1,0 +1,506 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+)
+
+// ClientOptions tune a Client. The zero value is usable.
+type ClientOptions struct {
+	// Clock is the clock Call deadlines are read on (nil: real time):
+	// the Timeout sent is ctx's deadline minus Clock.Now().
+	Clock  clock.Clock
+	Logger *slog.Logger // nil: discard
+	// HandshakeTimeout bounds NewClient's exchange (default 10 s).
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds the writing of one frame (default 10 s). A
+	// write that does not finish kills the connection: half a frame
+	// leaves the stream unusable.
+	WriteTimeout time.Duration
+	// DefaultTimeout applies to a Call whose ctx has no deadline (default
+	// 30 s): every request carries a deadline.
+	DefaultTimeout time.Duration
+	// EventBuffer is the capacity of the Events channel (default 256).
+	EventBuffer int
+}
+
+func (o ClientOptions) withDefaults() ClientOptions {
+	o.Clock = clock.OrReal(o.Clock)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.HandshakeTimeout <= 0 {
+		o.HandshakeTimeout = 10 * time.Second
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	if o.DefaultTimeout <= 0 {
+		o.DefaultTimeout = 30 * time.Second
+	}
+	if o.EventBuffer <= 0 {
+		o.EventBuffer = 256
+	}
+	return o
+}
+
+// Client is the manager's end of one connection to a storage endpoint.
+// Calls are pipelined: any number may be in flight, each matched to its
+// response by ID. A Client never reconnects; when the connection dies,
+// Done is closed and a driver dials a new one.
+type Client struct {
+	conn net.Conn
+	opts ClientOptions
+
+	nextID atomic.Uint64
+	writeq chan *outgoing // drained by writeLoop, the only writer of conn
+
+	mu      sync.Mutex
+	pending map[uint64]chan Response // by request ID; buffered 1
+	err     error                    // why the connection ended; set once
+
+	events  chan hal.Event
+	dropped atomic.Uint64
+
+	done     chan struct{}
+	failOnce sync.Once
+	wg       sync.WaitGroup // readLoop and writeLoop
+}
+
+// outgoing is a request queued for writeLoop.
+type outgoing struct {
+	ctx     context.Context // the Call's: a request whose caller gave up is not sent
+	body    []byte
+	started atomic.Bool // writeLoop began writing it: it may reach the server
+}
+
+// NewClient runs the handshake on conn (already connected, and normally a
+// *tls.Conn from ClientTLSConfig), bounded by ctx and HandshakeTimeout,
+// then starts serving Calls and events. On error conn is closed. hello's
+// Version is set to Version if zero; if hello.Serial is set, the server
+// must serve that storage system.
+//
+// Handshake errors wrap ErrRejected and the reason (hal.ErrAuth,
+// ErrBadVersion, ErrUnknownSerial, hal.ErrUnreachable) when the server
+// refused, hal.ErrUnreachable when the connection failed, or a decoding
+// sentinel when the server spoke nonsense.
+func NewClient(ctx context.Context, conn net.Conn, hello Hello, opts ClientOptions) (*Client, HelloOK, error) {
+	opts = opts.withDefaults()
+	br := bufio.NewReader(conn) // kept: it may already hold frames sent after HelloOK
+	ok, err := clientHandshake(ctx, conn, br, hello, opts.HandshakeTimeout)
+	if err != nil {
+		conn.Close()
+		return nil, HelloOK{}, err
+	}
+	c := &Client{
+		conn:    conn,
+		opts:    opts,
+		writeq:  make(chan *outgoing, 64),
+		pending: make(map[uint64]chan Response),
+		events:  make(chan hal.Event, opts.EventBuffer),
+		done:    make(chan struct{}),
+	}
+	c.wg.Add(2)
+	go c.readLoop(br)
+	go c.writeLoop()
+	return c, ok, nil
+}
+
+func clientHandshake(ctx context.Context, conn net.Conn, br *bufio.Reader, hello Hello, timeout time.Duration) (HelloOK, error) {
+	if hello.Version == 0 {
+		hello.Version = Version
+	}
+	body, err := EncodeHello(hello)
+	if err != nil {
+		return HelloOK{}, fmt.Errorf("wire: handshake: %w", err)
+	}
+	// net.Conn deadlines are wall-clock by nature; ctx cuts them short.
+	conn.SetDeadline(time.Now().Add(timeout))
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
+	ok, err := exchangeHellos(conn, br, body, hello.Serial)
+	if !stop() { // ctx ended during the handshake; the deadline is in the past
+		return HelloOK{}, fmt.Errorf("wire: handshake: %w: %w", ErrConnLost, context.Cause(ctx))
+	}
+	if err != nil {
+		return HelloOK{}, fmt.Errorf("wire: handshake: %w", err)
+	}
+	conn.SetDeadline(time.Time{})
+	return ok, nil
+}
+
+func exchangeHellos(conn net.Conn, br *bufio.Reader, hello []byte, serial hal.Serial) (HelloOK, error) {
+	var buf bytes.Buffer
+	if err := WriteFrame(&buf, Frame{Type: MsgHello, Body: hello}); err != nil {
+		return HelloOK{}, err
+	}
+	if _, err := conn.Write(buf.Bytes()); err != nil {
+		return HelloOK{}, fmt.Errorf("%w: %w", ErrConnLost, err)
+	}
+	f, err := ReadFrame(br, MaxHandshakeFrame)
+	if err != nil {
+		if protocolError(err) {
+			return HelloOK{}, err
+		}
+		return HelloOK{}, fmt.Errorf("%w: %w", ErrConnLost, err)
+	}
+	switch f.Type {
+	case MsgHelloOK:
+		ok, err := DecodeHelloOK(f.Body)
+		if err != nil {
+			return HelloOK{}, err
+		}
+		if serial != "" && ok.Serial != serial {
+			return HelloOK{}, fmt.Errorf("%w: asked for %s, the endpoint serves %s", ErrUnknownSerial, serial, ok.Serial)
+		}
+		return ok, nil
+	case MsgHelloReject:
+		rj, err := DecodeHelloReject(f.Body)
+		if err != nil {
+			return HelloOK{}, err
+		}
+		return HelloOK{}, rejectError(rj)
+	}
+	return HelloOK{}, fmt.Errorf("%w: server answered the hello with a %s", ErrMalformed, f.Type)
+}
+
+// rejectError is the error for a HelloReject: ErrRejected, and the error
+// of its reason so that callers can tell bad credentials from a retryable
+// refusal.
+func rejectError(rj HelloReject) error {
+	var why error
+	switch rj.Code {
+	case RejectVersion:
+		why = ErrBadVersion
+	case RejectAuth:
+		why = hal.ErrAuth
+	case RejectUnknownSerial:
+		why = ErrUnknownSerial
+	case RejectUnavailable:
+		why = hal.ErrUnreachable
+	default:
+		return fmt.Errorf("%w (%s): %s", ErrRejected, rj.Code, rj.Text)
+	}
+	return fmt.Errorf("%w: %w: %s", ErrRejected, why, rj.Text)
+}
+
+// protocolError reports whether err says the peer broke the protocol, as
+// opposed to the connection failing.
+func protocolError(err error) bool {
+	return errors.Is(err, ErrMalformed) || errors.Is(err, ErrFrameTooLarge) ||
+		errors.Is(err, ErrUnknownType) || errors.Is(err, ErrBadVersion)
+}
+
+// readLoop delivers responses to their Calls and events to Events, until
+// the connection fails.
+func (c *Client) readLoop(br *bufio.Reader) {
+	defer c.wg.Done()
+	defer close(c.events) // the only sender
+	for {
+		f, err := ReadFrame(br, MaxFrameSize)
+		if err != nil {
+			c.fail(fmt.Errorf("read: %w", err))
+			return
+		}
+		switch f.Type {
+		case MsgResponse:
+			r, err := DecodeResponse(f.Body)
+			if err != nil {
+				c.fail(err)
+				return
+			}
+			c.deliver(r)
+		case MsgEvent:
+			ev, err := DecodeEvent(f.Body)
+			if err != nil {
+				c.fail(err)
+				return
+			}
+			select {
+			case c.events <- ev:
+			default:
+				// Never block the reader on a slow consumer: that would
+				// stall every Call. The manager polls as a backstop.
+				// Logged at 1, 2, 4, 8... drops, not flooding the log.
+				if n := c.dropped.Add(1); n&(n-1) == 0 {
+					c.opts.Logger.Warn("dropped storage events: consumer too slow",
+						"serial", ev.Serial, "seq", ev.Seq, "kind", ev.Kind, "dropped", n)
+				}
+			}
+		default:
+			c.fail(fmt.Errorf("%w: server sent a %s", ErrMalformed, f.Type))
+			return
+		}
+	}
+}
+
+func (c *Client) deliver(r Response) {
+	c.mu.Lock()
+	ch := c.pending[r.ID]
+	delete(c.pending, r.ID)
+	c.mu.Unlock()
+	if ch == nil {
+		// Its Call gave up (ctx done) before the response came.
+		c.opts.Logger.Debug("dropped a late response", "id", r.ID, "status", r.Status)
+		return
+	}
+	ch <- r // buffered 1, one response per ID: never blocks
+}
+
+// writeLoop is the only writer of conn, so that a write blocked on a
+// black-holed peer holds up no Call beyond its ctx: Calls only queue.
+func (c *Client) writeLoop() {
+	defer c.wg.Done()
+	bw := bufio.NewWriter(c.conn)
+	for {
+		select {
+		case out := <-c.writeq:
+			if out.ctx.Err() != nil {
+				continue // its Call already returned ErrTimeout
+			}
+			out.started.Store(true)
+			c.conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+			if err := WriteFrame(bw, Frame{Type: MsgRequest, Body: out.body}); err != nil {
+				c.fail(fmt.Errorf("write: %w", err))
+				return
+			}
+		case <-c.done:
+			return
+		}
+		// Flush once the queue is empty: pipelined requests share writes.
+		if len(c.writeq) == 0 && bw.Buffered() > 0 {
+			c.conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+			if err := bw.Flush(); err != nil {
+				c.fail(fmt.Errorf("write: %w", err))
+				return
+			}
+		}
+	}
+}
+
+// fail ends the connection for good; the first reason is kept.
+func (c *Client) fail(err error) {
+	c.failOnce.Do(func() {
+		if !errors.Is(err, ErrClosed) && !errors.Is(err, ErrConnLost) {
+			err = fmt.Errorf("%w: %w", ErrConnLost, err)
+		}
+		c.mu.Lock()
+		c.err = err
+		c.mu.Unlock()
+		close(c.done)
+		c.conn.Close()
+	})
+}
+
+// Call sends op with its encoded arguments (see EncodeArgs) and returns
+// the encoded result (see DecodeResult). It returns when the response
+// arrives, when ctx is done (an error wrapping ErrTimeout and
+// hal.ErrTimeout; a late response is dropped), or when the connection dies
+// (an error wrapping hal.ErrUnreachable, and also hal.ErrTimeout if the
+// request had been sent: it may have run). A non-OK status gives a
+// *RemoteError wrapping the matching hal error.
+//
+// The request carries the time left before ctx's deadline, read on the
+// Client's clock, or DefaultTimeout if ctx has none.
+func (c *Client) Call(ctx context.Context, epoch hal.Epoch, op Op, args []byte) ([]byte, error) {
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = clock.WithTimeout(ctx, c.opts.Clock, c.opts.DefaultTimeout)
+		defer cancel()
+	}
+	deadline, _ := ctx.Deadline()
+	timeout := deadline.Sub(c.opts.Clock.Now())
+	if timeout <= 0 || ctx.Err() != nil {
+		return nil, c.timeoutError(ctx, op)
+	}
+
+	id := c.nextID.Add(1)
+	body, err := EncodeRequest(Request{ID: id, Epoch: epoch, Timeout: timeout, Op: op, Args: args})
+	if err != nil {
+		return nil, fmt.Errorf("wire: %s: %w", op, err)
+	}
+	ch := make(chan Response, 1)
+	c.mu.Lock()
+	if c.err != nil {
+		err := c.err
+		c.mu.Unlock()
+		return nil, fmt.Errorf("wire: %s: %w", op, err)
+	}
+	c.pending[id] = ch
+	c.mu.Unlock()
+	defer c.forget(id)
+
+	out := &outgoing{ctx: ctx, body: body}
+	select {
+	case c.writeq <- out:
+	case <-ctx.Done():
+		return nil, c.timeoutError(ctx, op)
+	case <-c.done:
+		return nil, fmt.Errorf("wire: %s: %w", op, c.Err())
+	}
+
+	select {
+	case r := <-ch:
+		return result(op, r)
+	case <-ctx.Done():
+	case <-c.done:
+	}
+	select {
+	case r := <-ch: // it arrived together with the end: use it
+		return result(op, r)
+	default:
+	}
+	if ctx.Err() != nil {
+		return nil, c.timeoutError(ctx, op)
+	}
+	if out.started.Load() {
+		return nil, fmt.Errorf("wire: %s: %w; the request was sent and may have run: %w", op, c.Err(), hal.ErrTimeout)
+	}
+	return nil, fmt.Errorf("wire: %s: %w", op, c.Err())
+}
+
+func (c *Client) forget(id uint64) {
+	c.mu.Lock()
+	delete(c.pending, id)
+	c.mu.Unlock()
+}
+
+func (c *Client) timeoutError(ctx context.Context, op Op) error {
+	return fmt.Errorf("wire: %s: %w (%w)", op, ErrTimeout, ctx.Err())
+}
+
+func result(op Op, r Response) ([]byte, error) {
+	if err := r.Status.Err(r.Text); err != nil {
+		return nil, fmt.Errorf("wire: %s: %w", op, err)
+	}
+	return r.Result, nil
+}
+
+// Events delivers the events the server pushes. It is closed when the
+// connection ends. If the consumer falls behind by more than EventBuffer
+// events, further ones are dropped (see DroppedEvents), never the
+// connection.
+func (c *Client) Events() <-chan hal.Event { return c.events }
+
+// DroppedEvents is how many events were dropped because Events was full.
+func (c *Client) DroppedEvents() uint64 { return c.dropped.Load() }
+
+// Done is closed when the connection has ended.
+func (c *Client) Done() <-chan struct{} { return c.done }
+
+// Err is why the connection ended (wrapping hal.ErrUnreachable), or nil
+// while it is alive.
+func (c *Client) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Close ends the connection; pending Calls fail with ErrClosed. It
+// returns once the Client's goroutines have exited.
+func (c *Client) Close() error {
+	c.fail(ErrClosed)
+	c.wg.Wait()
+	return nil
+}
+
+// The typed methods below encode the arguments, Call, and decode the
+// result: a driver's hal.StorageSystem is mostly one line per method.
+
+func (c *Client) command(ctx context.Context, epoch hal.Epoch, op Op, a Args) error {
+	args, err := EncodeArgs(op, a)
+	if err != nil {
+		return fmt.Errorf("wire: %s: %w", op, err)
+	}
+	res, err := c.Call(ctx, epoch, op, args)
+	if err != nil {
+		return err
+	}
+	if _, err := DecodeResult(op, res); err != nil {
+		return fmt.Errorf("wire: %s: %w", op, err)
+	}
+	return nil
+}
+
+func (c *Client) query(ctx context.Context, epoch hal.Epoch, op Op) (Result, error) {
+	res, err := c.Call(ctx, epoch, op, nil)
+	if err != nil {
+		return Result{}, err
+	}
+	r, err := DecodeResult(op, res)
+	if err != nil {
+		return Result{}, fmt.Errorf("wire: %s: %w", op, err)
+	}
+	return r, nil
+}
+
+// Ping asks the server to answer at once; it checks the connection, not
+// the storage system. Its epoch is 0 and the server ignores it.
+func (c *Client) Ping(ctx context.Context) error {
+	return c.command(ctx, 0, OpPing, Args{})
+}
+
+func (c *Client) EstablishPaths(ctx context.Context, epoch hal.Epoch, paths []hal.PathSpec) error {
+	return c.command(ctx, epoch, OpEstablishPaths, Args{Paths: paths})
+}
+
+func (c *Client) EstablishPairs(ctx context.Context, epoch hal.Epoch, pairs []hal.PairSpec) error {
+	return c.command(ctx, epoch, OpEstablishPairs, Args{Pairs: pairs})
+}
+
+func (c *Client) Freeze(ctx context.Context, epoch hal.Epoch, pairs []hal.LSSPair) error {
+	return c.command(ctx, epoch, OpFreeze, Args{LSSPairs: pairs})
+}
+
+func (c *Client) Thaw(ctx context.Context, epoch hal.Epoch, lsss []hal.LSS) error {
+	return c.command(ctx, epoch, OpThaw, Args{LSSs: lsss})
+}
+
+func (c *Client) Suspend(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return c.command(ctx, epoch, OpSuspend, Args{VolumePairs: pairs})
+}
+
+func (c *Client) Recover(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return c.command(ctx, epoch, OpRecover, Args{VolumePairs: pairs})
+}
+
+func (c *Client) Failback(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return c.command(ctx, epoch, OpFailback, Args{VolumePairs: pairs})
+}
+
+func (c *Client) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, hb hal.HeartbeatSpec) error {
+	return c.command(ctx, epoch, OpEnableHeartbeat, Args{Heartbeat: hb})
+}
+
+func (c *Client) Heartbeat(ctx context.Context, epoch hal.Epoch, session string) error {
+	return c.command(ctx, epoch, OpHeartbeat, Args{Session: session})
+}
+
+func (c *Client) DisableHeartbeat(ctx context.Context, epoch hal.Epoch, session string) error {
+	return c.command(ctx, epoch, OpDisableHeartbeat, Args{Session: session})
+}
+
+func (c *Client) QueryPairs(ctx context.Context, epoch hal.Epoch) ([]hal.PairStatus, error) {
+	r, err := c.query(ctx, epoch, OpQueryPairs)
+	return r.Pairs, err
+}
+
+func (c *Client) QueryPaths(ctx context.Context, epoch hal.Epoch) ([]hal.PathStatus, error) {
+	r, err := c.query(ctx, epoch, OpQueryPaths)
+	return r.Paths, err
+}
+
+func (c *Client) QueryLSSs(ctx context.Context, epoch hal.Epoch) ([]hal.LSSStatus, error) {
+	r, err := c.query(ctx, epoch, OpQueryLSSs)
+	return r.LSSs, err
+}

@@ -1,0 +1,225 @@
+// Package wire owns the storage control protocol: the framing, messages
+// and connection handling between lockstep (the manager, the client) and a
+// storage system endpoint (the server: lockstep-lab's emulated storage
+// systems, HMCs and z/OS agents).
+//
+// The protocol is framed, versioned, authenticated, and request/response
+// with pipelining plus server-pushed events. Every request carries the
+// sender's epoch (the fencing token) and a deadline. This comment is the
+// reference a driver writer implements from; the Go API is Client (the
+// manager's side) and Serve (the server's side).
+//
+// # Transport
+//
+// TCP with TLS 1.3 only (ServerTLSConfig, ClientTLSConfig). The server
+// authenticates itself with its certificate; the client authenticates with
+// a user and password in its Hello, which only ever travels inside TLS.
+// NewSelfSigned makes a CA and a server certificate in memory for a lab
+// with no configured certificates.
+//
+// # Conventions
+//
+// All integers are big-endian (network order). Names below:
+//
+//	u8, u16, u32, u64   unsigned integers of 1, 2, 4, 8 bytes
+//	i64                 two's complement signed 8 bytes
+//	bool                u8, 0 or 1; any other value is malformed
+//	name                u8 length n (0..255), then n bytes
+//	text                u16 length n (0..1024), then n bytes
+//	time                i64 Unix nanoseconds; 0 is the zero time.
+//	                    (The single instant 1970-01-01T00:00:00Z thus reads
+//	                    back as the zero time.)
+//	duration            i64 nanoseconds
+//	list(T)             u32 count n, then n elements T
+//
+// Strings are bytes (UTF-8 by convention, not checked). A decoder refuses a
+// list count larger than the bytes left could hold at the element's
+// minimum size, before allocating, and refuses bytes left over after the
+// last field: every message has exactly one encoding. Enumerations taken
+// from hal (pair state, suspend reason, path state, LSS type, copy mode,
+// event kind) are carried as is; a receiver shows values it does not know
+// numerically. Message types, ops and statuses are the protocol's own and
+// unknown values are refused as described below.
+//
+// # Frames
+//
+//	offset  size  field
+//	0       4     length L: u32, the size of type + body, 1 <= L <= 4 MiB
+//	4       1     type: message type
+//	5       L-1   body
+//
+// A reader checks L against its limit before allocating anything: 4 MiB
+// (MaxFrameSize) for an authenticated connection, 2 KiB
+// (MaxHandshakeFrame) for the handshake. L = 0, L over the limit, or an
+// unknown type closes the connection.
+//
+//	type  message      direction
+//	0x01  Hello        client -> server, first frame
+//	0x02  HelloOK      server -> client
+//	0x03  HelloReject  server -> client, then the server closes
+//	0x10  Request      client -> server
+//	0x11  Response     server -> client
+//	0x12  Event        server -> client, unsolicited
+//
+// # Handshake
+//
+// The client sends a Hello. The server answers HelloOK, or HelloReject and
+// closes. The server reads nothing but the Hello before it has accepted
+// the credentials: requests a client pipelined behind a refused Hello are
+// discarded unread. The handshake must end within the server's handshake
+// timeout (10 s by default). There is no version negotiation: the server
+// speaks one version and refuses every other with code version; the
+// layout of HelloReject and of the first 6 bytes of Hello will never
+// change, so that clients and servers of any versions can tell each other
+// why they cannot talk.
+//
+// Hello:
+//
+//	magic     4 bytes  "LKSP" (0x4C 0x4B 0x53 0x50); anything else is malformed
+//	version   u16      protocol version, 1
+//	manager   name     the manager's name, for the server's logs
+//	serial    name     the storage system the client expects (may be empty)
+//	user      name
+//	password  name
+//
+// HelloOK:
+//
+//	version       u16   1; a client refuses any other (bad version)
+//	serial        name  the storage system this connection serves; a client
+//	                    that asked for a serial refuses another
+//	capabilities  u32   bit 0: heartbeat (the connection carries the heartbeat
+//	                    ops); other bits must be 0
+//	epoch         u64   the highest epoch the storage system has seen
+//
+// HelloReject:
+//
+//	code  u8    1 version, 2 auth (user or password wrong; the text does not
+//	            say which), 3 unknown-serial (the endpoint does not serve the
+//	            serial asked for), 4 unavailable (the storage system cannot
+//	            serve now; retry later)
+//	text  text  why, for people
+//
+// # Requests and responses
+//
+// After HelloOK the client sends Requests and the server answers each with
+// a Response carrying the same ID, in any order: requests are handled
+// concurrently (64 in flight per connection by default, beyond which the
+// server stops reading). The client chooses IDs; the Go client numbers
+// them 1, 2, 3... per connection.
+//
+// Request:
+//
+//	id       u64
+//	epoch    u64       the sender's epoch; the storage system answers fenced
+//	                   if it has seen a higher one
+//	timeout  i64       nanoseconds the server may spend, > 0 (the time left
+//	                   before the caller's deadline). The server measures it
+//	                   from when it reads the request and caps it (5 min by
+//	                   default); past it the answer is status timeout.
+//	op       u8        see Ops
+//	args     the rest  the op's arguments, see Ops
+//
+// Response:
+//
+//	id      u64
+//	status  u8        see Status codes; unknown values are malformed
+//	text    text      the error, for people (empty when status is ok)
+//	result  the rest  the op's result when status is ok; empty otherwise
+//
+// A request for an op the server does not know is answered with status
+// unsupported. Anything else undecodable (a malformed request or malformed
+// arguments, a frame of the wrong direction) closes the connection. A
+// request the server read still runs to its end if the connection drops.
+//
+// # Status codes
+//
+//	0  ok
+//	1  fenced             hal.ErrFenced: the epoch is lower than one already seen
+//	2  refused            hal.ErrRefused: invalid in the current state
+//	3  heartbeat-expired  hal.ErrHeartbeatExpired
+//	4  unsupported        hal.ErrUnsupported: unknown op, or a heartbeat op on a
+//	                      connection without the heartbeat capability
+//	5  timeout            hal.ErrTimeout: the timeout passed; the command may or
+//	                      may not have run
+//	6  internal           anything else
+//	7  unreachable        hal.ErrUnreachable: the server could not reach the
+//	                      storage system it fronts (an HMC)
+//
+// # Ops
+//
+// Element layouts:
+//
+//	LSSRef      serial name, lss u8                      (min 2 bytes)
+//	VolumeRef   serial name, volume u16                  (min 3 bytes)
+//	LSSPair     source LSSRef, target LSSRef             (min 4 bytes)
+//	VolumePair  source VolumeRef, target VolumeRef       (min 6 bytes)
+//	PathSpec    LSSPair, consistency-group bool          (min 5 bytes)
+//	PairSpec    VolumePair, copy-mode u8                 (min 7 bytes)
+//	PathStatus  LSSPair, consistency-group bool, state u8                 (min 6)
+//	PairStatus  VolumePair, state u8, reason u8, out-of-sync u64 (<= 2^63-1) (min 16)
+//	LSSStatus   lss u8, type u8, cg-timeout duration, elb-until time      (18)
+//
+// Arguments and results (ops of the hal.StorageSystem commands):
+//
+//	op    name               args                                   result
+//	0x01  ping               (none)                                 (none)
+//	0x02  establish-paths    list(PathSpec)                         (none)
+//	0x03  establish-pairs    list(PairSpec)                         (none)
+//	0x04  freeze             list(LSSPair)                          (none)
+//	0x05  thaw               list(lss u8)                           (none)
+//	0x06  suspend            list(VolumePair)                       (none)
+//	0x07  recover            list(VolumePair)                       (none)
+//	0x08  failback           list(VolumePair)                       (none)
+//	0x09  enable-heartbeat   session name, timeout duration,        (none)
+//	                         list(LSSPair)
+//	0x0A  heartbeat          session name                           (none)
+//	0x0B  disable-heartbeat  session name                           (none)
+//	0x0C  query-pairs        (none)                                 list(PairStatus)
+//	0x0D  query-paths        (none)                                 list(PathStatus)
+//	0x0E  query-lsss         (none)                                 list(LSSStatus)
+//
+// "(none)" is zero bytes. Ping is answered by the connection itself, not
+// the storage system, and its epoch is ignored.
+//
+// # Events
+//
+// The server pushes every event of its storage system while the
+// connection lives, in the order raised. Events raised while no
+// connection is up are lost; the manager polls as a backstop. Every field
+// is present whatever the kind:
+//
+//	kind     u8        1 suspend, 2 heartbeat-expiry, 3 fenced
+//	serial   name      the storage system
+//	seq      u64       the system's event number
+//	at       time      when it happened, on the storage system's clock
+//	lsspair  LSSPair   suspend: the LSS pair
+//	reason   u8        suspend: the suspend reason
+//	volumes  4 x u64   suspend: bitmap of volume numbers of the source LSS;
+//	                   volume n is bit n%64 of word n/64
+//	session  name      heartbeat-expiry: the session
+//	epoch    u64       fenced: the highest epoch the system knows
+//
+// # Limits
+//
+//	frame (type + body)       4 MiB (MaxFrameSize); a QueryPairs reply for
+//	                          65 280 pairs with 16-byte serials is ~3.1 MB
+//	handshake frame           2 KiB (MaxHandshakeFrame); the largest Hello
+//	                          is 1 031 bytes
+//	name                      255 bytes (MaxName)
+//	text                      1 024 bytes (MaxText); servers cut longer errors
+//	requests in flight        64 per connection by default (server option)
+//	request timeout           5 min cap by default (server option)
+//	handshake                 10 s by default, both sides
+//	one frame write           10 s by default, both sides; a write that does
+//	                          not finish closes the connection
+//
+// # Errors
+//
+// Decoders never panic and wrap one of ErrFrameTooLarge, ErrMalformed,
+// ErrUnknownType, ErrBadVersion (or ErrUnknownOp for an op they do not
+// know). Client errors wrap the hal sentinels the core sorts on:
+// hal.ErrTimeout when a Call's context ends (ErrTimeout), hal.ErrUnreachable
+// when the connection dies (ErrConnLost, ErrClosed), hal.ErrAuth for
+// refused credentials, and for a non-ok status a *RemoteError wrapping the
+// status's hal error.
+package wire

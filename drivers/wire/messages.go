@@ -1,0 +1,305 @@
+package wire
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/lockstep-io/lockstep/hal"
+)
+
+// Version is the protocol version this package speaks. A server refuses
+// any other with RejectVersion; there is no negotiation.
+const Version uint16 = 1
+
+// Magic opens every Hello, so that a server can tell a lockstep client
+// from something else that connected to its port.
+const Magic = "LKSP"
+
+// Hello is the client's first frame.
+type Hello struct {
+	Version  uint16     // the client's protocol version; NewClient fills in Version if zero
+	Manager  string     // the manager's name, for the server's logs
+	Serial   hal.Serial // the storage system the client expects behind this endpoint
+	User     string
+	Password string
+}
+
+// EncodeHello returns the body of a Hello frame.
+func EncodeHello(m Hello) ([]byte, error) {
+	e := encoder{what: "hello"}
+	e.b = append(e.b, Magic...)
+	e.u16(m.Version)
+	e.name("manager", m.Manager)
+	e.name("serial", string(m.Serial))
+	e.name("user", m.User)
+	e.name("password", m.Password)
+	return e.done()
+}
+
+// DecodeHello decodes the body of a Hello frame. For a version other than
+// Version it returns a Hello holding only the version, and an error
+// wrapping ErrBadVersion: the rest of a foreign version's Hello may be laid
+// out differently, but the server needs the version to say why it refuses.
+func DecodeHello(b []byte) (Hello, error) {
+	d := decoder{what: "hello", b: b}
+	if magic := d.take(len(Magic)); d.err == nil && string(magic) != Magic {
+		d.fail("magic %q, want %q", magic, Magic)
+	}
+	m := Hello{Version: d.u16()}
+	if d.err == nil && m.Version != Version {
+		return Hello{Version: m.Version}, fmt.Errorf("%w: hello: client speaks version %d, this side %d", ErrBadVersion, m.Version, Version)
+	}
+	m.Manager = d.name()
+	m.Serial = hal.Serial(d.name())
+	m.User = d.name()
+	m.Password = d.name()
+	if err := d.finish(); err != nil {
+		return Hello{}, err
+	}
+	return m, nil
+}
+
+// capHeartbeat is bit 0 of HelloOK's capability flags.
+const capHeartbeat uint32 = 1 << 0
+
+// HelloOK accepts a Hello.
+type HelloOK struct {
+	Version      uint16     // always Version; the decoder refuses others
+	Serial       hal.Serial // the storage system this connection serves
+	Capabilities hal.Capabilities
+	// Epoch is the highest epoch the storage system has seen, so that a
+	// stale manager learns it is fenced before it sends anything.
+	Epoch hal.Epoch
+}
+
+// EncodeHelloOK returns the body of a HelloOK frame.
+func EncodeHelloOK(m HelloOK) ([]byte, error) {
+	e := encoder{what: "hello-ok"}
+	e.u16(m.Version)
+	e.name("serial", string(m.Serial))
+	var caps uint32
+	if m.Capabilities.Heartbeat {
+		caps |= capHeartbeat
+	}
+	e.u32(caps)
+	e.u64(uint64(m.Epoch))
+	return e.done()
+}
+
+// DecodeHelloOK decodes the body of a HelloOK frame.
+func DecodeHelloOK(b []byte) (HelloOK, error) {
+	d := decoder{what: "hello-ok", b: b}
+	m := HelloOK{Version: d.u16()}
+	if d.err == nil && m.Version != Version {
+		return HelloOK{}, fmt.Errorf("%w: hello-ok: server speaks version %d, this side %d", ErrBadVersion, m.Version, Version)
+	}
+	m.Serial = hal.Serial(d.name())
+	caps := d.u32()
+	if caps&^capHeartbeat != 0 {
+		// Unknown bits would be capabilities this version cannot name.
+		d.fail("unknown capability bits 0x%08x", caps&^capHeartbeat)
+	}
+	m.Capabilities.Heartbeat = caps&capHeartbeat != 0
+	m.Epoch = hal.Epoch(d.u64())
+	if err := d.finish(); err != nil {
+		return HelloOK{}, err
+	}
+	return m, nil
+}
+
+// RejectCode says why a server refused a Hello.
+type RejectCode uint8
+
+const (
+	RejectVersion       RejectCode = 1 // protocol version not spoken
+	RejectAuth          RejectCode = 2 // user or password wrong
+	RejectUnknownSerial RejectCode = 3 // the endpoint does not serve that storage system
+	RejectUnavailable   RejectCode = 4 // the storage system cannot serve now (down, restarting)
+)
+
+func (c RejectCode) String() string {
+	switch c {
+	case RejectVersion:
+		return "version"
+	case RejectAuth:
+		return "auth"
+	case RejectUnknownSerial:
+		return "unknown-serial"
+	case RejectUnavailable:
+		return "unavailable"
+	}
+	return fmt.Sprintf("reject(%d)", uint8(c))
+}
+
+// HelloReject refuses a Hello; the server closes the connection after it.
+// Its layout is the same in every protocol version, so that a client of
+// any version can read why it was refused. Codes are carried as is: a
+// client treats one it does not know as a plain refusal.
+type HelloReject struct {
+	Code RejectCode
+	Text string
+}
+
+// EncodeHelloReject returns the body of a HelloReject frame.
+func EncodeHelloReject(m HelloReject) ([]byte, error) {
+	e := encoder{what: "hello-reject"}
+	e.u8(uint8(m.Code))
+	e.text("text", m.Text)
+	return e.done()
+}
+
+// DecodeHelloReject decodes the body of a HelloReject frame.
+func DecodeHelloReject(b []byte) (HelloReject, error) {
+	d := decoder{what: "hello-reject", b: b}
+	m := HelloReject{Code: RejectCode(d.u8()), Text: d.text()}
+	if err := d.finish(); err != nil {
+		return HelloReject{}, err
+	}
+	return m, nil
+}
+
+// Request asks the server to run one op.
+type Request struct {
+	ID    uint64 // chosen by the client, echoed in the Response
+	Epoch hal.Epoch
+	// Timeout is how long the server may spend on the request, measured
+	// from when it reads it: the time left of the caller's deadline.
+	// Always > 0.
+	Timeout time.Duration
+	Op      Op
+	Args    []byte // the op's arguments, see EncodeArgs
+}
+
+// requestHeader is the size of a Request before its arguments.
+const requestHeader = 8 + 8 + 8 + 1
+
+// EncodeRequest returns the body of a Request frame.
+func EncodeRequest(m Request) ([]byte, error) {
+	e := encoder{what: "request", b: make([]byte, 0, requestHeader+len(m.Args))}
+	if m.Timeout <= 0 {
+		e.fail("timeout %v is not positive", m.Timeout)
+	}
+	e.u64(m.ID)
+	e.u64(uint64(m.Epoch))
+	e.i64(int64(m.Timeout))
+	e.u8(uint8(m.Op))
+	e.b = append(e.b, m.Args...)
+	return e.done()
+}
+
+// DecodeRequest decodes the body of a Request frame. An op it does not
+// know is not an error here: the server answers it with StatusUnsupported.
+func DecodeRequest(b []byte) (Request, error) {
+	d := decoder{what: "request", b: b}
+	m := Request{ID: d.u64(), Epoch: hal.Epoch(d.u64())}
+	timeout := d.i64()
+	if d.err == nil && timeout <= 0 {
+		d.fail("timeout %d ns is not positive", timeout)
+	}
+	m.Timeout = time.Duration(timeout)
+	m.Op = Op(d.u8())
+	m.Args = d.rest()
+	if err := d.finish(); err != nil {
+		return Request{}, err
+	}
+	return m, nil
+}
+
+// Response answers the Request with the same ID.
+type Response struct {
+	ID     uint64
+	Status Status
+	Text   string // the error, for people (usually empty when Status is OK)
+	Result []byte // the op's result when Status is OK, see EncodeResult
+}
+
+// EncodeResponse returns the body of a Response frame. A Text longer than
+// MaxText is an error: servers shorten error texts with TruncateText.
+func EncodeResponse(m Response) ([]byte, error) {
+	e := encoder{what: "response", b: make([]byte, 0, 8+1+2+len(m.Text)+len(m.Result))}
+	if !m.Status.valid() {
+		e.fail("unknown status %d", m.Status)
+	}
+	if m.Status != StatusOK && len(m.Result) > 0 {
+		e.fail("a %s response carries a result", m.Status)
+	}
+	e.u64(m.ID)
+	e.u8(uint8(m.Status))
+	e.text("text", m.Text)
+	e.b = append(e.b, m.Result...)
+	return e.done()
+}
+
+// DecodeResponse decodes the body of a Response frame.
+func DecodeResponse(b []byte) (Response, error) {
+	d := decoder{what: "response", b: b}
+	m := Response{ID: d.u64(), Status: Status(d.u8())}
+	if d.err == nil && !m.Status.valid() {
+		d.fail("unknown status %d", m.Status)
+	}
+	m.Text = d.text()
+	m.Result = d.rest()
+	if d.err == nil && m.Status != StatusOK && len(m.Result) > 0 {
+		d.fail("a %s response carries a %d-byte result", m.Status, len(m.Result))
+	}
+	if err := d.finish(); err != nil {
+		return Response{}, err
+	}
+	return m, nil
+}
+
+// TruncateText shortens s to at most MaxText bytes without splitting a
+// UTF-8 sequence, marking the cut.
+func TruncateText(s string) string {
+	if len(s) <= MaxText {
+		return s
+	}
+	const mark = "..."
+	cut := MaxText - len(mark)
+	for cut > 0 && s[cut]&0xC0 == 0x80 { // do not start the cut inside a rune
+		cut--
+	}
+	return s[:cut] + mark
+}
+
+// EncodeEvent returns the body of an Event frame. Every field of
+// hal.Event is sent whatever the kind, so the layout is fixed.
+func EncodeEvent(ev hal.Event) ([]byte, error) {
+	e := encoder{what: "event"}
+	e.u8(uint8(ev.Kind))
+	e.name("serial", string(ev.Serial))
+	e.u64(ev.Seq)
+	e.time("at", ev.At)
+	e.lssPair(ev.LSSPair)
+	e.u8(uint8(ev.Reason))
+	for _, w := range ev.Volumes {
+		e.u64(w)
+	}
+	e.name("session", ev.Session)
+	e.u64(uint64(ev.Epoch))
+	return e.done()
+}
+
+// DecodeEvent decodes the body of an Event frame. Kind and reason are
+// carried as is: a receiver shows values it does not know numerically, as
+// hal's String methods do.
+func DecodeEvent(b []byte) (hal.Event, error) {
+	d := decoder{what: "event", b: b}
+	ev := hal.Event{
+		Kind:    hal.EventKind(d.u8()),
+		Serial:  hal.Serial(d.name()),
+		Seq:     d.u64(),
+		At:      d.time(),
+		LSSPair: d.lssPair(),
+		Reason:  hal.SuspendReason(d.u8()),
+	}
+	for i := range ev.Volumes {
+		ev.Volumes[i] = d.u64()
+	}
+	ev.Session = d.name()
+	ev.Epoch = hal.Epoch(d.u64())
+	if err := d.finish(); err != nil {
+		return hal.Event{}, err
+	}
+	return ev, nil
+}

@@ -1,0 +1,309 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/hal/emu/workload"
+)
+
+// Request is one call of the lab control API.
+type Request struct {
+	Op       string         `json:"op"` // status | fault | workload | check
+	Fault    *Fault         `json:"fault,omitempty"`
+	Workload *WorkloadParam `json:"workload,omitempty"`
+}
+
+// Fault is one injected fault.
+type Fault struct {
+	// Kind: paths (every path of System), lss-path (the LSS pair
+	// Source->Target), manager (connection mode), latency, crash, restart.
+	Kind    string `json:"kind"`
+	System  string `json:"system,omitempty"`
+	Source  string `json:"source,omitempty"` // SERIAL/LSS for lss-path
+	Target  string `json:"target,omitempty"`
+	Up      bool   `json:"up,omitempty"`      // paths, lss-path
+	Mode    string `json:"mode,omitempty"`    // manager: up | down | blackhole
+	Manager string `json:"manager,omitempty"` // manager: only this manager ("" = every manager)
+	// Endpoint is 0 or 1 for one cluster, -1 for both (manager, latency).
+	Endpoint int    `json:"endpoint"`
+	Latency  string `json:"latency,omitempty"`
+}
+
+// WorkloadParam starts, stops or reads the workload.
+type WorkloadParam struct {
+	Action          string `json:"action"` // start | stop | status
+	Chains          int    `json:"chains,omitempty"`
+	VolumesPerChain int    `json:"volumes_per_chain,omitempty"`
+	Think           string `json:"think,omitempty"`
+}
+
+// Response answers a Request.
+type Response struct {
+	OK       bool             `json:"ok"`
+	Error    string           `json:"error,omitempty"`
+	Systems  []SystemStatus   `json:"systems,omitempty"`
+	CAPEM    string           `json:"ca_pem,omitempty"`
+	Workload *workload.Status `json:"workload,omitempty"`
+	Report   *workload.Report `json:"report,omitempty"`
+}
+
+// SystemStatus is what status says of one storage system.
+type SystemStatus struct {
+	Serial    string    `json:"serial"`
+	Endpoints [2]string `json:"endpoints"`
+	Crashed   bool      `json:"crashed"`
+	Epoch     uint64    `json:"epoch"`
+	Writes    uint64    `json:"host_writes"`
+}
+
+// maxRequest bounds what a control client may send.
+const maxRequest = 64 << 10
+
+func (s *Server) serveControl(ctx context.Context) {
+	for {
+		conn, err := s.control.Accept()
+		if err != nil {
+			return
+		}
+		s.wg.Go(func() {
+			defer conn.Close()
+			var req Request
+			resp := Response{OK: true}
+			if err := json.NewDecoder(io.LimitReader(conn, maxRequest)).Decode(&req); err != nil {
+				resp = Response{Error: fmt.Sprintf("bad request: %v", err)}
+			} else if err := s.handle(ctx, &req, &resp); err != nil {
+				resp = Response{Error: err.Error()}
+			}
+			_ = json.NewEncoder(conn).Encode(resp)
+		})
+	}
+}
+
+func (s *Server) handle(ctx context.Context, req *Request, resp *Response) error {
+	switch req.Op {
+	case "status":
+		resp.Systems, resp.CAPEM = s.Status(), string(s.caPEM)
+		return nil
+	case "fault":
+		if req.Fault == nil {
+			return errors.New("fault: missing fault")
+		}
+		return s.Inject(*req.Fault)
+	case "workload":
+		if req.Workload == nil {
+			return errors.New("workload: missing action")
+		}
+		st, err := s.Workload(ctx, *req.Workload)
+		resp.Workload = st
+		return err
+	case "check":
+		rep, st, err := s.Check()
+		resp.Report, resp.Workload = rep, st
+		return err
+	}
+	return fmt.Errorf("unknown op %q (status, fault, workload, check)", req.Op)
+}
+
+// Status lists the systems with their bound endpoints.
+func (s *Server) Status() []SystemStatus {
+	var out []SystemStatus
+	for _, serial := range slices.Sorted(maps.Keys(s.endpoints)) {
+		eps := s.endpoints[serial]
+		sys := eps[0].system
+		out = append(out, SystemStatus{Serial: string(serial), Endpoints: [2]string{eps[0].addr(), eps[1].addr()},
+			Crashed: sys.Crashed(), Epoch: uint64(sys.Epoch()), Writes: sys.Stats().HostWrites})
+	}
+	return out
+}
+
+// Inject applies a fault.
+func (s *Server) Inject(f Fault) error {
+	var eps *[2]*endpoint
+	if f.Kind != "lss-path" {
+		eps = s.endpoints[hal.Serial(f.System)]
+		if eps == nil {
+			return fmt.Errorf("fault %s: unknown storage system %q", f.Kind, f.System)
+		}
+	}
+	selected := func() ([]*endpoint, error) {
+		switch f.Endpoint {
+		case -1:
+			return eps[:], nil
+		case 0, 1:
+			return []*endpoint{eps[f.Endpoint]}, nil
+		}
+		return nil, fmt.Errorf("fault %s: endpoint %d is not 0, 1 or -1 (both)", f.Kind, f.Endpoint)
+	}
+	switch f.Kind {
+	case "paths":
+		s.fabric.SetSystemPaths(hal.Serial(f.System), f.Up)
+	case "lss-path":
+		src, err1 := parseLSSRef(f.Source)
+		tgt, err2 := parseLSSRef(f.Target)
+		if err := errors.Join(err1, err2); err != nil {
+			return fmt.Errorf("fault lss-path: %w", err)
+		}
+		s.fabric.SetPath(hal.LSSPair{Source: src, Target: tgt}, f.Up)
+	case "manager":
+		mode, ok := map[string]emu.LinkMode{"up": emu.LinkUp, "down": emu.LinkDown, "blackhole": emu.LinkBlackhole}[f.Mode]
+		if !ok {
+			return fmt.Errorf("fault manager: mode %q is not up, down or blackhole", f.Mode)
+		}
+		sel, err := selected()
+		if err != nil {
+			return err
+		}
+		for _, ep := range sel {
+			ep.setMode(f.Manager, mode)
+		}
+	case "latency":
+		d, err := time.ParseDuration(f.Latency)
+		if err != nil || d < 0 {
+			return fmt.Errorf("fault latency: %q is not a duration", f.Latency)
+		}
+		sel, err := selected()
+		if err != nil {
+			return err
+		}
+		for _, ep := range sel {
+			ep.mu.Lock()
+			ep.latency = d
+			ep.mu.Unlock()
+		}
+	case "crash":
+		eps[0].system.Crash()
+		for _, ep := range eps {
+			ep.dropAll()
+		}
+	case "restart":
+		eps[0].system.Restart()
+	default:
+		return fmt.Errorf("unknown fault %q (paths, lss-path, manager, latency, crash, restart)", f.Kind)
+	}
+	s.log.Info("fault injected", "kind", f.Kind, "system", f.System, "up", f.Up, "mode", f.Mode,
+		"endpoint", f.Endpoint, "manager", f.Manager)
+	return nil
+}
+
+func parseLSSRef(s string) (hal.LSSRef, error) {
+	serial, lss, ok := strings.Cut(s, "/")
+	if !ok {
+		return hal.LSSRef{}, fmt.Errorf("%q is not SERIAL/LSS", s)
+	}
+	id, err := hal.ParseLSS(lss)
+	if err != nil {
+		return hal.LSSRef{}, err
+	}
+	return hal.LSSRef{Serial: hal.Serial(serial), LSS: id}, nil
+}
+
+// Workload starts, stops or reads the dependent-write workload over the
+// lab file's mirrors.
+func (s *Server) Workload(ctx context.Context, p WorkloadParam) (*workload.Status, error) {
+	switch p.Action {
+	case "start":
+		chains, per := p.Chains, p.VolumesPerChain
+		if chains == 0 {
+			chains = 16
+		}
+		if per == 0 {
+			per = 8
+		}
+		var think time.Duration
+		if p.Think != "" {
+			d, err := time.ParseDuration(p.Think)
+			if err != nil || d < 0 {
+				return nil, fmt.Errorf("workload: think %q is not a duration", p.Think)
+			}
+			think = d
+		}
+		layout, err := workload.NewLayout(s.cfg.Topology.Pairs, chains, per)
+		if err != nil {
+			return nil, err
+		}
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.workload != nil && s.workload.Status().Running {
+			return nil, errors.New("workload: already running (stop it first)")
+		}
+		// The workload outlives this control call: it runs until stopped
+		// or until the lab stops.
+		s.workload = workload.Start(context.WithoutCancel(ctx), s.fabric, layout, workload.Options{Clock: s.clock, Think: think})
+		s.layout = layout
+		st := s.workload.Status()
+		return &st, nil
+	case "stop":
+		s.stopWorkload()
+		fallthrough
+	case "status":
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if s.workload == nil {
+			return nil, errors.New("workload: never started")
+		}
+		st := s.workload.Status()
+		return &st, nil
+	}
+	return nil, fmt.Errorf("workload: action %q is not start, stop or status", p.Action)
+}
+
+func (s *Server) stopWorkload() {
+	s.mu.Lock()
+	run := s.workload
+	s.mu.Unlock()
+	if run != nil {
+		run.Stop()
+	}
+}
+
+// Check runs the oracle over the secondary image of the last workload.
+func (s *Server) Check() (*workload.Report, *workload.Status, error) {
+	s.mu.Lock()
+	run, layout := s.workload, s.layout
+	s.mu.Unlock()
+	if run == nil {
+		return nil, nil, errors.New("check: no workload has run: nothing to check")
+	}
+	img, err := workload.Capture(s.fabric, layout)
+	if err != nil {
+		return nil, nil, err
+	}
+	rep := workload.Check(layout, img)
+	st := run.Status()
+	return &rep, &st, nil
+}
+
+// Call sends one request to a lab's control socket.
+func Call(ctx context.Context, socket string, req Request) (*Response, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", socket)
+	if err != nil {
+		return nil, fmt.Errorf("lab control %s: %w (is lockstep-lab run going?)", socket, err)
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		conn.SetDeadline(dl)
+	}
+	if err := json.NewEncoder(conn).Encode(req); err != nil {
+		return nil, err
+	}
+	var resp Response
+	if err := json.NewDecoder(io.LimitReader(conn, 16<<20)).Decode(&resp); err != nil {
+		return nil, fmt.Errorf("lab control: bad answer: %w", err)
+	}
+	if !resp.OK {
+		return &resp, errors.New(resp.Error)
+	}
+	return &resp, nil
+}

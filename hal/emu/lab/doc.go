@@ -1,0 +1,42 @@
+// Package lab serves emulated storage systems the way real ones are
+// reached: each system on two cluster endpoints (TLS 1.3, the storage
+// control protocol of drivers/wire, per-system credentials), plus the lab
+// control API on a unix socket through which tests and the lockstep-lab
+// command inject faults, run the dependent-write workload and ask the
+// oracle for its verdict.
+//
+// # Lab file
+//
+// A TOML file, decoded strictly (unknown keys and upper-case keys are
+// errors; durations are strings):
+//
+//	speed = 1                       # storage time runs this many times faster than real time
+//	copy_per_block = "100us"        # establish/resync copy time per block
+//	control_socket = "lab.sock"     # the control API (the --control flag overrides)
+//	[tls]                           # optional: generated in memory when absent
+//	cert_file = "server.pem"
+//	key_file = "server-key.pem"
+//	ca_out = "lab-ca.pem"           # where to write the CA the managers must trust
+//	[[system]]
+//	serial = "LAB.2107-75P0001"
+//	user = "lockstep"
+//	password = "secret"
+//	endpoints = ["127.0.0.1:0", "127.0.0.1:0"]   # cluster 0 and 1; port 0 picks one
+//	  [[system.lss]]
+//	  id = "10"                     # hex
+//	  type = "FB"                   # or CKD
+//	  volumes = 4
+//	  cg_timeout = "60s"            # optional: 60s FB, 120s CKD
+//	[[mirror]]                      # which volumes pair up (same ids), for the workload and oracle
+//	source = "LAB.2107-75P0001"
+//	target = "LAB.2107-75S0001"
+//
+// # Control API
+//
+// One JSON request per connection on the unix socket, one JSON Response
+// back (see Request and Response). Faults act per endpoint: "down" closes
+// the manager connections of an endpoint and refuses new ones, "blackhole"
+// keeps them open but executes and answers nothing, latency delays every
+// command. A crash closes every connection of the system and refuses new
+// ones until the restart.
+package lab

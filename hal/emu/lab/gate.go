@@ -1,0 +1,119 @@
+package lab
+
+import (
+	"context"
+	"net"
+
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/emu"
+)
+
+// gatedConn drops what the lab writes to a black-holed manager: its
+// requests time out and its events vanish, as on a cut cable that still
+// shows a link.
+type gatedConn struct {
+	net.Conn
+	ep *endpoint
+	sc *servedConn
+}
+
+func (c *gatedConn) Write(b []byte) (int, error) {
+	c.ep.mu.Lock()
+	manager := c.sc.manager
+	c.ep.mu.Unlock()
+	if c.ep.modeFor(manager) == emu.LinkBlackhole {
+		return len(b), nil
+	}
+	return c.Conn.Write(b)
+}
+
+func (g *gatedSystem) EstablishPaths(ctx context.Context, e hal.Epoch, p []hal.PathSpec) error {
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.StorageSystem.EstablishPaths(ctx, e, p)
+}
+
+func (g *gatedSystem) EstablishPairs(ctx context.Context, e hal.Epoch, p []hal.PairSpec) error {
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.StorageSystem.EstablishPairs(ctx, e, p)
+}
+
+func (g *gatedSystem) Freeze(ctx context.Context, e hal.Epoch, p []hal.LSSPair) error {
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.StorageSystem.Freeze(ctx, e, p)
+}
+
+func (g *gatedSystem) Thaw(ctx context.Context, e hal.Epoch, l []hal.LSS) error {
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.StorageSystem.Thaw(ctx, e, l)
+}
+
+func (g *gatedSystem) Suspend(ctx context.Context, e hal.Epoch, p []hal.VolumePair) error {
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.StorageSystem.Suspend(ctx, e, p)
+}
+
+func (g *gatedSystem) Recover(ctx context.Context, e hal.Epoch, p []hal.VolumePair) error {
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.StorageSystem.Recover(ctx, e, p)
+}
+
+func (g *gatedSystem) Failback(ctx context.Context, e hal.Epoch, p []hal.VolumePair) error {
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.StorageSystem.Failback(ctx, e, p)
+}
+
+func (g *gatedSystem) EnableHeartbeat(ctx context.Context, e hal.Epoch, hb hal.HeartbeatSpec) error {
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.StorageSystem.EnableHeartbeat(ctx, e, hb)
+}
+
+func (g *gatedSystem) Heartbeat(ctx context.Context, e hal.Epoch, session string) error {
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.StorageSystem.Heartbeat(ctx, e, session)
+}
+
+func (g *gatedSystem) DisableHeartbeat(ctx context.Context, e hal.Epoch, session string) error {
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.StorageSystem.DisableHeartbeat(ctx, e, session)
+}
+
+func (g *gatedSystem) QueryPairs(ctx context.Context, e hal.Epoch) ([]hal.PairStatus, error) {
+	if err := g.gate(ctx); err != nil {
+		return nil, err
+	}
+	return g.StorageSystem.QueryPairs(ctx, e)
+}
+
+func (g *gatedSystem) QueryPaths(ctx context.Context, e hal.Epoch) ([]hal.PathStatus, error) {
+	if err := g.gate(ctx); err != nil {
+		return nil, err
+	}
+	return g.StorageSystem.QueryPaths(ctx, e)
+}
+
+func (g *gatedSystem) QueryLSSs(ctx context.Context, e hal.Epoch) ([]hal.LSSStatus, error) {
+	if err := g.gate(ctx); err != nil {
+		return nil, err
+	}
+	return g.StorageSystem.QueryLSSs(ctx, e)
+}
