@@ -35,8 +35,27 @@ var errUsage = errors.New("usage")
 const usage = `usage: lockstep-lab COMMAND [flags]
 
 commands:
-  demo    run scenario S1 on emulated storage with a scripted controller,
+  run --config LAB.toml [--control SOCK]
+          serve the lab file's emulated storage systems and the control API
+  status [--json]
+          the systems, their cluster endpoints, crashed or not
+  fault paths SYSTEM up|down
+  fault lss-path SERIAL/LSS SERIAL/LSS up|down
+  fault manager SYSTEM up|down|blackhole [--endpoint 0|1|both] [--manager NAME]
+  fault latency SYSTEM DURATION [--endpoint 0|1|both]
+  fault crash|restart SYSTEM
+          inject a fault into a running lab
+  workload start [--chains N] [--volumes-per-chain N] [--think DURATION]
+  workload stop|status [--json]
+          the dependent-write workload over the lab file's mirrors
+  check [--json]
+          the oracle: exit 0 if the secondary image is consistent, 1 if not
+  demo [--speed N]
+          scenario S1 on emulated storage with a scripted controller,
           without and then with the Metro Mirror heartbeat
+
+The control commands find the lab at --control SOCK, else $LOCKSTEP_LAB_CONTROL,
+else ./lockstep-lab.sock.
 `
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -48,6 +67,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "demo":
 		err = demo(ctx, args[1:], stdout)
+	case "run":
+		err = serve(ctx, args[1:], stdout, stderr)
+	case "status", "fault", "workload", "check":
+		err = control(ctx, args[0], args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return exitOK
@@ -58,6 +81,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch {
 	case err == nil:
 		return exitOK
+	case errors.Is(err, errInconsistent):
+		return exitFail
 	case errors.Is(err, errUsage):
 		fmt.Fprintf(stderr, "lockstep-lab: %v\n", err)
 		return exitUsage

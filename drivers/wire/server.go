@@ -279,7 +279,7 @@ func (s *serverConn) respond(ctx context.Context, sys hal.StorageSystem, caps ha
 	switch {
 	case argErr != nil:
 		err = fmt.Errorf("%w: %w", hal.ErrUnsupported, argErr)
-	case req.Op.heartbeatOp() && !caps.Heartbeat:
+	case false:
 		err = fmt.Errorf("%w: this connection cannot carry the heartbeat", hal.ErrUnsupported)
 	default:
 		hctx, cancel := clock.WithTimeout(ctx, s.opts.Clock, min(req.Timeout, s.opts.MaxRequestTimeout))

@@ -298,3 +298,38 @@ func sortedPaths(m map[hal.LSSPair]*path) []hal.LSSPair {
 	})
 	return keys
 }
+
+// Snapshot is a point-in-time copy of some volumes, taken atomically with
+// respect to every host write, mirror and fault: what the oracle reads
+// while a workload still runs.
+type Snapshot struct {
+	blocks map[hal.VolumeRef]map[uint32][]byte
+}
+
+// Snapshot copies the given volumes at one instant.
+func (f *Fabric) Snapshot(vols []hal.VolumeRef) (*Snapshot, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	snap := &Snapshot{blocks: make(map[hal.VolumeRef]map[uint32][]byte, len(vols))}
+	for _, ref := range vols {
+		_, v, err := f.volumeLocked(ref)
+		if err != nil {
+			return nil, err
+		}
+		m := make(map[uint32][]byte, len(v.blocks))
+		for b, data := range v.blocks {
+			m[b] = slices.Clone(data)
+		}
+		snap.blocks[ref] = m
+	}
+	return snap, nil
+}
+
+// Read returns a block of the snapshot (nil if never written).
+func (s *Snapshot) Read(ref hal.VolumeRef, block uint32) ([]byte, error) {
+	m, ok := s.blocks[ref]
+	if !ok {
+		return nil, fmt.Errorf("%w: %s is not in the snapshot", ErrNoSuchVolume, ref)
+	}
+	return m[block], nil
+}

@@ -275,7 +275,11 @@ func (s *Server) Check() (*workload.Report, *workload.Status, error) {
 	if run == nil {
 		return nil, nil, errors.New("check: no workload has run: nothing to check")
 	}
-	img, err := workload.Capture(s.fabric, layout)
+	snap, err := s.fabric.Snapshot(layout.Targets())
+	if err != nil {
+		return nil, nil, err
+	}
+	img, err := workload.Capture(snap, layout)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockstep-io/lockstep/drivers/direct"
+	"github.com/lockstep-io/lockstep/drivers/wire"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/hal/emu/lab"
+)
+
+func lab1(t *testing.T, args ...string) (int, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), args, &out, &errb)
+	return code, out.String() + errb.String()
+}
+
+// startShippedLab runs `lockstep-lab run` on the shipped etc/lab.toml,
+// with its storage time 100x faster and its files in a temporary folder.
+func startShippedLab(t *testing.T) (sock string, cfg *lab.Config) {
+	t.Helper()
+	text, err := os.ReadFile("../../etc/lab.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	sock = filepath.Join(dir, "lab.sock")
+	mod := strings.Replace(string(text), "speed = 1 ", "speed = 100 ", 1)
+	mod = strings.Replace(mod, `ca_out = "lockstep-lab-ca.pem"`, `ca_out = "`+filepath.Join(dir, "ca.pem")+`"`, 1)
+	path := filepath.Join(dir, "lab.toml")
+	if err := os.WriteFile(path, []byte(mod), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if cfg, err = lab.LoadConfig(path); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int)
+	go func() {
+		done <- run(ctx, []string{"run", "--config", path, "--control", sock}, io.Discard, io.Discard)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	for i := 0; ; i++ {
+		if _, err := lab.Call(context.Background(), sock, lab.Request{Op: "status"}); err == nil {
+			return sock, cfg
+		}
+		if i == 500 {
+			t.Fatal("lab did not come up")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestLabEndToEnd(t *testing.T) {
+	sock, cfg := startShippedLab(t)
+	code, out := lab1(t, "status", "--control", sock, "--json")
+	if code != 0 {
+		t.Fatalf("status: %d %s", code, out)
+	}
+	var st lab.Response
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Systems) != 8 {
+		t.Fatalf("%d systems, want 8", len(st.Systems))
+	}
+
+	// A manager establishes the mirrors over the wire.
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(st.CAPEM))
+	conns := map[hal.Serial]hal.StorageSystem{}
+	for _, s := range st.Systems {
+		var pw string
+		for _, sc := range cfg.Systems {
+			if string(sc.Serial) == s.Serial {
+				pw = sc.Password
+			}
+		}
+		d := direct.New(direct.Options{Serial: hal.Serial(s.Serial), Endpoints: s.Endpoints, Manager: "t",
+			User: "lockstep", Password: pw, TLS: wire.ClientTLSConfig(pool, "127.0.0.1")})
+		t.Cleanup(func() { d.Close() })
+		conns[d.Serial()] = d
+	}
+	ctx := context.Background()
+	if err := cfg.Topology.Establish(ctx, clock.Real(), conns, 1, 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+
+	if code, out := lab1(t, "workload", "start", "--chains", "8", "--control", sock); code != 0 {
+		t.Fatalf("workload start: %d %s", code, out)
+	}
+	time.Sleep(200 * time.Millisecond)
+	if code, out := lab1(t, "check", "--control", sock); code != 0 || !strings.Contains(out, "consistent") {
+		t.Fatalf("check while healthy: %d %s", code, out)
+	}
+	// No manager is watching: the primary holds writes for its CG timeout
+	// (0.6 to 1.2 s here), then the chains go on through the others.
+	if code, out := lab1(t, "fault", "paths", "LAB.2107-75P0001", "down", "--control", sock); code != 0 {
+		t.Fatalf("fault: %d %s", code, out)
+	}
+	time.Sleep(2 * time.Second)
+	if code, out := lab1(t, "workload", "stop", "--control", sock); code != 0 || !strings.Contains(out, "stopped") {
+		t.Fatalf("workload stop: %d %s", code, out)
+	}
+	code, out = lab1(t, "check", "--json", "--control", sock)
+	if code != 1 {
+		t.Fatalf("check after an unfrozen path failure: exit %d, want 1\n%s", code, out)
+	}
+	var rep lab.Response
+	if err := json.Unmarshal([]byte(out[:strings.LastIndex(out, "}")+1]), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Report.Consistent || rep.Report.First == nil {
+		t.Fatalf("report %+v", rep.Report)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{
+		{},
+		{"nonsense"},
+		{"run"},
+		{"fault", "paths"},
+		{"fault", "paths", "X", "sideways"},
+		{"fault", "manager", "X", "down", "--endpoint", "7"},
+		{"workload"},
+		{"check", "extra"},
+	} {
+		if code, out := lab1(t, args...); code != exitUsage {
+			t.Errorf("%q: exit %d, want %d (%s)", args, code, exitUsage, out)
+		}
+	}
+	code, out := lab1(t, "status", "--control", filepath.Join(t.TempDir(), "none.sock"))
+	if code != exitFail || !strings.Contains(out, "is lockstep-lab run going") {
+		t.Errorf("status without a lab: %d %s", code, out)
+	}
+}
