@@ -41,7 +41,7 @@ demo: build
 	$(BIN)/lockstep-lab demo
 
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -benchtime 2x ./... | tee bench.out
+	$(GO) test -run '^$$' -bench . -benchmem ./... | tee bench.out
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

@@ -63,7 +63,7 @@ func startLab(t *testing.T, serials ...hal.Serial) *lab.Server {
 	return srv
 }
 
-func driverFor(t *testing.T, srv *lab.Server, serial hal.Serial, tweak func(*direct.Options)) *direct.System {
+func driverFor(t testing.TB, srv *lab.Server, serial hal.Serial, tweak func(*direct.Options)) *direct.System {
 	t.Helper()
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(srv.CAPEM()) {
