@@ -1,0 +1,800 @@
+package freeze
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+)
+
+// Group is one consistency group: every LSS pair of every session that
+// shares a consistency-group name, by source storage system.
+type Group struct {
+	Name      string
+	Pairs     map[hal.Serial][]hal.LSSPair
+	ReleaseIO bool          // thaw as soon as every freeze is certain
+	LowestCG  time.Duration // lowest CG timeout of the group's source LSSs
+}
+
+// Phase is where a group stands.
+type Phase uint8
+
+const (
+	Mirroring Phase = iota // no sign of trouble
+	Freezing               // a freeze fan-out is running
+	Partial                // frozen where it could be; some system not (yet) known frozen
+	Frozen                 // every system known frozen: the secondary image is consistent
+	Thawed                 // frozen, then I/O released
+)
+
+func (p Phase) String() string {
+	return [...]string{"mirroring", "freezing", "partial", "frozen", "thawed"}[p]
+}
+
+// Observer hears what the core does to groups; the daemon turns it into
+// session records and notifications. Calls come from the core's loop:
+// they must not block for long (the freeze itself never waits for them).
+type Observer interface {
+	Freezing(group, reason string, at time.Time)
+	// Settled: the fan-out is over. certain is false while a system may
+	// still be mirroring; a later call with certain=true follows if that
+	// changes.
+	Settled(group string, certain bool, at time.Time)
+	Thawed(group string, at time.Time)
+	Fenced(epoch hal.Epoch)
+}
+
+// Options configure a Core.
+type Options struct {
+	Clock     clock.Clock  // nil: real time
+	Logger    *slog.Logger // nil: discard
+	Timings   Timings      // zero: DefaultTimings
+	Systems   map[hal.Serial]hal.StorageSystem
+	Epoch     hal.Epoch
+	Heartbeat bool
+	Observer  Observer // nil: nobody listens
+}
+
+// Errors the core answers.
+var (
+	ErrNotSafe      = errors.New("freeze: not safe to thaw")
+	ErrUnknownGroup = errors.New("freeze: unknown consistency group")
+	ErrFenced       = errors.New("freeze: fenced by a higher epoch; this server no longer acts")
+	ErrStopped      = errors.New("freeze: core not running")
+)
+
+// Core is the heartbeat and freeze loop.
+type Core struct {
+	clock    clock.Clock
+	log      *slog.Logger
+	t        Timings
+	systems  map[hal.Serial]hal.StorageSystem
+	observer Observer
+	inbox    chan func()
+	progress atomic.Uint64
+	runCtx   context.Context // set by Run before the loop starts
+	started  chan struct{}
+
+	// Owned by the loop goroutine.
+	groups    map[string]*group
+	byLSSPair map[hal.LSSPair][]*group
+	heartbeat bool
+	epoch     hal.Epoch
+	fenced    bool
+	seen      map[eventID]struct{}
+	seenOrder []eventID
+}
+
+type eventID struct {
+	serial hal.Serial
+	seq    uint64
+}
+
+// maxSeen bounds the memory of events already handled.
+const maxSeen = 8192
+
+type group struct {
+	Group
+	h        time.Duration // storage heartbeat timeout; 0 if the timings cannot be safe
+	hErr     error
+	phase    Phase
+	reason   string
+	since    time.Time
+	pending  int          // freezes of the first fan-out still out
+	waiters  []chan error // Freeze callers waiting for the first fan-out
+	thawWait []chan error // Thaw callers
+	systems  map[hal.Serial]*member
+}
+
+// member is one source system of a group.
+type member struct {
+	acked        bool
+	freezing     bool // a freeze command is out
+	heartbeatOut bool
+	arming       bool
+	armed        bool
+	lastSent     time.Time
+	lastReply    time.Time
+}
+
+// New returns a core; Run starts it.
+func New(opt Options) *Core {
+	t := opt.Timings
+	if t == (Timings{}) {
+		t = DefaultTimings()
+	}
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Core{
+		clock: clock.OrReal(opt.Clock), log: log.With("component", "freeze"), t: t,
+		systems: opt.Systems, observer: opt.Observer, inbox: make(chan func(), 256),
+		started: make(chan struct{}), groups: map[string]*group{}, byLSSPair: map[hal.LSSPair][]*group{},
+		heartbeat: opt.Heartbeat, epoch: opt.Epoch, seen: map[eventID]struct{}{},
+	}
+}
+
+// Progress counts the loop's iterations; it stops moving when the loop is
+// wedged, which is what the systemd watchdog must notice.
+func (c *Core) Progress() uint64 { return c.progress.Load() }
+
+// Run is the loop: it subscribes to every system's events and runs the
+// heartbeat, the poll and the freeze retries until ctx is done.
+func (c *Core) Run(ctx context.Context) error {
+	if err := c.t.Validate(); err != nil {
+		return err
+	}
+	c.runCtx = ctx
+	for serial, sys := range c.systems {
+		events, err := sys.Events(ctx)
+		if err != nil {
+			return fmt.Errorf("freeze: events of %s: %w", serial, err)
+		}
+		go func() {
+			for ev := range events {
+				c.post(func() { c.onEvent(ev, "pushed") })
+			}
+		}()
+	}
+	tick := c.clock.NewTicker(c.t.Interval)
+	defer tick.Stop()
+	poll := c.clock.NewTicker(c.t.PollInterval)
+	defer poll.Stop()
+	retry := c.clock.NewTicker(c.t.RetryInterval)
+	defer retry.Stop()
+	close(c.started)
+	for {
+		select {
+		case f := <-c.inbox:
+			f()
+		case <-tick.C():
+			c.onTick()
+		case <-poll.C():
+			c.poll()
+		case <-retry.C():
+			c.retryFreezes()
+		case <-ctx.Done():
+			return nil
+		}
+		c.progress.Add(1)
+	}
+}
+
+// post hands a function to the loop; it is dropped once the loop stopped.
+func (c *Core) post(f func()) {
+	select {
+	case c.inbox <- f:
+	case <-c.runCtx.Done():
+	}
+}
+
+// do runs f in the loop and waits for its answer.
+func (c *Core) do(ctx context.Context, f func() error) error {
+	select {
+	case <-c.started:
+	case <-ctx.Done():
+		return ErrStopped
+	}
+	reply := make(chan error, 1)
+	select {
+	case c.inbox <- func() { reply <- f() }:
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-c.runCtx.Done():
+		return ErrStopped
+	}
+	select {
+	case err := <-reply:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// async runs a storage command in its own goroutine, bounded by the
+// request timeout, and hands its result back to the loop.
+func (c *Core) async(fn func(ctx context.Context) error, done func(err error)) {
+	if c.fenced {
+		done(ErrFenced)
+		return
+	}
+	go func() {
+		ctx, cancel := clock.WithTimeout(c.runCtx, c.clock, c.t.RequestTimeout)
+		err := fn(ctx)
+		cancel()
+		c.post(func() {
+			if errors.Is(err, hal.ErrFenced) {
+				c.onFenced(0)
+			}
+			done(err)
+		})
+	}()
+}
+
+// SetGroups replaces the consistency groups. A group whose pairs did not
+// change keeps its state; a new one starts mirroring (and, with the
+// heartbeat on, armed).
+func (c *Core) SetGroups(ctx context.Context, groups []Group) error {
+	return c.do(ctx, func() error {
+		next := map[string]*group{}
+		var problems []error
+		for _, g := range groups {
+			if old := c.groups[g.Name]; old != nil && samePairs(old.Pairs, g.Pairs) {
+				old.ReleaseIO, old.LowestCG = g.ReleaseIO, g.LowestCG
+				next[g.Name] = old
+				continue
+			}
+			ng := &group{Group: g, systems: map[hal.Serial]*member{}}
+			ng.h, ng.hErr = DeriveH(g.LowestCG, c.t)
+			if ng.hErr != nil && c.heartbeat {
+				problems = append(problems, fmt.Errorf("group %s: %w", g.Name, ng.hErr))
+			}
+			c.resetGroup(ng)
+			next[g.Name] = ng
+		}
+		if len(problems) > 0 {
+			return errors.Join(problems...)
+		}
+		for name, old := range c.groups {
+			if next[name] != old && c.heartbeat {
+				c.disarm(old, slices.Collect(maps.Keys(old.Pairs)))
+			}
+		}
+		c.groups = next
+		c.byLSSPair = map[hal.LSSPair][]*group{}
+		for _, g := range c.groups {
+			for _, lps := range g.Pairs {
+				for _, lp := range lps {
+					c.byLSSPair[lp] = append(c.byLSSPair[lp], g)
+				}
+			}
+		}
+		return nil
+	})
+}
+
+func samePairs(a, b map[hal.Serial][]hal.LSSPair) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if !slices.Equal(v, b[k]) {
+			return false
+		}
+	}
+	return true
+}
+
+// resetGroup puts a group back to mirroring, with a fresh detection
+// window for its heartbeat.
+func (c *Core) resetGroup(g *group) {
+	now := c.clock.Now()
+	g.phase, g.reason, g.since, g.pending = Mirroring, "", now, 0
+	for serial := range g.Pairs {
+		g.systems[serial] = &member{lastReply: now}
+	}
+}
+
+// Restart puts a frozen group back to mirroring once its pairs are
+// re-established (start-h1-h2): the heartbeat is armed again.
+func (c *Core) Restart(ctx context.Context, name string) error {
+	return c.do(ctx, func() error {
+		g := c.groups[name]
+		if g == nil {
+			return fmt.Errorf("%w: %s", ErrUnknownGroup, name)
+		}
+		c.resetGroup(g)
+		return nil
+	})
+}
+
+// SetHeartbeat switches the heartbeat. On, it refuses when a group's
+// timings cannot be safe; off, it disarms every system.
+func (c *Core) SetHeartbeat(ctx context.Context, on bool) error {
+	return c.do(ctx, func() error {
+		if on == c.heartbeat {
+			return nil
+		}
+		if on {
+			var problems []error
+			for _, g := range c.sortedGroups() {
+				if g.hErr != nil {
+					problems = append(problems, fmt.Errorf("group %s: %w", g.Name, g.hErr))
+				}
+			}
+			if len(problems) > 0 {
+				return errors.Join(problems...)
+			}
+			now := c.clock.Now()
+			for _, g := range c.groups {
+				for _, m := range g.systems {
+					m.lastReply, m.armed = now, false
+				}
+			}
+		} else {
+			for _, g := range c.groups {
+				c.disarm(g, slices.Collect(maps.Keys(g.Pairs)))
+			}
+		}
+		c.heartbeat = on
+		c.log.Info("heartbeat switched", "on", on)
+		return nil
+	})
+}
+
+// SetEpoch changes the epoch the core's commands carry (after a takeover).
+func (c *Core) SetEpoch(ctx context.Context, e hal.Epoch) error {
+	return c.do(ctx, func() error {
+		c.epoch, c.fenced = e, false
+		return nil
+	})
+}
+
+func (c *Core) sortedGroups() []*group {
+	out := slices.Collect(maps.Values(c.groups))
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// onEvent handles a pushed (or trapped) event.
+func (c *Core) onEvent(ev hal.Event, source string) {
+	if ev.Seq != 0 {
+		id := eventID{ev.Serial, ev.Seq}
+		if _, dup := c.seen[id]; dup {
+			return
+		}
+		c.seen[id] = struct{}{}
+		c.seenOrder = append(c.seenOrder, id)
+		if len(c.seenOrder) > maxSeen {
+			delete(c.seen, c.seenOrder[0])
+			c.seenOrder = c.seenOrder[1:]
+		}
+	}
+	switch ev.Kind {
+	case hal.EventSuspend:
+		for _, g := range c.byLSSPair[ev.LSSPair] {
+			c.freeze(g, fmt.Sprintf("%s suspend event from %s: LSS pair %s, %d volumes, reason %s",
+				source, ev.Serial, ev.LSSPair, ev.Volumes.Len(), ev.Reason))
+		}
+	case hal.EventHeartbeatExpiry:
+		if g := c.groups[ev.Session]; g != nil {
+			if m := g.systems[ev.Serial]; m != nil {
+				m.acked = true // it froze itself
+			}
+			c.freeze(g, fmt.Sprintf("%s: heartbeat expired on %s", source, ev.Serial))
+			c.evaluate(g)
+		}
+	case hal.EventFenced:
+		c.onFenced(ev.Epoch)
+	}
+}
+
+func (c *Core) onFenced(epoch hal.Epoch) {
+	if c.fenced {
+		return
+	}
+	c.fenced = true
+	c.log.Error("fenced: a storage system has seen a higher epoch; no more commands from this server",
+		"epoch", c.epoch, "seen", epoch)
+	if c.observer != nil {
+		c.observer.Fenced(epoch)
+	}
+}
+
+// freeze starts the fan-out for a group that is mirroring.
+func (c *Core) freeze(g *group, reason string) {
+	if g.phase != Mirroring || c.fenced {
+		return
+	}
+	now := c.clock.Now()
+	g.phase, g.reason, g.since = Freezing, reason, now
+	serials := slices.Sorted(maps.Keys(g.Pairs))
+	g.pending = len(serials)
+	for _, serial := range serials {
+		c.sendFreeze(g, serial, true)
+	}
+	c.log.Warn("freezing consistency group", "group", g.Name, "reason", reason, "systems", len(serials))
+	if c.observer != nil {
+		c.observer.Freezing(g.Name, reason, now)
+	}
+}
+
+func (c *Core) sendFreeze(g *group, serial hal.Serial, firstRound bool) {
+	m := g.systems[serial]
+	sys := c.systems[serial]
+	if m.freezing || m.acked {
+		return
+	}
+	m.freezing = true
+	pairs, epoch := g.Pairs[serial], c.epoch
+	c.async(func(ctx context.Context) error {
+		if sys == nil {
+			return fmt.Errorf("%w: %s is not configured", hal.ErrUnreachable, serial)
+		}
+		return sys.Freeze(ctx, epoch, pairs)
+	}, func(err error) {
+		m.freezing = false
+		if firstRound {
+			g.pending--
+		}
+		if g.phase == Thawed || g.phase == Mirroring {
+			return // a late answer after a thaw or a restart
+		}
+		if err != nil {
+			c.log.Warn("freeze not acknowledged", "group", g.Name, "serial", serial, "err", err)
+		} else {
+			m.acked = true
+			if c.heartbeat {
+				c.disarm(g, []hal.Serial{serial})
+			}
+		}
+		c.evaluate(g)
+	})
+}
+
+// evaluate applies the thaw rule to a group that is freezing or partial.
+func (c *Core) evaluate(g *group) {
+	if g.phase != Freezing && g.phase != Partial {
+		return
+	}
+	if g.phase == Freezing && g.pending > 0 {
+		return
+	}
+	now := c.clock.Now()
+	certain, _ := Certainty(now, c.memberStates(g), c.heartbeat, g.h, c.t.RequestTimeout)
+	switch {
+	case certain:
+		g.phase = Frozen
+		c.log.Info("consistency group frozen everywhere", "group", g.Name)
+		c.release(g.waiters, nil)
+		g.waiters = nil
+		if c.observer != nil {
+			c.observer.Settled(g.Name, true, now)
+		}
+		if g.ReleaseIO {
+			c.thaw(g, nil)
+		}
+	case g.phase == Freezing:
+		g.phase = Partial
+		err := fmt.Errorf("freeze of %s not acknowledged by %s", g.Name, strings.Join(c.unacked(g), ", "))
+		c.release(g.waiters, err)
+		g.waiters = nil
+		if c.observer != nil {
+			c.observer.Settled(g.Name, false, now)
+		}
+	}
+}
+
+func (c *Core) release(waiters []chan error, err error) {
+	for _, w := range waiters {
+		w <- err
+	}
+}
+
+func (c *Core) memberStates(g *group) map[string]SystemFreeze {
+	out := make(map[string]SystemFreeze, len(g.systems))
+	for serial, m := range g.systems {
+		out[string(serial)] = SystemFreeze{Acked: m.acked, Armed: m.armed, LastSent: m.lastSent}
+	}
+	return out
+}
+
+func (c *Core) unacked(g *group) []string {
+	var out []string
+	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+		if !g.systems[serial].acked {
+			out = append(out, string(serial))
+		}
+	}
+	return out
+}
+
+// retryFreezes sends the freeze again to every system that has not
+// acknowledged it, while its group is not thawed.
+func (c *Core) retryFreezes() {
+	for _, g := range c.sortedGroups() {
+		if g.phase != Freezing && g.phase != Partial && g.phase != Frozen {
+			continue
+		}
+		for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+			c.sendFreeze(g, serial, false)
+		}
+	}
+}
+
+// onTick runs the heartbeat and the time-driven rules.
+func (c *Core) onTick() {
+	now := c.clock.Now()
+	for _, g := range c.sortedGroups() {
+		switch g.phase {
+		case Freezing, Partial:
+			c.evaluate(g)
+		case Mirroring:
+			if c.heartbeat {
+				c.heartbeatGroup(g, now)
+			}
+		}
+	}
+}
+
+func (c *Core) heartbeatGroup(g *group, now time.Time) {
+	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+		m := g.systems[serial]
+		if Doubtful(now, m.lastReply, c.t.DetectionWindow) {
+			c.freeze(g, fmt.Sprintf("no heartbeat reply from %s for %v", serial, now.Sub(m.lastReply)))
+			return
+		}
+		if !m.armed {
+			c.arm(g, serial, m, now)
+			continue
+		}
+		if m.heartbeatOut {
+			continue
+		}
+		m.heartbeatOut, m.lastSent = true, now
+		sys, epoch, name := c.systems[serial], c.epoch, g.Name
+		c.async(func(ctx context.Context) error { return sys.Heartbeat(ctx, epoch, name) }, func(err error) {
+			m.heartbeatOut = false
+			switch {
+			case err == nil:
+				m.lastReply = c.clock.Now()
+			case errors.Is(err, hal.ErrHeartbeatExpired):
+				m.acked = true
+				c.freeze(g, fmt.Sprintf("%s reports its heartbeat expired", serial))
+				c.evaluate(g)
+			default:
+				c.log.Warn("heartbeat failed", "group", g.Name, "serial", serial, "err", err)
+			}
+		})
+	}
+}
+
+func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
+	if m.arming || g.hErr != nil {
+		return
+	}
+	m.arming, m.lastSent = true, now
+	sys, epoch := c.systems[serial], c.epoch
+	spec := hal.HeartbeatSpec{Session: g.Name, Pairs: g.Pairs[serial], Timeout: g.h}
+	c.async(func(ctx context.Context) error { return sys.EnableHeartbeat(ctx, epoch, spec) }, func(err error) {
+		m.arming = false
+		if err != nil {
+			c.log.Warn("heartbeat not armed", "group", g.Name, "serial", serial, "err", err)
+			return
+		}
+		if g.phase == Mirroring {
+			m.armed, m.lastReply = true, c.clock.Now()
+		}
+	})
+}
+
+// disarm switches the heartbeat off on systems of a group, best effort:
+// a system we cannot reach expires on its own, which is what we want.
+func (c *Core) disarm(g *group, serials []hal.Serial) {
+	for _, serial := range serials {
+		sys, epoch, name := c.systems[serial], c.epoch, g.Name
+		if m := g.systems[serial]; m != nil && m.armed && m.acked {
+			m.armed = false // acknowledged: frozen, no expiry needed to be safe
+		}
+		c.async(func(ctx context.Context) error { return sys.DisableHeartbeat(ctx, epoch, name) }, func(err error) {
+			if err != nil {
+				c.log.Info("heartbeat not disarmed", "group", name, "serial", serial, "err", err)
+			}
+		})
+	}
+}
+
+// poll queries every system's pairs: a suspended source pair of a
+// mirroring group is a sign like an event.
+func (c *Core) poll() {
+	for _, serial := range slices.Sorted(maps.Keys(c.systems)) {
+		sys, epoch := c.systems[serial], c.epoch
+		var pairs []hal.PairStatus
+		c.async(func(ctx context.Context) error {
+			var err error
+			pairs, err = sys.QueryPairs(ctx, epoch)
+			return err
+		}, func(err error) {
+			if err != nil {
+				c.log.Debug("poll failed", "serial", serial, "err", err)
+				return
+			}
+			for _, p := range pairs {
+				if p.Source.Serial != serial || p.State != hal.Suspended {
+					continue
+				}
+				for _, g := range c.byLSSPair[p.LSSPair()] {
+					c.freeze(g, fmt.Sprintf("poll: pair %s suspended (%s)", p.VolumePair, p.Reason))
+				}
+			}
+		})
+	}
+}
+
+// Freeze freezes a group on command (the session's suspend) and waits for
+// the first fan-out. It answers nil when every system acknowledged or is
+// known frozen, else an error naming the systems that are not.
+func (c *Core) Freeze(ctx context.Context, name, reason string) error {
+	wait := make(chan error, 1)
+	if err := c.do(ctx, func() error {
+		g := c.groups[name]
+		if g == nil {
+			return fmt.Errorf("%w: %s", ErrUnknownGroup, name)
+		}
+		if c.fenced {
+			return ErrFenced
+		}
+		switch g.phase {
+		case Mirroring:
+			c.freeze(g, reason)
+			g.waiters = append(g.waiters, wait)
+		case Freezing:
+			g.waiters = append(g.waiters, wait)
+		case Partial:
+			wait <- fmt.Errorf("freeze of %s not acknowledged by %s", g.Name, strings.Join(c.unacked(g), ", "))
+		default:
+			wait <- nil
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	select {
+	case err := <-wait:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Thaw releases I/O of a frozen group (release-io) if the thaw rule
+// allows it, and answers ErrNotSafe, saying why, if not.
+func (c *Core) Thaw(ctx context.Context, name string) error {
+	wait := make(chan error, 1)
+	if err := c.do(ctx, func() error {
+		g := c.groups[name]
+		if g == nil {
+			return fmt.Errorf("%w: %s", ErrUnknownGroup, name)
+		}
+		if g.phase == Thawed {
+			wait <- nil
+			return nil
+		}
+		if g.phase == Mirroring {
+			return fmt.Errorf("%w: %s is not frozen", ErrNotSafe, name)
+		}
+		now := c.clock.Now()
+		certain, at := Certainty(now, c.memberStates(g), c.heartbeat, g.h, c.t.RequestTimeout)
+		if !certain {
+			why := "no freeze acknowledged and the heartbeat cannot vouch for them"
+			if !at.IsZero() {
+				why = fmt.Sprintf("they are known frozen only from %s on (last heartbeat + H + request timeout)",
+					at.Format(time.RFC3339Nano))
+			}
+			return fmt.Errorf("%w: %s may still be mirroring: %s", ErrNotSafe, strings.Join(c.unacked(g), ", "), why)
+		}
+		c.thaw(g, wait)
+		return nil
+	}); err != nil {
+		return err
+	}
+	select {
+	case err := <-wait:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// thaw ends ELB on every source LSS of a group whose freeze is certain.
+func (c *Core) thaw(g *group, wait chan error) {
+	g.phase = Thawed
+	now := c.clock.Now()
+	serials := slices.Sorted(maps.Keys(g.Pairs))
+	left := len(serials)
+	var failed []string
+	for _, serial := range serials {
+		sys, epoch := c.systems[serial], c.epoch
+		lsss := sourceLSSs(g.Pairs[serial])
+		c.async(func(ctx context.Context) error { return sys.Thaw(ctx, epoch, lsss) }, func(err error) {
+			if err != nil {
+				failed = append(failed, fmt.Sprintf("%s (%v)", serial, err))
+			}
+			if left--; left > 0 {
+				return
+			}
+			var out error
+			if len(failed) > 0 {
+				out = fmt.Errorf("thaw of %s: not reached: %s; their writes resume when their CG timeout ends",
+					g.Name, strings.Join(failed, ", "))
+			}
+			if wait != nil {
+				wait <- out
+			}
+		})
+	}
+	c.log.Info("consistency group thawed", "group", g.Name)
+	if c.observer != nil {
+		c.observer.Thawed(g.Name, now)
+	}
+}
+
+func sourceLSSs(pairs []hal.LSSPair) []hal.LSS {
+	seen := map[hal.LSS]bool{}
+	var out []hal.LSS
+	for _, lp := range pairs {
+		if !seen[lp.Source.LSS] {
+			seen[lp.Source.LSS] = true
+			out = append(out, lp.Source.LSS)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// GroupStatus is a group as the core sees it.
+type GroupStatus struct {
+	Name    string
+	Phase   Phase
+	Reason  string
+	Since   time.Time
+	H       time.Duration
+	Systems []MemberStatus
+}
+
+// MemberStatus is one source system of a group.
+type MemberStatus struct {
+	Serial    hal.Serial
+	Acked     bool
+	Armed     bool
+	LastSent  time.Time
+	LastReply time.Time
+}
+
+// Status reports every group.
+func (c *Core) Status(ctx context.Context) ([]GroupStatus, error) {
+	var out []GroupStatus
+	err := c.do(ctx, func() error {
+		for _, g := range c.sortedGroups() {
+			gs := GroupStatus{Name: g.Name, Phase: g.phase, Reason: g.reason, Since: g.since, H: g.h}
+			for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+				m := g.systems[serial]
+				gs.Systems = append(gs.Systems, MemberStatus{Serial: serial, Acked: m.acked, Armed: m.armed,
+					LastSent: m.lastSent, LastReply: m.lastReply})
+			}
+			out = append(out, gs)
+		}
+		return nil
+	})
+	return out, err
+}

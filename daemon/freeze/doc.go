@@ -1,0 +1,49 @@
+// Package freeze is lockstep's heartbeat and freeze core: the part that
+// keeps the secondary image consistent whatever fails (DESIGN.md §5).
+//
+// # The rules
+//
+// Freeze rule: when anything says a pair of a consistency group may have
+// stopped mirroring — a pushed suspend event, a poll that shows a
+// suspended pair, a heartbeat that expired, or, with the heartbeat on, a
+// storage system that stopped answering heartbeats for the detection
+// window — the core freezes every LSS pair of the group on every storage
+// system, concurrently, each system with its own deadline, so that one
+// slow or dead system never delays the others. Systems whose freeze failed
+// are retried until they acknowledge or become certain.
+//
+// Thaw rule (the safety invariant): the core never thaws any LSS of a
+// group while any of its storage systems might still be mirroring. A
+// system that acknowledged the freeze is safe. One that did not is safe
+// only once its own heartbeat expiry has certainly happened, at SafeAt =
+// last heartbeat sent + H + request timeout (a heartbeat in flight may
+// reach the system up to a request timeout after it was sent). Without
+// the heartbeat such a system is never known safe: the group stays
+// Suspended (Partial), not recoverable.
+//
+// Heartbeat: off by default. When on, every group's systems are armed
+// with timeout H = lowest CG timeout of the group − Margin, and refreshed
+// every Interval. Margin covers the detection window, a tick of the loop
+// and twice the request timeout (the freeze fan-out and a heartbeat in
+// flight), so that a system which freezes itself always does so before
+// the CG timeout of a system that suspended silently releases its held
+// writes. Timings that break H + Margin <= lowest CG timeout are refused.
+// Once a group freezes, its heartbeat stops: a refreshed heartbeat could
+// keep an unreachable system mirroring forever, and the systems that
+// acknowledged the freeze are disarmed so that a later expiry does not
+// hold their writes again after a thaw.
+//
+// # Sources of truth
+//
+// Pushed events, periodic polls and failed commands are independent
+// sources of the same truth; events are deduplicated by (serial, seq) and
+// a group that is already freezing absorbs every further sign.
+//
+// # The loop
+//
+// One goroutine owns all state; storage commands run in their own
+// goroutines and report back to it, so a black-holed system costs a
+// goroutine, never the loop. Progress counts the loop's iterations: the
+// daemon pings the systemd watchdog only while it moves. Every timer runs
+// on the injected clock; the timing rules are pure functions (timing.go).
+package freeze

@@ -1,0 +1,11 @@
+// Package scenario runs the failure scenarios of DESIGN.md §6 against the
+// real freeze core: 4 primary and 4 secondary emulated storage systems,
+// one consistency group spanning all of them, the dependent-write
+// workload, a fault, and the oracle's verdict on the secondary image.
+//
+// Runs are in-process, on whatever clock they are given: tests run them
+// inside a testing/synctest bubble (virtual time: minutes of storage
+// timers in milliseconds, deterministic), lockstep-lab on a scaled clock.
+// Random schedules (Schedule) draw faults from a seed, so that any failing
+// seed replays exactly.
+package scenario
