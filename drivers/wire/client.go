@@ -265,14 +265,14 @@ func (c *Client) writeLoop() {
 	for {
 		select {
 		case out := <-c.writeq:
-			if out.ctx.Err() != nil {
-				continue // its Call already returned ErrTimeout
-			}
-			out.started.Store(true)
-			c.conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
-			if err := WriteFrame(bw, Frame{Type: MsgRequest, Body: out.body}); err != nil {
-				c.fail(fmt.Errorf("write: %w", err))
-				return
+			// A request whose Call already returned ErrTimeout is not sent.
+			if out.ctx.Err() == nil {
+				out.started.Store(true)
+				c.conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+				if err := WriteFrame(bw, Frame{Type: MsgRequest, Body: out.body}); err != nil {
+					c.fail(fmt.Errorf("write: %w", err))
+					return
+				}
 			}
 		case <-c.done:
 			return
@@ -376,7 +376,11 @@ func (c *Client) forget(id uint64) {
 }
 
 func (c *Client) timeoutError(ctx context.Context, op Op) error {
-	return fmt.Errorf("wire: %s: %w (%w)", op, ErrTimeout, ctx.Err())
+	cause := ctx.Err()
+	if cause == nil { // the deadline passed on the clock, the context has yet to notice
+		cause = context.DeadlineExceeded
+	}
+	return fmt.Errorf("wire: %s: %w (%w)", op, ErrTimeout, cause)
 }
 
 func result(op Op, r Response) ([]byte, error) {

@@ -500,6 +500,46 @@ func TestReadFrameChecksLengthBeforeAllocating(t *testing.T) {
 	}
 }
 
+// TestHugeCountsDoNotAllocate decodes lists claiming billions of elements
+// in a few bytes: the count must be refused before the slice is made.
+func TestHugeCountsDoNotAllocate(t *testing.T) {
+	// Not parallel: it measures the process's allocations.
+	inputs := []struct {
+		op     Op
+		result bool
+		hex    string
+	}{
+		{OpFreeze, false, "FFFFFFFF 015010 015320"},
+		{OpEstablishPaths, false, "FFFFFFFF"},
+		{OpEstablishPairs, false, "7FFFFFFF 00"},
+		{OpThaw, false, "FFFFFFFF 10"},
+		{OpRecover, false, "FFFFFFFF"},
+		{OpEnableHeartbeat, false, "0173 000000003B9ACA00 FFFFFFFF"},
+		{OpQueryPairs, true, "FFFFFFFF"},
+		{OpQueryPaths, true, "FFFFFFFF"},
+		{OpQueryLSSs, true, "FFFFFFFF"},
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for _, in := range inputs {
+		b := hexBytes(t, in.hex)
+		var err error
+		if in.result {
+			_, err = DecodeResult(in.op, b)
+		} else {
+			_, err = DecodeArgs(in.op, b)
+		}
+		if !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "count") {
+			t.Errorf("%s: error = %v, want the count refused", in.op, err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("decoding huge counts allocated %d bytes", n)
+	}
+}
+
 func TestStatusMapping(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

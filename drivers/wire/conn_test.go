@@ -267,15 +267,19 @@ func TestWrongPasswordRefusedBeforeAnyCommand(t *testing.T) {
 	sys := newFake(serialP)
 	srv := startServer(t, acceptFake(sys, heartbeatCaps), ServerOptions{})
 
-	// A client that pipelines a freeze behind a wrong password.
+	// A client that pipelines freezes behind a wrong password: more than
+	// the server's read buffer, so that they are still unread when the
+	// server decides.
 	conn := srv.dialTLS(t)
 	bad := sampleHello
 	bad.Password = "hunter2"
 	freeze, _ := EncodeArgs(OpFreeze, Args{LSSPairs: []hal.LSSPair{lssPairA}})
 	var out []byte
 	out = append(out, frameBytes(t, MsgHello, mustHello(t, bad), nil)...)
-	req, err := EncodeRequest(Request{ID: 1, Epoch: 1, Timeout: time.Second, Op: OpFreeze, Args: freeze})
-	out = append(out, frameBytes(t, MsgRequest, req, err)...)
+	for id := range uint64(500) {
+		req, err := EncodeRequest(Request{ID: id + 1, Epoch: 1, Timeout: time.Second, Op: OpFreeze, Args: freeze})
+		out = append(out, frameBytes(t, MsgRequest, req, err)...)
+	}
 	if _, err := conn.Write(out); err != nil {
 		t.Fatal(err)
 	}
@@ -292,6 +296,7 @@ func TestWrongPasswordRefusedBeforeAnyCommand(t *testing.T) {
 	if strings.Contains(rj.Text, "hunter2") {
 		t.Fatalf("reject text %q reveals the password", rj.Text)
 	}
+	conn.CloseWrite() // lets the server's drain of our pipelined input end
 	if _, err := ReadFrame(br, MaxFrameSize); err == nil {
 		t.Fatal("server kept the connection open after rejecting")
 	}
@@ -675,14 +680,14 @@ func TestCallTimesOutAtItsDeadline(t *testing.T) {
 	if !errors.Is(err, ErrTimeout) || !errors.Is(err, hal.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) {
 		t.Fatalf("error = %v, want a timeout", err)
 	}
+	if n := c.pendingCalls(); n != 0 { // the answer has not come yet
+		t.Fatalf("%d calls still pending after the timeout", n)
+	}
 	if err := c.Ping(t.Context()); err != nil {
 		t.Fatalf("the call after a timeout got %v: the late answer was not dropped", err)
 	}
-	c.mu.Lock()
-	left := len(c.pending)
-	c.mu.Unlock()
-	if left != 0 {
-		t.Fatalf("%d calls still pending", left)
+	if n := c.pendingCalls(); n != 0 {
+		t.Fatalf("%d calls still pending", n)
 	}
 	if c.Err() != nil {
 		t.Fatalf("a timeout broke the connection: %v", c.Err())
@@ -1063,9 +1068,54 @@ func TestClientHandshakeBoundedByContext(t *testing.T) {
 	}
 }
 
+func (c *Client) pendingCalls() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(c.pending)
+}
+
 func TestNewSelfSignedNeedsHosts(t *testing.T) {
 	t.Parallel()
 	if _, err := NewSelfSigned(time.Now(), time.Hour); err == nil {
 		t.Fatal("no error for a certificate without names")
+	}
+}
+
+// TestWriterFlushesPastAbandonedRequests: a request queued behind a live
+// one whose Call gave up is skipped, and the live one is still flushed.
+func TestWriterFlushesPastAbandonedRequests(t *testing.T) {
+	t.Parallel()
+	mine, peer := net.Pipe()
+	defer peer.Close()
+	c := &Client{conn: mine, opts: ClientOptions{}.withDefaults(), writeq: make(chan *outgoing, 4), done: make(chan struct{})}
+	body := func(id uint64) []byte {
+		b, err := EncodeRequest(Request{ID: id, Timeout: time.Second, Op: OpPing})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	gone, cancel := context.WithCancel(t.Context())
+	cancel()
+	live := &outgoing{ctx: t.Context(), body: body(1)}
+	dead := &outgoing{ctx: gone, body: body(2)}
+	c.writeq <- live
+	c.writeq <- dead
+	c.wg.Add(1)
+	go c.writeLoop()
+	defer func() {
+		c.fail(ErrClosed)
+		c.wg.Wait()
+	}()
+	peer.SetReadDeadline(time.Now().Add(guard))
+	f, err := ReadFrame(peer, MaxFrameSize)
+	if err != nil {
+		t.Fatalf("the live request was not flushed: %v", err)
+	}
+	if r, err := DecodeRequest(f.Body); err != nil || r.ID != 1 {
+		t.Fatalf("got request %+v (%v), want ID 1", r, err)
+	}
+	if dead.started.Load() {
+		t.Fatal("the abandoned request was sent")
 	}
 }

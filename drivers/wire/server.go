@@ -207,6 +207,9 @@ func (s *serverConn) handshake(ctx context.Context, br *bufio.Reader, accept Acc
 			code, hello.User, hello.Manager, hello.Serial, err)
 	}
 	ok.Version = Version
+	if ok.Serial == "" {
+		ok.Serial = sys.Serial()
+	}
 	events, err := sys.Events(ctx)
 	if err != nil {
 		s.reject(RejectUnavailable, TruncateText("cannot subscribe to events: "+err.Error()))
@@ -279,7 +282,7 @@ func (s *serverConn) respond(ctx context.Context, sys hal.StorageSystem, caps ha
 	switch {
 	case argErr != nil:
 		err = fmt.Errorf("%w: %w", hal.ErrUnsupported, argErr)
-	case false:
+	case req.Op.heartbeatOp() && !caps.Heartbeat:
 		err = fmt.Errorf("%w: this connection cannot carry the heartbeat", hal.ErrUnsupported)
 	default:
 		hctx, cancel := clock.WithTimeout(ctx, s.opts.Clock, min(req.Timeout, s.opts.MaxRequestTimeout))

@@ -106,7 +106,6 @@ func (r *Run) chain(ctx context.Context, host Host, c int, pairs []hal.VolumePai
 				return
 			}
 			r.errors.Add(1)
-			break
 			if clock.Sleep(ctx, opt.Clock, opt.RetryDelay) != nil {
 				return
 			}
