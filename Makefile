@@ -1,6 +1,8 @@
 # lockstep build. `make test` is what CI runs (.ci/run); it installs what the
 # tests need by itself.
 
+SHELL     := /bin/bash
+.SHELLFLAGS := -o pipefail -c
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X github.com/lockstep-io/lockstep/internal/version.Version=$(VERSION)
@@ -36,6 +38,9 @@ lint: fmt-check vet
 
 test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 12m ./...
+	@# The random fault schedules at full count (>= 200 seeds), without -race:
+	@# the race detector cannot hold that many scenarios in one process.
+	$(GO) test -count=1 -timeout 10m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
 
 demo: build
 	$(BIN)/lockstep-lab demo
@@ -53,6 +58,7 @@ fuzz:
 	done
 
 soak:
+	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
 	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 60m ./...
 
 clean:

@@ -12,8 +12,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	"strings"
+
+	"github.com/lockstep-io/lockstep/daemon/scenario"
 	"github.com/lockstep-io/lockstep/hal/clock"
-	"github.com/lockstep-io/lockstep/hal/emu/scripted"
 )
 
 // Exit codes: 0 consistent / ok, 1 inconsistent / failed, 2 usage.
@@ -50,9 +52,11 @@ commands:
           the dependent-write workload over the lab file's mirrors
   check [--json]
           the oracle: exit 0 if the secondary image is consistent, 1 if not
+  scenario S1|S2|S3|S6|random [--heartbeat on|off] [--seed N] [--speed N]
+          a failure scenario of the design, in-process with the real freeze
+          core; exit 0 if the secondary image is consistent, 1 if not
   demo [--speed N]
-          scenario S1 on emulated storage with a scripted controller,
-          without and then with the Metro Mirror heartbeat
+          S1 and S2, each without and then with the Metro Mirror heartbeat
 
 The control commands find the lab at --control SOCK, else $LOCKSTEP_LAB_CONTROL,
 else ./lockstep-lab.sock.
@@ -67,6 +71,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "demo":
 		err = demo(ctx, args[1:], stdout)
+	case "scenario":
+		err = scenarioCmd(ctx, args[1:], stdout)
 	case "run":
 		err = serve(ctx, args[1:], stdout, stderr)
 	case "status", "fault", "workload", "check":
@@ -92,42 +98,95 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 }
 
+// demo runs S1 and S2, each without and then with the heartbeat, with the
+// real freeze core on a scaled clock.
 func demo(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(out)
-	speed := fs.Float64("speed", 200, "how many times faster than real time the storage timers run")
+	speed := fs.Float64("speed", 100, "how many times faster than real time the storage timers run")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
-	fmt.Fprintf(out, "Scenario S1: one primary loses its replication paths and its connection\n"+
-		"to the manager at the same instant. Storage time runs %gx faster than real time.\n", *speed)
-	verdicts := map[bool]bool{}
-	for _, hb := range []bool{false, true} {
-		fmt.Fprintf(out, "\n=== Metro Mirror heartbeat %s ===\n", onOff(hb))
-		res, err := scripted.RunS1(ctx, scripted.Options{Clock: clock.NewScaled(*speed), Heartbeat: hb})
-		if err != nil {
-			return err
+	fmt.Fprintf(out, "lockstep demo: the freeze core against 4 primary and 4 secondary emulated storage\n"+
+		"systems, storage time %gx faster than real time.\n", *speed)
+	var unexpected []string
+	for _, name := range []string{"S1", "S2"} {
+		for _, hb := range []bool{false, true} {
+			res, err := runScenario(ctx, out, name, hb, 0, clock.NewScaled(*speed))
+			if err != nil {
+				return err
+			}
+			if res.Consistent() != hb {
+				unexpected = append(unexpected, fmt.Sprintf("%s heartbeat %s", name, onOff(hb)))
+			}
 		}
-		for _, line := range res.Timeline {
-			fmt.Fprintln(out, "  "+line)
-		}
-		fmt.Fprintf(out, "  oracle: %s\n", res.Report)
-		verdicts[hb] = res.Report.Consistent
 	}
 	fmt.Fprint(out, `
-Why: without the heartbeat, the primary that lost its paths holds host
-writes (extended long busy) but cannot tell the manager. When its CG timeout
-ends, the held write completes locally and the application's next,
-dependent write is mirrored by another primary that nobody froze: the
-secondary site has the later write without the earlier one.
-With the heartbeat armed, the manager notices within a second that the
-primary stopped answering and freezes all the others while the silent one
-still holds its writes; the silent primary freezes itself when its
-heartbeat timer runs out. The secondary site stays consistent.
+Why: without the heartbeat, a primary that stops mirroring while the manager
+cannot hear it (S1), or a primary the manager cannot reach while another one
+suspends (S2), is never frozen in time: when the CG timeout releases the held
+write, the application's next, dependent write is mirrored by a primary that
+nobody froze, and the secondary site holds the later write without the
+earlier one. The manager says so: Suspended (Partial), not recoverable.
+With the heartbeat on, the manager freezes everything it can reach as soon as
+a primary stops answering, and a primary it cannot reach freezes itself when
+its heartbeat timer runs out, before any CG timeout can release a held write:
+the secondary site stays consistent, and the manager knows when it is.
 `)
-	if verdicts[false] || !verdicts[true] {
-		return fmt.Errorf("unexpected verdicts: heartbeat off consistent=%v, on consistent=%v",
-			verdicts[false], verdicts[true])
+	if len(unexpected) > 0 {
+		return fmt.Errorf("unexpected verdicts: %s", strings.Join(unexpected, ", "))
+	}
+	return nil
+}
+
+// runScenario runs and prints one scenario.
+func runScenario(ctx context.Context, out io.Writer, name string, hb bool, seed uint64, clk clock.Clock) (*scenario.Result, error) {
+	opt := scenario.Options{Clock: clk, Heartbeat: hb, Seed: seed}
+	var res *scenario.Result
+	var err error
+	if name == "random" {
+		fmt.Fprintf(out, "\n=== random schedule, seed %d, heartbeat %s ===\n", seed, onOff(hb))
+		res, _, err = scenario.RunSchedule(ctx, opt)
+	} else {
+		fmt.Fprintf(out, "\n=== %s, heartbeat %s: %s ===\n", name, onOff(hb), scenario.Descriptions[name])
+		res, err = scenario.Run(ctx, name, opt)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for _, line := range res.Timeline {
+		fmt.Fprintln(out, "  "+line)
+	}
+	fmt.Fprintf(out, "  oracle: %s\n  manager: Recoverable = %v\n", res.Report, res.Recoverable)
+	return res, nil
+}
+
+// scenarioCmd runs one scenario: exit 0 consistent, 1 inconsistent.
+func scenarioCmd(ctx context.Context, args []string, out io.Writer) error {
+	fs := flag.NewFlagSet("scenario", flag.ContinueOnError)
+	fs.SetOutput(out)
+	hb := fs.String("heartbeat", "off", "on or off")
+	seed := fs.Uint64("seed", 0, "seed of the random schedule (scenario random)")
+	speed := fs.Float64("speed", 0, "run on a clock this many times faster than real time instead of the default 100")
+	pos, err := parseInterleaved(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return fmt.Errorf("%w: scenario NAME (%s, random)", errUsage, strings.Join(scenario.Names, ", "))
+	}
+	if *hb != "on" && *hb != "off" {
+		return fmt.Errorf("%w: --heartbeat %q is not on or off", errUsage, *hb)
+	}
+	if *speed == 0 {
+		*speed = 100
+	}
+	res, err := runScenario(ctx, out, pos[0], *hb == "on", *seed, clock.NewScaled(*speed))
+	if err != nil {
+		return err
+	}
+	if !res.Consistent() {
+		return errInconsistent
 	}
 	return nil
 }

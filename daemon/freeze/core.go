@@ -45,12 +45,25 @@ func (p Phase) String() string {
 // they must not block for long (the freeze itself never waits for them).
 type Observer interface {
 	Freezing(group, reason string, at time.Time)
-	// Settled: the fan-out is over. certain is false while a system may
-	// still be mirroring; a later call with certain=true follows if that
-	// changes.
-	Settled(group string, certain bool, at time.Time)
+	// Settled: the fan-out is over. A later call follows when that
+	// changes from uncertain to certain.
+	Settled(group string, s Settlement)
 	Thawed(group string, at time.Time)
 	Fenced(epoch hal.Epoch)
+}
+
+// Settlement is what the core can vouch for after a freeze.
+type Settlement struct {
+	At time.Time
+	// Certain: every system acknowledged the freeze or has certainly
+	// frozen itself; none can still be mirroring.
+	Certain bool
+	// Recoverable: certain, and in time: no system can have released a
+	// held write (its CG timeout) before every other system was frozen.
+	// This is the session's Recoverable flag: the H2 image is consistent.
+	Recoverable bool
+	// Why says what keeps the group from being recoverable ("" if it is).
+	Why string
 }
 
 // Options configure a Core.
@@ -117,13 +130,21 @@ type group struct {
 
 // member is one source system of a group.
 type member struct {
-	acked        bool
-	freezing     bool // a freeze command is out
-	heartbeatOut bool
-	arming       bool
-	armed        bool
-	lastSent     time.Time
-	lastReply    time.Time
+	acked         bool
+	freezing      bool // a freeze command is out
+	heartbeatOut  bool
+	arming        bool
+	armed         bool
+	armedAtFreeze bool // the heartbeat was armed when the freeze began
+	// contactAtFreeze is lastContact when the freeze began: an answer
+	// during the freeze says nothing of the time the system was silent.
+	contactAtFreeze time.Time
+	unprotected     bool // arming failed for a detection window: said once
+	// lastContact is the last time the core knew the system was fine:
+	// a heartbeat reply, an answered command or poll, an event from it.
+	lastContact time.Time
+	lastSent    time.Time
+	lastReply   time.Time
 }
 
 // New returns a core; Run starts it.
@@ -271,6 +292,9 @@ func (c *Core) SetGroups(ctx context.Context, groups []Group) error {
 			}
 		}
 		c.groups = next
+		if c.heartbeat {
+			c.onTick() // arm the new groups now, not a tick later
+		}
 		c.byLSSPair = map[hal.LSSPair][]*group{}
 		for _, g := range c.groups {
 			for _, lps := range g.Pairs {
@@ -301,7 +325,8 @@ func (c *Core) resetGroup(g *group) {
 	now := c.clock.Now()
 	g.phase, g.reason, g.since, g.pending = Mirroring, "", now, 0
 	for serial := range g.Pairs {
-		g.systems[serial] = &member{lastReply: now}
+		// The pairs were mirroring when the group was (re)started.
+		g.systems[serial] = &member{lastReply: now, lastContact: now}
 	}
 }
 
@@ -348,6 +373,9 @@ func (c *Core) SetHeartbeat(ctx context.Context, on bool) error {
 		}
 		c.heartbeat = on
 		c.log.Info("heartbeat switched", "on", on)
+		if on {
+			c.onTick() // arm now: every moment unarmed is a moment unprotected
+		}
 		return nil
 	})
 }
@@ -418,6 +446,9 @@ func (c *Core) freeze(g *group, reason string) {
 	}
 	now := c.clock.Now()
 	g.phase, g.reason, g.since = Freezing, reason, now
+	for _, m := range g.systems {
+		m.armedAtFreeze, m.contactAtFreeze = m.armed, m.lastContact
+	}
 	serials := slices.Sorted(maps.Keys(g.Pairs))
 	g.pending = len(serials)
 	for _, serial := range serials {
@@ -475,24 +506,52 @@ func (c *Core) evaluate(g *group) {
 	switch {
 	case certain:
 		g.phase = Frozen
-		c.log.Info("consistency group frozen everywhere", "group", g.Name)
+		st := Settlement{At: now, Certain: true, Recoverable: true}
+		if late := c.late(g, now); late != "" {
+			st.Recoverable, st.Why = false, late
+			c.log.Error("consistency group frozen too late to vouch for the secondary image", "group", g.Name, "why", late)
+		} else {
+			c.log.Info("consistency group frozen everywhere", "group", g.Name)
+		}
 		c.release(g.waiters, nil)
 		g.waiters = nil
 		if c.observer != nil {
-			c.observer.Settled(g.Name, true, now)
+			c.observer.Settled(g.Name, st)
 		}
 		if g.ReleaseIO {
 			c.thaw(g, nil)
 		}
 	case g.phase == Freezing:
 		g.phase = Partial
-		err := fmt.Errorf("freeze of %s not acknowledged by %s", g.Name, strings.Join(c.unacked(g), ", "))
-		c.release(g.waiters, err)
+		why := fmt.Sprintf("%s may still be mirroring", strings.Join(c.unacked(g), ", "))
+		c.release(g.waiters, fmt.Errorf("freeze of %s not acknowledged by %s", g.Name, strings.Join(c.unacked(g), ", ")))
 		g.waiters = nil
 		if c.observer != nil {
-			c.observer.Settled(g.Name, false, now)
+			c.observer.Settled(g.Name, Settlement{At: now, Why: why})
 		}
 	}
+}
+
+// late says which system may have released held writes before the whole
+// group was frozen at done, or "" if none. A system whose heartbeat was
+// armed is covered: had it suspended unheard, its silence would have
+// frozen the group within the detection window. Any other system is
+// covered only up to its last contact plus the lowest CG timeout: past
+// that, a suspension the core never heard may have ended its hold while
+// the others still mirrored.
+func (c *Core) late(g *group, done time.Time) string {
+	var out []string
+	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+		m := g.systems[serial]
+		if c.heartbeat && m.armedAtFreeze {
+			continue
+		}
+		if limit := m.contactAtFreeze.Add(g.LowestCG); done.After(limit) {
+			out = append(out, fmt.Sprintf("%s was out of contact from %s, and its writes may have been released from %s on",
+				serial, m.contactAtFreeze.Format(time.RFC3339), limit.Format(time.RFC3339)))
+		}
+	}
+	return strings.Join(out, "; ")
 }
 
 func (c *Core) release(waiters []chan error, err error) {
@@ -550,13 +609,22 @@ func (c *Core) onTick() {
 func (c *Core) heartbeatGroup(g *group, now time.Time) {
 	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
 		m := g.systems[serial]
+		if !m.armed {
+			// Silence from a system whose heartbeat is not armed is no
+			// reason to freeze: it would not freeze itself, so freezing
+			// the others would only let their CG timeouts release writes
+			// while it still mirrors. It stays unprotected until armed.
+			if Doubtful(now, m.lastReply, c.t.DetectionWindow) && !m.unprotected {
+				m.unprotected = true
+				c.log.Error("heartbeat cannot be armed: this storage system is not protected by it",
+					"group", g.Name, "serial", serial)
+			}
+			c.arm(g, serial, m, now)
+			continue
+		}
 		if Doubtful(now, m.lastReply, c.t.DetectionWindow) {
 			c.freeze(g, fmt.Sprintf("no heartbeat reply from %s for %v", serial, now.Sub(m.lastReply)))
 			return
-		}
-		if !m.armed {
-			c.arm(g, serial, m, now)
-			continue
 		}
 		if m.heartbeatOut {
 			continue
@@ -568,6 +636,7 @@ func (c *Core) heartbeatGroup(g *group, now time.Time) {
 			switch {
 			case err == nil:
 				m.lastReply = c.clock.Now()
+				m.lastContact = m.lastReply
 			case errors.Is(err, hal.ErrHeartbeatExpired):
 				m.acked = true
 				c.freeze(g, fmt.Sprintf("%s reports its heartbeat expired", serial))
@@ -593,7 +662,8 @@ func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
 			return
 		}
 		if g.phase == Mirroring {
-			m.armed, m.lastReply = true, c.clock.Now()
+			m.armed, m.unprotected, m.lastReply = true, false, c.clock.Now()
+			m.lastContact = m.lastReply
 		}
 	})
 }
@@ -635,6 +705,14 @@ func (c *Core) poll() {
 				}
 				for _, g := range c.byLSSPair[p.LSSPair()] {
 					c.freeze(g, fmt.Sprintf("poll: pair %s suspended (%s)", p.VolumePair, p.Reason))
+				}
+			}
+			// Only now, after any freeze it started took the contact
+			// before it: the system was fine for the groups still mirroring.
+			now := c.clock.Now()
+			for _, g := range c.groups {
+				if m := g.systems[serial]; m != nil && g.phase == Mirroring {
+					m.lastContact = now
 				}
 			}
 		})

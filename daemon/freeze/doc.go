@@ -6,8 +6,8 @@
 // Freeze rule: when anything says a pair of a consistency group may have
 // stopped mirroring — a pushed suspend event, a poll that shows a
 // suspended pair, a heartbeat that expired, or, with the heartbeat on, a
-// storage system that stopped answering heartbeats for the detection
-// window — the core freezes every LSS pair of the group on every storage
+// storage system whose heartbeat is armed that stopped answering
+// heartbeats for the detection window — the core freezes every LSS pair of the group on every storage
 // system, concurrently, each system with its own deadline, so that one
 // slow or dead system never delays the others. Systems whose freeze failed
 // are retried until they acknowledge or become certain.
@@ -28,6 +28,11 @@
 // flight), so that a system which freezes itself always does so before
 // the CG timeout of a system that suspended silently releases its held
 // writes. Timings that break H + Margin <= lowest CG timeout are refused.
+// Silence from a system whose heartbeat could not be armed is not a
+// freeze event: such a system would not freeze itself, so freezing the
+// others would only let their CG timeouts release held writes while it
+// still mirrors (found by the random schedule of seed 121). The core logs
+// it as unprotected and keeps trying to arm it.
 // Once a group freezes, its heartbeat stops: a refreshed heartbeat could
 // keep an unreachable system mirroring forever, and the systems that
 // acknowledged the freeze are disarmed so that a later expiry does not

@@ -42,7 +42,8 @@ type Options struct {
 type Result struct {
 	Report      workload.Report
 	Writes      uint64
-	Recoverable bool     // the core's last word: every freeze certain
+	Recoverable bool     // the core's last word: every freeze certain and in time
+	Why         string   // why not recoverable
 	Froze       bool     // the core froze the group
 	SelfFrozen  []string // storage systems whose heartbeat expired
 	Mirroring   int      // source pairs still full-duplex at the end
@@ -87,14 +88,17 @@ func (o observer) Freezing(g, reason string, _ time.Time) {
 	o.l.logf("core: freezing %s: %s", g, reason)
 }
 
-func (o observer) Settled(g string, certain bool, _ time.Time) {
+func (o observer) Settled(g string, st freeze.Settlement) {
 	o.l.mu.Lock()
-	o.l.res.Recoverable = certain
+	o.l.res.Recoverable, o.l.res.Why = st.Recoverable, st.Why
 	o.l.mu.Unlock()
-	if certain {
-		o.l.logf("core: %s frozen on every storage system: Recoverable", g)
-	} else {
-		o.l.logf("core: %s Suspended (Partial): some storage system may still be mirroring: not recoverable", g)
+	switch {
+	case st.Recoverable:
+		o.l.logf("core: %s frozen on every storage system in time: Recoverable", g)
+	case st.Certain:
+		o.l.logf("core: %s frozen everywhere, but too late to vouch for the image: not recoverable: %s", g, st.Why)
+	default:
+		o.l.logf("core: %s Suspended (Partial): %s: not recoverable", g, st.Why)
 	}
 }
 
@@ -104,6 +108,12 @@ func (o observer) Fenced(e hal.Epoch)           { o.l.logf("core: fenced by epoc
 func (o *Options) defaults() {
 	if o.Chains == 0 {
 		o.Chains = 16
+	}
+	if o.Think == 0 {
+		// Applications think between dependent writes; without a pause
+		// the chains would saturate the CPU and, on a scaled clock, delay
+		// the core by whole heartbeat intervals of storage time.
+		o.Think = 200 * time.Millisecond
 	}
 	if o.Before == 0 {
 		o.Before = 5 * time.Second
@@ -148,12 +158,40 @@ func setup(ctx context.Context, opt Options) (*lab, error) {
 		return nil, err
 	}
 	if opt.Heartbeat {
+		// "Heartbeat on" means armed on every storage system: a system
+		// that fails before it is armed is not protected by it.
+		if err := l.waitArmed(ctx); err != nil {
+			stop()
+			return nil, err
+		}
 		h, _ := freeze.DeriveH(g.LowestCG, opt.Timings)
-		l.logf("heartbeat on: every %v, storage timeout H = %v (lowest CG timeout %v - margin %v)",
+		l.logf("heartbeat armed on every primary: every %v, storage timeout H = %v (lowest CG timeout %v - margin %v)",
 			opt.Timings.Interval, h, g.LowestCG, opt.Timings.Margin())
 	}
 	observeStorage(ctx, l)
 	return l, nil
+}
+
+func (l *lab) waitArmed(ctx context.Context) error {
+	for range 1000 {
+		st, err := l.core.Status(ctx)
+		if err != nil {
+			return err
+		}
+		armed := 0
+		for _, m := range st[0].Systems {
+			if m.Armed {
+				armed++
+			}
+		}
+		if armed == len(st[0].Systems) {
+			return nil
+		}
+		if err := clock.Sleep(ctx, l.clk, time.Millisecond); err != nil {
+			return err
+		}
+	}
+	return fmt.Errorf("scenario: heartbeat not armed on every primary")
 }
 
 func lowestCG(t *topology.Topology) time.Duration {

@@ -1,0 +1,128 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/hal/emu/topology"
+)
+
+// Fault is one step of a random schedule.
+type Fault struct {
+	At     time.Duration // after the workload started
+	Kind   string        // paths | manager | both | crash
+	System hal.Serial
+	Up     bool // restores what an earlier fault of the same kind took
+}
+
+func (f Fault) String() string {
+	dir := "down"
+	if f.Up {
+		dir = "up"
+	}
+	if f.Kind == "crash" {
+		dir = map[bool]string{false: "crash", true: "restart"}[f.Up]
+		return fmt.Sprintf("t+%v %s %s", f.At, dir, f.System)
+	}
+	return fmt.Sprintf("t+%v %s %s %s", f.At, f.Kind, dir, f.System)
+}
+
+// Schedule draws one to three faults, each on a random primary or
+// secondary: its paths, its manager connection, both at once, or a crash;
+// some are restored later. Times fall both on and between the workload's
+// write instants (multiples of think), so faults land at every phase of
+// the chains' writes.
+func Schedule(seed uint64, think time.Duration) []Fault {
+	rng := rand.New(rand.NewPCG(seed, 0x6c6f636b73746570))
+	kinds := []string{"paths", "manager", "both", "crash"}
+	var out []Fault
+	for range 1 + rng.IntN(3) {
+		var serial hal.Serial
+		if rng.IntN(4) == 0 {
+			serial = topology.SecondarySerial(rng.IntN(4))
+		} else {
+			serial = topology.PrimarySerial(rng.IntN(4))
+		}
+		at := time.Duration(1+rng.IntN(20)) * time.Second
+		if think > 0 && rng.IntN(2) == 0 {
+			at = time.Duration(rng.Int64N(int64(20*time.Second)/int64(think))) * think
+		} else {
+			at += time.Duration(rng.IntN(1000)) * time.Millisecond
+		}
+		f := Fault{At: at, Kind: kinds[rng.IntN(len(kinds))], System: serial}
+		out = append(out, f)
+		if rng.IntN(3) == 0 {
+			back := f
+			back.Up, back.At = true, f.At+time.Duration(100+rng.IntN(90_000))*time.Millisecond
+			out = append(out, back)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].At < out[j].At })
+	return out
+}
+
+// Replay is the command that runs a seed again.
+func Replay(seed uint64) string {
+	return fmt.Sprintf("lockstep-lab scenario random --heartbeat on --seed %d", seed)
+}
+
+// RunSchedule runs the schedule of a seed with the real core.
+func RunSchedule(ctx context.Context, opt Options) (*Result, []Fault, error) {
+	opt.defaults()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	l, err := setup(ctx, opt)
+	if err != nil {
+		return nil, nil, err
+	}
+	faults := Schedule(opt.Seed, opt.Think)
+	var desc []string
+	for _, f := range faults {
+		desc = append(desc, f.String())
+	}
+	l.logf("schedule of seed %d: %s", opt.Seed, strings.Join(desc, "; "))
+	opt.Before = time.Millisecond
+	res, err := l.play(ctx, opt, func() {
+		go func() {
+			start := l.clk.Now()
+			for _, f := range faults {
+				if clock.Sleep(ctx, l.clk, f.At-l.clk.Since(start)) != nil {
+					return
+				}
+				l.apply(f)
+			}
+		}()
+	})
+	return res, faults, err
+}
+
+func (l *lab) apply(f Fault) {
+	s := l.fab.System(f.System)
+	mode := emu.LinkDown
+	if f.Up {
+		mode = emu.LinkUp
+	}
+	switch f.Kind {
+	case "paths":
+		l.fab.SetSystemPaths(f.System, f.Up)
+	case "manager":
+		s.SetManagerLink(manager, mode)
+	case "both":
+		s.SetManagerLink(manager, mode)
+		l.fab.SetSystemPaths(f.System, f.Up)
+	case "crash":
+		if f.Up {
+			s.Restart()
+		} else {
+			s.Crash()
+		}
+	}
+	l.logf("FAULT: %s", f)
+}

@@ -1,0 +1,400 @@
+package session
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/lockstep-io/lockstep/hal/clock"
+)
+
+// Manager runs admin commands on sessions and records what the freeze core
+// reports. Every change goes through the Store as a record; the Manager
+// keeps no session state of its own beyond one command slot per session.
+//
+// Commands to one session run one at a time, in arrival order as far as
+// the Go scheduler gives it; commands to different sessions run in
+// parallel. The freeze core's reports (Mark*) never wait for a command:
+// a freeze is news that must land at once. A command whose session was
+// changed by such a report while the hardware worked does not overwrite
+// it: its outcome is dropped and it returns ErrConflict.
+type Manager struct {
+	store Store
+	hw    Hardware
+	clock clock.Clock
+
+	mu sync.Mutex
+	// slots holds one command slot per session name ever commanded: a
+	// send takes the slot, a receive frees it. Channels rather than
+	// mutexes so that a waiting command honours its context.
+	slots map[string]chan struct{}
+}
+
+// NewManager returns a Manager proposing to store and commanding hw; a nil
+// clk means the real clock.
+func NewManager(store Store, hw Hardware, clk clock.Clock) *Manager {
+	return &Manager{store: store, hw: hw, clock: clock.OrReal(clk), slots: make(map[string]chan struct{})}
+}
+
+// DB is the store's current state.
+func (m *Manager) DB() *DB { return m.store.DB() }
+
+func (m *Manager) stamp(at time.Time) time.Time {
+	if at.IsZero() {
+		return m.clock.Now()
+	}
+	return at
+}
+
+func (m *Manager) record(kind Kind, name string, at time.Time) Record {
+	return Record{Version: RecordVersion, Kind: kind, Session: name, At: m.stamp(at)}
+}
+
+// Create defines a new session: Defined, production at H1.
+func (m *Manager) Create(ctx context.Context, name string, t Type, cg string, p Policy) error {
+	r := m.record(KindSessionCreated, name, time.Time{})
+	r.Create = &Create{Type: t, CGName: cg, Policy: p}
+	return m.store.Propose(ctx, r)
+}
+
+// AddCopySet adds copy sets to a Defined session, all or none.
+func (m *Manager) AddCopySet(ctx context.Context, name string, cs ...CopySet) error {
+	if len(cs) == 0 {
+		return invalid("no copy set to add to %q", name)
+	}
+	r := m.record(KindCopySetsAdded, name, time.Time{})
+	r.CopySets = cs
+	return m.store.Propose(ctx, r)
+}
+
+// RemoveCopySet removes copy sets from a Defined session, all or none.
+func (m *Manager) RemoveCopySet(ctx context.Context, name string, cs ...CopySet) error {
+	if len(cs) == 0 {
+		return invalid("no copy set to remove from %q", name)
+	}
+	r := m.record(KindCopySetsRemoved, name, time.Time{})
+	r.CopySets = cs
+	return m.store.Propose(ctx, r)
+}
+
+// Remove deletes a Defined session (terminate it first).
+func (m *Manager) Remove(ctx context.Context, name string) error {
+	return m.store.Propose(ctx, m.record(KindSessionRemoved, name, time.Time{}))
+}
+
+func (m *Manager) slot(name string) chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ch, ok := m.slots[name]
+	if !ok {
+		ch = make(chan struct{}, 1)
+		m.slots[name] = ch
+	}
+	return ch
+}
+
+// Command runs cmd on the named session once the commands before it have
+// finished: checks the allowed-commands table, records the transitional
+// state if the command has one, calls the Hardware, and records the
+// outcome. A Hardware error is returned (wrapped) after the session has
+// recorded it: Error set, Status Severe, the state telling what is known.
+// The outcome is recorded even if ctx ends meanwhile, since the hardware
+// may have acted.
+func (m *Manager) Command(ctx context.Context, name string, cmd Command) error {
+	if !cmd.Valid() {
+		return fmt.Errorf("%w: unknown command %q", ErrNotAllowed, string(cmd))
+	}
+	if _, ok := m.store.DB().Session(name); !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownSession, name)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	ch := m.slot(name)
+	select {
+	case ch <- struct{}{}:
+		defer func() { <-ch }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	s, ok := m.store.DB().Session(name)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownSession, name)
+	}
+	if err := CheckCommand(s, cmd); err != nil {
+		return err
+	}
+	switch cmd {
+	case CmdStartH1H2:
+		return m.twoStep(ctx, s, cmd, startingChange(s, cmd),
+			func(cur *Session) error { return m.hw.StartH1H2(ctx, cur) },
+			func(cur *Session, err error) Change { return startedChange(cur, cmd, err) })
+	case CmdStartH2H1:
+		return m.twoStep(ctx, s, cmd, startingChange(s, cmd),
+			func(cur *Session) error { return m.hw.StartH2H1(ctx, cur) },
+			func(cur *Session, err error) Change { return startedChange(cur, cmd, err) })
+	case CmdRecover:
+		return m.twoStep(ctx, s, cmd, recoveringChange(s),
+			func(cur *Session) error { return m.hw.Recover(ctx, cur) },
+			recoveredChange)
+	case CmdSuspend:
+		return m.suspend(ctx, s)
+	case CmdReleaseIO:
+		return m.releaseIO(ctx, s)
+	case CmdTerminate:
+		err := m.hw.Terminate(ctx, s)
+		return m.finish(ctx, s, s.Rev, cmd, terminatedChange(s, err), err)
+	default: // CmdRefresh
+		o, err := m.hw.Refresh(ctx, s)
+		c := failedChange(s, cmd, err)
+		if err == nil {
+			c, _ = observedChange(s, o) // s is not Defined: the table has no refresh there
+		}
+		return m.finish(ctx, s, s.Rev, cmd, c, err)
+	}
+}
+
+// set proposes c for the session at revision rev and returns the revision
+// the record gives it.
+func (m *Manager) set(ctx context.Context, name string, rev uint64, at time.Time, c Change) (uint64, error) {
+	r := m.record(KindStateChanged, name, at)
+	r.IfRev = rev
+	r.Change = &c
+	if err := m.store.Propose(ctx, r); err != nil {
+		return 0, err
+	}
+	return rev + 1, nil
+}
+
+// twoStep is a command with a transitional state: record it, run the
+// hardware on the session as that record left it, record the outcome.
+func (m *Manager) twoStep(ctx context.Context, s *Session, cmd Command, transit Change,
+	do func(*Session) error, outcome func(*Session, error) Change) error {
+	rev, err := m.set(ctx, s.Name, s.Rev, time.Time{}, succeeded(transit))
+	if err != nil {
+		return fmt.Errorf("session %q: %s: %w", s.Name, cmd, err)
+	}
+	cur, ok := m.store.DB().Session(s.Name)
+	if !ok || cur.Rev != rev {
+		// The freeze core recorded news in between (a freeze): acting on
+		// the hardware now could undo it.
+		return m.conflict(s.Name, cmd, "the hardware was not commanded")
+	}
+	hwErr := do(cur)
+	return m.finish(ctx, cur, rev, cmd, outcome(cur, hwErr), hwErr)
+}
+
+// finish records a command's outcome c, conditional on the revision the
+// command decided from, and returns the hardware error joined with any
+// failure to record.
+func (m *Manager) finish(ctx context.Context, s *Session, rev uint64, cmd Command, c Change, hwErr error) error {
+	_, err := m.set(context.WithoutCancel(ctx), s.Name, rev, time.Time{}, c)
+	if errors.Is(err, ErrConflict) {
+		err = m.conflict(s.Name, cmd, "its outcome was not recorded")
+	} else if err != nil {
+		err = fmt.Errorf("session %q: %s: recording the outcome: %w", s.Name, cmd, err)
+	}
+	if hwErr != nil {
+		hwErr = fmt.Errorf("session %q: %s: %w", s.Name, cmd, hwErr)
+	}
+	return errors.Join(hwErr, err)
+}
+
+// conflict is the error of a command whose session another record changed
+// while it ran.
+func (m *Manager) conflict(name string, cmd Command, what string) error {
+	now := "removed"
+	if cur, ok := m.store.DB().Session(name); ok {
+		now = cur.State.String() + ": " + cur.Reason
+	}
+	return fmt.Errorf("%w: session %q changed while %s ran (now %s); %s", ErrConflict, name, cmd, now, what)
+}
+
+// suspend freezes the session's whole consistency scope: every session of
+// the scope that may be mirroring goes Suspending, then Suspended or
+// Suspended (Partial) by the Hardware's answer. The Error flag is the
+// commanded session's only; the others show the scope's state.
+func (m *Manager) suspend(ctx context.Context, s *Session) error {
+	c, _ := freezingChange(s, "suspend issued") // the table allows suspend only where this applies
+	rev, err := m.set(ctx, s.Name, s.Rev, time.Time{}, succeeded(c))
+	if err != nil {
+		return fmt.Errorf("session %q: suspend: %w", s.Name, err)
+	}
+	peerReason := fmt.Sprintf("suspend of session %q (consistency group %s)", s.Name, s.CGName)
+	type peer struct {
+		name string
+		rev  uint64
+	}
+	var peers []peer
+	var errs []error
+	for _, p := range m.store.DB().Scope(s.Name) {
+		if p.Name == s.Name {
+			continue
+		}
+		prev, changed, err := m.update(ctx, p.Name, time.Time{}, func(cur *Session) (Change, bool) {
+			return freezingChange(cur, peerReason+" issued")
+		})
+		if err != nil {
+			// Freeze anyway: the freeze protects the image, the record
+			// only reports it.
+			errs = append(errs, fmt.Errorf("session %q: %w", p.Name, err))
+		}
+		if changed {
+			peers = append(peers, peer{p.Name, prev})
+		}
+	}
+
+	cur, ok := m.store.DB().Session(s.Name)
+	if !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownSession, s.Name)
+	}
+	hwErr := m.hw.Suspend(ctx, cur)
+	result := "every freeze confirmed"
+	if hwErr != nil {
+		result = hwErr.Error()
+	}
+	c, _ = frozenChange(cur, hwErr == nil, "suspend: "+result)
+	c.Error = hwErr != nil
+	c.Status = statusFor(c.State, c.Error)
+	errs = append(errs, m.finish(ctx, cur, rev, CmdSuspend, c, hwErr))
+
+	out := context.WithoutCancel(ctx)
+	for _, p := range peers {
+		ps, ok := m.store.DB().Session(p.name)
+		if !ok || ps.Rev != p.rev {
+			continue // someone recorded newer truth
+		}
+		if c, ok := frozenChange(ps, hwErr == nil, peerReason+": "+result); ok {
+			if _, err := m.set(out, p.name, p.rev, time.Time{}, c); err != nil && !errors.Is(err, ErrConflict) {
+				errs = append(errs, fmt.Errorf("session %q: %w", p.name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// releaseIO thaws the scope: every session of it that holds I/O stops
+// holding. The records are conditional on the revisions read before the
+// thaw, so a new freeze recorded meanwhile is not hidden.
+func (m *Manager) releaseIO(ctx context.Context, s *Session) error {
+	scope := m.store.DB().Scope(s.Name)
+	hwErr := m.hw.ReleaseIO(ctx, s)
+	if hwErr != nil {
+		return m.finish(ctx, s, s.Rev, CmdReleaseIO, failedChange(s, CmdReleaseIO, hwErr), hwErr)
+	}
+	c, _ := releasedChange(s, "release-io: I/O released") // the table allows release-io only while held
+	errs := []error{m.finish(ctx, s, s.Rev, CmdReleaseIO, succeeded(c), nil)}
+	out := context.WithoutCancel(ctx)
+	for _, p := range scope {
+		if p.Name == s.Name {
+			continue
+		}
+		if c, ok := releasedChange(p, fmt.Sprintf("release-io of session %q: I/O released", s.Name)); ok {
+			if _, err := m.set(out, p.Name, p.Rev, time.Time{}, c); err != nil && !errors.Is(err, ErrConflict) {
+				errs = append(errs, fmt.Errorf("session %q: %w", p.Name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// update proposes f's decision for the current value of the named
+// session, deciding again from the new value when another record lands
+// first. It returns the revision after the record and whether one was
+// written: not when the session is gone or f changes nothing.
+func (m *Manager) update(ctx context.Context, name string, at time.Time, f func(*Session) (Change, bool)) (uint64, bool, error) {
+	for {
+		s, ok := m.store.DB().Session(name)
+		if !ok {
+			return 0, false, nil
+		}
+		c, ok := f(s)
+		if !ok || unchanged(s, c) {
+			return s.Rev, false, nil
+		}
+		rev, err := m.set(ctx, name, s.Rev, at, c)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		return rev, err == nil, err
+	}
+}
+
+// unchanged reports whether c would leave s exactly as it is, so that a
+// poll repeating the same news does not grow the journal.
+func unchanged(s *Session, c Change) bool {
+	if c.Direction != "" && c.Direction != s.Direction || c.ActiveSite != "" && c.ActiveSite != s.ActiveSite {
+		return false
+	}
+	c.Direction, c.ActiveSite = "", ""
+	return c == changeFrom(s)
+}
+
+// The freeze core reports freezes it runs on its own (an event, a poll, a
+// failed command, a heartbeat doubt) with the Mark methods. Each applies
+// to the whole consistency scope of the named session (DB.Scope), leaves
+// sessions that cannot be mirroring as they are, and never waits for a
+// command in flight. at is when it happened (zero: now on the Manager's
+// clock); reason becomes each session's Reason, e.g. "suspend event from
+// LAB.2107-75P0001/10->LAB.2107-75S0001/10, reason path".
+
+// MarkFreezing records that a freeze of the scope began: Suspending, I/O
+// held, and whether each session was Prepared (which its recoverability
+// will need).
+func (m *Manager) MarkFreezing(ctx context.Context, name, reason string, at time.Time) error {
+	return m.markScope(ctx, name, at, func(s *Session) (Change, bool) { return freezingChange(s, reason) })
+}
+
+// MarkFrozen records the end of the freeze. certain: every LSS pair of
+// the scope is known frozen (acknowledged, or its system's heartbeat
+// expiry certainly passed) and the freeze rule was kept, so the image of
+// a session that was Prepared is consistent: Suspended, Recoverable.
+// Otherwise Suspended (Partial), not recoverable, I/O held. Under the
+// release-io policy a certain freeze is recorded as thawed: the core
+// thaws at once (DESIGN.md §5).
+func (m *Manager) MarkFrozen(ctx context.Context, name string, certain bool, reason string, at time.Time) error {
+	return m.markScope(ctx, name, at, func(s *Session) (Change, bool) { return frozenChange(s, certain, reason) })
+}
+
+// MarkThawed records that the scope's source LSSs no longer hold writes:
+// the core thawed them, or their CG timeout ran out.
+func (m *Manager) MarkThawed(ctx context.Context, name, reason string, at time.Time) error {
+	return m.markScope(ctx, name, at, func(s *Session) (Change, bool) { return releasedChange(s, reason) })
+}
+
+func (m *Manager) markScope(ctx context.Context, name string, at time.Time, f func(*Session) (Change, bool)) error {
+	scope := m.store.DB().Scope(name)
+	if scope == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownSession, name)
+	}
+	at = m.stamp(at)
+	var errs []error
+	for _, s := range scope {
+		if _, _, err := m.update(ctx, s.Name, at, f); err != nil {
+			errs = append(errs, fmt.Errorf("session %q: %w", s.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Observe records what a poll of the core found for one session, as a
+// refresh would. It returns ErrBusy, recording nothing, while a command
+// runs on the session: the command's own outcome is the newer truth, and
+// a poll taken mid-command would make it a conflict. Freezes are reported
+// with Mark*, which do not wait.
+func (m *Manager) Observe(ctx context.Context, name string, o Observed, at time.Time) error {
+	if _, ok := m.store.DB().Session(name); !ok {
+		return fmt.Errorf("%w: %q", ErrUnknownSession, name)
+	}
+	ch := m.slot(name)
+	select {
+	case ch <- struct{}{}:
+		defer func() { <-ch }()
+	default:
+		return fmt.Errorf("%w: %q", ErrBusy, name)
+	}
+	_, _, err := m.update(ctx, name, m.stamp(at), func(s *Session) (Change, bool) { return observedChange(s, o) })
+	return err
+}

@@ -1,0 +1,268 @@
+package session
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/lockstep-io/lockstep/hal"
+)
+
+// The functions of this file decide what a session becomes: pure
+// functions of the session and what happened, so that they can be tested
+// by table and so that the Manager only sequences them. Each returns a
+// Change that passes Session.check for a session that does.
+
+// statusFor is the status that goes with a state (after CSM): Normal
+// where a consistent copy exists or is maintained, Warning while copying
+// towards one or while an operation is in flight, Severe with suspended
+// pairs or a failure.
+func statusFor(st State, failed bool) Status {
+	switch {
+	case st == Defined:
+		return Inactive
+	case failed:
+		return Severe
+	}
+	switch st {
+	case Prepared, TargetAvailable:
+		return Normal
+	case Suspended, SuspendedPartial:
+		return Severe
+	}
+	return Warning // Preparing, Suspending, Recovering
+}
+
+// succeeded clears the error flag of a change: the command worked.
+func succeeded(c Change) Change {
+	c.Error = false
+	c.Status = statusFor(c.State, false)
+	return c
+}
+
+// failedChange keeps the session where it is and says the command failed:
+// the state already tells the truth (a transitional state when the
+// command had one), and the error flag says that the hardware may not
+// match; a refresh finds out.
+func failedChange(s *Session, cmd Command, err error) Change {
+	c := changeFrom(s)
+	c.Error = true
+	c.Status = statusFor(c.State, true)
+	c.Reason = fmt.Sprintf("%s failed: %v", cmd, err)
+	return c
+}
+
+// startingChange is the transitional record of a start: Preparing in the
+// command's direction, production at its source. The target stops being a
+// consistent image as soon as a resync begins, so Recoverable goes.
+func startingChange(s *Session, cmd Command) Change {
+	dir := H1ToH2
+	if cmd == CmdStartH2H1 {
+		dir = H2ToH1
+	}
+	return Change{
+		State:      Preparing,
+		Status:     statusFor(Preparing, false),
+		Copying:    s.Copying,
+		IOHeld:     s.IOHeld,
+		Direction:  dir,
+		ActiveSite: dir.Source(),
+		Reason:     string(cmd) + " issued",
+	}
+}
+
+// startedChange: the copy runs (copy-pending). Prepared comes from a
+// refresh or poll that sees every pair full-duplex.
+func startedChange(s *Session, cmd Command, err error) Change {
+	if err != nil {
+		return failedChange(s, cmd, err)
+	}
+	c := changeFrom(s)
+	c.Copying = true
+	c.IOHeld = false // the start ended any hold: writes are mirrored again
+	c.Reason = "copy started " + s.Direction.Label()
+	return succeeded(c)
+}
+
+// mayBeMirroring is the set of states a freeze concerns: pairs in them
+// are, or may still be, mirroring.
+func mayBeMirroring(st State) bool {
+	return st == Preparing || st == Prepared || st == Suspending || st == SuspendedPartial
+}
+
+// freezingChange: a freeze of the session's scope began. The freeze
+// starts extended long busy on the source LSSs. FromPrepared remembers
+// whether every pair was full-duplex, which a consistent image needs.
+func freezingChange(s *Session, reason string) (Change, bool) {
+	if !mayBeMirroring(s.State) {
+		return Change{}, false
+	}
+	c := changeFrom(s)
+	c.State = Suspending
+	c.Status = statusFor(Suspending, c.Error)
+	c.Recoverable = false
+	c.IOHeld = true
+	c.FromPrepared = s.State == Prepared || s.State == Suspending && s.FromPrepared
+	c.Reason = reason
+	return c, true
+}
+
+// frozenChange: the freeze of the scope ended. certain means every LSS
+// pair of the scope is known frozen, each storage system having
+// acknowledged or certainly frozen itself (DESIGN.md §5). The image is
+// recoverable only if, in addition, every pair was full-duplex when the
+// freeze began. Under hold-io the writes stay held; under release-io the
+// core thaws once the freeze is certain. An uncertain freeze is never
+// thawed by the core and never recoverable.
+func frozenChange(s *Session, certain bool, reason string) (Change, bool) {
+	if !mayBeMirroring(s.State) {
+		return Change{}, false
+	}
+	c := changeFrom(s)
+	c.FromPrepared = false
+	c.Reason = reason
+	if certain {
+		c.State = Suspended
+		c.Recoverable = s.State == Prepared || s.State == Suspending && s.FromPrepared
+		c.Copying = false
+		c.IOHeld = s.Policy == HoldIO
+	} else {
+		c.State = SuspendedPartial
+		c.Recoverable = false
+		c.IOHeld = true
+		// Copying stays: the systems that did not confirm may be mirroring.
+	}
+	c.Status = statusFor(c.State, c.Error)
+	return c, true
+}
+
+// releasedChange: the scope's source LSSs were thawed.
+func releasedChange(s *Session, reason string) (Change, bool) {
+	if !s.IOHeld {
+		return Change{}, false
+	}
+	c := changeFrom(s)
+	c.IOHeld = false
+	c.Reason = reason
+	return c, true
+}
+
+// recoveringChange is the transitional record of a recover. Recover is
+// allowed only from a recoverable Suspended session, so the image stays
+// known consistent through it.
+func recoveringChange(s *Session) Change {
+	return Change{
+		State:       Recovering,
+		Status:      statusFor(Recovering, false),
+		Recoverable: s.Recoverable,
+		IOHeld:      s.IOHeld,
+		Reason:      "recover issued",
+	}
+}
+
+// recoveredChange: the target site is writable and becomes production.
+// On failure the session goes back to Suspended, still recoverable, so
+// that the admin can retry (recover is idempotent) or refresh.
+func recoveredChange(s *Session, err error) Change {
+	if err != nil {
+		c := failedChange(s, CmdRecover, err)
+		c.State = Suspended
+		c.Status = statusFor(Suspended, true)
+		return c
+	}
+	c := changeFrom(s)
+	c.State = TargetAvailable
+	c.ActiveSite = s.Direction.Target()
+	c.Reason = "recovered: " + s.Direction.Target().String() + " volumes writable"
+	return succeeded(c)
+}
+
+// terminatedChange: the pairs are gone; back to Defined. A
+// failover/failback session keeps its production site, so its next start
+// copies from there; a single-direction one goes back to H1.
+func terminatedChange(s *Session, err error) Change {
+	if err != nil {
+		return failedChange(s, CmdTerminate, err)
+	}
+	site := s.ActiveSite
+	if s.Type == MetroMirrorSingleDirection {
+		site = H1
+	}
+	return Change{
+		State:      Defined,
+		Status:     Inactive,
+		Direction:  DirectionFrom(site),
+		ActiveSite: site,
+		Reason:     "terminated: pairs removed",
+	}
+}
+
+// observedChange is what a refresh or a poll makes of the hardware's
+// answer. It can take Recoverable away but never grant it: only a certain
+// freeze (frozenChange) knows that no dependent write slipped through.
+// It returns false for a Defined session, which has nothing to observe.
+func observedChange(s *Session, o Observed) (Change, bool) {
+	if s.State == Defined {
+		return Change{}, false
+	}
+	n := len(s.CopySets)
+	sum := o.summary()
+	c := changeFrom(s)
+	if len(o.Unreachable) > 0 {
+		// Part of the truth is missing: keep the state, say so.
+		names := make([]string, len(o.Unreachable))
+		for i, u := range o.Unreachable {
+			names[i] = string(u)
+		}
+		c.Status = max(c.Status, Warning)
+		c.Reason = "refresh: could not query " + strings.Join(names, ", ") + ": " + sum
+		return c, true
+	}
+	disagree := func(why string) (Change, bool) {
+		c.Error = true
+		c.Status = statusFor(c.State, true)
+		c.Reason = "refresh: " + why + ": " + sum
+		return c, true
+	}
+	set := func(st State, why string) (Change, bool) {
+		c.State = st
+		c.FromPrepared = false
+		c.IOHeld = o.IOHeld
+		c.Reason = "refresh: " + why + ": " + sum
+		return succeeded(c), true
+	}
+	fd, cp, su := o.Pairs[hal.FullDuplex], o.Pairs[hal.CopyPending], o.Pairs[hal.Suspended]
+	if o.Total() != n || fd+cp+su != n {
+		return disagree(fmt.Sprintf("%d copy sets but %d pairs found as sources", n, fd+cp+su))
+	}
+	if s.State == Recovering || s.State == TargetAvailable {
+		switch {
+		case su == n && o.Recovered == n:
+			c.ActiveSite = s.Direction.Target()
+			c.Copying = false
+			return set(TargetAvailable, "every target volume writable")
+		case su == n && o.Recovered == 0 && s.State == Recovering:
+			c.Copying = false
+			return set(Suspended, "the recover did not take effect")
+		}
+		return disagree(fmt.Sprintf("%d of %d target volumes writable", o.Recovered, n))
+	}
+	if o.Recovered > 0 {
+		return disagree("target volumes writable in a session that was not recovered")
+	}
+	switch {
+	case fd == n:
+		c.Copying, c.Recoverable = true, false
+		return set(Prepared, "every pair full-duplex")
+	case su == 0:
+		c.Copying, c.Recoverable = true, false
+		return set(Preparing, "copying")
+	case su == n && (s.State == Suspended || s.State == SuspendedPartial):
+		c.Copying = false
+		return set(s.State, "every pair suspended")
+	case su == n:
+		c.Copying, c.Recoverable = false, false
+		return set(Suspended, "every pair suspended but no freeze was confirmed, not recoverable")
+	}
+	c.Copying, c.Recoverable = true, false
+	return set(SuspendedPartial, "pairs suspended while others mirror, not recoverable")
+}
