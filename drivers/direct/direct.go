@@ -193,7 +193,8 @@ func (s *System) dial(ctx context.Context, addr string) (*wire.Client, error) {
 	}
 	c, ok, err := wire.NewClient(dctx, conn, wire.Hello{
 		Manager: s.opt.Manager, Serial: s.opt.Serial, User: s.opt.User, Password: s.opt.Password,
-	}, wire.ClientOptions{Logger: s.opt.Logger, DefaultTimeout: s.opt.RequestTimeout, EventBuffer: 1024})
+	}, wire.ClientOptions{Clock: s.opt.Clock, Logger: s.opt.Logger, DefaultTimeout: s.opt.RequestTimeout,
+		EventBuffer: 1024})
 	if err != nil {
 		return nil, err
 	}
