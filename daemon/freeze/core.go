@@ -411,6 +411,9 @@ func (c *Core) onEvent(ev hal.Event, source string) {
 	switch ev.Kind {
 	case hal.EventSuspend:
 		for _, g := range c.byLSSPair[ev.LSSPair] {
+			if g.phase != Mirroring {
+				continue // the echo of our own freeze, most of the time
+			}
 			c.freeze(g, fmt.Sprintf("%s suspend event from %s: LSS pair %s, %d volumes, reason %s",
 				source, ev.Serial, ev.LSSPair, ev.Volumes.Len(), ev.Reason))
 		}

@@ -106,10 +106,13 @@ func (f *Fabric) AddSystem(cfg SystemConfig) (*System, error) {
 		if cg <= 0 {
 			cg = hal.DefaultCGTimeout(lc.Type)
 		}
-		s.lss[lc.LSS] = &lss{id: lc.LSS, typ: lc.Type, cgTimeout: cg}
+		l := &lss{id: lc.LSS, typ: lc.Type, cgTimeout: cg}
+		s.lss[lc.LSS] = l
 		for n := range lc.Volumes {
 			id := hal.NewVolume(lc.LSS, uint8(n))
-			s.volumes[id] = &volume{id: id, blocks: map[uint32][]byte{}}
+			v := &volume{id: id, blocks: map[uint32][]byte{}}
+			s.volumes[id] = v
+			l.volumes = append(l.volumes, v)
 		}
 	}
 	f.mu.Lock()
@@ -294,9 +297,19 @@ func (f *Fabric) reconcilePathsLocked() {
 func sortedPaths(m map[hal.LSSPair]*path) []hal.LSSPair {
 	keys := slices.Collect(maps.Keys(m))
 	slices.SortFunc(keys, func(a, b hal.LSSPair) int {
-		return compareSerial(hal.Serial(a.String()), hal.Serial(b.String()))
+		if c := compareLSSRef(a.Source, b.Source); c != 0 {
+			return c
+		}
+		return compareLSSRef(a.Target, b.Target)
 	})
 	return keys
+}
+
+func compareLSSRef(a, b hal.LSSRef) int {
+	if c := compareSerial(a.Serial, b.Serial); c != 0 {
+		return c
+	}
+	return int(a.LSS) - int(b.LSS)
 }
 
 // Snapshot is a point-in-time copy of some volumes, taken atomically with

@@ -40,6 +40,7 @@ type lss struct {
 	id        hal.LSS
 	typ       hal.LSSType
 	cgTimeout time.Duration
+	volumes   []*volume // in volume order: what a freeze of the LSS walks
 
 	// ELB: elbRelease is non-nil, and closed when ELB ends, while the LSS
 	// holds host writes. elbGen tells a stale timer callback from the
@@ -225,7 +226,11 @@ func (s *System) sortedVolumes() []*volume {
 // mirroringOn lists the volumes whose pair mirrors over the LSS pair.
 func (s *System) mirroringOn(lp hal.LSSPair) []*volume {
 	var out []*volume
-	for _, v := range s.sortedVolumes() {
+	l := s.lss[lp.Source.LSS]
+	if l == nil {
+		return nil
+	}
+	for _, v := range l.volumes {
 		if v.pair != nil && v.pair.state.Mirroring() && v.pair.lssPair(s.serial, v.id) == lp {
 			out = append(out, v)
 		}
@@ -388,8 +393,8 @@ func (s *System) emitLocked(ev hal.Event) {
 	s.eventSeq++
 	ev.Serial, ev.Seq, ev.At = s.serial, s.eventSeq, s.fabric.clock.Now()
 	s.stats.EventsRaised++
-	for _, name := range slices.Sorted(maps.Keys(s.managers)) {
-		s.sendLocked(s.managers[name], ev)
+	for _, m := range s.managers {
+		s.sendLocked(m, ev)
 	}
 }
 

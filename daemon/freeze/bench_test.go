@@ -1,0 +1,287 @@
+package freeze_test
+
+import (
+	"context"
+	"crypto/x509"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockstep-io/lockstep/daemon/freeze"
+	"github.com/lockstep-io/lockstep/drivers/direct"
+	"github.com/lockstep-io/lockstep/drivers/wire"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/hal/emu/lab"
+	"github.com/lockstep-io/lockstep/hal/emu/topology"
+)
+
+const manager = "bench"
+
+// ackRecorder notes when each system acknowledged a freeze.
+type ackRecorder struct {
+	hal.StorageSystem
+	mu   *sync.Mutex
+	acks map[hal.Serial]time.Time
+}
+
+func (a ackRecorder) Freeze(ctx context.Context, e hal.Epoch, p []hal.LSSPair) error {
+	err := a.StorageSystem.Freeze(ctx, e, p)
+	if err == nil {
+		a.mu.Lock()
+		if _, ok := a.acks[a.Serial()]; !ok {
+			a.acks[a.Serial()] = time.Now()
+		}
+		a.mu.Unlock()
+	}
+	return err
+}
+
+type freezeBench struct {
+	fab      *emu.Fabric
+	topo     *topology.Topology
+	conns    map[hal.Serial]hal.StorageSystem // manager's, all systems
+	core     *freeze.Core
+	mu       sync.Mutex
+	acks     map[hal.Serial]time.Time
+	frozen   map[hal.Serial]time.Time // storage side: first freeze event per system
+	trigger  hal.Event
+	hole     hal.Serial // black-holed system, "" for none
+	blackout func(on bool)
+}
+
+// setupFreezeBench builds n primaries and n secondaries with 16 FB LSSs
+// of one volume each, all in one consistency group, in-process or served
+// by a lab over loopback TLS.
+func setupFreezeBench(b *testing.B, n int, overWire bool) *freezeBench {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	var lsss []emu.LSSConfig
+	for l := range 16 {
+		lsss = append(lsss, emu.LSSConfig{LSS: hal.LSS(0x10 + l), Type: hal.FB, Volumes: 1})
+	}
+	fb := &freezeBench{topo: topology.Standard(n, lsss), conns: map[hal.Serial]hal.StorageSystem{},
+		acks: map[hal.Serial]time.Time{}, frozen: map[hal.Serial]time.Time{}}
+	if overWire {
+		cfg := &lab.Config{Speed: 1, Topology: fb.topo}
+		for _, sc := range fb.topo.Systems {
+			cfg.Systems = append(cfg.Systems, lab.System{SystemConfig: sc, User: "u", Password: "p",
+				Endpoints: [2]string{"127.0.0.1:0", "127.0.0.1:0"}})
+		}
+		srv, err := lab.Start(ctx, cfg, lab.Options{ControlSocket: filepath.Join(b.TempDir(), "lab.sock")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(srv.Wait)
+		fb.fab = srv.Fabric()
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(srv.CAPEM())
+		for _, st := range srv.Status() {
+			d := direct.New(direct.Options{Serial: hal.Serial(st.Serial), Endpoints: st.Endpoints, Manager: manager,
+				User: "u", Password: "p", TLS: wire.ClientTLSConfig(pool, "127.0.0.1")})
+			b.Cleanup(func() { d.Close() })
+			fb.conns[d.Serial()] = d
+		}
+		fb.blackout = func(on bool) {
+			mode := map[bool]string{true: "blackhole", false: "up"}[on]
+			if err := srv.Inject(lab.Fault{Kind: "manager", System: string(fb.hole), Endpoint: -1, Mode: mode}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	} else {
+		fb.fab = emu.NewFabric(emu.Options{})
+		if err := fb.topo.Build(fb.fab); err != nil {
+			b.Fatal(err)
+		}
+		for _, s := range fb.fab.Systems() {
+			fb.conns[s.Serial()] = s.Connect(manager)
+		}
+		fb.blackout = func(on bool) {
+			mode := map[bool]emu.LinkMode{true: emu.LinkBlackhole, false: emu.LinkUp}[on]
+			fb.fab.System(fb.hole).SetManagerLink(manager, mode)
+		}
+	}
+	if err := fb.topo.Establish(ctx, clock.Real(), fb.conns, 1, 5*time.Minute); err != nil {
+		b.Fatal(err)
+	}
+	sources := map[hal.Serial]hal.StorageSystem{}
+	for _, serial := range fb.topo.Sources() {
+		sources[serial] = ackRecorder{StorageSystem: fb.conns[serial], mu: &fb.mu, acks: fb.acks}
+	}
+	t := freeze.DefaultTimings()
+	t.PollInterval = time.Hour // the bench measures the pushed event path
+	fb.core = freeze.New(freeze.Options{Timings: t, Systems: sources, Epoch: 1})
+	go fb.core.Run(ctx)
+	if err := fb.core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: fb.topo.LSSPairs(), LowestCG: time.Minute}}); err != nil {
+		b.Fatal(err)
+	}
+	// The storage side's own account of when each system froze.
+	for _, s := range fb.fab.Systems() {
+		events, _ := s.Connect("observer").Events(ctx)
+		go func() {
+			for ev := range events {
+				fb.mu.Lock()
+				if ev.Kind == hal.EventSuspend && ev.Reason == hal.ReasonPath {
+					fb.trigger = ev
+				}
+				if _, ok := fb.frozen[ev.Serial]; !ok && ev.Kind == hal.EventSuspend && ev.Reason == hal.ReasonFreeze {
+					fb.frozen[ev.Serial] = ev.At
+				}
+				fb.mu.Unlock()
+			}
+		}()
+	}
+	return fb
+}
+
+// reset re-establishes every pair and puts the group back to mirroring.
+func (fb *freezeBench) reset(b *testing.B) {
+	ctx := context.Background()
+	for _, serial := range fb.topo.Sources() {
+		if serial == fb.hole {
+			continue
+		}
+		c := fb.conns[serial]
+		var paths []hal.PathSpec
+		var lsss []hal.LSS
+		var pairs []hal.PairSpec
+		for _, p := range fb.topo.Paths {
+			if p.Source.Serial == serial {
+				paths = append(paths, p)
+				lsss = append(lsss, p.Source.LSS)
+			}
+		}
+		for _, p := range fb.topo.Pairs {
+			if p.Source.Serial == serial {
+				pairs = append(pairs, hal.PairSpec{VolumePair: p, Mode: hal.Resync})
+			}
+		}
+		if err := c.Thaw(ctx, 1, lsss); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.EstablishPaths(ctx, 1, paths); err != nil {
+			b.Fatal(err)
+		}
+		if err := c.EstablishPairs(ctx, 1, pairs); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for _, serial := range fb.topo.Sources() {
+		for serial != fb.hole {
+			ps, err := fb.conns[serial].QueryPairs(ctx, 1)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if !slices.ContainsFunc(ps, func(p hal.PairStatus) bool {
+				return p.Source.Serial == serial && p.State != hal.FullDuplex
+			}) {
+				break
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	if err := fb.core.Restart(ctx, "cg"); err != nil {
+		b.Fatal(err)
+	}
+	fb.mu.Lock()
+	clear(fb.acks)
+	clear(fb.frozen)
+	fb.trigger = hal.Event{}
+	fb.mu.Unlock()
+}
+
+// once fails one path of the first primary and waits until every system
+// but the black-holed one acknowledged the freeze. It returns event ->
+// last acknowledgement, and the skew between the first and the last
+// system frozen (storage side).
+func (fb *freezeBench) once(b *testing.B) (latency, skew time.Duration) {
+	p0 := fb.topo.Sources()[0]
+	lp := fb.topo.LSSPairs()[p0][0]
+	fb.fab.SetPath(lp, false)
+	want := len(fb.topo.Sources())
+	if fb.hole != "" {
+		want--
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		fb.mu.Lock()
+		done := len(fb.acks) == want && len(fb.frozen) == want && !fb.trigger.At.IsZero()
+		if done {
+			var last time.Time
+			first, lastFrozen := time.Time{}, time.Time{}
+			for _, t := range fb.acks {
+				if t.After(last) {
+					last = t
+				}
+			}
+			for _, t := range fb.frozen {
+				if first.IsZero() || t.Before(first) {
+					first = t
+				}
+				if t.After(lastFrozen) {
+					lastFrozen = t
+				}
+			}
+			latency, skew = last.Sub(fb.trigger.At), lastFrozen.Sub(first)
+		}
+		fb.mu.Unlock()
+		if done {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("freeze not acknowledged by every system (%d of %d)", len(fb.acks), want)
+		}
+		time.Sleep(50 * time.Microsecond)
+	}
+	fb.fab.SetPath(lp, true)
+	return latency, skew
+}
+
+func percentile(s []time.Duration, p float64) float64 {
+	s = slices.Clone(s)
+	slices.Sort(s)
+	return float64(s[int(p*float64(len(s)-1))].Microseconds()) / 1000
+}
+
+// BenchmarkEventToFrozen prints, per layout, the time from the
+// emulator-stamped suspend event to the last freeze acknowledged (p50,
+// p99) and the freeze skew between the first and the last storage system
+// (p99), with and without one black-holed system.
+func BenchmarkEventToFrozen(b *testing.B) {
+	for _, overWire := range []bool{false, true} {
+		for _, n := range []int{8, 32, 128} {
+			for _, hole := range []bool{false, true} {
+				name := fmt.Sprintf("%s/%dsystems-x16LSS/blackhole=%v",
+					map[bool]string{false: "in-process", true: "loopback"}[overWire], n, hole)
+				b.Run(name, func(b *testing.B) {
+					fb := setupFreezeBench(b, n, overWire)
+					if hole {
+						fb.hole = fb.topo.Sources()[n-1]
+						fb.blackout(true)
+					}
+					samples := 200
+					if n == 128 {
+						samples = 60
+					}
+					var lat, skew []time.Duration
+					for b.Loop() {
+						for range samples {
+							b.StopTimer()
+							fb.reset(b)
+							b.StartTimer()
+							l, s := fb.once(b)
+							lat, skew = append(lat, l), append(skew, s)
+						}
+					}
+					b.ReportMetric(percentile(lat, 0.5), "freeze-p50-ms")
+					b.ReportMetric(percentile(lat, 0.99), "freeze-p99-ms")
+					b.ReportMetric(percentile(skew, 0.99), "skew-p99-ms")
+				})
+			}
+		}
+	}
+}
