@@ -1,0 +1,199 @@
+package freeze_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/lockstep-io/lockstep/daemon/freeze"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/hal/emu/topology"
+)
+
+// countingSystem counts the freezes a system receives.
+type countingSystem struct {
+	hal.StorageSystem
+	mu      *sync.Mutex
+	freezes map[hal.Serial]int
+}
+
+func (c countingSystem) Freeze(ctx context.Context, e hal.Epoch, p []hal.LSSPair) error {
+	c.mu.Lock()
+	c.freezes[c.Serial()]++
+	c.mu.Unlock()
+	return c.StorageSystem.Freeze(ctx, e, p)
+}
+
+// blockingObserver wedges the loop on its first Freezing call until
+// released: a stand-in for a core stuck in a call that never returns.
+type blockingObserver struct {
+	release chan struct{}
+	once    sync.Once
+}
+
+func (o *blockingObserver) Freezing(string, string, time.Time) {
+	o.once.Do(func() { <-o.release })
+}
+func (o *blockingObserver) Settled(string, freeze.Settlement) {}
+func (o *blockingObserver) Thawed(string, time.Time)          {}
+func (o *blockingObserver) Fenced(hal.Epoch)                  {}
+
+type rig struct {
+	fab     *emu.Fabric
+	topo    *topology.Topology
+	core    *freeze.Core
+	mu      sync.Mutex
+	freezes map[hal.Serial]int
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+// newRig: 2 primaries and 2 secondaries, one group, the core running.
+func newRig(t *testing.T, heartbeat bool, obs freeze.Observer) *rig {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &rig{topo: topology.Standard(2, topology.DefaultLSSs()), freezes: map[hal.Serial]int{},
+		cancel: cancel, done: make(chan error, 1)}
+	r.fab = emu.NewFabric(emu.Options{Clock: clock.Real()})
+	if err := r.topo.Build(r.fab); err != nil {
+		t.Fatal(err)
+	}
+	conns := map[hal.Serial]hal.StorageSystem{}
+	for _, s := range r.fab.Systems() {
+		conns[s.Serial()] = s.Connect("m")
+	}
+	if err := r.topo.Establish(ctx, clock.Real(), conns, 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	sources := map[hal.Serial]hal.StorageSystem{}
+	for _, serial := range r.topo.Sources() {
+		sources[serial] = countingSystem{StorageSystem: conns[serial], mu: &r.mu, freezes: r.freezes}
+	}
+	r.core = freeze.New(freeze.Options{Systems: sources, Epoch: 1, Heartbeat: heartbeat, Observer: obs})
+	go func() { r.done <- r.core.Run(ctx) }()
+	if err := r.core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: r.topo.LSSPairs(), LowestCG: time.Minute}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cancel(); <-r.done })
+	return r
+}
+
+func (r *rig) phase(t *testing.T) freeze.GroupStatus {
+	t.Helper()
+	st, err := r.core.Status(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st[0]
+}
+
+// TestThawRefusedUntilCertain: a primary the core cannot reach makes a
+// thaw unsafe until its heartbeat expiry has certainly happened.
+func TestThawRefusedUntilCertain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, true, nil)
+		ctx := context.Background()
+		time.Sleep(2 * time.Second) // armed and refreshed
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		r.fab.System(p2).SetManagerLink("m", emu.LinkDown)
+		lastSent := time.Now() // no heartbeat reaches p2 after this instant... at the latest the next tick
+		err := r.core.Freeze(ctx, "cg", "test: suspend")
+		if err == nil || !strings.Contains(err.Error(), string(p2)) {
+			t.Fatalf("Freeze = %v, want a partial freeze naming %s", err, p2)
+		}
+		err = r.core.Thaw(ctx, "cg")
+		if !errors.Is(err, freeze.ErrNotSafe) || !strings.Contains(err.Error(), string(p2)) {
+			t.Fatalf("Thaw right after the freeze = %v, want ErrNotSafe naming %s", err, p2)
+		}
+		if r.phase(t).Phase != freeze.Partial {
+			t.Fatalf("phase %s, want partial", r.phase(t).Phase)
+		}
+		// H = 60s - 7s margin; certain at last heartbeat sent + H + 2s.
+		time.Sleep(lastSent.Add(53*time.Second + 2*time.Second).Sub(time.Now()) + 2*time.Second)
+		if got := r.phase(t).Phase; got != freeze.Frozen {
+			t.Fatalf("phase %s after SafeAt, want frozen", got)
+		}
+		if err := r.core.Thaw(ctx, "cg"); err == nil || !strings.Contains(err.Error(), "not reached") {
+			t.Fatalf("Thaw after SafeAt = %v, want done but %s not reached", err, p2)
+		}
+		ls, _ := r.fab.System(p1).Connect("m").QueryLSSs(ctx, 1)
+		if !ls[0].ELBUntil.IsZero() {
+			t.Fatalf("%s still in ELB after the thaw", p1)
+		}
+	})
+}
+
+// TestEventSourcesAreDeduplicated: the pushed event, the poll and the
+// echo of the freeze's own events lead to one freeze per system.
+func TestEventSourcesAreDeduplicated(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, nil)
+		lp := r.topo.LSSPairs()[topology.PrimarySerial(0)][0]
+		r.fab.SetPath(lp, false)
+		time.Sleep(30 * time.Second) // several polls and retry ticks
+		synctest.Wait()
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		for _, serial := range r.topo.Sources() {
+			if r.freezes[serial] != 1 {
+				t.Errorf("%s received %d freezes, want 1", serial, r.freezes[serial])
+			}
+		}
+		if got := r.phase(t).Phase; got != freeze.Frozen {
+			t.Errorf("phase %s, want frozen", got)
+		}
+	})
+}
+
+// TestPollAloneFreezes: with the event lost (the manager's connection
+// was down when the pair suspended), the periodic poll finds the
+// suspended pair and freezes the group.
+func TestPollAloneFreezes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, nil)
+		p1 := topology.PrimarySerial(0)
+		r.fab.System(p1).SetManagerLink("m", emu.LinkDown)
+		r.fab.SetSystemPaths(p1, false)
+		r.fab.System(p1).SetManagerLink("m", emu.LinkUp)
+		time.Sleep(time.Second)
+		if got := r.phase(t).Phase; got != freeze.Mirroring {
+			t.Fatalf("phase %s before any poll, want mirroring (the event was lost)", got)
+		}
+		time.Sleep(5 * time.Second) // one poll interval
+		if st := r.phase(t); st.Phase != freeze.Frozen || !strings.Contains(st.Reason, "poll") {
+			t.Fatalf("phase %s (%s), want frozen by the poll", st.Phase, st.Reason)
+		}
+	})
+}
+
+// TestProgressStopsWhenWedged: the watchdog signal moves while the loop
+// runs and stops when it is stuck.
+func TestProgressStopsWhenWedged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		obs := &blockingObserver{release: make(chan struct{})}
+		r := newRig(t, false, obs)
+		before := r.core.Progress()
+		time.Sleep(5 * time.Second)
+		if r.core.Progress() <= before {
+			t.Fatal("progress did not move while the loop was idle but healthy")
+		}
+		r.fab.SetPath(r.topo.LSSPairs()[topology.PrimarySerial(0)][0], false) // Freezing blocks in the observer
+		time.Sleep(time.Second)
+		wedged := r.core.Progress()
+		time.Sleep(10 * time.Second)
+		if got := r.core.Progress(); got != wedged {
+			t.Fatalf("progress moved from %d to %d while the loop was wedged", wedged, got)
+		}
+		close(obs.release)
+		time.Sleep(2 * time.Second)
+		if r.core.Progress() <= wedged {
+			t.Fatal("progress did not resume")
+		}
+	})
+}
