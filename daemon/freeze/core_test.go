@@ -115,7 +115,7 @@ func TestThawRefusedUntilCertain(t *testing.T) {
 			t.Fatalf("phase %s, want partial", r.phase(t).Phase)
 		}
 		// H = 60s - 7s margin; certain at last heartbeat sent + H + 2s.
-		time.Sleep(lastSent.Add(53*time.Second + 2*time.Second).Sub(time.Now()) + 2*time.Second)
+		time.Sleep(lastSent.Add(53*time.Second+2*time.Second).Sub(time.Now()) + 2*time.Second)
 		if got := r.phase(t).Phase; got != freeze.Frozen {
 			t.Fatalf("phase %s after SafeAt, want frozen", got)
 		}
