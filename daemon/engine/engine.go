@@ -1,0 +1,466 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lockstep-io/lockstep/daemon/freeze"
+	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/hal"
+)
+
+// Options configure an Engine.
+type Options struct {
+	Core    *freeze.Core
+	Systems map[hal.Serial]hal.StorageSystem // every storage system, sources and targets
+	Epoch   func() hal.Epoch
+	Logger  *slog.Logger
+}
+
+// Engine is session.Hardware and freeze.Observer for one server.
+type Engine struct {
+	core    *freeze.Core
+	systems map[hal.Serial]hal.StorageSystem
+	epoch   func() hal.Epoch
+	log     *slog.Logger
+	marks   chan func(context.Context)
+
+	mu     sync.Mutex
+	mgr    *session.Manager
+	groups map[string][]string // group name -> session names
+	// own marks a group whose freeze or thaw a command is running: the
+	// core's reports of that very action are the command's outcome, which
+	// the session manager records itself.
+	own map[string]string
+	cgs map[hal.Serial]map[hal.LSS]time.Duration
+}
+
+var (
+	_ session.Hardware = (*Engine)(nil)
+	_ freeze.Observer  = (*Engine)(nil)
+)
+
+// New returns an engine; Attach gives it the session manager.
+func New(opt Options) *Engine {
+	log := opt.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Engine{core: opt.Core, systems: opt.Systems, epoch: opt.Epoch, log: log.With("component", "engine"),
+		marks: make(chan func(context.Context), 1024), groups: map[string][]string{}, own: map[string]string{},
+		cgs: map[hal.Serial]map[hal.LSS]time.Duration{}}
+}
+
+// Attach gives the engine the manager whose sessions it serves.
+func (e *Engine) Attach(m *session.Manager) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.mgr = m
+}
+
+// Run records the core's reports, in order, until ctx is done.
+func (e *Engine) Run(ctx context.Context) error {
+	for {
+		select {
+		case f := <-e.marks:
+			f(ctx)
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// GroupName names the consistency group of a session.
+func GroupName(s *session.Session) string {
+	if s.CGName != "" {
+		return "cg:" + s.CGName
+	}
+	return "session:" + s.Name
+}
+
+// SyncGroups gives the core the consistency groups of every session that
+// is not Defined, with the lowest CG timeout of their source LSSs.
+func (e *Engine) SyncGroups(ctx context.Context) error {
+	e.mu.Lock()
+	mgr := e.mgr
+	e.mu.Unlock()
+	if mgr == nil {
+		return errors.New("engine: no session manager attached")
+	}
+	pairs := map[string]map[hal.Serial][]hal.LSSPair{}
+	names := map[string][]string{}
+	release := map[string]bool{}
+	for _, s := range mgr.DB().Sessions() {
+		if s.State == session.Defined {
+			continue
+		}
+		g := GroupName(s)
+		names[g] = append(names[g], s.Name)
+		release[g] = release[g] || s.Policy == session.ReleaseIO
+		if pairs[g] == nil {
+			pairs[g] = map[hal.Serial][]hal.LSSPair{}
+		}
+		for _, lp := range s.LSSPairs() {
+			if !slices.Contains(pairs[g][lp.Source.Serial], lp) {
+				pairs[g][lp.Source.Serial] = append(pairs[g][lp.Source.Serial], lp)
+			}
+		}
+	}
+	var groups []freeze.Group
+	for _, g := range slices.Sorted(maps.Keys(pairs)) {
+		for serial := range pairs[g] {
+			slices.SortFunc(pairs[g][serial], compareLSSPair)
+		}
+		low, err := e.lowestCG(ctx, pairs[g])
+		if err != nil {
+			return fmt.Errorf("engine: group %s: %w", g, err)
+		}
+		groups = append(groups, freeze.Group{Name: g, Pairs: pairs[g], ReleaseIO: release[g], LowestCG: low})
+	}
+	if err := e.core.SetGroups(ctx, groups); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.groups = names
+	e.mu.Unlock()
+	return nil
+}
+
+func compareLSSPair(a, b hal.LSSPair) int {
+	if a.String() < b.String() {
+		return -1
+	}
+	if a.String() > b.String() {
+		return 1
+	}
+	return 0
+}
+
+// lowestCG asks the source systems for their LSSs' CG timeouts (once per
+// system) and returns the lowest among the group's source LSSs. A system
+// that cannot be asked counts with the FB default, the lowest there is.
+func (e *Engine) lowestCG(ctx context.Context, pairs map[hal.Serial][]hal.LSSPair) (time.Duration, error) {
+	low := time.Duration(0)
+	for serial, lps := range pairs {
+		e.mu.Lock()
+		known := e.cgs[serial]
+		e.mu.Unlock()
+		if known == nil {
+			sys := e.systems[serial]
+			if sys == nil {
+				return 0, fmt.Errorf("storage system %s is not defined", serial)
+			}
+			ls, err := sys.QueryLSSs(ctx, e.epoch())
+			if err != nil {
+				e.log.Warn("CG timeouts unknown; assuming the FB default", "serial", serial, "err", err)
+			} else {
+				known = map[hal.LSS]time.Duration{}
+				for _, l := range ls {
+					known[l.LSS] = l.CGTimeout
+				}
+				e.mu.Lock()
+				e.cgs[serial] = known
+				e.mu.Unlock()
+			}
+		}
+		for _, lp := range lps {
+			cg, ok := known[lp.Source.LSS]
+			if !ok {
+				cg = hal.DefaultCGTimeout(hal.FB)
+			}
+			if low == 0 || cg < low {
+				low = cg
+			}
+		}
+	}
+	return low, nil
+}
+
+// bySource groups volume pairs by the system of their source.
+func bySource(pairs []hal.VolumePair) map[hal.Serial][]hal.VolumePair {
+	out := map[hal.Serial][]hal.VolumePair{}
+	for _, p := range pairs {
+		out[p.Source.Serial] = append(out[p.Source.Serial], p)
+	}
+	return out
+}
+
+func (e *Engine) system(serial hal.Serial) (hal.StorageSystem, error) {
+	sys := e.systems[serial]
+	if sys == nil {
+		return nil, fmt.Errorf("storage system %s is not defined", serial)
+	}
+	return sys, nil
+}
+
+// StartH1H2 establishes (or resyncs) the session's pairs in its
+// direction, ends any hold of its source LSSs, and puts its group back to
+// mirroring in the core.
+func (e *Engine) StartH1H2(ctx context.Context, s *session.Session) error { return e.start(ctx, s) }
+
+// StartH2H1 is the same in the failback direction: recovered volumes are
+// failed back, others resynced or copied.
+func (e *Engine) StartH2H1(ctx context.Context, s *session.Session) error { return e.start(ctx, s) }
+
+func (e *Engine) start(ctx context.Context, s *session.Session) error {
+	epoch := e.epoch()
+	for serial, pairs := range bySource(s.VolumePairs()) {
+		sys, err := e.system(serial)
+		if err != nil {
+			return err
+		}
+		var paths []hal.PathSpec
+		var lsss []hal.LSS
+		for _, lp := range s.LSSPairs() {
+			if lp.Source.Serial == serial {
+				paths = append(paths, hal.PathSpec{LSSPair: lp, ConsistencyGroup: true})
+				if !slices.Contains(lsss, lp.Source.LSS) {
+					lsss = append(lsss, lp.Source.LSS)
+				}
+			}
+		}
+		if err := sys.Thaw(ctx, epoch, lsss); err != nil {
+			return fmt.Errorf("ending the hold on %s: %w", serial, err)
+		}
+		if err := sys.EstablishPaths(ctx, epoch, paths); err != nil {
+			return fmt.Errorf("paths on %s: %w", serial, err)
+		}
+		existing, err := sys.QueryPairs(ctx, epoch)
+		if err != nil {
+			return fmt.Errorf("pairs of %s: %w", serial, err)
+		}
+		state := map[hal.VolumePair]hal.PairStatus{}
+		for _, p := range existing {
+			state[p.VolumePair] = p
+		}
+		var establish []hal.PairSpec
+		var failback []hal.VolumePair
+		for _, p := range pairs {
+			st, ok := state[p]
+			switch {
+			case ok && st.State.Mirroring():
+			case ok && st.State == hal.Suspended && st.Reason == hal.ReasonFailover:
+				failback = append(failback, p.Reversed()) // named as first established
+			case ok && st.State == hal.Suspended:
+				establish = append(establish, hal.PairSpec{VolumePair: p, Mode: hal.Resync})
+			default:
+				establish = append(establish, hal.PairSpec{VolumePair: p, Mode: hal.FullCopy})
+			}
+		}
+		if len(failback) > 0 {
+			if err := sys.Failback(ctx, epoch, failback); err != nil {
+				return fmt.Errorf("failback on %s: %w", serial, err)
+			}
+		}
+		if len(establish) > 0 {
+			if err := sys.EstablishPairs(ctx, epoch, establish); err != nil {
+				return fmt.Errorf("pairs on %s: %w", serial, err)
+			}
+		}
+	}
+	if err := e.SyncGroups(ctx); err != nil {
+		return err
+	}
+	return e.core.Restart(ctx, GroupName(s))
+}
+
+// Suspend freezes the session's consistency group.
+func (e *Engine) Suspend(ctx context.Context, s *session.Session) error {
+	if err := e.SyncGroups(ctx); err != nil {
+		return err
+	}
+	defer e.running(GroupName(s), "freeze")()
+	if err := e.core.Freeze(ctx, GroupName(s), fmt.Sprintf("suspend command on session %s", s.Name)); err != nil {
+		return fmt.Errorf("%w: %v", session.ErrPartialFreeze, err)
+	}
+	return nil
+}
+
+// ReleaseIO thaws the group if the thaw rule allows it.
+func (e *Engine) ReleaseIO(ctx context.Context, s *session.Session) error {
+	defer e.running(GroupName(s), "thaw")()
+	return e.core.Thaw(ctx, GroupName(s))
+}
+
+// running marks a command's own action on a group until the returned
+// function is called.
+func (e *Engine) running(group, action string) func() {
+	e.mu.Lock()
+	e.own[group] = action
+	e.mu.Unlock()
+	return func() {
+		e.mu.Lock()
+		delete(e.own, group)
+		e.mu.Unlock()
+	}
+}
+
+// Recover makes the target-site volumes writable.
+func (e *Engine) Recover(ctx context.Context, s *session.Session) error {
+	byTarget := map[hal.Serial][]hal.VolumePair{}
+	for _, p := range s.VolumePairs() {
+		byTarget[p.Target.Serial] = append(byTarget[p.Target.Serial], p)
+	}
+	for serial, pairs := range byTarget {
+		sys, err := e.system(serial)
+		if err != nil {
+			return err
+		}
+		if err := sys.Recover(ctx, e.epoch(), pairs); err != nil {
+			return fmt.Errorf("recover on %s: %w", serial, err)
+		}
+	}
+	return nil
+}
+
+// Terminate stops mirroring (without a hold) and ends any hold. The
+// protocol cannot delete pairs: they stay suspended.
+func (e *Engine) Terminate(ctx context.Context, s *session.Session) error {
+	for serial, pairs := range bySource(s.VolumePairs()) {
+		sys, err := e.system(serial)
+		if err != nil {
+			return err
+		}
+		if err := sys.Suspend(ctx, e.epoch(), pairs); err != nil && !errors.Is(err, hal.ErrRefused) {
+			return fmt.Errorf("terminate on %s: %w", serial, err)
+		}
+		var lsss []hal.LSS
+		for _, p := range pairs {
+			if !slices.Contains(lsss, p.Source.Volume.LSS()) {
+				lsss = append(lsss, p.Source.Volume.LSS())
+			}
+		}
+		if err := sys.Thaw(ctx, e.epoch(), lsss); err != nil {
+			return fmt.Errorf("terminate on %s: %w", serial, err)
+		}
+	}
+	return nil
+}
+
+// Refresh summarises the session's pairs as the storage systems see them.
+func (e *Engine) Refresh(ctx context.Context, s *session.Session) (session.Observed, error) {
+	obs := session.Observed{Pairs: map[hal.PairState]int{}}
+	epoch := e.epoch()
+	for serial, pairs := range bySource(s.VolumePairs()) {
+		sys, err := e.system(serial)
+		if err != nil {
+			return obs, err
+		}
+		got, err := sys.QueryPairs(ctx, epoch)
+		if err != nil {
+			obs.Unreachable = append(obs.Unreachable, serial)
+			continue
+		}
+		bySrc := map[hal.VolumeRef]hal.PairStatus{}
+		for _, p := range got {
+			if p.Source.Serial == serial {
+				bySrc[p.Source] = p
+			}
+		}
+		for _, p := range pairs {
+			st, ok := bySrc[p.Source]
+			if !ok || st.Target != p.Target {
+				obs.Pairs[hal.Simplex]++
+				continue
+			}
+			obs.Pairs[st.State]++
+			if st.State == hal.Suspended {
+				obs.Suspended = append(obs.Suspended, st)
+			}
+		}
+		ls, err := sys.QueryLSSs(ctx, epoch)
+		if err == nil {
+			for _, l := range ls {
+				if !l.ELBUntil.IsZero() && slices.ContainsFunc(pairs, func(p hal.VolumePair) bool {
+					return p.Source.Volume.LSS() == l.LSS
+				}) {
+					obs.IOHeld = true
+				}
+			}
+		}
+	}
+	for serial, pairs := range byTargetSerial(s.VolumePairs()) {
+		sys, err := e.system(serial)
+		if err != nil {
+			return obs, err
+		}
+		got, err := sys.QueryPairs(ctx, epoch)
+		if err != nil {
+			obs.Unreachable = append(obs.Unreachable, serial)
+			continue
+		}
+		for _, st := range got {
+			if st.Source.Serial == serial && st.State == hal.Suspended && st.Reason == hal.ReasonFailover &&
+				slices.ContainsFunc(pairs, func(p hal.VolumePair) bool { return p.Target == st.Source }) {
+				obs.Recovered++
+			}
+		}
+	}
+	slices.Sort(obs.Unreachable)
+	obs.Unreachable = slices.Compact(obs.Unreachable)
+	return obs, nil
+}
+
+func byTargetSerial(pairs []hal.VolumePair) map[hal.Serial][]hal.VolumePair {
+	out := map[hal.Serial][]hal.VolumePair{}
+	for _, p := range pairs {
+		out[p.Target.Serial] = append(out[p.Target.Serial], p)
+	}
+	return out
+}
+
+// mark queues a record of what the core did to a group, for Run.
+func (e *Engine) mark(group, action string, f func(ctx context.Context, m *session.Manager, name string) error) {
+	e.mu.Lock()
+	names, mgr, own := e.groups[group], e.mgr, e.own[group]
+	e.mu.Unlock()
+	if mgr == nil || len(names) == 0 || own == action {
+		return
+	}
+	select {
+	case e.marks <- func(ctx context.Context) {
+		// One name stands for its whole scope.
+		if err := f(ctx, mgr, names[0]); err != nil {
+			e.log.Error("recording the core's report failed", "group", group, "err", err)
+		}
+	}:
+	default:
+		e.log.Error("record queue full; the next refresh will correct the sessions", "group", group)
+	}
+}
+
+// Freezing records that the core started freezing a group.
+func (e *Engine) Freezing(group, reason string, at time.Time) {
+	e.mark(group, "freeze", func(ctx context.Context, m *session.Manager, name string) error {
+		return m.MarkFreezing(ctx, name, reason, at)
+	})
+}
+
+// Settled records the end of a freeze: recoverable or not, and why.
+func (e *Engine) Settled(group string, st freeze.Settlement) {
+	why := st.Why
+	if st.Recoverable {
+		why = "every storage system frozen in time"
+	}
+	e.mark(group, "freeze", func(ctx context.Context, m *session.Manager, name string) error {
+		return m.MarkFrozen(ctx, name, st.Recoverable, why, st.At)
+	})
+}
+
+// Thawed records that a group's hold ended.
+func (e *Engine) Thawed(group string, at time.Time) {
+	e.mark(group, "thaw", func(ctx context.Context, m *session.Manager, name string) error {
+		return m.MarkThawed(ctx, name, "I/O released", at)
+	})
+}
+
+// Fenced is logged here; the HA part demotes the server.
+func (e *Engine) Fenced(epoch hal.Epoch) {
+	e.log.Error("fenced: another server holds a higher epoch", "epoch", epoch)
+}
