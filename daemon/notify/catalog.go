@@ -1,0 +1,99 @@
+package notify
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+)
+
+// Severity is the suffix of an event id.
+type Severity byte
+
+const (
+	Info    Severity = 'I'
+	Warning Severity = 'W'
+	Error   Severity = 'E'
+)
+
+// Level is the slog level of a severity.
+func (s Severity) Level() slog.Level {
+	switch s {
+	case Warning:
+		return slog.LevelWarn
+	case Error:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// Event is one entry of the catalogue.
+type Event struct {
+	Code     int      // unique, never reused
+	Name     string   // camelCase, also the MIB notification name suffix
+	Severity Severity // fixed per event
+	Summary  string   // what an operator should understand
+	Trap     bool     // sent to the NMS as an SNMP notification
+}
+
+// ID is the stable message id, e.g. "LS2101W".
+func (e Event) ID() string { return fmt.Sprintf("LS%04d%c", e.Code, e.Severity) }
+
+// MessageID is journald's 128-bit MESSAGE_ID for the event.
+func (e Event) MessageID() string { return fmt.Sprintf("6c6f636b73746570%016x", e.Code) }
+
+// The catalogue. Codes: 1xxx daemon, 2xxx sessions and freezes, 3xxx
+// storage, 4xxx heartbeat, 5xxx HA, 6xxx configuration and backups.
+var (
+	DaemonStarted    = Event{1001, "daemonStarted", Info, "lockstepd started: journal replayed, role known", false}
+	DaemonStopping   = Event{1002, "daemonStopping", Info, "lockstepd stopping", false}
+	WatchdogWithheld = Event{1003, "watchdogWithheld", Error, "the freeze core made no progress: the systemd watchdog is not pinged", true}
+
+	SessionStateChanged = Event{2001, "sessionStateChanged", Info, "a session changed state", true}
+	SessionSevere       = Event{2002, "sessionSevere", Error, "a session entered a Severe status", true}
+	SuspendingEvent     = Event{2101, "suspendingEvent", Warning, "a sign that a pair stopped mirroring: the consistency group is being frozen", true}
+	GroupFrozen         = Event{2102, "groupFrozen", Warning, "every storage system of the consistency group is frozen in time: the secondary image is consistent", true}
+	GroupPartial        = Event{2103, "groupPartial", Error, "some storage system of the consistency group may still be mirroring: Suspended (Partial), not recoverable", true}
+	GroupThawed         = Event{2104, "groupThawed", Info, "I/O released on the consistency group", true}
+	RecoverableChanged  = Event{2105, "recoverableChanged", Warning, "the Recoverable flag of a session changed", true}
+
+	StorageCommFailure   = Event{3001, "storageCommFailure", Error, "communication with a storage system failed", true}
+	StorageCommRecovered = Event{3002, "storageCommRecovered", Info, "communication with a storage system recovered", true}
+	ConnectTimeoutHint   = Event{3003, "connectTimeoutHint", Warning, "a connection attempt timed out, likely dropped by a firewall", false}
+
+	HeartbeatExpired     = Event{4001, "heartbeatExpired", Error, "a storage system's heartbeat expired: it froze its pairs itself", true}
+	HeartbeatSwitched    = Event{4002, "heartbeatSwitched", Info, "the Metro Mirror heartbeat was switched", true}
+	HeartbeatNoIP        = Event{4003, "heartbeatNoIP", Warning, "heartbeat on, but a storage system is reachable only through z/OS: the heartbeat cannot reach it", true}
+	HeartbeatUnprotected = Event{4004, "heartbeatUnprotected", Error, "the heartbeat cannot be armed on a storage system: it is not protected by it", true}
+
+	HAStateChanged = Event{5001, "haStateChanged", Warning, "the HA connection state changed", true}
+	Takeover       = Event{5002, "takeover", Warning, "this server took over as active", true}
+	Demoted        = Event{5003, "demoted", Error, "a higher epoch exists: this server stopped acting and became a disconnected standby", true}
+
+	ConfigChanged  = Event{6001, "configChanged", Info, "the configuration was reloaded", true}
+	ConfigRefused  = Event{6002, "configRefused", Error, "a new configuration was refused; the old one stays in force", true}
+	BackupCreated  = Event{6101, "backupCreated", Info, "a backup of the state was created", false}
+	BackupRestored = Event{6102, "backupRestored", Warning, "the state was restored from a backup", true}
+)
+
+// Catalog lists every event, in code order.
+var Catalog = []Event{
+	DaemonStarted, DaemonStopping, WatchdogWithheld,
+	SessionStateChanged, SessionSevere, SuspendingEvent, GroupFrozen, GroupPartial, GroupThawed, RecoverableChanged,
+	StorageCommFailure, StorageCommRecovered, ConnectTimeoutHint,
+	HeartbeatExpired, HeartbeatSwitched, HeartbeatNoIP, HeartbeatUnprotected,
+	HAStateChanged, Takeover, Demoted,
+	ConfigChanged, ConfigRefused, BackupCreated, BackupRestored,
+}
+
+// Log writes an event through logger: the catalogue's severity decides
+// the level, and the id and MESSAGE_ID travel as attributes.
+func Log(logger *slog.Logger, e Event, msg string, args ...any) {
+	args = append(args, slog.String(AttrID, e.ID()), slog.String(AttrMessageID, e.MessageID()))
+	logger.Log(context.Background(), e.Severity.Level(), msg, args...)
+}
+
+// Attribute keys the handlers recognise.
+const (
+	AttrID        = "msgid"
+	AttrMessageID = "MESSAGE_ID"
+)
