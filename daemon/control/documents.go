@@ -1,0 +1,417 @@
+package control
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/lockstep-io/lockstep/daemon/freeze"
+	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/hal"
+)
+
+// The documents below are the API contract: every read method returns one
+// of them (or a list) as JSON, and StorageAdd takes a StorageSpec as JSON.
+// Fields are only ever added; a client ignores fields it does not know.
+// Times are RFC 3339, durations Go duration strings ("55s"); a zero time
+// is left out.
+
+// StatusDoc is the answer to Status: the one-screen summary.
+type StatusDoc struct {
+	// Server is this server's name (its host name unless configured).
+	Server  string `json:"server"`
+	Version string `json:"version"`
+	// Role is "active", "standby" or "disconnected-standby".
+	Role string `json:"role"`
+	// HAState is the HA connection state (DESIGN.md §8): "Unknown",
+	// "Synchronization Pending", "Synchronized", "Disconnected
+	// Consistent", "Disconnected", or "Standalone" without a partner.
+	HAState   string        `json:"ha_state"`
+	Epoch     hal.Epoch     `json:"epoch"`
+	Heartbeat bool          `json:"heartbeat"`
+	Sessions  SessionCounts `json:"sessions"`
+	Storage   StorageCounts `json:"storage"`
+}
+
+// SessionCounts counts sessions by status.
+type SessionCounts struct {
+	Total       int `json:"total"`
+	Inactive    int `json:"inactive"`
+	Normal      int `json:"normal"`
+	Warning     int `json:"warning"`
+	Severe      int `json:"severe"`
+	Recoverable int `json:"recoverable"`
+}
+
+// StorageCounts counts storage systems.
+type StorageCounts struct {
+	Total     int `json:"total"`
+	Reachable int `json:"reachable"`
+}
+
+// ConnectionKind is how the daemon reaches a storage system (DESIGN.md §4).
+type ConnectionKind string
+
+const (
+	// Direct is TCP/IP to the storage system's two cluster endpoints.
+	Direct ConnectionKind = "direct"
+	// HMC is TCP/IP through one or two management consoles.
+	HMC ConnectionKind = "hmc"
+	// ZOS is in-band through a z/OS host agent of a sysplex; it cannot
+	// carry the heartbeat.
+	ZOS ConnectionKind = "zos"
+)
+
+// Valid reports whether k is a known kind.
+func (k ConnectionKind) Valid() bool { return k == Direct || k == HMC || k == ZOS }
+
+// CarriesHeartbeat reports whether the Metro Mirror heartbeat can flow over
+// a connection of this kind (TCP/IP ones only).
+func (k ConnectionKind) CarriesHeartbeat() bool { return k == Direct || k == HMC }
+
+// StorageSpec is the argument of StorageAdd: a storage system and its
+// connections. Adding connections to a known serial adds them to it.
+type StorageSpec struct {
+	Serial      hal.Serial       `json:"serial"`
+	Connections []ConnectionSpec `json:"connections"`
+}
+
+// ConnectionSpec is one connection of a StorageSpec.
+type ConnectionSpec struct {
+	// Name identifies the connection within its storage system, for
+	// StorageRemove (e.g. "direct", "hmc-a", "zos-plex1").
+	Name string         `json:"name"`
+	Kind ConnectionKind `json:"kind"`
+	// Addresses are host:port: the two cluster endpoints (direct), one or
+	// two HMCs (hmc), the host agent (zos). At least one, at most two.
+	Addresses []string `json:"addresses"`
+	// Sysplex names the z/OS host's sysplex; required for zos only.
+	Sysplex string `json:"sysplex,omitempty"`
+}
+
+// Validate checks the spec on its own; whether the serial or a connection
+// name is already known is the daemon's business. Errors wrap ErrInvalid.
+func (s StorageSpec) Validate() error {
+	if err := validSerial(s.Serial); err != nil {
+		return err
+	}
+	if len(s.Connections) == 0 {
+		return fmt.Errorf("%w: storage system %s: no connection given", ErrInvalid, s.Serial)
+	}
+	var names []string
+	for _, c := range s.Connections {
+		bad := func(format string, a ...any) error {
+			return fmt.Errorf("%w: storage system %s, connection %q: %s", ErrInvalid, s.Serial, c.Name, fmt.Sprintf(format, a...))
+		}
+		switch {
+		case !validWord(c.Name):
+			return bad("a connection needs a name of 1-64 letters, digits, '.', '_' or '-'")
+		case slices.Contains(names, c.Name):
+			return bad("name given twice")
+		case !c.Kind.Valid():
+			return bad("unknown kind %q (want direct, hmc or zos)", c.Kind)
+		case len(c.Addresses) == 0 || len(c.Addresses) > 2:
+			return bad("%d addresses (want 1 or 2 host:port)", len(c.Addresses))
+		case c.Kind == ZOS && c.Sysplex == "":
+			return bad("a z/OS connection needs its sysplex")
+		case c.Kind != ZOS && c.Sysplex != "":
+			return bad("only a z/OS connection has a sysplex")
+		case c.Sysplex != "" && !validWord(c.Sysplex):
+			return bad("bad sysplex name %q", c.Sysplex)
+		}
+		for _, a := range c.Addresses {
+			host, port, err := net.SplitHostPort(a)
+			if err != nil || host == "" || port == "" {
+				return bad("address %q is not host:port", a)
+			}
+		}
+		names = append(names, c.Name)
+	}
+	return nil
+}
+
+// validSerial accepts 1-64 printable characters without spaces.
+func validSerial(s hal.Serial) error {
+	ok := len(s) > 0 && len(s) <= 64
+	for _, r := range s {
+		if r <= ' ' || r == 0x7f {
+			ok = false
+		}
+	}
+	if !ok {
+		return fmt.Errorf("%w: storage system serial %q: want 1-64 printable characters without spaces", ErrInvalid, string(s))
+	}
+	return nil
+}
+
+// validWord accepts 1-64 of A-Z a-z 0-9 . _ -.
+func validWord(s string) bool {
+	if len(s) == 0 || len(s) > 64 {
+		return false
+	}
+	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-") == ""
+}
+
+// StorageDoc is a storage system as StorageList and StorageShow show it.
+type StorageDoc struct {
+	Serial hal.Serial `json:"serial"`
+	// Reachable: some connection works.
+	Reachable bool `json:"reachable"`
+	// Heartbeat: some working connection can carry the heartbeat.
+	Heartbeat   bool            `json:"heartbeat"`
+	Connections []ConnectionDoc `json:"connections"`
+	// Sessions names the sessions with volumes on this storage system.
+	Sessions []string `json:"sessions"`
+}
+
+// ConnectionDoc is one connection of a StorageDoc.
+type ConnectionDoc struct {
+	Name      string         `json:"name"`
+	Kind      ConnectionKind `json:"kind"`
+	Addresses []string       `json:"addresses"`
+	Sysplex   string         `json:"sysplex,omitempty"`
+	// Heartbeat: the connection kind can carry the heartbeat.
+	Heartbeat bool `json:"heartbeat"`
+	// State is "connected", "connecting", "disconnected", or "unusable"
+	// (a z/OS connection from a server outside its sysplex).
+	State string `json:"state"`
+	// Detail says why the connection is not connected; empty otherwise.
+	Detail string `json:"detail,omitempty"`
+}
+
+// SessionDoc is a session as SessionList, SessionShow and SessionCommand
+// show it.
+type SessionDoc struct {
+	Name        string         `json:"name"`
+	Type        session.Type   `json:"type"`
+	CG          string         `json:"cg"`
+	Policy      session.Policy `json:"policy"`
+	State       session.State  `json:"state"`
+	Status      session.Status `json:"status"`
+	Recoverable bool           `json:"recoverable"`
+	Copying     bool           `json:"copying"`
+	Error       bool           `json:"error"`
+	IOHeld      bool           `json:"io_held"`
+	// ActiveSite is the production site, H1 or H2.
+	ActiveSite        session.Site      `json:"active_site"`
+	Direction         session.Direction `json:"direction"`
+	CopySets          []session.CopySet `json:"copy_sets"`
+	AvailableCommands []session.Command `json:"available_commands"`
+	Reason            string            `json:"reason"`
+	LastChange        time.Time         `json:"last_change,omitzero"`
+}
+
+// NewSessionDoc is the document of s, with its available commands.
+func NewSessionDoc(s *session.Session) SessionDoc {
+	return SessionDoc{
+		Name:              s.Name,
+		Type:              s.Type,
+		CG:                s.CGName,
+		Policy:            s.Policy,
+		State:             s.State,
+		Status:            s.Status,
+		Recoverable:       s.Recoverable,
+		Copying:           s.Copying,
+		Error:             s.Error,
+		IOHeld:            s.IOHeld,
+		ActiveSite:        s.ActiveSite,
+		Direction:         s.Direction,
+		CopySets:          orEmpty(slices.Clone(s.CopySets)),
+		AvailableCommands: orEmpty(session.Allowed(s)),
+		Reason:            s.Reason,
+		LastChange:        s.LastChange,
+	}
+}
+
+// HeartbeatDoc is the answer to HeartbeatShow.
+type HeartbeatDoc struct {
+	// Enabled is the server-wide switch.
+	Enabled  bool     `json:"enabled"`
+	Interval Duration `json:"interval"`
+	// Groups are the consistency groups the freeze core watches.
+	Groups []HeartbeatGroupDoc `json:"groups"`
+	// Warnings name storage systems the heartbeat cannot reach (z/OS
+	// connections only, TCP/IP down).
+	Warnings []string `json:"warnings"`
+}
+
+// HeartbeatGroupDoc is one consistency group of the freeze core.
+type HeartbeatGroupDoc struct {
+	Name string `json:"name"`
+	// Phase is "mirroring", "freezing", "partial", "frozen" or "thawed".
+	Phase  string    `json:"phase"`
+	Reason string    `json:"reason,omitempty"`
+	Since  time.Time `json:"since,omitzero"`
+	// H is the storage-side heartbeat timeout of the group.
+	H       Duration             `json:"h"`
+	Systems []HeartbeatSystemDoc `json:"systems"`
+}
+
+// HeartbeatSystemDoc is one source storage system of a group.
+type HeartbeatSystemDoc struct {
+	Serial    hal.Serial `json:"serial"`
+	Armed     bool       `json:"armed"`
+	Acked     bool       `json:"acked"`
+	LastSent  time.Time  `json:"last_sent,omitzero"`
+	LastReply time.Time  `json:"last_reply,omitzero"`
+}
+
+// NewHeartbeatGroupDoc is the document of a group as the core reports it.
+func NewHeartbeatGroupDoc(g freeze.GroupStatus) HeartbeatGroupDoc {
+	d := HeartbeatGroupDoc{
+		Name: g.Name, Phase: g.Phase.String(), Reason: g.Reason, Since: g.Since, H: Duration(g.H),
+		Systems: []HeartbeatSystemDoc{},
+	}
+	for _, m := range g.Systems {
+		d.Systems = append(d.Systems, HeartbeatSystemDoc{
+			Serial: m.Serial, Armed: m.Armed, Acked: m.Acked, LastSent: m.LastSent, LastReply: m.LastReply,
+		})
+	}
+	return d
+}
+
+// BackupDoc is one backup zip (DESIGN.md §7).
+type BackupDoc struct {
+	// Name is what BackupRestore takes.
+	Name    string    `json:"name"`
+	Created time.Time `json:"created,omitzero"`
+	Size    int64     `json:"size"`
+	// Version is the lockstepd version that wrote it.
+	Version   string    `json:"version"`
+	Epoch     hal.Epoch `json:"epoch"`
+	LastIndex uint64    `json:"last_index"`
+	// Auto: taken by the daemon itself before a synchronization.
+	Auto bool `json:"auto"`
+}
+
+// HADoc is the answer to HAStatus (DESIGN.md §8).
+type HADoc struct {
+	// Edition is "full" or "basic" (no HA).
+	Edition string    `json:"edition"`
+	Role    string    `json:"role"`
+	State   string    `json:"state"`
+	Epoch   hal.Epoch `json:"epoch"`
+	// Listen is this server's HA listener address.
+	Listen string `json:"listen,omitempty"`
+	// Partner is the other server's address; empty when standalone.
+	Partner     string `json:"partner,omitempty"`
+	PartnerRole string `json:"partner_role,omitempty"`
+	// ReconnectAttempts made so far of ReconnectLimit, and when the next
+	// one is due, while Disconnected Consistent.
+	ReconnectAttempts int       `json:"reconnect_attempts"`
+	ReconnectLimit    int       `json:"reconnect_limit"`
+	NextReconnect     time.Time `json:"next_reconnect,omitzero"`
+	// Unreachable lists the storage systems this server could not use if
+	// it were (or became) active: its takeover readiness.
+	Unreachable []hal.Serial `json:"unreachable"`
+}
+
+// TakeoverDoc is the answer to HATakeover.
+type TakeoverDoc struct {
+	// Epoch is the new, raised epoch.
+	Epoch hal.Epoch `json:"epoch"`
+	// Unreachable lists the storage systems the new active could not
+	// reach (takeover readiness).
+	Unreachable []hal.Serial `json:"unreachable"`
+	Warnings    []string     `json:"warnings"`
+}
+
+// WarningsDoc is the answer of the changes that can succeed with warnings
+// (StorageAdd, StorageRemove, HeartbeatSet).
+type WarningsDoc struct {
+	Warnings []string `json:"warnings"`
+}
+
+// FirewallFormat is the form of FirewallHints' rules.
+type FirewallFormat string
+
+const (
+	FirewallText     FirewallFormat = "text"
+	FirewallNft      FirewallFormat = "nft"
+	FirewallIptables FirewallFormat = "iptables"
+)
+
+// ParseFirewallFormat accepts text, nft or iptables; empty means text.
+func ParseFirewallFormat(s string) (FirewallFormat, error) {
+	switch f := FirewallFormat(strings.ToLower(s)); f {
+	case "":
+		return FirewallText, nil
+	case FirewallText, FirewallNft, FirewallIptables:
+		return f, nil
+	}
+	return "", fmt.Errorf("%w: firewall hint format %q (want text, nft or iptables)", ErrInvalid, s)
+}
+
+// FirewallDoc is the answer to FirewallHints.
+type FirewallDoc struct {
+	Format FirewallFormat `json:"format"`
+	// Rules are the hints written in Format, ready to paste.
+	Rules string            `json:"rules"`
+	Hints []FirewallHintDoc `json:"hints"`
+}
+
+// FirewallHintDoc is one flow the firewall must let through.
+type FirewallHintDoc struct {
+	// Direction is "in" or "out" as seen from this server.
+	Direction string `json:"direction"`
+	// Protocol is "tcp", "udp" or "vsock".
+	Protocol string `json:"protocol"`
+	// LocalPorts and RemotePorts are a port or a range ("32768-60999").
+	LocalPorts  string `json:"local_ports"`
+	Remote      string `json:"remote,omitempty"`
+	RemotePorts string `json:"remote_ports"`
+	// Purpose says what the flow is for ("HA peer", "SNMP traps to nms1").
+	Purpose string `json:"purpose"`
+}
+
+// EventDoc is one operator-visible event: an element of Events' answer
+// and the content of the Event signal.
+type EventDoc struct {
+	// Seq numbers events from 1, without gaps while the daemon runs.
+	Seq uint64    `json:"seq"`
+	At  time.Time `json:"at,omitzero"`
+	// ID is the stable message id, "LS-2001-W"; its suffix is the
+	// severity's initial.
+	ID string `json:"id"`
+	// Severity is "info", "warning" or "error".
+	Severity string            `json:"severity"`
+	Text     string            `json:"text"`
+	Fields   map[string]string `json:"fields,omitempty"`
+}
+
+// Properties are the D-Bus properties of Interface.
+type Properties struct {
+	Role      string
+	HAState   string
+	Heartbeat bool
+	Epoch     hal.Epoch
+	Version   string
+}
+
+// Duration is a time.Duration written as a Go duration string in JSON.
+type Duration time.Duration
+
+func (d Duration) String() string { return time.Duration(d).String() }
+
+// MarshalText writes "1.5s".
+func (d Duration) MarshalText() ([]byte, error) { return []byte(d.String()), nil }
+
+// UnmarshalText reads what MarshalText writes.
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// orEmpty makes a nil list an empty one, so that JSON shows [] not null.
+func orEmpty[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}

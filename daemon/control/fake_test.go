@@ -1,0 +1,170 @@
+package control
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/hal"
+)
+
+// backendCall is one call the fake saw: the Backend method and its
+// arguments after the context.
+type backendCall struct {
+	Method string
+	Args   []any
+}
+
+func (c backendCall) String() string { return fmt.Sprintf("%s%#v", c.Method, c.Args) }
+
+// fakeBackend records every call and answers canned documents, or err
+// when set.
+type fakeBackend struct {
+	mu    sync.Mutex
+	calls []backendCall
+	err   error
+}
+
+var _ Backend = (*fakeBackend)(nil)
+
+func (f *fakeBackend) record(method string, args ...any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, backendCall{method, args})
+	return f.err
+}
+
+func (f *fakeBackend) setErr(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
+// took returns and forgets the calls seen so far.
+func (f *fakeBackend) took() []backendCall {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.calls
+	f.calls = nil
+	return c
+}
+
+func (f *fakeBackend) methods() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var out []string
+	for _, c := range f.calls {
+		out = append(out, c.Method)
+	}
+	return out
+}
+
+func (f *fakeBackend) called(method string) bool { return slices.Contains(f.methods(), method) }
+
+// Canned answers.
+var (
+	testTime    = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
+	testStatus  = StatusDoc{Server: "mgr1", Version: "1.2.3", Role: "active", HAState: "Synchronized", Epoch: 7, Heartbeat: true, Sessions: SessionCounts{Total: 2, Normal: 1, Severe: 1}, Storage: StorageCounts{Total: 8, Reachable: 7}}
+	testStorage = StorageDoc{Serial: "LAB.2107-75P0001", Reachable: true, Heartbeat: true, Connections: []ConnectionDoc{{Name: "direct", Kind: Direct, Addresses: []string{"127.0.0.1:7001", "127.0.0.1:7002"}, Heartbeat: true, State: "connected"}}, Sessions: []string{"s1"}}
+	testSession = SessionDoc{Name: "s1", Type: session.MetroMirrorFailoverFailback, CG: "cg1", Policy: session.HoldIO, State: session.Suspended, Status: session.Severe, Recoverable: true, IOHeld: true, ActiveSite: session.H1, Direction: session.H1ToH2,
+		CopySets: []session.CopySet{{H1: hal.VolumeRef{Serial: "A", Volume: 0x1001}, H2: hal.VolumeRef{Serial: "B", Volume: 0x1001}}}, AvailableCommands: []session.Command{session.CmdReleaseIO, session.CmdRecover}, Reason: "freeze: path down", LastChange: testTime}
+	testHeartbeat = HeartbeatDoc{Enabled: true, Interval: Duration(time.Second), Groups: []HeartbeatGroupDoc{{Name: "cg1", Phase: "mirroring", H: Duration(55 * time.Second), Systems: []HeartbeatSystemDoc{{Serial: "A", Armed: true, LastSent: testTime}}}}, Warnings: []string{}}
+	testBackup    = BackupDoc{Name: "lockstep-20250304T050607Z.zip", Created: testTime, Size: 4096, Version: "1.2.3", Epoch: 7, LastIndex: 99}
+	testFirewall  = FirewallDoc{Format: FirewallNft, Rules: "tcp dport 7400 accept", Hints: []FirewallHintDoc{{Direction: "in", Protocol: "tcp", LocalPorts: "7400", RemotePorts: "32768-60999", Purpose: "HA peer"}}}
+	testHA        = HADoc{Edition: "full", Role: "active", State: "Synchronized", Epoch: 7, Partner: "tcp://mgr2:7400", PartnerRole: "standby", ReconnectLimit: 10, Unreachable: []hal.Serial{}}
+	testTakeover  = TakeoverDoc{Epoch: 8, Unreachable: []hal.Serial{"ZOSONLY"}, Warnings: []string{"ZOSONLY: z/OS connection outside this sysplex"}}
+	testWarnings  = []string{"heartbeat cannot reach ZOSONLY: no TCP/IP connection"}
+)
+
+func (f *fakeBackend) Status(ctx context.Context) (StatusDoc, error) {
+	return testStatus, f.record("Status")
+}
+
+func (f *fakeBackend) StorageList(ctx context.Context) ([]StorageDoc, error) {
+	return []StorageDoc{testStorage}, f.record("StorageList")
+}
+
+func (f *fakeBackend) StorageShow(ctx context.Context, serial hal.Serial) (StorageDoc, error) {
+	return testStorage, f.record("StorageShow", serial)
+}
+
+func (f *fakeBackend) SessionList(ctx context.Context) ([]SessionDoc, error) {
+	return nil, f.record("SessionList") // nil must arrive as []
+}
+
+func (f *fakeBackend) SessionShow(ctx context.Context, name string) (SessionDoc, error) {
+	return testSession, f.record("SessionShow", name)
+}
+
+func (f *fakeBackend) HeartbeatShow(ctx context.Context) (HeartbeatDoc, error) {
+	return testHeartbeat, f.record("HeartbeatShow")
+}
+
+func (f *fakeBackend) BackupList(ctx context.Context) ([]BackupDoc, error) {
+	return []BackupDoc{testBackup}, f.record("BackupList")
+}
+
+func (f *fakeBackend) FirewallHints(ctx context.Context, format FirewallFormat) (FirewallDoc, error) {
+	return testFirewall, f.record("FirewallHints", format)
+}
+
+func (f *fakeBackend) HAStatus(ctx context.Context) (HADoc, error) {
+	return testHA, f.record("HAStatus")
+}
+
+func (f *fakeBackend) StorageAdd(ctx context.Context, spec StorageSpec) ([]string, error) {
+	return testWarnings, f.record("StorageAdd", spec)
+}
+
+func (f *fakeBackend) StorageRemove(ctx context.Context, serial hal.Serial, connection string, force bool) ([]string, error) {
+	return nil, f.record("StorageRemove", serial, connection, force)
+}
+
+func (f *fakeBackend) SessionCreate(ctx context.Context, name string, t session.Type, cg string, p session.Policy) error {
+	return f.record("SessionCreate", name, t, cg, p)
+}
+
+func (f *fakeBackend) SessionAddCopySet(ctx context.Context, name string, cs session.CopySet) error {
+	return f.record("SessionAddCopySet", name, cs)
+}
+
+func (f *fakeBackend) SessionCommand(ctx context.Context, name string, cmd session.Command) (SessionDoc, error) {
+	return testSession, f.record("SessionCommand", name, cmd)
+}
+
+func (f *fakeBackend) SessionRemove(ctx context.Context, name string) error {
+	return f.record("SessionRemove", name)
+}
+
+func (f *fakeBackend) HeartbeatSet(ctx context.Context, on bool) ([]string, error) {
+	return testWarnings, f.record("HeartbeatSet", on)
+}
+
+func (f *fakeBackend) BackupCreate(ctx context.Context) (BackupDoc, error) {
+	return testBackup, f.record("BackupCreate")
+}
+
+func (f *fakeBackend) BackupRestore(ctx context.Context, name string) error {
+	return f.record("BackupRestore", name)
+}
+
+func (f *fakeBackend) HASetStandby(ctx context.Context, addr string) error {
+	return f.record("HASetStandby", addr)
+}
+
+func (f *fakeBackend) HASetAsStandby(ctx context.Context, addr string) error {
+	return f.record("HASetAsStandby", addr)
+}
+
+func (f *fakeBackend) HATakeover(ctx context.Context) (TakeoverDoc, error) {
+	return testTakeover, f.record("HATakeover")
+}
+
+func (f *fakeBackend) HAReconnect(ctx context.Context) error { return f.record("HAReconnect") }
+
+func (f *fakeBackend) HARemoveStandby(ctx context.Context) error { return f.record("HARemoveStandby") }
+
+func (f *fakeBackend) HARemoveActive(ctx context.Context) error { return f.record("HARemoveActive") }

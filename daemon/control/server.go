@@ -1,0 +1,531 @@
+package control
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/godbus/dbus/v5"
+	"github.com/godbus/dbus/v5/introspect"
+
+	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/internal/version"
+)
+
+// EventRingSize is how many recent events the server keeps for Events.
+const EventRingSize = 1024
+
+// Server is the admin API on one bus connection: it owns BusName, exports
+// ObjectPath, calls the Backend for each method, keeps the recent events
+// and the properties, and emits the signals.
+type Server struct {
+	conn    *dbus.Conn
+	backend Backend
+	logger  *slog.Logger
+	// ctx is the parent of every backend call; Close cancels it.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// mu guards what follows, and keeps signals in the order of the
+	// changes they announce.
+	mu      sync.Mutex
+	props   Properties
+	events  []EventDoc // the last EventRingSize events, oldest first
+	lastSeq uint64
+	closed  bool
+}
+
+// Serve exports the admin API on conn, then requests BusName, and
+// returns: method calls are served on conn's own goroutines until Close.
+// The backend's calls get a context derived from ctx. A nil logger
+// discards. Serve fails with ErrNameTaken if another connection owns the
+// name (another lockstepd runs), and with ErrAccessDenied if the bus
+// policy does not let this user own it.
+//
+// Until SetProperties, the properties are Role "unknown", HAState
+// "Unknown" and Version the build's (internal/version).
+func Serve(ctx context.Context, conn *dbus.Conn, backend Backend, logger *slog.Logger) (*Server, error) {
+	if conn == nil || backend == nil {
+		return nil, errors.New("control: Serve needs a bus connection and a backend")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	xmlDoc, err := introspectionXML()
+	if err != nil {
+		return nil, fmt.Errorf("control: introspection data: %w", err)
+	}
+	s := &Server{
+		conn:    conn,
+		backend: backend,
+		logger:  logger,
+		props:   Properties{Role: "unknown", HAState: "Unknown", Version: version.Version},
+	}
+	s.ctx, s.cancel = context.WithCancel(ctx)
+	exports := []struct {
+		v     any
+		iface string
+	}{
+		{reads{s}, Interface},
+		{admin{s}, AdminInterface},
+		{propsObject{s}, ifaceProperties},
+		{introspect.Introspectable(xmlDoc), ifaceIntrospect},
+	}
+	for _, e := range exports {
+		if err := conn.Export(e.v, ObjectPath, e.iface); err != nil {
+			s.unexport()
+			s.cancel()
+			return nil, fmt.Errorf("control: export %s on %s: %w", e.iface, ObjectPath, err)
+		}
+	}
+	// Exported first, so that the first call after the name is ours
+	// finds the object.
+	if err := s.requestName(ctx); err != nil {
+		s.unexport()
+		s.cancel()
+		return nil, err
+	}
+	logger.Info("admin api on the bus", "name", BusName, "path", ObjectPath)
+	return s, nil
+}
+
+func (s *Server) requestName(ctx context.Context) error {
+	var reply uint32
+	err := s.conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.RequestName", 0,
+		BusName, uint32(dbus.NameFlagDoNotQueue)).Store(&reply)
+	var de dbus.Error
+	switch {
+	case errors.As(err, &de) && de.Name == "org.freedesktop.DBus.Error.AccessDenied":
+		return fmt.Errorf("%w: this user may not own %s on this bus: run lockstepd as user lockstep or root, "+
+			"with org.lockstep.Manager1.conf in /usr/share/dbus-1/system.d/ (bus: %s)", ErrAccessDenied, BusName, de.Error())
+	case err != nil:
+		return fmt.Errorf("control: request bus name %s: %w", BusName, err)
+	case dbus.RequestNameReply(reply) == dbus.RequestNameReplyPrimaryOwner,
+		dbus.RequestNameReply(reply) == dbus.RequestNameReplyAlreadyOwner:
+		return nil
+	}
+	return fmt.Errorf("%w: %s is owned by %s: is another lockstepd running?", ErrNameTaken, BusName, s.owner(ctx))
+}
+
+// owner describes the connection that owns BusName, for an error message.
+func (s *Server) owner(ctx context.Context) string {
+	bus := s.conn.BusObject()
+	var unique string
+	if err := bus.CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, BusName).Store(&unique); err != nil {
+		return "another connection"
+	}
+	var pid uint32
+	if err := bus.CallWithContext(ctx, "org.freedesktop.DBus.GetConnectionUnixProcessID", 0, unique).Store(&pid); err != nil {
+		return unique
+	}
+	return fmt.Sprintf("%s (pid %d)", unique, pid)
+}
+
+func (s *Server) unexport() {
+	for _, iface := range []string{Interface, AdminInterface, ifaceProperties, ifaceIntrospect} {
+		_ = s.conn.Export(nil, ObjectPath, iface)
+	}
+}
+
+// Close stops serving: it cancels the backend calls in flight and
+// releases BusName. It does not close the connection, and leaves the
+// object exported: godbus reads its table of objects without a lock when
+// it introspects a path nobody exported, so removing objects while the
+// connection serves could race with any peer's Introspect. A call that
+// still reaches the object by the connection's unique name gets a
+// cancelled context.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	closed := s.closed
+	s.closed = true
+	s.mu.Unlock()
+	if closed {
+		return nil
+	}
+	s.cancel()
+	if _, err := s.conn.ReleaseName(BusName); err != nil {
+		return fmt.Errorf("control: release bus name %s: %w", BusName, err)
+	}
+	return nil
+}
+
+// Emit records ev in the ring that Events reads and sends the Event
+// signal. A zero ev.Seq gets the number after the last; a non-zero one
+// must be above the last (the daemon may number events itself, e.g. to
+// share the numbers with its SNMP traps), else Emit records nothing and
+// returns an error wrapping ErrInvalid. It returns the event as recorded.
+// A failure to send the signal is returned, but the event stays recorded.
+func (s *Server) Emit(ev EventDoc) (EventDoc, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case ev.Seq == 0:
+		ev.Seq = s.lastSeq + 1
+	case ev.Seq <= s.lastSeq:
+		return ev, fmt.Errorf("%w: event number %d is not above the last one, %d", ErrInvalid, ev.Seq, s.lastSeq)
+	}
+	ev.Fields = maps.Clone(ev.Fields)
+	s.lastSeq = ev.Seq
+	s.events = append(s.events, ev)
+	if n := len(s.events) - EventRingSize; n > 0 {
+		s.events = slices.Delete(s.events, 0, n)
+	}
+	fields, err := json.Marshal(ev.Fields)
+	if err != nil || ev.Fields == nil {
+		fields = []byte("{}")
+	}
+	var at uint64
+	if !ev.At.IsZero() && ev.At.UnixMicro() > 0 {
+		at = uint64(ev.At.UnixMicro())
+	}
+	if err := s.conn.Emit(ObjectPath, signalEvent, ev.Seq, ev.ID, ev.Severity, ev.Text, string(fields), at); err != nil {
+		return ev, fmt.Errorf("control: send event %d: %w", ev.Seq, err)
+	}
+	return ev, nil
+}
+
+// eventsSince is the recorded events numbered above since, oldest first.
+func (s *Server) eventsSince(since uint64) []EventDoc {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i := sort.Search(len(s.events), func(i int) bool { return s.events[i].Seq > since })
+	return slices.Clone(s.events[i:])
+}
+
+// SetProperties replaces the properties and emits one PropertiesChanged
+// with those that changed (none if nothing did). An empty Version keeps
+// the build's.
+func (s *Server) SetProperties(p Properties) error {
+	if p.Version == "" {
+		p.Version = version.Version
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old, now := propertyMap(s.props), propertyMap(p)
+	s.props = p
+	changed := map[string]dbus.Variant{}
+	for name, v := range now {
+		if v.Value() != old[name].Value() {
+			changed[name] = v
+		}
+	}
+	if len(changed) == 0 {
+		return nil
+	}
+	if err := s.conn.Emit(ObjectPath, signalPropsChanged, Interface, changed, []string{}); err != nil {
+		return fmt.Errorf("control: send PropertiesChanged: %w", err)
+	}
+	return nil
+}
+
+// propertyMap is p as the values of GetAll, named as in propertyTypes.
+func propertyMap(p Properties) map[string]dbus.Variant {
+	return map[string]dbus.Variant{
+		"Role":      dbus.MakeVariant(p.Role),
+		"HAState":   dbus.MakeVariant(p.HAState),
+		"Heartbeat": dbus.MakeVariant(p.Heartbeat),
+		"Epoch":     dbus.MakeVariant(uint64(p.Epoch)),
+		"Version":   dbus.MakeVariant(p.Version),
+	}
+}
+
+// reply encodes a read's answer, or turns err into the error reply.
+func (s *Server) reply(method string, v any, err error) (string, *dbus.Error) {
+	if err != nil {
+		return "", s.fail(method, err)
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", s.fail(method, fmt.Errorf("control: encode the answer: %w", err))
+	}
+	return string(b), nil
+}
+
+// fail is the error reply for err; errors the API has no name for are
+// logged, since they are the daemon's own failures.
+func (s *Server) fail(method string, err error) *dbus.Error {
+	de := toDBusError(err)
+	if de.Name == ErrorFailed {
+		s.logger.Warn("admin api call failed", "method", method, "err", err)
+	}
+	return de
+}
+
+// audit logs a change: who asked, what, and how it ended.
+func (s *Server) audit(sender dbus.Sender, method string, err error, args ...any) {
+	attrs := []any{"method", method, "sender", string(sender)}
+	var uid uint32
+	if e := s.conn.BusObject().CallWithContext(s.ctx, "org.freedesktop.DBus.GetConnectionUnixUser", 0,
+		string(sender)).Store(&uid); e == nil {
+		attrs = append(attrs, "uid", uid)
+	}
+	attrs = append(attrs, args...)
+	if err != nil {
+		s.logger.Info("admin change refused or failed", append(attrs, "err", err)...)
+		return
+	}
+	s.logger.Info("admin change", attrs...)
+}
+
+// invalid wraps a parse error of an argument in ErrInvalid.
+func invalid(what string, err error) error { return fmt.Errorf("%w: %s: %w", ErrInvalid, what, err) }
+
+// reads is exported as Interface: every method is one read.
+type reads struct{ s *Server }
+
+func (r reads) Status() (string, *dbus.Error) {
+	doc, err := r.s.backend.Status(r.s.ctx)
+	return r.s.reply("Status", doc, err)
+}
+
+func (r reads) StorageList() (string, *dbus.Error) {
+	list, err := r.s.backend.StorageList(r.s.ctx)
+	return r.s.reply("StorageList", orEmpty(list), err)
+}
+
+func (r reads) StorageShow(serial string) (string, *dbus.Error) {
+	var doc StorageDoc
+	err := validSerial(hal.Serial(serial))
+	if err == nil {
+		doc, err = r.s.backend.StorageShow(r.s.ctx, hal.Serial(serial))
+	}
+	return r.s.reply("StorageShow", doc, err)
+}
+
+func (r reads) SessionList() (string, *dbus.Error) {
+	list, err := r.s.backend.SessionList(r.s.ctx)
+	return r.s.reply("SessionList", orEmpty(list), err)
+}
+
+func (r reads) SessionShow(name string) (string, *dbus.Error) {
+	doc, err := r.s.backend.SessionShow(r.s.ctx, name)
+	return r.s.reply("SessionShow", doc, err)
+}
+
+func (r reads) HeartbeatShow() (string, *dbus.Error) {
+	doc, err := r.s.backend.HeartbeatShow(r.s.ctx)
+	return r.s.reply("HeartbeatShow", doc, err)
+}
+
+func (r reads) BackupList() (string, *dbus.Error) {
+	list, err := r.s.backend.BackupList(r.s.ctx)
+	return r.s.reply("BackupList", orEmpty(list), err)
+}
+
+func (r reads) Events(since uint64) (string, *dbus.Error) {
+	return r.s.reply("Events", orEmpty(r.s.eventsSince(since)), nil)
+}
+
+func (r reads) FirewallHints(format string) (string, *dbus.Error) {
+	var doc FirewallDoc
+	f, err := ParseFirewallFormat(format)
+	if err == nil {
+		doc, err = r.s.backend.FirewallHints(r.s.ctx, f)
+	}
+	return r.s.reply("FirewallHints", doc, err)
+}
+
+func (r reads) HAStatus() (string, *dbus.Error) {
+	doc, err := r.s.backend.HAStatus(r.s.ctx)
+	return r.s.reply("HAStatus", doc, err)
+}
+
+// admin is exported as AdminInterface: every method is one change,
+// audited. The bus policy lets only root and group lockstep call them.
+type admin struct{ s *Server }
+
+// done audits a change and builds its reply.
+func (a admin) done(sender dbus.Sender, method string, v any, err error, args ...any) (string, *dbus.Error) {
+	a.s.audit(sender, method, err, args...)
+	return a.s.reply(method, v, err)
+}
+
+// doneNoReply is done for the methods without an answer.
+func (a admin) doneNoReply(sender dbus.Sender, method string, err error, args ...any) *dbus.Error {
+	a.s.audit(sender, method, err, args...)
+	if err != nil {
+		return a.s.fail(method, err)
+	}
+	return nil
+}
+
+func (a admin) StorageAdd(sender dbus.Sender, spec string) (string, *dbus.Error) {
+	var sp StorageSpec
+	var warnings []string
+	dec := json.NewDecoder(strings.NewReader(spec))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&sp)
+	if err != nil {
+		err = invalid("storage spec", err)
+	} else {
+		err = sp.Validate()
+	}
+	if err == nil {
+		warnings, err = a.s.backend.StorageAdd(a.s.ctx, sp)
+	}
+	return a.done(sender, "StorageAdd", WarningsDoc{orEmpty(warnings)}, err, "serial", sp.Serial)
+}
+
+func (a admin) StorageRemove(sender dbus.Sender, serial, connection string, force bool) (string, *dbus.Error) {
+	var warnings []string
+	err := validSerial(hal.Serial(serial))
+	if err == nil {
+		warnings, err = a.s.backend.StorageRemove(a.s.ctx, hal.Serial(serial), connection, force)
+	}
+	return a.done(sender, "StorageRemove", WarningsDoc{orEmpty(warnings)}, err,
+		"serial", serial, "connection", connection, "force", force)
+}
+
+func (a admin) SessionCreate(sender dbus.Sender, name, typ, cg, policy string) *dbus.Error {
+	t, err := session.ParseType(typ)
+	if err != nil {
+		err = invalid("session type", err)
+	}
+	var p session.Policy
+	if err == nil {
+		if p, err = session.ParsePolicy(policy); err != nil {
+			err = invalid("suspend policy", err)
+		}
+	}
+	if err == nil {
+		err = a.s.backend.SessionCreate(a.s.ctx, name, t, cg, p)
+	}
+	return a.doneNoReply(sender, "SessionCreate", err, "session", name, "type", typ, "cg", cg, "policy", policy)
+}
+
+func (a admin) SessionAddCopySet(sender dbus.Sender, name, h1, h2 string) *dbus.Error {
+	var cs session.CopySet
+	var err error
+	if cs.H1, err = session.ParseVolumeRef(h1); err != nil {
+		err = invalid("H1 volume", err)
+	} else if cs.H2, err = session.ParseVolumeRef(h2); err != nil {
+		err = invalid("H2 volume", err)
+	} else {
+		err = cs.Validate()
+	}
+	if err == nil {
+		err = a.s.backend.SessionAddCopySet(a.s.ctx, name, cs)
+	}
+	return a.doneNoReply(sender, "SessionAddCopySet", err, "session", name, "h1", h1, "h2", h2)
+}
+
+func (a admin) SessionCommand(sender dbus.Sender, name, command string) (string, *dbus.Error) {
+	var doc SessionDoc
+	cmd, err := session.ParseCommand(command)
+	if err != nil {
+		err = invalid("session command", err)
+	} else {
+		doc, err = a.s.backend.SessionCommand(a.s.ctx, name, cmd)
+	}
+	return a.done(sender, "SessionCommand", doc, err, "session", name, "command", command)
+}
+
+func (a admin) SessionRemove(sender dbus.Sender, name string) *dbus.Error {
+	return a.doneNoReply(sender, "SessionRemove", a.s.backend.SessionRemove(a.s.ctx, name), "session", name)
+}
+
+func (a admin) HeartbeatSet(sender dbus.Sender, on bool) (string, *dbus.Error) {
+	warnings, err := a.s.backend.HeartbeatSet(a.s.ctx, on)
+	return a.done(sender, "HeartbeatSet", WarningsDoc{orEmpty(warnings)}, err, "on", on)
+}
+
+func (a admin) BackupCreate(sender dbus.Sender) (string, *dbus.Error) {
+	doc, err := a.s.backend.BackupCreate(a.s.ctx)
+	return a.done(sender, "BackupCreate", doc, err, "backup", doc.Name)
+}
+
+func (a admin) BackupRestore(sender dbus.Sender, name string) *dbus.Error {
+	return a.doneNoReply(sender, "BackupRestore", a.s.backend.BackupRestore(a.s.ctx, name), "backup", name)
+}
+
+// haAddress checks the syntax of an HA peer address; the ha package
+// checks the rest.
+func haAddress(addr string) error {
+	if addr == "" || strings.ContainsFunc(addr, func(r rune) bool { return r <= ' ' }) {
+		return fmt.Errorf("%w: HA address %q: want tcp://host:port or vsock://cid:port", ErrInvalid, addr)
+	}
+	return nil
+}
+
+func (a admin) HASetStandby(sender dbus.Sender, addr string) *dbus.Error {
+	err := haAddress(addr)
+	if err == nil {
+		err = a.s.backend.HASetStandby(a.s.ctx, addr)
+	}
+	return a.doneNoReply(sender, "HASetStandby", err, "address", addr)
+}
+
+func (a admin) HASetAsStandby(sender dbus.Sender, addr string) *dbus.Error {
+	err := haAddress(addr)
+	if err == nil {
+		err = a.s.backend.HASetAsStandby(a.s.ctx, addr)
+	}
+	return a.doneNoReply(sender, "HASetAsStandby", err, "address", addr)
+}
+
+func (a admin) HATakeover(sender dbus.Sender) (string, *dbus.Error) {
+	doc, err := a.s.backend.HATakeover(a.s.ctx)
+	doc.Unreachable, doc.Warnings = orEmpty(doc.Unreachable), orEmpty(doc.Warnings)
+	return a.done(sender, "HATakeover", doc, err, "epoch", doc.Epoch)
+}
+
+func (a admin) HAReconnect(sender dbus.Sender) *dbus.Error {
+	return a.doneNoReply(sender, "HAReconnect", a.s.backend.HAReconnect(a.s.ctx))
+}
+
+func (a admin) HARemoveStandby(sender dbus.Sender) *dbus.Error {
+	return a.doneNoReply(sender, "HARemoveStandby", a.s.backend.HARemoveStandby(a.s.ctx))
+}
+
+func (a admin) HARemoveActive(sender dbus.Sender) *dbus.Error {
+	return a.doneNoReply(sender, "HARemoveActive", a.s.backend.HARemoveActive(a.s.ctx))
+}
+
+// propsObject is exported as org.freedesktop.DBus.Properties.
+type propsObject struct{ s *Server }
+
+func (o propsObject) all(iface string) (map[string]dbus.Variant, *dbus.Error) {
+	switch iface {
+	case Interface:
+		o.s.mu.Lock()
+		defer o.s.mu.Unlock()
+		return propertyMap(o.s.props), nil
+	case AdminInterface:
+		return map[string]dbus.Variant{}, nil
+	}
+	return nil, dbus.NewError("org.freedesktop.DBus.Error.UnknownInterface",
+		[]any{fmt.Sprintf("%s has no interface %q", ObjectPath, iface)})
+}
+
+func (o propsObject) Get(iface, name string) (dbus.Variant, *dbus.Error) {
+	all, derr := o.all(iface)
+	if derr != nil {
+		return dbus.Variant{}, derr
+	}
+	v, ok := all[name]
+	if !ok {
+		return dbus.Variant{}, dbus.NewError("org.freedesktop.DBus.Error.UnknownProperty",
+			[]any{fmt.Sprintf("%s has no property %q", iface, name)})
+	}
+	return v, nil
+}
+
+func (o propsObject) GetAll(iface string) (map[string]dbus.Variant, *dbus.Error) {
+	return o.all(iface)
+}
+
+func (o propsObject) Set(iface, name string, _ dbus.Variant) *dbus.Error {
+	if _, derr := o.Get(iface, name); derr != nil {
+		return derr
+	}
+	return dbus.NewError("org.freedesktop.DBus.Error.PropertyReadOnly",
+		[]any{fmt.Sprintf("%s.%s is read-only", iface, name)})
+}
