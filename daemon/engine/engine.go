@@ -184,9 +184,18 @@ func (e *Engine) lowestCG(ctx context.Context, pairs map[hal.Serial][]hal.LSSPai
 
 // bySource groups volume pairs by the system of their source.
 func bySource(pairs []hal.VolumePair) map[hal.Serial][]hal.VolumePair {
+	return groupBy(pairs, func(p hal.VolumePair) hal.Serial { return p.Source.Serial })
+}
+
+// byTarget groups volume pairs by the system of their target.
+func byTarget(pairs []hal.VolumePair) map[hal.Serial][]hal.VolumePair {
+	return groupBy(pairs, func(p hal.VolumePair) hal.Serial { return p.Target.Serial })
+}
+
+func groupBy(pairs []hal.VolumePair, key func(hal.VolumePair) hal.Serial) map[hal.Serial][]hal.VolumePair {
 	out := map[hal.Serial][]hal.VolumePair{}
 	for _, p := range pairs {
-		out[p.Source.Serial] = append(out[p.Source.Serial], p)
+		out[key(p)] = append(out[key(p)], p)
 	}
 	return out
 }
@@ -303,11 +312,7 @@ func (e *Engine) running(group, action string) func() {
 
 // Recover makes the target-site volumes writable.
 func (e *Engine) Recover(ctx context.Context, s *session.Session) error {
-	byTarget := map[hal.Serial][]hal.VolumePair{}
-	for _, p := range s.VolumePairs() {
-		byTarget[p.Target.Serial] = append(byTarget[p.Target.Serial], p)
-	}
-	for serial, pairs := range byTarget {
+	for serial, pairs := range byTarget(s.VolumePairs()) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return err
@@ -385,7 +390,7 @@ func (e *Engine) Refresh(ctx context.Context, s *session.Session) (session.Obser
 			}
 		}
 	}
-	for serial, pairs := range byTargetSerial(s.VolumePairs()) {
+	for serial, pairs := range byTarget(s.VolumePairs()) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return obs, err
@@ -407,13 +412,6 @@ func (e *Engine) Refresh(ctx context.Context, s *session.Session) (session.Obser
 	return obs, nil
 }
 
-func byTargetSerial(pairs []hal.VolumePair) map[hal.Serial][]hal.VolumePair {
-	out := map[hal.Serial][]hal.VolumePair{}
-	for _, p := range pairs {
-		out[p.Target.Serial] = append(out[p.Target.Serial], p)
-	}
-	return out
-}
 
 // mark queues a record of what the core did to a group, for Run.
 func (e *Engine) mark(group, action string, f func(ctx context.Context, m *session.Manager, name string) error) {

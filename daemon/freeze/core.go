@@ -726,12 +726,7 @@ func (c *Core) poll() {
 // the first fan-out. It answers nil when every system acknowledged or is
 // known frozen, else an error naming the systems that are not.
 func (c *Core) Freeze(ctx context.Context, name, reason string) error {
-	wait := make(chan error, 1)
-	if err := c.do(ctx, func() error {
-		g := c.groups[name]
-		if g == nil {
-			return fmt.Errorf("%w: %s", ErrUnknownGroup, name)
-		}
+	return c.await(ctx, name, func(g *group, wait chan error) error {
 		if c.fenced {
 			return ErrFenced
 		}
@@ -747,35 +742,21 @@ func (c *Core) Freeze(ctx context.Context, name, reason string) error {
 			wait <- nil
 		}
 		return nil
-	}); err != nil {
-		return err
-	}
-	select {
-	case err := <-wait:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	})
 }
 
 // Thaw releases I/O of a frozen group (release-io) if the thaw rule
 // allows it, and answers ErrNotSafe, saying why, if not.
 func (c *Core) Thaw(ctx context.Context, name string) error {
-	wait := make(chan error, 1)
-	if err := c.do(ctx, func() error {
-		g := c.groups[name]
-		if g == nil {
-			return fmt.Errorf("%w: %s", ErrUnknownGroup, name)
-		}
-		if g.phase == Thawed {
+	return c.await(ctx, name, func(g *group, wait chan error) error {
+		switch g.phase {
+		case Thawed:
 			wait <- nil
 			return nil
-		}
-		if g.phase == Mirroring {
+		case Mirroring:
 			return fmt.Errorf("%w: %s is not frozen", ErrNotSafe, name)
 		}
-		now := c.clock.Now()
-		certain, at := Certainty(now, c.memberStates(g), c.heartbeat, g.h, c.t.RequestTimeout)
+		certain, at := Certainty(c.clock.Now(), c.memberStates(g), c.heartbeat, g.h, c.t.RequestTimeout)
 		if !certain {
 			why := "no freeze acknowledged and the heartbeat cannot vouch for them"
 			if !at.IsZero() {
@@ -786,6 +767,19 @@ func (c *Core) Thaw(ctx context.Context, name string) error {
 		}
 		c.thaw(g, wait)
 		return nil
+	})
+}
+
+// await runs start in the loop for the named group; start either answers
+// at once (its error) or hands wait to whatever will answer later.
+func (c *Core) await(ctx context.Context, name string, start func(g *group, wait chan error) error) error {
+	wait := make(chan error, 1)
+	if err := c.do(ctx, func() error {
+		g := c.groups[name]
+		if g == nil {
+			return fmt.Errorf("%w: %s", ErrUnknownGroup, name)
+		}
+		return start(g, wait)
 	}); err != nil {
 		return err
 	}
