@@ -412,7 +412,6 @@ func (e *Engine) Refresh(ctx context.Context, s *session.Session) (session.Obser
 	return obs, nil
 }
 
-
 // mark queues a record of what the core did to a group, for Run.
 func (e *Engine) mark(group, action string, f func(ctx context.Context, m *session.Manager, name string) error) {
 	e.mu.Lock()
