@@ -90,7 +90,7 @@ type Core struct {
 	clock    clock.Clock
 	log      *slog.Logger
 	t        Timings
-	systems  map[hal.Serial]hal.StorageSystem
+	systems  map[hal.Serial]hal.StorageSystem // owned by the loop once Run started
 	observer Observer
 	inbox    chan func()
 	progress atomic.Uint64
@@ -105,6 +105,8 @@ type Core struct {
 	fenced    bool
 	seen      map[eventID]struct{}
 	seenOrder []eventID
+	// unsubscribe ends the event subscription of each system.
+	unsubscribe map[hal.Serial]context.CancelFunc
 }
 
 type eventID struct {
@@ -159,9 +161,10 @@ func New(opt Options) *Core {
 	}
 	return &Core{
 		clock: clock.OrReal(opt.Clock), log: log.With("component", "freeze"), t: t,
-		systems: opt.Systems, observer: opt.Observer, inbox: make(chan func(), 256),
+		systems: maps.Clone(opt.Systems), observer: opt.Observer, inbox: make(chan func(), 256),
 		started: make(chan struct{}), groups: map[string]*group{}, byLSSPair: map[hal.LSSPair][]*group{},
 		heartbeat: opt.Heartbeat, epoch: opt.Epoch, seen: map[eventID]struct{}{},
+		unsubscribe: map[hal.Serial]context.CancelFunc{},
 	}
 }
 
@@ -177,15 +180,9 @@ func (c *Core) Run(ctx context.Context) error {
 	}
 	c.runCtx = ctx
 	for serial, sys := range c.systems {
-		events, err := sys.Events(ctx)
-		if err != nil {
-			return fmt.Errorf("freeze: events of %s: %w", serial, err)
+		if err := c.subscribe(serial, sys); err != nil {
+			return err
 		}
-		go func() {
-			for ev := range events {
-				c.post(func() { c.onEvent(ev, "pushed") })
-			}
-		}()
 	}
 	tick := c.clock.NewTicker(c.t.Interval)
 	defer tick.Stop()
@@ -209,6 +206,46 @@ func (c *Core) Run(ctx context.Context) error {
 		}
 		c.progress.Add(1)
 	}
+}
+
+// subscribe forwards a system's pushed events to the loop until the
+// system is removed or the core stops.
+func (c *Core) subscribe(serial hal.Serial, sys hal.StorageSystem) error {
+	ctx, cancel := context.WithCancel(c.runCtx)
+	events, err := sys.Events(ctx)
+	if err != nil {
+		cancel()
+		return fmt.Errorf("freeze: events of %s: %w", serial, err)
+	}
+	c.unsubscribe[serial] = cancel
+	go func() {
+		for ev := range events {
+			c.post(func() { c.onEvent(ev, "pushed") })
+		}
+	}()
+	return nil
+}
+
+// SetSystems replaces the storage systems the core talks to (storage
+// added or removed at run time): new ones are subscribed to, removed ones
+// forgotten.
+func (c *Core) SetSystems(ctx context.Context, systems map[hal.Serial]hal.StorageSystem) error {
+	return c.do(ctx, func() error {
+		for serial, cancel := range c.unsubscribe {
+			if systems[serial] != c.systems[serial] {
+				cancel()
+				delete(c.unsubscribe, serial)
+			}
+		}
+		var errs []error
+		for serial, sys := range systems {
+			if _, ok := c.unsubscribe[serial]; !ok {
+				errs = append(errs, c.subscribe(serial, sys))
+			}
+		}
+		c.systems = maps.Clone(systems)
+		return errors.Join(errs...)
+	})
 }
 
 // post hands a function to the loop; it is dropped once the loop stopped.
@@ -242,16 +279,22 @@ func (c *Core) do(ctx context.Context, f func() error) error {
 	}
 }
 
-// async runs a storage command in its own goroutine, bounded by the
-// request timeout, and hands its result back to the loop.
-func (c *Core) async(fn func(ctx context.Context) error, done func(err error)) {
+// async runs a storage command on a system in its own goroutine, bounded
+// by the request timeout, and hands its result back to the loop. A system
+// that is not (or no longer) defined answers unreachable.
+func (c *Core) async(serial hal.Serial, fn func(ctx context.Context, sys hal.StorageSystem) error, done func(err error)) {
 	if c.fenced {
 		done(ErrFenced)
 		return
 	}
+	sys := c.systems[serial]
+	if sys == nil {
+		done(fmt.Errorf("%w: %s is not defined", hal.ErrUnreachable, serial))
+		return
+	}
 	go func() {
 		ctx, cancel := clock.WithTimeout(c.runCtx, c.clock, c.t.RequestTimeout)
-		err := fn(ctx)
+		err := fn(ctx, sys)
 		cancel()
 		c.post(func() {
 			if errors.Is(err, hal.ErrFenced) {
@@ -465,16 +508,12 @@ func (c *Core) freeze(g *group, reason string) {
 
 func (c *Core) sendFreeze(g *group, serial hal.Serial, firstRound bool) {
 	m := g.systems[serial]
-	sys := c.systems[serial]
 	if m.freezing || m.acked {
 		return
 	}
 	m.freezing = true
 	pairs, epoch := g.Pairs[serial], c.epoch
-	c.async(func(ctx context.Context) error {
-		if sys == nil {
-			return fmt.Errorf("%w: %s is not configured", hal.ErrUnreachable, serial)
-		}
+	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error {
 		return sys.Freeze(ctx, epoch, pairs)
 	}, func(err error) {
 		m.freezing = false
@@ -633,8 +672,8 @@ func (c *Core) heartbeatGroup(g *group, now time.Time) {
 			continue
 		}
 		m.heartbeatOut, m.lastSent = true, now
-		sys, epoch, name := c.systems[serial], c.epoch, g.Name
-		c.async(func(ctx context.Context) error { return sys.Heartbeat(ctx, epoch, name) }, func(err error) {
+		epoch, name := c.epoch, g.Name
+		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.Heartbeat(ctx, epoch, name) }, func(err error) {
 			m.heartbeatOut = false
 			switch {
 			case err == nil:
@@ -656,9 +695,9 @@ func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
 		return
 	}
 	m.arming, m.lastSent = true, now
-	sys, epoch := c.systems[serial], c.epoch
+	epoch := c.epoch
 	spec := hal.HeartbeatSpec{Session: g.Name, Pairs: g.Pairs[serial], Timeout: g.h}
-	c.async(func(ctx context.Context) error { return sys.EnableHeartbeat(ctx, epoch, spec) }, func(err error) {
+	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.EnableHeartbeat(ctx, epoch, spec) }, func(err error) {
 		m.arming = false
 		if err != nil {
 			c.log.Warn("heartbeat not armed", "group", g.Name, "serial", serial, "err", err)
@@ -675,11 +714,11 @@ func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
 // a system we cannot reach expires on its own, which is what we want.
 func (c *Core) disarm(g *group, serials []hal.Serial) {
 	for _, serial := range serials {
-		sys, epoch, name := c.systems[serial], c.epoch, g.Name
+		epoch, name := c.epoch, g.Name
 		if m := g.systems[serial]; m != nil && m.armed && m.acked {
 			m.armed = false // acknowledged: frozen, no expiry needed to be safe
 		}
-		c.async(func(ctx context.Context) error { return sys.DisableHeartbeat(ctx, epoch, name) }, func(err error) {
+		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.DisableHeartbeat(ctx, epoch, name) }, func(err error) {
 			if err != nil {
 				c.log.Info("heartbeat not disarmed", "group", name, "serial", serial, "err", err)
 			}
@@ -691,9 +730,9 @@ func (c *Core) disarm(g *group, serials []hal.Serial) {
 // mirroring group is a sign like an event.
 func (c *Core) poll() {
 	for _, serial := range slices.Sorted(maps.Keys(c.systems)) {
-		sys, epoch := c.systems[serial], c.epoch
+		epoch := c.epoch
 		var pairs []hal.PairStatus
-		c.async(func(ctx context.Context) error {
+		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error {
 			var err error
 			pairs, err = sys.QueryPairs(ctx, epoch)
 			return err
@@ -799,9 +838,9 @@ func (c *Core) thaw(g *group, wait chan error) {
 	left := len(serials)
 	var failed []string
 	for _, serial := range serials {
-		sys, epoch := c.systems[serial], c.epoch
+		epoch := c.epoch
 		lsss := sourceLSSs(g.Pairs[serial])
-		c.async(func(ctx context.Context) error { return sys.Thaw(ctx, epoch, lsss) }, func(err error) {
+		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.Thaw(ctx, epoch, lsss) }, func(err error) {
 			if err != nil {
 				failed = append(failed, fmt.Sprintf("%s (%v)", serial, err))
 			}

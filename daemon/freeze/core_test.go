@@ -197,3 +197,46 @@ func TestProgressStopsWhenWedged(t *testing.T) {
 		}
 	})
 }
+
+// TestSystemsAddedAtRunTime: a storage system defined while the core runs
+// is subscribed to: its suspend event freezes the group, and it receives
+// the freeze.
+func TestSystemsAddedAtRunTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		topo := topology.Standard(2, topology.DefaultLSSs())
+		fab := emu.NewFabric(emu.Options{Clock: clock.Real()})
+		if err := topo.Build(fab); err != nil {
+			t.Fatal(err)
+		}
+		conns := map[hal.Serial]hal.StorageSystem{}
+		for _, s := range fab.Systems() {
+			conns[s.Serial()] = s.Connect("m")
+		}
+		if err := topo.Establish(ctx, clock.Real(), conns, 1, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		core := freeze.New(freeze.Options{Systems: map[hal.Serial]hal.StorageSystem{p1: conns[p1]}, Epoch: 1})
+		done := make(chan error)
+		go func() { done <- core.Run(ctx) }()
+		if err := core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: time.Minute}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := core.SetSystems(ctx, map[hal.Serial]hal.StorageSystem{p1: conns[p1], p2: conns[p2]}); err != nil {
+			t.Fatal(err)
+		}
+		fab.SetSystemPaths(p2, false)
+		time.Sleep(time.Second)
+		st, err := core.Status(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st[0].Phase != freeze.Frozen || !strings.Contains(st[0].Reason, string(p2)) {
+			t.Fatalf("phase %s (%s), want frozen on %s's event", st[0].Phase, st[0].Reason, p2)
+		}
+		cancel()
+		<-done
+	})
+}
