@@ -89,6 +89,11 @@ type ConnectionSpec struct {
 	Addresses []string `json:"addresses"`
 	// Sysplex names the z/OS host's sysplex; required for zos only.
 	Sysplex string `json:"sysplex,omitempty"`
+	// User and PasswordFile are the storage system's credentials for
+	// this connection. The daemon reads the file itself: no secret
+	// travels over the bus or lands in the journal.
+	User         string `json:"user,omitempty"`
+	PasswordFile string `json:"password_file,omitempty"`
 }
 
 // Validate checks the spec on its own; whether the serial or a connection
