@@ -96,6 +96,7 @@ type Core struct {
 	progress atomic.Uint64
 	runCtx   context.Context // set by Run before the loop starts
 	started  chan struct{}
+	stopped  chan struct{} // closed when Run returns: nothing reaches the loop after
 
 	// Owned by the loop goroutine.
 	groups    map[string]*group
@@ -162,7 +163,7 @@ func New(opt Options) *Core {
 	return &Core{
 		clock: clock.OrReal(opt.Clock), log: log.With("component", "freeze"), t: t,
 		systems: maps.Clone(opt.Systems), observer: opt.Observer, inbox: make(chan func(), 256),
-		started: make(chan struct{}), groups: map[string]*group{}, byLSSPair: map[hal.LSSPair][]*group{},
+		started: make(chan struct{}), stopped: make(chan struct{}), groups: map[string]*group{}, byLSSPair: map[hal.LSSPair][]*group{},
 		heartbeat: opt.Heartbeat, epoch: opt.Epoch, seen: map[eventID]struct{}{},
 		unsubscribe: map[hal.Serial]context.CancelFunc{},
 	}
@@ -191,6 +192,7 @@ func (c *Core) Run(ctx context.Context) error {
 	retry := c.clock.NewTicker(c.t.RetryInterval)
 	defer retry.Stop()
 	close(c.started)
+	defer close(c.stopped)
 	for {
 		select {
 		case f := <-c.inbox:
@@ -202,10 +204,41 @@ func (c *Core) Run(ctx context.Context) error {
 		case <-retry.C():
 			c.retryFreezes()
 		case <-ctx.Done():
+			c.drain()
 			return nil
 		}
 		c.progress.Add(1)
 	}
+}
+
+// drain lets every freeze in flight finish (each within its request
+// timeout) before the loop stops: a stop must never leave a consistency
+// group frozen on some storage systems and mirroring on others because
+// the answers were not awaited.
+func (c *Core) drain() {
+	limit := c.clock.NewTimer(c.t.RequestTimeout + c.t.Interval)
+	defer limit.Stop()
+	for c.freezesInFlight() > 0 {
+		select {
+		case f := <-c.inbox:
+			f()
+		case <-limit.C():
+			c.log.Error("stopping with freezes unanswered", "in_flight", c.freezesInFlight())
+			return
+		}
+	}
+}
+
+func (c *Core) freezesInFlight() int {
+	n := 0
+	for _, g := range c.groups {
+		for _, m := range g.systems {
+			if m.freezing {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // subscribe forwards a system's pushed events to the loop until the
@@ -252,7 +285,7 @@ func (c *Core) SetSystems(ctx context.Context, systems map[hal.Serial]hal.Storag
 func (c *Core) post(f func()) {
 	select {
 	case c.inbox <- f:
-	case <-c.runCtx.Done():
+	case <-c.stopped:
 	}
 }
 
@@ -293,7 +326,9 @@ func (c *Core) async(serial hal.Serial, fn func(ctx context.Context, sys hal.Sto
 		return
 	}
 	go func() {
-		ctx, cancel := clock.WithTimeout(c.runCtx, c.clock, c.t.RequestTimeout)
+		// Not cancelled with the loop: a freeze sent must run to its
+		// answer, bounded by the request timeout (see drain).
+		ctx, cancel := clock.WithTimeout(context.WithoutCancel(c.runCtx), c.clock, c.t.RequestTimeout)
 		err := fn(ctx, sys)
 		cancel()
 		c.post(func() {

@@ -240,3 +240,56 @@ func TestSystemsAddedAtRunTime(t *testing.T) {
 		<-done
 	})
 }
+
+// slowFreezer answers freezes only after a delay.
+type slowFreezer struct {
+	hal.StorageSystem
+	delay time.Duration
+}
+
+func (s slowFreezer) Freeze(ctx context.Context, e hal.Epoch, p []hal.LSSPair) error {
+	select {
+	case <-time.After(s.delay):
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return s.StorageSystem.Freeze(ctx, e, p)
+}
+
+// TestStopFinishesFreezesInFlight: a stop (SIGTERM) that comes while a
+// freeze is on its way waits for it: every storage system ends frozen.
+func TestStopFinishesFreezesInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		topo := topology.Standard(2, topology.DefaultLSSs())
+		fab := emu.NewFabric(emu.Options{Clock: clock.Real()})
+		if err := topo.Build(fab); err != nil {
+			t.Fatal(err)
+		}
+		conns := map[hal.Serial]hal.StorageSystem{}
+		for _, s := range fab.Systems() {
+			conns[s.Serial()] = s.Connect("m")
+		}
+		if err := topo.Establish(ctx, clock.Real(), conns, 1, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		core := freeze.New(freeze.Options{Epoch: 1, Systems: map[hal.Serial]hal.StorageSystem{
+			p1: conns[p1], p2: slowFreezer{conns[p2], 1500 * time.Millisecond}}})
+		done := make(chan error)
+		go func() { done <- core.Run(ctx) }()
+		if err := core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: time.Minute}}); err != nil {
+			t.Fatal(err)
+		}
+		fab.SetSystemPaths(p1, false) // the event starts the freeze; p2 answers in 1.5 s
+		time.Sleep(100 * time.Millisecond)
+		cancel() // SIGTERM
+		<-done
+		ps, _ := conns[p2].QueryPairs(context.Background(), 1)
+		for _, p := range ps {
+			if p.Source.Serial == p2 && p.State != hal.Suspended {
+				t.Fatalf("%s: pair %s is %s after the stop: the freeze in flight was abandoned", p2, p.VolumePair, p.State)
+			}
+		}
+	})
+}

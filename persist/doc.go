@@ -1,0 +1,219 @@
+// Package persist owns lockstep's durable state (DESIGN.md §7): the
+// journal (a segmented, CRC-chained write-ahead log with group commit),
+// its snapshots and compaction, the state store built on them (Store, a
+// session.Store), and zip backups.
+//
+// The state is built only by applying journal records in order; the
+// journal makes each record durable before it is applied, and a record is
+// acknowledged (Append or Propose returns) only after its fsync. The
+// standby of DESIGN.md §8 reads the same records with a Reader
+// (Journal.ReadFrom), which waits for new ones and answers ErrCompacted
+// when a snapshot must be sent instead.
+//
+// All integers below are little-endian. CRC means CRC-32C (Castagnoli).
+//
+// # State directory
+//
+// A Store uses a state directory (/var/lib/lockstep):
+//
+//	LOCK        flock(2)ed by the process using the directory; holds its
+//	            pid as a hint for the error a second process gets
+//	journal/    the journal: segments and snapshots
+//	backups/    backup zips
+//
+// During a restore, journal.restore.tmp/, journal.restore/ and
+// journal.old/ may also exist (see Restore). Journal.Open used alone
+// takes a LOCK in its own directory and keeps its files there.
+//
+// # Segments
+//
+// The journal is a sequence of segment files named after the index of
+// their first record, 16 lower-case hex digits: 0000000000000001.seg.
+// A segment is a 32-byte header followed by records:
+//
+//	offset size field
+//	 0      8   magic "LKSTPSEG"
+//	 8      4   format version, 1
+//	12      4   reserved, 0
+//	16      8   first index: the index of the segment's first record (>= 1),
+//	            equal to the one in the file name
+//	24      4   previous CRC: the CRC of the record before the first one
+//	            (the last record of the previous segment), 0 when no
+//	            record precedes it in this journal (a new journal, or one
+//	            restored from a backup)
+//	28      4   CRC of bytes 0-27
+//
+// A segment is created as a temp file holding the header, fsynced,
+// renamed into place, and the directory fsynced: a segment file exists
+// whole or not at all. The writer begins a new segment before a write
+// batch once the current one holds Options.SegmentSize bytes; segments
+// other than the last are complete and never change again.
+//
+// # Records
+//
+// Each record starts at a multiple of 8 bytes from the start of the file:
+//
+//	offset size field
+//	 0      4   CRC: CRC-32C over bytes 4 to the end of the padding,
+//	            seeded with the CRC of the previous record (the previous
+//	            CRC of the segment header for the first record): the chain
+//	            makes a record valid only in its place
+//	 4      4   bits 0-26: payload length n (at most MaxPayload, 64 MiB);
+//	            bits 27-30: reserved, 0; bit 31: commit flag, set on the
+//	            last record of each write batch
+//	 8      8   index: the previous record's index + 1 (never 0, so
+//	            zeroes are never a record)
+//	16      n   payload
+//	16+n    p   padding: p zero bytes, 0 <= p < 8, so that 16+n+p is a
+//	            multiple of 8
+//
+// A segment holds records from its first index on, without gap; the next
+// segment starts at the next index and its previous CRC is the CRC of
+// this segment's last record.
+//
+// # Group commit
+//
+// Appends queue their payloads; one writer goroutine takes everything
+// queued, assigns nothing (indexes were assigned at queueing, in queue
+// order), encodes the records with the commit flag on the last, writes
+// them with one write call and fsyncs (fdatasync on Linux) once, then
+// answers every Append of the batch. It starts the next write only after
+// that fsync returned. Hence at a crash only the last batch can be
+// incomplete on disk, and that batch was never acknowledged.
+//
+// # Recovery
+//
+// Open reads every segment completely, checks it, and decides before it
+// changes anything:
+//
+//   - A segment whose header is damaged, whose first index differs from
+//     its name or does not follow the previous segment (gap: missing
+//     segment; overlap: out of order), or whose previous CRC does not
+//     match, refuses to open (ErrCorrupt, ErrMissingSegment,
+//     ErrSegmentOrder), naming the file and offset.
+//   - A record that fails to decode (truncated, malformed header, wrong
+//     index, CRC mismatch) in any segment but the last refuses to open.
+//   - In the last segment, the first record that fails to decode begins
+//     a torn tail: a copy of the segment is saved as <segment>.broken
+//     (.broken.1, ... if that exists), the segment is truncated at the
+//     record's offset and fsynced, and a warning (msg_id
+//     persist-torn-tail-W) names the file, the offset and the records
+//     dropped. Unless the bad record is proven to have been fsynced,
+//     which a crash cannot damage: a complete later batch follows it
+//     (a record with the commit flag whose successor decodes chained on
+//     it, or the bad record itself intact enough to show its commit flag
+//     and chain to the next), or a snapshot covers its index. Then Open
+//     refuses. Consequence: damage to the records of the last batch of
+//     the last segment is repaired even if they had been acknowledged,
+//     since nothing tells it from a crash during that batch; the .broken
+//     copy keeps them.
+//   - The newest snapshot that decodes and whose records the segments
+//     still hold (its index >= the first segment's first index - 1) is
+//     used. A damaged newer one is renamed <snapshot>.broken with a
+//     warning (persist-snapshot-fallback-W). With the default
+//     SnapshotsKept of 2, compaction keeps the segments after the older
+//     of the two snapshots, so one damaged snapshot always has a
+//     fallback; if none is usable, the segments must start at index 1,
+//     else Open refuses. A usable snapshot beyond the last record also
+//     refuses (records are missing).
+//   - Temp files (*.tmp) of interrupted creations are deleted.
+//
+// A deleted last segment cannot be detected (nothing records that it
+// existed), as in any log of this kind; a restore from a backup is the
+// answer to lost files.
+//
+// Every refusal ends with what the admin can do: restore a backup with
+// `lockstepctl backup restore`, or move the state directory aside.
+//
+// # Snapshots
+//
+// Snapshot files are named after the index of the last record they
+// cover, 16 hex digits: 0000000000002710.snap. Index 0 is the state
+// before any record.
+//
+//	offset size field
+//	 0      8   magic "LKSTPSNP"
+//	 8      4   format version, 1
+//	12      4   reserved, 0
+//	16      8   index
+//	24      8   state length m
+//	32      4   CRC of the state
+//	36      4   CRC of bytes 0-35
+//	40      m   state (opaque to the journal; for a Store, see State)
+//
+// A snapshot is written as a temp file, fsynced, renamed, and the
+// directory fsynced. Then the newest SnapshotsKept snapshots are kept
+// and the segments whose records are all covered by the oldest one kept
+// are deleted (never the segment being written). Replay is: the newest
+// snapshot, then the records after its index.
+//
+// # Store payloads: the envelope
+//
+// Every payload a Store journals is a JSON object:
+//
+//	{"type": "session", "v": 1, "record": {...}}
+//
+// type names the record family, v the version of that family's encoding,
+// record the family's record. Family "session" version 1 holds a
+// session.Record (its format is in package session's doc). Later families
+// (storage systems and connections, heartbeat switch, HA relationship,
+// epoch) take new type names; a changed encoding of a family takes a new
+// v, and both are read by the builds that know them. An unknown type or v
+// or an unknown envelope field refuses the replay (ErrUnknownRecord): a
+// journal written by a newer lockstep is not half read.
+//
+// # State
+//
+// The state a Store snapshots and backs up is the JSON object
+//
+//	{"v": 1, "session": <session.DB.Snapshot()>}
+//
+// with one field per family; unknown fields refuse to load. Loading it
+// checks everything applying records would (session.Restore).
+//
+// # Backups
+//
+// A backup is a zip file in backups/ named
+// lockstep-<created, 20060102T150405Z>-<last index>.zip (-2, -3, ...
+// before .zip if that exists), written as a temp file, fsynced and
+// renamed, with exactly two members, deflated:
+//
+//	manifest.json  {"format": "lockstep-backup", "version": 1,
+//	                "epoch": <uint>, "last_index": <uint>,
+//	                "created": "<RFC 3339, UTC, from the injected clock>",
+//	                "members": [{"name": "state.json", "size": <bytes>,
+//	                             "sha256": "<64 lower-case hex digits>"}]}
+//	state.json     the State
+//
+// The manifest lists every member but itself. A reader accepts only
+// these two names, each once (a name with "..", a leading "/", "\" or
+// ":" is refused as unsafe before anything else), bounds the zip (about
+// 258 MiB), the manifest (1 MiB) and the state (256 MiB) and reads every
+// member through that bound whatever the zip declares, requires format
+// and version to match, and checks every size and SHA-256, and that the
+// state loads, before anything is changed.
+//
+// After each backup, the backups created more than
+// Options.BackupRetention ago are deleted, never the newest one and
+// never a file whose manifest does not read.
+//
+// # Restore
+//
+// RestoreBackup (offline, taking the lock) and Store.RestoreBackup (on
+// an open store, after the proposals under way) replace the journal:
+//
+//  1. verify the backup completely; on failure stop, nothing changed;
+//  2. build journal.restore.tmp/ with the backup's state as the snapshot
+//     at its last index and an empty segment starting after it, fsynced;
+//  3. rename it to journal.restore/ and fsync the state directory: the
+//     commit point;
+//  4. rename journal/ to journal.old/; 5. rename journal.restore/ to
+//     journal/; 6. delete journal.old/, each followed by a directory
+//     fsync.
+//
+// A crash before step 3 leaves the old state (the temp directory is
+// deleted at the next open); after it, OpenStore completes steps 4-6
+// before anything else. The restored journal continues at the backup's
+// last index + 1. The old journal is deleted, not kept: take a backup
+// first to keep it.
+package persist

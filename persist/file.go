@@ -1,0 +1,105 @@
+package persist
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// File modes: the state is the daemon's alone.
+const (
+	dirMode  = 0o700
+	fileMode = 0o600
+)
+
+// tmpSuffix ends every file being created; Open removes leftovers, which
+// are what a crash between create and rename leaves behind.
+const tmpSuffix = ".tmp"
+
+// syncDir fsyncs a directory, which makes the creations, renames and
+// removals of its entries durable: without it a crash may forget a rename
+// whose file content was itself fsynced.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("fsync directory %s: %w", dir, err)
+	}
+	return nil
+}
+
+// writeAtomic creates dir/name with the bytes write produces, so that
+// dir/name either does not exist or holds all of them, even across a
+// crash: temp file, write, fsync, close, rename, fsync of the directory.
+// An existing dir/name is replaced.
+func writeAtomic(dir, name string, write func(f *os.File) error) (err error) {
+	f, err := os.CreateTemp(dir, "."+name+".*"+tmpSuffix)
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(tmp)
+		}
+	}()
+	if err := f.Chmod(fileMode); err != nil {
+		return err
+	}
+	if err := write(f); err != nil {
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("fsync %s: %w", tmp, err)
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
+		return err
+	}
+	return syncDir(dir)
+}
+
+// removeTemps deletes the leftovers of interrupted writeAtomic calls.
+func removeTemps(dir string) error {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	removed := false
+	for _, e := range entries {
+		if strings.HasSuffix(e.Name(), tmpSuffix) && e.Type().IsRegular() {
+			if err := os.Remove(filepath.Join(dir, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			removed = true
+		}
+	}
+	if removed {
+		return syncDir(dir)
+	}
+	return nil
+}
+
+// freeName returns base if no such file exists in dir, else base.1,
+// base.2, ...: repairs and fallbacks keep every earlier .broken copy.
+func freeName(dir, base string) string {
+	name := base
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(filepath.Join(dir, name)); errors.Is(err, fs.ErrNotExist) {
+			return name
+		}
+		name = fmt.Sprintf("%s.%d", base, i)
+	}
+}

@@ -1,0 +1,353 @@
+package persist
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/lockstep-io/lockstep/daemon/session"
+)
+
+// The state directory (DESIGN.md: /var/lib/lockstep) as the Store lays
+// it out:
+//
+//	LOCK       the lock (lock.go)
+//	journal/   the journal: segments and snapshots
+//	backups/   backup zips (backup.go)
+//
+// plus, only while a restore runs or after a crash in one,
+// journal.restore.tmp/, journal.restore/ and journal.old/ (backup.go).
+const (
+	journalDirName = "journal"
+	backupsDirName = "backups"
+)
+
+// Store is the durable state store: a session.Store whose records are
+// journaled before they are applied, rebuilt by OpenStore from the latest
+// snapshot and the records after it.
+//
+// Proposals are grouped like appends: Propose checks a record against the
+// state with every record already queued applied ("ahead"), queues it to
+// the journal and applies it to ahead under one lock, so the journal's
+// order is the order of the checks; then, once its record is fsynced, it
+// applies every durable record to the published state in index order.
+// Many proposals thus share one fsync, and a reader of DB never sees a
+// record that a crash could lose.
+type Store struct {
+	dir     string
+	rawOpts Options // as given: the journal normalizes its own
+	opts    Options
+	log     *slog.Logger
+	lock    *dirLock
+
+	// gate is held shared by Propose and snapshots, exclusively by
+	// RestoreBackup and Close, which replace or end the journal.
+	gate     sync.RWMutex
+	backupMu sync.Mutex // one CreateBackup at a time
+
+	mu     sync.Mutex
+	j      *Journal
+	ahead  *state   // every queued record applied
+	cur    *state   // every durable record applied: what DB returns
+	index  uint64   // the last record applied to cur
+	queue  []queued // records in ahead and not yet in cur, in index order
+	snapAt uint64   // the index of the latest snapshot
+	err    error    // once set, Propose fails with it
+	closed bool
+
+	kick     chan struct{} // wakes the snapshot goroutine
+	stop     chan struct{}
+	stopOnce sync.Once
+	snapDone chan struct{}
+}
+
+type queued struct {
+	index uint64
+	rec   session.Record
+}
+
+var _ session.Store = (*Store)(nil)
+
+// OpenStore opens the state directory dir (creating it if needed): takes
+// its lock, finishes a restore a crash interrupted, opens the journal
+// (running its recovery) and replays the latest snapshot and the records
+// after it into the state.
+func OpenStore(dir string, opts Options) (*Store, error) {
+	if err := os.MkdirAll(dir, dirMode); err != nil {
+		return nil, fmt.Errorf("persist: %w", err)
+	}
+	lock, err := lockDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	s, err := openStore(dir, opts, lock)
+	if err != nil {
+		lock.unlock()
+		return nil, err
+	}
+	return s, nil
+}
+
+func openStore(dir string, opts Options, lock *dirLock) (*Store, error) {
+	norm := opts.withDefaults()
+	if finished, err := finishRestore(dir); err != nil {
+		return nil, err
+	} else if finished {
+		norm.Logger.Warn("finished a restore that a crash interrupted", "msg_id", MsgRestoreFinished, "dir", dir)
+	}
+	// Backups interrupted by a crash leave temp files behind.
+	if err := removeTemps(backupsDir(dir)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("persist: %w", err)
+	}
+	j, err := openJournal(filepath.Join(dir, journalDirName), opts, nil)
+	if err != nil {
+		return nil, err
+	}
+	st, index, snapAt, err := replay(j)
+	if err != nil {
+		j.Close()
+		return nil, err
+	}
+	s := &Store{
+		dir:      dir,
+		rawOpts:  opts,
+		opts:     norm,
+		log:      norm.Logger,
+		lock:     lock,
+		j:        j,
+		cur:      st,
+		ahead:    st.clone(),
+		index:    index,
+		snapAt:   snapAt,
+		kick:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		snapDone: make(chan struct{}),
+	}
+	go s.snapshotLoop()
+	return s, nil
+}
+
+// replay rebuilds the state from the journal's latest snapshot and the
+// records after it.
+func replay(j *Journal) (st *state, index, snapAt uint64, err error) {
+	snap, ok, err := j.LatestSnapshot()
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	st = newState()
+	if ok {
+		if st, err = unmarshalState(snap.State); err != nil {
+			return nil, 0, 0, fmt.Errorf("%w: snapshot %s: %v: %s",
+				ErrCorrupt, filepath.Join(j.Dir(), snapName(snap.Index)), err, adminHint)
+		}
+		snapAt = snap.Index
+	}
+	last := j.LastIndex()
+	r, err := j.ReadFrom(snapAt + 1)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	defer r.Close()
+	for i := snapAt + 1; i <= last; i++ {
+		e, err := r.Next(context.Background())
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		if err := st.apply(e.Payload); err != nil {
+			return nil, 0, 0, fmt.Errorf("persist: replaying record %d of %s: %w", e.Index, j.Dir(), err)
+		}
+	}
+	return st, last, snapAt, nil
+}
+
+// Dir is the state directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Journal is the store's journal, for readers (ReadFrom, LatestSnapshot)
+// such as the shipping of records to a standby. Appending to it or
+// snapshotting it directly would bypass the state: don't. After
+// RestoreBackup it is another Journal (the old one answers ErrClosed).
+func (s *Store) Journal() *Journal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.j
+}
+
+// LastIndex is the index of the last record applied to the state.
+func (s *Store) LastIndex() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.index
+}
+
+// Propose implements session.Store: it checks r against the current
+// state (with every record proposed before it), journals it, waits for
+// the fsync, and applies it. A record the state refuses is not journaled
+// and its error is returned. Like Journal.Append, ctx counts only until
+// the record is queued.
+func (s *Store) Propose(ctx context.Context, r session.Record) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	r = r.Clone()
+	payload, err := encodeSession(r)
+	if err != nil {
+		return err
+	}
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return s.err
+	}
+	if err := s.ahead.sessions.Check(r); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	index, b, err := s.j.enqueue(payload)
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	if err := s.ahead.sessions.Apply(r); err != nil {
+		// Check just passed: Apply cannot refuse. If it does, the
+		// journal holds a record the state lacks: stop.
+		s.err = fmt.Errorf("persist: record %d: checked, then refused: %w", index, err)
+		s.mu.Unlock()
+		return s.err
+	}
+	s.queue = append(s.queue, queued{index: index, rec: r})
+	s.mu.Unlock()
+
+	<-b.done
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if b.err != nil {
+		if s.err == nil {
+			s.err = b.err
+		}
+		return b.err
+	}
+	// Every record up to index is durable (batches complete in order):
+	// publish them all, whichever proposer gets here first.
+	for len(s.queue) > 0 && s.queue[0].index <= index {
+		q := s.queue[0]
+		if err := s.cur.sessions.Apply(q.rec); err != nil {
+			s.err = fmt.Errorf("persist: record %d: accepted, then refused on replay: %w", q.index, err)
+			return s.err
+		}
+		s.index = q.index
+		s.queue = s.queue[1:]
+	}
+	if n := s.opts.SnapshotEvery; n > 0 && s.index-s.snapAt >= uint64(n) {
+		select {
+		case s.kick <- struct{}{}:
+		default: // a snapshot is already due
+		}
+	}
+	return nil
+}
+
+// DB implements session.Store: the state after the last durable record,
+// as a copy of the caller's own. It costs a copy of the volume index
+// (O(copy sets)): session.DB offers no cheaper copy outside its package.
+func (s *Store) DB() *session.DB {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur.sessions.Clone()
+}
+
+// Snapshot writes a snapshot of the current state now (the store also
+// writes one on its own every Options.SnapshotEvery records).
+func (s *Store) Snapshot(ctx context.Context) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	return s.snapshot()
+}
+
+func (s *Store) snapshotLoop() {
+	defer close(s.snapDone)
+	for {
+		select {
+		case <-s.kick:
+		case <-s.stop:
+			// A snapshot that fell due is still written: Close then
+			// leaves at most SnapshotEvery records to replay.
+			select {
+			case <-s.kick:
+				if err := s.snapshot(); err != nil {
+					s.log.Error("snapshot failed", "msg_id", MsgSnapshotFailed, "err", err)
+				}
+			default:
+			}
+			return
+		}
+		if err := s.snapshot(); err != nil {
+			// The journal still holds every record: the next trigger
+			// tries again, and replay is only slower meanwhile.
+			s.log.Error("snapshot failed", "msg_id", MsgSnapshotFailed, "err", err)
+		}
+	}
+}
+
+// snapshot writes the published state at its index. The state is copied
+// under the lock and encoded outside it, so proposals continue.
+func (s *Store) snapshot() error {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.index == s.snapAt {
+		s.mu.Unlock()
+		return nil
+	}
+	st, index, j := s.cur.clone(), s.index, s.j
+	s.mu.Unlock()
+	b, err := st.marshal()
+	if err != nil {
+		return err
+	}
+	if err := j.Snapshot(index, b); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.snapAt = max(s.snapAt, index)
+	s.mu.Unlock()
+	return nil
+}
+
+// Close waits for the proposals under way, closes the journal and
+// releases the state directory. Proposals after Close fail with
+// ErrClosed.
+func (s *Store) Close() error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	<-s.snapDone
+	s.gate.Lock()
+	defer s.gate.Unlock()
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.err = ErrClosed
+	j := s.j
+	s.mu.Unlock()
+	err := j.Close()
+	if lerr := s.lock.unlock(); err == nil {
+		err = lerr
+	}
+	return err
+}
