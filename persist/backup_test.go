@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal/clock"
 )
@@ -230,7 +231,7 @@ func validState(t testing.TB) []byte {
 		Create: &session.Create{Type: session.MetroMirrorSingleDirection, Policy: session.HoldIO}}); err != nil {
 		t.Fatal(err)
 	}
-	b, err := (&state{sessions: db}).marshal()
+	b, err := (&state{sessions: db, registry: registry.NewDB()}).marshal()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 
+	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
 )
 
@@ -28,6 +29,9 @@ import (
 const (
 	FamilySession       = "session"
 	sessionRecordFormat = 1
+	// FamilyRegistry: storage systems, the heartbeat switch, the epoch.
+	FamilyRegistry       = "registry"
+	registryRecordFormat = 1
 )
 
 type envelope struct {
@@ -36,13 +40,13 @@ type envelope struct {
 	Record json.RawMessage `json:"record"`
 }
 
-// encodeSession wraps a session record in its envelope.
-func encodeSession(r session.Record) ([]byte, error) {
+// encode wraps a record of a family in its envelope.
+func encode(family string, version int, r any) ([]byte, error) {
 	rec, err := json.Marshal(r)
 	if err != nil {
 		return nil, fmt.Errorf("persist: encoding record: %w", err)
 	}
-	return json.Marshal(envelope{Type: FamilySession, V: sessionRecordFormat, Record: rec})
+	return json.Marshal(envelope{Type: family, V: version, Record: rec})
 }
 
 // decodeStrict decodes one JSON value into v, refusing unknown fields
@@ -69,12 +73,15 @@ const stateVersion = 1
 // every replay.
 type state struct {
 	sessions *session.DB
+	registry *registry.DB
 }
 
-func newState() *state { return &state{sessions: session.NewDB()} }
+func newState() *state { return &state{sessions: session.NewDB(), registry: registry.NewDB()} }
 
 // clone is an independent copy.
-func (s *state) clone() *state { return &state{sessions: s.sessions.Clone()} }
+func (s *state) clone() *state {
+	return &state{sessions: s.sessions.Clone(), registry: s.registry.Clone()}
+}
 
 // apply decodes a journal payload and applies it.
 func (s *state) apply(payload []byte) error {
@@ -89,6 +96,12 @@ func (s *state) apply(payload []byte) error {
 			return fmt.Errorf("%w: session record: %v", ErrCorrupt, err)
 		}
 		return s.sessions.Apply(r)
+	case e.Type == FamilyRegistry && e.V == registryRecordFormat:
+		var r registry.Record
+		if err := json.Unmarshal(e.Record, &r); err != nil {
+			return fmt.Errorf("%w: registry record: %v", ErrCorrupt, err)
+		}
+		return s.registry.Apply(r)
 	}
 	return fmt.Errorf("%w: family %q version %d", ErrUnknownRecord, e.Type, e.V)
 }
@@ -98,6 +111,8 @@ func (s *state) apply(payload []byte) error {
 type stateJSON struct {
 	V       int             `json:"v"`
 	Session json.RawMessage `json:"session"`
+	// Registry is absent from states written before the family existed.
+	Registry json.RawMessage `json:"registry,omitempty"`
 }
 
 // marshal encodes the state; equal states give equal bytes.
@@ -106,7 +121,11 @@ func (s *state) marshal() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("persist: encoding state: %w", err)
 	}
-	return json.Marshal(stateJSON{V: stateVersion, Session: sess})
+	reg, err := s.registry.Snapshot()
+	if err != nil {
+		return nil, fmt.Errorf("persist: encoding state: %w", err)
+	}
+	return json.Marshal(stateJSON{V: stateVersion, Session: sess, Registry: reg})
 }
 
 // unmarshalState decodes and checks a state (session.Restore checks
@@ -126,5 +145,11 @@ func unmarshalState(b []byte) (*state, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: %w", err)
 	}
-	return &state{sessions: db}, nil
+	reg := registry.NewDB()
+	if j.Registry != nil {
+		if reg, err = registry.Restore(j.Registry); err != nil {
+			return nil, fmt.Errorf("state: %w", err)
+		}
+	}
+	return &state{sessions: db, registry: reg}, nil
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync"
 
+	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
 )
 
@@ -66,9 +67,10 @@ type Store struct {
 	snapDone chan struct{}
 }
 
+// queued is a record in ahead and not yet in cur: apply publishes it.
 type queued struct {
 	index uint64
-	rec   session.Record
+	apply func(*state) error
 }
 
 var _ session.Store = (*Store)(nil)
@@ -191,12 +193,39 @@ func (s *Store) LastIndex() uint64 {
 // and its error is returned. Like Journal.Append, ctx counts only until
 // the record is queued.
 func (s *Store) Propose(ctx context.Context, r session.Record) error {
-	if err := ctx.Err(); err != nil {
+	r = r.Clone()
+	payload, err := encode(FamilySession, sessionRecordFormat, r)
+	if err != nil {
 		return err
 	}
-	r = r.Clone()
-	payload, err := encodeSession(r)
+	return s.propose(ctx, payload,
+		func(st *state) error { return st.sessions.Check(r) },
+		func(st *state) error { return st.sessions.Apply(r) })
+}
+
+// ProposeRegistry is Propose for the registry family (storage systems,
+// heartbeat switch, epoch).
+func (s *Store) ProposeRegistry(ctx context.Context, r registry.Record) error {
+	payload, err := encode(FamilyRegistry, registryRecordFormat, r)
 	if err != nil {
+		return err
+	}
+	return s.propose(ctx, payload,
+		func(st *state) error { return st.registry.Check(r) },
+		func(st *state) error { return st.registry.Apply(r) })
+}
+
+// Registry is the registry after the last durable record, as a copy.
+func (s *Store) Registry() *registry.DB {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cur.registry.Clone()
+}
+
+// propose checks a record against the look-ahead state, queues its
+// payload to the journal, and returns once it is durable and published.
+func (s *Store) propose(ctx context.Context, payload []byte, check, apply func(*state) error) error {
+	if err := ctx.Err(); err != nil {
 		return err
 	}
 	s.gate.RLock()
@@ -207,7 +236,7 @@ func (s *Store) Propose(ctx context.Context, r session.Record) error {
 		s.mu.Unlock()
 		return s.err
 	}
-	if err := s.ahead.sessions.Check(r); err != nil {
+	if err := check(s.ahead); err != nil {
 		s.mu.Unlock()
 		return err
 	}
@@ -216,14 +245,14 @@ func (s *Store) Propose(ctx context.Context, r session.Record) error {
 		s.mu.Unlock()
 		return err
 	}
-	if err := s.ahead.sessions.Apply(r); err != nil {
+	if err := apply(s.ahead); err != nil {
 		// Check just passed: Apply cannot refuse. If it does, the
 		// journal holds a record the state lacks: stop.
 		s.err = fmt.Errorf("persist: record %d: checked, then refused: %w", index, err)
 		s.mu.Unlock()
 		return s.err
 	}
-	s.queue = append(s.queue, queued{index: index, rec: r})
+	s.queue = append(s.queue, queued{index: index, apply: apply})
 	s.mu.Unlock()
 
 	<-b.done
@@ -240,7 +269,7 @@ func (s *Store) Propose(ctx context.Context, r session.Record) error {
 	// publish them all, whichever proposer gets here first.
 	for len(s.queue) > 0 && s.queue[0].index <= index {
 		q := s.queue[0]
-		if err := s.cur.sessions.Apply(q.rec); err != nil {
+		if err := q.apply(s.cur); err != nil {
 			s.err = fmt.Errorf("persist: record %d: accepted, then refused on replay: %w", q.index, err)
 			return s.err
 		}
