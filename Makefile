@@ -42,8 +42,10 @@ test: deps fmt-check vet
 	@# the race detector cannot hold that many scenarios in one process.
 	$(GO) test -count=1 -timeout 10m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
 
-demo: build
-	$(BIN)/lockstep-lab demo
+# S1 and S2 in-process (heartbeat off, then on), then lockstepd driven by
+# lockstepctl over a private D-Bus against the lab: needs dbus-daemon.
+demo: build deps
+	$(BIN)/lockstep-lab demo --bin $(BIN)
 
 # Every benchmark runs once (-benchtime 1x) and takes its own samples,
 # so that percentiles rest on hundreds of measurements.

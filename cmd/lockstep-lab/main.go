@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"strings"
@@ -104,15 +105,45 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(out)
 	speed := fs.Float64("speed", 100, "how many times faster than real time the storage timers run")
+	only := fs.String("only", "", "run only \"scenarios\" (S1 and S2 in-process) or \"daemon\" (lockstepd driven by lockstepctl)")
+	bin := fs.String("bin", "", "folder holding lockstepd and lockstepctl (default: next to lockstep-lab)")
 	if err := fs.Parse(args); err != nil {
 		return fmt.Errorf("%w: %v", errUsage, err)
 	}
+	if *only != "daemon" {
+		if err := demoScenarios(ctx, out, *speed); err != nil {
+			return err
+		}
+	}
+	if *only == "scenarios" {
+		return nil
+	}
+	if *bin == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return err
+		}
+		*bin = filepath.Dir(exe)
+	}
+	fmt.Fprint(out, "\n=== lockstepd, driven with lockstepctl over D-Bus, against the lab over TLS ===\n")
+	consistent, err := runDaemonDemo(ctx, out, *bin)
+	if err != nil {
+		return err
+	}
+	if !consistent {
+		return errDemoInconsistent
+	}
+	return nil
+}
+
+// demoScenarios runs S1 and S2 in-process, without and with the heartbeat.
+func demoScenarios(ctx context.Context, out io.Writer, speed float64) error {
 	fmt.Fprintf(out, "lockstep demo: the freeze core against 4 primary and 4 secondary emulated storage\n"+
-		"systems, storage time %gx faster than real time.\n", *speed)
+		"systems, storage time %gx faster than real time.\n", speed)
 	var unexpected []string
 	for _, name := range []string{"S1", "S2"} {
 		for _, hb := range []bool{false, true} {
-			res, err := runScenario(ctx, out, name, hb, 0, clock.NewScaled(*speed))
+			res, err := runScenario(ctx, out, name, hb, 0, clock.NewScaled(speed))
 			if err != nil {
 				return err
 			}

@@ -33,7 +33,8 @@ const usage = `usage: lockstepctl [--bus system|session|ADDRESS] [--json] COMMAN
 
   status                                   role, HA state, epoch, sessions, heartbeat
   storage list | show SERIAL
-  storage add SERIAL --name N --kind direct|hmc|zos --addr HOST:PORT[,HOST:PORT] [--sysplex P]
+  storage add SERIAL --addr HOST:PORT[,HOST:PORT] [--name N] [--kind direct|hmc|zos] [--sysplex P]
+              [--user U --password-file F]
   storage remove SERIAL [--connection N] [--force]
   session list | show NAME
   session create NAME --type mm-single-direction|mm-failover-failback [--cg NAME] [--policy hold-io|release-io]
@@ -237,6 +238,8 @@ func (c *cli) storage(ctx context.Context, sub string, rest []string) error {
 		kind := fs.String("kind", "direct", "direct, hmc or zos")
 		addr := fs.String("addr", "", "HOST:PORT[,HOST:PORT]")
 		sysplex := fs.String("sysplex", "", "sysplex of a z/OS connection")
+		user := fs.String("user", "", "the storage system's user for this connection")
+		pwFile := fs.String("password-file", "", "file holding the password; lockstepd reads it")
 		pos, err := flags(fs, rest[1:])
 		if err != nil {
 			return err
@@ -245,7 +248,8 @@ func (c *cli) storage(ctx context.Context, sub string, rest []string) error {
 			return usageErr("storage add SERIAL --addr HOST:PORT[,HOST:PORT]")
 		}
 		spec := control.StorageSpec{Serial: hal.Serial(pos[0]), Connections: []control.ConnectionSpec{{
-			Name: *name, Kind: control.ConnectionKind(*kind), Addresses: strings.Split(*addr, ","), Sysplex: *sysplex}}}
+			Name: *name, Kind: control.ConnectionKind(*kind), Addresses: strings.Split(*addr, ","), Sysplex: *sysplex,
+			User: *user, PasswordFile: *pwFile}}}
 		ws, err := c.client.StorageAdd(ctx, spec)
 		c.warn(ws)
 		return err

@@ -152,9 +152,9 @@ func (e *Engine) lowestCG(ctx context.Context, pairs map[hal.Serial][]hal.LSSPai
 		known := e.cgs[serial]
 		e.mu.Unlock()
 		if known == nil {
-			sys := e.systems[serial]
-			if sys == nil {
-				return 0, fmt.Errorf("storage system %s is not defined", serial)
+			sys, err := e.system(serial)
+			if err != nil {
+				return 0, err
 			}
 			ls, err := sys.QueryLSSs(ctx, e.epoch())
 			if err != nil {
@@ -200,8 +200,22 @@ func groupBy(pairs []hal.VolumePair, key func(hal.VolumePair) hal.Serial) map[ha
 	return out
 }
 
+// SetSystems replaces the storage systems (storage added or removed).
+func (e *Engine) SetSystems(systems map[hal.Serial]hal.StorageSystem) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.systems = maps.Clone(systems)
+	for serial := range e.cgs {
+		if systems[serial] == nil {
+			delete(e.cgs, serial)
+		}
+	}
+}
+
 func (e *Engine) system(serial hal.Serial) (hal.StorageSystem, error) {
+	e.mu.Lock()
 	sys := e.systems[serial]
+	e.mu.Unlock()
 	if sys == nil {
 		return nil, fmt.Errorf("storage system %s is not defined", serial)
 	}

@@ -118,16 +118,21 @@ func frozenChange(s *Session, certain bool, reason string) (Change, bool) {
 		return Change{}, false
 	}
 	c := changeFrom(s)
+	// A freeze that began from Prepared stays "from Prepared" while it is
+	// partial: when the last system becomes certain (its heartbeat expiry),
+	// the image is as consistent as if every system had answered at once.
+	wasPrepared := s.State == Prepared || (s.State == Suspending || s.State == SuspendedPartial) && s.FromPrepared
 	c.FromPrepared = false
 	c.Reason = reason
 	if certain {
 		c.State = Suspended
-		c.Recoverable = s.State == Prepared || s.State == Suspending && s.FromPrepared
+		c.Recoverable = wasPrepared
 		c.Copying = false
 		c.IOHeld = s.Policy == HoldIO
 	} else {
 		c.State = SuspendedPartial
 		c.Recoverable = false
+		c.FromPrepared = wasPrepared
 		c.IOHeld = true
 		// Copying stays: the systems that did not confirm may be mirroring.
 	}

@@ -60,10 +60,16 @@ func TestFreezeOutcomes(t *testing.T) {
 			flags{State: Suspended, Status: Severe}, false},
 		{"partial then certain", testSession(MetroMirrorSingleDirection, SuspendedPartial, ReleaseIO), true,
 			flags{State: Suspended, Status: Severe}, false},
+		// The S2 case with the heartbeat: a freeze from Prepared that was
+		// partial becomes certain when the silent system's heartbeat has
+		// expired: the image is consistent, and recoverable.
+		{"partial from prepared then certain", mod(testSession(MetroMirrorSingleDirection, SuspendedPartial, HoldIO),
+			func(s *Session) { s.FromPrepared, s.IOHeld = true, true }), true,
+			flags{State: Suspended, Status: Severe, Recoverable: true, IOHeld: true}, false},
 		{"prepared uncertain", testSession(MetroMirrorSingleDirection, Prepared, ReleaseIO), false,
-			flags{State: SuspendedPartial, Status: Severe, Copying: true, IOHeld: true}, false},
+			flags{State: SuspendedPartial, Status: Severe, Copying: true, IOHeld: true, FromPrepared: true}, false},
 		{"suspending from prepared uncertain", mod(testSession(MetroMirrorSingleDirection, Suspending, HoldIO), func(s *Session) { s.FromPrepared = true }), false,
-			flags{State: SuspendedPartial, Status: Severe, Copying: true, IOHeld: true}, false},
+			flags{State: SuspendedPartial, Status: Severe, Copying: true, IOHeld: true, FromPrepared: true}, false},
 		{"error flag kept", mod(testSession(MetroMirrorSingleDirection, Prepared, HoldIO), func(s *Session) { s.Error, s.Status = true, Severe }), true,
 			flags{State: Suspended, Status: Severe, Recoverable: true, Error: true, IOHeld: true}, false},
 		{"defined untouched", testSession(MetroMirrorSingleDirection, Defined, HoldIO), true, flags{}, true},

@@ -148,9 +148,9 @@ type Session struct {
 	// IOHeld: the source LSSs hold host writes (extended long busy) after a
 	// freeze; release-io is offered while it is set.
 	IOHeld bool `json:"io_held"`
-	// FromPrepared is meaningful in Suspending only: the freeze under way
-	// began while every pair was full-duplex, which a consistent image
-	// needs. It travels in the record so that a core on the standby that
+	// FromPrepared is meaningful in Suspending and Suspended (Partial)
+	// only: the freeze under way began while every pair was full-duplex,
+	// which a consistent image needs. It travels in the record so that a core on the standby that
 	// takes over mid-freeze still knows it.
 	FromPrepared bool `json:"from_prepared,omitempty"`
 
@@ -234,7 +234,7 @@ func (s *Session) check() error {
 		return bad("status %s in state %s: Inactive goes with Defined and only with it", s.Status, s.State)
 	case s.State == Defined && (s.Copying || s.IOHeld || s.Error):
 		return bad("Defined with copying, I/O held or error set")
-	case s.FromPrepared && s.State != Suspending:
+	case s.FromPrepared && s.State != Suspending && s.State != SuspendedPartial:
 		return bad("from_prepared outside Suspending")
 	case s.Type == MetroMirrorSingleDirection && s.Direction != H1ToH2:
 		return bad("a single-direction session copies H1->H2 only")

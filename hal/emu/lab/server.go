@@ -15,6 +15,7 @@ import (
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/hal/emu/topology"
 	"github.com/lockstep-io/lockstep/hal/emu/workload"
 )
 
@@ -300,3 +301,6 @@ func (g *gatedSystem) gate(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Topology is the lab's layout: systems, paths and the mirrored pairs.
+func (s *Server) Topology() *topology.Topology { return s.cfg.Topology }

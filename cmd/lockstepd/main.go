@@ -1,0 +1,135 @@
+// Command lockstepd is the lockstep management server.
+//
+//	lockstepd [--config FILE] [--bus system|session|ADDRESS] [--storage-ca FILE]
+//	lockstepd --check-config [FILE]
+//
+// main only wires: flags, configuration, logging, signals; the server is
+// package daemon. Exit codes: 0 clean stop, 1 failure, 2 usage or a bad
+// configuration.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/lockstep-io/lockstep/daemon"
+	"github.com/lockstep-io/lockstep/daemon/config"
+	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/notify"
+	"github.com/lockstep-io/lockstep/internal/version"
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("lockstepd", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfgPath := fs.String("config", config.Path, "configuration file")
+	check := fs.Bool("check-config", false, "check the configuration (the file given as argument, else --config) and exit")
+	bus := fs.String("bus", "", "D-Bus for the admin API (overrides [control] bus)")
+	caFile := fs.String("storage-ca", "", "PEM file of the CA that signs the storage systems' certificates")
+	showVersion := fs.Bool("version", false, "print the version")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.Version)
+		return 0
+	}
+	if *check {
+		path := *cfgPath
+		if fs.NArg() == 1 {
+			path = fs.Arg(0)
+		}
+		cfg, err := config.Load(path)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: configuration refused:\n%v\n", path, err)
+			return 2
+		}
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(stderr, "warning: %v\n", w)
+		}
+		fmt.Fprintf(stdout, "%s: configuration OK\n", path)
+		return 0
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(stderr, "lockstepd: %s: configuration refused:\n%v\n", *cfgPath, err)
+		return 2
+	}
+	level := new(slog.LevelVar)
+	level.Set(cfg.Log.Level)
+	logger := slog.New(notify.NewHandler(stderr, level, !cfg.Log.Journal(os.Getenv)))
+	opt := daemon.Options{Config: cfg, Logger: logger, Level: level, Version: version.Version}
+	if *caFile != "" {
+		if opt.StorageCA, err = os.ReadFile(*caFile); err != nil {
+			logger.Error("storage CA", "err", err)
+			return 1
+		}
+	}
+	if *bus != "" {
+		conn, err := control.Connect(*bus)
+		if err != nil {
+			logger.Error("admin bus", "bus", *bus, "err", err)
+			return 1
+		}
+		defer conn.Close()
+		opt.Bus = conn
+	}
+	srv, err := daemon.New(opt)
+	if err != nil {
+		logger.Error("lockstepd cannot start", "err", err)
+		return 1
+	}
+	return serve(srv, *cfgPath, logger, opt.Bus)
+}
+
+// serve runs the server: the first SIGTERM or SIGINT stops it cleanly, a
+// second kills; SIGHUP reloads the configuration, keeping the old one
+// when the new one is invalid.
+func serve(srv *daemon.Server, cfgPath string, logger *slog.Logger, _ *dbus.Conn) int {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	stopping := false
+	for {
+		select {
+		case err := <-done:
+			if err != nil && !errors.Is(err, context.Canceled) {
+				logger.Error("lockstepd stopped", "err", err)
+				return 1
+			}
+			return 0
+		case sig := <-sigs:
+			switch {
+			case sig == syscall.SIGHUP:
+				srv.Notify("RELOADING=1")
+				if cfg, err := config.Load(cfgPath); err != nil {
+					notify.Log(logger, notify.ConfigRefused, "new configuration refused; keeping the old one",
+						"file", cfgPath, "err", err.Error())
+				} else {
+					srv.Reload(cfg)
+				}
+				srv.Notify("READY=1")
+			case stopping:
+				logger.Error("second stop signal: exiting at once")
+				return 1
+			default:
+				stopping = true
+				cancel()
+			}
+		}
+	}
+}

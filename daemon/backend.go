@@ -1,0 +1,385 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/lockstep-io/lockstep/daemon/config"
+	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/engine"
+	"github.com/lockstep-io/lockstep/daemon/firewall"
+	"github.com/lockstep-io/lockstep/daemon/notify"
+	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/internal/version"
+	"github.com/lockstep-io/lockstep/persist"
+)
+
+var _ control.Backend = (*Server)(nil)
+
+// errNoHA answers the HA verbs until the HA part exists in this build.
+func (s *Server) errNoHA() error {
+	if s.cfg.Load().Server.Edition == config.EditionBasic {
+		return fmt.Errorf("%w: HA is not part of the basic edition", control.ErrUnavailable)
+	}
+	return fmt.Errorf("%w: HA is not available in this build of lockstepd yet", control.ErrUnavailable)
+}
+
+func (s *Server) Status(ctx context.Context) (control.StatusDoc, error) {
+	doc := control.StatusDoc{Server: s.cfg.Load().Server.Name, Version: version.Version, Role: "active",
+		HAState: "Standalone", Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat()}
+	for _, se := range s.mgr.DB().Sessions() {
+		doc.Sessions.Total++
+		switch se.Status {
+		case session.Inactive:
+			doc.Sessions.Inactive++
+		case session.Normal:
+			doc.Sessions.Normal++
+		case session.Warning:
+			doc.Sessions.Warning++
+		case session.Severe:
+			doc.Sessions.Severe++
+		}
+		if se.Recoverable {
+			doc.Sessions.Recoverable++
+		}
+	}
+	for _, st := range s.storageDocs() {
+		doc.Storage.Total++
+		if st.Reachable {
+			doc.Storage.Reachable++
+		}
+	}
+	return doc, nil
+}
+
+func (s *Server) storageDocs() []control.StorageDoc {
+	var out []control.StorageDoc
+	for _, serial := range s.registry().Serials() {
+		out = append(out, s.storageDoc(serial))
+	}
+	return out
+}
+
+func (s *Server) storageDoc(serial hal.Serial) control.StorageDoc {
+	doc := control.StorageDoc{Serial: serial, Sessions: []string{}}
+	s.mu.Lock()
+	d := s.drivers[serial]
+	s.mu.Unlock()
+	for _, c := range s.registry().Connections(serial) {
+		cd := control.ConnectionDoc{Name: c.Name, Kind: control.ConnectionKind(c.Kind), Addresses: c.Addresses,
+			Sysplex: c.Sysplex, Heartbeat: c.CarriesHeartbeat(), State: "unusable",
+			Detail: "not supported by this build"}
+		if c.Kind == string(control.Direct) && d != nil {
+			cd.State, cd.Detail = "connecting", ""
+			if cl := d.Cluster(); cl >= 0 {
+				cd.State, cd.Detail = "connected", fmt.Sprintf("cluster %d", cl)
+				doc.Reachable, doc.Heartbeat = true, true
+			}
+		}
+		doc.Connections = append(doc.Connections, cd)
+	}
+	for _, se := range s.mgr.DB().Sessions() {
+		if slices.Contains(se.Serials(), serial) {
+			doc.Sessions = append(doc.Sessions, se.Name)
+		}
+	}
+	return doc
+}
+
+func (s *Server) StorageList(ctx context.Context) ([]control.StorageDoc, error) {
+	return s.storageDocs(), nil
+}
+
+func (s *Server) StorageShow(ctx context.Context, serial hal.Serial) (control.StorageDoc, error) {
+	if s.registry().Connections(serial) == nil {
+		return control.StorageDoc{}, fmt.Errorf("%w: storage system %s", control.ErrNotFound, serial)
+	}
+	return s.storageDoc(serial), nil
+}
+
+func (s *Server) SessionList(ctx context.Context) ([]control.SessionDoc, error) {
+	out := []control.SessionDoc{}
+	for _, se := range s.mgr.DB().Sessions() {
+		out = append(out, control.NewSessionDoc(se))
+	}
+	return out, nil
+}
+
+func (s *Server) SessionShow(ctx context.Context, name string) (control.SessionDoc, error) {
+	se, ok := s.mgr.DB().Session(name)
+	if !ok {
+		return control.SessionDoc{}, fmt.Errorf("%w: session %s", control.ErrNotFound, name)
+	}
+	return control.NewSessionDoc(se), nil
+}
+
+func (s *Server) HeartbeatShow(ctx context.Context) (control.HeartbeatDoc, error) {
+	doc := control.HeartbeatDoc{Enabled: s.registry().Heartbeat(), Interval: control.Duration(s.cfg.Load().Heartbeat.Interval),
+		Groups: []control.HeartbeatGroupDoc{}, Warnings: s.heartbeatWarnings()}
+	groups, err := s.core.Status(ctx)
+	if err != nil {
+		return doc, err
+	}
+	for _, g := range groups {
+		doc.Groups = append(doc.Groups, control.NewHeartbeatGroupDoc(g))
+	}
+	return doc, nil
+}
+
+// heartbeatWarnings names the storage systems the heartbeat cannot reach:
+// no connection of theirs carries it (z/OS only, DESIGN.md §4).
+func (s *Server) heartbeatWarnings() []string {
+	out := []string{}
+	for _, serial := range s.registry().Serials() {
+		if !slices.ContainsFunc(s.registry().Connections(serial), registry.Connection.CarriesHeartbeat) {
+			out = append(out, fmt.Sprintf("%s is reachable only through z/OS: the heartbeat does not work without an IP connection", serial))
+		}
+	}
+	return out
+}
+
+func (s *Server) BackupList(ctx context.Context) ([]control.BackupDoc, error) {
+	list, err := persist.ListBackups(s.cfg.Load().Server.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	out := []control.BackupDoc{}
+	for _, b := range list {
+		out = append(out, backupDoc(b))
+	}
+	return out, nil
+}
+
+func backupDoc(b persist.BackupInfo) control.BackupDoc {
+	return control.BackupDoc{Name: filepath.Base(b.Path), Created: b.Created, Size: b.Size,
+		Version: fmt.Sprint(b.Version), Epoch: hal.Epoch(b.Epoch), LastIndex: b.LastIndex}
+}
+
+func (s *Server) FirewallHints(ctx context.Context, format control.FirewallFormat) (control.FirewallDoc, error) {
+	var eps []firewall.Endpoint
+	for _, serial := range s.registry().Serials() {
+		for _, c := range s.registry().Connections(serial) {
+			for _, a := range c.Addresses {
+				eps = append(eps, firewall.Endpoint{Serial: string(serial), Addr: a})
+			}
+		}
+	}
+	f, err := firewall.ParseFormat(string(format))
+	if err != nil {
+		return control.FirewallDoc{}, fmt.Errorf("%w: %v", control.ErrInvalid, err)
+	}
+	rs, err := firewall.Hints{Config: s.cfg.Load()}.Rules(eps, "")
+	if err != nil {
+		return control.FirewallDoc{}, err
+	}
+	var b strings.Builder
+	if err := rs.Render(&b, f); err != nil {
+		return control.FirewallDoc{}, err
+	}
+	return control.FirewallDoc{Format: format, Rules: b.String(), Hints: []control.FirewallHintDoc{}}, nil
+}
+
+func (s *Server) HAStatus(ctx context.Context) (control.HADoc, error) {
+	return control.HADoc{Edition: string(s.cfg.Load().Server.Edition), Role: "active", State: "Standalone",
+		Epoch: s.registry().Epoch(), Unreachable: []hal.Serial{}}, nil
+}
+
+func (s *Server) proposeRegistry(ctx context.Context, r registry.Record) error {
+	r.Version, r.At = registry.RecordVersion, s.clock.Now()
+	err := s.store.ProposeRegistry(ctx, r)
+	switch {
+	case errors.Is(err, registry.ErrExists):
+		return fmt.Errorf("%w: %v", control.ErrRefused, err)
+	case errors.Is(err, registry.ErrNotFound):
+		return fmt.Errorf("%w: %v", control.ErrNotFound, err)
+	}
+	return err
+}
+
+func (s *Server) StorageAdd(ctx context.Context, spec control.StorageSpec) ([]string, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	for _, c := range spec.Connections {
+		if err := s.proposeRegistry(ctx, registry.Record{Kind: registry.KindStorageAdded, Serial: spec.Serial,
+			Connection: &registry.Connection{Name: c.Name, Kind: string(c.Kind), Addresses: c.Addresses,
+				Sysplex: c.Sysplex, User: c.User, PasswordFile: c.PasswordFile}}); err != nil {
+			return nil, err
+		}
+	}
+	var warnings []string
+	s.mu.Lock()
+	_, running := s.drivers[spec.Serial]
+	s.mu.Unlock()
+	if !running {
+		if err := s.connect(spec.Serial); err != nil {
+			warnings = append(warnings, err.Error())
+		}
+		if err := s.core.SetSystems(ctx, s.systems()); err != nil {
+			warnings = append(warnings, err.Error())
+		}
+	}
+	if s.registry().Heartbeat() {
+		warnings = append(warnings, s.heartbeatWarnings()...)
+	}
+	s.emit(notify.ConfigChanged, fmt.Sprintf("storage system %s added", spec.Serial), "serial", string(spec.Serial))
+	return orEmpty(warnings), nil
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// StorageRemove removes a connection or a whole storage system. The last
+// TCP/IP connection of a system cannot go while the heartbeat is on
+// without force (DESIGN.md §4): the heartbeat would stop reaching it, and
+// its sessions would be suspended.
+func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connection string, force bool) ([]string, error) {
+	conns := s.registry().Connections(serial)
+	if conns == nil {
+		return nil, fmt.Errorf("%w: storage system %s", control.ErrNotFound, serial)
+	}
+	left := slices.DeleteFunc(slices.Clone(conns), func(c registry.Connection) bool {
+		return connection == "" || c.Name == connection
+	})
+	if len(left) == len(conns) {
+		return nil, fmt.Errorf("%w: %s has no connection %q", control.ErrNotFound, serial, connection)
+	}
+	if len(left) == 0 {
+		for _, se := range s.mgr.DB().Sessions() {
+			if slices.Contains(se.Serials(), serial) {
+				return nil, fmt.Errorf("%w: session %s uses %s: remove its copy sets first", control.ErrRefused, se.Name, serial)
+			}
+		}
+	}
+	lastIP := !slices.ContainsFunc(left, registry.Connection.CarriesHeartbeat)
+	var warnings []string
+	if s.registry().Heartbeat() && lastIP && len(left) > 0 {
+		if !force {
+			return nil, fmt.Errorf("%w: this is the last TCP/IP connection of %s and the heartbeat is on: "+
+				"its Metro Mirror sessions would be suspended and applications would see extended long busy until "+
+				"the storage timer expires; disable the heartbeat first (lockstepctl heartbeat off), or use --force",
+				control.ErrRefused, serial)
+		}
+		warnings = append(warnings, fmt.Sprintf("%s keeps no TCP/IP connection while the heartbeat is on: "+
+			"its sessions will be suspended", serial))
+	}
+	var r registry.Record
+	if connection == "" {
+		r = registry.Record{Kind: registry.KindStorageRemoved, Serial: serial}
+	} else {
+		r = registry.Record{Kind: registry.KindConnectionRemoved, Serial: serial, Name: connection}
+	}
+	if err := s.proposeRegistry(ctx, r); err != nil {
+		return nil, err
+	}
+	if !slices.ContainsFunc(left, func(c registry.Connection) bool { return c.Kind == string(control.Direct) }) {
+		s.mu.Lock()
+		if d := s.drivers[serial]; d != nil {
+			d.Close()
+			delete(s.drivers, serial)
+		}
+		s.mu.Unlock()
+		s.engineSystems()
+		if err := s.core.SetSystems(ctx, s.systems()); err != nil {
+			warnings = append(warnings, err.Error())
+		}
+	}
+	return orEmpty(warnings), nil
+}
+
+func (s *Server) SessionCreate(ctx context.Context, name string, t session.Type, cg string, p session.Policy) error {
+	return s.mgr.Create(ctx, name, t, cg, p)
+}
+
+func (s *Server) SessionAddCopySet(ctx context.Context, name string, cs session.CopySet) error {
+	for _, v := range []hal.VolumeRef{cs.H1, cs.H2} {
+		if s.registry().Connections(v.Serial) == nil {
+			return fmt.Errorf("%w: storage system %s is not defined (lockstepctl storage add)", control.ErrRefused, v.Serial)
+		}
+	}
+	return s.mgr.AddCopySet(ctx, name, cs)
+}
+
+func (s *Server) SessionCommand(ctx context.Context, name string, cmd session.Command) (control.SessionDoc, error) {
+	err := s.mgr.Command(ctx, name, cmd)
+	defer s.updateStatus()
+	if errors.Is(err, session.ErrNotAllowed) {
+		return control.SessionDoc{}, err
+	}
+	se, ok := s.mgr.DB().Session(name)
+	if !ok {
+		return control.SessionDoc{}, fmt.Errorf("%w: session %s", control.ErrNotFound, name)
+	}
+	doc := control.NewSessionDoc(se)
+	s.emit(notify.SessionStateChanged, fmt.Sprintf("session %s: %s -> %s (%s)", name, cmd, se.State, se.Status),
+		"session", name, "state", se.State.String(), "command", string(cmd))
+	return doc, err
+}
+
+func (s *Server) SessionRemove(ctx context.Context, name string) error {
+	if err := s.mgr.Remove(ctx, name); err != nil {
+		return err
+	}
+	return s.engine.SyncGroups(ctx)
+}
+
+func (s *Server) HeartbeatSet(ctx context.Context, on bool) ([]string, error) {
+	if err := s.core.SetHeartbeat(ctx, on); err != nil {
+		return nil, fmt.Errorf("%w: %v", control.ErrRefused, err)
+	}
+	if err := s.proposeRegistry(ctx, registry.Record{Kind: registry.KindHeartbeatSet, On: on}); err != nil {
+		return nil, err
+	}
+	s.emit(notify.HeartbeatSwitched, "heartbeat "+map[bool]string{true: "on", false: "off"}[on])
+	s.updateStatus()
+	if on {
+		ws := s.heartbeatWarnings()
+		for _, w := range ws {
+			s.emit(notify.HeartbeatNoIP, w)
+		}
+		return ws, nil
+	}
+	return []string{}, nil
+}
+
+func (s *Server) BackupCreate(ctx context.Context) (control.BackupDoc, error) {
+	b, err := s.store.CreateBackup(ctx, uint64(s.registry().Epoch()))
+	if err != nil {
+		return control.BackupDoc{}, err
+	}
+	s.emit(notify.BackupCreated, "backup "+filepath.Base(b.Path)+" created")
+	return backupDoc(b), nil
+}
+
+func (s *Server) BackupRestore(ctx context.Context, name string) error {
+	if name != filepath.Base(name) {
+		return fmt.Errorf("%w: backup name %q", control.ErrInvalid, name)
+	}
+	path := filepath.Join(s.cfg.Load().Server.StateDir, "backups", name)
+	if _, err := s.store.RestoreBackup(ctx, path); err != nil {
+		return err
+	}
+	s.emit(notify.BackupRestored, "state restored from backup "+name)
+	return s.engine.SyncGroups(ctx)
+}
+
+func (s *Server) HASetStandby(context.Context, string) error   { return s.errNoHA() }
+func (s *Server) HASetAsStandby(context.Context, string) error { return s.errNoHA() }
+func (s *Server) HATakeover(context.Context) (control.TakeoverDoc, error) {
+	return control.TakeoverDoc{}, s.errNoHA()
+}
+func (s *Server) HAReconnect(context.Context) error     { return s.errNoHA() }
+func (s *Server) HARemoveStandby(context.Context) error { return s.errNoHA() }
+func (s *Server) HARemoveActive(context.Context) error  { return s.errNoHA() }
+
+var _ = engine.GroupName

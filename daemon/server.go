@@ -1,0 +1,284 @@
+package daemon
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/lockstep-io/lockstep/daemon/config"
+	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/engine"
+	"github.com/lockstep-io/lockstep/daemon/freeze"
+	"github.com/lockstep-io/lockstep/daemon/notify"
+	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/drivers/direct"
+	"github.com/lockstep-io/lockstep/drivers/wire"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/persist"
+)
+
+// Options are what main hands the server.
+type Options struct {
+	Config   *config.Config
+	Bus      *dbus.Conn // nil: connect to the config's bus
+	Notifier Notifier   // nil: SystemdNotifier
+	Logger   *slog.Logger
+	Level    *slog.LevelVar // changed on reload
+	Clock    clock.Clock
+	Version  string
+	// StorageCA is the PEM of the certificate authority the storage
+	// systems' TLS certificates are checked against; nil: the system pool.
+	StorageCA []byte
+}
+
+// Server is one lockstepd.
+type Server struct {
+	opt    Options
+	cfg    atomic.Pointer[config.Config]
+	log    *slog.Logger
+	clock  clock.Clock
+	store  *persist.Store
+	core   *freeze.Core
+	engine *engine.Engine
+	mgr    *session.Manager
+	ctl    *control.Server
+	bus    *dbus.Conn
+	roots  *x509.CertPool
+
+	mu      sync.Mutex
+	drivers map[hal.Serial]*direct.System
+}
+
+// New opens the state directory, replays the journal and builds the
+// parts; Run starts them.
+func New(opt Options) (*Server, error) {
+	if opt.Notifier == nil {
+		opt.Notifier = SystemdNotifier{}
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opt: opt, log: opt.Logger, clock: clock.OrReal(opt.Clock), drivers: map[hal.Serial]*direct.System{}}
+	s.cfg.Store(opt.Config)
+	if len(opt.StorageCA) > 0 {
+		s.roots = x509.NewCertPool()
+		if !s.roots.AppendCertsFromPEM(opt.StorageCA) {
+			return nil, errors.New("daemon: the storage CA does not parse")
+		}
+	}
+	store, err := persist.OpenStore(opt.Config.Server.StateDir, persist.Options{Clock: s.clock, Logger: s.log})
+	if err != nil {
+		return nil, err
+	}
+	s.store = store
+	ctx := context.Background()
+	if s.registry().Epoch() == 0 {
+		if err := s.store.ProposeRegistry(ctx, registry.Record{Version: registry.RecordVersion,
+			Kind: registry.KindEpochSet, Epoch: 1, At: s.clock.Now()}); err != nil {
+			store.Close()
+			return nil, err
+		}
+	}
+	s.core = freeze.New(freeze.Options{Clock: s.clock, Logger: s.log, Timings: opt.Config.Heartbeat,
+		Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat(), Observer: (*reporter)(s)})
+	s.engine = engine.New(engine.Options{Core: s.core, Systems: nil, Epoch: func() hal.Epoch { return s.registry().Epoch() },
+		Logger: s.log})
+	s.mgr = session.NewManager(s.store, s.engine, s.clock)
+	s.engine.Attach(s.mgr)
+	for _, serial := range s.registry().Serials() {
+		if err := s.connect(serial); err != nil {
+			s.log.Error("storage system not connected", "serial", serial, "err", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *Server) registry() *registry.DB { return s.store.Registry() }
+
+// Run serves until ctx ends: the freeze core, the engine's recorder, the
+// admin API and the watchdog. READY=1 goes to systemd once all of them
+// serve (the journal was replayed in New).
+func (s *Server) Run(ctx context.Context) error {
+	defer s.store.Close()
+	defer s.closeDrivers()
+	bus := s.opt.Bus
+	if bus == nil {
+		var err error
+		if bus, err = control.Connect(s.cfg.Load().Control.String()); err != nil {
+			return fmt.Errorf("daemon: control bus: %w", err)
+		}
+		defer bus.Close()
+	}
+	s.bus = bus
+	tasks := []Task{
+		&fnTask{name: "freeze core", run: s.runCore},
+		&fnTask{name: "session recorder", run: s.engine.Run},
+		&fnTask{name: "admin API", run: s.serveControl},
+		&fnTask{name: "watchdog", run: (&Watchdog{Notifier: s.opt.Notifier, Interval: WatchdogInterval(),
+			Progress: s.core.Progress, Logger: s.log}).Run},
+	}
+	err := RunTasks(ctx, tasks, func() {
+		notify.Log(s.log, notify.DaemonStarted, "lockstepd ready", "role", "active", "epoch", s.registry().Epoch(),
+			"sessions", len(s.mgr.DB().Sessions()))
+		_ = s.opt.Notifier.Notify("READY=1")
+		s.updateStatus()
+	})
+	_ = s.opt.Notifier.Notify("STOPPING=1")
+	notify.Log(s.log, notify.DaemonStopping, "lockstepd stopping")
+	return err
+}
+
+func (s *Server) runCore(ctx context.Context) error {
+	go func() {
+		// Groups and systems are handed over once the loop runs.
+		if err := s.core.SetSystems(ctx, s.systems()); err != nil {
+			s.log.Error("freeze core: storage systems", "err", err)
+		}
+		if err := s.engine.SyncGroups(ctx); err != nil {
+			s.log.Error("freeze core: consistency groups", "err", err)
+		}
+	}()
+	return s.core.Run(ctx)
+}
+
+func (s *Server) serveControl(ctx context.Context) error {
+	ctl, err := control.Serve(ctx, s.bus, s, s.log)
+	if err != nil {
+		return err
+	}
+	s.ctl = ctl
+	<-ctx.Done()
+	return ctl.Close()
+}
+
+// Reload applies a new configuration (SIGHUP): what may change at run
+// time changes, the rest is logged as waiting for a restart. An invalid
+// file is refused by main before it gets here.
+func (s *Server) Reload(cfg *config.Config) {
+	old := s.cfg.Swap(cfg)
+	if s.opt.Level != nil {
+		s.opt.Level.Set(cfg.Log.Level)
+	}
+	if later := config.RestartRequired(old, cfg); len(later) > 0 {
+		s.log.Warn("these settings take effect at the next restart", "keys", strings.Join(later, ", "))
+	}
+	s.emit(notify.ConfigChanged, "configuration reloaded", "changed", strings.Join(config.Reloadable(old, cfg), ", "))
+}
+
+// Notify sends a state to systemd (RELOADING=1 and READY=1 around a
+// reload come from main, which handles the signal).
+func (s *Server) Notify(state string) { _ = s.opt.Notifier.Notify(state) }
+
+// updateStatus sends systemd a STATUS= line.
+func (s *Server) updateStatus() {
+	hb := "off"
+	if s.registry().Heartbeat() {
+		hb = "on"
+	}
+	_ = s.opt.Notifier.Notify(fmt.Sprintf("STATUS=role active (standalone), %d sessions, heartbeat %s, epoch %d",
+		len(s.mgr.DB().Sessions()), hb, s.registry().Epoch()))
+}
+
+// emit logs a catalogue event and signals it on the bus.
+func (s *Server) emit(e notify.Event, text string, kv ...string) {
+	args := make([]any, 0, len(kv))
+	fields := map[string]string{}
+	for i := 0; i+1 < len(kv); i += 2 {
+		args = append(args, kv[i], kv[i+1])
+		fields[kv[i]] = kv[i+1]
+	}
+	notify.Log(s.log, e, text, args...)
+	if s.ctl != nil {
+		_, _ = s.ctl.Emit(control.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity),
+			Text: text, Fields: fields})
+	}
+}
+
+type fnTask struct {
+	name  string
+	run   func(context.Context) error
+	once  sync.Once
+	ready chan struct{}
+}
+
+func (t *fnTask) String() string { return t.name }
+func (t *fnTask) Ready() <-chan struct{} {
+	t.once.Do(func() { t.ready = make(chan struct{}) })
+	return t.ready
+}
+func (t *fnTask) Run(ctx context.Context) error {
+	t.Ready()
+	close(t.ready)
+	return t.run(ctx)
+}
+
+// systems are the drivers as the core and engine take them.
+func (s *Server) systems() map[hal.Serial]hal.StorageSystem {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[hal.Serial]hal.StorageSystem, len(s.drivers))
+	for k, v := range s.drivers {
+		out[k] = v
+	}
+	return out
+}
+
+// connect starts the driver of a registered storage system from its
+// first direct connection.
+func (s *Server) connect(serial hal.Serial) error {
+	var conn *registry.Connection
+	for _, c := range s.registry().Connections(serial) {
+		if c.Kind == string(control.Direct) {
+			conn = &c
+			break
+		}
+	}
+	if conn == nil {
+		return fmt.Errorf("%s has no direct connection (hmc and zos connections are not supported by this build)", serial)
+	}
+	var password string
+	if conn.PasswordFile != "" {
+		b, err := os.ReadFile(conn.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("%s: password file: %w", serial, err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	var eps [2]string
+	copy(eps[:], conn.Addresses)
+	if eps[1] == "" {
+		eps[1] = eps[0]
+	}
+	host := eps[0][:strings.LastIndex(eps[0], ":")]
+	d := direct.New(direct.Options{Serial: serial, Endpoints: eps, Manager: s.cfg.Load().Server.Name,
+		User: conn.User, Password: password, TLS: wire.ClientTLSConfig(s.roots, strings.Trim(host, "[]")),
+		Clock: s.clock, Logger: s.log})
+	s.mu.Lock()
+	s.drivers[serial] = d
+	s.mu.Unlock()
+	s.engineSystems()
+	return nil
+}
+
+// engineSystems gives the engine the current drivers.
+func (s *Server) engineSystems() {
+	s.engine.SetSystems(s.systems())
+}
+
+func (s *Server) closeDrivers() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, d := range s.drivers {
+		d.Close()
+	}
+}
