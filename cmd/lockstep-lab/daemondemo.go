@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -16,6 +15,7 @@ import (
 	"github.com/lockstep-io/lockstep/hal/emu"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
 	"github.com/lockstep-io/lockstep/hal/emu/topology"
+	"github.com/lockstep-io/lockstep/internal/privbus"
 )
 
 // daemonDemo is the administrator's tour: a private D-Bus, the lab's 4+4
@@ -90,37 +90,12 @@ func indent(s string) string {
 
 // startBus starts a private dbus-daemon: the admin API's bus.
 func (d *daemonDemo) startBus(ctx context.Context) error {
-	sock := filepath.Join(d.dir, "bus")
-	conf := filepath.Join(d.dir, "bus.conf")
-	if err := os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>session</type>
-  <listen>unix:path=`+sock+`</listen>
-  <auth>EXTERNAL</auth>
-  <policy context="default">
-    <allow send_destination="*" eavesdrop="true"/>
-    <allow eavesdrop="true"/>
-    <allow own="*"/>
-  </policy>
-</busconfig>
-`), 0o644); err != nil {
-		return err
-	}
-	cmd := exec.Command("dbus-daemon", "--config-file="+conf, "--nofork", "--print-address")
-	stdout, err := cmd.StdoutPipe()
+	addr, stop, err := privbus.Start(d.dir)
 	if err != nil {
 		return err
 	}
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("dbus-daemon (Debian package dbus-daemon): %w", err)
-	}
-	d.cancel = append(d.cancel, func() { cmd.Process.Kill(); cmd.Wait() })
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		return fmt.Errorf("dbus-daemon gave no address: %w", err)
-	}
-	d.bus = strings.TrimSpace(line)
+	d.bus = addr
+	d.cancel = append(d.cancel, stop)
 	d.say("a private D-Bus for the admin API: %s", d.bus)
 	return nil
 }

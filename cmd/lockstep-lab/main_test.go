@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -145,5 +146,52 @@ func TestUsageErrors(t *testing.T) {
 	code, out := lab1(t, "status", "--control", filepath.Join(t.TempDir(), "none.sock"))
 	if code != exitFail || !strings.Contains(out, "is lockstep-lab run going") {
 		t.Errorf("status without a lab: %d %s", code, out)
+	}
+}
+
+// buildDaemon builds lockstepd and lockstepctl into a temporary folder.
+func buildDaemon(t *testing.T) string {
+	t.Helper()
+	bin := t.TempDir()
+	out, err := exec.Command("go", "build", "-o", bin, "github.com/lockstep-io/lockstep/cmd/lockstepd",
+		"github.com/lockstep-io/lockstep/cmd/lockstepctl").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// needDBus skips without dbus-daemon, except in CI where it is a failure
+// (make test installs it).
+func needDBus(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("dbus-daemon"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("dbus-daemon missing (Debian package dbus-daemon; make deps installs it)")
+		}
+		t.Skip("dbus-daemon missing; make deps installs it")
+	}
+}
+
+// TestDaemonEndToEnd: the lab over TLS, lockstepd on a private D-Bus,
+// lockstepctl defining storage and a session, the heartbeat on, S1
+// injected: the session ends Suspended and recoverable, and the oracle
+// agrees that the secondary image is consistent.
+func TestDaemonEndToEnd(t *testing.T) {
+	needDBus(t)
+	bin := buildDaemon(t)
+	var out bytes.Buffer
+	consistent, err := runDaemonDemo(context.Background(), &out, bin)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	story := out.String()
+	if !consistent {
+		t.Fatalf("inconsistent image\n%s", story)
+	}
+	for _, want := range []string{"Suspended (Partial)", "LS2101W", "LS2102W", "recoverable         true"} {
+		if !strings.Contains(story, want) {
+			t.Errorf("the story lacks %q\n%s", want, story)
+		}
 	}
 }
