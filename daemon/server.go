@@ -16,6 +16,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control"
 	"github.com/lockstep-io/lockstep/daemon/engine"
+	"github.com/lockstep-io/lockstep/daemon/firewall"
 	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
@@ -165,7 +166,12 @@ func (s *Server) serveControl(ctx context.Context) error {
 // time changes, the rest is logged as waiting for a restart. An invalid
 // file is refused by main before it gets here.
 func (s *Server) Reload(cfg *config.Config) {
-	old := s.cfg.Swap(cfg)
+	old := s.cfg.Load()
+	if err := s.core.SetTimings(context.Background(), cfg.Heartbeat); err != nil {
+		notify.Log(s.log, notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
+		return
+	}
+	s.cfg.Store(cfg)
 	if s.opt.Level != nil {
 		s.opt.Level.Set(cfg.Log.Level)
 	}
@@ -262,12 +268,20 @@ func (s *Server) connect(serial hal.Serial) error {
 	host := eps[0][:strings.LastIndex(eps[0], ":")]
 	d := direct.New(direct.Options{Serial: serial, Endpoints: eps, Manager: s.cfg.Load().Server.Name,
 		User: conn.User, Password: password, TLS: wire.ClientTLSConfig(s.roots, strings.Trim(host, "[]")),
-		Clock: s.clock, Logger: s.log})
+		Clock: s.clock, Logger: s.log, DialTimedOut: s.dialTimedOut})
 	s.mu.Lock()
 	s.drivers[serial] = d
 	s.mu.Unlock()
 	s.engineSystems()
 	return nil
+}
+
+// dialTimedOut logs, for a connect that got no answer at all, the
+// firewall rule that would let it through (DESIGN.md §9).
+func (s *Server) dialTimedOut(addr string) {
+	hint := firewall.Hints{Config: s.cfg.Load()}.TimeoutHint(addr, firewall.NFT)
+	notify.Log(s.log, notify.ConnectTimeoutHint, "connection attempt timed out; a firewall may drop it",
+		"addr", addr, "rule", hint)
 }
 
 // engineSystems gives the engine the current drivers.

@@ -68,7 +68,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	level := new(slog.LevelVar)
 	level.Set(cfg.Log.Level)
-	logger := slog.New(notify.NewHandler(stderr, level, !cfg.Log.Journal(os.Getenv)))
+	handler := notify.NewHandler(stderr, level, !cfg.Log.Journal(os.Getenv))
+	if t := cfg.Syslog.Target; t != nil {
+		handler = slog.NewMultiHandler(handler, notify.NewSyslogHandler(t.Scheme, t.HostPort(), cfg.Syslog.AppName, level, nil))
+	}
+	logger := slog.New(handler)
 	opt := daemon.Options{Config: cfg, Logger: logger, Level: level, Version: version.Version}
 	if *caFile != "" {
 		if opt.StorageCA, err = os.ReadFile(*caFile); err != nil {

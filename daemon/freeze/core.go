@@ -108,6 +108,8 @@ type Core struct {
 	seenOrder []eventID
 	// unsubscribe ends the event subscription of each system.
 	unsubscribe map[hal.Serial]context.CancelFunc
+	// The loop's tickers, reset when the timings change.
+	tick, pollTick, retryTick clock.Ticker
 }
 
 type eventID struct {
@@ -185,12 +187,13 @@ func (c *Core) Run(ctx context.Context) error {
 			return err
 		}
 	}
-	tick := c.clock.NewTicker(c.t.Interval)
-	defer tick.Stop()
-	poll := c.clock.NewTicker(c.t.PollInterval)
-	defer poll.Stop()
-	retry := c.clock.NewTicker(c.t.RetryInterval)
-	defer retry.Stop()
+	c.tick = c.clock.NewTicker(c.t.Interval)
+	defer c.tick.Stop()
+	c.pollTick = c.clock.NewTicker(c.t.PollInterval)
+	defer c.pollTick.Stop()
+	c.retryTick = c.clock.NewTicker(c.t.RetryInterval)
+	defer c.retryTick.Stop()
+	tick, poll, retry := c.tick, c.pollTick, c.retryTick
 	close(c.started)
 	defer close(c.stopped)
 	for {
@@ -453,6 +456,47 @@ func (c *Core) SetHeartbeat(ctx context.Context, on bool) error {
 		c.log.Info("heartbeat switched", "on", on)
 		if on {
 			c.onTick() // arm now: every moment unarmed is a moment unprotected
+		}
+		return nil
+	})
+}
+
+// SetTimings changes the heartbeat timings while the core runs (SIGHUP):
+// the tickers follow at once, every group's H is derived again, and the
+// mirroring groups are armed again with it. Timings that leave a group
+// without a safe H are refused, changing nothing.
+func (c *Core) SetTimings(ctx context.Context, t Timings) error {
+	if err := t.Validate(); err != nil {
+		return err
+	}
+	return c.do(ctx, func() error {
+		hs := map[*group]time.Duration{}
+		var problems []error
+		for _, g := range c.sortedGroups() {
+			h, err := DeriveH(g.LowestCG, t)
+			if err != nil && c.heartbeat {
+				problems = append(problems, fmt.Errorf("group %s: %w", g.Name, err))
+			}
+			hs[g] = h
+		}
+		if len(problems) > 0 {
+			return errors.Join(problems...)
+		}
+		c.t = t
+		c.tick.Reset(t.Interval)
+		c.pollTick.Reset(t.PollInterval)
+		c.retryTick.Reset(t.RetryInterval)
+		now := c.clock.Now()
+		for g, h := range hs {
+			g.h, g.hErr = h, nil
+			if g.phase != Mirroring {
+				continue
+			}
+			for _, m := range g.systems {
+				// Re-armed at the next tick with the new H; until the
+				// answer, the old timer guards the system.
+				m.armed, m.lastReply = false, now
+			}
 		}
 		return nil
 	})

@@ -293,3 +293,32 @@ func TestStopFinishesFreezesInFlight(t *testing.T) {
 		}
 	})
 }
+
+// TestSetTimingsRearmsWithTheNewH: a reload of the heartbeat timings
+// changes H on the storage systems; timings without a safe H are refused.
+func TestSetTimingsRearmsWithTheNewH(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, true, nil)
+		ctx := context.Background()
+		time.Sleep(2 * time.Second)
+		st, _ := r.core.Status(ctx)
+		if st[0].H != 53*time.Second {
+			t.Fatalf("H %v, want 53s", st[0].H)
+		}
+		faster := freeze.DefaultTimings()
+		faster.Interval, faster.DetectionWindow, faster.RequestTimeout = 500*time.Millisecond, time.Second, time.Second
+		if err := r.core.SetTimings(ctx, faster); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second)
+		st, _ = r.core.Status(ctx)
+		if st[0].H != 56500*time.Millisecond || !st[0].Systems[0].Armed || st[0].Phase != freeze.Mirroring {
+			t.Fatalf("after the reload: H %v armed %v phase %s", st[0].H, st[0].Systems[0].Armed, st[0].Phase)
+		}
+		bad := freeze.DefaultTimings()
+		bad.Interval, bad.DetectionWindow = 20*time.Second, 40*time.Second
+		if err := r.core.SetTimings(ctx, bad); err == nil {
+			t.Fatal("timings without a safe H were accepted")
+		}
+	})
+}

@@ -35,6 +35,10 @@ type Options struct {
 	BackoffMin     time.Duration // default 100 ms
 	BackoffMax     time.Duration // default 10 s
 	StableAfter    time.Duration // a connection younger than this that dies counts as a failure (default 1 s)
+	// DialTimedOut, if set, hears of every TCP connect that timed out (no
+	// answer at all: most likely a firewall dropping the SYN), so that the
+	// daemon can log the rule that would let it through.
+	DialTimedOut func(addr string)
 }
 
 func (o Options) withDefaults() Options {
@@ -185,6 +189,9 @@ func (s *System) dial(ctx context.Context, addr string) (*wire.Client, error) {
 	defer cancel()
 	raw, err := s.opt.Dial(dctx, addr)
 	if err != nil {
+		if s.opt.DialTimedOut != nil && (errors.Is(err, context.DeadlineExceeded) || isTimeout(err)) && ctx.Err() == nil {
+			s.opt.DialTimedOut(addr)
+		}
 		return nil, err
 	}
 	conn := net.Conn(raw)
@@ -257,6 +264,11 @@ func (s *System) live(ctx context.Context) (*wire.Client, error) {
 			return nil, fmt.Errorf("%w: %s: no connection (%v): %w", hal.ErrUnreachable, s.opt.Serial, ctx.Err(), lastErr)
 		}
 	}
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func dead(c *wire.Client) bool {

@@ -282,3 +282,36 @@ func TestCrashRefusesThenRestartReconnects(t *testing.T) {
 		t.Fatalf("after restart: %v", err)
 	}
 }
+
+// TestDialTimeoutIsReported: a connect that gets no answer (a firewall
+// dropping it) is reported for the firewall hint; a refusal is not.
+func TestDialTimeoutIsReported(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var reported []string
+	d := direct.New(direct.Options{Serial: "X", Endpoints: [2]string{"blackhole:1", "refused:1"},
+		ConnectTimeout: 50 * time.Millisecond, BackoffMin: time.Hour,
+		Dial: func(ctx context.Context, addr string) (net.Conn, error) {
+			if addr == "refused:1" {
+				return nil, errors.New("connection refused")
+			}
+			<-ctx.Done()
+			return nil, ctx.Err()
+		},
+		DialTimedOut: func(addr string) {
+			mu.Lock()
+			reported = append(reported, addr)
+			mu.Unlock()
+		}})
+	defer d.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for d.Dials() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	mu.Lock()
+	defer mu.Unlock()
+	if len(reported) != 1 || reported[0] != "blackhole:1" {
+		t.Fatalf("reported %v, want only the silent endpoint", reported)
+	}
+}
