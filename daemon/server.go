@@ -52,7 +52,7 @@ type Server struct {
 	core   *freeze.Core
 	engine *engine.Engine
 	mgr    *session.Manager
-	ctl    *control.Server
+	ctl    atomic.Pointer[control.Server] // set once the bus name is owned
 	bus    *dbus.Conn
 	roots  *x509.CertPool
 
@@ -121,12 +121,12 @@ func (s *Server) Run(ctx context.Context) error {
 		defer bus.Close()
 	}
 	s.bus = bus
+	wd := &Watchdog{Notifier: s.opt.Notifier, Interval: WatchdogInterval(), Progress: s.core.Progress, Logger: s.log}
 	tasks := []Task{
-		&fnTask{name: "freeze core", run: s.runCore},
-		&fnTask{name: "session recorder", run: s.engine.Run},
-		&fnTask{name: "admin API", run: s.serveControl},
-		&fnTask{name: "watchdog", run: (&Watchdog{Notifier: s.opt.Notifier, Interval: WatchdogInterval(),
-			Progress: s.core.Progress, Logger: s.log}).Run},
+		newTask("freeze core", readyAtOnce(s.runCore)),
+		newTask("session recorder", readyAtOnce(s.engine.Run)),
+		newTask("admin API", s.serveControl),
+		newTask("watchdog", readyAtOnce(wd.Run)),
 	}
 	err := RunTasks(ctx, tasks, func() {
 		notify.Log(s.log, notify.DaemonStarted, "lockstepd ready", "role", "active", "epoch", s.registry().Epoch(),
@@ -152,12 +152,15 @@ func (s *Server) runCore(ctx context.Context) error {
 	return s.core.Run(ctx)
 }
 
-func (s *Server) serveControl(ctx context.Context) error {
+// serveControl owns the bus name and serves the admin API; it is ready
+// once the name is owned.
+func (s *Server) serveControl(ctx context.Context, ready func()) error {
 	ctl, err := control.Serve(ctx, s.bus, s, s.log)
 	if err != nil {
 		return err
 	}
-	s.ctl = ctl
+	s.ctl.Store(ctl)
+	ready()
 	<-ctx.Done()
 	return ctl.Close()
 }
@@ -204,28 +207,36 @@ func (s *Server) emit(e notify.Event, text string, kv ...string) {
 		fields[kv[i]] = kv[i+1]
 	}
 	notify.Log(s.log, e, text, args...)
-	if s.ctl != nil {
-		_, _ = s.ctl.Emit(control.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity),
+	if ctl := s.ctl.Load(); ctl != nil {
+		_, _ = ctl.Emit(control.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity),
 			Text: text, Fields: fields})
 	}
 }
 
+// fnTask is a Task made of a function that says when it is ready.
 type fnTask struct {
 	name  string
-	run   func(context.Context) error
+	run   func(ctx context.Context, ready func()) error
 	once  sync.Once
 	ready chan struct{}
 }
 
-func (t *fnTask) String() string { return t.name }
-func (t *fnTask) Ready() <-chan struct{} {
-	t.once.Do(func() { t.ready = make(chan struct{}) })
-	return t.ready
+func newTask(name string, run func(ctx context.Context, ready func()) error) *fnTask {
+	return &fnTask{name: name, run: run, ready: make(chan struct{})}
 }
+
+// readyAtOnce is for tasks that serve as soon as they run.
+func readyAtOnce(run func(context.Context) error) func(context.Context, func()) error {
+	return func(ctx context.Context, ready func()) error {
+		ready()
+		return run(ctx)
+	}
+}
+
+func (t *fnTask) String() string         { return t.name }
+func (t *fnTask) Ready() <-chan struct{} { return t.ready }
 func (t *fnTask) Run(ctx context.Context) error {
-	t.Ready()
-	close(t.ready)
-	return t.run(ctx)
+	return t.run(ctx, func() { t.once.Do(func() { close(t.ready) }) })
 }
 
 // systems are the drivers as the core and engine take them.

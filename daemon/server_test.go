@@ -1,0 +1,100 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockstep-io/lockstep/daemon/config"
+	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/internal/privbus"
+)
+
+// startServer runs a lockstepd in-process on a private bus and returns a
+// client of its admin API.
+func startServer(t *testing.T) *control.Client {
+	t.Helper()
+	if _, err := exec.LookPath("dbus-daemon"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("dbus-daemon missing (make deps installs it)")
+		}
+		t.Skip("dbus-daemon missing")
+	}
+	dir := t.TempDir()
+	addr, stop, err := privbus.Start(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(stop)
+	cfg, err := config.Parse("[server]\nname = \"t\"\nstate_dir = \"" + filepath.Join(dir, "state") +
+		"\"\n[control]\nbus = \"" + addr + "\"\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := New(Options{Config: cfg, Notifier: &countingNotifier{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	conn, err := control.Connect(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	c := control.NewClient(conn)
+	for i := 0; ; i++ {
+		if _, err := c.Status(context.Background()); err == nil {
+			return c
+		}
+		if i == 100 {
+			t.Fatal("lockstepd did not answer")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func TestLastIPConnectionRemovalNeedsForceWhileHeartbeatOn(t *testing.T) {
+	c := startServer(t)
+	ctx := context.Background()
+	spec := control.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []control.ConnectionSpec{
+		{Name: "direct", Kind: control.Direct, Addresses: []string{"127.0.0.1:1", "127.0.0.1:2"}},
+		{Name: "plex1", Kind: control.ZOS, Addresses: []string{"127.0.0.1:3"}, Sysplex: "PLEX1"},
+	}}
+	if _, err := c.StorageAdd(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.HeartbeatSet(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.StorageRemove(ctx, "LAB.2107-75P0001", "direct", false)
+	if !errors.Is(err, control.ErrRefused) || !strings.Contains(err.Error(), "heartbeat off") {
+		t.Fatalf("removing the last TCP/IP connection: %v, want a refusal saying to disable the heartbeat", err)
+	}
+	ws, err := c.StorageRemove(ctx, "LAB.2107-75P0001", "direct", true)
+	if err != nil || len(ws) == 0 {
+		t.Fatalf("forced removal: %v, warnings %v", err, ws)
+	}
+	hb, err := c.HeartbeatShow(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(hb.Warnings) != 1 || !strings.Contains(hb.Warnings[0], "only through z/OS") {
+		t.Fatalf("heartbeat warnings %v", hb.Warnings)
+	}
+	// Switching it on again succeeds, with the warning.
+	if _, err := c.HeartbeatSet(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	ws, err = c.HeartbeatSet(ctx, true)
+	if err != nil || len(ws) != 1 {
+		t.Fatalf("heartbeat on with a z/OS-only system: %v, warnings %v", err, ws)
+	}
+}
