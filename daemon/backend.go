@@ -10,7 +10,6 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control"
-	"github.com/lockstep-io/lockstep/daemon/engine"
 	"github.com/lockstep-io/lockstep/daemon/firewall"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
@@ -382,4 +381,3 @@ func (s *Server) HAReconnect(context.Context) error     { return s.errNoHA() }
 func (s *Server) HARemoveStandby(context.Context) error { return s.errNoHA() }
 func (s *Server) HARemoveActive(context.Context) error  { return s.errNoHA() }
 
-var _ = engine.GroupName
