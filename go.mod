@@ -9,4 +9,9 @@ require (
 	golang.org/x/sync v0.24.0
 )
 
-require golang.org/x/sys v0.27.0 // indirect
+require (
+	github.com/mdlayher/socket v0.8.0 // indirect
+	github.com/mdlayher/vsock v1.4.0 // indirect
+	golang.org/x/net v0.62.0 // indirect
+	golang.org/x/sys v0.49.0 // indirect
+)

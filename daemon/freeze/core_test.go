@@ -205,18 +205,7 @@ func TestSystemsAddedAtRunTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		topo := topology.Standard(2, topology.DefaultLSSs())
-		fab := emu.NewFabric(emu.Options{Clock: clock.Real()})
-		if err := topo.Build(fab); err != nil {
-			t.Fatal(err)
-		}
-		conns := map[hal.Serial]hal.StorageSystem{}
-		for _, s := range fab.Systems() {
-			conns[s.Serial()] = s.Connect("m")
-		}
-		if err := topo.Establish(ctx, clock.Real(), conns, 1, time.Minute); err != nil {
-			t.Fatal(err)
-		}
+		topo, fab, conns := establishedLab(t, ctx)
 		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
 		core := freeze.New(freeze.Options{Systems: map[hal.Serial]hal.StorageSystem{p1: conns[p1]}, Epoch: 1})
 		done := make(chan error)
@@ -261,18 +250,7 @@ func (s slowFreezer) Freeze(ctx context.Context, e hal.Epoch, p []hal.LSSPair) e
 func TestStopFinishesFreezesInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
-		topo := topology.Standard(2, topology.DefaultLSSs())
-		fab := emu.NewFabric(emu.Options{Clock: clock.Real()})
-		if err := topo.Build(fab); err != nil {
-			t.Fatal(err)
-		}
-		conns := map[hal.Serial]hal.StorageSystem{}
-		for _, s := range fab.Systems() {
-			conns[s.Serial()] = s.Connect("m")
-		}
-		if err := topo.Establish(ctx, clock.Real(), conns, 1, time.Minute); err != nil {
-			t.Fatal(err)
-		}
+		topo, fab, conns := establishedLab(t, ctx)
 		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
 		core := freeze.New(freeze.Options{Epoch: 1, Systems: map[hal.Serial]hal.StorageSystem{
 			p1: conns[p1], p2: slowFreezer{conns[p2], 1500 * time.Millisecond}}})
@@ -321,4 +299,23 @@ func TestSetTimingsRearmsWithTheNewH(t *testing.T) {
 			t.Fatal("timings without a safe H were accepted")
 		}
 	})
+}
+
+// establishedLab is 2 primaries and 2 secondaries with every pair
+// full-duplex, and manager "m"'s connections to all of them.
+func establishedLab(t *testing.T, ctx context.Context) (*topology.Topology, *emu.Fabric, map[hal.Serial]hal.StorageSystem) {
+	t.Helper()
+	topo := topology.Standard(2, topology.DefaultLSSs())
+	fab := emu.NewFabric(emu.Options{Clock: clock.Real()})
+	if err := topo.Build(fab); err != nil {
+		t.Fatal(err)
+	}
+	conns := map[hal.Serial]hal.StorageSystem{}
+	for _, s := range fab.Systems() {
+		conns[s.Serial()] = s.Connect("m")
+	}
+	if err := topo.Establish(ctx, clock.Real(), conns, 1, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	return topo, fab, conns
 }
