@@ -10,6 +10,7 @@ require (
 )
 
 require (
+	github.com/gosnmp/gosnmp v1.47.0 // indirect
 	github.com/mdlayher/socket v0.8.0 // indirect
 	github.com/mdlayher/vsock v1.4.0 // indirect
 	golang.org/x/net v0.62.0 // indirect

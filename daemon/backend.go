@@ -380,4 +380,3 @@ func (s *Server) HATakeover(context.Context) (control.TakeoverDoc, error) {
 func (s *Server) HAReconnect(context.Context) error     { return s.errNoHA() }
 func (s *Server) HARemoveStandby(context.Context) error { return s.errNoHA() }
 func (s *Server) HARemoveActive(context.Context) error  { return s.errNoHA() }
-
