@@ -328,10 +328,11 @@ func (c *Core) async(serial hal.Serial, fn func(ctx context.Context, sys hal.Sto
 		done(fmt.Errorf("%w: %s is not defined", hal.ErrUnreachable, serial))
 		return
 	}
+	timeout := c.t.RequestTimeout // read in the loop: SetTimings may change c.t
 	go func() {
 		// Not cancelled with the loop: a freeze sent must run to its
 		// answer, bounded by the request timeout (see drain).
-		ctx, cancel := clock.WithTimeout(context.WithoutCancel(c.runCtx), c.clock, c.t.RequestTimeout)
+		ctx, cancel := clock.WithTimeout(context.WithoutCancel(c.runCtx), c.clock, timeout)
 		err := fn(ctx, sys)
 		cancel()
 		c.post(func() {
