@@ -517,6 +517,19 @@ func (c *Core) sortedGroups() []*group {
 	return out
 }
 
+// Observe hands the core an event from another source than the pushed
+// stream — a storage system's SNMP trap — named by source in the freeze
+// reason. The same event from two sources (same serial and sequence
+// number) counts once.
+func (c *Core) Observe(ev hal.Event, source string) {
+	select {
+	case <-c.started:
+	default:
+		return // not running yet: the poll will see what this says
+	}
+	c.post(func() { c.onEvent(ev, source) })
+}
+
 // onEvent handles a pushed (or trapped) event.
 func (c *Core) onEvent(ev hal.Event, source string) {
 	if ev.Seq != 0 {

@@ -319,3 +319,34 @@ func establishedLab(t *testing.T, ctx context.Context) (*topology.Topology, *emu
 	}
 	return topo, fab, conns
 }
+
+// TestTrapAndPushDeduplicated: an event already seen from one source
+// (same serial and sequence number) does nothing when it arrives from
+// another, even after the group is mirroring again.
+func TestTrapAndPushDeduplicated(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, nil)
+		ctx := context.Background()
+		lp := r.topo.LSSPairs()[topology.PrimarySerial(0)][0]
+		ev := hal.Event{Kind: hal.EventSuspend, Serial: topology.PrimarySerial(0), Seq: 7, LSSPair: lp, Reason: hal.ReasonPath}
+		r.core.Observe(ev, "trap")
+		time.Sleep(time.Second)
+		if st := r.phase(t); st.Phase == freeze.Mirroring || !strings.Contains(st.Reason, "trap") {
+			t.Fatalf("phase %s (%s): the trap did not freeze", st.Phase, st.Reason)
+		}
+		if err := r.core.Restart(ctx, "cg"); err != nil {
+			t.Fatal(err)
+		}
+		r.core.Observe(ev, "pushed") // the same event, late, from the other source
+		time.Sleep(time.Second)
+		if st := r.phase(t); st.Phase != freeze.Mirroring {
+			t.Fatalf("phase %s (%s): a duplicate event froze the group again", st.Phase, st.Reason)
+		}
+		ev.Seq = 8 // a new event does
+		r.core.Observe(ev, "trap")
+		time.Sleep(time.Second)
+		if st := r.phase(t); st.Phase == freeze.Mirroring {
+			t.Fatal("a new event did not freeze")
+		}
+	})
+}
