@@ -19,8 +19,6 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/godbus/dbus/v5"
-
 	"github.com/lockstep-io/lockstep/daemon"
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control"
@@ -68,11 +66,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	level := new(slog.LevelVar)
 	level.Set(cfg.Log.Level)
-	handler := notify.NewHandler(stderr, level, !cfg.Log.Journal(os.Getenv))
-	if t := cfg.Syslog.Target; t != nil {
-		handler = slog.NewMultiHandler(handler, notify.NewSyslogHandler(t.Scheme, t.HostPort(), cfg.Syslog.AppName, level, nil))
+	base := notify.NewHandler(stderr, level, !cfg.Log.Journal(os.Getenv))
+	// withSyslog adds the remote collector of a configuration, if any.
+	withSyslog := func(c *config.Config) slog.Handler {
+		if t := c.Syslog.Target; t != nil {
+			return slog.NewMultiHandler(base, notify.NewSyslogHandler(t.Scheme, t.HostPort(), c.Syslog.AppName, level, nil))
+		}
+		return base
 	}
-	logger := slog.New(handler)
+	out := notify.NewSwitch(withSyslog(cfg))
+	logger := slog.New(out)
 	opt := daemon.Options{Config: cfg, Logger: logger, Level: level, Version: version.Version}
 	if *caFile != "" {
 		if opt.StorageCA, err = os.ReadFile(*caFile); err != nil {
@@ -94,13 +97,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		logger.Error("lockstepd cannot start", "err", err)
 		return 1
 	}
-	return serve(srv, *cfgPath, logger, opt.Bus)
+	return serve(srv, *cfgPath, logger, func(c *config.Config) { out.Set(withSyslog(c)) })
 }
 
 // serve runs the server: the first SIGTERM or SIGINT stops it cleanly, a
 // second kills; SIGHUP reloads the configuration, keeping the old one
 // when the new one is invalid.
-func serve(srv *daemon.Server, cfgPath string, logger *slog.Logger, _ *dbus.Conn) int {
+func serve(srv *daemon.Server, cfgPath string, logger *slog.Logger, relog func(*config.Config)) int {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 4)
@@ -124,6 +127,7 @@ func serve(srv *daemon.Server, cfgPath string, logger *slog.Logger, _ *dbus.Conn
 					notify.Log(logger, notify.ConfigRefused, "new configuration refused; keeping the old one",
 						"file", cfgPath, "err", err.Error())
 				} else {
+					relog(cfg) // the syslog target may have changed
 					srv.Reload(cfg)
 				}
 				srv.Notify("READY=1")

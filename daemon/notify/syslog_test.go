@@ -63,3 +63,19 @@ func TestSyslogOverUDPAndTCP(t *testing.T) {
 		t.Fatalf("tcp message %q", msg)
 	}
 }
+
+func TestSwitchReachesDerivedLoggers(t *testing.T) {
+	t.Parallel()
+	var a, b strings.Builder
+	sw := NewSwitch(slog.NewTextHandler(&a, nil))
+	logger := slog.New(sw).With("component", "freeze")
+	logger.Info("one")
+	sw.Set(slog.NewTextHandler(&b, nil))
+	logger.Info("two")
+	if !strings.Contains(a.String(), "msg=one component=freeze") || strings.Contains(a.String(), "two") {
+		t.Fatalf("first destination: %q", a.String())
+	}
+	if !strings.Contains(b.String(), "msg=two component=freeze") {
+		t.Fatalf("second destination: %q", b.String())
+	}
+}
