@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -35,18 +36,22 @@ const maxRetryDelay = time.Minute
 // until one gets through. A full queue drops its oldest notification:
 // the manager sees the gap in lockstepSequence.
 type SNMP struct {
-	prefix config.OID
-	server string
-	role   func() string
-	clock  clock.Clock
-	log    *slog.Logger
-	start  time.Time
-
-	managers []*snmpManager
-	ready    chan struct{}
-	once     sync.Once
+	prefix     config.OID
+	engineFile string
+	server     string
+	role       func() string
+	clock      clock.Clock
+	log        *slog.Logger
+	start      time.Time
+	ready      chan struct{}
+	once       sync.Once
+	workers    sync.WaitGroup
+	setting    sync.Mutex // one SetManagers at a time
 
 	mu       sync.Mutex
+	managers []*snmpManager
+	engine   engine              // loaded with the first v3 manager
+	runCtx   context.Context     // while Run runs: where workers start
 	commDown map[hal.Serial]bool // storage systems whose failure was sent, until recovered
 }
 
@@ -62,10 +67,12 @@ type ManagerStats struct {
 }
 
 type snmpManager struct {
-	cfg  config.Manager
-	addr string
-	tr   transport
-	wake chan struct{} // capacity 1: something was queued
+	cfg    config.Manager
+	cred   credentials
+	addr   string
+	tr     transport
+	wake   chan struct{}      // capacity 1: something was queued
+	cancel context.CancelFunc // stops the worker; set when it starts
 
 	mu    sync.Mutex
 	queue []queued // oldest first
@@ -94,40 +101,84 @@ func NewSNMP(cfg config.SNMP, serverName string, role func() string, clk clock.C
 		prefix, _ = config.ParseOID(config.DefaultEnterpriseOID)
 	}
 	clk = clock.OrReal(clk)
-	s := &SNMP{prefix: prefix, server: serverName, role: role, clock: clk, start: clk.Now(),
-		log: logger.With("component", "snmp"), ready: make(chan struct{}), commDown: map[hal.Serial]bool{}}
-	var eng engine
-	for _, m := range cfg.Managers {
-		if m.Version == config.V3 && eng.id == nil {
-			var err error
-			if eng, err = loadEngine(cfg.EngineIDFile, prefix, rand.Reader); err != nil {
-				return nil, err
-			}
-		}
-	}
-	uptime := func() time.Duration { return s.clock.Since(s.start) }
-	for _, m := range cfg.Managers {
-		addr := managerAddr(m)
-		cred, err := readCredentials(m)
-		if err != nil {
-			return nil, fmt.Errorf("%w: manager %s: %v", ErrSNMP, addr, err)
-		}
-		tr, err := newGosnmpTransport(m, cred, eng, uptime)
-		if err != nil {
-			return nil, fmt.Errorf("%w: manager %s: %v", ErrSNMP, addr, err)
-		}
-		s.managers = append(s.managers, newSNMPManager(m, tr))
+	s := &SNMP{prefix: prefix, engineFile: cfg.EngineIDFile, server: serverName, role: role, clock: clk,
+		start: clk.Now(), log: logger.With("component", "snmp"), ready: make(chan struct{}),
+		commDown: map[hal.Serial]bool{}}
+	if err := s.SetManagers(cfg.Managers); err != nil {
+		return nil, err
 	}
 	return s, nil
 }
 
-func newSNMPManager(m config.Manager, tr transport) *snmpManager {
+// SetManagers applies a new [[snmp.manager]] list (SIGHUP). A manager
+// whose entry and key files are unchanged keeps its queue, its sequence
+// numbers and its connection; a removed one stops and its queue is lost;
+// a new or changed one starts from sequence number 1. On error nothing
+// changes.
+func (s *SNMP) SetManagers(list []config.Manager) error {
+	s.setting.Lock()
+	defer s.setting.Unlock()
+	s.mu.Lock()
+	old, eng := s.managers, s.engine
+	s.mu.Unlock()
+	uptime := func() time.Duration { return s.clock.Since(s.start) }
+	var next []*snmpManager
+	kept := map[*snmpManager]bool{}
+	for _, m := range list {
+		addr := managerAddr(m)
+		cred, err := readCredentials(m)
+		if err != nil {
+			return fmt.Errorf("%w: manager %s: %v", ErrSNMP, addr, err)
+		}
+		if i := slices.IndexFunc(old, func(o *snmpManager) bool { return o.cfg == m && o.cred == cred && !kept[o] }); i >= 0 {
+			kept[old[i]] = true
+			next = append(next, old[i])
+			continue
+		}
+		if m.Version == config.V3 && eng.id == nil {
+			if eng, err = loadEngine(s.engineFile, s.prefix, rand.Reader); err != nil {
+				return err
+			}
+		}
+		tr, err := newGosnmpTransport(m, cred, eng, uptime)
+		if err != nil {
+			return fmt.Errorf("%w: manager %s: %v", ErrSNMP, addr, err)
+		}
+		next = append(next, newSNMPManager(m, cred, tr))
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.engine = eng
+	for _, o := range old {
+		if !kept[o] && o.cancel != nil {
+			o.cancel()
+		}
+	}
+	s.managers = next
+	if s.runCtx != nil {
+		for _, m := range next {
+			if !kept[m] {
+				s.startLocked(m)
+			}
+		}
+	}
+	return nil
+}
+
+func newSNMPManager(m config.Manager, cred credentials, tr transport) *snmpManager {
 	if m.Queue <= 0 {
 		m.Queue = config.DefaultQueue
 	}
 	addr := managerAddr(m)
-	return &snmpManager{cfg: m, addr: addr, tr: tr, wake: make(chan struct{}, 1),
+	return &snmpManager{cfg: m, cred: cred, addr: addr, tr: tr, wake: make(chan struct{}, 1),
 		stats: ManagerStats{Address: addr, Reachable: true}}
+}
+
+// startLocked starts a manager's worker under Run's context.
+func (s *SNMP) startLocked(m *snmpManager) {
+	ctx, cancel := context.WithCancel(s.runCtx)
+	m.cancel = cancel
+	s.workers.Go(func() { m.run(ctx, s) })
 }
 
 func (s *SNMP) String() string { return "snmp" }
@@ -138,13 +189,26 @@ func (s *SNMP) Ready() <-chan struct{} { return s.ready }
 // Run sends queued notifications until ctx ends. Notifications still
 // queued then are lost (they are in the journal and the log).
 func (s *SNMP) Run(ctx context.Context) error {
-	var wg sync.WaitGroup
+	s.mu.Lock()
+	s.runCtx = ctx
 	for _, m := range s.managers {
-		wg.Go(func() { m.run(ctx, s) })
+		s.startLocked(m)
 	}
+	s.mu.Unlock()
 	s.once.Do(func() { close(s.ready) })
-	wg.Wait()
+	<-ctx.Done()
+	s.mu.Lock()
+	s.runCtx = nil
+	s.mu.Unlock()
+	s.workers.Wait()
 	return nil
+}
+
+// current is the manager list.
+func (s *SNMP) current() []*snmpManager {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.managers
 }
 
 // Send queues the event for every manager; events without Trap are not
@@ -156,7 +220,7 @@ func (s *SNMP) Send(e Event, fields map[string]string) {
 	}
 	n := notification{event: e, uptime: timeTicks(s.clock.Since(s.start)), role: s.role(),
 		fields: formatFields(fields), serial: fields["serial"]}
-	for _, m := range s.managers {
+	for _, m := range s.current() {
 		m.enqueue(n)
 	}
 }
@@ -197,8 +261,9 @@ func (s *SNMP) CommRecovered(serial hal.Serial) bool {
 
 // Stats returns every manager's counters, in config order.
 func (s *SNMP) Stats() []ManagerStats {
-	out := make([]ManagerStats, 0, len(s.managers))
-	for _, m := range s.managers {
+	managers := s.current()
+	out := make([]ManagerStats, 0, len(managers))
+	for _, m := range managers {
 		m.mu.Lock()
 		st := m.stats
 		st.Queued = len(m.queue)

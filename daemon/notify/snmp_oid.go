@@ -31,7 +31,7 @@ import (
 //	                 6 lockstepEventFields   "group=cg:prod why=\"...\"" (sorted keys)
 //	                 7 lockstepStorageSerial the storage system, when the event names one
 //	P.1.2          conformance (groups and the compliance statement)
-//	P.2            the emulated storage's own traps (storage_trap.go)
+//	P.2            the emulated storage's own traps (snmp_storage.go)
 //
 // Every notification carries, in this order: sysUpTime.0 (TimeTicks, the
 // time since the sender started, on its clock), snmpTrapOID.0, objects 1

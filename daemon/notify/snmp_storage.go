@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -43,8 +44,9 @@ import (
 //	  9 session        OCTET STRING  the session whose heartbeat expired
 //
 // Varbinds may come in any order after sysUpTime.0 and snmpTrapOID.0;
-// unknown ones are ignored (a later version may add some), a missing,
-// repeated or ill-typed known one refuses the trap.
+// any but the notification's own objects are ignored (a later version
+// may add some), a missing, repeated or ill-typed own one refuses the
+// trap.
 const storageTrapPrefix = ".1.3.6.1.4.1.61942.2"
 
 // Storage trap notification OIDs.
@@ -72,6 +74,10 @@ const maxSerial = 64
 // ErrStorageTrap reports a datagram that is not a valid storage trap.
 var ErrStorageTrap = errors.New("notify: not a storage trap")
 
+// errDecoderPanic marks a datagram that made gosnmp panic (the fuzz test
+// fails on it; the listener only refuses the datagram).
+var errDecoderPanic = errors.New("decoder panicked")
+
 // decodeStorageTrap turns a storage trap's varbinds into the event the
 // storage system raised.
 func decodeStorageTrap(vbs []gosnmp.SnmpPDU) (hal.Event, error) {
@@ -95,8 +101,8 @@ func decodeStorageTrap(vbs []gosnmp.SnmpPDU) (hal.Event, error) {
 	seen := map[int]bool{}
 	for _, vb := range vbs[2:] {
 		arc, ok := storageObjectArc(vb.Name)
-		if !ok || arc < stSerial || arc > stSession {
-			continue // not one of ours: ignored
+		if !ok || !slices.Contains(want, arc) {
+			continue // not an object of this notification: ignored
 		}
 		if seen[arc] {
 			return bad("object %d twice", arc)
@@ -246,6 +252,9 @@ func NewStorageTrapListener(addr, community string, handle func(hal.Event), logg
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if handle == nil {
+		handle = func(hal.Event) {}
+	}
 	return &StorageTrapListener{addr: addr, community: community, handle: handle,
 		log: logger.With("component", "storage-traps"), ready: make(chan struct{})}
 }
@@ -255,10 +264,14 @@ func (l *StorageTrapListener) String() string { return "storage traps " + l.addr
 // Ready is closed once the socket is bound.
 func (l *StorageTrapListener) Ready() <-chan struct{} { return l.ready }
 
-// Addr is the bound address, once Ready.
+// Addr is the bound address once Ready, nil before.
 func (l *StorageTrapListener) Addr() net.Addr {
-	<-l.ready
-	return l.bound
+	select {
+	case <-l.ready:
+		return l.bound
+	default:
+		return nil
+	}
 }
 
 // Stats returns the listener's counters.
@@ -319,7 +332,7 @@ func (l *StorageTrapListener) decode(b []byte) (hal.Event, error) {
 func unmarshalTrap(b []byte) (pkt *gosnmp.SnmpPacket, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			pkt, err = nil, fmt.Errorf("%w: malformed (%v)", ErrStorageTrap, r)
+			pkt, err = nil, fmt.Errorf("%w: %w: %v", ErrStorageTrap, errDecoderPanic, r)
 		}
 	}()
 	g := &gosnmp.GoSNMP{Version: gosnmp.Version2c}

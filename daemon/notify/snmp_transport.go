@@ -141,8 +141,10 @@ func (t *gosnmpTransport) connect(ctx context.Context) error {
 	}
 	t.g = g
 	// A cancelled Run must not wait for an acknowledgement until the
-	// timeout: closing the socket ends the read at once.
-	t.stop = context.AfterFunc(ctx, func() { g.Close() })
+	// timeout: closing the socket ends the read at once. The socket, not
+	// g, whose Close races with the read in progress.
+	conn := g.Conn
+	t.stop = context.AfterFunc(ctx, func() { conn.Close() })
 	return nil
 }
 

@@ -19,9 +19,22 @@ import (
 
 // Request is one call of the lab control API.
 type Request struct {
-	Op       string         `json:"op"` // status | fault | workload | check
+	Op       string         `json:"op"` // status | fault | workload | check | trap-register
 	Fault    *Fault         `json:"fault,omitempty"`
 	Workload *WorkloadParam `json:"workload,omitempty"`
+	Trap     *TrapParam     `json:"trap,omitempty"`
+}
+
+// TrapParam registers a receiver of the storage systems' SNMPv2c traps
+// (suspend and heartbeat expiry events) for as long as the lab runs.
+type TrapParam struct {
+	Addr      string `json:"addr"` // host:port, udp
+	Community string `json:"community,omitempty"`
+	// Manager names the manager the traps are for: they are lost while
+	// that manager's link faults leave no endpoint of the system up, as
+	// pushed events are.
+	Manager string `json:"manager,omitempty"`
+	System  string `json:"system,omitempty"` // "" = every system of the lab
 }
 
 // Fault is one injected fault.
@@ -111,8 +124,41 @@ func (s *Server) handle(ctx context.Context, req *Request, resp *Response) error
 		rep, st, err := s.Check()
 		resp.Report, resp.Workload = rep, st
 		return err
+	case "trap-register":
+		if req.Trap == nil {
+			return errors.New("trap-register: missing trap")
+		}
+		return s.RegisterTrapReceiver(ctx, *req.Trap)
 	}
-	return fmt.Errorf("unknown op %q (status, fault, workload, check)", req.Op)
+	return fmt.Errorf("unknown op %q (status, fault, workload, check, trap-register)", req.Op)
+}
+
+// RegisterTrapReceiver makes the lab's systems (or one) send their events
+// as SNMPv2c traps to p.Addr until ctx ends.
+func (s *Server) RegisterTrapReceiver(ctx context.Context, p TrapParam) error {
+	var serials []hal.Serial
+	if p.System != "" {
+		if s.endpoints[hal.Serial(p.System)] == nil {
+			return fmt.Errorf("trap-register: unknown storage system %q", p.System)
+		}
+		serials = []hal.Serial{hal.Serial(p.System)}
+	} else {
+		serials = slices.Sorted(maps.Keys(s.endpoints))
+	}
+	for _, serial := range serials {
+		eps := s.endpoints[serial]
+		// The lab's link faults are per endpoint: a trap leaves the
+		// system while one of its endpoints is up for the manager.
+		up := func() bool {
+			return eps[0].modeFor(p.Manager) == emu.LinkUp || eps[1].modeFor(p.Manager) == emu.LinkUp
+		}
+		r := emu.TrapReceiver{Addr: p.Addr, Community: p.Community, Manager: p.Manager, Up: up}
+		if err := eps[0].system.RegisterTrapReceiver(ctx, r); err != nil {
+			return fmt.Errorf("trap-register: %w", err)
+		}
+	}
+	s.log.Info("trap receiver registered", "addr", p.Addr, "manager", p.Manager, "systems", len(serials))
+	return nil
 }
 
 // Status lists the systems with their bound endpoints.

@@ -39,4 +39,11 @@
 // keeps them open but executes and answers nothing, latency delays every
 // command. A crash closes every connection of the system and refuses new
 // ones until the restart.
+//
+// The op "trap-register" makes the systems send their suspend and
+// heartbeat-expiry events as SNMPv2c traps to a UDP receiver (the format
+// is in hal/emu's trap.go), gated by the manager's endpoint faults like
+// pushed events:
+//
+//	{"op":"trap-register","trap":{"addr":"127.0.0.1:10162","community":"lab","manager":"lockstep-a"}}
 package lab

@@ -1,0 +1,125 @@
+package emu
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/gosnmp/gosnmp"
+
+	"github.com/lockstep-io/lockstep/hal"
+)
+
+// Like a real array's Copy Services traps, a system sends its events as
+// SNMPv2c traps to the receivers registered with RegisterTrapReceiver.
+// The format is the emulated vendor's (lockstepd's daemon/notify decodes
+// it; its storage-trap comment is the reference):
+//
+//	S = 1.3.6.1.4.1.61942.2
+//	S.0.1 suspend event      S.1.{1..8}.0
+//	S.0.2 heartbeat expiry   S.1.{1,2,3,9}.0
+//	1 serial (OCTET STRING)  2 seq (Counter64)  3 time (Counter64, Unix ns)
+//	4 source LSS (INTEGER)   5 target serial    6 target LSS (INTEGER)
+//	7 reason (INTEGER)       8 volumes (32-octet bitmap, BITS order)
+//	9 session (OCTET STRING)
+const trapPrefix = "1.3.6.1.4.1.61942.2"
+
+// TrapReceiver is where a system sends its traps.
+type TrapReceiver struct {
+	Addr      string // host:port, udp
+	Community string
+	// Manager names the manager whose link carries the traps: a trap is
+	// lost whenever an event pushed to that manager would be (link down,
+	// black-holed, system crashed). "" gives the receiver a link of its
+	// own, which faults never touch.
+	Manager string
+	// Up, when set, is asked before each trap; false loses it. The lab
+	// uses it for its per-endpoint link faults.
+	Up func() bool
+}
+
+// RegisterTrapReceiver makes the system send its suspend and heartbeat
+// expiry events to r as SNMPv2c traps until ctx ends. Traps are UDP
+// datagrams: one that is lost stays lost, the manager's polls are the
+// backstop. sysUpTime counts from the registration, on the fabric clock.
+func (s *System) RegisterTrapReceiver(ctx context.Context, r TrapReceiver) error {
+	host, portText, err := net.SplitHostPort(r.Addr)
+	port, perr := strconv.ParseUint(portText, 10, 16)
+	if err != nil || perr != nil || port == 0 {
+		return fmt.Errorf("%w: trap receiver %q is not host:port", ErrConfig, r.Addr)
+	}
+	g := &gosnmp.GoSNMP{Target: host, Port: uint16(port), Transport: "udp", Community: r.Community,
+		Version: gosnmp.Version2c, Timeout: time.Second, Retries: 0}
+	if err := g.Connect(); err != nil {
+		return fmt.Errorf("%w: trap receiver %s: %v", ErrConfig, r.Addr, err)
+	}
+	name := r.Manager
+	if name == "" {
+		name = "snmp-trap:" + r.Addr
+	}
+	events, err := s.Connect(name).Events(ctx)
+	if err != nil {
+		g.Close()
+		return err
+	}
+	start := s.fabric.clock.Now()
+	go func() {
+		defer g.Close()
+		for ev := range events {
+			if r.Up != nil && !r.Up() {
+				continue
+			}
+			uptime := uint32(max(ev.At.Sub(start), 0) / (10 * time.Millisecond)) // at the event
+			if vbs, ok := TrapVarbinds(ev, uptime); ok {
+				_, _ = g.SendTrap(gosnmp.SnmpTrap{Variables: vbs})
+			}
+		}
+	}()
+	return nil
+}
+
+// TrapVarbinds encodes an event as the variable bindings of its trap,
+// sysUpTime.0 (TimeTicks) first. Only suspend and heartbeat expiry
+// events are trapped; fenced answers go to one manager only.
+func TrapVarbinds(ev hal.Event, uptime uint32) ([]gosnmp.SnmpPDU, bool) {
+	obj := func(arc int, t gosnmp.Asn1BER, v any) gosnmp.SnmpPDU {
+		return gosnmp.SnmpPDU{Name: fmt.Sprintf(".%s.1.%d.0", trapPrefix, arc), Type: t, Value: v}
+	}
+	var trap string
+	switch ev.Kind {
+	case hal.EventSuspend:
+		trap = "." + trapPrefix + ".0.1"
+	case hal.EventHeartbeatExpiry:
+		trap = "." + trapPrefix + ".0.2"
+	default:
+		return nil, false
+	}
+	vbs := []gosnmp.SnmpPDU{
+		{Name: ".1.3.6.1.2.1.1.3.0", Type: gosnmp.TimeTicks, Value: uptime},
+		{Name: ".1.3.6.1.6.3.1.1.4.1.0", Type: gosnmp.ObjectIdentifier, Value: trap},
+		obj(1, gosnmp.OctetString, []byte(ev.Serial)),
+		obj(2, gosnmp.Counter64, ev.Seq),
+		obj(3, gosnmp.Counter64, uint64(max(ev.At.UnixNano(), 0))),
+	}
+	if ev.Kind == hal.EventHeartbeatExpiry {
+		return append(vbs, obj(9, gosnmp.OctetString, []byte(ev.Session))), true
+	}
+	// BITS order: volume n is bit 7-n%8 of octet n/8.
+	bitmap := make([]byte, 32)
+	for i, word := range ev.Volumes {
+		// Reversed, bit k (volume 64i+k) becomes bit 63-k: big-endian
+		// octets then read in BITS order.
+		binary.BigEndian.PutUint64(bitmap[i*8:], bits.Reverse64(word))
+	}
+	return append(vbs,
+		obj(4, gosnmp.Integer, int(ev.LSSPair.Source.LSS)),
+		obj(5, gosnmp.OctetString, []byte(ev.LSSPair.Target.Serial)),
+		obj(6, gosnmp.Integer, int(ev.LSSPair.Target.LSS)),
+		obj(7, gosnmp.Integer, int(ev.Reason)),
+		obj(8, gosnmp.OctetString, bitmap),
+	), true
+}
