@@ -53,6 +53,7 @@ type Server struct {
 	engine *engine.Engine
 	mgr    *session.Manager
 	ctl    atomic.Pointer[control.Server] // set once the bus name is owned
+	snmp   *notify.SNMP
 	bus    *dbus.Conn
 	roots  *x509.CertPool
 
@@ -94,6 +95,11 @@ func New(opt Options) (*Server, error) {
 		Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat(), Observer: (*reporter)(s)})
 	s.engine = engine.New(engine.Options{Core: s.core, Systems: nil, Epoch: func() hal.Epoch { return s.registry().Epoch() },
 		Logger: s.log})
+	if s.snmp, err = notify.NewSNMP(opt.Config.SNMP, opt.Config.Server.Name, func() string { return "active" },
+		s.clock, s.log); err != nil {
+		store.Close()
+		return nil, err
+	}
 	s.mgr = session.NewManager(s.store, s.engine, s.clock)
 	s.engine.Attach(s.mgr)
 	for _, serial := range s.registry().Serials() {
@@ -123,10 +129,17 @@ func (s *Server) Run(ctx context.Context) error {
 	s.bus = bus
 	wd := &Watchdog{Notifier: s.opt.Notifier, Interval: WatchdogInterval(), Progress: s.core.Progress, Logger: s.log}
 	tasks := []Task{
+		newTask("snmp notifications", readyAtOnce(s.snmp.Run)),
 		newTask("freeze core", readyAtOnce(s.runCore)),
 		newTask("session recorder", readyAtOnce(s.engine.Run)),
 		newTask("admin API", s.serveControl),
 		newTask("watchdog", readyAtOnce(wd.Run)),
+	}
+	if a := s.cfg.Load().SNMP.TrapListen; a != nil {
+		// Storage traps: the third source of suspend events, beside the
+		// pushed stream and the poll; the core counts each event once.
+		ln := notify.NewStorageTrapListener(a.HostPort(), "", func(ev hal.Event) { s.core.Observe(ev, "snmp trap") }, s.log)
+		tasks = append(tasks, ln)
 	}
 	err := RunTasks(ctx, tasks, func() {
 		notify.Log(s.log, notify.DaemonStarted, "lockstepd ready", "role", "active", "epoch", s.registry().Epoch(),
@@ -174,6 +187,10 @@ func (s *Server) Reload(cfg *config.Config) {
 		notify.Log(s.log, notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
 		return
 	}
+	if err := s.snmp.SetManagers(cfg.SNMP.Managers); err != nil {
+		notify.Log(s.log, notify.ConfigRefused, "new SNMP managers refused; the old configuration stays", "err", err.Error())
+		return
+	}
 	s.cfg.Store(cfg)
 	if s.opt.Level != nil {
 		s.opt.Level.Set(cfg.Log.Level)
@@ -207,6 +224,9 @@ func (s *Server) emit(e notify.Event, text string, kv ...string) {
 		fields[kv[i]] = kv[i+1]
 	}
 	notify.Log(s.log, e, text, args...)
+	if e.Trap {
+		s.snmp.Send(e, fields)
+	}
 	if ctl := s.ctl.Load(); ctl != nil {
 		_, _ = ctl.Emit(control.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity),
 			Text: text, Fields: fields})
@@ -279,7 +299,8 @@ func (s *Server) connect(serial hal.Serial) error {
 	host := eps[0][:strings.LastIndex(eps[0], ":")]
 	d := direct.New(direct.Options{Serial: serial, Endpoints: eps, Manager: s.cfg.Load().Server.Name,
 		User: conn.User, Password: password, TLS: wire.ClientTLSConfig(s.roots, strings.Trim(host, "[]")),
-		Clock: s.clock, Logger: s.log, DialTimedOut: s.dialTimedOut})
+		Clock: s.clock, Logger: s.log, DialTimedOut: s.dialTimedOut,
+		StateChanged: func(up, timeout bool, detail string) { s.storageReachability(serial, up, timeout, detail) }})
 	s.mu.Lock()
 	s.drivers[serial] = d
 	s.mu.Unlock()
@@ -293,6 +314,23 @@ func (s *Server) dialTimedOut(addr string) {
 	hint := firewall.Hints{Config: s.cfg.Load()}.TimeoutHint(addr, firewall.NFT)
 	notify.Log(s.log, notify.ConnectTimeoutHint, "connection attempt timed out; a firewall may drop it",
 		"addr", addr, "rule", hint)
+}
+
+// storageReachability tells the operator and the NMS when a storage
+// system stops answering (timeout or error), once per outage, and when it
+// answers again.
+func (s *Server) storageReachability(serial hal.Serial, up, timeout bool, detail string) {
+	if up {
+		if s.snmp.CommRecovered(serial) {
+			notify.Log(s.log, notify.StorageCommRecovered, "communication with a storage system recovered", "serial", string(serial))
+		}
+		return
+	}
+	if s.snmp.CommFailure(serial, timeout, detail) {
+		kind := map[bool]string{true: "timeout", false: "error"}[timeout]
+		notify.Log(s.log, notify.StorageCommFailure, "communication with a storage system failed",
+			"serial", string(serial), "kind", kind, "detail", detail)
+	}
 }
 
 // engineSystems gives the engine the current drivers.

@@ -1,9 +1,10 @@
 // Package notify owns what lockstepd tells the outside world: the one
-// catalogue of operator-visible events (Catalog), and the log handler
-// that writes them to journald with native fields or to stderr.
-// SNMP traps and informs (later work) are driven by the same catalogue,
-// and so is LOCKSTEP-MIB: an event that is not in Catalog cannot be
-// logged, trapped or documented.
+// catalogue of operator-visible events (Catalog); the log handlers that
+// write them to journald with native fields, to stderr, and as RFC 5424
+// syslog to a remote collector; the SNMP traps and informs to the NMS
+// (snmp.go); LOCKSTEP-MIB, generated from the same catalogue (mib.go); and
+// the listener for the storage systems' own traps. An event that is not in
+// Catalog cannot be logged, trapped or documented.
 //
 // Every event has a stable id with a severity suffix — "LS2101W" — that
 // never changes meaning once released, and a journald MESSAGE_ID derived

@@ -39,6 +39,11 @@ type Options struct {
 	// answer at all: most likely a firewall dropping the SYN), so that the
 	// daemon can log the rule that would let it through.
 	DialTimedOut func(addr string)
+	// StateChanged, if set, hears when the storage system becomes
+	// reachable (up) or unreachable (after a round in which no cluster
+	// answered); timeout says whether the last round timed out rather
+	// than being refused.
+	StateChanged func(up bool, timeout bool, detail string)
 }
 
 func (o Options) withDefaults() Options {
@@ -77,6 +82,9 @@ type System struct {
 	lastErr error         // why the last dial round failed
 	subs    map[chan hal.Event]struct{}
 	dials   int // dial attempts, for tests
+	// reported is the reachability last told to StateChanged: 0 none
+	// yet, 1 up, 2 down.
+	reported int
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -149,6 +157,7 @@ func (s *System) connectLoop(ctx context.Context) {
 			connected, preferred = true, idx
 			s.log.Info("connected", "cluster", idx, "endpoint", s.opt.Endpoints[idx])
 			s.setClient(c, idx, nil)
+			s.reportState(true, nil)
 			since := s.opt.Clock.Now()
 			done := s.forwardEvents(ctx, c)
 			select {
@@ -173,6 +182,7 @@ func (s *System) connectLoop(ctx context.Context) {
 		if !connected {
 			failures++
 			s.setClient(nil, -1, errors.Join(errs...))
+			s.reportState(false, errors.Join(errs...))
 			s.log.Warn("storage system unreachable", "err", errors.Join(errs...), "attempt", failures)
 		}
 		if err := clock.Sleep(ctx, s.opt.Clock, Backoff(failures, s.opt.BackoffMin, s.opt.BackoffMax)); err != nil {
@@ -264,6 +274,32 @@ func (s *System) live(ctx context.Context) (*wire.Client, error) {
 			return nil, fmt.Errorf("%w: %s: no connection (%v): %w", hal.ErrUnreachable, s.opt.Serial, ctx.Err(), lastErr)
 		}
 	}
+}
+
+// reportState tells StateChanged about a change of reachability, once.
+func (s *System) reportState(up bool, err error) {
+	if s.opt.StateChanged == nil {
+		return
+	}
+	s.mu.Lock()
+	changed := s.reported != stateOf(up)
+	s.reported = stateOf(up)
+	s.mu.Unlock()
+	if !changed {
+		return
+	}
+	detail := ""
+	if err != nil {
+		detail = err.Error()
+	}
+	s.opt.StateChanged(up, err != nil && (errors.Is(err, context.DeadlineExceeded) || isTimeout(err)), detail)
+}
+
+func stateOf(up bool) int {
+	if up {
+		return 1
+	}
+	return 2
 }
 
 func isTimeout(err error) bool {
