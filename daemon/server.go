@@ -100,7 +100,7 @@ func New(opt Options) (*Server, error) {
 		store.Close()
 		return nil, err
 	}
-	s.mgr = session.NewManager(s.store, s.engine, s.clock)
+	s.mgr = session.NewManager(notifyingStore{Store: s.store, s: s}, s.engine, s.clock)
 	s.engine.Attach(s.mgr)
 	for _, serial := range s.registry().Serials() {
 		if err := s.connect(serial); err != nil {

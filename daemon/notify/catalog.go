@@ -48,13 +48,23 @@ var (
 	DaemonStopping   = Event{1002, "daemonStopping", Info, "lockstepd stopping", false}
 	WatchdogWithheld = Event{1003, "watchdogWithheld", Error, "the freeze core made no progress: the systemd watchdog is not pinged", true}
 
-	SessionStateChanged = Event{2001, "sessionStateChanged", Info, "a session changed state", true}
+	SessionStateChanged = Event{2001, "sessionStateChanged", Info, "a session command ran", false}
 	SessionSevere       = Event{2002, "sessionSevere", Error, "a session entered a Severe status", true}
-	SuspendingEvent     = Event{2101, "suspendingEvent", Warning, "a sign that a pair stopped mirroring: the consistency group is being frozen", true}
-	GroupFrozen         = Event{2102, "groupFrozen", Warning, "every storage system of the consistency group is frozen in time: the secondary image is consistent", true}
-	GroupPartial        = Event{2103, "groupPartial", Error, "some storage system of the consistency group may still be mirroring: Suspended (Partial), not recoverable", true}
-	GroupThawed         = Event{2104, "groupThawed", Info, "I/O released on the consistency group", true}
-	RecoverableChanged  = Event{2105, "recoverableChanged", Warning, "the Recoverable flag of a session changed", true}
+	// One notification per session state (DESIGN.md §5), sent when a
+	// session enters it.
+	SessionDefined          = Event{2011, "sessionDefined", Info, "a session is Defined: no pairs are managed", true}
+	SessionPreparing        = Event{2012, "sessionPreparing", Warning, "a session is Preparing: the copy to the target site runs", true}
+	SessionPrepared         = Event{2013, "sessionPrepared", Info, "a session is Prepared: every pair mirrors", true}
+	SessionSuspending       = Event{2014, "sessionSuspending", Warning, "a session is Suspending: its consistency group is being frozen", true}
+	SessionSuspended        = Event{2015, "sessionSuspended", Error, "a session is Suspended: its pairs no longer mirror", true}
+	SessionSuspendedPartial = Event{2016, "sessionSuspendedPartial", Error, "a session is Suspended (Partial): some pair may still mirror", true}
+	SessionRecovering       = Event{2017, "sessionRecovering", Warning, "a session is Recovering: the target site is being made writable", true}
+	SessionTargetAvailable  = Event{2018, "sessionTargetAvailable", Warning, "a session is Target Available: the target site is writable", true}
+	SuspendingEvent         = Event{2101, "suspendingEvent", Warning, "a sign that a pair stopped mirroring: the consistency group is being frozen", true}
+	GroupFrozen             = Event{2102, "groupFrozen", Warning, "every storage system of the consistency group is frozen in time: the secondary image is consistent", true}
+	GroupPartial            = Event{2103, "groupPartial", Error, "some storage system of the consistency group may still be mirroring: Suspended (Partial), not recoverable", true}
+	GroupThawed             = Event{2104, "groupThawed", Info, "I/O released on the consistency group", true}
+	RecoverableChanged      = Event{2105, "recoverableChanged", Warning, "the Recoverable flag of a session changed", true}
 
 	StorageCommFailure   = Event{3001, "storageCommFailure", Error, "communication with a storage system failed", true}
 	StorageCommRecovered = Event{3002, "storageCommRecovered", Info, "communication with a storage system recovered", true}
@@ -78,7 +88,8 @@ var (
 // Catalog lists every event, in code order.
 var Catalog = []Event{
 	DaemonStarted, DaemonStopping, WatchdogWithheld,
-	SessionStateChanged, SessionSevere, SuspendingEvent, GroupFrozen, GroupPartial, GroupThawed, RecoverableChanged,
+	SessionStateChanged, SessionDefined, SessionPreparing, SessionPrepared, SessionSuspending, SessionSuspended,
+	SessionSuspendedPartial, SessionRecovering, SessionTargetAvailable, SessionSevere, SuspendingEvent, GroupFrozen, GroupPartial, GroupThawed, RecoverableChanged,
 	StorageCommFailure, StorageCommRecovered, ConnectTimeoutHint,
 	HeartbeatExpired, HeartbeatSwitched, HeartbeatNoIP, HeartbeatUnprotected,
 	HAStateChanged, Takeover, Demoted,

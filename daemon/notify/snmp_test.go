@@ -241,10 +241,10 @@ func TestFullQueueDropsOldest(t *testing.T) {
 		ctx, cancel := context.WithCancel(t.Context())
 		defer cancel()
 		go s.Run(ctx)
-		s.Send(SessionStateChanged, nil)
+		s.Send(SessionPrepared, nil)
 		synctest.Wait() // the worker holds seq 1 while it waits at the gate
 		for range 5 {
-			s.Send(SessionStateChanged, nil)
+			s.Send(SessionPrepared, nil)
 		}
 		if st := s.Stats()[0]; st.Dropped != 3 || st.Queued != 3 || st.LastSeq != 6 {
 			t.Fatalf("stats %+v, want 3 dropped, 3 queued", st)

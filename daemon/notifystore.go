@@ -1,0 +1,52 @@
+package daemon
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/lockstep-io/lockstep/daemon/notify"
+	"github.com/lockstep-io/lockstep/daemon/session"
+)
+
+// stateEvents is the notification for entering each session state.
+var stateEvents = map[session.State]notify.Event{
+	session.Defined:          notify.SessionDefined,
+	session.Preparing:        notify.SessionPreparing,
+	session.Prepared:         notify.SessionPrepared,
+	session.Suspending:       notify.SessionSuspending,
+	session.Suspended:        notify.SessionSuspended,
+	session.SuspendedPartial: notify.SessionSuspendedPartial,
+	session.Recovering:       notify.SessionRecovering,
+	session.TargetAvailable:  notify.SessionTargetAvailable,
+}
+
+// notifyingStore tells the operator and the NMS of every session state
+// change and Recoverable change, whoever caused it (a command or the freeze
+// core), once its record is durable.
+type notifyingStore struct {
+	session.Store
+	s *Server
+}
+
+func (n notifyingStore) Propose(ctx context.Context, r session.Record) error {
+	var before *session.Session
+	if r.Kind == session.KindStateChanged {
+		before, _ = n.Store.DB().Session(r.Session)
+	}
+	if err := n.Store.Propose(ctx, r); err != nil {
+		return err
+	}
+	if before == nil || r.Change == nil {
+		return nil
+	}
+	c := r.Change
+	if c.State != before.State {
+		n.s.emit(stateEvents[c.State], fmt.Sprintf("session %s: %s -> %s (%s)", r.Session, before.State, c.State, c.Reason),
+			"session", r.Session, "state", c.State.String(), "status", c.Status.String(), "reason", c.Reason)
+	}
+	if c.Recoverable != before.Recoverable {
+		n.s.emit(notify.RecoverableChanged, fmt.Sprintf("session %s: Recoverable %v", r.Session, c.Recoverable),
+			"session", r.Session, "recoverable", fmt.Sprint(c.Recoverable))
+	}
+	return nil
+}
