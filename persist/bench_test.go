@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -14,23 +13,11 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/internal/latency"
 )
 
 // Benchmarks print their figures with ReportMetric; timing thresholds are
 // never pass/fail. The wall clock is read through clock.Real.
-
-// reportLatency reports the p50 and p99 of samples in microseconds.
-func reportLatency(b *testing.B, samples []time.Duration) {
-	if len(samples) == 0 {
-		return
-	}
-	slices.Sort(samples)
-	at := func(q float64) float64 {
-		return float64(samples[int(q*float64(len(samples)-1))]) / float64(time.Microsecond)
-	}
-	b.ReportMetric(at(0.50), "p50-µs")
-	b.ReportMetric(at(0.99), "p99-µs")
-}
 
 // BenchmarkDurableAppend: the raw fsync baseline (64 bytes written and
 // fdatasync'ed, the journal's own sync call, in the same temp dir) and
@@ -56,7 +43,7 @@ func BenchmarkDurableAppend(b *testing.B) {
 			}
 			samples = append(samples, real.Since(start))
 		}
-		reportLatency(b, samples)
+		latency.Report(b, "", samples)
 		b.ReportMetric(float64(len(samples))/b.Elapsed().Seconds(), "syncs/s")
 	})
 	for _, conc := range []int{1, 8, 64} {
@@ -92,7 +79,7 @@ func BenchmarkDurableAppend(b *testing.B) {
 			}
 			wg.Wait()
 			b.StopTimer()
-			reportLatency(b, samples)
+			latency.Report(b, "", samples)
 			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "appends/s")
 			b.ReportMetric(float64(b.N)/float64(j.syncs.Load()), "records/fsync")
 		})

@@ -18,6 +18,7 @@ import (
 	"github.com/lockstep-io/lockstep/hal/emu"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
 	"github.com/lockstep-io/lockstep/hal/emu/topology"
+	"github.com/lockstep-io/lockstep/internal/latency"
 )
 
 const manager = "bench"
@@ -244,12 +245,6 @@ func (fb *freezeBench) once(b *testing.B) (latency, skew time.Duration, ok bool)
 	return latency, skew, true
 }
 
-func percentile(s []time.Duration, p float64) float64 {
-	s = slices.Clone(s)
-	slices.Sort(s)
-	return float64(s[int(p*float64(len(s)-1))].Microseconds()) / 1000
-}
-
 // BenchmarkEventToFrozen prints, per layout, the time from the
 // emulator-stamped suspend event to the last freeze acknowledged (p50,
 // p99) and the freeze skew between the first and the last storage system
@@ -286,9 +281,8 @@ func BenchmarkEventToFrozen(b *testing.B) {
 						}
 					}
 					b.ReportMetric(float64(lost), "lost-samples")
-					b.ReportMetric(percentile(lat, 0.5), "freeze-p50-ms")
-					b.ReportMetric(percentile(lat, 0.99), "freeze-p99-ms")
-					b.ReportMetric(percentile(skew, 0.99), "skew-p99-ms")
+					latency.Report(b, "freeze", lat)
+					latency.Report(b, "skew", skew)
 				})
 			}
 		}

@@ -3,7 +3,6 @@ package direct_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/lockstep-io/lockstep/drivers/direct"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
+	"github.com/lockstep-io/lockstep/internal/latency"
 )
 
 // wideLab is one primary with 64 LSSs (one volume each) mirrored to a
@@ -42,15 +42,6 @@ func wideLab(b *testing.B) (*lab.Server, []hal.LSSPair) {
 	return srv, pairs
 }
 
-func reportPercentiles(b *testing.B, name string, samples []time.Duration) {
-	slices.Sort(samples)
-	pct := func(p float64) float64 {
-		return float64(samples[int(p*float64(len(samples)-1))].Microseconds())
-	}
-	b.ReportMetric(pct(0.50), name+"-p50-µs")
-	b.ReportMetric(pct(0.99), name+"-p99-µs")
-}
-
 // BenchmarkHeartbeatRoundTrip: one heartbeat refresh over loopback TLS,
 // command to answer.
 func BenchmarkHeartbeatRoundTrip(b *testing.B) {
@@ -71,7 +62,7 @@ func BenchmarkHeartbeatRoundTrip(b *testing.B) {
 			samples = append(samples, time.Since(start))
 		}
 	}
-	reportPercentiles(b, "heartbeat", samples)
+	latency.Report(b, "heartbeat", samples)
 }
 
 // BenchmarkFreeze64: a freeze of 64 LSS pairs on one storage system over
@@ -128,7 +119,7 @@ func BenchmarkFreeze64(b *testing.B) {
 			freeze64Once(b, ctx, p, pairs, lsss, paths, specs, waitDuplex, &samples)
 		}
 	}
-	reportPercentiles(b, "freeze64", samples)
+	latency.Report(b, "freeze64", samples)
 }
 
 func freeze64Once(b *testing.B, ctx context.Context, p *direct.System, pairs []hal.LSSPair, lsss []hal.LSS,

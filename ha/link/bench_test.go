@@ -3,31 +3,17 @@ package link
 import (
 	"context"
 	"fmt"
-	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/internal/latency"
 	"github.com/lockstep-io/lockstep/persist"
 )
 
 // Benchmarks print their figures with ReportMetric; timing thresholds are
 // never pass/fail. The wall clock is read through clock.Real.
-
-func reportLatency(b *testing.B, samples []time.Duration) {
-	if len(samples) == 0 {
-		return
-	}
-	slices.Sort(samples)
-	at := func(q float64) float64 {
-		return float64(samples[int(q*float64(len(samples)-1))]) / float64(time.Microsecond)
-	}
-	b.ReportMetric(at(0.50), "p50-µs")
-	b.ReportMetric(at(0.99), "p99-µs")
-	b.ReportMetric(at(1), "max-µs")
-	b.ReportMetric(float64(len(samples)), "samples")
-}
 
 // BenchmarkStandbyLag: standby lag while synchronized, on loopback with
 // mutual TLS — from a record made durable on the active (its Append
@@ -75,7 +61,7 @@ func BenchmarkStandbyLag(b *testing.B) {
 					})
 				}
 				wg.Wait()
-				reportLatency(b, all)
+				latency.Report(b, "", all)
 			}
 		})
 	}
