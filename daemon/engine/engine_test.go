@@ -65,6 +65,17 @@ func (w *world) session(t *testing.T, name string) *session.Session {
 	return s
 }
 
+// startSession defines session "db" over every pair of the layout and
+// starts it H1 -> H2.
+func (w *world) startSession(t *testing.T, ctx context.Context, typ session.Type, cg string) {
+	t.Helper()
+	must(t, w.mgr.Create(ctx, "db", typ, cg, session.HoldIO))
+	for _, p := range w.topo.Pairs {
+		must(t, w.mgr.AddCopySet(ctx, "db", session.CopySet{H1: p.Source, H2: p.Target}))
+	}
+	must(t, w.mgr.Command(ctx, "db", session.CmdStartH1H2))
+}
+
 func must(t *testing.T, err error) {
 	t.Helper()
 	if err != nil {
@@ -77,11 +88,7 @@ func TestSessionLifecycleOnEmulatedStorage(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		w := newWorld(t, ctx)
-		must(t, w.mgr.Create(ctx, "db", session.MetroMirrorFailoverFailback, "cg1", session.HoldIO))
-		for _, p := range w.topo.Pairs {
-			must(t, w.mgr.AddCopySet(ctx, "db", session.CopySet{H1: p.Source, H2: p.Target}))
-		}
-		must(t, w.mgr.Command(ctx, "db", session.CmdStartH1H2))
+		w.startSession(t, ctx, session.MetroMirrorFailoverFailback, "cg1")
 		time.Sleep(time.Second) // the copy of empty volumes
 		must(t, w.mgr.Command(ctx, "db", session.CmdRefresh))
 		if s := w.session(t, "db"); s.State != session.Prepared {
@@ -128,11 +135,7 @@ func TestSuspendCommandWithUnreachableSystemIsPartial(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		w := newWorld(t, ctx)
-		must(t, w.mgr.Create(ctx, "db", session.MetroMirrorSingleDirection, "", session.HoldIO))
-		for _, p := range w.topo.Pairs {
-			must(t, w.mgr.AddCopySet(ctx, "db", session.CopySet{H1: p.Source, H2: p.Target}))
-		}
-		must(t, w.mgr.Command(ctx, "db", session.CmdStartH1H2))
+		w.startSession(t, ctx, session.MetroMirrorSingleDirection, "")
 		time.Sleep(time.Second)
 		w.fab.System(topology.PrimarySerial(0)).SetManagerLink("lockstepd", emu.LinkDown)
 		err := w.mgr.Command(ctx, "db", session.CmdSuspend)
