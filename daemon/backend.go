@@ -14,6 +14,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/version"
 	"github.com/lockstep-io/lockstep/persist"
@@ -21,18 +22,11 @@ import (
 
 var _ control.Backend = (*Server)(nil)
 
-// errNoHA answers the HA verbs until the HA part exists in this build.
-func (s *Server) errNoHA() error {
-	if s.cfg.Load().Server.Edition == config.EditionBasic {
-		return fmt.Errorf("%w: HA is not part of the basic edition", control.ErrUnavailable)
-	}
-	return fmt.Errorf("%w: HA is not available in this build of lockstepd yet", control.ErrUnavailable)
-}
-
 func (s *Server) Status(ctx context.Context) (control.StatusDoc, error) {
-	doc := control.StatusDoc{Server: s.cfg.Load().Server.Name, Version: version.Version, Role: "active",
-		HAState: "Standalone", Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat()}
-	for _, se := range s.mgr.DB().Sessions() {
+	st := s.ha.state()
+	doc := control.StatusDoc{Server: s.cfg.Load().Server.Name, Version: version.Version, Role: st.Role.String(),
+		HAState: st.HAState(), Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat()}
+	for _, se := range s.db().Sessions() {
 		doc.Sessions.Total++
 		switch se.Status {
 		case session.Inactive:
@@ -83,7 +77,7 @@ func (s *Server) storageDoc(serial hal.Serial) control.StorageDoc {
 		}
 		doc.Connections = append(doc.Connections, cd)
 	}
-	for _, se := range s.mgr.DB().Sessions() {
+	for _, se := range s.db().Sessions() {
 		if slices.Contains(se.Serials(), serial) {
 			doc.Sessions = append(doc.Sessions, se.Name)
 		}
@@ -104,14 +98,14 @@ func (s *Server) StorageShow(ctx context.Context, serial hal.Serial) (control.St
 
 func (s *Server) SessionList(ctx context.Context) ([]control.SessionDoc, error) {
 	out := []control.SessionDoc{}
-	for _, se := range s.mgr.DB().Sessions() {
+	for _, se := range s.db().Sessions() {
 		out = append(out, control.NewSessionDoc(se))
 	}
 	return out, nil
 }
 
 func (s *Server) SessionShow(ctx context.Context, name string) (control.SessionDoc, error) {
-	se, ok := s.mgr.DB().Session(name)
+	se, ok := s.db().Session(name)
 	if !ok {
 		return control.SessionDoc{}, fmt.Errorf("%w: session %s", control.ErrNotFound, name)
 	}
@@ -121,7 +115,11 @@ func (s *Server) SessionShow(ctx context.Context, name string) (control.SessionD
 func (s *Server) HeartbeatShow(ctx context.Context) (control.HeartbeatDoc, error) {
 	doc := control.HeartbeatDoc{Enabled: s.registry().Heartbeat(), Interval: control.Duration(s.cfg.Load().Heartbeat.Interval),
 		Groups: []control.HeartbeatGroupDoc{}, Warnings: s.heartbeatWarnings()}
-	groups, err := s.core.Status(ctx)
+	d := s.duty.Load()
+	if d == nil {
+		return doc, nil // no core runs on a server that does not act
+	}
+	groups, err := d.core.Status(ctx)
 	if err != nil {
 		return doc, err
 	}
@@ -173,7 +171,7 @@ func (s *Server) FirewallHints(ctx context.Context, format control.FirewallForma
 	if err != nil {
 		return control.FirewallDoc{}, fmt.Errorf("%w: %v", control.ErrInvalid, err)
 	}
-	rs, err := firewall.Hints{Config: s.cfg.Load()}.Rules(eps, "")
+	rs, err := firewall.Hints{Config: s.cfg.Load()}.Rules(eps, s.ha.state().Peer.Addr)
 	if err != nil {
 		return control.FirewallDoc{}, err
 	}
@@ -185,13 +183,29 @@ func (s *Server) FirewallHints(ctx context.Context, format control.FirewallForma
 }
 
 func (s *Server) HAStatus(ctx context.Context) (control.HADoc, error) {
-	return control.HADoc{Edition: string(s.cfg.Load().Server.Edition), Role: "active", State: "Standalone",
-		Epoch: s.registry().Epoch(), Unreachable: []hal.Serial{}}, nil
+	cfg := s.cfg.Load()
+	st := s.ha.state()
+	doc := control.HADoc{Edition: string(cfg.Server.Edition), Role: st.Role.String(), State: st.HAState(),
+		Epoch: st.Epoch, Acting: s.duty.Load().isActing(), LastIndex: s.store.LastIndex(),
+		Partner: st.Peer.String(), ReconnectAttempts: st.Reconnect.Attempts, ReconnectLimit: cfg.HA.ReconnectAttempts,
+		NextReconnect: st.Reconnect.Next, Unreachable: s.readiness()}
+	if s.ha.avail == nil {
+		doc.Listen = cfg.HA.Listen.String()
+	} else {
+		doc.Unavailable = s.ha.avail.Error()
+	}
+	if lag, ok := s.ha.lag(); ok {
+		doc.StandbyLag = &lag
+	}
+	return doc, nil
 }
 
 func (s *Server) proposeRegistry(ctx context.Context, r registry.Record) error {
 	r.Version, r.At = registry.RecordVersion, s.clock.Now()
 	err := s.store.ProposeRegistry(ctx, r)
+	if err == nil {
+		s.ha.waitReplicated(ctx, s.store.LastIndex())
+	}
 	switch {
 	case errors.Is(err, registry.ErrExists):
 		return fmt.Errorf("%w: %v", control.ErrRefused, err)
@@ -203,6 +217,10 @@ func (s *Server) proposeRegistry(ctx context.Context, r registry.Record) error {
 
 func (s *Server) StorageAdd(ctx context.Context, spec control.StorageSpec) ([]string, error) {
 	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	d, err := s.acting()
+	if err != nil {
 		return nil, err
 	}
 	for _, c := range spec.Connections {
@@ -220,7 +238,7 @@ func (s *Server) StorageAdd(ctx context.Context, spec control.StorageSpec) ([]st
 		if err := s.connect(spec.Serial); err != nil {
 			warnings = append(warnings, err.Error())
 		}
-		if err := s.core.SetSystems(ctx, s.systems()); err != nil {
+		if err := d.core.SetSystems(ctx, s.systems()); err != nil {
 			warnings = append(warnings, err.Error())
 		}
 	}
@@ -243,6 +261,10 @@ func orEmpty(s []string) []string {
 // without force (DESIGN.md §4): the heartbeat would stop reaching it, and
 // its sessions would be suspended.
 func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connection string, force bool) ([]string, error) {
+	d, err := s.acting()
+	if err != nil {
+		return nil, err
+	}
 	conns := s.registry().Connections(serial)
 	if conns == nil {
 		return nil, fmt.Errorf("%w: storage system %s", control.ErrNotFound, serial)
@@ -254,7 +276,7 @@ func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connectio
 		return nil, fmt.Errorf("%w: %s has no connection %q", control.ErrNotFound, serial, connection)
 	}
 	if len(left) == 0 {
-		for _, se := range s.mgr.DB().Sessions() {
+		for _, se := range s.db().Sessions() {
 			if slices.Contains(se.Serials(), serial) {
 				return nil, fmt.Errorf("%w: session %s uses %s: remove its copy sets first", control.ErrRefused, se.Name, serial)
 			}
@@ -289,7 +311,7 @@ func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connectio
 		}
 		s.mu.Unlock()
 		s.engineSystems()
-		if err := s.core.SetSystems(ctx, s.systems()); err != nil {
+		if err := d.core.SetSystems(ctx, s.systems()); err != nil {
 			warnings = append(warnings, err.Error())
 		}
 	}
@@ -297,25 +319,37 @@ func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connectio
 }
 
 func (s *Server) SessionCreate(ctx context.Context, name string, t session.Type, cg string, p session.Policy) error {
-	return s.mgr.Create(ctx, name, t, cg, p)
+	d, err := s.acting()
+	if err != nil {
+		return err
+	}
+	return d.mgr.Create(ctx, name, t, cg, p)
 }
 
 func (s *Server) SessionAddCopySet(ctx context.Context, name string, cs session.CopySet) error {
+	d, err := s.acting()
+	if err != nil {
+		return err
+	}
 	for _, v := range []hal.VolumeRef{cs.H1, cs.H2} {
 		if s.registry().Connections(v.Serial) == nil {
 			return fmt.Errorf("%w: storage system %s is not defined (lockstepctl storage add)", control.ErrRefused, v.Serial)
 		}
 	}
-	return s.mgr.AddCopySet(ctx, name, cs)
+	return d.mgr.AddCopySet(ctx, name, cs)
 }
 
 func (s *Server) SessionCommand(ctx context.Context, name string, cmd session.Command) (control.SessionDoc, error) {
-	err := s.mgr.Command(ctx, name, cmd)
+	d, err := s.acting()
+	if err != nil {
+		return control.SessionDoc{}, err
+	}
+	err = d.mgr.Command(ctx, name, cmd)
 	defer s.updateStatus()
 	if errors.Is(err, session.ErrNotAllowed) {
 		return control.SessionDoc{}, err
 	}
-	se, ok := s.mgr.DB().Session(name)
+	se, ok := s.db().Session(name)
 	if !ok {
 		return control.SessionDoc{}, fmt.Errorf("%w: session %s", control.ErrNotFound, name)
 	}
@@ -326,14 +360,22 @@ func (s *Server) SessionCommand(ctx context.Context, name string, cmd session.Co
 }
 
 func (s *Server) SessionRemove(ctx context.Context, name string) error {
-	if err := s.mgr.Remove(ctx, name); err != nil {
+	d, err := s.acting()
+	if err != nil {
 		return err
 	}
-	return s.engine.SyncGroups(ctx)
+	if err := d.mgr.Remove(ctx, name); err != nil {
+		return err
+	}
+	return d.engine.SyncGroups(ctx)
 }
 
 func (s *Server) HeartbeatSet(ctx context.Context, on bool) ([]string, error) {
-	if err := s.core.SetHeartbeat(ctx, on); err != nil {
+	d, err := s.acting()
+	if err != nil {
+		return nil, err
+	}
+	if err := d.core.SetHeartbeat(ctx, on); err != nil {
 		return nil, fmt.Errorf("%w: %v", control.ErrRefused, err)
 	}
 	if err := s.proposeRegistry(ctx, registry.Record{Kind: registry.KindHeartbeatSet, On: on}); err != nil {
@@ -364,19 +406,79 @@ func (s *Server) BackupRestore(ctx context.Context, name string) error {
 	if name != filepath.Base(name) {
 		return fmt.Errorf("%w: backup name %q", control.ErrInvalid, name)
 	}
+	d, err := s.acting()
+	if err != nil {
+		return err
+	}
+	if st := s.ha.state(); st.Role != ha.Standalone {
+		// The standby holds the active's journal; replacing it under the
+		// pair would make the two differ without either knowing.
+		return fmt.Errorf("%w: this server is in an HA relationship with %s: remove it first (ha remove-standby), "+
+			"restore, then set the standby again", control.ErrRefused, st.Peer)
+	}
 	path := filepath.Join(s.cfg.Load().Server.StateDir, "backups", name)
 	if _, err := s.store.RestoreBackup(ctx, path); err != nil {
 		return err
 	}
 	s.emit(notify.BackupRestored, "state restored from backup "+name)
-	return s.engine.SyncGroups(ctx)
+	return d.engine.SyncGroups(ctx)
 }
 
-func (s *Server) HASetStandby(context.Context, string) error   { return s.errNoHA() }
-func (s *Server) HASetAsStandby(context.Context, string) error { return s.errNoHA() }
-func (s *Server) HATakeover(context.Context) (control.TakeoverDoc, error) {
-	return control.TakeoverDoc{}, s.errNoHA()
+// haErr gives the HA refusals the admin API's error kinds.
+func haErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, config.ErrHAUnavailable), errors.Is(err, ha.ErrBasicEdition):
+		return fmt.Errorf("%w: %v", control.ErrUnavailable, err)
+	case errors.Is(err, ha.ErrBadAddress):
+		return fmt.Errorf("%w: %v", control.ErrInvalid, err)
+	}
+	return fmt.Errorf("%w: %v", control.ErrRefused, err)
 }
-func (s *Server) HAReconnect(context.Context) error     { return s.errNoHA() }
-func (s *Server) HARemoveStandby(context.Context) error { return s.errNoHA() }
-func (s *Server) HARemoveActive(context.Context) error  { return s.errNoHA() }
+
+func (s *Server) HASetStandby(ctx context.Context, addr string) error {
+	return haErr(s.ha.do(ctx, ha.SetStandby{Addr: addr}))
+}
+
+func (s *Server) HASetAsStandby(ctx context.Context, addr string) error {
+	return haErr(s.ha.do(ctx, ha.SetAsStandby{Addr: addr}))
+}
+
+// HATakeover raises the epoch and makes this standby the active; it
+// answers once every reachable storage system has seen the new epoch,
+// with the ones that have not (the takeover readiness).
+func (s *Server) HATakeover(ctx context.Context) (control.TakeoverDoc, error) {
+	if err := s.ha.do(ctx, ha.Takeover{}); err != nil {
+		return control.TakeoverDoc{}, haErr(err)
+	}
+	doc := control.TakeoverDoc{Epoch: s.ha.state().Epoch, Unreachable: []hal.Serial{}, Warnings: []string{}}
+	d := s.duty.Load()
+	if d == nil {
+		return doc, fmt.Errorf("%w: took over, then stopped acting at once (a higher epoch exists?): see ha status",
+			control.ErrRefused)
+	}
+	select {
+	case <-d.fenced:
+	case <-ctx.Done():
+		return doc, ctx.Err()
+	}
+	doc.Unreachable = append(doc.Unreachable, d.unreachable...)
+	for _, serial := range d.unreachable {
+		doc.Warnings = append(doc.Warnings, fmt.Sprintf("%s did not answer: this server cannot protect its sessions "+
+			"until it can reach it, and a former active may still reach it", serial))
+	}
+	return doc, nil
+}
+
+func (s *Server) HAReconnect(ctx context.Context) error {
+	return haErr(s.ha.do(ctx, ha.ReconnectCommand{}))
+}
+
+func (s *Server) HARemoveStandby(ctx context.Context) error {
+	return haErr(s.ha.do(ctx, ha.RemoveStandby{}))
+}
+
+func (s *Server) HARemoveActive(ctx context.Context) error {
+	return haErr(s.ha.do(ctx, ha.RemoveActive{}))
+}

@@ -36,6 +36,8 @@ func (n notifyingStore) Propose(ctx context.Context, r session.Record) error {
 	if err := n.Store.Propose(ctx, r); err != nil {
 		return err
 	}
+	// While synchronized, the answer waits for the standby's fsync.
+	n.s.ha.waitReplicated(ctx, n.s.store.LastIndex())
 	if before == nil || r.Change == nil {
 		return nil
 	}

@@ -9,36 +9,43 @@ import (
 	"github.com/lockstep-io/lockstep/hal"
 )
 
-// reporter is the core's observer: it tells the operator (journal, bus
-// signal) and hands the report to the engine, which records it.
-type reporter Server
+// reporter is the observer of one acting period's core: it tells the
+// operator (journal, bus signal) and hands the report to that period's
+// engine, which records it.
+type reporter struct {
+	s *Server
+	d *duties
+}
 
 var _ freeze.Observer = (*reporter)(nil)
 
 func (r *reporter) Freezing(group, reason string, at time.Time) {
-	(*Server)(r).emit(notify.SuspendingEvent, "freezing consistency group "+group+": "+reason, "group", group, "reason", reason)
-	r.engine.Freezing(group, reason, at)
+	r.s.emit(notify.SuspendingEvent, "freezing consistency group "+group+": "+reason, "group", group, "reason", reason)
+	r.d.engine.Freezing(group, reason, at)
 }
 
 func (r *reporter) Settled(group string, st freeze.Settlement) {
-	s := (*Server)(r)
 	switch {
 	case st.Recoverable:
-		s.emit(notify.GroupFrozen, "consistency group "+group+" frozen on every storage system in time: recoverable", "group", group)
+		r.s.emit(notify.GroupFrozen, "consistency group "+group+" frozen on every storage system in time: recoverable", "group", group)
 	default:
-		s.emit(notify.GroupPartial, "consistency group "+group+" not recoverable: "+st.Why, "group", group, "why", st.Why)
+		r.s.emit(notify.GroupPartial, "consistency group "+group+" not recoverable: "+st.Why, "group", group, "why", st.Why)
 	}
-	r.engine.Settled(group, st)
-	s.updateStatus()
+	r.d.engine.Settled(group, st)
+	r.s.updateStatus()
 }
 
 func (r *reporter) Thawed(group string, at time.Time) {
-	(*Server)(r).emit(notify.GroupThawed, "I/O released on consistency group "+group, "group", group)
-	r.engine.Thawed(group, at)
+	r.s.emit(notify.GroupThawed, "I/O released on consistency group "+group, "group", group)
+	r.d.engine.Thawed(group, at)
 }
 
+// Fenced: a storage system refused a command because it has seen a
+// higher epoch. The HA loop demotes this server at once (no commands, no
+// heartbeat); a storage system that did not say which epoch it saw
+// counts as one above ours.
 func (r *reporter) Fenced(epoch hal.Epoch) {
-	(*Server)(r).emit(notify.Demoted, fmt.Sprintf("a storage system knows epoch %d: this server stops acting", epoch),
-		"epoch", fmt.Sprint(epoch))
-	r.engine.Fenced(epoch)
+	r.d.engine.Fenced(epoch)
+	seen := max(epoch, r.d.epoch+1)
+	r.s.ha.higherEpoch(seen, fmt.Sprintf("a storage system (epoch %d)", seen))
 }

@@ -15,9 +15,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control"
-	"github.com/lockstep-io/lockstep/daemon/engine"
 	"github.com/lockstep-io/lockstep/daemon/firewall"
-	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
@@ -44,21 +42,31 @@ type Options struct {
 
 // Server is one lockstepd.
 type Server struct {
-	opt    Options
-	cfg    atomic.Pointer[config.Config]
-	log    *slog.Logger
-	clock  clock.Clock
-	store  *persist.Store
-	core   *freeze.Core
-	engine *engine.Engine
-	mgr    *session.Manager
-	ctl    atomic.Pointer[control.Server] // set once the bus name is owned
-	snmp   *notify.SNMP
-	bus    *dbus.Conn
-	roots  *x509.CertPool
+	opt   Options
+	cfg   atomic.Pointer[config.Config]
+	log   *slog.Logger
+	clock clock.Clock
+	store *persist.Store
+	ha    *haNode
+	ctl   atomic.Pointer[control.Server] // set once the bus name is owned
+	snmp  *notify.SNMP
+	bus   *dbus.Conn
+	roots *x509.CertPool
 
 	mu      sync.Mutex
 	drivers map[hal.Serial]*direct.System
+
+	// runCtx is Run's context, the parent of every acting period.
+	runCtx context.Context
+	// duty is the current acting period (nil: this server does not act);
+	// dutyMu orders its starts and stops, and lastDuties is the latest
+	// period, which the next one waits for.
+	duty       atomic.Pointer[duties]
+	dutyMu     sync.Mutex
+	lastDuties *duties
+	// idleBeat moves the watchdog's counter while no core runs: a
+	// standby has no core loop that could wedge.
+	idleBeat atomic.Uint64
 }
 
 // New opens the state directory, replays the journal and builds the
@@ -91,17 +99,15 @@ func New(opt Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	s.core = freeze.New(freeze.Options{Clock: s.clock, Logger: s.log, Timings: opt.Config.Heartbeat,
-		Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat(), Observer: (*reporter)(s)})
-	s.engine = engine.New(engine.Options{Core: s.core, Systems: nil, Epoch: func() hal.Epoch { return s.registry().Epoch() },
-		Logger: s.log})
-	if s.snmp, err = notify.NewSNMP(opt.Config.SNMP, opt.Config.Server.Name, func() string { return "active" },
+	if s.ha, err = newHANode(s); err != nil {
+		store.Close()
+		return nil, err
+	}
+	if s.snmp, err = notify.NewSNMP(opt.Config.SNMP, opt.Config.Server.Name, func() string { return s.ha.state().Role.String() },
 		s.clock, s.log); err != nil {
 		store.Close()
 		return nil, err
 	}
-	s.mgr = session.NewManager(notifyingStore{Store: s.store, s: s}, s.engine, s.clock)
-	s.engine.Attach(s.mgr)
 	for _, serial := range s.registry().Serials() {
 		if err := s.connect(serial); err != nil {
 			s.log.Error("storage system not connected", "serial", serial, "err", err)
@@ -127,23 +133,30 @@ func (s *Server) Run(ctx context.Context) error {
 		defer bus.Close()
 	}
 	s.bus = bus
-	wd := &Watchdog{Notifier: s.opt.Notifier, Interval: WatchdogInterval(), Progress: s.core.Progress, Logger: s.log}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.runCtx = ctx
+	defer s.stopDuties()
+	wd := &Watchdog{Notifier: s.opt.Notifier, Interval: WatchdogInterval(), Progress: s.progress, Logger: s.log}
 	tasks := []Task{
 		newTask("snmp notifications", readyAtOnce(s.snmp.Run)),
-		newTask("freeze core", readyAtOnce(s.runCore)),
-		newTask("session recorder", readyAtOnce(s.engine.Run)),
+		s.ha,
 		newTask("admin API", s.serveControl),
 		newTask("watchdog", readyAtOnce(wd.Run)),
 	}
 	if a := s.cfg.Load().SNMP.TrapListen; a != nil {
 		// Storage traps: the third source of suspend events, beside the
 		// pushed stream and the poll; the core counts each event once.
-		ln := notify.NewStorageTrapListener(a.HostPort(), "", func(ev hal.Event) { s.core.Observe(ev, "snmp trap") }, s.log)
+		ln := notify.NewStorageTrapListener(a.HostPort(), "", func(ev hal.Event) {
+			if d := s.duty.Load(); d != nil {
+				d.core.Observe(ev, "snmp trap")
+			}
+		}, s.log)
 		tasks = append(tasks, ln)
 	}
 	err := RunTasks(ctx, tasks, func() {
-		notify.Log(s.log, notify.DaemonStarted, "lockstepd ready", "role", "active", "epoch", s.registry().Epoch(),
-			"sessions", len(s.mgr.DB().Sessions()))
+		notify.Log(s.log, notify.DaemonStarted, "lockstepd ready", "role", s.ha.state().Role.String(),
+			"ha_state", s.ha.state().HAState(), "epoch", s.registry().Epoch(), "sessions", len(s.db().Sessions()))
 		_ = s.opt.Notifier.Notify("READY=1")
 		s.updateStatus()
 	})
@@ -152,18 +165,18 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
-func (s *Server) runCore(ctx context.Context) error {
-	go func() {
-		// Groups and systems are handed over once the loop runs.
-		if err := s.core.SetSystems(ctx, s.systems()); err != nil {
-			s.log.Error("freeze core: storage systems", "err", err)
-		}
-		if err := s.engine.SyncGroups(ctx); err != nil {
-			s.log.Error("freeze core: consistency groups", "err", err)
-		}
-	}()
-	return s.core.Run(ctx)
+// progress is the watchdog's counter: the acting core's loop, which
+// stops moving when the core is wedged; a server that does not act has no
+// core loop, and its counter always moves.
+func (s *Server) progress() uint64 {
+	if d := s.duty.Load(); d != nil {
+		return d.core.Progress()
+	}
+	return s.idleBeat.Add(1)
 }
+
+// db is the session state after the last durable record.
+func (s *Server) db() *session.DB { return s.store.DB() }
 
 // serveControl owns the bus name and serves the admin API; it is ready
 // once the name is owned.
@@ -183,7 +196,12 @@ func (s *Server) serveControl(ctx context.Context, ready func()) error {
 // file is refused by main before it gets here.
 func (s *Server) Reload(cfg *config.Config) {
 	old := s.cfg.Load()
-	if err := s.core.SetTimings(context.Background(), cfg.Heartbeat); err != nil {
+	if d := s.duty.Load(); d != nil {
+		if err := d.core.SetTimings(context.Background(), cfg.Heartbeat); err != nil {
+			notify.Log(s.log, notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
+			return
+		}
+	} else if err := cfg.Heartbeat.Validate(); err != nil {
 		notify.Log(s.log, notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
 		return
 	}
@@ -211,8 +229,13 @@ func (s *Server) updateStatus() {
 	if s.registry().Heartbeat() {
 		hb = "on"
 	}
-	_ = s.opt.Notifier.Notify(fmt.Sprintf("STATUS=role active (standalone), %d sessions, heartbeat %s, epoch %d",
-		len(s.mgr.DB().Sessions()), hb, s.registry().Epoch()))
+	st := s.ha.state()
+	acting := "acting"
+	if s.duty.Load() == nil {
+		acting = "not acting"
+	}
+	_ = s.opt.Notifier.Notify(fmt.Sprintf("STATUS=role %s (%s, %s), %d sessions, heartbeat %s, epoch %d",
+		st.Role, st.HAState(), acting, len(s.db().Sessions()), hb, s.registry().Epoch()))
 }
 
 // emit logs a catalogue event and signals it on the bus.
@@ -333,9 +356,11 @@ func (s *Server) storageReachability(serial hal.Serial, up, timeout bool, detail
 	}
 }
 
-// engineSystems gives the engine the current drivers.
+// engineSystems gives the acting engine the current drivers.
 func (s *Server) engineSystems() {
-	s.engine.SetSystems(s.systems())
+	if d := s.duty.Load(); d != nil {
+		d.engine.SetSystems(s.systems())
+	}
 }
 
 func (s *Server) closeDrivers() {

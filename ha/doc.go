@@ -30,7 +30,11 @@
 // other server learns the relationship at the first contact, from the
 // Hello of the link: a standalone server that meets an active of its
 // epoch (or a higher one) becomes its standby, one that meets a standby
-// becomes its active. A second link while one is in use is closed
+// becomes its active. Each side writes its Hello before it reads the
+// other's, so a standby that dialed a standalone server sees it still
+// standalone: it synchronizes from it as from its active, which the
+// standalone server becomes as it reads the standby's Hello. A second
+// link while one is in use is closed
 // (ErrLinkInUse); only the active reconnects on its own, so two links at
 // once are rare.
 // Each server is in at most one relationship: a second one is refused

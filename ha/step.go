@@ -486,7 +486,12 @@ func linkUp(s State, e LinkUp, cfg Config) (State, []Action) {
 		// a lower epoch stops acting when it reads our Hello.
 		return sync(n, Active, consistentBefore(s)), append(acts, Serve{Link: e.Link, Role: Active})
 	case Standby:
-		if e.Peer.Role != Active {
+		// A standalone server that this standby dialed (ha set-as-standby)
+		// wrote its Hello before it read ours: it becomes our active as it
+		// reads it (a standalone server meeting a standby), so the standby
+		// synchronizes from it as from an active.
+		dialedStandalone := e.Dialed && e.Peer.Role == Standalone
+		if e.Peer.Role != Active && !dialedStandalone {
 			return drop(n, fmt.Errorf("%w: %s is %s: a standby synchronizes from an active only", ErrPeerConflict, e.Peer.Name, e.Peer.Role))
 		}
 		if e.Peer.Epoch < n.Epoch {

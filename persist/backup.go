@@ -454,32 +454,49 @@ func (s *Store) RestoreBackup(ctx context.Context, path string) (BackupInfo, err
 	if err != nil {
 		return BackupInfo{}, err
 	}
+	if err := s.replaceJournal(info.LastIndex, stateBytes, st); err != nil {
+		return BackupInfo{}, err
+	}
+	s.log.Warn("state restored from a backup", "msg_id", MsgBackupRestored,
+		"dir", s.dir, "backup", path, "last_index", info.LastIndex, "created", info.Created)
+	return info, nil
+}
+
+// replaceJournal replaces the store's journal and state with st, whose
+// encoding is stateBytes (none: the empty state, at index 0 only), as
+// the state after record index: RestoreBackup and InstallSnapshot. The
+// caller has checked that stateBytes loads (st). It waits for the
+// proposals under way, closes the journal, swaps in the new one with
+// installRestore (durable when it returns) and reopens it; the store's
+// next record is index+1. If the swap fails before its commit point the
+// old journal is reopened and nothing changed.
+func (s *Store) replaceJournal(index uint64, stateBytes []byte, st *state) error {
 	s.gate.Lock()
 	defer s.gate.Unlock()
 	s.mu.Lock()
 	closed, old := s.closed, s.j
 	s.mu.Unlock()
 	if closed {
-		return BackupInfo{}, ErrClosed
+		return ErrClosed
 	}
 	// A journal that failed a write may not close cleanly; it is being
 	// replaced anyway.
 	if err := old.Close(); err != nil {
-		s.log.Warn("closing the journal before a restore", "err", err)
+		s.log.Warn("closing the journal before replacing it", "err", err)
 	}
 	jdir := filepath.Join(s.dir, journalDirName)
-	committed, rerr := installRestore(s.dir, info.LastIndex, stateBytes)
+	committed, rerr := installRestore(s.dir, index, stateBytes)
 	if rerr != nil && !committed {
 		// Nothing changed: carry on with the old journal.
 		j, err := openJournal(jdir, s.rawOpts, nil)
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if err != nil {
-			s.err = fmt.Errorf("persist: reopening the journal after a failed restore: %w", err)
-			return BackupInfo{}, errors.Join(rerr, s.err)
+			s.err = fmt.Errorf("persist: reopening the journal after a failed replacement: %w", err)
+			return errors.Join(rerr, s.err)
 		}
 		s.j = j
-		return BackupInfo{}, rerr
+		return rerr
 	}
 	var j *Journal
 	if rerr == nil {
@@ -489,19 +506,18 @@ func (s *Store) RestoreBackup(ctx context.Context, path string) (BackupInfo, err
 	defer s.mu.Unlock()
 	if rerr != nil {
 		// Committed: the next OpenStore finishes the restore.
-		s.err = fmt.Errorf("persist: restore committed but not finished (reopen the store to finish it): %w", rerr)
-		return BackupInfo{}, s.err
+		s.err = fmt.Errorf("persist: journal replacement committed but not finished (reopen the store to finish it): %w", rerr)
+		return s.err
 	}
 	s.j, s.cur, s.ahead = j, st, st.clone()
-	s.index, s.snapAt, s.queue, s.err = info.LastIndex, info.LastIndex, nil, nil
-	s.log.Warn("state restored from a backup", "msg_id", MsgBackupRestored,
-		"dir", s.dir, "backup", path, "last_index", info.LastIndex, "created", info.Created)
-	return info, nil
+	s.index, s.snapAt, s.queue, s.err = index, index, nil, nil
+	return nil
 }
 
 // installRestore performs steps 2 to 6 of the restore. committed reports
 // whether step 3 happened (then the restore completes, now or at the
-// next OpenStore).
+// next OpenStore). No state (only for lastIndex 0, the empty state)
+// writes no snapshot: the journal is then a new one.
 func installRestore(dir string, lastIndex uint64, state []byte) (committed bool, err error) {
 	tmp := filepath.Join(dir, restoreTmpName)
 	if err := os.RemoveAll(tmp); err != nil {
@@ -510,9 +526,11 @@ func installRestore(dir string, lastIndex uint64, state []byte) (committed bool,
 	if err := os.Mkdir(tmp, dirMode); err != nil {
 		return false, fmt.Errorf("persist: restore: %w", err)
 	}
-	if err := writeSnapshot(tmp, lastIndex, state); err != nil {
-		os.RemoveAll(tmp)
-		return false, fmt.Errorf("persist: restore: %w", err)
+	if len(state) > 0 {
+		if err := writeSnapshot(tmp, lastIndex, state); err != nil {
+			os.RemoveAll(tmp)
+			return false, fmt.Errorf("persist: restore: %w", err)
+		}
 	}
 	if _, err := createSegment(tmp, segHeader{first: lastIndex + 1}); err != nil {
 		os.RemoveAll(tmp)

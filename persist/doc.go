@@ -6,9 +6,10 @@
 // The state is built only by applying journal records in order; the
 // journal makes each record durable before it is applied, and a record is
 // acknowledged (Append or Propose returns) only after its fsync. The
-// standby of DESIGN.md §8 reads the same records with a Reader
-// (Journal.ReadFrom), which waits for new ones and answers ErrCompacted
-// when a snapshot must be sent instead.
+// active of DESIGN.md §8 ships the same records to its standby with a
+// Reader (Journal.ReadFrom), which waits for new ones and answers
+// ErrCompacted when a snapshot must be sent instead; the standby's Store
+// takes them with InstallSnapshot and AppendReplicated (see Standby).
 //
 // All integers below are little-endian. CRC means CRC-32C (Castagnoli).
 //
@@ -21,9 +22,10 @@
 //	journal/    the journal: segments and snapshots
 //	backups/    backup zips
 //
-// During a restore, journal.restore.tmp/, journal.restore/ and
-// journal.old/ may also exist (see Restore). Journal.Open used alone
-// takes a LOCK in its own directory and keeps its files there.
+// During a restore or a standby's snapshot install, journal.restore.tmp/,
+// journal.restore/ and journal.old/ may also exist (see Restore).
+// Journal.Open used alone takes a LOCK in its own directory and keeps its
+// files there.
 //
 // # Segments
 //
@@ -216,4 +218,31 @@
 // before anything else. The restored journal continues at the backup's
 // last index + 1. The old journal is deleted, not kept: take a backup
 // first to keep it.
+//
+// # Standby
+//
+// A standby's Store is fed by the active (package ha/link, StoreSink)
+// through two methods, each durable when it returns:
+//
+//   - InstallSnapshot(index, state) replaces the whole state with the
+//     active's: state is the State above (what the active's snapshots
+//     hold), the state after record index; index 0 with no bytes is the
+//     empty state. The bytes must load (ErrBadState otherwise, nothing
+//     changed); then the journal is swapped exactly as by a restore
+//     (steps 2-6 above, with state as the snapshot at index; none for
+//     the empty state), and the next record is index + 1.
+//   - AppendReplicated(first, payloads) appends the active's records at
+//     the active's indexes, payloads byte for byte as the active's
+//     journal holds them, so that both journals hold the same records.
+//     first must be LastIndex + 1 with no record of the store's own
+//     queued (ErrNotNext otherwise, nothing changed). Each payload is
+//     decoded and checked against the state with the ones before it
+//     applied, before anything is queued; the first that fails ends the
+//     call with an error naming its index: the records before it are
+//     journaled, it and those after it are not, and the store goes on
+//     from that index. The records of one call are queued under one lock
+//     hold into one write batch: one write, one fsync.
+//
+// A standby must not propose while it is fed: a record of its own would
+// take the next index (and AppendReplicated then refuses the active's).
 package persist

@@ -85,25 +85,49 @@ func (s *state) clone() *state {
 
 // apply decodes a journal payload and applies it.
 func (s *state) apply(payload []byte) error {
+	op, err := decodePayload(payload)
+	if err != nil {
+		return err
+	}
+	return op.apply(s)
+}
+
+// op is a decoded journal payload: what it would do to a state. check
+// says whether apply would accept it, changing nothing; apply is the
+// change. Decoding once serves the look-ahead state and the published
+// one alike (Store.AppendReplicated).
+type op struct {
+	check, apply func(*state) error
+}
+
+// decodePayload decodes a journal payload of a family and version this
+// build knows.
+func decodePayload(payload []byte) (op, error) {
 	var e envelope
 	if err := decodeStrict(payload, &e); err != nil {
-		return fmt.Errorf("%w: envelope: %v", ErrUnknownRecord, err)
+		return op{}, fmt.Errorf("%w: envelope: %v", ErrUnknownRecord, err)
 	}
 	switch {
 	case e.Type == FamilySession && e.V == sessionRecordFormat:
 		var r session.Record
 		if err := json.Unmarshal(e.Record, &r); err != nil {
-			return fmt.Errorf("%w: session record: %v", ErrCorrupt, err)
+			return op{}, fmt.Errorf("%w: session record: %v", ErrCorrupt, err)
 		}
-		return s.sessions.Apply(r)
+		return op{
+			check: func(s *state) error { return s.sessions.Check(r) },
+			apply: func(s *state) error { return s.sessions.Apply(r) },
+		}, nil
 	case e.Type == FamilyRegistry && e.V == registryRecordFormat:
 		var r registry.Record
 		if err := json.Unmarshal(e.Record, &r); err != nil {
-			return fmt.Errorf("%w: registry record: %v", ErrCorrupt, err)
+			return op{}, fmt.Errorf("%w: registry record: %v", ErrCorrupt, err)
 		}
-		return s.registry.Apply(r)
+		return op{
+			check: func(s *state) error { return s.registry.Check(r) },
+			apply: func(s *state) error { return s.registry.Apply(r) },
+		}, nil
 	}
-	return fmt.Errorf("%w: family %q version %d", ErrUnknownRecord, e.Type, e.V)
+	return op{}, fmt.Errorf("%w: family %q version %d", ErrUnknownRecord, e.Type, e.V)
 }
 
 // stateJSON is the encoding of state: {"v":1,"session":<session.DB

@@ -7,6 +7,9 @@ import "errors"
 // ErrBadBackup are fatal where they occur: an admin must act, and the
 // message says how. ErrCompacted and ErrBeyondEnd are answers a reader
 // acts on. ErrWriteFailed and ErrClosed end a journal: reopen it.
+// ErrNotNext and ErrBadState refuse what a standby was sent, changing
+// nothing: the link is out of step or the active is broken, and a new
+// synchronization is the answer.
 var (
 	// ErrLocked: another process (or another Open in this one) holds the
 	// state directory.
@@ -43,6 +46,13 @@ var (
 	// ErrBadBackup: a backup failed verification (format, version, member
 	// names or sizes, checksums, or its state does not load).
 	ErrBadBackup = errors.New("persist: invalid backup")
+	// ErrNotNext: replicated records that do not start right after the
+	// store's last record (a gap or an overlap), or that arrive while
+	// the store has records of its own queued.
+	ErrNotNext = errors.New("persist: replicated records are not the next ones")
+	// ErrBadState: a state to install (Store.InstallSnapshot) that does
+	// not load.
+	ErrBadState = errors.New("persist: invalid state")
 )
 
 // adminHint ends every refusal to open: what an admin can do about it.
@@ -60,4 +70,5 @@ const (
 	MsgBackupPruned     = "persist-backup-pruned-I"
 	MsgBackupRestored   = "persist-backup-restored-W"
 	MsgRestoreFinished  = "persist-restore-finished-W"
+	MsgStateInstalled   = "persist-state-installed-W"
 )

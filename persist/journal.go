@@ -103,6 +103,11 @@ type Journal struct {
 	// beforeWrite, if set (by tests, before the first Append), runs in
 	// the writer before each batch is written.
 	beforeWrite func(records int)
+	// afterEnqueue, if set (by tests, before the first Append), runs in
+	// the appender after each enqueue, j.mu released: a test can wait
+	// there for the writer to take the batch, which shows what one
+	// enqueue puts in one batch.
+	afterEnqueue func()
 }
 
 // batch is the records that one write and one fsync make durable.
@@ -219,25 +224,50 @@ func (j *Journal) Append(ctx context.Context, payload []byte) (uint64, error) {
 // batch to wait for. The Store calls it under its own lock, so that the
 // order of its records in the journal is the order it checked them in.
 func (j *Journal) enqueue(payload []byte) (uint64, *batch, error) {
-	if len(payload) > MaxPayload {
-		return 0, nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrTooLarge, len(payload), MaxPayload)
+	return j.enqueueAt(0, [][]byte{payload})
+}
+
+// enqueueAt queues payloads (at least one) as consecutive records and
+// returns the index of the first and the batch to wait for. They join
+// the pending batch under one hold of j.mu, which the writer needs to
+// take that batch: all of them go into the same write and the same
+// fsync (a batch is never split, not even by a segment rollover). If
+// first is not 0, it must be the index the first record gets, else
+// nothing is queued (ErrNotNext). Nothing is queued either if one
+// payload is too large.
+func (j *Journal) enqueueAt(first uint64, payloads [][]byte) (uint64, *batch, error) {
+	for _, p := range payloads {
+		if len(p) > MaxPayload {
+			return 0, nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrTooLarge, len(p), MaxPayload)
+		}
 	}
 	j.mu.Lock()
-	defer j.mu.Unlock()
 	if j.closing {
+		j.mu.Unlock()
 		return 0, nil, ErrClosed
 	}
 	if j.err != nil {
-		return 0, nil, j.err
+		err := j.err
+		j.mu.Unlock()
+		return 0, nil, err
+	}
+	if first != 0 && first != j.next {
+		err := fmt.Errorf("%w: records from %d, the journal's next is %d", ErrNotNext, first, j.next)
+		j.mu.Unlock()
+		return 0, nil, err
 	}
 	if j.pending == nil {
 		j.pending = &batch{first: j.next, done: make(chan struct{})}
 		j.wake.Signal()
 	}
-	j.pending.payloads = append(j.pending.payloads, payload)
-	index := j.next
-	j.next++
-	return index, j.pending, nil
+	j.pending.payloads = append(j.pending.payloads, payloads...)
+	index, b := j.next, j.pending
+	j.next += uint64(len(payloads))
+	j.mu.Unlock()
+	if j.afterEnqueue != nil {
+		j.afterEnqueue()
+	}
+	return index, b, nil
 }
 
 // run is the writer: it takes whatever is queued, writes and fsyncs it,

@@ -39,6 +39,9 @@ const (
 // applies every durable record to the published state in index order.
 // Many proposals thus share one fsync, and a reader of DB never sees a
 // record that a crash could lose.
+//
+// On a standby, the active's records arrive through AppendReplicated and
+// its state through InstallSnapshot (replica.go) instead of proposals.
 type Store struct {
 	dir     string
 	rawOpts Options // as given: the journal normalizes its own
@@ -46,8 +49,9 @@ type Store struct {
 	log     *slog.Logger
 	lock    *dirLock
 
-	// gate is held shared by Propose and snapshots, exclusively by
-	// RestoreBackup and Close, which replace or end the journal.
+	// gate is held shared by Propose, AppendReplicated, snapshots and
+	// backups, exclusively by RestoreBackup, InstallSnapshot and Close,
+	// which replace or end the journal.
 	gate     sync.RWMutex
 	backupMu sync.Mutex // one CreateBackup at a time
 
@@ -254,7 +258,13 @@ func (s *Store) propose(ctx context.Context, payload []byte, check, apply func(*
 	}
 	s.queue = append(s.queue, queued{index: index, apply: apply})
 	s.mu.Unlock()
+	return s.await(b, index)
+}
 
+// await waits until batch b, which holds the store's record last, is
+// durable, then publishes every queued record up to last; the caller
+// holds s.gate shared.
+func (s *Store) await(b *batch, last uint64) error {
 	<-b.done
 
 	s.mu.Lock()
@@ -265,9 +275,9 @@ func (s *Store) propose(ctx context.Context, payload []byte, check, apply func(*
 		}
 		return b.err
 	}
-	// Every record up to index is durable (batches complete in order):
-	// publish them all, whichever proposer gets here first.
-	for len(s.queue) > 0 && s.queue[0].index <= index {
+	// Every record up to last is durable (batches complete in order):
+	// publish them all, whichever waiter gets here first.
+	for len(s.queue) > 0 && s.queue[0].index <= last {
 		q := s.queue[0]
 		if err := q.apply(s.cur); err != nil {
 			s.err = fmt.Errorf("persist: record %d: accepted, then refused on replay: %w", q.index, err)

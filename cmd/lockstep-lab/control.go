@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/lockstep-io/lockstep/hal/emu"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
 )
 
@@ -85,18 +87,26 @@ func control(ctx context.Context, cmd string, args []string, out io.Writer) erro
 	chains := fs.Int("chains", 16, "workload start: dependent-write chains")
 	perChain := fs.Int("volumes-per-chain", 8, "workload start: volumes each chain cycles through")
 	think := fs.Duration("think", 0, "workload start: pause between two writes of a chain")
+	after := fs.Uint64("after", 0, "commands: only the records after this sequence number")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
 	}
-	req, err := buildRequest(cmd, pos, *endpoint, *manager, *chains, *perChain, *think)
+	req, err := buildRequest(cmd, pos, *endpoint, *manager, *chains, *perChain, *think, *after)
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := lab.Call(ctx, *sock, req)
-	if err != nil {
+	var resp *lab.Response
+	if cmd == "commands" {
+		// Every record after --after, however many answers that takes.
+		recs, dropped, err := lab.FetchCommands(ctx, *sock, req.Commands.After)
+		if err != nil {
+			return err
+		}
+		resp = &lab.Response{OK: true, Commands: recs, Dropped: dropped}
+	} else if resp, err = lab.Call(ctx, *sock, req); err != nil {
 		return err
 	}
 	if *asJSON {
@@ -115,7 +125,7 @@ func control(ctx context.Context, cmd string, args []string, out io.Writer) erro
 }
 
 func buildRequest(cmd string, pos []string, endpoint, manager string, chains, perChain int,
-	think time.Duration) (lab.Request, error) {
+	think time.Duration, after uint64) (lab.Request, error) {
 	usage := func(format string, a ...any) (lab.Request, error) {
 		return lab.Request{}, fmt.Errorf("%w: %s", errUsage, fmt.Sprintf(format, a...))
 	}
@@ -125,6 +135,11 @@ func buildRequest(cmd string, pos []string, endpoint, manager string, chains, pe
 			return usage("%s takes no arguments", cmd)
 		}
 		return lab.Request{Op: cmd}, nil
+	case "commands":
+		if len(pos) != 0 {
+			return usage("commands takes no arguments (--after N)")
+		}
+		return lab.Request{Op: cmd, Commands: &lab.CommandsParam{After: after}}, nil
 	case "workload":
 		if len(pos) != 1 {
 			return usage("workload start|stop|status")
@@ -200,5 +215,27 @@ func printResponse(out io.Writer, cmd string, resp *lab.Response) {
 			state, len(w.Acked), w.Writes, w.Errors)
 	case "check":
 		fmt.Fprintln(out, resp.Report.String())
+	case "commands":
+		if resp.Dropped > 0 {
+			fmt.Fprintf(out, "dropped=%d (records the lab's bounded log no longer holds)\n", resp.Dropped)
+		}
+		for _, r := range resp.Commands {
+			fmt.Fprintln(out, formatCommand(r))
+		}
 	}
+}
+
+// formatCommand is one command record on one line, as key=value pairs.
+func formatCommand(r emu.CommandRecord) string {
+	return fmt.Sprintf("seq=%d at=%s serial=%s manager=%s op=%s epoch=%d system_epoch=%d outcome=%s",
+		r.Seq, r.At.UTC().Format(time.RFC3339Nano), quoteIfNeeded(string(r.Serial)), quoteIfNeeded(r.Manager),
+		r.Op, r.Epoch, r.SystemEpoch, r.Outcome)
+}
+
+// quoteIfNeeded quotes a value that is empty or would split the line.
+func quoteIfNeeded(s string) string {
+	if s == "" || strings.ContainsAny(s, " \t\"=\n") {
+		return strconv.Quote(s)
+	}
+	return s
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,6 +16,7 @@ import (
 	"github.com/lockstep-io/lockstep/hal/emu"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
 	"github.com/lockstep-io/lockstep/hal/emu/topology"
+	"github.com/lockstep-io/lockstep/internal/hapair"
 	"github.com/lockstep-io/lockstep/internal/privbus"
 )
 
@@ -27,22 +29,38 @@ type daemonDemo struct {
 	out    io.Writer
 	bin    string // folder with lockstepd and lockstepctl
 	dir    string
-	bus    string
+	bus    string // the bus lockstepctl talks to: the active's
 	srv    *lab.Server
 	cancel []func()
+
+	// The HA pair: each server has its own bus (the admin API's name is
+	// per bus), its HA listener, and its process.
+	servers map[string]*demoServer
+	pki     map[string]hapair.TLSFiles
+	active  string
 }
 
-const demoServer = "lockstepd-a"
+// demoServer is one lockstepd of the demo.
+type demoServer struct {
+	name, bus, listen, dir string
+	cmd                    *exec.Cmd
+	exited                 chan struct{}
+}
+
+const (
+	serverA = "lockstepd-a"
+	serverB = "lockstepd-b"
+)
 
 func runDaemonDemo(ctx context.Context, out io.Writer, bin string) (consistent bool, err error) {
-	d := &daemonDemo{out: out, bin: bin}
+	d := &daemonDemo{out: out, bin: bin, servers: map[string]*demoServer{}, active: serverA}
 	defer d.stop()
 	if d.dir, err = os.MkdirTemp("", "lockstep-demo-"); err != nil {
 		return false, err
 	}
 	defer os.RemoveAll(d.dir)
-	steps := []func(context.Context) error{d.startBus, d.startLab, d.startDaemon, d.defineStorage,
-		d.defineSession, d.startSession, d.heartbeatOn, d.runWorkload, d.s1Fault}
+	steps := []func(context.Context) error{d.startLab, d.startActive, d.defineStorage,
+		d.defineSession, d.startSession, d.heartbeatOn, d.runWorkload, d.startStandby, d.takeover, d.s1Fault}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return false, err
@@ -64,16 +82,33 @@ func (d *daemonDemo) stop() {
 	}
 }
 
-// ctl runs lockstepctl and shows the command and its answer.
+// ctl runs lockstepctl against the active.
 func (d *daemonDemo) ctl(ctx context.Context, args ...string) (string, error) {
-	full := append([]string{"--bus", d.bus}, args...)
+	return d.ctlOn(ctx, d.bus, args...)
+}
+
+// ctlOn runs lockstepctl against the server on bus.
+func (d *daemonDemo) ctlOn(ctx context.Context, bus string, args ...string) (string, error) {
+	full := append([]string{"--bus", bus}, args...)
 	out, err := exec.CommandContext(ctx, filepath.Join(d.bin, "lockstepctl"), full...).CombinedOutput()
 	return string(out), err
 }
 
+// show runs lockstepctl against the active and shows the command and its
+// answer.
 func (d *daemonDemo) show(ctx context.Context, args ...string) error {
-	fmt.Fprintf(d.out, "$ lockstepctl %s\n", strings.Join(args, " "))
-	out, err := d.ctl(ctx, args...)
+	return d.showOn(ctx, d.bus, args...)
+}
+
+func (d *daemonDemo) showOn(ctx context.Context, bus string, args ...string) error {
+	host := serverA
+	for name, sv := range d.servers {
+		if sv.bus == bus {
+			host = name
+		}
+	}
+	fmt.Fprintf(d.out, "%s$ lockstepctl %s\n", host, strings.Join(args, " "))
+	out, err := d.ctlOn(ctx, bus, args...)
 	fmt.Fprint(d.out, indent(out))
 	if err != nil {
 		return fmt.Errorf("lockstepctl %s: %w", strings.Join(args, " "), err)
@@ -86,18 +121,6 @@ func indent(s string) string {
 		return ""
 	}
 	return "  " + strings.ReplaceAll(strings.TrimRight(s, "\n"), "\n", "\n  ") + "\n"
-}
-
-// startBus starts a private dbus-daemon: the admin API's bus.
-func (d *daemonDemo) startBus(ctx context.Context) error {
-	addr, stop, err := privbus.Start(d.dir)
-	if err != nil {
-		return err
-	}
-	d.bus = addr
-	d.cancel = append(d.cancel, stop)
-	d.say("a private D-Bus for the admin API: %s", d.bus)
-	return nil
 }
 
 func (d *daemonDemo) startLab(ctx context.Context) error {
@@ -135,8 +158,34 @@ func (d *daemonDemo) pwFile(serial hal.Serial) string {
 	return filepath.Join(d.dir, "pw-"+string(serial))
 }
 
-func (d *daemonDemo) startDaemon(ctx context.Context) error {
-	conf := filepath.Join(d.dir, "lockstep.toml")
+// startServer starts a lockstepd with its own private D-Bus and an HA
+// listener on loopback, and waits until its admin API answers.
+func (d *daemonDemo) startServer(ctx context.Context, name string) (*demoServer, error) {
+	if d.pki == nil {
+		pki, err := hapair.WritePKI(d.dir, "demo", serverA, serverB)
+		if err != nil {
+			return nil, err
+		}
+		d.pki = pki
+	}
+	sv := &demoServer{name: name, dir: filepath.Join(d.dir, name)}
+	if err := os.MkdirAll(sv.dir, 0o755); err != nil {
+		return nil, err
+	}
+	bus, stopBus, err := privbus.Start(sv.dir)
+	if err != nil {
+		return nil, err
+	}
+	d.cancel = append(d.cancel, stopBus)
+	sv.bus = bus
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	sv.listen = "tcp://" + l.Addr().String()
+	l.Close()
+	tf := d.pki[name]
+	conf := filepath.Join(sv.dir, "lockstep.toml")
 	text := fmt.Sprintf(`[server]
 name = %q
 state_dir = %q
@@ -148,49 +197,117 @@ request_timeout = "1s"
 poll_interval = "2s"
 retry_interval = "250ms"
 
+[ha]
+listen = %q
+cert_file = %q
+key_file = %q
+ca_file = %q
+reconnect_interval = "1s"
+
 [control]
 bus = %q
 
 [log]
 format = "text"
-`, demoServer, filepath.Join(d.dir, "state"), d.bus)
+`, name, filepath.Join(sv.dir, "state"), sv.listen, tf.Cert, tf.Key, tf.CA, sv.bus)
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		return err
+		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(d.dir, "lockstepd.log"))
+	logf, err := os.Create(filepath.Join(sv.dir, "lockstepd.log"))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cmd := exec.Command(filepath.Join(d.bin, "lockstepd"), "--config", conf,
 		"--storage-ca", filepath.Join(d.dir, "lab-ca.pem"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return err
+		return nil, err
 	}
+	sv.cmd, sv.exited = cmd, make(chan struct{})
+	go func() { cmd.Wait(); logf.Close(); close(sv.exited) }()
 	d.cancel = append(d.cancel, func() {
 		cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { cmd.Wait(); close(done) }()
 		select {
-		case <-done:
+		case <-sv.exited:
 		case <-time.After(10 * time.Second):
 			cmd.Process.Kill()
-			<-done
+			<-sv.exited
 		}
-		logf.Close()
 	})
-	d.say("lockstepd starts on that bus with its state in %s", filepath.Join(d.dir, "state"))
+	d.servers[name] = sv
 	for i := 0; ; i++ {
-		if _, err := d.ctl(ctx, "status"); err == nil {
-			break
+		if _, err := d.ctlOn(ctx, sv.bus, "status"); err == nil {
+			return sv, nil
 		}
 		if i == 100 {
 			log, _ := os.ReadFile(logf.Name())
-			return fmt.Errorf("lockstepd did not come up:\n%s", log)
+			return nil, fmt.Errorf("%s did not come up:\n%s", name, log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+func (d *daemonDemo) startActive(ctx context.Context) error {
+	sv, err := d.startServer(ctx, serverA)
+	if err != nil {
+		return err
+	}
+	d.bus = sv.bus
+	d.say("%s starts on its own private D-Bus (%s) with its state in %s", serverA, sv.bus, filepath.Join(sv.dir, "state"))
 	return d.show(ctx, "status")
+}
+
+// startStandby starts the second server and pairs the two: the active
+// ships its journal to the standby, which acknowledges every record after
+// its own fsync.
+func (d *daemonDemo) startStandby(ctx context.Context) error {
+	b, err := d.startServer(ctx, serverB)
+	if err != nil {
+		return err
+	}
+	a := d.servers[serverA]
+	d.say("a second server, %s, becomes the standby: it takes a backup, receives a snapshot, then every record", serverB)
+	if err := d.showOn(ctx, b.bus, "ha", "set-as-standby", a.listen); err != nil {
+		return err
+	}
+	d.say("%s links to %s, which becomes its active (the same as ha set-standby %s on %s)", serverB, serverA, b.listen, serverA)
+	for i := 0; ; i++ {
+		out, err := d.ctlOn(ctx, b.bus, "ha", "status")
+		if err == nil && strings.Contains(out, "Synchronized") {
+			break
+		}
+		if i == 100 {
+			return fmt.Errorf("the pair did not synchronize: %s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := d.show(ctx, "ha", "status"); err != nil {
+		return err
+	}
+	return d.showOn(ctx, b.bus, "ha", "status")
+}
+
+// takeover is S4: the active's host dies (kill -9) while the workload
+// runs; the administrator takes over on the standby well within the
+// heartbeat timeout: nothing freezes, and the new active keeps the
+// heartbeat with its higher epoch.
+func (d *daemonDemo) takeover(ctx context.Context) error {
+	a, b := d.servers[serverA], d.servers[serverB]
+	d.say("S4: %s dies (kill -9) while the workload runs", serverA)
+	a.cmd.Process.Kill()
+	<-a.exited
+	time.Sleep(500 * time.Millisecond)
+	d.say("the administrator takes over on %s within the heartbeat timeout", serverB)
+	if err := d.showOn(ctx, b.bus, "ha", "takeover"); err != nil {
+		return err
+	}
+	d.bus, d.active = b.bus, serverB
+	time.Sleep(2 * time.Second)
+	d.say("%s is the active now, with the higher epoch; its heartbeat is armed on every primary; nothing froze", serverB)
+	if err := d.show(ctx, "heartbeat", "show"); err != nil {
+		return err
+	}
+	return d.show(ctx, "session", "list")
 }
 
 func (d *daemonDemo) defineStorage(ctx context.Context) error {
@@ -273,9 +390,9 @@ func (d *daemonDemo) runWorkload(ctx context.Context) error {
 
 func (d *daemonDemo) s1Fault(ctx context.Context) error {
 	p1 := string(topology.PrimarySerial(0))
-	d.say("FAULT S1: %s loses its replication paths and its connection to lockstepd at the same instant", p1)
+	d.say("FAULT S1: %s loses its replication paths and its connection to the active (%s) at the same instant", p1, d.active)
 	for _, f := range []lab.Fault{
-		{Kind: "manager", System: p1, Endpoint: -1, Mode: "down", Manager: demoServer},
+		{Kind: "manager", System: p1, Endpoint: -1, Mode: "down", Manager: d.active},
 		{Kind: "paths", System: p1},
 	} {
 		if err := d.srv.Inject(f); err != nil {

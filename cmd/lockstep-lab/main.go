@@ -53,6 +53,9 @@ commands:
           the dependent-write workload over the lab file's mirrors
   check [--json]
           the oracle: exit 0 if the secondary image is consistent, 1 if not
+  commands [--after N] [--json]
+          the commands the storage systems judged, one line each: manager,
+          the command's epoch and the system's, outcome ok, refused or fenced
   scenario S1|S2|S3|S6|random [--heartbeat on|off] [--seed N] [--speed N]
           a failure scenario of the design, in-process with the real freeze
           core; exit 0 if the secondary image is consistent, 1 if not
@@ -76,7 +79,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = scenarioCmd(ctx, args[1:], stdout)
 	case "run":
 		err = serve(ctx, args[1:], stdout, stderr)
-	case "status", "fault", "workload", "check":
+	case "status", "fault", "workload", "check", "commands":
 		err = control(ctx, args[0], args[1:], stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)

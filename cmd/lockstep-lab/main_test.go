@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/json"
+	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -17,6 +18,7 @@ import (
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/hal/emu"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
 )
 
@@ -127,6 +129,91 @@ func TestLabEndToEnd(t *testing.T) {
 	}
 }
 
+// managerOf connects a manager over TLS to one system of a running lab.
+func managerOf(t *testing.T, sock string, cfg *lab.Config, serial hal.Serial, manager string) hal.StorageSystem {
+	t.Helper()
+	resp, err := lab.Call(context.Background(), sock, lab.Request{Op: "status"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM([]byte(resp.CAPEM))
+	opt := direct.Options{Serial: serial, Manager: manager, User: "lockstep",
+		TLS: wire.ClientTLSConfig(pool, "127.0.0.1")}
+	for _, s := range resp.Systems {
+		if s.Serial == string(serial) {
+			opt.Endpoints = s.Endpoints
+		}
+	}
+	for _, sc := range cfg.Systems {
+		if sc.Serial == serial {
+			opt.Password = sc.Password
+		}
+	}
+	d := direct.New(opt)
+	t.Cleanup(func() { d.Close() })
+	return d
+}
+
+// TestCommandsCommand: `lockstep-lab commands` prints, one line each, the
+// commands a storage system judged: an accepted one and one fenced for its
+// stale epoch; --after skips, --json gives the records.
+func TestCommandsCommand(t *testing.T) {
+	sock, cfg := startShippedLab(t)
+	const serial = "LAB.2107-75P0001"
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := managerOf(t, sock, cfg, serial, "ha-a").QueryPairs(ctx, 5); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := managerOf(t, sock, cfg, serial, "ha b").QueryPaths(ctx, 4); !errors.Is(err, hal.ErrFenced) {
+		t.Fatalf("stale epoch: %v, want fenced", err)
+	}
+	lines := func(out string) []string { return strings.Split(strings.TrimSpace(out), "\n") }
+	wantFields := [][]string{
+		{"seq=1 ", " serial=LAB.2107-75P0001 manager=ha-a op=query-pairs epoch=5 system_epoch=0 outcome=ok"},
+		{"seq=2 ", ` serial=LAB.2107-75P0001 manager="ha b" op=query-paths epoch=4 system_epoch=5 outcome=fenced`},
+	}
+	check := func(got []string, want [][]string) {
+		t.Helper()
+		if len(got) != len(want) {
+			t.Fatalf("%d lines, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
+		}
+		for i, w := range want {
+			if !strings.HasPrefix(got[i], w[0]) || !strings.HasSuffix(got[i], w[1]) || !strings.Contains(got[i], " at=") {
+				t.Errorf("line %d: %q, want %q...%q", i, got[i], w[0], w[1])
+			}
+		}
+	}
+	code, out := lab1(t, "commands", "--control", sock)
+	if code != exitOK {
+		t.Fatalf("commands: exit %d: %s", code, out)
+	}
+	check(lines(out), wantFields)
+	code, out = lab1(t, "commands", "--after", "1", "--control", sock)
+	if code != exitOK {
+		t.Fatalf("commands --after 1: exit %d: %s", code, out)
+	}
+	check(lines(out), wantFields[1:])
+
+	code, out = lab1(t, "commands", "--json", "--control", sock)
+	if code != exitOK {
+		t.Fatalf("commands --json: exit %d: %s", code, out)
+	}
+	var resp lab.Response
+	if err := json.Unmarshal([]byte(out), &resp); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if len(resp.Commands) != 2 || resp.Dropped != 0 {
+		t.Fatalf("json: %+v", resp)
+	}
+	r := resp.Commands[1]
+	if r.Seq != 2 || r.Manager != "ha b" || r.Epoch != 4 || r.SystemEpoch != 5 || r.Outcome != emu.OutcomeFenced ||
+		r.Accepted() || r.At.Before(resp.Commands[0].At) || r.At.IsZero() {
+		t.Fatalf("json record %+v", r)
+	}
+}
+
 func TestUsageErrors(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
@@ -138,6 +225,8 @@ func TestUsageErrors(t *testing.T) {
 		{"fault", "manager", "X", "down", "--endpoint", "7"},
 		{"workload"},
 		{"check", "extra"},
+		{"commands", "extra"},
+		{"commands", "--after", "x"},
 	} {
 		if code, out := lab1(t, args...); code != exitUsage {
 			t.Errorf("%q: exit %d, want %d (%s)", args, code, exitUsage, out)

@@ -504,9 +504,26 @@ func (c *cli) ha(ctx context.Context, sub string, rest []string) error {
 			return err
 		}
 		return c.show(st, func(w io.Writer) {
-			fmt.Fprintf(w, "edition\t%s\nrole\t%s\nHA state\t%s\nepoch\t%d\n", st.Edition, st.Role, st.State, st.Epoch)
+			fmt.Fprintf(w, "edition\t%s\nrole\t%s\nHA state\t%s\nepoch\t%d\nacting\t%t\nlast record\t%d\n",
+				st.Edition, st.Role, st.State, st.Epoch, st.Acting, st.LastIndex)
+			if st.Unavailable != "" {
+				fmt.Fprintf(w, "HA unavailable\t%s\n", st.Unavailable)
+			}
+			if st.Listen != "" {
+				fmt.Fprintf(w, "listen\t%s\n", st.Listen)
+			}
 			if st.Partner != "" {
-				fmt.Fprintf(w, "partner\t%s (%s)\n", st.Partner, st.PartnerRole)
+				fmt.Fprintf(w, "partner\t%s\n", st.Partner)
+			}
+			if st.StandbyLag != nil {
+				fmt.Fprintf(w, "standby lag\t%d records\n", *st.StandbyLag)
+			}
+			if !st.NextReconnect.IsZero() {
+				fmt.Fprintf(w, "next reconnect\t%s (attempt %d of %d)\n", st.NextReconnect.Format(time.RFC3339),
+					st.ReconnectAttempts+1, st.ReconnectLimit)
+			}
+			for _, s := range st.Unreachable {
+				fmt.Fprintf(w, "cannot reach\t%s\n", s)
 			}
 		})
 	case "set-standby", "set-as-standby":
@@ -527,6 +544,9 @@ func (c *cli) ha(ctx context.Context, sub string, rest []string) error {
 			fmt.Fprintf(w, "active with epoch %d\n", doc.Epoch)
 			for _, s := range doc.Unreachable {
 				fmt.Fprintf(w, "cannot reach\t%s\n", s)
+			}
+			for _, warn := range doc.Warnings {
+				fmt.Fprintf(w, "warning\t%s\n", warn)
 			}
 		})
 	case "reconnect":

@@ -89,7 +89,7 @@ func TestSystemdProtocol(t *testing.T) {
 		t.Fatalf("no %s", prefix)
 	}
 	expect("READY=1")
-	expect("STATUS=role active")
+	expect("STATUS=role standalone")
 	cmd.Process.Signal(syscall.SIGHUP)
 	expect("RELOADING=1")
 	expect("READY=1")

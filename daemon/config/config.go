@@ -75,6 +75,10 @@ type HA struct {
 	Listen Addr
 	// ListenSet: listen was written in the file (then TLS is required).
 	ListenSet bool
+	// Advertise is the address this server tells its partner to dial it
+	// at, when that is not Listen (a NAT, a port forward, a relay); nil:
+	// Listen (its unspecified host replaced by the connection's address).
+	Advertise *Addr
 	// TLS holds the mutual TLS files; nil when none is configured.
 	TLS               *TLSFiles
 	ReconnectInterval time.Duration
@@ -89,6 +93,14 @@ type TLSFiles struct {
 	CertFile string // this server's certificate chain
 	KeyFile  string // its private key
 	CAFile   string // the CA(s) the peer's certificate must chain to
+}
+
+// HAAddress is the address this server announces to its partner.
+func (h HA) HAAddress() string {
+	if h.Advertise != nil {
+		return h.Advertise.String()
+	}
+	return h.Listen.String()
 }
 
 // ErrHAUnavailable is why HA commands are refused; see HAAvailable.

@@ -40,6 +40,7 @@
 //	heartbeat.poll_interval         "5s"
 //	heartbeat.retry_interval        "500ms"
 //	ha.listen                       "tcp://0.0.0.0:9730"      tcp | vsock
+//	ha.advertise                    ha.listen                 tcp | vsock: the address the partner dials
 //	ha.cert_file, key_file, ca_file none                      mutual TLS, all three or none
 //	ha.reconnect_interval           "1m"                      ≥ 1s
 //	ha.reconnect_attempts           10                        0–1000

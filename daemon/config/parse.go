@@ -44,6 +44,7 @@ type rawHeartbeat struct {
 
 type rawHA struct {
 	Listen            rawValue `toml:"listen"`
+	Advertise         rawValue `toml:"advertise"`
 	CertFile          rawValue `toml:"cert_file"`
 	KeyFile           rawValue `toml:"key_file"`
 	CAFile            rawValue `toml:"ca_file"`
@@ -513,6 +514,9 @@ func (c *checker) ha(r rawHA, cfg *Config) {
 			c.warn(ErrValue, "ha.listen", "port %d is below 1024: the daemon needs CAP_NET_BIND_SERVICE (see lockstepd.service)", a.Port)
 		}
 	}
+	if a := c.addr("ha.advertise", r.Advertise, TCP, VSock); a != nil {
+		h.Advertise = a
+	}
 	files := map[string]string{}
 	var set, unset []string
 	for _, f := range []struct {
@@ -563,7 +567,7 @@ func (c *checker) ha(r rawHA, cfg *Config) {
 		for _, f := range []struct {
 			key string
 			v   rawValue
-		}{{"listen", r.Listen}, {"cert_file", r.CertFile}, {"key_file", r.KeyFile}, {"ca_file", r.CAFile},
+		}{{"listen", r.Listen}, {"advertise", r.Advertise}, {"cert_file", r.CertFile}, {"key_file", r.KeyFile}, {"ca_file", r.CAFile},
 			{"reconnect_interval", r.ReconnectInterval}, {"reconnect_attempts", r.ReconnectAttempts}, {"source_ports", r.SourcePorts}} {
 			if f.v.set {
 				used = append(used, f.key)

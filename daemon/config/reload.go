@@ -48,6 +48,10 @@ func settings() []setting {
 		{"heartbeat.poll_interval", true, func(a, b *Config) bool { return a.Heartbeat.PollInterval == b.Heartbeat.PollInterval }},
 		{"heartbeat.retry_interval", true, func(a, b *Config) bool { return a.Heartbeat.RetryInterval == b.Heartbeat.RetryInterval }},
 		{"ha.listen", false, func(a, b *Config) bool { return a.HA.Listen == b.HA.Listen }},
+		{"ha.advertise", true, func(a, b *Config) bool {
+			x, y := a.HA.Advertise, b.HA.Advertise
+			return (x == nil) == (y == nil) && (x == nil || *x == *y)
+		}},
 		{"ha.cert_file", false, func(a, b *Config) bool { return tls(a).CertFile == tls(b).CertFile }},
 		{"ha.key_file", false, func(a, b *Config) bool { return tls(a).KeyFile == tls(b).KeyFile }},
 		{"ha.ca_file", false, func(a, b *Config) bool { return tls(a).CAFile == tls(b).CAFile }},

@@ -298,6 +298,18 @@ type HADoc struct {
 	Role    string    `json:"role"`
 	State   string    `json:"state"`
 	Epoch   hal.Epoch `json:"epoch"`
+	// Acting: this server issues commands and runs the heartbeat (an
+	// active or standalone server, once its epoch reached every storage
+	// system it can reach). A standby never acts.
+	Acting bool `json:"acting"`
+	// LastIndex is this server's last durable journal record.
+	LastIndex uint64 `json:"last_index"`
+	// StandbyLag, on an active with a link to its standby, is the number
+	// of records the standby has not acknowledged yet.
+	StandbyLag *uint64 `json:"standby_lag,omitempty"`
+	// Unavailable says why HA cannot be used on this server (edition,
+	// missing TLS files); empty when it can.
+	Unavailable string `json:"unavailable,omitempty"`
 	// Listen is this server's HA listener address.
 	Listen string `json:"listen,omitempty"`
 	// Partner is the other server's address; empty when standalone.

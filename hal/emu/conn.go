@@ -32,8 +32,10 @@ func refused(format string, args ...any) error {
 
 // do runs a command as the storage system would: through the manager's
 // link (down, black-holed, slow), then the epoch check, then fn, all of it
-// atomic with respect to host writes and faults.
-func (c *conn) do(ctx context.Context, epoch hal.Epoch, fn func() error) error {
+// atomic with respect to host writes and faults. Every command that
+// reaches the epoch check is recorded in the fabric's command log under
+// op, with its outcome.
+func (c *conn) do(ctx context.Context, epoch hal.Epoch, op string, fn func() error) error {
 	s, f := c.s, c.s.fabric
 	f.mu.Lock()
 	m := s.managerLocked(c.manager)
@@ -59,14 +61,24 @@ func (c *conn) do(ctx context.Context, epoch hal.Epoch, fn func() error) error {
 	if s.crashed || s.managerLocked(c.manager).mode != LinkUp {
 		return fmt.Errorf("%w: %s: not answering", hal.ErrUnreachable, s.serial)
 	}
+	rec := CommandRecord{At: f.clock.Now(), Serial: s.serial, Manager: c.manager,
+		Epoch: epoch, SystemEpoch: s.epoch, Op: op}
 	if epoch < s.epoch {
+		rec.Outcome = OutcomeFenced
+		f.commands.add(rec)
 		s.sendLocked(s.managerLocked(c.manager), hal.Event{
-			Kind: hal.EventFenced, Serial: s.serial, At: f.clock.Now(), Epoch: s.epoch,
+			Kind: hal.EventFenced, Serial: s.serial, At: rec.At, Epoch: s.epoch,
 		})
 		return fmt.Errorf("%w: %s: epoch %d is below %d", hal.ErrFenced, s.serial, epoch, s.epoch)
 	}
 	s.epoch = epoch
-	return fn()
+	err := fn()
+	rec.Outcome = OutcomeOK
+	if err != nil {
+		rec.Outcome = OutcomeRefused
+	}
+	f.commands.add(rec)
+	return err
 }
 
 // sourceLSS checks that an LSS pair starts on this system at a known LSS.
@@ -82,7 +94,7 @@ func (s *System) sourceLSS(lp hal.LSSPair) (*lss, error) {
 }
 
 func (c *conn) EstablishPaths(ctx context.Context, epoch hal.Epoch, paths []hal.PathSpec) error {
-	return c.do(ctx, epoch, func() error {
+	return c.do(ctx, epoch, OpEstablishPaths, func() error {
 		s, f := c.s, c.s.fabric
 		for _, ps := range paths {
 			if _, err := s.sourceLSS(ps.LSSPair); err != nil {
@@ -104,7 +116,7 @@ func (c *conn) EstablishPaths(ctx context.Context, epoch hal.Epoch, paths []hal.
 }
 
 func (c *conn) EstablishPairs(ctx context.Context, epoch hal.Epoch, pairs []hal.PairSpec) error {
-	return c.do(ctx, epoch, func() error {
+	return c.do(ctx, epoch, OpEstablishPairs, func() error {
 		s := c.s
 		for _, ps := range pairs {
 			if err := s.checkEstablishLocked(ps); err != nil {
@@ -182,7 +194,7 @@ func (s *System) establishLocked(ps hal.PairSpec) {
 }
 
 func (c *conn) Freeze(ctx context.Context, epoch hal.Epoch, pairs []hal.LSSPair) error {
-	return c.do(ctx, epoch, func() error {
+	return c.do(ctx, epoch, OpFreeze, func() error {
 		for _, lp := range pairs {
 			if _, err := c.s.sourceLSS(lp); err != nil {
 				return err
@@ -194,7 +206,7 @@ func (c *conn) Freeze(ctx context.Context, epoch hal.Epoch, pairs []hal.LSSPair)
 }
 
 func (c *conn) Thaw(ctx context.Context, epoch hal.Epoch, lsss []hal.LSS) error {
-	return c.do(ctx, epoch, func() error {
+	return c.do(ctx, epoch, OpThaw, func() error {
 		for _, id := range lsss {
 			if c.s.lss[id] == nil {
 				return refused("%s: no LSS %s", c.s.serial, id)
@@ -208,7 +220,7 @@ func (c *conn) Thaw(ctx context.Context, epoch hal.Epoch, lsss []hal.LSS) error 
 }
 
 func (c *conn) Suspend(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
-	return c.do(ctx, epoch, func() error {
+	return c.do(ctx, epoch, OpSuspend, func() error {
 		s := c.s
 		var vols []*volume
 		for _, vp := range pairs {
@@ -227,7 +239,7 @@ func (c *conn) Suspend(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumeP
 // source of a pair back to its original source, writable at this site and
 // tracking its changes for the failback.
 func (c *conn) Recover(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
-	return c.do(ctx, epoch, func() error {
+	return c.do(ctx, epoch, OpRecover, func() error {
 		s := c.s
 		for _, vp := range pairs {
 			v := s.volumes[vp.Target.Volume]
@@ -256,7 +268,7 @@ func (c *conn) Recover(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumeP
 // original source becomes the target, and the blocks changed on either
 // side since the failover are copied from here.
 func (c *conn) Failback(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
-	return c.do(ctx, epoch, func() error {
+	return c.do(ctx, epoch, OpFailback, func() error {
 		s, f := c.s, c.s.fabric
 		for _, vp := range pairs {
 			v := s.volumes[vp.Target.Volume]
@@ -294,7 +306,7 @@ func (c *conn) Failback(ctx context.Context, epoch hal.Epoch, pairs []hal.Volume
 }
 
 func (c *conn) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, spec hal.HeartbeatSpec) error {
-	return c.do(ctx, epoch, func() error {
+	return c.do(ctx, epoch, OpEnableHeartbeat, func() error {
 		s := c.s
 		if spec.Session == "" || spec.Timeout <= 0 {
 			return refused("%s: heartbeat needs a session and a positive timeout", s.serial)
@@ -317,7 +329,7 @@ func (c *conn) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, spec hal.He
 }
 
 func (c *conn) Heartbeat(ctx context.Context, epoch hal.Epoch, session string) error {
-	return c.do(ctx, epoch, func() error {
+	return c.do(ctx, epoch, OpHeartbeat, func() error {
 		hb := c.s.heartbeats[session]
 		switch {
 		case hb == nil:
@@ -331,7 +343,7 @@ func (c *conn) Heartbeat(ctx context.Context, epoch hal.Epoch, session string) e
 }
 
 func (c *conn) DisableHeartbeat(ctx context.Context, epoch hal.Epoch, session string) error {
-	return c.do(ctx, epoch, func() error {
+	return c.do(ctx, epoch, OpDisableHeartbeat, func() error {
 		if hb := c.s.heartbeats[session]; hb != nil {
 			hb.gen++
 			if hb.timer != nil {
@@ -345,7 +357,7 @@ func (c *conn) DisableHeartbeat(ctx context.Context, epoch hal.Epoch, session st
 
 func (c *conn) QueryPairs(ctx context.Context, epoch hal.Epoch) ([]hal.PairStatus, error) {
 	var out []hal.PairStatus
-	err := c.do(ctx, epoch, func() error {
+	err := c.do(ctx, epoch, OpQueryPairs, func() error {
 		s := c.s
 		for _, v := range s.sortedVolumes() {
 			self := hal.VolumeRef{Serial: s.serial, Volume: v.id}
@@ -369,7 +381,7 @@ func (c *conn) QueryPairs(ctx context.Context, epoch hal.Epoch) ([]hal.PairStatu
 
 func (c *conn) QueryPaths(ctx context.Context, epoch hal.Epoch) ([]hal.PathStatus, error) {
 	var out []hal.PathStatus
-	err := c.do(ctx, epoch, func() error {
+	err := c.do(ctx, epoch, OpQueryPaths, func() error {
 		for _, lp := range sortedPaths(c.s.paths) {
 			p := c.s.paths[lp]
 			out = append(out, hal.PathStatus{LSSPair: lp, ConsistencyGroup: p.consistencyGroup, State: p.state})
@@ -381,7 +393,7 @@ func (c *conn) QueryPaths(ctx context.Context, epoch hal.Epoch) ([]hal.PathStatu
 
 func (c *conn) QueryLSSs(ctx context.Context, epoch hal.Epoch) ([]hal.LSSStatus, error) {
 	var out []hal.LSSStatus
-	err := c.do(ctx, epoch, func() error {
+	err := c.do(ctx, epoch, OpQueryLSSs, func() error {
 		for _, id := range slices.Sorted(maps.Keys(c.s.lss)) {
 			l := c.s.lss[id]
 			out = append(out, hal.LSSStatus{LSS: id, Type: l.typ, CGTimeout: l.cgTimeout, ELBUntil: l.elbUntil})

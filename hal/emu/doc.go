@@ -43,4 +43,15 @@
 // Managers reach a system through Connect, which returns a
 // hal.StorageSystem bound to the manager's name; lockstep-lab serves the
 // same object over the wire protocol.
+//
+// The fabric keeps a bounded record of the commands its systems judged
+// (Fabric.Commands): every command that reached the epoch check, with the
+// system, the manager's name, the command's epoch and the system's epoch
+// before it, the operation, and the outcome: ok, refused (it passed the
+// epoch check, then the system refused it for another reason) or fenced
+// (its epoch was stale). It is what a high-availability test reads to
+// prove that no command from a stale epoch was ever carried out and that
+// two managers never acted at once. It is a ring of
+// Options.CommandLogSize records (DefaultCommandLogSize): a reader that
+// pages with the last Seq it saw is told how many records it lost.
 package emu

@@ -31,6 +31,9 @@ type Options struct {
 	// CopyPerBlock is the copy time per block of an establish or resync;
 	// zero means DefaultCopyPerBlock.
 	CopyPerBlock time.Duration
+	// CommandLogSize bounds the record of commands (see Commands); zero
+	// means DefaultCommandLogSize.
+	CommandLogSize int
 }
 
 // LSSConfig describes one logical subsystem of a system.
@@ -58,6 +61,7 @@ type Fabric struct {
 	// when either of its systems has all its paths cut or is crashed.
 	cutPairs   map[hal.LSSPair]bool
 	cutSystems map[hal.Serial]bool
+	commands   commandLog
 }
 
 // NewFabric returns an empty fabric.
@@ -66,12 +70,17 @@ func NewFabric(opt Options) *Fabric {
 	if cp <= 0 {
 		cp = DefaultCopyPerBlock
 	}
+	logSize := opt.CommandLogSize
+	if logSize <= 0 {
+		logSize = DefaultCommandLogSize
+	}
 	return &Fabric{
 		clock:        clock.OrReal(opt.Clock),
 		copyPerBlock: cp,
 		systems:      map[hal.Serial]*System{},
 		cutPairs:     map[hal.LSSPair]bool{},
 		cutSystems:   map[hal.Serial]bool{},
+		commands:     commandLog{size: logSize},
 	}
 }
 

@@ -19,11 +19,26 @@ import (
 
 // Request is one call of the lab control API.
 type Request struct {
-	Op       string         `json:"op"` // status | fault | workload | check | trap-register
+	Op       string         `json:"op"` // status | fault | workload | check | trap-register | commands
 	Fault    *Fault         `json:"fault,omitempty"`
 	Workload *WorkloadParam `json:"workload,omitempty"`
 	Trap     *TrapParam     `json:"trap,omitempty"`
+	Commands *CommandsParam `json:"commands,omitempty"` // nil: from the first record
 }
+
+// CommandsParam reads the record of the commands the storage systems
+// judged (emu.Fabric.Commands).
+type CommandsParam struct {
+	After uint64 `json:"after"` // the records with a greater sequence number
+	// Limit bounds the records of one answer (0 or more than
+	// MaxCommandsPerAnswer: MaxCommandsPerAnswer); More says when some
+	// were left for the next call.
+	Limit int `json:"limit,omitempty"`
+}
+
+// MaxCommandsPerAnswer bounds the command records of one answer, which
+// keeps it well under what Call reads (about 200 bytes a record).
+const MaxCommandsPerAnswer = 4096
 
 // TrapParam registers a receiver of the storage systems' SNMPv2c traps
 // (suspend and heartbeat expiry events) for as long as the lab runs.
@@ -69,6 +84,12 @@ type Response struct {
 	CAPEM    string           `json:"ca_pem,omitempty"`
 	Workload *workload.Status `json:"workload,omitempty"`
 	Report   *workload.Report `json:"report,omitempty"`
+	// Commands answers the op commands, oldest first. Dropped counts the
+	// records after the request's After that the bounded log no longer
+	// held; More says that records beyond the last one returned remain.
+	Commands []emu.CommandRecord `json:"commands,omitempty"`
+	Dropped  uint64              `json:"dropped,omitempty"`
+	More     bool                `json:"more,omitempty"`
 }
 
 // SystemStatus is what status says of one storage system.
@@ -129,8 +150,33 @@ func (s *Server) handle(ctx context.Context, req *Request, resp *Response) error
 			return errors.New("trap-register: missing trap")
 		}
 		return s.RegisterTrapReceiver(ctx, *req.Trap)
+	case "commands":
+		var p CommandsParam
+		if req.Commands != nil {
+			p = *req.Commands
+		}
+		if p.Limit < 0 {
+			return fmt.Errorf("commands: limit %d is negative", p.Limit)
+		}
+		resp.Commands, resp.Dropped, resp.More = s.Commands(p)
+		return nil
 	}
-	return fmt.Errorf("unknown op %q (status, fault, workload, check, trap-register)", req.Op)
+	return fmt.Errorf("unknown op %q (status, fault, workload, check, trap-register, commands)", req.Op)
+}
+
+// Commands returns the command records after p.After, at most p.Limit
+// (bounded by MaxCommandsPerAnswer) of them, how many records after
+// p.After the log no longer held, and whether more records remain.
+func (s *Server) Commands(p CommandsParam) (recs []emu.CommandRecord, dropped uint64, more bool) {
+	limit := p.Limit
+	if limit <= 0 || limit > MaxCommandsPerAnswer {
+		limit = MaxCommandsPerAnswer
+	}
+	recs, dropped = s.fabric.Commands(p.After)
+	if len(recs) > limit {
+		recs, more = recs[:limit:limit], true
+	}
+	return recs, dropped, more
 }
 
 // RegisterTrapReceiver makes the lab's systems (or one) send their events
@@ -332,6 +378,24 @@ func (s *Server) Check() (*workload.Report, *workload.Status, error) {
 	rep := workload.Check(layout, img)
 	st := run.Status()
 	return &rep, &st, nil
+}
+
+// FetchCommands reads every command record after the sequence number
+// after from a lab's control socket, a page at a time, and the number of
+// records after it that the lab's bounded log no longer held.
+func FetchCommands(ctx context.Context, socket string, after uint64) (recs []emu.CommandRecord, dropped uint64, err error) {
+	for {
+		resp, callErr := Call(ctx, socket, Request{Op: "commands", Commands: &CommandsParam{After: after}})
+		if callErr != nil {
+			return recs, dropped, callErr
+		}
+		recs = append(recs, resp.Commands...)
+		dropped += resp.Dropped
+		if !resp.More || len(resp.Commands) == 0 {
+			return recs, dropped, nil
+		}
+		after = resp.Commands[len(resp.Commands)-1].Seq
+	}
 }
 
 // Call sends one request to a lab's control socket.

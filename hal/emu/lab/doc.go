@@ -46,4 +46,18 @@
 // pushed events:
 //
 //	{"op":"trap-register","trap":{"addr":"127.0.0.1:10162","community":"lab","manager":"lockstep-a"}}
+//
+// The op "commands" reads the record of the commands the systems judged
+// (see emu.Fabric.Commands): every command that reached a system's epoch
+// check, with the manager's name from its handshake, the command's epoch,
+// the system's epoch before it, and the outcome ok, refused or fenced. It
+// answers the records after a sequence number, oldest first, at most
+// MaxCommandsPerAnswer (or limit) of them, with "more" set when records
+// remain, and "dropped": how many records after that number the bounded
+// log (Options.CommandLogSize) no longer held. FetchCommands pages through
+// them:
+//
+//	{"op":"commands","commands":{"after":0}}
+//	{"ok":true,"commands":[{"seq":1,"at":"2026-11-22T00:00:00Z","serial":"LAB.2107-75P0001",
+//	  "manager":"lockstep-a","epoch":2,"system_epoch":1,"op":"freeze","outcome":"ok"}]}
 package lab

@@ -45,6 +45,9 @@ type Options struct {
 	Clock clock.Clock
 	// ControlSocket overrides the file's control_socket.
 	ControlSocket string
+	// CommandLogSize bounds the fabric's record of commands (the op
+	// commands); zero means emu.DefaultCommandLogSize.
+	CommandLogSize int
 }
 
 // Start builds the fabric, listens on every endpoint and on the control
@@ -63,7 +66,8 @@ func Start(ctx context.Context, cfg *Config, opt Options) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, clock: clk, log: log.With("component", "lab"),
 		endpoints: map[hal.Serial]*[2]*endpoint{}}
-	s.fabric = emu.NewFabric(emu.Options{Clock: clk, CopyPerBlock: cfg.CopyPerBlock})
+	s.fabric = emu.NewFabric(emu.Options{Clock: clk, CopyPerBlock: cfg.CopyPerBlock,
+		CommandLogSize: opt.CommandLogSize})
 	if err := cfg.Topology.Build(s.fabric); err != nil {
 		return nil, err
 	}

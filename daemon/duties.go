@@ -1,0 +1,239 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/engine"
+	"github.com/lockstep-io/lockstep/daemon/freeze"
+	"github.com/lockstep-io/lockstep/daemon/notify"
+	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+)
+
+// duties are what an acting server (active or standalone) runs for one
+// epoch: the freeze core, the engine that records its reports, and the
+// session manager that carries out the administrator's commands. A
+// standby runs none of them: it issues nothing to storage. The HA loop
+// starts them (ha.StartActiveDuties) and stops them (StopActiveDuties, at
+// once on a higher epoch); each period gets fresh ones, so nothing of a
+// fenced period (a heartbeat in flight, a freeze retry) survives into the
+// next.
+type duties struct {
+	epoch    hal.Epoch
+	takeover bool
+	core     *freeze.Core
+	engine   *engine.Engine
+	mgr      *session.Manager
+
+	cancel context.CancelFunc
+	// fenced is closed once every reachable storage system has seen the
+	// epoch (the fence pass), before the core issues anything;
+	// unreachable lists the others: the takeover readiness.
+	fenced      chan struct{}
+	unreachable []hal.Serial
+	done        chan struct{} // closed when the core and the engine stopped
+}
+
+// isActing reports a period whose fence pass is done: from then on its
+// core may issue commands. Nil (no period) does not act.
+func (d *duties) isActing() bool {
+	if d == nil {
+		return false
+	}
+	select {
+	case <-d.fenced:
+		return true
+	default:
+		return false
+	}
+}
+
+// errNotActing refuses a change on a server that does not act.
+func (s *Server) errNotActing() error {
+	st := s.ha.state()
+	return fmt.Errorf("%w: this server is %s (HA state %s, epoch %d) and issues nothing: run the command on the active server",
+		control.ErrRefused, st.Role, st.HAState(), st.Epoch)
+}
+
+// acting returns the duties of the current period, or the refusal for a
+// change when the server does not act.
+func (s *Server) acting() (*duties, error) {
+	if d := s.duty.Load(); d != nil {
+		return d, nil
+	}
+	return nil, s.errNotActing()
+}
+
+// startDuties begins an acting period at epoch. The previous period, if
+// any, is stopped first and must have finished before the new one issues
+// anything.
+func (s *Server) startDuties(epoch hal.Epoch, takeover bool) {
+	s.dutyMu.Lock()
+	defer s.dutyMu.Unlock()
+	if d := s.duty.Load(); d != nil {
+		if d.epoch == epoch {
+			return
+		}
+		s.stopDutiesLocked()
+	}
+	prev := s.lastDuties
+	cfg := s.cfg.Load()
+	ctx, cancel := context.WithCancel(s.runCtx)
+	d := &duties{epoch: epoch, takeover: takeover, cancel: cancel,
+		fenced: make(chan struct{}), done: make(chan struct{})}
+	rep := &reporter{s: s, d: d}
+	d.core = freeze.New(freeze.Options{Clock: s.clock, Logger: s.log, Timings: cfg.Heartbeat,
+		Epoch: epoch, Heartbeat: s.registry().Heartbeat(), Observer: rep})
+	d.engine = engine.New(engine.Options{Core: d.core, Epoch: func() hal.Epoch { return epoch }, Logger: s.log})
+	d.mgr = session.NewManager(notifyingStore{Store: s.store, s: s}, d.engine, s.clock)
+	d.engine.Attach(d.mgr)
+	s.duty.Store(d)
+	s.lastDuties = d
+	go s.runDuties(ctx, d, prev)
+}
+
+// stopDuties ends the acting period at once: the core stops issuing
+// (its in-flight freezes are finished by its drain, and a fenced server's
+// are refused by storage anyway).
+func (s *Server) stopDuties() {
+	s.dutyMu.Lock()
+	defer s.dutyMu.Unlock()
+	s.stopDutiesLocked()
+}
+
+func (s *Server) stopDutiesLocked() {
+	if d := s.duty.Swap(nil); d != nil {
+		d.cancel()
+		s.updateStatus()
+	}
+}
+
+func (s *Server) runDuties(ctx context.Context, d *duties, prev *duties) {
+	defer close(d.done)
+	if prev != nil {
+		<-prev.done
+	}
+	s.reconcileDrivers()
+	d.unreachable = s.fence(ctx, d.epoch)
+	close(d.fenced)
+	if ctx.Err() != nil {
+		return
+	}
+	if d.takeover {
+		notify.Log(s.log, notify.Takeover, "took over as active: every reachable storage system now refuses lower epochs",
+			"epoch", uint64(d.epoch), "unreachable", fmt.Sprint(d.unreachable))
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := d.core.Run(ctx); err != nil {
+			s.log.Error("freeze core stopped", "err", err)
+		}
+	})
+	wg.Go(func() {
+		if err := d.engine.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("session recorder stopped", "err", err)
+		}
+	})
+	systems := s.systems()
+	d.engine.SetSystems(systems)
+	if err := d.core.SetSystems(ctx, systems); err != nil && ctx.Err() == nil {
+		s.log.Error("freeze core: storage systems", "err", err)
+	}
+	if err := d.engine.SyncGroups(ctx); err != nil && ctx.Err() == nil {
+		s.log.Error("freeze core: consistency groups", "err", err)
+	}
+	s.updateStatus()
+	wg.Wait()
+}
+
+// fence sends the epoch to every storage system (QueryPaths, a read that
+// carries it and that nothing else of an acting server sends, so that a
+// storage system's command log shows the fence) before the core may
+// issue anything: from then on each of them
+// refuses the commands of a server with a lower epoch, so a former active
+// that still believes it acts cannot change anything. The systems that
+// did not answer are returned: the takeover readiness of DESIGN.md §4.
+func (s *Server) fence(ctx context.Context, epoch hal.Epoch) []hal.Serial {
+	systems := s.systems()
+	timeout := s.cfg.Load().Heartbeat.RequestTimeout
+	var mu sync.Mutex
+	var unreachable []hal.Serial
+	var wg sync.WaitGroup
+	for serial, sys := range systems {
+		wg.Go(func() {
+			cctx, cancel := clock.WithTimeout(ctx, s.clock, timeout)
+			defer cancel()
+			if _, err := sys.QueryPaths(cctx, epoch); err != nil {
+				if errors.Is(err, hal.ErrFenced) {
+					// A higher epoch than ours exists: the HA loop hears
+					// of it from the core's first command.
+					s.log.Error("fence refused: a storage system knows a higher epoch", "serial", serial, "err", err)
+				}
+				mu.Lock()
+				unreachable = append(unreachable, serial)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	for _, serial := range s.registry().Serials() {
+		if _, ok := systems[serial]; !ok {
+			unreachable = append(unreachable, serial) // no usable connection
+		}
+	}
+	slices.Sort(unreachable)
+	return slices.Compact(unreachable)
+}
+
+// reconcileDrivers starts a driver for every registered system that has
+// none and closes those of removed systems: a standby learns of storage
+// added on the active from the journal it receives, and connects to it
+// when it takes over.
+func (s *Server) reconcileDrivers() {
+	want := map[hal.Serial]bool{}
+	for _, serial := range s.registry().Serials() {
+		want[serial] = true
+	}
+	s.mu.Lock()
+	var missing []hal.Serial
+	for serial := range want {
+		if _, ok := s.drivers[serial]; !ok {
+			missing = append(missing, serial)
+		}
+	}
+	for serial, d := range s.drivers {
+		if !want[serial] {
+			d.Close()
+			delete(s.drivers, serial)
+		}
+	}
+	s.mu.Unlock()
+	for _, serial := range missing {
+		if err := s.connect(serial); err != nil {
+			s.log.Error("storage system not connected", "serial", serial, "err", err)
+		}
+	}
+}
+
+// readiness lists the storage systems this server cannot use now: no
+// usable connection, or a driver that is not connected. A standby shows
+// it so that the administrator knows before a takeover.
+func (s *Server) readiness() []hal.Serial {
+	out := []hal.Serial{}
+	s.mu.Lock()
+	drivers := maps.Clone(s.drivers)
+	s.mu.Unlock()
+	for _, serial := range s.registry().Serials() {
+		if d := drivers[serial]; d == nil || d.Cluster() < 0 {
+			out = append(out, serial)
+		}
+	}
+	return out
+}

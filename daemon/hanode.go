@@ -1,0 +1,430 @@
+package daemon
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/lockstep-io/lockstep/daemon/config"
+	"github.com/lockstep-io/lockstep/daemon/firewall"
+	"github.com/lockstep-io/lockstep/daemon/notify"
+	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/ha"
+	"github.com/lockstep-io/lockstep/ha/link"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+)
+
+// relationshipFile holds the HA role and partner, in the state directory
+// but outside the journal: the journal is the active's (a standby's is
+// replaced by every synchronization), the relationship is this server's
+// own.
+const relationshipFile = "ha-relationship.json"
+
+// haNode is the server's HA part: the ha.Loop, its Effects, the peer
+// listener and the links (package link).
+type haNode struct {
+	s     *Server
+	loop  *ha.Loop
+	avail error // why HA cannot be used (config.HAAvailable); nil: it can
+	opts  link.Options
+	log   *slog.Logger
+
+	ctx context.Context // Run's, set before the loop starts
+
+	mu     sync.Mutex
+	nextID ha.LinkID
+	links  map[ha.LinkID]*peerLink
+	backup string // the backup taken before the synchronization under way
+}
+
+// peerLink is one link to the partner and what serves it.
+type peerLink struct {
+	conn     *link.Conn
+	sender   *link.Sender   // as the active
+	receiver *link.Receiver // as the standby
+}
+
+var _ ha.Effects = (*haNode)(nil)
+
+// relationshipDoc is relationshipFile's content.
+type relationshipDoc struct {
+	Role     string `json:"role"`
+	PeerAddr string `json:"peer_addr,omitempty"`
+	PeerName string `json:"peer_name,omitempty"`
+}
+
+func newHANode(s *Server) (*haNode, error) {
+	cfg := s.cfg.Load()
+	n := &haNode{s: s, avail: cfg.HAAvailable(), log: s.log.With("component", "ha"), links: map[ha.LinkID]*peerLink{}}
+	rel, err := loadRelationship(cfg.Server.StateDir)
+	if err != nil {
+		return nil, err
+	}
+	if n.avail == nil {
+		creds, err := link.LoadCredentials(cfg.HA.TLS.CertFile, cfg.HA.TLS.KeyFile, cfg.HA.TLS.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("daemon: HA credentials: %w", err)
+		}
+		n.opts = link.Options{Credentials: creds, Hello: n.hello, Clock: s.clock, Logger: s.log,
+			OnRefused: func(remote net.Addr, err error) {
+				n.log.Warn("HA peer connection refused", "remote", remote.String(), "err", err)
+			}}
+		if p := cfg.HA.SourcePorts; p != nil {
+			n.opts.SourcePorts = link.PortRange{First: p.First, Last: p.Last}
+		}
+	} else if rel.Role != ha.Standalone {
+		// The configuration lost what HA needs: keep the role (a standby
+		// must not start acting because a TLS file went missing), but no
+		// link can come up.
+		n.log.Error("this server has an HA relationship, but HA is not available: no link to the partner",
+			"role", rel.Role.String(), "err", n.avail)
+	}
+	epoch := s.registry().Epoch()
+	initial := ha.State{Role: rel.Role, Peer: rel.Peer, Epoch: epoch, Seen: epoch}
+	hcfg := ha.Config{Basic: cfg.Server.Edition == config.EditionBasic,
+		ReconnectInterval: cfg.HA.ReconnectInterval, ReconnectAttempts: cfg.HA.ReconnectAttempts}
+	n.loop = ha.NewLoop(initial, hcfg, n, ha.LoopOptions{Clock: s.clock, Logger: s.log})
+	return n, nil
+}
+
+func (n *haNode) String() string         { return "ha" }
+func (n *haNode) Ready() <-chan struct{} { return n.loop.Ready() }
+
+// Run listens for the partner (when HA is available) and runs the loop.
+func (n *haNode) Run(ctx context.Context) error {
+	n.ctx = ctx
+	if n.avail == nil {
+		l, err := link.Listen(n.s.cfg.Load().HA.Listen.String(), n.opts)
+		if err != nil {
+			return fmt.Errorf("HA listener: %w", err)
+		}
+		defer l.Close()
+		go n.accept(ctx, l)
+	}
+	err := n.loop.Run(ctx)
+	n.mu.Lock()
+	links := n.links
+	n.links = map[ha.LinkID]*peerLink{}
+	n.mu.Unlock()
+	for _, pl := range links {
+		pl.conn.Close(errors.New("lockstepd stopping"))
+	}
+	return err
+}
+
+func (n *haNode) accept(ctx context.Context, l *link.Listener) {
+	for {
+		c, err := l.Accept(ctx)
+		if err != nil {
+			return
+		}
+		n.loop.Post(ha.LinkUp{Link: n.add(c), Peer: c.PeerInfo()})
+	}
+}
+
+// state is the loop's state, or the initial one before it runs.
+func (n *haNode) state() ha.State { return n.loop.State() }
+
+// hello is this server's Hello, asked at each connection.
+func (n *haNode) hello() link.Hello {
+	st := n.loop.State()
+	return link.Hello{Name: n.s.cfg.Load().Server.Name, Listen: n.s.cfg.Load().HA.HAAddress(),
+		Role: st.Role, Epoch: st.Epoch, LastIndex: n.s.store.LastIndex()}
+}
+
+// add registers a link and reports its end to the loop.
+func (n *haNode) add(c *link.Conn) ha.LinkID {
+	n.mu.Lock()
+	n.nextID++
+	id := n.nextID
+	n.links[id] = &peerLink{conn: c}
+	n.mu.Unlock()
+	go func() {
+		<-c.Done()
+		n.mu.Lock()
+		delete(n.links, id)
+		n.mu.Unlock()
+		n.loop.Post(ha.LinkDown{Link: id, Err: c.Err()})
+	}()
+	return id
+}
+
+func (n *haNode) link(id ha.LinkID) *peerLink {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.links[id]
+}
+
+// higherEpoch tells the loop that a higher epoch exists (a storage system
+// answered fenced).
+func (n *haNode) higherEpoch(e hal.Epoch, from string) {
+	n.loop.Post(ha.HigherEpochSeen{Epoch: e, From: from})
+}
+
+// do runs an administrator's HA command; HA must be available.
+func (n *haNode) do(ctx context.Context, ev ha.Event) error {
+	if n.avail != nil {
+		return n.avail
+	}
+	return n.loop.Do(ctx, ev)
+}
+
+// waitReplicated returns once the standby has made every record up to
+// index durable, while the pair is synchronized; at once otherwise. A
+// link lost meanwhile answers too: the pair is then Disconnected
+// Consistent, and the operator sees it.
+func (n *haNode) waitReplicated(ctx context.Context, index uint64) {
+	st := n.loop.State()
+	if st.Role != ha.Active || st.Conn != ha.Synchronized {
+		return
+	}
+	pl := n.link(st.Link)
+	if pl == nil || pl.sender == nil {
+		return
+	}
+	if err := pl.sender.WaitAcked(ctx, index); err != nil && !errors.Is(err, link.ErrLinkDown) && ctx.Err() == nil {
+		n.log.Warn("waiting for the standby's acknowledgement", "index", index, "err", err)
+	}
+}
+
+// lag is how many records the standby has not acknowledged yet, when
+// this server is an active with a link serving.
+func (n *haNode) lag() (lag uint64, ok bool) {
+	st := n.loop.State()
+	pl := n.link(st.Link)
+	if st.Role != ha.Active || pl == nil || pl.sender == nil {
+		return 0, false
+	}
+	last, acked := n.s.store.LastIndex(), pl.sender.Acked()
+	if acked >= last {
+		return 0, true
+	}
+	return last - acked, true
+}
+
+// Effects.
+
+func (n *haNode) PersistEpoch(ctx context.Context, e hal.Epoch) error {
+	return n.s.store.ProposeRegistry(ctx, registry.Record{Version: registry.RecordVersion,
+		Kind: registry.KindEpochSet, Epoch: e, At: n.s.clock.Now()})
+}
+
+func (n *haNode) PersistRelationship(_ context.Context, r ha.Relationship) error {
+	return saveRelationship(n.s.cfg.Load().Server.StateDir, r)
+}
+
+func (n *haNode) Connect(addr string) {
+	go func() {
+		cfg := n.s.cfg.Load()
+		ctx, cancel := clock.WithTimeout(n.ctx, n.s.clock, link.DefaultHandshakeTimeout)
+		defer cancel()
+		c, err := link.Dial(ctx, addr, n.opts)
+		if err != nil {
+			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+				hint := firewall.Hints{Config: cfg}.PeerTimeoutHint(addr, firewall.NFT)
+				notify.Log(n.log, notify.ConnectTimeoutHint, "connection to the HA peer timed out; a firewall may drop it",
+					"addr", addr, "rule", hint)
+			}
+			n.loop.Post(ha.ConnectFailed{Addr: addr, Err: err})
+			return
+		}
+		n.loop.Post(ha.LinkUp{Link: n.add(c), Peer: c.PeerInfo(), Dialed: true})
+	}()
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+func (n *haNode) Disconnect(id ha.LinkID, why error) {
+	if pl := n.link(id); pl != nil {
+		go pl.conn.Close(why)
+	}
+}
+
+func (n *haNode) NotifyEpoch(id ha.LinkID, e hal.Epoch) {
+	if pl := n.link(id); pl != nil {
+		// Bounded: the former active must hear it before the link is
+		// closed, but a hung peer must not hold the loop.
+		ctx, cancel := clock.WithTimeout(n.ctx, n.s.clock, time.Second)
+		defer cancel()
+		if err := pl.conn.Send(ctx, link.EpochNotice{Epoch: e}); err != nil {
+			n.log.Warn("epoch notice not sent", "epoch", uint64(e), "err", err)
+		}
+	}
+}
+
+func (n *haNode) Serve(id ha.LinkID, role ha.Role) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	pl := n.links[id]
+	if pl == nil {
+		return
+	}
+	if role == ha.Active {
+		pl.sender = link.NewSender(pl.conn, n.s.store.Journal(), link.SenderOptions{Link: id, Report: n.loop.Post, Clock: n.s.clock})
+		go pl.sender.Run(n.ctx)
+		return
+	}
+	pl.receiver = link.NewReceiver(pl.conn, link.StoreSink{Store: n.s.store}, link.ReceiverOptions{Link: id, Report: n.loop.Post})
+	go pl.receiver.Run(n.ctx)
+}
+
+// takeBackup writes the backup a synchronization starts with; without
+// it, no synchronization starts.
+func (n *haNode) takeBackup(id ha.LinkID, auto bool) {
+	go func() {
+		b, err := n.s.store.CreateBackup(n.ctx, uint64(n.s.registry().Epoch()))
+		if err != nil {
+			n.loop.Post(ha.BackupFailed{Link: id, Err: err})
+			return
+		}
+		n.mu.Lock()
+		n.backup = b.Path
+		n.mu.Unlock()
+		kind := map[bool]string{false: "backup", true: "autobackup"}[auto]
+		n.s.emit(notify.BackupCreated, kind+" "+filepath.Base(b.Path)+" taken before a synchronization")
+		n.loop.Post(ha.BackupTaken{Link: id})
+	}()
+}
+
+func (n *haNode) TakeBackup(id ha.LinkID)     { n.takeBackup(id, false) }
+func (n *haNode) TakeAutobackup(id ha.LinkID) { n.takeBackup(id, true) }
+
+func (n *haNode) RequestSync(id ha.LinkID, full bool) {
+	pl := n.link(id)
+	if pl == nil || pl.receiver == nil {
+		return
+	}
+	go func() {
+		if err := pl.receiver.RequestSync(n.ctx, full); err != nil {
+			n.loop.Post(ha.SyncFailed{Link: id, Err: err})
+		}
+	}()
+}
+
+func (n *haNode) SendSnapshot(id ha.LinkID) {
+	if pl := n.link(id); pl != nil && pl.sender != nil {
+		pl.sender.SendSnapshot()
+	}
+}
+
+func (n *haNode) StartStream(id ha.LinkID) {
+	if pl := n.link(id); pl != nil && pl.sender != nil {
+		pl.sender.StartStream()
+	}
+}
+
+func (n *haNode) RestoreBackup() {
+	n.mu.Lock()
+	path := n.backup
+	n.mu.Unlock()
+	go func() {
+		if path == "" {
+			n.loop.Post(ha.RestoreFailed{Err: errors.New("no backup was taken before this synchronization")})
+			return
+		}
+		if _, err := n.s.store.RestoreBackup(n.ctx, path); err != nil {
+			n.loop.Post(ha.RestoreFailed{Err: err})
+			return
+		}
+		n.s.emit(notify.BackupRestored, "synchronization failed midway: state restored from "+filepath.Base(path))
+	}()
+}
+
+func (n *haNode) StartActiveDuties(e hal.Epoch, takeover bool) { n.s.startDuties(e, takeover) }
+func (n *haNode) StopActiveDuties()                            { n.s.stopDuties() }
+
+func (n *haNode) Emit(no ha.Notice) {
+	kv := []string{"from", no.From.String(), "to", no.To.String(), "epoch", fmt.Sprint(uint64(no.Epoch)),
+		"role", no.To.Role.String(), "ha_state", haStateText(no.To)}
+	if no.Err != nil {
+		kv = append(kv, "why", no.Err.Error())
+	}
+	switch no.Kind {
+	case ha.StateChanged:
+		n.s.emit(notify.HAStateChanged, "HA state "+no.From.String()+" -> "+no.To.String(), kv...)
+	case ha.TookOver:
+		n.s.emit(notify.Takeover, fmt.Sprintf("took over as active with epoch %d", no.Epoch), kv...)
+	case ha.Demoted:
+		n.s.emit(notify.Demoted, fmt.Sprintf("a higher epoch exists: stopped acting (epoch %d)", no.Epoch), kv...)
+	case ha.ReconnectStopped:
+		n.s.emit(notify.HAStateChanged, "automatic reconnection to the partner stopped: run lockstepctl ha reconnect", kv...)
+	case ha.SyncAborted:
+		n.s.emit(notify.HAStateChanged, "synchronization with the partner aborted", kv...)
+	}
+	n.s.updateStatus()
+}
+
+func haStateText(st ha.Status) string {
+	if st.Role == ha.Standalone {
+		return "Standalone"
+	}
+	return st.Conn.String()
+}
+
+// loadRelationship reads the persisted relationship (standalone when
+// there is none).
+func loadRelationship(dir string) (ha.Relationship, error) {
+	b, err := os.ReadFile(filepath.Join(dir, relationshipFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return ha.Relationship{}, nil
+	}
+	if err != nil {
+		return ha.Relationship{}, fmt.Errorf("daemon: %w", err)
+	}
+	var doc relationshipDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return ha.Relationship{}, fmt.Errorf("daemon: %s is damaged (%v): restore it, or remove it to start standalone",
+			filepath.Join(dir, relationshipFile), err)
+	}
+	for r := ha.Role(0); r.Valid(); r++ {
+		if r.String() == doc.Role {
+			return ha.Relationship{Role: r, Peer: ha.Peer{Addr: doc.PeerAddr, Name: doc.PeerName}}, nil
+		}
+	}
+	return ha.Relationship{}, fmt.Errorf("daemon: %s: unknown role %q", filepath.Join(dir, relationshipFile), doc.Role)
+}
+
+// saveRelationship writes it atomically and durably: temp file, fsync,
+// rename, directory fsync.
+func saveRelationship(dir string, r ha.Relationship) error {
+	b, err := json.Marshal(relationshipDoc{Role: r.Role.String(), PeerAddr: r.Peer.Addr, PeerName: r.Peer.Name})
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, relationshipFile+".tmp*")
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	if err := os.Rename(f.Name(), filepath.Join(dir, relationshipFile)); err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	defer d.Close()
+	return d.Sync()
+}

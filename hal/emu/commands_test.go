@@ -1,0 +1,258 @@
+package emu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+)
+
+// diffRecords prints want and got side by side, (-want +got), when they
+// differ.
+func diffRecords(want, got []CommandRecord) string {
+	if reflect.DeepEqual(want, got) {
+		return ""
+	}
+	var b strings.Builder
+	for i := range max(len(want), len(got)) {
+		var w, g string
+		if i < len(want) {
+			w = fmt.Sprintf("%+v", want[i])
+		}
+		if i < len(got) {
+			g = fmt.Sprintf("%+v", got[i])
+		}
+		if w == g {
+			fmt.Fprintf(&b, "  %s\n", w)
+			continue
+		}
+		if w != "" {
+			fmt.Fprintf(&b, "- %s\n", w)
+		}
+		if g != "" {
+			fmt.Fprintf(&b, "+ %s\n", g)
+		}
+	}
+	return b.String()
+}
+
+// lastSeq is the Seq of the newest record of the fabric (0: none).
+func lastSeq(t *testing.T, f *Fabric) uint64 {
+	t.Helper()
+	recs, _ := f.Commands(0)
+	if len(recs) == 0 {
+		return 0
+	}
+	return recs[len(recs)-1].Seq
+}
+
+// TestCommandLogOutcomes: two managers, the second taking over with a
+// higher epoch; every command that reaches the epoch check is recorded
+// with its manager, both epochs and its outcome, and commands the system
+// never saw are not.
+func TestCommandLogOutcomes(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, true)
+	ctx := context.Background()
+	a, b := r.pc, r.p.Connect("mgr-b")
+	start := lastSeq(t, r.fab)
+	if start < 3 { // the rig's establish paths, establish pairs, query pairs
+		t.Fatalf("the rig's setup left %d records, want at least 3", start)
+	}
+
+	r.clk.Advance(time.Second)
+	at1 := r.clk.Now()
+	wantErr := func(err, kind error) {
+		t.Helper()
+		if !errors.Is(err, kind) {
+			t.Fatalf("err %v, want %v", err, kind)
+		}
+	}
+	r.must(a.Freeze(ctx, 1, []hal.LSSPair{lssPair(fbL)}))
+	wantErr(a.Heartbeat(ctx, 1, "none"), hal.ErrRefused) // no heartbeat armed
+	r.clk.Advance(time.Second)
+	at2 := r.clk.Now()
+	r.must(b.Thaw(ctx, 2, []hal.LSS{fbL})) // b takes over with epoch 2
+	wantErr(a.Freeze(ctx, 1, []hal.LSSPair{lssPair(ckdL)}), hal.ErrFenced)
+	wantErr(a.Heartbeat(ctx, 1, "none"), hal.ErrFenced)
+	// Commands the system never judges are not recorded.
+	r.p.SetManagerLink("mgr-b", LinkDown)
+	wantErr(b.Heartbeat(ctx, 2, "none"), hal.ErrUnreachable)
+	r.p.SetManagerLink("mgr-b", LinkUp)
+	r.p.Crash()
+	_, err := b.QueryLSSs(ctx, 2)
+	wantErr(err, hal.ErrUnreachable)
+	r.p.Restart()
+	// The secondary keeps its own epoch.
+	_, err = r.sc.QueryPaths(ctx, 1)
+	r.must(err)
+	// Refused after the epoch check: the epoch is taken all the same.
+	wantErr(b.Suspend(ctx, 3, []hal.VolumePair{vpair(fbL, 9)}), hal.ErrRefused)
+	if r.p.Epoch() != 3 {
+		t.Fatalf("system epoch %d, want 3", r.p.Epoch())
+	}
+
+	rec := func(at time.Time, serial hal.Serial, manager string, epoch, sysEpoch hal.Epoch, op, outcome string) CommandRecord {
+		return CommandRecord{At: at, Serial: serial, Manager: manager, Epoch: epoch, SystemEpoch: sysEpoch, Op: op, Outcome: outcome}
+	}
+	want := []CommandRecord{
+		rec(at1, prim, mgr, 1, 1, OpFreeze, OutcomeOK),
+		rec(at1, prim, mgr, 1, 1, OpHeartbeat, OutcomeRefused),
+		rec(at2, prim, "mgr-b", 2, 1, OpThaw, OutcomeOK),
+		rec(at2, prim, mgr, 1, 2, OpFreeze, OutcomeFenced),
+		rec(at2, prim, mgr, 1, 2, OpHeartbeat, OutcomeFenced),
+		rec(at2, sec, mgr, 1, 0, OpQueryPaths, OutcomeOK),
+		rec(at2, prim, "mgr-b", 3, 2, OpSuspend, OutcomeRefused),
+	}
+	for i := range want {
+		want[i].Seq = start + 1 + uint64(i)
+	}
+	got, dropped := r.fab.Commands(start)
+	if dropped != 0 {
+		t.Errorf("dropped %d, want 0", dropped)
+	}
+	if d := diffRecords(want, got); d != "" {
+		t.Fatalf("records (-want +got):\n%s", d)
+	}
+	for _, rc := range got {
+		if rc.Accepted() != (rc.Outcome != OutcomeFenced) || rc.Accepted() != (rc.Epoch >= rc.SystemEpoch) {
+			t.Errorf("record %+v: Accepted() = %v", rc, rc.Accepted())
+		}
+	}
+}
+
+// oneSystem is a fabric of one system with a small command log, and a
+// manager's connection to it.
+func oneSystem(t *testing.T, logSize int) (*Fabric, hal.StorageSystem) {
+	t.Helper()
+	fab := NewFabric(Options{Clock: clock.NewFake(t0), CommandLogSize: logSize})
+	s, err := fab.AddSystem(SystemConfig{Serial: prim, LSSs: []LSSConfig{{LSS: fbL, Type: hal.FB, Volumes: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fab, s.Connect(mgr)
+}
+
+// seqs lists the Seq and Epoch of records, as "seq/epoch".
+func seqs(recs []CommandRecord) []string {
+	out := []string{}
+	for _, r := range recs {
+		out = append(out, fmt.Sprintf("%d/%d", r.Seq, r.Epoch))
+	}
+	return out
+}
+
+// TestCommandLogRing: a log of 4 after 10 commands (command n carries
+// epoch 10+n, so a record in the wrong slot shows) holds the last 4 and
+// counts, for each reader, the records after its cursor it lost.
+func TestCommandLogRing(t *testing.T) {
+	t.Parallel()
+	fab, c := oneSystem(t, 4)
+	ctx := context.Background()
+	if recs, dropped := fab.Commands(0); len(recs) != 0 || dropped != 0 {
+		t.Fatalf("empty log: %v, dropped %d", seqs(recs), dropped)
+	}
+	for n := range 10 {
+		if err := c.Heartbeat(ctx, hal.Epoch(11+n), "none"); !errors.Is(err, hal.ErrRefused) {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		name        string
+		after       uint64
+		want        []string
+		wantDropped uint64
+	}{
+		{"everything held", 0, []string{"7/17", "8/18", "9/19", "10/20"}, 6},
+		{"cursor inside the dropped range", 3, []string{"7/17", "8/18", "9/19", "10/20"}, 3},
+		{"cursor just before the oldest", 6, []string{"7/17", "8/18", "9/19", "10/20"}, 0},
+		{"cursor inside the ring", 8, []string{"9/19", "10/20"}, 0},
+		{"cursor at the newest", 10, []string{}, 0},
+		{"cursor beyond the newest", 99, []string{}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			recs, dropped := fab.Commands(tc.after)
+			if got := seqs(recs); !reflect.DeepEqual(got, tc.want) || dropped != tc.wantDropped {
+				t.Fatalf("Commands(%d) = %v, dropped %d; want %v, dropped %d",
+					tc.after, got, dropped, tc.want, tc.wantDropped)
+			}
+		})
+	}
+	// One more wraps again: the oldest slot is reused.
+	_ = c.Heartbeat(ctx, 21, "none")
+	recs, dropped := fab.Commands(0)
+	if got, want := seqs(recs), []string{"8/18", "9/19", "10/20", "11/21"}; !reflect.DeepEqual(got, want) || dropped != 7 {
+		t.Fatalf("after wrapping: %v, dropped %d; want %v, dropped 7", got, dropped, want)
+	}
+}
+
+// TestCommandLogPaging: readers that page with the last Seq they saw get
+// every record once, in order, whatever the commands do meanwhile; what
+// they get is a copy.
+func TestCommandLogPaging(t *testing.T) {
+	t.Parallel()
+	fab, _ := oneSystem(t, 0)
+	ctx := context.Background()
+	var (
+		wg      sync.WaitGroup
+		perConn = 200
+	)
+	for m := range 3 {
+		conn := fab.System(prim).Connect(fmt.Sprintf("m%d", m))
+		wg.Go(func() {
+			for range perConn {
+				_, _ = conn.QueryPaths(ctx, 1)
+			}
+		})
+	}
+	var all []CommandRecord
+	var after uint64
+	page := func() {
+		recs, dropped := fab.Commands(after)
+		if dropped != 0 {
+			t.Errorf("dropped %d after %d", dropped, after)
+		}
+		if len(recs) > 0 {
+			after = recs[len(recs)-1].Seq
+			recs[0].Op = "scribbled" // must not reach the log
+		}
+		all = append(all, recs...)
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	for polling := true; polling; {
+		select {
+		case <-done:
+			polling = false
+		default:
+		}
+		page()
+	}
+	page()
+	if len(all) != 3*perConn {
+		t.Fatalf("%d records, want %d", len(all), 3*perConn)
+	}
+	perManager := map[string]int{}
+	for i, r := range all {
+		if r.Seq != uint64(i+1) {
+			t.Fatalf("record %d has Seq %d", i, r.Seq)
+		}
+		perManager[r.Manager]++
+	}
+	if want := map[string]int{"m0": perConn, "m1": perConn, "m2": perConn}; !reflect.DeepEqual(perManager, want) {
+		t.Fatalf("records per manager %v, want %v", perManager, want)
+	}
+	recs, _ := fab.Commands(0)
+	for _, r := range recs {
+		if r.Op != OpQueryPaths || r.Outcome != OutcomeOK {
+			t.Fatalf("record %+v: the log was changed through a returned slice, or is wrong", r)
+		}
+	}
+}

@@ -1,0 +1,440 @@
+package hapair
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/godbus/dbus/v5"
+
+	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/hal/emu/lab"
+	"github.com/lockstep-io/lockstep/hal/emu/topology"
+	"github.com/lockstep-io/lockstep/internal/privbus"
+	"github.com/lockstep-io/lockstep/internal/relay"
+)
+
+// Options shape a Pair.
+type Options struct {
+	// Bin is the folder holding lockstepd.
+	Bin string
+	// Dir is the working folder (state, buses, logs, certificates).
+	Dir string
+	// Primaries: storage systems per site (default 2).
+	Primaries int
+	// CGTimeout of every LSS (default 10 s).
+	CGTimeout time.Duration
+	// Heartbeat is the [heartbeat] table of both servers' configuration
+	// (default: 500 ms interval, 1 s detection window and request timeout).
+	Heartbeat string
+	// ReconnectInterval and ReconnectAttempts of [ha] (default 1 s, 10).
+	ReconnectInterval string
+	ReconnectAttempts int
+	// Rogue gives the second server a certificate of another CA.
+	Rogue bool
+}
+
+// Pair is an emulated lab and two lockstepd processes ("a" and "b"),
+// each with its own private D-Bus, its HA listener behind a relay that
+// the test controls: every HA connection goes through the relays, so
+// cutting them partitions the two servers.
+type Pair struct {
+	opt   Options
+	Lab   *lab.Server
+	A, B  *Node
+	stops []func()
+}
+
+// Node is one lockstepd process.
+type Node struct {
+	Name   string
+	Dir    string
+	Bus    string
+	Relay  *relay.Relay // in front of its HA listener; the partner dials it
+	Client *control.Client
+
+	pair   *Pair
+	conf   string
+	cmd    *exec.Cmd
+	exited chan struct{}
+	conn   *dbus.Conn
+	logf   *os.File
+}
+
+// New starts the lab and writes both servers' configuration; Start
+// starts a server.
+func New(ctx context.Context, opt Options) (*Pair, error) {
+	if opt.Primaries == 0 {
+		opt.Primaries = 2
+	}
+	if opt.CGTimeout == 0 {
+		opt.CGTimeout = 10 * time.Second
+	}
+	if opt.Heartbeat == "" {
+		opt.Heartbeat = "interval = \"500ms\"\ndetection_window = \"1s\"\nrequest_timeout = \"1s\"\npoll_interval = \"2s\"\nretry_interval = \"250ms\"\n"
+	}
+	if opt.ReconnectInterval == "" {
+		opt.ReconnectInterval = "1s"
+	}
+	if opt.ReconnectAttempts == 0 {
+		opt.ReconnectAttempts = 10
+	}
+	p := &Pair{opt: opt}
+	if err := p.startLab(ctx); err != nil {
+		p.Close()
+		return nil, err
+	}
+	pki, err := WritePKI(opt.Dir, "pair", "a", "b")
+	if err != nil {
+		p.Close()
+		return nil, err
+	}
+	if opt.Rogue {
+		rogue, err := WritePKI(opt.Dir, "rogue", "b")
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		pki["b"] = rogue["b"]
+	}
+	for _, name := range []string{"a", "b"} {
+		n, err := p.newNode(name, pki[name])
+		if err != nil {
+			p.Close()
+			return nil, err
+		}
+		if name == "a" {
+			p.A = n
+		} else {
+			p.B = n
+		}
+	}
+	return p, nil
+}
+
+func (p *Pair) startLab(ctx context.Context) error {
+	var lsss []emu.LSSConfig
+	for _, l := range topology.DefaultLSSs() {
+		l.CGTimeout = p.opt.CGTimeout
+		lsss = append(lsss, l)
+	}
+	topo := topology.Standard(p.opt.Primaries, lsss)
+	cfg := &lab.Config{Speed: 1, Topology: topo}
+	for _, sc := range topo.Systems {
+		cfg.Systems = append(cfg.Systems, lab.System{SystemConfig: sc, User: "lockstep",
+			Password: "pw-" + string(sc.Serial), Endpoints: [2]string{"127.0.0.1:0", "127.0.0.1:0"}})
+		if err := os.WriteFile(p.pwFile(sc.Serial), []byte("pw-"+string(sc.Serial)+"\n"), 0o600); err != nil {
+			return err
+		}
+	}
+	labCtx, cancel := context.WithCancel(ctx)
+	srv, err := lab.Start(labCtx, cfg, lab.Options{ControlSocket: filepath.Join(p.opt.Dir, "lab.sock")})
+	if err != nil {
+		cancel()
+		return err
+	}
+	p.Lab = srv
+	p.stops = append(p.stops, func() { cancel(); srv.Wait() })
+	return os.WriteFile(filepath.Join(p.opt.Dir, "lab-ca.pem"), srv.CAPEM(), 0o644)
+}
+
+func (p *Pair) pwFile(serial hal.Serial) string {
+	return filepath.Join(p.opt.Dir, "pw-"+string(serial))
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func (p *Pair) newNode(name string, tlsFiles TLSFiles) (*Node, error) {
+	n := &Node{Name: name, Dir: filepath.Join(p.opt.Dir, name), pair: p}
+	if err := os.MkdirAll(n.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	bus, stop, err := privbus.Start(n.Dir)
+	if err != nil {
+		return nil, err
+	}
+	n.Bus = bus
+	p.stops = append(p.stops, stop)
+	listen, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	if n.Relay, err = relay.New("127.0.0.1:0", listen); err != nil {
+		return nil, err
+	}
+	p.stops = append(p.stops, func() { n.Relay.Close() })
+	n.conf = filepath.Join(n.Dir, "lockstep.toml")
+	text := fmt.Sprintf(`[server]
+name = %q
+state_dir = %q
+
+[heartbeat]
+%s
+[ha]
+listen = "tcp://%s"
+advertise = "tcp://%s"
+cert_file = %q
+key_file = %q
+ca_file = %q
+reconnect_interval = %q
+reconnect_attempts = %d
+
+[control]
+bus = %q
+
+[log]
+format = "text"
+level = "debug"
+`, name, filepath.Join(n.Dir, "state"), p.opt.Heartbeat, listen, n.Relay.Addr(), tlsFiles.Cert, tlsFiles.Key, tlsFiles.CA,
+		p.opt.ReconnectInterval, p.opt.ReconnectAttempts, bus)
+	return n, os.WriteFile(n.conf, []byte(text), 0o644)
+}
+
+// Addr is where the partner dials this node: its relay.
+func (n *Node) Addr() string { return "tcp://" + n.Relay.Addr() }
+
+// Log is what the node's processes logged so far.
+func (n *Node) Log() string {
+	b, _ := os.ReadFile(filepath.Join(n.Dir, "lockstepd.log"))
+	return string(b)
+}
+
+// Start runs lockstepd and waits until its admin API answers.
+func (n *Node) Start(ctx context.Context) error {
+	logf, err := os.OpenFile(filepath.Join(n.Dir, "lockstepd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(logf, "==== start %s\n", time.Now().Format(time.RFC3339Nano))
+	cmd := exec.Command(filepath.Join(n.pair.opt.Bin, "lockstepd"), "--config", n.conf,
+		"--storage-ca", filepath.Join(n.pair.opt.Dir, "lab-ca.pem"))
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		logf.Close()
+		return err
+	}
+	n.cmd, n.logf, n.exited = cmd, logf, make(chan struct{})
+	go func() { cmd.Wait(); close(n.exited) }()
+	for i := 0; ; i++ {
+		if err := n.dial(ctx); err == nil {
+			if _, err = n.Client.Status(ctx); err == nil {
+				return nil
+			}
+		}
+		select {
+		case <-n.exited:
+			return fmt.Errorf("lockstepd %s exited at start:\n%s", n.Name, tail(n.Log(), 40))
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+		if i == 400 {
+			return fmt.Errorf("lockstepd %s did not come up:\n%s", n.Name, tail(n.Log(), 40))
+		}
+	}
+}
+
+func (n *Node) dial(ctx context.Context) error {
+	if n.conn != nil {
+		n.conn.Close()
+		n.conn = nil
+	}
+	conn, err := control.Connect(n.Bus)
+	if err != nil {
+		return err
+	}
+	n.conn, n.Client = conn, control.NewClient(conn)
+	return nil
+}
+
+// Running reports whether the process runs (it may be stopped).
+func (n *Node) Running() bool {
+	if n.cmd == nil {
+		return false
+	}
+	select {
+	case <-n.exited:
+		return false
+	default:
+		return true
+	}
+}
+
+// Signal sends sig to the process.
+func (n *Node) Signal(sig syscall.Signal) error {
+	if !n.Running() {
+		return errors.New("not running")
+	}
+	return n.cmd.Process.Signal(sig)
+}
+
+// Kill is kill -9, waited for.
+func (n *Node) Kill() {
+	if !n.Running() {
+		return
+	}
+	n.cmd.Process.Signal(syscall.SIGCONT) // a stopped process dies too, but be explicit
+	n.cmd.Process.Kill()
+	<-n.exited
+	n.logf.Close()
+}
+
+// Stop is a clean stop (SIGTERM), waited for; SIGKILL after 15 s.
+func (n *Node) Stop() {
+	if !n.Running() {
+		return
+	}
+	n.cmd.Process.Signal(syscall.SIGCONT)
+	n.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-n.exited:
+	case <-time.After(15 * time.Second):
+		n.cmd.Process.Kill()
+		<-n.exited
+	}
+	n.logf.Close()
+}
+
+// Close stops both servers and the lab.
+func (p *Pair) Close() {
+	for _, n := range []*Node{p.A, p.B} {
+		if n != nil {
+			n.Stop()
+			if n.conn != nil {
+				n.conn.Close()
+			}
+		}
+	}
+	for i := len(p.stops) - 1; i >= 0; i-- {
+		p.stops[i]()
+	}
+}
+
+// DefineSession defines every lab system on n, one failover/failback
+// session "prod" over every pair, starts it and waits until Prepared,
+// then switches the heartbeat on if heartbeat.
+func (p *Pair) DefineSession(ctx context.Context, n *Node, heartbeat bool) error {
+	c := n.Client
+	for _, st := range p.Lab.Status() {
+		spec := control.StorageSpec{Serial: hal.Serial(st.Serial), Connections: []control.ConnectionSpec{{
+			Name: "direct", Kind: control.Direct, Addresses: []string{st.Endpoints[0], st.Endpoints[1]},
+			User: "lockstep", PasswordFile: p.pwFile(hal.Serial(st.Serial))}}}
+		if _, err := c.StorageAdd(ctx, spec); err != nil {
+			return fmt.Errorf("storage add %s: %w", st.Serial, err)
+		}
+	}
+	if err := c.SessionCreate(ctx, "prod", session.MetroMirrorFailoverFailback, "prod-cg", session.HoldIO); err != nil {
+		return err
+	}
+	for _, pr := range p.Lab.Topology().Pairs {
+		if err := c.SessionAddCopySet(ctx, "prod", session.CopySet{H1: pr.Source, H2: pr.Target}); err != nil {
+			return err
+		}
+	}
+	if err := Eventually(ctx, 20*time.Second, func() error {
+		_, err := c.SessionCommand(ctx, "prod", session.CmdStartH1H2)
+		return err
+	}); err != nil {
+		return fmt.Errorf("start-h1-h2: %w", err)
+	}
+	if err := Eventually(ctx, 30*time.Second, func() error {
+		doc, err := c.SessionCommand(ctx, "prod", session.CmdRefresh)
+		if err != nil {
+			return err
+		}
+		if doc.State != session.Prepared {
+			return fmt.Errorf("session is %s", doc.State)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if heartbeat {
+		if _, err := c.HeartbeatSet(ctx, true); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Pair makes a the active and b its standby (ha set-standby on a: b, a
+// standalone server, becomes the standby of the active that links to it)
+// and waits until both say Synchronized.
+func (p *Pair) Pair(ctx context.Context) error {
+	if err := p.A.Client.HASetStandby(ctx, p.B.Addr()); err != nil {
+		return fmt.Errorf("a: ha set-standby: %w", err)
+	}
+	return p.WaitState(ctx, 30*time.Second, "Synchronized", p.A, p.B)
+}
+
+// PairFromStandby is Pair done from the other side: ha set-as-standby on
+// b; a, a standalone server, becomes the active of the standby that links
+// to it.
+func (p *Pair) PairFromStandby(ctx context.Context) error {
+	if err := p.B.Client.HASetAsStandby(ctx, p.A.Addr()); err != nil {
+		return fmt.Errorf("b: ha set-as-standby: %w", err)
+	}
+	return p.WaitState(ctx, 30*time.Second, "Synchronized", p.A, p.B)
+}
+
+// WaitState waits until every node shows the HA state.
+func (p *Pair) WaitState(ctx context.Context, within time.Duration, state string, nodes ...*Node) error {
+	return Eventually(ctx, within, func() error {
+		for _, n := range nodes {
+			doc, err := n.Client.HAStatus(ctx)
+			if err != nil {
+				return fmt.Errorf("%s: %w", n.Name, err)
+			}
+			if doc.State != state {
+				return fmt.Errorf("%s is %s/%s, want %s", n.Name, doc.Role, doc.State, state)
+			}
+		}
+		return nil
+	})
+}
+
+// Eventually retries f every 50 ms until it succeeds or within passed;
+// the last error is returned.
+func Eventually(ctx context.Context, within time.Duration, f func() error) error {
+	deadline := time.Now().Add(within)
+	for {
+		err := f()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func tail(s string, lines int) string {
+	l := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(l) > lines {
+		l = l[len(l)-lines:]
+	}
+	return strings.Join(l, "\n")
+}

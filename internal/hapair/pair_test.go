@@ -1,0 +1,285 @@
+package hapair
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/hal"
+)
+
+// bin holds the lockstepd that TestMain builds: the tests run real
+// processes.
+var bin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "hapair-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	out, err := exec.Command("go", "build", "-o", filepath.Join(dir, "lockstepd"), "github.com/lockstep-io/lockstep/cmd/lockstepd").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "building lockstepd: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	bin = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// newPair starts a lab and both servers, a with a session defined (and
+// the heartbeat on when heartbeat), and pairs them.
+func newPair(t *testing.T, opt Options, heartbeat bool) *Pair {
+	t.Helper()
+	ctx := context.Background()
+	opt.Bin, opt.Dir = bin, t.TempDir()
+	p, err := New(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, n := range []*Node{p.A, p.B} {
+				t.Logf("---- log of %s (tail)\n%s", n.Name, tail(n.Log(), 80))
+			}
+		}
+		p.Close()
+	})
+	for _, n := range []*Node{p.A, p.B} {
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := p.DefineSession(ctx, p.A, heartbeat); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func haStatus(t *testing.T, n *Node) control.HADoc {
+	t.Helper()
+	doc, err := n.Client.HAStatus(context.Background())
+	if err != nil {
+		t.Fatalf("%s: ha status: %v", n.Name, err)
+	}
+	return doc
+}
+
+func sessionNames(t *testing.T, n *Node) []string {
+	t.Helper()
+	list, err := n.Client.SessionList(context.Background())
+	if err != nil {
+		t.Fatalf("%s: session list: %v", n.Name, err)
+	}
+	var out []string
+	for _, s := range list {
+		out = append(out, s.Name+"/"+s.State.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+func backups(t *testing.T, n *Node) int {
+	t.Helper()
+	list, err := n.Client.BackupList(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(list)
+}
+
+// TestPairLifecycle walks DESIGN.md §8 with two real processes: sync,
+// stream (each answer waits for the standby's fsync), the standby
+// refusing changes, disconnect to Disconnected Consistent, automatic
+// reconnection with an autobackup, takeover (S4: no freeze, the new active
+// keeps the heartbeat), and the old active demoting itself when it
+// returns, then becoming the new active's standby.
+func TestPairLifecycle(t *testing.T) {
+	ctx := context.Background()
+	p := newPair(t, Options{}, true)
+	bBackups := backups(t, p.B)
+	if err := p.PairFromStandby(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := backups(t, p.B); got != bBackups+1 {
+		t.Fatalf("the standby took %d backups before its first sync, want 1", got-bBackups)
+	}
+	a, b := haStatus(t, p.A), haStatus(t, p.B)
+	if a.Role != "active" || b.Role != "standby" || !a.Acting || b.Acting {
+		t.Fatalf("roles: a %s acting %t, b %s acting %t", a.Role, a.Acting, b.Role, b.Acting)
+	}
+	if !slices.Equal(sessionNames(t, p.A), sessionNames(t, p.B)) {
+		t.Fatalf("after the sync the standby differs: %v vs %v", sessionNames(t, p.B), sessionNames(t, p.A))
+	}
+
+	// Stream: the answer comes after the standby's fsync, so the standby
+	// shows the change the moment the active answered.
+	for i := range 20 {
+		name := fmt.Sprintf("stream-%d", i)
+		if err := p.A.Client.SessionCreate(ctx, name, session.MetroMirrorFailoverFailback, "", session.HoldIO); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Contains(sessionNames(t, p.B), name+"/Defined") {
+			t.Fatalf("the active answered %s before the standby had it", name)
+		}
+	}
+	if a, b := haStatus(t, p.A), haStatus(t, p.B); a.LastIndex != b.LastIndex || a.StandbyLag == nil || *a.StandbyLag != 0 {
+		t.Fatalf("last index a %d b %d, lag %v", a.LastIndex, b.LastIndex, a.StandbyLag)
+	}
+
+	// The standby issues nothing.
+	err := p.B.Client.SessionCreate(ctx, "on-standby", session.MetroMirrorFailoverFailback, "", session.HoldIO)
+	if err == nil || !strings.Contains(err.Error(), "issues nothing") {
+		t.Fatalf("a change on the standby: %v", err)
+	}
+
+	// Disconnect while synchronized: Disconnected Consistent on both.
+	p.A.Relay.Cut()
+	p.B.Relay.Cut()
+	if err := p.WaitState(ctx, 10*time.Second, "Disconnected Consistent", p.A, p.B); err != nil {
+		t.Fatal(err)
+	}
+	// A change while disconnected is answered at once.
+	if err := p.A.Client.SessionCreate(ctx, "while-apart", session.MetroMirrorFailoverFailback, "", session.HoldIO); err != nil {
+		t.Fatal(err)
+	}
+
+	// Automatic reconnection, with an autobackup on the standby first.
+	bBackups = backups(t, p.B)
+	p.A.Relay.Heal()
+	p.B.Relay.Heal()
+	if err := p.WaitState(ctx, 10*time.Second, "Synchronized", p.A, p.B); err != nil {
+		t.Fatal(err)
+	}
+	if got := backups(t, p.B); got <= bBackups {
+		t.Fatalf("no autobackup before the resync (%d backups, %d before)", got, bBackups)
+	}
+	if !slices.Contains(sessionNames(t, p.B), "while-apart/Defined") {
+		t.Fatal("the resync did not bring the change made while apart")
+	}
+
+	// S4: the active dies; takeover on the standby.
+	before := haStatus(t, p.B)
+	p.A.Kill()
+	doc, err := p.B.Client.HATakeover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if doc.Epoch <= before.Epoch || len(doc.Unreachable) != 0 {
+		t.Fatalf("takeover: epoch %d (was %d), unreachable %v", doc.Epoch, before.Epoch, doc.Unreachable)
+	}
+	if err := Eventually(ctx, 5*time.Second, func() error {
+		hb, err := p.B.Client.HeartbeatShow(ctx)
+		if err != nil {
+			return err
+		}
+		if len(hb.Groups) == 0 {
+			return fmt.Errorf("no heartbeat group on the new active")
+		}
+		for _, g := range hb.Groups {
+			for _, m := range g.Systems {
+				if !m.Armed {
+					return fmt.Errorf("group %s: %s not armed", g.Name, m.Serial)
+				}
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	// Longer than the heartbeat timeout of the storage systems, had
+	// nobody taken it over: still no freeze.
+	time.Sleep(3 * time.Second)
+	se, err := p.B.Client.SessionShow(ctx, "prod")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if se.State != session.Prepared {
+		t.Fatalf("after the takeover the session is %s, want Prepared (no freeze)", se.State)
+	}
+	assertNoFreeze(t, p)
+
+	// The old active comes back: it learns of the higher epoch (from the
+	// storage systems or the new active) and stops acting at once, then
+	// becomes the new active's standby.
+	if err := p.A.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := Eventually(ctx, 15*time.Second, func() error {
+		a := haStatus(t, p.A)
+		if a.Role == "active" || a.Acting {
+			return fmt.Errorf("old active still %s (acting %t)", a.Role, a.Acting)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := Eventually(ctx, 20*time.Second, func() error {
+		if haStatus(t, p.A).Role != "standby" {
+			_ = p.B.Client.HAReconnect(ctx)
+		}
+		return p.WaitState(ctx, 2*time.Second, "Synchronized", p.A, p.B)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if a, b := haStatus(t, p.A), haStatus(t, p.B); a.Role != "standby" || b.Role != "active" || a.Epoch != b.Epoch {
+		t.Fatalf("after the return: a %s epoch %d, b %s epoch %d", a.Role, a.Epoch, b.Role, b.Epoch)
+	}
+	if !slices.Equal(sessionNames(t, p.A), sessionNames(t, p.B)) {
+		t.Fatalf("the old active, now standby, differs: %v vs %v", sessionNames(t, p.A), sessionNames(t, p.B))
+	}
+}
+
+// assertNoFreeze checks that every pair of the lab still mirrors. It
+// reads with each system's own epoch, as an observer the HA checks
+// ignore.
+func assertNoFreeze(t *testing.T, p *Pair) {
+	t.Helper()
+	for _, sys := range p.Lab.Fabric().Systems() {
+		pairs, err := sys.Connect(observer).QueryPairs(context.Background(), sys.Epoch())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, pr := range pairs {
+			if pr.State == hal.Suspended || pr.State == hal.TargetSuspended {
+				t.Fatalf("%s: pair %s is %s (%s): something froze", sys.Serial(), pr.VolumePair, pr.State, pr.Reason)
+			}
+		}
+	}
+}
+
+// observer is the manager name of the test's own reads of the lab.
+const observer = "hapair-observer"
+
+// TestWrongCertificateRefused: a partner whose certificate another CA
+// signed never links.
+func TestWrongCertificateRefused(t *testing.T) {
+	ctx := context.Background()
+	p := newPair(t, Options{Rogue: true}, false)
+	if err := p.B.Client.HASetAsStandby(ctx, p.A.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.A.Client.HASetStandby(ctx, p.B.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	err := p.WaitState(ctx, 3*time.Second, "Synchronized", p.A)
+	if err == nil {
+		t.Fatal("a pair with a certificate of another CA synchronized")
+	}
+	if !strings.Contains(p.A.Log()+p.B.Log(), "certificate") {
+		t.Fatalf("no certificate error logged")
+	}
+	if a := haStatus(t, p.A); a.Role != "active" || !a.Acting {
+		t.Fatalf("the active stopped acting: %s", a.Role)
+	}
+}
