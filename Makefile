@@ -41,6 +41,10 @@ test: deps fmt-check vet
 	@# The random fault schedules at full count (>= 200 seeds), without -race:
 	@# the race detector cannot hold that many scenarios in one process.
 	$(GO) test -count=1 -timeout 10m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
+	@# HA: the partition/pause/kill schedules (>= 100) and the kill -9 loop
+	@# on the active, two real lockstepd processes each (the -race pass
+	@# above runs a few of each).
+	LOCKSTEP_HA_SCHEDULES=100 LOCKSTEP_HA_KILLS=20 $(GO) test -count=1 -timeout 15m -run 'TestRandomSchedules|TestKillLoop' -v ./internal/hapair | grep -E '^(ok|FAIL|---|\s+(schedule|pair)_test)'
 
 # S1 and S2 in-process (heartbeat off, then on), then lockstepd driven by
 # lockstepctl over a private D-Bus against the lab: needs dbus-daemon.
@@ -63,6 +67,7 @@ fuzz:
 
 soak:
 	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
+	LOCKSTEP_HA_SCHEDULES=3000 LOCKSTEP_HA_KILLS=300 $(GO) test -count=1 -timeout 240m -run 'TestRandomSchedules|TestKillLoop' -v ./internal/hapair | grep -E '^(ok|FAIL|---|\s+(schedule|pair)_test)'
 	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 60m ./...
 
 clean:

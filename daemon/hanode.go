@@ -109,6 +109,7 @@ func (n *haNode) Run(ctx context.Context) error {
 		defer l.Close()
 		go n.accept(ctx, l)
 	}
+	go n.watchStorage(ctx)
 	err := n.loop.Run(ctx)
 	n.mu.Lock()
 	links := n.links
@@ -127,6 +128,28 @@ func (n *haNode) accept(ctx context.Context, l *link.Listener) {
 			return
 		}
 		n.loop.Post(ha.LinkUp{Link: n.add(c), Peer: c.PeerInfo()})
+	}
+}
+
+// storageWatch is how often a server that does not act connects its
+// drivers to the storage systems its journal names: a standby learns of
+// storage added on the active from the records it receives, and keeps a
+// connection to each (no commands) so that ha status shows its takeover
+// readiness before a takeover is needed.
+const storageWatch = 2 * time.Second
+
+func (n *haNode) watchStorage(ctx context.Context) {
+	t := n.s.clock.NewTicker(storageWatch)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C():
+			if n.s.duty.Load() == nil {
+				n.s.reconcileDrivers()
+			}
+		}
 	}
 }
 
@@ -363,6 +386,12 @@ func (n *haNode) Emit(no ha.Notice) {
 		n.s.emit(notify.HAStateChanged, "synchronization with the partner aborted", kv...)
 	}
 	n.s.updateStatus()
+	if n.s.duty.Load() == nil {
+		// A standby just synchronized (or lost its active) knows the
+		// storage systems of the journal: connect to them now rather
+		// than at the next watch.
+		go n.s.reconcileDrivers()
+	}
 }
 
 func haStateText(st ha.Status) string {

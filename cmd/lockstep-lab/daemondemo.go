@@ -60,7 +60,7 @@ func runDaemonDemo(ctx context.Context, out io.Writer, bin string) (consistent b
 	}
 	defer os.RemoveAll(d.dir)
 	steps := []func(context.Context) error{d.startLab, d.startActive, d.defineStorage,
-		d.defineSession, d.startSession, d.heartbeatOn, d.runWorkload, d.startStandby, d.takeover, d.s1Fault}
+		d.defineSession, d.startSession, d.heartbeatOn, d.runWorkload, d.startStandby, d.takeover, d.s1Fault, d.oldActiveReturns}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return false, err
@@ -159,8 +159,22 @@ func (d *daemonDemo) pwFile(serial hal.Serial) string {
 }
 
 // startServer starts a lockstepd with its own private D-Bus and an HA
-// listener on loopback, and waits until its admin API answers.
+// listener on loopback, and waits until its admin API answers. A server
+// started before comes back with its bus, listener and state.
 func (d *daemonDemo) startServer(ctx context.Context, name string) (*demoServer, error) {
+	sv := d.servers[name]
+	if sv == nil {
+		var err error
+		if sv, err = d.newServer(name); err != nil {
+			return nil, err
+		}
+	}
+	return sv, d.runServer(ctx, sv)
+}
+
+// newServer sets up a server: its bus, its listener port, its
+// configuration.
+func (d *daemonDemo) newServer(name string) (*demoServer, error) {
 	if d.pki == nil {
 		pki, err := hapair.WritePKI(d.dir, "demo", serverA, serverB)
 		if err != nil {
@@ -213,15 +227,22 @@ format = "text"
 	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
 		return nil, err
 	}
-	logf, err := os.Create(filepath.Join(sv.dir, "lockstepd.log"))
+	d.servers[name] = sv
+	return sv, nil
+}
+
+// runServer starts its process and waits for the admin API.
+func (d *daemonDemo) runServer(ctx context.Context, sv *demoServer) error {
+	conf := filepath.Join(sv.dir, "lockstep.toml")
+	logf, err := os.OpenFile(filepath.Join(sv.dir, "lockstepd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	cmd := exec.Command(filepath.Join(d.bin, "lockstepd"), "--config", conf,
 		"--storage-ca", filepath.Join(d.dir, "lab-ca.pem"))
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
-		return nil, err
+		return err
 	}
 	sv.cmd, sv.exited = cmd, make(chan struct{})
 	go func() { cmd.Wait(); logf.Close(); close(sv.exited) }()
@@ -234,14 +255,13 @@ format = "text"
 			<-sv.exited
 		}
 	})
-	d.servers[name] = sv
 	for i := 0; ; i++ {
 		if _, err := d.ctlOn(ctx, sv.bus, "status"); err == nil {
-			return sv, nil
+			return nil
 		}
 		if i == 100 {
 			log, _ := os.ReadFile(logf.Name())
-			return nil, fmt.Errorf("%s did not come up:\n%s", name, log)
+			return fmt.Errorf("%s did not come up:\n%s", sv.name, log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -284,6 +304,15 @@ func (d *daemonDemo) startStandby(ctx context.Context) error {
 	if err := d.show(ctx, "ha", "status"); err != nil {
 		return err
 	}
+	// The standby connects to the storage systems it learned of (it
+	// issues nothing): its takeover readiness.
+	for i := 0; i < 50; i++ {
+		if out, err := d.ctlOn(ctx, b.bus, "ha", "status"); err == nil && !strings.Contains(out, "cannot reach") {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	d.say("the standby reaches every storage system (it issues nothing to them): it is ready to take over")
 	return d.showOn(ctx, b.bus, "ha", "status")
 }
 
@@ -416,6 +445,35 @@ func (d *daemonDemo) s1Fault(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// oldActiveReturns restarts the server that died: it still believes it
+// is the active with epoch 1, learns of epoch 2 from the storage systems
+// (which refuse its commands) and from the new active, stops acting at
+// once, and becomes the new active's standby: the demo ends with a pair.
+func (d *daemonDemo) oldActiveReturns(ctx context.Context) error {
+	d.say("%s comes back: it learns of the higher epoch, stops acting at once, and becomes the standby of %s", serverA, serverB)
+	a, err := d.startServer(ctx, serverA)
+	if err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
+		out, err := d.ctlOn(ctx, a.bus, "ha", "status")
+		if err == nil && strings.Contains(out, "Synchronized") && strings.Contains(out, "standby") {
+			break
+		}
+		if i == 200 {
+			return fmt.Errorf("%s did not become the standby: %s", serverA, out)
+		}
+		if i%20 == 19 {
+			d.ctl(ctx, "ha", "reconnect") // the new active's single attempt may have come too early
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := d.showOn(ctx, a.bus, "ha", "status"); err != nil {
+		return err
+	}
+	return d.show(ctx, "ha", "status")
 }
 
 var errDemoInconsistent = errors.New("the demo's secondary image is inconsistent")

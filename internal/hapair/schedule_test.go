@@ -225,7 +225,7 @@ func roles(ctx context.Context, p *Pair) (active, standby *Node) {
 // accepted from a stale epoch once a higher one acted.
 func TestRandomSchedules(t *testing.T) {
 	ctx := context.Background()
-	n := envInt("LOCKSTEP_HA_SCHEDULES", 100)
+	n := envInt("LOCKSTEP_HA_SCHEDULES", 10)
 	base := uint64(envInt("LOCKSTEP_HA_SEED", 1))
 	p := newPair(t, Options{}, true)
 	if err := p.Pair(ctx); err != nil {
@@ -352,7 +352,7 @@ func runSchedule(ctx context.Context, t *testing.T, p *Pair, seed uint64) (steps
 // Then the killed server returns as the standby, and the roles swap.
 func TestKillLoop(t *testing.T) {
 	ctx := context.Background()
-	rounds := envInt("LOCKSTEP_HA_KILLS", 8)
+	rounds := envInt("LOCKSTEP_HA_KILLS", 4)
 	p := newPair(t, Options{}, false)
 	if err := p.Pair(ctx); err != nil {
 		t.Fatal(err)
