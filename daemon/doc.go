@@ -1,7 +1,7 @@
-// Package daemon is lockstepd's frame: the Task supervisor, the systemd
-// protocol (READY, STATUS, WATCHDOG, RELOADING, STOPPING), and, in later
-// work, the wiring of the parts below it (config, persistence, sessions,
-// the freeze core, the admin API, HA, notifications).
+// Package daemon is lockstepd: the Task supervisor, the systemd protocol
+// (READY, STATUS, WATCHDOG, RELOADING, STOPPING), and the wiring of the
+// parts below it (config, persistence, sessions, the freeze core, the
+// admin API, HA, notifications).
 //
 // Tasks are the long-running parts: each runs until its context ends,
 // says when it is ready, and names itself. They run under one errgroup:
@@ -9,8 +9,32 @@
 // every task is ready, which for the daemon means: the journal replayed
 // and the role known.
 //
+// # Acting and not acting
+//
+// The HA loop (package ha, driven by hanode.go) decides whether this
+// server acts. An acting server (standalone or active) runs one acting
+// period per epoch (duties.go): a fresh freeze core, engine and session
+// manager. A period first fences: it sends its epoch to every storage
+// system it reaches (a QueryPaths), so that a former active that still
+// believes it acts is refused from then on; only then does the core issue
+// anything. The systems that did not answer are the takeover readiness.
+// A server that does not act (standby, disconnected standby) runs no
+// core: it refuses every change with "issues nothing", keeps connections
+// to the storage systems its journal names (to report its readiness), and
+// applies the records the active ships. A storage system that answers
+// fenced ends the period at once (HigherEpochSeen): no more commands, no
+// heartbeat.
+//
+// While the pair is Synchronized, every change is answered only after
+// the standby has fsynced its record (waitReplicated); a link lost
+// meanwhile answers at once, and the pair shows Disconnected Consistent.
+//
+// The relationship (role and partner) is kept in ha-relationship.json in
+// the state directory, outside the journal: a standby's journal is the
+// active's, replaced by each synchronization.
+//
 // The watchdog pings systemd at half of WATCHDOG_USEC, and only while the
-// freeze core's loop makes progress: a wedged core stops the pings, and
-// systemd restarts the daemon rather than let it pretend to guard
-// consistency.
+// acting freeze core's loop makes progress: a wedged core stops the pings,
+// and systemd restarts the daemon rather than let it pretend to guard
+// consistency. A server that does not act has no core to wedge.
 package daemon

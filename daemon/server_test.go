@@ -17,7 +17,10 @@ import (
 
 // startServer runs a lockstepd in-process on a private bus and returns a
 // client of its admin API.
-func startServer(t *testing.T) *control.Client {
+func startServer(t *testing.T) *control.Client { return startServerWith(t, "") }
+
+// startServerWith is startServer with more configuration (TOML tables).
+func startServerWith(t *testing.T, extra string) *control.Client {
 	t.Helper()
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -32,7 +35,7 @@ func startServer(t *testing.T) *control.Client {
 	}
 	t.Cleanup(stop)
 	cfg, err := config.Parse("[server]\nname = \"t\"\nstate_dir = \"" + filepath.Join(dir, "state") +
-		"\"\n[control]\nbus = \"" + addr + "\"\n")
+		"\"\n" + extra + "\n[control]\nbus = \"" + addr + "\"\n")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -97,4 +100,47 @@ func TestLastIPConnectionRemovalNeedsForceWhileHeartbeatOn(t *testing.T) {
 	if err != nil || len(ws) != 1 {
 		t.Fatalf("heartbeat on with a z/OS-only system: %v, warnings %v", err, ws)
 	}
+}
+
+// TestHAVerbsWithoutHA: the basic edition has no HA, and a full edition
+// without the HA link's TLS files cannot pair; both say why, and the
+// server keeps acting as a standalone one.
+func TestHAVerbsWithoutHA(t *testing.T) {
+	for _, tc := range []struct{ name, extra, want string }{
+		{"basic edition", "edition = \"basic\"", "basic edition"},
+		{"no TLS", "", "mutual TLS"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := startServerWith(t, tc.extra)
+			ctx := context.Background()
+			err := c.HASetStandby(ctx, "tcp://127.0.0.1:9730")
+			if !errors.Is(err, control.ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("ha set-standby: %v, want unavailable (%s)", err, tc.want)
+			}
+			if _, err := c.HATakeover(ctx); !errors.Is(err, control.ErrUnavailable) {
+				t.Fatalf("ha takeover: %v", err)
+			}
+			doc, err := c.HAStatus(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if doc.Role != "standalone" || doc.State != "Standalone" || !strings.Contains(doc.Unavailable, tc.want) {
+				t.Fatalf("ha status %+v", doc)
+			}
+			if err := eventually(func() bool { d, _ := c.HAStatus(ctx); return d.Acting }); err != nil {
+				t.Fatal("a standalone server does not act")
+			}
+		})
+	}
+}
+
+// eventually polls cond for up to 5 s.
+func eventually(cond func() bool) error {
+	for i := 0; i < 100; i++ {
+		if cond() {
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("condition not met")
 }

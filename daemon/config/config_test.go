@@ -77,6 +77,7 @@ func TestReferenceFileExamples(t *testing.T) {
 	want.HA.ListenSet = true
 	want.HA.TLS = &TLSFiles{CertFile: "/etc/lockstep/tls/server.pem", KeyFile: "/etc/lockstep/tls/server.key", CAFile: "/etc/lockstep/tls/ca.pem"}
 	want.HA.SourcePorts = &PortRange{40000, 40009}
+	want.HA.Advertise = &Addr{Scheme: TCP, Host: "db1.example.com", Port: 9730}
 	want.Syslog.Target = &Addr{Scheme: UDP, Host: "syslog.example.net", Port: 514}
 	want.SNMP.TrapListen = &Addr{Scheme: UDP, Host: "0.0.0.0", Port: 10162}
 	want.SNMP.Managers = []Manager{{
@@ -261,6 +262,7 @@ func badFiles() []badFile {
 		{"bad OID", "[snmp]\nenterprise_oid = \"1.3.6.x\"\n", ErrValue, "snmp.enterprise_oid", 2, "OID"},
 		{"bad source ports", "[ha]\nsource_ports = \"40009-40000\"\n", ErrValue, "ha.source_ports", 2, "backwards"},
 		{"privileged source ports", "[ha]\nsource_ports = \"1000-1010\"\n", ErrValue, "ha.source_ports", 2, "below 1024"},
+		{"bad advertise", "[ha]\nadvertise = \"udp://a:1\"\n", ErrAddress, "ha.advertise", 2, "udp"},
 		{"bad app name", "[syslog]\napp_name = \"lock stepd\"\n", ErrValue, "syslog.app_name", 2, "RFC 5424"},
 		{"partial TLS", "[ha]\ncert_file = \"/c\"\n", ErrRequired, "ha.key_file", 1, "go together"},
 		{"listen without TLS", "[ha]\nlisten = \"tcp://0.0.0.0:9730\"\n", ErrRequired, "ha.ca_file", 1, "ha.listen is set"},

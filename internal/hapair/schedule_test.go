@@ -208,6 +208,33 @@ func converge(ctx context.Context, p *Pair) error {
 	})
 }
 
+// remirror starts the session again on the active if a schedule froze it
+// (a paused active freezes on doubt when it resumes), so that the next
+// schedule runs with the heartbeat armed; it reports whether it had to.
+func remirror(ctx context.Context, p *Pair) (bool, error) {
+	active, _ := roles(ctx, p)
+	se, err := active.Client.SessionShow(ctx, "prod")
+	if err != nil {
+		return false, err
+	}
+	if se.State == session.Prepared {
+		return false, nil
+	}
+	return true, Eventually(ctx, 30*time.Second, func() error {
+		doc, err := active.Client.SessionCommand(ctx, "prod", session.CmdStartH1H2)
+		if err == nil && doc.State == session.Prepared {
+			return nil
+		}
+		if doc, err = active.Client.SessionCommand(ctx, "prod", session.CmdRefresh); err != nil {
+			return err
+		}
+		if doc.State != session.Prepared {
+			return fmt.Errorf("session %s", doc.State)
+		}
+		return nil
+	})
+}
+
 // roles returns the acting server and the other one.
 func roles(ctx context.Context, p *Pair) (active, standby *Node) {
 	if doc, err := p.B.Client.HAStatus(ctx); err == nil && doc.Acting {
@@ -235,13 +262,18 @@ func TestRandomSchedules(t *testing.T) {
 	defer rec.close()
 	var seq uint64
 	var worst time.Duration
-	totalAccepted, takeovers := 0, 0
+	totalAccepted, takeovers, refrozen := 0, 0, 0
 	for i := range n {
 		seed := base + uint64(i)
 		steps, took := runSchedule(ctx, t, p, seed)
 		takeovers += took
 		if err := converge(ctx, p); err != nil {
 			t.Fatalf("seed %d (%v): the pair did not converge: %v", seed, steps, err)
+		}
+		if again, err := remirror(ctx, p); err != nil {
+			t.Fatalf("seed %d (%v): the session does not mirror again: %v", seed, steps, err)
+		} else if again {
+			refrozen++
 		}
 		w, err := actingOverlaps(rec.take())
 		if err != nil {
@@ -261,8 +293,8 @@ func TestRandomSchedules(t *testing.T) {
 		}
 		totalAccepted += acc
 	}
-	t.Logf("%d schedules (seeds %d-%d), %d takeovers accepted, %d storage commands accepted: 0 intervals with two actives under one epoch, 0 stale-epoch commands after a higher epoch acted; a former active's own view lagged by at most %v",
-		n, base, base+uint64(n)-1, takeovers, totalAccepted, worst.Round(time.Millisecond))
+	t.Logf("%d schedules (seeds %d-%d), %d takeovers accepted, %d storage commands accepted, %d freezes on doubt (session started again): 0 intervals with two actives under one epoch, 0 stale-epoch commands after a higher epoch acted; a former active's own view lagged by at most %v",
+		n, base, base+uint64(n)-1, takeovers, totalAccepted, refrozen, worst.Round(time.Millisecond))
 }
 
 // runSchedule runs the seeded schedule and returns its steps and the

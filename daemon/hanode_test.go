@@ -1,0 +1,40 @@
+package daemon
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/lockstep-io/lockstep/ha"
+)
+
+func TestRelationshipFile(t *testing.T) {
+	dir := t.TempDir()
+	r, err := loadRelationship(dir)
+	if err != nil || r.Role != ha.Standalone || !r.Peer.IsZero() {
+		t.Fatalf("no file: %+v, %v; want standalone", r, err)
+	}
+	for _, want := range []ha.Relationship{
+		{Role: ha.Active, Peer: ha.Peer{Addr: "tcp://b:9730", Name: "b"}},
+		{Role: ha.DisconnectedStandby, Peer: ha.Peer{Addr: "vsock://2:9730"}},
+		{Role: ha.Standalone},
+	} {
+		if err := saveRelationship(dir, want); err != nil {
+			t.Fatal(err)
+		}
+		got, err := loadRelationship(dir)
+		if err != nil || got != want {
+			t.Fatalf("round trip: %+v, %v; want %+v", got, err, want)
+		}
+	}
+	for _, bad := range []string{"{", `{"role":"boss"}`, ""} {
+		os.WriteFile(filepath.Join(dir, relationshipFile), []byte(bad), 0o644)
+		if _, err := loadRelationship(dir); err == nil || !strings.Contains(err.Error(), relationshipFile) {
+			t.Fatalf("%q: %v, want an error naming the file", bad, err)
+		}
+	}
+	if m, _ := filepath.Glob(filepath.Join(dir, relationshipFile+".tmp*")); len(m) != 0 {
+		t.Fatalf("temp files left: %v", m)
+	}
+}
