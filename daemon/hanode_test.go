@@ -38,3 +38,32 @@ func TestRelationshipFile(t *testing.T) {
 		t.Fatalf("temp files left: %v", m)
 	}
 }
+
+// FuzzRelationshipFile: any bytes in the file give a relationship or a
+// clear error, never a panic; what loads saves and loads back the same.
+func FuzzRelationshipFile(f *testing.F) {
+	f.Add([]byte(`{"role":"active","peer_addr":"tcp://b:9730","peer_name":"b"}`))
+	f.Add([]byte(`{"role":"standby"}`))
+	f.Add([]byte(`{"role":"disconnected-standby","peer_addr":"vsock://2:1"}`))
+	f.Add([]byte("\x00"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, relationshipFile), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r, err := loadRelationship(dir)
+		if err != nil {
+			if !strings.Contains(err.Error(), relationshipFile) {
+				t.Fatalf("error without the file's name: %v", err)
+			}
+			return
+		}
+		if err := saveRelationship(dir, r); err != nil {
+			t.Fatal(err)
+		}
+		again, err := loadRelationship(dir)
+		if err != nil || again != r {
+			t.Fatalf("reload: %+v, %v; want %+v", again, err, r)
+		}
+	})
+}

@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
 	"github.com/lockstep-io/lockstep/hal/emu/topology"
 	"github.com/lockstep-io/lockstep/internal/hapair"
@@ -124,39 +123,18 @@ func indent(s string) string {
 }
 
 func (d *daemonDemo) startLab(ctx context.Context) error {
-	var lsss []emu.LSSConfig
-	for _, l := range topology.DefaultLSSs() {
-		l.CGTimeout = 10 * time.Second
-		lsss = append(lsss, l)
-	}
-	topo := topology.Standard(4, lsss)
-	cfg := &lab.Config{Speed: 1, Topology: topo}
-	for _, sc := range topo.Systems {
-		cfg.Systems = append(cfg.Systems, lab.System{SystemConfig: sc, User: "lockstep",
-			Password: "pw-" + string(sc.Serial), Endpoints: [2]string{"127.0.0.1:0", "127.0.0.1:0"}})
-		if err := os.WriteFile(d.pwFile(sc.Serial), []byte("pw-"+string(sc.Serial)+"\n"), 0o600); err != nil {
-			return err
-		}
-	}
-	labCtx, cancel := context.WithCancel(ctx)
-	srv, err := lab.Start(labCtx, cfg, lab.Options{ControlSocket: filepath.Join(d.dir, "lab.sock")})
+	srv, stop, err := hapair.StartLab(ctx, d.dir, 4, 10*time.Second)
 	if err != nil {
-		cancel()
 		return err
 	}
 	d.srv = srv
-	d.cancel = append(d.cancel, func() { cancel(); srv.Wait() })
-	if err := os.WriteFile(filepath.Join(d.dir, "lab-ca.pem"), srv.CAPEM(), 0o644); err != nil {
-		return err
-	}
+	d.cancel = append(d.cancel, stop)
 	d.say("lockstep-lab serves 4 primary and 4 secondary storage systems on loopback (TLS, two clusters each);\n" +
 		"# every LSS has a CG timeout of 10 s for this demo (60 s FB / 120 s CKD on real arrays)")
 	return nil
 }
 
-func (d *daemonDemo) pwFile(serial hal.Serial) string {
-	return filepath.Join(d.dir, "pw-"+string(serial))
-}
+func (d *daemonDemo) pwFile(serial hal.Serial) string { return hapair.PasswordFile(d.dir, serial) }
 
 // startServer starts a lockstepd with its own private D-Bus and an HA
 // listener on loopback, and waits until its admin API answers. A server

@@ -123,34 +123,54 @@ func New(ctx context.Context, opt Options) (*Pair, error) {
 }
 
 func (p *Pair) startLab(ctx context.Context) error {
+	srv, stop, err := StartLab(ctx, p.opt.Dir, p.opt.Primaries, p.opt.CGTimeout)
+	if err != nil {
+		return err
+	}
+	p.Lab = srv
+	p.stops = append(p.stops, stop)
+	return nil
+}
+
+// StartLab starts an emulated lab of primaries + primaries storage
+// systems (topology.Standard) on loopback TLS, every LSS with the CG
+// timeout cg, with its control socket, its CA (lab-ca.pem) and one
+// password file per system (PasswordFile) in dir. stop ends it.
+func StartLab(ctx context.Context, dir string, primaries int, cg time.Duration) (srv *lab.Server, stop func(), err error) {
 	var lsss []emu.LSSConfig
 	for _, l := range topology.DefaultLSSs() {
-		l.CGTimeout = p.opt.CGTimeout
+		l.CGTimeout = cg
 		lsss = append(lsss, l)
 	}
-	topo := topology.Standard(p.opt.Primaries, lsss)
+	topo := topology.Standard(primaries, lsss)
 	cfg := &lab.Config{Speed: 1, Topology: topo}
 	for _, sc := range topo.Systems {
 		cfg.Systems = append(cfg.Systems, lab.System{SystemConfig: sc, User: "lockstep",
 			Password: "pw-" + string(sc.Serial), Endpoints: [2]string{"127.0.0.1:0", "127.0.0.1:0"}})
-		if err := os.WriteFile(p.pwFile(sc.Serial), []byte("pw-"+string(sc.Serial)+"\n"), 0o600); err != nil {
-			return err
+		if err := os.WriteFile(PasswordFile(dir, sc.Serial), []byte("pw-"+string(sc.Serial)+"\n"), 0o600); err != nil {
+			return nil, nil, err
 		}
 	}
 	labCtx, cancel := context.WithCancel(ctx)
-	srv, err := lab.Start(labCtx, cfg, lab.Options{ControlSocket: filepath.Join(p.opt.Dir, "lab.sock")})
+	srv, err = lab.Start(labCtx, cfg, lab.Options{ControlSocket: filepath.Join(dir, "lab.sock")})
 	if err != nil {
 		cancel()
-		return err
+		return nil, nil, err
 	}
-	p.Lab = srv
-	p.stops = append(p.stops, func() { cancel(); srv.Wait() })
-	return os.WriteFile(filepath.Join(p.opt.Dir, "lab-ca.pem"), srv.CAPEM(), 0o644)
+	stop = func() { cancel(); srv.Wait() }
+	if err := os.WriteFile(filepath.Join(dir, "lab-ca.pem"), srv.CAPEM(), 0o644); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return srv, stop, nil
 }
 
-func (p *Pair) pwFile(serial hal.Serial) string {
-	return filepath.Join(p.opt.Dir, "pw-"+string(serial))
+// PasswordFile is where StartLab wrote the password of a system.
+func PasswordFile(dir string, serial hal.Serial) string {
+	return filepath.Join(dir, "pw-"+string(serial))
 }
+
+func (p *Pair) pwFile(serial hal.Serial) string { return PasswordFile(p.opt.Dir, serial) }
 
 // freePort returns a loopback port that was free a moment ago.
 func freePort() (string, error) {
