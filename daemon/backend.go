@@ -189,6 +189,9 @@ func (s *Server) HAStatus(ctx context.Context) (control.HADoc, error) {
 		Epoch: st.Epoch, Acting: s.duty.Load().isActing(), LastIndex: s.store.LastIndex(),
 		Partner: st.Peer.String(), ReconnectAttempts: st.Reconnect.Attempts, ReconnectLimit: cfg.HA.ReconnectAttempts,
 		NextReconnect: st.Reconnect.Next, Unreachable: s.readiness()}
+	if st.Conn == ha.SyncPending && st.Role != ha.Standalone {
+		doc.SyncPhase = st.Phase.String()
+	}
 	if s.ha.avail == nil {
 		doc.Listen = cfg.HA.Listen.String()
 	} else {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/lockstep-io/lockstep/daemon/control"
 	"github.com/lockstep-io/lockstep/daemon/engine"
@@ -39,6 +40,9 @@ type duties struct {
 	fenced      chan struct{}
 	unreachable []hal.Serial
 	done        chan struct{} // closed when the core and the engine stopped
+	// superseded: a storage system answered fenced; the period's reports
+	// are no longer recorded (see reporter).
+	superseded atomic.Bool
 }
 
 // isActing reports a period whose fence pass is done: from then on its

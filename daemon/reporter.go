@@ -19,12 +19,31 @@ type reporter struct {
 
 var _ freeze.Observer = (*reporter)(nil)
 
+// superseded: once a storage system answered fenced, this period's core
+// reports only on commands that storage refused; the server that fenced
+// it owns the truth. Its reports are logged, not recorded or signalled:
+// an NMS must not page on "not recoverable" from a server that no longer
+// acts.
+func (r *reporter) superseded(what, group string) bool {
+	if !r.d.superseded.Load() {
+		return false
+	}
+	r.s.log.Info("report of a fenced acting period ignored", "report", what, "group", group, "epoch", uint64(r.d.epoch))
+	return true
+}
+
 func (r *reporter) Freezing(group, reason string, at time.Time) {
+	if r.superseded("freezing", group) {
+		return
+	}
 	r.s.emit(notify.SuspendingEvent, "freezing consistency group "+group+": "+reason, "group", group, "reason", reason)
 	r.d.engine.Freezing(group, reason, at)
 }
 
 func (r *reporter) Settled(group string, st freeze.Settlement) {
+	if r.superseded("settled", group) {
+		return
+	}
 	switch {
 	case st.Recoverable:
 		r.s.emit(notify.GroupFrozen, "consistency group "+group+" frozen on every storage system in time: recoverable", "group", group)
@@ -36,6 +55,9 @@ func (r *reporter) Settled(group string, st freeze.Settlement) {
 }
 
 func (r *reporter) Thawed(group string, at time.Time) {
+	if r.superseded("thawed", group) {
+		return
+	}
 	r.s.emit(notify.GroupThawed, "I/O released on consistency group "+group, "group", group)
 	r.d.engine.Thawed(group, at)
 }
@@ -45,6 +67,7 @@ func (r *reporter) Thawed(group string, at time.Time) {
 // heartbeat); a storage system that did not say which epoch it saw
 // counts as one above ours.
 func (r *reporter) Fenced(epoch hal.Epoch) {
+	r.d.superseded.Store(true)
 	r.d.engine.Fenced(epoch)
 	seen := max(epoch, r.d.epoch+1)
 	r.s.ha.higherEpoch(seen, fmt.Sprintf("a storage system (epoch %d)", seen))

@@ -506,6 +506,9 @@ func (c *cli) ha(ctx context.Context, sub string, rest []string) error {
 		return c.show(st, func(w io.Writer) {
 			fmt.Fprintf(w, "edition\t%s\nrole\t%s\nHA state\t%s\nepoch\t%d\nacting\t%t\nlast record\t%d\n",
 				st.Edition, st.Role, st.State, st.Epoch, st.Acting, st.LastIndex)
+			if st.SyncPhase != "" {
+				fmt.Fprintf(w, "sync phase\t%s\n", st.SyncPhase)
+			}
 			if st.Unavailable != "" {
 				fmt.Fprintf(w, "HA unavailable\t%s\n", st.Unavailable)
 			}

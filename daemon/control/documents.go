@@ -302,6 +302,9 @@ type HADoc struct {
 	// active or standalone server, once its epoch reached every storage
 	// system it can reach). A standby never acts.
 	Acting bool `json:"acting"`
+	// SyncPhase, while Synchronization Pending: "backup" (the standby
+	// writes its backup), "snapshot" or "stream".
+	SyncPhase string `json:"sync_phase,omitempty"`
 	// LastIndex is this server's last durable journal record.
 	LastIndex uint64 `json:"last_index"`
 	// StandbyLag, on an active with a link to its standby, is the number

@@ -51,7 +51,7 @@ func BenchmarkTakeover(b *testing.B) {
 				seq = recs[len(recs)-1].Seq
 			}
 			start := time.Now()
-			doc, err := standby.Client.HATakeover(ctx)
+			doc, err := standby.Client().HATakeover(ctx)
 			if err != nil {
 				b.Fatal(err)
 			}

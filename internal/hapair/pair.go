@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -57,11 +58,13 @@ type Pair struct {
 
 // Node is one lockstepd process.
 type Node struct {
-	Name   string
-	Dir    string
-	Bus    string
-	Relay  *relay.Relay // in front of its HA listener; the partner dials it
-	Client *control.Client
+	Name  string
+	Dir   string
+	Bus   string
+	Relay *relay.Relay // in front of its HA listener; the partner dials it
+
+	mu     sync.Mutex // guards client and conn: a restart replaces them
+	client *control.Client
 
 	pair   *Pair
 	conf   string
@@ -255,7 +258,7 @@ func (n *Node) Start(ctx context.Context) error {
 	go func() { cmd.Wait(); close(n.exited) }()
 	for i := 0; ; i++ {
 		if err := n.dial(ctx); err == nil {
-			if _, err = n.Client.Status(ctx); err == nil {
+			if _, err = n.Client().Status(ctx); err == nil {
 				return nil
 			}
 		}
@@ -273,16 +276,25 @@ func (n *Node) Start(ctx context.Context) error {
 }
 
 func (n *Node) dial(ctx context.Context) error {
-	if n.conn != nil {
-		n.conn.Close()
-		n.conn = nil
-	}
 	conn, err := control.Connect(n.Bus)
 	if err != nil {
 		return err
 	}
-	n.conn, n.Client = conn, control.NewClient(conn)
+	n.mu.Lock()
+	old := n.conn
+	n.conn, n.client = conn, control.NewClient(conn)
+	n.mu.Unlock()
+	if old != nil {
+		old.Close()
+	}
 	return nil
+}
+
+// Client is the admin API client of the node's current process.
+func (n *Node) Client() *control.Client {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.client
 }
 
 // Running reports whether the process runs (it may be stopped).
@@ -338,9 +350,11 @@ func (p *Pair) Close() {
 	for _, n := range []*Node{p.A, p.B} {
 		if n != nil {
 			n.Stop()
+			n.mu.Lock()
 			if n.conn != nil {
 				n.conn.Close()
 			}
+			n.mu.Unlock()
 		}
 	}
 	for i := len(p.stops) - 1; i >= 0; i-- {
@@ -352,7 +366,7 @@ func (p *Pair) Close() {
 // session "prod" over every pair, starts it and waits until Prepared,
 // then switches the heartbeat on if heartbeat.
 func (p *Pair) DefineSession(ctx context.Context, n *Node, heartbeat bool) error {
-	c := n.Client
+	c := n.Client()
 	for _, st := range p.Lab.Status() {
 		spec := control.StorageSpec{Serial: hal.Serial(st.Serial), Connections: []control.ConnectionSpec{{
 			Name: "direct", Kind: control.Direct, Addresses: []string{st.Endpoints[0], st.Endpoints[1]},
@@ -399,7 +413,7 @@ func (p *Pair) DefineSession(ctx context.Context, n *Node, heartbeat bool) error
 // standalone server, becomes the standby of the active that links to it)
 // and waits until both say Synchronized.
 func (p *Pair) Pair(ctx context.Context) error {
-	if err := p.A.Client.HASetStandby(ctx, p.B.Addr()); err != nil {
+	if err := p.A.Client().HASetStandby(ctx, p.B.Addr()); err != nil {
 		return fmt.Errorf("a: ha set-standby: %w", err)
 	}
 	return p.WaitState(ctx, 30*time.Second, "Synchronized", p.A, p.B)
@@ -409,7 +423,7 @@ func (p *Pair) Pair(ctx context.Context) error {
 // b; a, a standalone server, becomes the active of the standby that links
 // to it.
 func (p *Pair) PairFromStandby(ctx context.Context) error {
-	if err := p.B.Client.HASetAsStandby(ctx, p.A.Addr()); err != nil {
+	if err := p.B.Client().HASetAsStandby(ctx, p.A.Addr()); err != nil {
 		return fmt.Errorf("b: ha set-as-standby: %w", err)
 	}
 	return p.WaitState(ctx, 30*time.Second, "Synchronized", p.A, p.B)
@@ -419,7 +433,7 @@ func (p *Pair) PairFromStandby(ctx context.Context) error {
 func (p *Pair) WaitState(ctx context.Context, within time.Duration, state string, nodes ...*Node) error {
 	return Eventually(ctx, within, func() error {
 		for _, n := range nodes {
-			doc, err := n.Client.HAStatus(ctx)
+			doc, err := n.Client().HAStatus(ctx)
 			if err != nil {
 				return fmt.Errorf("%s: %w", n.Name, err)
 			}

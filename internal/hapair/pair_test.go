@@ -15,6 +15,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
+	"github.com/lockstep-io/lockstep/persist/persisttest"
 )
 
 // bin holds the lockstepd that TestMain builds: the tests run real
@@ -69,7 +70,7 @@ func newPair(t *testing.T, opt Options, heartbeat bool) *Pair {
 
 func haStatus(t *testing.T, n *Node) control.HADoc {
 	t.Helper()
-	doc, err := n.Client.HAStatus(context.Background())
+	doc, err := n.Client().HAStatus(context.Background())
 	if err != nil {
 		t.Fatalf("%s: ha status: %v", n.Name, err)
 	}
@@ -78,7 +79,7 @@ func haStatus(t *testing.T, n *Node) control.HADoc {
 
 func sessionNames(t *testing.T, n *Node) []string {
 	t.Helper()
-	list, err := n.Client.SessionList(context.Background())
+	list, err := n.Client().SessionList(context.Background())
 	if err != nil {
 		t.Fatalf("%s: session list: %v", n.Name, err)
 	}
@@ -92,7 +93,7 @@ func sessionNames(t *testing.T, n *Node) []string {
 
 func backups(t *testing.T, n *Node) int {
 	t.Helper()
-	list, err := n.Client.BackupList(context.Background())
+	list, err := n.Client().BackupList(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +128,7 @@ func TestPairLifecycle(t *testing.T) {
 	// shows the change the moment the active answered.
 	for i := range 20 {
 		name := fmt.Sprintf("stream-%d", i)
-		if err := p.A.Client.SessionCreate(ctx, name, session.MetroMirrorFailoverFailback, "", session.HoldIO); err != nil {
+		if err := p.A.Client().SessionCreate(ctx, name, session.MetroMirrorFailoverFailback, "", session.HoldIO); err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Contains(sessionNames(t, p.B), name+"/Defined") {
@@ -140,12 +141,12 @@ func TestPairLifecycle(t *testing.T) {
 
 	// Removing the active on a synchronized standby is refused: remove
 	// the standby on the active instead.
-	if err := p.B.Client.HARemoveActive(ctx); err == nil {
+	if err := p.B.Client().HARemoveActive(ctx); err == nil {
 		t.Fatal("ha remove-active on a synchronized standby was accepted")
 	}
 
 	// The standby issues nothing.
-	err := p.B.Client.SessionCreate(ctx, "on-standby", session.MetroMirrorFailoverFailback, "", session.HoldIO)
+	err := p.B.Client().SessionCreate(ctx, "on-standby", session.MetroMirrorFailoverFailback, "", session.HoldIO)
 	if err == nil || !strings.Contains(err.Error(), "issues nothing") {
 		t.Fatalf("a change on the standby: %v", err)
 	}
@@ -157,7 +158,7 @@ func TestPairLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A change while disconnected is answered at once.
-	if err := p.A.Client.SessionCreate(ctx, "while-apart", session.MetroMirrorFailoverFailback, "", session.HoldIO); err != nil {
+	if err := p.A.Client().SessionCreate(ctx, "while-apart", session.MetroMirrorFailoverFailback, "", session.HoldIO); err != nil {
 		t.Fatal(err)
 	}
 
@@ -178,7 +179,7 @@ func TestPairLifecycle(t *testing.T) {
 	// S4: the active dies; takeover on the standby.
 	before := haStatus(t, p.B)
 	p.A.Kill()
-	doc, err := p.B.Client.HATakeover(ctx)
+	doc, err := p.B.Client().HATakeover(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +187,7 @@ func TestPairLifecycle(t *testing.T) {
 		t.Fatalf("takeover: epoch %d (was %d), unreachable %v", doc.Epoch, before.Epoch, doc.Unreachable)
 	}
 	if err := Eventually(ctx, 5*time.Second, func() error {
-		hb, err := p.B.Client.HeartbeatShow(ctx)
+		hb, err := p.B.Client().HeartbeatShow(ctx)
 		if err != nil {
 			return err
 		}
@@ -207,7 +208,7 @@ func TestPairLifecycle(t *testing.T) {
 	// Longer than the heartbeat timeout of the storage systems, had
 	// nobody taken it over: still no freeze.
 	time.Sleep(3 * time.Second)
-	se, err := p.B.Client.SessionShow(ctx, "prod")
+	se, err := p.B.Client().SessionShow(ctx, "prod")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,7 +234,7 @@ func TestPairLifecycle(t *testing.T) {
 	}
 	if err := Eventually(ctx, 20*time.Second, func() error {
 		if haStatus(t, p.A).Role != "standby" {
-			_ = p.B.Client.HAReconnect(ctx)
+			_ = p.B.Client().HAReconnect(ctx)
 		}
 		return p.WaitState(ctx, 2*time.Second, "Synchronized", p.A, p.B)
 	}); err != nil {
@@ -263,7 +264,7 @@ func TestS4(t *testing.T) {
 	time.Sleep(time.Second)
 	p.A.Kill()
 	time.Sleep(500 * time.Millisecond)
-	if _, err := p.B.Client.HATakeover(ctx); err != nil {
+	if _, err := p.B.Client().HATakeover(ctx); err != nil {
 		t.Fatal(err)
 	}
 	_, before, err := p.Lab.Check()
@@ -288,7 +289,7 @@ func TestS4(t *testing.T) {
 		t.Fatalf("S4: the workload stopped writing after the takeover (%d, then %d writes)", before.Writes, after.Writes)
 	}
 	assertNoFreeze(t, p)
-	se, err := p.B.Client.SessionShow(ctx, "prod")
+	se, err := p.B.Client().SessionShow(ctx, "prod")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,10 +325,10 @@ const observer = "hapair-observer"
 func TestWrongCertificateRefused(t *testing.T) {
 	ctx := context.Background()
 	p := newPair(t, Options{Rogue: true}, false)
-	if err := p.B.Client.HASetAsStandby(ctx, p.A.Addr()); err != nil {
+	if err := p.B.Client().HASetAsStandby(ctx, p.A.Addr()); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.A.Client.HASetStandby(ctx, p.B.Addr()); err != nil {
+	if err := p.A.Client().HASetStandby(ctx, p.B.Addr()); err != nil {
 		t.Fatal(err)
 	}
 	err := p.WaitState(ctx, 3*time.Second, "Synchronized", p.A)
@@ -339,5 +340,67 @@ func TestWrongCertificateRefused(t *testing.T) {
 	}
 	if a := haStatus(t, p.A); a.Role != "active" || !a.Acting {
 		t.Fatalf("the active stopped acting: %s", a.Role)
+	}
+}
+
+// TestSyncKilledMidway: the active dies while its standby installs the
+// first snapshot (100 000 copy sets): the standby restores the backup it
+// took before the sync, ends Disconnected, and holds exactly its state of
+// before.
+func TestSyncKilledMidway(t *testing.T) {
+	ctx := context.Background()
+	opt := Options{Bin: bin, Dir: t.TempDir()}
+	p, err := New(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("---- log of b (tail)\n%s", tail(p.B.Log(), 60))
+		}
+		p.Close()
+	})
+	persisttest.Fill100k(t, filepath.Join(p.A.Dir, "state"), persisttest.Records-100)
+	for _, n := range []*Node{p.A, p.B} {
+		if err := n.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, last, backupsBefore := sessionNames(t, p.B), haStatus(t, p.B).LastIndex, backups(t, p.B)
+	if err := p.B.Client().HASetAsStandby(ctx, p.A.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	// The backup is taken, the snapshot on its way: kill the active.
+	if err := Eventually(ctx, 20*time.Second, func() error {
+		if st := haStatus(t, p.B); st.SyncPhase != "snapshot" {
+			return fmt.Errorf("standby %s, phase %q", st.State, st.SyncPhase)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if backups(t, p.B) != backupsBefore+1 {
+		t.Fatal("the standby synchronizes without a backup")
+	}
+	p.A.Kill()
+	if st := haStatus(t, p.B); st.State == "Synchronized" {
+		t.Fatalf("the sync ended before the kill (%s): nothing was killed midway", st.State)
+	}
+	if err := p.WaitState(ctx, 15*time.Second, "Disconnected", p.B); err != nil {
+		t.Fatal(err)
+	}
+	// The restore runs once the link is down; its log line says it ended.
+	if err := Eventually(ctx, 20*time.Second, func() error {
+		if !strings.Contains(p.B.Log(), "state restored from") {
+			return fmt.Errorf("the standby did not log the restore of its backup")
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	after := haStatus(t, p.B)
+	if after.LastIndex != last || !slices.Equal(sessionNames(t, p.B), before) {
+		t.Fatalf("after the failed sync the standby is at record %d with %d sessions, want %d and %d (its backup)",
+			after.LastIndex, len(sessionNames(t, p.B)), last, len(before))
 	}
 }

@@ -52,7 +52,7 @@ func recordRoles(p *Pair) *roleRecorder {
 		r.wg.Go(func() {
 			for ctx.Err() == nil {
 				cctx, ccancel := context.WithTimeout(ctx, 300*time.Millisecond)
-				doc, err := n.Client.HAStatus(cctx)
+				doc, err := n.Client().HAStatus(cctx)
 				ccancel()
 				if err == nil {
 					r.mu.Lock()
@@ -183,8 +183,8 @@ func converge(ctx context.Context, p *Pair) error {
 	}
 	lastKick := time.Time{}
 	return Eventually(ctx, 30*time.Second, func() error {
-		a, errA := p.A.Client.HAStatus(ctx)
-		b, errB := p.B.Client.HAStatus(ctx)
+		a, errA := p.A.Client().HAStatus(ctx)
+		b, errB := p.B.Client().HAStatus(ctx)
 		if errA != nil || errB != nil {
 			return fmt.Errorf("status: %v %v", errA, errB)
 		}
@@ -202,7 +202,7 @@ func converge(ctx context.Context, p *Pair) error {
 		}
 		if time.Since(lastKick) > 1500*time.Millisecond {
 			lastKick = time.Now()
-			_ = active.Client.HAReconnect(ctx)
+			_ = active.Client().HAReconnect(ctx)
 		}
 		return fmt.Errorf("a %s/%s, b %s/%s", a.Role, a.State, b.Role, b.State)
 	})
@@ -213,7 +213,7 @@ func converge(ctx context.Context, p *Pair) error {
 // schedule runs with the heartbeat armed; it reports whether it had to.
 func remirror(ctx context.Context, p *Pair) (bool, error) {
 	active, _ := roles(ctx, p)
-	se, err := active.Client.SessionShow(ctx, "prod")
+	se, err := active.Client().SessionShow(ctx, "prod")
 	if err != nil {
 		return false, err
 	}
@@ -221,11 +221,11 @@ func remirror(ctx context.Context, p *Pair) (bool, error) {
 		return false, nil
 	}
 	return true, Eventually(ctx, 30*time.Second, func() error {
-		doc, err := active.Client.SessionCommand(ctx, "prod", session.CmdStartH1H2)
+		doc, err := active.Client().SessionCommand(ctx, "prod", session.CmdStartH1H2)
 		if err == nil && doc.State == session.Prepared {
 			return nil
 		}
-		if doc, err = active.Client.SessionCommand(ctx, "prod", session.CmdRefresh); err != nil {
+		if doc, err = active.Client().SessionCommand(ctx, "prod", session.CmdRefresh); err != nil {
 			return err
 		}
 		if doc.State != session.Prepared {
@@ -237,7 +237,7 @@ func remirror(ctx context.Context, p *Pair) (bool, error) {
 
 // roles returns the acting server and the other one.
 func roles(ctx context.Context, p *Pair) (active, standby *Node) {
-	if doc, err := p.B.Client.HAStatus(ctx); err == nil && doc.Acting {
+	if doc, err := p.B.Client().HAStatus(ctx); err == nil && doc.Acting {
 		return p.B, p.A
 	}
 	return p.A, p.B
@@ -305,7 +305,7 @@ func runSchedule(ctx context.Context, t *testing.T, p *Pair, seed uint64) (steps
 	takeover := func(n *Node) {
 		cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
-		if _, err := n.Client.HATakeover(cctx); err == nil {
+		if _, err := n.Client().HATakeover(cctx); err == nil {
 			takeovers++
 			steps = append(steps, "takeover "+n.Name)
 		} else {
@@ -370,7 +370,7 @@ func runSchedule(ctx context.Context, t *testing.T, p *Pair, seed uint64) (steps
 			} else {
 				steps = append(steps, "change")
 				cctx, cancel := context.WithTimeout(ctx, 3*time.Second)
-				_ = active.Client.SessionCreate(cctx, fmt.Sprintf("s%d-%d", seed, rng.IntN(1000)), session.MetroMirrorFailoverFailback, "", session.HoldIO)
+				_ = active.Client().SessionCreate(cctx, fmt.Sprintf("s%d-%d", seed, rng.IntN(1000)), session.MetroMirrorFailoverFailback, "", session.HoldIO)
 				cancel()
 			}
 		}
@@ -406,7 +406,7 @@ func TestKillLoop(t *testing.T) {
 				}
 				name := fmt.Sprintf("k%d-%d", round, i)
 				cctx, cancel := context.WithTimeout(ctx, time.Second)
-				err := active.Client.SessionCreate(cctx, name, session.MetroMirrorFailoverFailback, "", session.HoldIO)
+				err := active.Client().SessionCreate(cctx, name, session.MetroMirrorFailoverFailback, "", session.HoldIO)
 				cancel()
 				if err == nil {
 					mu.Lock()
@@ -419,7 +419,7 @@ func TestKillLoop(t *testing.T) {
 		active.Kill()
 		close(stop)
 		wg.Wait()
-		if _, err := standby.Client.HATakeover(ctx); err != nil {
+		if _, err := standby.Client().HATakeover(ctx); err != nil {
 			t.Fatalf("round %d: takeover: %v", round, err)
 		}
 		have := sessionNames(t, standby)
