@@ -263,6 +263,7 @@ func TestRandomSchedules(t *testing.T) {
 	var seq uint64
 	var worst time.Duration
 	totalAccepted, takeovers, refrozen := 0, 0, 0
+	byOp := map[string]int{}
 	for i := range n {
 		seed := base + uint64(i)
 		steps, took := runSchedule(ctx, t, p, seed)
@@ -287,6 +288,11 @@ func TestRandomSchedules(t *testing.T) {
 		if len(recs) > 0 {
 			seq = recs[len(recs)-1].Seq
 		}
+		for _, r := range recs {
+			if r.Manager != observer {
+				byOp[r.Op+"/"+r.Outcome]++
+			}
+		}
 		acc, err := checkCommands(recs)
 		if err != nil {
 			t.Fatalf("seed %d (%v): %v", seed, steps, err)
@@ -295,6 +301,7 @@ func TestRandomSchedules(t *testing.T) {
 	}
 	t.Logf("%d schedules (seeds %d-%d), %d takeovers accepted, %d storage commands accepted, %d freezes on doubt (session started again): 0 intervals with two actives under one epoch, 0 stale-epoch commands after a higher epoch acted; a former active's own view lagged by at most %v",
 		n, base, base+uint64(n)-1, takeovers, totalAccepted, refrozen, worst.Round(time.Millisecond))
+	t.Logf("storage commands by operation/outcome: %v", byOp)
 }
 
 // runSchedule runs the seeded schedule and returns its steps and the
