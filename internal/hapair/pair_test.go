@@ -404,3 +404,26 @@ func TestSyncKilledMidway(t *testing.T) {
 			after.LastIndex, len(sessionNames(t, p.B)), last, len(before))
 	}
 }
+
+// TestPeerTimeoutHint: a standby address that swallows the connection (a
+// firewall that drops it) makes the active log, once the handshake times
+// out, the rule that would let the connection through (DESIGN.md §9).
+func TestPeerTimeoutHint(t *testing.T) {
+	ctx := context.Background()
+	p := newPair(t, Options{}, false)
+	p.B.Relay.Blackhole()
+	if err := p.A.Client().HASetStandby(ctx, p.B.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if err := Eventually(ctx, 25*time.Second, func() error {
+		for _, line := range strings.Split(p.A.Log(), "\n") {
+			if strings.Contains(line, "connection to the HA peer timed out") && strings.Contains(line, "rule=") {
+				t.Logf("logged: %s", line)
+				return nil
+			}
+		}
+		return fmt.Errorf("no firewall hint logged")
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
