@@ -247,11 +247,14 @@ func (n *haNode) PersistRelationship(_ context.Context, r ha.Relationship) error
 func (n *haNode) Connect(addr string) {
 	go func() {
 		cfg := n.s.cfg.Load()
-		ctx, cancel := clock.WithTimeout(n.ctx, n.s.clock, link.DefaultHandshakeTimeout)
+		// The link bounds its handshake itself (and says so with
+		// ErrHandshakeTimeout); this bounds the TCP connect, longer, so
+		// that the handshake's own timeout is the one reported.
+		ctx, cancel := clock.WithTimeout(n.ctx, n.s.clock, 2*link.DefaultHandshakeTimeout)
 		defer cancel()
 		c, err := link.Dial(ctx, addr, n.opts)
 		if err != nil {
-			if errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
+			if errors.Is(err, link.ErrHandshakeTimeout) || errors.Is(err, context.DeadlineExceeded) || isTimeout(err) {
 				hint := firewall.Hints{Config: cfg}.PeerTimeoutHint(addr, firewall.NFT)
 				notify.Log(n.log, notify.ConnectTimeoutHint, "connection to the HA peer timed out; a firewall may drop it",
 					"addr", addr, "rule", hint)

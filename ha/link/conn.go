@@ -124,7 +124,7 @@ func handshake(ctx context.Context, raw net.Conn, tc *tls.Conn, opts Options, di
 		stop()
 		raw.Close()
 		if cerr := hctx.Err(); cerr != nil && ctx.Err() == nil {
-			err = fmt.Errorf("timed out after %v: %w", opts.HandshakeTimeout, err)
+			err = fmt.Errorf("%w after %v: %w", ErrHandshakeTimeout, opts.HandshakeTimeout, err)
 		}
 		return nil, fmt.Errorf("%w with %s: %w", ErrHandshake, raw.RemoteAddr(), err)
 	}

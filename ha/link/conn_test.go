@@ -492,3 +492,22 @@ func TestHelloVersionRefused(t *testing.T) {
 		t.Errorf("refused with %v", err)
 	}
 }
+
+// TestDialHandshakeTimeout: a peer that takes the TCP connection and
+// never answers TLS (a firewall in the middle, a hung server) ends the
+// dial after HandshakeTimeout with ErrHandshakeTimeout, which the daemon
+// turns into a firewall hint.
+func TestDialHandshakeTimeout(t *testing.T) {
+	pki := newPKI(t)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	opts := testOptions(pki.creds(t, "a"), Hello{Name: "a"}, nil)
+	opts.HandshakeTimeout = 100 * time.Millisecond
+	_, err = Dial(context.Background(), "tcp://"+l.Addr().String(), opts)
+	if !errors.Is(err, ErrHandshake) || !errors.Is(err, ErrHandshakeTimeout) {
+		t.Fatalf("dial to a silent peer: %v, want ErrHandshake and ErrHandshakeTimeout", err)
+	}
+}

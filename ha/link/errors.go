@@ -17,6 +17,10 @@ var (
 	// ErrHandshake: TLS or the Hello exchange failed; nothing was
 	// processed.
 	ErrHandshake = errors.New("link: handshake failed")
+	// ErrHandshakeTimeout: the peer did not complete TLS and the Hello
+	// within Options.HandshakeTimeout (a firewall that drops the
+	// connection, a hung peer). Wrapped with ErrHandshake.
+	ErrHandshakeTimeout = errors.New("timed out")
 	// ErrPeerSilent: nothing came from the peer for KeepaliveMisses of
 	// its keepalive intervals.
 	ErrPeerSilent = errors.New("link: peer silent")
