@@ -20,6 +20,7 @@ import (
 	"github.com/lockstep-io/lockstep/ha/link"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/persist"
 )
 
 // relationshipFile holds the HA role and partner, in the state directory
@@ -372,7 +373,7 @@ func (n *haNode) StopActiveDuties()                            { n.s.stopDuties(
 
 func (n *haNode) Emit(no ha.Notice) {
 	kv := []string{"from", no.From.String(), "to", no.To.String(), "epoch", fmt.Sprint(uint64(no.Epoch)),
-		"role", no.To.Role.String(), "ha_state", haStateText(no.To)}
+		"role", no.To.Role.String(), "ha_state", no.To.HAState()}
 	if no.Err != nil {
 		kv = append(kv, "why", no.Err.Error())
 	}
@@ -389,19 +390,6 @@ func (n *haNode) Emit(no ha.Notice) {
 		n.s.emit(notify.HAStateChanged, "synchronization with the partner aborted", kv...)
 	}
 	n.s.updateStatus()
-	if n.s.duty.Load() == nil {
-		// A standby just synchronized (or lost its active) knows the
-		// storage systems of the journal: connect to them now rather
-		// than at the next watch.
-		go n.s.reconcileDrivers()
-	}
-}
-
-func haStateText(st ha.Status) string {
-	if st.Role == ha.Standalone {
-		return "Standalone"
-	}
-	return st.Conn.String()
 }
 
 // loadRelationship reads the persisted relationship (standalone when
@@ -427,36 +415,14 @@ func loadRelationship(dir string) (ha.Relationship, error) {
 	return ha.Relationship{}, fmt.Errorf("daemon: %s: unknown role %q", filepath.Join(dir, relationshipFile), doc.Role)
 }
 
-// saveRelationship writes it atomically and durably: temp file, fsync,
-// rename, directory fsync.
+// saveRelationship writes it atomically and durably.
 func saveRelationship(dir string, r ha.Relationship) error {
 	b, err := json.Marshal(relationshipDoc{Role: r.Role.String(), PeerAddr: r.Peer.Addr, PeerName: r.Peer.Name})
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, relationshipFile+".tmp*")
-	if err != nil {
+	if err := persist.WriteFileAtomic(dir, relationshipFile, append(b, '\n')); err != nil {
 		return fmt.Errorf("daemon: %w", err)
 	}
-	defer os.Remove(f.Name())
-	if _, err := f.Write(append(b, '\n')); err != nil {
-		f.Close()
-		return fmt.Errorf("daemon: %w", err)
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return fmt.Errorf("daemon: %w", err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("daemon: %w", err)
-	}
-	if err := os.Rename(f.Name(), filepath.Join(dir, relationshipFile)); err != nil {
-		return fmt.Errorf("daemon: %w", err)
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
-	}
-	defer d.Close()
-	return d.Sync()
+	return nil
 }

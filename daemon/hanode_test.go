@@ -34,7 +34,7 @@ func TestRelationshipFile(t *testing.T) {
 			t.Fatalf("%q: %v, want an error naming the file", bad, err)
 		}
 	}
-	if m, _ := filepath.Glob(filepath.Join(dir, relationshipFile+".tmp*")); len(m) != 0 {
+	if m, _ := filepath.Glob(filepath.Join(dir, "*tmp*")); len(m) != 0 {
 		t.Fatalf("temp files left: %v", m)
 	}
 }

@@ -202,12 +202,7 @@ func (s State) Relationship() Relationship { return Relationship{Role: s.Role, P
 
 // HAState is the text shown for the HA state: the connection state's
 // name, or "Standalone" for a server with no partner.
-func (s State) HAState() string {
-	if s.Role == Standalone {
-		return "Standalone"
-	}
-	return s.Conn.String()
-}
+func (s State) HAState() string { return s.Status().HAState() }
 
 // Status is the operator-visible part of a state.
 type Status struct {
@@ -217,6 +212,14 @@ type Status struct {
 
 // Status is s's role and connection state.
 func (s State) Status() Status { return Status{Role: s.Role, Conn: s.Conn} }
+
+// HAState is the text shown for the HA state (see State.HAState).
+func (s Status) HAState() string {
+	if s.Role == Standalone {
+		return "Standalone"
+	}
+	return s.Conn.String()
+}
 
 func (s Status) String() string { return s.Role.String() + "/" + s.Conn.String() }
 

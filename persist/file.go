@@ -71,6 +71,16 @@ func writeAtomic(dir, name string, write func(f *os.File) error) (err error) {
 	return syncDir(dir)
 }
 
+// WriteFileAtomic writes data to dir/name with writeAtomic's guarantee:
+// after a crash the file holds either its old bytes or all of data. For
+// the daemon's small state files that live beside the journal.
+func WriteFileAtomic(dir, name string, data []byte) error {
+	return writeAtomic(dir, name, func(f *os.File) error {
+		_, err := f.Write(data)
+		return err
+	})
+}
+
 // removeTemps deletes the leftovers of interrupted writeAtomic calls.
 func removeTemps(dir string) error {
 	entries, err := os.ReadDir(dir)
