@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,12 +15,11 @@ import (
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
 	"github.com/lockstep-io/lockstep/hal/emu/topology"
 	"github.com/lockstep-io/lockstep/internal/hapair"
-	"github.com/lockstep-io/lockstep/internal/privbus"
 )
 
-// daemonDemo is the administrator's tour: a private D-Bus, the lab's 4+4
-// storage systems on loopback, one real lockstepd, and every step done
-// with lockstepctl as an admin would type it. The lab's CG timeouts are
+// daemonDemo is the administrator's tour: the lab's 4+4 storage systems
+// on loopback, two real lockstepd (each on its own private D-Bus), and
+// every step done with lockstepctl as an admin would type it. The lab's CG timeouts are
 // 10 s (instead of 60/120 s) so that the whole story fits in a minute;
 // lockstepd's heartbeat timings are shortened to match.
 type daemonDemo struct {
@@ -32,18 +30,11 @@ type daemonDemo struct {
 	srv    *lab.Server
 	cancel []func()
 
-	// The HA pair: each server has its own bus (the admin API's name is
-	// per bus), its HA listener, and its process.
-	servers map[string]*demoServer
-	pki     map[string]hapair.TLSFiles
-	active  string
-}
-
-// demoServer is one lockstepd of the demo.
-type demoServer struct {
-	name, bus, listen, dir string
-	cmd                    *exec.Cmd
-	exited                 chan struct{}
+	// pair is the lab and the two servers (internal/hapair, which the HA
+	// tests use too): each server has its own private D-Bus and its HA
+	// listener behind a loopback relay.
+	pair   *hapair.Pair
+	active *hapair.Node
 }
 
 const (
@@ -52,7 +43,7 @@ const (
 )
 
 func runDaemonDemo(ctx context.Context, out io.Writer, bin string) (consistent bool, err error) {
-	d := &daemonDemo{out: out, bin: bin, servers: map[string]*demoServer{}, active: serverA}
+	d := &daemonDemo{out: out, bin: bin}
 	defer d.stop()
 	if d.dir, err = os.MkdirTemp("", "lockstep-demo-"); err != nil {
 		return false, err
@@ -100,11 +91,9 @@ func (d *daemonDemo) show(ctx context.Context, args ...string) error {
 }
 
 func (d *daemonDemo) showOn(ctx context.Context, bus string, args ...string) error {
-	host := serverA
-	for name, sv := range d.servers {
-		if sv.bus == bus {
-			host = name
-		}
+	host := d.pair.A.Name
+	if bus == d.pair.B.Bus {
+		host = d.pair.B.Name
 	}
 	fmt.Fprintf(d.out, "%s$ lockstepctl %s\n", host, strings.Join(args, " "))
 	out, err := d.ctlOn(ctx, bus, args...)
@@ -123,12 +112,13 @@ func indent(s string) string {
 }
 
 func (d *daemonDemo) startLab(ctx context.Context) error {
-	srv, stop, err := hapair.StartLab(ctx, d.dir, 4, 10*time.Second)
+	p, err := hapair.New(ctx, hapair.Options{Bin: d.bin, Dir: d.dir, Primaries: 4, CGTimeout: 10 * time.Second,
+		Names: [2]string{serverA, serverB}})
 	if err != nil {
 		return err
 	}
-	d.srv = srv
-	d.cancel = append(d.cancel, stop)
+	d.pair, d.srv, d.active = p, p.Lab, p.A
+	d.cancel = append(d.cancel, p.Close)
 	d.say("lockstep-lab serves 4 primary and 4 secondary storage systems on loopback (TLS, two clusters each);\n" +
 		"# every LSS has a CG timeout of 10 s for this demo (60 s FB / 120 s CKD on real arrays)")
 	return nil
@@ -136,122 +126,13 @@ func (d *daemonDemo) startLab(ctx context.Context) error {
 
 func (d *daemonDemo) pwFile(serial hal.Serial) string { return hapair.PasswordFile(d.dir, serial) }
 
-// startServer starts a lockstepd with its own private D-Bus and an HA
-// listener on loopback, and waits until its admin API answers. A server
-// started before comes back with its bus, listener and state.
-func (d *daemonDemo) startServer(ctx context.Context, name string) (*demoServer, error) {
-	sv := d.servers[name]
-	if sv == nil {
-		var err error
-		if sv, err = d.newServer(name); err != nil {
-			return nil, err
-		}
-	}
-	return sv, d.runServer(ctx, sv)
-}
-
-// newServer sets up a server: its bus, its listener port, its
-// configuration.
-func (d *daemonDemo) newServer(name string) (*demoServer, error) {
-	if d.pki == nil {
-		pki, err := hapair.WritePKI(d.dir, "demo", serverA, serverB)
-		if err != nil {
-			return nil, err
-		}
-		d.pki = pki
-	}
-	sv := &demoServer{name: name, dir: filepath.Join(d.dir, name)}
-	if err := os.MkdirAll(sv.dir, 0o755); err != nil {
-		return nil, err
-	}
-	bus, stopBus, err := privbus.Start(sv.dir)
-	if err != nil {
-		return nil, err
-	}
-	d.cancel = append(d.cancel, stopBus)
-	sv.bus = bus
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	sv.listen = "tcp://" + l.Addr().String()
-	l.Close()
-	tf := d.pki[name]
-	conf := filepath.Join(sv.dir, "lockstep.toml")
-	text := fmt.Sprintf(`[server]
-name = %q
-state_dir = %q
-
-[heartbeat]
-interval = "500ms"
-detection_window = "1s"
-request_timeout = "1s"
-poll_interval = "2s"
-retry_interval = "250ms"
-
-[ha]
-listen = %q
-cert_file = %q
-key_file = %q
-ca_file = %q
-reconnect_interval = "1s"
-
-[control]
-bus = %q
-
-[log]
-format = "text"
-`, name, filepath.Join(sv.dir, "state"), sv.listen, tf.Cert, tf.Key, tf.CA, sv.bus)
-	if err := os.WriteFile(conf, []byte(text), 0o644); err != nil {
-		return nil, err
-	}
-	d.servers[name] = sv
-	return sv, nil
-}
-
-// runServer starts its process and waits for the admin API.
-func (d *daemonDemo) runServer(ctx context.Context, sv *demoServer) error {
-	conf := filepath.Join(sv.dir, "lockstep.toml")
-	logf, err := os.OpenFile(filepath.Join(sv.dir, "lockstepd.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(filepath.Join(d.bin, "lockstepd"), "--config", conf,
-		"--storage-ca", filepath.Join(d.dir, "lab-ca.pem"))
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return err
-	}
-	sv.cmd, sv.exited = cmd, make(chan struct{})
-	go func() { cmd.Wait(); logf.Close(); close(sv.exited) }()
-	d.cancel = append(d.cancel, func() {
-		cmd.Process.Signal(os.Interrupt)
-		select {
-		case <-sv.exited:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-			<-sv.exited
-		}
-	})
-	for i := 0; ; i++ {
-		if _, err := d.ctlOn(ctx, sv.bus, "status"); err == nil {
-			return nil
-		}
-		if i == 100 {
-			log, _ := os.ReadFile(logf.Name())
-			return fmt.Errorf("%s did not come up:\n%s", sv.name, log)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func (d *daemonDemo) startActive(ctx context.Context) error {
-	sv, err := d.startServer(ctx, serverA)
-	if err != nil {
+	a := d.pair.A
+	if err := a.Start(ctx); err != nil {
 		return err
 	}
-	d.bus = sv.bus
-	d.say("%s starts on its own private D-Bus (%s) with its state in %s", serverA, sv.bus, filepath.Join(sv.dir, "state"))
+	d.bus = a.Bus
+	d.say("%s starts on its own private D-Bus (%s) with its state in %s", a.Name, a.Bus, filepath.Join(a.Dir, "state"))
 	return d.show(ctx, "status")
 }
 
@@ -259,18 +140,17 @@ func (d *daemonDemo) startActive(ctx context.Context) error {
 // ships its journal to the standby, which acknowledges every record after
 // its own fsync.
 func (d *daemonDemo) startStandby(ctx context.Context) error {
-	b, err := d.startServer(ctx, serverB)
-	if err != nil {
+	a, b := d.pair.A, d.pair.B
+	if err := b.Start(ctx); err != nil {
 		return err
 	}
-	a := d.servers[serverA]
-	d.say("a second server, %s, becomes the standby: it takes a backup, receives a snapshot, then every record", serverB)
-	if err := d.showOn(ctx, b.bus, "ha", "set-as-standby", a.listen); err != nil {
+	d.say("a second server, %s, becomes the standby: it takes a backup, receives a snapshot, then every record", b.Name)
+	if err := d.showOn(ctx, b.Bus, "ha", "set-as-standby", a.Addr()); err != nil {
 		return err
 	}
-	d.say("%s links to %s, which becomes its active (the same as ha set-standby %s on %s)", serverB, serverA, b.listen, serverA)
+	d.say("%s links to %s, which becomes its active (the same as ha set-standby %s on %s)", b.Name, a.Name, b.Addr(), a.Name)
 	for i := 0; ; i++ {
-		out, err := d.ctlOn(ctx, b.bus, "ha", "status")
+		out, err := d.ctlOn(ctx, b.Bus, "ha", "status")
 		if err == nil && strings.Contains(out, "Synchronized") {
 			break
 		}
@@ -285,13 +165,13 @@ func (d *daemonDemo) startStandby(ctx context.Context) error {
 	// The standby connects to the storage systems it learned of (it
 	// issues nothing): its takeover readiness.
 	for i := 0; i < 50; i++ {
-		if out, err := d.ctlOn(ctx, b.bus, "ha", "status"); err == nil && !strings.Contains(out, "cannot reach") {
+		if out, err := d.ctlOn(ctx, b.Bus, "ha", "status"); err == nil && !strings.Contains(out, "cannot reach") {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	d.say("the standby reaches every storage system (it issues nothing to them): it is ready to take over")
-	return d.showOn(ctx, b.bus, "ha", "status")
+	return d.showOn(ctx, b.Bus, "ha", "status")
 }
 
 // takeover is S4: the active's host dies (kill -9) while the workload
@@ -299,18 +179,17 @@ func (d *daemonDemo) startStandby(ctx context.Context) error {
 // heartbeat timeout: nothing freezes, and the new active keeps the
 // heartbeat with its higher epoch.
 func (d *daemonDemo) takeover(ctx context.Context) error {
-	a, b := d.servers[serverA], d.servers[serverB]
-	d.say("S4: %s dies (kill -9) while the workload runs", serverA)
-	a.cmd.Process.Kill()
-	<-a.exited
+	a, b := d.pair.A, d.pair.B
+	d.say("S4: %s dies (kill -9) while the workload runs", a.Name)
+	a.Kill()
 	time.Sleep(500 * time.Millisecond)
-	d.say("the administrator takes over on %s within the heartbeat timeout", serverB)
-	if err := d.showOn(ctx, b.bus, "ha", "takeover"); err != nil {
+	d.say("the administrator takes over on %s within the heartbeat timeout", b.Name)
+	if err := d.showOn(ctx, b.Bus, "ha", "takeover"); err != nil {
 		return err
 	}
-	d.bus, d.active = b.bus, serverB
+	d.bus, d.active = b.Bus, b
 	time.Sleep(2 * time.Second)
-	d.say("%s is the active now, with the higher epoch; its heartbeat is armed on every primary; nothing froze", serverB)
+	d.say("%s is the active now, with the higher epoch; its heartbeat is armed on every primary; nothing froze", b.Name)
 	if err := d.show(ctx, "heartbeat", "show"); err != nil {
 		return err
 	}
@@ -397,9 +276,9 @@ func (d *daemonDemo) runWorkload(ctx context.Context) error {
 
 func (d *daemonDemo) s1Fault(ctx context.Context) error {
 	p1 := string(topology.PrimarySerial(0))
-	d.say("FAULT S1: %s loses its replication paths and its connection to the active (%s) at the same instant", p1, d.active)
+	d.say("FAULT S1: %s loses its replication paths and its connection to the active (%s) at the same instant", p1, d.active.Name)
 	for _, f := range []lab.Fault{
-		{Kind: "manager", System: p1, Endpoint: -1, Mode: "down", Manager: d.active},
+		{Kind: "manager", System: p1, Endpoint: -1, Mode: "down", Manager: d.active.Name},
 		{Kind: "paths", System: p1},
 	} {
 		if err := d.srv.Inject(f); err != nil {
@@ -430,25 +309,25 @@ func (d *daemonDemo) s1Fault(ctx context.Context) error {
 // (which refuse its commands) and from the new active, stops acting at
 // once, and becomes the new active's standby: the demo ends with a pair.
 func (d *daemonDemo) oldActiveReturns(ctx context.Context) error {
-	d.say("%s comes back: it learns of the higher epoch, stops acting at once, and becomes the standby of %s", serverA, serverB)
-	a, err := d.startServer(ctx, serverA)
-	if err != nil {
+	a, b := d.pair.A, d.pair.B
+	d.say("%s comes back: it learns of the higher epoch, stops acting at once, and becomes the standby of %s", a.Name, b.Name)
+	if err := a.Start(ctx); err != nil {
 		return err
 	}
 	for i := 0; ; i++ {
-		out, err := d.ctlOn(ctx, a.bus, "ha", "status")
+		out, err := d.ctlOn(ctx, a.Bus, "ha", "status")
 		if err == nil && strings.Contains(out, "Synchronized") && strings.Contains(out, "standby") {
 			break
 		}
 		if i == 200 {
-			return fmt.Errorf("%s did not become the standby: %s", serverA, out)
+			return fmt.Errorf("%s did not become the standby: %s", a.Name, out)
 		}
 		if i%20 == 19 {
 			d.ctl(ctx, "ha", "reconnect") // the new active's single attempt may have come too early
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if err := d.showOn(ctx, a.bus, "ha", "status"); err != nil {
+	if err := d.showOn(ctx, a.Bus, "ha", "status"); err != nil {
 		return err
 	}
 	return d.show(ctx, "ha", "status")

@@ -43,6 +43,8 @@ type Options struct {
 	ReconnectAttempts int
 	// Rogue gives the second server a certificate of another CA.
 	Rogue bool
+	// Names of the two servers (server.name; default "a" and "b").
+	Names [2]string
 }
 
 // Pair is an emulated lab and two lockstepd processes ("a" and "b"),
@@ -92,35 +94,34 @@ func New(ctx context.Context, opt Options) (*Pair, error) {
 	if opt.ReconnectAttempts == 0 {
 		opt.ReconnectAttempts = 10
 	}
+	if opt.Names == [2]string{} {
+		opt.Names = [2]string{"a", "b"}
+	}
 	p := &Pair{opt: opt}
 	if err := p.startLab(ctx); err != nil {
 		p.Close()
 		return nil, err
 	}
-	pki, err := WritePKI(opt.Dir, "pair", "a", "b")
+	a, b := opt.Names[0], opt.Names[1]
+	pki, err := WritePKI(opt.Dir, "pair", a, b)
 	if err != nil {
 		p.Close()
 		return nil, err
 	}
 	if opt.Rogue {
-		rogue, err := WritePKI(opt.Dir, "rogue", "b")
+		rogue, err := WritePKI(opt.Dir, "rogue", b)
 		if err != nil {
 			p.Close()
 			return nil, err
 		}
-		pki["b"] = rogue["b"]
+		pki[b] = rogue[b]
 	}
-	for _, name := range []string{"a", "b"} {
-		n, err := p.newNode(name, pki[name])
-		if err != nil {
-			p.Close()
-			return nil, err
-		}
-		if name == "a" {
-			p.A = n
-		} else {
-			p.B = n
-		}
+	if p.A, err = p.newNode(a, pki[a]); err == nil {
+		p.B, err = p.newNode(b, pki[b])
+	}
+	if err != nil {
+		p.Close()
+		return nil, err
 	}
 	return p, nil
 }

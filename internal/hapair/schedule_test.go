@@ -107,8 +107,15 @@ func actingOverlaps(samples []sample) (worst time.Duration, err error) {
 		// between (the conservative reading).
 		spans[s.node] = append(spans[s.node], span{prev.at, s.at, s.epoch})
 	}
-	for _, x := range spans["a"] {
-		for _, y := range spans["b"] {
+	var nodes []string
+	for n := range spans {
+		nodes = append(nodes, n)
+	}
+	if len(nodes) < 2 {
+		return 0, nil
+	}
+	for _, x := range spans[nodes[0]] {
+		for _, y := range spans[nodes[1]] {
 			from, to := x.from, x.to
 			if y.from.After(from) {
 				from = y.from
@@ -120,7 +127,7 @@ func actingOverlaps(samples []sample) (worst time.Duration, err error) {
 				continue
 			}
 			if x.epoch == y.epoch {
-				return worst, fmt.Errorf("a and b both acting with epoch %d from %s to %s", x.epoch,
+				return worst, fmt.Errorf("%s and %s both acting with epoch %d from %s to %s", nodes[0], nodes[1], x.epoch,
 					from.Format("15:04:05.000"), to.Format("15:04:05.000"))
 			}
 			worst = max(worst, to.Sub(from))
