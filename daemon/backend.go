@@ -466,6 +466,10 @@ func (s *Server) HATakeover(ctx context.Context) (control.TakeoverDoc, error) {
 	case <-ctx.Done():
 		return doc, ctx.Err()
 	}
+	if d.superseded.Load() {
+		return doc, fmt.Errorf("%w: a storage system knows an epoch above %d: another server took over; see ha status",
+			control.ErrRefused, doc.Epoch)
+	}
 	doc.Unreachable = append(doc.Unreachable, d.unreachable...)
 	for _, serial := range d.unreachable {
 		doc.Warnings = append(doc.Warnings, fmt.Sprintf("%s did not answer: this server cannot protect its sessions "+

@@ -12,7 +12,6 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control"
 	"github.com/lockstep-io/lockstep/daemon/engine"
 	"github.com/lockstep-io/lockstep/daemon/freeze"
-	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
@@ -27,11 +26,10 @@ import (
 // fenced period (a heartbeat in flight, a freeze retry) survives into the
 // next.
 type duties struct {
-	epoch    hal.Epoch
-	takeover bool
-	core     *freeze.Core
-	engine   *engine.Engine
-	mgr      *session.Manager
+	epoch  hal.Epoch
+	core   *freeze.Core
+	engine *engine.Engine
+	mgr    *session.Manager
 
 	cancel context.CancelFunc
 	// fenced is closed once every reachable storage system has seen the
@@ -45,15 +43,16 @@ type duties struct {
 	superseded atomic.Bool
 }
 
-// isActing reports a period whose fence pass is done: from then on its
-// core may issue commands. Nil (no period) does not act.
+// isActing reports a period whose fence pass is done and that no storage
+// system has fenced: its core may issue commands. Nil (no period) does
+// not act.
 func (d *duties) isActing() bool {
 	if d == nil {
 		return false
 	}
 	select {
 	case <-d.fenced:
-		return true
+		return !d.superseded.Load()
 	default:
 		return false
 	}
@@ -78,7 +77,7 @@ func (s *Server) acting() (*duties, error) {
 // startDuties begins an acting period at epoch. The previous period, if
 // any, is stopped first and must have finished before the new one issues
 // anything.
-func (s *Server) startDuties(epoch hal.Epoch, takeover bool) {
+func (s *Server) startDuties(epoch hal.Epoch) {
 	s.dutyMu.Lock()
 	defer s.dutyMu.Unlock()
 	if d := s.duty.Load(); d != nil {
@@ -90,7 +89,7 @@ func (s *Server) startDuties(epoch hal.Epoch, takeover bool) {
 	prev := s.lastDuties
 	cfg := s.cfg.Load()
 	ctx, cancel := context.WithCancel(s.runCtx)
-	d := &duties{epoch: epoch, takeover: takeover, cancel: cancel,
+	d := &duties{epoch: epoch, cancel: cancel,
 		fenced: make(chan struct{}), done: make(chan struct{})}
 	rep := &reporter{s: s, d: d}
 	d.core = freeze.New(freeze.Options{Clock: s.clock, Logger: s.log, Timings: cfg.Heartbeat,
@@ -125,15 +124,22 @@ func (s *Server) runDuties(ctx context.Context, d *duties, prev *duties) {
 		<-prev.done
 	}
 	s.reconcileDrivers()
-	d.unreachable = s.fence(ctx, d.epoch)
+	var higher bool
+	d.unreachable, higher = s.fence(ctx, d.epoch)
 	close(d.fenced)
+	if higher {
+		// A storage system knows a higher epoch: another server took
+		// over. This period never issues anything; the HA loop demotes
+		// the server.
+		d.superseded.Store(true)
+		s.ha.higherEpoch(d.epoch+1, "a storage system refusing the fence")
+		return
+	}
 	if ctx.Err() != nil {
 		return
 	}
-	if d.takeover {
-		notify.Log(s.log, notify.Takeover, "took over as active: every reachable storage system now refuses lower epochs",
-			"epoch", uint64(d.epoch), "unreachable", fmt.Sprint(d.unreachable))
-	}
+	s.log.Info("acting: every reachable storage system now refuses lower epochs",
+		"epoch", uint64(d.epoch), "unreachable", fmt.Sprint(d.unreachable))
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := d.core.Run(ctx); err != nil {
@@ -164,25 +170,26 @@ func (s *Server) runDuties(ctx context.Context, d *duties, prev *duties) {
 // refuses the commands of a server with a lower epoch, so a former active
 // that still believes it acts cannot change anything. The systems that
 // did not answer are returned: the takeover readiness of DESIGN.md §4.
-func (s *Server) fence(ctx context.Context, epoch hal.Epoch) []hal.Serial {
+// higher reports a system that refused the epoch as fenced: a higher
+// one exists.
+func (s *Server) fence(ctx context.Context, epoch hal.Epoch) (unreachable []hal.Serial, higher bool) {
 	systems := s.systems()
 	timeout := s.cfg.Load().Heartbeat.RequestTimeout
 	var mu sync.Mutex
-	var unreachable []hal.Serial
 	var wg sync.WaitGroup
 	for serial, sys := range systems {
 		wg.Go(func() {
 			cctx, cancel := clock.WithTimeout(ctx, s.clock, timeout)
 			defer cancel()
 			if _, err := sys.QueryPaths(cctx, epoch); err != nil {
-				if errors.Is(err, hal.ErrFenced) {
-					// A higher epoch than ours exists: the HA loop hears
-					// of it from the core's first command.
-					s.log.Error("fence refused: a storage system knows a higher epoch", "serial", serial, "err", err)
-				}
 				mu.Lock()
+				defer mu.Unlock()
+				if errors.Is(err, hal.ErrFenced) {
+					s.log.Error("fence refused: a storage system knows a higher epoch", "serial", serial, "err", err)
+					higher = true
+					return
+				}
 				unreachable = append(unreachable, serial)
-				mu.Unlock()
 			}
 		})
 	}
@@ -193,7 +200,7 @@ func (s *Server) fence(ctx context.Context, epoch hal.Epoch) []hal.Serial {
 		}
 	}
 	slices.Sort(unreachable)
-	return slices.Compact(unreachable)
+	return slices.Compact(unreachable), higher
 }
 
 // reconcileDrivers starts a driver for every registered system that has

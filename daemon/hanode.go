@@ -368,8 +368,11 @@ func (n *haNode) RestoreBackup() {
 	}()
 }
 
-func (n *haNode) StartActiveDuties(e hal.Epoch, takeover bool) { n.s.startDuties(e, takeover) }
-func (n *haNode) StopActiveDuties()                            { n.s.stopDuties() }
+// StartActiveDuties starts an acting period; a takeover needs nothing
+// more than any period: every period fences storage before it acts, and
+// the TookOver notice comes from the loop.
+func (n *haNode) StartActiveDuties(e hal.Epoch, _ bool) { n.s.startDuties(e) }
+func (n *haNode) StopActiveDuties()                     { n.s.stopDuties() }
 
 func (n *haNode) Emit(no ha.Notice) {
 	kv := []string{"from", no.From.String(), "to", no.To.String(), "epoch", fmt.Sprint(uint64(no.Epoch)),
