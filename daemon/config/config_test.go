@@ -252,6 +252,21 @@ func badFiles() []badFile {
 			ErrTiming, "heartbeat", 2, "lowest CG timeout 1m0s leaves H = 15s"},
 		{"impossible heartbeat, dotted keys", "\nheartbeat.interval = \"30s\"\n[server]\nedition = \"full\"\n", ErrTiming, "heartbeat", 2, "shorter than the heartbeat interval"},
 		{"reconnect interval too short", "[ha]\nreconnect_interval = \"10ms\"\n", ErrValue, "ha.reconnect_interval", 2, "at least 1s"},
+		// Floors of every duration (issue 12 §3: "1ns" passed --check-config).
+		{"poll interval of 1ns", "[heartbeat]\npoll_interval = \"1ns\"\n", ErrValue, "heartbeat.poll_interval", 2, "at least 1s"},
+		{"heartbeat interval of 1ms", "[heartbeat]\ninterval = \"1ms\"\ndetection_window = \"2s\"\n", ErrValue, "heartbeat.interval", 2, "at least 100ms"},
+		{"detection window of 10ms", "[heartbeat]\ninterval = \"100ms\"\ndetection_window = \"10ms\"\n", ErrValue, "heartbeat.detection_window", 3, "at least 500ms"},
+		{"request timeout of 1µs", "[heartbeat]\nrequest_timeout = \"1us\"\n", ErrValue, "heartbeat.request_timeout", 2, "at least 100ms"},
+		{"retry interval of 1ns", "[heartbeat]\nretry_interval = \"1ns\"\n", ErrValue, "heartbeat.retry_interval", 2, "at least 100ms"},
+		{"inform timeout of 1ms", "[[snmp.manager]]\naddress = \"udp://a:162\"\nversion = \"v2c\"\ncommunity_file = \"/c\"\nnotification = \"inform\"\ntimeout = \"1ms\"\n",
+			ErrValue, "snmp.manager[0].timeout", 6, "at least 100ms"},
+		// A number the decoder cannot hold: the key too, not only the line.
+		{"huge reconnect attempts", "[ha]\nreconnect_attempts = 99999999999999999999\n", ErrValue, "ha.reconnect_attempts", 2, "out of range"},
+		{"huge dotted reconnect attempts", "\nha.reconnect_attempts = 0x1ffffffffffffffff\n", ErrValue, "ha.reconnect_attempts", 2, "out of range"},
+		{"huge retries in the second manager",
+			"[[snmp.manager]]\nretries = 1\n[[snmp.manager]]\nretries = 99999999999999999999\n",
+			ErrValue, "snmp.manager[1].retries", 4, "out of range"},
+		{"huge float", "[[snmp.manager]]\nretries = 1e999\n", ErrValue, "snmp.manager[0].retries", 2, "out of range"},
 		{"wrong type", "[server]\nname = 5\n", ErrType, "server.name", 2, "must be a string, not the integer 5"},
 		{"bad server name", "[server]\nname = \"a b\"\n", ErrValue, "server.name", 2, "character ' '"},
 		{"bad edition", "[server]\nedition = \"pro\"\n", ErrValue, "server.edition", 2, `"pro" is not "full" or "basic"`},
@@ -290,10 +305,10 @@ func badFiles() []badFile {
 			"[[snmp.manager]]\naddress = \"udp://nms:162\"\nversion = \"v2c\"\ncommunity_file = \"/c\"\n\n" +
 				"[[snmp.manager]]\naddress = \"udp://NMS:162\"\nversion = \"v2c\"\ncommunity_file = \"/d\"\n",
 			ErrDuplicate, "snmp.manager[1].address", 7, "already the address of snmp.manager[0] (line 1)"},
-		{"syntax error", "[server]\nname = \"a\n", ErrSyntax, "", 2, ""},
+		{"syntax error", "[server]\nname = \"a\n", ErrSyntax, "server.name", 2, "newlines"},
 		{"table expected", "server = 5\n", ErrSyntax, "server", 1, "must be a table, not an integer"},
 		{"table instead of array of tables", "[snmp.manager]\naddress = \"udp://a:162\"\n", ErrSyntax, "snmp.manager", 1, "must be an array of tables ([[snmp.manager]]), not a table"},
-		{"duplicate key", "[log]\nlevel = \"info\"\nlevel = \"debug\"\n", ErrSyntax, "", 3, "already been defined"},
+		{"duplicate key", "[log]\nlevel = \"info\"\nlevel = \"debug\"\n", ErrSyntax, "log.level", 3, "already been defined"},
 	}
 	for _, a := range []struct {
 		name, key, value, msg string
