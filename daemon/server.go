@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/internal/secretfile"
 	"github.com/lockstep-io/lockstep/persist"
 )
 
@@ -308,7 +308,7 @@ func (s *Server) connect(serial hal.Serial) error {
 	}
 	var password string
 	if conn.PasswordFile != "" {
-		b, err := os.ReadFile(conn.PasswordFile)
+		b, err := secretfile.Read(conn.PasswordFile)
 		if err != nil {
 			return fmt.Errorf("%s: password file: %w", serial, err)
 		}

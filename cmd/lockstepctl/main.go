@@ -250,6 +250,9 @@ func (c *cli) storage(ctx context.Context, sub string, rest []string) error {
 		spec := control.StorageSpec{Serial: hal.Serial(pos[0]), Connections: []control.ConnectionSpec{{
 			Name: *name, Kind: control.ConnectionKind(*kind), Addresses: strings.Split(*addr, ","), Sysplex: *sysplex,
 			User: *user, PasswordFile: *pwFile}}}
+		if err := spec.Validate(); err != nil {
+			return err // early and friendly; lockstepd checks again
+		}
 		ws, err := c.client.StorageAdd(ctx, spec)
 		c.warn(ws)
 		return err

@@ -775,6 +775,27 @@ func TestStorageSpecValidate(t *testing.T) {
 		{"address without port", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"10.0.0.1"} })}}, false},
 		{"zos without sysplex", StorageSpec{"S", []ConnectionSpec{with(zos, func(c *ConnectionSpec) { c.Sysplex = "" })}}, false},
 		{"sysplex on direct", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Sysplex = "PLEX1" })}}, false},
+		{"credentials", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.User, c.PasswordFile = "u", "/etc/lockstep/pw" })}}, true},
+		// Issue 12 §3: refused input changes nothing, so it is refused
+		// here, before any record.
+		{"user without password file", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.User = "u" })}}, false},
+		{"password file without user", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.PasswordFile = "/etc/lockstep/pw" })}}, false},
+		{"relative password file", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.User, c.PasswordFile = "u", "pw" })}}, false},
+		{"unclean password file", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.User, c.PasswordFile = "u", "/etc/../pw" })}}, false},
+		{"user with a space", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.User, c.PasswordFile = "a b", "/pw" })}}, false},
+		{"IPv6 address", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"[fd00::1]:1750"} })}}, true},
+		{"host name", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"ds8k-a.example.com:1750"} })}}, true},
+		{"port 65535", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"127.0.0.1:65535"} })}}, true},
+		{"host with a space", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"ds8k a:1750"} })}}, false},
+		{"empty host", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{":1750"} })}}, false},
+		{"bad IPv4", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"300.1.1.1:1750"} })}}, false},
+	}
+	for _, port := range []string{"99999", "65536", "-1", "0", "1e9", "18446744073709551617", "+80", "0x50", "1_750", "", " 80", "８０"} {
+		tests = append(tests, struct {
+			name string
+			spec StorageSpec
+			ok   bool
+		}{"port " + port, StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"127.0.0.1:" + port} })}}, false})
 	}
 	for _, tt := range tests {
 		err := tt.spec.Validate()

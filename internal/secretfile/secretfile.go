@@ -56,7 +56,7 @@ func read(path string, id Identity, keep bool) ([]byte, error) {
 	// writer, and the daemon with it.
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
-		return nil, fmt.Errorf("secret file %s: %w", path, err)
+		return nil, fmt.Errorf("secret file: %w", err) // a PathError: it names the file
 	}
 	defer f.Close()
 	st, err := f.Stat()
