@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/internal/privbus"
 )
 
 // TestRefusedStorageAddChangesNothing: issue 12 §3. A storage system
@@ -85,5 +89,116 @@ func TestRefusedStorageAddChangesNothing(t *testing.T) {
 	}
 	if got := last(); got != before+1 {
 		t.Fatalf("a good storage add moved the journal from %d to %d, want one record", before, got)
+	}
+}
+
+// TestAdminChangesNeedRootOrTheGroup: DESIGN.md §12, issue 13 §2. On a
+// bus whose policy lets anyone call anything, the real lockstepctl run
+// as uid 65534 (setpriv) may read but not change; a member of the
+// configured admin group may change.
+func TestAdminChangesNeedRootOrTheGroup(t *testing.T) {
+	need := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf(format+" (CI=true: a missing test peer is a failure)", args...)
+		}
+		t.Skipf(format, args...)
+	}
+	if os.Geteuid() != 0 {
+		need("needs root to run lockstepctl as uid 65534")
+	}
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		need("setpriv missing (Debian package util-linux): %v", err)
+	}
+	if _, err := exec.LookPath("dbus-daemon"); err != nil {
+		need("dbus-daemon missing (make deps installs it)")
+	}
+	nogroup, err := user.LookupGroupId("65534")
+	if err != nil {
+		t.Fatalf("group 65534: %v", err)
+	}
+	// A directory uid 65534 can enter: the bus socket and lockstepctl.
+	world, err := os.MkdirTemp("", "lockstep-admin-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(world) })
+	if err := os.Chmod(world, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctlBin := filepath.Join(world, "lockstepctl")
+	if out, err := exec.Command("go", "build", "-o", ctlBin, "../cmd/lockstepctl").CombinedOutput(); err != nil {
+		t.Fatalf("go build lockstepctl: %v\n%s", err, out)
+	}
+	asNobody := func(t *testing.T, addr string, args ...string) (int, string) {
+		t.Helper()
+		cmd := exec.Command(setpriv, append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--",
+			ctlBin, "--bus", addr}, args...)...)
+		cmd.Env = []string{"PATH=/usr/bin:/bin"}
+		out, err := cmd.CombinedOutput()
+		var ee *exec.ExitError
+		switch {
+		case err == nil:
+			return 0, string(out)
+		case errors.As(err, &ee):
+			return ee.ExitCode(), string(out)
+		}
+		t.Fatalf("run lockstepctl as uid 65534: %v\n%s", err, out)
+		return 0, ""
+	}
+	for _, tc := range []struct {
+		name   string
+		group  string
+		change bool
+	}{
+		{"default group lockstep", "", false},
+		{"configured group " + nogroup.Name, nogroup.Name, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			busDir := filepath.Join(world, strings.ReplaceAll(tc.name, " ", "-"))
+			if err := os.Mkdir(busDir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			addr, stop, err := privbus.StartAnyUser(busDir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(stop)
+			c := startServerOn(t, t.TempDir(), addr, "", func(cfg *config.Config) {
+				if tc.group != "" {
+					cfg.Control.AdminGroup = tc.group
+				}
+			})
+			ctx := context.Background()
+			before, err := c.HAStatus(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if code, out := asNobody(t, addr, "status"); code != 0 || !strings.Contains(out, "role") {
+				t.Fatalf("status as uid 65534: exit %d\n%s", code, out)
+			}
+			code, out := asNobody(t, addr, "heartbeat", "on")
+			hb, err := c.HeartbeatShow(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			after, err := c.HAStatus(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.change {
+				if code != 0 || !hb.Enabled {
+					t.Fatalf("heartbeat on by a member of %s: exit %d, heartbeat %v\n%s", tc.group, code, hb.Enabled, out)
+				}
+				return
+			}
+			if code != 1 || !strings.Contains(out, "access denied") || !strings.Contains(out, "uid 65534") {
+				t.Fatalf("heartbeat on as uid 65534: exit %d\n%s\nwant exit 1, access denied naming the uid", code, out)
+			}
+			if hb.Enabled || after.LastIndex != before.LastIndex {
+				t.Fatalf("a refused change changed something: heartbeat %v, last index %d -> %d", hb.Enabled, before.LastIndex, after.LastIndex)
+			}
+		})
 	}
 }

@@ -181,7 +181,7 @@ func (s *Server) db() *session.DB { return s.store.DB() }
 // serveControl owns the bus name and serves the admin API; it is ready
 // once the name is owned.
 func (s *Server) serveControl(ctx context.Context, ready func()) error {
-	ctl, err := control.Serve(ctx, s.bus, s, s.log)
+	ctl, err := control.Serve(ctx, s.bus, s, control.Options{Logger: s.log, AdminGroup: s.cfg.Load().Control.AdminGroup})
 	if err != nil {
 		return err
 	}

@@ -26,6 +26,7 @@ const (
 	DefaultReconnectInterval = time.Minute
 	DefaultReconnectAttempts = 10
 	DefaultAppName           = "lockstepd"
+	DefaultAdminGroup        = "lockstep" // the package's group, as in the bus policy
 	// DefaultEnterpriseOID is a placeholder private enterprise number
 	// until one is registered with IANA; sites may set their own.
 	DefaultEnterpriseOID = "1.3.6.1.4.1.61942"
@@ -164,9 +165,12 @@ const (
 type Control struct {
 	Bus     BusKind
 	Address string // D-Bus address when Bus is AddressBus
+	// AdminGroup may call the admin API's changes, beside root and the
+	// daemon's user; the daemon checks callers itself (DESIGN.md §12).
+	AdminGroup string
 }
 
-// String is the value as written in the file.
+// String is control.bus as written in the file.
 func (c Control) String() string {
 	switch c.Bus {
 	case SessionBus:
@@ -288,7 +292,7 @@ func Default() *Config {
 			ReconnectInterval: DefaultReconnectInterval,
 			ReconnectAttempts: DefaultReconnectAttempts,
 		},
-		Control: Control{Bus: SystemBus},
+		Control: Control{Bus: SystemBus, AdminGroup: DefaultAdminGroup},
 		Log:     Log{Level: slog.LevelInfo, Format: LogAuto},
 		Syslog:  Syslog{AppName: DefaultAppName},
 		SNMP: SNMP{

@@ -50,6 +50,7 @@
 //	ha.reconnect_attempts           10                        0–1000
 //	ha.source_ports                 none (ephemeral)          "40000-40009", ≥ 1024
 //	control.bus                     "system"                  "session" | D-Bus address
+//	control.admin_group             "lockstep"                may call the changes (with root)
 //	log.level                       "info"                    debug | info | warn | error
 //	log.format                      "auto"                    auto | journal | text
 //	syslog.target                   none                      udp | tcp

@@ -54,7 +54,8 @@ type rawHA struct {
 }
 
 type rawControl struct {
-	Bus rawValue `toml:"bus"`
+	Bus        rawValue `toml:"bus"`
+	AdminGroup rawValue `toml:"admin_group"`
 }
 
 type rawLog struct {
@@ -612,21 +613,33 @@ func (c *checker) ha(r rawHA, cfg *Config) {
 }
 
 func (c *checker) control(r rawControl, cfg *Config) {
+	if g, ok := c.str("control.admin_group", r.AdminGroup); ok {
+		// A POSIX portable group name: what groupadd accepts on Debian.
+		good := g != "" && len(g) <= 32 && g[0] != '-'
+		for i := 0; i < len(g); i++ {
+			good = good && (isBare(g[i]) || g[i] == '.')
+		}
+		if !good {
+			c.add(ErrValue, nil, "control.admin_group", "%q: a group name, 1 to 32 of letters, digits, '.', '_' and '-'", g)
+		} else {
+			cfg.Control.AdminGroup = g
+		}
+	}
 	s, ok := c.str("control.bus", r.Bus)
 	if !ok {
 		return
 	}
 	switch s {
 	case "system":
-		cfg.Control = Control{Bus: SystemBus}
+		cfg.Control.Bus, cfg.Control.Address = SystemBus, ""
 	case "session":
-		cfg.Control = Control{Bus: SessionBus}
+		cfg.Control.Bus, cfg.Control.Address = SessionBus, ""
 	default:
 		if err := checkDBusAddress(s); err != nil {
 			c.add(ErrValue, err, "control.bus", "%q is not \"system\", \"session\" or a D-Bus address such as \"unix:path=/run/lockstep/bus\" (%v)", s, err)
 			return
 		}
-		cfg.Control = Control{Bus: AddressBus, Address: s}
+		cfg.Control.Bus, cfg.Control.Address = AddressBus, s
 	}
 }
 
