@@ -101,7 +101,7 @@ type Journal struct {
 	err       error
 	resumable bool
 	closing   bool
-	done    chan struct{} // closed when the writer has returned
+	done      chan struct{} // closed when the writer has returned
 
 	// Owned by the writer goroutine.
 	f          *os.File // the last segment, open for appending
