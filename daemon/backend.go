@@ -26,7 +26,8 @@ var _ control.Backend = (*Server)(nil)
 func (s *Server) Status(ctx context.Context) (control.StatusDoc, error) {
 	st := s.ha.state()
 	doc := control.StatusDoc{Server: s.cfg.Load().Server.Name, Version: version.Version, Role: st.Role.String(),
-		HAState: st.HAState(), Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat()}
+		HAState: st.HAState(), Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat(),
+		Journal: journalDoc(s.store.WriteHealth())}
 	for _, se := range s.db().Sessions() {
 		doc.Sessions.Total++
 		switch se.Status {

@@ -138,11 +138,14 @@ func (s *Server) Run(ctx context.Context) error {
 	s.runCtx = ctx
 	defer s.stopDuties()
 	wd := &Watchdog{Notifier: s.opt.Notifier, Interval: WatchdogInterval(), Progress: s.progress, Logger: s.log}
+	api := newTask("admin API", s.serveControl)
 	tasks := []Task{
 		newTask("snmp notifications", readyAtOnce(s.snmp.Run)),
 		s.ha,
-		newTask("admin API", s.serveControl),
+		api,
 		newTask("watchdog", readyAtOnce(wd.Run)),
+		newTask("journal health", readyAtOnce(journalWatch{store: s.store, clock: s.clock,
+			report: s.reportJournal, after: api.Ready()}.run)),
 	}
 	if a := s.cfg.Load().SNMP.TrapListen; a != nil {
 		// Storage traps: the third source of suspend events, beside the
@@ -234,8 +237,12 @@ func (s *Server) updateStatus() {
 	if s.duty.Load() == nil {
 		acting = "not acting"
 	}
-	_ = s.opt.Notifier.Notify(fmt.Sprintf("STATUS=role %s (%s, %s), %d sessions, heartbeat %s, epoch %d",
-		st.Role, st.HAState(), acting, len(s.db().Sessions()), hb, s.registry().Epoch()))
+	journal := ""
+	if err := s.store.WriteHealth().Err; err != nil {
+		journal = "JOURNAL CANNOT WRITE, changes refused (" + err.Error() + "); "
+	}
+	_ = s.opt.Notifier.Notify(fmt.Sprintf("STATUS=%srole %s (%s, %s), %d sessions, heartbeat %s, epoch %d",
+		journal, st.Role, st.HAState(), acting, len(s.db().Sessions()), hb, s.registry().Epoch()))
 }
 
 // emit logs a catalogue event and signals it on the bus.

@@ -189,6 +189,7 @@ func (c *cli) status(ctx context.Context) error {
 		fmt.Fprintf(w, "sessions\t%d (normal %d, warning %d, severe %d, inactive %d; recoverable %d)\n",
 			s.Total, s.Normal, s.Warning, s.Severe, s.Inactive, s.Recoverable)
 		fmt.Fprintf(w, "storage systems\t%d (%d reachable)\n", st.Storage.Total, st.Storage.Reachable)
+		fmt.Fprintf(w, "journal\t%s\n", control.JournalLine(st.Journal))
 	})
 }
 

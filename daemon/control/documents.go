@@ -37,6 +37,29 @@ type StatusDoc struct {
 	Heartbeat bool          `json:"heartbeat"`
 	Sessions  SessionCounts `json:"sessions"`
 	Storage   StorageCounts `json:"storage"`
+	// Journal says whether this server can record changes.
+	Journal JournalDoc `json:"journal"`
+}
+
+// JournalLine is j for a person: "writable", or that it cannot write,
+// since when, why, and that changes are refused.
+func JournalLine(j JournalDoc) string {
+	if j.Writable {
+		return "writable"
+	}
+	return fmt.Sprintf("CANNOT WRITE since %s, changes are refused: %s",
+		j.Since.UTC().Format(time.RFC3339), j.Error)
+}
+
+// JournalDoc is the state journal's health in a StatusDoc.
+type JournalDoc struct {
+	// Writable is false while the journal cannot write (its file system
+	// is full): every change is refused until it is true again.
+	Writable bool `json:"writable"`
+	// Error says why it cannot write; empty while it can.
+	Error string `json:"error,omitempty"`
+	// Since is when Writable last changed (the daemon's start if never).
+	Since time.Time `json:"since,omitzero"`
 }
 
 // SessionCounts counts sessions by status.
