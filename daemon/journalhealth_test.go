@@ -101,7 +101,7 @@ func TestJournalWatchProbesUntilSpaceReturns(t *testing.T) {
 // sessionRecord creates a session: a record any empty state takes.
 func sessionRecord(name string) session.Record {
 	return session.Record{Version: session.RecordVersion, Kind: session.KindSessionCreated, Session: name,
-		At: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
+		At:     time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC),
 		Create: &session.Create{Type: session.MetroMirrorSingleDirection, Policy: session.HoldIO}}
 }
 
