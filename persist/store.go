@@ -119,17 +119,19 @@ func (s *Store) setHealthLocked(err error) {
 // directory writable again: more than a usual batch of records.
 const ProbeSize = 64 << 10
 
-// Probe finds out, while WriteHealth reports ErrNoSpace, whether space
-// has returned: it writes ProbeSize bytes to a temp file in the journal's
-// directory, fsyncs and deletes it. If that works, the store takes
+// Probe finds out whether the journal's file system has room: it writes
+// ProbeSize bytes to a temp file in the journal's directory, fsyncs and
+// deletes it. The daemon probes at start (a full disk is reported before
+// the first change fails) and, while WriteHealth reports ErrNoSpace, to
+// tell when space has returned. If the probe works, the store takes
 // changes again (WriteHealth turns nil) and Probe returns nil; otherwise
-// it returns why. While the store is healthy it does nothing; after a
-// failure that reopening alone fixes, it returns that failure.
+// WriteHealth turns to the failure, which Probe returns. After a failure
+// that only reopening fixes, it returns that failure.
 func (s *Store) Probe() error {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	s.mu.Lock()
-	if s.err != nil || s.health.err == nil {
+	if s.err != nil {
 		err := s.err
 		s.mu.Unlock()
 		return err
