@@ -112,12 +112,15 @@
 //	org.lockstep.Manager1.Error.Refused      not in the current state; the message
 //	                                         says what to do first (ErrRefused)
 //	org.lockstep.Manager1.Error.Unavailable  not here or not now: HA in the basic
-//	                                         edition, shutting down (ErrUnavailable)
+//	                                         edition, shutting down, the journal
+//	                                         cannot write (ErrUnavailable)
 //	org.lockstep.Manager1.Error.Failed       anything else (ErrFailed)
+//	org.freedesktop.DBus.Error.AccessDenied  a change from a caller that may not
+//	                                         change (ErrAccessDenied)
 //
 // The message of each is the Go error's text. The client maps these names
-// back, and also org.freedesktop.DBus.Error.AccessDenied (the policy) to
-// ErrAccessDenied, ServiceUnknown/NameHasNoOwner (no lockstepd) to
+// back, and also AccessDenied from the bus's policy to ErrAccessDenied,
+// ServiceUnknown/NameHasNoOwner (no lockstepd) to
 // ErrUnavailable, and org.freedesktop.DBus.Error.InvalidArgs (wrong D-Bus
 // types) to ErrInvalid, all as *RemoteError values that errors.Is matches.
 // lockstepctl exits 2 for ErrInvalid and 1 for the others.
