@@ -351,3 +351,39 @@ func TestStandbyAndReaderOnAFullDisk(t *testing.T) {
 		t.Fatalf("the reader waiting through the failure: %v", err)
 	}
 }
+
+// TestRolloverOnAFullDisk: a new segment that cannot be created fails
+// the batch like a write would, and is created once space returns.
+func TestRolloverOnAFullDisk(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(smalldisk.Mount(t, diskSize), "state")
+	s := mustOpenStore(t, dir, Options{SegmentSize: 1}) // a new segment before every batch
+	defer func() { s.Close() }()
+	ctx := context.Background()
+	for i := range 3 {
+		if err := s.Propose(ctx, sessionCreate(fmt.Sprintf("A%d", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	jdir := s.Journal().Dir()
+	segs := len(segFiles(t, jdir))
+	free := smalldisk.Fill(t, filepath.Dir(dir))
+	if err := s.Propose(ctx, sessionCreate("B")); !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "creating segment") {
+		t.Fatalf("proposal needing a new segment on a full disk: %v", err)
+	}
+	if n := len(segFiles(t, jdir)); n != segs {
+		t.Fatalf("%d segments after the failed rollover, %d before", n, segs)
+	}
+	free()
+	if err := s.Propose(ctx, sessionCreate("B")); err != nil {
+		t.Fatalf("proposal once space returned: %v", err)
+	}
+	want := snapOf(t, s.DB())
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = mustOpenStore(t, dir, Options{SegmentSize: 1})
+	if got := snapOf(t, s.DB()); got != want || s.LastIndex() != 4 {
+		t.Fatalf("after reopening: last index %d, same state %v", s.LastIndex(), got == want)
+	}
+}
