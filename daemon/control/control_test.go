@@ -891,3 +891,14 @@ func TestDurationJSON(t *testing.T) {
 		t.Error("a bare number was accepted as a duration")
 	}
 }
+
+func TestJournalLine(t *testing.T) {
+	t.Parallel()
+	if got := JournalLine(JournalDoc{Writable: true}); got != "writable" {
+		t.Errorf("writable: %q", got)
+	}
+	got := JournalLine(JournalDoc{Error: "persist: no space left for the state", Since: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)})
+	if want := "CANNOT WRITE since 2026-12-02T10:00:00Z, changes are refused: persist: no space left for the state"; got != want {
+		t.Errorf("unwritable: %q, want %q", got, want)
+	}
+}
