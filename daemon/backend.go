@@ -16,6 +16,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/internal/secretfile"
 	"github.com/lockstep-io/lockstep/internal/version"
 	"github.com/lockstep-io/lockstep/persist"
 )
@@ -25,7 +26,8 @@ var _ control.Backend = (*Server)(nil)
 func (s *Server) Status(ctx context.Context) (control.StatusDoc, error) {
 	st := s.ha.state()
 	doc := control.StatusDoc{Server: s.cfg.Load().Server.Name, Version: version.Version, Role: st.Role.String(),
-		HAState: st.HAState(), Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat()}
+		HAState: st.HAState(), Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat(),
+		Journal: journalDoc(s.store.WriteHealth())}
 	for _, se := range s.db().Sessions() {
 		doc.Sessions.Total++
 		switch se.Status {
@@ -221,6 +223,18 @@ func (s *Server) proposeRegistry(ctx context.Context, r registry.Record) error {
 func (s *Server) StorageAdd(ctx context.Context, spec control.StorageSpec) ([]string, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
+	}
+	// The password file is read by this daemon, as itself, on every
+	// (re)connection: it must be there and be a secret now, not fail
+	// later on a connection left "connecting" (issue 12 §3). Checked
+	// before anything is journaled.
+	for _, c := range spec.Connections {
+		if c.PasswordFile == "" {
+			continue
+		}
+		if err := secretfile.Check(c.PasswordFile); err != nil {
+			return nil, fmt.Errorf("%w: storage system %s, connection %q: %w", control.ErrRefused, spec.Serial, c.Name, err)
+		}
 	}
 	d, err := s.acting()
 	if err != nil {

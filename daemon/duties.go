@@ -66,9 +66,13 @@ func (s *Server) errNotActing() error {
 }
 
 // acting returns the duties of the current period, or the refusal for a
-// change when the server does not act.
+// change when the server does not act or cannot record the change (its
+// journal cannot write: journalWritable).
 func (s *Server) acting() (*duties, error) {
 	if d := s.duty.Load(); d != nil {
+		if err := s.journalWritable(); err != nil {
+			return nil, err
+		}
 		return d, nil
 	}
 	return nil, s.errNotActing()

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -23,6 +22,7 @@ import (
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/internal/secretfile"
 	"github.com/lockstep-io/lockstep/persist"
 )
 
@@ -138,11 +138,14 @@ func (s *Server) Run(ctx context.Context) error {
 	s.runCtx = ctx
 	defer s.stopDuties()
 	wd := &Watchdog{Notifier: s.opt.Notifier, Interval: WatchdogInterval(), Progress: s.progress, Logger: s.log}
+	api := newTask("admin API", s.serveControl)
 	tasks := []Task{
 		newTask("snmp notifications", readyAtOnce(s.snmp.Run)),
 		s.ha,
-		newTask("admin API", s.serveControl),
+		api,
 		newTask("watchdog", readyAtOnce(wd.Run)),
+		newTask("journal health", readyAtOnce(journalWatch{store: s.store, clock: s.clock,
+			report: s.reportJournal, after: api.Ready()}.run)),
 	}
 	if a := s.cfg.Load().SNMP.TrapListen; a != nil {
 		// Storage traps: the third source of suspend events, beside the
@@ -181,7 +184,7 @@ func (s *Server) db() *session.DB { return s.store.DB() }
 // serveControl owns the bus name and serves the admin API; it is ready
 // once the name is owned.
 func (s *Server) serveControl(ctx context.Context, ready func()) error {
-	ctl, err := control.Serve(ctx, s.bus, s, s.log)
+	ctl, err := control.Serve(ctx, s.bus, s, control.Options{Logger: s.log, AdminGroup: s.cfg.Load().Control.AdminGroup})
 	if err != nil {
 		return err
 	}
@@ -234,8 +237,12 @@ func (s *Server) updateStatus() {
 	if s.duty.Load() == nil {
 		acting = "not acting"
 	}
-	_ = s.opt.Notifier.Notify(fmt.Sprintf("STATUS=role %s (%s, %s), %d sessions, heartbeat %s, epoch %d",
-		st.Role, st.HAState(), acting, len(s.db().Sessions()), hb, s.registry().Epoch()))
+	journal := ""
+	if err := s.store.WriteHealth().Err; err != nil {
+		journal = "JOURNAL CANNOT WRITE, changes refused (" + err.Error() + "); "
+	}
+	_ = s.opt.Notifier.Notify(fmt.Sprintf("STATUS=%srole %s (%s, %s), %d sessions, heartbeat %s, epoch %d",
+		journal, st.Role, st.HAState(), acting, len(s.db().Sessions()), hb, s.registry().Epoch()))
 }
 
 // emit logs a catalogue event and signals it on the bus.
@@ -308,7 +315,7 @@ func (s *Server) connect(serial hal.Serial) error {
 	}
 	var password string
 	if conn.PasswordFile != "" {
-		b, err := os.ReadFile(conn.PasswordFile)
+		b, err := secretfile.Read(conn.PasswordFile)
 		if err != nil {
 			return fmt.Errorf("%s: password file: %w", serial, err)
 		}

@@ -34,10 +34,21 @@ func startServerWith(t *testing.T, extra string) *control.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
+	return startServerOn(t, dir, addr, extra)
+}
+
+// startServerOn runs a lockstepd in-process with its state in dir, on
+// the bus at addr.
+// mods change the parsed configuration.
+func startServerOn(t *testing.T, dir, addr, extra string, mods ...func(*config.Config)) *control.Client {
+	t.Helper()
 	cfg, err := config.Parse("[server]\nname = \"t\"\nstate_dir = \"" + filepath.Join(dir, "state") +
 		"\"\n" + extra + "\n[control]\nbus = \"" + addr + "\"\n")
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range mods {
+		m(cfg)
 	}
 	srv, err := New(Options{Config: cfg, Notifier: &countingNotifier{}})
 	if err != nil {

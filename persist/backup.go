@@ -97,7 +97,7 @@ func (s *Store) CreateBackup(ctx context.Context, epoch uint64) (BackupInfo, err
 	}
 	now := s.opts.Clock.Now().UTC()
 	m := Manifest{Format: backupFormat, Version: backupVersion, Epoch: epoch, LastIndex: index, Created: now}
-	info, err := writeBackup(backupsDir(s.dir), m, state)
+	info, err := writeBackup(backupsDir(s.dir), m, state, s.opts.syncDir)
 	if err != nil {
 		return BackupInfo{}, fmt.Errorf("persist: backup: %w", err)
 	}
@@ -110,8 +110,8 @@ func (s *Store) CreateBackup(ctx context.Context, epoch uint64) (BackupInfo, err
 
 // writeBackup writes the zip into dir under a name made of the creation
 // time and the last index.
-func writeBackup(dir string, m Manifest, state []byte) (BackupInfo, error) {
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+func writeBackup(dir string, m Manifest, state []byte, sync func(string) error) (BackupInfo, error) {
+	if err := mkdirDurable(dir, sync); err != nil {
 		return BackupInfo{}, err
 	}
 	sum := sha256.Sum256(state)
@@ -425,7 +425,7 @@ func RestoreBackup(dir, path string, opts Options) (BackupInfo, error) {
 	if err != nil {
 		return BackupInfo{}, err
 	}
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	if err := mkdirDurable(dir, opts.syncDir); err != nil {
 		return BackupInfo{}, fmt.Errorf("persist: %w", err)
 	}
 	lock, err := lockDir(dir)

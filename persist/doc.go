@@ -83,6 +83,26 @@
 // that fsync returned. Hence at a crash only the last batch can be
 // incomplete on disk, and that batch was never acknowledged.
 //
+// # A failed write, a full disk
+//
+// When the write, the fsync or the segment rollover of a batch fails,
+// the segment is cut back at once (ftruncate to the end of the last
+// durable record, fsynced): nothing of the failed batch stays in it, and
+// every Append of that batch, and of the batches queued behind it, fails.
+// If the cause is a full file system (ENOSPC, EDQUOT) and the cut worked,
+// the journal is intact and the failure is ErrNoSpace: the store drops
+// the records it had counted on from its look-ahead state, and the next
+// proposal writes again from the index after the last durable record
+// (readers waiting for new records keep waiting). Store.WriteHealth says
+// whether the last write worked (the daemon reports it) and
+// Store.Probe, a 64 KiB temp file written, fsynced and deleted, tells when
+// space has returned. Any other failure is ErrWriteFailed: the journal
+// refuses appends until it is reopened. No acknowledged record is touched
+// either way. A snapshot that fails for lack of space also turns
+// WriteHealth to ErrNoSpace. A new directory (the state directory's
+// missing parents, journal/, backups/) is followed by an fsync of its
+// parent.
+//
 // # Recovery
 //
 // Open reads every segment completely, checks it, and decides before it
@@ -108,7 +128,12 @@
 //     refuses. Consequence: damage to the records of the last batch of
 //     the last segment is repaired even if they had been acknowledged,
 //     since nothing tells it from a crash during that batch; the .broken
-//     copy keeps them.
+//     copy keeps them. When the file system is too full for the .broken
+//     copy, the tail is truncated all the same and a warning
+//     (persist-torn-tail-no-copy-W) names the file, the offset, the
+//     records and the bytes dropped: refusing to open would leave the
+//     daemon failing at every start on a full disk, for records nobody
+//     was told are written.
 //   - The newest snapshot that decodes and whose records the segments
 //     still hold (its index >= the first segment's first index - 1) is
 //     used. A damaged newer one is renamed <snapshot>.broken with a

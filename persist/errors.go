@@ -7,6 +7,7 @@ import "errors"
 // ErrBadBackup are fatal where they occur: an admin must act, and the
 // message says how. ErrCompacted and ErrBeyondEnd are answers a reader
 // acts on. ErrWriteFailed and ErrClosed end a journal: reopen it.
+// ErrNoSpace ends nothing: the store goes on once space returns.
 // ErrNotNext and ErrBadState refuse what a standby was sent, changing
 // nothing: the link is out of step or the active is broken, and a new
 // synchronization is the answer.
@@ -35,6 +36,13 @@ var (
 	// cache cannot be trusted), so the journal refuses every later append
 	// and must be reopened, which runs recovery.
 	ErrWriteFailed = errors.New("persist: journal write failed")
+	// ErrNoSpace: the file system of the state directory is full (ENOSPC,
+	// or EDQUOT). A journal write that failed so was undone at once
+	// (nothing of its batch stays on disk, no acknowledged record is
+	// touched) and the store refuses changes with it; it takes changes
+	// again as soon as a write succeeds: the next proposal tries, and
+	// Store.Probe tells when space is back.
+	ErrNoSpace = errors.New("persist: no space left for the state")
 	// ErrTooLarge: a payload longer than MaxPayload.
 	ErrTooLarge = errors.New("persist: payload too large")
 	// ErrSnapshotIndex: a snapshot for an index not yet durable, or older
@@ -65,6 +73,9 @@ const (
 	MsgTornTail         = "persist-torn-tail-W"
 	MsgSnapshotFallback = "persist-snapshot-fallback-W"
 	MsgWriteFailed      = "persist-write-failed-E"
+	MsgNoSpace          = "persist-no-space-E"
+	MsgWritable         = "persist-writable-again-W"
+	MsgTornTailNoCopy   = "persist-torn-tail-no-copy-W"
 	MsgSnapshotFailed   = "persist-snapshot-failed-E"
 	MsgBackupCreated    = "persist-backup-created-I"
 	MsgBackupPruned     = "persist-backup-pruned-I"

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 )
 
 // File modes: the state is the daemon's alone.
@@ -112,4 +113,56 @@ func freeName(dir, base string) string {
 		}
 		name = fmt.Sprintf("%s.%d", base, i)
 	}
+}
+
+// noSpace reports a write that failed because the file system is full or
+// the quota is exhausted: the disk works, and the write can succeed later.
+func noSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// probeWrite writes size bytes to a temp file in dir, fsyncs and deletes
+// it: whether the file system has room again. A crash leaves only a temp
+// file, which Open deletes.
+func probeWrite(dir string, size int) (err error) {
+	f, err := os.CreateTemp(dir, ".probe.*"+tmpSuffix)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		f.Close()
+		if rerr := os.Remove(f.Name()); err == nil && rerr != nil {
+			err = rerr
+		}
+	}()
+	if _, err := f.Write(make([]byte, size)); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// mkdirDurable is os.MkdirAll whose creations survive a crash: each
+// directory it creates is an entry of its parent, so the parent is
+// fsynced after it (sync, normally syncDir). Existing directories are
+// left alone.
+func mkdirDurable(dir string, sync func(string) error) error {
+	if st, err := os.Stat(dir); err == nil {
+		if !st.IsDir() {
+			return &fs.PathError{Op: "mkdir", Path: dir, Err: syscall.ENOTDIR}
+		}
+		return nil
+	}
+	parent := filepath.Dir(dir)
+	if parent != dir {
+		if err := mkdirDurable(parent, sync); err != nil {
+			return err
+		}
+	}
+	if err := os.Mkdir(dir, dirMode); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil // made meanwhile by someone else, who syncs it
+		}
+		return err
+	}
+	return sync(parent)
 }

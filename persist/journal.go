@@ -34,6 +34,10 @@ type Options struct {
 	Clock clock.Clock
 	// Logger receives repairs and failures (nil: discard).
 	Logger *slog.Logger
+
+	// syncDir fsyncs a directory (nil: the real one); tests record the
+	// calls.
+	syncDir func(dir string) error
 }
 
 // Defaults of Options.
@@ -62,6 +66,9 @@ func (o Options) withDefaults() Options {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	o.Logger = o.Logger.With("component", "persist")
+	if o.syncDir == nil {
+		o.syncDir = syncDir
+	}
 	return o
 }
 
@@ -88,9 +95,13 @@ type Journal struct {
 	pending *batch        // appends queued for the writer
 	durable uint64        // the last fsynced index
 	changed chan struct{} // closed and replaced when durable, err or closing change
-	err     error         // ErrWriteFailed once a write failed: appends fail with it
-	closing bool
-	done    chan struct{} // closed when the writer has returned
+	// err is set once a write failed: appends fail with it. It is
+	// ErrWriteFailed for good, or, when resumable, ErrNoSpace: the batch
+	// was undone and resume lets appends go on (see noSpace).
+	err       error
+	resumable bool
+	closing   bool
+	done      chan struct{} // closed when the writer has returned
 
 	// Owned by the writer goroutine.
 	f          *os.File // the last segment, open for appending
@@ -123,7 +134,8 @@ type batch struct {
 // running recovery (recover.go). A refusal to open names the file and
 // offset at fault and leaves the directory as it was.
 func Open(dir string, opts Options) (*Journal, error) {
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	opts = opts.withDefaults()
+	if err := mkdirDurable(dir, opts.syncDir); err != nil {
 		return nil, fmt.Errorf("persist: %w", err)
 	}
 	lock, err := lockDir(dir)
@@ -142,7 +154,7 @@ func Open(dir string, opts Options) (*Journal, error) {
 // protects dir. lock, if not nil, is released by Close.
 func openJournal(dir string, opts Options, lock *dirLock) (*Journal, error) {
 	opts = opts.withDefaults()
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	if err := mkdirDurable(dir, opts.syncDir); err != nil {
 		return nil, fmt.Errorf("persist: %w", err)
 	}
 	if err := removeTemps(dir); err != nil {
@@ -209,6 +221,7 @@ func (j *Journal) Append(ctx context.Context, payload []byte) (uint64, error) {
 	if err := ctx.Err(); err != nil {
 		return 0, err
 	}
+	j.resume() // after a write undone for lack of space: try again
 	index, b, err := j.enqueue(payload)
 	if err != nil {
 		return 0, err
@@ -291,18 +304,89 @@ func (j *Journal) run() {
 				j.beforeWrite(len(b.payloads))
 			}
 			if err = j.write(b); err != nil {
-				err = fmt.Errorf("%w: %w", ErrWriteFailed, err)
-				j.log.Error("journal write failed; appends refused until the journal is reopened",
-					"msg_id", MsgWriteFailed, "file", j.active.path, "err", err)
-				j.mu.Lock()
-				j.err = err
-				j.notify()
-				j.mu.Unlock()
+				err = j.failed(b, err)
 			}
 		}
 		b.err = err
 		close(b.done)
 	}
+}
+
+// failed handles a batch whose write (or fsync, or segment rollover)
+// failed with err: the segment is cut back at once to the end of the last
+// durable record, so that no part of the batch stays in it, and that cut
+// is fsynced. If that worked and the cause is a full file system
+// (noSpace), the journal is intact and only refuses appends until resume
+// (ErrNoSpace); otherwise it refuses them until it is reopened
+// (ErrWriteFailed). It returns the error the batch's appends get.
+func (j *Journal) failed(b *batch, err error) error {
+	last := b.first + uint64(len(b.payloads)) - 1
+	cutErr := j.cutBack()
+	resumable := cutErr == nil && noSpace(err)
+	if resumable {
+		err = fmt.Errorf("%w: records %d-%d of %s were not written, and nothing of them stays on disk (%w); "+
+			"free space on that file system: the next change tries again", ErrNoSpace, b.first, last, j.dir, err)
+		j.log.Error("journal write failed for lack of space; the batch was undone",
+			"msg_id", MsgNoSpace, "file", j.active.path, "first", b.first, "last", last, "offset", j.activeSize, "err", err)
+	} else {
+		if cutErr != nil {
+			err = fmt.Errorf("%w, and cutting %s back to %d bytes failed too: %w", err, j.active.path, j.activeSize, cutErr)
+		}
+		err = fmt.Errorf("%w: %w", ErrWriteFailed, err)
+		j.log.Error("journal write failed; appends refused until the journal is reopened",
+			"msg_id", MsgWriteFailed, "file", j.active.path, "err", err)
+	}
+	j.mu.Lock()
+	j.err, j.resumable = err, resumable
+	j.notify()
+	j.mu.Unlock()
+	return err
+}
+
+// cutBack truncates the segment being written to its last durable
+// record and makes that durable: a failed write may have left part of a
+// batch after it, which no Append was ever told is written.
+func (j *Journal) cutBack() error {
+	if err := j.f.Truncate(j.activeSize); err != nil {
+		return err
+	}
+	return syncData(j.f)
+}
+
+// resume lets appends go on after a write that failed for lack of space
+// and was undone: the next record again takes the index after the last
+// durable one, and the batch queued since the failure fails (its records
+// were numbered after the undone ones). It reports whether appends are
+// accepted now; false after any other failure, or once closing. The
+// Store calls it under its lock, after dropping the undone records from
+// its look-ahead state.
+func (j *Journal) resume() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch {
+	case j.closing:
+		return false
+	case j.err == nil:
+		return true
+	case !j.resumable:
+		return false
+	}
+	if p := j.pending; p != nil {
+		p.err = j.err
+		close(p.done)
+		j.pending = nil
+	}
+	j.err, j.resumable = nil, false
+	j.next = j.durable + 1
+	return true
+}
+
+// undone reports whether the last write failed for lack of space and was
+// undone, so that resume would let appends go on.
+func (j *Journal) undone() bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.err != nil && j.resumable
 }
 
 // write makes one batch durable: a new segment first if the current one

@@ -116,6 +116,9 @@ func (r *Reader) tryNext() (Entry, <-chan struct{}, error) {
 		j.mu.Lock()
 		if r.pos > j.durable {
 			wait, closing, err := j.changed, j.closing, j.err
+			if j.resumable {
+				err = nil // undone for lack of space: records may come again
+			}
 			j.mu.Unlock()
 			switch {
 			case err != nil:

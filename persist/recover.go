@@ -238,7 +238,11 @@ func recoverDir(dir string, log *slog.Logger) (recovered, error) {
 }
 
 // truncateTorn saves a copy of the segment as <segment>.broken, then cuts
-// the torn tail off and makes both durable.
+// the torn tail off and makes both durable. When the file system is too
+// full for the copy (noSpace), it cuts the tail anyway and says so, with
+// the offset and the bytes dropped: the tail was never acknowledged, and
+// refusing to open would leave the daemon failing at every start, which
+// is worse than losing the copy of a record nobody was told is written.
 func truncateTorn(dir string, plan repairPlan, log *slog.Logger) error {
 	broken := freeName(dir, filepath.Base(plan.tornPath)+".broken")
 	err := writeAtomic(dir, broken, func(dst *os.File) error {
@@ -250,7 +254,13 @@ func truncateTorn(dir string, plan repairPlan, log *slog.Logger) error {
 		_, err = io.Copy(dst, src)
 		return err
 	})
-	if err != nil {
+	switch {
+	case err != nil && noSpace(err):
+		log.Warn("journal torn tail truncated without a .broken copy: no space left for it",
+			"msg_id", MsgTornTailNoCopy, "file", plan.tornPath, "offset", plan.tornOffset,
+			"records_dropped", plan.tornRecords, "bytes_dropped", plan.tornBytes, "err", err)
+		broken = ""
+	case err != nil:
 		return fmt.Errorf("persist: saving %s before repair: %w", plan.tornPath, err)
 	}
 	f, err := os.OpenFile(plan.tornPath, os.O_WRONLY, 0)
@@ -266,6 +276,9 @@ func truncateTorn(dir string, plan repairPlan, log *slog.Logger) error {
 	}
 	if err != nil {
 		return fmt.Errorf("persist: truncating %s: %w", plan.tornPath, err)
+	}
+	if broken == "" {
+		return nil
 	}
 	log.Warn("journal torn tail truncated",
 		"msg_id", MsgTornTail, "file", plan.tornPath, "offset", plan.tornOffset,

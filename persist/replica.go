@@ -81,6 +81,7 @@ func (s *Store) AppendReplicated(ctx context.Context, first uint64, payloads [][
 	defer s.gate.RUnlock()
 
 	s.mu.Lock()
+	s.resumeLocked()
 	if s.err != nil {
 		s.mu.Unlock()
 		return s.err

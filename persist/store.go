@@ -6,9 +6,9 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
@@ -64,11 +64,120 @@ type Store struct {
 	snapAt uint64   // the index of the latest snapshot
 	err    error    // once set, Propose fails with it
 	closed bool
+	health health // whether the last write worked: WriteHealth
 
 	kick     chan struct{} // wakes the snapshot goroutine
 	stop     chan struct{}
 	stopOnce sync.Once
 	snapDone chan struct{}
+}
+
+// health is the store's ability to write, as WriteHealth reports it.
+type health struct {
+	err     error
+	since   time.Time
+	changed chan struct{}
+}
+
+// WriteHealth says whether the store can write. Err is nil while the
+// last journal write (or Probe) worked; otherwise it says why the last
+// one failed, since Since: ErrNoSpace (changes are refused until space
+// returns: the next proposal or Probe tries again) or ErrWriteFailed (the
+// store must be reopened). Changed is closed when Err next turns from nil
+// to an error or back.
+type WriteHealth struct {
+	Err     error
+	Since   time.Time
+	Changed <-chan struct{}
+}
+
+// WriteHealth is the store's current ability to write.
+func (s *Store) WriteHealth() WriteHealth {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return WriteHealth{Err: s.health.err, Since: s.health.since, Changed: s.health.changed}
+}
+
+// setHealthLocked records the outcome of a write; s.mu is held.
+func (s *Store) setHealthLocked(err error) {
+	if (err == nil) == (s.health.err == nil) {
+		if err != nil {
+			s.health.err = err // the latest reason
+		}
+		return
+	}
+	if err == nil {
+		s.log.Warn("the state directory takes writes again", "msg_id", MsgWritable,
+			"dir", s.dir, "unwritable_for", s.opts.Clock.Since(s.health.since).String())
+	}
+	s.health.err, s.health.since = err, s.opts.Clock.Now()
+	close(s.health.changed)
+	s.health.changed = make(chan struct{})
+}
+
+// ProbeSize is the free space Probe asks for before it calls the state
+// directory writable again: more than a usual batch of records.
+const ProbeSize = 64 << 10
+
+// Probe finds out whether the journal's file system has room: it writes
+// ProbeSize bytes to a temp file in the journal's directory, fsyncs and
+// deletes it. The daemon probes at start (a full disk is reported before
+// the first change fails) and, while WriteHealth reports ErrNoSpace, to
+// tell when space has returned. If the probe works, the store takes
+// changes again (WriteHealth turns nil) and Probe returns nil; otherwise
+// WriteHealth turns to the failure, which Probe returns. After a failure
+// that only reopening fixes, it returns that failure.
+func (s *Store) Probe() error {
+	s.gate.RLock()
+	defer s.gate.RUnlock()
+	s.mu.Lock()
+	if s.err != nil {
+		err := s.err
+		s.mu.Unlock()
+		return err
+	}
+	dir := s.j.Dir()
+	s.mu.Unlock()
+	err := probeWrite(dir, ProbeSize)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		if noSpace(err) {
+			err = fmt.Errorf("%w: %s still has no room for %d bytes: %w", ErrNoSpace, dir, ProbeSize, err)
+		}
+		s.setHealthLocked(err)
+		return err
+	}
+	s.resumeLocked()
+	if s.err != nil {
+		return s.err
+	}
+	s.setHealthLocked(nil)
+	return nil
+}
+
+// resumeLocked, after a journal write undone for lack of space, drops
+// the records that were not written from the look-ahead state and lets
+// the journal take appends again (Journal.resume); s.mu is held. The
+// records written before the failure are published first: their
+// waiters may not have run yet.
+func (s *Store) resumeLocked() {
+	if !s.j.undone() {
+		return
+	}
+	durable := s.j.LastIndex()
+	for len(s.queue) > 0 && s.queue[0].index <= durable {
+		q := s.queue[0]
+		if err := q.apply(s.cur); err != nil {
+			s.err = fmt.Errorf("persist: record %d: accepted, then refused on replay: %w", q.index, err)
+			return
+		}
+		s.index = q.index
+		s.queue = s.queue[1:]
+	}
+	s.queue = nil
+	s.ahead = s.cur.clone()
+	s.j.resume()
 }
 
 // queued is a record in ahead and not yet in cur: apply publishes it.
@@ -84,7 +193,7 @@ var _ session.Store = (*Store)(nil)
 // (running its recovery) and replays the latest snapshot and the records
 // after it into the state.
 func OpenStore(dir string, opts Options) (*Store, error) {
-	if err := os.MkdirAll(dir, dirMode); err != nil {
+	if err := mkdirDurable(dir, opts.withDefaults().syncDir); err != nil {
 		return nil, fmt.Errorf("persist: %w", err)
 	}
 	lock, err := lockDir(dir)
@@ -133,6 +242,7 @@ func openStore(dir string, opts Options, lock *dirLock) (*Store, error) {
 		kick:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
 		snapDone: make(chan struct{}),
+		health:   health{since: norm.Clock.Now(), changed: make(chan struct{})},
 	}
 	go s.snapshotLoop()
 	return s, nil
@@ -236,6 +346,7 @@ func (s *Store) propose(ctx context.Context, payload []byte, check, apply func(*
 	defer s.gate.RUnlock()
 
 	s.mu.Lock()
+	s.resumeLocked()
 	if s.err != nil {
 		s.mu.Unlock()
 		return s.err
@@ -270,11 +381,16 @@ func (s *Store) await(b *batch, last uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if b.err != nil {
-		if s.err == nil {
+		// For lack of space the batch was undone and the store goes on
+		// (resumeLocked, at the next proposal); any other failure ends
+		// it.
+		if s.err == nil && !errors.Is(b.err, ErrNoSpace) {
 			s.err = b.err
 		}
+		s.setHealthLocked(b.err)
 		return b.err
 	}
+	s.setHealthLocked(nil)
 	// Every record up to last is durable (batches complete in order):
 	// publish them all, whichever waiter gets here first.
 	for len(s.queue) > 0 && s.queue[0].index <= last {
@@ -334,6 +450,12 @@ func (s *Store) snapshotLoop() {
 			// The journal still holds every record: the next trigger
 			// tries again, and replay is only slower meanwhile.
 			s.log.Error("snapshot failed", "msg_id", MsgSnapshotFailed, "err", err)
+			if noSpace(err) {
+				// The next journal write would fail too: say so now.
+				s.mu.Lock()
+				s.setHealthLocked(fmt.Errorf("%w: %w", ErrNoSpace, err))
+				s.mu.Unlock()
+			}
 		}
 	}
 }

@@ -15,6 +15,10 @@
 //     nothing else is changed. systemd need not be PID 1 for this.
 //   - systemd-analyze security --offline, with an exposure threshold, so
 //     that hardening is not lost by accident.
+//   - systemd-analyze syscall-filter: the system calls lockstepd was
+//     recorded making under strace (testdata/lockstepd-syscalls.txt, whose
+//     header says how) are all allowed by the unit's SystemCallFilter=
+//     (@system-service without @privileged and @resources).
 //   - systemd-sysusers and systemd-tmpfiles --create on an empty
 //     --root directory: the user is created there, then the state
 //     directory with its owner and mode (the latter only as root).

@@ -187,7 +187,6 @@ func TestUnitDirectives(t *testing.T) {
 		{"Service", "LockPersonality", "yes"},
 		{"Service", "MemoryDenyWriteExecute", "yes"},
 		{"Service", "SystemCallArchitectures", "native"},
-		{"Service", "SystemCallFilter", "@system-service"},
 		{"Service", "CapabilityBoundingSet", ""},
 		{"Service", "AmbientCapabilities", ""},
 	} {
@@ -323,5 +322,85 @@ func TestSysusersAndTmpfiles(t *testing.T) {
 	}
 	if uid, gid := string(m[1]), string(m[2]); strconv.FormatUint(uint64(sys.Uid), 10) != uid || strconv.FormatUint(uint64(sys.Gid), 10) != gid {
 		t.Errorf("state directory owned by %d:%d, want lockstep %s:%s", sys.Uid, sys.Gid, uid, gid)
+	}
+}
+
+// syscallsFile lists the system calls lockstepd was seen to make (its
+// header says how it was recorded).
+const syscallsFile = "testdata/lockstepd-syscalls.txt"
+
+// TestSystemCallFilter: the unit allows @system-service without
+// @privileged and @resources (issue 13 §2), and, by systemd-analyze's own
+// tables, every system call lockstepd was seen to make stays allowed.
+func TestSystemCallFilter(t *testing.T) {
+	t.Parallel()
+	u := parseUnit(t, unitFile)
+	want := []string{"@system-service", "~@privileged @resources"}
+	if got := u.get("Service", "SystemCallFilter"); !slices.Equal(got, want) {
+		t.Fatalf("SystemCallFilter= lines %q, want %q", got, want)
+	}
+	analyze := need(t, "systemd-analyze")
+	// expand lists the system calls of a group, its nested groups
+	// included, as this systemd knows them.
+	var expand func(group string) map[string]bool
+	expand = func(group string) map[string]bool {
+		out, err := run(t, ".", analyze, "syscall-filter", "--no-pager", group)
+		if err != nil {
+			t.Fatalf("systemd-analyze syscall-filter %s: %v\n%s", group, err, out)
+		}
+		calls := map[string]bool{}
+		for _, line := range strings.Split(out, "\n")[1:] {
+			line = strings.TrimSpace(line)
+			if line == "" || line[0] == '#' {
+				continue
+			}
+			for _, w := range strings.Fields(line) {
+				if strings.HasPrefix(w, "@") {
+					for c := range expand(w) {
+						calls[c] = true
+					}
+				} else {
+					calls[w] = true
+				}
+			}
+		}
+		return calls
+	}
+	allowed := expand("@system-service")
+	excluded := map[string]string{}
+	for _, g := range []string{"@privileged", "@resources"} {
+		calls := expand(g)
+		if len(calls) == 0 {
+			t.Fatalf("systemd-analyze lists no system call in %s", g)
+		}
+		for c := range calls {
+			excluded[c] = g
+		}
+	}
+	b, err := os.ReadFile(syscallsFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	used := 0
+	for _, line := range strings.Split(string(b), "\n") {
+		c := strings.TrimSpace(line)
+		if c == "" || c[0] == '#' {
+			continue
+		}
+		used++
+		if g, ok := excluded[c]; ok {
+			t.Errorf("lockstepd calls %s, which %s holds: the filter would refuse it with EPERM; "+
+				"allow it after the exclusion (SystemCallFilter=%s) and say why", c, g, c)
+		} else if !allowed[c] {
+			t.Errorf("lockstepd calls %s, which @system-service does not allow", c)
+		}
+	}
+	if used < 40 {
+		t.Fatalf("%s lists %d system calls: not a real recording", syscallsFile, used)
+	}
+	for _, c := range []string{"setrlimit", "setuid", "setgroups", "chown", "sched_setaffinity", "setpriority"} {
+		if _, ok := excluded[c]; !ok {
+			t.Errorf("%s is not excluded by the filter", c)
+		}
 	}
 }

@@ -189,6 +189,7 @@ func (c *cli) status(ctx context.Context) error {
 		fmt.Fprintf(w, "sessions\t%d (normal %d, warning %d, severe %d, inactive %d; recoverable %d)\n",
 			s.Total, s.Normal, s.Warning, s.Severe, s.Inactive, s.Recoverable)
 		fmt.Fprintf(w, "storage systems\t%d (%d reachable)\n", st.Storage.Total, st.Storage.Reachable)
+		fmt.Fprintf(w, "journal\t%s\n", control.JournalLine(st.Journal))
 	})
 }
 
@@ -250,6 +251,9 @@ func (c *cli) storage(ctx context.Context, sub string, rest []string) error {
 		spec := control.StorageSpec{Serial: hal.Serial(pos[0]), Connections: []control.ConnectionSpec{{
 			Name: *name, Kind: control.ConnectionKind(*kind), Addresses: strings.Split(*addr, ","), Sysplex: *sysplex,
 			User: *user, PasswordFile: *pwFile}}}
+		if err := spec.Validate(); err != nil {
+			return err // early and friendly; lockstepd checks again
+		}
 		ws, err := c.client.StorageAdd(ctx, spec)
 		c.warn(ws)
 		return err

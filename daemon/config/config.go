@@ -26,6 +26,7 @@ const (
 	DefaultReconnectInterval = time.Minute
 	DefaultReconnectAttempts = 10
 	DefaultAppName           = "lockstepd"
+	DefaultAdminGroup        = "lockstep" // the package's group, as in the bus policy
 	// DefaultEnterpriseOID is a placeholder private enterprise number
 	// until one is registered with IANA; sites may set their own.
 	DefaultEnterpriseOID = "1.3.6.1.4.1.61942"
@@ -33,6 +34,36 @@ const (
 	DefaultRetries       = 3
 	DefaultTimeout       = time.Second
 	DefaultQueue         = 1000
+)
+
+// Floors of the durations. They catch a unit typed wrong ("1ns" for
+// "1s") and values that would turn the daemon against the storage it
+// protects; they are far below any setting worth tuning to, and they tune
+// nothing. heartbeat.* must also pass the freeze package's timing rules.
+const (
+	// The heartbeat sends one command to every storage system per
+	// interval: faster, the commands load the storage systems, and a
+	// loaded host's own scheduling delay becomes a large part of it.
+	MinHeartbeatInterval = 100 * time.Millisecond
+	// A window this short would freeze on the manager's own pauses (a
+	// loaded CPU, a GC cycle) rather than on a storage system's silence,
+	// and a freeze costs the applications dearly.
+	MinDetectionWindow = 500 * time.Millisecond
+	// A command round trip, through an HMC or a WAN link, takes tens of
+	// milliseconds: a shorter timeout fails healthy storage systems.
+	MinRequestTimeout = 100 * time.Millisecond
+	// A poll queries every pair of every storage system; detection rides
+	// on the heartbeat and the pushed events, so polling faster than this
+	// only loads the storage.
+	MinPollInterval = time.Second
+	// Retries of a failed command: faster, a failing storage system (or
+	// the HMC in front of it) is flooded.
+	MinRetryInterval = 100 * time.Millisecond
+	// HA reconnection attempts: faster, a down partner is hammered and
+	// the log fills.
+	MinReconnectInterval = time.Second
+	// An inform waits for the manager's acknowledgement, a round trip.
+	MinInformTimeout = 100 * time.Millisecond
 )
 
 // Config is a validated lockstep.toml.
@@ -134,9 +165,12 @@ const (
 type Control struct {
 	Bus     BusKind
 	Address string // D-Bus address when Bus is AddressBus
+	// AdminGroup may call the admin API's changes, beside root and the
+	// daemon's user; the daemon checks callers itself (DESIGN.md §12).
+	AdminGroup string
 }
 
-// String is the value as written in the file.
+// String is control.bus as written in the file.
 func (c Control) String() string {
 	switch c.Bus {
 	case SessionBus:
@@ -258,7 +292,7 @@ func Default() *Config {
 			ReconnectInterval: DefaultReconnectInterval,
 			ReconnectAttempts: DefaultReconnectAttempts,
 		},
-		Control: Control{Bus: SystemBus},
+		Control: Control{Bus: SystemBus, AdminGroup: DefaultAdminGroup},
 		Log:     Log{Level: slog.LevelInfo, Format: LogAuto},
 		Syslog:  Syslog{AppName: DefaultAppName},
 		SNMP: SNMP{

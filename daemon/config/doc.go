@@ -11,7 +11,11 @@
 //     (BurntSushi/toml matches keys case-insensitively; ours are lower
 //     case). A problem names the key and its line.
 //   - Durations are strings with a unit ("1s"); a bare number is refused
-//     (it has no unit), and so is zero or a negative duration.
+//     (it has no unit), and so is zero or a negative duration. Every
+//     duration has a floor (the Min* constants, each saying why): "1ns"
+//     is a unit typed wrong, not a setting.
+//   - A number too large for the decoder (beyond int64 or float64) is a
+//     problem of its key, named with its line, like any bad value.
 //   - Addresses are "tcp://host:port", "udp://host:port" or
 //     "vsock://cid:port" (see ParseAddr), parsed into an Addr; the port is
 //     always required; which schemes a key accepts is fixed per key.
@@ -34,11 +38,11 @@
 //	server.name                     host name                 [A-Za-z0-9._-], 1–64
 //	server.state_dir                /var/lib/lockstep         absolute
 //	server.edition                  "full"                    "full" | "basic" (no HA)
-//	heartbeat.interval              "1s"                      the switch is state, not config
-//	heartbeat.detection_window      "2s"                      ≥ interval
-//	heartbeat.request_timeout       "2s"
-//	heartbeat.poll_interval         "5s"
-//	heartbeat.retry_interval        "500ms"
+//	heartbeat.interval              "1s"                      ≥ 100ms; the switch is state, not config
+//	heartbeat.detection_window      "2s"                      ≥ interval, ≥ 500ms
+//	heartbeat.request_timeout       "2s"                      ≥ 100ms
+//	heartbeat.poll_interval         "5s"                      ≥ 1s
+//	heartbeat.retry_interval        "500ms"                   ≥ 100ms
 //	ha.listen                       "tcp://0.0.0.0:9730"      tcp | vsock
 //	ha.advertise                    ha.listen                 tcp | vsock: the address the partner dials
 //	ha.cert_file, key_file, ca_file none                      mutual TLS, all three or none
@@ -46,6 +50,7 @@
 //	ha.reconnect_attempts           10                        0–1000
 //	ha.source_ports                 none (ephemeral)          "40000-40009", ≥ 1024
 //	control.bus                     "system"                  "session" | D-Bus address
+//	control.admin_group             "lockstep"                may call the changes (with root)
 //	log.level                       "info"                    debug | info | warn | error
 //	log.format                      "auto"                    auto | journal | text
 //	syslog.target                   none                      udp | tcp
@@ -63,7 +68,7 @@
 //	snmp.manager[].auth_key_file    v3: required
 //	snmp.manager[].priv_key_file    v3: required
 //	snmp.manager[].retries          3                         informs; 0–20
-//	snmp.manager[].timeout          "1s"                      informs; ≤ 1m
+//	snmp.manager[].timeout          "1s"                      informs; 100ms–1m
 //	snmp.manager[].queue            1000                      1–1000000
 //
 // # Heartbeat timings

@@ -54,7 +54,8 @@ type rawHA struct {
 }
 
 type rawControl struct {
-	Bus rawValue `toml:"bus"`
+	Bus        rawValue `toml:"bus"`
+	AdminGroup rawValue `toml:"admin_group"`
 }
 
 type rawLog struct {
@@ -124,7 +125,7 @@ func Parse(text string) (*Config, error) {
 	var raw rawFile
 	md, err := toml.Decode(text, &raw)
 	if err != nil {
-		return nil, Problems{decodeProblem(err)}
+		return nil, Problems{decodeProblem(err, text)}
 	}
 	keys := scanKeys(text)
 	c := &checker{lines: linesOf(keys)}
@@ -139,15 +140,32 @@ func Parse(text string) (*Config, error) {
 	return cfg, nil
 }
 
-// decodeProblem turns an error of toml.Decode into a problem.
-func decodeProblem(err error) Problem {
+// decodeProblem turns an error of toml.Decode on text into a problem.
+func decodeProblem(err error, text string) Problem {
 	var pe toml.ParseError
 	if errors.As(err, &pe) {
 		msg := pe.Message
 		if pe.Usage != "" {
 			msg += " (" + strings.TrimSpace(strings.Join(strings.Fields(pe.Usage), " ")) + ")"
 		}
-		return Problem{Line: pe.Position.Line, Msg: msg, Kind: ErrSyntax, Cause: err}
+		p := Problem{Line: pe.Position.Line, Msg: msg, Kind: ErrSyntax, Cause: err}
+		// A value the decoder cannot hold (an integer beyond int64, a
+		// float beyond float64) is a bad value of a key that the parser
+		// names; name it too, with its array index, which LastKey lacks.
+		// LastKey is trusted only when that key is written on the error's
+		// line: after a syntax error it may be an earlier key or the table.
+		if pe.LastKey != "" {
+			for _, k := range scanKeys(text) {
+				if k.line == p.Line && k.key.String() == pe.LastKey {
+					p.Key = k.path
+					break
+				}
+			}
+		}
+		if p.Key != "" && strings.Contains(pe.Message, "is out of range for") {
+			p.Kind = ErrValue
+		}
+		return p
 	}
 	// Other errors read "toml: line N (last key "k"): message".
 	p := Problem{Msg: err.Error(), Kind: ErrSyntax, Cause: err}
@@ -458,14 +476,25 @@ func (c *checker) heartbeat(r rawHeartbeat, cfg *Config) {
 		key string
 		v   rawValue
 		d   *time.Duration
+		min time.Duration
+		why string
 	}{
-		{"heartbeat.interval", r.Interval, &t.Interval},
-		{"heartbeat.detection_window", r.DetectionWindow, &t.DetectionWindow},
-		{"heartbeat.request_timeout", r.RequestTimeout, &t.RequestTimeout},
-		{"heartbeat.poll_interval", r.PollInterval, &t.PollInterval},
-		{"heartbeat.retry_interval", r.RetryInterval, &t.RetryInterval},
+		{"heartbeat.interval", r.Interval, &t.Interval, MinHeartbeatInterval,
+			"each interval sends a command to every storage system"},
+		{"heartbeat.detection_window", r.DetectionWindow, &t.DetectionWindow, MinDetectionWindow,
+			"a shorter window freezes on the manager's own pauses, not on storage's silence"},
+		{"heartbeat.request_timeout", r.RequestTimeout, &t.RequestTimeout, MinRequestTimeout,
+			"a healthy storage system's answer takes longer"},
+		{"heartbeat.poll_interval", r.PollInterval, &t.PollInterval, MinPollInterval,
+			"each poll queries every pair; the heartbeat and pushed events carry detection"},
+		{"heartbeat.retry_interval", r.RetryInterval, &t.RetryInterval, MinRetryInterval,
+			"a failing storage system would be flooded with retries"},
 	} {
 		d, good := c.dur(f.key, f.v, *f.d)
+		if good && d < f.min {
+			c.add(ErrValue, nil, f.key, "%v: at least %v (%s)", d, f.min, f.why)
+			good = false
+		}
 		*f.d = d
 		ok = ok && good
 	}
@@ -545,8 +574,8 @@ func (c *checker) ha(r rawHA, cfg *Config) {
 		}
 	}
 	if d, ok := c.dur("ha.reconnect_interval", r.ReconnectInterval, DefaultReconnectInterval); ok {
-		if d < time.Second {
-			c.add(ErrValue, nil, "ha.reconnect_interval", "%v: at least 1s", d)
+		if d < MinReconnectInterval {
+			c.add(ErrValue, nil, "ha.reconnect_interval", "%v: at least %v", d, MinReconnectInterval)
 		}
 		h.ReconnectInterval = d
 	}
@@ -584,21 +613,33 @@ func (c *checker) ha(r rawHA, cfg *Config) {
 }
 
 func (c *checker) control(r rawControl, cfg *Config) {
+	if g, ok := c.str("control.admin_group", r.AdminGroup); ok {
+		// A POSIX portable group name: what groupadd accepts on Debian.
+		good := g != "" && len(g) <= 32 && g[0] != '-'
+		for i := 0; i < len(g); i++ {
+			good = good && (isBare(g[i]) || g[i] == '.')
+		}
+		if !good {
+			c.add(ErrValue, nil, "control.admin_group", "%q: a group name, 1 to 32 of letters, digits, '.', '_' and '-'", g)
+		} else {
+			cfg.Control.AdminGroup = g
+		}
+	}
 	s, ok := c.str("control.bus", r.Bus)
 	if !ok {
 		return
 	}
 	switch s {
 	case "system":
-		cfg.Control = Control{Bus: SystemBus}
+		cfg.Control.Bus, cfg.Control.Address = SystemBus, ""
 	case "session":
-		cfg.Control = Control{Bus: SessionBus}
+		cfg.Control.Bus, cfg.Control.Address = SessionBus, ""
 	default:
 		if err := checkDBusAddress(s); err != nil {
 			c.add(ErrValue, err, "control.bus", "%q is not \"system\", \"session\" or a D-Bus address such as \"unix:path=/run/lockstep/bus\" (%v)", s, err)
 			return
 		}
-		cfg.Control = Control{Bus: AddressBus, Address: s}
+		cfg.Control.Bus, cfg.Control.Address = AddressBus, s
 	}
 }
 
@@ -694,8 +735,11 @@ func (c *checker) manager(at string, r rawManager) (Manager, bool) {
 	m.PrivKeyFile = c.path(k("priv_key_file"), r.PrivKeyFile, "")
 	m.Retries = c.integer(k("retries"), r.Retries, DefaultRetries, 0, 20)
 	if d, ok := c.dur(k("timeout"), r.Timeout, DefaultTimeout); ok {
-		if d > time.Minute {
+		switch {
+		case d > time.Minute:
 			c.add(ErrValue, nil, k("timeout"), "%v: at most 1m", d)
+		case d < MinInformTimeout:
+			c.add(ErrValue, nil, k("timeout"), "%v: at least %v (the manager's acknowledgement needs a round trip)", d, MinInformTimeout)
 		}
 		m.Timeout = d
 	}

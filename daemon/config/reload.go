@@ -61,7 +61,8 @@ func settings() []setting {
 			x, y := a.HA.SourcePorts, b.HA.SourcePorts
 			return (x == nil) == (y == nil) && (x == nil || *x == *y)
 		}},
-		{"control.bus", false, func(a, b *Config) bool { return a.Control == b.Control }},
+		{"control.bus", false, func(a, b *Config) bool { return a.Control.String() == b.Control.String() }},
+		{"control.admin_group", false, func(a, b *Config) bool { return a.Control.AdminGroup == b.Control.AdminGroup }},
 		{"log.level", true, func(a, b *Config) bool { return a.Log.Level == b.Log.Level }},
 		{"log.format", false, func(a, b *Config) bool { return a.Log.Format == b.Log.Format }},
 		{"syslog.target", true, func(a, b *Config) bool { return ptr(a.Syslog.Target, b.Syslog.Target) }},

@@ -157,13 +157,13 @@ type env struct {
 // and connects a client, all as root.
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	return newEnvPolicy(t, policyFile)
+	return newEnvPolicy(t, policyFile, Options{})
 }
 
-func newEnvPolicy(t *testing.T, policy string) *env {
+func newEnvPolicy(t *testing.T, policy string, opts Options) *env {
 	t.Helper()
 	e := &env{addr: startBus(t, policy), backend: &fakeBackend{}}
-	srv, err := Serve(t.Context(), connect(t, e.addr), e.backend, nil)
+	srv, err := Serve(t.Context(), connect(t, e.addr), e.backend, opts)
 	if err != nil {
 		t.Fatalf("Serve: %v", err)
 	}

@@ -387,7 +387,7 @@ func TestErrorMapping(t *testing.T) {
 func TestServeNameTaken(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)
-	_, err := Serve(t.Context(), connect(t, e.addr), &fakeBackend{}, nil)
+	_, err := Serve(t.Context(), connect(t, e.addr), &fakeBackend{}, Options{})
 	if !errors.Is(err, ErrNameTaken) || !strings.Contains(err.Error(), "pid") {
 		t.Fatalf("second Serve: got %v, want ErrNameTaken naming the owner's pid", err)
 	}
@@ -400,7 +400,7 @@ func TestServeNameTaken(t *testing.T) {
 		t.Fatal(err)
 	}
 	second := &fakeBackend{}
-	srv, err := Serve(t.Context(), connect(t, e.addr), second, nil)
+	srv, err := Serve(t.Context(), connect(t, e.addr), second, Options{})
 	if err != nil {
 		t.Fatalf("Serve after Close: %v", err)
 	}
@@ -652,7 +652,7 @@ func TestPolicy(t *testing.T) {
 		if err := os.WriteFile(path, []byte(policy), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		e := newEnvPolicy(t, path)
+		e := newEnvPolicy(t, path, Options{AdminGroup: g.Name})
 		got := run(t, e)
 		check(t, got, map[string]string{
 			"uid":            fmt.Sprint(helperUID),
@@ -664,6 +664,53 @@ func TestPolicy(t *testing.T) {
 		})
 		if !e.backend.called("HeartbeatSet") {
 			t.Errorf("the backend did not get HeartbeatSet from a member of the group")
+		}
+	})
+
+	// DESIGN.md §12: the server checks the caller itself, whatever bus
+	// it runs on. On a bus whose policy lets everyone call everything (a
+	// session bus, a test bus), only the server's own check stands
+	// between uid 65534 and the changes; reads stay open.
+	openPolicy := filepath.Join(worldDir(t), "open.conf")
+	if err := os.WriteFile(openPolicy, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <policy context="default">
+    <allow own="*"/>
+    <allow send_destination="*"/>
+    <allow receive_sender="*"/>
+  </policy>
+</busconfig>
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	t.Run("open bus: the server refuses", func(t *testing.T) {
+		e := newEnvPolicy(t, openPolicy, Options{})
+		got := run(t, e)
+		check(t, got, map[string]string{
+			"uid":                 fmt.Sprint(helperUID),
+			"status":              "ok " + testStatus.Server,
+			"properties":          "ok active",
+			"events":              "ok",
+			"admin":               denied,
+			"admin-access-denied": "ok",
+			"admin-no-interface":  denied,
+			"event":               "ok " + emitted.ID,
+		})
+		if e.backend.called("HeartbeatSet") {
+			t.Errorf("the backend got HeartbeatSet from uid %d on an open bus", helperUID)
+		}
+	})
+	t.Run("open bus: the configured group may change", func(t *testing.T) {
+		g, err := user.LookupGroupId(fmt.Sprint(helperGID))
+		if err != nil {
+			t.Fatalf("group %d: %v", helperGID, err)
+		}
+		e := newEnvPolicy(t, openPolicy, Options{AdminGroup: g.Name})
+		got := run(t, e)
+		check(t, got, map[string]string{"admin": "ok", "admin-no-interface": "ok"})
+		if !e.backend.called("HeartbeatSet") {
+			t.Errorf("the backend did not get HeartbeatSet from a member of the configured group %s", g.Name)
 		}
 	})
 }
@@ -724,7 +771,7 @@ func TestUnprivilegedHelper(t *testing.T) {
 	err = obj.CallWithContext(ctx, ifaceProperties+".Set", 0, Interface, "Role", dbus.MakeVariant("standby")).Err
 	report("properties-set", outcome(err, nil))
 
-	srv, err := Serve(ctx, conn, &fakeBackend{}, nil)
+	srv, err := Serve(ctx, conn, &fakeBackend{}, Options{})
 	switch {
 	case err == nil:
 		srv.Close()
@@ -775,6 +822,27 @@ func TestStorageSpecValidate(t *testing.T) {
 		{"address without port", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"10.0.0.1"} })}}, false},
 		{"zos without sysplex", StorageSpec{"S", []ConnectionSpec{with(zos, func(c *ConnectionSpec) { c.Sysplex = "" })}}, false},
 		{"sysplex on direct", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Sysplex = "PLEX1" })}}, false},
+		{"credentials", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.User, c.PasswordFile = "u", "/etc/lockstep/pw" })}}, true},
+		// Issue 12 §3: refused input changes nothing, so it is refused
+		// here, before any record.
+		{"user without password file", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.User = "u" })}}, false},
+		{"password file without user", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.PasswordFile = "/etc/lockstep/pw" })}}, false},
+		{"relative password file", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.User, c.PasswordFile = "u", "pw" })}}, false},
+		{"unclean password file", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.User, c.PasswordFile = "u", "/etc/../pw" })}}, false},
+		{"user with a space", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.User, c.PasswordFile = "a b", "/pw" })}}, false},
+		{"IPv6 address", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"[fd00::1]:1750"} })}}, true},
+		{"host name", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"ds8k-a.example.com:1750"} })}}, true},
+		{"port 65535", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"127.0.0.1:65535"} })}}, true},
+		{"host with a space", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"ds8k a:1750"} })}}, false},
+		{"empty host", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{":1750"} })}}, false},
+		{"bad IPv4", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"300.1.1.1:1750"} })}}, false},
+	}
+	for _, port := range []string{"99999", "65536", "-1", "0", "1e9", "18446744073709551617", "+80", "0x50", "1_750", "", " 80", "８０"} {
+		tests = append(tests, struct {
+			name string
+			spec StorageSpec
+			ok   bool
+		}{"port " + port, StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = []string{"127.0.0.1:" + port} })}}, false})
 	}
 	for _, tt := range tests {
 		err := tt.spec.Validate()
@@ -821,5 +889,16 @@ func TestDurationJSON(t *testing.T) {
 	}
 	if err := json.Unmarshal([]byte(`{"h":55}`), &g); err == nil {
 		t.Error("a bare number was accepted as a duration")
+	}
+}
+
+func TestJournalLine(t *testing.T) {
+	t.Parallel()
+	if got := JournalLine(JournalDoc{Writable: true}); got != "writable" {
+		t.Errorf("writable: %q", got)
+	}
+	got := JournalLine(JournalDoc{Error: "persist: no space left for the state", Since: time.Date(2026, 12, 2, 10, 0, 0, 0, time.UTC)})
+	if want := "CANNOT WRITE since 2026-12-02T10:00:00Z, changes are refused: persist: no space left for the state"; got != want {
+		t.Errorf("unwritable: %q, want %q", got, want)
 	}
 }

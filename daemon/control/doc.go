@@ -20,10 +20,18 @@
 // interface: root and group lockstep may call everything; everyone else
 // may call the reads, Properties.Get and GetAll, Introspect and Peer, and
 // receive the signals, but not the changes nor Properties.Set. Only user
-// lockstep (and root) may own the name. The bus enforces this; the server
-// does not check callers itself, so on a bus without the policy (a session
-// bus, a test bus) whoever can connect can change things. Each change is
-// logged with the caller's unique name and uid.
+// lockstep (and root) may own the name. The bus enforces this, and the
+// server checks every change again itself (DESIGN.md §12), so that a bus
+// without the policy (a session bus, a test bus, a policy edited by
+// mistake) is not an open door: it asks the bus for the caller's uid
+// (GetConnectionUnixUser) and lets root, the daemon's own user and the
+// members of the admin group (Options.AdminGroup, config key
+// control.admin_group, default lockstep; membership by the user
+// database, as the policy's group= rule reads it) through; anyone else
+// gets org.freedesktop.DBus.Error.AccessDenied saying who was refused and
+// why, before the method looks at its arguments. Reads stay open. Each
+// change, and each refusal, is logged with the caller's unique name and
+// uid.
 //
 // # Methods
 //
@@ -104,12 +112,15 @@
 //	org.lockstep.Manager1.Error.Refused      not in the current state; the message
 //	                                         says what to do first (ErrRefused)
 //	org.lockstep.Manager1.Error.Unavailable  not here or not now: HA in the basic
-//	                                         edition, shutting down (ErrUnavailable)
+//	                                         edition, shutting down, the journal
+//	                                         cannot write (ErrUnavailable)
 //	org.lockstep.Manager1.Error.Failed       anything else (ErrFailed)
+//	org.freedesktop.DBus.Error.AccessDenied  a change from a caller that may not
+//	                                         change (ErrAccessDenied)
 //
 // The message of each is the Go error's text. The client maps these names
-// back, and also org.freedesktop.DBus.Error.AccessDenied (the policy) to
-// ErrAccessDenied, ServiceUnknown/NameHasNoOwner (no lockstepd) to
+// back, and also AccessDenied from the bus's policy to ErrAccessDenied,
+// ServiceUnknown/NameHasNoOwner (no lockstepd) to
 // ErrUnavailable, and org.freedesktop.DBus.Error.InvalidArgs (wrong D-Bus
 // types) to ErrInvalid, all as *RemoteError values that errors.Is matches.
 // lockstepctl exits 2 for ErrInvalid and 1 for the others.

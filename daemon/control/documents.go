@@ -1,9 +1,13 @@
 package control
 
 import (
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -33,6 +37,29 @@ type StatusDoc struct {
 	Heartbeat bool          `json:"heartbeat"`
 	Sessions  SessionCounts `json:"sessions"`
 	Storage   StorageCounts `json:"storage"`
+	// Journal says whether this server can record changes.
+	Journal JournalDoc `json:"journal"`
+}
+
+// JournalLine is j for a person: "writable", or that it cannot write,
+// since when, why, and that changes are refused.
+func JournalLine(j JournalDoc) string {
+	if j.Writable {
+		return "writable"
+	}
+	return fmt.Sprintf("CANNOT WRITE since %s, changes are refused: %s",
+		j.Since.UTC().Format(time.RFC3339), j.Error)
+}
+
+// JournalDoc is the state journal's health in a StatusDoc.
+type JournalDoc struct {
+	// Writable is false while the journal cannot write (its file system
+	// is full): every change is refused until it is true again.
+	Writable bool `json:"writable"`
+	// Error says why it cannot write; empty while it can.
+	Error string `json:"error,omitempty"`
+	// Since is when Writable last changed (the daemon's start if never).
+	Since time.Time `json:"since,omitzero"`
 }
 
 // SessionCounts counts sessions by status.
@@ -86,12 +113,16 @@ type ConnectionSpec struct {
 	Kind ConnectionKind `json:"kind"`
 	// Addresses are host:port: the two cluster endpoints (direct), one or
 	// two HMCs (hmc), the host agent (zos). At least one, at most two.
+	// See CheckHostPort.
 	Addresses []string `json:"addresses"`
 	// Sysplex names the z/OS host's sysplex; required for zos only.
 	Sysplex string `json:"sysplex,omitempty"`
 	// User and PasswordFile are the storage system's credentials for
-	// this connection. The daemon reads the file itself: no secret
-	// travels over the bus or lands in the journal.
+	// this connection, both or neither. The daemon reads the file itself:
+	// no secret travels over the bus or lands in the journal. The path is
+	// absolute and clean; StorageAdd refuses (ErrRefused), before
+	// anything is journaled, a file the daemon cannot read or that others
+	// may read (package internal/secretfile has the rules).
 	User         string `json:"user,omitempty"`
 	PasswordFile string `json:"password_file,omitempty"`
 }
@@ -127,14 +158,97 @@ func (s StorageSpec) Validate() error {
 			return bad("bad sysplex name %q", c.Sysplex)
 		}
 		for _, a := range c.Addresses {
-			host, port, err := net.SplitHostPort(a)
-			if err != nil || host == "" || port == "" {
-				return bad("address %q is not host:port", a)
+			if why := hostPortProblem(a); why != "" {
+				return bad("address %q: %s (want host:port, such as 192.0.2.10:1750 or [2001:db8::10]:1750)", a, why)
 			}
+		}
+		switch {
+		case c.User != "" && c.PasswordFile == "":
+			return bad("user %q needs --password-file: the file that holds the password", c.User)
+		case c.User == "" && c.PasswordFile != "":
+			return bad("--password-file needs --user: the storage system's user name")
+		case c.User != "" && !validUser(c.User):
+			return bad("user name %q: want 1-64 printable characters without spaces", c.User)
+		case c.PasswordFile != "" && !filepath.IsAbs(c.PasswordFile):
+			return bad("password file %q: must be an absolute path (lockstepd reads it, not lockstepctl, "+
+				"and its working directory is not yours)", c.PasswordFile)
+		case c.PasswordFile != "" && filepath.Clean(c.PasswordFile) != c.PasswordFile:
+			return bad("password file %q: write it as %q", c.PasswordFile, filepath.Clean(c.PasswordFile))
 		}
 		names = append(names, c.Name)
 	}
 	return nil
+}
+
+// CheckHostPort checks a storage connection's address, "host:port": the
+// host an IP address (IPv6 in brackets) or a DNS name, the port a decimal
+// number from 1 to 65535 and nothing else ("+80", "0x50", "1e9", "-1" and
+// anything beyond 65535 are refused, not wrapped or truncated). Errors
+// wrap ErrInvalid. lockstepctl calls it (through StorageSpec.Validate)
+// for an early answer; the daemon calls it again before anything is
+// journaled, since the server is the authority.
+func CheckHostPort(a string) error {
+	if why := hostPortProblem(a); why != "" {
+		return fmt.Errorf("%w: address %q: %s (want host:port, such as 192.0.2.10:1750 or [2001:db8::10]:1750)", ErrInvalid, a, why)
+	}
+	return nil
+}
+
+// hostPortProblem says what is wrong with a, "" if nothing.
+func hostPortProblem(a string) string {
+	host, port, err := net.SplitHostPort(a)
+	if err != nil {
+		var ae *net.AddrError
+		if errors.As(err, &ae) {
+			return ae.Err
+		}
+		return err.Error()
+	}
+	if host == "" {
+		return "no host"
+	}
+	if ip, err := netip.ParseAddr(host); err == nil {
+		if ip.Is4() && strings.HasPrefix(a, "[") {
+			return "an IPv4 address goes without brackets"
+		}
+	} else if why := checkHostName(host); why != "" {
+		return why
+	}
+	if port == "" || strings.Trim(port, "0123456789") != "" {
+		return fmt.Sprintf("port %q is not a decimal number from 1 to 65535", port)
+	}
+	if n, err := strconv.ParseUint(port, 10, 16); err != nil || n == 0 {
+		return fmt.Sprintf("port %s is out of range: 1 to 65535", port)
+	}
+	return ""
+}
+
+// checkHostName says why h is not a DNS name ("" if it is one). A name of
+// digits and dots only is an IP address that did not parse (300.1.1.1).
+func checkHostName(h string) string {
+	if len(h) > 253 {
+		return "host name longer than 253 characters"
+	}
+	numeric := true
+	for _, label := range strings.Split(strings.TrimSuffix(h, "."), ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' ||
+			strings.Trim(label, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") != "" {
+			return fmt.Sprintf("%q is neither an IP address nor a host name", h)
+		}
+		if strings.Trim(label, "0123456789") != "" {
+			numeric = false
+		}
+	}
+	if numeric {
+		return fmt.Sprintf("%q is not an IP address", h)
+	}
+	return ""
+}
+
+// validUser accepts a storage user name: 1-64 printable characters
+// without spaces.
+func validUser(s string) bool {
+	return validSerial(hal.Serial(s)) == nil
 }
 
 // validSerial accepts 1-64 printable characters without spaces.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/godbus/dbus/v5"
 
@@ -36,9 +37,10 @@ var (
 	// ErrFailed: anything else; the request was tried and did not work.
 	// D-Bus: ErrorFailed.
 	ErrFailed = errors.New("control: failed")
-	// ErrAccessDenied is what the client returns when the bus policy
-	// refused the call: changes need root or group lockstep. The server
-	// never sends it; the bus does (org.freedesktop.DBus.Error.AccessDenied).
+	// ErrAccessDenied: the caller may not change anything (root, the
+	// daemon's user and the admin group may). The bus policy refuses such
+	// calls, and the server refuses them again itself, whatever the bus;
+	// both send org.freedesktop.DBus.Error.AccessDenied.
 	ErrAccessDenied = errors.New("control: access denied")
 	// ErrNameTaken is what Serve returns when another connection owns
 	// BusName: another lockstepd runs.
@@ -49,6 +51,8 @@ var (
 // order matters only for an error that wraps several sentinels.
 func errorName(err error) string {
 	switch {
+	case errors.Is(err, ErrAccessDenied):
+		return "org.freedesktop.DBus.Error.AccessDenied"
 	case errors.Is(err, session.ErrNotAllowed):
 		return ErrorNotAllowed
 	case errors.Is(err, ErrNotFound),
@@ -132,8 +136,12 @@ func fromDBusError(err error) error {
 		re.kind = ErrUnavailable
 	case "org.freedesktop.DBus.Error.AccessDenied":
 		re.kind = ErrAccessDenied
-		re.Message = "control: access denied: changes need root or membership of group lockstep"
-		re.Detail = msg
+		// The server's own refusal says who and why; the bus's is its
+		// policy text, which an admin need not read.
+		if !strings.HasPrefix(msg, ErrAccessDenied.Error()) {
+			re.Message = "control: access denied: changes need root or membership of group lockstep"
+			re.Detail = msg
+		}
 	case "org.freedesktop.DBus.Error.ServiceUnknown", "org.freedesktop.DBus.Error.NameHasNoOwner":
 		re.kind = ErrUnavailable
 		re.Message = "control: lockstepd is not running (nobody owns " + BusName + " on this bus)"

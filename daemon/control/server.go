@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
+	"os/user"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -23,6 +26,21 @@ import (
 // EventRingSize is how many recent events the server keeps for Events.
 const EventRingSize = 1024
 
+// DefaultAdminGroup is the group whose members may call the changes
+// (beside root and the daemon's own user), as in the shipped bus policy.
+const DefaultAdminGroup = "lockstep"
+
+// Options configure Serve. The zero value is usable.
+type Options struct {
+	// Logger receives the audit of every change (nil: discard).
+	Logger *slog.Logger
+	// AdminGroup names the group whose members may call the changes,
+	// beside root and the daemon's own user ("": DefaultAdminGroup). The
+	// bus policy should name the same group; the server checks it
+	// itself in any case.
+	AdminGroup string
+}
+
 // Server is the admin API on one bus connection: it owns BusName, exports
 // ObjectPath, calls the Backend for each method, keeps the recent events
 // and the properties, and emits the signals.
@@ -30,6 +48,10 @@ type Server struct {
 	conn    *dbus.Conn
 	backend Backend
 	logger  *slog.Logger
+	// adminGroup may call the changes, with root and self (the daemon's
+	// effective uid).
+	adminGroup string
+	self       uint32
 	// ctx is the parent of every backend call; Close cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -45,17 +67,19 @@ type Server struct {
 
 // Serve exports the admin API on conn, then requests BusName, and
 // returns: method calls are served on conn's own goroutines until Close.
-// The backend's calls get a context derived from ctx. A nil logger
-// discards. Serve fails with ErrNameTaken if another connection owns the
+// The backend's calls get a context derived from ctx. Every change is
+// refused to callers other than root, the daemon's user and the members
+// of opts.AdminGroup, whatever the bus's policy. Serve fails with ErrNameTaken if another connection owns the
 // name (another lockstepd runs), and with ErrAccessDenied if the bus
 // policy does not let this user own it.
 //
 // Until SetProperties, the properties are Role "unknown", HAState
 // "Unknown" and Version the build's (internal/version).
-func Serve(ctx context.Context, conn *dbus.Conn, backend Backend, logger *slog.Logger) (*Server, error) {
+func Serve(ctx context.Context, conn *dbus.Conn, backend Backend, opts Options) (*Server, error) {
 	if conn == nil || backend == nil {
 		return nil, errors.New("control: Serve needs a bus connection and a backend")
 	}
+	logger := opts.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -63,11 +87,16 @@ func Serve(ctx context.Context, conn *dbus.Conn, backend Backend, logger *slog.L
 	if err != nil {
 		return nil, fmt.Errorf("control: introspection data: %w", err)
 	}
+	if opts.AdminGroup == "" {
+		opts.AdminGroup = DefaultAdminGroup
+	}
 	s := &Server{
-		conn:    conn,
-		backend: backend,
-		logger:  logger,
-		props:   Properties{Role: "unknown", HAState: "Unknown", Version: version.Version},
+		conn:       conn,
+		backend:    backend,
+		logger:     logger,
+		adminGroup: opts.AdminGroup,
+		self:       uint32(os.Geteuid()),
+		props:      Properties{Role: "unknown", HAState: "Unknown", Version: version.Version},
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	exports := []struct {
@@ -275,6 +304,43 @@ func (s *Server) audit(sender dbus.Sender, method string, err error, args ...any
 	s.logger.Info("admin change", attrs...)
 }
 
+// authorize says whether sender may call a change: root, the daemon's own
+// user, or a member of the admin group (by the user database, as the bus
+// policy's group= rule reads it). It asks the bus who sender is, so it
+// holds on any bus, whatever its policy (DESIGN.md §12). Refusals wrap
+// ErrAccessDenied and say who was refused and why.
+func (s *Server) authorize(sender dbus.Sender) error {
+	var uid uint32
+	if err := s.conn.BusObject().CallWithContext(s.ctx, "org.freedesktop.DBus.GetConnectionUnixUser", 0,
+		string(sender)).Store(&uid); err != nil {
+		return fmt.Errorf("%w: the bus does not say which user %s is (%v), so it may not change anything",
+			ErrAccessDenied, sender, err)
+	}
+	if uid == 0 || uid == s.self {
+		return nil
+	}
+	deny := func(why string) error {
+		return fmt.Errorf("%w: uid %d %s: changes need root or membership of group %s",
+			ErrAccessDenied, uid, why, s.adminGroup)
+	}
+	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
+	if err != nil {
+		return deny("is not in this host's user database")
+	}
+	g, err := user.LookupGroup(s.adminGroup)
+	if err != nil {
+		return deny(fmt.Sprintf("(%s) is refused: group %s does not exist on this host", u.Username, s.adminGroup))
+	}
+	gids, err := u.GroupIds()
+	if err != nil {
+		return deny(fmt.Sprintf("(%s) is refused: its groups cannot be read (%v)", u.Username, err))
+	}
+	if slices.Contains(gids, g.Gid) {
+		return nil
+	}
+	return deny(fmt.Sprintf("(%s) is not a member of group %s", u.Username, s.adminGroup))
+}
+
 // invalid wraps a parse error of an argument in ErrInvalid.
 func invalid(what string, err error) error { return fmt.Errorf("%w: %s: %w", ErrInvalid, what, err) }
 
@@ -339,8 +405,21 @@ func (r reads) HAStatus() (string, *dbus.Error) {
 }
 
 // admin is exported as AdminInterface: every method is one change,
-// audited. The bus policy lets only root and group lockstep call them.
+// audited. The bus policy lets only root and group lockstep call them,
+// and each method checks its caller itself first (refused).
 type admin struct{ s *Server }
+
+// refused checks that sender may call a change (authorize) and, if it
+// may not, audits the refusal and returns the error reply. Every method
+// of admin calls it first, before looking at its arguments.
+func (a admin) refused(sender dbus.Sender, method string) *dbus.Error {
+	err := a.s.authorize(sender)
+	if err == nil {
+		return nil
+	}
+	a.s.audit(sender, method, err)
+	return a.s.fail(method, err)
+}
 
 // done audits a change and builds its reply.
 func (a admin) done(sender dbus.Sender, method string, v any, err error, args ...any) (string, *dbus.Error) {
@@ -358,6 +437,9 @@ func (a admin) doneNoReply(sender dbus.Sender, method string, err error, args ..
 }
 
 func (a admin) StorageAdd(sender dbus.Sender, spec string) (string, *dbus.Error) {
+	if derr := a.refused(sender, "StorageAdd"); derr != nil {
+		return "", derr
+	}
 	var sp StorageSpec
 	var warnings []string
 	dec := json.NewDecoder(strings.NewReader(spec))
@@ -375,6 +457,9 @@ func (a admin) StorageAdd(sender dbus.Sender, spec string) (string, *dbus.Error)
 }
 
 func (a admin) StorageRemove(sender dbus.Sender, serial, connection string, force bool) (string, *dbus.Error) {
+	if derr := a.refused(sender, "StorageRemove"); derr != nil {
+		return "", derr
+	}
 	var warnings []string
 	err := validSerial(hal.Serial(serial))
 	if err == nil {
@@ -385,6 +470,9 @@ func (a admin) StorageRemove(sender dbus.Sender, serial, connection string, forc
 }
 
 func (a admin) SessionCreate(sender dbus.Sender, name, typ, cg, policy string) *dbus.Error {
+	if derr := a.refused(sender, "SessionCreate"); derr != nil {
+		return derr
+	}
 	t, err := session.ParseType(typ)
 	if err != nil {
 		err = invalid("session type", err)
@@ -402,6 +490,9 @@ func (a admin) SessionCreate(sender dbus.Sender, name, typ, cg, policy string) *
 }
 
 func (a admin) SessionAddCopySet(sender dbus.Sender, name, h1, h2 string) *dbus.Error {
+	if derr := a.refused(sender, "SessionAddCopySet"); derr != nil {
+		return derr
+	}
 	var cs session.CopySet
 	var err error
 	if cs.H1, err = session.ParseVolumeRef(h1); err != nil {
@@ -418,6 +509,9 @@ func (a admin) SessionAddCopySet(sender dbus.Sender, name, h1, h2 string) *dbus.
 }
 
 func (a admin) SessionCommand(sender dbus.Sender, name, command string) (string, *dbus.Error) {
+	if derr := a.refused(sender, "SessionCommand"); derr != nil {
+		return "", derr
+	}
 	var doc SessionDoc
 	cmd, err := session.ParseCommand(command)
 	if err != nil {
@@ -429,20 +523,32 @@ func (a admin) SessionCommand(sender dbus.Sender, name, command string) (string,
 }
 
 func (a admin) SessionRemove(sender dbus.Sender, name string) *dbus.Error {
+	if derr := a.refused(sender, "SessionRemove"); derr != nil {
+		return derr
+	}
 	return a.doneNoReply(sender, "SessionRemove", a.s.backend.SessionRemove(a.s.ctx, name), "session", name)
 }
 
 func (a admin) HeartbeatSet(sender dbus.Sender, on bool) (string, *dbus.Error) {
+	if derr := a.refused(sender, "HeartbeatSet"); derr != nil {
+		return "", derr
+	}
 	warnings, err := a.s.backend.HeartbeatSet(a.s.ctx, on)
 	return a.done(sender, "HeartbeatSet", WarningsDoc{orEmpty(warnings)}, err, "on", on)
 }
 
 func (a admin) BackupCreate(sender dbus.Sender) (string, *dbus.Error) {
+	if derr := a.refused(sender, "BackupCreate"); derr != nil {
+		return "", derr
+	}
 	doc, err := a.s.backend.BackupCreate(a.s.ctx)
 	return a.done(sender, "BackupCreate", doc, err, "backup", doc.Name)
 }
 
 func (a admin) BackupRestore(sender dbus.Sender, name string) *dbus.Error {
+	if derr := a.refused(sender, "BackupRestore"); derr != nil {
+		return derr
+	}
 	return a.doneNoReply(sender, "BackupRestore", a.s.backend.BackupRestore(a.s.ctx, name), "backup", name)
 }
 
@@ -456,6 +562,9 @@ func haAddress(addr string) error {
 }
 
 func (a admin) HASetStandby(sender dbus.Sender, addr string) *dbus.Error {
+	if derr := a.refused(sender, "HASetStandby"); derr != nil {
+		return derr
+	}
 	err := haAddress(addr)
 	if err == nil {
 		err = a.s.backend.HASetStandby(a.s.ctx, addr)
@@ -464,6 +573,9 @@ func (a admin) HASetStandby(sender dbus.Sender, addr string) *dbus.Error {
 }
 
 func (a admin) HASetAsStandby(sender dbus.Sender, addr string) *dbus.Error {
+	if derr := a.refused(sender, "HASetAsStandby"); derr != nil {
+		return derr
+	}
 	err := haAddress(addr)
 	if err == nil {
 		err = a.s.backend.HASetAsStandby(a.s.ctx, addr)
@@ -472,20 +584,32 @@ func (a admin) HASetAsStandby(sender dbus.Sender, addr string) *dbus.Error {
 }
 
 func (a admin) HATakeover(sender dbus.Sender) (string, *dbus.Error) {
+	if derr := a.refused(sender, "HATakeover"); derr != nil {
+		return "", derr
+	}
 	doc, err := a.s.backend.HATakeover(a.s.ctx)
 	doc.Unreachable, doc.Warnings = orEmpty(doc.Unreachable), orEmpty(doc.Warnings)
 	return a.done(sender, "HATakeover", doc, err, "epoch", doc.Epoch)
 }
 
 func (a admin) HAReconnect(sender dbus.Sender) *dbus.Error {
+	if derr := a.refused(sender, "HAReconnect"); derr != nil {
+		return derr
+	}
 	return a.doneNoReply(sender, "HAReconnect", a.s.backend.HAReconnect(a.s.ctx))
 }
 
 func (a admin) HARemoveStandby(sender dbus.Sender) *dbus.Error {
+	if derr := a.refused(sender, "HARemoveStandby"); derr != nil {
+		return derr
+	}
 	return a.doneNoReply(sender, "HARemoveStandby", a.s.backend.HARemoveStandby(a.s.ctx))
 }
 
 func (a admin) HARemoveActive(sender dbus.Sender) *dbus.Error {
+	if derr := a.refused(sender, "HARemoveActive"); derr != nil {
+		return derr
+	}
 	return a.doneNoReply(sender, "HARemoveActive", a.s.backend.HARemoveActive(a.s.ctx))
 }
 

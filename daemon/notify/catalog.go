@@ -47,6 +47,10 @@ var (
 	DaemonStarted    = Event{1001, "daemonStarted", Info, "lockstepd started: journal replayed, role known", false}
 	DaemonStopping   = Event{1002, "daemonStopping", Info, "lockstepd stopping", false}
 	WatchdogWithheld = Event{1003, "watchdogWithheld", Error, "the freeze core made no progress: the systemd watchdog is not pinged", true}
+	// The state directory's file system is full (or the journal cannot
+	// write for another reason): every change is refused until it can.
+	StateUnwritable = Event{1101, "stateUnwritable", Error, "the journal cannot write (a full disk): changes are refused until it can", true}
+	StateWritable   = Event{1102, "stateWritable", Info, "the journal writes again: changes are accepted", true}
 
 	SessionStateChanged = Event{2001, "sessionStateChanged", Info, "a session command ran", false}
 	SessionSevere       = Event{2002, "sessionSevere", Error, "a session entered a Severe status", true}
@@ -87,7 +91,7 @@ var (
 
 // Catalog lists every event, in code order.
 var Catalog = []Event{
-	DaemonStarted, DaemonStopping, WatchdogWithheld,
+	DaemonStarted, DaemonStopping, WatchdogWithheld, StateUnwritable, StateWritable,
 	SessionStateChanged, SessionDefined, SessionPreparing, SessionPrepared, SessionSuspending, SessionSuspended,
 	SessionSuspendedPartial, SessionRecovering, SessionTargetAvailable, SessionSevere, SuspendingEvent, GroupFrozen, GroupPartial, GroupThawed, RecoverableChanged,
 	StorageCommFailure, StorageCommRecovered, ConnectTimeoutHint,

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 
 	"github.com/lockstep-io/lockstep/daemon/config"
 )
@@ -114,10 +115,39 @@ func nextBoots(path string) (uint32, error) {
 	if boots < maxEngineBoots {
 		boots++
 	}
-	if err := writeFileAtomic(path, []byte(strconv.FormatUint(boots, 10)+"\n")); err != nil {
+	data := []byte(strconv.FormatUint(boots, 10) + "\n")
+	err = writeFileAtomic(path, data)
+	if err != nil && b != nil && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+		// A full disk has no room for a new file, but the counter's own
+		// block is there: rewrite it in place (a few bytes in one
+		// sector), so that the daemon still starts and reports the full
+		// disk instead of failing at every start.
+		err = overwrite(path, data)
+	}
+	if err != nil {
 		return 0, fmt.Errorf("%w: %s: %v", ErrEngineID, path, err)
 	}
 	return uint32(boots), nil
+}
+
+// overwrite replaces the content of the existing file path with data in
+// place, and fsyncs it.
+func overwrite(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(data, 0)
+	if err == nil {
+		err = f.Truncate(int64(len(data)))
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // writeFileAtomic replaces path with data: temporary file, fsync, rename,

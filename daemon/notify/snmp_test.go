@@ -370,6 +370,13 @@ func TestCredentialsAreCheckedButNeverShown(t *testing.T) {
 		}
 		return p
 	}
+	writeMode := func(name, content string, mode os.FileMode) string {
+		p := write(name, content)
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
 	short := write("short", "s3cr\n")
 	good := write("good", "  long-enough-secret \n")
 	addr := config.Addr{Scheme: config.UDP, Host: "127.0.0.1", Port: 162}
@@ -386,6 +393,13 @@ func TestCredentialsAreCheckedButNeverShown(t *testing.T) {
 			PrivKeyFile: good, AuthProtocol: config.SHA256, PrivProtocol: config.AES}, "auth_key_file " + short + ": holds 4 characters"},
 		{"short priv passphrase", config.Manager{Address: addr, Version: config.V3, User: "u", AuthKeyFile: good,
 			PrivKeyFile: short, AuthProtocol: config.SHA256, PrivProtocol: config.AES}, "priv_key_file"},
+		// DESIGN.md §12: secret files readable by others are refused.
+		{"community readable by others", config.Manager{Address: addr, Version: config.V2c, CommunityFile: writeMode("open-community", "public\n", 0o644)},
+			filepath.Join(dir, "open-community") + " (owner"},
+		{"auth key readable by others", config.Manager{Address: addr, Version: config.V3, User: "u", AuthKeyFile: writeMode("open-auth", "long-enough-secret\n", 0o604),
+			PrivKeyFile: good, AuthProtocol: config.SHA256, PrivProtocol: config.AES}, "mode 0604"},
+		{"priv key writable by others", config.Manager{Address: addr, Version: config.V3, User: "u", AuthKeyFile: good,
+			PrivKeyFile: writeMode("open-priv", "long-enough-secret\n", 0o602), AuthProtocol: config.SHA256, PrivProtocol: config.AES}, "priv_key_file"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

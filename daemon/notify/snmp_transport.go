@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -12,6 +11,7 @@ import (
 	"github.com/gosnmp/gosnmp"
 
 	"github.com/lockstep-io/lockstep/daemon/config"
+	"github.com/lockstep-io/lockstep/internal/secretfile"
 )
 
 // transport delivers one notification to one manager: it returns once a
@@ -33,7 +33,7 @@ type credentials struct {
 // white space (editors add a final newline).
 func readCredentials(m config.Manager) (credentials, error) {
 	read := func(key, path string, min, max int) (string, error) {
-		b, err := os.ReadFile(path)
+		b, err := secretfile.Read(path)
 		if err != nil {
 			return "", fmt.Errorf("%s: %w", key, err)
 		}

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+
+	"github.com/lockstep-io/lockstep/internal/secretfile"
 )
 
 // Credentials authenticate this server to its peer and the peer to it:
@@ -24,7 +26,16 @@ type Credentials struct {
 // LoadCredentials reads PEM files: this server's certificate chain, its
 // private key, and the CA certificate(s) the peer's must chain to.
 func LoadCredentials(certFile, keyFile, caFile string) (Credentials, error) {
-	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("link: certificate: %w", err)
+	}
+	// The key is a secret: refused if others may read it (DESIGN.md §12).
+	keyPEM, err := secretfile.Read(keyFile)
+	if err != nil {
+		return Credentials{}, fmt.Errorf("link: key: %w", err)
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("link: certificate %s with key %s: %w", certFile, keyFile, err)
 	}

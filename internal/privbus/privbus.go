@@ -14,7 +14,17 @@ import (
 
 // Start runs a dbus-daemon listening on a socket in dir and returns its
 // address and the function that stops it.
-func Start(dir string) (addr string, stop func(), err error) {
+func Start(dir string) (addr string, stop func(), err error) { return start(dir, "") }
+
+// StartAnyUser is Start for a bus that every local user may connect to,
+// whose policy lets anyone call anything: what a session or test bus
+// can be, for the tests that lockstepd refuses an unprivileged caller
+// itself. The users must be able to enter dir.
+func StartAnyUser(dir string) (addr string, stop func(), err error) {
+	return start(dir, "\n    <allow user=\"*\"/>")
+}
+
+func start(dir, extra string) (addr string, stop func(), err error) {
 	sock := filepath.Join(dir, "bus")
 	conf := filepath.Join(dir, "bus.conf")
 	if err := os.WriteFile(conf, []byte(`<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
@@ -26,7 +36,7 @@ func Start(dir string) (addr string, stop func(), err error) {
   <policy context="default">
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
-    <allow own="*"/>
+    <allow own="*"/>`+extra+`
   </policy>
 </busconfig>
 `), 0o644); err != nil {

@@ -1,0 +1,69 @@
+package persist
+
+import (
+	"context"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/lockstep-io/lockstep/daemon/session"
+)
+
+// TestNewDirectoriesAreDurable: a directory the store creates (the state
+// directory's missing parents, journal/, backups/) is an entry of its
+// parent, durable only once the parent is fsynced (issue 13 §3).
+func TestNewDirectoriesAreDurable(t *testing.T) {
+	t.Parallel()
+	root := t.TempDir()
+	var mu sync.Mutex
+	var synced []string
+	opts := Options{syncDir: func(dir string) error {
+		mu.Lock()
+		synced = append(synced, dir)
+		mu.Unlock()
+		return syncDir(dir)
+	}}
+	state := filepath.Join(root, "a", "state")
+	s, err := OpenStore(state, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.Propose(context.Background(), sessionCreate("s1")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.CreateBackup(context.Background(), 1); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, parent := range []string{
+		root,                     // of a/
+		filepath.Join(root, "a"), // of state/
+		state,                    // of journal/ and of backups/
+	} {
+		if !slices.Contains(synced, parent) {
+			t.Errorf("%s, the parent of a new directory, was not fsynced; fsynced: %q", parent, synced)
+		}
+	}
+	if n := countOf(synced, state); n < 2 {
+		t.Errorf("the state directory was fsynced %d times, want one after journal/ and one after backups/", n)
+	}
+}
+
+// sessionCreate is a record that any state without session name takes.
+func sessionCreate(name string) session.Record {
+	return session.Record{Version: session.RecordVersion, Kind: session.KindSessionCreated, Session: name, At: t0,
+		Create: &session.Create{Type: session.MetroMirrorSingleDirection, Policy: session.HoldIO}}
+}
+
+func countOf(list []string, s string) int {
+	n := 0
+	for _, x := range list {
+		if x == s {
+			n++
+		}
+	}
+	return n
+}
