@@ -199,6 +199,9 @@ func (s *Server) RegisterTrapReceiver(ctx context.Context, p TrapParam) error {
 			return eps[0].modeFor(p.Manager) == emu.LinkUp || eps[1].modeFor(p.Manager) == emu.LinkUp
 		}
 		r := emu.TrapReceiver{Addr: p.Addr, Community: p.Community, Manager: p.Manager, Up: up}
+		if ip := s.SourceIP(serial); ip != nil {
+			r.LocalAddr = net.JoinHostPort(ip.String(), "0")
+		}
 		if err := eps[0].system.RegisterTrapReceiver(ctx, r); err != nil {
 			return fmt.Errorf("trap-register: %w", err)
 		}
