@@ -30,7 +30,7 @@ const trapPrefix = "1.3.6.1.4.1.61942.2"
 
 // TrapReceiver is where a system sends its traps.
 type TrapReceiver struct {
-	Addr      string // host:port, udp
+	Addr string // host:port, udp
 	// LocalAddr is the host:port the traps leave from ("": the kernel
 	// picks): the lab sends each system's from that system's own address.
 	LocalAddr string
