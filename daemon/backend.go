@@ -222,6 +222,10 @@ func (s *Server) StorageAdd(ctx context.Context, spec control.StorageSpec) ([]st
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	if s.roots == nil {
+		return nil, fmt.Errorf("%w: %w: set it in [storage] of the configuration to the PEM file of the CA that signs "+
+			"the storage systems' certificates, and restart lockstepd", control.ErrRefused, ErrNoStorageCA)
+	}
 	d, err := s.acting()
 	if err != nil {
 		return nil, err
@@ -245,6 +249,7 @@ func (s *Server) StorageAdd(ctx context.Context, spec control.StorageSpec) ([]st
 			warnings = append(warnings, err.Error())
 		}
 	}
+	s.refreshTrapSources()
 	if s.registry().Heartbeat() {
 		warnings = append(warnings, s.heartbeatWarnings()...)
 	}
@@ -306,6 +311,7 @@ func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connectio
 	if err := s.proposeRegistry(ctx, r); err != nil {
 		return nil, err
 	}
+	s.refreshTrapSources()
 	if !slices.ContainsFunc(left, func(c registry.Connection) bool { return c.Kind == string(control.Direct) }) {
 		s.mu.Lock()
 		if d := s.drivers[serial]; d != nil {

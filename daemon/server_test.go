@@ -65,7 +65,7 @@ func startServerWith(t *testing.T, extra string) *control.Client {
 }
 
 func TestLastIPConnectionRemovalNeedsForceWhileHeartbeatOn(t *testing.T) {
-	c := startServer(t)
+	c := startServerWith(t, storageCA(t))
 	ctx := context.Background()
 	spec := control.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []control.ConnectionSpec{
 		{Name: "direct", Kind: control.Direct, Addresses: []string{"127.0.0.1:1", "127.0.0.1:2"}},
