@@ -107,6 +107,7 @@ func (s *Server) newTrapListener() error {
 		Clock: s.clock, Logger: s.log, Handle: func(ev hal.Event) {
 			if d := s.duty.Load(); d != nil {
 				d.core.Observe(ev, "snmp trap")
+				s.log.Debug("storage trap handed to the freeze core", "serial", string(ev.Serial), "seq", ev.Seq, "kind", ev.Kind.String())
 			}
 		}})
 	return nil
