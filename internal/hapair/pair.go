@@ -177,8 +177,8 @@ func StartLab(ctx context.Context, dir string, primaries int, cg time.Duration) 
 }
 
 // LabEndpoints are the listen addresses of the i-th (from 0) system of a
-// lab: an address of its own per cluster, 127.0.0.(10(i+1)+1) and +2, as
-// in etc/lab.toml, so that the managers tell the systems' traps apart by
+// lab's topology: an address of its own per cluster, 127.0.0.(10(i+1)+1)
+// and +2 (the scheme of etc/lab.toml), so that the managers tell the systems' traps apart by
 // address and each cluster has its own certificate.
 func LabEndpoints(i int) ([2]string, error) {
 	if i < 0 || i >= 25 {

@@ -32,9 +32,10 @@ type Server struct {
 	endpoints map[hal.Serial]*[2]*endpoint
 	control   net.Listener
 
-	mu       sync.Mutex
-	workload *workload.Run
-	layout   *workload.Layout
+	mu        sync.Mutex
+	workload  *workload.Run
+	layout    *workload.Layout
+	trapLinks []trapLink
 
 	wg sync.WaitGroup
 }
