@@ -9,7 +9,7 @@ LDFLAGS   := -X github.com/lockstep-io/lockstep/internal/version.Version=$(VERSI
 BIN       := bin
 FUZZTIME  ?= 20s
 # Debian packages the tests talk to as real peers (installed by `make deps`).
-DEB_DEPS  ?= dbus-daemon nftables iptables systemd snmptrapd smitools rsyslog
+DEB_DEPS  ?= dbus-daemon nftables iptables systemd snmptrapd snmp smitools rsyslog
 
 .PHONY: all build test deps lint vet fmt-check demo bench fuzz soak clean
 

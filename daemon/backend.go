@@ -224,6 +224,10 @@ func (s *Server) StorageAdd(ctx context.Context, spec control.StorageSpec) ([]st
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
+	if s.roots == nil {
+		return nil, fmt.Errorf("%w: %w: set it in [storage] of the configuration to the PEM file of the CA that signs "+
+			"the storage systems' certificates, and restart lockstepd", control.ErrRefused, ErrNoStorageCA)
+	}
 	// The password file is read by this daemon, as itself, on every
 	// (re)connection: it must be there and be a secret now, not fail
 	// later on a connection left "connecting" (issue 12 §3). Checked
@@ -259,6 +263,7 @@ func (s *Server) StorageAdd(ctx context.Context, spec control.StorageSpec) ([]st
 			warnings = append(warnings, err.Error())
 		}
 	}
+	s.refreshTrapSources()
 	if s.registry().Heartbeat() {
 		warnings = append(warnings, s.heartbeatWarnings()...)
 	}
@@ -320,6 +325,7 @@ func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connectio
 	if err := s.proposeRegistry(ctx, r); err != nil {
 		return nil, err
 	}
+	s.refreshTrapSources()
 	if !slices.ContainsFunc(left, func(c registry.Connection) bool { return c.Kind == string(control.Direct) }) {
 		s.mu.Lock()
 		if d := s.drivers[serial]; d != nil {

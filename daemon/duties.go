@@ -235,6 +235,7 @@ func (s *Server) reconcileDrivers() {
 			s.log.Error("storage system not connected", "serial", serial, "err", err)
 		}
 	}
+	s.refreshTrapSources()
 }
 
 // readiness lists the storage systems this server cannot use now: no

@@ -3,7 +3,6 @@ package daemon
 import (
 	"context"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -35,9 +34,6 @@ type Options struct {
 	Level    *slog.LevelVar // changed on reload
 	Clock    clock.Clock
 	Version  string
-	// StorageCA is the PEM of the certificate authority the storage
-	// systems' TLS certificates are checked against; nil: the system pool.
-	StorageCA []byte
 }
 
 // Server is one lockstepd.
@@ -51,7 +47,12 @@ type Server struct {
 	ctl   atomic.Pointer[control.Server] // set once the bus name is owned
 	snmp  *notify.SNMP
 	bus   *dbus.Conn
-	roots *x509.CertPool
+	roots *x509.CertPool              // [storage] ca_file; nil: no storage system is connected
+	traps *notify.StorageTrapListener // nil without [snmp] trap_listen
+	// trapMu orders refreshTrapSources; trapKey is the connections the
+	// listener's sources were last built from.
+	trapMu  sync.Mutex
+	trapKey *string
 
 	mu      sync.Mutex
 	drivers map[hal.Serial]*direct.System
@@ -80,17 +81,22 @@ func New(opt Options) (*Server, error) {
 	}
 	s := &Server{opt: opt, log: opt.Logger, clock: clock.OrReal(opt.Clock), drivers: map[hal.Serial]*direct.System{}}
 	s.cfg.Store(opt.Config)
-	if len(opt.StorageCA) > 0 {
-		s.roots = x509.NewCertPool()
-		if !s.roots.AppendCertsFromPEM(opt.StorageCA) {
-			return nil, errors.New("daemon: the storage CA does not parse")
-		}
+	var err error
+	if s.roots, err = loadStorageCA(opt.Config); err != nil {
+		return nil, err
+	}
+	if err := s.newTrapListener(); err != nil {
+		return nil, err
 	}
 	store, err := persist.OpenStore(opt.Config.Server.StateDir, persist.Options{Clock: s.clock, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}
 	s.store = store
+	if n := len(s.registry().Serials()); n > 0 && s.roots == nil {
+		store.Close()
+		return nil, noCAError(n)
+	}
 	ctx := context.Background()
 	if s.registry().Epoch() == 0 {
 		if err := s.store.ProposeRegistry(ctx, registry.Record{Version: registry.RecordVersion,
@@ -113,6 +119,7 @@ func New(opt Options) (*Server, error) {
 			s.log.Error("storage system not connected", "serial", serial, "err", err)
 		}
 	}
+	s.refreshTrapSources()
 	return s, nil
 }
 
@@ -147,15 +154,8 @@ func (s *Server) Run(ctx context.Context) error {
 		newTask("journal health", readyAtOnce(journalWatch{store: s.store, clock: s.clock,
 			report: s.reportJournal, after: api.Ready()}.run)),
 	}
-	if a := s.cfg.Load().SNMP.TrapListen; a != nil {
-		// Storage traps: the third source of suspend events, beside the
-		// pushed stream and the poll; the core counts each event once.
-		ln := notify.NewStorageTrapListener(a.HostPort(), "", func(ev hal.Event) {
-			if d := s.duty.Load(); d != nil {
-				d.core.Observe(ev, "snmp trap")
-			}
-		}, s.log)
-		tasks = append(tasks, ln)
+	if s.traps != nil {
+		tasks = append(tasks, s.traps)
 	}
 	err := RunTasks(ctx, tasks, func() {
 		notify.Log(s.log, notify.DaemonStarted, "lockstepd ready", "role", s.ha.state().Role.String(),
@@ -313,6 +313,9 @@ func (s *Server) connect(serial hal.Serial) error {
 	if conn == nil {
 		return fmt.Errorf("%s has no direct connection (hmc and zos connections are not supported by this build)", serial)
 	}
+	if s.roots == nil {
+		return fmt.Errorf("%s: %w: the storage systems' certificates cannot be checked", serial, ErrNoStorageCA)
+	}
 	var password string
 	if conn.PasswordFile != "" {
 		b, err := secretfile.Read(conn.PasswordFile)
@@ -326,9 +329,11 @@ func (s *Server) connect(serial hal.Serial) error {
 	if eps[1] == "" {
 		eps[1] = eps[0]
 	}
-	host := eps[0][:strings.LastIndex(eps[0], ":")]
+	// Each endpoint is verified against its own host name (direct sets
+	// it), then its certificate must name serial or match its pin.
 	d := direct.New(direct.Options{Serial: serial, Endpoints: eps, Manager: s.cfg.Load().Server.Name,
-		User: conn.User, Password: password, TLS: wire.ClientTLSConfig(s.roots, strings.Trim(host, "[]")),
+		User: conn.User, Password: password, TLS: wire.ClientTLSConfig(s.roots, ""),
+		Pin:   s.cfg.Load().Storage.Pins[string(serial)],
 		Clock: s.clock, Logger: s.log, DialTimedOut: s.dialTimedOut,
 		StateChanged: func(up, timeout bool, detail string) { s.storageReachability(serial, up, timeout, detail) }})
 	s.mu.Lock()

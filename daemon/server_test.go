@@ -76,7 +76,7 @@ func startServerOn(t *testing.T, dir, addr, extra string, mods ...func(*config.C
 }
 
 func TestLastIPConnectionRemovalNeedsForceWhileHeartbeatOn(t *testing.T) {
-	c := startServer(t)
+	c := startServerWith(t, storageCA(t))
 	ctx := context.Background()
 	spec := control.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []control.ConnectionSpec{
 		{Name: "direct", Kind: control.Direct, Addresses: []string{"127.0.0.1:1", "127.0.0.1:2"}},

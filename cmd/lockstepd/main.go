@@ -1,6 +1,6 @@
 // Command lockstepd is the lockstep management server.
 //
-//	lockstepd [--config FILE] [--bus system|session|ADDRESS] [--storage-ca FILE]
+//	lockstepd [--config FILE] [--bus system|session|ADDRESS]
 //	lockstepd --check-config [FILE]
 //
 // main only wires: flags, configuration, logging, signals; the server is
@@ -34,7 +34,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfgPath := fs.String("config", config.Path, "configuration file")
 	check := fs.Bool("check-config", false, "check the configuration (the file given as argument, else --config) and exit")
 	bus := fs.String("bus", "", "D-Bus for the admin API (overrides [control] bus)")
-	caFile := fs.String("storage-ca", "", "PEM file of the CA that signs the storage systems' certificates")
 	showVersion := fs.Bool("version", false, "print the version")
 	if err := fs.Parse(args); err != nil {
 		return 2
@@ -55,6 +54,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		for _, w := range cfg.Warnings {
 			fmt.Fprintf(stderr, "warning: %v\n", w)
+		}
+		// The storage CA is required once the state holds storage
+		// systems: the same refusal as at start, before a restart.
+		warnings, err := daemon.CheckStorageConfig(cfg)
+		if err != nil {
+			fmt.Fprintf(stderr, "%s: configuration refused:\n%v\n", path, err)
+			return 2
+		}
+		for _, w := range warnings {
+			fmt.Fprintf(stderr, "warning: %s\n", w)
 		}
 		fmt.Fprintf(stdout, "%s: configuration OK\n", path)
 		return 0
@@ -77,12 +86,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	out := notify.NewSwitch(withSyslog(cfg))
 	logger := slog.New(out)
 	opt := daemon.Options{Config: cfg, Logger: logger, Level: level, Version: version.Version}
-	if *caFile != "" {
-		if opt.StorageCA, err = os.ReadFile(*caFile); err != nil {
-			logger.Error("storage CA", "err", err)
-			return 1
-		}
-	}
 	if *bus != "" {
 		conn, err := control.Connect(*bus)
 		if err != nil {

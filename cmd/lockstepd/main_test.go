@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"net"
 	"os"
 	"os/exec"
@@ -10,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/internal/privbus"
+	"github.com/lockstep-io/lockstep/persist"
 )
 
 func TestCheckConfig(t *testing.T) {
@@ -111,5 +114,30 @@ func TestSystemdProtocol(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "LS6002E") {
 		t.Errorf("the refused configuration was not logged with its message id:\n%s", logs.String())
+	}
+}
+
+// TestCheckConfigNeedsTheStorageCA: once the state holds a storage
+// system, --check-config refuses a file without [storage] ca_file and
+// names the key, as the start would.
+func TestCheckConfigNeedsTheStorageCA(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state")
+	store, err := persist.OpenStore(state, persist.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ProposeRegistry(context.Background(), registry.Record{Version: registry.RecordVersion,
+		Kind: registry.KindStorageAdded, Serial: "LAB.2107-75P0001", At: time.Now(),
+		Connection: &registry.Connection{Name: "direct", Kind: "direct", Addresses: []string{"127.0.0.1:1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	conf := filepath.Join(dir, "lockstep.toml")
+	os.WriteFile(conf, []byte("[server]\nname = \"a\"\nstate_dir = \""+state+"\"\n"), 0o644)
+	var out, errb strings.Builder
+	if code := run([]string{"--check-config", conf}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "storage.ca_file") {
+		t.Fatalf("exit %d, %q: want 2 and the key named", code, errb.String())
 	}
 }

@@ -78,6 +78,7 @@ type Config struct {
 	Log       Log
 	Syslog    Syslog
 	SNMP      SNMP
+	Storage   Storage
 	// Warnings are things accepted but worth logging at start (and
 	// printing with --check-config).
 	Warnings Problems
@@ -221,6 +222,7 @@ type SNMP struct {
 	TrapListen    *Addr // udp; nil: storage traps are not received
 	EngineIDFile  string
 	Managers      []Manager
+	TrapAuth      TrapAuth // who may send storage traps (trap_*)
 }
 
 // SNMPVersion of a manager.
@@ -298,6 +300,7 @@ func Default() *Config {
 		SNMP: SNMP{
 			EnterpriseOID: oid,
 			EngineIDFile:  filepath.Join(DefaultStateDir, EngineIDFileName),
+			TrapAuth:      TrapAuth{AuthProtocol: SHA256, PrivProtocol: AES},
 		},
 	}
 }

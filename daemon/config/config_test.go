@@ -66,7 +66,7 @@ func TestReferenceFileExamples(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	example := regexp.MustCompile(`(?m)^# ([a-z_]+ = .*|\[\[snmp\.manager\]\])$`)
+	example := regexp.MustCompile(`(?m)^# ([a-z_0-9]+ = .*|\[\[(snmp\.manager|storage\.pin)\]\])$`)
 	text := example.ReplaceAllString(string(b), "$1")
 	cfg, err := Parse(text)
 	if err != nil {
@@ -80,6 +80,12 @@ func TestReferenceFileExamples(t *testing.T) {
 	want.HA.Advertise = &Addr{Scheme: TCP, Host: "db1.example.com", Port: 9730}
 	want.Syslog.Target = &Addr{Scheme: UDP, Host: "syslog.example.net", Port: 514}
 	want.SNMP.TrapListen = &Addr{Scheme: UDP, Host: "0.0.0.0", Port: 10162}
+	want.SNMP.TrapAuth = TrapAuth{CommunityFile: "/etc/lockstep/snmp/storage.community", User: "storage",
+		AuthProtocol: SHA256, PrivProtocol: AES,
+		AuthKeyFile: "/etc/lockstep/snmp/storage.auth", PrivKeyFile: "/etc/lockstep/snmp/storage.priv"}
+	want.Storage = Storage{CAFile: "/etc/lockstep/tls/storage-ca.pem", Pins: map[string][]byte{"LAB.2107-75P0001": {
+		0x5e, 0x9b, 0x3f, 0x2a, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb,
+		0xcc, 0xdd, 0xee, 0xff, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb}}}
 	want.SNMP.Managers = []Manager{{
 		Address: Addr{Scheme: UDP, Host: "nms.example.net", Port: 162}, Version: V2c, Notification: Inform,
 		CommunityFile: "/etc/lockstep/snmp/nms.community", AuthProtocol: SHA256, PrivProtocol: AES,
@@ -102,15 +108,15 @@ func TestEveryKeyHasAReloadRule(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	text := regexp.MustCompile(`(?m)^# ([a-z_]+ = .*|\[\[snmp\.manager\]\])$`).ReplaceAllString(string(b), "$1")
+	text := regexp.MustCompile(`(?m)^# ([a-z_0-9]+ = .*|\[\[(snmp\.manager|storage\.pin)\]\])$`).ReplaceAllString(string(b), "$1")
 	rules := map[string]bool{}
 	for _, s := range settings() {
 		rules[s.key] = true
 	}
 	for _, k := range scanKeys(text) {
 		key := k.key.String()
-		if len(k.key) < 2 || strings.HasPrefix(key, "snmp.manager") {
-			continue // tables; manager keys are covered by "snmp.manager"
+		if len(k.key) < 2 || strings.HasPrefix(key, "snmp.manager") || strings.HasPrefix(key, "storage.pin") {
+			continue // tables; manager and pin keys are covered by "snmp.manager" and "storage.pin"
 		}
 		if !rules[key] {
 			t.Errorf("key %s (line %d) has no entry in settings()", key, k.line)
@@ -462,7 +468,7 @@ func TestWarnings(t *testing.T) {
 		key  string
 		line int
 	}{
-		{"privileged trap listener", "[snmp]\ntrap_listen = \"udp://0.0.0.0:162\"\n", "snmp.trap_listen", 2},
+		{"privileged trap listener", "[snmp]\ntrap_listen = \"udp://0.0.0.0:162\"\ntrap_community_file = \"/c\"\n", "snmp.trap_listen", 2},
 		{"privileged HA listener", "[ha]\nlisten = \"tcp://[::]:973\"\ncert_file = \"/c\"\nkey_file = \"/k\"\nca_file = \"/a\"\n", "ha.listen", 2},
 		{"retries for traps", "[[snmp.manager]]\naddress = \"udp://a:162\"\nversion = \"v2c\"\ncommunity_file = \"/c\"\nretries = 5\n",
 			"snmp.manager[0].retries", 5},

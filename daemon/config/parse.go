@@ -26,6 +26,7 @@ type rawFile struct {
 	Log       rawLog       `toml:"log"`
 	Syslog    rawSyslog    `toml:"syslog"`
 	SNMP      rawSNMP      `toml:"snmp"`
+	Storage   rawStorage   `toml:"storage"`
 }
 
 type rawServer struct {
@@ -73,6 +74,7 @@ type rawSNMP struct {
 	TrapListen    rawValue     `toml:"trap_listen"`
 	EngineIDFile  rawValue     `toml:"engine_id_file"`
 	Managers      []rawManager `toml:"manager"`
+	rawTrapAuth
 }
 
 type rawManager struct {
@@ -431,6 +433,8 @@ func (c *checker) config(raw *rawFile) *Config {
 	c.log(raw.Log, cfg)
 	c.syslog(raw.Syslog, cfg)
 	c.snmp(raw.SNMP, cfg)
+	c.trapAuth(raw.SNMP.rawTrapAuth, cfg)
+	c.storage(raw.Storage, cfg)
 	return cfg
 }
 

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"maps"
 	"slices"
 )
 
@@ -22,7 +23,9 @@ import (
 // Only at restart: every other key, in particular server.name,
 // server.state_dir, server.edition, ha.* (the listener, the TLS files,
 // the reconnection policy), control.bus, log.format, snmp.enterprise_oid,
-// snmp.trap_listen and snmp.engine_id_file.
+// snmp.trap_listen, snmp.trap_* (who may send storage traps),
+// snmp.engine_id_file and storage.* (the CA and pins of the storage
+// systems' certificates).
 
 type setting struct {
 	key    string
@@ -71,6 +74,16 @@ func settings() []setting {
 		{"snmp.trap_listen", false, func(a, b *Config) bool { return ptr(a.SNMP.TrapListen, b.SNMP.TrapListen) }},
 		{"snmp.engine_id_file", false, func(a, b *Config) bool { return a.SNMP.EngineIDFile == b.SNMP.EngineIDFile }},
 		{"snmp.manager", true, func(a, b *Config) bool { return slices.Equal(a.SNMP.Managers, b.SNMP.Managers) }},
+		{"snmp.trap_community_file", false, func(a, b *Config) bool { return a.SNMP.TrapAuth.CommunityFile == b.SNMP.TrapAuth.CommunityFile }},
+		{"snmp.trap_user", false, func(a, b *Config) bool { return a.SNMP.TrapAuth.User == b.SNMP.TrapAuth.User }},
+		{"snmp.trap_auth_protocol", false, func(a, b *Config) bool { return a.SNMP.TrapAuth.AuthProtocol == b.SNMP.TrapAuth.AuthProtocol }},
+		{"snmp.trap_priv_protocol", false, func(a, b *Config) bool { return a.SNMP.TrapAuth.PrivProtocol == b.SNMP.TrapAuth.PrivProtocol }},
+		{"snmp.trap_auth_key_file", false, func(a, b *Config) bool { return a.SNMP.TrapAuth.AuthKeyFile == b.SNMP.TrapAuth.AuthKeyFile }},
+		{"snmp.trap_priv_key_file", false, func(a, b *Config) bool { return a.SNMP.TrapAuth.PrivKeyFile == b.SNMP.TrapAuth.PrivKeyFile }},
+		{"storage.ca_file", false, func(a, b *Config) bool { return a.Storage.CAFile == b.Storage.CAFile }},
+		{"storage.pin", false, func(a, b *Config) bool {
+			return maps.EqualFunc(a.Storage.Pins, b.Storage.Pins, func(x, y []byte) bool { return slices.Equal(x, y) })
+		}},
 	}
 }
 

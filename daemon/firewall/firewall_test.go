@@ -43,6 +43,7 @@ source_ports = "40000-40009"
 target = "tcp://logs.example.net:601"
 [snmp]
 trap_listen = "udp://0.0.0.0:10162"
+trap_community_file = "/etc/lockstep/snmp/storage.community"
 [[snmp.manager]]
 address = "udp://192.0.2.162:162"
 version = "v2c"

@@ -73,6 +73,7 @@ var (
 	StorageCommFailure   = Event{3001, "storageCommFailure", Error, "communication with a storage system failed", true}
 	StorageCommRecovered = Event{3002, "storageCommRecovered", Info, "communication with a storage system recovered", true}
 	ConnectTimeoutHint   = Event{3003, "connectTimeoutHint", Warning, "a connection attempt timed out, likely dropped by a firewall", false}
+	StorageTrapDropped   = Event{3004, "storageTrapDropped", Warning, "storage traps were dropped: from an address of no defined storage system, with the wrong credentials, malformed, or for a serial their source does not serve", false}
 
 	HeartbeatExpired     = Event{4001, "heartbeatExpired", Error, "a storage system's heartbeat expired: it froze its pairs itself", true}
 	HeartbeatSwitched    = Event{4002, "heartbeatSwitched", Info, "the Metro Mirror heartbeat was switched", true}
@@ -94,7 +95,7 @@ var Catalog = []Event{
 	DaemonStarted, DaemonStopping, WatchdogWithheld, StateUnwritable, StateWritable,
 	SessionStateChanged, SessionDefined, SessionPreparing, SessionPrepared, SessionSuspending, SessionSuspended,
 	SessionSuspendedPartial, SessionRecovering, SessionTargetAvailable, SessionSevere, SuspendingEvent, GroupFrozen, GroupPartial, GroupThawed, RecoverableChanged,
-	StorageCommFailure, StorageCommRecovered, ConnectTimeoutHint,
+	StorageCommFailure, StorageCommRecovered, ConnectTimeoutHint, StorageTrapDropped,
 	HeartbeatExpired, HeartbeatSwitched, HeartbeatNoIP, HeartbeatUnprotected,
 	HAStateChanged, Takeover, Demoted,
 	ConfigChanged, ConfigRefused, BackupCreated, BackupRestored,

@@ -3,7 +3,10 @@
 // write them to journald with native fields, to stderr, and as RFC 5424
 // syslog to a remote collector; the SNMP traps and informs to the NMS
 // (snmp.go); LOCKSTEP-MIB, generated from the same catalogue (mib.go); and
-// the listener for the storage systems' own traps. An event that is not in
+// the listener for the storage systems' own traps, which accepts a trap
+// only from a defined storage system's address, with the configured
+// community or SNMPv3 user, for a serial that address serves
+// (snmp_storage.go). An event that is not in
 // Catalog cannot be logged, trapped or documented.
 //
 // Every event has a stable id with a severity suffix — "LS2101W" — that

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"errors"
+	"net"
 	"testing"
 	"time"
 
@@ -33,7 +34,10 @@ func FuzzStorageTrap(f *testing.F) {
 	for _, c := range badDatagrams {
 		f.Add(c.data)
 	}
-	l := NewStorageTrapListener("", "lab", nil, nil)
+	f.Add(marshalV3(f, suspendTrap(), fuzzAuth))
+	f.Add(marshalV3(f, suspendTrap(), TrapAuth{User: "storage", AuthProtocol: gosnmp.SHA256, AuthPassphrase: "wrong-auth-pass",
+		PrivProtocol: gosnmp.AES, PrivPassphrase: "storage-priv-pass"}))
+	l := NewStorageTrapListener(StorageTrapOptions{Auth: fuzzAuth})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		ev, err := l.decode(data)
 		if errors.Is(err, errDecoderPanic) {
@@ -67,9 +71,46 @@ var badDatagrams = []struct {
 		0x40, 0x04, 0x7f, 0x00, 0x00, 0x01, 0x02, 0x01, 0x06, 0x02, 0x01, 0x01, 0x43, 0x01, 0x00, 0x30, 0x00}},
 }
 
+// fuzzAuth accepts v2c traps with community "lab" and SNMPv3 traps of
+// user "storage".
+var fuzzAuth = TrapAuth{Community: "lab", User: "storage", AuthProtocol: gosnmp.SHA256, AuthPassphrase: "storage-auth-pass",
+	PrivProtocol: gosnmp.AES, PrivPassphrase: "storage-priv-pass"}
+
+// marshalV3 is an SNMPv3 authPriv trap of auth's user, sent by an engine
+// of its own as a storage system would: gosnmp's sender writes it to a
+// loopback socket, and these are the bytes that arrive.
+func marshalV3(tb testing.TB, vbs []gosnmp.SnmpPDU, auth TrapAuth) []byte {
+	tb.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer pc.Close()
+	g := &gosnmp.GoSNMP{Target: "127.0.0.1", Port: uint16(pc.LocalAddr().(*net.UDPAddr).Port), Transport: "udp",
+		Version: gosnmp.Version3, SecurityModel: gosnmp.UserSecurityModel, MsgFlags: gosnmp.AuthPriv,
+		Timeout: time.Second, SecurityParameters: &gosnmp.UsmSecurityParameters{UserName: auth.User,
+			AuthoritativeEngineID: "\x80\x00\x1f\x88\x04storage-1", AuthoritativeEngineBoots: 1, AuthoritativeEngineTime: 10,
+			AuthenticationProtocol: auth.AuthProtocol, AuthenticationPassphrase: auth.AuthPassphrase,
+			PrivacyProtocol: auth.PrivProtocol, PrivacyPassphrase: auth.PrivPassphrase}}
+	if err := g.Connect(); err != nil {
+		tb.Fatal(err)
+	}
+	defer g.Conn.Close()
+	if _, err := g.SendTrap(gosnmp.SnmpTrap{Variables: vbs}); err != nil {
+		tb.Fatal(err)
+	}
+	pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 65536)
+	n, _, err := pc.ReadFrom(buf)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return buf[:n]
+}
+
 func TestBadDatagramsRefused(t *testing.T) {
 	t.Parallel()
-	l := NewStorageTrapListener("", "", nil, nil)
+	l := NewStorageTrapListener(StorageTrapOptions{Auth: TrapAuth{Community: "lab"}})
 	good := &gosnmp.SnmpPacket{Version: gosnmp.Version2c, Community: "lab", PDUType: gosnmp.SNMPv2Trap, Variables: suspendTrap()}
 	b, err := good.MarshalMsg()
 	if err != nil {

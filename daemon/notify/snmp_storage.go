@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,14 +18,16 @@ import (
 
 	"github.com/gosnmp/gosnmp"
 
+	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
 )
 
 // Storage traps: like the Copy Services traps of real arrays, the
 // emulated storage system (hal/emu, trap.go) sends its events as SNMPv2c
-// traps to the managers that registered for them, and lockstepd receives
-// them as a third source of events beside pushed events and polls. The
-// freeze core dedups the sources by (serial, seq).
+// traps to the managers that registered for them (a real array may send
+// SNMPv3), and lockstepd receives them as a third source of events beside
+// pushed events and polls. Who may send them: see StorageTrapListener.
 //
 // The format is the emulated vendor's, so it does not move with
 // snmp.enterprise_oid: S = 1.3.6.1.4.1.61942.2 (lockstepLab).
@@ -220,43 +223,144 @@ func setStorageField(ev *hal.Event, arc int, vb gosnmp.SnmpPDU) error {
 	return err
 }
 
-// StorageTrapListener receives the storage systems' SNMPv2c traps on a
-// UDP address and hands each decoded event to a callback. It reads the
-// socket itself and decodes with gosnmp: gosnmp's TrapListener can tell
-// neither the port it bound (tests listen on port 0) nor stop without
-// waiting on the wall clock.
+// StorageTrapListener receives the storage systems' traps on a UDP
+// address and hands each decoded event to a callback. It reads the socket
+// itself and decodes with gosnmp: gosnmp's TrapListener can tell neither
+// the port it bound (tests listen on port 0) nor stop without waiting on
+// the wall clock.
+//
+// Every datagram is hostile until proven otherwise (DESIGN.md §12). One
+// is handed over only when it comes from an address of a defined storage
+// system's connection (SetSources), carries the configured community
+// (SNMPv2c) or comes from the configured user (SNMPv3 authPriv), decodes
+// as a storage trap, and names a serial its source address serves: a
+// storage system cannot speak for another. The address is checked before
+// a byte is decoded. Anything else is dropped, counted by reason, and
+// logged at most once a minute per reason (on the injected clock), so a
+// flood neither crashes the daemon nor floods its log.
 type StorageTrapListener struct {
-	addr      string
-	community string
-	handle    func(hal.Event)
-	log       *slog.Logger
+	addr   string
+	auth   TrapAuth
+	handle func(hal.Event)
+	log    *slog.Logger
+	clock  clock.Clock
+
+	sources atomic.Pointer[map[netip.Addr][]hal.Serial]
 
 	ready chan struct{}
 	bound net.Addr // set before ready is closed
 
-	received, accepted, rejected atomic.Uint64
-	once                         sync.Once
+	received, accepted atomic.Uint64
+	dropped            [numDropReasons]atomic.Uint64
+	// logged and suppressed are the rate limit of drop logs, per
+	// reason; only the listener's goroutine touches them.
+	logged     [numDropReasons]time.Time
+	suppressed [numDropReasons]uint64
+	once       sync.Once
 }
+
+// TrapAuth is what a storage trap must carry: the SNMPv2c community, or
+// the SNMPv3 user (authPriv) with its protocols and passphrases. An empty
+// Community accepts no v2c trap; an empty User, no v3 trap.
+type TrapAuth struct {
+	Community      string
+	User           string
+	AuthProtocol   gosnmp.SnmpV3AuthProtocol
+	PrivProtocol   gosnmp.SnmpV3PrivProtocol
+	AuthPassphrase string
+	PrivPassphrase string
+}
+
+// ReadTrapAuth reads the secrets the [snmp] trap_* keys name. Their
+// content is never put in an error or a log line.
+func ReadTrapAuth(t config.TrapAuth) (TrapAuth, error) {
+	var out TrapAuth
+	if t.CommunityFile != "" {
+		c, err := readCredentials(config.Manager{Version: config.V2c, CommunityFile: t.CommunityFile})
+		if err != nil {
+			return TrapAuth{}, fmt.Errorf("snmp.trap_%w", err)
+		}
+		out.Community = c.community
+	}
+	if t.User != "" {
+		c, err := readCredentials(config.Manager{Version: config.V3, AuthKeyFile: t.AuthKeyFile, PrivKeyFile: t.PrivKeyFile})
+		if err != nil {
+			return TrapAuth{}, fmt.Errorf("snmp.trap_%w", err)
+		}
+		var ok bool
+		if out.AuthProtocol, ok = authProtocols[t.AuthProtocol]; !ok {
+			return TrapAuth{}, fmt.Errorf("snmp.trap_auth_protocol %q is not supported", t.AuthProtocol)
+		}
+		if out.PrivProtocol, ok = privProtocols[t.PrivProtocol]; !ok {
+			return TrapAuth{}, fmt.Errorf("snmp.trap_priv_protocol %q is not supported", t.PrivProtocol)
+		}
+		out.User, out.AuthPassphrase, out.PrivPassphrase = t.User, c.auth, c.priv
+	}
+	return out, nil
+}
+
+// Why a datagram was dropped.
+type dropReason int
+
+const (
+	dropSource    dropReason = iota // not from an address of a defined storage system
+	dropAuth                        // wrong community or user, or not authPriv
+	dropMalformed                   // not a storage trap
+	dropSerial                      // names a serial its source address does not serve
+	numDropReasons
+)
+
+var dropNames = [numDropReasons]string{"unknown source", "wrong credentials", "malformed", "serial of another system"}
+
+// dropLogEvery is the rate limit of drop logs, per reason.
+const dropLogEvery = time.Minute
 
 // ListenerStats counts datagrams.
 type ListenerStats struct {
-	Received uint64 // datagrams read
-	Accepted uint64 // decoded and handed over
-	Rejected uint64 // not a storage trap, bad community, malformed
+	Received      uint64 // datagrams read
+	Accepted      uint64 // decoded and handed over
+	Rejected      uint64 // every dropped one: the sum of the four below
+	UnknownSource uint64 // from an address of no defined storage system
+	BadAuth       uint64 // wrong community or user, or not authPriv
+	Malformed     uint64 // not a storage trap
+	ForeignSerial uint64 // for a serial the source address does not serve
 }
 
-// NewStorageTrapListener returns a listener on addr (host:port, udp).
-// community "" accepts any community. handle runs in the listener's
-// goroutine for each event and must not block.
-func NewStorageTrapListener(addr, community string, handle func(hal.Event), logger *slog.Logger) *StorageTrapListener {
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+// StorageTrapOptions configure a StorageTrapListener.
+type StorageTrapOptions struct {
+	Addr   string // host:port, udp
+	Auth   TrapAuth
+	Handle func(hal.Event) // runs in the listener's goroutine and must not block
+	Logger *slog.Logger    // nil: discard
+	Clock  clock.Clock     // for the rate limit of logs; nil: real time
+}
+
+// NewStorageTrapListener returns a listener on opt.Addr. It accepts no
+// trap until SetSources names the storage systems' addresses.
+func NewStorageTrapListener(opt StorageTrapOptions) *StorageTrapListener {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
 	}
-	if handle == nil {
-		handle = func(hal.Event) {}
+	if opt.Handle == nil {
+		opt.Handle = func(hal.Event) {}
 	}
-	return &StorageTrapListener{addr: addr, community: community, handle: handle,
-		log: logger.With("component", "storage-traps"), ready: make(chan struct{})}
+	l := &StorageTrapListener{addr: opt.Addr, auth: opt.Auth, handle: opt.Handle, clock: clock.OrReal(opt.Clock),
+		log: opt.Logger.With("component", "storage-traps"), ready: make(chan struct{})}
+	l.sources.Store(&map[netip.Addr][]hal.Serial{})
+	return l
+}
+
+// SetSources replaces the addresses traps are accepted from, each with
+// the serials it may send traps for: the addresses of the defined storage
+// systems' connections (and, with HMC connections, an HMC's address for
+// every system behind it). Safe to call while Run runs.
+func (l *StorageTrapListener) SetSources(sources map[netip.Addr][]hal.Serial) {
+	m := make(map[netip.Addr][]hal.Serial, len(sources))
+	for a, serials := range sources {
+		a = a.Unmap()
+		m[a] = append(m[a], serials...)
+	}
+	l.sources.Store(&m)
 }
 
 func (l *StorageTrapListener) String() string { return "storage traps " + l.addr }
@@ -276,7 +380,11 @@ func (l *StorageTrapListener) Addr() net.Addr {
 
 // Stats returns the listener's counters.
 func (l *StorageTrapListener) Stats() ListenerStats {
-	return ListenerStats{Received: l.received.Load(), Accepted: l.accepted.Load(), Rejected: l.rejected.Load()}
+	st := ListenerStats{Received: l.received.Load(), Accepted: l.accepted.Load(),
+		UnknownSource: l.dropped[dropSource].Load(), BadAuth: l.dropped[dropAuth].Load(),
+		Malformed: l.dropped[dropMalformed].Load(), ForeignSerial: l.dropped[dropSerial].Load()}
+	st.Rejected = st.UnknownSource + st.BadAuth + st.Malformed + st.ForeignSerial
+	return st
 }
 
 // Run receives traps until ctx ends.
@@ -301,44 +409,132 @@ func (l *StorageTrapListener) Run(ctx context.Context) error {
 			return fmt.Errorf("storage trap listener: %w", err)
 		}
 		l.received.Add(1)
-		ev, err := l.decode(buf[:n])
-		if err != nil {
-			l.rejected.Add(1)
-			l.log.Debug("datagram refused", "from", from.String(), "err", err)
-			continue
+		if ev, ok := l.receive(buf[:n], from); ok {
+			l.accepted.Add(1)
+			l.handle(ev)
 		}
-		l.accepted.Add(1)
-		l.handle(ev)
 	}
 }
 
-// decode checks a datagram's version and community and decodes the trap.
+// receive judges one datagram from an address.
+func (l *StorageTrapListener) receive(b []byte, from net.Addr) (hal.Event, bool) {
+	var src netip.Addr
+	if ua, ok := from.(*net.UDPAddr); ok {
+		src, _ = netip.AddrFromSlice(ua.IP)
+		src = src.Unmap()
+	}
+	serials, known := (*l.sources.Load())[src]
+	if !known {
+		l.drop(dropSource, from, nil)
+		return hal.Event{}, false
+	}
+	ev, err := l.decode(b)
+	if err != nil {
+		reason := dropMalformed
+		if errors.Is(err, errTrapAuth) {
+			reason = dropAuth
+		}
+		l.drop(reason, from, err)
+		return hal.Event{}, false
+	}
+	if !slices.Contains(serials, ev.Serial) {
+		l.drop(dropSerial, from, fmt.Errorf("trap for %s from an address of %v", ev.Serial, serials))
+		return hal.Event{}, false
+	}
+	return ev, true
+}
+
+// drop counts a dropped datagram and logs it: the first of each reason
+// at once, then at most one line per dropLogEvery with the number
+// dropped meanwhile.
+func (l *StorageTrapListener) drop(r dropReason, from net.Addr, err error) {
+	l.dropped[r].Add(1)
+	now := l.clock.Now()
+	if !l.logged[r].IsZero() && now.Sub(l.logged[r]) < dropLogEvery {
+		l.suppressed[r]++
+		return
+	}
+	args := []any{"reason", dropNames[r], "from", from.String(), "dropped_since_last_log", l.suppressed[r] + 1,
+		"dropped_total", l.dropped[r].Load()}
+	if err != nil {
+		args = append(args, "err", err.Error())
+	}
+	Log(l.log, StorageTrapDropped, "storage trap dropped", args...)
+	l.logged[r], l.suppressed[r] = now, 0
+}
+
+// errTrapAuth marks a datagram with the wrong credentials.
+var errTrapAuth = errors.New("wrong credentials")
+
+// decode checks a datagram's version and credentials and decodes the
+// trap: an SNMPv2c trap with the community, or an SNMPv3 authPriv trap
+// of the user.
 func (l *StorageTrapListener) decode(b []byte) (hal.Event, error) {
-	pkt, err := unmarshalTrap(b)
+	pkt, err := unmarshalTrap(b, l.auth)
 	if err != nil {
 		return hal.Event{}, err
 	}
-	if pkt.Version != gosnmp.Version2c || pkt.PDUType != gosnmp.SNMPv2Trap {
-		return hal.Event{}, fmt.Errorf("%w: %v %v, want an SNMPv2c trap", ErrStorageTrap, pkt.Version, pkt.PDUType)
-	}
-	if l.community != "" && subtle.ConstantTimeCompare([]byte(pkt.Community), []byte(l.community)) != 1 {
-		return hal.Event{}, fmt.Errorf("%w: wrong community", ErrStorageTrap)
+	switch {
+	case pkt.PDUType != gosnmp.SNMPv2Trap:
+		return hal.Event{}, fmt.Errorf("%w: %v %v, want an SNMPv2c or SNMPv3 trap", ErrStorageTrap, pkt.Version, pkt.PDUType)
+	case pkt.Version == gosnmp.Version2c:
+		if l.auth.Community == "" || subtle.ConstantTimeCompare([]byte(pkt.Community), []byte(l.auth.Community)) != 1 {
+			return hal.Event{}, fmt.Errorf("%w: %w: community", ErrStorageTrap, errTrapAuth)
+		}
+	case pkt.Version == gosnmp.Version3:
+		// unmarshalTrap authenticated and decrypted it as the user; a
+		// message that was not authPriv is refused all the same.
+		if pkt.MsgFlags&gosnmp.AuthPriv != gosnmp.AuthPriv {
+			return hal.Event{}, fmt.Errorf("%w: %w: SNMPv3 trap not authPriv", ErrStorageTrap, errTrapAuth)
+		}
+	default:
+		return hal.Event{}, fmt.Errorf("%w: %v, want an SNMPv2c or SNMPv3 trap", ErrStorageTrap, pkt.Version)
 	}
 	return decodeStorageTrap(pkt.Variables)
 }
 
 // unmarshalTrap is gosnmp's decoder, kept from taking the daemon down:
-// the bytes come from anyone who can send a datagram.
-func unmarshalTrap(b []byte) (pkt *gosnmp.SnmpPacket, err error) {
+// the bytes come from anyone who can send a datagram. An SNMPv3 message
+// is authenticated and decrypted as auth's user (and refused without
+// one); its keys are localized to the sender's engine id, as for any
+// SNMPv3 notification.
+func unmarshalTrap(b []byte, auth TrapAuth) (pkt *gosnmp.SnmpPacket, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			pkt, err = nil, fmt.Errorf("%w: %w: %v", ErrStorageTrap, errDecoderPanic, r)
 		}
 	}()
 	g := &gosnmp.GoSNMP{Version: gosnmp.Version2c}
-	pkt, err = g.UnmarshalTrap(b, false)
+	v3 := len(b) > 0 && isV3(b)
+	if v3 {
+		if auth.User == "" {
+			return nil, fmt.Errorf("%w: %w: SNMPv3 trap, and no SNMPv3 user is configured", ErrStorageTrap, errTrapAuth)
+		}
+		g.Version, g.SecurityModel, g.MsgFlags = gosnmp.Version3, gosnmp.UserSecurityModel, gosnmp.AuthPriv
+		g.SecurityParameters = &gosnmp.UsmSecurityParameters{UserName: auth.User,
+			AuthenticationProtocol: auth.AuthProtocol, AuthenticationPassphrase: auth.AuthPassphrase,
+			PrivacyProtocol: auth.PrivProtocol, PrivacyPassphrase: auth.PrivPassphrase}
+	}
+	pkt, err = g.UnmarshalTrap(b, v3)
 	if err != nil {
+		if v3 {
+			// gosnmp does not tell a bad MAC from a broken message; an
+			// SNMPv3 datagram it cannot open is one not for our user.
+			return nil, fmt.Errorf("%w: %w: %v", ErrStorageTrap, errTrapAuth, err)
+		}
 		return nil, fmt.Errorf("%w: %v", ErrStorageTrap, err)
 	}
 	return pkt, nil
+}
+
+// isV3 peeks at the version of an SNMP message: SEQUENCE, then INTEGER 3.
+func isV3(b []byte) bool {
+	if len(b) < 2 || b[0] != 0x30 {
+		return false
+	}
+	i := 2
+	if b[1]&0x80 != 0 {
+		i += int(b[1] & 0x7f)
+	}
+	return len(b) >= i+3 && b[i] == 0x02 && b[i+1] == 0x01 && b[i+2] == 3
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -72,7 +73,10 @@ func newStorageRig(t *testing.T, community string) *storageRig {
 	if r.pushed, err = conn.Events(ctx); err != nil {
 		t.Fatal(err)
 	}
-	r.ln = NewStorageTrapListener("127.0.0.1:0", community, func(ev hal.Event) { r.traps <- ev }, nil)
+	r.ln = NewStorageTrapListener(StorageTrapOptions{Addr: "127.0.0.1:0", Auth: TrapAuth{Community: community},
+		Handle: func(ev hal.Event) { r.traps <- ev }})
+	// The emulator's traps leave from 127.0.0.1 here.
+	r.ln.SetSources(map[netip.Addr][]hal.Serial{netip.MustParseAddr("127.0.0.1"): {primary}})
 	done := make(chan error, 1)
 	go func() { done <- r.ln.Run(ctx) }()
 	t.Cleanup(func() {
@@ -135,8 +139,8 @@ func TestStorageTrapIsThePushedEvent(t *testing.T) {
 
 func TestStorageTrapsFollowTheManagersLink(t *testing.T) {
 	t.Parallel()
-	r := newStorageRig(t, "")
-	r.register(t, "any", nil)
+	r := newStorageRig(t, "lab")
+	r.register(t, "lab", nil)
 	r.p.SetManagerLink("mgr-a", emu.LinkDown)
 	r.fab.SetPath(lssPair(0x10), false) // lost for mgr-a: pushed and trapped alike
 	r.p.SetManagerLink("mgr-a", emu.LinkUp)
@@ -251,7 +255,7 @@ func TestBadStorageTrapsRefused(t *testing.T) {
 
 func TestListenerRefusesNonTraps(t *testing.T) {
 	t.Parallel()
-	r := newStorageRig(t, "")
+	r := newStorageRig(t, "x")
 	c, err := net.Dial("udp", r.ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)

@@ -22,7 +22,15 @@ type Options struct {
 	Manager   string    // this manager's name, sent in the handshake
 	User      string
 	Password  string
-	TLS       *tls.Config // client config: roots and server name (wire.ClientTLSConfig)
+	// TLS is the client config (wire.ClientTLSConfig): its RootCAs, the
+	// configured storage CA, are required (the system roots are never
+	// used for storage). Its ServerName is ignored: each endpoint is
+	// verified against its own host name.
+	TLS *tls.Config
+	// Pin, when set, is the SHA-256 of the storage system's certificate,
+	// which then proves its identity instead of naming the serial
+	// (wire.VerifyIdentity).
+	Pin []byte
 
 	Clock  clock.Clock  // nil: real time
 	Logger *slog.Logger // nil: discard
@@ -191,10 +199,33 @@ func (s *System) connectLoop(ctx context.Context) {
 	}
 }
 
+// ErrNoCA: the driver has no storage CA to verify certificates against.
+var ErrNoCA = errors.New("direct: no storage CA configured (the system roots are not trusted for storage)")
+
+// endpointTLS is the TLS config for one endpoint: verified against that
+// endpoint's own host name (cluster 1 has its own certificate, which
+// names cluster 1, not cluster 0).
+func (s *System) endpointTLS(addr string) (*tls.Config, error) {
+	if s.opt.TLS == nil || s.opt.TLS.RootCAs == nil {
+		return nil, ErrNoCA
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("direct: endpoint %q: %w", addr, err)
+	}
+	cfg := s.opt.TLS.Clone()
+	cfg.ServerName = host
+	return cfg, nil
+}
+
 func (s *System) dial(ctx context.Context, addr string) (*wire.Client, error) {
 	s.mu.Lock()
 	s.dials++
 	s.mu.Unlock()
+	cfg, err := s.endpointTLS(addr)
+	if err != nil {
+		return nil, err
+	}
 	dctx, cancel := context.WithTimeout(ctx, s.opt.ConnectTimeout)
 	defer cancel()
 	raw, err := s.opt.Dial(dctx, addr)
@@ -204,14 +235,10 @@ func (s *System) dial(ctx context.Context, addr string) (*wire.Client, error) {
 		}
 		return nil, err
 	}
-	conn := net.Conn(raw)
-	if s.opt.TLS != nil {
-		conn = tls.Client(raw, s.opt.TLS)
-	}
-	c, ok, err := wire.NewClient(dctx, conn, wire.Hello{
+	c, ok, err := wire.NewClient(dctx, tls.Client(raw, cfg), wire.Hello{
 		Manager: s.opt.Manager, Serial: s.opt.Serial, User: s.opt.User, Password: s.opt.Password,
 	}, wire.ClientOptions{Clock: s.opt.Clock, Logger: s.opt.Logger, DefaultTimeout: s.opt.RequestTimeout,
-		EventBuffer: 1024})
+		EventBuffer: 1024, Pin: s.opt.Pin})
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package direct_test
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -26,6 +27,11 @@ import (
 const speed = 10
 
 func labFile(serials ...hal.Serial) string {
+	return labFileAt([2]string{"127.0.0.1", "127.0.0.1"}, serials...)
+}
+
+// labFileAt is labFile with the two clusters of every system on hosts.
+func labFileAt(hosts [2]string, serials ...hal.Serial) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "speed = %d\ncopy_per_block = \"10us\"\n", speed)
 	for _, s := range serials {
@@ -34,7 +40,7 @@ func labFile(serials ...hal.Serial) string {
 serial = %q
 user = "lockstep"
 password = "pw-%s"
-endpoints = ["127.0.0.1:0", "127.0.0.1:0"]
+endpoints = ["%s:0", "%s:0"]
   [[system.lss]]
   id = "10"
   type = "FB"
@@ -43,14 +49,19 @@ endpoints = ["127.0.0.1:0", "127.0.0.1:0"]
   id = "20"
   type = "CKD"
   volumes = 2
-`, s, s)
+`, s, s, hosts[0], hosts[1])
 	}
 	return b.String()
 }
 
 func startLab(t *testing.T, serials ...hal.Serial) *lab.Server {
 	t.Helper()
-	cfg, err := lab.ParseConfig(labFile(serials...))
+	return startLabFile(t, labFile(serials...))
+}
+
+func startLabFile(t *testing.T, file string) *lab.Server {
+	t.Helper()
+	cfg, err := lab.ParseConfig(file)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,6 +167,76 @@ func TestFailoverToTheOtherCluster(t *testing.T) {
 	}
 }
 
+// TestFailoverWithEachClustersOwnCertificate: the two clusters of a
+// storage system have their own addresses and certificates, as on a real
+// array; when cluster 0 dies the driver fails over to cluster 1, whose
+// certificate names cluster 1's address, not cluster 0's.
+func TestFailoverWithEachClustersOwnCertificate(t *testing.T) {
+	t.Parallel()
+	srv := startLabFile(t, labFileAt([2]string{"127.0.0.21", "127.0.0.22"}, haltest.Primary))
+	// A config naming cluster 0, as a caller that knows one host would
+	// write it: the driver still checks cluster 1 against its own.
+	d := driverFor(t, srv, haltest.Primary, func(o *direct.Options) { o.TLS.ServerName = "127.0.0.21" })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := d.QueryLSSs(ctx, 1); err != nil {
+		t.Fatalf("cluster 0: %v", err)
+	}
+	if got := d.Cluster(); got != 0 {
+		t.Fatalf("live cluster %d, want 0 first", got)
+	}
+	inject(t, srv, lab.Fault{Kind: "manager", System: string(haltest.Primary), Endpoint: 0, Mode: "down"})
+	if _, err := d.QueryLSSs(ctx, 1); err != nil {
+		t.Fatalf("command after cluster 0 went down: %v", err)
+	}
+	if got := d.Cluster(); got != 1 {
+		t.Fatalf("live cluster %d, want 1", got)
+	}
+}
+
+// TestNoStorageCANoConnection: without a CA the driver does not dial at
+// all rather than trust the system roots.
+func TestNoStorageCANoConnection(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		tls  *tls.Config
+	}{{"no-tls", nil}, {"system-roots", &tls.Config{MinVersion: tls.VersionTLS13}}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := startLab(t, haltest.Primary)
+			d := driverFor(t, srv, haltest.Primary, func(o *direct.Options) { o.TLS = tc.tls })
+			ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+			defer cancel()
+			if _, err := d.QueryLSSs(ctx, 1); !errors.Is(err, direct.ErrNoCA) {
+				t.Fatalf("query without a CA: %v, want ErrNoCA", err)
+			}
+		})
+	}
+}
+
+// TestCertificateOfAnotherSystemRefused: an endpoint whose certificate
+// names another storage system gets no password and no command; a pin of
+// its certificate makes it acceptable.
+func TestCertificateOfAnotherSystemRefused(t *testing.T) {
+	t.Parallel()
+	srv := startLab(t, haltest.Primary, haltest.Secondary)
+	var secondary [2]string
+	for _, st := range srv.Status() {
+		if st.Serial == string(haltest.Secondary) {
+			secondary = st.Endpoints
+		}
+	}
+	// A driver for the primary pointed at the secondary's endpoints.
+	d := driverFor(t, srv, haltest.Primary, func(o *direct.Options) { o.Endpoints = secondary })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_, err := d.QueryLSSs(ctx, 1)
+	if !errors.Is(err, wire.ErrIdentity) || ctx.Err() != nil {
+		t.Fatalf("query through the wrong system's endpoints: %v, want an identity refusal at once", err)
+	}
+}
+
 // TestReconnectBackoff checks the dial schedule exactly: both clusters
 // refuse, so every round is two dials, then a pause of Backoff(n).
 func TestReconnectBackoff(t *testing.T) {
@@ -166,6 +247,7 @@ func TestReconnectBackoff(t *testing.T) {
 		var dials []time.Duration
 		d := direct.New(direct.Options{
 			Serial: "LAB.X", Endpoints: [2]string{"a:1", "b:1"}, Clock: clk,
+			TLS:        wire.ClientTLSConfig(x509.NewCertPool(), ""),
 			BackoffMin: 100 * time.Millisecond, BackoffMax: 2 * time.Second,
 			Dial: func(ctx context.Context, addr string) (net.Conn, error) {
 				mu.Lock()
@@ -290,6 +372,7 @@ func TestDialTimeoutIsReported(t *testing.T) {
 	var mu sync.Mutex
 	var reported []string
 	d := direct.New(direct.Options{Serial: "X", Endpoints: [2]string{"blackhole:1", "refused:1"},
+		TLS:            wire.ClientTLSConfig(x509.NewCertPool(), ""),
 		ConnectTimeout: 50 * time.Millisecond, BackoffMin: time.Hour,
 		Dial: func(ctx context.Context, addr string) (net.Conn, error) {
 			if addr == "refused:1" {

@@ -15,6 +15,12 @@
 // system has its own driver, goroutines and sockets: a slow or black-holed
 // system never delays commands to another.
 //
+// Each endpoint's certificate is verified against the configured storage
+// CA (never the system roots: without a CA the driver does not dial) and
+// that endpoint's own host name, since each cluster has its own
+// certificate; then it must name the storage system's serial, or match
+// its pin, before the credentials are sent (wire.VerifyIdentity).
+//
 // Events of whichever connection is live are fanned out to every Events
 // subscriber; an event lost while no connection was live is what the
 // manager's periodic poll is for.

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,6 +34,10 @@ type ClientOptions struct {
 	DefaultTimeout time.Duration
 	// EventBuffer is the capacity of the Events channel (default 256).
 	EventBuffer int
+	// Pin, when set, is the SHA-256 (Fingerprint) of the storage
+	// system's certificate: that certificate proves the endpoint's
+	// identity instead of the serial it names (VerifyIdentity).
+	Pin []byte
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {
@@ -70,8 +75,10 @@ type Client struct {
 	pending map[uint64]chan Response // by request ID; buffered 1
 	err     error                    // why the connection ended; set once
 
+	serial  hal.Serial // the storage system this connection serves (HelloOK)
 	events  chan hal.Event
 	dropped atomic.Uint64
+	foreign atomic.Uint64 // events dropped for naming another storage system
 
 	done     chan struct{}
 	failOnce sync.Once
@@ -85,25 +92,32 @@ type outgoing struct {
 	started atomic.Bool // writeLoop began writing it: it may reach the server
 }
 
-// NewClient runs the handshake on conn (already connected, and normally a
-// *tls.Conn from ClientTLSConfig), bounded by ctx and HandshakeTimeout,
-// then starts serving Calls and events. On error conn is closed. hello's
-// Version is set to Version if zero; if hello.Serial is set, the server
-// must serve that storage system.
+// NewClient runs the handshake on conn (already connected: a *tls.Conn
+// from ClientTLSConfig), bounded by ctx and HandshakeTimeout, then starts
+// serving Calls and events. On error conn is closed. hello's Version is
+// set to Version if zero; if hello.Serial is set, the server must serve
+// that storage system.
+//
+// The credentials in hello are sent only once the TLS handshake is done
+// and VerifyIdentity accepted the certificate for hello.Serial (or
+// opts.Pin): a conn that is not TLS, or a certificate that names another
+// storage system, ends the handshake with ErrIdentity before a byte of
+// the Hello is written.
 //
 // Handshake errors wrap ErrRejected and the reason (hal.ErrAuth,
 // ErrBadVersion, ErrUnknownSerial, hal.ErrUnreachable) when the server
-// refused, hal.ErrUnreachable when the connection failed, or a decoding
-// sentinel when the server spoke nonsense.
+// refused, ErrIdentity, hal.ErrUnreachable when the connection failed, or
+// a decoding sentinel when the server spoke nonsense.
 func NewClient(ctx context.Context, conn net.Conn, hello Hello, opts ClientOptions) (*Client, HelloOK, error) {
 	opts = opts.withDefaults()
 	br := bufio.NewReader(conn) // kept: it may already hold frames sent after HelloOK
-	ok, err := clientHandshake(ctx, conn, br, hello, opts.HandshakeTimeout)
+	ok, err := clientHandshake(ctx, conn, br, hello, opts.HandshakeTimeout, opts.Pin)
 	if err != nil {
 		conn.Close()
 		return nil, HelloOK{}, err
 	}
 	c := &Client{
+		serial:  ok.Serial,
 		conn:    conn,
 		opts:    opts,
 		writeq:  make(chan *outgoing, 64),
@@ -117,7 +131,7 @@ func NewClient(ctx context.Context, conn net.Conn, hello Hello, opts ClientOptio
 	return c, ok, nil
 }
 
-func clientHandshake(ctx context.Context, conn net.Conn, br *bufio.Reader, hello Hello, timeout time.Duration) (HelloOK, error) {
+func clientHandshake(ctx context.Context, conn net.Conn, br *bufio.Reader, hello Hello, timeout time.Duration, pin []byte) (HelloOK, error) {
 	if hello.Version == 0 {
 		hello.Version = Version
 	}
@@ -125,10 +139,14 @@ func clientHandshake(ctx context.Context, conn net.Conn, br *bufio.Reader, hello
 	if err != nil {
 		return HelloOK{}, fmt.Errorf("wire: handshake: %w", err)
 	}
+	tc, isTLS := conn.(*tls.Conn)
+	if !isTLS {
+		return HelloOK{}, fmt.Errorf("wire: handshake: %w: not a TLS connection (credentials only travel inside TLS)", ErrIdentity)
+	}
 	// net.Conn deadlines are wall-clock by nature; ctx cuts them short.
 	conn.SetDeadline(time.Now().Add(timeout))
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	ok, err := exchangeHellos(conn, br, body, hello.Serial)
+	ok, err := verifyThenExchange(tc, br, body, hello.Serial, pin)
 	if !stop() { // ctx ended during the handshake; the deadline is in the past
 		return HelloOK{}, fmt.Errorf("wire: handshake: %w: %w", ErrConnLost, context.Cause(ctx))
 	}
@@ -137,6 +155,19 @@ func clientHandshake(ctx context.Context, conn net.Conn, br *bufio.Reader, hello
 	}
 	conn.SetDeadline(time.Time{})
 	return ok, nil
+}
+
+// verifyThenExchange completes the TLS handshake and checks the
+// certificate's identity before the Hello, which holds the password, is
+// written.
+func verifyThenExchange(tc *tls.Conn, br *bufio.Reader, hello []byte, serial hal.Serial, pin []byte) (HelloOK, error) {
+	if err := tc.Handshake(); err != nil {
+		return HelloOK{}, fmt.Errorf("%w: %w", ErrConnLost, err)
+	}
+	if err := VerifyIdentity(tc.ConnectionState(), serial, pin); err != nil {
+		return HelloOK{}, err
+	}
+	return exchangeHellos(tc, br, hello, serial)
 }
 
 func exchangeHellos(conn net.Conn, br *bufio.Reader, hello []byte, serial hal.Serial) (HelloOK, error) {
@@ -226,6 +257,9 @@ func (c *Client) readLoop(br *bufio.Reader) {
 				c.fail(err)
 				return
 			}
+			if !c.ownEvent(ev) {
+				continue
+			}
 			select {
 			case c.events <- ev:
 			default:
@@ -243,6 +277,26 @@ func (c *Client) readLoop(br *bufio.Reader) {
 		}
 	}
 }
+
+// ownEvent says whether an event is about the storage system this
+// connection serves: one that names another (a forged or confused
+// endpoint speaking for a system it was not authenticated as) is dropped,
+// counted and logged at 1, 2, 4, 8... drops.
+func (c *Client) ownEvent(ev hal.Event) bool {
+	if ev.Serial == c.serial && (ev.Kind != hal.EventSuspend || ev.LSSPair.Source.Serial == c.serial) {
+		return true
+	}
+	if n := c.foreign.Add(1); n&(n-1) == 0 {
+		c.opts.Logger.Warn("dropped a storage event naming another storage system",
+			"connection_serial", c.serial, "serial", ev.Serial, "source_serial", ev.LSSPair.Source.Serial,
+			"seq", ev.Seq, "kind", ev.Kind, "dropped", n)
+	}
+	return false
+}
+
+// ForeignEvents is the number of events dropped because they named
+// another storage system than the connection's.
+func (c *Client) ForeignEvents() uint64 { return c.foreign.Load() }
 
 func (c *Client) deliver(r Response) {
 	c.mu.Lock()

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -56,13 +57,25 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// newPKI is a CA and a server certificate for serialP at localhost and
+// 127.0.0.1.
 func newPKI(t *testing.T) *SelfSigned {
 	t.Helper()
 	pki, err := NewSelfSigned(time.Now(), time.Hour, "localhost", "127.0.0.1")
 	if err != nil {
 		t.Fatal(err)
 	}
+	if pki.Server, err = pki.Issue(serialP, "localhost", "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
 	return pki
+}
+
+// pin is the fingerprint of the server's certificate: with it, a client
+// may send a Hello for any serial (or none), to test the server's checks.
+func (s *testServer) pin() []byte {
+	fp := Fingerprint(s.pki.Server.Certificate[0])
+	return fp[:]
 }
 
 type testServer struct {
@@ -353,7 +366,9 @@ func TestHandshakeRefusals(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c, _, err := tc.srv.connect(t, tc.hello, ClientOptions{})
+			// Pinned: these hellos name no serial or another one, and the
+			// refusals under test are the server's.
+			c, _, err := tc.srv.connect(t, tc.hello, ClientOptions{Pin: tc.srv.pin()})
 			if err == nil {
 				c.Close()
 				t.Fatal("handshake succeeded")
@@ -771,11 +786,19 @@ func TestEventsPushed(t *testing.T) {
 	if n := sys.subscribers(); n != 2 {
 		t.Fatalf("%d subscriptions after two handshakes, want 2", n)
 	}
-	for _, ev := range sampleEvents {
+	// Events of this storage system only: the client drops the others
+	// (TestForeignEventsDropped).
+	events := slices.Clone(sampleEvents)
+	for i := range events {
+		if events[i].Serial == "" {
+			events[i].Serial = serialP
+		}
+	}
+	for _, ev := range events {
 		sys.push(ev)
 	}
 	for _, c := range []*Client{c1, c2} {
-		for i, want := range sampleEvents {
+		for i, want := range events {
 			got := wait(t, c.Events(), "an event")
 			if !reflect.DeepEqual(got, want) {
 				t.Fatalf("event %d (-want +got):\n-%+v\n+%+v", i, want, got)
@@ -792,7 +815,7 @@ func TestSlowEventConsumer(t *testing.T) {
 	srv := startServer(t, acceptFake(sys, heartbeatCaps), ServerOptions{})
 	c := srv.mustConnect(t, ClientOptions{EventBuffer: 1})
 	for i := range 10 {
-		sys.push(hal.Event{Kind: hal.EventSuspend, Serial: serialP, Seq: uint64(i + 1)})
+		sys.push(hal.Event{Kind: hal.EventSuspend, Serial: serialP, Seq: uint64(i + 1), LSSPair: lssPairA})
 	}
 	// push returned after the server took event 10, so events 1-9 were
 	// written before the ping's request was even sent.

@@ -15,7 +15,19 @@
 // authenticates itself with its certificate; the client authenticates with
 // a user and password in its Hello, which only ever travels inside TLS.
 // NewSelfSigned makes a CA and a server certificate in memory for a lab
-// with no configured certificates.
+// with no configured certificates; Issue makes one per endpoint.
+//
+// The certificate must chain to the CA the manager was configured with
+// and be valid for the host name (or IP address) the manager dialled.
+// It must also prove that the endpoint is the storage system the Hello
+// asks for, before the Hello is written (VerifyIdentity): a URI SAN
+//
+//	urn:lockstep:serial:SERIAL
+//
+// (the serial path-escaped), or, in a certificate with no such URI, the
+// common name SERIAL; or, instead of either, a configured SHA-256 pin of
+// the certificate (Fingerprint). A CA that signs for many storage systems
+// thus cannot let one of them collect another's password.
 //
 // # Conventions
 //
@@ -184,7 +196,10 @@
 // # Events
 //
 // The server pushes every event of its storage system while the
-// connection lives, in the order raised. Events raised while no
+// connection lives, in the order raised. An event whose serial (or, for a
+// suspend, whose LSS pair's source serial) is not the serial of the
+// HelloOK is dropped by the client, counted and logged: an endpoint
+// speaks only for the storage system it authenticated as. Events raised while no
 // connection is up are lost; the manager polls as a backstop. Every field
 // is present whatever the kind:
 //

@@ -31,6 +31,11 @@ var (
 	// ErrUnknownSerial: the endpoint does not serve the storage system the
 	// client asked for. An AcceptFunc returns it to get RejectUnknownSerial.
 	ErrUnknownSerial = errors.New("wire: unknown storage serial")
+	// ErrIdentity: the endpoint's certificate does not prove that it is
+	// the storage system the client asked for (VerifyIdentity), or the
+	// connection is not TLS. The client found out before sending the
+	// credentials. It wraps hal.ErrAuth: retrying will not mend it.
+	ErrIdentity = fmt.Errorf("wire: storage endpoint identity not proven: %w", hal.ErrAuth)
 )
 
 // Client errors. They wrap the hal sentinel the core sorts on, so

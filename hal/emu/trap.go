@@ -30,7 +30,10 @@ const trapPrefix = "1.3.6.1.4.1.61942.2"
 
 // TrapReceiver is where a system sends its traps.
 type TrapReceiver struct {
-	Addr      string // host:port, udp
+	Addr string // host:port, udp
+	// LocalAddr is the host:port the traps leave from ("": the kernel
+	// picks): the lab sends each system's from that system's own address.
+	LocalAddr string
 	Community string
 	// Manager names the manager whose link carries the traps: a trap is
 	// lost whenever an event pushed to that manager would be (link down,
@@ -53,7 +56,7 @@ func (s *System) RegisterTrapReceiver(ctx context.Context, r TrapReceiver) error
 		return fmt.Errorf("%w: trap receiver %q is not host:port", ErrConfig, r.Addr)
 	}
 	g := &gosnmp.GoSNMP{Target: host, Port: uint16(port), Transport: "udp", Community: r.Community,
-		Version: gosnmp.Version2c, Timeout: time.Second, Retries: 0}
+		Version: gosnmp.Version2c, Timeout: time.Second, Retries: 0, LocalAddr: r.LocalAddr}
 	if err := g.Connect(); err != nil {
 		return fmt.Errorf("%w: trap receiver %s: %v", ErrConfig, r.Addr, err)
 	}

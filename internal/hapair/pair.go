@@ -45,6 +45,9 @@ type Options struct {
 	Rogue bool
 	// Names of the two servers (server.name; default "a" and "b").
 	Names [2]string
+	// Extra is appended to both servers' configuration, after [storage]
+	// (more tables, such as [snmp]).
+	Extra string
 }
 
 // Pair is an emulated lab and two lockstepd processes ("a" and "b"),
@@ -148,9 +151,13 @@ func StartLab(ctx context.Context, dir string, primaries int, cg time.Duration) 
 	}
 	topo := topology.Standard(primaries, lsss)
 	cfg := &lab.Config{Speed: 1, Topology: topo}
-	for _, sc := range topo.Systems {
+	for i, sc := range topo.Systems {
+		eps, err := LabEndpoints(i)
+		if err != nil {
+			return nil, nil, err
+		}
 		cfg.Systems = append(cfg.Systems, lab.System{SystemConfig: sc, User: "lockstep",
-			Password: "pw-" + string(sc.Serial), Endpoints: [2]string{"127.0.0.1:0", "127.0.0.1:0"}})
+			Password: "pw-" + string(sc.Serial), Endpoints: eps})
 		if err := os.WriteFile(PasswordFile(dir, sc.Serial), []byte("pw-"+string(sc.Serial)+"\n"), 0o600); err != nil {
 			return nil, nil, err
 		}
@@ -162,12 +169,27 @@ func StartLab(ctx context.Context, dir string, primaries int, cg time.Duration) 
 		return nil, nil, err
 	}
 	stop = func() { cancel(); srv.Wait() }
-	if err := os.WriteFile(filepath.Join(dir, "lab-ca.pem"), srv.CAPEM(), 0o644); err != nil {
+	if err := os.WriteFile(CAFile(dir), srv.CAPEM(), 0o644); err != nil {
 		stop()
 		return nil, nil, err
 	}
 	return srv, stop, nil
 }
+
+// LabEndpoints are the listen addresses of the i-th (from 0) system of a
+// lab's topology: an address of its own per cluster, 127.0.0.(10(i+1)+1)
+// and +2 (the scheme of etc/lab.toml), so that the managers tell the systems' traps apart by
+// address and each cluster has its own certificate.
+func LabEndpoints(i int) ([2]string, error) {
+	if i < 0 || i >= 25 {
+		return [2]string{}, fmt.Errorf("hapair: system %d: a lab has at most 25 systems (12 primaries)", i)
+	}
+	n := 10 * (i + 1)
+	return [2]string{fmt.Sprintf("127.0.0.%d:0", n+1), fmt.Sprintf("127.0.0.%d:0", n+2)}, nil
+}
+
+// CAFile is where StartLab wrote the lab's CA, for [storage] ca_file.
+func CAFile(dir string) string { return filepath.Join(dir, "lab-ca.pem") }
 
 // PasswordFile is where StartLab wrote the password of a system.
 func PasswordFile(dir string, serial hal.Serial) string {
@@ -227,8 +249,11 @@ bus = %q
 [log]
 format = "text"
 level = "debug"
-`, name, filepath.Join(n.Dir, "state"), p.opt.Heartbeat, listen, n.Relay.Addr(), tlsFiles.Cert, tlsFiles.Key, tlsFiles.CA,
-		p.opt.ReconnectInterval, p.opt.ReconnectAttempts, bus)
+
+[storage]
+ca_file = %q
+%s`, name, filepath.Join(n.Dir, "state"), p.opt.Heartbeat, listen, n.Relay.Addr(), tlsFiles.Cert, tlsFiles.Key, tlsFiles.CA,
+		p.opt.ReconnectInterval, p.opt.ReconnectAttempts, bus, CAFile(p.opt.Dir), p.opt.Extra)
 	return n, os.WriteFile(n.conf, []byte(text), 0o644)
 }
 
@@ -248,8 +273,7 @@ func (n *Node) Start(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(logf, "==== start %s\n", time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(filepath.Join(n.pair.opt.Bin, "lockstepd"), "--config", n.conf,
-		"--storage-ca", filepath.Join(n.pair.opt.Dir, "lab-ca.pem"))
+	cmd := exec.Command(filepath.Join(n.pair.opt.Bin, "lockstepd"), "--config", n.conf)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	if err := cmd.Start(); err != nil {
 		logf.Close()

@@ -2,11 +2,14 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,4 +165,47 @@ func seqsOf(recs []emu.CommandRecord) []string {
 		out = append(out, fmt.Sprint(r.Seq))
 	}
 	return out
+}
+
+// TestEachClusterHasItsOwnCertificate: like a real array's clusters, each
+// endpoint serves a certificate of its own that names the storage system
+// (urn:lockstep:serial:SERIAL) and that endpoint's address only.
+func TestEachClusterHasItsOwnCertificate(t *testing.T) {
+	t.Parallel()
+	cfg, err := ParseConfig(strings.NewReplacer(`"127.0.0.1:0", "127.0.0.1:0"`, `"127.0.0.71:0", "127.0.0.72:0"`).Replace(goodSystem))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	srv, err := Start(ctx, cfg, Options{ControlSocket: filepath.Join(t.TempDir(), "lab.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(srv.CAPEM()) {
+		t.Fatal("lab CA does not parse")
+	}
+	eps := srv.Status()[0].Endpoints
+	var leaves [2]*x509.Certificate
+	for i, ep := range eps {
+		host, _, _ := net.SplitHostPort(ep)
+		conn, err := tls.Dial("tcp", ep, wire.ClientTLSConfig(pool, host))
+		if err != nil {
+			t.Fatalf("cluster %d verified against its own address: %v", i, err)
+		}
+		leaves[i] = conn.ConnectionState().PeerCertificates[0]
+		if err := wire.VerifyIdentity(conn.ConnectionState(), "A", nil); err != nil {
+			t.Fatalf("cluster %d: %v", i, err)
+		}
+		conn.Close()
+		other, _, _ := net.SplitHostPort(eps[1-i])
+		if conn, err := tls.Dial("tcp", ep, wire.ClientTLSConfig(pool, other)); err == nil {
+			conn.Close()
+			t.Fatalf("cluster %d's certificate verified for the other cluster's address %s", i, other)
+		}
+	}
+	if leaves[0].Equal(leaves[1]) {
+		t.Fatal("both clusters serve the same certificate")
+	}
 }

@@ -2,9 +2,12 @@ package lab
 
 import (
 	"errors"
+	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/lockstep-io/lockstep/hal"
 )
 
 const goodSystem = `
@@ -30,6 +33,21 @@ func TestShippedLabFileParses(t *testing.T) {
 	}
 	if cfg.Systems[0].LSSs[3].CGTimeout != 120*time.Second || cfg.CopyPerBlock != 100*time.Microsecond {
 		t.Fatalf("durations not read: %+v", cfg.Systems[0].LSSs[3])
+	}
+	// Every cluster of every system on an address of its own: the
+	// managers tell the systems' traps apart by address.
+	hosts := map[string]hal.Serial{}
+	for _, s := range cfg.Systems {
+		for _, ep := range s.Endpoints {
+			h, _, err := net.SplitHostPort(ep)
+			if err != nil || net.ParseIP(h) == nil || !net.ParseIP(h).IsLoopback() {
+				t.Fatalf("%s: endpoint %q is not a loopback address", s.Serial, ep)
+			}
+			if other, dup := hosts[h]; dup {
+				t.Fatalf("%s and %s share the address %s", other, s.Serial, h)
+			}
+			hosts[h] = s.Serial
+		}
 	}
 }
 

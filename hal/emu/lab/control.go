@@ -194,17 +194,53 @@ func (s *Server) RegisterTrapReceiver(ctx context.Context, p TrapParam) error {
 	for _, serial := range serials {
 		eps := s.endpoints[serial]
 		// The lab's link faults are per endpoint: a trap leaves the
-		// system while one of its endpoints is up for the manager.
-		up := func() bool {
-			return eps[0].modeFor(p.Manager) == emu.LinkUp || eps[1].modeFor(p.Manager) == emu.LinkUp
+		// system while one of its endpoints is up for the manager. The
+		// receiver has a manager link of its own in the emulator, which
+		// the lab keeps down while no endpoint is up for that manager:
+		// the emulator then drops the trap when it raises the event, as
+		// it drops the pushed one, not when its sender gets to it.
+		link := trapLink{serial: serial, manager: p.Manager, emuName: "snmp-trap:" + p.Addr + ":" + p.Manager}
+		s.mu.Lock()
+		s.trapLinks = append(s.trapLinks, link)
+		s.mu.Unlock()
+		s.syncTrapLinks(serial)
+		r := emu.TrapReceiver{Addr: p.Addr, Community: p.Community, Manager: link.emuName}
+		if ip := s.SourceIP(serial); ip != nil {
+			r.LocalAddr = net.JoinHostPort(ip.String(), "0")
 		}
-		r := emu.TrapReceiver{Addr: p.Addr, Community: p.Community, Manager: p.Manager, Up: up}
 		if err := eps[0].system.RegisterTrapReceiver(ctx, r); err != nil {
 			return fmt.Errorf("trap-register: %w", err)
 		}
 	}
 	s.log.Info("trap receiver registered", "addr", p.Addr, "manager", p.Manager, "systems", len(serials))
 	return nil
+}
+
+// trapLink is a trap receiver's link to one system: up while an endpoint
+// of that system is up for the receiver's manager.
+type trapLink struct {
+	serial  hal.Serial
+	manager string // "": only faults for every manager touch it
+	emuName string // its manager name in the emulator
+}
+
+// syncTrapLinks sets the emulator's link of every trap receiver of a
+// system from the endpoints' modes.
+func (s *Server) syncTrapLinks(serial hal.Serial) {
+	eps := s.endpoints[serial]
+	s.mu.Lock()
+	links := slices.Clone(s.trapLinks)
+	s.mu.Unlock()
+	for _, l := range links {
+		if l.serial != serial {
+			continue
+		}
+		mode := emu.LinkUp
+		if eps[0].modeFor(l.manager) != emu.LinkUp && eps[1].modeFor(l.manager) != emu.LinkUp {
+			mode = emu.LinkDown
+		}
+		eps[0].system.SetManagerLink(l.emuName, mode)
+	}
 }
 
 // Status lists the systems with their bound endpoints.
@@ -259,6 +295,7 @@ func (s *Server) Inject(f Fault) error {
 		for _, ep := range sel {
 			ep.setMode(f.Manager, mode)
 		}
+		s.syncTrapLinks(hal.Serial(f.System))
 	case "latency":
 		d, err := time.ParseDuration(f.Latency)
 		if err != nil || d < 0 {

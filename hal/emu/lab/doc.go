@@ -21,7 +21,7 @@
 //	serial = "LAB.2107-75P0001"
 //	user = "lockstep"
 //	password = "secret"
-//	endpoints = ["127.0.0.1:0", "127.0.0.1:0"]   # cluster 0 and 1; port 0 picks one
+//	endpoints = ["127.0.0.11:0", "127.0.0.12:0"] # cluster 0 and 1; port 0 picks one
 //	  [[system.lss]]
 //	  id = "10"                     # hex
 //	  type = "FB"                   # or CKD
@@ -30,6 +30,15 @@
 //	[[mirror]]                      # which volumes pair up (same ids), for the workload and oracle
 //	source = "LAB.2107-75P0001"
 //	target = "LAB.2107-75S0001"
+//
+// Without cert_file the lab makes a CA and gives every cluster endpoint a
+// certificate of its own, as a real array's clusters have: it names the
+// storage system (URI SAN urn:lockstep:serial:SERIAL, see drivers/wire)
+// and the endpoint's listen host (or localhost, 127.0.0.1 and ::1 for an
+// unspecified or "localhost" host), so a manager must verify each cluster
+// against its own address. Give each system its own loopback addresses
+// (Linux routes all of 127.0.0.0/8 to lo): its traps then leave from its
+// cluster 0 address, and a manager can tell the systems apart by source.
 //
 // # Control API
 //

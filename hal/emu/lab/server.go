@@ -25,15 +25,17 @@ type Server struct {
 	clock  clock.Clock
 	log    *slog.Logger
 	fabric *emu.Fabric
-	tls    *tls.Config
+	tls    *tls.Config      // the configured certificate (cert_file), served by every endpoint; nil: ca issues one per endpoint
+	ca     *wire.SelfSigned // the lab's own CA when no certificate is configured
 	caPEM  []byte
 
 	endpoints map[hal.Serial]*[2]*endpoint
 	control   net.Listener
 
-	mu       sync.Mutex
-	workload *workload.Run
-	layout   *workload.Layout
+	mu        sync.Mutex
+	workload  *workload.Run
+	layout    *workload.Layout
+	trapLinks []trapLink
 
 	wg sync.WaitGroup
 }
@@ -89,7 +91,12 @@ func Start(ctx context.Context, cfg *Config, opt Options) (*Server, error) {
 				return nil, fmt.Errorf("lab: %s cluster %d: %w", sc.Serial, i, err)
 			}
 			listeners = append(listeners, ln)
-			eps[i] = &endpoint{server: s, system: s.fabric.System(sc.Serial), cfg: sc, index: i, ln: ln,
+			tlsCfg, err := s.endpointTLS(sc.Serial, addr)
+			if err != nil {
+				closeAll()
+				return nil, fmt.Errorf("lab: %s cluster %d: %w", sc.Serial, i, err)
+			}
+			eps[i] = &endpoint{server: s, system: s.fabric.System(sc.Serial), cfg: sc, index: i, ln: ln, tls: tlsCfg,
 				modes: map[string]emu.LinkMode{}, conns: map[*servedConn]struct{}{}}
 		}
 		s.endpoints[sc.Serial] = eps
@@ -150,11 +157,56 @@ func (s *Server) setupTLS() error {
 	if err != nil {
 		return fmt.Errorf("lab: tls: %w", err)
 	}
-	s.tls, s.caPEM = wire.ServerTLSConfig(ss.Server), ss.CAPEM
+	s.ca, s.caPEM = ss, ss.CAPEM
 	if s.cfg.CAOut != "" {
 		if err := os.WriteFile(s.cfg.CAOut, ss.CAPEM, 0o644); err != nil {
 			return fmt.Errorf("lab: writing the CA: %w", err)
 		}
+	}
+	return nil
+}
+
+// endpointTLS is what one cluster endpoint serves: the configured
+// certificate, or one of its own from the lab's CA, like a real storage
+// system's cluster: it names the storage system (its serial URI SAN) and
+// the endpoint's own address, so a manager that checks cluster 1 against
+// cluster 0's name fails, as it would with a real array.
+func (s *Server) endpointTLS(serial hal.Serial, addr string) (*tls.Config, error) {
+	if s.tls != nil {
+		return s.tls, nil
+	}
+	cert, err := s.ca.Issue(serial, certHosts(addr)...)
+	if err != nil {
+		return nil, err
+	}
+	return wire.ServerTLSConfig(cert), nil
+}
+
+// certHosts are the names an endpoint listening on addr (host:port, as
+// written in the lab file) is reached by: its host, or the loopback names
+// when it listens on every address or on "localhost".
+func certHosts(addr string) []string {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil || host == "" || host == "localhost" {
+		return []string{"localhost", "127.0.0.1", "::1"}
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		return []string{"localhost", "127.0.0.1", "::1"}
+	}
+	return []string{host}
+}
+
+// SourceIP is the address a system's datagrams (its traps) leave from:
+// the IP address its cluster 0 listens on, so that a trap receiver can
+// tell the systems apart by address, as it can real ones. It is nil when
+// that endpoint listens on every address.
+func (s *Server) SourceIP(serial hal.Serial) net.IP {
+	eps := s.endpoints[serial]
+	if eps == nil {
+		return nil
+	}
+	if a, ok := eps[0].ln.Addr().(*net.TCPAddr); ok && !a.IP.IsUnspecified() {
+		return a.IP
 	}
 	return nil
 }
@@ -166,6 +218,7 @@ type endpoint struct {
 	cfg    System
 	index  int
 	ln     net.Listener
+	tls    *tls.Config
 
 	mu      sync.Mutex
 	modes   map[string]emu.LinkMode // by manager name; "" for every manager
@@ -232,7 +285,7 @@ func (ep *endpoint) serveConn(ctx context.Context, raw net.Conn) {
 				Epoch: ep.system.Epoch()},
 			&gatedSystem{StorageSystem: ep.system.Connect(h.Manager), ep: ep, manager: h.Manager}, nil
 	}
-	conn := &gatedConn{Conn: tls.Server(raw, ep.server.tls), ep: ep, sc: sc}
+	conn := &gatedConn{Conn: tls.Server(raw, ep.tls), ep: ep, sc: sc}
 	err := wire.Serve(ctx, conn, accept, wire.ServerOptions{Logger: ep.server.log.With(
 		"serial", string(ep.cfg.Serial), "cluster", ep.index), Clock: ep.server.clock})
 	ep.mu.Lock()

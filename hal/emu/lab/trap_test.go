@@ -94,3 +94,56 @@ func TestTrapRegisterOverTheControlAPI(t *testing.T) {
 		t.Fatalf("trap %q %v: want the suspend event 2 (event 1 was raised while the manager's link was down)", p.Community, got)
 	}
 }
+
+// TestTrapsLeaveFromTheSystemsAddress: each system's traps come from the
+// address its cluster 0 listens on, so that a manager can accept a trap
+// only from the addresses of the storage system it names.
+func TestTrapsLeaveFromTheSystemsAddress(t *testing.T) {
+	t.Parallel()
+	text := strings.NewReplacer(`"127.0.0.1:0", "127.0.0.1:0"`, `"127.0.0.51:0", "127.0.0.52:0"`).Replace(goodSystem) +
+		strings.NewReplacer(`serial = "A"`, `serial = "B"`, `"127.0.0.1:0", "127.0.0.1:0"`, `"127.0.0.61:0", "127.0.0.62:0"`).Replace(goodSystem)
+	cfg, err := ParseConfig(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clk := clock.NewFake(time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))
+	srv, err := Start(ctx, cfg, Options{Clock: clk, ControlSocket: filepath.Join(t.TempDir(), "lab.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	if err := srv.RegisterTrapReceiver(ctx, TrapParam{Addr: pc.LocalAddr().String(), Community: "lab"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, serial := range []hal.Serial{"A", "B"} {
+		// A heartbeat that expires raises an event on that system alone.
+		sys := srv.Fabric().System(serial).Connect("setup")
+		if err := sys.EnableHeartbeat(ctx, 1, hal.HeartbeatSpec{Session: "s", Timeout: time.Second}); err != nil {
+			t.Fatal(err)
+		}
+		clk.Advance(2 * time.Second)
+		pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		buf := make([]byte, 65536)
+		n, from, err := pc.ReadFrom(buf)
+		if err != nil {
+			t.Fatalf("no trap from %s: %v", serial, err)
+		}
+		p, err := (&gosnmp.GoSNMP{Version: gosnmp.Version2c}).UnmarshalTrap(buf[:n], false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := srv.SourceIP(serial)
+		if got := from.(*net.UDPAddr).IP; !got.Equal(want) || want == nil {
+			t.Fatalf("trap from %s came from %v, want %v (its cluster 0)", serial, got, want)
+		}
+		if got := string(p.Variables[2].Value.([]byte)); got != string(serial) {
+			t.Fatalf("trap from %v names %s, want %s", from, got, serial)
+		}
+	}
+}

@@ -1,0 +1,186 @@
+package daemon
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/lockstep-io/lockstep/daemon/config"
+	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/notify"
+	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/persist"
+)
+
+// Storage trust (DESIGN.md §12): the storage CA of [storage] ca_file,
+// without which no storage system is connected (never the system roots),
+// and the addresses storage traps are accepted from.
+
+// ErrNoStorageCA: storage systems are defined (or being added) and
+// [storage] ca_file is not set.
+var ErrNoStorageCA = errors.New("daemon: storage.ca_file is not set")
+
+// loadStorageCA reads the CA of [storage] ca_file; nil when it is not
+// set.
+func loadStorageCA(cfg *config.Config) (*x509.CertPool, error) {
+	if cfg.Storage.CAFile == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(cfg.Storage.CAFile)
+	if err != nil {
+		return nil, fmt.Errorf("daemon: storage.ca_file: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("daemon: storage.ca_file %s: no PEM certificate in it", cfg.Storage.CAFile)
+	}
+	return pool, nil
+}
+
+// noCAError says why storage cannot be used without the CA.
+func noCAError(n int) error {
+	return fmt.Errorf("%w, and %d storage system(s) are defined: set it in [storage] to the PEM file of the CA that "+
+		"signs the storage systems' certificates (the system roots are never trusted for storage)", ErrNoStorageCA, n)
+}
+
+// CheckStorageConfig is the storage part of lockstepd --check-config:
+// the CA file must be readable PEM, the trap credentials readable, and
+// the CA must be set when the state directory holds storage systems. It
+// returns warnings for what it could not check.
+func CheckStorageConfig(cfg *config.Config) (warnings []string, err error) {
+	if _, err := loadStorageCA(cfg); err != nil {
+		return nil, err
+	}
+	if cfg.SNMP.TrapListen != nil {
+		if _, err := notify.ReadTrapAuth(cfg.SNMP.TrapAuth); err != nil {
+			return nil, fmt.Errorf("daemon: %w", err)
+		}
+	}
+	if cfg.Storage.CAFile != "" {
+		return nil, nil
+	}
+	if _, err := os.Stat(filepath.Join(cfg.Server.StateDir, "journal")); errors.Is(err, os.ErrNotExist) {
+		return nil, nil // never started: nothing is defined
+	}
+	store, err := persist.OpenStore(cfg.Server.StateDir, persist.Options{})
+	if errors.Is(err, persist.ErrLocked) {
+		return []string{"storage.ca_file is not set, and the state directory is in use (lockstepd runs), so the " +
+			"storage systems it holds were not counted: lockstepd refuses to start while any is defined without it"}, nil
+	}
+	if err != nil {
+		return []string{fmt.Sprintf("storage.ca_file is not set, and the state directory could not be read to count "+
+			"the storage systems it holds (%v): lockstepd refuses to start while any is defined without it", err)}, nil
+	}
+	n := len(store.Registry().Serials())
+	if err := store.Close(); err != nil {
+		return nil, err
+	}
+	if n > 0 {
+		return nil, noCAError(n)
+	}
+	return nil, nil
+}
+
+// newTrapListener builds the storage trap listener of [snmp] trap_listen
+// (nil when not set); its sources are set by refreshTrapSources.
+func (s *Server) newTrapListener() error {
+	cfg := s.cfg.Load()
+	if cfg.SNMP.TrapListen == nil {
+		return nil
+	}
+	auth, err := notify.ReadTrapAuth(cfg.SNMP.TrapAuth)
+	if err != nil {
+		return fmt.Errorf("daemon: %w", err)
+	}
+	// Storage traps: the third source of suspend events, beside the
+	// pushed stream and the poll; the core counts each event once.
+	s.traps = notify.NewStorageTrapListener(notify.StorageTrapOptions{Addr: cfg.SNMP.TrapListen.HostPort(), Auth: auth,
+		Clock: s.clock, Logger: s.log, Handle: func(ev hal.Event) {
+			if d := s.duty.Load(); d != nil {
+				d.core.Observe(ev, "snmp trap")
+				s.log.Debug("storage trap handed to the freeze core", "serial", string(ev.Serial), "seq", ev.Seq, "kind", ev.Kind.String())
+			}
+		}})
+	return nil
+}
+
+// resolveTimeout bounds the lookup of a connection's host name.
+const resolveTimeout = 2 * time.Second
+
+// refreshTrapSources gives the trap listener the addresses of the
+// defined storage systems' TCP/IP connections (direct and HMC; a z/OS
+// agent sends no storage traps), each with the serials it may send traps
+// for. Called whenever the registry may have changed; host names are
+// looked up again only when the connections changed.
+func (s *Server) refreshTrapSources() {
+	if s.traps == nil {
+		return
+	}
+	db := s.registry()
+	type conn struct {
+		serial hal.Serial
+		c      registry.Connection
+	}
+	var conns []conn
+	key := ""
+	for _, serial := range db.Serials() {
+		for _, c := range db.Connections(serial) {
+			if c.Kind == string(control.ZOS) {
+				continue
+			}
+			conns = append(conns, conn{serial, c})
+			key += fmt.Sprintf("%s %q\n", serial, c.Addresses)
+		}
+	}
+	s.trapMu.Lock()
+	defer s.trapMu.Unlock()
+	if s.trapKey != nil && *s.trapKey == key {
+		return
+	}
+	sources := map[netip.Addr][]hal.Serial{}
+	for _, c := range conns {
+		for _, addr := range s.connectionIPs(c.c) {
+			if !slices.Contains(sources[addr], c.serial) {
+				sources[addr] = append(sources[addr], c.serial)
+			}
+		}
+	}
+	s.traps.SetSources(sources)
+	s.trapKey = &key
+}
+
+// connectionIPs are the IP addresses of a connection's endpoints; a
+// host name is looked up (and logged when it does not resolve).
+func (s *Server) connectionIPs(c registry.Connection) []netip.Addr {
+	var out []netip.Addr
+	for _, a := range c.Addresses {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			host = a
+		}
+		if ip, err := netip.ParseAddr(host); err == nil {
+			out = append(out, ip.Unmap())
+			continue
+		}
+		ctx, cancel := clock.WithTimeout(context.Background(), s.clock, resolveTimeout)
+		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+		cancel()
+		if err != nil {
+			s.log.Warn("storage address does not resolve: its traps are not accepted", "host", host, "err", err)
+			continue
+		}
+		for _, ip := range ips {
+			out = append(out, ip.Unmap())
+		}
+	}
+	return out
+}

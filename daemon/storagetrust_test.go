@@ -1,0 +1,106 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/lockstep-io/lockstep/daemon/config"
+	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/drivers/wire"
+	"github.com/lockstep-io/lockstep/persist"
+)
+
+// storageCA writes a CA certificate and returns the [storage] table that
+// names it.
+func storageCA(t *testing.T) string {
+	t.Helper()
+	ss, err := wire.NewSelfSigned(time.Now(), time.Hour, "localhost")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "storage-ca.pem")
+	if err := os.WriteFile(path, ss.CAPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return "[storage]\nca_file = \"" + path + "\"\n"
+}
+
+// TestStorageAddNeedsTheCA: without [storage] ca_file a storage system
+// cannot be added: its certificate could only be checked against the
+// system roots, which are never trusted for storage.
+func TestStorageAddNeedsTheCA(t *testing.T) {
+	c := startServer(t)
+	spec := control.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []control.ConnectionSpec{
+		{Name: "direct", Kind: control.Direct, Addresses: []string{"127.0.0.1:1", "127.0.0.1:2"}}}}
+	_, err := c.StorageAdd(context.Background(), spec)
+	if !errors.Is(err, control.ErrRefused) || !strings.Contains(err.Error(), "storage.ca_file") {
+		t.Fatalf("storage add without a CA: %v, want a refusal naming storage.ca_file", err)
+	}
+	if list, err := c.StorageList(context.Background()); err != nil || len(list) != 0 {
+		t.Fatalf("storage list %v, %v: want none", list, err)
+	}
+}
+
+// TestStartAndCheckNeedTheCAOnceStorageIsDefined: a state that holds a
+// storage system makes lockstepd --check-config and the start refuse a
+// configuration without [storage] ca_file, naming the key; with it both
+// accept.
+func TestStartAndCheckNeedTheCAOnceStorageIsDefined(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "state")
+	parse := func(extra string) *config.Config {
+		t.Helper()
+		cfg, err := config.Parse("[server]\nname = \"t\"\nstate_dir = \"" + dir + "\"\n" + extra)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	// A state directory never used: nothing to refuse.
+	if w, err := CheckStorageConfig(parse("")); err != nil || len(w) != 0 {
+		t.Fatalf("fresh state: %v, %v", w, err)
+	}
+	store, err := persist.OpenStore(dir, persist.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ProposeRegistry(context.Background(), registry.Record{Version: registry.RecordVersion,
+		Kind: registry.KindStorageAdded, Serial: "LAB.2107-75P0001", At: time.Now(),
+		Connection: &registry.Connection{Name: "direct", Kind: "direct", Addresses: []string{"127.0.0.1:1"}}}); err != nil {
+		t.Fatal(err)
+	}
+	// While the state is in use, check-config cannot count: it warns.
+	if w, err := CheckStorageConfig(parse("")); err != nil || len(w) != 1 || !strings.Contains(w[0], "storage.ca_file") {
+		t.Fatalf("state in use: %v, %v; want one warning naming storage.ca_file", w, err)
+	}
+	store.Close()
+
+	if _, err := CheckStorageConfig(parse("")); !errors.Is(err, ErrNoStorageCA) || !strings.Contains(err.Error(), "storage.ca_file") {
+		t.Fatalf("check-config without the CA: %v, want ErrNoStorageCA naming the key", err)
+	}
+	if _, err := New(Options{Config: parse(""), Notifier: &countingNotifier{}}); !errors.Is(err, ErrNoStorageCA) {
+		t.Fatalf("start without the CA: %v, want ErrNoStorageCA", err)
+	}
+	withCA := parse(storageCA(t))
+	if w, err := CheckStorageConfig(withCA); err != nil || len(w) != 0 {
+		t.Fatalf("check-config with the CA: %v, %v", w, err)
+	}
+	srv, err := New(Options{Config: withCA, Notifier: &countingNotifier{}})
+	if err != nil {
+		t.Fatalf("start with the CA: %v", err)
+	}
+	srv.closeDrivers()
+	srv.store.Close()
+	// A CA file that holds no certificate is refused at once.
+	bad := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(bad, []byte("not a certificate\n"), 0o644)
+	if _, err := CheckStorageConfig(parse("[storage]\nca_file = \"" + bad + "\"\n")); err == nil || !strings.Contains(err.Error(), "storage.ca_file") {
+		t.Fatalf("a CA file with no certificate: %v", err)
+	}
+}
