@@ -3,8 +3,8 @@ package freeze_test
 import (
 	"context"
 	"errors"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
