@@ -53,7 +53,11 @@ func (s *Scaled) AfterFunc(d time.Duration, f func()) Timer {
 
 func (s *Scaled) NewTicker(d time.Duration) Ticker {
 	t := &scaledTicker{s: s, c: make(chan time.Time, 1), period: d}
+	// A short period may fire before AfterFunc returns: fire reads t.t
+	// under mu, so t.t is set under mu too.
+	t.mu.Lock()
 	t.t = time.AfterFunc(s.real(d), t.fire)
+	t.mu.Unlock()
 	return t
 }
 
