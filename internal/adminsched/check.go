@@ -30,12 +30,13 @@ import (
 //     storage shows suspended on a system lockstepd reaches.
 //   - status-unreachable (6 s): a session in Prepared with status Normal
 //     has a source system lockstepd cannot reach (its connection down or
-//     black-holed on both clusters, or crashed): it cannot know it is
-//     mirroring.
+//     black-holed on both clusters, or crashed; and for reconnectGrace
+//     after that ends): it cannot know it is mirroring.
 //   - recoverable-mirroring (6 s): a session says Recoverable while
 //     storage shows one of its pairs mirroring.
 //   - io-released (6 s): a session that is not Defined says I/O is not
-//     held while storage holds writes (ELB) on one of its source LSSs.
+//     held while storage holds writes (ELB) on one of its source LSSs, on
+//     a system lockstepd reaches.
 //   - not-armed (8 s): the heartbeat is on, a group's pairs mirror on a
 //     system lockstepd reaches, the group's core entry is mirroring, and
 //     the group's timings are safe (the plan's lowest CG timeout of the
@@ -102,7 +103,7 @@ func (r *runner) check(st storage, v daemonView) map[string]string {
 				unreachable[src.Serial] = why
 			}
 			if ref := (hal.LSSRef{Serial: src.Serial, LSS: src.Volume.LSS()}); !st.elb[ref].IsZero() &&
-				!slices.Contains(held, ref) {
+				!slices.Contains(held, ref) && r.unreachable(src.Serial, st) == "" {
 				held = append(held, ref)
 			}
 			p, ok := st.pairOf(cs.H1, cs.H2)
@@ -221,6 +222,12 @@ func (r *runner) track(now time.Time, current map[string]string) {
 	}
 }
 
+// reconnectGrace is how long after its connection comes back (or after
+// it starts again) lockstepd is given to reach a system: the direct
+// driver retries with a backoff of up to 10 s, then the poll (2 s) and a
+// request timeout follow.
+const reconnectGrace = 14 * time.Second
+
 // unreachable says why lockstepd cannot reach a system, or "".
 func (r *runner) unreachable(serial hal.Serial, st storage) string {
 	if st.crashed[serial] {
@@ -230,25 +237,26 @@ func (r *runner) unreachable(serial hal.Serial, st storage) string {
 	if l[0] != "up" && l[1] != "up" {
 		return "connection " + l[0] + "/" + l[1]
 	}
+	if since, ok := r.back[serial]; ok && r.w.clk.Since(since) < reconnectGrace {
+		return "reconnecting"
+	}
 	return ""
 }
 
-// blind says why lockstepd cannot hear a system at once, or "": it is
+// blind says why lockstepd may not hear a system at once, or "": it is
 // stopped, or its connection is down or black-holed on both clusters, or
-// black-holed on one (its commands there hang until they time out).
-// One cluster down is not blind: the driver uses the other.
-func (r *runner) blind(serial hal.Serial) string {
+// black-holed on one (its commands there hang until they time out), or
+// it is reconnecting. One cluster down is not blind: the driver uses the
+// other.
+func (r *runner) blind(serial hal.Serial, st storage) string {
 	if !r.w.running() {
 		return "lockstepd stopped"
 	}
 	l := r.links[serial]
-	switch {
-	case l[0] != "up" && l[1] != "up":
+	if l[0] == "blackhole" || l[1] == "blackhole" {
 		return "connection " + l[0] + "/" + l[1]
-	case l[0] == "blackhole" || l[1] == "blackhole":
-		return "one cluster black-holed"
 	}
-	return ""
+	return r.unreachable(serial, st)
 }
 
 // lowestCG is the lowest CG timeout of the source LSSs, in the

@@ -135,7 +135,7 @@ func (r *runner) excuseRounds(st storage) {
 			continue // nothing reaches the secondary any more
 		}
 		for _, serial := range slices.Sorted(maps.Keys(bySource)) {
-			why := r.blind(serial)
+			why := r.blind(serial, st)
 			if why == "" {
 				continue
 			}

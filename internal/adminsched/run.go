@@ -86,6 +86,7 @@ type runner struct {
 
 	defined    map[string]bool          // sessions lockstepd created (and did not remove)
 	links      map[hal.Serial][2]string // the manager's connection per cluster: up, down, blackhole
+	back       map[hal.Serial]time.Time // when a system became reachable again (see reconnectGrace)
 	volGroup   map[hal.VolumeRef]string // plan group of each volume of a copy set
 	lssGroup   map[hal.LSSRef]string    // plan group of each LSS (slots are never shared)
 	rounds     map[string]*round        // by plan group
@@ -110,7 +111,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	}
 	defer w.close()
 	r := &runner{w: w, plan: plan, res: res, start: w.clk.Now(), defined: map[string]bool{},
-		links: map[hal.Serial][2]string{}, volGroup: map[hal.VolumeRef]string{}, lssGroup: map[hal.LSSRef]string{},
+		links: map[hal.Serial][2]string{}, back: map[hal.Serial]time.Time{}, volGroup: map[hal.VolumeRef]string{}, lssGroup: map[hal.LSSRef]string{},
 		rounds: map[string]*round{}, pending: map[string]*pendingCheck{}, confirmed: map[string]bool{}}
 	for _, serial := range Systems() {
 		r.links[serial] = [2]string{"up", "up"}
@@ -220,13 +221,18 @@ func (r *runner) sleep(ctx context.Context, d time.Duration) error {
 
 // settle lets the checks that are failing reach their bound (or
 // recover) on the final state: storage time passes until none is
-// pending, for a second at least and for the longest bound at most.
+// pending and every system is past its reconnectGrace, for a second at
+// least.
 func (r *runner) settle(ctx context.Context) error {
 	start := r.w.clk.Now()
+	longest := reconnectGrace + slices.Max(slices.Collect(maps.Values(bounds))) + time.Second
 	for {
 		waited := r.w.clk.Since(start)
-		if waited >= slices.Max(slices.Collect(maps.Values(bounds)))+time.Second ||
-			waited >= time.Second && len(r.pending) == 0 {
+		reconnecting := false
+		for _, since := range r.back {
+			reconnecting = reconnecting || r.w.clk.Since(since) < reconnectGrace
+		}
+		if waited >= longest || waited >= time.Second && len(r.pending) == 0 && !reconnecting {
 			return nil
 		}
 		if err := clock.Sleep(ctx, r.w.clk, checkpointEvery); err != nil {
@@ -333,17 +339,22 @@ func (r *runner) apply(ctx context.Context, s Step) error {
 			Endpoint: s.Endpoint, Manager: Manager})
 		if err == nil {
 			l := r.links[s.Serial]
+			was := l[0] == "up" || l[1] == "up"
 			for i := range l {
 				if s.Endpoint < 0 || s.Endpoint == i {
 					l[i] = s.Mode
 				}
 			}
 			r.links[s.Serial] = l
+			if !was && (l[0] == "up" || l[1] == "up") {
+				r.back[s.Serial] = r.w.clk.Now()
+			}
 		}
 	case StepCrash:
 		err = r.w.lab.Inject(lab.Fault{Kind: "crash", System: string(s.Serial)})
 	case StepStart:
 		err = r.w.lab.Inject(lab.Fault{Kind: "restart", System: string(s.Serial)})
+		r.back[s.Serial] = r.w.clk.Now()
 	case StepWait:
 		r.logf("step %d: %s", r.step, s)
 		return r.sleep(ctx, s.Wait)
