@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/hal/emu"
@@ -220,10 +221,16 @@ func (r *runner) endRound(ctx context.Context, label, why string) {
 	}
 	rep := workload.Check(rd.layout, img)
 	st := rd.run.Status()
+	// The sessions that say Recoverable and have pairs in the round: the
+	// image of their chains is theirs to vouch for.
 	var claims []string
 	if v := readDaemon(ctx, r.w.client); v.ok {
 		for _, d := range v.sessions {
-			if sp, ok := r.plan.Session(d.Name); ok && sp.Group == label && d.Recoverable {
+			if d.Recoverable && slices.ContainsFunc(d.CopySets, func(cs session.CopySet) bool {
+				return slices.ContainsFunc(rd.pairs, func(vp hal.VolumePair) bool {
+					return vp.Source == cs.H1 || vp.Source == cs.H2
+				})
+			}) {
 				claims = append(claims, d.Name)
 			}
 		}
