@@ -22,9 +22,11 @@ import (
 //
 //   - orphan (3 s): a pair storage shows copy-pending or full-duplex is in
 //     no group of the freeze core that would freeze it on a sign of
-//     trouble: a group holding its LSS pair that is mirroring, freezing
-//     or partial, or frozen but not acknowledged by that system (the core
-//     retries those). The core's table is heartbeat show's, per system.
+//     trouble: a group holding its LSS pair that is mirroring, or that
+//     is freezing, partial or frozen and whose freeze that system has not
+//     acknowledged (the core retries it until it does; a system that
+//     acknowledged is not sent it again). The core's table is heartbeat
+//     show's, per system (lss_pairs).
 //   - status-suspended (6 s): a session in Preparing or Prepared, without
 //     its Error flag or with status Normal, has a source pair that
 //     storage shows suspended on a system lockstepd reaches.
