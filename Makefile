@@ -41,6 +41,10 @@ test: deps fmt-check vet
 	@# The random fault schedules at full count (>= 200 seeds), without -race:
 	@# the race detector cannot hold that many scenarios in one process.
 	$(GO) test -count=1 -timeout 10m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
+	@# Admin commands through lockstepd's D-Bus API interleaved with storage
+	@# faults (>= 200 seeds), lockstepd and the lab in process on a scaled
+	@# clock; a failing seed's report path and replay are printed.
+	LOCKSTEP_ADMIN_SEEDS=200 $(GO) test -count=1 -timeout 20m -run 'TestAdminSchedules' -v ./internal/adminsched | grep -E 'admin schedules|seed [0-9]+:|^\s+[a-z-]+ .*\(after step|^(ok|FAIL|---)'
 	@# HA: the partition/pause/kill schedules (>= 100) and the kill -9 loop
 	@# on the active, two real lockstepd processes each (the -race pass
 	@# above runs a few of each).
@@ -68,7 +72,8 @@ fuzz:
 soak:
 	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
 	LOCKSTEP_HA_SCHEDULES=3000 LOCKSTEP_HA_KILLS=300 $(GO) test -count=1 -timeout 240m -run 'TestRandomSchedules|TestKillLoop' -v ./internal/hapair | grep -E '^(ok|FAIL|---|\s+(schedule|pair)_test)'
-	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 60m ./...
+	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 150m -run 'TestAdminSchedules' -v ./internal/adminsched | grep -E 'admin schedules|seed [0-9]+:|^\s+[a-z-]+ .*\(after step|^(ok|FAIL|---)'
+	LOCKSTEP_SOAK=1 LOCKSTEP_ADMIN_SEEDS=200 $(GO) test -count=1 -timeout 60m ./...
 
 clean:
 	rm -rf $(BIN) bench.out

@@ -386,8 +386,8 @@ func (c *cli) heartbeat(ctx context.Context, sub string) error {
 			for _, g := range hb.Groups {
 				fmt.Fprintf(w, "group %s\t%s, H %s %s\n", g.Name, g.Phase, g.H, g.Reason)
 				for _, s := range g.Systems {
-					fmt.Fprintf(w, "  %s\tarmed %v, frozen %v, last reply %s\n", s.Serial, s.Armed, s.Acked,
-						s.LastReply.Format(time.RFC3339))
+					fmt.Fprintf(w, "  %s\tarmed %v, frozen %v, last reply %s, LSS pairs %s\n", s.Serial, s.Armed, s.Acked,
+						s.LastReply.Format(time.RFC3339), strings.Join(s.LSSPairs, " "))
 				}
 			}
 			for _, x := range hb.Warnings {

@@ -370,11 +370,14 @@ type HeartbeatGroupDoc struct {
 
 // HeartbeatSystemDoc is one source storage system of a group.
 type HeartbeatSystemDoc struct {
-	Serial    hal.Serial `json:"serial"`
-	Armed     bool       `json:"armed"`
-	Acked     bool       `json:"acked"`
-	LastSent  time.Time  `json:"last_sent,omitzero"`
-	LastReply time.Time  `json:"last_reply,omitzero"`
+	Serial hal.Serial `json:"serial"`
+	// LSSPairs are the system's LSS pairs in the group, as
+	// "SOURCE/LSS->TARGET/LSS": the scope a freeze of the group covers there.
+	LSSPairs  []string  `json:"lss_pairs"`
+	Armed     bool      `json:"armed"`
+	Acked     bool      `json:"acked"`
+	LastSent  time.Time `json:"last_sent,omitzero"`
+	LastReply time.Time `json:"last_reply,omitzero"`
 }
 
 // NewHeartbeatGroupDoc is the document of a group as the core reports it.
@@ -385,10 +388,18 @@ func NewHeartbeatGroupDoc(g freeze.GroupStatus) HeartbeatGroupDoc {
 	}
 	for _, m := range g.Systems {
 		d.Systems = append(d.Systems, HeartbeatSystemDoc{
-			Serial: m.Serial, Armed: m.Armed, Acked: m.Acked, LastSent: m.LastSent, LastReply: m.LastReply,
+			Serial: m.Serial, LSSPairs: lssPairStrings(m.Pairs), Armed: m.Armed, Acked: m.Acked, LastSent: m.LastSent, LastReply: m.LastReply,
 		})
 	}
 	return d
+}
+
+func lssPairStrings(pairs []hal.LSSPair) []string {
+	out := make([]string, 0, len(pairs))
+	for _, lp := range pairs {
+		out = append(out, lp.String())
+	}
+	return out
 }
 
 // BackupDoc is one backup zip (DESIGN.md §7).

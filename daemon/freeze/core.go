@@ -981,7 +981,10 @@ type GroupStatus struct {
 
 // MemberStatus is one source system of a group.
 type MemberStatus struct {
-	Serial    hal.Serial
+	Serial hal.Serial
+	// Pairs are the system's LSS pairs in the group: what a freeze of the
+	// group sends it, the scope the core protects there.
+	Pairs     []hal.LSSPair
 	Acked     bool
 	Armed     bool
 	LastSent  time.Time
@@ -996,8 +999,8 @@ func (c *Core) Status(ctx context.Context) ([]GroupStatus, error) {
 			gs := GroupStatus{Name: g.Name, Phase: g.phase, Reason: g.reason, Since: g.since, H: g.h}
 			for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
 				m := g.systems[serial]
-				gs.Systems = append(gs.Systems, MemberStatus{Serial: serial, Acked: m.acked, Armed: m.armed,
-					LastSent: m.lastSent, LastReply: m.lastReply})
+				gs.Systems = append(gs.Systems, MemberStatus{Serial: serial, Pairs: slices.Clone(g.Pairs[serial]),
+					Acked: m.acked, Armed: m.armed, LastSent: m.lastSent, LastReply: m.lastReply})
 			}
 			out = append(out, gs)
 		}

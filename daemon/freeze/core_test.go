@@ -3,6 +3,7 @@ package freeze_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -349,4 +350,21 @@ func TestTrapAndPushDeduplicated(t *testing.T) {
 			t.Fatal("a new event did not freeze")
 		}
 	})
+}
+
+// TestStatusShowsEachSystemsScope: the status names, per system, the LSS
+// pairs a freeze of the group covers there: what a test compares with
+// the pairs storage shows mirroring.
+func TestStatusShowsEachSystemsScope(t *testing.T) {
+	r := newRig(t, false, nil)
+	want := r.topo.LSSPairs()
+	st := r.phase(t)
+	if len(st.Systems) != len(want) {
+		t.Fatalf("%d systems in the status, want %d", len(st.Systems), len(want))
+	}
+	for _, m := range st.Systems {
+		if !slices.Equal(m.Pairs, want[m.Serial]) {
+			t.Errorf("%s: pairs %v, want %v", m.Serial, m.Pairs, want[m.Serial])
+		}
+	}
 }

@@ -362,6 +362,34 @@ func TestHeartbeatExpiresExactlyAtH(t *testing.T) {
 	})
 }
 
+// TestHeartbeatsShowArmedAndExpired: the operator's view of the
+// heartbeats follows arming, expiry and disarming.
+func TestHeartbeatsShowArmedAndExpired(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, true)
+		ctx := context.Background()
+		if got := r.p.Heartbeats(); len(got) != 0 {
+			t.Fatalf("heartbeats before arming: %+v", got)
+		}
+		spec := hal.HeartbeatSpec{Session: "s1", Timeout: 10 * time.Second, Pairs: []hal.LSSPair{lssPair(fbL)}}
+		r.must(r.pc.EnableHeartbeat(ctx, 1, spec))
+		got := r.p.Heartbeats()
+		if len(got) != 1 || got[0].Expired || got[0].Spec.Session != "s1" || got[0].Spec.Timeout != spec.Timeout ||
+			len(got[0].Spec.Pairs) != 1 || got[0].Spec.Pairs[0] != lssPair(fbL) {
+			t.Fatalf("armed: %+v", got)
+		}
+		r.clk.Advance(spec.Timeout)
+		synctest.Wait()
+		if got := r.p.Heartbeats(); len(got) != 1 || !got[0].Expired {
+			t.Fatalf("after H: %+v", got)
+		}
+		r.must(r.pc.DisableHeartbeat(ctx, 1, "s1"))
+		if got := r.p.Heartbeats(); len(got) != 0 {
+			t.Fatalf("after disarming: %+v", got)
+		}
+	})
+}
+
 func TestHeartbeatExpiryHoldsELBForFullCGTimeout(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := newRig(t, true)

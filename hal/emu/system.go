@@ -132,6 +132,30 @@ func (s *System) Crashed() bool {
 	return s.crashed
 }
 
+// Heartbeat is a heartbeat a system holds, as its operator panel would
+// show it: armed until DisableHeartbeat, Expired once it froze the
+// system's pairs itself.
+type Heartbeat struct {
+	Spec    hal.HeartbeatSpec
+	Expired bool
+}
+
+// Heartbeats lists the heartbeats the system holds, by session. It reads
+// the system directly, not through a manager's connection: tests use it
+// to tell whether a system is protected by the heartbeat.
+func (s *System) Heartbeats() []Heartbeat {
+	s.fabric.mu.Lock()
+	defer s.fabric.mu.Unlock()
+	out := make([]Heartbeat, 0, len(s.heartbeats))
+	for _, session := range slices.Sorted(maps.Keys(s.heartbeats)) {
+		hb := s.heartbeats[session]
+		spec := hb.spec
+		spec.Pairs = slices.Clone(spec.Pairs)
+		out = append(out, Heartbeat{Spec: spec, Expired: hb.expired})
+	}
+	return out
+}
+
 func (s *System) managerLocked(name string) *manager {
 	m := s.managers[name]
 	if m == nil {
