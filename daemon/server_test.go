@@ -113,7 +113,7 @@ func TestHAVerbsWithoutHA(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := startServerWith(t, tc.extra)
 			ctx := context.Background()
-			err := c.HASetStandby(ctx, "tcp://127.0.0.1:9730")
+			err := c.HASetStandby(ctx, "tcp://127.0.0.1:9730", "b")
 			if !errors.Is(err, control.ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("ha set-standby: %v, want unavailable (%s)", err, tc.want)
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/godbus/dbus/v5/introspect"
 
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/version"
 )
@@ -455,20 +456,32 @@ func haAddress(addr string) error {
 	return nil
 }
 
-func (a admin) HASetStandby(sender dbus.Sender, addr string) *dbus.Error {
-	err := haAddress(addr)
-	if err == nil {
-		err = a.s.backend.HASetStandby(a.s.ctx, addr)
+// haName checks the partner's server name ("" lets the daemon take
+// [ha] partner_name).
+func haName(name string) error {
+	if name == "" {
+		return nil
 	}
-	return a.doneNoReply(sender, "HASetStandby", err, "address", addr)
+	if err := ha.ValidName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
 }
 
-func (a admin) HASetAsStandby(sender dbus.Sender, addr string) *dbus.Error {
-	err := haAddress(addr)
+func (a admin) HASetStandby(sender dbus.Sender, addr, name string) *dbus.Error {
+	err := errors.Join(haAddress(addr), haName(name))
 	if err == nil {
-		err = a.s.backend.HASetAsStandby(a.s.ctx, addr)
+		err = a.s.backend.HASetStandby(a.s.ctx, addr, name)
 	}
-	return a.doneNoReply(sender, "HASetAsStandby", err, "address", addr)
+	return a.doneNoReply(sender, "HASetStandby", err, "address", addr, "name", name)
+}
+
+func (a admin) HASetAsStandby(sender dbus.Sender, addr, name string) *dbus.Error {
+	err := errors.Join(haAddress(addr), haName(name))
+	if err == nil {
+		err = a.s.backend.HASetAsStandby(a.s.ctx, addr, name)
+	}
+	return a.doneNoReply(sender, "HASetAsStandby", err, "address", addr, "name", name)
 }
 
 func (a admin) HATakeover(sender dbus.Sender) (string, *dbus.Error) {

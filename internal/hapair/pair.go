@@ -116,8 +116,8 @@ func New(ctx context.Context, opt Options) (*Pair, error) {
 		}
 		pki[b] = rogue[b]
 	}
-	if p.A, err = p.newNode(a, pki[a]); err == nil {
-		p.B, err = p.newNode(b, pki[b])
+	if p.A, err = p.newNode(a, b, pki[a]); err == nil {
+		p.B, err = p.newNode(b, a, pki[b])
 	}
 	if err != nil {
 		p.Close()
@@ -186,7 +186,9 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func (p *Pair) newNode(name string, tlsFiles TLSFiles) (*Node, error) {
+// newNode writes the configuration of the server name, whose partner
+// (the name its certificate carries) is partner.
+func (p *Pair) newNode(name, partner string, tlsFiles TLSFiles) (*Node, error) {
 	n := &Node{Name: name, Dir: filepath.Join(p.opt.Dir, name), pair: p}
 	if err := os.MkdirAll(n.Dir, 0o755); err != nil {
 		return nil, err
@@ -220,6 +222,7 @@ key_file = %q
 ca_file = %q
 reconnect_interval = %q
 reconnect_attempts = %d
+partner_name = %q
 
 [control]
 bus = %q
@@ -228,7 +231,7 @@ bus = %q
 format = "text"
 level = "debug"
 `, name, filepath.Join(n.Dir, "state"), p.opt.Heartbeat, listen, n.Relay.Addr(), tlsFiles.Cert, tlsFiles.Key, tlsFiles.CA,
-		p.opt.ReconnectInterval, p.opt.ReconnectAttempts, bus)
+		p.opt.ReconnectInterval, p.opt.ReconnectAttempts, partner, bus)
 	return n, os.WriteFile(n.conf, []byte(text), 0o644)
 }
 
@@ -414,7 +417,7 @@ func (p *Pair) DefineSession(ctx context.Context, n *Node, heartbeat bool) error
 // standalone server, becomes the standby of the active that links to it)
 // and waits until both say Synchronized.
 func (p *Pair) Pair(ctx context.Context) error {
-	if err := p.A.Client().HASetStandby(ctx, p.B.Addr()); err != nil {
+	if err := p.A.Client().HASetStandby(ctx, p.B.Addr(), p.B.Name); err != nil {
 		return fmt.Errorf("a: ha set-standby: %w", err)
 	}
 	return p.WaitState(ctx, 30*time.Second, "Synchronized", p.A, p.B)
@@ -424,7 +427,7 @@ func (p *Pair) Pair(ctx context.Context) error {
 // b; a, a standalone server, becomes the active of the standby that links
 // to it.
 func (p *Pair) PairFromStandby(ctx context.Context) error {
-	if err := p.B.Client().HASetAsStandby(ctx, p.A.Addr()); err != nil {
+	if err := p.B.Client().HASetAsStandby(ctx, p.A.Addr(), p.A.Name); err != nil {
 		return fmt.Errorf("b: ha set-as-standby: %w", err)
 	}
 	return p.WaitState(ctx, 30*time.Second, "Synchronized", p.A, p.B)
