@@ -274,13 +274,13 @@ func (s *Server) readiness() []control.ReadinessDoc {
 // build can use (DESIGN.md §4: no IP connection, z/OS outside the
 // sysplex, HMC).
 func (s *Server) noDriverReason(serial hal.Serial) string {
-	if why := s.reach.failed(serial); why != "" {
-		return why
-	}
 	var kinds []string
 	for _, c := range s.registry().Connections(serial) {
 		switch c.Kind {
 		case string(control.Direct):
+			if why := s.reach.failed(serial); why != "" {
+				return "its direct connection did not start: " + why
+			}
 			return "its direct connection is not started yet"
 		case string(control.ZOS):
 			kinds = append(kinds, fmt.Sprintf("z/OS (sysplex %s): no IP connection, and this build cannot issue commands through z/OS", c.Sysplex))

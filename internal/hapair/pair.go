@@ -45,6 +45,10 @@ type Options struct {
 	Rogue bool
 	// Names of the two servers (server.name; default "a" and "b").
 	Names [2]string
+	// Strangers: names of other servers for which the pair's CA issues a
+	// certificate too (Pair.Strangers): servers of the installation that
+	// are not the partner.
+	Strangers []string
 }
 
 // Pair is an emulated lab and two lockstepd processes ("a" and "b"),
@@ -55,7 +59,9 @@ type Pair struct {
 	opt   Options
 	Lab   *lab.Server
 	A, B  *Node
-	stops []func()
+	// Strangers holds the TLS files of Options.Strangers.
+	Strangers map[string]TLSFiles
+	stops     []func()
 }
 
 // Node is one lockstepd process.
@@ -64,6 +70,8 @@ type Node struct {
 	Dir   string
 	Bus   string
 	Relay *relay.Relay // in front of its HA listener; the partner dials it
+	// Listen is its HA listener itself (host:port), behind the relay.
+	Listen string
 
 	mu     sync.Mutex // guards client and conn: a restart replaces them
 	client *control.Client
@@ -103,10 +111,14 @@ func New(ctx context.Context, opt Options) (*Pair, error) {
 		return nil, err
 	}
 	a, b := opt.Names[0], opt.Names[1]
-	pki, err := WritePKI(opt.Dir, "pair", a, b)
+	pki, err := WritePKI(opt.Dir, "pair", append([]string{a, b}, opt.Strangers...)...)
 	if err != nil {
 		p.Close()
 		return nil, err
+	}
+	p.Strangers = map[string]TLSFiles{}
+	for _, s := range opt.Strangers {
+		p.Strangers[s] = pki[s]
 	}
 	if opt.Rogue {
 		rogue, err := WritePKI(opt.Dir, "rogue", b)
@@ -203,6 +215,7 @@ func (p *Pair) newNode(name, partner string, tlsFiles TLSFiles) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.Listen = listen
 	if n.Relay, err = relay.New("127.0.0.1:0", listen); err != nil {
 		return nil, err
 	}
