@@ -56,9 +56,9 @@ type Options struct {
 // the test controls: every HA connection goes through the relays, so
 // cutting them partitions the two servers.
 type Pair struct {
-	opt   Options
-	Lab   *lab.Server
-	A, B  *Node
+	opt  Options
+	Lab  *lab.Server
+	A, B *Node
 	// Strangers holds the TLS files of Options.Strangers.
 	Strangers map[string]TLSFiles
 	stops     []func()
