@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -190,7 +191,9 @@ func (s *Server) HAStatus(ctx context.Context) (control.HADoc, error) {
 	doc := control.HADoc{Edition: string(cfg.Server.Edition), Role: st.Role.String(), State: st.HAState(),
 		Epoch: st.Epoch, Acting: s.duty.Load().isActing(), LastIndex: s.store.LastIndex(),
 		Partner: st.Peer.String(), ReconnectAttempts: st.Reconnect.Attempts, ReconnectLimit: cfg.HA.ReconnectAttempts,
-		NextReconnect: st.Reconnect.Next, Unreachable: s.readiness()}
+		NextReconnect: st.Reconnect.Next}
+	doc.Readiness = s.readiness()
+	doc.Unreachable = serials(doc.Readiness)
 	if st.Conn == ha.SyncPending && st.Role != ha.Standalone {
 		doc.SyncPhase = st.Phase.String()
 	}
@@ -425,26 +428,34 @@ func (s *Server) BackupCreate(ctx context.Context) (control.BackupDoc, error) {
 	return backupDoc(b), nil
 }
 
+// BackupRestore restores a backup in place: on a standalone server, and
+// on a standby that is not linked (Disconnected or Disconnected
+// Consistent, or a disconnected standby after a demotion), which keeps
+// its role and does not act. The HA loop decides and runs it, so that no
+// link comes up meanwhile; an active, and a standby while synchronized or
+// synchronizing, are refused.
 func (s *Server) BackupRestore(ctx context.Context, name string) error {
-	if name != filepath.Base(name) {
+	if name != filepath.Base(name) || name == "" || name == "." || name == ".." {
 		return fmt.Errorf("%w: backup name %q", control.ErrInvalid, name)
 	}
-	d, err := s.acting()
-	if err != nil {
-		return err
-	}
-	if st := s.ha.state(); st.Role != ha.Standalone {
-		// The standby holds the active's journal; replacing it under the
-		// pair would make the two differ without either knowing.
-		return fmt.Errorf("%w: this server is in an HA relationship with %s: remove it first (ha remove-standby), "+
-			"restore, then set the standby again", control.ErrRefused, st.Peer)
-	}
 	path := filepath.Join(s.cfg.Load().Server.StateDir, "backups", name)
-	if _, err := s.store.RestoreBackup(ctx, path); err != nil {
-		return err
+	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: backup %s (lockstepctl backup list shows them)", control.ErrNotFound, name)
 	}
-	s.emit(notify.BackupRestored, "state restored from backup "+name)
-	return d.engine.SyncGroups(ctx)
+	switch err := s.ha.loop.Do(ctx, ha.Restore{Backup: path}); {
+	case err == nil:
+	case errors.Is(err, ha.ErrWrongRole), errors.Is(err, ha.ErrSynchronized), errors.Is(err, ha.ErrSyncInProgress),
+		errors.Is(err, ha.ErrConnecting), errors.Is(err, ha.ErrLoopStopped):
+		return fmt.Errorf("%w: backup restore: %v", control.ErrRefused, err)
+	default:
+		return fmt.Errorf("backup restore %s: %w", name, err)
+	}
+	st := s.ha.state()
+	s.emit(notify.BackupRestored, fmt.Sprintf("state restored from backup %s (%s, %s)", name, st.Role, st.HAState()))
+	if d := s.duty.Load(); d != nil {
+		return d.engine.SyncGroups(ctx)
+	}
+	return nil
 }
 
 // haErr gives the HA refusals the admin API's error kinds.
@@ -454,18 +465,18 @@ func haErr(err error) error {
 		return nil
 	case errors.Is(err, config.ErrHAUnavailable), errors.Is(err, ha.ErrBasicEdition):
 		return fmt.Errorf("%w: %v", control.ErrUnavailable, err)
-	case errors.Is(err, ha.ErrBadAddress):
+	case errors.Is(err, ha.ErrBadAddress), errors.Is(err, ha.ErrPartnerIdentity):
 		return fmt.Errorf("%w: %v", control.ErrInvalid, err)
 	}
 	return fmt.Errorf("%w: %v", control.ErrRefused, err)
 }
 
-func (s *Server) HASetStandby(ctx context.Context, addr string) error {
-	return haErr(s.ha.do(ctx, ha.SetStandby{Addr: addr}))
+func (s *Server) HASetStandby(ctx context.Context, addr, name string) error {
+	return haErr(s.ha.do(ctx, ha.SetStandby{Addr: addr, Name: name}))
 }
 
-func (s *Server) HASetAsStandby(ctx context.Context, addr string) error {
-	return haErr(s.ha.do(ctx, ha.SetAsStandby{Addr: addr}))
+func (s *Server) HASetAsStandby(ctx context.Context, addr, name string) error {
+	return haErr(s.ha.do(ctx, ha.SetAsStandby{Addr: addr, Name: name}))
 }
 
 // HATakeover raises the epoch and makes this standby the active; it
@@ -475,7 +486,8 @@ func (s *Server) HATakeover(ctx context.Context) (control.TakeoverDoc, error) {
 	if err := s.ha.do(ctx, ha.Takeover{}); err != nil {
 		return control.TakeoverDoc{}, haErr(err)
 	}
-	doc := control.TakeoverDoc{Epoch: s.ha.state().Epoch, Unreachable: []hal.Serial{}, Warnings: []string{}}
+	doc := control.TakeoverDoc{Epoch: s.ha.state().Epoch, Unreachable: []hal.Serial{}, Readiness: []control.ReadinessDoc{},
+		Warnings: []string{}}
 	d := s.duty.Load()
 	if d == nil {
 		return doc, fmt.Errorf("%w: took over, then stopped acting at once (a higher epoch exists?): see ha status",
@@ -490,10 +502,11 @@ func (s *Server) HATakeover(ctx context.Context) (control.TakeoverDoc, error) {
 		return doc, fmt.Errorf("%w: a storage system knows an epoch above %d: another server took over; see ha status",
 			control.ErrRefused, doc.Epoch)
 	}
-	doc.Unreachable = append(doc.Unreachable, d.unreachable...)
-	for _, serial := range d.unreachable {
-		doc.Warnings = append(doc.Warnings, fmt.Sprintf("%s did not answer: this server cannot protect its sessions "+
-			"until it can reach it, and a former active may still reach it", serial))
+	doc.Readiness = append(doc.Readiness, d.unreachable...)
+	doc.Unreachable = serials(doc.Readiness)
+	for _, r := range d.unreachable {
+		doc.Warnings = append(doc.Warnings, fmt.Sprintf("%s is not reachable (%s): this server cannot protect its sessions "+
+			"until it can reach it, and a former active may still reach it", r.Serial, r.Reason))
 	}
 	return doc, nil
 }

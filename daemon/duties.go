@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -34,9 +35,9 @@ type duties struct {
 	cancel context.CancelFunc
 	// fenced is closed once every reachable storage system has seen the
 	// epoch (the fence pass), before the core issues anything;
-	// unreachable lists the others: the takeover readiness.
+	// unreachable lists the others, with why: the takeover readiness.
 	fenced      chan struct{}
-	unreachable []hal.Serial
+	unreachable []control.ReadinessDoc
 	done        chan struct{} // closed when the core and the engine stopped
 	// superseded: a storage system answered fenced; the period's reports
 	// are no longer recorded (see reporter).
@@ -143,7 +144,7 @@ func (s *Server) runDuties(ctx context.Context, d *duties, prev *duties) {
 		return
 	}
 	s.log.Info("acting: every reachable storage system now refuses lower epochs",
-		"epoch", uint64(d.epoch), "unreachable", fmt.Sprint(d.unreachable))
+		"epoch", uint64(d.epoch), "unreachable", fmt.Sprint(serials(d.unreachable)))
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := d.core.Run(ctx); err != nil {
@@ -173,10 +174,10 @@ func (s *Server) runDuties(ctx context.Context, d *duties, prev *duties) {
 // issue anything: from then on each of them
 // refuses the commands of a server with a lower epoch, so a former active
 // that still believes it acts cannot change anything. The systems that
-// did not answer are returned: the takeover readiness of DESIGN.md §4.
-// higher reports a system that refused the epoch as fenced: a higher
-// one exists.
-func (s *Server) fence(ctx context.Context, epoch hal.Epoch) (unreachable []hal.Serial, higher bool) {
+// did not answer are returned, with why: the takeover readiness of
+// DESIGN.md §4. higher reports a system that refused the epoch as
+// fenced: a higher one exists.
+func (s *Server) fence(ctx context.Context, epoch hal.Epoch) (unreachable []control.ReadinessDoc, higher bool) {
 	systems := s.systems()
 	timeout := s.cfg.Load().Heartbeat.RequestTimeout
 	var mu sync.Mutex
@@ -193,18 +194,27 @@ func (s *Server) fence(ctx context.Context, epoch hal.Epoch) (unreachable []hal.
 					higher = true
 					return
 				}
-				unreachable = append(unreachable, serial)
+				unreachable = append(unreachable, control.ReadinessDoc{Serial: serial,
+					Reason: "did not answer the fence (the new epoch): " + err.Error()})
 			}
 		})
 	}
 	wg.Wait()
 	for _, serial := range s.registry().Serials() {
 		if _, ok := systems[serial]; !ok {
-			unreachable = append(unreachable, serial) // no usable connection
+			unreachable = append(unreachable, control.ReadinessDoc{Serial: serial, Reason: s.noDriverReason(serial)})
 		}
 	}
-	slices.Sort(unreachable)
-	return slices.Compact(unreachable), higher
+	slices.SortFunc(unreachable, func(a, b control.ReadinessDoc) int { return strings.Compare(string(a.Serial), string(b.Serial)) })
+	return slices.CompactFunc(unreachable, func(a, b control.ReadinessDoc) bool { return a.Serial == b.Serial }), higher
+}
+
+func serials(r []control.ReadinessDoc) []hal.Serial {
+	out := []hal.Serial{}
+	for _, x := range r {
+		out = append(out, x.Serial)
+	}
+	return out
 }
 
 // reconcileDrivers starts a driver for every registered system that has
@@ -231,25 +241,114 @@ func (s *Server) reconcileDrivers() {
 	}
 	s.mu.Unlock()
 	for _, serial := range missing {
-		if err := s.connect(serial); err != nil {
+		err := s.connect(serial)
+		s.reach.connected(serial, err)
+		if err != nil {
 			s.log.Error("storage system not connected", "serial", serial, "err", err)
 		}
 	}
 	s.refreshTrapSources()
 }
 
-// readiness lists the storage systems this server cannot use now: no
-// usable connection, or a driver that is not connected. A standby shows
-// it so that the administrator knows before a takeover.
-func (s *Server) readiness() []hal.Serial {
-	out := []hal.Serial{}
+// readiness lists the storage systems this server cannot use now, and
+// why: no usable connection, or a driver that is not connected (with its
+// last error). A standby shows it so that the administrator knows before
+// a takeover (DESIGN.md §4).
+func (s *Server) readiness() []control.ReadinessDoc {
+	out := []control.ReadinessDoc{}
 	s.mu.Lock()
 	drivers := maps.Clone(s.drivers)
 	s.mu.Unlock()
 	for _, serial := range s.registry().Serials() {
-		if d := drivers[serial]; d == nil || d.Cluster() < 0 {
-			out = append(out, serial)
+		switch d := drivers[serial]; {
+		case d == nil:
+			out = append(out, control.ReadinessDoc{Serial: serial, Reason: s.noDriverReason(serial)})
+		case d.Cluster() < 0:
+			why := s.reach.down(serial)
+			if why == "" {
+				why = "no answer from either cluster yet"
+			}
+			out = append(out, control.ReadinessDoc{Serial: serial, Reason: "not connected: " + why})
 		}
 	}
 	return out
+}
+
+// noDriverReason says why a registered storage system has no driver: its
+// connection failed to start, or none of its connections is one this
+// build can use (DESIGN.md §4: no IP connection, z/OS outside the
+// sysplex, HMC).
+func (s *Server) noDriverReason(serial hal.Serial) string {
+	var kinds []string
+	for _, c := range s.registry().Connections(serial) {
+		switch c.Kind {
+		case string(control.Direct):
+			if why := s.reach.failed(serial); why != "" {
+				return "its direct connection did not start: " + why
+			}
+			return "its direct connection is not started yet"
+		case string(control.ZOS):
+			kinds = append(kinds, fmt.Sprintf("z/OS (sysplex %s): no IP connection, and this build cannot issue commands through z/OS", c.Sysplex))
+		case string(control.HMC):
+			kinds = append(kinds, fmt.Sprintf("HMC %s: this build cannot reach storage through an HMC", strings.Join(c.Addresses, ";")))
+		default:
+			kinds = append(kinds, c.Kind+": not supported by this build")
+		}
+	}
+	if len(kinds) == 0 {
+		return "no connection defined"
+	}
+	return "no usable connection: " + strings.Join(kinds, "; ")
+}
+
+// reachability remembers why each storage system is not usable: the
+// error of its connection's start, or the last error its driver
+// reported. Readiness reads it.
+type reachability struct {
+	mu       sync.Mutex
+	startErr map[hal.Serial]string
+	downErr  map[hal.Serial]string
+}
+
+// connected records the outcome of starting a system's connection.
+func (r *reachability) connected(serial hal.Serial, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.startErr == nil {
+		r.startErr = map[hal.Serial]string{}
+	}
+	if err != nil {
+		r.startErr[serial] = err.Error()
+	} else {
+		delete(r.startErr, serial)
+	}
+}
+
+// changed records a driver's report: up, or down with detail.
+func (r *reachability) changed(serial hal.Serial, up, timeout bool, detail string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.downErr == nil {
+		r.downErr = map[hal.Serial]string{}
+	}
+	switch {
+	case up:
+		delete(r.downErr, serial)
+	case timeout:
+		r.downErr[serial] = "timed out: " + detail
+	default:
+		r.downErr[serial] = detail
+	}
+}
+
+func (r *reachability) failed(serial hal.Serial) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.startErr[serial]
+}
+
+func (r *reachability) down(serial hal.Serial) string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.downErr[serial]
 }

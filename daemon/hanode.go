@@ -23,10 +23,11 @@ import (
 	"github.com/lockstep-io/lockstep/persist"
 )
 
-// relationshipFile holds the HA role and partner, in the state directory
-// but outside the journal: the journal is the active's (a standby's is
-// replaced by every synchronization), the relationship is this server's
-// own.
+// relationshipFile holds the HA role, the partner (its address and the
+// name its certificate must carry) and the HA state a restart resumes
+// from, in the state directory but outside the journal: the journal is
+// the active's (a standby's is replaced by every synchronization), the
+// relationship is this server's own.
 const relationshipFile = "ha-relationship.json"
 
 // haNode is the server's HA part: the ha.Loop, its Effects, the peer
@@ -60,6 +61,10 @@ type relationshipDoc struct {
 	Role     string `json:"role"`
 	PeerAddr string `json:"peer_addr,omitempty"`
 	PeerName string `json:"peer_name,omitempty"`
+	// HAState is the HA state a restart resumes from (ha.Relationship's
+	// Conn), as ha status shows it; absent (a file of an earlier
+	// version): "Unknown", whose next synchronization is a full one.
+	HAState string `json:"ha_state,omitempty"`
 }
 
 func newHANode(s *Server) (*haNode, error) {
@@ -89,9 +94,10 @@ func newHANode(s *Server) (*haNode, error) {
 			"role", rel.Role.String(), "err", n.avail)
 	}
 	epoch := s.registry().Epoch()
-	initial := ha.State{Role: rel.Role, Peer: rel.Peer, Epoch: epoch, Seen: epoch}
+	initial := ha.State{Role: rel.Role, Peer: rel.Peer, Conn: rel.Conn, Epoch: epoch, Seen: epoch}
 	hcfg := ha.Config{Basic: cfg.Server.Edition == config.EditionBasic,
-		ReconnectInterval: cfg.HA.ReconnectInterval, ReconnectAttempts: cfg.HA.ReconnectAttempts}
+		ReconnectInterval: cfg.HA.ReconnectInterval, ReconnectAttempts: cfg.HA.ReconnectAttempts,
+		PartnerName: cfg.HA.PartnerName, PartnerFingerprint: cfg.HA.PartnerFingerprint}
 	n.loop = ha.NewLoop(initial, hcfg, n, ha.LoopOptions{Clock: s.clock, Logger: s.log})
 	return n, nil
 }
@@ -243,6 +249,13 @@ func (n *haNode) PersistEpoch(ctx context.Context, e hal.Epoch) error {
 
 func (n *haNode) PersistRelationship(_ context.Context, r ha.Relationship) error {
 	return saveRelationship(n.s.cfg.Load().Server.StateDir, r)
+}
+
+// RestoreFrom restores a backup in place (backup restore), in the loop:
+// no link can come up meanwhile.
+func (n *haNode) RestoreFrom(ctx context.Context, path string) error {
+	_, err := n.s.store.RestoreBackup(ctx, path)
+	return err
 }
 
 func (n *haNode) Connect(addr string) {
@@ -410,17 +423,38 @@ func loadRelationship(dir string) (ha.Relationship, error) {
 		return ha.Relationship{}, fmt.Errorf("daemon: %s is damaged (%v): restore it, or remove it to start standalone",
 			filepath.Join(dir, relationshipFile), err)
 	}
+	conn := ha.Unknown
+	if doc.HAState != "" {
+		var ok bool
+		if conn, ok = parseConnState(doc.HAState); !ok {
+			return ha.Relationship{}, fmt.Errorf("daemon: %s: unknown HA state %q", filepath.Join(dir, relationshipFile), doc.HAState)
+		}
+	}
 	for r := ha.Role(0); r.Valid(); r++ {
 		if r.String() == doc.Role {
-			return ha.Relationship{Role: r, Peer: ha.Peer{Addr: doc.PeerAddr, Name: doc.PeerName}}, nil
+			return ha.Relationship{Role: r, Peer: ha.Peer{Addr: doc.PeerAddr, Name: doc.PeerName}, Conn: conn}, nil
 		}
 	}
 	return ha.Relationship{}, fmt.Errorf("daemon: %s: unknown role %q", filepath.Join(dir, relationshipFile), doc.Role)
 }
 
+// parseConnState reads an HA state by its name.
+func parseConnState(name string) (ha.ConnState, bool) {
+	for c := ha.Unknown; c <= ha.Disconnected; c++ {
+		if c.String() == name {
+			return c, true
+		}
+	}
+	return 0, false
+}
+
 // saveRelationship writes it atomically and durably.
 func saveRelationship(dir string, r ha.Relationship) error {
-	b, err := json.Marshal(relationshipDoc{Role: r.Role.String(), PeerAddr: r.Peer.Addr, PeerName: r.Peer.Name})
+	doc := relationshipDoc{Role: r.Role.String(), PeerAddr: r.Peer.Addr, PeerName: r.Peer.Name}
+	if r.Conn != ha.Unknown {
+		doc.HAState = r.Conn.String()
+	}
+	b, err := json.Marshal(doc)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,9 @@ func TestRelationshipFile(t *testing.T) {
 	}
 	for _, want := range []ha.Relationship{
 		{Role: ha.Active, Peer: ha.Peer{Addr: "tcp://b:9730", Name: "b"}},
-		{Role: ha.DisconnectedStandby, Peer: ha.Peer{Addr: "vsock://2:9730"}},
+		{Role: ha.Active, Peer: ha.Peer{Addr: "tcp://b:9730", Name: "b"}, Conn: ha.DisconnectedConsistent},
+		{Role: ha.Standby, Peer: ha.Peer{Addr: "tcp://a:9730", Name: "a"}, Conn: ha.Disconnected},
+		{Role: ha.DisconnectedStandby, Peer: ha.Peer{Addr: "vsock://2:9730"}, Conn: ha.Disconnected},
 		{Role: ha.Standalone},
 	} {
 		if err := saveRelationship(dir, want); err != nil {
@@ -28,7 +30,12 @@ func TestRelationshipFile(t *testing.T) {
 			t.Fatalf("round trip: %+v, %v; want %+v", got, err, want)
 		}
 	}
-	for _, bad := range []string{"{", `{"role":"boss"}`, ""} {
+	// A file of an earlier version, without the HA state: Unknown.
+	os.WriteFile(filepath.Join(dir, relationshipFile), []byte(`{"role":"active","peer_addr":"tcp://b:1","peer_name":"b"}`), 0o644)
+	if r, err := loadRelationship(dir); err != nil || r.Conn != ha.Unknown || r.Peer.Name != "b" {
+		t.Fatalf("an earlier file: %+v, %v", r, err)
+	}
+	for _, bad := range []string{"{", `{"role":"boss"}`, "", `{"role":"active","ha_state":"Happy"}`} {
 		os.WriteFile(filepath.Join(dir, relationshipFile), []byte(bad), 0o644)
 		if _, err := loadRelationship(dir); err == nil || !strings.Contains(err.Error(), relationshipFile) {
 			t.Fatalf("%q: %v, want an error naming the file", bad, err)
@@ -44,6 +51,7 @@ func TestRelationshipFile(t *testing.T) {
 func FuzzRelationshipFile(f *testing.F) {
 	f.Add([]byte(`{"role":"active","peer_addr":"tcp://b:9730","peer_name":"b"}`))
 	f.Add([]byte(`{"role":"standby"}`))
+	f.Add([]byte(`{"role":"standby","peer_name":"a","ha_state":"Disconnected Consistent"}`))
 	f.Add([]byte(`{"role":"disconnected-standby","peer_addr":"vsock://2:1"}`))
 	f.Add([]byte("\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -56,6 +56,7 @@ type Server struct {
 
 	mu      sync.Mutex
 	drivers map[hal.Serial]*direct.System
+	reach   reachability // why systems are not usable: the takeover readiness
 
 	// runCtx is Run's context, the parent of every acting period.
 	runCtx context.Context
@@ -355,6 +356,7 @@ func (s *Server) dialTimedOut(addr string) {
 // system stops answering (timeout or error), once per outage, and when it
 // answers again.
 func (s *Server) storageReachability(serial hal.Serial, up, timeout bool, detail string) {
+	s.reach.changed(serial, up, timeout, detail)
 	if up {
 		if s.snmp.CommRecovered(serial) {
 			notify.Log(s.log, notify.StorageCommRecovered, "communication with a storage system recovered", "serial", string(serial))

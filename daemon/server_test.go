@@ -12,6 +12,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/internal/privbus"
 )
 
@@ -124,7 +125,7 @@ func TestHAVerbsWithoutHA(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			c := startServerWith(t, tc.extra)
 			ctx := context.Background()
-			err := c.HASetStandby(ctx, "tcp://127.0.0.1:9730")
+			err := c.HASetStandby(ctx, "tcp://127.0.0.1:9730", "b")
 			if !errors.Is(err, control.ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("ha set-standby: %v, want unavailable (%s)", err, tc.want)
 			}
@@ -154,4 +155,34 @@ func eventually(cond func() bool) error {
 		time.Sleep(50 * time.Millisecond)
 	}
 	return errors.New("condition not met")
+}
+
+// TestBackupRestoreStandalone: a standalone server restores a backup in
+// place (through the HA loop, as a standby does); a missing backup and a
+// name that is a path are told apart from a refusal.
+func TestBackupRestoreStandalone(t *testing.T) {
+	c := startServer(t)
+	ctx := context.Background()
+	if err := eventually(func() bool { d, _ := c.HAStatus(ctx); return d.Acting }); err != nil {
+		t.Fatal("a standalone server does not act")
+	}
+	b, err := c.BackupCreate(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.SessionCreate(ctx, "after-the-backup", session.MetroMirrorFailoverFailback, "", session.HoldIO); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.BackupRestore(ctx, b.Name); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := c.SessionList(ctx); err != nil || len(list) != 0 {
+		t.Fatalf("after the restore: sessions %v, %v; want none", list, err)
+	}
+	if err := c.BackupRestore(ctx, "lockstep-none.zip"); !errors.Is(err, control.ErrNotFound) {
+		t.Fatalf("a missing backup: %v, want not found", err)
+	}
+	if err := c.BackupRestore(ctx, "../state/x.zip"); !errors.Is(err, control.ErrInvalid) {
+		t.Fatalf("a path as the name: %v, want invalid", err)
+	}
 }

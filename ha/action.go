@@ -7,8 +7,9 @@ import (
 )
 
 // Action is an output of Step, for the Loop to execute through Effects, in
-// order. Fallible actions (PersistEpoch, PersistRelationship) always come
-// first in a step, so that when one fails nothing else has happened.
+// order. Fallible actions (PersistEpoch, PersistRelationship,
+// RestoreFrom) always come first in a step, so that when one fails
+// nothing else has happened.
 type Action interface {
 	action()
 	String() string
@@ -21,6 +22,19 @@ type PersistEpoch struct{ Epoch hal.Epoch }
 // PersistRelationship: make the role and partner durable, so that a
 // restart keeps them. Fallible.
 type PersistRelationship struct{ Relationship Relationship }
+
+// PersistHAState: make durable the HA state a restart resumes from
+// (Relationship.Conn), when only that changed. Best effort: a failure is
+// logged and the step goes on, since undoing a link's loss or a
+// synchronization's end would misstate what happened; the worst a lost
+// write does is a restart that resumes from the state before.
+type PersistHAState struct{ Relationship Relationship }
+
+// RestoreFrom (standalone, unlinked standby, disconnected standby):
+// replace the server's state with the backup at Backup, before the step
+// goes on. Fallible: on failure the command is refused with the error and
+// nothing changed.
+type RestoreFrom struct{ Backup string }
 
 // Connect: dial the partner at Addr; report LinkUp (Dialed) or
 // ConnectFailed.
@@ -93,6 +107,8 @@ type Emit struct{ Notice Notice }
 
 func (PersistEpoch) action()        {}
 func (PersistRelationship) action() {}
+func (PersistHAState) action()      {}
+func (RestoreFrom) action()         {}
 func (Connect) action()             {}
 func (Disconnect) action()          {}
 func (NotifyEpoch) action()         {}
@@ -115,6 +131,10 @@ func (a PersistRelationship) String() string {
 	}
 	return fmt.Sprintf("persist-relationship %s %s", a.Relationship.Role, a.Relationship.Peer)
 }
+func (a PersistHAState) String() string {
+	return "persist-ha-state " + a.Relationship.Conn.String()
+}
+func (a RestoreFrom) String() string    { return "restore-from " + a.Backup }
 func (a Connect) String() string        { return "connect " + a.Addr }
 func (a Disconnect) String() string     { return fmt.Sprintf("disconnect %d: %v", a.Link, a.Err) }
 func (a NotifyEpoch) String() string    { return fmt.Sprintf("notify-epoch %d on %d", a.Epoch, a.Link) }

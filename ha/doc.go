@@ -24,14 +24,14 @@
 //
 // # Relationship
 //
-// `ha set-standby ADDR` on a standalone server makes it active and
-// connects to ADDR; `ha set-as-standby ADDR` on a standalone server makes
-// it a standby (it stops acting) and connects to the active at ADDR. The
-// other server learns the relationship at the first contact, from the
-// Hello of the link: a standalone server that meets an active of its
-// epoch (or a higher one) becomes its standby, one that meets a standby
-// becomes its active. Each side writes its Hello before it reads the
-// other's, so a standby that dialed a standalone server sees it still
+// `ha set-standby ADDR --name NAME` on a standalone server makes it
+// active and connects to ADDR; `ha set-as-standby ADDR --name NAME` on a
+// standalone server makes it a standby (it stops acting) and connects to
+// the active at ADDR. The other server learns the relationship at the
+// first contact, from the Hello of the link: a standalone server that
+// meets an active of its epoch (or a higher one) becomes its standby, one
+// that meets a standby becomes its active. Each side writes its Hello
+// before it reads the other's, so a standby that dialed a standalone server sees it still
 // standalone: it synchronizes from it as from its active, which the
 // standalone server becomes as it reads the standby's Hello. A second
 // link while one is in use is closed
@@ -43,7 +43,30 @@
 // while synchronized or synchronizing) returns to standalone with a new
 // epoch above every epoch seen, so that the two servers never act with
 // the same epoch. Role and partner are persisted (PersistRelationship)
-// before anything else of the step happens.
+// before anything else of the step happens; so is, as a record whose
+// failure is only logged (PersistHAState), the HA state a restart resumes
+// from (Relationship.Conn): Disconnected Consistent after a
+// synchronization (or during a resynchronization), Disconnected during
+// and after a failed first one, Unknown before any. At start an active
+// resumes in that state: from Unknown or Disconnected Consistent it
+// connects at once and then on the schedule; from Disconnected it waits
+// for ha reconnect.
+//
+// # The partner's identity
+//
+// Any holder of a certificate of the HA CA passes the link's mutual TLS,
+// so the Hello alone proves nothing (DESIGN.md §12). The partner is named:
+// NAME of set-standby/set-as-standby, else Config.PartnerName ([ha]
+// partner_name), kept in the relationship; or pinned by
+// Config.PartnerFingerprint ([ha] partner_fingerprint), the SHA-256 of
+// its certificate. Before anything of a LinkUp counts (its epoch too: no
+// demotion, no notice, no link served), Step checks PeerInfo.Cert, which
+// the link takes from the verified certificate: the pinned fingerprint if
+// one is configured, otherwise a DNS or URI subject alternative name
+// equal to the partner's name (or urn:lockstep:server:NAME); and a Hello
+// that names another server. Anything else is dropped with ErrNotPartner,
+// and a server with no partner configured accepts no one. Only links
+// taken into use carry EpochNotices, so those come from the partner too.
 //
 // # Synchronization
 //
@@ -75,8 +98,20 @@
 //	RestoreFailed                 -                            Disconnected
 //
 // A resynchronization is one that starts from Synchronized or Disconnected
-// Consistent, or from Unknown at a restart of a pair that had met before
-// (the partner's name is known).
+// Consistent, also across a restart (the persisted state); from Unknown
+// (never synchronized) or Disconnected it is a first synchronization.
+//
+// # Restoring a backup in place
+//
+// `backup restore NAME` steps Restore: on a standalone server, and on a
+// standby without a link (Disconnected or Disconnected Consistent) or a
+// disconnected standby, the Loop runs RestoreFrom before anything else
+// (a failure refuses the command and changes nothing); the server keeps
+// its role and does not act. A restored standby is Disconnected: its
+// state is no longer known to be a prefix of the active's journal, so its
+// next synchronization is a full one (after a backup of what was
+// restored). Refused on the active and on a standby that is linked,
+// synchronizing or dialing.
 //
 // # Reconnection
 //
@@ -101,9 +136,10 @@
 // acting, and it becomes this server's standby.
 //
 // An acting server that sees a higher epoch (HigherEpochSeen from an
-// epoch notice or a storage system answering fenced, or the Hello of any
-// peer, refused or not) becomes a disconnected standby at once: StopActiveDuties, its
-// link dropped, emit Demoted. It leaves that mode only by being
+// epoch notice or a storage system answering fenced, or the Hello of the
+// authenticated partner, whether its link is then used or not) becomes a
+// disconnected standby at once: StopActiveDuties, its link dropped, emit
+// Demoted. It leaves that mode only by being
 // synchronized as the standby of an active whose epoch is the highest it
 // has seen (a LinkUp from it), or by `ha takeover`.
 //

@@ -40,4 +40,12 @@ var (
 	ErrTookOver = errors.New("ha: the standby took over")
 	// ErrReconnectStopped: automatic reconnection gave up.
 	ErrReconnectStopped = errors.New("ha: automatic reconnection stopped")
+	// ErrPartnerIdentity: a relationship is set without a way to
+	// authenticate the partner (its name or a pinned fingerprint), or
+	// with a malformed name.
+	ErrPartnerIdentity = errors.New("ha: the partner's identity is needed")
+	// ErrNotPartner: the peer behind a link is not the configured partner
+	// (its certificate does not name it, or is not the pinned one): its
+	// Hello changes nothing.
+	ErrNotPartner = errors.New("ha: the peer is not the configured partner")
 )

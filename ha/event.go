@@ -16,12 +16,15 @@ type Event interface {
 // Commands (lockstepctl ha ...). Step answers a refused command with a
 // Refuse action, and Loop.Do returns its error.
 
-// SetStandby is `ha set-standby ADDR` on the server that is to be active.
-type SetStandby struct{ Addr string }
+// SetStandby is `ha set-standby ADDR --name NAME` on the server that is
+// to be active. Name is the standby's server name, which its certificate
+// must carry; empty: Config.PartnerName.
+type SetStandby struct{ Addr, Name string }
 
-// SetAsStandby is `ha set-as-standby ADDR` on the server that is to be the
-// standby of the active at ADDR.
-type SetAsStandby struct{ Addr string }
+// SetAsStandby is `ha set-as-standby ADDR --name NAME` on the server that
+// is to be the standby of the active at ADDR, named Name (empty:
+// Config.PartnerName).
+type SetAsStandby struct{ Addr, Name string }
 
 // RemoveStandby is `ha remove-standby`, on the active.
 type RemoveStandby struct{}
@@ -37,6 +40,14 @@ type ReconnectCommand struct{}
 // Takeover is `ha takeover`, on the standby (or a disconnected standby):
 // raise the epoch above every epoch seen, persist it, become active.
 type Takeover struct{}
+
+// Restore is `backup restore NAME`: replace this server's state with the
+// backup at Backup, in place. Allowed on a standalone server, and on a
+// standby that is not linked (Disconnected or Disconnected Consistent) or
+// a disconnected standby, which stay what they are and do not act;
+// refused on an active and on a standby while synchronized or
+// synchronizing. Step answers with RestoreFrom.
+type Restore struct{ Backup string }
 
 // Start is the first event a Loop steps: it starts the active duties of
 // an acting server and the first connection of an active.
@@ -148,6 +159,7 @@ func (RemoveStandby) event()     {}
 func (RemoveActive) event()      {}
 func (ReconnectCommand) event()  {}
 func (Takeover) event()          {}
+func (Restore) event()           {}
 func (Start) event()             {}
 func (LinkUp) event()            {}
 func (LinkDown) event()          {}
@@ -164,8 +176,9 @@ func (HigherEpochSeen) event()   {}
 func (Tick) event()              {}
 func (ActionFailed) event()      {}
 
-func (e SetStandby) String() string     { return "set-standby " + e.Addr }
-func (e SetAsStandby) String() string   { return "set-as-standby " + e.Addr }
+func (e SetStandby) String() string     { return "set-standby " + e.Addr + nameFlag(e.Name) }
+func (e SetAsStandby) String() string   { return "set-as-standby " + e.Addr + nameFlag(e.Name) }
+func (e Restore) String() string        { return "restore " + e.Backup }
 func (RemoveStandby) String() string    { return "remove-standby" }
 func (RemoveActive) String() string     { return "remove-active" }
 func (ReconnectCommand) String() string { return "reconnect" }
@@ -196,11 +209,24 @@ func (e ActionFailed) String() string {
 	return fmt.Sprintf("action-failed %s (for %s): %v", e.Action, e.Cause, e.Err)
 }
 
+func nameFlag(name string) string {
+	if name == "" {
+		return ""
+	}
+	return " --name " + name
+}
+
 // isCommand reports the administrator's commands.
 func isCommand(ev Event) bool {
 	switch ev.(type) {
-	case SetStandby, SetAsStandby, RemoveStandby, RemoveActive, ReconnectCommand, Takeover:
+	case SetStandby, SetAsStandby, RemoveStandby, RemoveActive, ReconnectCommand, Takeover, Restore:
 		return true
 	}
 	return false
+}
+
+// isHACommand reports the commands that only the full edition has.
+func isHACommand(ev Event) bool {
+	_, restore := ev.(Restore)
+	return isCommand(ev) && !restore
 }

@@ -15,14 +15,19 @@ import (
 // core for the active duties). The Loop calls it from its own goroutine,
 // one action at a time, in order.
 //
-// The persisting methods are synchronous and their error undoes the step
-// (see ActionFailed). Every other method must return at once: work that
+// The persisting methods and RestoreFrom are synchronous and their error
+// undoes the step (see ActionFailed). Every other method must return at once: work that
 // takes time (dialing, a backup, a snapshot) runs elsewhere and reports
 // its outcome with Loop.Post (LinkUp or ConnectFailed, BackupTaken or
 // BackupFailed, ...). No method may call Loop.Do.
 type Effects interface {
 	PersistEpoch(ctx context.Context, e hal.Epoch) error
+	// PersistRelationship also carries out PersistHAState, whose
+	// failure is only logged.
 	PersistRelationship(ctx context.Context, r Relationship) error
+	// RestoreFrom replaces the server's state with a backup; it returns
+	// once done (the Loop waits: a restore is a command's action).
+	RestoreFrom(ctx context.Context, backup string) error
 
 	Connect(addr string)
 	Disconnect(link LinkID, why error)
@@ -231,6 +236,13 @@ func (l *Loop) run(ctx context.Context, acts []Action, stopOnFailure bool) (fail
 			err = l.fx.PersistEpoch(ctx, a.Epoch)
 		case PersistRelationship:
 			err = l.fx.PersistRelationship(ctx, a.Relationship)
+		case PersistHAState:
+			if perr := l.fx.PersistRelationship(ctx, a.Relationship); perr != nil {
+				l.log.Error("ha state not persisted: a restart would resume from the state before", "msg_id", MsgActionFailed,
+					"action", a.String(), "err", perr)
+			}
+		case RestoreFrom:
+			err = l.fx.RestoreFrom(ctx, a.Backup)
 		case Connect:
 			l.fx.Connect(a.Addr)
 		case Disconnect:

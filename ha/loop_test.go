@@ -23,6 +23,7 @@ type fakeEffects struct {
 	calls       []call
 	failEpoch   error
 	failRelship error
+	failRestore error
 }
 
 type call struct {
@@ -59,6 +60,13 @@ func (f *fakeEffects) PersistRelationship(_ context.Context, r ha.Relationship) 
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.failRelship
+}
+
+func (f *fakeEffects) RestoreFrom(_ context.Context, backup string) error {
+	f.record(ha.RestoreFrom{Backup: backup})
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.failRestore
 }
 
 func (f *fakeEffects) Connect(addr string)               { f.record(ha.Connect{Addr: addr}) }

@@ -115,8 +115,11 @@ type Peer struct {
 	// "vsock://cid:port", as given to ha set-standby or set-as-standby, or
 	// as the partner announced it.
 	Addr string
-	// Name is the partner's server name, learned from its Hello (empty
-	// until the first contact).
+	// Name is the partner's server name: given with ha set-standby or
+	// set-as-standby (--name), or [ha] partner_name, or learned from the
+	// Hello of a partner authenticated by a pinned fingerprint. Its
+	// certificate must carry it (CertIdentity.Names) unless a fingerprint
+	// is pinned.
 	Name string
 }
 
@@ -144,13 +147,23 @@ type PeerInfo struct {
 	Role      Role
 	Epoch     hal.Epoch
 	LastIndex uint64
+	// Cert is what the peer's verified certificate says: the only part
+	// of PeerInfo that the peer cannot choose. Step checks it against
+	// the configured partner before anything else of the Hello counts.
+	Cert CertIdentity
 }
 
 // Relationship is what a server persists about its HA relationship, so
-// that a restart keeps its role (a demoted server stays demoted).
+// that a restart keeps its role (a demoted server stays demoted) and
+// resumes from the HA state it had (see State.Relationship).
 type Relationship struct {
 	Role Role
 	Peer Peer
+	// Conn is the HA state a restart resumes from: Unknown (never
+	// synchronized since the relationship was set), Disconnected
+	// Consistent (the standby holds a consistent prefix of the active's
+	// journal) or Disconnected (it does not).
+	Conn ConnState
 }
 
 // Schedule is the state of automatic reconnection (see NextReconnect).
@@ -166,9 +179,9 @@ type Schedule struct {
 }
 
 // State is one server's HA state. The zero value is a standalone server at
-// epoch 0. At start the daemon fills Role, Peer, Epoch and Seen from what
-// it persisted (Relationship, the journal's epoch) and leaves the rest
-// zero.
+// epoch 0. At start the daemon fills Role, Peer, Conn, Epoch and Seen
+// from what it persisted (Relationship, the journal's epoch) and leaves
+// the rest zero.
 type State struct {
 	Role Role
 	Conn ConnState
@@ -197,8 +210,33 @@ type State struct {
 	Reconnect Schedule
 }
 
-// Relationship is the part of s a server persists.
-func (s State) Relationship() Relationship { return Relationship{Role: s.Role, Peer: s.Peer} }
+// Relationship is the part of s a server persists. Its Conn is what s
+// would leave behind if the server stopped now: a synchronized pair, or
+// one resynchronizing (a failed resync restores the standby's
+// autobackup), leaves a consistent standby; a first synchronization
+// under way leaves an inconsistent one.
+func (s State) Relationship() Relationship {
+	return Relationship{Role: s.Role, Peer: s.Peer, Conn: restConn(s)}
+}
+
+func restConn(s State) ConnState {
+	switch {
+	case s.Role == Standalone:
+		return Unknown
+	case s.Role == DisconnectedStandby:
+		return Disconnected
+	}
+	switch s.Conn {
+	case Synchronized, DisconnectedConsistent:
+		return DisconnectedConsistent
+	case SyncPending:
+		if s.Resync {
+			return DisconnectedConsistent
+		}
+		return Disconnected
+	}
+	return s.Conn
+}
 
 // HAState is the text shown for the HA state: the connection state's
 // name, or "Standalone" for a server with no partner.
@@ -237,6 +275,15 @@ type Config struct {
 	// (the daemon's configuration defaults it to
 	// DefaultReconnectAttempts).
 	ReconnectAttempts int
+	// PartnerName is the partner's server name when the relationship
+	// does not name it ([ha] partner_name): the name its certificate
+	// must carry. A server that waits to be contacted needs it (or
+	// PartnerFingerprint) to accept its partner at all.
+	PartnerName string
+	// PartnerFingerprint, if not zero, pins the partner's certificate
+	// ([ha] partner_fingerprint): only that certificate is the partner,
+	// whatever names it carries.
+	PartnerFingerprint Fingerprint
 }
 
 // Defaults of DESIGN.md §8.

@@ -34,8 +34,20 @@ func finish(old, n State, acts []Action, persist bool, why error) []Action {
 		if n.Role.Acting() && n.Epoch != old.Epoch {
 			out = append(out, PersistEpoch{Epoch: n.Epoch})
 		}
-		if n.Relationship() != old.Relationship() {
-			out = append(out, PersistRelationship{Relationship: n.Relationship()})
+		nr, or := n.Relationship(), old.Relationship()
+		switch {
+		case nr.Role != or.Role || nr.Peer != or.Peer:
+			out = append(out, PersistRelationship{Relationship: nr})
+		case nr != or:
+			// The fallible actions of the event (a restore) come first:
+			// when one fails, nothing is recorded.
+			lead := 0
+			for lead < len(acts) && fallible(acts[lead]) {
+				lead++
+			}
+			out = append(out, acts[:lead]...)
+			acts = acts[lead:]
+			out = append(out, PersistHAState{Relationship: nr})
 		}
 	}
 	out = append(out, acts...)
@@ -46,6 +58,15 @@ func finish(old, n State, acts []Action, persist bool, why error) []Action {
 		return nil
 	}
 	return out
+}
+
+// fallible reports the actions whose failure undoes their step.
+func fallible(a Action) bool {
+	switch a.(type) {
+	case PersistEpoch, PersistRelationship, RestoreFrom:
+		return true
+	}
+	return false
 }
 
 // eventErr is the error an event carries, for the state-change notice.
@@ -66,16 +87,18 @@ func eventErr(ev Event) error {
 }
 
 func step(s State, ev Event, now time.Time, cfg Config) (State, []Action) {
-	if cfg.Basic && isCommand(ev) {
+	if cfg.Basic && isHACommand(ev) {
 		return s, refuse(fmt.Errorf("%w: HA needs the full edition (server.edition = \"full\")", ErrBasicEdition))
 	}
 	switch e := ev.(type) {
 	case Start:
 		return start(s, now, cfg)
 	case SetStandby:
-		return setStandby(s, e.Addr, now, cfg)
+		return setStandby(s, e, now, cfg)
 	case SetAsStandby:
-		return setAsStandby(s, e.Addr)
+		return setAsStandby(s, e, cfg)
+	case Restore:
+		return restore(s, e)
 	case RemoveStandby:
 		return removeStandby(s)
 	case RemoveActive:
@@ -189,23 +212,46 @@ func start(s State, now time.Time, cfg Config) (State, []Action) {
 		n.Conn, n.Peer = Unknown, Peer{}
 		return n, []Action{StartActiveDuties{Epoch: s.Epoch}}
 	case Active:
-		n.Conn = Unknown
+		// The persisted state decides: a consistent standby (or a
+		// relationship never synchronized) is connected at once and
+		// then on the schedule; an inconsistent one waits for ha
+		// reconnect, as after a failed first synchronization.
+		n.Conn = restConn(s)
 		acts := []Action{StartActiveDuties{Epoch: s.Epoch}}
-		if s.Peer.Addr != "" && !cfg.Basic {
+		if s.Peer.Addr != "" && !cfg.Basic && n.Conn != Disconnected {
 			n.Dialing = true
 			schedule(&n, now, cfg)
 			acts = append(acts, Connect{Addr: s.Peer.Addr})
 		}
 		return n, acts
 	case Standby:
-		n.Conn = Unknown
+		n.Conn = restConn(s)
 	case DisconnectedStandby:
 		n.Conn = Disconnected
 	}
 	return n, nil
 }
 
-func setStandby(s State, addr string, now time.Time, cfg Config) (State, []Action) {
+// partnerName is the name a new relationship gives the partner: the
+// command's, else the configured one; a relationship needs a way to
+// authenticate the partner (a name its certificate carries, or a pinned
+// fingerprint).
+func partnerName(name string, cfg Config) (string, error) {
+	if name == "" {
+		name = cfg.PartnerName
+	}
+	if name == "" {
+		if cfg.PartnerFingerprint.IsZero() {
+			return "", fmt.Errorf("%w: give the partner's server name (--name NAME), which its certificate must carry "+
+				"as a DNS or URI subject alternative name, or set [ha] partner_name or partner_fingerprint", ErrPartnerIdentity)
+		}
+		return "", nil // learned from the Hello of the pinned certificate
+	}
+	return name, ValidName(name)
+}
+
+func setStandby(s State, e SetStandby, now time.Time, cfg Config) (State, []Action) {
+	addr := e.Addr
 	if addr == "" {
 		return s, refuse(fmt.Errorf("%w: give the standby's address, tcp://host:port or vsock://cid:port", ErrBadAddress))
 	}
@@ -219,14 +265,19 @@ func setStandby(s State, addr string, now time.Time, cfg Config) (State, []Actio
 	case DisconnectedStandby:
 		return s, refuse(demotedErr(s))
 	}
+	name, err := partnerName(e.Name, cfg)
+	if err != nil {
+		return s, refuse(err)
+	}
 	n := s
-	n.Role, n.Peer, n.Conn = Active, Peer{Addr: addr}, Unknown
+	n.Role, n.Peer, n.Conn = Active, Peer{Addr: addr, Name: name}, Unknown
 	n.Dialing = true
 	schedule(&n, now, cfg)
 	return n, []Action{Connect{Addr: addr}}
 }
 
-func setAsStandby(s State, addr string) (State, []Action) {
+func setAsStandby(s State, e SetAsStandby, cfg Config) (State, []Action) {
+	addr := e.Addr
 	if addr == "" {
 		return s, refuse(fmt.Errorf("%w: give the active's address, tcp://host:port or vsock://cid:port", ErrBadAddress))
 	}
@@ -240,10 +291,41 @@ func setAsStandby(s State, addr string) (State, []Action) {
 	case DisconnectedStandby:
 		return s, refuse(demotedErr(s))
 	}
+	name, err := partnerName(e.Name, cfg)
+	if err != nil {
+		return s, refuse(err)
+	}
 	n := s
-	n.Role, n.Peer, n.Conn = Standby, Peer{Addr: addr}, Unknown
+	n.Role, n.Peer, n.Conn = Standby, Peer{Addr: addr, Name: name}, Unknown
 	n.Dialing, n.Reconnect = true, Schedule{}
 	return n, []Action{StopActiveDuties{}, Connect{Addr: addr}}
+}
+
+func restore(s State, e Restore) (State, []Action) {
+	n := s
+	switch s.Role {
+	case Active:
+		return s, refuse(fmt.Errorf("%w: this server is the active of %s, whose standby holds its state: remove the standby first "+
+			"(ha remove-standby), restore, then set the standby again", ErrWrongRole, s.Peer))
+	case Standby:
+		switch {
+		case s.Conn == Synchronized:
+			return s, refuse(fmt.Errorf("%w: the standby holds the active's state and receives its records: restore it "+
+				"only while it is Disconnected or Disconnected Consistent (ha remove-standby on %s, or once the link is lost)",
+				ErrSynchronized, s.Peer))
+		case s.Conn == SyncPending:
+			return s, refuse(fmt.Errorf("%w: wait until it ends (Synchronized or Disconnected); a standby is restored only while "+
+				"Disconnected or Disconnected Consistent", ErrSyncInProgress))
+		case s.Link != 0 || s.Dialing:
+			return s, refuse(fmt.Errorf("%w to %s: a standby is restored only while Disconnected or Disconnected Consistent",
+				ErrConnecting, s.Peer))
+		}
+		// Its state is no longer known to be a prefix of the active's
+		// journal: the next synchronization is a full one, after a
+		// backup of what was restored.
+		n.Conn = Disconnected
+	}
+	return n, []Action{RestoreFrom{Backup: e.Backup}}
 }
 
 // standalone is s without its relationship.
@@ -366,29 +448,15 @@ func demote(s State, e hal.Epoch, why error) (State, []Action) {
 	return n, append(acts, Emit{Notice{Kind: Demoted, From: s.Status(), To: n.Status(), Epoch: e, Err: why}})
 }
 
-// isPeer reports whether the server behind a link is s's partner: the one
-// s dialed, or the one with the partner's name (its address until the
-// name is known).
-func isPeer(s State, e LinkUp) bool {
-	switch {
-	case e.Dialed:
-		return true
-	case s.Peer.Name != "":
-		return e.Peer.Name == s.Peer.Name
-	}
-	return s.Peer.Addr != "" && e.Peer.Addr == s.Peer.Addr
-}
-
 // consistentBefore reports whether the standby's state at the start of a
 // synchronization is a consistent prefix of the active's journal (a
-// resynchronization), as far as s knows: after a synchronization, or at
-// a restart of a pair that had met (the partner's name is known).
+// resynchronization), as far as s knows: after a synchronization, also
+// across a restart (the persisted HA state). Unknown is a relationship
+// never synchronized.
 func consistentBefore(s State) bool {
 	switch s.Conn {
 	case Synchronized, DisconnectedConsistent:
 		return true
-	case Unknown:
-		return s.Peer.Name != ""
 	}
 	return false
 }
@@ -411,14 +479,24 @@ func linkUp(s State, e LinkUp, cfg Config) (State, []Action) {
 	if cfg.Basic {
 		return drop(s, fmt.Errorf("%w: HA needs the full edition (server.edition = \"full\")", ErrBasicEdition))
 	}
+	// Nothing of the Hello counts (its epoch, role, name) before the
+	// certificate behind it is the partner's: any holder of a
+	// certificate of the CA could say anything.
+	if err := authenticate(s, e.Peer, cfg); err != nil {
+		if e.Dialed {
+			n, acts := connectFailed(s, ConnectFailed{Addr: s.Peer.Addr, Err: err})
+			return n, append([]Action{Disconnect{Link: e.Link, Err: err}}, acts...)
+		}
+		return drop(s, err)
+	}
 	n := s
 	n.Seen = max(n.Seen, e.Peer.Epoch)
 	if e.Dialed && s.Dialing {
 		n.Dialing = false
 	}
 	// An acting server that meets a higher epoch stops acting first,
-	// whatever becomes of the link: every peer that passed the mutual TLS
-	// is a server of the installation.
+	// whatever becomes of the link: the partner, authenticated above,
+	// knows of a takeover.
 	var acts []Action
 	if n.Role.Acting() && e.Peer.Epoch > n.Epoch {
 		n, acts = demote(n, e.Peer.Epoch, nil)
@@ -431,16 +509,6 @@ func linkUp(s State, e LinkUp, cfg Config) (State, []Action) {
 		return drop(n, fmt.Errorf("%w: a connection this server no longer waits for", ErrPeerConflict))
 	case n.Link != 0: // a demotion just above dropped the old link
 		return drop(n, fmt.Errorf("%w (link %d): the new connection is closed", ErrLinkInUse, n.Link))
-	case !s.Peer.IsZero() && !isPeer(s, e):
-		switch s.Role {
-		case Active:
-			return drop(n, fmt.Errorf("%w: %s is not the standby of this server (%s is): remove the standby first (ha remove-standby)",
-				ErrSecondRelationship, e.Peer.Name, s.Peer))
-		case Standby:
-			return drop(n, fmt.Errorf("%w: %s is not the active of this server (%s is): remove the active first (ha remove-active)",
-				ErrSecondRelationship, e.Peer.Name, s.Peer))
-		}
-		return drop(n, demotedErr(n))
 	}
 	sync := func(n State, role Role, resync bool) State {
 		n.Role, n.Peer = role, learn(n.Peer, e.Peer)
@@ -589,7 +657,7 @@ func stopsActing(s State, ev Event, cfg Config) (hal.Epoch, bool) {
 	case HigherEpochSeen:
 		return e.Epoch, e.Epoch > s.Epoch
 	case LinkUp:
-		return e.Peer.Epoch, !cfg.Basic && e.Peer.Epoch > s.Epoch
+		return e.Peer.Epoch, !cfg.Basic && e.Peer.Epoch > s.Epoch && authenticate(s, e.Peer, cfg) == nil
 	}
 	return 0, false
 }
@@ -608,7 +676,9 @@ func stepFailed(s State, f ActionFailed, cfg Config) (State, []Action) {
 	}
 	switch c := f.Cause.(type) {
 	case LinkUp:
-		n.Seen = max(n.Seen, c.Peer.Epoch)
+		if authenticate(s, c.Peer, cfg) == nil {
+			n.Seen = max(n.Seen, c.Peer.Epoch)
+		}
 		if c.Dialed {
 			n.Dialing = false
 		}

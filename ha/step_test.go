@@ -21,9 +21,24 @@ var (
 	// its active.
 	pA    = ha.Peer{Addr: "tcp://a:9730", Name: "a"}
 	pB    = ha.Peer{Addr: "tcp://b:9730", Name: "b"}
-	infoA = ha.PeerInfo{Name: "a", Addr: "tcp://a:9730", Role: ha.Active, Epoch: 3}
-	infoB = ha.PeerInfo{Name: "b", Addr: "tcp://b:9730", Role: ha.Standby, Epoch: 3}
+	infoA = ha.PeerInfo{Name: "a", Addr: "tcp://a:9730", Role: ha.Active, Epoch: 3, Cert: certFor("a")}
+	infoB = ha.PeerInfo{Name: "b", Addr: "tcp://b:9730", Role: ha.Standby, Epoch: 3, Cert: certFor("b")}
 )
+
+// certFor is the verified certificate of the server name: its DNS name,
+// and a fingerprint of its own.
+func certFor(name string) ha.CertIdentity {
+	c := ha.CertIdentity{DNSNames: []string{name}}
+	copy(c.Fingerprint[:], "fingerprint of "+name)
+	return c
+}
+
+// withCfg is testCfg changed by f.
+func withCfg(f func(*ha.Config)) *ha.Config {
+	c := testCfg
+	f(&c)
+	return &c
+}
 
 // sentinels name the errors actions carry, for readable comparisons.
 var sentinels = []struct {
@@ -36,7 +51,8 @@ var sentinels = []struct {
 	{"ErrDemoted", ha.ErrDemoted}, {"ErrConnected", ha.ErrConnected}, {"ErrConnecting", ha.ErrConnecting},
 	{"ErrBadAddress", ha.ErrBadAddress}, {"ErrLinkInUse", ha.ErrLinkInUse}, {"ErrStaleEpoch", ha.ErrStaleEpoch},
 	{"ErrPeerConflict", ha.ErrPeerConflict}, {"ErrRemoved", ha.ErrRemoved}, {"ErrTookOver", ha.ErrTookOver},
-	{"ErrReconnectStopped", ha.ErrReconnectStopped}, {"boom", errBoom},
+	{"ErrReconnectStopped", ha.ErrReconnectStopped}, {"ErrNotPartner", ha.ErrNotPartner},
+	{"ErrPartnerIdentity", ha.ErrPartnerIdentity}, {"boom", errBoom},
 }
 
 func errName(err error) string {
@@ -127,13 +143,33 @@ func stepCases() []stepCase {
 			want: ha.State{Role: ha.Active, Peer: pB, Epoch: 3}, acts: []string{"start-active-duties epoch 3 (takeover false)"}},
 		{name: "start standby does nothing", s: ha.State{Role: ha.Standby, Peer: pA, Epoch: 3}, ev: ha.Start{},
 			want: ha.State{Role: ha.Standby, Peer: pA, Epoch: 3}, acts: []string{}},
+		{name: "start active from Disconnected Consistent: connects, then on the schedule",
+			s: ha.State{Role: ha.Active, Conn: ha.DisconnectedConsistent, Peer: pB, Epoch: 3, Seen: 3}, ev: ha.Start{},
+			want: ha.State{Role: ha.Active, Conn: ha.DisconnectedConsistent, Peer: pB, Epoch: 3, Seen: 3, Dialing: true, Reconnect: sched(now)},
+			acts: []string{"start-active-duties epoch 3 (takeover false)", "connect tcp://b:9730"}},
+		{name: "start active from Disconnected: waits for ha reconnect",
+			s: ha.State{Role: ha.Active, Conn: ha.Disconnected, Peer: pB, Epoch: 3, Seen: 3}, ev: ha.Start{},
+			want: ha.State{Role: ha.Active, Conn: ha.Disconnected, Peer: pB, Epoch: 3, Seen: 3},
+			acts: []string{"start-active-duties epoch 3 (takeover false)"}},
+		{name: "start standby resumes its persisted state", s: standbyDC, ev: ha.Start{}, want: standbyDC, acts: []string{}},
 		{name: "start demoted stays demoted", s: ha.State{Role: ha.DisconnectedStandby, Peer: pB, Epoch: 3, Seen: 4}, ev: ha.Start{},
 			want: demoted, acts: []string{st("disconnected-standby/Unknown", "disconnected-standby/Disconnected") + " epoch 3 nil"}},
 
 		// ha set-standby.
-		{name: "set-standby on standalone", s: standalone, ev: ha.SetStandby{Addr: "tcp://b:9730"},
+		{name: "set-standby on standalone", s: standalone, ev: ha.SetStandby{Addr: "tcp://b:9730", Name: "b"},
+			want: ha.State{Role: ha.Active, Peer: pB, Epoch: 3, Seen: 3, Dialing: true, Reconnect: sched(now)},
+			acts: []string{"persist-relationship active b (tcp://b:9730)", "connect tcp://b:9730", st("standalone/Unknown", "active/Unknown") + " epoch 3 nil"}},
+		{name: "set-standby takes the configured partner name", s: standalone, ev: ha.SetStandby{Addr: "tcp://b:9730"}, cfg: partner("b"),
+			want: ha.State{Role: ha.Active, Peer: pB, Epoch: 3, Seen: 3, Dialing: true, Reconnect: sched(now)},
+			acts: []string{"persist-relationship active b (tcp://b:9730)", "connect tcp://b:9730", st("standalone/Unknown", "active/Unknown") + " epoch 3 nil"}},
+		{name: "set-standby with a pinned fingerprint needs no name", s: standalone, ev: ha.SetStandby{Addr: "tcp://b:9730"},
+			cfg:  withCfg(func(c *ha.Config) { c.PartnerFingerprint = certFor("b").Fingerprint }),
 			want: ha.State{Role: ha.Active, Peer: ha.Peer{Addr: "tcp://b:9730"}, Epoch: 3, Seen: 3, Dialing: true, Reconnect: sched(now)},
 			acts: []string{"persist-relationship active tcp://b:9730", "connect tcp://b:9730", st("standalone/Unknown", "active/Unknown") + " epoch 3 nil"}},
+		{name: "set-standby without the standby's identity", s: standalone, ev: ha.SetStandby{Addr: "tcp://b:9730"}, want: standalone,
+			acts: []string{"refuse ErrPartnerIdentity"}},
+		{name: "set-standby with a malformed name", s: standalone, ev: ha.SetStandby{Addr: "tcp://b:9730", Name: "b 2"}, want: standalone,
+			acts: []string{"refuse ErrPartnerIdentity"}},
 		{name: "set-standby without address", s: standalone, ev: ha.SetStandby{}, want: standalone, acts: []string{"refuse ErrBadAddress"}},
 		{name: "set-standby on the active: second relationship", s: activeSync, ev: ha.SetStandby{Addr: "tcp://c:1"}, want: activeSync,
 			acts: []string{"refuse ErrSecondRelationship"}},
@@ -144,9 +180,11 @@ func stepCases() []stepCase {
 			acts: []string{"refuse ErrBasicEdition"}},
 
 		// ha set-as-standby.
-		{name: "set-as-standby on standalone", s: standalone, ev: ha.SetAsStandby{Addr: "tcp://a:9730"},
-			want: ha.State{Role: ha.Standby, Peer: ha.Peer{Addr: "tcp://a:9730"}, Epoch: 3, Seen: 3, Dialing: true},
-			acts: []string{"persist-relationship standby tcp://a:9730", "stop-active-duties", "connect tcp://a:9730",
+		{name: "set-as-standby without the active's identity", s: standalone, ev: ha.SetAsStandby{Addr: "tcp://a:9730"}, want: standalone,
+			acts: []string{"refuse ErrPartnerIdentity"}},
+		{name: "set-as-standby on standalone", s: standalone, ev: ha.SetAsStandby{Addr: "tcp://a:9730", Name: "a"},
+			want: ha.State{Role: ha.Standby, Peer: pA, Epoch: 3, Seen: 3, Dialing: true},
+			acts: []string{"persist-relationship standby a (tcp://a:9730)", "stop-active-duties", "connect tcp://a:9730",
 				st("standalone/Unknown", "standby/Unknown") + " epoch 3 nil"}},
 		{name: "set-as-standby without address", s: standalone, ev: ha.SetAsStandby{}, want: standalone, acts: []string{"refuse ErrBadAddress"}},
 		{name: "set-as-standby on the active", s: activeDC, ev: ha.SetAsStandby{Addr: "tcp://c:1"}, want: activeDC,
@@ -236,9 +274,10 @@ func stepCases() []stepCase {
 		{name: "takeover, basic edition", s: standbyDC, ev: ha.Takeover{}, cfg: &basic, want: standbyDC, acts: []string{"refuse ErrBasicEdition"}},
 
 		// Link up: the active's side.
-		{name: "active reaches a new standby and learns its name",
-			s:  ha.State{Role: ha.Active, Peer: ha.Peer{Addr: "tcp://b:9730"}, Epoch: 3, Seen: 3, Dialing: true, Reconnect: sched(t0)},
-			ev: ha.LinkUp{Link: 7, Peer: infoB, Dialed: true},
+		{name: "active reaches a new standby, pinned by its fingerprint, and learns its name",
+			s:   ha.State{Role: ha.Active, Peer: ha.Peer{Addr: "tcp://b:9730"}, Epoch: 3, Seen: 3, Dialing: true, Reconnect: sched(t0)},
+			ev:  ha.LinkUp{Link: 7, Peer: infoB, Dialed: true},
+			cfg: withCfg(func(c *ha.Config) { c.PartnerFingerprint = certFor("b").Fingerprint }),
 			want: ha.State{Role: ha.Active, Conn: ha.SyncPending, Peer: pB, Epoch: 3, Seen: 3, Link: 7, Phase: ha.PhaseBackup,
 				Reconnect: sched(t0)},
 			acts: []string{"persist-relationship active b (tcp://b:9730)", "serve 7 as active", st("active/Unknown", "active/Synchronization Pending") + " epoch 3 nil"}},
@@ -247,67 +286,109 @@ func stepCases() []stepCase {
 				s.Conn, s.Link, s.Phase, s.Resync = ha.SyncPending, 7, ha.PhaseBackup, true
 			}),
 			acts: []string{"serve 7 as active", st("active/Disconnected Consistent", "active/Synchronization Pending") + " epoch 3 nil"}},
-		{name: "the active at restart: a resync", s: ha.State{Role: ha.Active, Peer: pB, Epoch: 3, Seen: 3, Dialing: true},
+		{name: "the active of a pair never synchronized: a first sync", s: ha.State{Role: ha.Active, Peer: pB, Epoch: 3, Seen: 3, Dialing: true},
 			ev:   ha.LinkUp{Link: 7, Peer: infoB, Dialed: true},
-			want: ha.State{Role: ha.Active, Conn: ha.SyncPending, Peer: pB, Epoch: 3, Seen: 3, Link: 7, Phase: ha.PhaseBackup, Resync: true},
-			acts: []string{"serve 7 as active", st("active/Unknown", "active/Synchronization Pending") + " epoch 3 nil"}},
-		{name: "a stranger connects to the active", s: activeDC, ev: ha.LinkUp{Link: 8, Peer: ha.PeerInfo{Name: "x", Addr: "tcp://x:1", Role: ha.Standby, Epoch: 3}},
-			want: activeDC, acts: []string{"disconnect 8 ErrSecondRelationship"}},
+			want: ha.State{Role: ha.Active, Conn: ha.SyncPending, Peer: pB, Epoch: 3, Seen: 3, Link: 7, Phase: ha.PhaseBackup},
+			acts: []string{"persist-ha-state Disconnected", "serve 7 as active", st("active/Unknown", "active/Synchronization Pending") + " epoch 3 nil"}},
+		{name: "the active restarted from Disconnected Consistent: a resync", s: mod(activeDC, func(s *ha.State) { s.Dialing = true }),
+			ev:   ha.LinkUp{Link: 7, Peer: infoB, Dialed: true},
+			want: mod(activeDC, func(s *ha.State) { s.Conn, s.Link, s.Phase, s.Resync = ha.SyncPending, 7, ha.PhaseBackup, true }),
+			acts: []string{"serve 7 as active", st("active/Disconnected Consistent", "active/Synchronization Pending") + " epoch 3 nil"}},
+		{name: "a stranger connects to the active", s: activeDC, ev: ha.LinkUp{Link: 8, Peer: ha.PeerInfo{Cert: certFor("x"), Name: "x", Addr: "tcp://x:1", Role: ha.Standby, Epoch: 3}},
+			want: activeDC, acts: []string{"disconnect 8 ErrNotPartner"}},
 		{name: "a second link is closed", s: activeSync, ev: ha.LinkUp{Link: 8, Peer: infoB}, want: activeSync,
 			acts: []string{"disconnect 8 ErrLinkInUse"}},
 		{name: "a dialed link nobody waits for", s: activeDisc, ev: ha.LinkUp{Link: 8, Peer: infoB, Dialed: true}, want: activeDisc,
 			acts: []string{"disconnect 8 ErrPeerConflict"}},
-		{name: "two actives at the same epoch", s: activeDC, ev: ha.LinkUp{Link: 8, Peer: ha.PeerInfo{Name: "b", Role: ha.Active, Epoch: 3}},
+		{name: "two actives at the same epoch", s: activeDC, ev: ha.LinkUp{Link: 8, Peer: ha.PeerInfo{Cert: certFor("b"), Name: "b", Role: ha.Active, Epoch: 3}},
 			want: activeDC, acts: []string{"disconnect 8 ErrPeerConflict"}},
 		{name: "a former active at a lower epoch becomes the standby", s: mod(activeDisc, func(s *ha.State) { s.Epoch, s.Seen, s.Dialing = 4, 4, true }),
-			ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Name: "b", Role: ha.Active, Epoch: 3}, Dialed: true},
+			ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("b"), Name: "b", Role: ha.Active, Epoch: 3}, Dialed: true},
 			want: mod(activeDisc, func(s *ha.State) {
 				s.Epoch, s.Seen, s.Conn, s.Link, s.Phase = 4, 4, ha.SyncPending, 7, ha.PhaseBackup
 			}),
 			acts: []string{"serve 7 as active", st("active/Disconnected", "active/Synchronization Pending") + " epoch 4 nil"}},
 		{name: "the active meets a higher epoch: demoted, then the standby of it",
 			s:    mod(activeDC, func(s *ha.State) { s.Dialing = true }),
-			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Name: "b", Addr: "tcp://b:9730", Role: ha.Active, Epoch: 4}, Dialed: true},
+			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("b"), Name: "b", Addr: "tcp://b:9730", Role: ha.Active, Epoch: 4}, Dialed: true},
 			want: ha.State{Role: ha.Standby, Conn: ha.SyncPending, Peer: pB, Epoch: 4, Seen: 4, Link: 7, Phase: ha.PhaseBackup},
 			acts: []string{"persist-relationship standby b (tcp://b:9730)", "stop-active-duties",
 				"emit demoted active/Disconnected Consistent -> disconnected-standby/Disconnected epoch 4 nil", "serve 7 as standby", "take-backup 7",
 				st("active/Disconnected Consistent", "standby/Synchronization Pending") + " epoch 4 nil"}},
 
+		// Link up: the partner's identity comes from its certificate.
+		{name: "a peer of the CA with another name says epoch 99: nothing changes", s: activeSync,
+			ev:   ha.LinkUp{Link: 8, Peer: ha.PeerInfo{Cert: certFor("x"), Name: "x", Addr: "tcp://x:1", Role: ha.Active, Epoch: 99}},
+			want: activeSync, acts: []string{"disconnect 8 ErrNotPartner"}},
+		{name: "a stranger using the partner's name is not served", s: activeDC,
+			ev:   ha.LinkUp{Link: 8, Peer: ha.PeerInfo{Cert: certFor("x"), Name: "b", Addr: "tcp://b:9730", Role: ha.Standby, Epoch: 3}},
+			want: activeDC, acts: []string{"disconnect 8 ErrNotPartner"}},
+		{name: "a stranger using the partner's name cannot demote a standalone server", s: standalone, cfg: partner("a"),
+			ev:   ha.LinkUp{Link: 8, Peer: ha.PeerInfo{Cert: certFor("x"), Name: "a", Role: ha.Active, Epoch: 99}},
+			want: standalone, acts: []string{"disconnect 8 ErrNotPartner"}},
+		{name: "the partner's certificate with another name in its hello", s: activeDC,
+			ev:   ha.LinkUp{Link: 8, Peer: ha.PeerInfo{Cert: certFor("b"), Name: "c", Role: ha.Standby, Epoch: 3}},
+			want: activeDC, acts: []string{"disconnect 8 ErrNotPartner"}},
+		{name: "a standalone server with no partner configured accepts no one", s: standalone, ev: ha.LinkUp{Link: 7, Peer: infoA},
+			want: standalone, acts: []string{"disconnect 7 ErrNotPartner"}},
+		{name: "a stranger answers the active's dial: the attempt failed", s: mod(activeDC, func(s *ha.State) { s.Dialing = true }),
+			ev:   ha.LinkUp{Link: 8, Peer: ha.PeerInfo{Cert: certFor("x"), Name: "x", Role: ha.Standby, Epoch: 99}, Dialed: true},
+			want: activeDC, acts: []string{"disconnect 8 ErrNotPartner"}},
+		{name: "a stranger answers the last attempt: gives up",
+			s:    mod(activeDC, func(s *ha.State) { s.Dialing, s.Reconnect = true, ha.Schedule{Attempts: 3, Last: t0} }),
+			ev:   ha.LinkUp{Link: 8, Peer: ha.PeerInfo{Cert: certFor("x"), Name: "x", Role: ha.Standby, Epoch: 3}, Dialed: true},
+			want: mod(activeDC, func(s *ha.State) { s.Reconnect = ha.Schedule{Attempts: 3, Last: t0} }),
+			acts: []string{"disconnect 8 ErrNotPartner",
+				"emit reconnect-stopped active/Disconnected Consistent -> active/Disconnected Consistent epoch 3 ErrReconnectStopped"}},
+		{name: "a URI subject alternative name names the partner", s: activeDC,
+			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: ha.CertIdentity{URIs: []string{"urn:lockstep:server:b"}}, Name: "b", Role: ha.Standby, Epoch: 3}},
+			want: mod(activeDC, func(s *ha.State) { s.Conn, s.Link, s.Phase, s.Resync = ha.SyncPending, 7, ha.PhaseBackup, true }),
+			acts: []string{"serve 7 as active", st("active/Disconnected Consistent", "active/Synchronization Pending") + " epoch 3 nil"}},
+		{name: "a pinned certificate without names is the partner", s: activeDC,
+			cfg:  withCfg(func(c *ha.Config) { c.PartnerFingerprint = certFor("b").Fingerprint }),
+			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: ha.CertIdentity{Fingerprint: certFor("b").Fingerprint}, Name: "b", Role: ha.Standby, Epoch: 3}},
+			want: mod(activeDC, func(s *ha.State) { s.Conn, s.Link, s.Phase, s.Resync = ha.SyncPending, 7, ha.PhaseBackup, true }),
+			acts: []string{"serve 7 as active", st("active/Disconnected Consistent", "active/Synchronization Pending") + " epoch 3 nil"}},
+		{name: "with a pin, another certificate naming the partner is refused", s: activeDC,
+			cfg:  withCfg(func(c *ha.Config) { c.PartnerFingerprint = certFor("b").Fingerprint }),
+			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("b2"), Name: "b", Role: ha.Active, Epoch: 9}},
+			want: activeDC, acts: []string{"disconnect 7 ErrNotPartner"}},
+
 		// Link up: the standby's side, and standalone servers.
-		{name: "standalone meets a standby (set-as-standby): active", s: standalone, ev: ha.LinkUp{Link: 7, Peer: infoB},
+		{name: "standalone meets a standby (set-as-standby): active", s: standalone, ev: ha.LinkUp{Link: 7, Peer: infoB}, cfg: partner("b"),
 			want: ha.State{Role: ha.Active, Conn: ha.SyncPending, Peer: pB, Epoch: 3, Seen: 3, Link: 7, Phase: ha.PhaseBackup},
 			acts: []string{"persist-relationship active b (tcp://b:9730)", "serve 7 as active", st("standalone/Unknown", "active/Synchronization Pending") + " epoch 3 nil"}},
-		{name: "standalone meets an active (set-standby): standby", s: standalone, ev: ha.LinkUp{Link: 7, Peer: infoA},
+		{name: "standalone meets an active (set-standby): standby", s: standalone, ev: ha.LinkUp{Link: 7, Peer: infoA}, cfg: partner("a"),
 			want: ha.State{Role: ha.Standby, Conn: ha.SyncPending, Peer: pA, Epoch: 3, Seen: 3, Link: 7, Phase: ha.PhaseBackup},
 			acts: []string{"persist-relationship standby a (tcp://a:9730)", "stop-active-duties", "serve 7 as standby", "take-backup 7",
 				st("standalone/Unknown", "standby/Synchronization Pending") + " epoch 3 nil"}},
-		{name: "standalone meets a stale active", s: standalone, ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Name: "a", Role: ha.Active, Epoch: 2}},
+		{name: "standalone meets a stale active", s: standalone, cfg: partner("a"), ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("a"), Name: "a", Role: ha.Active, Epoch: 2}},
 			want: standalone, acts: []string{"disconnect 7 ErrStaleEpoch"}},
-		{name: "standalone meets an active of a higher epoch", s: standalone,
-			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Name: "a", Addr: "tcp://a:9730", Role: ha.Active, Epoch: 5}},
+		{name: "standalone meets an active of a higher epoch", s: standalone, cfg: partner("a"),
+			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("a"), Name: "a", Addr: "tcp://a:9730", Role: ha.Active, Epoch: 5}},
 			want: ha.State{Role: ha.Standby, Conn: ha.SyncPending, Peer: pA, Epoch: 5, Seen: 5, Link: 7, Phase: ha.PhaseBackup},
 			acts: []string{"persist-relationship standby a (tcp://a:9730)", "stop-active-duties",
 				"emit demoted standalone/Unknown -> disconnected-standby/Disconnected epoch 5 nil", "serve 7 as standby", "take-backup 7",
 				st("standalone/Unknown", "standby/Synchronization Pending") + " epoch 5 nil"}},
-		{name: "standalone meets a standalone", s: standalone, ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Name: "c", Role: ha.Standalone, Epoch: 1}},
+		{name: "standalone meets a standalone", s: standalone, cfg: partner("c"), ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("c"), Name: "c", Role: ha.Standalone, Epoch: 1}},
 			want: standalone, acts: []string{"disconnect 7 ErrNoRelationship"}},
 		{name: "the active reaches its disconnected standby: autobackup", s: standbyDC, ev: ha.LinkUp{Link: 7, Peer: infoA},
 			want: standbyPending(ha.PhaseBackup, true),
 			acts: []string{"serve 7 as standby", "take-autobackup 7", st("standby/Disconnected Consistent", "standby/Synchronization Pending") + " epoch 3 nil"}},
-		{name: "a new standby reaches its active: backup", s: ha.State{Role: ha.Standby, Peer: ha.Peer{Addr: "tcp://a:9730"}, Dialing: true},
+		{name: "a new standby reaches its active: backup", s: ha.State{Role: ha.Standby, Peer: pA, Dialing: true},
 			ev:   ha.LinkUp{Link: 7, Peer: infoA, Dialed: true},
 			want: standbyPending(ha.PhaseBackup, false),
-			acts: []string{"persist-relationship standby a (tcp://a:9730)", "serve 7 as standby", "take-backup 7",
+			acts: []string{"persist-ha-state Disconnected", "serve 7 as standby", "take-backup 7",
 				st("standby/Unknown", "standby/Synchronization Pending") + " epoch 3 nil"}},
 		{name: "a new standby reaches a standalone server, which becomes its active as it reads our Hello",
-			s:    ha.State{Role: ha.Standby, Peer: ha.Peer{Addr: "tcp://a:9730"}, Dialing: true},
-			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Name: "a", Addr: "tcp://a:9730", Role: ha.Standalone, Epoch: 3}, Dialed: true},
+			s:    ha.State{Role: ha.Standby, Peer: pA, Dialing: true},
+			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("a"), Name: "a", Addr: "tcp://a:9730", Role: ha.Standalone, Epoch: 3}, Dialed: true},
 			want: standbyPending(ha.PhaseBackup, false),
-			acts: []string{"persist-relationship standby a (tcp://a:9730)", "serve 7 as standby", "take-backup 7",
+			acts: []string{"persist-ha-state Disconnected", "serve 7 as standby", "take-backup 7",
 				st("standby/Unknown", "standby/Synchronization Pending") + " epoch 3 nil"}},
 		{name: "a standalone server that dials a standby is no active",
 			s:    standbyDC,
-			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Name: "a", Addr: "tcp://a:9730", Role: ha.Standalone, Epoch: 3}},
+			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("a"), Name: "a", Addr: "tcp://a:9730", Role: ha.Standalone, Epoch: 3}},
 			want: standbyDC, acts: []string{"disconnect 7 ErrPeerConflict"}},
 		{name: "a disconnected standby resyncs from scratch", s: standbyDisc, ev: ha.LinkUp{Link: 7, Peer: infoA},
 			want: standbyPending(ha.PhaseBackup, false),
@@ -315,19 +396,19 @@ func stepCases() []stepCase {
 		{name: "the standby adopts its active's raised epoch", s: standbyDC, ev: ha.LinkUp{Link: 7, Peer: mod2(infoA, 5)},
 			want: mod(standbyPending(ha.PhaseBackup, true), func(s *ha.State) { s.Epoch, s.Seen = 5, 5 }),
 			acts: []string{"serve 7 as standby", "take-autobackup 7", st("standby/Disconnected Consistent", "standby/Synchronization Pending") + " epoch 5 nil"}},
-		{name: "two standbys", s: standbyDC, ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Name: "a", Role: ha.Standby, Epoch: 3}},
+		{name: "two standbys", s: standbyDC, ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("a"), Name: "a", Role: ha.Standby, Epoch: 3}},
 			want: standbyDC, acts: []string{"disconnect 7 ErrPeerConflict"}},
 		{name: "the standby meets a stale active", s: mod(standbyDC, func(s *ha.State) { s.Epoch, s.Seen = 4, 4 }), ev: ha.LinkUp{Link: 7, Peer: infoA},
 			want: mod(standbyDC, func(s *ha.State) { s.Epoch, s.Seen = 4, 4 }), acts: []string{"disconnect 7 ErrStaleEpoch"}},
-		{name: "a stranger connects to the standby", s: standbyDC, ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Name: "x", Role: ha.Active, Epoch: 3}},
-			want: standbyDC, acts: []string{"disconnect 7 ErrSecondRelationship"}},
+		{name: "a stranger connects to the standby", s: standbyDC, ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("x"), Name: "x", Role: ha.Active, Epoch: 3}},
+			want: standbyDC, acts: []string{"disconnect 7 ErrNotPartner"}},
 		{name: "a demoted server synchronized by the new active", s: demoted,
-			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Name: "b", Addr: "tcp://b:9730", Role: ha.Active, Epoch: 4}},
+			ev:   ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("b"), Name: "b", Addr: "tcp://b:9730", Role: ha.Active, Epoch: 4}},
 			want: ha.State{Role: ha.Standby, Conn: ha.SyncPending, Peer: pB, Epoch: 4, Seen: 4, Link: 7, Phase: ha.PhaseBackup},
 			acts: []string{"persist-relationship standby b (tcp://b:9730)", "serve 7 as standby", "take-backup 7",
 				st("disconnected-standby/Disconnected", "standby/Synchronization Pending") + " epoch 4 nil"}},
 		{name: "a demoted server refuses an active below the highest epoch", s: demoted,
-			ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Name: "b", Role: ha.Active, Epoch: 3}}, want: demoted, acts: []string{"disconnect 7 ErrDemoted"}},
+			ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("b"), Name: "b", Role: ha.Active, Epoch: 3}}, want: demoted, acts: []string{"disconnect 7 ErrDemoted"}},
 		{name: "link up, basic edition", s: standalone, ev: ha.LinkUp{Link: 7, Peer: infoB}, cfg: &basic, want: standalone,
 			acts: []string{"disconnect 7 ErrBasicEdition"}},
 
@@ -433,7 +514,8 @@ func stepCases() []stepCase {
 		{name: "snapshot installed", s: standbyPending(ha.PhaseSnapshot, false), ev: ha.SnapshotInstalled{Link: 7, Index: 40},
 			want: standbyPending(ha.PhaseStream, false), acts: []string{}},
 		{name: "the standby caught up", s: standbyPending(ha.PhaseStream, false), ev: ha.StreamCaughtUp{Link: 7, Index: 90},
-			want: standbySync, acts: []string{st("standby/Synchronization Pending", "standby/Synchronized") + " epoch 3 nil"}},
+			want: standbySync, acts: []string{"persist-ha-state Disconnected Consistent",
+				st("standby/Synchronization Pending", "standby/Synchronized") + " epoch 3 nil"}},
 		{name: "the standby fails to persist while synchronized", s: standbySync, ev: ha.SyncFailed{Link: 7, Err: errBoom},
 			want: standbyDC, acts: []string{"disconnect 7 boom", st("standby/Synchronized", "standby/Disconnected Consistent") + " epoch 3 boom"}},
 		{name: "the standby fails to persist during a first sync", s: standbyPending(ha.PhaseStream, false), ev: ha.SyncFailed{Link: 7, Err: errBoom},
@@ -444,8 +526,34 @@ func stepCases() []stepCase {
 			want: mod(activeSync, func(s *ha.State) { s.Conn, s.Link, s.Reconnect = ha.DisconnectedConsistent, 0, sched(now) }),
 			acts: []string{"disconnect 7 boom", st("active/Synchronized", "active/Disconnected Consistent") + " epoch 3 boom"}},
 		{name: "restore failed: not consistent any more", s: standbyDC, ev: ha.RestoreFailed{Err: errBoom}, want: standbyDisc,
-			acts: []string{"emit sync-aborted standby/Disconnected Consistent -> standby/Disconnected epoch 3 boom",
+			acts: []string{"persist-ha-state Disconnected", "emit sync-aborted standby/Disconnected Consistent -> standby/Disconnected epoch 3 boom",
 				st("standby/Disconnected Consistent", "standby/Disconnected") + " epoch 3 boom"}},
+
+		// backup restore.
+		{name: "restore on a standalone server", s: standalone, ev: ha.Restore{Backup: "/b/x.zip"}, want: standalone,
+			acts: []string{"restore-from /b/x.zip"}},
+		{name: "restore on a standalone server, basic edition", s: standalone, ev: ha.Restore{Backup: "/b/x.zip"}, cfg: &basic,
+			want: standalone, acts: []string{"restore-from /b/x.zip"}},
+		{name: "restore on the active is refused", s: activeDC, ev: ha.Restore{Backup: "/b/x.zip"}, want: activeDC,
+			acts: []string{"refuse ErrWrongRole"}},
+		{name: "restore on a synchronized standby is refused", s: standbySync, ev: ha.Restore{Backup: "/b/x.zip"}, want: standbySync,
+			acts: []string{"refuse ErrSynchronized"}},
+		{name: "restore on a synchronizing standby is refused", s: standbyPending(ha.PhaseStream, true), ev: ha.Restore{Backup: "/b/x.zip"},
+			want: standbyPending(ha.PhaseStream, true), acts: []string{"refuse ErrSyncInProgress"}},
+		{name: "restore on a standby that dials is refused", s: mod(standbyDC, func(s *ha.State) { s.Dialing = true }),
+			ev: ha.Restore{Backup: "/b/x.zip"}, want: mod(standbyDC, func(s *ha.State) { s.Dialing = true }),
+			acts: []string{"refuse ErrConnecting"}},
+		{name: "restore on a disconnected consistent standby: in place, then Disconnected", s: standbyDC, ev: ha.Restore{Backup: "/b/x.zip"},
+			want: standbyDisc,
+			acts: []string{"restore-from /b/x.zip", "persist-ha-state Disconnected",
+				st("standby/Disconnected Consistent", "standby/Disconnected") + " epoch 3 nil"}},
+		{name: "restore on a disconnected standby", s: standbyDisc, ev: ha.Restore{Backup: "/b/x.zip"}, want: standbyDisc,
+			acts: []string{"restore-from /b/x.zip"}},
+		{name: "restore on a demoted server: it stays demoted", s: demoted, ev: ha.Restore{Backup: "/b/x.zip"}, want: demoted,
+			acts: []string{"restore-from /b/x.zip"}},
+		{name: "a restore that fails is refused, nothing changes", s: standbyDC,
+			ev:   ha.ActionFailed{Cause: ha.Restore{Backup: "/b/x.zip"}, Action: ha.RestoreFrom{Backup: "/b/x.zip"}, Err: errBoom},
+			want: standbyDC, acts: []string{"refuse boom"}},
 
 		// Higher epochs.
 		{name: "the active hears of a higher epoch: demoted at once", s: activeSync, ev: ha.HigherEpochSeen{Epoch: 4, From: "storage X"},
@@ -479,12 +587,17 @@ func stepCases() []stepCase {
 				"emit demoted active/Synchronized -> disconnected-standby/Disconnected epoch 4 boom",
 				st("active/Synchronized", "disconnected-standby/Disconnected") + " epoch 3 boom"}},
 		{name: "a higher epoch on a link, not persisted: stops acting, drops the link", s: mod(activeDC, func(s *ha.State) { s.Dialing = true }),
-			ev: ha.ActionFailed{Cause: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Name: "b", Role: ha.Active, Epoch: 4}, Dialed: true},
+			ev: ha.ActionFailed{Cause: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("b"), Name: "b", Role: ha.Active, Epoch: 4}, Dialed: true},
 				Action: ha.PersistRelationship{}, Err: errBoom},
 			want: ha.State{Role: ha.DisconnectedStandby, Conn: ha.Disconnected, Peer: pB, Epoch: 3, Seen: 4},
 			acts: []string{"stop-active-duties", "emit demoted active/Disconnected Consistent -> disconnected-standby/Disconnected epoch 4 boom",
 				"disconnect 7 boom", st("active/Disconnected Consistent", "disconnected-standby/Disconnected") + " epoch 3 boom"}},
 	}
+}
+
+// partner is testCfg with [ha] partner_name = name.
+func partner(name string) *ha.Config {
+	return withCfg(func(c *ha.Config) { c.PartnerName = name })
 }
 
 func mod2(p ha.PeerInfo, e hal.Epoch) ha.PeerInfo {
@@ -528,7 +641,8 @@ func TestStepInvariants(t *testing.T) {
 	t.Parallel()
 	events := []ha.Event{
 		ha.Start{}, ha.SetStandby{Addr: "tcp://c:1"}, ha.SetAsStandby{Addr: "tcp://c:1"}, ha.RemoveStandby{}, ha.RemoveActive{},
-		ha.ReconnectCommand{}, ha.Takeover{}, ha.Tick{},
+		ha.SetStandby{Addr: "tcp://c:1", Name: "c"}, ha.SetAsStandby{Addr: "tcp://c:1", Name: "c"},
+		ha.ReconnectCommand{}, ha.Takeover{}, ha.Tick{}, ha.Restore{Backup: "x"},
 		ha.LinkDown{Link: 7, Err: errBoom}, ha.ConnectFailed{Err: errBoom},
 		ha.SyncRequested{Link: 7, Full: true}, ha.SyncRequested{Link: 7}, ha.SnapshotSent{Link: 7, Index: 3},
 		ha.SnapshotInstalled{Link: 7, Index: 3}, ha.StreamCaughtUp{Link: 7, Index: 3}, ha.SyncFailed{Link: 7, Err: errBoom},
@@ -538,8 +652,11 @@ func TestStepInvariants(t *testing.T) {
 	for _, r := range []ha.Role{ha.Standalone, ha.Active, ha.Standby, ha.DisconnectedStandby} {
 		for _, e := range []hal.Epoch{2, 3, 4} {
 			for _, dialed := range []bool{false, true} {
-				for _, name := range []string{"b", "x"} { // the partner, a stranger
-					events = append(events, ha.LinkUp{Link: 8, Peer: ha.PeerInfo{Name: name, Addr: "tcp://" + name + ":9730", Role: r, Epoch: e}, Dialed: dialed})
+				// The partner, a stranger, a stranger that says it is the
+				// partner, the partner's certificate under another name.
+				for _, who := range []struct{ name, cert string }{{"b", "b"}, {"x", "x"}, {"b", "x"}, {"x", "b"}} {
+					events = append(events, ha.LinkUp{Link: 8, Peer: ha.PeerInfo{Name: who.name, Addr: "tcp://" + who.name + ":9730",
+						Role: r, Epoch: e, Cert: certFor(who.cert)}, Dialed: dialed})
 				}
 			}
 		}
@@ -568,16 +685,64 @@ func TestStepInvariants(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d states × %d events × 2 editions", len(states), len(events))
+	t.Logf("%d states × %d events × 2 editions × 3 partner configurations", len(states), len(events))
 	for _, basic := range []bool{false, true} {
-		cfg := testCfg
-		cfg.Basic = basic
-		for _, s := range states {
-			for _, ev := range events {
-				n, acts := ha.Step(s, ev, now, cfg)
-				where := fmt.Sprintf("%+v + %s (basic %t)", s, ev, basic)
-				checkInvariants(t, where, s, ev, n, acts, basic)
+		for _, pc := range []ha.Config{{}, {PartnerName: "b"}, {PartnerFingerprint: certFor("b").Fingerprint}} {
+			cfg := testCfg
+			cfg.Basic, cfg.PartnerName, cfg.PartnerFingerprint = basic, pc.PartnerName, pc.PartnerFingerprint
+			for _, s := range states {
+				for _, ev := range events {
+					n, acts := ha.Step(s, ev, now, cfg)
+					where := fmt.Sprintf("%+v + %s (basic %t, partner %q %s)", s, ev, basic, pc.PartnerName, pc.PartnerFingerprint)
+					checkInvariants(t, where, s, ev, n, acts, basic)
+					checkStranger(t, where, s, ev, n, acts, cfg)
+				}
 			}
+		}
+	}
+}
+
+// checkStranger: a LinkUp from a peer whose certificate is not the
+// partner's (or whose Hello names another server) changes nothing but
+// the end of a dial, whatever epoch or role it claims.
+func checkStranger(t *testing.T, where string, s ha.State, ev ha.Event, n ha.State, acts []ha.Action, cfg ha.Config) {
+	t.Helper()
+	e, ok := ev.(ha.LinkUp)
+	if !ok || cfg.Basic {
+		return
+	}
+	name := s.Peer.Name
+	if name == "" {
+		name = cfg.PartnerName
+	}
+	var partner bool
+	if !cfg.PartnerFingerprint.IsZero() {
+		partner = e.Peer.Cert.Fingerprint == cfg.PartnerFingerprint && (name == "" || e.Peer.Name == name)
+	} else {
+		partner = name != "" && e.Peer.Cert.Names(name) && e.Peer.Name == name
+	}
+	if partner {
+		return
+	}
+	want := s
+	if e.Dialed {
+		want.Dialing = false
+	}
+	if n != want {
+		t.Errorf("%s: a stranger changed the state to %+v", where, n)
+	}
+	for _, a := range acts {
+		switch a := a.(type) {
+		case ha.Disconnect:
+			if a.Link != e.Link || !errors.Is(a.Err, ha.ErrNotPartner) {
+				t.Errorf("%s: a stranger's link: %s", where, render(a))
+			}
+		case ha.Emit:
+			if a.Notice.Kind != ha.ReconnectStopped {
+				t.Errorf("%s: a stranger's link: %s", where, render(a))
+			}
+		default:
+			t.Errorf("%s: a stranger's link: %s", where, render(a))
 		}
 	}
 }
@@ -619,20 +784,30 @@ func checkInvariants(t *testing.T, where string, s ha.State, ev ha.Event, n ha.S
 	if n.Role.Acting() && n.Epoch != s.Epoch && (len(acts) == 0 || render(acts[0]) != fmt.Sprintf("persist-epoch %d", n.Epoch)) {
 		t.Errorf("%s: epoch %d -> %d not persisted first: %v", where, s.Epoch, n.Epoch, renderAll(acts))
 	}
-	seenOther := false
+	// Fallible actions first, then the best-effort record of the HA
+	// state, then the rest.
+	stage := 0
 	for _, a := range acts {
+		at := 2
 		switch a.(type) {
-		case ha.PersistEpoch, ha.PersistRelationship:
-			if seenOther {
-				t.Errorf("%s: persistence after other actions: %v", where, renderAll(acts))
-			}
-		default:
-			seenOther = true
+		case ha.PersistEpoch, ha.PersistRelationship, ha.RestoreFrom:
+			at = 0
+		case ha.PersistHAState:
+			at = 1
 		}
+		if at < stage {
+			t.Errorf("%s: persistence after other actions: %v", where, renderAll(acts))
+		}
+		stage = at
 	}
-	// A relationship change is persisted.
-	if n.Relationship() != s.Relationship() && !has(is(ha.PersistRelationship{})) {
+	// A relationship change is persisted: a new role or partner before
+	// anything, a new HA state to resume from at least as a record.
+	nr, sr := n.Relationship(), s.Relationship()
+	if (nr.Role != sr.Role || nr.Peer != sr.Peer) && !has(is(ha.PersistRelationship{})) {
 		t.Errorf("%s: relationship changed without persisting it", where)
+	}
+	if nr != sr && !has(is(ha.PersistRelationship{})) && !has(is(ha.PersistHAState{})) {
+		t.Errorf("%s: the HA state to resume from changed without persisting it", where)
 	}
 	// A state change is emitted.
 	if n.Status() != s.Status() && !slices.ContainsFunc(acts, func(a ha.Action) bool {
@@ -645,8 +820,8 @@ func checkInvariants(t *testing.T, where string, s ha.State, ev ha.Event, n ha.S
 	if has(is(ha.Refuse{})) && (n != s || !isCommand(ev)) {
 		t.Errorf("%s: refusal that changed %+v", where, n)
 	}
-	// The basic edition refuses every command and keeps no link.
-	if basic {
+	// The basic edition refuses every HA command and keeps no link.
+	if _, restore := ev.(ha.Restore); basic && !restore {
 		if isCommand(ev) && (len(acts) != 1 || render(acts[0]) != "refuse ErrBasicEdition") {
 			t.Errorf("%s: basic edition: %v", where, renderAll(acts))
 		}
@@ -671,7 +846,7 @@ func checkInvariants(t *testing.T, where string, s ha.State, ev ha.Event, n ha.S
 
 func isCommand(ev ha.Event) bool {
 	switch ev.(type) {
-	case ha.SetStandby, ha.SetAsStandby, ha.RemoveStandby, ha.RemoveActive, ha.ReconnectCommand, ha.Takeover:
+	case ha.SetStandby, ha.SetAsStandby, ha.RemoveStandby, ha.RemoveActive, ha.ReconnectCommand, ha.Takeover, ha.Restore:
 		return true
 	}
 	return false

@@ -145,10 +145,11 @@ func (d *daemonDemo) startStandby(ctx context.Context) error {
 		return err
 	}
 	d.say("a second server, %s, becomes the standby: it takes a backup, receives a snapshot, then every record", b.Name)
-	if err := d.showOn(ctx, b.Bus, "ha", "set-as-standby", a.Addr()); err != nil {
+	if err := d.showOn(ctx, b.Bus, "ha", "set-as-standby", a.Addr(), "--name", a.Name); err != nil {
 		return err
 	}
-	d.say("%s links to %s, which becomes its active (the same as ha set-standby %s on %s)", b.Name, a.Name, b.Addr(), a.Name)
+	d.say("%s links to %s, whose certificate names it %s, and which becomes its active (the same as ha set-standby %s --name %s on %s)",
+		b.Name, a.Name, a.Name, b.Addr(), b.Name, a.Name)
 	for i := 0; ; i++ {
 		out, err := d.ctlOn(ctx, b.Bus, "ha", "status")
 		if err == nil && strings.Contains(out, "Synchronized") {

@@ -45,7 +45,10 @@ const usage = `usage: lockstepctl [--bus system|session|ADDRESS] [--json] COMMAN
   backup create | list | restore NAME
   events [--since SEQ] [--follow]
   firewall-hints [--format text|nft|iptables]
-  ha status | set-standby ADDR | set-as-standby ADDR | takeover | reconnect | remove-standby | remove-active
+  ha status | takeover | reconnect | remove-standby | remove-active
+  ha set-standby ADDR [--name NAME] | set-as-standby ADDR [--name NAME]
+                                           NAME: the partner's server name, which its certificate
+                                           must carry (default: [ha] partner_name)
 
 --json prints every read as JSON. The bus is the system bus unless
 --bus or $LOCKSTEP_BUS says otherwise.
@@ -495,11 +498,18 @@ func (c *cli) firewall(ctx context.Context, rest []string) error {
 }
 
 func (c *cli) ha(ctx context.Context, sub string, rest []string) error {
+	var name string
 	arg := func() (string, error) {
-		if len(rest) != 2 {
-			return "", usageErr("ha %s ADDR", sub)
+		fs := flag.NewFlagSet("ha "+sub, flag.ContinueOnError)
+		fs.StringVar(&name, "name", "", "the partner's server name, which its certificate must carry")
+		pos, err := flags(fs, rest[1:])
+		if err != nil {
+			return "", err
 		}
-		return rest[1], nil
+		if len(pos) != 1 {
+			return "", usageErr("ha %s ADDR [--name NAME]", sub)
+		}
+		return pos[0], nil
 	}
 	switch sub {
 	case "status":
@@ -529,9 +539,7 @@ func (c *cli) ha(ctx context.Context, sub string, rest []string) error {
 				fmt.Fprintf(w, "next reconnect\t%s (attempt %d of %d)\n", st.NextReconnect.Format(time.RFC3339),
 					st.ReconnectAttempts+1, st.ReconnectLimit)
 			}
-			for _, s := range st.Unreachable {
-				fmt.Fprintf(w, "cannot reach\t%s\n", s)
-			}
+			printReadiness(w, st.Unreachable, st.Readiness)
 		})
 	case "set-standby", "set-as-standby":
 		addr, err := arg()
@@ -539,9 +547,9 @@ func (c *cli) ha(ctx context.Context, sub string, rest []string) error {
 			return err
 		}
 		if sub == "set-standby" {
-			return c.client.HASetStandby(ctx, addr)
+			return c.client.HASetStandby(ctx, addr, name)
 		}
-		return c.client.HASetAsStandby(ctx, addr)
+		return c.client.HASetAsStandby(ctx, addr, name)
 	case "takeover":
 		doc, err := c.client.HATakeover(ctx)
 		if err != nil {
@@ -549,9 +557,7 @@ func (c *cli) ha(ctx context.Context, sub string, rest []string) error {
 		}
 		return c.show(doc, func(w io.Writer) {
 			fmt.Fprintf(w, "active with epoch %d\n", doc.Epoch)
-			for _, s := range doc.Unreachable {
-				fmt.Fprintf(w, "cannot reach\t%s\n", s)
-			}
+			printReadiness(w, doc.Unreachable, doc.Readiness)
 			for _, warn := range doc.Warnings {
 				fmt.Fprintf(w, "warning\t%s\n", warn)
 			}
@@ -564,4 +570,20 @@ func (c *cli) ha(ctx context.Context, sub string, rest []string) error {
 		return c.client.HARemoveActive(ctx)
 	}
 	return usageErr("ha status|set-standby|set-as-standby|takeover|reconnect|remove-standby|remove-active")
+}
+
+// printReadiness lists the storage systems a server cannot reach, with
+// why when the daemon says (an older one sends only the serials).
+func printReadiness(w io.Writer, unreachable []hal.Serial, why []control.ReadinessDoc) {
+	reasons := map[hal.Serial]string{}
+	for _, r := range why {
+		reasons[r.Serial] = r.Reason
+	}
+	for _, s := range unreachable {
+		if r := reasons[s]; r != "" {
+			fmt.Fprintf(w, "cannot reach\t%s: %s\n", s, r)
+		} else {
+			fmt.Fprintf(w, "cannot reach\t%s\n", s)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/freeze"
+	"github.com/lockstep-io/lockstep/ha"
 )
 
 // Path is where the daemon reads its config by default.
@@ -118,6 +119,14 @@ type HA struct {
 	// SourcePorts is the fixed local port range of the connecting side;
 	// nil: the kernel picks an ephemeral port.
 	SourcePorts *PortRange
+	// PartnerName is the partner's server name, which its certificate
+	// must carry (DNS or URI subject alternative name), when ha
+	// set-standby/set-as-standby does not give one (--name), and for a
+	// server that waits to be contacted; empty: none.
+	PartnerName string
+	// PartnerFingerprint pins the partner's certificate (SHA-256); zero:
+	// none.
+	PartnerFingerprint ha.Fingerprint
 }
 
 // TLSFiles are PEM files for mutual TLS. Absolute paths.

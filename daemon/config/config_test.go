@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/freeze"
+	"github.com/lockstep-io/lockstep/ha"
 )
 
 const referenceFile = "../../etc/lockstep/lockstep.toml"
@@ -78,6 +79,8 @@ func TestReferenceFileExamples(t *testing.T) {
 	want.HA.TLS = &TLSFiles{CertFile: "/etc/lockstep/tls/server.pem", KeyFile: "/etc/lockstep/tls/server.key", CAFile: "/etc/lockstep/tls/ca.pem"}
 	want.HA.SourcePorts = &PortRange{40000, 40009}
 	want.HA.Advertise = &Addr{Scheme: TCP, Host: "db1.example.com", Port: 9730}
+	want.HA.PartnerName = "db2.example.com"
+	want.HA.PartnerFingerprint, _ = ha.ParseFingerprint(strings.Repeat("3fa2910cd47e55b8", 4))
 	want.Syslog.Target = &Addr{Scheme: UDP, Host: "syslog.example.net", Port: 514}
 	want.SNMP.TrapListen = &Addr{Scheme: UDP, Host: "0.0.0.0", Port: 10162}
 	want.SNMP.TrapAuth = TrapAuth{CommunityFile: "/etc/lockstep/snmp/storage.community", User: "storage",
@@ -139,6 +142,16 @@ func TestGoodFiles(t *testing.T) {
 		check: func(c *Config) string {
 			if c.HA.Listen != (Addr{Scheme: VSock, CID: VSockAnyCID, Port: 9730}) || c.HAAvailable() != nil {
 				return fmt.Sprintf("HA = %+v, available: %v", c.HA, c.HAAvailable())
+			}
+			return ""
+		},
+	}, {
+		name: "partner name and fingerprint",
+		text: "[ha]\npartner_name = \"db2.example.com\"\npartner_fingerprint = \"SHA256 Fingerprint=" +
+			strings.TrimSuffix(strings.Repeat("AB:", 32), ":") + "\"\n",
+		check: func(c *Config) string {
+			if c.HA.PartnerName != "db2.example.com" || c.HA.PartnerFingerprint.String() != strings.Repeat("ab", 32) {
+				return fmt.Sprintf("partner %q %s", c.HA.PartnerName, c.HA.PartnerFingerprint)
 			}
 			return ""
 		},
@@ -285,6 +298,8 @@ func badFiles() []badFile {
 		{"bad source ports", "[ha]\nsource_ports = \"40009-40000\"\n", ErrValue, "ha.source_ports", 2, "backwards"},
 		{"privileged source ports", "[ha]\nsource_ports = \"1000-1010\"\n", ErrValue, "ha.source_ports", 2, "below 1024"},
 		{"bad advertise", "[ha]\nadvertise = \"udp://a:1\"\n", ErrAddress, "ha.advertise", 2, "udp"},
+		{"bad partner name", "[ha]\npartner_name = \"db 2\"\n", ErrValue, "ha.partner_name", 2, "without spaces"},
+		{"bad partner fingerprint", "[ha]\n\npartner_fingerprint = \"ab:cd\"\n", ErrValue, "ha.partner_fingerprint", 3, "64 hex digits"},
 		{"bad app name", "[syslog]\napp_name = \"lock stepd\"\n", ErrValue, "syslog.app_name", 2, "RFC 5424"},
 		{"partial TLS", "[ha]\ncert_file = \"/c\"\n", ErrRequired, "ha.key_file", 1, "go together"},
 		{"listen without TLS", "[ha]\nlisten = \"tcp://0.0.0.0:9730\"\n", ErrRequired, "ha.ca_file", 1, "ha.listen is set"},

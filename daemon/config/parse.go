@@ -13,6 +13,7 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/lockstep-io/lockstep/daemon/freeze"
+	"github.com/lockstep-io/lockstep/ha"
 )
 
 // The file as decoded: every leaf is a rawValue, so that a value of the
@@ -52,6 +53,8 @@ type rawHA struct {
 	ReconnectInterval rawValue `toml:"reconnect_interval"`
 	ReconnectAttempts rawValue `toml:"reconnect_attempts"`
 	SourcePorts       rawValue `toml:"source_ports"`
+	PartnerName       rawValue `toml:"partner_name"`
+	PartnerFP         rawValue `toml:"partner_fingerprint"`
 }
 
 type rawControl struct {
@@ -595,13 +598,28 @@ func (c *checker) ha(r rawHA, cfg *Config) {
 			h.SourcePorts = &pr
 		}
 	}
+	if name, ok := c.str("ha.partner_name", r.PartnerName); ok {
+		if err := ha.ValidName(name); err != nil {
+			c.add(ErrValue, err, "ha.partner_name", "%v", err)
+		} else {
+			h.PartnerName = name
+		}
+	}
+	if s, ok := c.str("ha.partner_fingerprint", r.PartnerFP); ok {
+		if fp, err := ha.ParseFingerprint(s); err != nil {
+			c.add(ErrValue, err, "ha.partner_fingerprint", "%v", err)
+		} else {
+			h.PartnerFingerprint = fp
+		}
+	}
 	if cfg.Server.Edition == EditionBasic {
 		var used []string
 		for _, f := range []struct {
 			key string
 			v   rawValue
 		}{{"listen", r.Listen}, {"advertise", r.Advertise}, {"cert_file", r.CertFile}, {"key_file", r.KeyFile}, {"ca_file", r.CAFile},
-			{"reconnect_interval", r.ReconnectInterval}, {"reconnect_attempts", r.ReconnectAttempts}, {"source_ports", r.SourcePorts}} {
+			{"reconnect_interval", r.ReconnectInterval}, {"reconnect_attempts", r.ReconnectAttempts}, {"source_ports", r.SourcePorts},
+			{"partner_name", r.PartnerName}, {"partner_fingerprint", r.PartnerFP}} {
 			if f.v.set {
 				used = append(used, f.key)
 			}

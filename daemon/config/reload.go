@@ -64,6 +64,8 @@ func settings() []setting {
 			x, y := a.HA.SourcePorts, b.HA.SourcePorts
 			return (x == nil) == (y == nil) && (x == nil || *x == *y)
 		}},
+		{"ha.partner_name", false, func(a, b *Config) bool { return a.HA.PartnerName == b.HA.PartnerName }},
+		{"ha.partner_fingerprint", false, func(a, b *Config) bool { return a.HA.PartnerFingerprint == b.HA.PartnerFingerprint }},
 		{"control.bus", false, func(a, b *Config) bool { return a.Control.String() == b.Control.String() }},
 		{"control.admin_group", false, func(a, b *Config) bool { return a.Control.AdminGroup == b.Control.AdminGroup }},
 		{"log.level", true, func(a, b *Config) bool { return a.Log.Level == b.Log.Level }},

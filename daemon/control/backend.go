@@ -70,10 +70,13 @@ type Backend interface {
 	// BackupRestore restores a backup after checking every checksum; it
 	// changes nothing if one fails.
 	BackupRestore(ctx context.Context, name string) error
-	// HASetStandby, on the active, makes the server at addr its standby.
-	HASetStandby(ctx context.Context, addr string) error
-	// HASetAsStandby makes this server the standby of the active at addr.
-	HASetAsStandby(ctx context.Context, addr string) error
+	// HASetStandby, on the active, makes the server at addr its standby;
+	// name is the standby's server name, which its certificate must
+	// carry ("": [ha] partner_name).
+	HASetStandby(ctx context.Context, addr, name string) error
+	// HASetAsStandby makes this server the standby of the active at addr,
+	// named name ("": [ha] partner_name).
+	HASetAsStandby(ctx context.Context, addr, name string) error
 	// HATakeover, on the standby, makes it the active with a raised epoch.
 	HATakeover(ctx context.Context) (TakeoverDoc, error)
 	// HAReconnect retries the connection to the partner now.

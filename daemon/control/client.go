@@ -183,14 +183,15 @@ func (c *Client) BackupRestore(ctx context.Context, name string) error {
 	return c.call(ctx, AdminInterface, "BackupRestore", nil, name)
 }
 
-// HASetStandby is lockstepctl ha set-standby ADDR.
-func (c *Client) HASetStandby(ctx context.Context, addr string) error {
-	return c.call(ctx, AdminInterface, "HASetStandby", nil, addr)
+// HASetStandby is lockstepctl ha set-standby ADDR --name NAME (name ""
+// without --name).
+func (c *Client) HASetStandby(ctx context.Context, addr, name string) error {
+	return c.call(ctx, AdminInterface, "HASetStandby", nil, addr, name)
 }
 
-// HASetAsStandby is lockstepctl ha set-as-standby ADDR.
-func (c *Client) HASetAsStandby(ctx context.Context, addr string) error {
-	return c.call(ctx, AdminInterface, "HASetAsStandby", nil, addr)
+// HASetAsStandby is lockstepctl ha set-as-standby ADDR --name NAME.
+func (c *Client) HASetAsStandby(ctx context.Context, addr, name string) error {
+	return c.call(ctx, AdminInterface, "HASetAsStandby", nil, addr, name)
 }
 
 // HATakeover is lockstepctl ha takeover.

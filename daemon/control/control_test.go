@@ -221,10 +221,14 @@ func verbs() []verb {
 		{"BackupCreate", func(ctx context.Context, c *Client) (any, error) { return c.BackupCreate(ctx) }, nil, testBackup},
 		{"BackupRestore", func(ctx context.Context, c *Client) (any, error) { return nil, c.BackupRestore(ctx, testBackup.Name) },
 			[]any{testBackup.Name}, nil},
-		{"HASetStandby", func(ctx context.Context, c *Client) (any, error) { return nil, c.HASetStandby(ctx, "tcp://mgr2:7400") },
-			[]any{"tcp://mgr2:7400"}, nil},
-		{"HASetAsStandby", func(ctx context.Context, c *Client) (any, error) { return nil, c.HASetAsStandby(ctx, "vsock://2:7400") },
-			[]any{"vsock://2:7400"}, nil},
+		{"HASetStandby", func(ctx context.Context, c *Client) (any, error) {
+			return nil, c.HASetStandby(ctx, "tcp://mgr2:7400", "mgr2")
+		},
+			[]any{"tcp://mgr2:7400", "mgr2"}, nil},
+		{"HASetAsStandby", func(ctx context.Context, c *Client) (any, error) {
+			return nil, c.HASetAsStandby(ctx, "vsock://2:7400", "")
+		},
+			[]any{"vsock://2:7400", ""}, nil},
 		{"HATakeover", func(ctx context.Context, c *Client) (any, error) { return c.HATakeover(ctx) }, nil, testTakeover},
 		{"HAReconnect", func(ctx context.Context, c *Client) (any, error) { return nil, c.HAReconnect(ctx) }, nil, nil},
 		{"HARemoveStandby", func(ctx context.Context, c *Client) (any, error) { return nil, c.HARemoveStandby(ctx) }, nil, nil},
@@ -307,7 +311,8 @@ func TestArgumentsChecked(t *testing.T) {
 			_, err := e.client.FirewallHints(ctx, "pf")
 			return err
 		}},
-		{"empty HA address", func(ctx context.Context) error { return e.client.HASetStandby(ctx, "") }},
+		{"empty HA address", func(ctx context.Context) error { return e.client.HASetStandby(ctx, "", "b") }},
+		{"HA partner name with a space", func(ctx context.Context) error { return e.client.HASetAsStandby(ctx, "tcp://a:1", "db 1") }},
 		{"wrong D-Bus argument type", func(ctx context.Context) error {
 			return obj.CallWithContext(ctx, AdminInterface+".HeartbeatSet", 0, "yes").Err
 		}},

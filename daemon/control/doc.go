@@ -66,8 +66,10 @@
 //	HeartbeatSet(on b) -> s                       WarningsDoc
 //	BackupCreate() -> s                           BackupDoc
 //	BackupRestore(name s)
-//	HASetStandby(address s)                       tcp://host:port or vsock://cid:port
-//	HASetAsStandby(address s)
+//	HASetStandby(address s, name s)               tcp://host:port or vsock://cid:port; name: the
+//	                                              partner's server name, which its certificate
+//	                                              must carry ("" = [ha] partner_name)
+//	HASetAsStandby(address s, name s)
 //	HATakeover() -> s                             TakeoverDoc
 //	HAReconnect()
 //	HARemoveStandby()

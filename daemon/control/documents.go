@@ -451,6 +451,16 @@ type HADoc struct {
 	// Unreachable lists the storage systems this server could not use if
 	// it were (or became) active: its takeover readiness.
 	Unreachable []hal.Serial `json:"unreachable"`
+	// Readiness says, for each of Unreachable, why (DESIGN.md §4).
+	Readiness []ReadinessDoc `json:"readiness"`
+}
+
+// ReadinessDoc is one storage system a server cannot reach, and why: no
+// IP connection (only z/OS or an HMC, which this build cannot use), no
+// usable credentials, or its last connection error.
+type ReadinessDoc struct {
+	Serial hal.Serial `json:"serial"`
+	Reason string     `json:"reason"`
 }
 
 // TakeoverDoc is the answer to HATakeover.
@@ -460,7 +470,9 @@ type TakeoverDoc struct {
 	// Unreachable lists the storage systems the new active could not
 	// reach (takeover readiness).
 	Unreachable []hal.Serial `json:"unreachable"`
-	Warnings    []string     `json:"warnings"`
+	// Readiness says, for each of Unreachable, why.
+	Readiness []ReadinessDoc `json:"readiness"`
+	Warnings  []string       `json:"warnings"`
 }
 
 // WarningsDoc is the answer of the changes that can succeed with warnings

@@ -74,9 +74,12 @@ var (
 	testHeartbeat = HeartbeatDoc{Enabled: true, Interval: Duration(time.Second), Groups: []HeartbeatGroupDoc{{Name: "cg1", Phase: "mirroring", H: Duration(55 * time.Second), Systems: []HeartbeatSystemDoc{{Serial: "A", Armed: true, LastSent: testTime}}}}, Warnings: []string{}}
 	testBackup    = BackupDoc{Name: "lockstep-20250304T050607Z.zip", Created: testTime, Size: 4096, Version: "1.2.3", Epoch: 7, LastIndex: 99}
 	testFirewall  = FirewallDoc{Format: FirewallNft, Rules: "tcp dport 7400 accept", Hints: []FirewallHintDoc{{Direction: "in", Protocol: "tcp", LocalPorts: "7400", RemotePorts: "32768-60999", Purpose: "HA peer"}}}
-	testHA        = HADoc{Edition: "full", Role: "active", State: "Synchronized", Epoch: 7, Partner: "tcp://mgr2:7400", PartnerRole: "standby", ReconnectLimit: 10, Unreachable: []hal.Serial{}}
-	testTakeover  = TakeoverDoc{Epoch: 8, Unreachable: []hal.Serial{"ZOSONLY"}, Warnings: []string{"ZOSONLY: z/OS connection outside this sysplex"}}
-	testWarnings  = []string{"heartbeat cannot reach ZOSONLY: no TCP/IP connection"}
+	testHA        = HADoc{Edition: "full", Role: "active", State: "Synchronized", Epoch: 7, Partner: "tcp://mgr2:7400", PartnerRole: "standby", ReconnectLimit: 10, Unreachable: []hal.Serial{},
+		Readiness: []ReadinessDoc{}}
+	testTakeover = TakeoverDoc{Epoch: 8, Unreachable: []hal.Serial{"ZOSONLY"},
+		Readiness: []ReadinessDoc{{Serial: "ZOSONLY", Reason: "only a z/OS connection (sysplex PLEX1)"}},
+		Warnings:  []string{"ZOSONLY: z/OS connection outside this sysplex"}}
+	testWarnings = []string{"heartbeat cannot reach ZOSONLY: no TCP/IP connection"}
 )
 
 func (f *fakeBackend) Status(ctx context.Context) (StatusDoc, error) {
@@ -151,12 +154,12 @@ func (f *fakeBackend) BackupRestore(ctx context.Context, name string) error {
 	return f.record("BackupRestore", name)
 }
 
-func (f *fakeBackend) HASetStandby(ctx context.Context, addr string) error {
-	return f.record("HASetStandby", addr)
+func (f *fakeBackend) HASetStandby(ctx context.Context, addr, name string) error {
+	return f.record("HASetStandby", addr, name)
 }
 
-func (f *fakeBackend) HASetAsStandby(ctx context.Context, addr string) error {
-	return f.record("HASetAsStandby", addr)
+func (f *fakeBackend) HASetAsStandby(ctx context.Context, addr, name string) error {
+	return f.record("HASetAsStandby", addr, name)
 }
 
 func (f *fakeBackend) HATakeover(ctx context.Context) (TakeoverDoc, error) {

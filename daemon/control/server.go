@@ -19,6 +19,7 @@ import (
 	"github.com/godbus/dbus/v5/introspect"
 
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/version"
 )
@@ -561,26 +562,38 @@ func haAddress(addr string) error {
 	return nil
 }
 
-func (a admin) HASetStandby(sender dbus.Sender, addr string) *dbus.Error {
+// haName checks the partner's server name ("" lets the daemon take
+// [ha] partner_name).
+func haName(name string) error {
+	if name == "" {
+		return nil
+	}
+	if err := ha.ValidName(name); err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalid, err)
+	}
+	return nil
+}
+
+func (a admin) HASetStandby(sender dbus.Sender, addr, name string) *dbus.Error {
 	if derr := a.refused(sender, "HASetStandby"); derr != nil {
 		return derr
 	}
-	err := haAddress(addr)
+	err := errors.Join(haAddress(addr), haName(name))
 	if err == nil {
-		err = a.s.backend.HASetStandby(a.s.ctx, addr)
+		err = a.s.backend.HASetStandby(a.s.ctx, addr, name)
 	}
-	return a.doneNoReply(sender, "HASetStandby", err, "address", addr)
+	return a.doneNoReply(sender, "HASetStandby", err, "address", addr, "name", name)
 }
 
-func (a admin) HASetAsStandby(sender dbus.Sender, addr string) *dbus.Error {
+func (a admin) HASetAsStandby(sender dbus.Sender, addr, name string) *dbus.Error {
 	if derr := a.refused(sender, "HASetAsStandby"); derr != nil {
 		return derr
 	}
-	err := haAddress(addr)
+	err := errors.Join(haAddress(addr), haName(name))
 	if err == nil {
-		err = a.s.backend.HASetAsStandby(a.s.ctx, addr)
+		err = a.s.backend.HASetAsStandby(a.s.ctx, addr, name)
 	}
-	return a.doneNoReply(sender, "HASetAsStandby", err, "address", addr)
+	return a.doneNoReply(sender, "HASetAsStandby", err, "address", addr, "name", name)
 }
 
 func (a admin) HATakeover(sender dbus.Sender) (string, *dbus.Error) {

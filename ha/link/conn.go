@@ -3,6 +3,7 @@ package link
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"errors"
 	"fmt"
@@ -33,6 +34,11 @@ type Options struct {
 	KeepaliveMisses int
 	// HandshakeTimeout bounds TLS and the Hello exchange (default 10 s).
 	HandshakeTimeout time.Duration
+	// PreTLSTimeout bounds, on the accepting side, the wait for the
+	// first TLS record of a new connection (default 2 s): a connection
+	// that sends nothing holds a handshake slot no longer (and is
+	// evicted sooner when the slots are full, see Listener).
+	PreTLSTimeout time.Duration
 	// Clock runs the keepalives and the handshake timeout (nil: real).
 	Clock clock.Clock
 	// Logger (nil: discard).
@@ -77,6 +83,9 @@ func (o Options) withDefaults() (Options, error) {
 	if o.HandshakeTimeout <= 0 {
 		o.HandshakeTimeout = DefaultHandshakeTimeout
 	}
+	if o.PreTLSTimeout <= 0 {
+		o.PreTLSTimeout = DefaultPreTLSTimeout
+	}
 	o.Clock = clock.OrReal(o.Clock)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -95,6 +104,7 @@ type Conn struct {
 	tc     *tls.Conn
 	br     *bufio.Reader
 	peer   Hello
+	cert   ha.CertIdentity // the peer's verified certificate
 	dialed bool
 
 	in      chan Message
@@ -131,6 +141,10 @@ func handshake(ctx context.Context, raw net.Conn, tc *tls.Conn, opts Options, di
 	if err := tc.HandshakeContext(hctx); err != nil {
 		return fail(err)
 	}
+	cert, err := peerIdentity(tc.ConnectionState())
+	if err != nil {
+		return fail(err)
+	}
 	// From here the peer is authenticated; still nothing it sends is
 	// processed before its Hello is read and checked.
 	f, err := Encode(opts.Hello())
@@ -164,16 +178,31 @@ func handshake(ctx context.Context, raw net.Conn, tc *tls.Conn, opts Options, di
 		return fail(context.DeadlineExceeded)
 	}
 	peer.Listen = dialable(peer.Listen, raw.RemoteAddr())
-	return newConn(raw, tc, br, peer, dialed, opts), nil
+	return newConn(raw, tc, br, peer, cert, dialed, opts), nil
 }
 
-func newConn(raw net.Conn, tc *tls.Conn, br *bufio.Reader, peer Hello, dialed bool, opts Options) *Conn {
+// peerIdentity is what the verified certificate of the peer says about
+// it: its subject alternative names and its SHA-256.
+func peerIdentity(cs tls.ConnectionState) (ha.CertIdentity, error) {
+	if len(cs.PeerCertificates) == 0 {
+		return ha.CertIdentity{}, errors.New("link: the peer sent no certificate")
+	}
+	leaf := cs.PeerCertificates[0]
+	id := ha.CertIdentity{DNSNames: leaf.DNSNames, Fingerprint: sha256.Sum256(leaf.Raw)}
+	for _, u := range leaf.URIs {
+		id.URIs = append(id.URIs, u.String())
+	}
+	return id, nil
+}
+
+func newConn(raw net.Conn, tc *tls.Conn, br *bufio.Reader, peer Hello, cert ha.CertIdentity, dialed bool, opts Options) *Conn {
 	c := &Conn{
 		opts:    opts,
 		raw:     raw,
 		tc:      tc,
 		br:      br,
 		peer:    peer,
+		cert:    cert,
 		dialed:  dialed,
 		in:      make(chan Message, inQueue),
 		out:     make(chan []byte, outQueue),
@@ -193,10 +222,16 @@ func newConn(raw net.Conn, tc *tls.Conn, br *bufio.Reader, peer Hello, dialed bo
 // host replaced by the address the connection came from).
 func (c *Conn) Peer() Hello { return c.peer }
 
-// PeerInfo is the peer's Hello as the HA state machine takes it.
+// PeerInfo is the peer's Hello as the HA state machine takes it, with
+// what its verified certificate says (which the state machine checks
+// against the configured partner before anything else).
 func (c *Conn) PeerInfo() ha.PeerInfo {
-	return ha.PeerInfo{Name: c.peer.Name, Addr: c.peer.Listen, Role: c.peer.Role, Epoch: c.peer.Epoch, LastIndex: c.peer.LastIndex}
+	return ha.PeerInfo{Name: c.peer.Name, Addr: c.peer.Listen, Role: c.peer.Role, Epoch: c.peer.Epoch, LastIndex: c.peer.LastIndex,
+		Cert: c.cert}
 }
+
+// PeerCert is what the peer's verified certificate says about it.
+func (c *Conn) PeerCert() ha.CertIdentity { return c.cert }
 
 // Dialed reports a link this server dialed.
 func (c *Conn) Dialed() bool { return c.dialed }

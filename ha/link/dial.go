@@ -76,7 +76,9 @@ func dialFromRange(ctx context.Context, a Addr, ports PortRange) (net.Conn, erro
 }
 
 // Listener accepts links: each connection's TLS handshake and Hello run
-// in their own goroutine, so that a slow or hostile client delays no one.
+// in their own goroutine, so that a slow or hostile client delays no one,
+// in a bounded number of slots that idle connections cannot hold (see
+// slots.go).
 type Listener struct {
 	nl   net.Listener
 	opts Options
@@ -85,12 +87,8 @@ type Listener struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	slots  chan struct{} // one per handshake under way
+	slots  *slots
 }
-
-// maxHandshakes bounds the handshakes a Listener runs at once; beyond,
-// new connections are closed at once.
-const maxHandshakes = 64
 
 // Listen listens on addr: "tcp://host:port" (port 0: any) or
 // "vsock://cid:port" ("vsock://any:port" for every CID).
@@ -113,8 +111,7 @@ func Listen(addr string, opts Options) (*Listener, error) {
 		return nil, fmt.Errorf("link: listening on %s: %w", a, err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	l := &Listener{nl: nl, opts: opts, conns: make(chan *Conn), ctx: ctx, cancel: cancel,
-		slots: make(chan struct{}, maxHandshakes)}
+	l := &Listener{nl: nl, opts: opts, conns: make(chan *Conn), ctx: ctx, cancel: cancel, slots: newSlots(opts.Clock)}
 	l.wg.Add(1)
 	go l.acceptLoop()
 	return l, nil
@@ -159,19 +156,38 @@ func (l *Listener) acceptLoop() {
 			}
 			continue
 		}
-		select {
-		case l.slots <- struct{}{}:
-		default:
-			l.opts.Logger.Warn("ha link refused: too many handshakes under way", "msg_id", MsgRefused,
-				"remote", raw.RemoteAddr().String())
+		s := l.slots.admit(raw)
+		if s == nil {
 			raw.Close()
+		}
+		if refused, evicted, ok := l.slots.summary(); ok {
+			l.opts.Logger.Warn("ha link: connections refused or evicted before TLS: too many handshakes under way",
+				"msg_id", MsgRefused, "refused", refused, "evicted_idle", evicted, "last_remote", raw.RemoteAddr().String())
+		}
+		if s == nil {
 			continue
 		}
 		l.wg.Add(1)
 		go func() {
 			defer l.wg.Done()
-			defer func() { <-l.slots }()
-			c, err := handshake(l.ctx, raw, tls.Server(raw, l.opts.Credentials.serverTLS()), l.opts, false)
+			defer l.slots.release(s)
+			tc, err := l.slots.preTLS(l.ctx, s, l.opts.PreTLSTimeout)
+			if err != nil {
+				raw.Close()
+				err = fmt.Errorf("%w with %s: %w", ErrHandshake, raw.RemoteAddr(), err)
+				if !errors.Is(err, errNotTLS) {
+					// Idle: a scan, a flood, or a peer that gave up; not
+					// logged one by one.
+					l.opts.Logger.Debug("ha link refused before TLS", "msg_id", MsgRefused, "err", err)
+					return
+				}
+				l.opts.Logger.Warn("ha link refused", "msg_id", MsgRefused, "remote", raw.RemoteAddr().String(), "err", err)
+				if l.opts.OnRefused != nil {
+					l.opts.OnRefused(raw.RemoteAddr(), err)
+				}
+				return
+			}
+			c, err := handshake(l.ctx, raw, tls.Server(tc, l.opts.Credentials.serverTLS()), l.opts, false)
 			if err != nil {
 				l.opts.Logger.Warn("ha link refused", "msg_id", MsgRefused, "remote", raw.RemoteAddr().String(), "err", err)
 				if l.opts.OnRefused != nil {

@@ -22,11 +22,24 @@
 //
 // TLS 1.3 only, mutual: the accepting side requires a client certificate
 // and the dialing side verifies the server's, both against the CA of the
-// pair (Credentials); host names are not checked, so any certificate the
-// CA signed is a peer, and each server's certificate carries both
-// serverAuth and clientAuth. A connection whose certificate fails is
-// refused during the handshake, before any message is read; a Listener
-// logs it (msg_id ha-link-refused-W) and never returns it.
+// pair (Credentials); each server's certificate carries both serverAuth
+// and clientAuth. A connection whose certificate fails is refused during
+// the handshake, before any message is read; a Listener logs it (msg_id
+// ha-link-refused-W) and never returns it. Host names are not checked
+// here (peers are addressed by IP or vsock CID): the link reports what
+// the verified certificate says (Conn.PeerCert, in Conn.PeerInfo: its
+// DNS and URI names and its SHA-256), and the HA state machine accepts
+// the link only if that is the configured partner (ha.PeerInfo.Cert).
+//
+// A Listener runs at most 64 handshakes at once. A new connection must
+// send the first TLS record within Options.PreTLSTimeout (2 s) or it is
+// closed, and anything but a TLS handshake record is closed at once; when
+// the slots are full, a new connection evicts an idle one (nothing
+// received), the oldest of the address that holds the most, so that
+// connections that send nothing, renewed as fast as they are closed,
+// cannot keep the partner out; an address may hold at most 16 started
+// TLS handshakes. Refusals and evictions are logged as a count, at most
+// every 10 s (see slots.go).
 //
 // # Frames
 //

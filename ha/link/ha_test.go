@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -99,7 +100,9 @@ type node struct {
 
 var _ ha.Effects = (*node)(nil)
 
-func newNode(t *testing.T, name string, pki *testPKI, clk *clock.Fake) *node {
+// newNode starts the server name, whose partner is named partner ([ha]
+// partner_name).
+func newNode(t *testing.T, name, partner string, pki *testPKI, clk *clock.Fake) *node {
 	t.Helper()
 	dir := t.TempDir()
 	j, err := persist.Open(dir, persist.Options{})
@@ -113,7 +116,7 @@ func newNode(t *testing.T, name string, pki *testPKI, clk *clock.Fake) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.loop = ha.NewLoop(ha.State{Epoch: 1, Seen: 1}, ha.Config{ReconnectInterval: time.Minute, ReconnectAttempts: 3},
+	n.loop = ha.NewLoop(ha.State{Epoch: 1, Seen: 1}, ha.Config{ReconnectInterval: time.Minute, ReconnectAttempts: 3, PartnerName: partner},
 		n, ha.LoopOptions{Clock: clk})
 	done := make(chan struct{})
 	go func() {
@@ -181,6 +184,8 @@ func (n *node) PersistRelationship(_ context.Context, r ha.Relationship) error {
 	n.rel = r
 	return nil
 }
+
+func (n *node) RestoreFrom(context.Context, string) error { return errors.New("no backups here") }
 
 func (n *node) Connect(addr string) {
 	go func() {
@@ -343,7 +348,7 @@ func TestHAOverLinks(t *testing.T) {
 	t.Parallel()
 	pki := newPKI(t)
 	clk := clock.NewFake(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
-	a, b := newNode(t, "db1", pki, clk), newNode(t, "db2", pki, clk)
+	a, b := newNode(t, "db1", "db2", pki, clk), newNode(t, "db2", "db1", pki, clk)
 	for i := range 20 {
 		a.store.journal().Append(context.Background(), fmt.Appendf(nil, "a's state %d", i))
 	}
@@ -423,4 +428,79 @@ func TestHAOverLinks(t *testing.T) {
 	if !demoted {
 		t.Error("db1 did not emit Demoted")
 	}
+}
+
+// stranger dials n as a server of the installation (a certificate of the
+// pair's CA, issued for certName) whose Hello says hello.
+func stranger(t *testing.T, n *node, pki *testPKI, certName string, hello Hello, clk *clock.Fake) *Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, n.addr(), Options{Credentials: pki.creds(t, certName), Clock: clk, Hello: func() Hello { return hello }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close(nil) })
+	return c
+}
+
+// TestStrangerChangesNothing: the HA CA signed a certificate for another
+// server. Its holder says epoch 99 to the active, then calls itself the
+// standby to get the journal: neither changes anything, and the real
+// partner still links.
+func TestStrangerChangesNothing(t *testing.T) {
+	t.Parallel()
+	pki := newPKI(t)
+	clk := clock.NewFake(time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC))
+	a, b := newNode(t, "db1", "db2", pki, clk), newNode(t, "db2", "db1", pki, clk)
+	for i := range 5 {
+		a.store.journal().Append(context.Background(), fmt.Appendf(nil, "secret %d", i))
+	}
+	if err := a.loop.Do(context.Background(), ha.SetStandby{Addr: b.addr(), Name: "db2"}); err != nil {
+		t.Fatal(err)
+	}
+	a.waitState(t, ha.Active, ha.Synchronized)
+	b.waitState(t, ha.Standby, ha.Synchronized)
+	lk := b.link(b.loop.State().Link)
+	lk.c.end(errors.New("cable cut"), "")
+	a.waitState(t, ha.Active, ha.DisconnectedConsistent)
+	before := a.loop.State()
+
+	// "Epoch 99, I am the active": no demotion, the link is closed.
+	c := stranger(t, a, pki, "mallory", Hello{Name: "mallory", Role: ha.Active, Epoch: 99}, clk)
+	if _, err := c.Recv(context.Background()); err == nil || !strings.Contains(err.Error(), "not the configured partner") {
+		t.Fatalf("the stranger's link: %v", err)
+	}
+	// "I am db2, the standby": no journal. The stranger asks for it at
+	// once; the link must end without a record or a snapshot.
+	c = stranger(t, a, pki, "mallory", Hello{Name: "db2", Role: ha.Standby, Epoch: 1}, clk)
+	c.Send(context.Background(), SyncRequest{Full: true})
+	for {
+		m, err := c.Recv(context.Background())
+		if err != nil {
+			if !strings.Contains(err.Error(), "not the configured partner") {
+				t.Fatalf("the impostor's link ended with %v", err)
+			}
+			break
+		}
+		t.Fatalf("the impostor was served %s", m.Type())
+	}
+	settle := func(n *node) { n.loop.Do(context.Background(), ha.Tick{}) }
+	settle(a)
+	after := a.loop.State()
+	if after.Role != ha.Active || after.Conn != ha.DisconnectedConsistent || after.Seen != before.Seen || after.Epoch != before.Epoch {
+		t.Fatalf("the strangers changed the active: %+v, was %+v", after, before)
+	}
+	a.mu.Lock()
+	acting, notices := a.acting, fmt.Sprint(a.notices)
+	a.mu.Unlock()
+	if !acting || strings.Contains(notices, "demoted") {
+		t.Fatalf("acting %t, notices %s", acting, notices)
+	}
+
+	// The real partner links at the next attempt.
+	clk.Advance(time.Minute)
+	a.waitState(t, ha.Active, ha.Synchronized)
+	b.waitState(t, ha.Standby, ha.Synchronized)
+	sameRecords(t, a, b)
 }

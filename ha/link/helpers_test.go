@@ -81,6 +81,7 @@ func (p *testPKI) issue(t testing.TB, name string, usages ...x509.ExtKeyUsage) t
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  usages,
 		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		DNSNames:     []string{name},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.ca, &key.PublicKey, p.key)
 	if err != nil {

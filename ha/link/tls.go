@@ -15,8 +15,11 @@ import (
 // A certificate serves both directions (each server listens and dials),
 // so it needs both the serverAuth and the clientAuth extended key usage.
 //
-// The peer is whoever holds a certificate the CA signed: host names are
-// not checked (peers are addressed by IP or vsock CID). Use a CA
+// At this level the peer is whoever holds a certificate the CA signed:
+// host names are not checked (peers are addressed by IP or vsock CID).
+// The HA state machine then checks that the certificate is the
+// configured partner's (its name as a DNS or URI subject alternative
+// name, or a pinned fingerprint) before the peer's Hello counts. Use a CA
 // dedicated to the pair.
 type Credentials struct {
 	Cert tls.Certificate

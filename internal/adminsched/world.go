@@ -132,8 +132,11 @@ retry_interval = %q
 
 [control]
 bus = %q
+
+[storage]
+ca_file = %q
 `, Manager, filepath.Join(w.dir, "state"), t.Interval, t.DetectionWindow, t.RequestTimeout, t.PollInterval,
-		t.RetryInterval, w.bus)
+		t.RetryInterval, w.bus, filepath.Join(w.dir, "storage-ca.pem"))
 }
 
 func (w *world) config(timings string) (*config.Config, error) {
@@ -149,8 +152,11 @@ func (w *world) startDaemon(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := os.WriteFile(cfg.Storage.CAFile, w.lab.CAPEM(), 0o644); err != nil {
+		return err
+	}
 	log := slog.New(slog.NewTextHandler(w.logf, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	srv, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Clock: w.clk, StorageCA: w.lab.CAPEM(),
+	srv, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Clock: w.clk,
 		Notifier: quietNotifier{}})
 	if err != nil {
 		return err

@@ -48,6 +48,10 @@ type Options struct {
 	// Extra is appended to both servers' configuration, after [storage]
 	// (more tables, such as [snmp]).
 	Extra string
+	// Strangers: names of other servers for which the pair's CA issues a
+	// certificate too (Pair.Strangers): servers of the installation that
+	// are not the partner.
+	Strangers []string
 }
 
 // Pair is an emulated lab and two lockstepd processes ("a" and "b"),
@@ -55,10 +59,12 @@ type Options struct {
 // the test controls: every HA connection goes through the relays, so
 // cutting them partitions the two servers.
 type Pair struct {
-	opt   Options
-	Lab   *lab.Server
-	A, B  *Node
-	stops []func()
+	opt  Options
+	Lab  *lab.Server
+	A, B *Node
+	// Strangers holds the TLS files of Options.Strangers.
+	Strangers map[string]TLSFiles
+	stops     []func()
 }
 
 // Node is one lockstepd process.
@@ -67,6 +73,8 @@ type Node struct {
 	Dir   string
 	Bus   string
 	Relay *relay.Relay // in front of its HA listener; the partner dials it
+	// Listen is its HA listener itself (host:port), behind the relay.
+	Listen string
 
 	mu     sync.Mutex // guards client and conn: a restart replaces them
 	client *control.Client
@@ -106,10 +114,14 @@ func New(ctx context.Context, opt Options) (*Pair, error) {
 		return nil, err
 	}
 	a, b := opt.Names[0], opt.Names[1]
-	pki, err := WritePKI(opt.Dir, "pair", a, b)
+	pki, err := WritePKI(opt.Dir, "pair", append([]string{a, b}, opt.Strangers...)...)
 	if err != nil {
 		p.Close()
 		return nil, err
+	}
+	p.Strangers = map[string]TLSFiles{}
+	for _, s := range opt.Strangers {
+		p.Strangers[s] = pki[s]
 	}
 	if opt.Rogue {
 		rogue, err := WritePKI(opt.Dir, "rogue", b)
@@ -119,8 +131,8 @@ func New(ctx context.Context, opt Options) (*Pair, error) {
 		}
 		pki[b] = rogue[b]
 	}
-	if p.A, err = p.newNode(a, pki[a]); err == nil {
-		p.B, err = p.newNode(b, pki[b])
+	if p.A, err = p.newNode(a, b, pki[a]); err == nil {
+		p.B, err = p.newNode(b, a, pki[b])
 	}
 	if err != nil {
 		p.Close()
@@ -208,7 +220,9 @@ func freePort() (string, error) {
 	return l.Addr().String(), nil
 }
 
-func (p *Pair) newNode(name string, tlsFiles TLSFiles) (*Node, error) {
+// newNode writes the configuration of the server name, whose partner
+// (the name its certificate carries) is partner.
+func (p *Pair) newNode(name, partner string, tlsFiles TLSFiles) (*Node, error) {
 	n := &Node{Name: name, Dir: filepath.Join(p.opt.Dir, name), pair: p}
 	if err := os.MkdirAll(n.Dir, 0o755); err != nil {
 		return nil, err
@@ -223,6 +237,7 @@ func (p *Pair) newNode(name string, tlsFiles TLSFiles) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	n.Listen = listen
 	if n.Relay, err = relay.New("127.0.0.1:0", listen); err != nil {
 		return nil, err
 	}
@@ -242,6 +257,7 @@ key_file = %q
 ca_file = %q
 reconnect_interval = %q
 reconnect_attempts = %d
+partner_name = %q
 
 [control]
 bus = %q
@@ -253,7 +269,7 @@ level = "debug"
 [storage]
 ca_file = %q
 %s`, name, filepath.Join(n.Dir, "state"), p.opt.Heartbeat, listen, n.Relay.Addr(), tlsFiles.Cert, tlsFiles.Key, tlsFiles.CA,
-		p.opt.ReconnectInterval, p.opt.ReconnectAttempts, bus, CAFile(p.opt.Dir), p.opt.Extra)
+		p.opt.ReconnectInterval, p.opt.ReconnectAttempts, partner, bus, CAFile(p.opt.Dir), p.opt.Extra)
 	return n, os.WriteFile(n.conf, []byte(text), 0o644)
 }
 
@@ -438,7 +454,7 @@ func (p *Pair) DefineSession(ctx context.Context, n *Node, heartbeat bool) error
 // standalone server, becomes the standby of the active that links to it)
 // and waits until both say Synchronized.
 func (p *Pair) Pair(ctx context.Context) error {
-	if err := p.A.Client().HASetStandby(ctx, p.B.Addr()); err != nil {
+	if err := p.A.Client().HASetStandby(ctx, p.B.Addr(), p.B.Name); err != nil {
 		return fmt.Errorf("a: ha set-standby: %w", err)
 	}
 	return p.WaitState(ctx, 30*time.Second, "Synchronized", p.A, p.B)
@@ -448,7 +464,7 @@ func (p *Pair) Pair(ctx context.Context) error {
 // b; a, a standalone server, becomes the active of the standby that links
 // to it.
 func (p *Pair) PairFromStandby(ctx context.Context) error {
-	if err := p.B.Client().HASetAsStandby(ctx, p.A.Addr()); err != nil {
+	if err := p.B.Client().HASetAsStandby(ctx, p.A.Addr(), p.A.Name); err != nil {
 		return fmt.Errorf("b: ha set-as-standby: %w", err)
 	}
 	return p.WaitState(ctx, 30*time.Second, "Synchronized", p.A, p.B)

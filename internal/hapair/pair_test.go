@@ -325,10 +325,10 @@ const observer = "hapair-observer"
 func TestWrongCertificateRefused(t *testing.T) {
 	ctx := context.Background()
 	p := newPair(t, Options{Rogue: true}, false)
-	if err := p.B.Client().HASetAsStandby(ctx, p.A.Addr()); err != nil {
+	if err := p.B.Client().HASetAsStandby(ctx, p.A.Addr(), p.A.Name); err != nil {
 		t.Fatal(err)
 	}
-	if err := p.A.Client().HASetStandby(ctx, p.B.Addr()); err != nil {
+	if err := p.A.Client().HASetStandby(ctx, p.B.Addr(), p.B.Name); err != nil {
 		t.Fatal(err)
 	}
 	err := p.WaitState(ctx, 3*time.Second, "Synchronized", p.A)
@@ -367,7 +367,7 @@ func TestSyncKilledMidway(t *testing.T) {
 		}
 	}
 	before, last, backupsBefore := sessionNames(t, p.B), haStatus(t, p.B).LastIndex, backups(t, p.B)
-	if err := p.B.Client().HASetAsStandby(ctx, p.A.Addr()); err != nil {
+	if err := p.B.Client().HASetAsStandby(ctx, p.A.Addr(), p.A.Name); err != nil {
 		t.Fatal(err)
 	}
 	// The backup is taken, the snapshot on its way: kill the active.
@@ -412,7 +412,7 @@ func TestPeerTimeoutHint(t *testing.T) {
 	ctx := context.Background()
 	p := newPair(t, Options{}, false)
 	p.B.Relay.Blackhole()
-	if err := p.A.Client().HASetStandby(ctx, p.B.Addr()); err != nil {
+	if err := p.A.Client().HASetStandby(ctx, p.B.Addr(), p.B.Name); err != nil {
 		t.Fatal(err)
 	}
 	if err := Eventually(ctx, 25*time.Second, func() error {
