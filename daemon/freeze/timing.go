@@ -69,6 +69,9 @@ func DeriveH(lowestCG time.Duration, t Timings) (time.Duration, error) {
 	if err := t.Validate(); err != nil {
 		return 0, err
 	}
+	if lowestCG <= 0 {
+		return 0, fmt.Errorf("%w: the lowest CG timeout of the group is unknown (a storage system could not be asked)", ErrTiming)
+	}
 	h := lowestCG - t.Margin()
 	floor := 3*t.Interval + t.RequestTimeout
 	if h < floor {

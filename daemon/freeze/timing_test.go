@@ -23,6 +23,7 @@ func TestDeriveH(t *testing.T) {
 		{"short CG leaves no room", 10 * time.Second, def, 0, true},
 		{"H exactly at the floor", 12 * time.Second, def, 5 * time.Second, false},
 		{"H one tick under the floor", 12*time.Second - time.Nanosecond, def, 0, true},
+		{"CG timeout unknown", 0, def, 0, true},
 		{"detection window under the interval", 60 * time.Second,
 			Timings{Interval: 2 * time.Second, DetectionWindow: time.Second, RequestTimeout: time.Second,
 				PollInterval: time.Second, RetryInterval: time.Second}, 0, true},
