@@ -234,8 +234,13 @@ func (s *Server) updateStatus() {
 	if s.duty.Load() == nil {
 		acting = "not acting"
 	}
-	_ = s.opt.Notifier.Notify(fmt.Sprintf("STATUS=role %s (%s, %s), %d sessions, heartbeat %s, epoch %d",
-		st.Role, st.HAState(), acting, len(s.db().Sessions()), hb, s.registry().Epoch()))
+	line := fmt.Sprintf("STATUS=role %s (%s, %s), %d sessions, heartbeat %s, epoch %d",
+		st.Role, st.HAState(), acting, len(s.db().Sessions()), hb, s.registry().Epoch())
+	if deg := s.duty.Load().degradations(); len(deg) > 0 {
+		// systemd shows one line: say it is degraded first, then what.
+		line += "; DEGRADED: " + strings.Join(deg, "; ")
+	}
+	_ = s.opt.Notifier.Notify(line)
 }
 
 // emit logs a catalogue event and signals it on the bus.

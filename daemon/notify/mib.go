@@ -14,12 +14,13 @@ import (
 // whenever the catalogue's notifications or the objects change: the MIB
 // test fails until etc/mib/LOCKSTEP-MIB.txt is regenerated, and a NMS
 // reloads a MIB only when its revision moves.
-const MIBRevision = "202611220000Z"
+const MIBRevision = "202611230000Z"
 
 // mibRevisions lists every released revision, newest first, with what it
 // changed: SMIv2 wants one REVISION clause per revision.
 var mibRevisions = []struct{ date, desc string }{
-	{MIBRevision, "First version: the notifications of lockstepd's event catalogue."},
+	{MIBRevision, "groupOutOfContact and groupUnprotected: what the freeze core cannot vouch for."},
+	{"202611220000Z", "First version: the notifications of lockstepd's event catalogue."},
 }
 
 // WriteMIB writes LOCKSTEP-MIB for the enterprise prefix: the module, the
