@@ -120,7 +120,7 @@ func (o observer) Contact(g string, c freeze.Contact) {
 		o.l.logf("core: %s in contact with every storage system again", g)
 	}
 }
-func (o observer) Fenced(e hal.Epoch)           { o.l.logf("core: fenced by epoch %d", e) }
+func (o observer) Fenced(e hal.Epoch) { o.l.logf("core: fenced by epoch %d", e) }
 
 func (o *Options) defaults() {
 	if o.Chains == 0 {
