@@ -73,13 +73,24 @@ func twoGroups(t *testing.T, ctx context.Context, obs freeze.Observer) (*freeze.
 // while storage is healthy. Its own lateness is no sign of trouble: it
 // heartbeats again and judges the answers; the healthy group is not
 // frozen.
+// It holds as well when the loop is held before its first tick (found by
+// the real-process test: a core armed and stopped within an interval).
 func TestLateCoreRechecksInsteadOfFreezing(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		before time.Duration
+	}{{"after a few ticks", 3 * time.Second}, {"before the first tick", 100 * time.Millisecond}} {
+		t.Run(tc.name, func(t *testing.T) { lateCoreRechecks(t, tc.before) })
+	}
+}
+
+func lateCoreRechecks(t *testing.T, before time.Duration) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		obs := &stallingObserver{stallOn: "b", stall: 3 * time.Second}
 		core, topo, setPath := twoGroups(t, ctx, obs)
-		time.Sleep(3 * time.Second) // armed and refreshed
+		time.Sleep(before) // armed (and refreshed)
 		setPath(topo.LSSPairs()[topology.PrimarySerial(1)][0], false)
 		time.Sleep(10 * time.Second)
 		if f := obs.frozen("a"); f != "" {
