@@ -422,11 +422,14 @@ func (c *Core) async(serial hal.Serial, fn func(ctx context.Context, sys hal.Sto
 		done(fmt.Errorf("%w: %s is not defined", hal.ErrUnreachable, serial))
 		return
 	}
-	timeout := c.t.RequestTimeout // read in the loop: SetTimings may change c.t
+	// The deadline runs from now, in the loop, not from when the
+	// goroutine gets to run: the rules bound when a command can reach a
+	// system by when it was issued plus the request timeout (SafeAt,
+	// HoldEnds), which a starved goroutine sending late would break. Not
+	// cancelled with the loop: a freeze sent must run to its answer,
+	// bounded by the request timeout (see drain).
+	ctx, cancel := clock.WithTimeout(context.WithoutCancel(c.runCtx), c.clock, c.t.RequestTimeout)
 	go func() {
-		// Not cancelled with the loop: a freeze sent must run to its
-		// answer, bounded by the request timeout (see drain).
-		ctx, cancel := clock.WithTimeout(context.WithoutCancel(c.runCtx), c.clock, timeout)
 		err := fn(ctx, sys)
 		cancel()
 		c.post(func() {
@@ -1006,7 +1009,9 @@ func (c *Core) heartbeatGroup(g *group, now time.Time) {
 	}
 }
 
-// sendHeartbeat sends one heartbeat and judges its answer. The goroutine
+// sendHeartbeat sends one heartbeat and judges its answer. Its deadline
+// runs from lastSent (async), so it reaches the system by lastSent +
+// request timeout or not at all: SafeAt holds however late it leaves. The goroutine
 // stamps when it really left and when the answer came: under CPU
 // starvation those differ from the loop's own times, and the difference
 // is the core's lateness, not the storage system's silence.
@@ -1034,8 +1039,8 @@ func (c *Core) sendHeartbeat(g *group, serial hal.Serial, m *member, now time.Ti
 		switch {
 		case RanLate(now, left, c.t):
 			late = fmt.Sprintf("a heartbeat to %s left %v after it was planned", serial, left.Sub(now))
-		case err != nil && RanLate(left.Add(timeout), doneAt, c.t):
-			late = fmt.Sprintf("a heartbeat to %s failed %v after it left, its timeout being %v", serial, doneAt.Sub(left), timeout)
+		case err != nil && RanLate(now.Add(timeout), doneAt, c.t):
+			late = fmt.Sprintf("a heartbeat to %s failed %v after it was issued, its timeout being %v", serial, doneAt.Sub(now), timeout)
 		case RanLate(doneAt, handled, c.t):
 			late = fmt.Sprintf("the answer of a heartbeat to %s was handled %v after it came", serial, handled.Sub(doneAt))
 		}
@@ -1158,7 +1163,7 @@ func (c *Core) poll() {
 		}, func(err error) {
 			now := c.clock.Now()
 			if err != nil {
-				if !left.IsZero() && (RanLate(planned, left, c.t) || RanLate(left.Add(timeout), doneAt, c.t) ||
+				if !left.IsZero() && (RanLate(planned, left, c.t) || RanLate(planned.Add(timeout), doneAt, c.t) ||
 					RanLate(doneAt, now, c.t)) {
 					c.noteLate(now, fmt.Sprintf("a poll of %s failed (%v) while the core was late", serial, err))
 					return
