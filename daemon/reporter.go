@@ -40,6 +40,9 @@ func (r *reporter) Freezing(group, reason string, at time.Time) {
 		return
 	}
 	r.s.emit(notify.SuspendingEvent, "freezing consistency group "+group+": "+reason, "group", group, "reason", reason)
+	if r.d.setDegraded(group, "contact", "") { // the freeze's reports tell from now on
+		r.s.updateStatus()
+	}
 	r.d.engine.Freezing(group, reason, at)
 }
 

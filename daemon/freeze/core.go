@@ -60,7 +60,8 @@ type Observer interface {
 
 // HealthObserver is an Observer that also hears what the core cannot
 // vouch for while a group mirrors (optional: the core asks with a type
-// assertion). Calls come from the loop, like the Observer's.
+// assertion). Calls come from the loop, like the Observer's. Contact is
+// reported only while a group mirrors: Freezing ends what was reported.
 type HealthObserver interface {
 	// Unprotected: the heartbeat is on but cannot protect the group (why
 	// says why); the group is still frozen on every other sign. why ""
@@ -791,7 +792,12 @@ func (c *Core) freeze(g *group, reason string) {
 	for _, m := range g.systems {
 		m.armedAtFreeze, m.contactAtFreeze = m.armed, m.lastContact
 		m.released, m.thawErr = false, nil
+		m.lost = ""
 	}
+	// Contact is reported while a group mirrors; from now on the freeze's
+	// reports tell (the observer drops what it knew of the group's
+	// contact on Freezing).
+	delete(c.contact, g.Name)
 	serials := slices.Sorted(maps.Keys(g.Pairs))
 	g.pending = len(serials)
 	for _, serial := range serials {
