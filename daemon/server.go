@@ -349,6 +349,9 @@ func (s *Server) dialTimedOut(addr string) {
 // answers again.
 func (s *Server) storageReachability(serial hal.Serial, up, timeout bool, detail string) {
 	if up {
+		if d := s.duty.Load(); d != nil {
+			d.engine.Reachable(serial) // CG timeouts it could not tell before
+		}
 		if s.snmp.CommRecovered(serial) {
 			notify.Log(s.log, notify.StorageCommRecovered, "communication with a storage system recovered", "serial", string(serial))
 		}

@@ -46,6 +46,9 @@ type Engine struct {
 	// contact worker records it; kick wakes the worker.
 	contact map[string]freeze.Contact
 	kick    chan struct{}
+	// reachable: a storage system connected (again); the worker syncs the
+	// groups whose CG timeouts are unknown.
+	reachable bool
 
 	// syncMu orders SyncGroups: each reads the sessions after the
 	// previous one's groups are in the core, so that an older view of
@@ -586,6 +589,19 @@ func (e *Engine) Contact(group string, c freeze.Contact) {
 	}
 }
 
+// Reachable tells the engine that a storage system connected (again):
+// groups whose CG timeouts could not be asked are synced again, so that
+// the heartbeat protects them as soon as it can.
+func (e *Engine) Reachable(serial hal.Serial) {
+	e.mu.Lock()
+	e.reachable = true
+	e.mu.Unlock()
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
 // recordContact records the contact reports on the sessions of their
 // group, and syncs the groups again when a group whose CG timeouts were
 // unknown is in contact with every system again.
@@ -600,7 +616,8 @@ func (e *Engine) recordContact(ctx context.Context) {
 		pending := e.contact
 		e.contact = map[string]freeze.Contact{}
 		mgr := e.mgr
-		resync := false
+		resync := e.reachable && len(e.unknownCG) > 0
+		e.reachable = false
 		for g, c := range pending {
 			resync = resync || len(c.Lost) == 0 && e.unknownCG[g]
 		}
