@@ -49,6 +49,11 @@ type Server struct {
 	store *persist.Store
 	ha    *haNode
 	ctl   atomic.Pointer[control.Server] // set once the bus name is owned
+	// early holds the events emitted before the admin API served (the
+	// acting core's first reports race with the bus name), for it to
+	// list once it does; earlyMu orders them with its start.
+	earlyMu sync.Mutex
+	early   []control.EventDoc
 	snmp  *notify.SNMP
 	bus   *dbus.Conn
 	roots *x509.CertPool
@@ -185,7 +190,14 @@ func (s *Server) serveControl(ctx context.Context, ready func()) error {
 	if err != nil {
 		return err
 	}
+	s.earlyMu.Lock()
 	s.ctl.Store(ctl)
+	early := s.early
+	s.early = nil
+	s.earlyMu.Unlock()
+	for _, ev := range early {
+		_, _ = ctl.Emit(ev)
+	}
 	ready()
 	<-ctx.Done()
 	return ctl.Close()
@@ -255,11 +267,24 @@ func (s *Server) emit(e notify.Event, text string, kv ...string) {
 	if e.Trap {
 		s.snmp.Send(e, fields)
 	}
-	if ctl := s.ctl.Load(); ctl != nil {
-		_, _ = ctl.Emit(control.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity),
-			Text: text, Fields: fields})
+	ev := control.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity), Text: text, Fields: fields}
+	ctl := s.ctl.Load()
+	if ctl == nil {
+		s.earlyMu.Lock()
+		if ctl = s.ctl.Load(); ctl == nil {
+			if len(s.early) < maxEarlyEvents {
+				s.early = append(s.early, ev)
+			}
+			s.earlyMu.Unlock()
+			return
+		}
+		s.earlyMu.Unlock()
 	}
+	_, _ = ctl.Emit(ev)
 }
+
+// maxEarlyEvents bounds the events kept before the admin API serves.
+const maxEarlyEvents = 256
 
 // fnTask is a Task made of a function that says when it is ready.
 type fnTask struct {
