@@ -54,9 +54,9 @@ type Server struct {
 	// list once it does; earlyMu orders them with its start.
 	earlyMu sync.Mutex
 	early   []control.EventDoc
-	snmp  *notify.SNMP
-	bus   *dbus.Conn
-	roots *x509.CertPool
+	snmp    *notify.SNMP
+	bus     *dbus.Conn
+	roots   *x509.CertPool
 
 	mu      sync.Mutex
 	drivers map[hal.Serial]*direct.System
