@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"maps"
 	"slices"
@@ -285,6 +286,18 @@ func byTarget(pairs []hal.VolumePair) map[hal.Serial][]hal.VolumePair {
 	return groupBy(pairs, func(p hal.VolumePair) hal.Serial { return p.Target.Serial })
 }
 
+// sortedBy iterates a grouping in serial order: commands go to the
+// storage systems in the same order every time, so that a run replays.
+func sortedBy(m map[hal.Serial][]hal.VolumePair) iter.Seq2[hal.Serial, []hal.VolumePair] {
+	return func(yield func(hal.Serial, []hal.VolumePair) bool) {
+		for _, serial := range slices.Sorted(maps.Keys(m)) {
+			if !yield(serial, m[serial]) {
+				return
+			}
+		}
+	}
+}
+
 func groupBy(pairs []hal.VolumePair, key func(hal.VolumePair) hal.Serial) map[hal.Serial][]hal.VolumePair {
 	out := map[hal.Serial][]hal.VolumePair{}
 	for _, p := range pairs {
@@ -333,7 +346,7 @@ func (e *Engine) start(ctx context.Context, s *session.Session) error {
 		return err
 	}
 	epoch := e.epoch()
-	for serial, pairs := range bySource(s.VolumePairs()) {
+	for serial, pairs := range sortedBy(bySource(s.VolumePairs())) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return err
@@ -423,7 +436,7 @@ func (e *Engine) running(group, action string) func() {
 
 // Recover makes the target-site volumes writable.
 func (e *Engine) Recover(ctx context.Context, s *session.Session) error {
-	for serial, pairs := range byTarget(s.VolumePairs()) {
+	for serial, pairs := range sortedBy(byTarget(s.VolumePairs())) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return err
@@ -438,7 +451,7 @@ func (e *Engine) Recover(ctx context.Context, s *session.Session) error {
 // Terminate stops mirroring (without a hold) and ends any hold. The
 // protocol cannot delete pairs: they stay suspended.
 func (e *Engine) Terminate(ctx context.Context, s *session.Session) error {
-	for serial, pairs := range bySource(s.VolumePairs()) {
+	for serial, pairs := range sortedBy(bySource(s.VolumePairs())) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return err
@@ -463,7 +476,7 @@ func (e *Engine) Terminate(ctx context.Context, s *session.Session) error {
 func (e *Engine) Refresh(ctx context.Context, s *session.Session) (session.Observed, error) {
 	obs := session.Observed{Pairs: map[hal.PairState]int{}}
 	epoch := e.epoch()
-	for serial, pairs := range bySource(s.VolumePairs()) {
+	for serial, pairs := range sortedBy(bySource(s.VolumePairs())) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return obs, err
@@ -501,7 +514,7 @@ func (e *Engine) Refresh(ctx context.Context, s *session.Session) (session.Obser
 			}
 		}
 	}
-	for serial, pairs := range byTarget(s.VolumePairs()) {
+	for serial, pairs := range sortedBy(byTarget(s.VolumePairs())) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return obs, err

@@ -242,8 +242,9 @@ func TestStartCoversPairsWhileEstablishing(t *testing.T) {
 		if s.State != session.Preparing || !s.Error {
 			t.Fatalf("after the failed start: %s error=%v", s.State, s.Error)
 		}
-		// The pairs it established on the first primary are covered: a
-		// path failure there freezes the group.
+		// The pairs it established on the first primary (the engine goes
+		// through the primaries in serial order) are covered: a path
+		// failure there freezes the group.
 		time.Sleep(time.Second)
 		w.fab.SetSystemPaths(p1, false)
 		time.Sleep(time.Second)
