@@ -28,7 +28,7 @@ func (s *Server) Status(ctx context.Context) (control.StatusDoc, error) {
 	st := s.ha.state()
 	doc := control.StatusDoc{Server: s.cfg.Load().Server.Name, Version: version.Version, Role: st.Role.String(),
 		HAState: st.HAState(), Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat(),
-		Journal: journalDoc(s.store.WriteHealth())}
+		Journal: journalDoc(s.store.WriteHealth()), Degraded: s.duty.Load().degradations()}
 	for _, se := range s.db().Sessions() {
 		doc.Sessions.Total++
 		switch se.Status {
@@ -374,6 +374,10 @@ func (s *Server) SessionCommand(ctx context.Context, name string, cmd session.Co
 	defer s.updateStatus()
 	if errors.Is(err, session.ErrNotAllowed) {
 		return control.SessionDoc{}, err
+	}
+	if errors.Is(err, session.ErrVetoed) {
+		// Refused before anything was recorded or sent: nothing happened.
+		return control.SessionDoc{}, fmt.Errorf("%w: %w", control.ErrRefused, err)
 	}
 	se, ok := s.db().Session(name)
 	if !ok {

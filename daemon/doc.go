@@ -33,6 +33,14 @@
 // the state directory, outside the journal: a standby's journal is the
 // active's, replaced by each synchronization.
 //
+// What the acting core cannot vouch for is said, not hidden: a group the
+// heartbeat (on) cannot protect (unsafe timings for its CG timeouts, or
+// CG timeouts unknown) and a group out of contact with a storage system
+// longer than its lowest CG timeout are in STATUS= (after "DEGRADED:"),
+// in lockstepctl status, and trapped (groupUnprotected,
+// groupOutOfContact). Such a state never keeps the daemon from getting
+// ready: a start that never did would make systemd restart-loop.
+//
 // The watchdog pings systemd at half of WATCHDOG_USEC, and only while the
 // acting freeze core's loop makes progress: a wedged core stops the pings,
 // and systemd restarts the daemon rather than let it pretend to guard

@@ -42,6 +42,52 @@ type duties struct {
 	// superseded: a storage system answered fenced; the period's reports
 	// are no longer recorded (see reporter).
 	superseded atomic.Bool
+
+	// degraded is what the core reported it cannot vouch for, by group:
+	// "unprotected" and "contact" sentences (STATUS=, status).
+	degradedMu sync.Mutex
+	degraded   map[string]map[string]string
+}
+
+// setDegraded records (why != "") or clears one kind of degradation of a
+// group and reports whether anything changed.
+func (d *duties) setDegraded(group, kind, why string) bool {
+	d.degradedMu.Lock()
+	defer d.degradedMu.Unlock()
+	if d.degraded == nil {
+		d.degraded = map[string]map[string]string{}
+	}
+	if d.degraded[group][kind] == why {
+		return false
+	}
+	if why == "" {
+		delete(d.degraded[group], kind)
+		if len(d.degraded[group]) == 0 {
+			delete(d.degraded, group)
+		}
+		return true
+	}
+	if d.degraded[group] == nil {
+		d.degraded[group] = map[string]string{}
+	}
+	d.degraded[group][kind] = why
+	return true
+}
+
+// degradations are the sentences of setDegraded, by group then kind.
+func (d *duties) degradations() []string {
+	out := []string{}
+	if d == nil {
+		return out
+	}
+	d.degradedMu.Lock()
+	defer d.degradedMu.Unlock()
+	for _, g := range slices.Sorted(maps.Keys(d.degraded)) {
+		for _, k := range slices.Sorted(maps.Keys(d.degraded[g])) {
+			out = append(out, fmt.Sprintf("group %s %s", g, d.degraded[g][k]))
+		}
+	}
+	return out
 }
 
 // isActing reports a period whose fence pass is done and that no storage

@@ -17,7 +17,10 @@ type reporter struct {
 	d *duties
 }
 
-var _ freeze.Observer = (*reporter)(nil)
+var (
+	_ freeze.Observer       = (*reporter)(nil)
+	_ freeze.HealthObserver = (*reporter)(nil)
+)
 
 // superseded: once a storage system answered fenced, this period's core
 // reports only on commands that storage refused; the server that fenced
@@ -37,6 +40,9 @@ func (r *reporter) Freezing(group, reason string, at time.Time) {
 		return
 	}
 	r.s.emit(notify.SuspendingEvent, "freezing consistency group "+group+": "+reason, "group", group, "reason", reason)
+	if r.d.setDegraded(group, "contact", "") { // the freeze's reports tell from now on
+		r.s.updateStatus()
+	}
 	r.d.engine.Freezing(group, reason, at)
 }
 
@@ -71,4 +77,48 @@ func (r *reporter) Fenced(epoch hal.Epoch) {
 	r.d.engine.Fenced(epoch)
 	seen := max(epoch, r.d.epoch+1)
 	r.s.ha.higherEpoch(seen, fmt.Sprintf("a storage system (epoch %d)", seen))
+}
+
+// Unprotected: the heartbeat is on but cannot protect the group. The
+// group is still in the core's scope and frozen on every other sign; the
+// operator is told (a trap, STATUS=, lockstepctl status) so that the
+// timings or the CG timeouts can be fixed.
+func (r *reporter) Unprotected(group, why string) {
+	if r.superseded("unprotected", group) {
+		return
+	}
+	text := ""
+	if why != "" {
+		text = "is not protected by the heartbeat: " + why
+	}
+	if !r.d.setDegraded(group, "unprotected", text) {
+		return
+	}
+	if why != "" {
+		r.s.emit(notify.GroupUnprotected, "consistency group "+group+" "+text, "group", group, "why", why)
+	} else {
+		r.s.log.Info("consistency group protected by the heartbeat again, or no longer needs it", "group", group)
+	}
+	r.d.engine.Unprotected(group, why)
+	r.s.updateStatus()
+}
+
+// Contact: the storage systems of a mirroring group that the core cannot
+// reach. The sessions show it (Warning, Severe past the lowest CG
+// timeout); past the CG timeout the NMS is told.
+func (r *reporter) Contact(group string, c freeze.Contact) {
+	if r.superseded("contact", group) {
+		return
+	}
+	text := ""
+	if c.Severe() {
+		text = "is out of contact: " + c.String()
+	}
+	if r.d.setDegraded(group, "contact", text) {
+		if text != "" {
+			r.s.emit(notify.GroupOutOfContact, "consistency group "+group+" "+text, "group", group, "contact", c.String())
+		}
+		r.s.updateStatus()
+	}
+	r.d.engine.Contact(group, c)
 }

@@ -45,10 +45,15 @@ type Server struct {
 	store *persist.Store
 	ha    *haNode
 	ctl   atomic.Pointer[control.Server] // set once the bus name is owned
-	snmp  *notify.SNMP
-	bus   *dbus.Conn
-	roots *x509.CertPool              // [storage] ca_file; nil: no storage system is connected
-	traps *notify.StorageTrapListener // nil without [snmp] trap_listen
+	// early holds the events emitted before the admin API served (the
+	// acting core's first reports race with the bus name), for it to
+	// list once it does; earlyMu orders them with its start.
+	earlyMu sync.Mutex
+	early   []control.EventDoc
+	snmp    *notify.SNMP
+	bus     *dbus.Conn
+	roots   *x509.CertPool              // [storage] ca_file; nil: no storage system is connected
+	traps   *notify.StorageTrapListener // nil without [snmp] trap_listen
 	// trapMu orders refreshTrapSources; trapKey is the connections the
 	// listener's sources were last built from.
 	trapMu  sync.Mutex
@@ -189,7 +194,14 @@ func (s *Server) serveControl(ctx context.Context, ready func()) error {
 	if err != nil {
 		return err
 	}
+	s.earlyMu.Lock()
 	s.ctl.Store(ctl)
+	early := s.early
+	s.early = nil
+	s.earlyMu.Unlock()
+	for _, ev := range early {
+		_, _ = ctl.Emit(ev)
+	}
 	ready()
 	<-ctx.Done()
 	return ctl.Close()
@@ -242,8 +254,13 @@ func (s *Server) updateStatus() {
 	if err := s.store.WriteHealth().Err; err != nil {
 		journal = "JOURNAL CANNOT WRITE, changes refused (" + err.Error() + "); "
 	}
-	_ = s.opt.Notifier.Notify(fmt.Sprintf("STATUS=%srole %s (%s, %s), %d sessions, heartbeat %s, epoch %d",
-		journal, st.Role, st.HAState(), acting, len(s.db().Sessions()), hb, s.registry().Epoch()))
+	line := fmt.Sprintf("STATUS=%srole %s (%s, %s), %d sessions, heartbeat %s, epoch %d",
+		journal, st.Role, st.HAState(), acting, len(s.db().Sessions()), hb, s.registry().Epoch())
+	if deg := s.duty.Load().degradations(); len(deg) > 0 {
+		// systemd shows one line: say it is degraded first, then what.
+		line += "; DEGRADED: " + strings.Join(deg, "; ")
+	}
+	_ = s.opt.Notifier.Notify(line)
 }
 
 // emit logs a catalogue event and signals it on the bus.
@@ -258,11 +275,24 @@ func (s *Server) emit(e notify.Event, text string, kv ...string) {
 	if e.Trap {
 		s.snmp.Send(e, fields)
 	}
-	if ctl := s.ctl.Load(); ctl != nil {
-		_, _ = ctl.Emit(control.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity),
-			Text: text, Fields: fields})
+	ev := control.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity), Text: text, Fields: fields}
+	ctl := s.ctl.Load()
+	if ctl == nil {
+		s.earlyMu.Lock()
+		if ctl = s.ctl.Load(); ctl == nil {
+			if len(s.early) < maxEarlyEvents {
+				s.early = append(s.early, ev)
+			}
+			s.earlyMu.Unlock()
+			return
+		}
+		s.earlyMu.Unlock()
 	}
+	_, _ = ctl.Emit(ev)
 }
+
+// maxEarlyEvents bounds the events kept before the admin API serves.
+const maxEarlyEvents = 256
 
 // fnTask is a Task made of a function that says when it is ready.
 type fnTask struct {
@@ -358,6 +388,9 @@ func (s *Server) dialTimedOut(addr string) {
 func (s *Server) storageReachability(serial hal.Serial, up, timeout bool, detail string) {
 	s.reach.changed(serial, up, timeout, detail)
 	if up {
+		if d := s.duty.Load(); d != nil {
+			d.engine.Reachable(serial) // CG timeouts it could not tell before
+		}
 		if s.snmp.CommRecovered(serial) {
 			notify.Log(s.log, notify.StorageCommRecovered, "communication with a storage system recovered", "serial", string(serial))
 		}

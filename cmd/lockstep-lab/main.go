@@ -161,7 +161,10 @@ cannot hear it (S1), or a primary the manager cannot reach while another one
 suspends (S2), is never frozen in time: when the CG timeout releases the held
 write, the application's next, dependent write is mirrored by a primary that
 nobody froze, and the secondary site holds the later write without the
-earlier one. The manager says so: Suspended (Partial), not recoverable.
+earlier one. The manager says what it can know: in S2, Suspended (Partial),
+not recoverable; in S1 it cannot see the primary at all, so the session stays
+Prepared with status Warning, then Severe once the primary has been out of
+contact longer than the lowest CG timeout.
 With the heartbeat on, the manager freezes everything it can reach as soon as
 a primary stops answering, and a primary it cannot reach freezes itself when
 its heartbeat timer runs out, before any CG timeout can release a held write:

@@ -193,6 +193,9 @@ func (c *cli) status(ctx context.Context) error {
 			s.Total, s.Normal, s.Warning, s.Severe, s.Inactive, s.Recoverable)
 		fmt.Fprintf(w, "storage systems\t%d (%d reachable)\n", st.Storage.Total, st.Storage.Reachable)
 		fmt.Fprintf(w, "journal\t%s\n", control.JournalLine(st.Journal))
+		for _, d := range st.Degraded {
+			fmt.Fprintf(w, "DEGRADED\t%s\n", d)
+		}
 	})
 }
 
@@ -388,9 +391,15 @@ func (c *cli) heartbeat(ctx context.Context, sub string) error {
 			fmt.Fprintf(w, "heartbeat\t%s, every %s\n", onOff(hb.Enabled), hb.Interval)
 			for _, g := range hb.Groups {
 				fmt.Fprintf(w, "group %s\t%s, H %s %s\n", g.Name, g.Phase, g.H, g.Reason)
+				if g.Unprotected != "" {
+					fmt.Fprintf(w, "  UNPROTECTED\t%s\n", g.Unprotected)
+				}
 				for _, s := range g.Systems {
 					fmt.Fprintf(w, "  %s\tarmed %v, frozen %v, last reply %s, LSS pairs %s\n", s.Serial, s.Armed, s.Acked,
 						s.LastReply.Format(time.RFC3339), strings.Join(s.LSSPairs, " "))
+					if s.Unreachable != "" {
+						fmt.Fprintf(w, "  \tunreachable since %s: %s\n", s.LastContact.Format(time.RFC3339), s.Unreachable)
+					}
 				}
 			}
 			for _, x := range hb.Warnings {

@@ -37,6 +37,12 @@ type StatusDoc struct {
 	Heartbeat bool          `json:"heartbeat"`
 	Sessions  SessionCounts `json:"sessions"`
 	Storage   StorageCounts `json:"storage"`
+	// Degraded lists what the acting server cannot protect as configured,
+	// one sentence each naming the consistency group and the reason: a
+	// group the heartbeat (on) does not protect, a group out of contact
+	// with a storage system longer than its lowest CG timeout. Empty when
+	// all is well.
+	Degraded []string `json:"degraded"`
 	// Journal says whether this server can record changes.
 	Journal JournalDoc `json:"journal"`
 }
@@ -364,8 +370,11 @@ type HeartbeatGroupDoc struct {
 	Reason string    `json:"reason,omitempty"`
 	Since  time.Time `json:"since,omitzero"`
 	// H is the storage-side heartbeat timeout of the group.
-	H       Duration             `json:"h"`
-	Systems []HeartbeatSystemDoc `json:"systems"`
+	H Duration `json:"h"`
+	// Unprotected says why the heartbeat, though on, does not protect
+	// the group: it is not heartbeat-armed, and frozen on every other sign.
+	Unprotected string               `json:"unprotected,omitempty"`
+	Systems     []HeartbeatSystemDoc `json:"systems"`
 }
 
 // HeartbeatSystemDoc is one source storage system of a group.
@@ -378,17 +387,22 @@ type HeartbeatSystemDoc struct {
 	Acked     bool      `json:"acked"`
 	LastSent  time.Time `json:"last_sent,omitzero"`
 	LastReply time.Time `json:"last_reply,omitzero"`
+	// Unreachable is the last failure to reach it while its group
+	// mirrors, with LastContact the last time it answered.
+	Unreachable string    `json:"unreachable,omitempty"`
+	LastContact time.Time `json:"last_contact,omitzero"`
 }
 
 // NewHeartbeatGroupDoc is the document of a group as the core reports it.
 func NewHeartbeatGroupDoc(g freeze.GroupStatus) HeartbeatGroupDoc {
 	d := HeartbeatGroupDoc{
 		Name: g.Name, Phase: g.Phase.String(), Reason: g.Reason, Since: g.Since, H: Duration(g.H),
-		Systems: []HeartbeatSystemDoc{},
+		Unprotected: g.Unprotected, Systems: []HeartbeatSystemDoc{},
 	}
 	for _, m := range g.Systems {
 		d.Systems = append(d.Systems, HeartbeatSystemDoc{
 			Serial: m.Serial, LSSPairs: lssPairStrings(m.Pairs), Armed: m.Armed, Acked: m.Acked, LastSent: m.LastSent, LastReply: m.LastReply,
+			Unreachable: m.Lost, LastContact: m.LastContact,
 		})
 	}
 	return d

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"maps"
 	"slices"
@@ -39,11 +40,28 @@ type Engine struct {
 	// the session manager records itself.
 	own map[string]string
 	cgs map[hal.Serial]map[hal.LSS]time.Duration
+	// unknownCG names the groups whose CG timeouts could not all be
+	// asked: they are synced again once the core reaches them.
+	unknownCG map[string]bool
+	// contact holds the core's latest contact report per group until the
+	// contact worker records it; kick wakes the worker.
+	contact map[string]freeze.Contact
+	kick    chan struct{}
+	// reachable: a storage system connected (again); the worker syncs the
+	// groups whose CG timeouts are unknown.
+	reachable bool
+
+	// syncMu orders SyncGroups: each reads the sessions after the
+	// previous one's groups are in the core, so that an older view of
+	// the sessions never replaces a newer one there.
+	syncMu sync.Mutex
 }
 
 var (
-	_ session.Hardware = (*Engine)(nil)
-	_ freeze.Observer  = (*Engine)(nil)
+	_ session.Hardware      = (*Engine)(nil)
+	_ session.Vetter        = (*Engine)(nil)
+	_ freeze.Observer       = (*Engine)(nil)
+	_ freeze.HealthObserver = (*Engine)(nil)
 )
 
 // New returns an engine; Attach gives it the session manager.
@@ -54,7 +72,8 @@ func New(opt Options) *Engine {
 	}
 	return &Engine{core: opt.Core, systems: opt.Systems, epoch: opt.Epoch, log: log.With("component", "engine"),
 		marks: make(chan func(context.Context), 1024), groups: map[string][]string{}, own: map[string]string{},
-		cgs: map[hal.Serial]map[hal.LSS]time.Duration{}}
+		cgs: map[hal.Serial]map[hal.LSS]time.Duration{}, unknownCG: map[string]bool{},
+		contact: map[string]freeze.Contact{}, kick: make(chan struct{}, 1)}
 }
 
 // Attach gives the engine the manager whose sessions it serves.
@@ -64,8 +83,13 @@ func (e *Engine) Attach(m *session.Manager) {
 	e.mgr = m
 }
 
-// Run records the core's reports, in order, until ctx is done.
+// Run records the core's reports, in order, until ctx is done. Contact
+// reports are recorded by a second goroutine: they wait for the commands
+// in flight (Manager.MarkContact), which a freeze report never does.
 func (e *Engine) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() { e.recordContact(ctx) })
 	for {
 		select {
 		case f := <-e.marks:
@@ -85,19 +109,43 @@ func GroupName(s *session.Session) string {
 }
 
 // SyncGroups gives the core the consistency groups of every session that
-// is not Defined, with the lowest CG timeout of their source LSSs.
+// is not Defined, with the lowest CG timeout of their source LSSs: every
+// pair that may be mirroring is in the core's scope.
 func (e *Engine) SyncGroups(ctx context.Context) error {
+	e.syncMu.Lock()
+	defer e.syncMu.Unlock()
+	groups, names, err := e.groupsFor(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := e.core.SetGroups(ctx, groups); err != nil {
+		return err
+	}
+	e.mu.Lock()
+	e.groups = names
+	e.mu.Unlock()
+	return nil
+}
+
+// groupsFor computes the consistency groups of every session that is not
+// Defined, and of also (if not nil) as if it were started: the groups a
+// start would make.
+func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze.Group, map[string][]string, error) {
 	e.mu.Lock()
 	mgr := e.mgr
 	e.mu.Unlock()
 	if mgr == nil {
-		return errors.New("engine: no session manager attached")
+		return nil, nil, errors.New("engine: no session manager attached")
 	}
 	pairs := map[string]map[hal.Serial][]hal.LSSPair{}
 	names := map[string][]string{}
 	release := map[string]bool{}
-	for _, s := range mgr.DB().Sessions() {
-		if s.State == session.Defined {
+	sessions := mgr.DB().Sessions()
+	if also != nil {
+		sessions = append(slices.DeleteFunc(sessions, func(s *session.Session) bool { return s.Name == also.Name }), also)
+	}
+	for _, s := range sessions {
+		if s.State == session.Defined && s != also {
 			continue
 		}
 		g := GroupName(s)
@@ -117,18 +165,53 @@ func (e *Engine) SyncGroups(ctx context.Context) error {
 		for serial := range pairs[g] {
 			slices.SortFunc(pairs[g][serial], compareLSSPair)
 		}
-		low, err := e.lowestCG(ctx, pairs[g])
+		low, high, err := e.cgTimeouts(ctx, pairs[g])
 		if err != nil {
-			return fmt.Errorf("engine: group %s: %w", g, err)
+			return nil, nil, fmt.Errorf("engine: group %s: %w", g, err)
 		}
-		groups = append(groups, freeze.Group{Name: g, Pairs: pairs[g], ReleaseIO: release[g], LowestCG: low})
+		if also == nil {
+			e.mu.Lock()
+			if low == 0 {
+				e.unknownCG[g] = true
+			} else {
+				delete(e.unknownCG, g)
+			}
+			e.mu.Unlock()
+		}
+		groups = append(groups, freeze.Group{Name: g, Pairs: pairs[g], ReleaseIO: release[g], LowestCG: low, HighestCG: high})
 	}
-	if err := e.core.SetGroups(ctx, groups); err != nil {
-		return err
+	return groups, names, nil
+}
+
+// Vet refuses, before anything is recorded or sent to storage, a start
+// whose consistency group the heartbeat (if on) could not protect: the
+// group the start would make, with the lowest CG timeout of all its
+// source LSSs. Every other command passes.
+func (e *Engine) Vet(ctx context.Context, s *session.Session, cmd session.Command) error {
+	if cmd != session.CmdStartH1H2 && cmd != session.CmdStartH2H1 {
+		return nil
 	}
-	e.mu.Lock()
-	e.groups = names
-	e.mu.Unlock()
+	started := *s
+	started.State = session.Preparing
+	if cmd == session.CmdStartH2H1 {
+		started.Direction = session.H2ToH1
+	} else {
+		started.Direction = session.H1ToH2
+	}
+	groups, _, err := e.groupsFor(ctx, &started)
+	if err != nil {
+		return fmt.Errorf("%w: %w", session.ErrVetoed, err)
+	}
+	name := GroupName(s)
+	for _, g := range groups {
+		if g.Name != name {
+			continue
+		}
+		if err := e.core.Admit(ctx, g); err != nil {
+			return fmt.Errorf("%w: consistency group %s would not be protected by the heartbeat: %w; "+
+				"switch the heartbeat off, shorten its timings, or raise the CG timeouts", session.ErrVetoed, name, err)
+		}
+	}
 	return nil
 }
 
@@ -142,44 +225,55 @@ func compareLSSPair(a, b hal.LSSPair) int {
 	return 0
 }
 
-// lowestCG asks the source systems for their LSSs' CG timeouts (once per
-// system) and returns the lowest among the group's source LSSs. A system
-// that cannot be asked counts with the FB default, the lowest there is.
-func (e *Engine) lowestCG(ctx context.Context, pairs map[hal.Serial][]hal.LSSPair) (time.Duration, error) {
-	low := time.Duration(0)
-	for serial, lps := range pairs {
+// cgTimeouts asks the source systems for their LSSs' CG timeouts (once
+// per system, until one answers) and returns the lowest among the
+// group's source LSSs, and the highest per system. A system that cannot
+// be asked leaves the lowest unknown (0): it may be the lowest of all, so
+// the heartbeat cannot be derived from the others (the core then keeps
+// the group unprotected, and the engine asks again once it answers); it
+// is missing from high.
+func (e *Engine) cgTimeouts(ctx context.Context, pairs map[hal.Serial][]hal.LSSPair) (low time.Duration, high map[hal.Serial]time.Duration, err error) {
+	high = map[hal.Serial]time.Duration{}
+	unknown := false
+	for _, serial := range slices.Sorted(maps.Keys(pairs)) {
 		e.mu.Lock()
 		known := e.cgs[serial]
 		e.mu.Unlock()
 		if known == nil {
 			sys, err := e.system(serial)
 			if err != nil {
-				return 0, err
+				return 0, nil, err
 			}
 			ls, err := sys.QueryLSSs(ctx, e.epoch())
 			if err != nil {
-				e.log.Warn("CG timeouts unknown; assuming the FB default", "serial", serial, "err", err)
-			} else {
-				known = map[hal.LSS]time.Duration{}
-				for _, l := range ls {
-					known[l.LSS] = l.CGTimeout
-				}
-				e.mu.Lock()
-				e.cgs[serial] = known
-				e.mu.Unlock()
+				e.log.Warn("CG timeouts unknown until the storage system answers", "serial", serial, "err", err)
+				unknown = true
+				continue
 			}
+			known = map[hal.LSS]time.Duration{}
+			for _, l := range ls {
+				known[l.LSS] = l.CGTimeout
+			}
+			e.mu.Lock()
+			e.cgs[serial] = known
+			e.mu.Unlock()
 		}
-		for _, lp := range lps {
+		for _, lp := range pairs[serial] {
 			cg, ok := known[lp.Source.LSS]
 			if !ok {
-				cg = hal.DefaultCGTimeout(hal.FB)
+				unknown = true // no such LSS there: the start will fail; nothing to derive from
+				continue
 			}
 			if low == 0 || cg < low {
 				low = cg
 			}
+			high[serial] = max(high[serial], cg)
 		}
 	}
-	return low, nil
+	if unknown {
+		low = 0
+	}
+	return low, high, nil
 }
 
 // bySource groups volume pairs by the system of their source.
@@ -190,6 +284,18 @@ func bySource(pairs []hal.VolumePair) map[hal.Serial][]hal.VolumePair {
 // byTarget groups volume pairs by the system of their target.
 func byTarget(pairs []hal.VolumePair) map[hal.Serial][]hal.VolumePair {
 	return groupBy(pairs, func(p hal.VolumePair) hal.Serial { return p.Target.Serial })
+}
+
+// sortedBy iterates a grouping in serial order: commands go to the
+// storage systems in the same order every time, so that a run replays.
+func sortedBy(m map[hal.Serial][]hal.VolumePair) iter.Seq2[hal.Serial, []hal.VolumePair] {
+	return func(yield func(hal.Serial, []hal.VolumePair) bool) {
+		for _, serial := range slices.Sorted(maps.Keys(m)) {
+			if !yield(serial, m[serial]) {
+				return
+			}
+		}
+	}
 }
 
 func groupBy(pairs []hal.VolumePair, key func(hal.VolumePair) hal.Serial) map[hal.Serial][]hal.VolumePair {
@@ -231,9 +337,16 @@ func (e *Engine) StartH1H2(ctx context.Context, s *session.Session) error { retu
 // failed back, others resynced or copied.
 func (e *Engine) StartH2H1(ctx context.Context, s *session.Session) error { return e.start(ctx, s) }
 
+// start puts the session's pairs into the core's scope first (its
+// transitional record made it Preparing), so that they are covered while
+// being established and stay covered if the start fails midway; then
+// changes storage; then puts the group back to mirroring.
 func (e *Engine) start(ctx context.Context, s *session.Session) error {
+	if err := e.SyncGroups(ctx); err != nil {
+		return err
+	}
 	epoch := e.epoch()
-	for serial, pairs := range bySource(s.VolumePairs()) {
+	for serial, pairs := range sortedBy(bySource(s.VolumePairs())) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return err
@@ -287,9 +400,6 @@ func (e *Engine) start(ctx context.Context, s *session.Session) error {
 			}
 		}
 	}
-	if err := e.SyncGroups(ctx); err != nil {
-		return err
-	}
 	return e.core.Restart(ctx, GroupName(s))
 }
 
@@ -326,7 +436,7 @@ func (e *Engine) running(group, action string) func() {
 
 // Recover makes the target-site volumes writable.
 func (e *Engine) Recover(ctx context.Context, s *session.Session) error {
-	for serial, pairs := range byTarget(s.VolumePairs()) {
+	for serial, pairs := range sortedBy(byTarget(s.VolumePairs())) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return err
@@ -341,7 +451,7 @@ func (e *Engine) Recover(ctx context.Context, s *session.Session) error {
 // Terminate stops mirroring (without a hold) and ends any hold. The
 // protocol cannot delete pairs: they stay suspended.
 func (e *Engine) Terminate(ctx context.Context, s *session.Session) error {
-	for serial, pairs := range bySource(s.VolumePairs()) {
+	for serial, pairs := range sortedBy(bySource(s.VolumePairs())) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return err
@@ -366,7 +476,7 @@ func (e *Engine) Terminate(ctx context.Context, s *session.Session) error {
 func (e *Engine) Refresh(ctx context.Context, s *session.Session) (session.Observed, error) {
 	obs := session.Observed{Pairs: map[hal.PairState]int{}}
 	epoch := e.epoch()
-	for serial, pairs := range bySource(s.VolumePairs()) {
+	for serial, pairs := range sortedBy(bySource(s.VolumePairs())) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return obs, err
@@ -404,7 +514,7 @@ func (e *Engine) Refresh(ctx context.Context, s *session.Session) (session.Obser
 			}
 		}
 	}
-	for serial, pairs := range byTarget(s.VolumePairs()) {
+	for serial, pairs := range sortedBy(byTarget(s.VolumePairs())) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return obs, err
@@ -474,4 +584,76 @@ func (e *Engine) Thawed(group string, at time.Time) {
 // Fenced is logged here; the HA part demotes the server.
 func (e *Engine) Fenced(epoch hal.Epoch) {
 	e.log.Error("fenced: another server holds a higher epoch", "epoch", epoch)
+}
+
+// Unprotected is reported by the daemon (STATUS=, a trap, status); the
+// engine has nothing to record.
+func (e *Engine) Unprotected(group, why string) {}
+
+// Contact queues the core's contact report of a group for the contact
+// worker; only the latest per group matters.
+func (e *Engine) Contact(group string, c freeze.Contact) {
+	e.mu.Lock()
+	e.contact[group] = c
+	e.mu.Unlock()
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// Reachable tells the engine that a storage system connected (again):
+// groups whose CG timeouts could not be asked are synced again, so that
+// the heartbeat protects them as soon as it can.
+func (e *Engine) Reachable(serial hal.Serial) {
+	e.mu.Lock()
+	e.reachable = true
+	e.mu.Unlock()
+	select {
+	case e.kick <- struct{}{}:
+	default:
+	}
+}
+
+// recordContact records the contact reports on the sessions of their
+// group, and syncs the groups again when a group whose CG timeouts were
+// unknown is in contact with every system again.
+func (e *Engine) recordContact(ctx context.Context) {
+	for {
+		select {
+		case <-e.kick:
+		case <-ctx.Done():
+			return
+		}
+		e.mu.Lock()
+		pending := e.contact
+		e.contact = map[string]freeze.Contact{}
+		mgr := e.mgr
+		resync := e.reachable && len(e.unknownCG) > 0
+		e.reachable = false
+		for g, c := range pending {
+			resync = resync || len(c.Lost) == 0 && e.unknownCG[g]
+		}
+		names := maps.Clone(e.groups)
+		e.mu.Unlock()
+		if resync {
+			if err := e.SyncGroups(ctx); err != nil && ctx.Err() == nil {
+				e.log.Warn("consistency groups not synced again", "err", err)
+			}
+		}
+		for _, g := range slices.Sorted(maps.Keys(pending)) {
+			c := pending[g]
+			if mgr == nil || len(names[g]) == 0 {
+				continue
+			}
+			ct := session.Contact{Lost: len(c.Lost) > 0, Severe: c.Severe()}
+			if ct.Lost {
+				ct.Reason = c.String()
+			}
+			// One name stands for its whole scope.
+			if err := mgr.MarkContact(ctx, names[g][0], ct, c.At); err != nil && ctx.Err() == nil {
+				e.log.Error("recording the core's contact report failed", "group", g, "err", err)
+			}
+		}
+	}
 }

@@ -23,6 +23,10 @@ type Group struct {
 	Pairs     map[hal.Serial][]hal.LSSPair
 	ReleaseIO bool          // thaw as soon as every freeze is certain
 	LowestCG  time.Duration // lowest CG timeout of the group's source LSSs
+	// HighestCG is, per source system, the highest CG timeout of its
+	// LSSs in the group: how long a hold there can last. A system missing
+	// (unknown) holds until it is reached.
+	HighestCG map[hal.Serial]time.Duration
 }
 
 // Phase is where a group stands.
@@ -48,8 +52,65 @@ type Observer interface {
 	// Settled: the fan-out is over. A later call follows when that
 	// changes from uncertain to certain.
 	Settled(group string, s Settlement)
+	// Thawed: no storage system of the group holds host writes any more:
+	// each acknowledged the thaw, or its hold has certainly ended.
 	Thawed(group string, at time.Time)
 	Fenced(epoch hal.Epoch)
+}
+
+// HealthObserver is an Observer that also hears what the core cannot
+// vouch for while a group mirrors (optional: the core asks with a type
+// assertion). Calls come from the loop, like the Observer's. Contact is
+// reported only while a group mirrors: Freezing ends what was reported.
+type HealthObserver interface {
+	// Unprotected: the heartbeat is on but cannot protect the group (why
+	// says why); the group is still frozen on every other sign. why ""
+	// says it is protected again, or no longer needs to be.
+	Unprotected(group, why string)
+	// Contact: the source systems of a mirroring group the core cannot
+	// reach changed (an empty c.Lost: it reaches every one again).
+	Contact(group string, c Contact)
+}
+
+// Contact is what the core knows of its contact with a mirroring group.
+type Contact struct {
+	At   time.Time
+	Lost []Lost // by serial
+}
+
+// Severe reports a system out of contact longer than the group's lowest
+// CG timeout: the secondary image may no longer be consistent.
+func (c Contact) Severe() bool {
+	return slices.ContainsFunc(c.Lost, func(l Lost) bool { return l.Severe })
+}
+
+// Lost is one source system the core cannot reach.
+type Lost struct {
+	Serial hal.Serial
+	// Since: the last time the core knew it was fine.
+	Since time.Time
+	// Why: the last failure.
+	Why string
+	// Severe: out of contact longer than the group's lowest CG timeout
+	// (ContactLost): a suspension the core never heard of may have ended
+	// its hold, and its writes may have gone on unmirrored.
+	Severe bool
+}
+
+// String is a sentence for a session's reason.
+func (c Contact) String() string {
+	if len(c.Lost) == 0 {
+		return "every storage system answers"
+	}
+	var parts []string
+	for _, l := range c.Lost {
+		s := fmt.Sprintf("%s unreachable since %s (%s)", l.Serial, l.Since.Format(time.RFC3339), l.Why)
+		if l.Severe {
+			s += ", longer than the lowest CG timeout: a hold may have been released there, the secondary image may be inconsistent"
+		}
+		parts = append(parts, s)
+	}
+	return strings.Join(parts, "; ")
 }
 
 // Settlement is what the core can vouch for after a freeze.
@@ -106,15 +167,27 @@ type Core struct {
 	fenced    bool
 	seen      map[eventID]struct{}
 	seenOrder []eventID
+	// lastTick is when the loop last handled a tick; lateAt is the last
+	// time the core found itself late (a tick missed, a heartbeat sent or
+	// an answer handled late): silence across it proves nothing.
+	lastTick, lateAt time.Time
+	// unprotected and contact are what was last reported per group name
+	// (a group whose pairs change is a new object under the same name).
+	unprotected map[string]string
+	contact     map[string]string
 	// unsubscribe ends the event subscription of each system.
 	unsubscribe map[hal.Serial]context.CancelFunc
 	// The loop's tickers, reset when the timings change.
 	tick, pollTick, retryTick clock.Ticker
 }
 
+// eventID identifies an event within one source: a source repeating
+// itself (a reconnected stream, a retransmitted trap) counts once, but no
+// source can make another's event a duplicate, not even with the same
+// sequence number (a forged trap).
 type eventID struct {
-	serial hal.Serial
-	seq    uint64
+	source string
+	ev     hal.Event
 }
 
 // maxSeen bounds the memory of events already handled.
@@ -129,7 +202,8 @@ type group struct {
 	since    time.Time
 	pending  int          // freezes of the first fan-out still out
 	waiters  []chan error // Freeze callers waiting for the first fan-out
-	thawWait []chan error // Thaw callers
+	thawWait []chan error // Thaw callers, answered once every thaw answered
+	released bool         // Thawed: reported to the observer as holding nothing
 	systems  map[hal.Serial]*member
 }
 
@@ -150,6 +224,21 @@ type member struct {
 	lastContact time.Time
 	lastSent    time.Time
 	lastReply   time.Time
+	// ackedSent is when the last acknowledged heartbeat (or the arm) was
+	// sent: the system restarted its timer of H no earlier.
+	ackedSent time.Time
+	// hbStarted is when the heartbeat out (if any) really left, in Unix
+	// nanoseconds, 0 while its goroutine has not run: set by that
+	// goroutine, read by the loop to tell a heartbeat sent late.
+	hbStarted *atomic.Int64
+	// lost is the last failure to reach it while its group mirrors ("":
+	// in contact).
+	lost string
+	// The hold after a freeze: the last freeze sent, and the thaw.
+	lastFreezeSent time.Time
+	thawing        bool
+	released       bool
+	thawErr        error
 }
 
 // New returns a core; Run starts it.
@@ -167,7 +256,7 @@ func New(opt Options) *Core {
 		systems: maps.Clone(opt.Systems), observer: opt.Observer, inbox: make(chan func(), 256),
 		started: make(chan struct{}), stopped: make(chan struct{}), groups: map[string]*group{}, byLSSPair: map[hal.LSSPair][]*group{},
 		heartbeat: opt.Heartbeat, epoch: opt.Epoch, seen: map[eventID]struct{}{},
-		unsubscribe: map[hal.Serial]context.CancelFunc{},
+		unsubscribe: map[hal.Serial]context.CancelFunc{}, unprotected: map[string]string{}, contact: map[string]string{},
 	}
 }
 
@@ -188,6 +277,7 @@ func (c *Core) Run(ctx context.Context) error {
 		}
 	}
 	c.tick = c.clock.NewTicker(c.t.Interval)
+	c.lastTick = c.clock.Now() // the first tick is late if it comes late after this
 	defer c.tick.Stop()
 	c.pollTick = c.clock.NewTicker(c.t.PollInterval)
 	defer c.pollTick.Stop()
@@ -201,6 +291,11 @@ func (c *Core) Run(ctx context.Context) error {
 		case f := <-c.inbox:
 			f()
 		case <-tick.C():
+			now := c.clock.Now()
+			if WokeLate(now, c.lastTick, c.t) {
+				c.noteLate(now, fmt.Sprintf("the loop woke %v after its previous tick", now.Sub(c.lastTick)))
+			}
+			c.lastTick = now
 			c.onTick()
 		case <-poll.C():
 			c.poll()
@@ -256,7 +351,7 @@ func (c *Core) subscribe(serial hal.Serial, sys hal.StorageSystem) error {
 	c.unsubscribe[serial] = cancel
 	go func() {
 		for ev := range events {
-			c.post(func() { c.onEvent(ev, "pushed") })
+			c.post(func() { c.onEvent(ev, pushed) })
 		}
 	}()
 	return nil
@@ -328,11 +423,14 @@ func (c *Core) async(serial hal.Serial, fn func(ctx context.Context, sys hal.Sto
 		done(fmt.Errorf("%w: %s is not defined", hal.ErrUnreachable, serial))
 		return
 	}
-	timeout := c.t.RequestTimeout // read in the loop: SetTimings may change c.t
+	// The deadline runs from now, in the loop, not from when the
+	// goroutine gets to run: the rules bound when a command can reach a
+	// system by when it was issued plus the request timeout (SafeAt,
+	// HoldEnds), which a starved goroutine sending late would break. Not
+	// cancelled with the loop: a freeze sent must run to its answer,
+	// bounded by the request timeout (see drain).
+	ctx, cancel := clock.WithTimeout(context.WithoutCancel(c.runCtx), c.clock, c.t.RequestTimeout)
 	go func() {
-		// Not cancelled with the loop: a freeze sent must run to its
-		// answer, bounded by the request timeout (see drain).
-		ctx, cancel := clock.WithTimeout(context.WithoutCancel(c.runCtx), c.clock, timeout)
 		err := fn(ctx, sys)
 		cancel()
 		c.post(func() {
@@ -346,34 +444,48 @@ func (c *Core) async(serial hal.Serial, fn func(ctx context.Context, sys hal.Sto
 
 // SetGroups replaces the consistency groups. A group whose pairs did not
 // change keeps its state; a new one starts mirroring (and, with the
-// heartbeat on, armed).
+// heartbeat on, armed). Every group is installed, whatever its timings:
+// one whose lowest CG timeout leaves no safe H is not heartbeat-armed
+// (and disarmed, should an earlier run have armed it), is reported
+// unprotected, and is frozen on every other sign like any group. A
+// group left out of the core would be frozen on nothing at all.
 func (c *Core) SetGroups(ctx context.Context, groups []Group) error {
 	return c.do(ctx, func() error {
 		next := map[string]*group{}
-		var problems []error
 		for _, g := range groups {
 			if old := c.groups[g.Name]; old != nil && samePairs(old.Pairs, g.Pairs) {
-				old.ReleaseIO, old.LowestCG = g.ReleaseIO, g.LowestCG
+				old.ReleaseIO, old.HighestCG = g.ReleaseIO, g.HighestCG
+				if old.LowestCG != g.LowestCG {
+					old.LowestCG = g.LowestCG
+					old.h, old.hErr = DeriveH(g.LowestCG, c.t)
+					for _, m := range old.systems {
+						m.armed = false // armed again with the new H at the next tick, if it has one
+					}
+				}
 				next[g.Name] = old
 				continue
 			}
 			ng := &group{Group: g, systems: map[hal.Serial]*member{}}
 			ng.h, ng.hErr = DeriveH(g.LowestCG, c.t)
-			if ng.hErr != nil && c.heartbeat {
-				problems = append(problems, fmt.Errorf("group %s: %w", g.Name, ng.hErr))
-			}
 			c.resetGroup(ng)
 			next[g.Name] = ng
-		}
-		if len(problems) > 0 {
-			return errors.Join(problems...)
 		}
 		for name, old := range c.groups {
 			if next[name] != old && c.heartbeat {
 				c.disarm(old, slices.Collect(maps.Keys(old.Pairs)))
 			}
+			if next[name] == nil {
+				c.reportProtection(name, "")
+				c.reportContact(name, Contact{At: c.clock.Now()})
+			}
 		}
 		c.groups = next
+		for _, g := range c.sortedGroups() {
+			if c.heartbeat && g.hErr != nil && g.phase == Mirroring {
+				c.disarm(g, slices.Sorted(maps.Keys(g.Pairs)))
+			}
+			c.protection(g)
+		}
 		if c.heartbeat {
 			c.onTick() // arm the new groups now, not a tick later
 		}
@@ -387,6 +499,72 @@ func (c *Core) SetGroups(ctx context.Context, groups []Group) error {
 		}
 		return nil
 	})
+}
+
+// Admit reports whether the heartbeat could protect g as the core runs
+// now: nil when the heartbeat is off or g's timings give a safe H, else
+// the ErrTiming saying why. A command checks the group it is about to
+// create with it before it changes anything on storage.
+func (c *Core) Admit(ctx context.Context, g Group) error {
+	return c.do(ctx, func() error {
+		if !c.heartbeat {
+			return nil
+		}
+		_, err := DeriveH(g.LowestCG, c.t)
+		return err
+	})
+}
+
+// protection reports a change of whether the heartbeat protects g.
+func (c *Core) protection(g *group) {
+	why := ""
+	if c.heartbeat && g.hErr != nil {
+		why = fmt.Sprintf("not heartbeat-armed (frozen on every other sign): %v", g.hErr)
+	}
+	c.reportProtection(g.Name, why)
+}
+
+// reportProtection tells the health observer when whether the heartbeat
+// protects the named group changed.
+func (c *Core) reportProtection(name, why string) {
+	if c.unprotected[name] == why {
+		return
+	}
+	if why == "" {
+		delete(c.unprotected, name)
+		c.log.Info("consistency group protected by the heartbeat again, or no longer needs it", "group", name)
+	} else {
+		c.unprotected[name] = why
+		c.log.Error("consistency group not protected by the heartbeat", "group", name, "why", why)
+	}
+	if ho, ok := c.observer.(HealthObserver); ok {
+		ho.Unprotected(name, why)
+	}
+}
+
+// reportContact tells the health observer when the systems of the named
+// group that the core cannot reach changed.
+func (c *Core) reportContact(name string, ct Contact) {
+	key := ""
+	for _, l := range ct.Lost {
+		key += fmt.Sprintf("%s %v;", l.Serial, l.Severe)
+	}
+	if c.contact[name] == key {
+		return
+	}
+	if key == "" {
+		delete(c.contact, name)
+	} else {
+		c.contact[name] = key
+	}
+	if len(ct.Lost) > 0 {
+		c.log.Warn("consistency group out of contact with a storage system", "group", name, "contact", ct.String())
+	} else {
+		c.log.Info("consistency group in contact with every storage system again", "group", name)
+	}
+	if ho, ok := c.observer.(HealthObserver); ok {
+		ho.Contact(name, ct)
+	}
 }
 
 func samePairs(a, b map[hal.Serial][]hal.LSSPair) bool {
@@ -405,11 +583,14 @@ func samePairs(a, b map[hal.Serial][]hal.LSSPair) bool {
 // window for its heartbeat.
 func (c *Core) resetGroup(g *group) {
 	now := c.clock.Now()
-	g.phase, g.reason, g.since, g.pending = Mirroring, "", now, 0
+	g.phase, g.reason, g.since, g.pending, g.released = Mirroring, "", now, 0, false
+	c.release(g.thawWait, fmt.Errorf("%w: %s was started again before every thaw was answered", ErrNotSafe, g.Name))
+	g.thawWait = nil
 	for serial := range g.Pairs {
 		// The pairs were mirroring when the group was (re)started.
 		g.systems[serial] = &member{lastReply: now, lastContact: now}
 	}
+	c.reportContact(g.Name, Contact{At: now})
 }
 
 // Restart puts a frozen group back to mirroring once its pairs are
@@ -426,7 +607,7 @@ func (c *Core) Restart(ctx context.Context, name string) error {
 }
 
 // SetHeartbeat switches the heartbeat. On, it refuses when a group's
-// timings cannot be safe; off, it disarms every system.
+// timings cannot be safe, changing nothing; off, it disarms every system.
 func (c *Core) SetHeartbeat(ctx context.Context, on bool) error {
 	return c.do(ctx, func() error {
 		if on == c.heartbeat {
@@ -455,6 +636,9 @@ func (c *Core) SetHeartbeat(ctx context.Context, on bool) error {
 		}
 		c.heartbeat = on
 		c.log.Info("heartbeat switched", "on", on)
+		for _, g := range c.sortedGroups() {
+			c.protection(g)
+		}
 		if on {
 			c.onTick() // arm now: every moment unarmed is a moment unprotected
 		}
@@ -464,21 +648,27 @@ func (c *Core) SetHeartbeat(ctx context.Context, on bool) error {
 
 // SetTimings changes the heartbeat timings while the core runs (SIGHUP):
 // the tickers follow at once, every group's H is derived again, and the
-// mirroring groups are armed again with it. Timings that leave a group
-// without a safe H are refused, changing nothing.
+// mirroring groups are armed again with it. Timings that would take the
+// heartbeat's protection from a group that has it are refused, changing
+// nothing; a group already unprotected does not hold a reload back, and
+// is armed once the new timings give it a safe H.
 func (c *Core) SetTimings(ctx context.Context, t Timings) error {
 	if err := t.Validate(); err != nil {
 		return err
 	}
 	return c.do(ctx, func() error {
-		hs := map[*group]time.Duration{}
+		type derived struct {
+			h   time.Duration
+			err error
+		}
+		hs := map[*group]derived{}
 		var problems []error
 		for _, g := range c.sortedGroups() {
 			h, err := DeriveH(g.LowestCG, t)
-			if err != nil && c.heartbeat {
+			if err != nil && c.heartbeat && g.hErr == nil {
 				problems = append(problems, fmt.Errorf("group %s: %w", g.Name, err))
 			}
-			hs[g] = h
+			hs[g] = derived{h, err}
 		}
 		if len(problems) > 0 {
 			return errors.Join(problems...)
@@ -488,8 +678,10 @@ func (c *Core) SetTimings(ctx context.Context, t Timings) error {
 		c.pollTick.Reset(t.PollInterval)
 		c.retryTick.Reset(t.RetryInterval)
 		now := c.clock.Now()
-		for g, h := range hs {
-			g.h, g.hErr = h, nil
+		c.lastTick = now // the first tick of the new interval is not late
+		for g, d := range hs {
+			g.h, g.hErr = d.h, d.err
+			c.protection(g)
 			if g.phase != Mirroring {
 				continue
 			}
@@ -519,8 +711,12 @@ func (c *Core) sortedGroups() []*group {
 
 // Observe hands the core an event from another source than the pushed
 // stream — a storage system's SNMP trap — named by source in the freeze
-// reason. The same event from two sources (same serial and sequence
-// number) counts once.
+// reason. Such a source is not the storage system's authenticated
+// connection, so what it says can only make the core freeze sooner: a
+// suspend or expiry event starts the freeze of its group (the freeze is
+// sent to every system and counts only when acknowledged), and a fenced
+// event is ignored (only a storage system's answer to the core's own
+// command fences it).
 func (c *Core) Observe(ev hal.Event, source string) {
 	select {
 	case <-c.started:
@@ -530,10 +726,14 @@ func (c *Core) Observe(ev hal.Event, source string) {
 	c.post(func() { c.onEvent(ev, source) })
 }
 
+// pushed is the source name of a system's own event stream.
+const pushed = "pushed"
+
 // onEvent handles a pushed (or trapped) event.
 func (c *Core) onEvent(ev hal.Event, source string) {
 	if ev.Seq != 0 {
-		id := eventID{ev.Serial, ev.Seq}
+		id := eventID{source, ev}
+		id.ev.At = time.Unix(0, ev.At.UnixNano()) // comparable whatever the location
 		if _, dup := c.seen[id]; dup {
 			return
 		}
@@ -554,14 +754,18 @@ func (c *Core) onEvent(ev hal.Event, source string) {
 				source, ev.Serial, ev.LSSPair, ev.Volumes.Len(), ev.Reason))
 		}
 	case hal.EventHeartbeatExpiry:
+		// The system froze itself, or so the event says: freeze the group
+		// now. The system is known frozen only once it acknowledges the
+		// freeze (idempotent there), never on the event's word.
 		if g := c.groups[ev.Session]; g != nil {
-			if m := g.systems[ev.Serial]; m != nil {
-				m.acked = true // it froze itself
-			}
 			c.freeze(g, fmt.Sprintf("%s: heartbeat expired on %s", source, ev.Serial))
-			c.evaluate(g)
 		}
 	case hal.EventFenced:
+		if source != pushed {
+			c.log.Warn("fenced event ignored: only a storage system's answer fences the core", "source", source,
+				"serial", ev.Serial, "epoch", uint64(ev.Epoch))
+			return
+		}
 		c.onFenced(ev.Epoch)
 	}
 }
@@ -587,7 +791,13 @@ func (c *Core) freeze(g *group, reason string) {
 	g.phase, g.reason, g.since = Freezing, reason, now
 	for _, m := range g.systems {
 		m.armedAtFreeze, m.contactAtFreeze = m.armed, m.lastContact
+		m.released, m.thawErr = false, nil
+		m.lost = ""
 	}
+	// Contact is reported while a group mirrors; from now on the freeze's
+	// reports tell (the observer drops what it knew of the group's
+	// contact on Freezing).
+	delete(c.contact, g.Name)
 	serials := slices.Sorted(maps.Keys(g.Pairs))
 	g.pending = len(serials)
 	for _, serial := range serials {
@@ -604,7 +814,7 @@ func (c *Core) sendFreeze(g *group, serial hal.Serial, firstRound bool) {
 	if m.freezing || m.acked {
 		return
 	}
-	m.freezing = true
+	m.freezing, m.lastFreezeSent = true, c.clock.Now()
 	pairs, epoch := g.Pairs[serial], c.epoch
 	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error {
 		return sys.Freeze(ctx, epoch, pairs)
@@ -733,14 +943,31 @@ func (c *Core) onTick() {
 		switch g.phase {
 		case Freezing, Partial:
 			c.evaluate(g)
+		case Thawed:
+			c.thawProgress(g)
 		case Mirroring:
-			if c.heartbeat {
+			if c.heartbeat && g.hErr == nil {
 				c.heartbeatGroup(g, now)
+			}
+			if g.phase == Mirroring {
+				c.checkContact(g, now)
 			}
 		}
 	}
 }
 
+// noteLate records that the core itself was late at now: the silence of
+// a storage system measured across it proves nothing (Judge).
+func (c *Core) noteLate(now time.Time, what string) {
+	if !c.lateAt.Equal(now) {
+		c.log.Warn("the freeze core itself was late: silence measured across it is re-checked, not frozen on",
+			"what", what)
+	}
+	c.lateAt = now
+}
+
+// heartbeatGroup refreshes the heartbeat of a mirroring group and applies
+// the heartbeat rule (Judge) to each armed system.
 func (c *Core) heartbeatGroup(g *group, now time.Time) {
 	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
 		m := g.systems[serial]
@@ -757,30 +984,95 @@ func (c *Core) heartbeatGroup(g *group, now time.Time) {
 			c.arm(g, serial, m, now)
 			continue
 		}
-		if Doubtful(now, m.lastReply, c.t.DetectionWindow) {
-			c.freeze(g, fmt.Sprintf("no heartbeat reply from %s for %v", serial, now.Sub(m.lastReply)))
+		if m.heartbeatOut {
+			// A heartbeat that left late, or has not left yet, is the
+			// core's lateness: the silence it would have broken is not
+			// the storage system's.
+			switch left := m.hbStarted.Load(); {
+			case left == 0 && RanLate(m.lastSent, now, c.t):
+				c.noteLate(now, fmt.Sprintf("a heartbeat to %s planned %v ago has not left yet", serial, now.Sub(m.lastSent)))
+			case left != 0 && RanLate(m.lastSent, time.Unix(0, left), c.t):
+				c.noteLate(now, fmt.Sprintf("a heartbeat to %s left %v after it was planned", serial, time.Unix(0, left).Sub(m.lastSent)))
+			}
+		}
+		silence := now.Sub(m.lastReply)
+		switch Judge(now, m.lastReply, m.ackedSent, c.lateAt, g.h, c.t) {
+		case Silent:
+			c.freeze(g, fmt.Sprintf("no heartbeat reply from %s for %v", serial, silence))
 			return
+		case MayHaveExpired:
+			c.freeze(g, fmt.Sprintf("no heartbeat reply from %s for %v, and its last acknowledged heartbeat + H (%v) has passed: "+
+				"it may have frozen itself", serial, silence, g.h))
+			return
+		case Recheck:
+			c.log.Info("no heartbeat reply within the detection window, but the core itself was late: re-checking",
+				"group", g.Name, "serial", serial, "silence", silence)
 		}
 		if m.heartbeatOut {
 			continue
 		}
-		m.heartbeatOut, m.lastSent = true, now
-		epoch, name := c.epoch, g.Name
-		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.Heartbeat(ctx, epoch, name) }, func(err error) {
-			m.heartbeatOut = false
-			switch {
-			case err == nil:
-				m.lastReply = c.clock.Now()
-				m.lastContact = m.lastReply
-			case errors.Is(err, hal.ErrHeartbeatExpired):
-				m.acked = true
-				c.freeze(g, fmt.Sprintf("%s reports its heartbeat expired", serial))
-				c.evaluate(g)
-			default:
-				c.log.Warn("heartbeat failed", "group", g.Name, "serial", serial, "err", err)
-			}
-		})
+		c.sendHeartbeat(g, serial, m, now)
 	}
+}
+
+// sendHeartbeat sends one heartbeat and judges its answer. Its deadline
+// runs from lastSent (async), so it reaches the system by lastSent +
+// request timeout or not at all: SafeAt holds however late it leaves. The goroutine
+// stamps when it really left and when the answer came: under CPU
+// starvation those differ from the loop's own times, and the difference
+// is the core's lateness, not the storage system's silence.
+func (c *Core) sendHeartbeat(g *group, serial hal.Serial, m *member, now time.Time) {
+	started := new(atomic.Int64)
+	var doneAt time.Time
+	m.heartbeatOut, m.lastSent, m.hbStarted = true, now, started
+	epoch, name, timeout := c.epoch, g.Name, c.t.RequestTimeout
+	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error {
+		started.Store(c.clock.Now().UnixNano())
+		err := sys.Heartbeat(ctx, epoch, name)
+		doneAt = c.clock.Now()
+		return err
+	}, func(err error) {
+		m.heartbeatOut = false
+		handled := c.clock.Now()
+		if doneAt.IsZero() {
+			doneAt = handled // not sent at all (fenced, or no such system)
+		}
+		left := time.Unix(0, started.Load())
+		if started.Load() == 0 {
+			left = doneAt
+		}
+		late := ""
+		switch {
+		case RanLate(now, left, c.t):
+			late = fmt.Sprintf("a heartbeat to %s left %v after it was planned", serial, left.Sub(now))
+		case err != nil && RanLate(now.Add(timeout), doneAt, c.t):
+			late = fmt.Sprintf("a heartbeat to %s failed %v after it was issued, its timeout being %v", serial, doneAt.Sub(now), timeout)
+		case RanLate(doneAt, handled, c.t):
+			late = fmt.Sprintf("the answer of a heartbeat to %s was handled %v after it came", serial, handled.Sub(doneAt))
+		}
+		if late != "" {
+			c.noteLate(handled, late)
+		}
+		if g.phase != Mirroring || g.systems[serial] != m {
+			return // frozen meanwhile, or the group was replaced
+		}
+		switch {
+		case err == nil:
+			m.lastReply, m.ackedSent = doneAt, left
+			c.contactOK(g, m, doneAt)
+		case errors.Is(err, hal.ErrHeartbeatExpired):
+			// Its own word that it froze itself: freeze the group. It
+			// counts as frozen once it acknowledges that freeze, like any
+			// system: the heartbeat's answer covers the pairs it was armed
+			// with, the freeze covers the group's pairs now.
+			c.freeze(g, fmt.Sprintf("%s reports its heartbeat expired", serial))
+		default:
+			c.log.Warn("heartbeat failed", "group", g.Name, "serial", serial, "err", err)
+			if late == "" {
+				c.contactFailed(g, serial, m, err)
+			}
+		}
+	})
 }
 
 func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
@@ -790,17 +1082,58 @@ func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
 	m.arming, m.lastSent = true, now
 	epoch := c.epoch
 	spec := hal.HeartbeatSpec{Session: g.Name, Pairs: g.Pairs[serial], Timeout: g.h}
-	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.EnableHeartbeat(ctx, epoch, spec) }, func(err error) {
+	var doneAt time.Time
+	var left atomic.Int64
+	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error {
+		left.Store(c.clock.Now().UnixNano())
+		err := sys.EnableHeartbeat(ctx, epoch, spec)
+		doneAt = c.clock.Now()
+		return err
+	}, func(err error) {
 		m.arming = false
 		if err != nil {
 			c.log.Warn("heartbeat not armed", "group", g.Name, "serial", serial, "err", err)
 			return
 		}
-		if g.phase == Mirroring {
-			m.armed, m.unprotected, m.lastReply = true, false, c.clock.Now()
-			m.lastContact = m.lastReply
+		if g.phase == Mirroring && g.systems[serial] == m {
+			m.armed, m.unprotected, m.lastReply, m.ackedSent = true, false, doneAt, time.Unix(0, left.Load())
+			c.contactOK(g, m, doneAt)
 		}
 	})
+}
+
+// contactOK: the system answered at at.
+func (c *Core) contactOK(g *group, m *member, at time.Time) {
+	if at.After(m.lastContact) {
+		m.lastContact = at
+	}
+	if m.lost != "" {
+		m.lost = ""
+		c.checkContact(g, c.clock.Now())
+	}
+}
+
+// contactFailed: a command to the system failed while its group mirrors.
+func (c *Core) contactFailed(g *group, serial hal.Serial, m *member, err error) {
+	first := m.lost == ""
+	m.lost = err.Error()
+	if first {
+		c.checkContact(g, c.clock.Now())
+	}
+}
+
+// checkContact reports the systems of a mirroring group that the core
+// cannot reach, and those out of contact longer than the lowest CG
+// timeout (ContactLost), when that changes.
+func (c *Core) checkContact(g *group, now time.Time) {
+	ct := Contact{At: now}
+	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+		if m := g.systems[serial]; m.lost != "" {
+			ct.Lost = append(ct.Lost, Lost{Serial: serial, Since: m.lastContact, Why: m.lost,
+				Severe: ContactLost(now, m.lastContact, g.LowestCG)})
+		}
+	}
+	c.reportContact(g.Name, ct)
 }
 
 // disarm switches the heartbeat off on systems of a group, best effort:
@@ -820,18 +1153,33 @@ func (c *Core) disarm(g *group, serials []hal.Serial) {
 }
 
 // poll queries every system's pairs: a suspended source pair of a
-// mirroring group is a sign like an event.
+// mirroring group is a sign like an event. An answer is contact with the
+// system; a failure (unless the core itself was late) is loss of it.
 func (c *Core) poll() {
 	for _, serial := range slices.Sorted(maps.Keys(c.systems)) {
-		epoch := c.epoch
+		epoch, planned, timeout := c.epoch, c.clock.Now(), c.t.RequestTimeout
 		var pairs []hal.PairStatus
+		var left, doneAt time.Time
 		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error {
+			left = c.clock.Now()
 			var err error
 			pairs, err = sys.QueryPairs(ctx, epoch)
+			doneAt = c.clock.Now()
 			return err
 		}, func(err error) {
+			now := c.clock.Now()
 			if err != nil {
+				if !left.IsZero() && (RanLate(planned, left, c.t) || RanLate(planned.Add(timeout), doneAt, c.t) ||
+					RanLate(doneAt, now, c.t)) {
+					c.noteLate(now, fmt.Sprintf("a poll of %s failed (%v) while the core was late", serial, err))
+					return
+				}
 				c.log.Debug("poll failed", "serial", serial, "err", err)
+				for _, g := range c.sortedGroups() {
+					if m := g.systems[serial]; m != nil && g.phase == Mirroring {
+						c.contactFailed(g, serial, m, err)
+					}
+				}
 				return
 			}
 			for _, p := range pairs {
@@ -844,10 +1192,9 @@ func (c *Core) poll() {
 			}
 			// Only now, after any freeze it started took the contact
 			// before it: the system was fine for the groups still mirroring.
-			now := c.clock.Now()
-			for _, g := range c.groups {
+			for _, g := range c.sortedGroups() {
 				if m := g.systems[serial]; m != nil && g.phase == Mirroring {
-					m.lastContact = now
+					c.contactOK(g, m, left)
 				}
 			}
 		})
@@ -878,12 +1225,16 @@ func (c *Core) Freeze(ctx context.Context, name, reason string) error {
 }
 
 // Thaw releases I/O of a frozen group (release-io) if the thaw rule
-// allows it, and answers ErrNotSafe, saying why, if not.
+// allows it, and answers ErrNotSafe, saying why, if not. It answers nil
+// once every storage system of the group acknowledged the thaw or its
+// hold has certainly ended (HoldEnds); else an error naming those that
+// may still hold host writes, and until when. Called again, it sends the
+// thaw again to those.
 func (c *Core) Thaw(ctx context.Context, name string) error {
 	return c.await(ctx, name, func(g *group, wait chan error) error {
 		switch g.phase {
 		case Thawed:
-			wait <- nil
+			c.thaw(g, wait)
 			return nil
 		case Mirroring:
 			return fmt.Errorf("%w: %s is not frozen", ErrNotSafe, name)
@@ -923,36 +1274,81 @@ func (c *Core) await(ctx context.Context, name string, start func(g *group, wait
 	}
 }
 
-// thaw ends ELB on every source LSS of a group whose freeze is certain.
+// thaw ends ELB on every source LSS of a group whose freeze is certain,
+// or, for a group already thawed, on the systems that have not
+// acknowledged it yet. wait (if any) is answered by thawProgress once
+// every thaw sent answered.
 func (c *Core) thaw(g *group, wait chan error) {
-	g.phase = Thawed
-	now := c.clock.Now()
-	serials := slices.Sorted(maps.Keys(g.Pairs))
-	left := len(serials)
-	var failed []string
-	for _, serial := range serials {
+	if g.phase != Thawed {
+		g.phase = Thawed
+		c.log.Info("thawing consistency group", "group", g.Name)
+	}
+	if wait != nil {
+		g.thawWait = append(g.thawWait, wait)
+	}
+	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+		m := g.systems[serial]
+		if m.released || m.thawing {
+			continue
+		}
+		m.thawing = true
 		epoch := c.epoch
 		lsss := sourceLSSs(g.Pairs[serial])
 		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.Thaw(ctx, epoch, lsss) }, func(err error) {
-			if err != nil {
-				failed = append(failed, fmt.Sprintf("%s (%v)", serial, err))
+			m.thawing = false
+			if g.systems[serial] != m {
+				return // the group was started again meanwhile
 			}
-			if left--; left > 0 {
-				return
+			if m.thawErr = err; err == nil {
+				m.released = true
 			}
-			var out error
-			if len(failed) > 0 {
-				out = fmt.Errorf("thaw of %s: not reached: %s; their writes resume when their CG timeout ends",
-					g.Name, strings.Join(failed, ", "))
-			}
-			if wait != nil {
-				wait <- out
-			}
+			c.thawProgress(g)
 		})
 	}
-	c.log.Info("consistency group thawed", "group", g.Name)
-	if c.observer != nil {
-		c.observer.Thawed(g.Name, now)
+	c.thawProgress(g)
+}
+
+// thawProgress answers the thaw's callers once no thaw is out, and tells
+// the observer once no system can still hold writes.
+func (c *Core) thawProgress(g *group) {
+	if g.phase != Thawed {
+		return
+	}
+	now := c.clock.Now()
+	var holding []string
+	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+		m := g.systems[serial]
+		if m.thawing && len(g.thawWait) > 0 {
+			return // answer once every thaw sent answered
+		}
+		if m.released {
+			continue
+		}
+		end, known := HoldEnds(Hold{LastFreezeSent: m.lastFreezeSent, Armed: c.heartbeat && m.armedAtFreeze,
+			LastHeartbeatSent: m.lastSent, HighestCG: g.HighestCG[serial]}, g.h, c.t.RequestTimeout)
+		switch {
+		case known && !now.Before(end):
+			continue // its hold has certainly ended
+		case known:
+			holding = append(holding, fmt.Sprintf("%s (%v) holds I/O until %s at the latest, when its CG timeout ends",
+				serial, m.thawErr, end.Format(time.RFC3339)))
+		default:
+			holding = append(holding, fmt.Sprintf("%s (%v) holds I/O until it is reached or its CG timeout ends",
+				serial, m.thawErr))
+		}
+	}
+	var out error
+	if len(holding) > 0 {
+		out = fmt.Errorf("thaw of %s: not reached: %s; run release-io again to retry", g.Name, strings.Join(holding, "; "))
+	}
+	c.release(g.thawWait, out)
+	g.thawWait = nil
+	if out == nil && !g.released {
+		g.released = true
+		c.log.Info("consistency group thawed: no storage system holds its writes", "group", g.Name)
+		if c.observer != nil {
+			c.observer.Thawed(g.Name, now)
+		}
 	}
 }
 
@@ -971,12 +1367,15 @@ func sourceLSSs(pairs []hal.LSSPair) []hal.LSS {
 
 // GroupStatus is a group as the core sees it.
 type GroupStatus struct {
-	Name    string
-	Phase   Phase
-	Reason  string
-	Since   time.Time
-	H       time.Duration
-	Systems []MemberStatus
+	Name   string
+	Phase  Phase
+	Reason string
+	Since  time.Time
+	H      time.Duration
+	// Unprotected says why the heartbeat, though on, does not protect
+	// the group ("" when it does, or is off).
+	Unprotected string
+	Systems     []MemberStatus
 }
 
 // MemberStatus is one source system of a group.
@@ -989,6 +1388,12 @@ type MemberStatus struct {
 	Armed     bool
 	LastSent  time.Time
 	LastReply time.Time
+	// Lost is the last failure to reach it while the group mirrors (""
+	// while in contact); LastContact is when it last answered.
+	Lost        string
+	LastContact time.Time
+	// Released: it acknowledged the thaw of a thawed group.
+	Released bool
 }
 
 // Status reports every group.
@@ -996,11 +1401,13 @@ func (c *Core) Status(ctx context.Context) ([]GroupStatus, error) {
 	var out []GroupStatus
 	err := c.do(ctx, func() error {
 		for _, g := range c.sortedGroups() {
-			gs := GroupStatus{Name: g.Name, Phase: g.phase, Reason: g.reason, Since: g.since, H: g.h}
+			gs := GroupStatus{Name: g.Name, Phase: g.phase, Reason: g.reason, Since: g.since, H: g.h,
+				Unprotected: c.unprotected[g.Name]}
 			for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
 				m := g.systems[serial]
 				gs.Systems = append(gs.Systems, MemberStatus{Serial: serial, Pairs: slices.Clone(g.Pairs[serial]),
-					Acked: m.acked, Armed: m.armed, LastSent: m.lastSent, LastReply: m.lastReply})
+					Acked: m.acked, Armed: m.armed, LastSent: m.lastSent, LastReply: m.lastReply, Lost: m.lost,
+					LastContact: m.lastContact, Released: m.released})
 			}
 			out = append(out, gs)
 		}

@@ -19,7 +19,15 @@
 // last heartbeat sent + H + request timeout (a heartbeat in flight may
 // reach the system up to a request timeout after it was sent). Without
 // the heartbeat such a system is never known safe: the group stays
-// Suspended (Partial), not recoverable.
+// Suspended (Partial), not recoverable. Only an acknowledged freeze makes
+// a system "frozen": never an event, nor a heartbeat answered "expired"
+// (on either, the core freezes the group, that system included).
+//
+// A thaw is done when every system acknowledged it, or when the hold of
+// one that did not has certainly ended (HoldEnds: the last freeze that
+// can have reached it, or its heartbeat expiry, plus its highest CG
+// timeout); until then the group still holds I/O, and a thaw asked again
+// is sent again to the systems that did not acknowledge it.
 //
 // Heartbeat: off by default. When on, every group's systems are armed
 // with timeout H = lowest CG timeout of the group − Margin, and refreshed
@@ -27,7 +35,24 @@
 // and twice the request timeout (the freeze fan-out and a heartbeat in
 // flight), so that a system which freezes itself always does so before
 // the CG timeout of a system that suspended silently releases its held
-// writes. Timings that break H + Margin <= lowest CG timeout are refused.
+// writes. Switching the heartbeat on, or new timings, that break
+// H + Margin <= lowest CG timeout for a group are refused. A group that
+// breaks it anyway (found so at start, or its CG timeouts learnt later)
+// is still in the core: it is not heartbeat-armed, it is reported
+// unprotected (HealthObserver), and every other sign freezes it. Every
+// pair that may be mirroring is in the core's scope, always.
+//
+// The core's own lateness is not a storage system's silence: a tick that
+// came late, a heartbeat that left late, an answer handled late (CPU
+// starvation, a stopped process) make it re-check — heartbeat again and
+// judge the answers — instead of freezing, unless the last acknowledged
+// heartbeat + H has passed, when the system may have frozen itself and
+// the group is frozen as for silence (Judge).
+//
+// Contact: while a group mirrors, a system that fails a poll or a
+// heartbeat is reported out of contact, and out of contact longer than
+// the lowest CG timeout (a hold may have been released behind the
+// core's back; ContactLost); the daemon shows it on the sessions.
 // Silence from a system whose heartbeat could not be armed is not a
 // freeze event: such a system would not freeze itself, so freezing the
 // others would only let their CG timeouts release held writes while it
@@ -41,8 +66,11 @@
 // # Sources of truth
 //
 // Pushed events, periodic polls and failed commands are independent
-// sources of the same truth; events are deduplicated by (serial, seq) and
-// a group that is already freezing absorbs every further sign.
+// sources of the same truth; a group that is already freezing absorbs
+// every further sign. An event is a duplicate only of the same event
+// from the same source: no source (a forged trap) can make another's
+// event a duplicate. An event that is not the system's own pushed stream
+// can make the core freeze sooner, never later, and never fences it.
 //
 // # The loop
 //

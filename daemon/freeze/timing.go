@@ -69,6 +69,9 @@ func DeriveH(lowestCG time.Duration, t Timings) (time.Duration, error) {
 	if err := t.Validate(); err != nil {
 		return 0, err
 	}
+	if lowestCG <= 0 {
+		return 0, fmt.Errorf("%w: the lowest CG timeout of the group is unknown (a storage system could not be asked)", ErrTiming)
+	}
 	h := lowestCG - t.Margin()
 	floor := 3*t.Interval + t.RequestTimeout
 	if h < floor {
@@ -121,4 +124,106 @@ func Certainty(now time.Time, systems map[string]SystemFreeze, heartbeat bool, h
 		return true, time.Time{}
 	}
 	return false, latest
+}
+
+// Tolerance is how late the core may be on its own schedule (a tick, a
+// heartbeat sent, an answer handled) before it counts as the core's own
+// lateness rather than jitter: half an interval.
+func (t Timings) Tolerance() time.Duration { return t.Interval / 2 }
+
+// WokeLate reports whether the loop, handling a tick at now after the
+// previous one at prev, missed at least one tick: the core itself was
+// not running on schedule (CPU starvation, a stopped process, a swapped
+// page), so silence measured across that gap proves nothing about storage.
+func WokeLate(now, prev time.Time, t Timings) bool {
+	return !prev.IsZero() && now.Sub(prev) > t.Interval+t.Tolerance()
+}
+
+// RanLate reports whether something the core scheduled at planned only
+// happened at actual: a heartbeat sent late, a request whose own timeout
+// fired late, an answer handled late. Each is the core's lateness.
+func RanLate(planned, actual time.Time, t Timings) bool {
+	return !planned.IsZero() && actual.Sub(planned) > t.Tolerance()
+}
+
+// Verdict is what the heartbeat rule makes of one armed storage system.
+type Verdict uint8
+
+const (
+	// Healthy: it answered within the detection window.
+	Healthy Verdict = iota
+	// Recheck: it did not, but the core itself was late within the
+	// window, so its silence may be the core's: heartbeat now and judge
+	// the answers, instead of freezing.
+	Recheck
+	// Silent: it did not answer for a detection window in which the core
+	// was on time: a possible freeze event (freeze-on-doubt).
+	Silent
+	// MayHaveExpired: whatever the reason of the silence, its last
+	// acknowledged heartbeat + H has passed, so it may have frozen itself:
+	// freeze the group.
+	MayHaveExpired
+)
+
+func (v Verdict) String() string {
+	return [...]string{"healthy", "recheck", "silent", "may have expired"}[v]
+}
+
+// Judge applies the heartbeat rule to one armed system at now. lastReply
+// is when its last heartbeat answer came; ackedSent is when the last
+// acknowledged heartbeat (or the arm) was sent: the system restarted its
+// timer of H no earlier than that. lateAt is the last time the core found
+// itself late (zero: never). A silence counts only from the later of the
+// last reply and the core's last lateness, but never beyond ackedSent + H.
+func Judge(now, lastReply, ackedSent, lateAt time.Time, h time.Duration, t Timings) Verdict {
+	switch {
+	case !Doubtful(now, lastReply, t.DetectionWindow):
+		return Healthy
+	case !now.Before(ackedSent.Add(h)):
+		return MayHaveExpired
+	case lateAt.After(lastReply) && !Doubtful(now, lateAt, t.DetectionWindow):
+		return Recheck
+	}
+	return Silent
+}
+
+// ContactLost reports whether a system last known fine at lastContact
+// has been out of contact longer than the lowest CG timeout of its group
+// at now: a suspension the core never heard of may have ended its hold,
+// and writes may have gone on unmirrored while the others mirrored.
+func ContactLost(now, lastContact time.Time, lowestCG time.Duration) bool {
+	return !lastContact.IsZero() && now.Sub(lastContact) > lowestCG
+}
+
+// Hold is what the core knows of how a storage system's hold of host
+// writes (extended long busy) may have started after a freeze.
+type Hold struct {
+	// LastFreezeSent: the last freeze sent to it; it reaches the system
+	// at most a request timeout later and holds for the CG timeout.
+	LastFreezeSent time.Time
+	// Armed: its heartbeat was armed when the freeze began and may still
+	// expire, which holds for a full CG timeout from the expiry.
+	Armed bool
+	// LastHeartbeatSent: the last heartbeat sent to it.
+	LastHeartbeatSent time.Time
+	// HighestCG: the highest CG timeout of its LSSs in the group; zero
+	// when unknown.
+	HighestCG time.Duration
+}
+
+// HoldEnds is the instant by which a system that has not acknowledged a
+// thaw certainly holds no more writes: the latest moment a hold can have
+// started, plus its highest CG timeout. ok is false when that cannot be
+// known (the CG timeout is unknown, or no freeze was ever sent).
+func HoldEnds(hd Hold, h, requestTimeout time.Duration) (end time.Time, ok bool) {
+	if hd.HighestCG <= 0 || hd.LastFreezeSent.IsZero() {
+		return time.Time{}, false
+	}
+	start := hd.LastFreezeSent.Add(requestTimeout)
+	if hd.Armed {
+		if exp := SafeAt(hd.LastHeartbeatSent, h, requestTimeout); exp.After(start) {
+			start = exp
+		}
+	}
+	return start.Add(hd.HighestCG), true
 }

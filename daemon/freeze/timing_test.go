@@ -23,6 +23,7 @@ func TestDeriveH(t *testing.T) {
 		{"short CG leaves no room", 10 * time.Second, def, 0, true},
 		{"H exactly at the floor", 12 * time.Second, def, 5 * time.Second, false},
 		{"H one tick under the floor", 12*time.Second - time.Nanosecond, def, 0, true},
+		{"CG timeout unknown", 0, def, 0, true},
 		{"detection window under the interval", 60 * time.Second,
 			Timings{Interval: 2 * time.Second, DetectionWindow: time.Second, RequestTimeout: time.Second,
 				PollInterval: time.Second, RetryInterval: time.Second}, 0, true},
@@ -93,6 +94,129 @@ func TestCertainty(t *testing.T) {
 			certain, at := Certainty(tc.now, tc.systems, tc.heartbeat, h, rt)
 			if certain != tc.certain || !at.Equal(tc.at) {
 				t.Fatalf("Certainty = %v, %v; want %v, %v", certain, at, tc.certain, tc.at)
+			}
+		})
+	}
+}
+
+func TestJudge(t *testing.T) {
+	t.Parallel()
+	tm := DefaultTimings() // interval 1s, window 2s, request timeout 2s
+	h := 53 * time.Second
+	at := func(d time.Duration) time.Time { return t0.Add(d) }
+	for _, tc := range []struct {
+		name                        string
+		now, reply, ackedSent, late time.Duration // from t0; late < 0: never late
+		want                        Verdict
+	}{
+		{"answered within the window", 1500 * time.Millisecond, 0, 0, -1, Healthy},
+		{"window just reached, core on time", 2 * time.Second, 0, 0, -1, Silent},
+		{"silent long after, core on time", 10 * time.Second, 0, 0, -1, Silent},
+		{"core late before the last reply proves nothing either way", 3 * time.Second, time.Second, time.Second, 500 * time.Millisecond, Silent},
+		{"core woke late inside the silence: recheck", 5 * time.Second, 0, 0, 5 * time.Second, Recheck},
+		{"recheck while the window since the lateness runs", 6*time.Second + 999*time.Millisecond, 0, 0, 5 * time.Second, Recheck},
+		{"silent for a window after the lateness", 7 * time.Second, 0, 0, 5 * time.Second, Silent},
+		{"late, but last acked heartbeat + H passed", 53 * time.Second, 0, 0, 53 * time.Second, MayHaveExpired},
+		{"late, one tick before last acked heartbeat + H", 53*time.Second - time.Nanosecond, 0, 0, 53*time.Second - time.Nanosecond, Recheck},
+		{"acked heartbeat sent before the reply counts from its sending", 55 * time.Second, 3 * time.Second, time.Second, 55 * time.Second, MayHaveExpired},
+		{"healthy even when late", time.Second, 0, 0, time.Second, Healthy},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var late time.Time
+			if tc.late >= 0 {
+				late = at(tc.late)
+			}
+			if got := Judge(at(tc.now), at(tc.reply), at(tc.ackedSent), late, h, tm); got != tc.want {
+				t.Fatalf("Judge = %s, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestLateness(t *testing.T) {
+	t.Parallel()
+	tm := DefaultTimings() // tolerance 500ms
+	for _, tc := range []struct {
+		name      string
+		prev, now time.Duration
+		woke      bool
+	}{
+		{"first tick", -1, time.Second, false},
+		{"on time", 0, time.Second, false},
+		{"jitter", 0, 1500 * time.Millisecond, false},
+		{"a tick missed", 0, 1500*time.Millisecond + 1, true},
+		{"stopped for 3 s", 0, 4 * time.Second, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var prev time.Time
+			if tc.prev >= 0 {
+				prev = t0.Add(tc.prev)
+			}
+			if got := WokeLate(t0.Add(tc.now), prev, tm); got != tc.woke {
+				t.Fatalf("WokeLate = %v, want %v", got, tc.woke)
+			}
+		})
+	}
+	for _, tc := range []struct {
+		name  string
+		delay time.Duration
+		want  bool
+	}{{"at once", 0, false}, {"within tolerance", 500 * time.Millisecond, false}, {"late", 501 * time.Millisecond, true}} {
+		t.Run("ran "+tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := RanLate(t0, t0.Add(tc.delay), tm); got != tc.want {
+				t.Fatalf("RanLate after %v = %v, want %v", tc.delay, got, tc.want)
+			}
+		})
+	}
+	if RanLate(time.Time{}, t0, tm) {
+		t.Fatal("nothing planned cannot be late")
+	}
+}
+
+func TestContactLost(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name  string
+		since time.Duration
+		want  bool
+	}{{"just lost", time.Second, false}, {"exactly the CG timeout", 60 * time.Second, false}, {"past it", 60*time.Second + 1, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := ContactLost(t0.Add(tc.since), t0, 60*time.Second); got != tc.want {
+				t.Fatalf("ContactLost after %v = %v, want %v", tc.since, got, tc.want)
+			}
+		})
+	}
+	if ContactLost(t0, time.Time{}, time.Second) {
+		t.Fatal("no contact time known: not lost")
+	}
+}
+
+func TestHoldEnds(t *testing.T) {
+	t.Parallel()
+	h, rt := 53*time.Second, 2*time.Second
+	for _, tc := range []struct {
+		name   string
+		hold   Hold
+		want   time.Time
+		wantOK bool
+	}{
+		{"freeze only", Hold{LastFreezeSent: t0, HighestCG: 60 * time.Second}, t0.Add(62 * time.Second), true},
+		{"armed: its expiry may restart the hold", Hold{LastFreezeSent: t0, Armed: true, LastHeartbeatSent: t0,
+			HighestCG: 60 * time.Second}, t0.Add(115 * time.Second), true},
+		{"armed, heartbeat long before the freeze", Hold{LastFreezeSent: t0.Add(time.Hour), Armed: true,
+			LastHeartbeatSent: t0, HighestCG: 60 * time.Second}, t0.Add(time.Hour + 62*time.Second), true},
+		{"CG timeout unknown", Hold{LastFreezeSent: t0}, time.Time{}, false},
+		{"no freeze sent", Hold{HighestCG: time.Minute}, time.Time{}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got, ok := HoldEnds(tc.hold, h, rt)
+			if ok != tc.wantOK || !got.Equal(tc.want) {
+				t.Fatalf("HoldEnds = %v, %v; want %v, %v", got, ok, tc.want, tc.wantOK)
 			}
 		})
 	}

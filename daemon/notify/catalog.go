@@ -69,6 +69,7 @@ var (
 	GroupPartial            = Event{2103, "groupPartial", Error, "some storage system of the consistency group may still be mirroring: Suspended (Partial), not recoverable", true}
 	GroupThawed             = Event{2104, "groupThawed", Info, "I/O released on the consistency group", true}
 	RecoverableChanged      = Event{2105, "recoverableChanged", Warning, "the Recoverable flag of a session changed", true}
+	GroupOutOfContact       = Event{2106, "groupOutOfContact", Error, "a storage system of a mirroring consistency group has been unreachable longer than the group's lowest CG timeout: a hold may have been released there unheard, and the secondary image may be inconsistent", true}
 
 	StorageCommFailure   = Event{3001, "storageCommFailure", Error, "communication with a storage system failed", true}
 	StorageCommRecovered = Event{3002, "storageCommRecovered", Info, "communication with a storage system recovered", true}
@@ -79,6 +80,7 @@ var (
 	HeartbeatSwitched    = Event{4002, "heartbeatSwitched", Info, "the Metro Mirror heartbeat was switched", true}
 	HeartbeatNoIP        = Event{4003, "heartbeatNoIP", Warning, "heartbeat on, but a storage system is reachable only through z/OS: the heartbeat cannot reach it", true}
 	HeartbeatUnprotected = Event{4004, "heartbeatUnprotected", Error, "the heartbeat cannot be armed on a storage system: it is not protected by it", true}
+	GroupUnprotected     = Event{4005, "groupUnprotected", Error, "the heartbeat is on but its timings are unsafe for a consistency group (or its CG timeouts are unknown): the group is not heartbeat-armed, and is frozen on every other sign", true}
 
 	HAStateChanged = Event{5001, "haStateChanged", Warning, "the HA connection state changed", true}
 	Takeover       = Event{5002, "takeover", Warning, "this server took over as active", true}
@@ -94,9 +96,9 @@ var (
 var Catalog = []Event{
 	DaemonStarted, DaemonStopping, WatchdogWithheld, StateUnwritable, StateWritable,
 	SessionStateChanged, SessionDefined, SessionPreparing, SessionPrepared, SessionSuspending, SessionSuspended,
-	SessionSuspendedPartial, SessionRecovering, SessionTargetAvailable, SessionSevere, SuspendingEvent, GroupFrozen, GroupPartial, GroupThawed, RecoverableChanged,
+	SessionSuspendedPartial, SessionRecovering, SessionTargetAvailable, SessionSevere, SuspendingEvent, GroupFrozen, GroupPartial, GroupThawed, RecoverableChanged, GroupOutOfContact,
 	StorageCommFailure, StorageCommRecovered, ConnectTimeoutHint, StorageTrapDropped,
-	HeartbeatExpired, HeartbeatSwitched, HeartbeatNoIP, HeartbeatUnprotected,
+	HeartbeatExpired, HeartbeatSwitched, HeartbeatNoIP, HeartbeatUnprotected, GroupUnprotected,
 	HAStateChanged, Takeover, Demoted,
 	ConfigChanged, ConfigRefused, BackupCreated, BackupRestored,
 }

@@ -19,7 +19,8 @@ const MIBRevision = "202612020000Z"
 // mibRevisions lists every released revision, newest first, with what it
 // changed: SMIv2 wants one REVISION clause per revision.
 var mibRevisions = []struct{ date, desc string }{
-	{MIBRevision, "stateUnwritable and stateWritable: the journal cannot write (a full disk), and writes again."},
+	{MIBRevision, "stateUnwritable and stateWritable: the journal cannot write (a full disk), and writes again; " +
+		"groupOutOfContact and groupUnprotected: what the freeze core cannot vouch for; storageTrapDropped."},
 	{"202611220000Z", "First version: the notifications of lockstepd's event catalogue."},
 }
 

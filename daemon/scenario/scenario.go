@@ -103,7 +103,24 @@ func (o observer) Settled(g string, st freeze.Settlement) {
 }
 
 func (o observer) Thawed(g string, _ time.Time) { o.l.logf("core: %s thawed (I/O released)", g) }
-func (o observer) Fenced(e hal.Epoch)           { o.l.logf("core: fenced by epoch %d", e) }
+
+func (o observer) Unprotected(g, why string) {
+	if why != "" {
+		o.l.logf("core: %s not protected by the heartbeat: %s", g, why)
+	}
+}
+
+func (o observer) Contact(g string, c freeze.Contact) {
+	switch {
+	case c.Severe():
+		o.l.logf("core: %s: session Severe, not recoverable: %s", g, c)
+	case len(c.Lost) > 0:
+		o.l.logf("core: %s out of contact: session Warning (still Prepared: the manager cannot know more): %s", g, c)
+	default:
+		o.l.logf("core: %s in contact with every storage system again", g)
+	}
+}
+func (o observer) Fenced(e hal.Epoch) { o.l.logf("core: fenced by epoch %d", e) }
 
 func (o *Options) defaults() {
 	if o.Chains == 0 {

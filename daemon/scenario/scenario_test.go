@@ -16,7 +16,13 @@ func TestScenarios(t *testing.T) {
 		consistent bool
 		check      func(t *testing.T, r *Result)
 	}{
-		{"S1", false, false, nil},
+		{"S1", false, false, func(t *testing.T, r *Result) {
+			// The manager cannot see the primary: the README's sentence.
+			timeline := strings.Join(r.Timeline, "\n")
+			if !strings.Contains(timeline, "session Warning") || !strings.Contains(timeline, "session Severe, not recoverable") {
+				t.Error("the core did not report the primary out of contact, then out of contact past the lowest CG timeout")
+			}
+		}},
 		{"S1", true, true, nil},
 		{"S2", false, false, func(t *testing.T, r *Result) {
 			if r.Recoverable {

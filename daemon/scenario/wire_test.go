@@ -52,7 +52,22 @@ func setupOverWire(ctx context.Context, t *testing.T, opt Options) (*lab, *labsr
 		conns[serial] = d
 	}
 	l := &lab{clk: labClk, fab: srv.Fabric(), topo: topo, res: &Result{}, start: labClk.Now()}
-	if err := topo.Establish(ctx, coreClk, conns, 1, time.Minute); err != nil {
+	// Setup, not the scenario: on a loaded host the connections and the
+	// establish calls take longer than the drivers' default deadline
+	// (a few seconds of storage time, a fraction of a second of wall
+	// time at this speed), so wait for the connections and give the
+	// calls ten minutes of storage time (30 s of wall time).
+	for _, c := range conns {
+		for end := time.Now().Add(30 * time.Second); c.(*direct.System).Cluster() < 0; {
+			if time.Now().After(end) {
+				t.Fatalf("%s: not connected after 30 s", c.Serial())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	setupCtx, cancelSetup := clock.WithTimeout(ctx, coreClk, 10*time.Minute)
+	defer cancelSetup()
+	if err := topo.Establish(setupCtx, coreClk, conns, 1, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	sources := map[hal.Serial]hal.StorageSystem{}

@@ -33,6 +33,9 @@ var (
 	ErrNotAllowed = errors.New("session: command not allowed")
 	// ErrBusy: a command to the session is in flight (Manager.Observe).
 	ErrBusy = errors.New("session: a command is in flight")
+	// ErrVetoed: the Hardware refused the command before anything was
+	// recorded or sent to storage (Vetter).
+	ErrVetoed = errors.New("session: command refused before it changed anything")
 	// ErrPartialFreeze is what Hardware.Suspend returns (wrapped) when
 	// some storage systems did not confirm the freeze and are not known
 	// safe: the session becomes Suspended (Partial), not recoverable.

@@ -41,6 +41,28 @@ type Hardware interface {
 	Refresh(ctx context.Context, s *Session) (Observed, error)
 }
 
+// Vetter is a Hardware that can refuse a command before anything is
+// recorded or sent to storage (optional: the Manager asks with a type
+// assertion). The freeze core's engine refuses a start whose
+// consistency group the heartbeat could not protect. A refusal wraps
+// ErrVetoed; the session is left exactly as it was.
+type Vetter interface {
+	Vet(ctx context.Context, s *Session, cmd Command) error
+}
+
+// Contact is what the freeze core reports of its contact with the
+// storage systems of a mirroring consistency group (Manager.MarkContact).
+type Contact struct {
+	// Lost: some storage system of the group cannot be reached now.
+	Lost bool
+	// Severe: one has been out of contact longer than the group's lowest
+	// CG timeout: it may have suspended and released held writes unheard,
+	// so the secondary image may be inconsistent.
+	Severe bool
+	// Reason names the systems and since when ("" once every one answers).
+	Reason string
+}
+
 // Observed is what the hardware says about a session's pairs, as Refresh
 // or a periodic poll of the core found it.
 type Observed struct {

@@ -126,6 +126,14 @@ func (m *Manager) Command(ctx context.Context, name string, cmd Command) error {
 	if err := CheckCommand(s, cmd); err != nil {
 		return err
 	}
+	if v, ok := m.hw.(Vetter); ok {
+		if err := v.Vet(ctx, s, cmd); err != nil {
+			if !errors.Is(err, ErrVetoed) {
+				err = fmt.Errorf("%w: %w", ErrVetoed, err)
+			}
+			return fmt.Errorf("session %q: %s: %w", name, cmd, err)
+		}
+	}
 	switch cmd {
 	case CmdStartH1H2:
 		return m.twoStep(ctx, s, cmd, startingChange(s, cmd),
@@ -362,6 +370,34 @@ func (m *Manager) MarkFrozen(ctx context.Context, name string, certain bool, rea
 // the core thawed them, or their CG timeout ran out.
 func (m *Manager) MarkThawed(ctx context.Context, name, reason string, at time.Time) error {
 	return m.markScope(ctx, name, at, func(s *Session) (Change, bool) { return releasedChange(s, reason) })
+}
+
+// MarkContact records what the freeze core knows of its contact with the
+// storage systems of the named session's scope (contactChange), on every
+// session of the scope that mirrors. Unlike a freeze, this is news that
+// can wait: it waits for the command in flight on each session, so that
+// it never turns a command's outcome into a conflict.
+func (m *Manager) MarkContact(ctx context.Context, name string, ct Contact, at time.Time) error {
+	scope := m.store.DB().Scope(name)
+	if scope == nil {
+		return fmt.Errorf("%w: %q", ErrUnknownSession, name)
+	}
+	at = m.stamp(at)
+	var errs []error
+	for _, s := range scope {
+		ch := m.slot(s.Name)
+		select {
+		case ch <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		_, _, err := m.update(ctx, s.Name, at, func(cur *Session) (Change, bool) { return contactChange(cur, ct) })
+		<-ch
+		if err != nil {
+			errs = append(errs, fmt.Errorf("session %q: %w", s.Name, err))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func (m *Manager) markScope(ctx context.Context, name string, at time.Time, f func(*Session) (Change, bool)) error {

@@ -447,6 +447,90 @@ func TestMarks(t *testing.T) {
 	r.checkReplay(t)
 }
 
+// vetoingHW refuses every start before it does anything.
+type vetoingHW struct{ *fakeHW }
+
+func (v vetoingHW) Vet(_ context.Context, s *session.Session, cmd session.Command) error {
+	if cmd == session.CmdStartH1H2 {
+		return errors.New("unsafe heartbeat timing")
+	}
+	return nil
+}
+
+// TestVetoedCommandChangesNothing: a command the hardware vetoes is
+// neither recorded nor sent.
+func TestVetoedCommandChangesNothing(t *testing.T) {
+	t.Parallel()
+	store := session.NewMemoryStore()
+	hw := newFakeHW()
+	m := session.NewManager(store, vetoingHW{hw}, clock.NewFake(t0))
+	r := &rig{m: m, store: store, hw: hw}
+	r.define(t, "A", sd, "g", session.HoldIO, 0x10, 1)
+	before := len(store.Records())
+	err := m.Command(context.Background(), "A", session.CmdStartH1H2)
+	if !errors.Is(err, session.ErrVetoed) || !strings.Contains(err.Error(), "unsafe heartbeat timing") {
+		t.Fatalf("start = %v, want ErrVetoed with the reason", err)
+	}
+	if len(store.Records()) != before || len(hw.Calls()) != 0 {
+		t.Fatalf("a vetoed start wrote %d records and made calls %v", len(store.Records())-before, hw.Calls())
+	}
+	if s := r.session(t, "A"); s.State != session.Defined {
+		t.Fatalf("A is %s", s.State)
+	}
+}
+
+// TestMarkContactWaitsForTheCommand: a contact report never turns the
+// outcome of a command in flight into a conflict: it is recorded after.
+func TestMarkContactWaitsForTheCommand(t *testing.T) {
+	t.Parallel()
+	r := newRig()
+	ctx := context.Background()
+	r.define(t, "A", sd, "g", session.HoldIO, 0x10, 1)
+	r.define(t, "B", sd, "g", session.HoldIO, 0x11, 1)
+	r.prepared(t, "A")
+	r.prepared(t, "B")
+	gate := r.hw.gate("refresh A")
+	r.hw.setObserved("A", pairs(hal.FullDuplex, 1))
+	cmdDone := make(chan error, 1)
+	go func() { cmdDone <- r.m.Command(ctx, "A", session.CmdRefresh) }()
+	for len(r.hw.Calls()) == 0 || r.hw.Calls()[len(r.hw.Calls())-1] != "refresh A" {
+		time.Sleep(time.Millisecond)
+	}
+	markDone := make(chan error, 1)
+	ct := session.Contact{Lost: true, Reason: "LAB.2107-75P0001 unreachable"}
+	go func() { markDone <- r.m.MarkContact(ctx, "B", ct, time.Time{}) }()
+	select {
+	case err := <-markDone:
+		t.Fatalf("MarkContact returned (%v) while a command ran on A", err)
+	case <-time.After(50 * time.Millisecond):
+	}
+	close(gate)
+	if err := <-cmdDone; err != nil {
+		t.Fatalf("the refresh conflicted: %v", err)
+	}
+	if err := <-markDone; err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range []string{"A", "B"} {
+		if s := r.session(t, n); s.State != session.Prepared || s.Status != session.Warning || !strings.Contains(s.Reason, "unreachable") {
+			t.Errorf("%s after the report: %s %s (%s)", n, s.State, s.Status, s.Reason)
+		}
+	}
+	if err := r.m.MarkContact(ctx, "A", session.Contact{Lost: true, Severe: true, Reason: "x"}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.session(t, "A"); s.Status != session.Severe || s.Recoverable {
+		t.Errorf("A after a severe report: %s recoverable %v", s.Status, s.Recoverable)
+	}
+	if err := r.m.MarkContact(ctx, "A", session.Contact{}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.session(t, "B"); s.Status != session.Normal || !strings.Contains(s.Reason, "restored") {
+		t.Errorf("B once contact is restored: %s (%s)", s.Status, s.Reason)
+	}
+	r.checkReplay(t)
+}
+
 func TestObserveWritesOnlyNews(t *testing.T) {
 	t.Parallel()
 	r := newRig()

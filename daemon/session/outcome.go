@@ -151,6 +151,35 @@ func releasedChange(s *Session, reason string) (Change, bool) {
 	return c, true
 }
 
+// contactChange is what the freeze core's report of its contact with a
+// mirroring session's storage systems makes of the session. The state
+// stays (the manager cannot know more than that it cannot see); the
+// status says it: Warning while a system is unreachable, Severe once one
+// has been unreachable longer than the lowest CG timeout. Recoverable is
+// false in the mirroring states already, and stays so. Contact regained
+// gives the state's own status back. Sessions in a freeze or frozen are
+// left to the freeze's records.
+func contactChange(s *Session, ct Contact) (Change, bool) {
+	if s.State != Prepared && s.State != Preparing {
+		return Change{}, false
+	}
+	c := changeFrom(s)
+	c.Status = statusFor(s.State, s.Error)
+	c.Recoverable = false
+	switch {
+	case ct.Severe:
+		c.Status = Severe
+	case ct.Lost:
+		c.Status = max(c.Status, Warning)
+	}
+	if ct.Lost {
+		c.Reason = "out of contact: " + ct.Reason
+	} else if s.Status != c.Status || strings.HasPrefix(s.Reason, "out of contact: ") {
+		c.Reason = "contact restored: every storage system answers"
+	}
+	return c, true
+}
+
 // recoveringChange is the transitional record of a recover. Recover is
 // allowed only from a recoverable Suspended session, so the image stays
 // known consistent through it.

@@ -298,6 +298,10 @@ func checkOutcomes(t *testing.T, s *Session, hwErr error, observations []Observe
 	try("freezingChange", c, ok)
 	c, ok = releasedChange(s, "r")
 	try("releasedChange", c, ok)
+	for _, ct := range []Contact{{}, {Lost: true, Reason: "P1"}, {Lost: true, Severe: true, Reason: "P1"}} {
+		c, ok := contactChange(s, ct)
+		try(fmt.Sprintf("contactChange(%+v)", ct), c, ok)
+	}
 	for i, o := range observations {
 		c, ok := observedChange(s, o)
 		try(fmt.Sprintf("observedChange #%d", i), c, ok)
@@ -388,5 +392,50 @@ func TestObservedSummary(t *testing.T) {
 	}
 	if got := (Observed{}).summary(); !strings.Contains(got, "no pairs") {
 		t.Errorf("empty summary = %q", got)
+	}
+}
+
+func TestContactOutcomes(t *testing.T) {
+	t.Parallel()
+	lost := Contact{Lost: true, Reason: "P1 unreachable since 12:00"}
+	severe := Contact{Lost: true, Severe: true, Reason: "P1 unreachable since 12:00, longer than the lowest CG timeout"}
+	prepared := testSession(MetroMirrorSingleDirection, Prepared, HoldIO)
+	preparing := testSession(MetroMirrorSingleDirection, Preparing, HoldIO)
+	failed := testSession(MetroMirrorSingleDirection, Prepared, HoldIO)
+	failed.Error, failed.Status = true, Severe
+	warned := testSession(MetroMirrorSingleDirection, Prepared, HoldIO)
+	warned.Status, warned.Reason = Warning, "out of contact: P1"
+	for _, tc := range []struct {
+		name       string
+		s          *Session
+		ct         Contact
+		wantOK     bool
+		wantStatus Status
+		wantReason string
+	}{
+		{"prepared, lost: Warning, state stays", prepared, lost, true, Warning, "out of contact: " + lost.Reason},
+		{"prepared, lost past the CG timeout: Severe", prepared, severe, true, Severe, "out of contact: " + severe.Reason},
+		{"preparing, lost: Warning", preparing, lost, true, Warning, "out of contact: " + lost.Reason},
+		{"failed stays Severe", failed, lost, true, Severe, "out of contact: " + lost.Reason},
+		{"contact restored: Normal again", warned, Contact{}, true, Normal, "contact restored: every storage system answers"},
+		{"restored, nothing to say", prepared, Contact{}, true, Normal, prepared.Reason},
+		{"suspended: the freeze's records tell", testSession(MetroMirrorSingleDirection, Suspended, HoldIO), severe, false, 0, ""},
+		{"suspending: the freeze's records tell", testSession(MetroMirrorSingleDirection, Suspending, HoldIO), lost, false, 0, ""},
+		{"defined: nothing mirrors", testSession(MetroMirrorSingleDirection, Defined, HoldIO), lost, false, 0, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, ok := contactChange(tc.s, tc.ct)
+			if ok != tc.wantOK {
+				t.Fatalf("ok %v, want %v", ok, tc.wantOK)
+			}
+			if !ok {
+				return
+			}
+			if c.State != tc.s.State || c.Status != tc.wantStatus || c.Reason != tc.wantReason || c.Recoverable {
+				t.Fatalf("change %+v (%q), want state %s status %s reason %q, not recoverable",
+					flagsOf(c), c.Reason, tc.s.State, tc.wantStatus, tc.wantReason)
+			}
+		})
 	}
 }

@@ -53,9 +53,10 @@ func (s *Scaled) AfterFunc(d time.Duration, f func()) Timer {
 
 func (s *Scaled) NewTicker(d time.Duration) Ticker {
 	t := &scaledTicker{s: s, c: make(chan time.Time, 1), period: d}
-	// Under the lock: the first tick may fire (and read t.t) before
-	// AfterFunc has returned.
+	// Under the lock: fire reads t.t under it, and may run before
+	// AfterFunc's result is stored.
 	t.mu.Lock()
+	defer t.mu.Unlock()
 	t.t = time.AfterFunc(s.real(d), t.fire)
 	t.mu.Unlock()
 	return t

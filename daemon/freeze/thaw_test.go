@@ -1,0 +1,158 @@
+package freeze_test
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/lockstep-io/lockstep/daemon/freeze"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/hal/emu/topology"
+)
+
+// thawCounter counts the thaws a system receives.
+type thawCounter struct {
+	hal.StorageSystem
+	n *atomic.Int32
+}
+
+func (c thawCounter) Thaw(ctx context.Context, e hal.Epoch, l []hal.LSS) error {
+	c.n.Add(1)
+	return c.StorageSystem.Thaw(ctx, e, l)
+}
+
+// thawObserver records the core's Thawed reports.
+type thawObserver struct {
+	mu     sync.Mutex
+	thawed []time.Time
+}
+
+func (o *thawObserver) Freezing(string, string, time.Time) {}
+func (o *thawObserver) Settled(string, freeze.Settlement)  {}
+func (o *thawObserver) Thawed(_ string, at time.Time) {
+	o.mu.Lock()
+	o.thawed = append(o.thawed, at)
+	o.mu.Unlock()
+}
+func (o *thawObserver) Fenced(hal.Epoch) {}
+func (o *thawObserver) count() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.thawed)
+}
+
+func held(t *testing.T, fab *emu.Fabric, serial hal.Serial) bool {
+	t.Helper()
+	ls, err := fab.System(serial).Connect("check").QueryLSSs(context.Background(), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range ls {
+		if !l.ELBUntil.IsZero() {
+			return true
+		}
+	}
+	return false
+}
+
+// TestThawIsDoneOnlyWhenEverySystemReleased: release-io with a system
+// unreachable thaws what it reaches and says which system still holds
+// I/O; a retry sends the thaw again to that system (and only reports
+// success once it released, or its hold certainly ended); the core
+// reports the group thawed only then.
+func TestThawIsDoneOnlyWhenEverySystemReleased(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		topo, fab, conns := establishedLab(t, ctx)
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		var thaws atomic.Int32
+		obs := &thawObserver{}
+		core := freeze.New(freeze.Options{Epoch: 1, Observer: obs, Systems: map[hal.Serial]hal.StorageSystem{
+			p1: conns[p1], p2: thawCounter{conns[p2], &thaws}}})
+		done := make(chan error)
+		go func() { done <- core.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		if err := core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: time.Minute}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := core.Freeze(ctx, "cg", "test"); err != nil {
+			t.Fatal(err)
+		}
+		fab.System(p2).SetManagerLink("m", emu.LinkDown)
+		if err := core.Thaw(ctx, "cg"); err == nil {
+			t.Fatal("thaw with an unreachable system reported success")
+		}
+		if held(t, fab, p1) || !held(t, fab, p2) {
+			t.Fatalf("after the first thaw: %s held %v, %s held %v; want only %s", p1, held(t, fab, p1), p2, held(t, fab, p2), p2)
+		}
+		if obs.count() != 0 {
+			t.Fatal("the core reported the group thawed while a system still holds I/O")
+		}
+		first := thaws.Load()
+		time.Sleep(500 * time.Millisecond)
+		if err := core.Thaw(ctx, "cg"); err == nil {
+			t.Fatal("a retry reported success while the system still holds I/O")
+		}
+		if thaws.Load() == first {
+			t.Fatal("the retry sent no thaw to the system that had not released")
+		}
+		fab.System(p2).SetManagerLink("m", emu.LinkUp)
+		if err := core.Thaw(ctx, "cg"); err != nil {
+			t.Fatalf("thaw once reachable: %v", err)
+		}
+		if held(t, fab, p2) {
+			t.Fatalf("%s still holds I/O after a successful thaw", p2)
+		}
+		time.Sleep(time.Second)
+		if obs.count() != 1 {
+			t.Fatalf("%d thawed reports, want 1", obs.count())
+		}
+	})
+}
+
+// TestThawIsDoneOnceTheHoldCertainlyEnded: the unreachable system is
+// never reached, but its hold certainly ends a CG timeout after the last
+// freeze could reach it; from then on I/O is not held anywhere.
+func TestThawIsDoneOnceTheHoldCertainlyEnded(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		topo, fab, conns := establishedLab(t, ctx)
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		obs := &thawObserver{}
+		core := freeze.New(freeze.Options{Epoch: 1, Observer: obs, Systems: map[hal.Serial]hal.StorageSystem{
+			p1: conns[p1], p2: conns[p2]}})
+		done := make(chan error)
+		go func() { done <- core.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: time.Minute,
+			HighestCG: map[hal.Serial]time.Duration{p1: 2 * time.Minute, p2: 2 * time.Minute}}
+		if err := core.SetGroups(ctx, []freeze.Group{g}); err != nil {
+			t.Fatal(err)
+		}
+		if err := core.Freeze(ctx, "cg", "test"); err != nil {
+			t.Fatal(err)
+		}
+		frozeAt := time.Now()
+		fab.System(p2).SetManagerLink("m", emu.LinkDown)
+		if err := core.Thaw(ctx, "cg"); err == nil {
+			t.Fatal("thaw with an unreachable system reported success")
+		}
+		time.Sleep(time.Until(frozeAt.Add(2*time.Minute)) - time.Second)
+		if obs.count() != 0 {
+			t.Fatal("thawed reported before the hold of the unreachable system certainly ended")
+		}
+		time.Sleep(5 * time.Second) // freeze sent + request timeout + 2 min, and a tick
+		if obs.count() != 1 {
+			t.Fatalf("%d thawed reports once the hold certainly ended, want 1", obs.count())
+		}
+		if err := core.Thaw(ctx, "cg"); err != nil {
+			t.Fatalf("thaw after the hold ended: %v", err)
+		}
+	})
+}
