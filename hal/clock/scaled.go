@@ -56,7 +56,6 @@ func (s *Scaled) NewTicker(d time.Duration) Ticker {
 	// Under the lock: fire reads t.t under it, and may run before
 	// AfterFunc's result is stored.
 	t.mu.Lock()
-	defer t.mu.Unlock()
 	t.t = time.AfterFunc(s.real(d), t.fire)
 	t.mu.Unlock()
 	return t
