@@ -59,12 +59,17 @@ func lockDir(dir string) (*dirLock, error) {
 	return &dirLock{f: f, dir: dir}, nil
 }
 
-// unlock releases the lock (closing the file releases the flock).
+// unlock releases the lock. It unlocks explicitly before closing: a
+// process forked meanwhile (another test's or a hook's exec) holds a copy
+// of the descriptor until its exec closes it, and the flock, which
+// belongs to the open file description, would outlive our close by that
+// window; LOCK_UN ends it for every copy at once.
 func (l *dirLock) unlock() error {
 	if l == nil || l.f == nil {
 		return nil
 	}
-	err := l.f.Close()
+	uerr := flock(l.f, syscall.LOCK_UN)
+	err := errors.Join(uerr, l.f.Close())
 	l.f = nil
 	return err
 }
