@@ -86,12 +86,12 @@ func (r *roff) th(title, section string, m manual) {
 	r.WriteString(".nh\n.ad l\n") // no hyphenation, ragged right: names and paths stay whole
 }
 
-func (r *roff) sh(name string)     { fmt.Fprintf(r, ".SH %s\n", name) }
-func (r *roff) ss(name string)     { fmt.Fprintf(r, ".SS %s\n", esc(name)) }
-func (r *roff) pp()                { r.WriteString(".PP\n") }
-func (r *roff) line(s string)      { r.WriteString(esc(s) + "\n") }
-func (r *roff) bold(s string)      { r.WriteString(`\fB` + esc(s) + `\fR` + "\n") }
-func (r *roff) tp(tag string)      { r.WriteString(".TP\n" + tag + "\n") }
+func (r *roff) sh(name string) { fmt.Fprintf(r, ".SH %s\n", name) }
+func (r *roff) ss(name string) { fmt.Fprintf(r, ".SS %s\n", esc(name)) }
+func (r *roff) pp()            { r.WriteString(".PP\n") }
+func (r *roff) line(s string)  { r.WriteString(esc(s) + "\n") }
+func (r *roff) bold(s string)  { r.WriteString(`\fB` + esc(s) + `\fR` + "\n") }
+func (r *roff) tp(tag string)  { r.WriteString(".TP\n" + tag + "\n") }
 func (r *roff) para(lines ...string) {
 	r.pp()
 	for _, l := range lines {

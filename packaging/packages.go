@@ -51,7 +51,9 @@ type stage struct {
 	Pages []page
 }
 
-func (s stage) path(parts ...string) string { return filepath.Join(append([]string{s.Dir}, parts...)...) }
+func (s stage) path(parts ...string) string {
+	return filepath.Join(append([]string{s.Dir}, parts...)...)
+}
 
 // content is one file of a package.
 func content(src, dst string, mode os.FileMode) *files.Content {
