@@ -98,7 +98,10 @@ command line over D-Bus, the reference configuration, the D-Bus policy
 and LOCKSTEP-MIB for SNMP managers.`,
 		Overridables: nfpm.Overridables{
 			Contents: c,
-			Depends:  []string{"systemd-sysusers", "systemd-tmpfiles", "default-dbus-system-bus | dbus-system-bus"},
+			// procps: the unit reloads with /bin/kill -HUP (systemd 252
+			// cannot send the signal itself), and a minimal Debian has no
+			// /bin/kill without it.
+			Depends:  []string{"systemd-sysusers", "systemd-tmpfiles", "default-dbus-system-bus | dbus-system-bus", "procps"},
 			Suggests: []string{"snmpd"},
 		},
 	}
@@ -109,7 +112,7 @@ and LOCKSTEP-MIB for SNMP managers.`,
 			PostRemove:  src("packaging/scripts/deb-postrm"),
 		}
 	} else {
-		info.Depends = []string{"systemd", "dbus"}
+		info.Depends = []string{"systemd", "dbus", "/usr/bin/kill"}
 		info.Contents = append(info.Contents,
 			content(src("packaging/files/lockstep.preset"), "/usr/lib/systemd/system-preset/90-lockstep.preset", 0o644))
 		info.Scripts = nfpm.Scripts{
