@@ -78,16 +78,35 @@ func TestBoot(t *testing.T) {
 	}
 
 	tarball := debianTree(t)
-	tree := filepath.Join(work, "tree")
+	t.Run("install, boot, reload, watchdog, upgrade, purge", func(t *testing.T) {
+		bootChecks(t, newTree(t, work, "tree", tarball, pkgs))
+	})
+	t.Run("the operations guide", func(t *testing.T) {
+		bootGuide(t, newTree(t, work, "guide", tarball, pkgs), pkgs)
+	})
+	t.Logf("boot test done in %v", time.Since(start).Round(time.Second))
+}
+
+// newTree unpacks the Debian tree into work/name, with the packages in
+// /root/pkgs.
+func newTree(t *testing.T, work, name, tarball, pkgs string) string {
+	t.Helper()
+	tree := filepath.Join(work, name)
 	if err := os.Mkdir(tree, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { os.RemoveAll(tree) })
 	runTool(t, "tar", "-C", tree, "-xf", tarball)
 	if err := os.MkdirAll(filepath.Join(tree, "root/pkgs"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	runTool(t, "cp", "-a", pkgs+"/.", filepath.Join(tree, "root/pkgs"))
+	return tree
+}
 
+// bootChecks: the package installed offline, then booted, reloaded,
+// wedged, upgraded and purged.
+func bootChecks(t *testing.T, tree string) {
 	// 1. Installed into the tree with no init running, as when a
 	// container image is built: it must succeed, enable the unit, create
 	// the user and the state directory, and start nothing.
@@ -107,7 +126,7 @@ func TestBoot(t *testing.T) {
 	}
 
 	// 2. Boot.
-	m := boot(t, tree, filepath.Join(work, "console.log"))
+	m := boot(t, tree, tree+".console.log")
 	t.Logf("booted in %v", m.booted.Round(time.Second))
 
 	// 3. The daemon is ready, as user lockstep, with its STATUS=.
@@ -221,7 +240,62 @@ func TestBoot(t *testing.T) {
 	m.must("test ! -e /var/lib/lockstep && test ! -e /etc/lockstep/lockstep.toml && test ! -e /etc/systemd/system/multi-user.target.wants/lockstepd.service")
 
 	m.poweroff()
-	t.Logf("boot test done in %v", time.Since(start).Round(time.Second))
+}
+
+// bootGuide runs every "sh" block of docs/operations.md, in order, on a
+// freshly booted tree, as root in the folder holding the package; before
+// the section on upgrades the folder gets the newer package.
+func bootGuide(t *testing.T, tree, pkgs string) {
+	download := filepath.Join(tree, "root/download")
+	if err := os.Mkdir(download, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	place := func(version string) {
+		old, _ := filepath.Glob(filepath.Join(download, "*.deb"))
+		for _, f := range old {
+			os.Remove(f)
+		}
+		runTool(t, "cp", filepath.Join(pkgs, debFormat.fileName("lockstep", version)), download)
+	}
+	place("0.1.0")
+	m := boot(t, tree, tree+".console.log")
+	n := 0
+	for _, b := range guideBlocks(t) {
+		if b.Info != "sh" {
+			continue
+		}
+		if b.Section == "Upgrades" && !strings.Contains(m.must("lockstepctl status"), "(0.1.1)") {
+			place("0.1.1")
+		}
+		n++
+		out := m.must("cd /root/download && set -e\n" + b.Text + "</dev/null")
+		t.Logf("guide, %s, block %d:\n%s", b.Section, n, tail([]byte(out), 1500))
+		switch b.Section {
+		case "Install":
+			m.must("systemctl is-active lockstepd && lockstepctl status | grep -q '(0.1.0)'")
+		case "First configuration":
+			if !strings.Contains(m.must("lockstepctl status"), "lockstep-a (0.1.0)") {
+				t.Error("the server is not named lockstep-a after the first configuration")
+			}
+		case "Adding storage":
+			m.must("lockstepctl storage show IBM.2107-75XYZ02")
+		case "A session":
+			m.must("lockstepctl session show prod | grep -q 'copy sets *2$'")
+		case "The heartbeat":
+			m.must("lockstepctl status | grep -q 'heartbeat *on'")
+		case "Upgrades":
+			m.must("lockstepctl status | grep -q '(0.1.1)' && lockstepctl session show prod && grep -q '^name = \"lockstep-a\"$' /etc/lockstep/lockstep.toml")
+		case "Logs, events and traps":
+			if strings.Contains(b.Text, "journalctl") {
+				m.must("journalctl -u lockstepd --no-pager -o cat LOCKSTEP_MSGID=LS1001I | grep -q .")
+			} else {
+				m.must("systemctl is-active lockstepd && lockstepctl events | grep -q LS6001")
+			}
+		case "Removing":
+			m.must("test ! -e /var/lib/lockstep && test ! -e /etc/lockstep/lockstep.toml")
+		}
+	}
+	m.poweroff()
 }
 
 func runTool(t *testing.T, name string, args ...string) string {
