@@ -193,6 +193,9 @@ func TestDebBinaries(t *testing.T) {
 	if got := strings.TrimSpace(output(t, filepath.Join(root, "usr/bin/lockstepd"), "--version")); got != b.Version {
 		t.Errorf("lockstepd --version = %q, want %q", got, b.Version)
 	}
+	if got := strings.TrimSpace(output(t, filepath.Join(root, "usr/bin/lockstepctl"), "--version")); got != "lockstepctl "+b.Version {
+		t.Errorf("lockstepctl --version = %q, want %q", got, "lockstepctl "+b.Version)
+	}
 	c, err := headCommit("..")
 	if err != nil {
 		t.Fatal(err)

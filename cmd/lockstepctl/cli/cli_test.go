@@ -133,6 +133,15 @@ func TestUsageErrorsNeedNoBus(t *testing.T) {
 	}
 }
 
+// --version prints the build's version, without a bus.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	code, out, errs := run(t, nil, "--bus", nobus(t), "--version")
+	if code != ExitOK || out != "lockstepctl dev\n" || errs != "" {
+		t.Errorf("--version: exit %d, stdout %q, stderr %q; want 0 and \"lockstepctl dev\"", code, out, errs)
+	}
+}
+
 // A command that runs dials the bus: --bus first, then $LOCKSTEP_BUS,
 // then the system bus.
 func TestBusChoice(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/internal/version"
 )
 
 // Exit codes of Run.
@@ -87,6 +88,7 @@ Exit status: 0 done; 1 refused or failed (the message says why); 2 usage
   lockstepctl session cmd prod start-h1-h2
   lockstepctl heartbeat on
   lockstepctl --json session show prod`,
+		Version:       version.Version,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		// No verb: the usage, and exit 2 (as for any usage error).
@@ -98,6 +100,7 @@ Exit status: 0 done; 1 refused or failed (the message says why); 2 usage
 	}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.SetVersionTemplate("lockstepctl {{.Version}}\n")
 	pf := root.PersistentFlags()
 	pf.StringVar(&a.bus, "bus", "", `D-Bus to reach lockstepd on: "system", "session" or an address such as unix:path=/run/lockstep/bus (default $`+BusEnv+`, else system)`)
 	pf.BoolVar(&a.json, "json", false, "print what is read as JSON")
