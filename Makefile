@@ -10,6 +10,8 @@ BIN       := bin
 FUZZTIME  ?= 20s
 # Debian packages the tests talk to as real peers (installed by `make deps`).
 DEB_DEPS  ?= dbus-daemon nftables iptables systemd snmptrapd snmp smitools rsyslog
+# ... and what make package and make boot-test check the packages with.
+DEB_DEPS  += lintian rpm rpmlint cpio man-db mmdebstrap systemd-container util-linux
 
 .PHONY: all build test deps lint vet fmt-check demo bench fuzz soak clean
 
@@ -49,6 +51,27 @@ test: deps fmt-check vet
 	@# on the active, two real lockstepd processes each (the -race pass
 	@# above runs a few of each).
 	LOCKSTEP_HA_SCHEDULES=100 LOCKSTEP_HA_KILLS=20 $(GO) test -count=1 -timeout 15m -run 'TestRandomSchedules|TestKillLoop' -v ./internal/hapair | grep -E '^(ok|FAIL|---|\s+(schedule|pair)_test)'
+	@# The deb and rpm packages, checked; then installed and booted.
+	$(MAKE) package
+	$(MAKE) boot-test
+
+.PHONY: package boot-test
+
+# dist/lockstep_<version>_amd64.deb, lockstep-<version>.x86_64.rpm and the
+# same for lockstep-lab (DESIGN.md §10), then lintian, rpmlint and rpm's
+# own queries on them (packaging/packages_test.go). VERSION=X.Y.Z sets the
+# version; else the latest vX.Y.Z tag, else 0.0.0~git<date>.<hash>.
+package: deps
+	rm -f dist/lockstep_*.deb dist/lockstep-lab_*.deb dist/lockstep-*.rpm
+	$(GO) run ./packaging --out dist $(if $(filter command line environment,$(origin VERSION)),--version $(VERSION))
+	LOCKSTEP_PACKAGES=$(CURDIR)/dist $(GO) test -count=1 -timeout 10m -run 'TestDeb|TestRPM' ./packaging
+
+# Installs the .deb into a minimal Debian tree (mmdebstrap, cached in
+# /var/cache/lockstep-boot), boots it with systemd-nspawn and checks the
+# daemon, the admin API, reload, the watchdog, an upgrade and purge
+# (packaging/boot_test.go). Needs root.
+boot-test: deps
+	LOCKSTEP_BOOT_TEST=1 $(GO) test -count=1 -timeout 20m -run 'TestBoot' -v ./packaging
 
 # S1 and S2 in-process (heartbeat off, then on), then lockstepd driven by
 # lockstepctl over a private D-Bus against the lab: needs dbus-daemon.

@@ -28,14 +28,31 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// usage heads --help; the packaging program builds lockstepd(8)'s
+// synopsis and options from --help.
+const usage = `usage: lockstepd [--config FILE] [--bus BUS]
+       lockstepd --check-config [FILE]
+       lockstepd --version
+
+Flags:
+`
+
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("lockstepd", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", config.Path, "configuration file")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), usage)
+		fs.PrintDefaults()
+	}
+	cfgPath := fs.String("config", config.Path, "the configuration `FILE`")
 	check := fs.Bool("check-config", false, "check the configuration (the file given as argument, else --config) and exit")
-	bus := fs.String("bus", "", "D-Bus for the admin API (overrides [control] bus)")
+	bus := fs.String("bus", "", "the D-Bus `BUS` of the admin API: system, session or an address such as unix:path=/run/lockstep/bus (overrides [control] bus)")
 	showVersion := fs.Bool("version", false, "print the version")
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(args); errors.Is(err, flag.ErrHelp) {
+		fs.SetOutput(stdout)
+		fs.Usage()
+		return 0
+	} else if err != nil {
 		return 2
 	}
 	if *showVersion {

@@ -34,6 +34,35 @@ func TestCheckConfig(t *testing.T) {
 	}
 }
 
+// --help prints the usage and every flag on stdout and exits 0 (the
+// packaging program builds lockstepd(8) from it); an unknown flag is a
+// usage error.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		args []string
+		code int
+		want []string
+	}{
+		{"help", []string{"--help"}, 0, []string{"usage: lockstepd [--config FILE]", "lockstepd --check-config [FILE]",
+			"-bus BUS", "-check-config", "-config FILE", "-storage-ca FILE", "-version"}},
+		{"h", []string{"-h"}, 0, []string{"usage: lockstepd"}},
+		{"unknown flag", []string{"--frob"}, 2, nil},
+	} {
+		var out, errb strings.Builder
+		code := run(tc.args, &out, &errb)
+		if code != tc.code {
+			t.Errorf("%s: exit %d, want %d (stderr %q)", tc.name, code, tc.code, errb.String())
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%s: stdout lacks %q:\n%s", tc.name, w, out.String())
+			}
+		}
+	}
+}
+
 // TestSystemdProtocol runs the real binary with a unixgram socket standing
 // in for systemd: READY once replayed, a STATUS line, RELOADING then READY
 // around SIGHUP (also when the new file is invalid: the old one stays),
