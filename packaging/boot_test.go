@@ -3,9 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -203,6 +210,12 @@ func bootChecks(t *testing.T, tree string) {
 
 	// 7. Upgrade 0.1.0 -> 0.1.1: state (a storage system, a session) and
 	// the edited conffile are kept, the daemon runs the new version.
+	// Storage needs [storage] ca_file first (DESIGN.md §12).
+	writeCA(t, filepath.Join(tree, "root/storage-ca.pem"))
+	m.must(`install -D -m 0644 /root/storage-ca.pem /etc/lockstep/tls/storage-ca.pem && ` +
+		`sed -i 's|^# ca_file = "/etc/lockstep/tls/storage-ca.pem"$|ca_file = "/etc/lockstep/tls/storage-ca.pem"|' /etc/lockstep/lockstep.toml && ` +
+		`grep -q '^ca_file = "/etc/lockstep/tls/storage-ca.pem"$' /etc/lockstep/lockstep.toml && systemctl restart lockstepd`)
+	m.eventually("the admin API after the restart", 60*time.Second, "lockstepctl status", func(out string) bool { return strings.Contains(out, "(0.1.0)") })
 	for _, c := range []string{
 		"storage add LAB.2107-75P0001 --addr 127.0.0.1:1750,127.0.0.1:1751",
 		"storage add LAB.2107-75P0002 --addr 127.0.0.1:1752,127.0.0.1:1753",
@@ -259,6 +272,10 @@ func bootGuide(t *testing.T, tree, pkgs string) {
 		runTool(t, "cp", filepath.Join(pkgs, debFormat.fileName("lockstep", version)), download)
 	}
 	place("0.1.0")
+	// The guide's "storage-ca.pem": a CA of storage systems the tree
+	// never reaches (the storage commands only journal), but a real PEM
+	// certificate, as lockstepd reads it at start.
+	writeCA(t, filepath.Join(download, "storage-ca.pem"))
 	m := boot(t, tree, tree+".console.log")
 	n := 0
 	for _, b := range guideBlocks(t) {
@@ -552,4 +569,23 @@ func tail(b []byte, n int) []byte {
 		return b[len(b)-n:]
 	}
 	return b
+}
+
+// writeCA writes a self-signed CA certificate (PEM) to path.
+func writeCA(t *testing.T, path string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "storage CA of the boot test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
