@@ -89,11 +89,21 @@ func newHANode(s *Server) (*haNode, error) {
 			"role", rel.Role.String(), "err", n.avail)
 	}
 	epoch := s.registry().Epoch()
-	initial := ha.State{Role: rel.Role, Peer: rel.Peer, Epoch: epoch, Seen: epoch}
+	n.loop = n.newLoop(ha.State{Role: rel.Role, Peer: rel.Peer, Epoch: epoch, Seen: epoch}, n)
+	return n, nil
+}
+
+// newLoop is the server's HA loop from initial, carrying out its actions
+// with fx (n; a test interposes). The loop's commits are the server's
+// view of itself (commitView).
+func (n *haNode) newLoop(initial ha.State, fx ha.Effects) *ha.Loop {
+	cfg := n.s.cfg.Load()
 	hcfg := ha.Config{Basic: cfg.Server.Edition == config.EditionBasic,
 		ReconnectInterval: cfg.HA.ReconnectInterval, ReconnectAttempts: cfg.HA.ReconnectAttempts}
-	n.loop = ha.NewLoop(initial, hcfg, n, ha.LoopOptions{Clock: s.clock, Logger: s.log})
-	return n, nil
+	n.s.viewMu.Lock()
+	n.s.view = initial
+	n.s.viewMu.Unlock()
+	return ha.NewLoop(initial, hcfg, fx, ha.LoopOptions{Clock: n.s.clock, Logger: n.s.log, OnCommit: n.s.commitView})
 }
 
 func (n *haNode) String() string         { return "ha" }

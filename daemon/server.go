@@ -18,6 +18,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/firewall"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/drivers/direct"
 	"github.com/lockstep-io/lockstep/drivers/wire"
@@ -64,6 +65,12 @@ type Server struct {
 	duty       atomic.Pointer[duties]
 	dutyMu     sync.Mutex
 	lastDuties *duties
+	// viewMu makes the server's view of itself one snapshot: the HA
+	// state the loop committed (view), the period in duty, and whether
+	// that period acts (its fence pass done, not superseded) change only
+	// under it, and selfView reads them, with the time, under it.
+	viewMu sync.Mutex
+	view   ha.State
 	// idleBeat moves the watchdog's counter while no core runs: a
 	// standby has no core loop that could wedge.
 	idleBeat atomic.Uint64
@@ -229,13 +236,13 @@ func (s *Server) updateStatus() {
 	if s.registry().Heartbeat() {
 		hb = "on"
 	}
-	st := s.ha.state()
+	v := s.selfView()
 	acting := "acting"
-	if s.duty.Load() == nil {
+	if !v.acting {
 		acting = "not acting"
 	}
 	_ = s.opt.Notifier.Notify(fmt.Sprintf("STATUS=role %s (%s, %s), %d sessions, heartbeat %s, epoch %d",
-		st.Role, st.HAState(), acting, len(s.db().Sessions()), hb, s.registry().Epoch()))
+		v.st.Role, v.st.HAState(), acting, len(s.db().Sessions()), hb, v.st.Epoch))
 }
 
 // emit logs a catalogue event and signals it on the bus.

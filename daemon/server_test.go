@@ -22,6 +22,14 @@ func startServer(t *testing.T) *control.Client { return startServerWith(t, "") }
 // startServerWith is startServer with more configuration (TOML tables).
 func startServerWith(t *testing.T, extra string) *control.Client {
 	t.Helper()
+	_, c := newServer(t, extra, nil)
+	return c
+}
+
+// newServer is startServerWith that also returns the server; setup, if
+// not nil, runs after New and before Run.
+func newServer(t *testing.T, extra string, setup func(*Server)) (*Server, *control.Client) {
+	t.Helper()
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("dbus-daemon missing (make deps installs it)")
@@ -43,6 +51,9 @@ func startServerWith(t *testing.T, extra string) *control.Client {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if setup != nil {
+		setup(srv)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -55,7 +66,7 @@ func startServerWith(t *testing.T, extra string) *control.Client {
 	c := control.NewClient(conn)
 	for i := 0; ; i++ {
 		if _, err := c.Status(context.Background()); err == nil {
-			return c
+			return srv, c
 		}
 		if i == 100 {
 			t.Fatal("lockstepd did not answer")
