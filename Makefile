@@ -9,7 +9,28 @@ LDFLAGS   := -X github.com/lockstep-io/lockstep/internal/version.Version=$(VERSI
 BIN       := bin
 FUZZTIME  ?= 20s
 # Debian packages the tests talk to as real peers (installed by `make deps`).
-DEB_DEPS  ?= dbus-daemon nftables iptables systemd snmptrapd smitools rsyslog
+DEB_DEPS  ?= dbus-daemon nftables iptables systemd snmptrapd smitools rsyslog stress-ng
+# The HA schedules and kill -9 rounds of `make test`, run once quiet and
+# once under CPU load (LOAD_PER_CORE busy loops per core); the operations
+# each schedule ran are kept under TESTOUT (a failing sequence replays
+# with LOCKSTEP_HA_REPLAY, see internal/hapair).
+HA_SCHEDULES  ?= 100
+HA_KILLS      ?= 20
+LOAD_PER_CORE ?= 1
+TESTOUT       ?= $(CURDIR)/test-output
+HA_RUN         = $(GO) test -count=1 -run 'TestRandomSchedules|TestKillLoop' -v -artifacts
+HA_FILTER      = grep -E '^(ok|FAIL|---|\s+(schedule|pair)_test)'
+
+# under_load runs $(1) with stress-ng's busy loops on every core, for
+# $(2) at most; the trap stops them when $(1) ends, whatever the outcome,
+# so that nothing is left behind.
+define under_load
+	@hogs=$$(( $(LOAD_PER_CORE) * $$(nproc) )); \
+	stress-ng --cpu $$hogs --timeout $(2) --quiet & hog=$$!; \
+	trap 'kill $$hog 2>/dev/null; wait $$hog 2>/dev/null' EXIT; \
+	echo "under CPU load: $$hogs stress-ng busy loops (pid $$hog)"; \
+	$(1)
+endef
 
 .PHONY: all build test deps lint vet fmt-check demo bench fuzz soak clean
 
@@ -43,8 +64,11 @@ test: deps fmt-check vet
 	$(GO) test -count=1 -timeout 10m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
 	@# HA: the partition/pause/kill schedules (>= 100) and the kill -9 loop
 	@# on the active, two real lockstepd processes each (the -race pass
-	@# above runs a few of each).
-	LOCKSTEP_HA_SCHEDULES=100 LOCKSTEP_HA_KILLS=20 $(GO) test -count=1 -timeout 15m -run 'TestRandomSchedules|TestKillLoop' -v ./internal/hapair | grep -E '^(ok|FAIL|---|\s+(schedule|pair)_test)'
+	@# above runs a few of each): quiet, then under CPU load on every core
+	@# (other seeds).
+	@mkdir -p $(TESTOUT)/ha-quiet $(TESTOUT)/ha-load
+	LOCKSTEP_HA_SCHEDULES=$(HA_SCHEDULES) LOCKSTEP_HA_KILLS=$(HA_KILLS) $(HA_RUN) -timeout 15m -outputdir $(TESTOUT)/ha-quiet ./internal/hapair | $(HA_FILTER)
+	$(call under_load,LOCKSTEP_HA_SEED=1001 LOCKSTEP_HA_SCHEDULES=$(HA_SCHEDULES) LOCKSTEP_HA_KILLS=$(HA_KILLS) $(HA_RUN) -timeout 20m -outputdir $(TESTOUT)/ha-load ./internal/hapair | $(HA_FILTER),25m)
 
 # S1 and S2 in-process (heartbeat off, then on), then lockstepd driven by
 # lockstepctl over a private D-Bus against the lab: needs dbus-daemon.
@@ -67,8 +91,10 @@ fuzz:
 
 soak:
 	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
-	LOCKSTEP_HA_SCHEDULES=3000 LOCKSTEP_HA_KILLS=300 $(GO) test -count=1 -timeout 240m -run 'TestRandomSchedules|TestKillLoop' -v ./internal/hapair | grep -E '^(ok|FAIL|---|\s+(schedule|pair)_test)'
+	@mkdir -p $(TESTOUT)/soak-quiet $(TESTOUT)/soak-load
+	LOCKSTEP_HA_SCHEDULES=3000 LOCKSTEP_HA_KILLS=300 $(HA_RUN) -timeout 240m -outputdir $(TESTOUT)/soak-quiet ./internal/hapair | $(HA_FILTER)
+	$(call under_load,LOCKSTEP_HA_SEED=100001 LOCKSTEP_HA_SCHEDULES=1500 LOCKSTEP_HA_KILLS=150 $(HA_RUN) -timeout 240m -outputdir $(TESTOUT)/soak-load ./internal/hapair | $(HA_FILTER),250m)
 	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 60m ./...
 
 clean:
-	rm -rf $(BIN) bench.out
+	rm -rf $(BIN) bench.out $(TESTOUT)
