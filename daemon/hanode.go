@@ -23,10 +23,10 @@ import (
 	"github.com/lockstep-io/lockstep/persist"
 )
 
-// relationshipFile holds the HA role and partner, in the state directory
-// but outside the journal: the journal is the active's (a standby's is
-// replaced by every synchronization), the relationship is this server's
-// own.
+// relationshipFile holds the HA role, partner and highest epoch seen, in
+// the state directory but outside the journal: the journal is the
+// active's (a standby's is replaced by every synchronization), the
+// relationship is this server's own.
 const relationshipFile = "ha-relationship.json"
 
 // haNode is the server's HA part: the ha.Loop, its Effects, the peer
@@ -60,6 +60,9 @@ type relationshipDoc struct {
 	Role     string `json:"role"`
 	PeerAddr string `json:"peer_addr,omitempty"`
 	PeerName string `json:"peer_name,omitempty"`
+	// SeenEpoch is the highest epoch this server has heard of (absent in
+	// files of earlier versions: the journal's epoch then).
+	SeenEpoch uint64 `json:"seen_epoch,omitempty"`
 }
 
 func newHANode(s *Server) (*haNode, error) {
@@ -89,7 +92,7 @@ func newHANode(s *Server) (*haNode, error) {
 			"role", rel.Role.String(), "err", n.avail)
 	}
 	epoch := s.registry().Epoch()
-	n.loop = n.newLoop(ha.State{Role: rel.Role, Peer: rel.Peer, Epoch: epoch, Seen: epoch}, n)
+	n.loop = n.newLoop(ha.State{Role: rel.Role, Peer: rel.Peer, Epoch: epoch, Seen: max(epoch, rel.Seen)}, n)
 	return n, nil
 }
 
@@ -422,7 +425,7 @@ func loadRelationship(dir string) (ha.Relationship, error) {
 	}
 	for r := ha.Role(0); r.Valid(); r++ {
 		if r.String() == doc.Role {
-			return ha.Relationship{Role: r, Peer: ha.Peer{Addr: doc.PeerAddr, Name: doc.PeerName}}, nil
+			return ha.Relationship{Role: r, Peer: ha.Peer{Addr: doc.PeerAddr, Name: doc.PeerName}, Seen: hal.Epoch(doc.SeenEpoch)}, nil
 		}
 	}
 	return ha.Relationship{}, fmt.Errorf("daemon: %s: unknown role %q", filepath.Join(dir, relationshipFile), doc.Role)
@@ -430,7 +433,8 @@ func loadRelationship(dir string) (ha.Relationship, error) {
 
 // saveRelationship writes it atomically and durably.
 func saveRelationship(dir string, r ha.Relationship) error {
-	b, err := json.Marshal(relationshipDoc{Role: r.Role.String(), PeerAddr: r.Peer.Addr, PeerName: r.Peer.Name})
+	b, err := json.Marshal(relationshipDoc{Role: r.Role.String(), PeerAddr: r.Peer.Addr, PeerName: r.Peer.Name,
+		SeenEpoch: uint64(r.Seen)})
 	if err != nil {
 		return err
 	}

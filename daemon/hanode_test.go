@@ -17,6 +17,7 @@ func TestRelationshipFile(t *testing.T) {
 	}
 	for _, want := range []ha.Relationship{
 		{Role: ha.Active, Peer: ha.Peer{Addr: "tcp://b:9730", Name: "b"}},
+		{Role: ha.DisconnectedStandby, Peer: ha.Peer{Addr: "tcp://b:9730", Name: "b"}, Seen: 102},
 		{Role: ha.DisconnectedStandby, Peer: ha.Peer{Addr: "vsock://2:9730"}},
 		{Role: ha.Standalone},
 	} {
@@ -44,6 +45,7 @@ func TestRelationshipFile(t *testing.T) {
 func FuzzRelationshipFile(f *testing.F) {
 	f.Add([]byte(`{"role":"active","peer_addr":"tcp://b:9730","peer_name":"b"}`))
 	f.Add([]byte(`{"role":"standby"}`))
+	f.Add([]byte(`{"role":"standby","seen_epoch":18446744073709551615}`))
 	f.Add([]byte(`{"role":"disconnected-standby","peer_addr":"vsock://2:1"}`))
 	f.Add([]byte("\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {

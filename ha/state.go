@@ -147,10 +147,15 @@ type PeerInfo struct {
 }
 
 // Relationship is what a server persists about its HA relationship, so
-// that a restart keeps its role (a demoted server stays demoted).
+// that a restart keeps its role (a demoted server stays demoted), and the
+// highest epoch it has seen.
 type Relationship struct {
 	Role Role
 	Peer Peer
+	// Seen is State.Seen: a server that learned of a higher epoch and
+	// restarts before its journal holds it (a synchronization cut short)
+	// must not take over with an epoch another server acts with.
+	Seen hal.Epoch
 }
 
 // Schedule is the state of automatic reconnection (see NextReconnect).
@@ -198,7 +203,9 @@ type State struct {
 }
 
 // Relationship is the part of s a server persists.
-func (s State) Relationship() Relationship { return Relationship{Role: s.Role, Peer: s.Peer} }
+func (s State) Relationship() Relationship {
+	return Relationship{Role: s.Role, Peer: s.Peer, Seen: s.Seen}
+}
 
 // HAState is the text shown for the HA state: the connection state's
 // name, or "Standalone" for a server with no partner.
