@@ -93,7 +93,8 @@ soak:
 	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
 	@mkdir -p $(TESTOUT)/soak-quiet $(TESTOUT)/soak-load
 	LOCKSTEP_HA_SCHEDULES=3000 LOCKSTEP_HA_KILLS=300 $(HA_RUN) -timeout 240m -outputdir $(TESTOUT)/soak-quiet ./internal/hapair | $(HA_FILTER)
-	$(call under_load,LOCKSTEP_HA_SEED=100001 LOCKSTEP_HA_SCHEDULES=1500 LOCKSTEP_HA_KILLS=150 $(HA_RUN) -timeout 240m -outputdir $(TESTOUT)/soak-load ./internal/hapair | $(HA_FILTER),250m)
+	@# Under CPU load: as many schedules as an hour holds, then 100 kill -9.
+	$(call under_load,LOCKSTEP_HA_SEED=100001 LOCKSTEP_HA_FOR=60m LOCKSTEP_HA_SCHEDULES=100000 LOCKSTEP_HA_KILLS=100 $(HA_RUN) -timeout 180m -outputdir $(TESTOUT)/soak-load ./internal/hapair | $(HA_FILTER),190m)
 	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 60m ./...
 
 clean:

@@ -295,15 +295,16 @@ func roles(ctx context.Context, p *Pair) (active, standby *Node) {
 // accepted from a stale epoch once a higher one acted.
 //
 // LOCKSTEP_HA_SCHEDULES (default 10) schedules run from seed
-// LOCKSTEP_HA_SEED (default 1). They all run on one pair, one after the
-// other, so a failing seed cannot be replayed alone: every operation
-// (with its node and its pause) is written as it runs, one JSON line
-// each, to schedules.jsonl in the test's artifact directory, whose path
-// the test prints (go test -artifacts keeps it, under -outputdir; make
-// test passes both). LOCKSTEP_HA_REPLAY=FILE replays such a file on a
-// fresh pair, operation by operation, with the same checks after each
-// schedule, and stops after its last one (timing still differs: a
-// takeover accepted then may be refused now).
+// LOCKSTEP_HA_SEED (default 1); with LOCKSTEP_HA_FOR (a duration, make
+// soak) no new schedule starts once it has passed. They all run on one
+// pair, one after the other, so a failing seed cannot be replayed
+// alone: every operation (with its node and its pause) is written as it
+// runs, one JSON line each, to schedules.jsonl in the test's artifact
+// directory, whose path the test prints (go test -artifacts keeps it,
+// under -outputdir; make test passes both). LOCKSTEP_HA_REPLAY=FILE
+// replays such a file on a fresh pair, operation by operation, with the
+// same checks after each schedule, and stops after its last one (timing
+// still differs: a takeover accepted then may be refused now).
 func TestRandomSchedules(t *testing.T) {
 	ctx := context.Background()
 	plan, err := schedulePlan()
@@ -326,7 +327,16 @@ func TestRandomSchedules(t *testing.T) {
 	var worst time.Duration
 	totalAccepted, takeovers, refrozen, fencedRefused := 0, 0, 0, 0
 	byOp := map[string]int{}
+	var deadline time.Time
+	if d, err := time.ParseDuration(os.Getenv("LOCKSTEP_HA_FOR")); err == nil && d > 0 {
+		deadline = time.Now().Add(d)
+	}
+	ran := 0
 	for i, sch := range plan {
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			break
+		}
+		ran++
 		r := &runner{ctx: ctx, t: t, p: p, log: oplog, schedule: i, seed: sch.seed}
 		if sch.ops != nil {
 			for _, op := range sch.ops {
@@ -377,7 +387,7 @@ func TestRandomSchedules(t *testing.T) {
 		}
 		worst = max(worst, w)
 	}
-	n := len(plan)
+	n := ran
 	t.Logf("%d schedules (seeds %d-%d), %d takeovers accepted, %d storage commands accepted, %d refused as fenced, %d freezes on doubt (session started again): 0 views of a standby acting, 0 intervals with two actives under one epoch, 0 stale-epoch commands accepted after a higher epoch acted; a former active's own view lagged by at most %v; %s",
 		n, plan[0].seed, plan[n-1].seed, takeovers, totalAccepted, fencedRefused, refrozen, worst.Round(time.Millisecond), loadAvg())
 	t.Logf("storage commands by operation/outcome: %v", byOp)
