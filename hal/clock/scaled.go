@@ -53,7 +53,11 @@ func (s *Scaled) AfterFunc(d time.Duration, f func()) Timer {
 
 func (s *Scaled) NewTicker(d time.Duration) Ticker {
 	t := &scaledTicker{s: s, c: make(chan time.Time, 1), period: d}
+	// Under mu: a short period can fire before AfterFunc returns, and
+	// fire reads t.t.
+	t.mu.Lock()
 	t.t = time.AfterFunc(s.real(d), t.fire)
+	t.mu.Unlock()
 	return t
 }
 
