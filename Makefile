@@ -9,9 +9,30 @@ LDFLAGS   := -X github.com/lockstep-io/lockstep/internal/version.Version=$(VERSI
 BIN       := bin
 FUZZTIME  ?= 20s
 # Debian packages the tests talk to as real peers (installed by `make deps`).
-DEB_DEPS  ?= dbus-daemon nftables iptables systemd snmptrapd snmp smitools rsyslog
+DEB_DEPS  ?= dbus-daemon nftables iptables systemd snmptrapd snmp smitools rsyslog stress-ng
 # ... and what make package and make boot-test check the packages with.
 DEB_DEPS  += lintian rpm rpmlint cpio man-db mmdebstrap systemd-container util-linux
+# The HA schedules and kill -9 rounds of `make test`, run once quiet and
+# once under CPU load (LOAD_PER_CORE busy loops per core); the operations
+# each schedule ran are kept under TESTOUT (a failing sequence replays
+# with LOCKSTEP_HA_REPLAY, see internal/hapair).
+HA_SCHEDULES  ?= 100
+HA_KILLS      ?= 20
+LOAD_PER_CORE ?= 1
+TESTOUT       ?= $(CURDIR)/test-output
+HA_RUN         = $(GO) test -count=1 -run 'TestRandomSchedules|TestKillLoop' -v -artifacts
+HA_FILTER      = grep -E '^(ok|FAIL|---|\s+(schedule|pair)_test)'
+
+# under_load runs $(1) with stress-ng's busy loops on every core, for
+# $(2) at most; the trap stops them when $(1) ends, whatever the outcome,
+# so that nothing is left behind.
+define under_load
+	@hogs=$$(( $(LOAD_PER_CORE) * $$(nproc) )); \
+	stress-ng --cpu $$hogs --timeout $(2) --quiet & hog=$$!; \
+	trap 'kill $$hog 2>/dev/null; wait $$hog 2>/dev/null' EXIT; \
+	echo "under CPU load: $$hogs stress-ng busy loops (pid $$hog)"; \
+	$(1)
+endef
 
 .PHONY: all build test deps lint vet fmt-check demo bench fuzz soak clean
 
@@ -49,8 +70,11 @@ test: deps fmt-check vet
 	LOCKSTEP_ADMIN_SEEDS=200 $(GO) test -count=1 -timeout 20m -run 'TestAdminSchedules' -v ./internal/adminsched | grep -E 'admin schedules|seed [0-9]+:|^\s+[a-z-]+ .*\(after step|^(ok|FAIL|---)'
 	@# HA: the partition/pause/kill schedules (>= 100) and the kill -9 loop
 	@# on the active, two real lockstepd processes each (the -race pass
-	@# above runs a few of each).
-	LOCKSTEP_HA_SCHEDULES=100 LOCKSTEP_HA_KILLS=20 $(GO) test -count=1 -timeout 15m -run 'TestRandomSchedules|TestKillLoop' -v ./internal/hapair | grep -E '^(ok|FAIL|---|\s+(schedule|pair)_test)'
+	@# above runs a few of each): quiet, then under CPU load on every core
+	@# (other seeds).
+	@mkdir -p $(TESTOUT)/ha-quiet $(TESTOUT)/ha-load
+	LOCKSTEP_HA_SCHEDULES=$(HA_SCHEDULES) LOCKSTEP_HA_KILLS=$(HA_KILLS) $(HA_RUN) -timeout 15m -outputdir $(TESTOUT)/ha-quiet ./internal/hapair | $(HA_FILTER)
+	$(call under_load,LOCKSTEP_HA_SEED=1001 LOCKSTEP_HA_SCHEDULES=$(HA_SCHEDULES) LOCKSTEP_HA_KILLS=$(HA_KILLS) $(HA_RUN) -timeout 20m -outputdir $(TESTOUT)/ha-load ./internal/hapair | $(HA_FILTER),25m)
 	@# The deb and rpm packages, checked; then installed and booted.
 	$(MAKE) package
 	$(MAKE) boot-test
@@ -94,9 +118,12 @@ fuzz:
 
 soak:
 	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
-	LOCKSTEP_HA_SCHEDULES=3000 LOCKSTEP_HA_KILLS=300 $(GO) test -count=1 -timeout 240m -run 'TestRandomSchedules|TestKillLoop' -v ./internal/hapair | grep -E '^(ok|FAIL|---|\s+(schedule|pair)_test)'
+	@mkdir -p $(TESTOUT)/soak-quiet $(TESTOUT)/soak-load
+	LOCKSTEP_HA_SCHEDULES=3000 LOCKSTEP_HA_KILLS=300 $(HA_RUN) -timeout 240m -outputdir $(TESTOUT)/soak-quiet ./internal/hapair | $(HA_FILTER)
+	@# Under CPU load: as many schedules as an hour holds, then 100 kill -9.
+	$(call under_load,LOCKSTEP_HA_SEED=100001 LOCKSTEP_HA_FOR=60m LOCKSTEP_HA_SCHEDULES=100000 LOCKSTEP_HA_KILLS=100 $(HA_RUN) -timeout 180m -outputdir $(TESTOUT)/soak-load ./internal/hapair | $(HA_FILTER),190m)
 	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 150m -run 'TestAdminSchedules' -v ./internal/adminsched | grep -E 'admin schedules|seed [0-9]+:|^\s+[a-z-]+ .*\(after step|^(ok|FAIL|---)'
 	LOCKSTEP_SOAK=1 LOCKSTEP_ADMIN_SEEDS=200 $(GO) test -count=1 -timeout 60m ./...
 
 clean:
-	rm -rf $(BIN) bench.out
+	rm -rf $(BIN) bench.out $(TESTOUT)

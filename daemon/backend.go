@@ -187,9 +187,10 @@ func (s *Server) FirewallHints(ctx context.Context, format control.FirewallForma
 
 func (s *Server) HAStatus(ctx context.Context) (control.HADoc, error) {
 	cfg := s.cfg.Load()
-	st := s.ha.state()
-	doc := control.HADoc{Edition: string(cfg.Server.Edition), Role: st.Role.String(), State: st.HAState(),
-		Epoch: st.Epoch, Acting: s.duty.Load().isActing(), LastIndex: s.store.LastIndex(),
+	v := s.selfView()
+	st := v.st
+	doc := control.HADoc{At: v.at, Edition: string(cfg.Server.Edition), Role: st.Role.String(), State: st.HAState(),
+		Epoch: st.Epoch, Acting: v.acting, LastIndex: s.store.LastIndex(),
 		Partner: st.Peer.String(), ReconnectAttempts: st.Reconnect.Attempts, ReconnectLimit: cfg.HA.ReconnectAttempts,
 		NextReconnect: st.Reconnect.Next}
 	doc.Readiness = s.readiness()

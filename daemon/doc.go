@@ -29,9 +29,9 @@
 // the standby has fsynced its record (waitReplicated); a link lost
 // meanwhile answers at once, and the pair shows Disconnected Consistent.
 //
-// The relationship (role and partner) is kept in ha-relationship.json in
-// the state directory, outside the journal: a standby's journal is the
-// active's, replaced by each synchronization.
+// The relationship (role, partner, highest epoch seen) is kept in
+// ha-relationship.json in the state directory, outside the journal: a
+// standby's journal is the active's, replaced by each synchronization.
 //
 // What the acting core cannot vouch for is said, not hidden: a group the
 // heartbeat (on) cannot protect (unsafe timings for its CG timeouts, or

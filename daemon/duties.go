@@ -9,11 +9,13 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/control"
 	"github.com/lockstep-io/lockstep/daemon/engine"
 	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 )
@@ -105,6 +107,59 @@ func (d *duties) isActing() bool {
 	}
 }
 
+// selfView is the server's view of itself at one instant: the HA state
+// the loop committed, whether the server acts, and the server's clock,
+// read together under viewMu. A server acts when its role acts, a
+// period of its epoch is in duty, and that period's fence pass is done
+// and no storage system fenced it: ha status never shows a standby as
+// acting, nor an epoch that is not the acting period's.
+type selfView struct {
+	st     ha.State
+	acting bool
+	at     time.Time
+}
+
+func (s *Server) selfView() selfView {
+	s.viewMu.Lock()
+	defer s.viewMu.Unlock()
+	d := s.duty.Load()
+	return selfView{st: s.view, at: s.clock.Now(),
+		acting: d.isActing() && s.view.Role.Acting() && d.epoch == s.view.Epoch}
+}
+
+// commitView is the HA loop's OnCommit: the state becomes the view, and
+// a period the new state does not act in ends in the same instant, before
+// the step's persistence runs (a demotion stops at once, not after an
+// fsync). A step undone later starts its period again (ha.Loop).
+func (s *Server) commitView(_, n ha.State) {
+	s.viewMu.Lock()
+	defer s.viewMu.Unlock()
+	s.view = n
+	if d := s.duty.Load(); d != nil && !(n.Role.Acting() && n.Epoch == d.epoch) {
+		s.duty.Store(nil)
+		d.cancel()
+	}
+}
+
+// markFenced ends a period's fence pass; higher: a storage system knows a
+// higher epoch, and the period never acts.
+func (s *Server) markFenced(d *duties, higher bool) {
+	s.viewMu.Lock()
+	defer s.viewMu.Unlock()
+	if higher {
+		d.superseded.Store(true)
+	}
+	close(d.fenced)
+}
+
+// supersede marks a period that a storage system fenced: it no longer
+// acts.
+func (s *Server) supersede(d *duties) {
+	s.viewMu.Lock()
+	defer s.viewMu.Unlock()
+	d.superseded.Store(true)
+}
+
 // errNotActing refuses a change on a server that does not act.
 func (s *Server) errNotActing() error {
 	st := s.ha.state()
@@ -148,7 +203,9 @@ func (s *Server) startDuties(epoch hal.Epoch) {
 	d.engine = engine.New(engine.Options{Core: d.core, Epoch: func() hal.Epoch { return epoch }, Logger: s.log})
 	d.mgr = session.NewManager(notifyingStore{Store: s.store, s: s}, d.engine, s.clock)
 	d.engine.Attach(d.mgr)
+	s.viewMu.Lock()
 	s.duty.Store(d)
+	s.viewMu.Unlock()
 	s.lastDuties = d
 	go s.runDuties(ctx, d, prev)
 }
@@ -163,7 +220,10 @@ func (s *Server) stopDuties() {
 }
 
 func (s *Server) stopDutiesLocked() {
-	if d := s.duty.Swap(nil); d != nil {
+	s.viewMu.Lock()
+	d := s.duty.Swap(nil)
+	s.viewMu.Unlock()
+	if d != nil {
 		d.cancel()
 		s.updateStatus()
 	}
@@ -177,12 +237,13 @@ func (s *Server) runDuties(ctx context.Context, d *duties, prev *duties) {
 	s.reconcileDrivers()
 	var higher bool
 	d.unreachable, higher = s.fence(ctx, d.epoch)
-	close(d.fenced)
+	// Superseded before the fence pass shows as done: a period refused by
+	// storage never shows as acting, even for an instant.
+	s.markFenced(d, higher)
 	if higher {
 		// A storage system knows a higher epoch: another server took
 		// over. This period never issues anything; the HA loop demotes
 		// the server.
-		d.superseded.Store(true)
 		s.ha.higherEpoch(d.epoch+1, "a storage system refusing the fence")
 		return
 	}

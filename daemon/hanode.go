@@ -24,8 +24,8 @@ import (
 )
 
 // relationshipFile holds the HA role, the partner (its address and the
-// name its certificate must carry) and the HA state a restart resumes
-// from, in the state directory but outside the journal: the journal is
+// name its certificate must carry), the highest epoch seen and the HA
+// state a restart resumes from, in the state directory but outside the journal: the journal is
 // the active's (a standby's is replaced by every synchronization), the
 // relationship is this server's own.
 const relationshipFile = "ha-relationship.json"
@@ -65,6 +65,9 @@ type relationshipDoc struct {
 	// Conn), as ha status shows it; absent (a file of an earlier
 	// version): "Unknown", whose next synchronization is a full one.
 	HAState string `json:"ha_state,omitempty"`
+	// SeenEpoch is the highest epoch this server has heard of (absent in
+	// files of earlier versions: the journal's epoch then).
+	SeenEpoch uint64 `json:"seen_epoch,omitempty"`
 }
 
 func newHANode(s *Server) (*haNode, error) {
@@ -94,12 +97,22 @@ func newHANode(s *Server) (*haNode, error) {
 			"role", rel.Role.String(), "err", n.avail)
 	}
 	epoch := s.registry().Epoch()
-	initial := ha.State{Role: rel.Role, Peer: rel.Peer, Conn: rel.Conn, Epoch: epoch, Seen: epoch}
+	n.loop = n.newLoop(ha.State{Role: rel.Role, Peer: rel.Peer, Epoch: epoch, Conn: rel.Conn, Seen: max(epoch, rel.Seen)}, n)
+	return n, nil
+}
+
+// newLoop is the server's HA loop from initial, carrying out its actions
+// with fx (n; a test interposes). The loop's commits are the server's
+// view of itself (commitView).
+func (n *haNode) newLoop(initial ha.State, fx ha.Effects) *ha.Loop {
+	cfg := n.s.cfg.Load()
 	hcfg := ha.Config{Basic: cfg.Server.Edition == config.EditionBasic,
 		ReconnectInterval: cfg.HA.ReconnectInterval, ReconnectAttempts: cfg.HA.ReconnectAttempts,
 		PartnerName: cfg.HA.PartnerName, PartnerFingerprint: cfg.HA.PartnerFingerprint}
-	n.loop = ha.NewLoop(initial, hcfg, n, ha.LoopOptions{Clock: s.clock, Logger: s.log})
-	return n, nil
+	n.s.viewMu.Lock()
+	n.s.view = initial
+	n.s.viewMu.Unlock()
+	return ha.NewLoop(initial, hcfg, fx, ha.LoopOptions{Clock: n.s.clock, Logger: n.s.log, OnCommit: n.s.commitView})
 }
 
 func (n *haNode) String() string         { return "ha" }
@@ -432,7 +445,8 @@ func loadRelationship(dir string) (ha.Relationship, error) {
 	}
 	for r := ha.Role(0); r.Valid(); r++ {
 		if r.String() == doc.Role {
-			return ha.Relationship{Role: r, Peer: ha.Peer{Addr: doc.PeerAddr, Name: doc.PeerName}, Conn: conn}, nil
+			return ha.Relationship{Role: r, Peer: ha.Peer{Addr: doc.PeerAddr, Name: doc.PeerName}, Conn: conn,
+				Seen: hal.Epoch(doc.SeenEpoch)}, nil
 		}
 	}
 	return ha.Relationship{}, fmt.Errorf("daemon: %s: unknown role %q", filepath.Join(dir, relationshipFile), doc.Role)
@@ -450,7 +464,8 @@ func parseConnState(name string) (ha.ConnState, bool) {
 
 // saveRelationship writes it atomically and durably.
 func saveRelationship(dir string, r ha.Relationship) error {
-	doc := relationshipDoc{Role: r.Role.String(), PeerAddr: r.Peer.Addr, PeerName: r.Peer.Name}
+	doc := relationshipDoc{Role: r.Role.String(), PeerAddr: r.Peer.Addr, PeerName: r.Peer.Name,
+		SeenEpoch: uint64(r.Seen)}
 	if r.Conn != ha.Unknown {
 		doc.HAState = r.Conn.String()
 	}

@@ -20,6 +20,7 @@ func TestRelationshipFile(t *testing.T) {
 		{Role: ha.Active, Peer: ha.Peer{Addr: "tcp://b:9730", Name: "b"}, Conn: ha.DisconnectedConsistent},
 		{Role: ha.Standby, Peer: ha.Peer{Addr: "tcp://a:9730", Name: "a"}, Conn: ha.Disconnected},
 		{Role: ha.DisconnectedStandby, Peer: ha.Peer{Addr: "vsock://2:9730"}, Conn: ha.Disconnected},
+		{Role: ha.DisconnectedStandby, Peer: ha.Peer{Addr: "tcp://b:9730", Name: "b"}, Conn: ha.Disconnected, Seen: 102},
 		{Role: ha.Standalone},
 	} {
 		if err := saveRelationship(dir, want); err != nil {
@@ -52,6 +53,7 @@ func FuzzRelationshipFile(f *testing.F) {
 	f.Add([]byte(`{"role":"active","peer_addr":"tcp://b:9730","peer_name":"b"}`))
 	f.Add([]byte(`{"role":"standby"}`))
 	f.Add([]byte(`{"role":"standby","peer_name":"a","ha_state":"Disconnected Consistent"}`))
+	f.Add([]byte(`{"role":"standby","seen_epoch":18446744073709551615}`))
 	f.Add([]byte(`{"role":"disconnected-standby","peer_addr":"vsock://2:1"}`))
 	f.Add([]byte("\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {

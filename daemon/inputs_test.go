@@ -20,7 +20,7 @@ import (
 // daemon cannot use, is refused with a clear error before anything is
 // journaled: the journal's last index does not move.
 func TestRefusedStorageAddChangesNothing(t *testing.T) {
-	c := startServer(t)
+	c := startServerWith(t, storageCA(t))
 	ctx := context.Background()
 	dir := t.TempDir()
 	pw := func(name string, mode os.FileMode) string {

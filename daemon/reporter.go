@@ -73,7 +73,7 @@ func (r *reporter) Thawed(group string, at time.Time) {
 // heartbeat); a storage system that did not say which epoch it saw
 // counts as one above ours.
 func (r *reporter) Fenced(epoch hal.Epoch) {
-	r.d.superseded.Store(true)
+	r.s.supersede(r.d)
 	r.d.engine.Fenced(epoch)
 	seen := max(epoch, r.d.epoch+1)
 	r.s.ha.higherEpoch(seen, fmt.Sprintf("a storage system (epoch %d)", seen))

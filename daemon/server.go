@@ -19,6 +19,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/drivers/direct"
 	"github.com/lockstep-io/lockstep/drivers/wire"
+	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/internal/secretfile"
@@ -71,6 +72,12 @@ type Server struct {
 	duty       atomic.Pointer[duties]
 	dutyMu     sync.Mutex
 	lastDuties *duties
+	// viewMu makes the server's view of itself one snapshot: the HA
+	// state the loop committed (view), the period in duty, and whether
+	// that period acts (its fence pass done, not superseded) change only
+	// under it, and selfView reads them, with the time, under it.
+	viewMu sync.Mutex
+	view   ha.State
 	// idleBeat moves the watchdog's counter while no core runs: a
 	// standby has no core loop that could wedge.
 	idleBeat atomic.Uint64
@@ -245,9 +252,9 @@ func (s *Server) updateStatus() {
 	if s.registry().Heartbeat() {
 		hb = "on"
 	}
-	st := s.ha.state()
+	v := s.selfView()
 	acting := "acting"
-	if s.duty.Load() == nil {
+	if !v.acting {
 		acting = "not acting"
 	}
 	journal := ""
@@ -255,7 +262,7 @@ func (s *Server) updateStatus() {
 		journal = "JOURNAL CANNOT WRITE, changes refused (" + err.Error() + "); "
 	}
 	line := fmt.Sprintf("STATUS=%srole %s (%s, %s), %d sessions, heartbeat %s, epoch %d",
-		journal, st.Role, st.HAState(), acting, len(s.db().Sessions()), hb, s.registry().Epoch())
+		journal, v.st.Role, v.st.HAState(), acting, len(s.db().Sessions()), hb, v.st.Epoch)
 	if deg := s.duty.Load().degradations(); len(deg) > 0 {
 		// systemd shows one line: say it is degraded first, then what.
 		line += "; DEGRADED: " + strings.Join(deg, "; ")

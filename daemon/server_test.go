@@ -23,6 +23,14 @@ func startServer(t *testing.T) *control.Client { return startServerWith(t, "") }
 // startServerWith is startServer with more configuration (TOML tables).
 func startServerWith(t *testing.T, extra string) *control.Client {
 	t.Helper()
+	_, c := newServer(t, extra, nil)
+	return c
+}
+
+// newServer is startServerWith that also returns the server; setup, if
+// not nil, runs after New and before Run.
+func newServer(t *testing.T, extra string, setup func(*Server)) (*Server, *control.Client) {
+	t.Helper()
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
 		if os.Getenv("CI") != "" {
 			t.Fatal("dbus-daemon missing (make deps installs it)")
@@ -35,13 +43,21 @@ func startServerWith(t *testing.T, extra string) *control.Client {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	return startServerOn(t, dir, addr, extra)
+	return serverOn(t, dir, addr, extra, setup)
 }
 
 // startServerOn runs a lockstepd in-process with its state in dir, on
 // the bus at addr.
 // mods change the parsed configuration.
 func startServerOn(t *testing.T, dir, addr, extra string, mods ...func(*config.Config)) *control.Client {
+	t.Helper()
+	_, c := serverOn(t, dir, addr, extra, nil, mods...)
+	return c
+}
+
+// serverOn is startServerOn that also returns the server; setup, if not
+// nil, runs after New and before Run.
+func serverOn(t *testing.T, dir, addr, extra string, setup func(*Server), mods ...func(*config.Config)) (*Server, *control.Client) {
 	t.Helper()
 	cfg, err := config.Parse("[server]\nname = \"t\"\nstate_dir = \"" + filepath.Join(dir, "state") +
 		"\"\n" + extra + "\n[control]\nbus = \"" + addr + "\"\n")
@@ -55,6 +71,9 @@ func startServerOn(t *testing.T, dir, addr, extra string, mods ...func(*config.C
 	if err != nil {
 		t.Fatal(err)
 	}
+	if setup != nil {
+		setup(srv)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
@@ -67,7 +86,7 @@ func startServerOn(t *testing.T, dir, addr, extra string, mods ...func(*config.C
 	c := control.NewClient(conn)
 	for i := 0; ; i++ {
 		if _, err := c.Status(context.Background()); err == nil {
-			return c
+			return srv, c
 		}
 		if i == 100 {
 			t.Fatal("lockstepd did not answer")

@@ -42,8 +42,10 @@
 // (active) returns to standalone; `ha remove-active` (standby, refused
 // while synchronized or synchronizing) returns to standalone with a new
 // epoch above every epoch seen, so that the two servers never act with
-// the same epoch. Role and partner are persisted (PersistRelationship)
-// before anything else of the step happens; so is, as a record whose
+// the same epoch. Role, partner and the highest epoch seen are persisted
+// (PersistRelationship) before anything else of the step happens: a
+// server restarted before its journal holds an epoch it heard of (a
+// synchronization cut short) still takes over above it. So is, as a record whose
 // failure is only logged (PersistHAState), the HA state a restart resumes
 // from (Relationship.Conn): Disconnected Consistent after a
 // synchronization (or during a resynchronization), Disconnected during

@@ -57,6 +57,15 @@ const (
 type LoopOptions struct {
 	Clock  clock.Clock  // nil: real time
 	Logger *slog.Logger // nil: discard
+	// OnCommit, if set, is called with each state the Loop commits, from
+	// the Loop's goroutine and with its lock held: before State returns
+	// the new state and before any action of the step runs. It must be
+	// quick and must not call the Loop. The daemon keeps its one view of
+	// role, epoch and acting there, and ends an acting period in the same
+	// instant as the state that ends it: a server that has decided to
+	// stop acting (a higher epoch, a standby's role) must neither act nor
+	// say it acts while the step's persistence runs.
+	OnCommit func(old, new State)
 }
 
 // Loop applies Step to the events of one server, on its clock, and
@@ -68,8 +77,9 @@ type Loop struct {
 	clk clock.Clock
 	log *slog.Logger
 
-	ready chan struct{}
-	wake  chan struct{} // one pending wake-up of Run
+	ready    chan struct{}
+	wake     chan struct{} // one pending wake-up of Run
+	onCommit func(old, new State)
 
 	mu      sync.Mutex
 	state   State
@@ -101,6 +111,8 @@ func NewLoop(initial State, cfg Config, fx Effects, opts LoopOptions) *Loop {
 		ready: make(chan struct{}),
 		wake:  make(chan struct{}, 1),
 		state: initial,
+
+		onCommit: opts.OnCommit,
 	}
 }
 
@@ -208,7 +220,13 @@ func (l *Loop) apply(ctx context.Context, ev Event) error {
 		l.log.Error("ha action failed; its step is undone", "msg_id", MsgActionFailed,
 			"event", ev.String(), "action", failed.Action.String(), "err", failed.Err)
 		failed.Cause = ev
+		tentative := s
 		s, acts = Step(pre, *failed, now, l.cfg)
+		if s.Role.Acting() && !(tentative.Role.Acting() && tentative.Epoch == s.Epoch) {
+			// The undone step had ended the acting period at its commit
+			// (OnCommit); the state it returns to acts again.
+			acts = append([]Action{StartActiveDuties{Epoch: s.Epoch}}, acts...)
+		}
 		l.commit(s)
 		_, refusal = l.run(ctx, acts, false)
 	}
@@ -222,8 +240,11 @@ func (l *Loop) apply(ctx context.Context, ev Event) error {
 
 func (l *Loop) commit(s State) {
 	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.onCommit != nil {
+		l.onCommit(l.state, s)
+	}
 	l.state = s
-	l.mu.Unlock()
 }
 
 // run executes acts in order. A fallible action that fails stops it (when

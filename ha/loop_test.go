@@ -27,8 +27,9 @@ type fakeEffects struct {
 }
 
 type call struct {
-	at time.Time
-	a  ha.Action
+	at   time.Time
+	a    ha.Action
+	mark string // instead of a: what OnCommit saw
 }
 
 var _ ha.Effects = (*fakeEffects)(nil)
@@ -91,10 +92,24 @@ func (f *fakeEffects) Emit(n ha.Notice)  { f.record(ha.Emit{Notice: n}) }
 
 // startLoop runs a Loop from initial on a fake clock until the test ends.
 func startLoop(t *testing.T, initial ha.State, cfg ha.Config) (*ha.Loop, *fakeEffects, *clock.Fake) {
+	return startLoopWith(t, initial, cfg, false)
+}
+
+// startLoopWith is startLoop; with onCommit, each commit is recorded
+// among the actions, as "commit OLD -> NEW".
+func startLoopWith(t *testing.T, initial ha.State, cfg ha.Config, onCommit bool) (*ha.Loop, *fakeEffects, *clock.Fake) {
 	t.Helper()
 	clk := clock.NewFake(t0)
 	fx := &fakeEffects{clk: clk}
-	l := ha.NewLoop(initial, cfg, fx, ha.LoopOptions{Clock: clk})
+	opts := ha.LoopOptions{Clock: clk}
+	if onCommit {
+		opts.OnCommit = func(old, n ha.State) {
+			fx.mu.Lock()
+			defer fx.mu.Unlock()
+			fx.calls = append(fx.calls, call{at: clk.Now(), mark: "commit " + old.Status().String() + " -> " + n.Status().String()})
+		}
+	}
+	l := ha.NewLoop(initial, cfg, fx, opts)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- l.Run(ctx) }()
@@ -120,6 +135,10 @@ func settle(t *testing.T, l *ha.Loop) {
 func kinds(calls []call) []string {
 	out := []string{}
 	for _, c := range calls {
+		if c.a == nil {
+			out = append(out, c.mark)
+			continue
+		}
 		out = append(out, render(c.a))
 	}
 	return out
@@ -334,6 +353,64 @@ func TestLoopDemotionNotPersisted(t *testing.T) {
 	}
 	if s := l.State(); s.Role != ha.DisconnectedStandby || s.Link != 0 {
 		t.Errorf("state: %+v", s)
+	}
+}
+
+// TestLoopOnCommit: OnCommit sees each new state before any action of
+// its step runs (the daemon ends an acting period there, before the
+// demotion's persistence); a step undone after its persistence failed
+// returns to a state that acts, and starts acting again, at its epoch.
+func TestLoopOnCommit(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name    string
+		ev      ha.Event
+		failRel bool
+		want    []string
+		role    ha.Role
+	}{
+		{"demotion", ha.HigherEpochSeen{Epoch: 4, From: "storage X"}, false, []string{
+			"commit standalone/Unknown -> disconnected-standby/Disconnected",
+			"persist-relationship disconnected-standby",
+			"stop-active-duties",
+		}, ha.DisconnectedStandby},
+		{"demotion not persisted", ha.HigherEpochSeen{Epoch: 4, From: "storage X"}, true, []string{
+			"commit standalone/Unknown -> disconnected-standby/Disconnected",
+			"persist-relationship disconnected-standby",
+			"commit disconnected-standby/Disconnected -> disconnected-standby/Disconnected",
+			"stop-active-duties",
+		}, ha.DisconnectedStandby},
+		{"set-as-standby not persisted", ha.SetAsStandby{Addr: "tcp://a:9730"}, true, []string{
+			"commit standalone/Unknown -> standby/Unknown",
+			"persist-relationship standby tcp://a:9730",
+			"commit standby/Unknown -> standalone/Unknown",
+			"start-active-duties epoch 3 (takeover false)",
+		}, ha.Standalone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			l, fx, _ := startLoopWith(t, standalone, testCfg, true)
+			if got := kinds(fx.take()); !slices.Equal(got, []string{"commit standalone/Unknown -> standalone/Unknown", "start-active-duties epoch 3 (takeover false)"}) {
+				t.Fatalf("start: %v", got)
+			}
+			if tc.failRel {
+				fx.mu.Lock()
+				fx.failRelship = errBoom
+				fx.mu.Unlock()
+			}
+			_ = l.Do(context.Background(), tc.ev)
+			got := kinds(fx.take())
+			if len(got) < len(tc.want) || !slices.Equal(got[:len(tc.want)], tc.want) {
+				t.Fatalf("executed %v, want it to begin with %v", got, tc.want)
+			}
+			if s := l.State(); s.Role != tc.role || s.Epoch != 3 {
+				t.Fatalf("state %s epoch %d, want %s epoch 3", s.Status(), s.Epoch, tc.role)
+			}
+			starts := slices.ContainsFunc(got, func(k string) bool { return strings.HasPrefix(k, "start-active-duties") })
+			if starts != tc.role.Acting() {
+				t.Fatalf("starts acting: %v, in %v", starts, got)
+			}
+		})
 	}
 }
 

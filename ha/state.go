@@ -164,6 +164,10 @@ type Relationship struct {
 	// Consistent (the standby holds a consistent prefix of the active's
 	// journal) or Disconnected (it does not).
 	Conn ConnState
+	// Seen is State.Seen: a server that learned of a higher epoch and
+	// restarts before its journal holds it (a synchronization cut short)
+	// must not take over with an epoch another server acts with.
+	Seen hal.Epoch
 }
 
 // Schedule is the state of automatic reconnection (see NextReconnect).
@@ -210,13 +214,14 @@ type State struct {
 	Reconnect Schedule
 }
 
-// Relationship is the part of s a server persists. Its Conn is what s
+// Relationship is the part of s a server persists, with the highest
+// epoch it has seen. Its Conn is what s
 // would leave behind if the server stopped now: a synchronized pair, or
 // one resynchronizing (a failed resync restores the standby's
 // autobackup), leaves a consistent standby; a first synchronization
 // under way leaves an inconsistent one.
 func (s State) Relationship() Relationship {
-	return Relationship{Role: s.Role, Peer: s.Peer, Conn: restConn(s)}
+	return Relationship{Role: s.Role, Peer: s.Peer, Conn: restConn(s), Seen: s.Seen}
 }
 
 func restConn(s State) ConnState {

@@ -13,9 +13,9 @@ import (
 //
 // Beside what each event does (doc.go has the table), every step ends the
 // same way: PersistEpoch first if an acting server's epoch changed, then
-// PersistRelationship if the role or the partner changed, then the
-// event's own actions, then an Emit of StateChanged if the role or the
-// connection state changed.
+// PersistRelationship if the role, the partner or the highest epoch seen
+// changed, then the event's own actions, then an Emit of StateChanged if
+// the role or the connection state changed.
 func Step(s State, ev Event, now time.Time, cfg Config) (State, []Action) {
 	cfg = cfg.normalized()
 	if f, ok := ev.(ActionFailed); ok {

@@ -395,7 +395,8 @@ func stepCases() []stepCase {
 			acts: []string{"serve 7 as standby", "take-backup 7", st("standby/Disconnected", "standby/Synchronization Pending") + " epoch 3 nil"}},
 		{name: "the standby adopts its active's raised epoch", s: standbyDC, ev: ha.LinkUp{Link: 7, Peer: mod2(infoA, 5)},
 			want: mod(standbyPending(ha.PhaseBackup, true), func(s *ha.State) { s.Epoch, s.Seen = 5, 5 }),
-			acts: []string{"serve 7 as standby", "take-autobackup 7", st("standby/Disconnected Consistent", "standby/Synchronization Pending") + " epoch 5 nil"}},
+			acts: []string{"persist-relationship standby a (tcp://a:9730)", "serve 7 as standby", "take-autobackup 7",
+				st("standby/Disconnected Consistent", "standby/Synchronization Pending") + " epoch 5 nil"}},
 		{name: "two standbys", s: standbyDC, ev: ha.LinkUp{Link: 7, Peer: ha.PeerInfo{Cert: certFor("a"), Name: "a", Role: ha.Standby, Epoch: 3}},
 			want: standbyDC, acts: []string{"disconnect 7 ErrPeerConflict"}},
 		{name: "the standby meets a stale active", s: mod(standbyDC, func(s *ha.State) { s.Epoch, s.Seen = 4, 4 }), ev: ha.LinkUp{Link: 7, Peer: infoA},
@@ -567,8 +568,8 @@ func stepCases() []stepCase {
 				"emit demoted standalone/Unknown -> disconnected-standby/Disconnected epoch 9 nil",
 				st("standalone/Unknown", "disconnected-standby/Disconnected") + " epoch 3 nil"}},
 		{name: "the same epoch is not higher", s: activeSync, ev: ha.HigherEpochSeen{Epoch: 3}, want: activeSync, acts: []string{}},
-		{name: "a standby only notes it", s: standbyDC, ev: ha.HigherEpochSeen{Epoch: 9},
-			want: mod(standbyDC, func(s *ha.State) { s.Seen = 9 }), acts: []string{}},
+		{name: "a standby only notes it, durably", s: standbyDC, ev: ha.HigherEpochSeen{Epoch: 9},
+			want: mod(standbyDC, func(s *ha.State) { s.Seen = 9 }), acts: []string{"persist-relationship standby a (tcp://a:9730)"}},
 
 		// Persistence that fails.
 		{name: "takeover whose epoch cannot be persisted is refused", s: standbyDC,

@@ -432,6 +432,11 @@ type BackupDoc struct {
 
 // HADoc is the answer to HAStatus (DESIGN.md §8).
 type HADoc struct {
+	// At is the server's clock when it took the view: Role, State, Epoch
+	// and Acting (and the relationship fields) are one snapshot, taken
+	// at that instant under one lock, so that two servers' views can be
+	// compared by their own times.
+	At time.Time `json:"at"`
 	// Edition is "full" or "basic" (no HA).
 	Edition string    `json:"edition"`
 	Role    string    `json:"role"`

@@ -1,6 +1,7 @@
 package hapair
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -297,7 +299,12 @@ func (n *Node) Start(ctx context.Context) error {
 	}
 	n.cmd, n.logf, n.exited = cmd, logf, make(chan struct{})
 	go func() { cmd.Wait(); close(n.exited) }()
-	for i := 0; ; i++ {
+	// A server replaying a long journal on a loaded machine takes as long
+	// as it takes: it has not come up only once it stopped using the CPU
+	// (blocked) for startStall, or after startLimit in all.
+	const startStall, startLimit = 20 * time.Second, 5 * time.Minute
+	began, cpu, progressed := time.Now(), cpuTime(cmd.Process.Pid), time.Now()
+	for {
 		if err := n.dial(ctx); err == nil {
 			if _, err = n.Client().Status(ctx); err == nil {
 				return nil
@@ -310,10 +317,34 @@ func (n *Node) Start(ctx context.Context) error {
 			return ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
-		if i == 400 {
-			return fmt.Errorf("lockstepd %s did not come up:\n%s", n.Name, tail(n.Log(), 40))
+		if c := cpuTime(cmd.Process.Pid); c != cpu {
+			cpu, progressed = c, time.Now()
+		}
+		if time.Since(progressed) > startStall || time.Since(began) > startLimit {
+			return fmt.Errorf("lockstepd %s did not come up (%v, the last %v without CPU time):\n%s", n.Name,
+				time.Since(began).Round(time.Second), time.Since(progressed).Round(time.Second), tail(n.Log(), 40))
 		}
 	}
+}
+
+// cpuTime is the CPU time a process has used, in clock ticks (utime +
+// stime of /proc/PID/stat); -1 when unknown.
+func cpuTime(pid int) int64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return -1
+	}
+	// The command name (field 2) may hold spaces: count from its end.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return -1
+	}
+	u, err1 := strconv.ParseInt(f[11], 10, 64)
+	s, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return -1
+	}
+	return u + s
 }
 
 func (n *Node) dial(ctx context.Context) error {

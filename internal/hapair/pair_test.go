@@ -427,3 +427,62 @@ func TestPeerTimeoutHint(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRestartRemembersTheHighestEpoch: a server that learned of a higher
+// epoch (its former standby took over while it was down), and that is
+// killed again before it could synchronize, must not forget that epoch:
+// a takeover on it afterwards goes above the epoch the other server acts
+// with. Storage accepts a command whose epoch equals the highest it has
+// seen, so two servers with one epoch would both act (seen under load:
+// "both acting: a epoch 102, b epoch 102").
+func TestRestartRemembersTheHighestEpoch(t *testing.T) {
+	ctx := context.Background()
+	p := newPair(t, Options{}, false)
+	if err := p.Pair(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// The partition keeps a from synchronizing with b until the end.
+	p.A.Relay.Cut()
+	p.B.Relay.Cut()
+	p.A.Kill()
+	took, err := p.B.Client().HATakeover(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bEpoch := haStatus(t, p.B).Epoch
+	// a comes back as the active of its old epoch; storage refuses its
+	// fence: it is demoted, having seen b's epoch.
+	if err := p.A.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.WaitState(ctx, 20*time.Second, "Disconnected", p.A); err != nil {
+		t.Fatal(err)
+	}
+	if st := haStatus(t, p.A); st.Role != "disconnected-standby" || st.Acting {
+		t.Fatalf("a after its restart: %s, acting %v; want a disconnected standby", st.Role, st.Acting)
+	}
+	p.A.Kill()
+	if err := p.A.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.A.Client().HATakeover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := haStatus(t, p.A)
+	if a.Epoch <= bEpoch {
+		t.Fatalf("a took over with epoch %d; b acts with %d (its takeover: %+v)", a.Epoch, bEpoch, took)
+	}
+	// b is fenced by a's epoch at its next command, and stops acting.
+	if err := Eventually(ctx, 20*time.Second, func() error {
+		if b := haStatus(t, p.B); b.Acting {
+			return fmt.Errorf("b still acts with epoch %d", b.Epoch)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	recs, _ := p.Lab.Fabric().Commands(0)
+	if _, err := checkCommands(recs); err != nil {
+		t.Fatal(err)
+	}
+}
