@@ -33,6 +33,11 @@ var rules = []rule{
 		from: []string{"persist/..."},
 		deny: []string{"daemon/..."},
 	},
+	{
+		name: "ha and its link ship records as bytes: they import nothing of the daemon",
+		from: []string{"ha/..."},
+		deny: []string{"daemon/..."},
+	},
 }
 
 // TestLayering checks every rule against the module's real import graph.
