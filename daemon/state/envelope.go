@@ -68,11 +68,12 @@ func encodeRecord(r Record) ([]byte, error) {
 	return nil, errNoFamily
 }
 
-// encode wraps a record of a family in its envelope.
+// encode wraps a record of a family in its envelope (persist.Store
+// names the failure: "persist: encoding record: ...").
 func encode(family string, version int, r any) ([]byte, error) {
 	rec, err := json.Marshal(r)
 	if err != nil {
-		return nil, fmt.Errorf("state: encoding record: %w", err)
+		return nil, fmt.Errorf("%s record: %w", family, err)
 	}
 	return json.Marshal(envelope{Type: family, V: version, Record: rec})
 }
