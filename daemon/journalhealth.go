@@ -7,12 +7,13 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/control"
 	"github.com/lockstep-io/lockstep/daemon/notify"
+	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/persist"
 )
 
 // JournalProbeInterval is how often, while the journal cannot write,
-// the daemon checks whether space has returned (persist.Store.Probe: a
+// the daemon checks whether space has returned (state.Store.Probe: a
 // 64 KiB file written and deleted). A change tried meanwhile probes at
 // once, so this only bounds how long the report lags behind an admin
 // who freed space and tries nothing.
@@ -21,14 +22,14 @@ const JournalProbeInterval = 10 * time.Second
 // journalWatch reports the journal's ability to write (DESIGN.md §12, a
 // full disk). It probes once at start, so that a daemon started on a
 // full disk says so before the first change fails, then follows
-// persist.Store.WriteHealth and calls report on each turn (the daemon
+// state.Store.WriteHealth and calls report on each turn (the daemon
 // sends the catalogue event, a trap, and a new STATUS=); while the
 // journal cannot write, it probes every JournalProbeInterval on the
 // injected clock. The daemon keeps running whatever the disk does: a
 // full disk is never a reason to exit, which would make systemd restart
 // it into the same full disk.
 type journalWatch struct {
-	store  *persist.Store
+	store  *state.Store
 	clock  clock.Clock
 	report func(unwritable bool, err error)
 	// after, if not nil, holds the first report back until it is closed:

@@ -21,6 +21,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/internal/privbus"
 	"github.com/lockstep-io/lockstep/internal/smalldisk"
@@ -35,7 +36,7 @@ func TestJournalWatchProbesUntilSpaceReturns(t *testing.T) {
 	disk := smalldisk.Mount(t, 1<<20)
 	synctest.Test(t, func(t *testing.T) {
 		dir := filepath.Join(disk, "state")
-		store, err := persist.OpenStore(dir, persist.Options{})
+		store, err := state.Open(dir, persist.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,7 +48,7 @@ func TestJournalWatchProbesUntilSpaceReturns(t *testing.T) {
 		}
 		free := smalldisk.Fill(t, disk)
 		// A restart on the full disk.
-		if store, err = persist.OpenStore(dir, persist.Options{}); err != nil {
+		if store, err = state.Open(dir, persist.Options{}); err != nil {
 			t.Fatal(err)
 		}
 		defer store.Close()

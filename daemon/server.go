@@ -17,6 +17,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/drivers/direct"
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/ha"
@@ -43,7 +44,7 @@ type Server struct {
 	cfg   atomic.Pointer[config.Config]
 	log   *slog.Logger
 	clock clock.Clock
-	store *persist.Store
+	store *state.Store
 	ha    *haNode
 	ctl   atomic.Pointer[control.Server] // set once the bus name is owned
 	// early holds the events emitted before the admin API served (the
@@ -101,7 +102,7 @@ func New(opt Options) (*Server, error) {
 	if err := s.newTrapListener(); err != nil {
 		return nil, err
 	}
-	store, err := persist.OpenStore(opt.Config.Server.StateDir, persist.Options{Clock: s.clock, Logger: s.log})
+	store, err := state.Open(opt.Config.Server.StateDir, persist.Options{Clock: s.clock, Logger: s.log})
 	if err != nil {
 		return nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/persist"
@@ -71,7 +72,7 @@ func CheckStorageConfig(cfg *config.Config) (warnings []string, err error) {
 	if _, err := os.Stat(filepath.Join(cfg.Server.StateDir, "journal")); errors.Is(err, os.ErrNotExist) {
 		return nil, nil // never started: nothing is defined
 	}
-	store, err := persist.OpenStore(cfg.Server.StateDir, persist.Options{})
+	store, err := state.Open(cfg.Server.StateDir, persist.Options{})
 	if errors.Is(err, persist.ErrLocked) {
 		return []string{"storage.ca_file is not set, and the state directory is in use (lockstepd runs), so the " +
 			"storage systems it holds were not counted: lockstepd refuses to start while any is defined without it"}, nil

@@ -12,6 +12,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control"
 	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/persist"
 )
@@ -66,7 +67,7 @@ func TestStartAndCheckNeedTheCAOnceStorageIsDefined(t *testing.T) {
 	if w, err := CheckStorageConfig(parse("")); err != nil || len(w) != 0 {
 		t.Fatalf("fresh state: %v, %v", w, err)
 	}
-	store, err := persist.OpenStore(dir, persist.Options{})
+	store, err := state.Open(dir, persist.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package persist
 
 import (
 	"archive/zip"
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -74,7 +75,7 @@ func backupsDir(dir string) string { return filepath.Join(dir, backupsDirName) }
 // directory fsync), then prunes backups older than
 // Options.BackupRetention, never the newest. epoch goes into the manifest
 // (0 when unknown).
-func (s *Store) CreateBackup(ctx context.Context, epoch uint64) (BackupInfo, error) {
+func (s *Store[S, R]) CreateBackup(ctx context.Context, epoch uint64) (BackupInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return BackupInfo{}, err
 	}
@@ -87,11 +88,11 @@ func (s *Store) CreateBackup(ctx context.Context, epoch uint64) (BackupInfo, err
 		s.gate.RUnlock()
 		return BackupInfo{}, ErrClosed
 	}
-	st, index := s.cur.clone(), s.index
+	st, index := s.cur.Clone(), s.index
 	s.mu.Unlock()
 	s.gate.RUnlock()
 
-	state, err := st.marshal()
+	state, err := st.Snapshot()
 	if err != nil {
 		return BackupInfo{}, err
 	}
@@ -262,24 +263,25 @@ func readMember(f *zip.File) ([]byte, error) {
 }
 
 // loadBackup reads and verifies the backup at path, state included (it
-// must load as the store's state).
-func loadBackup(path string) (BackupInfo, []byte, *state, error) {
+// must load as the store's state: codec.Load).
+func loadBackup[S StateMachine[S, R], R any](path string, codec Codec[S, R]) (BackupInfo, []byte, S, error) {
+	var none S
 	f, err := os.Open(path)
 	if err != nil {
-		return BackupInfo{}, nil, nil, fmt.Errorf("persist: backup: %w", err)
+		return BackupInfo{}, nil, none, fmt.Errorf("persist: backup: %w", err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return BackupInfo{}, nil, nil, fmt.Errorf("persist: backup: %w", err)
+		return BackupInfo{}, nil, none, fmt.Errorf("persist: backup: %w", err)
 	}
 	m, b, err := readBackup(f, fi.Size())
 	if err != nil {
-		return BackupInfo{}, nil, nil, fmt.Errorf("%s: %w", path, err)
+		return BackupInfo{}, nil, none, fmt.Errorf("%s: %w", path, err)
 	}
-	st, err := unmarshalState(b)
+	st, err := codec.Load(b)
 	if err != nil {
-		return BackupInfo{}, nil, nil, fmt.Errorf("%s: %w", path, badBackup("%s does not load: %v", stateName, err))
+		return BackupInfo{}, nil, none, fmt.Errorf("%s: %w: %w", path, badBackup("%s does not load", stateName), err)
 	}
 	return BackupInfo{Path: path, Size: fi.Size(), Manifest: m}, b, st, nil
 }
@@ -356,7 +358,7 @@ func ListBackups(dir string) ([]BackupInfo, error) {
 // PruneBackups deletes the backups created more than
 // Options.BackupRetention ago on the store's clock, never the newest one
 // nor a file whose manifest does not read. It returns the paths deleted.
-func (s *Store) PruneBackups() ([]string, error) {
+func (s *Store[S, R]) PruneBackups() ([]string, error) {
 	if s.opts.BackupRetention < 0 {
 		return nil, nil
 	}
@@ -416,12 +418,12 @@ const (
 
 // RestoreBackup replaces the state in the state directory dir with the
 // backup at path, with no daemon running on dir (it takes dir's lock:
-// ErrLocked if one is). It verifies the whole backup first and changes
-// nothing if anything fails. Store.RestoreBackup does the same on an
-// open store.
-func RestoreBackup(dir, path string, opts Options) (BackupInfo, error) {
+// ErrLocked if one is). It verifies the whole backup first, its state
+// loading with codec, and changes nothing if anything fails.
+// Store.RestoreBackup does the same on an open store.
+func RestoreBackup[S StateMachine[S, R], R any](dir, path string, codec Codec[S, R], opts Options) (BackupInfo, error) {
 	opts = opts.withDefaults()
-	info, stateBytes, _, err := loadBackup(path)
+	info, stateBytes, _, err := loadBackup(path, codec)
 	if err != nil {
 		return BackupInfo{}, err
 	}
@@ -446,11 +448,11 @@ func RestoreBackup(dir, path string, opts Options) (BackupInfo, error) {
 // then it waits for the proposals under way, closes the journal, swaps in
 // the restored one and reopens it. The store's indexes continue from the
 // backup's last index.
-func (s *Store) RestoreBackup(ctx context.Context, path string) (BackupInfo, error) {
+func (s *Store[S, R]) RestoreBackup(ctx context.Context, path string) (BackupInfo, error) {
 	if err := ctx.Err(); err != nil {
 		return BackupInfo{}, err
 	}
-	info, stateBytes, st, err := loadBackup(path)
+	info, stateBytes, st, err := loadBackup(path, s.codec)
 	if err != nil {
 		return BackupInfo{}, err
 	}
@@ -470,7 +472,7 @@ func (s *Store) RestoreBackup(ctx context.Context, path string) (BackupInfo, err
 // installRestore (durable when it returns) and reopens it; the store's
 // next record is index+1. If the swap fails before its commit point the
 // old journal is reopened and nothing changed.
-func (s *Store) replaceJournal(index uint64, stateBytes []byte, st *state) error {
+func (s *Store[S, R]) replaceJournal(index uint64, stateBytes []byte, st S) error {
 	s.gate.Lock()
 	defer s.gate.Unlock()
 	s.mu.Lock()
@@ -509,7 +511,7 @@ func (s *Store) replaceJournal(index uint64, stateBytes []byte, st *state) error
 		s.err = fmt.Errorf("persist: journal replacement committed but not finished (reopen the store to finish it): %w", rerr)
 		return s.err
 	}
-	s.j, s.cur, s.ahead = j, st, st.clone()
+	s.j, s.cur, s.ahead = j, st, st.Clone()
 	s.index, s.snapAt, s.queue, s.err = index, index, nil, nil
 	return nil
 }
@@ -596,4 +598,19 @@ func finishRestore(dir string) (finished bool, err error) {
 		}
 	}
 	return finished, nil
+}
+
+// decodeStrict decodes one JSON value into v, refusing unknown fields
+// and trailing data: a field this build does not know belongs to a newer
+// format, which must not be silently dropped.
+func decodeStrict(b []byte, v any) error {
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return fmt.Errorf("data after the JSON value")
+	}
+	return nil
 }

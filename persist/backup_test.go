@@ -14,18 +14,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockstep-io/lockstep/daemon/registry"
-	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal/clock"
 )
-
-// fill proposes random records until the store holds n.
-func fill(t testing.TB, s *Store, g *recGen, n uint64) {
-	t.Helper()
-	for s.LastIndex() < n {
-		_ = s.Propose(context.Background(), g.record(s.DB()))
-	}
-}
 
 func TestBackupCreateListRestore(t *testing.T) {
 	t.Parallel()
@@ -36,7 +26,7 @@ func TestBackupCreateListRestore(t *testing.T) {
 	s := mustOpenStore(t, dir, opts)
 	g := newGen(11)
 	fill(t, s, g, 50)
-	atBackup := snapOf(t, s.DB())
+	atBackup := stateOf(t, s)
 	info, err := s.CreateBackup(ctx, 7)
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +36,7 @@ func TestBackupCreateListRestore(t *testing.T) {
 	}
 	clk.Advance(time.Hour)
 	fill(t, s, g, 80)
-	later := snapOf(t, s.DB())
+	later := stateOf(t, s)
 	info2, err := s.CreateBackup(ctx, 8)
 	if err != nil {
 		t.Fatal(err)
@@ -72,14 +62,14 @@ func TestBackupCreateListRestore(t *testing.T) {
 	if got.LastIndex != 50 {
 		t.Errorf("restored %+v", got)
 	}
-	if snapOf(t, s.DB()) != atBackup || s.LastIndex() != 50 {
+	if stateOf(t, s) != atBackup || s.LastIndex() != 50 {
 		t.Fatalf("state after restore is not the backup's (last index %d)", s.LastIndex())
 	}
 	fill(t, s, g, 60)
-	afterMore := snapOf(t, s.DB())
+	afterMore := stateOf(t, s)
 	s.Close()
 	s = mustOpenStore(t, dir, opts)
-	if snapOf(t, s.DB()) != afterMore || s.LastIndex() != 60 {
+	if stateOf(t, s) != afterMore || s.LastIndex() != 60 {
 		t.Errorf("reopen after restore: state differs (last index %d)", s.LastIndex())
 	}
 	s.Close()
@@ -90,15 +80,15 @@ func TestBackupCreateListRestore(t *testing.T) {
 	}
 
 	// Offline restore of the other backup.
-	if _, err := RestoreBackup(dir, info2.Path, Options{}); err != nil {
+	if _, err := RestoreBackup(dir, info2.Path, tallyCodec, Options{}); err != nil {
 		t.Fatal(err)
 	}
 	s = mustOpenStore(t, dir, opts)
 	defer s.Close()
-	if snapOf(t, s.DB()) != later {
+	if stateOf(t, s) != later {
 		t.Errorf("offline restore: state differs")
 	}
-	if _, err := RestoreBackup(dir, info2.Path, Options{}); !errors.Is(err, ErrLocked) {
+	if _, err := RestoreBackup(dir, info2.Path, tallyCodec, Options{}); !errors.Is(err, ErrLocked) {
 		t.Errorf("offline restore while the store is open = %v, want ErrLocked", err)
 	}
 }
@@ -115,11 +105,11 @@ func TestRestoreInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	backup := snapOf(t, s.DB())
+	backup := stateOf(t, s)
 	fill(t, s, g, 40)
-	current := snapOf(t, s.DB())
+	current := stateOf(t, s)
 	s.Close()
-	_, stateBytes, _, err := loadBackup(info.Path)
+	_, stateBytes, _, err := loadBackup(info.Path, tallyCodec)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,12 +145,12 @@ func TestRestoreInterrupted(t *testing.T) {
 				t.Fatal(err)
 			}
 			tc.crash(d)
-			s, err := OpenStore(d, Options{})
+			s, err := OpenStore(d, tallyCodec, Options{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer s.Close()
-			if snapOf(t, s.DB()) != tc.want {
+			if stateOf(t, s) != tc.want {
 				t.Errorf("state after the interrupted restore is not the expected one")
 			}
 			for _, name := range []string{restoreName, restoreTmpName, oldJournalName} {
@@ -226,12 +216,11 @@ func manifestFor(t testing.TB, edit func(*Manifest), members ...member) member {
 
 func validState(t testing.TB) []byte {
 	t.Helper()
-	db := session.NewDB()
-	if err := db.Apply(session.Record{Version: session.RecordVersion, Kind: session.KindSessionCreated, Session: "A", At: t0,
-		Create: &session.Create{Type: session.MetroMirrorSingleDirection, Policy: session.HoldIO}}); err != nil {
+	st := emptyTally()
+	if err := st.Apply(add("a")); err != nil {
 		t.Fatal(err)
 	}
-	b, err := (&state{sessions: db, registry: registry.NewDB()}).marshal()
+	b, err := st.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -279,11 +268,11 @@ func badBackups(t testing.TB) []struct {
 		{"oversized manifest", makeZip(t, member{name: manifestName, data: bigManifest}, st)},
 		{"manifest lies small", makeZip(t, member{name: manifestName, data: bigManifest, declared: 100}, st)},
 		{"state does not load", func() []byte {
-			bad := member{name: stateName, data: []byte(`{"v":1,"session":{"v":1,"sessions":[null]}}`)}
+			bad := member{name: stateName, data: []byte("tally 1\nepoch 0\nkeys 1\nNOT A KEY\n")}
 			return makeZip(t, manifestFor(t, nil, bad), bad)
 		}()},
 		{"state of a newer version", func() []byte {
-			bad := member{name: stateName, data: []byte(`{"v":2,"session":{"v":1,"sessions":[]}}`)}
+			bad := member{name: stateName, data: []byte("tally 2\nepoch 0\nkeys 0\n")}
 			return makeZip(t, manifestFor(t, nil, bad), bad)
 		}()},
 	}
@@ -296,13 +285,13 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 	dir := t.TempDir()
 	s := mustOpenStore(t, dir, Options{})
 	fill(t, s, newGen(2), 20)
-	want := snapOf(t, s.DB())
+	want := stateOf(t, s)
 	// A good hand-made backup restores: the table's bad ones differ from
 	// it in one thing each.
 	st := member{name: stateName, data: validState(t)}
 	good := filepath.Join(t.TempDir(), "good.zip")
 	writeFile(t, good, makeZip(t, manifestFor(t, nil, st), st))
-	if _, _, _, err := loadBackup(good); err != nil {
+	if _, _, _, err := loadBackup(good, tallyCodec); err != nil {
 		t.Fatalf("the good hand-made backup: %v", err)
 	}
 	s.Close()
@@ -317,17 +306,17 @@ func TestRestoreRefusesBadBackups(t *testing.T) {
 		if !errors.Is(err, ErrBadBackup) {
 			t.Errorf("%s: online restore = %v, want ErrBadBackup", tc.name, err)
 		}
-		if snapOf(t, s.DB()) != want {
+		if stateOf(t, s) != want {
 			t.Fatalf("%s: a refused restore changed the state", tc.name)
 		}
-		if _, err := RestoreBackup(t.TempDir(), path, Options{}); !errors.Is(err, ErrBadBackup) {
+		if _, err := RestoreBackup(t.TempDir(), path, tallyCodec, Options{}); !errors.Is(err, ErrBadBackup) {
 			t.Errorf("%s: offline restore = %v, want ErrBadBackup", tc.name, err)
 		}
 		if strings.Contains(tc.name, "name") && err != nil && !strings.Contains(err.Error(), "unsafe member name") {
 			t.Errorf("%s: error %q does not say the name is unsafe", tc.name, err)
 		}
 	}
-	if err := s.Propose(context.Background(), newGen(99).record(s.DB())); err != nil && errors.Is(err, ErrClosed) {
+	if err := s.Propose(context.Background(), newGen(99).record(tallyOf(s))); err != nil && errors.Is(err, ErrClosed) {
 		t.Errorf("store unusable after refused restores: %v", err)
 	}
 	s.Close()

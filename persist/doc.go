@@ -1,7 +1,11 @@
-// Package persist owns lockstep's durable state (DESIGN.md §7): the
+// Package persist owns lockstep's durable storage (DESIGN.md §7): the
 // journal (a segmented, CRC-chained write-ahead log with group commit),
-// its snapshots and compaction, the state store built on them (Store, a
-// session.Store), and zip backups.
+// its snapshots and compaction, the state store built on them (Store),
+// zip backups, and the standby's side of journal shipping. It stores
+// opaque records and snapshots: what a record means and what state the
+// records build belong to the application (the daemon's is package
+// daemon/state), which hands the store a StateMachine and a Codec. The
+// package imports nothing of the domain above it.
 //
 // The state is built only by applying journal records in order; the
 // journal makes each record durable before it is applied, and a record is
@@ -10,6 +14,43 @@
 // Reader (Journal.ReadFrom), which waits for new ones and answers
 // ErrCompacted when a snapshot must be sent instead; the standby's Store
 // takes them with InstallSnapshot and AppendReplicated (see Standby).
+//
+// # The state machine
+//
+// A Store[S, R] keeps a state S that the application implements
+// (StateMachine) and journals its records R as the bytes its Codec
+// makes of them, the way a raft log carries commands and the
+// application's state machine gives them meaning:
+//
+//	Check(r) error          would Apply take r? changes nothing
+//	Apply(r) error          the one change of the state: a record
+//	                        committed (or replayed); refuses exactly
+//	                        what Check refuses, deterministic
+//	Snapshot() ([]byte, error)
+//	                        the state's bytes: snapshots, backups, what
+//	                        a standby installs; equal states, equal bytes
+//	Clone() S               an independent copy
+//
+//	Codec.Empty() S         the state before any record
+//	Codec.Load(b) (S, error)
+//	                        a state from Snapshot's bytes, checked as
+//	                        applying records would check it
+//	Codec.Encode(r)         a record's journal payload
+//	Codec.Decode(p)         a payload back into its record (replay, the
+//	                        active's records on a standby); refuses a
+//	                        format this build does not know
+//
+// Propose(r) encodes r, checks it against the look-ahead state (every
+// record queued applied), queues the payload and applies r to that
+// state under one lock, then waits for the fsync and applies r to the
+// published state (View). A record Check refuses never reaches the
+// journal. Replay is Load of the newest snapshot (Empty without one),
+// then Decode and Apply of each record after it; a record that does not
+// decode or that Apply refuses stops OpenStore, naming its index. The
+// same Load checks a backup before a restore and a state before
+// InstallSnapshot, and the same Decode and Check take each record given
+// to AppendReplicated: nothing the application would refuse is ever
+// written.
 //
 // All integers below are little-endian. CRC means CRC-32C (Castagnoli).
 //
@@ -166,7 +207,7 @@
 //	24      8   state length m
 //	32      4   CRC of the state
 //	36      4   CRC of bytes 0-35
-//	40      m   state (opaque to the journal; for a Store, see State)
+//	40      m   state (opaque: for a Store, StateMachine.Snapshot's bytes)
 //
 // A snapshot is written as a temp file, fsynced, renamed, and the
 // directory fsynced. Then the newest SnapshotsKept snapshots are kept
@@ -174,29 +215,13 @@
 // are deleted (never the segment being written). Replay is: the newest
 // snapshot, then the records after its index.
 //
-// # Store payloads: the envelope
+// # Store payloads
 //
-// Every payload a Store journals is a JSON object:
-//
-//	{"type": "session", "v": 1, "record": {...}}
-//
-// type names the record family, v the version of that family's encoding,
-// record the family's record. Family "session" version 1 holds a
-// session.Record (its format is in package session's doc). Later families
-// (storage systems and connections, heartbeat switch, HA relationship,
-// epoch) take new type names; a changed encoding of a family takes a new
-// v, and both are read by the builds that know them. An unknown type or v
-// or an unknown envelope field refuses the replay (ErrUnknownRecord): a
-// journal written by a newer lockstep is not half read.
-//
-// # State
-//
-// The state a Store snapshots and backs up is the JSON object
-//
-//	{"v": 1, "session": <session.DB.Snapshot()>}
-//
-// with one field per family; unknown fields refuse to load. Loading it
-// checks everything applying records would (session.Restore).
+// A Store's record payloads are Codec.Encode's bytes and its snapshots'
+// state StateMachine.Snapshot's; the journal neither reads nor
+// constrains them beyond MaxPayload and the snapshot bound. The daemon's
+// formats (a JSON envelope per record family, the combined state) are
+// documented in package daemon/state.
 //
 // # Backups
 //
@@ -210,7 +235,7 @@
 //	                "created": "<RFC 3339, UTC, from the injected clock>",
 //	                "members": [{"name": "state.json", "size": <bytes>,
 //	                             "sha256": "<64 lower-case hex digits>"}]}
-//	state.json     the State
+//	state.json     the state (StateMachine.Snapshot's bytes)
 //
 // The manifest lists every member but itself. A reader accepts only
 // these two names, each once (a name with "..", a leading "/", "\" or
@@ -218,7 +243,7 @@
 // 258 MiB), the manifest (1 MiB) and the state (256 MiB) and reads every
 // member through that bound whatever the zip declares, requires format
 // and version to match, and checks every size and SHA-256, and that the
-// state loads, before anything is changed.
+// state loads (Codec.Load), before anything is changed.
 //
 // After each backup, the backups created more than
 // Options.BackupRetention ago are deleted, never the newest one and
@@ -250,22 +275,23 @@
 // through two methods, each durable when it returns:
 //
 //   - InstallSnapshot(index, state) replaces the whole state with the
-//     active's: state is the State above (what the active's snapshots
-//     hold), the state after record index; index 0 with no bytes is the
-//     empty state. The bytes must load (ErrBadState otherwise, nothing
-//     changed); then the journal is swapped exactly as by a restore
-//     (steps 2-6 above, with state as the snapshot at index; none for
-//     the empty state), and the next record is index + 1.
+//     active's: state is what the active's snapshots hold
+//     (StateMachine.Snapshot's bytes), the state after record index;
+//     index 0 with no bytes is the empty state. The bytes must load
+//     (Codec.Load; ErrBadState otherwise, nothing changed); then the
+//     journal is swapped exactly as by a restore (steps 2-6 above, with
+//     state as the snapshot at index; none for the empty state), and
+//     the next record is index + 1.
 //   - AppendReplicated(first, payloads) appends the active's records at
 //     the active's indexes, payloads byte for byte as the active's
 //     journal holds them, so that both journals hold the same records.
 //     first must be LastIndex + 1 with no record of the store's own
 //     queued (ErrNotNext otherwise, nothing changed). Each payload is
-//     decoded and checked against the state with the ones before it
-//     applied, before anything is queued; the first that fails ends the
-//     call with an error naming its index: the records before it are
-//     journaled, it and those after it are not, and the store goes on
-//     from that index. The records of one call are queued under one lock
+//     decoded (Codec.Decode) and checked against the state with the
+//     ones before it applied, before anything is queued; the first that
+//     fails ends the call with an error naming its index: the records
+//     before it are journaled, it and those after it are not, and the
+//     store goes on from that index. The records of one call are queued under one lock
 //     hold into one write batch: one write, one fsync.
 //
 // A standby must not propose while it is fed: a record of its own would

@@ -48,9 +48,6 @@ var (
 	// ErrSnapshotIndex: a snapshot for an index not yet durable, or older
 	// than the latest snapshot.
 	ErrSnapshotIndex = errors.New("persist: snapshot index out of range")
-	// ErrUnknownRecord: a payload whose envelope names a record family or
-	// version this build does not know (written by a newer lockstep).
-	ErrUnknownRecord = errors.New("persist: unknown record type")
 	// ErrBadBackup: a backup failed verification (format, version, member
 	// names or sizes, checksums, or its state does not load).
 	ErrBadBackup = errors.New("persist: invalid backup")

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/lockstep-io/lockstep/daemon/session"
 )
 
 func TestAppendReopenRead(t *testing.T) {
@@ -320,14 +318,14 @@ func TestLock(t *testing.T) {
 	j.Close()
 
 	sdir := t.TempDir()
-	s, err := OpenStore(sdir, Options{})
+	s, err := OpenStore(sdir, tallyCodec, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := OpenStore(sdir, Options{}); !errors.Is(err, ErrLocked) {
+	if _, err := OpenStore(sdir, tallyCodec, Options{}); !errors.Is(err, ErrLocked) {
 		t.Errorf("second OpenStore = %v", err)
 	}
-	if _, err := RestoreBackup(sdir, filepath.Join(t.TempDir(), "none.zip"), Options{}); err == nil {
+	if _, err := RestoreBackup(sdir, filepath.Join(t.TempDir(), "none.zip"), tallyCodec, Options{}); err == nil {
 		t.Errorf("RestoreBackup of a missing file succeeded")
 	}
 	s.Close()
@@ -342,32 +340,29 @@ func TestWriteFailure(t *testing.T) {
 	s := mustOpenStore(t, dir, Options{})
 	g := newGen(1)
 	fill(t, s, g, 5)
-	want := snapOf(t, s.DB())
+	want := stateOf(t, s)
 	j := s.Journal()
 	j.beforeWrite = func(int) { j.f.Close() } // the next write fails
-	create := func(name string) session.Record {
-		return session.Record{Version: session.RecordVersion, Kind: session.KindSessionCreated, Session: name, At: t0,
-			Create: &session.Create{Type: session.MetroMirrorSingleDirection, Policy: session.HoldIO}}
-	}
-	if err := s.Propose(context.Background(), create("Z1")); !errors.Is(err, ErrWriteFailed) {
+	create := func(name string) tallyRec { return add(name) }
+	if err := s.Propose(context.Background(), create("z1")); !errors.Is(err, ErrWriteFailed) {
 		t.Fatalf("Propose with a failing disk = %v", err)
 	}
 	if _, err := j.Append(context.Background(), []byte("x")); !errors.Is(err, ErrWriteFailed) {
 		t.Errorf("Append after a failed write = %v", err)
 	}
-	if err := s.Propose(context.Background(), create("Z2")); !errors.Is(err, ErrWriteFailed) {
+	if err := s.Propose(context.Background(), create("z2")); !errors.Is(err, ErrWriteFailed) {
 		t.Errorf("Propose after a failed write = %v", err)
 	}
-	if got := snapOf(t, s.DB()); got != want {
+	if got := stateOf(t, s); got != want {
 		t.Errorf("a failed record changed the state")
 	}
 	s.Close() // reports the file closed twice: ignored
 	s = mustOpenStore(t, dir, Options{})
 	defer s.Close()
-	if got := snapOf(t, s.DB()); got != want || s.LastIndex() != 5 {
+	if got := stateOf(t, s); got != want || s.LastIndex() != 5 {
 		t.Errorf("after reopen: last index %d, state equal %t", s.LastIndex(), got == want)
 	}
-	if err := s.Propose(context.Background(), create("Z3")); err != nil {
+	if err := s.Propose(context.Background(), create("z3")); err != nil {
 		t.Errorf("Propose after reopen: %v", err)
 	}
 }

@@ -6,8 +6,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-
-	"github.com/lockstep-io/lockstep/daemon/session"
 )
 
 // TestNewDirectoriesAreDurable: a directory the store creates (the state
@@ -25,12 +23,12 @@ func TestNewDirectoriesAreDurable(t *testing.T) {
 		return syncDir(dir)
 	}}
 	state := filepath.Join(root, "a", "state")
-	s, err := OpenStore(state, opts)
+	s, err := OpenStore(state, tallyCodec, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	if err := s.Propose(context.Background(), sessionCreate("s1")); err != nil {
+	if err := s.Propose(context.Background(), add("s1")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.CreateBackup(context.Background(), 1); err != nil {
@@ -50,12 +48,6 @@ func TestNewDirectoriesAreDurable(t *testing.T) {
 	if n := countOf(synced, state); n < 2 {
 		t.Errorf("the state directory was fsynced %d times, want one after journal/ and one after backups/", n)
 	}
-}
-
-// sessionCreate is a record that any state without session name takes.
-func sessionCreate(name string) session.Record {
-	return session.Record{Version: session.RecordVersion, Kind: session.KindSessionCreated, Session: name, At: t0,
-		Create: &session.Create{Type: session.MetroMirrorSingleDirection, Policy: session.HoldIO}}
 }
 
 func countOf(list []string, s string) int {

@@ -23,7 +23,7 @@ import (
 const diskSize = 1 << 20
 
 // segSize is the size of the store's single segment file.
-func segSize(t *testing.T, s *Store) int64 {
+func segSize(t *testing.T, s *testStore) int64 {
 	t.Helper()
 	segs := segFiles(t, s.Journal().Dir())
 	if len(segs) != 1 {
@@ -36,15 +36,15 @@ func segSize(t *testing.T, s *Store) int64 {
 	return st.Size()
 }
 
-// proposeUntilFull proposes new sessions until one is refused (the first
+// proposeUntilFull proposes new keys until one is refused (the first
 // ones may still fit in the segment's last page) and returns the names
 // acknowledged and the refusal.
-func proposeUntilFull(t *testing.T, s *Store, prefix string) (acked []string, refused error) {
+func proposeUntilFull(t *testing.T, s *testStore, prefix string) (acked []string, refused error) {
 	t.Helper()
 	for i := range 1000 {
 		name := fmt.Sprintf("%s%d", prefix, i)
 		before, size := s.LastIndex(), segSize(t, s)
-		err := s.Propose(context.Background(), sessionCreate(name))
+		err := s.Propose(context.Background(), add(name))
 		if err == nil {
 			acked = append(acked, name)
 			continue
@@ -69,8 +69,8 @@ func TestFullDiskUndoesTheBatchAndRecovers(t *testing.T) {
 	ctx := context.Background()
 	var acked []string
 	for i := range 10 {
-		name := fmt.Sprintf("A%d", i)
-		if err := s.Propose(ctx, sessionCreate(name)); err != nil {
+		name := fmt.Sprintf("a%d", i)
+		if err := s.Propose(ctx, add(name)); err != nil {
 			t.Fatal(err)
 		}
 		acked = append(acked, name)
@@ -80,7 +80,7 @@ func TestFullDiskUndoesTheBatchAndRecovers(t *testing.T) {
 		t.Fatalf("healthy store: WriteHealth %v", h.Err)
 	}
 	free := smalldisk.Fill(t, filepath.Dir(dir))
-	more, err := proposeUntilFull(t, s, "B")
+	more, err := proposeUntilFull(t, s, "b")
 	acked = append(acked, more...)
 	if !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "no space left on device") {
 		t.Fatalf("proposal on a full disk: %v, want ErrNoSpace saying so", err)
@@ -96,11 +96,11 @@ func TestFullDiskUndoesTheBatchAndRecovers(t *testing.T) {
 
 	// Many proposals at once: one batch or several, all refused, none
 	// half written, and the store is still consistent.
-	size, last, db := segSize(t, s), s.LastIndex(), snapOf(t, s.DB())
+	size, last, db := segSize(t, s), s.LastIndex(), stateOf(t, s)
 	var wg sync.WaitGroup
 	errs := make([]error, 8)
 	for i := range errs {
-		wg.Go(func() { errs[i] = s.Propose(ctx, sessionCreate(fmt.Sprintf("C%d", i))) })
+		wg.Go(func() { errs[i] = s.Propose(ctx, add(fmt.Sprintf("c%d", i))) })
 	}
 	wg.Wait()
 	for i, err := range errs {
@@ -108,7 +108,7 @@ func TestFullDiskUndoesTheBatchAndRecovers(t *testing.T) {
 			t.Errorf("concurrent proposal %d on a full disk: %v", i, err)
 		}
 	}
-	if segSize(t, s) != size || s.LastIndex() != last || snapOf(t, s.DB()) != db {
+	if segSize(t, s) != size || s.LastIndex() != last || stateOf(t, s) != db {
 		t.Fatalf("refused proposals changed the segment (%d -> %d bytes), the index (%d -> %d) or the state",
 			size, segSize(t, s), last, s.LastIndex())
 	}
@@ -130,8 +130,8 @@ func TestFullDiskUndoesTheBatchAndRecovers(t *testing.T) {
 		t.Fatalf("WriteHealth once space returned: %v", h.Err)
 	}
 	// The same names as refused before: they were never applied.
-	for _, name := range []string{"C0", "C1", "D"} {
-		if err := s.Propose(ctx, sessionCreate(name)); err != nil {
+	for _, name := range []string{"c0", "c1", "d"} {
+		if err := s.Propose(ctx, add(name)); err != nil {
 			t.Fatalf("proposal once space returned: %v", err)
 		}
 		acked = append(acked, name)
@@ -139,22 +139,22 @@ func TestFullDiskUndoesTheBatchAndRecovers(t *testing.T) {
 	if s.LastIndex() != last+3 {
 		t.Fatalf("last index %d, want %d: the refused records left a gap or a trace", s.LastIndex(), last+3)
 	}
-	want := snapOf(t, s.DB())
+	want := stateOf(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = mustOpenStore(t, dir, Options{})
-	if got := snapOf(t, s.DB()); got != want {
+	if got := stateOf(t, s); got != want {
 		t.Fatal("the state after reopening differs from the state acknowledged")
 	}
-	db2 := s.DB()
+	st := tallyOf(s)
 	for _, name := range acked {
-		if _, ok := db2.Session(name); !ok {
-			t.Errorf("acknowledged session %s lost", name)
+		if !st.keys[name] {
+			t.Errorf("acknowledged key %s lost", name)
 		}
 	}
-	if n := len(db2.Sessions()); n != len(acked) {
-		t.Errorf("%d sessions after reopening, %d acknowledged", n, len(acked))
+	if n := len(st.keys); n != len(acked) {
+		t.Errorf("%d keys after reopening, %d acknowledged", n, len(acked))
 	}
 }
 
@@ -166,12 +166,12 @@ func TestFullDiskRetriedByTheNextProposal(t *testing.T) {
 	s := mustOpenStore(t, dir, Options{})
 	defer s.Close()
 	free := smalldisk.Fill(t, filepath.Dir(dir))
-	if _, err := proposeUntilFull(t, s, "A"); !errors.Is(err, ErrNoSpace) {
+	if _, err := proposeUntilFull(t, s, "a"); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("proposal on a full disk: %v", err)
 	}
 	last := s.LastIndex()
 	free()
-	if err := s.Propose(context.Background(), sessionCreate("B")); err != nil {
+	if err := s.Propose(context.Background(), add("b")); err != nil {
 		t.Fatalf("proposal once space returned: %v", err)
 	}
 	if s.LastIndex() != last+1 || s.WriteHealth().Err != nil {
@@ -215,28 +215,28 @@ func TestRestartOnAFullDisk(t *testing.T) {
 	dir := filepath.Join(smalldisk.Mount(t, diskSize), "state")
 	s := mustOpenStore(t, dir, Options{})
 	for i := range 5 {
-		if err := s.Propose(context.Background(), sessionCreate(fmt.Sprintf("A%d", i))); err != nil {
+		if err := s.Propose(context.Background(), add(fmt.Sprintf("a%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	free := smalldisk.Fill(t, filepath.Dir(dir))
-	if _, err := proposeUntilFull(t, s, "B"); !errors.Is(err, ErrNoSpace) {
+	if _, err := proposeUntilFull(t, s, "b"); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("proposal on a full disk: %v", err)
 	}
-	want, last := snapOf(t, s.DB()), s.LastIndex()
+	want, last := stateOf(t, s), s.LastIndex()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = mustOpenStore(t, dir, Options{})
 	defer s.Close()
-	if got := snapOf(t, s.DB()); got != want || s.LastIndex() != last {
+	if got := stateOf(t, s); got != want || s.LastIndex() != last {
 		t.Fatalf("reopened on a full disk: last index %d (want %d), same state %v", s.LastIndex(), last, got == want)
 	}
-	if _, err := proposeUntilFull(t, s, "C"); !errors.Is(err, ErrNoSpace) {
+	if _, err := proposeUntilFull(t, s, "c"); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("proposal after reopening on a full disk: %v", err)
 	}
 	free()
-	if err := s.Propose(context.Background(), sessionCreate("D")); err != nil {
+	if err := s.Propose(context.Background(), add("d")); err != nil {
 		t.Fatalf("proposal once space returned: %v", err)
 	}
 }
@@ -250,11 +250,11 @@ func TestTornTailOnAFullDisk(t *testing.T) {
 	dir := filepath.Join(disk, "state")
 	s := mustOpenStore(t, dir, Options{})
 	for i := range 5 {
-		if err := s.Propose(context.Background(), sessionCreate(fmt.Sprintf("A%d", i))); err != nil {
+		if err := s.Propose(context.Background(), add(fmt.Sprintf("a%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
-	want, last := snapOf(t, s.DB()), s.LastIndex()
+	want, last := stateOf(t, s), s.LastIndex()
 	jdir := s.Journal().Dir()
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -267,12 +267,12 @@ func TestTornTailOnAFullDisk(t *testing.T) {
 	writeFile(t, seg, torn)
 	smalldisk.Fill(t, disk)
 	logger, logs := newLog()
-	s, err := OpenStore(dir, Options{Logger: logger})
+	s, err := OpenStore(dir, tallyCodec, Options{Logger: logger})
 	if err != nil {
 		t.Fatalf("open with a torn tail on a full disk: %v", err)
 	}
 	defer s.Close()
-	if got := snapOf(t, s.DB()); got != want || s.LastIndex() != last {
+	if got := stateOf(t, s); got != want || s.LastIndex() != last {
 		t.Fatalf("after recovery: last index %d (want %d), same state %v", s.LastIndex(), last, got == want)
 	}
 	if got := readFile(t, seg); string(got) != string(good) {
@@ -308,14 +308,8 @@ func TestStandbyAndReaderOnAFullDisk(t *testing.T) {
 	s := mustOpenStore(t, dir, Options{})
 	defer s.Close()
 	ctx := context.Background()
-	payload := func(name string) []byte {
-		b, err := encode(FamilySession, sessionRecordFormat, sessionCreate(name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return b
-	}
-	if err := s.AppendReplicated(ctx, 1, [][]byte{payload("A")}); err != nil {
+	rec := func(name string) []byte { return payloadOf(t, add(name)) }
+	if err := s.AppendReplicated(ctx, 1, [][]byte{rec("a")}); err != nil {
 		t.Fatal(err)
 	}
 	r, err := s.Journal().ReadFrom(2)
@@ -335,7 +329,7 @@ func TestStandbyAndReaderOnAFullDisk(t *testing.T) {
 	// Many at once, so that they need a page the disk no longer has.
 	var batch [][]byte
 	for i := range 200 {
-		batch = append(batch, payload(fmt.Sprintf("B%d", i)))
+		batch = append(batch, rec(fmt.Sprintf("b%d", i)))
 	}
 	if err := s.AppendReplicated(ctx, 2, batch); !errors.Is(err, ErrNoSpace) {
 		t.Fatalf("AppendReplicated on a full disk: %v", err)
@@ -361,29 +355,29 @@ func TestRolloverOnAFullDisk(t *testing.T) {
 	defer func() { s.Close() }()
 	ctx := context.Background()
 	for i := range 3 {
-		if err := s.Propose(ctx, sessionCreate(fmt.Sprintf("A%d", i))); err != nil {
+		if err := s.Propose(ctx, add(fmt.Sprintf("a%d", i))); err != nil {
 			t.Fatal(err)
 		}
 	}
 	jdir := s.Journal().Dir()
 	segs := len(segFiles(t, jdir))
 	free := smalldisk.Fill(t, filepath.Dir(dir))
-	if err := s.Propose(ctx, sessionCreate("B")); !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "creating segment") {
+	if err := s.Propose(ctx, add("b")); !errors.Is(err, ErrNoSpace) || !strings.Contains(err.Error(), "creating segment") {
 		t.Fatalf("proposal needing a new segment on a full disk: %v", err)
 	}
 	if n := len(segFiles(t, jdir)); n != segs {
 		t.Fatalf("%d segments after the failed rollover, %d before", n, segs)
 	}
 	free()
-	if err := s.Propose(ctx, sessionCreate("B")); err != nil {
+	if err := s.Propose(ctx, add("b")); err != nil {
 		t.Fatalf("proposal once space returned: %v", err)
 	}
-	want := snapOf(t, s.DB())
+	want := stateOf(t, s)
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
 	}
 	s = mustOpenStore(t, dir, Options{SegmentSize: 1})
-	if got := snapOf(t, s.DB()); got != want || s.LastIndex() != 4 {
+	if got := stateOf(t, s); got != want || s.LastIndex() != 4 {
 		t.Fatalf("after reopening: last index %d, same state %v", s.LastIndex(), got == want)
 	}
 }

@@ -13,20 +13,20 @@ import (
 // given is durable: the standby acknowledges right after.
 
 // InstallSnapshot replaces the whole state with state, the state after
-// the record at index as the active's snapshots and backups hold it (the
-// State encoding of doc.go); index 0 with no bytes is the empty state.
-// It checks that state loads first and changes nothing if it does not
-// (ErrBadState). Then, like RestoreBackup, it waits for the proposals
-// under way and swaps in a journal made of that state as its snapshot at
-// index, crash-safely; it is durable when InstallSnapshot returns, and
-// the next record is index+1. Readers of DB, Registry and Journal see
-// the old state until then, the new one after; the old Journal answers
-// ErrClosed.
-func (s *Store) InstallSnapshot(ctx context.Context, index uint64, state []byte) error {
+// the record at index as the active's snapshots and backups hold it
+// (StateMachine.Snapshot's bytes); index 0 with no bytes is the empty
+// state. It checks that state loads (Codec.Load) first and changes
+// nothing if it does not (ErrBadState). Then, like RestoreBackup, it
+// waits for the proposals under way and swaps in a journal made of that
+// state as its snapshot at index, crash-safely; it is durable when
+// InstallSnapshot returns, and the next record is index+1. Readers of
+// View and Journal see the old state until then, the new one after; the
+// old Journal answers ErrClosed.
+func (s *Store[S, R]) InstallSnapshot(ctx context.Context, index uint64, state []byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	st, err := loadInstalled(index, state)
+	st, err := loadInstalled(s.codec, index, state)
 	if err != nil {
 		return err
 	}
@@ -39,19 +39,20 @@ func (s *Store) InstallSnapshot(ctx context.Context, index uint64, state []byte)
 }
 
 // loadInstalled checks a state to install and decodes it.
-func loadInstalled(index uint64, b []byte) (*state, error) {
+func loadInstalled[S StateMachine[S, R], R any](codec Codec[S, R], index uint64, b []byte) (S, error) {
+	var none S
 	if len(b) == 0 {
 		if index != 0 {
-			return nil, fmt.Errorf("%w: no state at index %d (only the state at 0 may be empty)", ErrBadState, index)
+			return none, fmt.Errorf("%w: no state at index %d (only the state at 0 may be empty)", ErrBadState, index)
 		}
-		return newState(), nil
+		return codec.Empty(), nil
 	}
 	if len(b) > maxSnapshotState {
-		return nil, fmt.Errorf("%w: %d bytes at index %d, more than a snapshot holds (%d)", ErrBadState, len(b), index, maxSnapshotState)
+		return none, fmt.Errorf("%w: %d bytes at index %d, more than a snapshot holds (%d)", ErrBadState, len(b), index, maxSnapshotState)
 	}
-	st, err := unmarshalState(b)
+	st, err := codec.Load(b)
 	if err != nil {
-		return nil, fmt.Errorf("%w: at index %d: %v", ErrBadState, index, err)
+		return none, fmt.Errorf("%w: at index %d: %w", ErrBadState, index, err)
 	}
 	return st, nil
 }
@@ -61,8 +62,8 @@ func loadInstalled(index uint64, b []byte) (*state, error) {
 // first+1, ...; first must follow the store's last record, with none of
 // the store's own queued (ErrNotNext otherwise, and nothing changes).
 //
-// Each payload is decoded and checked against the state with the ones
-// before it applied, as Propose checks a record. The first one that does
+// Each payload is decoded (Codec.Decode) and checked against the state
+// with the ones before it applied, as Propose checks a record. The first one that does
 // not decode or that the state refuses stops the call with an error
 // naming its index: the records before it are journaled and published,
 // it and those after it are not, and the store goes on (the next call
@@ -71,9 +72,9 @@ func loadInstalled(index uint64, b []byte) (*state, error) {
 //
 // The records the call journals share one write and one fsync (one
 // journal batch, queued under one lock). AppendReplicated returns once
-// they are durable and applied to DB and Registry. Like Propose, ctx
+// they are durable and applied to the published state (View). Like Propose, ctx
 // counts only until they are queued.
-func (s *Store) AppendReplicated(ctx context.Context, first uint64, payloads [][]byte) error {
+func (s *Store[S, R]) AppendReplicated(ctx context.Context, first uint64, payloads [][]byte) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ func (s *Store) AppendReplicated(ctx context.Context, first uint64, payloads [][
 	// Check and apply to the look-ahead state in order, before queueing
 	// anything: a check cannot be undone, but the records that passed
 	// are a valid prefix and are kept.
-	ops := make([]queued, 0, len(payloads))
+	ops := make([]queued[R], 0, len(payloads))
 	var refused error
 	for i, p := range payloads {
 		index := first + uint64(i)
@@ -103,22 +104,22 @@ func (s *Store) AppendReplicated(ctx context.Context, first uint64, payloads [][
 			refused = fmt.Errorf("persist: replicated record %d: %w: %d bytes (at most %d)", index, ErrTooLarge, len(p), MaxPayload)
 			break
 		}
-		o, err := decodePayload(p)
+		rec, err := s.codec.Decode(p)
 		if err == nil {
-			err = o.check(s.ahead)
+			err = s.ahead.Check(rec)
 		}
 		if err != nil {
 			refused = fmt.Errorf("persist: replicated record %d: %w", index, err)
 			break
 		}
-		if err := o.apply(s.ahead); err != nil {
+		if err := s.ahead.Apply(rec); err != nil {
 			// Check just passed: Apply cannot refuse. If it does, ahead
 			// holds records the journal lacks: stop.
 			s.err = fmt.Errorf("persist: replicated record %d: checked, then refused: %w", index, err)
 			s.mu.Unlock()
 			return s.err
 		}
-		ops = append(ops, queued{index: index, apply: o.apply})
+		ops = append(ops, queued[R]{index: index, rec: rec})
 	}
 	if len(ops) == 0 {
 		s.mu.Unlock()

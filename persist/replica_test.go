@@ -12,89 +12,17 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-
-	"github.com/lockstep-io/lockstep/daemon/registry"
-	"github.com/lockstep-io/lockstep/daemon/session"
-	"github.com/lockstep-io/lockstep/hal"
 )
 
-// regGen makes random registry records, valid and invalid, over a small
-// world (two storage systems, two connection names, epochs that go back
-// now and then).
-type regGen struct {
-	rng   *rand.Rand
-	epoch hal.Epoch
-}
-
-func newRegGen(seed uint64) *regGen {
-	return &regGen{rng: rand.New(rand.NewPCG(seed, 0x4e6)), epoch: 1}
-}
-
-func (g *regGen) record() registry.Record {
-	r := registry.Record{Version: registry.RecordVersion, At: t0, Serial: serial("P", g.rng.IntN(2))}
-	name := []string{"direct", "hmc"}[g.rng.IntN(2)]
-	switch g.rng.IntN(6) {
-	case 0, 1:
-		r.Kind = registry.KindStorageAdded
-		r.Connection = &registry.Connection{Name: name, Kind: "direct", Addresses: []string{fmt.Sprintf("10.0.0.%d:1750", g.rng.IntN(9))}}
-	case 2:
-		r.Kind, r.Name = registry.KindConnectionRemoved, name
-	case 3:
-		r.Kind = registry.KindStorageRemoved
-	case 4:
-		r.Kind, r.On = registry.KindHeartbeatSet, g.rng.IntN(2) == 0
-	default:
-		// Mostly up, sometimes down (refused).
-		g.epoch = max(g.epoch+hal.Epoch(g.rng.IntN(3))-1, 0)
-		r.Kind, r.Epoch = registry.KindEpochSet, g.epoch
-	}
-	return r
-}
-
-// proposeMixed proposes random session and registry records to s until
-// it holds n records (the refused ones are not counted).
-func proposeMixed(t testing.TB, s *Store, seed uint64, n uint64) {
+// proposeMixed proposes random records to s until it holds n records
+// (the refused ones are not counted).
+func proposeMixed(t testing.TB, s *testStore, seed uint64, n uint64) {
 	t.Helper()
-	ctx := context.Background()
-	sg, rg := newGen(seed), newRegGen(seed)
-	for s.LastIndex() < n {
-		if sg.pick(3) == 0 {
-			_ = s.ProposeRegistry(ctx, rg.record())
-		} else {
-			_ = s.Propose(ctx, sg.record(s.DB()))
-		}
-	}
-}
-
-// stateOf is the store's published state, encoded: equal states give
-// equal bytes.
-func stateOf(t testing.TB, s *Store) string {
-	t.Helper()
-	b, err := (&state{sessions: s.DB(), registry: s.Registry()}).marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// modelAt is the state encoding that payloads build from the empty state.
-func modelAt(t testing.TB, payloads [][]byte) []byte {
-	t.Helper()
-	st := newState()
-	for i, p := range payloads {
-		if err := st.apply(p); err != nil {
-			t.Fatalf("model: record %d: %v", i+1, err)
-		}
-	}
-	b, err := st.marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	fill(t, s, newGen(seed), n)
 }
 
 // journalPayloads reads records from..to of s's journal.
-func journalPayloads(t testing.TB, s *Store, from, to uint64) [][]byte {
+func journalPayloads(t testing.TB, s *testStore, from, to uint64) [][]byte {
 	t.Helper()
 	var out [][]byte
 	for _, e := range readRange(t, s.Journal(), from, to) {
@@ -117,7 +45,7 @@ type batchLog struct {
 // batch (afterEnqueue): records queued by separate enqueues then never
 // share a batch, so a batch holds exactly what one enqueue put in it.
 // Every enqueue must then begin a batch: for sequential appends only.
-func (l *batchLog) watch(s *Store, lockstep bool) {
+func (l *batchLog) watch(s *testStore, lockstep bool) {
 	j := s.Journal()
 	taken := make(chan struct{}, 1)
 	j.beforeWrite = func(n int) {
@@ -146,7 +74,7 @@ func (l *batchLog) get() []int {
 
 // primary is a store with random mixed records: the active side of the
 // tests below.
-func primary(t testing.TB, seed uint64, n uint64) *Store {
+func primary(t testing.TB, seed uint64, n uint64) *testStore {
 	t.Helper()
 	a := mustOpenStore(t, t.TempDir(), Options{SegmentSize: 4096, SnapshotEvery: -1})
 	t.Cleanup(func() { a.Close() })
@@ -161,11 +89,8 @@ func TestReplicateStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	a := primary(t, 21, 400)
-	if reg := a.Registry(); len(reg.Serials()) == 0 && reg.Epoch() <= 1 && !reg.Heartbeat() {
-		t.Fatalf("the active's registry is still empty: the test would not cover the family")
-	}
-	if a.DB().Len() == 0 {
-		t.Fatalf("the active holds no session")
+	if st := tallyOf(a); len(st.keys) == 0 || st.epoch <= 1 {
+		t.Fatalf("the active's state is still empty: %d keys, epoch %d", len(st.keys), st.epoch)
 	}
 	all := journalPayloads(t, a, 1, a.LastIndex())
 
@@ -220,7 +145,7 @@ func TestReplicateStore(t *testing.T) {
 }
 
 // replica returns a standby store holding the active's records 1..n.
-func replica(t testing.TB, a *Store, n uint64, opts Options) (*Store, string) {
+func replica(t testing.TB, a *testStore, n uint64, opts Options) (*testStore, string) {
 	t.Helper()
 	dir := t.TempDir()
 	b := mustOpenStore(t, dir, opts)
@@ -275,7 +200,7 @@ func TestAppendReplicatedNotNext(t *testing.T) {
 	log.mu.Unlock()
 	proposed := make(chan error, 1)
 	go func() {
-		proposed <- b.ProposeRegistry(ctx, registry.Record{Version: registry.RecordVersion, Kind: registry.KindHeartbeatSet, On: true})
+		proposed <- b.Propose(ctx, epochRec(1<<40))
 	}()
 	select {
 	case <-held:
@@ -312,35 +237,21 @@ func TestAppendReplicatedBadPayload(t *testing.T) {
 	t.Parallel()
 	a := primary(t, 8, 30)
 	all := journalPayloads(t, a, 1, 30)
-	epochDown, err := encode(FamilyRegistry, registryRecordFormat,
-		registry.Record{Version: registry.RecordVersion, Kind: registry.KindEpochSet, Epoch: 0})
-	if err != nil {
-		t.Fatal(err)
-	}
-	epochUp, err := encode(FamilyRegistry, registryRecordFormat,
-		registry.Record{Version: registry.RecordVersion, Kind: registry.KindEpochSet, Epoch: 1 << 40})
-	if err != nil {
-		t.Fatal(err)
-	}
-	removeNobody, err := encode(FamilySession, sessionRecordFormat,
-		session.Record{Version: session.RecordVersion, Kind: session.KindSessionRemoved, Session: "nobody", At: t0})
-	if err != nil {
-		t.Fatal(err)
-	}
+	epochDown, epochUp := payloadOf(t, epochRec(0)), payloadOf(t, epochRec(1<<40))
+	removeNobody := payloadOf(t, del("nobody"))
 	tests := []struct {
 		name    string
 		payload []byte
 		at      int // its place in the batch of records 11-20
 		want    error
 	}{
-		{"not json", []byte("\x00garbage"), 4, ErrUnknownRecord},
-		{"unknown family", []byte(`{"type":"heartbeat","v":1,"record":{}}`), 4, ErrUnknownRecord},
-		{"newer version", []byte(`{"type":"session","v":2,"record":{}}`), 4, ErrUnknownRecord},
-		{"malformed session record", []byte(`{"type":"session","v":1,"record":"x"}`), 4, ErrCorrupt},
-		{"session refuses", removeNobody, 4, session.ErrUnknownSession},
-		{"registry refuses", epochDown, 4, registry.ErrInvalid},
-		{"first of the batch", []byte("{}"), 0, ErrUnknownRecord},
-		{"last of the batch", removeNobody, 9, session.ErrUnknownSession},
+		{"garbage", []byte("\x00garbage"), 4, errTallyUnknown},
+		{"unknown record", []byte("heartbeat on"), 4, errTallyUnknown},
+		{"malformed record", []byte("add Not-A-Key"), 4, errTallyUnknown},
+		{"state refuses", removeNobody, 4, errTallyAbsent},
+		{"first of the batch", []byte("{}"), 0, errTallyUnknown},
+		{"last of the batch", removeNobody, 9, errTallyAbsent},
+		{"too large", make([]byte, MaxPayload+1), 4, ErrTooLarge},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -395,11 +306,11 @@ func TestAppendReplicatedBadPayload(t *testing.T) {
 		t.Parallel()
 		b, _ := replica(t, a, 0, Options{SnapshotEvery: -1})
 		err := b.AppendReplicated(context.Background(), 1, [][]byte{epochUp, epochDown})
-		if !errors.Is(err, registry.ErrInvalid) || !strings.Contains(err.Error(), "record 2:") || b.LastIndex() != 1 {
+		if !errors.Is(err, errTallyEpoch) || !strings.Contains(err.Error(), "record 2:") || b.LastIndex() != 1 {
 			t.Fatalf("AppendReplicated = %v, last %d", err, b.LastIndex())
 		}
-		if b.Registry().Epoch() != 1<<40 {
-			t.Errorf("epoch %d, want the first record's", b.Registry().Epoch())
+		if e := tallyOf(b).epoch; e != 1<<40 {
+			t.Errorf("epoch %d, want the first record's", e)
 		}
 	})
 }
@@ -470,10 +381,7 @@ func TestInstallSnapshotRefused(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	a := primary(t, 4, 30)
-	valid, err := (&state{sessions: a.DB(), registry: a.Registry()}).marshal()
-	if err != nil {
-		t.Fatal(err)
-	}
+	valid := []byte(stateOf(t, a))
 	opts := Options{SnapshotEvery: -1}
 	b, dir := replica(t, a, 20, opts)
 	want, files := stateOf(t, b), dirState(t, dir)
@@ -485,10 +393,9 @@ func TestInstallSnapshotRefused(t *testing.T) {
 		{"garbage", 30, []byte("\x89PNG garbage")},
 		{"truncated", 30, valid[:len(valid)/2]},
 		{"trailing data", 30, append(slices.Clone(valid), " {}"...)},
-		{"newer state version", 30, []byte(`{"v":2,"session":{"v":1,"sessions":[]}}`)},
-		{"unknown family", 30, []byte(`{"v":1,"session":{"v":1,"sessions":[]},"heartbeat":{}}`)},
-		{"no sessions", 30, []byte(`{"v":1}`)},
-		{"sessions do not load", 30, []byte(`{"v":1,"session":{"v":1,"sessions":[null]}}`)},
+		{"newer state version", 30, []byte("tally 2\nepoch 0\nkeys 0\n")},
+		{"no keys", 30, []byte("tally 1\nepoch 0\n")},
+		{"keys do not load", 30, []byte("tally 1\nepoch 0\nkeys 2\nb\na\n")},
 		{"empty state after records", 30, nil},
 	} {
 		err := b.InstallSnapshot(ctx, tc.index, tc.state)
@@ -563,8 +470,8 @@ func TestInstallSnapshotResets(t *testing.T) {
 	}
 }
 
-// TestInstallSnapshotConcurrentReaders: readers of DB, Registry,
-// LastIndex and Journal while states are installed and records appended
+// TestInstallSnapshotConcurrentReaders: readers of View, LastIndex and
+// Journal while states are installed and records appended
 // see one whole state or another, never a mix or a half-installed one
 // (and the race detector sees no race).
 func TestInstallSnapshotConcurrentReaders(t *testing.T) {
@@ -574,17 +481,9 @@ func TestInstallSnapshotConcurrentReaders(t *testing.T) {
 	all := journalPayloads(t, a, 1, 60)
 	b, _ := replica(t, a, 0, Options{SnapshotEvery: 7})
 	// The states readers may see: at 30 and at every index from 30 on.
-	sessions, registries := map[string]bool{}, map[string]bool{}
-	st := newState()
-	for i, p := range all {
-		if err := st.apply(p); err != nil {
-			t.Fatal(err)
-		}
-		if i+1 >= 30 {
-			sessions[snapOf(t, st.sessions)] = true
-			r, _ := st.registry.Snapshot()
-			registries[string(r)] = true
-		}
+	states := map[string]bool{}
+	for i := 30; i <= len(all); i++ {
+		states[string(modelAt(t, all[:i]))] = true
 	}
 	at30 := modelAt(t, all[:30])
 	if err := b.InstallSnapshot(ctx, 30, at30); err != nil {
@@ -595,12 +494,8 @@ func TestInstallSnapshotConcurrentReaders(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for !stop.Load() {
-				if s := snapOf(t, b.DB()); !sessions[s] {
-					t.Errorf("a reader saw sessions of no state: %s", s)
-					return
-				}
-				if r, _ := b.Registry().Snapshot(); !registries[string(r)] {
-					t.Errorf("a reader saw a registry of no state: %s", r)
+				if s := stateOf(t, b); !states[s] {
+					t.Errorf("a reader saw no state: %s", s)
 					return
 				}
 				if i := b.LastIndex(); i < 30 || i > 60 {
@@ -642,7 +537,7 @@ func checkAppendReplicated(t *testing.T, payload []byte, at int) (refused bool) 
 	if err := s.AppendReplicated(ctx, 1, base[:4]); err != nil {
 		t.Fatal(err)
 	}
-	model, err := unmarshalState(modelAt(t, base[:4]))
+	model, err := loadTally(modelAt(t, base[:4]))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -651,19 +546,19 @@ func checkAppendReplicated(t *testing.T, payload []byte, at int) (refused bool) 
 		if len(p) > MaxPayload {
 			break
 		}
-		o, err := decodePayload(p)
+		r, err := decodeTally(p)
 		if err == nil {
-			err = o.check(model)
+			err = model.Check(r)
 		}
 		if err != nil {
 			break
 		}
-		if err := o.apply(model); err != nil {
+		if err := model.Apply(r); err != nil {
 			t.Fatalf("model: checked, then refused: %v", err)
 		}
 		accepted++
 	}
-	want, err := model.marshal()
+	want, err := model.Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -686,48 +581,26 @@ func checkAppendReplicated(t *testing.T, payload []byte, at int) (refused bool) 
 	if s.LastIndex() != last || stateOf(t, s) != string(want) {
 		t.Fatalf("after reopen: LastIndex %d (want %d), state is the model's: %t", s.LastIndex(), last, stateOf(t, s) == string(want))
 	}
-	next := encodeTest(t, FamilyRegistry, registryRecordFormat, registry.Record{Version: registry.RecordVersion, Kind: registry.KindHeartbeatSet, On: true})
+	next := payloadOf(t, epochRec(1<<50))
 	if err := s.AppendReplicated(ctx, last+1, [][]byte{next}); err != nil || s.LastIndex() != last+1 {
 		t.Fatalf("the next record: %v (LastIndex %d)", err, s.LastIndex())
 	}
 	return accepted < len(batch)
 }
 
-func encodeTest(t testing.TB, family string, version int, r any) []byte {
-	t.Helper()
-	b, err := encode(family, version, r)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
-}
-
-// replicaBase is a valid journal of eight records, sessions and registry
-// mixed: the fuzz target's records around the fuzzed one.
+// replicaBase is a valid journal of eight records: the fuzz target's
+// records around the fuzzed one.
 func replicaBase(t testing.TB) [][]byte {
 	t.Helper()
-	sess := func(r session.Record) []byte {
-		r.Version, r.At = session.RecordVersion, t0
-		return encodeTest(t, FamilySession, sessionRecordFormat, r)
-	}
-	reg := func(r registry.Record) []byte {
-		r.Version, r.At = registry.RecordVersion, t0
-		return encodeTest(t, FamilyRegistry, registryRecordFormat, r)
-	}
-	return [][]byte{
-		sess(session.Record{Kind: session.KindSessionCreated, Session: "A",
-			Create: &session.Create{Type: session.MetroMirrorFailoverFailback, CGName: "g1", Policy: session.HoldIO}}),
-		reg(registry.Record{Kind: registry.KindEpochSet, Epoch: 3}),
-		sess(session.Record{Kind: session.KindCopySetsAdded, Session: "A", CopySets: []session.CopySet{copySet(0, 0x10, 1), copySet(0, 0x10, 2)}}),
-		reg(registry.Record{Kind: registry.KindStorageAdded, Serial: serial("P", 0),
-			Connection: &registry.Connection{Name: "direct", Kind: "direct", Addresses: []string{"10.0.0.1:1750"}}}),
+	var out [][]byte
+	for _, r := range []tallyRec{
+		add("a"), epochRec(3), add("b"), add("c"),
 		// Records 5-8, the batch.
-		sess(session.Record{Kind: session.KindSessionCreated, Session: "B",
-			Create: &session.Create{Type: session.MetroMirrorSingleDirection, Policy: session.ReleaseIO}}),
-		sess(session.Record{Kind: session.KindCopySetsAdded, Session: "B", CopySets: []session.CopySet{copySet(1, 0x11, 0)}}),
-		reg(registry.Record{Kind: registry.KindHeartbeatSet, On: true}),
-		sess(session.Record{Kind: session.KindCopySetsRemoved, Session: "A", CopySets: []session.CopySet{copySet(0, 0x10, 2)}}),
+		add("d"), del("a"), epochRec(4), del("b"),
+	} {
+		out = append(out, payloadOf(t, r))
 	}
+	return out
 }
 
 func FuzzAppendReplicated(f *testing.F) {
@@ -758,13 +631,12 @@ var replicaRegressions = []struct {
 }{
 	{"empty", nil, 1, true},
 	{"json null", []byte("null"), 0, true},
-	{"null record", []byte(`{"type":"session","v":1,"record":null}`), 2, true},
-	{"null registry record", []byte(`{"type":"registry","v":1,"record":null}`), 4, true},
-	{"extra envelope field", []byte(`{"type":"session","v":1,"record":{},"x":1}`), 1, true},
-	{"two values", []byte(`{"type":"registry","v":1,"record":{}} {}`), 3, true},
-	{"duplicate session", []byte(`{"type":"session","v":1,"record":{"v":1,"kind":"session-created","session":"A","at":"2025-03-01T12:00:00Z","create":{"type":"mm-failover-failback","cg_name":"","policy":"hold-io"}}}`), 0, true},
-	{"another session, accepted", []byte(`{"type":"session","v":1,"record":{"v":1,"kind":"session-created","session":"C","at":"2025-03-01T12:00:00Z","create":{"type":"mm-failover-failback","cg_name":"","policy":"hold-io"}}}`), 0, false},
-	{"heartbeat off, accepted", []byte(`{"type":"registry","v":1,"record":{"version":1,"kind":"heartbeat-set","at":"2025-03-01T12:00:00Z"}}`), 4, false},
+	{"duplicate key", []byte("add a"), 0, true},
+	{"another key, accepted", []byte("add e"), 0, false},
+	{"same epoch, accepted", []byte("epoch 4"), 4, false},
+	{"epoch down", []byte("epoch 2"), 2, true},
+	{"two records", []byte("add e add f"), 3, true},
+	{"trailing newline", []byte("add e\n"), 1, true},
 	{"deep nesting", []byte(strings.Repeat("[", 512)), 2, true},
 }
 

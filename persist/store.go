@@ -9,9 +9,6 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
-
-	"github.com/lockstep-io/lockstep/daemon/registry"
-	"github.com/lockstep-io/lockstep/daemon/session"
 )
 
 // The state directory (DESIGN.md: /var/lib/lockstep) as the Store lays
@@ -28,21 +25,24 @@ const (
 	backupsDirName = "backups"
 )
 
-// Store is the durable state store: a session.Store whose records are
-// journaled before they are applied, rebuilt by OpenStore from the latest
-// snapshot and the records after it.
+// Store is the durable state store: a state machine S of the
+// application's whose records R are journaled before they are applied,
+// rebuilt by OpenStore from the latest snapshot and the records after
+// it. The store sees records only as the bytes codec.Encode makes of
+// them, and the state only through StateMachine.
 //
 // Proposals are grouped like appends: Propose checks a record against the
 // state with every record already queued applied ("ahead"), queues it to
 // the journal and applies it to ahead under one lock, so the journal's
 // order is the order of the checks; then, once its record is fsynced, it
 // applies every durable record to the published state in index order.
-// Many proposals thus share one fsync, and a reader of DB never sees a
+// Many proposals thus share one fsync, and a reader of View never sees a
 // record that a crash could lose.
 //
 // On a standby, the active's records arrive through AppendReplicated and
 // its state through InstallSnapshot (replica.go) instead of proposals.
-type Store struct {
+type Store[S StateMachine[S, R], R any] struct {
+	codec   Codec[S, R]
 	dir     string
 	rawOpts Options // as given: the journal normalizes its own
 	opts    Options
@@ -57,12 +57,12 @@ type Store struct {
 
 	mu     sync.Mutex
 	j      *Journal
-	ahead  *state   // every queued record applied
-	cur    *state   // every durable record applied: what DB returns
-	index  uint64   // the last record applied to cur
-	queue  []queued // records in ahead and not yet in cur, in index order
-	snapAt uint64   // the index of the latest snapshot
-	err    error    // once set, Propose fails with it
+	ahead  S           // every queued record applied
+	cur    S           // every durable record applied: what View shows
+	index  uint64      // the last record applied to cur
+	queue  []queued[R] // records in ahead and not yet in cur, in index order
+	snapAt uint64      // the index of the latest snapshot
+	err    error       // once set, Propose fails with it
 	closed bool
 	health health // whether the last write worked: WriteHealth
 
@@ -92,14 +92,14 @@ type WriteHealth struct {
 }
 
 // WriteHealth is the store's current ability to write.
-func (s *Store) WriteHealth() WriteHealth {
+func (s *Store[S, R]) WriteHealth() WriteHealth {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return WriteHealth{Err: s.health.err, Since: s.health.since, Changed: s.health.changed}
 }
 
 // setHealthLocked records the outcome of a write; s.mu is held.
-func (s *Store) setHealthLocked(err error) {
+func (s *Store[S, R]) setHealthLocked(err error) {
 	if (err == nil) == (s.health.err == nil) {
 		if err != nil {
 			s.health.err = err // the latest reason
@@ -127,7 +127,7 @@ const ProbeSize = 64 << 10
 // changes again (WriteHealth turns nil) and Probe returns nil; otherwise
 // WriteHealth turns to the failure, which Probe returns. After a failure
 // that only reopening fixes, it returns that failure.
-func (s *Store) Probe() error {
+func (s *Store[S, R]) Probe() error {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	s.mu.Lock()
@@ -161,14 +161,14 @@ func (s *Store) Probe() error {
 // the journal take appends again (Journal.resume); s.mu is held. The
 // records written before the failure are published first: their
 // waiters may not have run yet.
-func (s *Store) resumeLocked() {
+func (s *Store[S, R]) resumeLocked() {
 	if !s.j.undone() {
 		return
 	}
 	durable := s.j.LastIndex()
 	for len(s.queue) > 0 && s.queue[0].index <= durable {
 		q := s.queue[0]
-		if err := q.apply(s.cur); err != nil {
+		if err := s.cur.Apply(q.rec); err != nil {
 			s.err = fmt.Errorf("persist: record %d: accepted, then refused on replay: %w", q.index, err)
 			return
 		}
@@ -176,23 +176,26 @@ func (s *Store) resumeLocked() {
 		s.queue = s.queue[1:]
 	}
 	s.queue = nil
-	s.ahead = s.cur.clone()
+	s.ahead = s.cur.Clone()
 	s.j.resume()
 }
 
-// queued is a record in ahead and not yet in cur: apply publishes it.
-type queued struct {
+// queued is a record in ahead and not yet in cur: applying it to cur
+// publishes it.
+type queued[R any] struct {
 	index uint64
-	apply func(*state) error
+	rec   R
 }
-
-var _ session.Store = (*Store)(nil)
 
 // OpenStore opens the state directory dir (creating it if needed): takes
 // its lock, finishes a restore a crash interrupted, opens the journal
 // (running its recovery) and replays the latest snapshot and the records
-// after it into the state.
-func OpenStore(dir string, opts Options) (*Store, error) {
+// after it into the state, which codec makes and reads (a Codec's
+// functions must all be set).
+func OpenStore[S StateMachine[S, R], R any](dir string, codec Codec[S, R], opts Options) (*Store[S, R], error) {
+	if codec.Empty == nil || codec.Load == nil || codec.Encode == nil || codec.Decode == nil {
+		return nil, errors.New("persist: OpenStore: a Codec function is not set")
+	}
 	if err := mkdirDurable(dir, opts.withDefaults().syncDir); err != nil {
 		return nil, fmt.Errorf("persist: %w", err)
 	}
@@ -200,7 +203,7 @@ func OpenStore(dir string, opts Options) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := openStore(dir, opts, lock)
+	s, err := openStore(dir, codec, opts, lock)
 	if err != nil {
 		lock.unlock()
 		return nil, err
@@ -208,7 +211,7 @@ func OpenStore(dir string, opts Options) (*Store, error) {
 	return s, nil
 }
 
-func openStore(dir string, opts Options, lock *dirLock) (*Store, error) {
+func openStore[S StateMachine[S, R], R any](dir string, codec Codec[S, R], opts Options, lock *dirLock) (*Store[S, R], error) {
 	norm := opts.withDefaults()
 	if finished, err := finishRestore(dir); err != nil {
 		return nil, err
@@ -223,12 +226,13 @@ func openStore(dir string, opts Options, lock *dirLock) (*Store, error) {
 	if err != nil {
 		return nil, err
 	}
-	st, index, snapAt, err := replay(j)
+	st, index, snapAt, err := replay(j, codec)
 	if err != nil {
 		j.Close()
 		return nil, err
 	}
-	s := &Store{
+	s := &Store[S, R]{
+		codec:    codec,
 		dir:      dir,
 		rawOpts:  opts,
 		opts:     norm,
@@ -236,7 +240,7 @@ func openStore(dir string, opts Options, lock *dirLock) (*Store, error) {
 		lock:     lock,
 		j:        j,
 		cur:      st,
-		ahead:    st.clone(),
+		ahead:    st.Clone(),
 		index:    index,
 		snapAt:   snapAt,
 		kick:     make(chan struct{}, 1),
@@ -250,15 +254,16 @@ func openStore(dir string, opts Options, lock *dirLock) (*Store, error) {
 
 // replay rebuilds the state from the journal's latest snapshot and the
 // records after it.
-func replay(j *Journal) (st *state, index, snapAt uint64, err error) {
+func replay[S StateMachine[S, R], R any](j *Journal, codec Codec[S, R]) (st S, index, snapAt uint64, err error) {
+	var none S
 	snap, ok, err := j.LatestSnapshot()
 	if err != nil {
-		return nil, 0, 0, err
+		return none, 0, 0, err
 	}
-	st = newState()
+	st = codec.Empty()
 	if ok {
-		if st, err = unmarshalState(snap.State); err != nil {
-			return nil, 0, 0, fmt.Errorf("%w: snapshot %s: %v: %s",
+		if st, err = codec.Load(snap.State); err != nil {
+			return none, 0, 0, fmt.Errorf("%w: snapshot %s: %w: %s",
 				ErrCorrupt, filepath.Join(j.Dir(), snapName(snap.Index)), err, adminHint)
 		}
 		snapAt = snap.Index
@@ -266,81 +271,58 @@ func replay(j *Journal) (st *state, index, snapAt uint64, err error) {
 	last := j.LastIndex()
 	r, err := j.ReadFrom(snapAt + 1)
 	if err != nil {
-		return nil, 0, 0, err
+		return none, 0, 0, err
 	}
 	defer r.Close()
 	for i := snapAt + 1; i <= last; i++ {
 		e, err := r.Next(context.Background())
 		if err != nil {
-			return nil, 0, 0, err
+			return none, 0, 0, err
 		}
-		if err := st.apply(e.Payload); err != nil {
-			return nil, 0, 0, fmt.Errorf("persist: replaying record %d of %s: %w", e.Index, j.Dir(), err)
+		rec, err := codec.Decode(e.Payload)
+		if err == nil {
+			err = st.Apply(rec)
+		}
+		if err != nil {
+			return none, 0, 0, fmt.Errorf("persist: replaying record %d of %s: %w", e.Index, j.Dir(), err)
 		}
 	}
 	return st, last, snapAt, nil
 }
 
 // Dir is the state directory.
-func (s *Store) Dir() string { return s.dir }
+func (s *Store[S, R]) Dir() string { return s.dir }
 
 // Journal is the store's journal, for readers (ReadFrom, LatestSnapshot)
 // such as the shipping of records to a standby. Appending to it or
 // snapshotting it directly would bypass the state: don't. After
 // RestoreBackup it is another Journal (the old one answers ErrClosed).
-func (s *Store) Journal() *Journal {
+func (s *Store[S, R]) Journal() *Journal {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.j
 }
 
 // LastIndex is the index of the last record applied to the state.
-func (s *Store) LastIndex() uint64 {
+func (s *Store[S, R]) LastIndex() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.index
 }
 
-// Propose implements session.Store: it checks r against the current
-// state (with every record proposed before it), journals it, waits for
-// the fsync, and applies it. A record the state refuses is not journaled
-// and its error is returned. Like Journal.Append, ctx counts only until
-// the record is queued.
-func (s *Store) Propose(ctx context.Context, r session.Record) error {
-	r = r.Clone()
-	payload, err := encode(FamilySession, sessionRecordFormat, r)
-	if err != nil {
-		return err
-	}
-	return s.propose(ctx, payload,
-		func(st *state) error { return st.sessions.Check(r) },
-		func(st *state) error { return st.sessions.Apply(r) })
-}
-
-// ProposeRegistry is Propose for the registry family (storage systems,
-// heartbeat switch, epoch).
-func (s *Store) ProposeRegistry(ctx context.Context, r registry.Record) error {
-	payload, err := encode(FamilyRegistry, registryRecordFormat, r)
-	if err != nil {
-		return err
-	}
-	return s.propose(ctx, payload,
-		func(st *state) error { return st.registry.Check(r) },
-		func(st *state) error { return st.registry.Apply(r) })
-}
-
-// Registry is the registry after the last durable record, as a copy.
-func (s *Store) Registry() *registry.DB {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cur.registry.Clone()
-}
-
-// propose checks a record against the look-ahead state, queues its
-// payload to the journal, and returns once it is durable and published.
-func (s *Store) propose(ctx context.Context, payload []byte, check, apply func(*state) error) error {
+// Propose checks r against the current state (with every record
+// proposed before it applied), journals it (codec.Encode), waits for the
+// fsync, and applies it. A record the state refuses is not journaled and
+// Check's error is returned. Like Journal.Append, ctx counts only until
+// the record is queued. The store keeps r until it is published: the
+// caller must not change what it shares with r meanwhile.
+func (s *Store[S, R]) Propose(ctx context.Context, r R) error {
 	if err := ctx.Err(); err != nil {
 		return err
+	}
+	payload, err := s.codec.Encode(r)
+	if err != nil {
+		return fmt.Errorf("persist: encoding record: %w", err)
 	}
 	s.gate.RLock()
 	defer s.gate.RUnlock()
@@ -351,7 +333,7 @@ func (s *Store) propose(ctx context.Context, payload []byte, check, apply func(*
 		s.mu.Unlock()
 		return s.err
 	}
-	if err := check(s.ahead); err != nil {
+	if err := s.ahead.Check(r); err != nil {
 		s.mu.Unlock()
 		return err
 	}
@@ -360,14 +342,14 @@ func (s *Store) propose(ctx context.Context, payload []byte, check, apply func(*
 		s.mu.Unlock()
 		return err
 	}
-	if err := apply(s.ahead); err != nil {
+	if err := s.ahead.Apply(r); err != nil {
 		// Check just passed: Apply cannot refuse. If it does, the
 		// journal holds a record the state lacks: stop.
 		s.err = fmt.Errorf("persist: record %d: checked, then refused: %w", index, err)
 		s.mu.Unlock()
 		return s.err
 	}
-	s.queue = append(s.queue, queued{index: index, apply: apply})
+	s.queue = append(s.queue, queued[R]{index: index, rec: r})
 	s.mu.Unlock()
 	return s.await(b, index)
 }
@@ -375,7 +357,7 @@ func (s *Store) propose(ctx context.Context, payload []byte, check, apply func(*
 // await waits until batch b, which holds the store's record last, is
 // durable, then publishes every queued record up to last; the caller
 // holds s.gate shared.
-func (s *Store) await(b *batch, last uint64) error {
+func (s *Store[S, R]) await(b *batch, last uint64) error {
 	<-b.done
 
 	s.mu.Lock()
@@ -395,7 +377,7 @@ func (s *Store) await(b *batch, last uint64) error {
 	// publish them all, whichever waiter gets here first.
 	for len(s.queue) > 0 && s.queue[0].index <= last {
 		q := s.queue[0]
-		if err := q.apply(s.cur); err != nil {
+		if err := s.cur.Apply(q.rec); err != nil {
 			s.err = fmt.Errorf("persist: record %d: accepted, then refused on replay: %w", q.index, err)
 			return s.err
 		}
@@ -411,25 +393,26 @@ func (s *Store) await(b *batch, last uint64) error {
 	return nil
 }
 
-// DB implements session.Store: the state after the last durable record,
-// as a copy of the caller's own. It costs a copy of the volume index
-// (O(copy sets)): session.DB offers no cheaper copy outside its package.
-func (s *Store) DB() *session.DB {
+// View calls read with the state after the last durable record (the
+// published state), under the store's lock: read must not keep it, nor
+// change it, nor call the store; it copies out what it needs (proposals
+// wait meanwhile, so keep it short).
+func (s *Store[S, R]) View(read func(S)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.cur.sessions.Clone()
+	read(s.cur)
 }
 
 // Snapshot writes a snapshot of the current state now (the store also
 // writes one on its own every Options.SnapshotEvery records).
-func (s *Store) Snapshot(ctx context.Context) error {
+func (s *Store[S, R]) Snapshot(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	return s.snapshot()
 }
 
-func (s *Store) snapshotLoop() {
+func (s *Store[S, R]) snapshotLoop() {
 	defer close(s.snapDone)
 	for {
 		select {
@@ -462,7 +445,7 @@ func (s *Store) snapshotLoop() {
 
 // snapshot writes the published state at its index. The state is copied
 // under the lock and encoded outside it, so proposals continue.
-func (s *Store) snapshot() error {
+func (s *Store[S, R]) snapshot() error {
 	s.gate.RLock()
 	defer s.gate.RUnlock()
 	s.mu.Lock()
@@ -474,9 +457,9 @@ func (s *Store) snapshot() error {
 		s.mu.Unlock()
 		return nil
 	}
-	st, index, j := s.cur.clone(), s.index, s.j
+	st, index, j := s.cur.Clone(), s.index, s.j
 	s.mu.Unlock()
-	b, err := st.marshal()
+	b, err := st.Snapshot()
 	if err != nil {
 		return err
 	}
@@ -492,7 +475,7 @@ func (s *Store) snapshot() error {
 // Close waits for the proposals under way, closes the journal and
 // releases the state directory. Proposals after Close fail with
 // ErrClosed.
-func (s *Store) Close() error {
+func (s *Store[S, R]) Close() error {
 	s.stopOnce.Do(func() { close(s.stop) })
 	<-s.snapDone
 	s.gate.Lock()

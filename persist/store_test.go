@@ -4,103 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/lockstep-io/lockstep/daemon/session"
-	"github.com/lockstep-io/lockstep/hal"
 )
 
-var t0 = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-
-// recGen makes random session records, valid and invalid, over a small
-// world so that names and volumes collide often.
-type recGen struct {
-	rng *rand.Rand
-	at  time.Time
-}
-
-func newGen(seed uint64) *recGen { return &recGen{rng: rand.New(rand.NewPCG(seed, 0x9e55)), at: t0} }
-
-func (g *recGen) pick(n int) int { return g.rng.IntN(n) }
-
-func serial(site string, k int) hal.Serial {
-	return hal.Serial(fmt.Sprintf("LAB.2107-75%s%04d", site, k+1))
-}
-
-// copySet is volume (lss, n) on primary k mirrored to secondary k.
-func copySet(k int, lss hal.LSS, n uint8) session.CopySet {
-	v := hal.NewVolume(lss, n)
-	return session.CopySet{H1: hal.VolumeRef{Serial: serial("P", k), Volume: v}, H2: hal.VolumeRef{Serial: serial("S", k), Volume: v}}
-}
-
-func (g *recGen) record(db *session.DB) session.Record {
-	g.at = g.at.Add(time.Duration(g.pick(5000)) * time.Millisecond)
-	r := session.Record{Version: session.RecordVersion, Session: []string{"A", "B", "C", "D", "bad name"}[g.pick(5)], At: g.at}
-	copySets := func() []session.CopySet {
-		out := make([]session.CopySet, 1+g.pick(3))
-		for i := range out {
-			out[i] = copySet(g.pick(2), hal.LSS(0x10+g.pick(2)), uint8(g.pick(4)))
-		}
-		return out
-	}
-	switch g.pick(10) {
-	case 0:
-		r.Kind = session.KindSessionCreated
-		r.Create = &session.Create{
-			Type:   []session.Type{session.MetroMirrorSingleDirection, session.MetroMirrorFailoverFailback, "bogus"}[g.pick(3)],
-			CGName: []string{"", "g1", "g2"}[g.pick(3)],
-			Policy: []session.Policy{session.HoldIO, session.ReleaseIO}[g.pick(2)],
-		}
-	case 1:
-		r.Kind = session.KindSessionRemoved
-	case 2, 3:
-		r.Kind = session.KindCopySetsAdded
-		r.CopySets = copySets()
-	case 4:
-		r.Kind = session.KindCopySetsRemoved
-		r.CopySets = copySets()
-		if s, ok := db.Session(r.Session); ok && len(s.CopySets) > 0 && g.pick(2) == 0 {
-			r.CopySets = []session.CopySet{s.CopySets[g.pick(len(s.CopySets))]}
-		}
-	default:
-		r.Kind = session.KindStateChanged
-		st := []session.State{session.Defined, session.Preparing, session.Prepared, session.Suspended}[g.pick(4)]
-		status := map[session.State]session.Status{session.Defined: session.Inactive, session.Preparing: session.Warning,
-			session.Prepared: session.Normal, session.Suspended: session.Severe}[st]
-		r.Change = &session.Change{State: st, Status: status, Copying: st == session.Prepared || st == session.Preparing,
-			IOHeld: st == session.Suspended && g.pick(2) == 0, Reason: fmt.Sprintf("r%d", g.pick(1000))}
-	}
-	if s, ok := db.Session(r.Session); ok && g.pick(3) == 0 {
-		r.IfRev = s.Rev + uint64(g.pick(2)) // right or one ahead
-	}
-	return r
-}
-
-func snapOf(t testing.TB, db *session.DB) string {
-	t.Helper()
-	b, err := db.Snapshot()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-func mustOpenStore(t testing.TB, dir string, opts Options) *Store {
-	t.Helper()
-	s, err := OpenStore(dir, opts)
-	if err != nil {
-		t.Fatalf("OpenStore: %v", err)
-	}
-	return s
-}
-
 // TestStoreReplayRandom: random record streams go to the store and to a
-// session.MemoryStore; both accept and refuse the same records, and
+// tally of the test's own; both accept and refuse the same records, and
 // after each close and reopen (with snapshots and compaction along the
 // way) the store rebuilds exactly the same state, byte for byte.
 func TestStoreReplayRandom(t *testing.T) {
@@ -112,13 +24,14 @@ func TestStoreReplayRandom(t *testing.T) {
 			dir := t.TempDir()
 			opts := Options{SegmentSize: 1024, SnapshotEvery: 1 + int(seed)*13}
 			g := newGen(seed)
-			mem := session.NewMemoryStore()
+			mem := emptyTally()
 			s := mustOpenStore(t, dir, opts)
 			accepted := 0
 			for round := range 5 {
 				for i := range 300 {
-					r := g.record(mem.DB())
-					errMem, errStore := mem.Propose(ctx, r), s.Propose(ctx, r)
+					r := g.record(mem)
+					errMem := mem.Apply(r)
+					errStore := s.Propose(ctx, r)
 					if fmt.Sprint(errMem) != fmt.Sprint(errStore) {
 						t.Fatalf("round %d record %d: memory %v, store %v", round, i, errMem, errStore)
 					}
@@ -126,8 +39,9 @@ func TestStoreReplayRandom(t *testing.T) {
 						accepted++
 					}
 				}
-				want := snapOf(t, mem.DB())
-				if got := snapOf(t, s.DB()); got != want {
+				b, _ := mem.Snapshot()
+				want := string(b)
+				if got := stateOf(t, s); got != want {
 					t.Fatalf("round %d: store state differs (-want +got):\n-%s\n+%s", round, want, got)
 				}
 				if got := s.LastIndex(); got != uint64(accepted) {
@@ -137,7 +51,7 @@ func TestStoreReplayRandom(t *testing.T) {
 					t.Fatal(err)
 				}
 				s = mustOpenStore(t, dir, opts)
-				if got := snapOf(t, s.DB()); got != want {
+				if got := stateOf(t, s); got != want {
 					t.Fatalf("round %d: reopened state differs (-want +got):\n-%s\n+%s", round, want, got)
 				}
 			}
@@ -152,27 +66,19 @@ func TestStoreReplayRandom(t *testing.T) {
 }
 
 // TestStoreConcurrent: writers and readers at once, then a reopen: every
-// DB a reader gets is whole, and the replay gives the final state.
+// state a reader views is whole (each writer's keys are a prefix of the
+// ones it adds, in order), and the replay gives the final state.
 func TestStoreConcurrent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	dir := t.TempDir()
 	s := mustOpenStore(t, dir, Options{SnapshotEvery: 25})
-	names := []string{"A", "B", "C", "D"}
-	for _, n := range names {
-		r := session.Record{Version: session.RecordVersion, Kind: session.KindSessionCreated, Session: n, At: t0,
-			Create: &session.Create{Type: session.MetroMirrorSingleDirection, CGName: "g", Policy: session.HoldIO}}
-		if err := s.Propose(ctx, r); err != nil {
-			t.Fatal(err)
-		}
-	}
+	const writers, each = 4, 40
 	var wg sync.WaitGroup
-	for i, n := range names {
+	for w := range writers {
 		wg.Go(func() {
-			for k := range 40 {
-				r := session.Record{Version: session.RecordVersion, Kind: session.KindCopySetsAdded, Session: n, At: t0,
-					CopySets: []session.CopySet{copySet(i, 0x10, uint8(k))}}
-				if err := s.Propose(ctx, r); err != nil {
+			for k := range each {
+				if err := s.Propose(ctx, add(fmt.Sprintf("w%dk%02d", w, k))); err != nil {
 					t.Errorf("Propose: %v", err)
 					return
 				}
@@ -182,55 +88,61 @@ func TestStoreConcurrent(t *testing.T) {
 	for range 4 {
 		wg.Go(func() {
 			for range 100 {
-				db := s.DB()
-				for _, sess := range db.Sessions() {
-					if uint64(len(sess.CopySets))+1 != sess.Rev {
-						t.Errorf("%s: %d copy sets at revision %d", sess.Name, len(sess.CopySets), sess.Rev)
-						return
+				st := tallyOf(s)
+				for w := range writers {
+					n := 0
+					for k := range each {
+						if st.keys[fmt.Sprintf("w%dk%02d", w, k)] {
+							n++
+						}
+					}
+					for k := range n {
+						if !st.keys[fmt.Sprintf("w%dk%02d", w, k)] {
+							t.Errorf("writer %d: %d keys but not key %d", w, n, k)
+							return
+						}
 					}
 				}
 			}
 		})
 	}
 	wg.Wait()
-	want := snapOf(t, s.DB())
-	if s.LastIndex() != 4+4*40 {
+	want := stateOf(t, s)
+	if s.LastIndex() != writers*each {
 		t.Errorf("LastIndex = %d", s.LastIndex())
 	}
 	s.Close()
 	s = mustOpenStore(t, dir, Options{})
 	defer s.Close()
-	if got := snapOf(t, s.DB()); got != want {
+	if got := stateOf(t, s); got != want {
 		t.Errorf("replayed state differs")
 	}
 }
 
+// TestStoreRefusedNotJournaled: a record the state refuses gets Check's
+// error as it is, and never reaches the journal; neither does one whose
+// context is done, nor one that does not encode.
 func TestStoreRefusedNotJournaled(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	s := mustOpenStore(t, t.TempDir(), Options{})
 	defer s.Close()
-	bad := session.Record{Version: session.RecordVersion, Kind: session.KindSessionRemoved, Session: "nobody", At: t0}
-	if err := s.Propose(ctx, bad); !errors.Is(err, session.ErrUnknownSession) {
-		t.Errorf("Propose(refused) = %v", err)
+	if err := s.Propose(ctx, del("nobody")); !errors.Is(err, errTallyAbsent) || strings.HasPrefix(err.Error(), "persist") {
+		t.Errorf("Propose(refused) = %v, want the state's own error", err)
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	if err := s.Propose(cancelled, add("a")); !errors.Is(err, context.Canceled) {
+		t.Errorf("Propose(cancelled) = %v", err)
+	}
+	if err := s.Propose(ctx, add("Not A Key")); err == nil {
+		t.Errorf("Propose of a record that does not encode succeeded")
 	}
 	if n := s.Journal().LastIndex(); n != 0 {
 		t.Errorf("a refused record was journaled: last index %d", n)
 	}
-	cancelled, cancel := context.WithCancel(ctx)
-	cancel()
-	if err := s.Propose(cancelled, bad); !errors.Is(err, context.Canceled) {
-		t.Errorf("Propose(cancelled) = %v", err)
-	}
-	// The DB handed out is the caller's own.
-	mine := s.DB()
-	create := session.Record{Version: session.RecordVersion, Kind: session.KindSessionCreated, Session: "X", At: t0,
-		Create: &session.Create{Type: session.MetroMirrorSingleDirection, Policy: session.HoldIO}}
-	if err := mine.Apply(create); err != nil {
-		t.Fatal(err)
-	}
-	if s.DB().Len() != 0 {
-		t.Errorf("changing a DB copy changed the store")
+	if err := s.Propose(ctx, add("a")); err != nil || s.Journal().LastIndex() != 1 {
+		t.Errorf("Propose after the refusals = %v, last index %d", err, s.Journal().LastIndex())
 	}
 }
 
@@ -238,17 +150,12 @@ func TestStoreRefusedNotJournaled(t *testing.T) {
 // so a reopen replays fewer than that.
 func TestStoreAutoSnapshot(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
 	dir := t.TempDir()
 	const every = 10
 	s := mustOpenStore(t, dir, Options{SnapshotEvery: every, SegmentSize: 512, SnapshotsKept: 1})
-	g := newGen(3)
-	for s.LastIndex() < 95 {
-		r := g.record(s.DB())
-		_ = s.Propose(ctx, r)
-	}
+	fill(t, s, newGen(3), 95)
 	last := s.LastIndex()
-	want := snapOf(t, s.DB())
+	want := stateOf(t, s)
 	s.Close()
 	j := mustOpen(t, filepath.Join(dir, journalDirName), Options{})
 	snap, ok, err := j.LatestSnapshot()
@@ -264,39 +171,74 @@ func TestStoreAutoSnapshot(t *testing.T) {
 	j.Close()
 	s = mustOpenStore(t, dir, Options{})
 	defer s.Close()
-	if got := snapOf(t, s.DB()); got != want {
+	if got := stateOf(t, s); got != want {
 		t.Errorf("replayed state differs")
 	}
 }
 
-// TestStoreUnknownRecord: a payload of a family this build does not know
-// refuses the replay.
-func TestStoreUnknownRecord(t *testing.T) {
+// TestStoreReplayRefused: a record the codec does not decode, or one
+// the state refuses, stops the replay with an error naming its index
+// and wrapping the application's error; a snapshot that does not load
+// is ErrCorrupt, naming the file.
+func TestStoreReplayRefused(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	j := mustOpen(t, filepath.Join(dir, journalDirName), Options{})
-	for _, p := range []string{
-		`{"type":"heartbeat","v":1,"record":{"on":true}}`,
+	for _, tc := range []struct {
+		name     string
+		payloads []string
+		want     error
+	}{
+		{"unknown record", []string{"add a", "heartbeat on"}, errTallyUnknown},
+		{"refused by the state", []string{"add a", "add a"}, errTallyExists},
 	} {
-		if _, err := j.Append(context.Background(), []byte(p)); err != nil {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := t.TempDir()
+			j := mustOpen(t, filepath.Join(dir, journalDirName), Options{})
+			for _, p := range tc.payloads {
+				if _, err := j.Append(context.Background(), []byte(p)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			j.Close()
+			s, err := OpenStore(dir, tallyCodec, Options{})
+			if err == nil {
+				s.Close()
+			}
+			if !errors.Is(err, tc.want) || !strings.Contains(err.Error(), "replaying record 2 ") {
+				t.Errorf("OpenStore = %v, want %v naming record 2", err, tc.want)
+			}
+		})
+	}
+	t.Run("snapshot does not load", func(t *testing.T) {
+		t.Parallel()
+		dir := t.TempDir()
+		j := mustOpen(t, filepath.Join(dir, journalDirName), Options{})
+		if _, err := j.Append(context.Background(), []byte("add a")); err != nil {
 			t.Fatal(err)
 		}
-	}
-	j.Close()
-	if s, err := OpenStore(dir, Options{}); !errors.Is(err, ErrUnknownRecord) {
+		if err := j.Snapshot(1, []byte("not a tally")); err != nil {
+			t.Fatal(err)
+		}
+		j.Close()
+		s, err := OpenStore(dir, tallyCodec, Options{})
 		if err == nil {
 			s.Close()
 		}
-		t.Errorf("OpenStore = %v, want ErrUnknownRecord", err)
-	}
-	for _, p := range []string{
-		`{"type":"session","v":2,"record":{}}`,
-		`{"type":"session","v":1,"record":{},"extra":1}`,
-		`not json`,
-	} {
-		if err := newState().apply([]byte(p)); !errors.Is(err, ErrUnknownRecord) {
-			t.Errorf("apply(%s) = %v, want ErrUnknownRecord", p, err)
+		if !errors.Is(err, ErrCorrupt) || !errors.Is(err, errTallyState) || !strings.Contains(err.Error(), snapName(1)) {
+			t.Errorf("OpenStore = %v, want ErrCorrupt naming %s", err, snapName(1))
 		}
+	})
+}
+
+// TestOpenStoreNeedsACodec: a Codec with a function missing is refused
+// at once, not at the first record.
+func TestOpenStoreNeedsACodec(t *testing.T) {
+	t.Parallel()
+	c := tallyCodec
+	c.Decode = nil
+	if s, err := OpenStore(t.TempDir(), c, Options{}); err == nil {
+		s.Close()
+		t.Errorf("OpenStore with no Decode succeeded")
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/internal/privbus"
 	"github.com/lockstep-io/lockstep/persist"
 )
@@ -152,8 +153,8 @@ func TestSystemdProtocol(t *testing.T) {
 func TestCheckConfigNeedsTheStorageCA(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()
-	state := filepath.Join(dir, "state")
-	store, err := persist.OpenStore(state, persist.Options{})
+	stateDir := filepath.Join(dir, "state")
+	store, err := state.Open(stateDir, persist.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,7 +165,7 @@ func TestCheckConfigNeedsTheStorageCA(t *testing.T) {
 	}
 	store.Close()
 	conf := filepath.Join(dir, "lockstep.toml")
-	os.WriteFile(conf, []byte("[server]\nname = \"a\"\nstate_dir = \""+state+"\"\n"), 0o644)
+	os.WriteFile(conf, []byte("[server]\nname = \"a\"\nstate_dir = \""+stateDir+"\"\n"), 0o644)
 	var out, errb strings.Builder
 	if code := run([]string{"--check-config", conf}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "storage.ca_file") {
 		t.Fatalf("exit %d, %q: want 2 and the key named", code, errb.String())

@@ -7,11 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstep-io/lockstep/daemon/state/statetest"
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/internal/latency"
 	"github.com/lockstep-io/lockstep/persist"
-	"github.com/lockstep-io/lockstep/persist/persisttest"
 )
 
 // Benchmarks print their figures with ReportMetric; timing thresholds are
@@ -70,7 +70,7 @@ func BenchmarkStandbyLag(b *testing.B) {
 }
 
 // BenchmarkFullSync100k: a full synchronization of a standby from an
-// active store of 100 000 copy sets (persisttest.Fill100k: a snapshot at
+// active store of 100 000 copy sets (statetest.Fill100k: a snapshot at
 // 900 of its 1 000 sessions, then the 1 100 records after it), on
 // loopback with mutual TLS, into a StoreSink over an empty store: from
 // the standby's SyncRequest(full) to its StreamCaughtUp, that is the
@@ -82,7 +82,7 @@ func BenchmarkStandbyLag(b *testing.B) {
 func BenchmarkFullSync100k(b *testing.B) {
 	wall := clock.Real()
 	adir := b.TempDir()
-	persisttest.Fill100k(b, adir, 900)
+	statetest.Fill100k(b, adir, 900)
 	a := openStore(b, adir, persist.Options{SnapshotEvery: -1})
 	defer a.Close()
 	snap, ok, err := a.Journal().LatestSnapshot()
@@ -120,7 +120,7 @@ func BenchmarkFullSync100k(b *testing.B) {
 		if caught.Index != last || sb.LastIndex() != last {
 			b.Fatalf("caught up at %d, standby at %d; want %d", caught.Index, sb.LastIndex(), last)
 		}
-		if n := persisttest.CountCopySets(sb.DB()); n != persisttest.CopySets {
+		if n := statetest.CountCopySets(sb.DB()); n != statetest.CopySets {
 			b.Fatalf("the standby holds %d copy sets", n)
 		}
 		s.stop()
@@ -128,7 +128,7 @@ func BenchmarkFullSync100k(b *testing.B) {
 			b.Fatal(err)
 		}
 		b.Logf("full sync of %d copy sets: %.3f s, %.1f MB (snapshot at %d: %.1f MB; %d records after it)",
-			persisttest.CopySets, took.Seconds(), mb, snap.Index, float64(len(snap.State))/(1<<20), last-snap.Index)
+			statetest.CopySets, took.Seconds(), mb, snap.Index, float64(len(snap.State))/(1<<20), last-snap.Index)
 		b.StartTimer()
 	}
 	mean := total.Seconds() / float64(b.N)

@@ -7,7 +7,8 @@
 // The Go API: Dial and Listen (Listener.Accept) return a *Conn, an
 // authenticated link; a Sender (active side) reads a Source (a
 // persist.Journal) and a Receiver (standby side) writes a Sink (a
-// StoreSink over the standby's persist.Store); both report to the HA
+// StoreSink over the standby's store, a persist.Store whatever state its
+// records build: the link ships bytes); both report to the HA
 // state machine with ha events (ha.Loop.Post) and are driven by its
 // actions (SendSnapshot, StartStream, RequestSync).
 //

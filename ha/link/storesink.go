@@ -6,12 +6,24 @@ import (
 	"github.com/lockstep-io/lockstep/persist"
 )
 
+// Replica is the standby's side of a persist.Store, whatever state its
+// records build: the link ships bytes (a snapshot's state, records'
+// payloads) and never reads them.
+type Replica interface {
+	// Journal is the store's journal (persist.Store.Journal).
+	Journal() *persist.Journal
+	// InstallSnapshot is persist.Store.InstallSnapshot.
+	InstallSnapshot(ctx context.Context, index uint64, state []byte) error
+	// AppendReplicated is persist.Store.AppendReplicated.
+	AppendReplicated(ctx context.Context, first uint64, payloads [][]byte) error
+}
+
 // StoreSink is the Sink of a standby whose state is a persist.Store: the
 // snapshot replaces the store's state and journal, the records are
 // appended at the active's indexes with the active's payloads, so that
 // both journals hold the same records. Store.InstallSnapshot and
 // Store.AppendReplicated return only once durable, as a Sink must.
-type StoreSink struct{ Store *persist.Store }
+type StoreSink struct{ Store Replica }
 
 var _ Sink = StoreSink{}
 

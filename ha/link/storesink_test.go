@@ -10,15 +10,16 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/state"
+	"github.com/lockstep-io/lockstep/daemon/state/statetest"
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/persist"
-	"github.com/lockstep-io/lockstep/persist/persisttest"
 )
 
-func openStore(t testing.TB, dir string, opts persist.Options) *persist.Store {
+func openStore(t testing.TB, dir string, opts persist.Options) *state.Store {
 	t.Helper()
-	s, err := persist.OpenStore(dir, opts)
+	s, err := state.Open(dir, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +31,7 @@ func openStore(t testing.TB, dir string, opts persist.Options) *persist.Store {
 // added; the heartbeat switched; the epoch raised.
 type proposer struct {
 	t testing.TB
-	s *persist.Store
+	s *state.Store
 	n int // records proposed
 }
 
@@ -49,7 +50,7 @@ func (p *proposer) next() uint64 {
 			Create: &session.Create{Type: session.MetroMirrorFailoverFailback, CGName: "cg", Policy: session.HoldIO}})
 	case 1, 5:
 		err = p.s.Propose(ctx, session.Record{Version: session.RecordVersion, Kind: session.KindCopySetsAdded, Session: sess, At: stamp,
-			CopySets: []session.CopySet{persisttest.CopySetAt(2 * i), persisttest.CopySetAt(2*i + 1)}})
+			CopySets: []session.CopySet{statetest.CopySetAt(2 * i), statetest.CopySetAt(2*i + 1)}})
 	case 2:
 		err = p.s.Propose(ctx, session.Record{Version: session.RecordVersion, Kind: session.KindStateChanged, Session: sess, At: stamp.Add(time.Duration(i) * time.Second),
 			Change: &session.Change{State: session.Preparing, Status: session.Warning, Copying: true, Reason: "start"}})
@@ -77,9 +78,9 @@ func (p *proposer) propose(n int) {
 
 // sameState fails unless the standby's published state and last index
 // are the active's.
-func sameState(t testing.TB, active, standby *persist.Store) {
+func sameState(t testing.TB, active, standby *state.Store) {
 	t.Helper()
-	snap := func(s *persist.Store) (string, string) {
+	snap := func(s *state.Store) (string, string) {
 		sess, err := s.DB().Snapshot()
 		if err != nil {
 			t.Fatal(err)
@@ -113,7 +114,7 @@ func count[T ha.Event](evs []ha.Event) int {
 	return n
 }
 
-// TestStoreSinkSync: a real Sender over an active persist.Store's journal
+// TestStoreSinkSync: a real Sender over an active state.Store's journal
 // and a real Receiver into a StoreSink over a standby's store, on
 // loopback TLS links: a full sync (snapshot and records) replaces the
 // standby's own state with the active's; live records reach it before

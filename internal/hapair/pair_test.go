@@ -13,9 +13,9 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/control"
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/state/statetest"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
-	"github.com/lockstep-io/lockstep/persist/persisttest"
 )
 
 // bin holds the lockstepd that TestMain builds: the tests run real
@@ -360,7 +360,7 @@ func TestSyncKilledMidway(t *testing.T) {
 		}
 		p.Close()
 	})
-	persisttest.Fill100k(t, filepath.Join(p.A.Dir, "state"), persisttest.Records-100)
+	statetest.Fill100k(t, filepath.Join(p.A.Dir, "state"), statetest.Records-100)
 	for _, n := range []*Node{p.A, p.B} {
 		if err := n.Start(ctx); err != nil {
 			t.Fatal(err)

@@ -1,8 +1,8 @@
-// Package persisttest builds persist stores for the tests and benchmarks
-// of persist and of the packages that use it (ha/link ships them), so
-// that every figure about "a store of 100 000 copy sets" measures the
-// same store.
-package persisttest
+// Package statetest builds state stores (state.Store over persist) for
+// the tests and benchmarks of the packages that use them (daemon/state;
+// ha/link ships them; internal/hapair), so that every figure about "a
+// store of 100 000 copy sets" measures the same store.
+package statetest
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/persist"
 )
@@ -48,7 +49,7 @@ func Fill100k(tb testing.TB, dir string, snapAfter int) {
 	tb.Helper()
 	// A fixed time keeps the state the same from run to run.
 	at := time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	s, err := persist.OpenStore(dir, persist.Options{SnapshotEvery: -1})
+	s, err := state.Open(dir, persist.Options{SnapshotEvery: -1})
 	if err != nil {
 		tb.Fatal(err)
 	}

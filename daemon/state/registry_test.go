@@ -1,4 +1,4 @@
-package persist
+package state
 
 import (
 	"bytes"
@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/persist"
 )
 
 // TestRegistryFamilySurvivesReopen: the registry family is journaled,
@@ -14,7 +15,7 @@ func TestRegistryFamilySurvivesReopen(t *testing.T) {
 	t.Parallel()
 	for _, snapshot := range []bool{false, true} {
 		dir := t.TempDir()
-		s, err := OpenStore(dir, Options{})
+		s, err := Open(dir, persist.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +44,7 @@ func TestRegistryFamilySurvivesReopen(t *testing.T) {
 		if err := s.Close(); err != nil {
 			t.Fatal(err)
 		}
-		s, err = OpenStore(dir, Options{})
+		s, err = Open(dir, persist.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,19 +1,20 @@
-package persist_test
+package state_test
 
 import (
 	"context"
 	"os"
 	"testing"
 
+	"github.com/lockstep-io/lockstep/daemon/state"
+	"github.com/lockstep-io/lockstep/daemon/state/statetest"
 	"github.com/lockstep-io/lockstep/persist"
-	"github.com/lockstep-io/lockstep/persist/persisttest"
 )
 
-// The store benchmarks at 100 000 copy sets, outside package persist so
-// that they share persisttest's builder with ha/link's (persisttest
-// imports persist: persist's own tests cannot import it).
+// The store benchmarks at 100 000 copy sets, outside package state so
+// that they share statetest's builder with ha/link's (statetest imports
+// state: state's own tests cannot import it).
 
-// BenchmarkReplay100k: time from OpenStore to a ready DB for a state of
+// BenchmarkReplay100k: time from Open to a ready DB for a state of
 // 100 000 copy sets (target: <= 1 s), in three shapes: a snapshot at
 // record 9 900 and the 1 100 records after it (about what the default
 // SnapshotEvery of 10 000 leaves at worst: fewer records, but each
@@ -21,14 +22,14 @@ import (
 // alone.
 func BenchmarkReplay100k(b *testing.B) {
 	withSnap := b.TempDir()
-	persisttest.Fill100k(b, withSnap, 900)
+	statetest.Fill100k(b, withSnap, 900)
 	noSnap := b.TempDir()
-	persisttest.Fill100k(b, noSnap, 0)
+	statetest.Fill100k(b, noSnap, 0)
 	snapOnly := b.TempDir()
 	if err := os.CopyFS(snapOnly, os.DirFS(withSnap)); err != nil {
 		b.Fatal(err)
 	}
-	s, err := persist.OpenStore(snapOnly, persist.Options{SnapshotEvery: -1})
+	s, err := state.Open(snapOnly, persist.Options{SnapshotEvery: -1})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -49,20 +50,20 @@ func BenchmarkReplay100k(b *testing.B) {
 		b.Run(tc.name, func(b *testing.B) {
 			var copySets, replayed int
 			for b.Loop() {
-				s, err := persist.OpenStore(tc.dir, tc.opts)
+				s, err := state.Open(tc.dir, tc.opts)
 				if err != nil {
 					b.Fatal(err)
 				}
 				db := s.DB() // ready: what the daemon reads first
 				b.StopTimer()
-				copySets = persisttest.CountCopySets(db)
+				copySets = statetest.CountCopySets(db)
 				j := s.Journal()
 				snap, _, _ := j.LatestSnapshot()
 				replayed = int(j.LastIndex() - snap.Index)
 				s.Close()
 				b.StartTimer()
 			}
-			if copySets != persisttest.CopySets {
+			if copySets != statetest.CopySets {
 				b.Fatalf("%d copy sets", copySets)
 			}
 			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "open-ms")
@@ -75,8 +76,8 @@ func BenchmarkReplay100k(b *testing.B) {
 // copy of the volume index, see Store.DB).
 func BenchmarkStoreDB(b *testing.B) {
 	dir := b.TempDir()
-	persisttest.Fill100k(b, dir, 0)
-	s, err := persist.OpenStore(dir, persist.Options{})
+	statetest.Fill100k(b, dir, 0)
+	s, err := state.Open(dir, persist.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
