@@ -380,9 +380,9 @@ func TestLoopOnCommit(t *testing.T) {
 			"commit disconnected-standby/Disconnected -> disconnected-standby/Disconnected",
 			"stop-active-duties",
 		}, ha.DisconnectedStandby},
-		{"set-as-standby not persisted", ha.SetAsStandby{Addr: "tcp://a:9730"}, true, []string{
+		{"set-as-standby not persisted", ha.SetAsStandby{Addr: "tcp://a:9730", Name: "a"}, true, []string{
 			"commit standalone/Unknown -> standby/Unknown",
-			"persist-relationship standby tcp://a:9730",
+			"persist-relationship standby a (tcp://a:9730)",
 			"commit standby/Unknown -> standalone/Unknown",
 			"start-active-duties epoch 3 (takeover false)",
 		}, ha.Standalone},

@@ -36,7 +36,9 @@ func finish(old, n State, acts []Action, persist bool, why error) []Action {
 		}
 		nr, or := n.Relationship(), old.Relationship()
 		switch {
-		case nr.Role != or.Role || nr.Peer != or.Peer:
+		case nr.Role != or.Role || nr.Peer != or.Peer || nr.Seen != or.Seen:
+			// Durably, or not at all: a higher epoch seen that a restart
+			// forgets could be taken over with again (two actives).
 			out = append(out, PersistRelationship{Relationship: nr})
 		case nr != or:
 			// The fallible actions of the event (a restore) come first:

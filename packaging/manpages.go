@@ -285,9 +285,13 @@ func configPage(m manual, reference []byte, path string) (page, []string, error)
 			}
 			writeProse(&r, comments(b[:j]), true)
 			r.pre(comments(b[j:]))
+			table := section
 			for _, l := range b[j:] {
+				if tm := tableRe.FindStringSubmatch(l); tm != nil {
+					table = tm[2] // [[snmp.manager]], [[storage.pin]]
+				}
 				if km := keyRe.FindStringSubmatch(l); km != nil {
-					keys = append(keys, section+".manager."+km[2])
+					keys = append(keys, table+"."+km[2])
 				}
 			}
 			continue
@@ -305,7 +309,9 @@ func configPage(m manual, reference []byte, path string) (page, []string, error)
 		for n, l := range b[j:] {
 			km := keyRe.FindStringSubmatch(l)
 			keys = append(keys, section+"."+km[2])
-			tag := `\fB` + esc(km[2]) + `\fR = ` + esc(km[3])
+			// A long value (a fingerprint) may break after a colon: \: is
+			// roff's break point that prints nothing.
+			tag := `\fB` + esc(km[2]) + `\fR = ` + strings.ReplaceAll(esc(km[3]), ":", `:\:`)
 			if km[1] != "" {
 				tag += ` (commented out)`
 			}

@@ -47,7 +47,7 @@ func TestHelp(t *testing.T) {
 		want []string
 	}{
 		{"help", []string{"--help"}, 0, []string{"usage: lockstepd [--config FILE]", "lockstepd --check-config [FILE]",
-			"-bus BUS", "-check-config", "-config FILE", "-storage-ca FILE", "-version"}},
+			"-bus BUS", "-check-config", "-config FILE", "-version"}},
 		{"h", []string{"-h"}, 0, []string{"usage: lockstepd"}},
 		{"unknown flag", []string{"--frob"}, 2, nil},
 	} {
