@@ -86,7 +86,7 @@ func TestConfigPageHasEveryKey(t *testing.T) {
 		}
 		name := k[strings.LastIndex(k, ".")+1:]
 		shown := `\fB` + esc(name) + `\fR = ` // an entry of its own
-		if strings.Count(k, ".") > 1 { // a key of a [[table]] example
+		if strings.Count(k, ".") > 1 {        // a key of a [[table]] example
 			shown = "\n" + esc(name) + " = " // a line of an example
 		}
 		if !bytes.Contains(p.Roff, []byte(shown)) {
