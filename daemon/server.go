@@ -13,6 +13,8 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/daemon/firewall"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
@@ -51,7 +53,7 @@ type Server struct {
 	// acting core's first reports race with the bus name), for it to
 	// list once it does; earlyMu orders them with its start.
 	earlyMu sync.Mutex
-	early   []control.EventDoc
+	early   []api.EventDoc
 	snmp    *notify.SNMP
 	bus     *dbus.Conn
 	roots   *x509.CertPool              // [storage] ca_file; nil: no storage system is connected
@@ -148,7 +150,7 @@ func (s *Server) Run(ctx context.Context) error {
 	bus := s.opt.Bus
 	if bus == nil {
 		var err error
-		if bus, err = control.Connect(s.cfg.Load().Control.String()); err != nil {
+		if bus, err = client.Connect(s.cfg.Load().Control.String()); err != nil {
 			return fmt.Errorf("daemon: control bus: %w", err)
 		}
 		defer bus.Close()
@@ -283,7 +285,7 @@ func (s *Server) emit(e notify.Event, text string, kv ...string) {
 	if e.Trap {
 		s.snmp.Send(e, fields)
 	}
-	ev := control.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity), Text: text, Fields: fields}
+	ev := api.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity), Text: text, Fields: fields}
 	ctl := s.ctl.Load()
 	if ctl == nil {
 		s.earlyMu.Lock()
@@ -344,7 +346,7 @@ func (s *Server) systems() map[hal.Serial]hal.StorageSystem {
 func (s *Server) connect(serial hal.Serial) error {
 	var conn *registry.Connection
 	for _, c := range s.registry().Connections(serial) {
-		if c.Kind == string(control.Direct) {
+		if c.Kind == string(api.Direct) {
 			conn = &c
 			break
 		}

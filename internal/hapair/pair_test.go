@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
-	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/state/statetest"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
@@ -68,7 +67,7 @@ func newPair(t *testing.T, opt Options, heartbeat bool) *Pair {
 	return p
 }
 
-func haStatus(t *testing.T, n *Node) control.HADoc {
+func haStatus(t *testing.T, n *Node) api.HADoc {
 	t.Helper()
 	doc, err := n.Client().HAStatus(context.Background())
 	if err != nil {
@@ -85,7 +84,7 @@ func sessionNames(t *testing.T, n *Node) []string {
 	}
 	var out []string
 	for _, s := range list {
-		out = append(out, s.Name+"/"+s.State.String())
+		out = append(out, s.Name+"/"+s.State.Label())
 	}
 	slices.Sort(out)
 	return out
@@ -128,7 +127,7 @@ func TestPairLifecycle(t *testing.T) {
 	// shows the change the moment the active answered.
 	for i := range 20 {
 		name := fmt.Sprintf("stream-%d", i)
-		if err := p.A.Client().SessionCreate(ctx, name, session.MetroMirrorFailoverFailback, "", session.HoldIO); err != nil {
+		if err := p.A.Client().SessionCreate(ctx, name, api.MetroMirrorFailoverFailback, "", api.HoldIO); err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Contains(sessionNames(t, p.B), name+"/Defined") {
@@ -146,7 +145,7 @@ func TestPairLifecycle(t *testing.T) {
 	}
 
 	// The standby issues nothing.
-	err := p.B.Client().SessionCreate(ctx, "on-standby", session.MetroMirrorFailoverFailback, "", session.HoldIO)
+	err := p.B.Client().SessionCreate(ctx, "on-standby", api.MetroMirrorFailoverFailback, "", api.HoldIO)
 	if err == nil || !strings.Contains(err.Error(), "issues nothing") {
 		t.Fatalf("a change on the standby: %v", err)
 	}
@@ -158,7 +157,7 @@ func TestPairLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A change while disconnected is answered at once.
-	if err := p.A.Client().SessionCreate(ctx, "while-apart", session.MetroMirrorFailoverFailback, "", session.HoldIO); err != nil {
+	if err := p.A.Client().SessionCreate(ctx, "while-apart", api.MetroMirrorFailoverFailback, "", api.HoldIO); err != nil {
 		t.Fatal(err)
 	}
 
@@ -212,7 +211,7 @@ func TestPairLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if se.State != session.Prepared {
+	if se.State != api.StatePrepared {
 		t.Fatalf("after the takeover the session is %s, want Prepared (no freeze)", se.State)
 	}
 	assertNoFreeze(t, p)
@@ -293,7 +292,7 @@ func TestS4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if se.State != session.Prepared {
+	if se.State != api.StatePrepared {
 		t.Fatalf("S4: the session is %s on the new active, want Prepared", se.State)
 	}
 	t.Logf("S4: %d acknowledged writes, %s", after.Writes, rep)
