@@ -19,7 +19,6 @@ import (
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/secretfile"
-	"github.com/lockstep-io/lockstep/internal/version"
 	"github.com/lockstep-io/lockstep/persist"
 )
 
@@ -27,7 +26,7 @@ var _ control.Backend = (*Server)(nil)
 
 func (s *Server) Status(ctx context.Context) (api.StatusDoc, error) {
 	st := s.ha.state()
-	doc := api.StatusDoc{Server: s.cfg.Load().Server.Name, Version: version.Version, Role: st.Role.String(),
+	doc := api.StatusDoc{Server: s.cfg.Load().Server.Name, Version: s.opt.Version, Role: st.Role.String(),
 		HAState: st.HAState(), Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat(),
 		Journal: journalDoc(s.store.WriteHealth()), Degraded: s.duty.Load().degradations()}
 	for _, se := range s.db().Sessions() {

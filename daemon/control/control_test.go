@@ -515,6 +515,41 @@ func TestEventRingIsBounded(t *testing.T) {
 	}
 }
 
+// TestInitialProperties: the properties given to Serve are there from
+// the first read, with the build's version when none is given.
+func TestInitialProperties(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		given, want api.Properties
+	}{
+		{"given", api.Properties{Role: "standby", HAState: "Synchronized", Heartbeat: true, Epoch: 9, Version: "9.9.9"},
+			api.Properties{Role: "standby", HAState: "Synchronized", Heartbeat: true, Epoch: 9, Version: "9.9.9"}},
+		{"without a version", api.Properties{Role: "active", HAState: "Standalone"},
+			api.Properties{Role: "active", HAState: "Standalone", Version: version.Version}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			e := newEnvPolicy(t, policyFile, Options{Properties: tc.given})
+			got, err := e.client.Properties(testCtx(t))
+			if err != nil {
+				t.Fatal(err)
+			}
+			diff(t, "initial properties", tc.want, got)
+			// A later SetProperties without a version keeps the one given.
+			p := tc.want
+			p.Epoch++
+			p.Version = ""
+			if err := e.server.SetProperties(p); err != nil {
+				t.Fatal(err)
+			}
+			if got, err = e.client.Properties(testCtx(t)); err != nil || got.Version != tc.want.Version || got.Epoch != tc.want.Epoch+1 {
+				t.Errorf("after SetProperties without a version: %+v, %v", got, err)
+			}
+		})
+	}
+}
+
 func TestProperties(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t)

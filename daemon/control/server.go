@@ -41,9 +41,11 @@ type Options struct {
 	// bus policy should name the same group; the server checks it
 	// itself in any case.
 	AdminGroup string
-	// Version is lockstepd's version, the Version property ("": the
-	// build's, internal/version).
-	Version string
+	// Properties are the properties from the start, until SetProperties
+	// (an empty Role is "unknown", an empty HAState "Unknown", an empty
+	// Version the build's, internal/version): given here, a client that
+	// finds the name owned never reads placeholders.
+	Properties api.Properties
 }
 
 // Server is the admin API on one bus connection: it owns api.BusName, exports
@@ -57,8 +59,6 @@ type Server struct {
 	// effective uid).
 	adminGroup string
 	self       uint32
-	// version is the Version property when SetProperties leaves it empty.
-	version string
 	// ctx is the parent of every backend call; Close cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -80,8 +80,7 @@ type Server struct {
 // name (another lockstepd runs), and with api.ErrAccessDenied if the bus
 // policy does not let this user own it.
 //
-// Until SetProperties, the properties are Role "unknown", HAState
-// "Unknown" and Version opts.Version.
+// Until SetProperties, the properties are opts.Properties.
 func Serve(ctx context.Context, conn *dbus.Conn, backend Backend, opts Options) (*Server, error) {
 	if conn == nil || backend == nil {
 		return nil, errors.New("control: Serve needs a bus connection and a backend")
@@ -97,8 +96,15 @@ func Serve(ctx context.Context, conn *dbus.Conn, backend Backend, opts Options) 
 	if opts.AdminGroup == "" {
 		opts.AdminGroup = DefaultAdminGroup
 	}
-	if opts.Version == "" {
-		opts.Version = version.Version
+	props := opts.Properties
+	if props.Role == "" {
+		props.Role = "unknown"
+	}
+	if props.HAState == "" {
+		props.HAState = "Unknown"
+	}
+	if props.Version == "" {
+		props.Version = version.Version
 	}
 	s := &Server{
 		conn:       conn,
@@ -106,8 +112,7 @@ func Serve(ctx context.Context, conn *dbus.Conn, backend Backend, opts Options) 
 		logger:     logger,
 		adminGroup: opts.AdminGroup,
 		self:       uint32(os.Geteuid()),
-		version:    opts.Version,
-		props:      api.Properties{Role: "unknown", HAState: "Unknown", Version: opts.Version},
+		props:      props,
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	exports := []struct {
@@ -241,14 +246,14 @@ func (s *Server) eventsSince(since uint64) []api.EventDoc {
 }
 
 // SetProperties replaces the properties and emits one PropertiesChanged
-// with those that changed (none if nothing did). An empty Version is
-// Options.Version.
+// with those that changed (none if nothing did). An empty Version keeps
+// the current one.
 func (s *Server) SetProperties(p api.Properties) error {
-	if p.Version == "" {
-		p.Version = s.version
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if p.Version == "" {
+		p.Version = s.props.Version
+	}
 	old, now := propertyMap(s.props), propertyMap(p)
 	s.props = p
 	changed := map[string]dbus.Variant{}

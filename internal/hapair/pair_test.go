@@ -76,6 +76,26 @@ func haStatus(t *testing.T, n *Node) api.HADoc {
 	return doc
 }
 
+// propsMatch waits until n's D-Bus properties say what its HA status
+// says (role, HA state, epoch), in HA state state ("": any).
+func propsMatch(ctx context.Context, n *Node, state string) error {
+	return Eventually(ctx, 10*time.Second, func() error {
+		doc, err := n.Client().HAStatus(ctx)
+		if err != nil {
+			return err
+		}
+		p, err := n.Client().Properties(ctx)
+		if err != nil {
+			return err
+		}
+		if state != "" && doc.State != state || p.Role != doc.Role || p.HAState != doc.State || p.Epoch != doc.Epoch {
+			return fmt.Errorf("%s: properties %s/%s epoch %d, HA status %s/%s epoch %d, want %s",
+				n.Name, p.Role, p.HAState, p.Epoch, doc.Role, doc.State, doc.Epoch, state)
+		}
+		return nil
+	})
+}
+
 func sessionNames(t *testing.T, n *Node) []string {
 	t.Helper()
 	list, err := n.Client().SessionList(context.Background())
@@ -122,6 +142,12 @@ func TestPairLifecycle(t *testing.T) {
 	if !slices.Equal(sessionNames(t, p.A), sessionNames(t, p.B)) {
 		t.Fatalf("after the sync the standby differs: %v vs %v", sessionNames(t, p.B), sessionNames(t, p.A))
 	}
+	// The D-Bus properties follow the HA state (issue 14 §4).
+	for _, n := range []*Node{p.A, p.B} {
+		if err := propsMatch(ctx, n, "Synchronized"); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Stream: the answer comes after the standby's fsync, so the standby
 	// shows the change the moment the active answered.
@@ -156,6 +182,9 @@ func TestPairLifecycle(t *testing.T) {
 	if err := p.WaitState(ctx, 10*time.Second, "Disconnected Consistent", p.A, p.B); err != nil {
 		t.Fatal(err)
 	}
+	if err := propsMatch(ctx, p.B, "Disconnected Consistent"); err != nil {
+		t.Fatal(err)
+	}
 	// A change while disconnected is answered at once.
 	if err := p.A.Client().SessionCreate(ctx, "while-apart", api.MetroMirrorFailoverFailback, "", api.HoldIO); err != nil {
 		t.Fatal(err)
@@ -184,6 +213,12 @@ func TestPairLifecycle(t *testing.T) {
 	}
 	if doc.Epoch <= before.Epoch || len(doc.Unreachable) != 0 {
 		t.Fatalf("takeover: epoch %d (was %d), unreachable %v", doc.Epoch, before.Epoch, doc.Unreachable)
+	}
+	if err := propsMatch(ctx, p.B, ""); err != nil {
+		t.Fatal(err)
+	}
+	if props, err := p.B.Client().Properties(ctx); err != nil || props.Role != "active" || props.Epoch != doc.Epoch {
+		t.Fatalf("properties after the takeover: %+v, %v; want active with epoch %d", props, err, doc.Epoch)
 	}
 	if err := Eventually(ctx, 5*time.Second, func() error {
 		hb, err := p.B.Client().HeartbeatShow(ctx)
