@@ -172,7 +172,7 @@ func (s *Server) FirewallHints(ctx context.Context, format api.FirewallFormat) (
 	}
 	f, err := firewall.ParseFormat(string(format))
 	if err != nil {
-		return api.FirewallDoc{}, fmt.Errorf("%w: %v", api.ErrInvalid, err)
+		return api.FirewallDoc{}, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 	}
 	rs, err := firewall.Hints{Config: s.cfg.Load()}.Rules(eps, s.ha.state().Peer.Addr)
 	if err != nil {
@@ -217,9 +217,9 @@ func (s *Server) proposeRegistry(ctx context.Context, r registry.Record) error {
 	}
 	switch {
 	case errors.Is(err, registry.ErrExists):
-		return fmt.Errorf("%w: %v", api.ErrRefused, err)
+		return fmt.Errorf("%w: %w", api.ErrRefused, err)
 	case errors.Is(err, registry.ErrNotFound):
-		return fmt.Errorf("%w: %v", api.ErrNotFound, err)
+		return fmt.Errorf("%w: %w", api.ErrNotFound, err)
 	}
 	return err
 }
@@ -407,7 +407,7 @@ func (s *Server) HeartbeatSet(ctx context.Context, on bool) ([]string, error) {
 		return nil, err
 	}
 	if err := d.core.SetHeartbeat(ctx, on); err != nil {
-		return nil, fmt.Errorf("%w: %v", api.ErrRefused, err)
+		return nil, fmt.Errorf("%w: %w", api.ErrRefused, err)
 	}
 	if err := s.proposeRegistry(ctx, registry.Record{Kind: registry.KindHeartbeatSet, On: on}); err != nil {
 		return nil, err
@@ -469,11 +469,11 @@ func haErr(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, config.ErrHAUnavailable), errors.Is(err, ha.ErrBasicEdition):
-		return fmt.Errorf("%w: %v", api.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
 	case errors.Is(err, ha.ErrBadAddress), errors.Is(err, ha.ErrPartnerIdentity):
-		return fmt.Errorf("%w: %v", api.ErrInvalid, err)
+		return fmt.Errorf("%w: %w", api.ErrInvalid, err)
 	}
-	return fmt.Errorf("%w: %v", api.ErrRefused, err)
+	return fmt.Errorf("%w: %w", api.ErrRefused, err)
 }
 
 func (s *Server) HASetStandby(ctx context.Context, addr, name string) error {
