@@ -11,6 +11,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/firewall"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
@@ -18,15 +19,14 @@ import (
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/secretfile"
-	"github.com/lockstep-io/lockstep/internal/version"
 	"github.com/lockstep-io/lockstep/persist"
 )
 
 var _ control.Backend = (*Server)(nil)
 
-func (s *Server) Status(ctx context.Context) (control.StatusDoc, error) {
+func (s *Server) Status(ctx context.Context) (api.StatusDoc, error) {
 	st := s.ha.state()
-	doc := control.StatusDoc{Server: s.cfg.Load().Server.Name, Version: version.Version, Role: st.Role.String(),
+	doc := api.StatusDoc{Server: s.cfg.Load().Server.Name, Version: s.opt.Version, Role: st.Role.String(),
 		HAState: st.HAState(), Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat(),
 		Journal: journalDoc(s.store.WriteHealth()), Degraded: s.duty.Load().degradations()}
 	for _, se := range s.db().Sessions() {
@@ -54,24 +54,24 @@ func (s *Server) Status(ctx context.Context) (control.StatusDoc, error) {
 	return doc, nil
 }
 
-func (s *Server) storageDocs() []control.StorageDoc {
-	var out []control.StorageDoc
+func (s *Server) storageDocs() []api.StorageDoc {
+	var out []api.StorageDoc
 	for _, serial := range s.registry().Serials() {
 		out = append(out, s.storageDoc(serial))
 	}
 	return out
 }
 
-func (s *Server) storageDoc(serial hal.Serial) control.StorageDoc {
-	doc := control.StorageDoc{Serial: serial, Sessions: []string{}}
+func (s *Server) storageDoc(serial hal.Serial) api.StorageDoc {
+	doc := api.StorageDoc{Serial: serial, Sessions: []string{}}
 	s.mu.Lock()
 	d := s.drivers[serial]
 	s.mu.Unlock()
 	for _, c := range s.registry().Connections(serial) {
-		cd := control.ConnectionDoc{Name: c.Name, Kind: control.ConnectionKind(c.Kind), Addresses: c.Addresses,
+		cd := api.ConnectionDoc{Name: c.Name, Kind: api.ConnectionKind(c.Kind), Addresses: c.Addresses,
 			Sysplex: c.Sysplex, Heartbeat: c.CarriesHeartbeat(), State: "unusable",
 			Detail: "not supported by this build"}
-		if c.Kind == string(control.Direct) && d != nil {
+		if c.Kind == string(api.Direct) && d != nil {
 			cd.State, cd.Detail = "connecting", ""
 			if cl := d.Cluster(); cl >= 0 {
 				cd.State, cd.Detail = "connected", fmt.Sprintf("cluster %d", cl)
@@ -88,36 +88,36 @@ func (s *Server) storageDoc(serial hal.Serial) control.StorageDoc {
 	return doc
 }
 
-func (s *Server) StorageList(ctx context.Context) ([]control.StorageDoc, error) {
+func (s *Server) StorageList(ctx context.Context) ([]api.StorageDoc, error) {
 	return s.storageDocs(), nil
 }
 
-func (s *Server) StorageShow(ctx context.Context, serial hal.Serial) (control.StorageDoc, error) {
+func (s *Server) StorageShow(ctx context.Context, serial hal.Serial) (api.StorageDoc, error) {
 	if s.registry().Connections(serial) == nil {
-		return control.StorageDoc{}, fmt.Errorf("%w: storage system %s", control.ErrNotFound, serial)
+		return api.StorageDoc{}, fmt.Errorf("%w: storage system %s", api.ErrNotFound, serial)
 	}
 	return s.storageDoc(serial), nil
 }
 
-func (s *Server) SessionList(ctx context.Context) ([]control.SessionDoc, error) {
-	out := []control.SessionDoc{}
+func (s *Server) SessionList(ctx context.Context) ([]api.SessionDoc, error) {
+	out := []api.SessionDoc{}
 	for _, se := range s.db().Sessions() {
 		out = append(out, control.NewSessionDoc(se))
 	}
 	return out, nil
 }
 
-func (s *Server) SessionShow(ctx context.Context, name string) (control.SessionDoc, error) {
+func (s *Server) SessionShow(ctx context.Context, name string) (api.SessionDoc, error) {
 	se, ok := s.db().Session(name)
 	if !ok {
-		return control.SessionDoc{}, fmt.Errorf("%w: session %s", control.ErrNotFound, name)
+		return api.SessionDoc{}, fmt.Errorf("%w: session %s", api.ErrNotFound, name)
 	}
 	return control.NewSessionDoc(se), nil
 }
 
-func (s *Server) HeartbeatShow(ctx context.Context) (control.HeartbeatDoc, error) {
-	doc := control.HeartbeatDoc{Enabled: s.registry().Heartbeat(), Interval: control.Duration(s.cfg.Load().Heartbeat.Interval),
-		Groups: []control.HeartbeatGroupDoc{}, Warnings: s.heartbeatWarnings()}
+func (s *Server) HeartbeatShow(ctx context.Context) (api.HeartbeatDoc, error) {
+	doc := api.HeartbeatDoc{Enabled: s.registry().Heartbeat(), Interval: api.Duration(s.cfg.Load().Heartbeat.Interval),
+		Groups: []api.HeartbeatGroupDoc{}, Warnings: s.heartbeatWarnings()}
 	d := s.duty.Load()
 	if d == nil {
 		return doc, nil // no core runs on a server that does not act
@@ -144,24 +144,24 @@ func (s *Server) heartbeatWarnings() []string {
 	return out
 }
 
-func (s *Server) BackupList(ctx context.Context) ([]control.BackupDoc, error) {
+func (s *Server) BackupList(ctx context.Context) ([]api.BackupDoc, error) {
 	list, err := persist.ListBackups(s.cfg.Load().Server.StateDir)
 	if err != nil {
 		return nil, err
 	}
-	out := []control.BackupDoc{}
+	out := []api.BackupDoc{}
 	for _, b := range list {
 		out = append(out, backupDoc(b))
 	}
 	return out, nil
 }
 
-func backupDoc(b persist.BackupInfo) control.BackupDoc {
-	return control.BackupDoc{Name: filepath.Base(b.Path), Created: b.Created, Size: b.Size,
+func backupDoc(b persist.BackupInfo) api.BackupDoc {
+	return api.BackupDoc{Name: filepath.Base(b.Path), Created: b.Created, Size: b.Size,
 		Version: fmt.Sprint(b.Version), Epoch: hal.Epoch(b.Epoch), LastIndex: b.LastIndex}
 }
 
-func (s *Server) FirewallHints(ctx context.Context, format control.FirewallFormat) (control.FirewallDoc, error) {
+func (s *Server) FirewallHints(ctx context.Context, format api.FirewallFormat) (api.FirewallDoc, error) {
 	var eps []firewall.Endpoint
 	for _, serial := range s.registry().Serials() {
 		for _, c := range s.registry().Connections(serial) {
@@ -172,24 +172,24 @@ func (s *Server) FirewallHints(ctx context.Context, format control.FirewallForma
 	}
 	f, err := firewall.ParseFormat(string(format))
 	if err != nil {
-		return control.FirewallDoc{}, fmt.Errorf("%w: %v", control.ErrInvalid, err)
+		return api.FirewallDoc{}, fmt.Errorf("%w: %w", api.ErrInvalid, err)
 	}
 	rs, err := firewall.Hints{Config: s.cfg.Load()}.Rules(eps, s.ha.state().Peer.Addr)
 	if err != nil {
-		return control.FirewallDoc{}, err
+		return api.FirewallDoc{}, err
 	}
 	var b strings.Builder
 	if err := rs.Render(&b, f); err != nil {
-		return control.FirewallDoc{}, err
+		return api.FirewallDoc{}, err
 	}
-	return control.FirewallDoc{Format: format, Rules: b.String(), Hints: []control.FirewallHintDoc{}}, nil
+	return api.FirewallDoc{Format: format, Rules: b.String(), Hints: []api.FirewallHintDoc{}}, nil
 }
 
-func (s *Server) HAStatus(ctx context.Context) (control.HADoc, error) {
+func (s *Server) HAStatus(ctx context.Context) (api.HADoc, error) {
 	cfg := s.cfg.Load()
 	v := s.selfView()
 	st := v.st
-	doc := control.HADoc{At: v.at, Edition: string(cfg.Server.Edition), Role: st.Role.String(), State: st.HAState(),
+	doc := api.HADoc{At: v.at, Edition: string(cfg.Server.Edition), Role: st.Role.String(), State: st.HAState(),
 		Epoch: st.Epoch, Acting: v.acting, LastIndex: s.store.LastIndex(),
 		Partner: st.Peer.String(), ReconnectAttempts: st.Reconnect.Attempts, ReconnectLimit: cfg.HA.ReconnectAttempts,
 		NextReconnect: st.Reconnect.Next}
@@ -217,20 +217,20 @@ func (s *Server) proposeRegistry(ctx context.Context, r registry.Record) error {
 	}
 	switch {
 	case errors.Is(err, registry.ErrExists):
-		return fmt.Errorf("%w: %v", control.ErrRefused, err)
+		return fmt.Errorf("%w: %w", api.ErrRefused, err)
 	case errors.Is(err, registry.ErrNotFound):
-		return fmt.Errorf("%w: %v", control.ErrNotFound, err)
+		return fmt.Errorf("%w: %w", api.ErrNotFound, err)
 	}
 	return err
 }
 
-func (s *Server) StorageAdd(ctx context.Context, spec control.StorageSpec) ([]string, error) {
+func (s *Server) StorageAdd(ctx context.Context, spec api.StorageSpec) ([]string, error) {
 	if err := spec.Validate(); err != nil {
 		return nil, err
 	}
 	if s.roots == nil {
 		return nil, fmt.Errorf("%w: %w: set it in [storage] of the configuration to the PEM file of the CA that signs "+
-			"the storage systems' certificates, and restart lockstepd", control.ErrRefused, ErrNoStorageCA)
+			"the storage systems' certificates, and restart lockstepd", api.ErrRefused, ErrNoStorageCA)
 	}
 	// The password file is read by this daemon, as itself, on every
 	// (re)connection: it must be there and be a secret now, not fail
@@ -241,7 +241,7 @@ func (s *Server) StorageAdd(ctx context.Context, spec control.StorageSpec) ([]st
 			continue
 		}
 		if err := secretfile.Check(c.PasswordFile); err != nil {
-			return nil, fmt.Errorf("%w: storage system %s, connection %q: %w", control.ErrRefused, spec.Serial, c.Name, err)
+			return nil, fmt.Errorf("%w: storage system %s, connection %q: %w", api.ErrRefused, spec.Serial, c.Name, err)
 		}
 	}
 	d, err := s.acting()
@@ -293,18 +293,18 @@ func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connectio
 	}
 	conns := s.registry().Connections(serial)
 	if conns == nil {
-		return nil, fmt.Errorf("%w: storage system %s", control.ErrNotFound, serial)
+		return nil, fmt.Errorf("%w: storage system %s", api.ErrNotFound, serial)
 	}
 	left := slices.DeleteFunc(slices.Clone(conns), func(c registry.Connection) bool {
 		return connection == "" || c.Name == connection
 	})
 	if len(left) == len(conns) {
-		return nil, fmt.Errorf("%w: %s has no connection %q", control.ErrNotFound, serial, connection)
+		return nil, fmt.Errorf("%w: %s has no connection %q", api.ErrNotFound, serial, connection)
 	}
 	if len(left) == 0 {
 		for _, se := range s.db().Sessions() {
 			if slices.Contains(se.Serials(), serial) {
-				return nil, fmt.Errorf("%w: session %s uses %s: remove its copy sets first", control.ErrRefused, se.Name, serial)
+				return nil, fmt.Errorf("%w: session %s uses %s: remove its copy sets first", api.ErrRefused, se.Name, serial)
 			}
 		}
 	}
@@ -315,7 +315,7 @@ func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connectio
 			return nil, fmt.Errorf("%w: this is the last TCP/IP connection of %s and the heartbeat is on: "+
 				"its Metro Mirror sessions would be suspended and applications would see extended long busy until "+
 				"the storage timer expires; disable the heartbeat first (lockstepctl heartbeat off), or use --force",
-				control.ErrRefused, serial)
+				api.ErrRefused, serial)
 		}
 		warnings = append(warnings, fmt.Sprintf("%s keeps no TCP/IP connection while the heartbeat is on: "+
 			"its sessions will be suspended", serial))
@@ -330,7 +330,7 @@ func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connectio
 		return nil, err
 	}
 	s.refreshTrapSources()
-	if !slices.ContainsFunc(left, func(c registry.Connection) bool { return c.Kind == string(control.Direct) }) {
+	if !slices.ContainsFunc(left, func(c registry.Connection) bool { return c.Kind == string(api.Direct) }) {
 		s.mu.Lock()
 		if d := s.drivers[serial]; d != nil {
 			d.Close()
@@ -360,29 +360,29 @@ func (s *Server) SessionAddCopySet(ctx context.Context, name string, cs session.
 	}
 	for _, v := range []hal.VolumeRef{cs.H1, cs.H2} {
 		if s.registry().Connections(v.Serial) == nil {
-			return fmt.Errorf("%w: storage system %s is not defined (lockstepctl storage add)", control.ErrRefused, v.Serial)
+			return fmt.Errorf("%w: storage system %s is not defined (lockstepctl storage add)", api.ErrRefused, v.Serial)
 		}
 	}
 	return d.mgr.AddCopySet(ctx, name, cs)
 }
 
-func (s *Server) SessionCommand(ctx context.Context, name string, cmd session.Command) (control.SessionDoc, error) {
+func (s *Server) SessionCommand(ctx context.Context, name string, cmd session.Command) (api.SessionDoc, error) {
 	d, err := s.acting()
 	if err != nil {
-		return control.SessionDoc{}, err
+		return api.SessionDoc{}, err
 	}
 	err = d.mgr.Command(ctx, name, cmd)
 	defer s.updateStatus()
 	if errors.Is(err, session.ErrNotAllowed) {
-		return control.SessionDoc{}, err
+		return api.SessionDoc{}, err
 	}
 	if errors.Is(err, session.ErrVetoed) {
 		// Refused before anything was recorded or sent: nothing happened.
-		return control.SessionDoc{}, fmt.Errorf("%w: %w", control.ErrRefused, err)
+		return api.SessionDoc{}, fmt.Errorf("%w: %w", api.ErrRefused, err)
 	}
 	se, ok := s.db().Session(name)
 	if !ok {
-		return control.SessionDoc{}, fmt.Errorf("%w: session %s", control.ErrNotFound, name)
+		return api.SessionDoc{}, fmt.Errorf("%w: session %s", api.ErrNotFound, name)
 	}
 	doc := control.NewSessionDoc(se)
 	s.emit(notify.SessionStateChanged, fmt.Sprintf("session %s: %s -> %s (%s)", name, cmd, se.State, se.Status),
@@ -407,7 +407,7 @@ func (s *Server) HeartbeatSet(ctx context.Context, on bool) ([]string, error) {
 		return nil, err
 	}
 	if err := d.core.SetHeartbeat(ctx, on); err != nil {
-		return nil, fmt.Errorf("%w: %v", control.ErrRefused, err)
+		return nil, fmt.Errorf("%w: %w", api.ErrRefused, err)
 	}
 	if err := s.proposeRegistry(ctx, registry.Record{Kind: registry.KindHeartbeatSet, On: on}); err != nil {
 		return nil, err
@@ -424,10 +424,10 @@ func (s *Server) HeartbeatSet(ctx context.Context, on bool) ([]string, error) {
 	return []string{}, nil
 }
 
-func (s *Server) BackupCreate(ctx context.Context) (control.BackupDoc, error) {
+func (s *Server) BackupCreate(ctx context.Context) (api.BackupDoc, error) {
 	b, err := s.store.CreateBackup(ctx, uint64(s.registry().Epoch()))
 	if err != nil {
-		return control.BackupDoc{}, err
+		return api.BackupDoc{}, err
 	}
 	s.emit(notify.BackupCreated, "backup "+filepath.Base(b.Path)+" created")
 	return backupDoc(b), nil
@@ -441,17 +441,17 @@ func (s *Server) BackupCreate(ctx context.Context) (control.BackupDoc, error) {
 // synchronizing, are refused.
 func (s *Server) BackupRestore(ctx context.Context, name string) error {
 	if name != filepath.Base(name) || name == "" || name == "." || name == ".." {
-		return fmt.Errorf("%w: backup name %q", control.ErrInvalid, name)
+		return fmt.Errorf("%w: backup name %q", api.ErrInvalid, name)
 	}
 	path := filepath.Join(s.cfg.Load().Server.StateDir, "backups", name)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: backup %s (lockstepctl backup list shows them)", control.ErrNotFound, name)
+		return fmt.Errorf("%w: backup %s (lockstepctl backup list shows them)", api.ErrNotFound, name)
 	}
 	switch err := s.ha.loop.Do(ctx, ha.Restore{Backup: path}); {
 	case err == nil:
 	case errors.Is(err, ha.ErrWrongRole), errors.Is(err, ha.ErrSynchronized), errors.Is(err, ha.ErrSyncInProgress),
 		errors.Is(err, ha.ErrConnecting), errors.Is(err, ha.ErrLoopStopped):
-		return fmt.Errorf("%w: backup restore: %v", control.ErrRefused, err)
+		return fmt.Errorf("%w: backup restore: %v", api.ErrRefused, err)
 	default:
 		return fmt.Errorf("backup restore %s: %w", name, err)
 	}
@@ -469,11 +469,11 @@ func haErr(err error) error {
 	case err == nil:
 		return nil
 	case errors.Is(err, config.ErrHAUnavailable), errors.Is(err, ha.ErrBasicEdition):
-		return fmt.Errorf("%w: %v", control.ErrUnavailable, err)
+		return fmt.Errorf("%w: %w", api.ErrUnavailable, err)
 	case errors.Is(err, ha.ErrBadAddress), errors.Is(err, ha.ErrPartnerIdentity):
-		return fmt.Errorf("%w: %v", control.ErrInvalid, err)
+		return fmt.Errorf("%w: %w", api.ErrInvalid, err)
 	}
-	return fmt.Errorf("%w: %v", control.ErrRefused, err)
+	return fmt.Errorf("%w: %w", api.ErrRefused, err)
 }
 
 func (s *Server) HASetStandby(ctx context.Context, addr, name string) error {
@@ -487,16 +487,16 @@ func (s *Server) HASetAsStandby(ctx context.Context, addr, name string) error {
 // HATakeover raises the epoch and makes this standby the active; it
 // answers once every reachable storage system has seen the new epoch,
 // with the ones that have not (the takeover readiness).
-func (s *Server) HATakeover(ctx context.Context) (control.TakeoverDoc, error) {
+func (s *Server) HATakeover(ctx context.Context) (api.TakeoverDoc, error) {
 	if err := s.ha.do(ctx, ha.Takeover{}); err != nil {
-		return control.TakeoverDoc{}, haErr(err)
+		return api.TakeoverDoc{}, haErr(err)
 	}
-	doc := control.TakeoverDoc{Epoch: s.ha.state().Epoch, Unreachable: []hal.Serial{}, Readiness: []control.ReadinessDoc{},
+	doc := api.TakeoverDoc{Epoch: s.ha.state().Epoch, Unreachable: []hal.Serial{}, Readiness: []api.ReadinessDoc{},
 		Warnings: []string{}}
 	d := s.duty.Load()
 	if d == nil {
 		return doc, fmt.Errorf("%w: took over, then stopped acting at once (a higher epoch exists?): see ha status",
-			control.ErrRefused)
+			api.ErrRefused)
 	}
 	select {
 	case <-d.fenced:
@@ -505,7 +505,7 @@ func (s *Server) HATakeover(ctx context.Context) (control.TakeoverDoc, error) {
 	}
 	if d.superseded.Load() {
 		return doc, fmt.Errorf("%w: a storage system knows an epoch above %d: another server took over; see ha status",
-			control.ErrRefused, doc.Epoch)
+			api.ErrRefused, doc.Epoch)
 	}
 	doc.Readiness = append(doc.Readiness, d.unreachable...)
 	doc.Unreachable = serials(doc.Readiness)

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/engine"
 	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/daemon/session"
@@ -39,7 +39,7 @@ type duties struct {
 	// epoch (the fence pass), before the core issues anything;
 	// unreachable lists the others, with why: the takeover readiness.
 	fenced      chan struct{}
-	unreachable []control.ReadinessDoc
+	unreachable []api.ReadinessDoc
 	done        chan struct{} // closed when the core and the engine stopped
 	// superseded: a storage system answered fenced; the period's reports
 	// are no longer recorded (see reporter).
@@ -164,7 +164,7 @@ func (s *Server) supersede(d *duties) {
 func (s *Server) errNotActing() error {
 	st := s.ha.state()
 	return fmt.Errorf("%w: this server is %s (HA state %s, epoch %d) and issues nothing: run the command on the active server",
-		control.ErrRefused, st.Role, st.HAState(), st.Epoch)
+		api.ErrRefused, st.Role, st.HAState(), st.Epoch)
 }
 
 // acting returns the duties of the current period, or the refusal for a
@@ -284,7 +284,7 @@ func (s *Server) runDuties(ctx context.Context, d *duties, prev *duties) {
 // did not answer are returned, with why: the takeover readiness of
 // DESIGN.md §4. higher reports a system that refused the epoch as
 // fenced: a higher one exists.
-func (s *Server) fence(ctx context.Context, epoch hal.Epoch) (unreachable []control.ReadinessDoc, higher bool) {
+func (s *Server) fence(ctx context.Context, epoch hal.Epoch) (unreachable []api.ReadinessDoc, higher bool) {
 	systems := s.systems()
 	timeout := s.cfg.Load().Heartbeat.RequestTimeout
 	var mu sync.Mutex
@@ -301,7 +301,7 @@ func (s *Server) fence(ctx context.Context, epoch hal.Epoch) (unreachable []cont
 					higher = true
 					return
 				}
-				unreachable = append(unreachable, control.ReadinessDoc{Serial: serial,
+				unreachable = append(unreachable, api.ReadinessDoc{Serial: serial,
 					Reason: "did not answer the fence (the new epoch): " + err.Error()})
 			}
 		})
@@ -309,14 +309,14 @@ func (s *Server) fence(ctx context.Context, epoch hal.Epoch) (unreachable []cont
 	wg.Wait()
 	for _, serial := range s.registry().Serials() {
 		if _, ok := systems[serial]; !ok {
-			unreachable = append(unreachable, control.ReadinessDoc{Serial: serial, Reason: s.noDriverReason(serial)})
+			unreachable = append(unreachable, api.ReadinessDoc{Serial: serial, Reason: s.noDriverReason(serial)})
 		}
 	}
-	slices.SortFunc(unreachable, func(a, b control.ReadinessDoc) int { return strings.Compare(string(a.Serial), string(b.Serial)) })
-	return slices.CompactFunc(unreachable, func(a, b control.ReadinessDoc) bool { return a.Serial == b.Serial }), higher
+	slices.SortFunc(unreachable, func(a, b api.ReadinessDoc) int { return strings.Compare(string(a.Serial), string(b.Serial)) })
+	return slices.CompactFunc(unreachable, func(a, b api.ReadinessDoc) bool { return a.Serial == b.Serial }), higher
 }
 
-func serials(r []control.ReadinessDoc) []hal.Serial {
+func serials(r []api.ReadinessDoc) []hal.Serial {
 	out := []hal.Serial{}
 	for _, x := range r {
 		out = append(out, x.Serial)
@@ -361,21 +361,21 @@ func (s *Server) reconcileDrivers() {
 // why: no usable connection, or a driver that is not connected (with its
 // last error). A standby shows it so that the administrator knows before
 // a takeover (DESIGN.md §4).
-func (s *Server) readiness() []control.ReadinessDoc {
-	out := []control.ReadinessDoc{}
+func (s *Server) readiness() []api.ReadinessDoc {
+	out := []api.ReadinessDoc{}
 	s.mu.Lock()
 	drivers := maps.Clone(s.drivers)
 	s.mu.Unlock()
 	for _, serial := range s.registry().Serials() {
 		switch d := drivers[serial]; {
 		case d == nil:
-			out = append(out, control.ReadinessDoc{Serial: serial, Reason: s.noDriverReason(serial)})
+			out = append(out, api.ReadinessDoc{Serial: serial, Reason: s.noDriverReason(serial)})
 		case d.Cluster() < 0:
 			why := s.reach.down(serial)
 			if why == "" {
 				why = "no answer from either cluster yet"
 			}
-			out = append(out, control.ReadinessDoc{Serial: serial, Reason: "not connected: " + why})
+			out = append(out, api.ReadinessDoc{Serial: serial, Reason: "not connected: " + why})
 		}
 	}
 	return out
@@ -389,14 +389,14 @@ func (s *Server) noDriverReason(serial hal.Serial) string {
 	var kinds []string
 	for _, c := range s.registry().Connections(serial) {
 		switch c.Kind {
-		case string(control.Direct):
+		case string(api.Direct):
 			if why := s.reach.failed(serial); why != "" {
 				return "its direct connection did not start: " + why
 			}
 			return "its direct connection is not started yet"
-		case string(control.ZOS):
+		case string(api.ZOS):
 			kinds = append(kinds, fmt.Sprintf("z/OS (sysplex %s): no IP connection, and this build cannot issue commands through z/OS", c.Sysplex))
-		case string(control.HMC):
+		case string(api.HMC):
 			kinds = append(kinds, fmt.Sprintf("HMC %s: this build cannot reach storage through an HMC", strings.Join(c.Addresses, ";")))
 		default:
 			kinds = append(kinds, c.Kind+": not supported by this build")

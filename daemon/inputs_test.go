@@ -11,7 +11,7 @@ import (
 	"testing"
 
 	"github.com/lockstep-io/lockstep/daemon/config"
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/internal/privbus"
 )
 
@@ -34,9 +34,9 @@ func TestRefusedStorageAddChangesNothing(t *testing.T) {
 		return p
 	}
 	good, open := pw("good.pw", 0o600), pw("open.pw", 0o644)
-	conn := func(addrs []string, user, file string) control.StorageSpec {
-		return control.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []control.ConnectionSpec{
-			{Name: "direct", Kind: control.Direct, Addresses: addrs, User: user, PasswordFile: file}}}
+	conn := func(addrs []string, user, file string) api.StorageSpec {
+		return api.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []api.ConnectionSpec{
+			{Name: "direct", Kind: api.Direct, Addresses: addrs, User: user, PasswordFile: file}}}
 	}
 	last := func() uint64 {
 		t.Helper()
@@ -48,23 +48,23 @@ func TestRefusedStorageAddChangesNothing(t *testing.T) {
 	}
 	tests := []struct {
 		name string
-		spec control.StorageSpec
+		spec api.StorageSpec
 		kind error
 		msg  string
 	}{
-		{"user without password file", conn([]string{"127.0.0.1:1750"}, "admin", ""), control.ErrInvalid, "needs --password-file"},
-		{"relative password file", conn([]string{"127.0.0.1:1750"}, "admin", "good.pw"), control.ErrInvalid, "absolute path"},
-		{"missing password file", conn([]string{"127.0.0.1:1750"}, "admin", filepath.Join(dir, "none.pw")), control.ErrRefused, "no such file"},
-		{"password file readable by others", conn([]string{"127.0.0.1:1750"}, "admin", open), control.ErrRefused, "mode 0644"},
-		{"password file is a directory", conn([]string{"127.0.0.1:1750"}, "admin", dir), control.ErrRefused, "directory"},
+		{"user without password file", conn([]string{"127.0.0.1:1750"}, "admin", ""), api.ErrInvalid, "needs --password-file"},
+		{"relative password file", conn([]string{"127.0.0.1:1750"}, "admin", "good.pw"), api.ErrInvalid, "absolute path"},
+		{"missing password file", conn([]string{"127.0.0.1:1750"}, "admin", filepath.Join(dir, "none.pw")), api.ErrRefused, "no such file"},
+		{"password file readable by others", conn([]string{"127.0.0.1:1750"}, "admin", open), api.ErrRefused, "mode 0644"},
+		{"password file is a directory", conn([]string{"127.0.0.1:1750"}, "admin", dir), api.ErrRefused, "directory"},
 	}
 	for _, port := range []string{"99999", "65536", "-1", "0", "1e9", "18446744073709551617"} {
 		tests = append(tests, struct {
 			name string
-			spec control.StorageSpec
+			spec api.StorageSpec
 			kind error
 			msg  string
-		}{"port " + port, conn([]string{"127.0.0.1:1751", "127.0.0.1:" + port}, "", ""), control.ErrInvalid, "port"})
+		}{"port " + port, conn([]string{"127.0.0.1:1751", "127.0.0.1:" + port}, "", ""), api.ErrInvalid, "port"})
 	}
 	before := last()
 	for _, tc := range tests {

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/hal/clock"
@@ -97,14 +97,14 @@ func (s *Server) journalWritable() error {
 	if err := s.store.Probe(); err != nil {
 		return fmt.Errorf("%w: changes are refused while the journal cannot write "+
 			"(free space in %s; lockstepctl status shows when it writes again): %w",
-			control.ErrUnavailable, s.cfg.Load().Server.StateDir, err)
+			api.ErrUnavailable, s.cfg.Load().Server.StateDir, err)
 	}
 	return nil
 }
 
 // journalDoc is the journal's health for lockstepctl status.
-func journalDoc(h persist.WriteHealth) control.JournalDoc {
-	doc := control.JournalDoc{Writable: h.Err == nil, Since: h.Since}
+func journalDoc(h persist.WriteHealth) api.JournalDoc {
+	doc := api.JournalDoc{Writable: h.Err == nil, Since: h.Since}
 	if h.Err != nil {
 		doc.Error = h.Err.Error()
 	}

@@ -18,7 +18,8 @@ import (
 	"github.com/gosnmp/gosnmp"
 
 	"github.com/lockstep-io/lockstep/daemon/config"
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/daemon/state"
@@ -220,7 +221,7 @@ func TestDaemonOnAFullDisk(t *testing.T) {
 	}
 	ctx := context.Background()
 	// start runs a lockstepd until the returned stop.
-	start := func(n Notifier) (*control.Client, func()) {
+	start := func(n Notifier) (*client.Client, func()) {
 		t.Helper()
 		srv, err := New(Options{Config: cfg, Notifier: n})
 		if err != nil {
@@ -229,11 +230,11 @@ func TestDaemonOnAFullDisk(t *testing.T) {
 		runCtx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- srv.Run(runCtx) }()
-		conn, err := control.Connect(addr)
+		conn, err := client.Connect(addr)
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := control.NewClient(conn)
+		c := client.New(conn)
 		if err := eventually(func() bool { d, err := c.HAStatus(ctx); return err == nil && d.Acting }); err != nil {
 			t.Fatal("lockstepd does not act")
 		}
@@ -247,7 +248,7 @@ func TestDaemonOnAFullDisk(t *testing.T) {
 	}
 
 	c, stop := start(&recordingNotifier{})
-	if err := c.SessionCreate(ctx, "s1", session.MetroMirrorSingleDirection, "", session.HoldIO); err != nil {
+	if err := c.SessionCreate(ctx, "s1", api.MetroMirrorSingleDirection, "", api.HoldIO); err != nil {
 		t.Fatal(err)
 	}
 	stop()
@@ -274,7 +275,7 @@ func TestDaemonOnAFullDisk(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.ContainsFunc(events, func(e control.EventDoc) bool { return e.ID == notify.StateUnwritable.ID() }) {
+	if !slices.ContainsFunc(events, func(e api.EventDoc) bool { return e.ID == notify.StateUnwritable.ID() }) {
 		t.Fatalf("no %s event: %+v", notify.StateUnwritable.ID(), events)
 	}
 	before, err := c.HAStatus(ctx)
@@ -282,10 +283,10 @@ func TestDaemonOnAFullDisk(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err = c.HeartbeatSet(ctx, true)
-	if !errors.Is(err, control.ErrUnavailable) || !strings.Contains(err.Error(), "journal cannot write") {
+	if !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), "journal cannot write") {
 		t.Fatalf("heartbeat on with a full disk: %v, want refused, saying the journal cannot write", err)
 	}
-	if err := c.SessionCreate(ctx, "s2", session.MetroMirrorSingleDirection, "", session.HoldIO); !errors.Is(err, control.ErrUnavailable) {
+	if err := c.SessionCreate(ctx, "s2", api.MetroMirrorSingleDirection, "", api.HoldIO); !errors.Is(err, api.ErrUnavailable) {
 		t.Fatalf("session create with a full disk: %v", err)
 	}
 	after, err := c.HAStatus(ctx)

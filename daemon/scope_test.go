@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/config"
-	"github.com/lockstep-io/lockstep/daemon/control"
-	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
 	"github.com/lockstep-io/lockstep/hal/emu/topology"
@@ -68,7 +68,7 @@ func newLabRig(t *testing.T, cg time.Duration) *labRig {
 
 // start runs a lockstepd on the rig's state with the [heartbeat] table
 // given, and returns its client and a stop function.
-func (r *labRig) start(heartbeat string, n Notifier) (*control.Client, func()) {
+func (r *labRig) start(heartbeat string, n Notifier) (*client.Client, func()) {
 	t := r.t
 	t.Helper()
 	ca := filepath.Join(r.dir, "storage-ca.pem")
@@ -87,11 +87,11 @@ func (r *labRig) start(heartbeat string, n Notifier) (*control.Client, func()) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
-	conn, err := control.Connect(r.bus)
+	conn, err := client.Connect(r.bus)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := control.NewClient(conn)
+	c := client.New(conn)
 	stopped := false
 	stop := func() {
 		if !stopped {
@@ -111,7 +111,7 @@ func (r *labRig) start(heartbeat string, n Notifier) (*control.Client, func()) {
 // defineSession adds every lab system and defines session name in
 // consistency group cg over the pairs of the primaries given, then
 // starts it and waits until it is Prepared.
-func (r *labRig) defineSession(c *control.Client, name, cg string, primaries ...int) {
+func (r *labRig) defineSession(c *client.Client, name, cg string, primaries ...int) {
 	t := r.t
 	t.Helper()
 	ctx := context.Background()
@@ -119,42 +119,42 @@ func (r *labRig) defineSession(c *control.Client, name, cg string, primaries ...
 		if sd, err := c.StorageShow(ctx, hal.Serial(st.Serial)); err == nil && sd.Serial != "" {
 			continue
 		}
-		if _, err := c.StorageAdd(ctx, control.StorageSpec{Serial: hal.Serial(st.Serial), Connections: []control.ConnectionSpec{{
-			Name: "direct", Kind: control.Direct, Addresses: []string{st.Endpoints[0], st.Endpoints[1]},
+		if _, err := c.StorageAdd(ctx, api.StorageSpec{Serial: hal.Serial(st.Serial), Connections: []api.ConnectionSpec{{
+			Name: "direct", Kind: api.Direct, Addresses: []string{st.Endpoints[0], st.Endpoints[1]},
 			User: "lockstep", PasswordFile: hapair.PasswordFile(r.dir, hal.Serial(st.Serial))}}}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := c.SessionCreate(ctx, name, session.MetroMirrorSingleDirection, cg, session.HoldIO); err != nil {
+	if err := c.SessionCreate(ctx, name, api.MetroMirrorSingleDirection, cg, api.HoldIO); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range r.lab.Topology().Pairs {
 		for _, i := range primaries {
 			if p.Source.Serial == topology.PrimarySerial(i) {
-				if err := c.SessionAddCopySet(ctx, name, session.CopySet{H1: p.Source, H2: p.Target}); err != nil {
+				if err := c.SessionAddCopySet(ctx, name, api.CopySet{H1: p.Source, H2: p.Target}); err != nil {
 					t.Fatal(err)
 				}
 			}
 		}
 	}
 	var last error
-	if err := eventually(func() bool { _, last = c.SessionCommand(ctx, name, session.CmdStartH1H2); return last == nil }); err != nil {
+	if err := eventually(func() bool { _, last = c.SessionCommand(ctx, name, api.CmdStartH1H2); return last == nil }); err != nil {
 		t.Fatalf("start-h1-h2 %s: %v", name, last)
 	}
 	if err := eventually(func() bool {
-		d, err := c.SessionCommand(ctx, name, session.CmdRefresh)
-		return err == nil && d.State == session.Prepared
+		d, err := c.SessionCommand(ctx, name, api.CmdRefresh)
+		return err == nil && d.State == api.StatePrepared
 	}); err != nil {
 		t.Fatalf("%s never Prepared", name)
 	}
 }
 
-func hasEvent(c *control.Client, id, contains string) bool {
+func hasEvent(c *client.Client, id, contains string) bool {
 	evs, err := c.Events(context.Background(), 0)
 	if err != nil {
 		return false
 	}
-	return slices.ContainsFunc(evs, func(e control.EventDoc) bool { return e.ID == id && strings.Contains(e.Text, contains) })
+	return slices.ContainsFunc(evs, func(e api.EventDoc) bool { return e.ID == id && strings.Contains(e.Text, contains) })
 }
 
 const (
@@ -214,7 +214,7 @@ func TestRestartWithUnsafeTimingsIsReadyButDegraded(t *testing.T) {
 	}
 	if err := eventually(func() bool {
 		d, err := c.SessionShow(ctx, "prod")
-		return err == nil && d.State == session.Suspended
+		return err == nil && d.State == api.StateSuspended
 	}); err != nil {
 		d, _ := c.SessionShow(ctx, "prod")
 		t.Fatalf("after a path failure: %s (%s), want Suspended without a refresh", d.State, d.Reason)
@@ -241,24 +241,24 @@ func TestUnreachableMemberWithoutHeartbeat(t *testing.T) {
 	}
 	if err := eventually(func() bool {
 		d, err := c.SessionShow(ctx, "prod")
-		return err == nil && d.Status == session.Warning
+		return err == nil && d.Status == api.StatusWarning
 	}); err != nil {
 		d, _ := c.SessionShow(ctx, "prod")
 		t.Fatalf("with %s unreachable: %s %s (%s), want Prepared, Warning", p1, d.State, d.Status, d.Reason)
 	}
 	d, _ := c.SessionShow(ctx, "prod")
-	if d.State != session.Prepared || !strings.Contains(d.Reason, p1) || time.Since(lost) > 5*time.Second {
+	if d.State != api.StatePrepared || !strings.Contains(d.Reason, p1) || time.Since(lost) > 5*time.Second {
 		t.Fatalf("%s %s (%s) after %v", d.State, d.Status, d.Reason, time.Since(lost))
 	}
 	if err := eventuallyWithin(15*time.Second, func() bool {
 		d, err := c.SessionShow(ctx, "prod")
-		return err == nil && d.Status == session.Severe
+		return err == nil && d.Status == api.StatusSevere
 	}); err != nil {
 		d, _ := c.SessionShow(ctx, "prod")
 		t.Fatalf("unreachable for %v: %s %s (%s), want Severe", time.Since(lost), d.State, d.Status, d.Reason)
 	}
 	d, _ = c.SessionShow(ctx, "prod")
-	if d.State != session.Prepared || d.Recoverable || !strings.Contains(d.Reason, "lowest CG timeout") {
+	if d.State != api.StatePrepared || d.Recoverable || !strings.Contains(d.Reason, "lowest CG timeout") {
 		t.Fatalf("%s %s recoverable %v (%s)", d.State, d.Status, d.Recoverable, d.Reason)
 	}
 	if !hasEvent(c, "LS2106E", p1) {

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 )
@@ -30,7 +30,7 @@ type viewProbe struct {
 	stoppedBeforePersist int
 }
 
-func (p *viewProbe) check(where string) control.HADoc {
+func (p *viewProbe) check(where string) api.HADoc {
 	doc, err := p.s.HAStatus(context.Background())
 	if err != nil {
 		p.report("%s: ha status: %v", where, err)
@@ -50,7 +50,7 @@ func (p *viewProbe) report(format string, args ...any) {
 
 // viewContradiction says what is wrong with a view that shows a server
 // acting in a role that does not act.
-func viewContradiction(doc control.HADoc) string {
+func viewContradiction(doc api.HADoc) string {
 	if doc.Acting && doc.Role != ha.Active.String() && doc.Role != ha.Standalone.String() {
 		return fmt.Sprintf("ha status shows a %s acting (epoch %d, state %s)", doc.Role, doc.Epoch, doc.State)
 	}

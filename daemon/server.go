@@ -13,6 +13,8 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/daemon/firewall"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
@@ -24,6 +26,7 @@ import (
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/internal/secretfile"
+	"github.com/lockstep-io/lockstep/internal/version"
 	"github.com/lockstep-io/lockstep/persist"
 )
 
@@ -35,7 +38,10 @@ type Options struct {
 	Logger   *slog.Logger
 	Level    *slog.LevelVar // changed on reload
 	Clock    clock.Clock
-	Version  string
+	// Version is lockstepd's version as main knows it (its -ldflags -X),
+	// which the status document and the Version property report ("":
+	// internal/version's).
+	Version string
 }
 
 // Server is one lockstepd.
@@ -51,7 +57,7 @@ type Server struct {
 	// acting core's first reports race with the bus name), for it to
 	// list once it does; earlyMu orders them with its start.
 	earlyMu sync.Mutex
-	early   []control.EventDoc
+	early   []api.EventDoc
 	snmp    *notify.SNMP
 	bus     *dbus.Conn
 	roots   *x509.CertPool              // [storage] ca_file; nil: no storage system is connected
@@ -79,6 +85,10 @@ type Server struct {
 	// under it, and selfView reads them, with the time, under it.
 	viewMu sync.Mutex
 	view   ha.State
+	// propsMu makes reading the view and setting the admin API's
+	// properties one step (publishProperties), so that of two calls the
+	// later one publishes the later view.
+	propsMu sync.Mutex
 	// idleBeat moves the watchdog's counter while no core runs: a
 	// standby has no core loop that could wedge.
 	idleBeat atomic.Uint64
@@ -92,6 +102,9 @@ func New(opt Options) (*Server, error) {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Version == "" {
+		opt.Version = version.Version
 	}
 	s := &Server{opt: opt, log: opt.Logger, clock: clock.OrReal(opt.Clock), drivers: map[hal.Serial]*direct.System{}}
 	s.cfg.Store(opt.Config)
@@ -148,7 +161,7 @@ func (s *Server) Run(ctx context.Context) error {
 	bus := s.opt.Bus
 	if bus == nil {
 		var err error
-		if bus, err = control.Connect(s.cfg.Load().Control.String()); err != nil {
+		if bus, err = client.Connect(s.cfg.Load().Control.String()); err != nil {
 			return fmt.Errorf("daemon: control bus: %w", err)
 		}
 		defer bus.Close()
@@ -198,7 +211,8 @@ func (s *Server) db() *session.DB { return s.store.DB() }
 // serveControl owns the bus name and serves the admin API; it is ready
 // once the name is owned.
 func (s *Server) serveControl(ctx context.Context, ready func()) error {
-	ctl, err := control.Serve(ctx, s.bus, s, control.Options{Logger: s.log, AdminGroup: s.cfg.Load().Control.AdminGroup})
+	ctl, err := control.Serve(ctx, s.bus, s, control.Options{Logger: s.log, AdminGroup: s.cfg.Load().Control.AdminGroup,
+		Properties: s.properties()})
 	if err != nil {
 		return err
 	}
@@ -207,6 +221,9 @@ func (s *Server) serveControl(ctx context.Context, ready func()) error {
 	early := s.early
 	s.early = nil
 	s.earlyMu.Unlock()
+	// A change between the properties given to Serve and the store above
+	// found no server to tell.
+	s.publishProperties()
 	for _, ev := range early {
 		_, _ = ctl.Emit(ev)
 	}
@@ -269,6 +286,32 @@ func (s *Server) updateStatus() {
 		line += "; DEGRADED: " + strings.Join(deg, "; ")
 	}
 	_ = s.opt.Notifier.Notify(line)
+	s.publishProperties()
+}
+
+// properties are the admin API's D-Bus properties: the role and HA state
+// of the server's view, and the epoch and heartbeat switch that the
+// status document shows.
+func (s *Server) properties() api.Properties {
+	st := s.selfView().st
+	return api.Properties{Role: st.Role.String(), HAState: st.HAState(), Heartbeat: s.registry().Heartbeat(),
+		Epoch: s.registry().Epoch(), Version: s.opt.Version}
+}
+
+// publishProperties brings the admin API's properties up to date, which
+// emits PropertiesChanged for those that changed. updateStatus calls it,
+// and every change of role, HA state, epoch or heartbeat switch ends in
+// updateStatus.
+func (s *Server) publishProperties() {
+	s.propsMu.Lock()
+	defer s.propsMu.Unlock()
+	ctl := s.ctl.Load()
+	if ctl == nil {
+		return // Serve takes them when it starts
+	}
+	if err := ctl.SetProperties(s.properties()); err != nil {
+		s.log.Warn("admin api properties changed but not announced", "err", err)
+	}
 }
 
 // emit logs a catalogue event and signals it on the bus.
@@ -283,7 +326,7 @@ func (s *Server) emit(e notify.Event, text string, kv ...string) {
 	if e.Trap {
 		s.snmp.Send(e, fields)
 	}
-	ev := control.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity), Text: text, Fields: fields}
+	ev := api.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity), Text: text, Fields: fields}
 	ctl := s.ctl.Load()
 	if ctl == nil {
 		s.earlyMu.Lock()
@@ -344,7 +387,7 @@ func (s *Server) systems() map[hal.Serial]hal.StorageSystem {
 func (s *Server) connect(serial hal.Serial) error {
 	var conn *registry.Connection
 	for _, c := range s.registry().Connections(serial) {
-		if c.Kind == string(control.Direct) {
+		if c.Kind == string(api.Direct) {
 			conn = &c
 			break
 		}

@@ -11,17 +11,17 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/config"
-	"github.com/lockstep-io/lockstep/daemon/control"
-	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/internal/privbus"
 )
 
 // startServer runs a lockstepd in-process on a private bus and returns a
 // client of its admin API.
-func startServer(t *testing.T) *control.Client { return startServerWith(t, "") }
+func startServer(t *testing.T) *client.Client { return startServerWith(t, "") }
 
 // startServerWith is startServer with more configuration (TOML tables).
-func startServerWith(t *testing.T, extra string) *control.Client {
+func startServerWith(t *testing.T, extra string) *client.Client {
 	t.Helper()
 	_, c := newServer(t, extra, nil)
 	return c
@@ -29,7 +29,7 @@ func startServerWith(t *testing.T, extra string) *control.Client {
 
 // newServer is startServerWith that also returns the server; setup, if
 // not nil, runs after New and before Run.
-func newServer(t *testing.T, extra string, setup func(*Server)) (*Server, *control.Client) {
+func newServer(t *testing.T, extra string, setup func(*Server)) (*Server, *client.Client) {
 	t.Helper()
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -49,7 +49,7 @@ func newServer(t *testing.T, extra string, setup func(*Server)) (*Server, *contr
 // startServerOn runs a lockstepd in-process with its state in dir, on
 // the bus at addr.
 // mods change the parsed configuration.
-func startServerOn(t *testing.T, dir, addr, extra string, mods ...func(*config.Config)) *control.Client {
+func startServerOn(t *testing.T, dir, addr, extra string, mods ...func(*config.Config)) *client.Client {
 	t.Helper()
 	_, c := serverOn(t, dir, addr, extra, nil, mods...)
 	return c
@@ -57,7 +57,7 @@ func startServerOn(t *testing.T, dir, addr, extra string, mods ...func(*config.C
 
 // serverOn is startServerOn that also returns the server; setup, if not
 // nil, runs after New and before Run.
-func serverOn(t *testing.T, dir, addr, extra string, setup func(*Server), mods ...func(*config.Config)) (*Server, *control.Client) {
+func serverOn(t *testing.T, dir, addr, extra string, setup func(*Server), mods ...func(*config.Config)) (*Server, *client.Client) {
 	t.Helper()
 	cfg, err := config.Parse("[server]\nname = \"t\"\nstate_dir = \"" + filepath.Join(dir, "state") +
 		"\"\n" + extra + "\n[control]\nbus = \"" + addr + "\"\n")
@@ -78,12 +78,12 @@ func serverOn(t *testing.T, dir, addr, extra string, setup func(*Server), mods .
 	done := make(chan error, 1)
 	go func() { done <- srv.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	conn, err := control.Connect(addr)
+	conn, err := client.Connect(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { conn.Close() })
-	c := control.NewClient(conn)
+	c := client.New(conn)
 	for i := 0; ; i++ {
 		if _, err := c.Status(context.Background()); err == nil {
 			return srv, c
@@ -98,9 +98,9 @@ func serverOn(t *testing.T, dir, addr, extra string, setup func(*Server), mods .
 func TestLastIPConnectionRemovalNeedsForceWhileHeartbeatOn(t *testing.T) {
 	c := startServerWith(t, storageCA(t))
 	ctx := context.Background()
-	spec := control.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []control.ConnectionSpec{
-		{Name: "direct", Kind: control.Direct, Addresses: []string{"127.0.0.1:1", "127.0.0.1:2"}},
-		{Name: "plex1", Kind: control.ZOS, Addresses: []string{"127.0.0.1:3"}, Sysplex: "PLEX1"},
+	spec := api.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []api.ConnectionSpec{
+		{Name: "direct", Kind: api.Direct, Addresses: []string{"127.0.0.1:1", "127.0.0.1:2"}},
+		{Name: "plex1", Kind: api.ZOS, Addresses: []string{"127.0.0.1:3"}, Sysplex: "PLEX1"},
 	}}
 	if _, err := c.StorageAdd(ctx, spec); err != nil {
 		t.Fatal(err)
@@ -109,7 +109,7 @@ func TestLastIPConnectionRemovalNeedsForceWhileHeartbeatOn(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := c.StorageRemove(ctx, "LAB.2107-75P0001", "direct", false)
-	if !errors.Is(err, control.ErrRefused) || !strings.Contains(err.Error(), "heartbeat off") {
+	if !errors.Is(err, api.ErrRefused) || !strings.Contains(err.Error(), "heartbeat off") {
 		t.Fatalf("removing the last TCP/IP connection: %v, want a refusal saying to disable the heartbeat", err)
 	}
 	ws, err := c.StorageRemove(ctx, "LAB.2107-75P0001", "direct", true)
@@ -145,10 +145,10 @@ func TestHAVerbsWithoutHA(t *testing.T) {
 			c := startServerWith(t, tc.extra)
 			ctx := context.Background()
 			err := c.HASetStandby(ctx, "tcp://127.0.0.1:9730", "b")
-			if !errors.Is(err, control.ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
+			if !errors.Is(err, api.ErrUnavailable) || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("ha set-standby: %v, want unavailable (%s)", err, tc.want)
 			}
-			if _, err := c.HATakeover(ctx); !errors.Is(err, control.ErrUnavailable) {
+			if _, err := c.HATakeover(ctx); !errors.Is(err, api.ErrUnavailable) {
 				t.Fatalf("ha takeover: %v", err)
 			}
 			doc, err := c.HAStatus(ctx)
@@ -189,7 +189,7 @@ func TestBackupRestoreStandalone(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.SessionCreate(ctx, "after-the-backup", session.MetroMirrorFailoverFailback, "", session.HoldIO); err != nil {
+	if err := c.SessionCreate(ctx, "after-the-backup", api.MetroMirrorFailoverFailback, "", api.HoldIO); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.BackupRestore(ctx, b.Name); err != nil {
@@ -198,10 +198,10 @@ func TestBackupRestoreStandalone(t *testing.T) {
 	if list, err := c.SessionList(ctx); err != nil || len(list) != 0 {
 		t.Fatalf("after the restore: sessions %v, %v; want none", list, err)
 	}
-	if err := c.BackupRestore(ctx, "lockstep-none.zip"); !errors.Is(err, control.ErrNotFound) {
+	if err := c.BackupRestore(ctx, "lockstep-none.zip"); !errors.Is(err, api.ErrNotFound) {
 		t.Fatalf("a missing backup: %v, want not found", err)
 	}
-	if err := c.BackupRestore(ctx, "../state/x.zip"); !errors.Is(err, control.ErrInvalid) {
+	if err := c.BackupRestore(ctx, "../state/x.zip"); !errors.Is(err, api.ErrInvalid) {
 		t.Fatalf("a path as the name: %v, want invalid", err)
 	}
 }

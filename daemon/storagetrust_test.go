@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/config"
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/drivers/wire"
@@ -37,10 +37,10 @@ func storageCA(t *testing.T) string {
 // system roots, which are never trusted for storage.
 func TestStorageAddNeedsTheCA(t *testing.T) {
 	c := startServer(t)
-	spec := control.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []control.ConnectionSpec{
-		{Name: "direct", Kind: control.Direct, Addresses: []string{"127.0.0.1:1", "127.0.0.1:2"}}}}
+	spec := api.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []api.ConnectionSpec{
+		{Name: "direct", Kind: api.Direct, Addresses: []string{"127.0.0.1:1", "127.0.0.1:2"}}}}
 	_, err := c.StorageAdd(context.Background(), spec)
-	if !errors.Is(err, control.ErrRefused) || !strings.Contains(err.Error(), "storage.ca_file") {
+	if !errors.Is(err, api.ErrRefused) || !strings.Contains(err.Error(), "storage.ca_file") {
 		t.Fatalf("storage add without a CA: %v, want a refusal naming storage.ca_file", err)
 	}
 	if list, err := c.StorageList(context.Background()); err != nil || len(list) != 0 {

@@ -111,7 +111,7 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 	only := fs.String("only", "", "run only \"scenarios\" (S1 and S2 in-process) or \"daemon\" (lockstepd driven by lockstepctl)")
 	bin := fs.String("bin", "", "folder holding lockstepd and lockstepctl (default: next to lockstep-lab)")
 	if err := fs.Parse(args); err != nil {
-		return fmt.Errorf("%w: %v", errUsage, err)
+		return fmt.Errorf("%w: %w", errUsage, err)
 	}
 	if *only != "daemon" {
 		if err := demoScenarios(ctx, out, *speed); err != nil {

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/privbus"
@@ -78,58 +80,58 @@ func (f *fake) take() []string {
 
 var (
 	at      = time.Date(2025, 3, 1, 12, 0, 0, 0, time.UTC)
-	h1, _   = session.ParseVolumeRef("LAB.2107-75P0001/1001")
-	h2, _   = session.ParseVolumeRef("LAB.2107-75P0002/1001")
-	prodDoc = control.SessionDoc{Name: "prod", Type: session.MetroMirrorFailoverFailback, CG: "prod-cg",
-		Policy: session.HoldIO, State: session.Prepared, Status: session.Normal, Copying: true,
-		ActiveSite: session.H1, Direction: session.H1ToH2,
-		CopySets:          []session.CopySet{{H1: h1, H2: h2}},
-		AvailableCommands: []session.Command{session.CmdSuspend, session.CmdTerminate}, Reason: "started", LastChange: at}
-	storageDoc = control.StorageDoc{Serial: "LAB.2107-75P0001", Reachable: true, Heartbeat: true,
-		Connections: []control.ConnectionDoc{{Name: "direct", Kind: control.Direct,
+	h1, _   = api.ParseVolumeRef("LAB.2107-75P0001/1001")
+	h2, _   = api.ParseVolumeRef("LAB.2107-75P0002/1001")
+	prodDoc = api.SessionDoc{Name: "prod", Type: api.MetroMirrorFailoverFailback, CG: "prod-cg",
+		Policy: api.HoldIO, State: api.StatePrepared, Status: api.StatusNormal, Copying: true,
+		ActiveSite: api.H1, Direction: api.H1ToH2,
+		CopySets:          []api.CopySet{{H1: h1, H2: h2}},
+		AvailableCommands: []api.SessionCommand{api.CmdSuspend, api.CmdTerminate}, Reason: "started", LastChange: at}
+	storageDoc = api.StorageDoc{Serial: "LAB.2107-75P0001", Reachable: true, Heartbeat: true,
+		Connections: []api.ConnectionDoc{{Name: "direct", Kind: api.Direct,
 			Addresses: []string{"127.0.0.1:1750", "127.0.0.1:1751"}, Heartbeat: true, State: "connected"}},
 		Sessions: []string{"prod"}}
 	lag = uint64(3)
 )
 
-func (f *fake) Status(context.Context) (control.StatusDoc, error) {
-	return control.StatusDoc{Server: "lockstep-a", Version: "1.2.3", Role: "active", HAState: "Synchronized", Epoch: 7,
-		Heartbeat: true, Sessions: control.SessionCounts{Total: 2, Normal: 1, Warning: 1, Recoverable: 1},
-		Storage: control.StorageCounts{Total: 8, Reachable: 7}}, nil
+func (f *fake) Status(context.Context) (api.StatusDoc, error) {
+	return api.StatusDoc{Server: "lockstep-a", Version: "1.2.3", Role: "active", HAState: "Synchronized", Epoch: 7,
+		Heartbeat: true, Sessions: api.SessionCounts{Total: 2, Normal: 1, Warning: 1, Recoverable: 1},
+		Storage: api.StorageCounts{Total: 8, Reachable: 7}}, nil
 }
-func (f *fake) StorageList(context.Context) ([]control.StorageDoc, error) {
-	return []control.StorageDoc{storageDoc}, nil
+func (f *fake) StorageList(context.Context) ([]api.StorageDoc, error) {
+	return []api.StorageDoc{storageDoc}, nil
 }
-func (f *fake) StorageShow(_ context.Context, serial hal.Serial) (control.StorageDoc, error) {
+func (f *fake) StorageShow(_ context.Context, serial hal.Serial) (api.StorageDoc, error) {
 	if serial != storageDoc.Serial {
-		return control.StorageDoc{}, fmt.Errorf("%w: storage system %s", control.ErrNotFound, serial)
+		return api.StorageDoc{}, fmt.Errorf("%w: storage system %s", api.ErrNotFound, serial)
 	}
 	return storageDoc, nil
 }
-func (f *fake) SessionList(context.Context) ([]control.SessionDoc, error) {
-	return []control.SessionDoc{prodDoc}, nil
+func (f *fake) SessionList(context.Context) ([]api.SessionDoc, error) {
+	return []api.SessionDoc{prodDoc}, nil
 }
-func (f *fake) SessionShow(_ context.Context, name string) (control.SessionDoc, error) {
+func (f *fake) SessionShow(_ context.Context, name string) (api.SessionDoc, error) {
 	return prodDoc, nil
 }
-func (f *fake) HeartbeatShow(context.Context) (control.HeartbeatDoc, error) {
-	return control.HeartbeatDoc{Enabled: true, Interval: control.Duration(time.Second), Groups: []control.HeartbeatGroupDoc{{
-		Name: "prod-cg", Phase: "mirroring", H: control.Duration(53 * time.Second),
-		Systems: []control.HeartbeatSystemDoc{{Serial: "LAB.2107-75P0001", Armed: true, LastReply: at}}}},
+func (f *fake) HeartbeatShow(context.Context) (api.HeartbeatDoc, error) {
+	return api.HeartbeatDoc{Enabled: true, Interval: api.Duration(time.Second), Groups: []api.HeartbeatGroupDoc{{
+		Name: "prod-cg", Phase: "mirroring", H: api.Duration(53 * time.Second),
+		Systems: []api.HeartbeatSystemDoc{{Serial: "LAB.2107-75P0001", Armed: true, LastReply: at}}}},
 		Warnings: []string{"LAB.2107-75P0009 has no TCP/IP connection"}}, nil
 }
-func (f *fake) BackupList(context.Context) ([]control.BackupDoc, error) {
-	return []control.BackupDoc{{Name: "lockstep-20250301T120000Z-42.zip", Created: at, Size: 1234, Epoch: 7, LastIndex: 42}}, nil
+func (f *fake) BackupList(context.Context) ([]api.BackupDoc, error) {
+	return []api.BackupDoc{{Name: "lockstep-20250301T120000Z-42.zip", Created: at, Size: 1234, Epoch: 7, LastIndex: 42}}, nil
 }
-func (f *fake) FirewallHints(_ context.Context, format control.FirewallFormat) (control.FirewallDoc, error) {
+func (f *fake) FirewallHints(_ context.Context, format api.FirewallFormat) (api.FirewallDoc, error) {
 	f.record("firewall %s", format)
-	return control.FirewallDoc{Format: format, Rules: "# rules in " + string(format) + "\n"}, nil
+	return api.FirewallDoc{Format: format, Rules: "# rules in " + string(format) + "\n"}, nil
 }
-func (f *fake) HAStatus(context.Context) (control.HADoc, error) {
-	return control.HADoc{Edition: "full", Role: "active", State: "Synchronized", Epoch: 7, Acting: true, LastIndex: 42,
+func (f *fake) HAStatus(context.Context) (api.HADoc, error) {
+	return api.HADoc{Edition: "full", Role: "active", State: "Synchronized", Epoch: 7, Acting: true, LastIndex: 42,
 		Listen: "tcp://127.0.0.1:9730", Partner: "tcp://127.0.0.1:9731", StandbyLag: &lag}, nil
 }
-func (f *fake) StorageAdd(_ context.Context, spec control.StorageSpec) ([]string, error) {
+func (f *fake) StorageAdd(_ context.Context, spec api.StorageSpec) ([]string, error) {
 	b, _ := json.Marshal(spec)
 	f.record("storage add %s", b)
 	return []string{"added while the heartbeat is on"}, nil
@@ -137,7 +139,7 @@ func (f *fake) StorageAdd(_ context.Context, spec control.StorageSpec) ([]string
 func (f *fake) StorageRemove(_ context.Context, serial hal.Serial, connection string, force bool) ([]string, error) {
 	f.record("storage remove %s %q %v", serial, connection, force)
 	if !force {
-		return nil, fmt.Errorf("%w: the heartbeat is on: use --force", control.ErrRefused)
+		return nil, fmt.Errorf("%w: the heartbeat is on: use --force", api.ErrRefused)
 	}
 	return []string{"sessions will be suspended"}, nil
 }
@@ -149,10 +151,10 @@ func (f *fake) SessionAddCopySet(_ context.Context, name string, cs session.Copy
 	f.record("session add-copyset %s %s %s", name, cs.H1, cs.H2)
 	return nil
 }
-func (f *fake) SessionCommand(_ context.Context, name string, cmd session.Command) (control.SessionDoc, error) {
+func (f *fake) SessionCommand(_ context.Context, name string, cmd session.Command) (api.SessionDoc, error) {
 	f.record("session cmd %s %s", name, cmd)
 	if cmd == session.CmdRecover {
-		return control.SessionDoc{}, fmt.Errorf("%w: recover is not allowed in state Prepared", session.ErrNotAllowed)
+		return api.SessionDoc{}, fmt.Errorf("%w: recover is not allowed in state Prepared", session.ErrNotAllowed)
 	}
 	return prodDoc, nil
 }
@@ -164,14 +166,14 @@ func (f *fake) HeartbeatSet(_ context.Context, on bool) ([]string, error) {
 	f.record("heartbeat %v", on)
 	return nil, nil
 }
-func (f *fake) BackupCreate(context.Context) (control.BackupDoc, error) {
+func (f *fake) BackupCreate(context.Context) (api.BackupDoc, error) {
 	f.record("backup create")
-	return control.BackupDoc{Name: "lockstep-20250301T120000Z-43.zip", Size: 999}, nil
+	return api.BackupDoc{Name: "lockstep-20250301T120000Z-43.zip", Size: 999}, nil
 }
 func (f *fake) BackupRestore(_ context.Context, name string) error {
 	f.record("backup restore %s", name)
 	if strings.Contains(name, "/") {
-		return fmt.Errorf("%w: backup name %q", control.ErrInvalid, name)
+		return fmt.Errorf("%w: backup name %q", api.ErrInvalid, name)
 	}
 	return nil
 }
@@ -183,15 +185,15 @@ func (f *fake) HASetAsStandby(_ context.Context, addr, name string) error {
 	f.record("ha set-as-standby %s %s", addr, name)
 	return nil
 }
-func (f *fake) HATakeover(context.Context) (control.TakeoverDoc, error) {
+func (f *fake) HATakeover(context.Context) (api.TakeoverDoc, error) {
 	f.record("ha takeover")
-	return control.TakeoverDoc{Epoch: 8, Unreachable: []hal.Serial{"LAB.2107-75P0002"}}, nil
+	return api.TakeoverDoc{Epoch: 8, Unreachable: []hal.Serial{"LAB.2107-75P0002"}}, nil
 }
 func (f *fake) HAReconnect(context.Context) error     { f.record("ha reconnect"); return nil }
 func (f *fake) HARemoveStandby(context.Context) error { f.record("ha remove-standby"); return nil }
 func (f *fake) HARemoveActive(context.Context) error {
 	f.record("ha remove-active")
-	return fmt.Errorf("%w: synchronized: remove the standby on the active instead", control.ErrRefused)
+	return fmt.Errorf("%w: synchronized: remove the standby on the active instead", api.ErrRefused)
 }
 
 // serve starts a private dbus-daemon with the fake behind the admin API,
@@ -209,7 +211,7 @@ func serve(t *testing.T, b control.Backend) (string, *control.Server) {
 		t.Fatal(err)
 	}
 	t.Cleanup(stop)
-	conn, err := control.Connect(addr)
+	conn, err := client.Connect(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +234,7 @@ func TestVerbs(t *testing.T) {
 	f := &fake{}
 	bus, srv := serve(t, f)
 	for i := range 3 {
-		if _, err := srv.Emit(control.EventDoc{At: at, ID: fmt.Sprintf("LS-100%d-I", i), Severity: "info", Text: fmt.Sprintf("event %d", i)}); err != nil {
+		if _, err := srv.Emit(api.EventDoc{At: at, ID: fmt.Sprintf("LS-100%d-I", i), Severity: "info", Text: fmt.Sprintf("event %d", i)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -372,7 +374,7 @@ func TestVerbs(t *testing.T) {
 func TestEventsFollow(t *testing.T) {
 	t.Parallel()
 	bus, srv := serve(t, &fake{})
-	if _, err := srv.Emit(control.EventDoc{At: at, ID: "LS-1000-I", Text: "before"}); err != nil {
+	if _, err := srv.Emit(api.EventDoc{At: at, ID: "LS-1000-I", Text: "before"}); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -398,7 +400,7 @@ func TestEventsFollow(t *testing.T) {
 	}
 	// Subscribed before the history was read: an event emitted now is
 	// printed.
-	if _, err := srv.Emit(control.EventDoc{At: at, ID: "LS-1001-I", Text: "after"}); err != nil {
+	if _, err := srv.Emit(api.EventDoc{At: at, ID: "LS-1001-I", Text: "after"}); err != nil {
 		t.Fatal(err)
 	}
 	for !strings.Contains(got, "after") {

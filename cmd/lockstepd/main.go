@@ -21,7 +21,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon"
 	"github.com/lockstep-io/lockstep/daemon/config"
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/internal/version"
 )
@@ -104,7 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(out)
 	opt := daemon.Options{Config: cfg, Logger: logger, Level: level, Version: version.Version}
 	if *bus != "" {
-		conn, err := control.Connect(*bus)
+		conn, err := client.Connect(*bus)
 		if err != nil {
 			logger.Error("admin bus", "bus", *bus, "err", err)
 			return 1

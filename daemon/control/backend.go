@@ -3,6 +3,7 @@ package control
 import (
 	"context"
 
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
 )
@@ -15,40 +16,40 @@ import (
 //
 // Methods are called concurrently, each in its own goroutine, with a
 // context that ends when the server is closed or the Serve context ends.
-// An error should wrap one of ErrNotFound, ErrInvalid, ErrRefused,
+// An error should wrap one of api.ErrNotFound, ErrInvalid, ErrRefused,
 // ErrUnavailable or a sentinel of package session, with a message an
 // admin can act on ("disable the heartbeat first: ..."); anything else is
-// sent as ErrorFailed. Lists may be nil; they are sent as [].
+// sent as api.ErrorFailed. Lists may be nil; they are sent as [].
 //
 // The event history (Events) is not here: the server keeps it from what
 // Server.Emit is given.
 type Backend interface {
 	// Status is the summary of lockstepctl status.
-	Status(ctx context.Context) (StatusDoc, error)
+	Status(ctx context.Context) (api.StatusDoc, error)
 	// StorageList lists the storage systems, sorted by serial.
-	StorageList(ctx context.Context) ([]StorageDoc, error)
-	// StorageShow is one storage system, ErrNotFound if unknown.
-	StorageShow(ctx context.Context, serial hal.Serial) (StorageDoc, error)
+	StorageList(ctx context.Context) ([]api.StorageDoc, error)
+	// StorageShow is one storage system, api.ErrNotFound if unknown.
+	StorageShow(ctx context.Context, serial hal.Serial) (api.StorageDoc, error)
 	// SessionList lists the sessions, sorted by name.
-	SessionList(ctx context.Context) ([]SessionDoc, error)
-	// SessionShow is one session, ErrNotFound (or
+	SessionList(ctx context.Context) ([]api.SessionDoc, error)
+	// SessionShow is one session, api.ErrNotFound (or
 	// session.ErrUnknownSession) if unknown.
-	SessionShow(ctx context.Context, name string) (SessionDoc, error)
+	SessionShow(ctx context.Context, name string) (api.SessionDoc, error)
 	// HeartbeatShow is the heartbeat switch and what the core does.
-	HeartbeatShow(ctx context.Context) (HeartbeatDoc, error)
+	HeartbeatShow(ctx context.Context) (api.HeartbeatDoc, error)
 	// BackupList lists the backups, oldest first.
-	BackupList(ctx context.Context) ([]BackupDoc, error)
+	BackupList(ctx context.Context) ([]api.BackupDoc, error)
 	// FirewallHints are the flows this server needs, written in format.
-	FirewallHints(ctx context.Context, format FirewallFormat) (FirewallDoc, error)
+	FirewallHints(ctx context.Context, format api.FirewallFormat) (api.FirewallDoc, error)
 	// HAStatus is the HA relationship as this server sees it.
-	HAStatus(ctx context.Context) (HADoc, error)
+	HAStatus(ctx context.Context) (api.HADoc, error)
 
 	// StorageAdd adds a storage system, or connections to a known one,
 	// and returns warnings (a z/OS-only system while the heartbeat is on).
-	StorageAdd(ctx context.Context, spec StorageSpec) (warnings []string, err error)
+	StorageAdd(ctx context.Context, spec api.StorageSpec) (warnings []string, err error)
 	// StorageRemove removes one connection (connection non-empty) or the
 	// whole storage system. Removing the last TCP/IP connection of a
-	// system while the heartbeat is on is refused (ErrRefused: disable
+	// system while the heartbeat is on is refused (api.ErrRefused: disable
 	// the heartbeat first) unless force; removing a system that sessions
 	// use is refused.
 	StorageRemove(ctx context.Context, serial hal.Serial, connection string, force bool) (warnings []string, err error)
@@ -59,14 +60,14 @@ type Backend interface {
 	// SessionCommand runs a session command and returns the session after
 	// it; a refusal by the allowed-commands table wraps
 	// session.ErrNotAllowed.
-	SessionCommand(ctx context.Context, name string, cmd session.Command) (SessionDoc, error)
+	SessionCommand(ctx context.Context, name string, cmd session.Command) (api.SessionDoc, error)
 	// SessionRemove removes a Defined session.
 	SessionRemove(ctx context.Context, name string) error
 	// HeartbeatSet turns the server-wide heartbeat switch on or off and
 	// returns warnings (storage systems it cannot reach over TCP/IP).
 	HeartbeatSet(ctx context.Context, on bool) (warnings []string, err error)
 	// BackupCreate writes a backup now.
-	BackupCreate(ctx context.Context) (BackupDoc, error)
+	BackupCreate(ctx context.Context) (api.BackupDoc, error)
 	// BackupRestore restores a backup after checking every checksum; it
 	// changes nothing if one fails.
 	BackupRestore(ctx context.Context, name string) error
@@ -78,7 +79,7 @@ type Backend interface {
 	// named name ("": [ha] partner_name).
 	HASetAsStandby(ctx context.Context, addr, name string) error
 	// HATakeover, on the standby, makes it the active with a raised epoch.
-	HATakeover(ctx context.Context) (TakeoverDoc, error)
+	HATakeover(ctx context.Context) (api.TakeoverDoc, error)
 	// HAReconnect retries the connection to the partner now.
 	HAReconnect(ctx context.Context) error
 	// HARemoveStandby, on the active, ends the relationship.

@@ -13,6 +13,8 @@ import (
 	"testing"
 
 	"github.com/godbus/dbus/v5"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 )
 
 // The bus tests run a private dbus-daemon configured like Debian's system
@@ -90,7 +92,7 @@ func needBus(t *testing.T) string {
 		requirePeer(t, "dbus-daemon not found (Debian package dbus-daemon): %v", err)
 	}
 	if os.Geteuid() != 0 {
-		requirePeer(t, "the bus tests need root: they own %s as root and run a client as uid %d", BusName, helperUID)
+		requirePeer(t, "the bus tests need root: they own %s as root and run a client as uid %d", api.BusName, helperUID)
 	}
 	return daemon
 }
@@ -136,7 +138,7 @@ func startBus(t *testing.T, policy string) (addr string) {
 // connect opens a connection to addr, closed at the end of the test.
 func connect(t *testing.T, addr string) *dbus.Conn {
 	t.Helper()
-	conn, err := Connect(addr)
+	conn, err := client.Connect(addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +151,7 @@ type env struct {
 	addr    string
 	server  *Server
 	backend *fakeBackend
-	client  *Client
+	client  *client.Client
 	conn    *dbus.Conn // the client's connection
 }
 
@@ -170,7 +172,7 @@ func newEnvPolicy(t *testing.T, policy string, opts Options) *env {
 	t.Cleanup(func() { srv.Close() })
 	e.server = srv
 	e.conn = connect(t, e.addr)
-	e.client = NewClient(e.conn)
+	e.client = client.New(e.conn)
 	return e
 }
 

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
 )
@@ -67,58 +68,58 @@ func (f *fakeBackend) called(method string) bool { return slices.Contains(f.meth
 // Canned answers.
 var (
 	testTime    = time.Date(2025, 3, 4, 5, 6, 7, 0, time.UTC)
-	testStatus  = StatusDoc{Server: "mgr1", Version: "1.2.3", Role: "active", HAState: "Synchronized", Epoch: 7, Heartbeat: true, Sessions: SessionCounts{Total: 2, Normal: 1, Severe: 1}, Storage: StorageCounts{Total: 8, Reachable: 7}}
-	testStorage = StorageDoc{Serial: "LAB.2107-75P0001", Reachable: true, Heartbeat: true, Connections: []ConnectionDoc{{Name: "direct", Kind: Direct, Addresses: []string{"127.0.0.1:7001", "127.0.0.1:7002"}, Heartbeat: true, State: "connected"}}, Sessions: []string{"s1"}}
-	testSession = SessionDoc{Name: "s1", Type: session.MetroMirrorFailoverFailback, CG: "cg1", Policy: session.HoldIO, State: session.Suspended, Status: session.Severe, Recoverable: true, IOHeld: true, ActiveSite: session.H1, Direction: session.H1ToH2,
-		CopySets: []session.CopySet{{H1: hal.VolumeRef{Serial: "A", Volume: 0x1001}, H2: hal.VolumeRef{Serial: "B", Volume: 0x1001}}}, AvailableCommands: []session.Command{session.CmdReleaseIO, session.CmdRecover}, Reason: "freeze: path down", LastChange: testTime}
-	testHeartbeat = HeartbeatDoc{Enabled: true, Interval: Duration(time.Second), Groups: []HeartbeatGroupDoc{{Name: "cg1", Phase: "mirroring", H: Duration(55 * time.Second), Systems: []HeartbeatSystemDoc{{Serial: "A", Armed: true, LastSent: testTime}}}}, Warnings: []string{}}
-	testBackup    = BackupDoc{Name: "lockstep-20250304T050607Z.zip", Created: testTime, Size: 4096, Version: "1.2.3", Epoch: 7, LastIndex: 99}
-	testFirewall  = FirewallDoc{Format: FirewallNft, Rules: "tcp dport 7400 accept", Hints: []FirewallHintDoc{{Direction: "in", Protocol: "tcp", LocalPorts: "7400", RemotePorts: "32768-60999", Purpose: "HA peer"}}}
-	testHA        = HADoc{Edition: "full", Role: "active", State: "Synchronized", Epoch: 7, Partner: "tcp://mgr2:7400", PartnerRole: "standby", ReconnectLimit: 10, Unreachable: []hal.Serial{},
-		Readiness: []ReadinessDoc{}}
-	testTakeover = TakeoverDoc{Epoch: 8, Unreachable: []hal.Serial{"ZOSONLY"},
-		Readiness: []ReadinessDoc{{Serial: "ZOSONLY", Reason: "only a z/OS connection (sysplex PLEX1)"}},
+	testStatus  = api.StatusDoc{Server: "mgr1", Version: "1.2.3", Role: "active", HAState: "Synchronized", Epoch: 7, Heartbeat: true, Sessions: api.SessionCounts{Total: 2, Normal: 1, Severe: 1}, Storage: api.StorageCounts{Total: 8, Reachable: 7}}
+	testStorage = api.StorageDoc{Serial: "LAB.2107-75P0001", Reachable: true, Heartbeat: true, Connections: []api.ConnectionDoc{{Name: "direct", Kind: api.Direct, Addresses: []string{"127.0.0.1:7001", "127.0.0.1:7002"}, Heartbeat: true, State: "connected"}}, Sessions: []string{"s1"}}
+	testSession = api.SessionDoc{Name: "s1", Type: api.MetroMirrorFailoverFailback, CG: "cg1", Policy: api.HoldIO, State: api.StateSuspended, Status: api.StatusSevere, Recoverable: true, IOHeld: true, ActiveSite: api.H1, Direction: api.H1ToH2,
+		CopySets: []api.CopySet{{H1: hal.VolumeRef{Serial: "A", Volume: 0x1001}, H2: hal.VolumeRef{Serial: "B", Volume: 0x1001}}}, AvailableCommands: []api.SessionCommand{api.CmdReleaseIO, api.CmdRecover}, Reason: "freeze: path down", LastChange: testTime}
+	testHeartbeat = api.HeartbeatDoc{Enabled: true, Interval: api.Duration(time.Second), Groups: []api.HeartbeatGroupDoc{{Name: "cg1", Phase: "mirroring", H: api.Duration(55 * time.Second), Systems: []api.HeartbeatSystemDoc{{Serial: "A", Armed: true, LastSent: testTime}}}}, Warnings: []string{}}
+	testBackup    = api.BackupDoc{Name: "lockstep-20250304T050607Z.zip", Created: testTime, Size: 4096, Version: "1.2.3", Epoch: 7, LastIndex: 99}
+	testFirewall  = api.FirewallDoc{Format: api.FirewallNft, Rules: "tcp dport 7400 accept", Hints: []api.FirewallHintDoc{{Direction: "in", Protocol: "tcp", LocalPorts: "7400", RemotePorts: "32768-60999", Purpose: "HA peer"}}}
+	testHA        = api.HADoc{Edition: "full", Role: "active", State: "Synchronized", Epoch: 7, Partner: "tcp://mgr2:7400", PartnerRole: "standby", ReconnectLimit: 10, Unreachable: []hal.Serial{},
+		Readiness: []api.ReadinessDoc{}}
+	testTakeover = api.TakeoverDoc{Epoch: 8, Unreachable: []hal.Serial{"ZOSONLY"},
+		Readiness: []api.ReadinessDoc{{Serial: "ZOSONLY", Reason: "only a z/OS connection (sysplex PLEX1)"}},
 		Warnings:  []string{"ZOSONLY: z/OS connection outside this sysplex"}}
 	testWarnings = []string{"heartbeat cannot reach ZOSONLY: no TCP/IP connection"}
 )
 
-func (f *fakeBackend) Status(ctx context.Context) (StatusDoc, error) {
+func (f *fakeBackend) Status(ctx context.Context) (api.StatusDoc, error) {
 	return testStatus, f.record("Status")
 }
 
-func (f *fakeBackend) StorageList(ctx context.Context) ([]StorageDoc, error) {
-	return []StorageDoc{testStorage}, f.record("StorageList")
+func (f *fakeBackend) StorageList(ctx context.Context) ([]api.StorageDoc, error) {
+	return []api.StorageDoc{testStorage}, f.record("StorageList")
 }
 
-func (f *fakeBackend) StorageShow(ctx context.Context, serial hal.Serial) (StorageDoc, error) {
+func (f *fakeBackend) StorageShow(ctx context.Context, serial hal.Serial) (api.StorageDoc, error) {
 	return testStorage, f.record("StorageShow", serial)
 }
 
-func (f *fakeBackend) SessionList(ctx context.Context) ([]SessionDoc, error) {
+func (f *fakeBackend) SessionList(ctx context.Context) ([]api.SessionDoc, error) {
 	return nil, f.record("SessionList") // nil must arrive as []
 }
 
-func (f *fakeBackend) SessionShow(ctx context.Context, name string) (SessionDoc, error) {
+func (f *fakeBackend) SessionShow(ctx context.Context, name string) (api.SessionDoc, error) {
 	return testSession, f.record("SessionShow", name)
 }
 
-func (f *fakeBackend) HeartbeatShow(ctx context.Context) (HeartbeatDoc, error) {
+func (f *fakeBackend) HeartbeatShow(ctx context.Context) (api.HeartbeatDoc, error) {
 	return testHeartbeat, f.record("HeartbeatShow")
 }
 
-func (f *fakeBackend) BackupList(ctx context.Context) ([]BackupDoc, error) {
-	return []BackupDoc{testBackup}, f.record("BackupList")
+func (f *fakeBackend) BackupList(ctx context.Context) ([]api.BackupDoc, error) {
+	return []api.BackupDoc{testBackup}, f.record("BackupList")
 }
 
-func (f *fakeBackend) FirewallHints(ctx context.Context, format FirewallFormat) (FirewallDoc, error) {
+func (f *fakeBackend) FirewallHints(ctx context.Context, format api.FirewallFormat) (api.FirewallDoc, error) {
 	return testFirewall, f.record("FirewallHints", format)
 }
 
-func (f *fakeBackend) HAStatus(ctx context.Context) (HADoc, error) {
+func (f *fakeBackend) HAStatus(ctx context.Context) (api.HADoc, error) {
 	return testHA, f.record("HAStatus")
 }
 
-func (f *fakeBackend) StorageAdd(ctx context.Context, spec StorageSpec) ([]string, error) {
+func (f *fakeBackend) StorageAdd(ctx context.Context, spec api.StorageSpec) ([]string, error) {
 	return testWarnings, f.record("StorageAdd", spec)
 }
 
@@ -134,7 +135,7 @@ func (f *fakeBackend) SessionAddCopySet(ctx context.Context, name string, cs ses
 	return f.record("SessionAddCopySet", name, cs)
 }
 
-func (f *fakeBackend) SessionCommand(ctx context.Context, name string, cmd session.Command) (SessionDoc, error) {
+func (f *fakeBackend) SessionCommand(ctx context.Context, name string, cmd session.Command) (api.SessionDoc, error) {
 	return testSession, f.record("SessionCommand", name, cmd)
 }
 
@@ -146,7 +147,7 @@ func (f *fakeBackend) HeartbeatSet(ctx context.Context, on bool) ([]string, erro
 	return testWarnings, f.record("HeartbeatSet", on)
 }
 
-func (f *fakeBackend) BackupCreate(ctx context.Context) (BackupDoc, error) {
+func (f *fakeBackend) BackupCreate(ctx context.Context) (api.BackupDoc, error) {
 	return testBackup, f.record("BackupCreate")
 }
 
@@ -162,7 +163,7 @@ func (f *fakeBackend) HASetAsStandby(ctx context.Context, addr, name string) err
 	return f.record("HASetAsStandby", addr, name)
 }
 
-func (f *fakeBackend) HATakeover(ctx context.Context) (TakeoverDoc, error) {
+func (f *fakeBackend) HATakeover(ctx context.Context) (api.TakeoverDoc, error) {
 	return testTakeover, f.record("HATakeover")
 }
 

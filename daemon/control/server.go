@@ -18,6 +18,7 @@ import (
 	"github.com/godbus/dbus/v5"
 	"github.com/godbus/dbus/v5/introspect"
 
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
@@ -40,10 +41,15 @@ type Options struct {
 	// bus policy should name the same group; the server checks it
 	// itself in any case.
 	AdminGroup string
+	// Properties are the properties from the start, until SetProperties
+	// (an empty Role is "unknown", an empty HAState "Unknown", an empty
+	// Version the build's, internal/version): given here, a client that
+	// finds the name owned never reads placeholders.
+	Properties api.Properties
 }
 
-// Server is the admin API on one bus connection: it owns BusName, exports
-// ObjectPath, calls the Backend for each method, keeps the recent events
+// Server is the admin API on one bus connection: it owns api.BusName, exports
+// api.ObjectPath, calls the Backend for each method, keeps the recent events
 // and the properties, and emits the signals.
 type Server struct {
 	conn    *dbus.Conn
@@ -60,22 +66,21 @@ type Server struct {
 	// mu guards what follows, and keeps signals in the order of the
 	// changes they announce.
 	mu      sync.Mutex
-	props   Properties
-	events  []EventDoc // the last EventRingSize events, oldest first
+	props   api.Properties
+	events  []api.EventDoc // the last EventRingSize events, oldest first
 	lastSeq uint64
 	closed  bool
 }
 
-// Serve exports the admin API on conn, then requests BusName, and
+// Serve exports the admin API on conn, then requests api.BusName, and
 // returns: method calls are served on conn's own goroutines until Close.
 // The backend's calls get a context derived from ctx. Every change is
 // refused to callers other than root, the daemon's user and the members
 // of opts.AdminGroup, whatever the bus's policy. Serve fails with ErrNameTaken if another connection owns the
-// name (another lockstepd runs), and with ErrAccessDenied if the bus
+// name (another lockstepd runs), and with api.ErrAccessDenied if the bus
 // policy does not let this user own it.
 //
-// Until SetProperties, the properties are Role "unknown", HAState
-// "Unknown" and Version the build's (internal/version).
+// Until SetProperties, the properties are opts.Properties.
 func Serve(ctx context.Context, conn *dbus.Conn, backend Backend, opts Options) (*Server, error) {
 	if conn == nil || backend == nil {
 		return nil, errors.New("control: Serve needs a bus connection and a backend")
@@ -91,29 +96,39 @@ func Serve(ctx context.Context, conn *dbus.Conn, backend Backend, opts Options) 
 	if opts.AdminGroup == "" {
 		opts.AdminGroup = DefaultAdminGroup
 	}
+	props := opts.Properties
+	if props.Role == "" {
+		props.Role = "unknown"
+	}
+	if props.HAState == "" {
+		props.HAState = "Unknown"
+	}
+	if props.Version == "" {
+		props.Version = version.Version
+	}
 	s := &Server{
 		conn:       conn,
 		backend:    backend,
 		logger:     logger,
 		adminGroup: opts.AdminGroup,
 		self:       uint32(os.Geteuid()),
-		props:      Properties{Role: "unknown", HAState: "Unknown", Version: version.Version},
+		props:      props,
 	}
 	s.ctx, s.cancel = context.WithCancel(ctx)
 	exports := []struct {
 		v     any
 		iface string
 	}{
-		{reads{s}, Interface},
-		{admin{s}, AdminInterface},
+		{reads{s}, api.Interface},
+		{admin{s}, api.AdminInterface},
 		{propsObject{s}, ifaceProperties},
 		{introspect.Introspectable(xmlDoc), ifaceIntrospect},
 	}
 	for _, e := range exports {
-		if err := conn.Export(e.v, ObjectPath, e.iface); err != nil {
+		if err := conn.Export(e.v, api.ObjectPath, e.iface); err != nil {
 			s.unexport()
 			s.cancel()
-			return nil, fmt.Errorf("control: export %s on %s: %w", e.iface, ObjectPath, err)
+			return nil, fmt.Errorf("control: export %s on %s: %w", e.iface, api.ObjectPath, err)
 		}
 	}
 	// Exported first, so that the first call after the name is ours
@@ -123,33 +138,33 @@ func Serve(ctx context.Context, conn *dbus.Conn, backend Backend, opts Options) 
 		s.cancel()
 		return nil, err
 	}
-	logger.Info("admin api on the bus", "name", BusName, "path", ObjectPath)
+	logger.Info("admin api on the bus", "name", api.BusName, "path", api.ObjectPath)
 	return s, nil
 }
 
 func (s *Server) requestName(ctx context.Context) error {
 	var reply uint32
 	err := s.conn.BusObject().CallWithContext(ctx, "org.freedesktop.DBus.RequestName", 0,
-		BusName, uint32(dbus.NameFlagDoNotQueue)).Store(&reply)
+		api.BusName, uint32(dbus.NameFlagDoNotQueue)).Store(&reply)
 	var de dbus.Error
 	switch {
 	case errors.As(err, &de) && de.Name == "org.freedesktop.DBus.Error.AccessDenied":
 		return fmt.Errorf("%w: this user may not own %s on this bus: run lockstepd as user lockstep or root, "+
-			"with org.lockstep.Manager1.conf in /usr/share/dbus-1/system.d/ (bus: %s)", ErrAccessDenied, BusName, de.Error())
+			"with org.lockstep.Manager1.conf in /usr/share/dbus-1/system.d/ (bus: %s)", api.ErrAccessDenied, api.BusName, de.Error())
 	case err != nil:
-		return fmt.Errorf("control: request bus name %s: %w", BusName, err)
+		return fmt.Errorf("control: request bus name %s: %w", api.BusName, err)
 	case dbus.RequestNameReply(reply) == dbus.RequestNameReplyPrimaryOwner,
 		dbus.RequestNameReply(reply) == dbus.RequestNameReplyAlreadyOwner:
 		return nil
 	}
-	return fmt.Errorf("%w: %s is owned by %s: is another lockstepd running?", ErrNameTaken, BusName, s.owner(ctx))
+	return fmt.Errorf("%w: %s is owned by %s: is another lockstepd running?", ErrNameTaken, api.BusName, s.owner(ctx))
 }
 
-// owner describes the connection that owns BusName, for an error message.
+// owner describes the connection that owns api.BusName, for an error message.
 func (s *Server) owner(ctx context.Context) string {
 	bus := s.conn.BusObject()
 	var unique string
-	if err := bus.CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, BusName).Store(&unique); err != nil {
+	if err := bus.CallWithContext(ctx, "org.freedesktop.DBus.GetNameOwner", 0, api.BusName).Store(&unique); err != nil {
 		return "another connection"
 	}
 	var pid uint32
@@ -160,13 +175,13 @@ func (s *Server) owner(ctx context.Context) string {
 }
 
 func (s *Server) unexport() {
-	for _, iface := range []string{Interface, AdminInterface, ifaceProperties, ifaceIntrospect} {
-		_ = s.conn.Export(nil, ObjectPath, iface)
+	for _, iface := range []string{api.Interface, api.AdminInterface, ifaceProperties, ifaceIntrospect} {
+		_ = s.conn.Export(nil, api.ObjectPath, iface)
 	}
 }
 
 // Close stops serving: it cancels the backend calls in flight and
-// releases BusName. It does not close the connection, and leaves the
+// releases api.BusName. It does not close the connection, and leaves the
 // object exported: godbus reads its table of objects without a lock when
 // it introspects a path nobody exported, so removing objects while the
 // connection serves could race with any peer's Introspect. A call that
@@ -181,8 +196,8 @@ func (s *Server) Close() error {
 		return nil
 	}
 	s.cancel()
-	if _, err := s.conn.ReleaseName(BusName); err != nil {
-		return fmt.Errorf("control: release bus name %s: %w", BusName, err)
+	if _, err := s.conn.ReleaseName(api.BusName); err != nil {
+		return fmt.Errorf("control: release bus name %s: %w", api.BusName, err)
 	}
 	return nil
 }
@@ -191,16 +206,16 @@ func (s *Server) Close() error {
 // signal. A zero ev.Seq gets the number after the last; a non-zero one
 // must be above the last (the daemon may number events itself, e.g. to
 // share the numbers with its SNMP traps), else Emit records nothing and
-// returns an error wrapping ErrInvalid. It returns the event as recorded.
+// returns an error wrapping api.ErrInvalid. It returns the event as recorded.
 // A failure to send the signal is returned, but the event stays recorded.
-func (s *Server) Emit(ev EventDoc) (EventDoc, error) {
+func (s *Server) Emit(ev api.EventDoc) (api.EventDoc, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch {
 	case ev.Seq == 0:
 		ev.Seq = s.lastSeq + 1
 	case ev.Seq <= s.lastSeq:
-		return ev, fmt.Errorf("%w: event number %d is not above the last one, %d", ErrInvalid, ev.Seq, s.lastSeq)
+		return ev, fmt.Errorf("%w: event number %d is not above the last one, %d", api.ErrInvalid, ev.Seq, s.lastSeq)
 	}
 	ev.Fields = maps.Clone(ev.Fields)
 	s.lastSeq = ev.Seq
@@ -216,14 +231,14 @@ func (s *Server) Emit(ev EventDoc) (EventDoc, error) {
 	if !ev.At.IsZero() && ev.At.UnixMicro() > 0 {
 		at = uint64(ev.At.UnixMicro())
 	}
-	if err := s.conn.Emit(ObjectPath, signalEvent, ev.Seq, ev.ID, ev.Severity, ev.Text, string(fields), at); err != nil {
+	if err := s.conn.Emit(api.ObjectPath, api.EventSignal, ev.Seq, ev.ID, ev.Severity, ev.Text, string(fields), at); err != nil {
 		return ev, fmt.Errorf("control: send event %d: %w", ev.Seq, err)
 	}
 	return ev, nil
 }
 
 // eventsSince is the recorded events numbered above since, oldest first.
-func (s *Server) eventsSince(since uint64) []EventDoc {
+func (s *Server) eventsSince(since uint64) []api.EventDoc {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	i := sort.Search(len(s.events), func(i int) bool { return s.events[i].Seq > since })
@@ -232,13 +247,13 @@ func (s *Server) eventsSince(since uint64) []EventDoc {
 
 // SetProperties replaces the properties and emits one PropertiesChanged
 // with those that changed (none if nothing did). An empty Version keeps
-// the build's.
-func (s *Server) SetProperties(p Properties) error {
-	if p.Version == "" {
-		p.Version = version.Version
-	}
+// the current one.
+func (s *Server) SetProperties(p api.Properties) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if p.Version == "" {
+		p.Version = s.props.Version
+	}
 	old, now := propertyMap(s.props), propertyMap(p)
 	s.props = p
 	changed := map[string]dbus.Variant{}
@@ -250,14 +265,14 @@ func (s *Server) SetProperties(p Properties) error {
 	if len(changed) == 0 {
 		return nil
 	}
-	if err := s.conn.Emit(ObjectPath, signalPropsChanged, Interface, changed, []string{}); err != nil {
+	if err := s.conn.Emit(api.ObjectPath, signalPropsChanged, api.Interface, changed, []string{}); err != nil {
 		return fmt.Errorf("control: send PropertiesChanged: %w", err)
 	}
 	return nil
 }
 
 // propertyMap is p as the values of GetAll, named as in propertyTypes.
-func propertyMap(p Properties) map[string]dbus.Variant {
+func propertyMap(p api.Properties) map[string]dbus.Variant {
 	return map[string]dbus.Variant{
 		"Role":      dbus.MakeVariant(p.Role),
 		"HAState":   dbus.MakeVariant(p.HAState),
@@ -283,7 +298,7 @@ func (s *Server) reply(method string, v any, err error) (string, *dbus.Error) {
 // logged, since they are the daemon's own failures.
 func (s *Server) fail(method string, err error) *dbus.Error {
 	de := toDBusError(err)
-	if de.Name == ErrorFailed {
+	if de.Name == api.ErrorFailed {
 		s.logger.Warn("admin api call failed", "method", method, "err", err)
 	}
 	return de
@@ -309,20 +324,20 @@ func (s *Server) audit(sender dbus.Sender, method string, err error, args ...any
 // user, or a member of the admin group (by the user database, as the bus
 // policy's group= rule reads it). It asks the bus who sender is, so it
 // holds on any bus, whatever its policy (DESIGN.md §12). Refusals wrap
-// ErrAccessDenied and say who was refused and why.
+// api.ErrAccessDenied and say who was refused and why.
 func (s *Server) authorize(sender dbus.Sender) error {
 	var uid uint32
 	if err := s.conn.BusObject().CallWithContext(s.ctx, "org.freedesktop.DBus.GetConnectionUnixUser", 0,
 		string(sender)).Store(&uid); err != nil {
 		return fmt.Errorf("%w: the bus does not say which user %s is (%v), so it may not change anything",
-			ErrAccessDenied, sender, err)
+			api.ErrAccessDenied, sender, err)
 	}
 	if uid == 0 || uid == s.self {
 		return nil
 	}
 	deny := func(why string) error {
 		return fmt.Errorf("%w: uid %d %s: changes need root or membership of group %s",
-			ErrAccessDenied, uid, why, s.adminGroup)
+			api.ErrAccessDenied, uid, why, s.adminGroup)
 	}
 	u, err := user.LookupId(strconv.FormatUint(uint64(uid), 10))
 	if err != nil {
@@ -342,10 +357,12 @@ func (s *Server) authorize(sender dbus.Sender) error {
 	return deny(fmt.Sprintf("(%s) is not a member of group %s", u.Username, s.adminGroup))
 }
 
-// invalid wraps a parse error of an argument in ErrInvalid.
-func invalid(what string, err error) error { return fmt.Errorf("%w: %s: %w", ErrInvalid, what, err) }
+// invalid wraps a parse error of an argument in api.ErrInvalid.
+func invalid(what string, err error) error {
+	return fmt.Errorf("%w: %s: %w", api.ErrInvalid, what, err)
+}
 
-// reads is exported as Interface: every method is one read.
+// reads is exported as api.Interface: every method is one read.
 type reads struct{ s *Server }
 
 func (r reads) Status() (string, *dbus.Error) {
@@ -359,8 +376,8 @@ func (r reads) StorageList() (string, *dbus.Error) {
 }
 
 func (r reads) StorageShow(serial string) (string, *dbus.Error) {
-	var doc StorageDoc
-	err := validSerial(hal.Serial(serial))
+	var doc api.StorageDoc
+	err := api.CheckSerial(hal.Serial(serial))
 	if err == nil {
 		doc, err = r.s.backend.StorageShow(r.s.ctx, hal.Serial(serial))
 	}
@@ -392,8 +409,8 @@ func (r reads) Events(since uint64) (string, *dbus.Error) {
 }
 
 func (r reads) FirewallHints(format string) (string, *dbus.Error) {
-	var doc FirewallDoc
-	f, err := ParseFirewallFormat(format)
+	var doc api.FirewallDoc
+	f, err := api.ParseFirewallFormat(format)
 	if err == nil {
 		doc, err = r.s.backend.FirewallHints(r.s.ctx, f)
 	}
@@ -405,7 +422,7 @@ func (r reads) HAStatus() (string, *dbus.Error) {
 	return r.s.reply("HAStatus", doc, err)
 }
 
-// admin is exported as AdminInterface: every method is one change,
+// admin is exported as api.AdminInterface: every method is one change,
 // audited. The bus policy lets only root and group lockstep call them,
 // and each method checks its caller itself first (refused).
 type admin struct{ s *Server }
@@ -441,7 +458,7 @@ func (a admin) StorageAdd(sender dbus.Sender, spec string) (string, *dbus.Error)
 	if derr := a.refused(sender, "StorageAdd"); derr != nil {
 		return "", derr
 	}
-	var sp StorageSpec
+	var sp api.StorageSpec
 	var warnings []string
 	dec := json.NewDecoder(strings.NewReader(spec))
 	dec.DisallowUnknownFields()
@@ -454,7 +471,7 @@ func (a admin) StorageAdd(sender dbus.Sender, spec string) (string, *dbus.Error)
 	if err == nil {
 		warnings, err = a.s.backend.StorageAdd(a.s.ctx, sp)
 	}
-	return a.done(sender, "StorageAdd", WarningsDoc{orEmpty(warnings)}, err, "serial", sp.Serial)
+	return a.done(sender, "StorageAdd", api.WarningsDoc{Warnings: orEmpty(warnings)}, err, "serial", sp.Serial)
 }
 
 func (a admin) StorageRemove(sender dbus.Sender, serial, connection string, force bool) (string, *dbus.Error) {
@@ -462,11 +479,11 @@ func (a admin) StorageRemove(sender dbus.Sender, serial, connection string, forc
 		return "", derr
 	}
 	var warnings []string
-	err := validSerial(hal.Serial(serial))
+	err := api.CheckSerial(hal.Serial(serial))
 	if err == nil {
 		warnings, err = a.s.backend.StorageRemove(a.s.ctx, hal.Serial(serial), connection, force)
 	}
-	return a.done(sender, "StorageRemove", WarningsDoc{orEmpty(warnings)}, err,
+	return a.done(sender, "StorageRemove", api.WarningsDoc{Warnings: orEmpty(warnings)}, err,
 		"serial", serial, "connection", connection, "force", force)
 }
 
@@ -513,7 +530,7 @@ func (a admin) SessionCommand(sender dbus.Sender, name, command string) (string,
 	if derr := a.refused(sender, "SessionCommand"); derr != nil {
 		return "", derr
 	}
-	var doc SessionDoc
+	var doc api.SessionDoc
 	cmd, err := session.ParseCommand(command)
 	if err != nil {
 		err = invalid("session command", err)
@@ -535,7 +552,7 @@ func (a admin) HeartbeatSet(sender dbus.Sender, on bool) (string, *dbus.Error) {
 		return "", derr
 	}
 	warnings, err := a.s.backend.HeartbeatSet(a.s.ctx, on)
-	return a.done(sender, "HeartbeatSet", WarningsDoc{orEmpty(warnings)}, err, "on", on)
+	return a.done(sender, "HeartbeatSet", api.WarningsDoc{Warnings: orEmpty(warnings)}, err, "on", on)
 }
 
 func (a admin) BackupCreate(sender dbus.Sender) (string, *dbus.Error) {
@@ -557,7 +574,7 @@ func (a admin) BackupRestore(sender dbus.Sender, name string) *dbus.Error {
 // checks the rest.
 func haAddress(addr string) error {
 	if addr == "" || strings.ContainsFunc(addr, func(r rune) bool { return r <= ' ' }) {
-		return fmt.Errorf("%w: HA address %q: want tcp://host:port or vsock://cid:port", ErrInvalid, addr)
+		return fmt.Errorf("%w: HA address %q: want tcp://host:port or vsock://cid:port", api.ErrInvalid, addr)
 	}
 	return nil
 }
@@ -569,7 +586,7 @@ func haName(name string) error {
 		return nil
 	}
 	if err := ha.ValidName(name); err != nil {
-		return fmt.Errorf("%w: %w", ErrInvalid, err)
+		return fmt.Errorf("%w: %w", api.ErrInvalid, err)
 	}
 	return nil
 }
@@ -631,15 +648,15 @@ type propsObject struct{ s *Server }
 
 func (o propsObject) all(iface string) (map[string]dbus.Variant, *dbus.Error) {
 	switch iface {
-	case Interface:
+	case api.Interface:
 		o.s.mu.Lock()
 		defer o.s.mu.Unlock()
 		return propertyMap(o.s.props), nil
-	case AdminInterface:
+	case api.AdminInterface:
 		return map[string]dbus.Variant{}, nil
 	}
 	return nil, dbus.NewError("org.freedesktop.DBus.Error.UnknownInterface",
-		[]any{fmt.Sprintf("%s has no interface %q", ObjectPath, iface)})
+		[]any{fmt.Sprintf("%s has no interface %q", api.ObjectPath, iface)})
 }
 
 func (o propsObject) Get(iface, name string) (dbus.Variant, *dbus.Error) {

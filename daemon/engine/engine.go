@@ -410,7 +410,7 @@ func (e *Engine) Suspend(ctx context.Context, s *session.Session) error {
 	}
 	defer e.running(GroupName(s), "freeze")()
 	if err := e.core.Freeze(ctx, GroupName(s), fmt.Sprintf("suspend command on session %s", s.Name)); err != nil {
-		return fmt.Errorf("%w: %v", session.ErrPartialFreeze, err)
+		return fmt.Errorf("%w: %w", session.ErrPartialFreeze, err)
 	}
 	return nil
 }

@@ -59,10 +59,10 @@ func loadEngine(path string, prefix config.OID, random io.Reader) (engine, error
 			return engine{}, fmt.Errorf("%w: no randomness for a new one", ErrEngineID)
 		}
 		if err := writeFileAtomic(path, id); err != nil {
-			return engine{}, fmt.Errorf("%w: creating %s: %v", ErrEngineID, path, err)
+			return engine{}, fmt.Errorf("%w: creating %s: %w", ErrEngineID, path, err)
 		}
 	case err != nil:
-		return engine{}, fmt.Errorf("%w: %v", ErrEngineID, err)
+		return engine{}, fmt.Errorf("%w: %w", ErrEngineID, err)
 	case len(id) < 5 || len(id) > 32:
 		// Not regenerated: receivers are configured with the old one, and
 		// an operator should know it changed.
@@ -105,11 +105,11 @@ func nextBoots(path string) (uint32, error) {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return 0, fmt.Errorf("%w: %v", ErrEngineID, err)
+		return 0, fmt.Errorf("%w: %w", ErrEngineID, err)
 	default:
 		boots, err = strconv.ParseUint(strings.TrimSpace(string(b)), 10, 31)
 		if err != nil {
-			return 0, fmt.Errorf("%w: %s: not a boot counter: %v", ErrEngineID, path, err)
+			return 0, fmt.Errorf("%w: %s: not a boot counter: %w", ErrEngineID, path, err)
 		}
 	}
 	if boots < maxEngineBoots {

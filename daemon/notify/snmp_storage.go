@@ -520,9 +520,9 @@ func unmarshalTrap(b []byte, auth TrapAuth) (pkt *gosnmp.SnmpPacket, err error) 
 		if v3 {
 			// gosnmp does not tell a bad MAC from a broken message; an
 			// SNMPv3 datagram it cannot open is one not for our user.
-			return nil, fmt.Errorf("%w: %w: %v", ErrStorageTrap, errTrapAuth, err)
+			return nil, fmt.Errorf("%w: %w: %w", ErrStorageTrap, errTrapAuth, err)
 		}
-		return nil, fmt.Errorf("%w: %v", ErrStorageTrap, err)
+		return nil, fmt.Errorf("%w: %w", ErrStorageTrap, err)
 	}
 	return pkt, nil
 }

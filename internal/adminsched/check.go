@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/freeze"
-	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
 )
 
@@ -90,7 +90,7 @@ func (r *runner) check(st storage, v daemonView) map[string]string {
 	}
 	// status-*, recoverable-mirroring, io-released
 	for _, d := range v.sessions {
-		if d.State == session.Defined {
+		if d.State == api.StateDefined {
 			continue
 		}
 		var suspended, mirroring []string
@@ -98,7 +98,7 @@ func (r *runner) check(st storage, v daemonView) map[string]string {
 		unreachable := map[hal.Serial]string{}
 		for _, cs := range d.CopySets {
 			src, tgt := cs.H1, cs.H2
-			if d.Direction == session.H2ToH1 {
+			if d.Direction == api.H2ToH1 {
 				src, tgt = tgt, src
 			}
 			if why := r.unreachable(src.Serial, st); why != "" {
@@ -120,12 +120,12 @@ func (r *runner) check(st storage, v daemonView) map[string]string {
 			}
 		}
 		who := fmt.Sprintf("session %s is %s/%s (error %v, recoverable %v, I/O held %v, reason %q)",
-			d.Name, d.State, d.Status, d.Error, d.Recoverable, d.IOHeld, d.Reason)
-		early := d.State == session.Preparing || d.State == session.Prepared
-		if early && len(suspended) > 0 && (d.Status == session.Normal || !d.Error) {
+			d.Name, d.State.Label(), d.Status.Label(), d.Error, d.Recoverable, d.IOHeld, d.Reason)
+		early := d.State == api.StatePreparing || d.State == api.StatePrepared
+		if early && len(suspended) > 0 && (d.Status == api.StatusNormal || !d.Error) {
 			out["status-suspended "+d.Name] = who + "; storage shows suspended: " + strings.Join(suspended, ", ")
 		}
-		if d.State == session.Prepared && d.Status == session.Normal && len(unreachable) > 0 {
+		if d.State == api.StatePrepared && d.Status == api.StatusNormal && len(unreachable) > 0 {
 			var s []string
 			for _, serial := range slices.Sorted(maps.Keys(unreachable)) {
 				s = append(s, fmt.Sprintf("%s (%s)", serial, unreachable[serial]))
@@ -272,7 +272,7 @@ func (r *runner) lowestCG(label string, v daemonView) time.Duration {
 		if sp.Group != label || !r.defined[sp.Name] {
 			continue
 		}
-		dir := session.H1ToH2
+		dir := api.H1ToH2
 		for _, d := range v.sessions {
 			if d.Name == sp.Name {
 				dir = d.Direction
@@ -280,7 +280,7 @@ func (r *runner) lowestCG(label string, v daemonView) time.Duration {
 		}
 		for _, cs := range sp.CopySets {
 			src := cs.H1
-			if dir == session.H2ToH1 {
+			if dir == api.H2ToH1 {
 				src = cs.H2
 			}
 			cg := r.plan.CG[hal.LSSRef{Serial: src.Serial, LSS: src.Volume.LSS()}]

@@ -7,7 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/emu"
 )
@@ -100,8 +101,8 @@ func (st storage) covering(serial hal.Serial, lps []hal.LSSPair, live bool) (emu
 // and the freeze core's group table (heartbeat show).
 type daemonView struct {
 	ok       bool // it answered
-	sessions []control.SessionDoc
-	hb       control.HeartbeatDoc
+	sessions []api.SessionDoc
+	hb       api.HeartbeatDoc
 	// scope maps an LSS pair ("SOURCE/LSS->TARGET/LSS") to the core's
 	// groups that hold it, with the phase and the member's state.
 	scope map[string][]scopeEntry
@@ -114,7 +115,7 @@ type scopeEntry struct {
 	armed bool
 }
 
-func readDaemon(ctx context.Context, c *control.Client) daemonView {
+func readDaemon(ctx context.Context, c *client.Client) daemonView {
 	v := daemonView{scope: map[string][]scopeEntry{}}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

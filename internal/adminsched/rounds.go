@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/hal/emu"
@@ -226,7 +226,7 @@ func (r *runner) endRound(ctx context.Context, label, why string) {
 	var claims []string
 	if v := readDaemon(ctx, r.w.client); v.ok {
 		for _, d := range v.sessions {
-			if d.Recoverable && slices.ContainsFunc(d.CopySets, func(cs session.CopySet) bool {
+			if d.Recoverable && slices.ContainsFunc(d.CopySets, func(cs api.CopySet) bool {
 				return slices.ContainsFunc(rd.pairs, func(vp hal.VolumePair) bool {
 					return vp.Source == cs.H1 || vp.Source == cs.H2
 				})

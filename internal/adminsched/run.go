@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
@@ -274,8 +274,8 @@ func (r *runner) apply(ctx context.Context, s Step) error {
 			}
 		}
 		var ws []string
-		ws, err = c.StorageAdd(cctx, control.StorageSpec{Serial: s.Serial, Connections: []control.ConnectionSpec{{
-			Name: "direct", Kind: control.Direct, Addresses: eps[:], User: "lockstep",
+		ws, err = c.StorageAdd(cctx, api.StorageSpec{Serial: s.Serial, Connections: []api.ConnectionSpec{{
+			Name: "direct", Kind: api.Direct, Addresses: eps[:], User: "lockstep",
 			PasswordFile: r.w.passwordFile(s.Serial)}}})
 		if len(ws) > 0 {
 			outcome = "warnings: " + strings.Join(ws, "; ")
@@ -284,11 +284,11 @@ func (r *runner) apply(ctx context.Context, s Step) error {
 		_, err = c.StorageRemove(cctx, s.Serial, "", false)
 	case StepDefine:
 		sp, _ := r.plan.Session(s.Session)
-		if err = c.SessionCreate(cctx, sp.Name, sp.Type, sp.CG, sp.Policy); err == nil {
+		if err = c.SessionCreate(cctx, sp.Name, api.SessionType(sp.Type), sp.CG, api.SuspendPolicy(sp.Policy)); err == nil {
 			r.defined[sp.Name] = true
 			var failed []string
 			for _, cs := range sp.CopySets {
-				if e := c.SessionAddCopySet(cctx, sp.Name, cs); e != nil {
+				if e := c.SessionAddCopySet(cctx, sp.Name, api.CopySet{H1: cs.H1, H2: cs.H2}); e != nil {
 					failed = append(failed, fmt.Sprintf("%s: %v", cs, e))
 				}
 			}
@@ -297,10 +297,10 @@ func (r *runner) apply(ctx context.Context, s Step) error {
 			}
 		}
 	case StepCommand:
-		var doc control.SessionDoc
-		doc, err = c.SessionCommand(cctx, s.Session, s.Command)
+		var doc api.SessionDoc
+		doc, err = c.SessionCommand(cctx, s.Session, api.SessionCommand(s.Command))
 		if doc.Name != "" {
-			outcome = fmt.Sprintf("%s/%s recoverable %v io-held %v", doc.State, doc.Status, doc.Recoverable, doc.IOHeld)
+			outcome = fmt.Sprintf("%s/%s recoverable %v io-held %v", doc.State.Label(), doc.Status.Label(), doc.Recoverable, doc.IOHeld)
 		}
 	case StepRemove:
 		if err = c.SessionRemove(cctx, s.Session); err == nil {

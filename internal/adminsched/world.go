@@ -14,7 +14,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon"
 	"github.com/lockstep-io/lockstep/daemon/config"
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/hal/emu"
@@ -38,7 +38,7 @@ type world struct {
 	fab    *emu.Fabric
 	dir    string
 	bus    string
-	client *control.Client
+	client *client.Client
 	conn   *dbus.Conn
 	logf   *os.File
 	stops  []func()
@@ -105,10 +105,10 @@ func startWorld(ctx context.Context, dir string, plan *Plan, speed float64) (w *
 	if err := w.startDaemon(ctx); err != nil {
 		return nil, err
 	}
-	if w.conn, err = control.Connect(addr); err != nil {
+	if w.conn, err = client.Connect(addr); err != nil {
 		return nil, err
 	}
-	w.client = control.NewClient(w.conn)
+	w.client = client.New(w.conn)
 	return w, w.waitAnswers(ctx)
 }
 

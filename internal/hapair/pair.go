@@ -17,8 +17,8 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
-	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/emu"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
@@ -79,7 +79,7 @@ type Node struct {
 	Listen string
 
 	mu     sync.Mutex // guards client and conn: a restart replaces them
-	client *control.Client
+	client *client.Client
 
 	pair   *Pair
 	conf   string
@@ -348,13 +348,13 @@ func cpuTime(pid int) int64 {
 }
 
 func (n *Node) dial(ctx context.Context) error {
-	conn, err := control.Connect(n.Bus)
+	conn, err := client.Connect(n.Bus)
 	if err != nil {
 		return err
 	}
 	n.mu.Lock()
 	old := n.conn
-	n.conn, n.client = conn, control.NewClient(conn)
+	n.conn, n.client = conn, client.New(conn)
 	n.mu.Unlock()
 	if old != nil {
 		old.Close()
@@ -363,7 +363,7 @@ func (n *Node) dial(ctx context.Context) error {
 }
 
 // Client is the admin API client of the node's current process.
-func (n *Node) Client() *control.Client {
+func (n *Node) Client() *client.Client {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.client
@@ -440,33 +440,33 @@ func (p *Pair) Close() {
 func (p *Pair) DefineSession(ctx context.Context, n *Node, heartbeat bool) error {
 	c := n.Client()
 	for _, st := range p.Lab.Status() {
-		spec := control.StorageSpec{Serial: hal.Serial(st.Serial), Connections: []control.ConnectionSpec{{
-			Name: "direct", Kind: control.Direct, Addresses: []string{st.Endpoints[0], st.Endpoints[1]},
+		spec := api.StorageSpec{Serial: hal.Serial(st.Serial), Connections: []api.ConnectionSpec{{
+			Name: "direct", Kind: api.Direct, Addresses: []string{st.Endpoints[0], st.Endpoints[1]},
 			User: "lockstep", PasswordFile: p.pwFile(hal.Serial(st.Serial))}}}
 		if _, err := c.StorageAdd(ctx, spec); err != nil {
 			return fmt.Errorf("storage add %s: %w", st.Serial, err)
 		}
 	}
-	if err := c.SessionCreate(ctx, "prod", session.MetroMirrorFailoverFailback, "prod-cg", session.HoldIO); err != nil {
+	if err := c.SessionCreate(ctx, "prod", api.MetroMirrorFailoverFailback, "prod-cg", api.HoldIO); err != nil {
 		return err
 	}
 	for _, pr := range p.Lab.Topology().Pairs {
-		if err := c.SessionAddCopySet(ctx, "prod", session.CopySet{H1: pr.Source, H2: pr.Target}); err != nil {
+		if err := c.SessionAddCopySet(ctx, "prod", api.CopySet{H1: pr.Source, H2: pr.Target}); err != nil {
 			return err
 		}
 	}
 	if err := Eventually(ctx, 20*time.Second, func() error {
-		_, err := c.SessionCommand(ctx, "prod", session.CmdStartH1H2)
+		_, err := c.SessionCommand(ctx, "prod", api.CmdStartH1H2)
 		return err
 	}); err != nil {
 		return fmt.Errorf("start-h1-h2: %w", err)
 	}
 	if err := Eventually(ctx, 30*time.Second, func() error {
-		doc, err := c.SessionCommand(ctx, "prod", session.CmdRefresh)
+		doc, err := c.SessionCommand(ctx, "prod", api.CmdRefresh)
 		if err != nil {
 			return err
 		}
-		if doc.State != session.Prepared {
+		if doc.State != api.StatePrepared {
 			return fmt.Errorf("session is %s", doc.State)
 		}
 		return nil

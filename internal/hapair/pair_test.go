@@ -11,8 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
-	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/state/statetest"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
@@ -68,13 +67,33 @@ func newPair(t *testing.T, opt Options, heartbeat bool) *Pair {
 	return p
 }
 
-func haStatus(t *testing.T, n *Node) control.HADoc {
+func haStatus(t *testing.T, n *Node) api.HADoc {
 	t.Helper()
 	doc, err := n.Client().HAStatus(context.Background())
 	if err != nil {
 		t.Fatalf("%s: ha status: %v", n.Name, err)
 	}
 	return doc
+}
+
+// propsMatch waits until n's D-Bus properties say what its HA status
+// says (role, HA state, epoch), in HA state state ("": any).
+func propsMatch(ctx context.Context, n *Node, state string) error {
+	return Eventually(ctx, 10*time.Second, func() error {
+		doc, err := n.Client().HAStatus(ctx)
+		if err != nil {
+			return err
+		}
+		p, err := n.Client().Properties(ctx)
+		if err != nil {
+			return err
+		}
+		if state != "" && doc.State != state || p.Role != doc.Role || p.HAState != doc.State || p.Epoch != doc.Epoch {
+			return fmt.Errorf("%s: properties %s/%s epoch %d, HA status %s/%s epoch %d, want %s",
+				n.Name, p.Role, p.HAState, p.Epoch, doc.Role, doc.State, doc.Epoch, state)
+		}
+		return nil
+	})
 }
 
 func sessionNames(t *testing.T, n *Node) []string {
@@ -85,7 +104,7 @@ func sessionNames(t *testing.T, n *Node) []string {
 	}
 	var out []string
 	for _, s := range list {
-		out = append(out, s.Name+"/"+s.State.String())
+		out = append(out, s.Name+"/"+s.State.Label())
 	}
 	slices.Sort(out)
 	return out
@@ -123,12 +142,18 @@ func TestPairLifecycle(t *testing.T) {
 	if !slices.Equal(sessionNames(t, p.A), sessionNames(t, p.B)) {
 		t.Fatalf("after the sync the standby differs: %v vs %v", sessionNames(t, p.B), sessionNames(t, p.A))
 	}
+	// The D-Bus properties follow the HA state (issue 14 §4).
+	for _, n := range []*Node{p.A, p.B} {
+		if err := propsMatch(ctx, n, "Synchronized"); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	// Stream: the answer comes after the standby's fsync, so the standby
 	// shows the change the moment the active answered.
 	for i := range 20 {
 		name := fmt.Sprintf("stream-%d", i)
-		if err := p.A.Client().SessionCreate(ctx, name, session.MetroMirrorFailoverFailback, "", session.HoldIO); err != nil {
+		if err := p.A.Client().SessionCreate(ctx, name, api.MetroMirrorFailoverFailback, "", api.HoldIO); err != nil {
 			t.Fatal(err)
 		}
 		if !slices.Contains(sessionNames(t, p.B), name+"/Defined") {
@@ -146,7 +171,7 @@ func TestPairLifecycle(t *testing.T) {
 	}
 
 	// The standby issues nothing.
-	err := p.B.Client().SessionCreate(ctx, "on-standby", session.MetroMirrorFailoverFailback, "", session.HoldIO)
+	err := p.B.Client().SessionCreate(ctx, "on-standby", api.MetroMirrorFailoverFailback, "", api.HoldIO)
 	if err == nil || !strings.Contains(err.Error(), "issues nothing") {
 		t.Fatalf("a change on the standby: %v", err)
 	}
@@ -157,8 +182,11 @@ func TestPairLifecycle(t *testing.T) {
 	if err := p.WaitState(ctx, 10*time.Second, "Disconnected Consistent", p.A, p.B); err != nil {
 		t.Fatal(err)
 	}
+	if err := propsMatch(ctx, p.B, "Disconnected Consistent"); err != nil {
+		t.Fatal(err)
+	}
 	// A change while disconnected is answered at once.
-	if err := p.A.Client().SessionCreate(ctx, "while-apart", session.MetroMirrorFailoverFailback, "", session.HoldIO); err != nil {
+	if err := p.A.Client().SessionCreate(ctx, "while-apart", api.MetroMirrorFailoverFailback, "", api.HoldIO); err != nil {
 		t.Fatal(err)
 	}
 
@@ -186,6 +214,12 @@ func TestPairLifecycle(t *testing.T) {
 	if doc.Epoch <= before.Epoch || len(doc.Unreachable) != 0 {
 		t.Fatalf("takeover: epoch %d (was %d), unreachable %v", doc.Epoch, before.Epoch, doc.Unreachable)
 	}
+	if err := propsMatch(ctx, p.B, ""); err != nil {
+		t.Fatal(err)
+	}
+	if props, err := p.B.Client().Properties(ctx); err != nil || props.Role != "active" || props.Epoch != doc.Epoch {
+		t.Fatalf("properties after the takeover: %+v, %v; want active with epoch %d", props, err, doc.Epoch)
+	}
 	if err := Eventually(ctx, 5*time.Second, func() error {
 		hb, err := p.B.Client().HeartbeatShow(ctx)
 		if err != nil {
@@ -212,7 +246,7 @@ func TestPairLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if se.State != session.Prepared {
+	if se.State != api.StatePrepared {
 		t.Fatalf("after the takeover the session is %s, want Prepared (no freeze)", se.State)
 	}
 	assertNoFreeze(t, p)
@@ -293,7 +327,7 @@ func TestS4(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if se.State != session.Prepared {
+	if se.State != api.StatePrepared {
 		t.Fatalf("S4: the session is %s on the new active, want Prepared", se.State)
 	}
 	t.Logf("S4: %d acknowledged writes, %s", after.Writes, rep)

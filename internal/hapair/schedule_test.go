@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/emu"
 )
@@ -259,18 +259,18 @@ func remirror(ctx context.Context, p *Pair) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if se.State == session.Prepared {
+	if se.State == api.StatePrepared {
 		return false, nil
 	}
 	return true, Eventually(ctx, 30*time.Second, func() error {
-		doc, err := active.Client().SessionCommand(ctx, "prod", session.CmdStartH1H2)
-		if err == nil && doc.State == session.Prepared {
+		doc, err := active.Client().SessionCommand(ctx, "prod", api.CmdStartH1H2)
+		if err == nil && doc.State == api.StatePrepared {
 			return nil
 		}
-		if doc, err = active.Client().SessionCommand(ctx, "prod", session.CmdRefresh); err != nil {
+		if doc, err = active.Client().SessionCommand(ctx, "prod", api.CmdRefresh); err != nil {
 			return err
 		}
-		if doc.State != session.Prepared {
+		if doc.State != api.StatePrepared {
 			return fmt.Errorf("session %s", doc.State)
 		}
 		return nil
@@ -559,7 +559,7 @@ func (r *runner) do(op string) {
 		r.steps = append(r.steps, "change")
 		cctx, cancel := context.WithTimeout(r.ctx, 3*time.Second)
 		defer cancel()
-		_ = n.Client().SessionCreate(cctx, f[2], session.MetroMirrorFailoverFailback, "", session.HoldIO)
+		_ = n.Client().SessionCreate(cctx, f[2], api.MetroMirrorFailoverFailback, "", api.HoldIO)
 	default:
 		r.t.Fatalf("unknown operation %q", op)
 	}
@@ -660,7 +660,7 @@ func TestKillLoop(t *testing.T) {
 				}
 				name := fmt.Sprintf("k%d-%d", round, i)
 				cctx, cancel := context.WithTimeout(ctx, time.Second)
-				err := active.Client().SessionCreate(cctx, name, session.MetroMirrorFailoverFailback, "", session.HoldIO)
+				err := active.Client().SessionCreate(cctx, name, api.MetroMirrorFailoverFailback, "", api.HoldIO)
 				cancel()
 				if err == nil {
 					mu.Lock()

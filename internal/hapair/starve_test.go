@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
-	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/hal"
 )
 
@@ -134,7 +134,7 @@ func TestStoppedManagerDoesNotFreezeAHealthyGroup(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if d.State != session.Prepared {
+	if d.State != api.StatePrepared {
 		t.Fatalf("session %s (%s)", d.State, d.Reason)
 	}
 	if !strings.Contains(p.A.Log(), "the freeze core itself was late") {
@@ -155,14 +155,14 @@ func TestManagerStoppedPastHStillFreezes(t *testing.T) {
 	if fd, _ := mirroring(t, p); fd != 0 {
 		t.Fatalf("%d pairs still full-duplex 9 s after the manager stopped: the storage systems did not freeze themselves", fd)
 	}
-	var d control.SessionDoc
+	var d api.SessionDoc
 	if err := Eventually(ctx, 10*time.Second, func() error {
 		var err error
 		if d, err = p.A.Client().SessionShow(ctx, "prod"); err != nil {
 			return err
 		}
-		if d.State != session.Suspended {
-			return errString("session is " + d.State.String())
+		if d.State != api.StateSuspended {
+			return errString("session is " + d.State.Label())
 		}
 		return nil
 	}); err != nil {
@@ -173,7 +173,7 @@ func TestManagerStoppedPastHStillFreezes(t *testing.T) {
 	}
 }
 
-func requireArmed(t *testing.T, c *control.Client) {
+func requireArmed(t *testing.T, c *client.Client) {
 	t.Helper()
 	hb, err := c.HeartbeatShow(context.Background())
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gosnmp/gosnmp"
 
-	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/emu"
 	"github.com/lockstep-io/lockstep/hal/emu/lab"
@@ -138,7 +138,7 @@ func TestStorageTrapsFromRegisteredAddressesOnly(t *testing.T) {
 		t.Fatal("a dropped trap froze the consistency group")
 	}
 	se, err := p.A.Client().SessionShow(context.Background(), "prod")
-	if err != nil || se.State != session.Prepared {
+	if err != nil || se.State != api.StatePrepared {
 		t.Fatalf("session %v, %v: want still Prepared", se.State, err)
 	}
 
@@ -203,7 +203,7 @@ func TestForgedTrapStillFreezesEverySystemOnTime(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			if se.State != session.Suspended {
+			if se.State != api.StateSuspended {
 				return fmt.Errorf("session is %s", se.State)
 			}
 			return nil

@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/ha/link"
 	"github.com/lockstep-io/lockstep/hal"
@@ -304,10 +304,10 @@ func TestTakeoverReadinessReasons(t *testing.T) {
 	}
 	dead := closed.Addr().String()
 	closed.Close() // nothing listens there now: connections are refused
-	for _, spec := range []control.StorageSpec{
-		{Serial: "LAB.2107-75DEAD1", Connections: []control.ConnectionSpec{{Name: "direct", Kind: control.Direct,
+	for _, spec := range []api.StorageSpec{
+		{Serial: "LAB.2107-75DEAD1", Connections: []api.ConnectionSpec{{Name: "direct", Kind: api.Direct,
 			Addresses: []string{dead, dead}, User: "lockstep", PasswordFile: PasswordFile(p.opt.Dir, p.Lab.Topology().Systems[0].Serial)}}},
-		{Serial: "LAB.2107-75ZOS01", Connections: []control.ConnectionSpec{{Name: "plex", Kind: control.ZOS,
+		{Serial: "LAB.2107-75ZOS01", Connections: []api.ConnectionSpec{{Name: "plex", Kind: api.ZOS,
 			Addresses: []string{"127.0.0.1:5858"}, Sysplex: "PLEX9"}}},
 	} {
 		if _, err := p.A.Client().StorageAdd(ctx, spec); err != nil {
@@ -318,7 +318,7 @@ func TestTakeoverReadinessReasons(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[hal.Serial]string{"LAB.2107-75DEAD1": "refused", "LAB.2107-75ZOS01": "z/OS (sysplex PLEX9)"}
-	check := func(what string, unreachable []hal.Serial, why []control.ReadinessDoc) error {
+	check := func(what string, unreachable []hal.Serial, why []api.ReadinessDoc) error {
 		got := map[hal.Serial]string{}
 		for _, r := range why {
 			got[r.Serial] = r.Reason

@@ -13,16 +13,23 @@ import (
 const module = "github.com/lockstep-io/lockstep"
 
 // rule is one import rule: no package that from matches may depend,
-// directly or not, on a package deny matches; and, when only is set, on
-// any package of this module that only does not match. Patterns are
-// module-relative import paths; "x/..." matches x and everything under
-// it. Only non-test code counts: `go list -deps` leaves _test.go files
-// out, and tests may wire anything.
+// directly or not, on a package deny matches (unless except matches it
+// too); and, when only is set, on any package of this module that only
+// does not match, nor on any package outside the module and the standard
+// library that external does not match. Patterns of this module's
+// packages are module-relative import paths, external ones full import
+// paths; "x/..." matches x and everything under it. Only non-test code
+// counts: `go list -deps` leaves _test.go files out, and tests may wire
+// anything.
 type rule struct {
-	name string   // what the rule says, for the failure message
-	from []string // the packages checked (go list patterns)
-	deny []string // the packages they must not depend on
-	only []string // if set: the only module packages they may depend on
+	name   string   // what the rule says, for the failure message
+	from   []string // the packages checked (go list patterns)
+	deny   []string // the packages they must not depend on
+	except []string // denied packages they may depend on after all
+	only   []string // if set: the only module packages they may depend on
+	// external, with only: the only third-party packages they may depend
+	// on (the standard library is always allowed).
+	external []string
 }
 
 // rules are the layering of the design. Add a rule here, with a name
@@ -37,6 +44,33 @@ var rules = []rule{
 		name: "ha and its link ship records as bytes: they import nothing of the daemon",
 		from: []string{"ha/..."},
 		deny: []string{"daemon/..."},
+	},
+	{
+		name:     "lockstepctl links the admin API's contract and its client, never the daemon's core",
+		from:     []string{"cmd/lockstepctl/..."},
+		only:     []string{"cmd/lockstepctl/...", "daemon/control/api", "daemon/control/client", "hal", "internal/version"},
+		external: []string{"github.com/spf13/cobra", "github.com/spf13/pflag", "github.com/godbus/dbus/v5/..."},
+	},
+	{
+		name: "the admin API's contract is plain data: the standard library and hal's value types only",
+		from: []string{"daemon/control/api"},
+		only: []string{"daemon/control/api", "hal"},
+	},
+	{
+		name:     "the admin API's client speaks the contract over D-Bus, without the server",
+		from:     []string{"daemon/control/client"},
+		only:     []string{"daemon/control/client", "daemon/control/api", "hal"},
+		external: []string{"github.com/godbus/dbus/v5/..."},
+	},
+	{
+		// Everything under internal/ is lab or test tooling (the
+		// emulator and its scenarios go there too) except the
+		// production helpers named here; hal/emu and daemon/scenario
+		// are where the emulator lived before it moved.
+		name:   "lockstepd links no emulator, lab or test harness: of internal/ only the production helpers",
+		from:   []string{"cmd/lockstepd"},
+		deny:   []string{"internal/...", "hal/emu/...", "daemon/scenario/..."},
+		except: []string{"internal/version", "internal/secretfile"},
 	},
 }
 
@@ -65,8 +99,12 @@ func TestRuleMessages(t *testing.T) {
 		module + "/daemon/session":  {module + "/hal"},
 		module + "/hal/clock":       {"time"},
 		module + "/hal":             nil,
-		module + "/cmd/lockstepctl": {module + "/daemon/control", module + "/hal"},
+		module + "/cmd/lockstepctl": {module + "/daemon/control", module + "/hal", "fmt", "github.com/spf13/cobra"},
 		module + "/daemon/control":  nil,
+		module + "/cmd/lockstepd":   {module + "/internal/version", module + "/internal/relay", "github.com/godbus/dbus/v5"},
+		module + "/internal/relay":  {module + "/internal/version"},
+		"github.com/spf13/cobra":    {"github.com/spf13/pflag"},
+		"github.com/spf13/pflag":    {"fmt"},
 	}
 	for _, tc := range []struct {
 		name  string
@@ -95,6 +133,24 @@ func TestRuleMessages(t *testing.T) {
 			want: []string{
 				`rule "ctl links only its API" broken: ` + module + `/cmd/lockstepctl imports ` + module + `/daemon/control` +
 					` (` + module + `/cmd/lockstepctl -> ` + module + `/daemon/control), which is not in its allowlist`,
+				`rule "ctl links only its API" broken: ` + module + `/cmd/lockstepctl imports github.com/spf13/cobra` +
+					` (` + module + `/cmd/lockstepctl -> github.com/spf13/cobra), which is not in its allowlist`,
+			},
+		},
+		{
+			name: "third party, allowed with what it imports",
+			r: rule{name: "ctl", from: []string{"cmd/lockstepctl"}, only: []string{"hal", "cmd/lockstepctl", "daemon/control"},
+				external: []string{"github.com/spf13/..."}},
+			roots: []string{module + "/cmd/lockstepctl"},
+		},
+		{
+			name: "denied but excepted",
+			r: rule{name: "no harness", from: []string{"cmd/lockstepd"}, deny: []string{"internal/..."},
+				except: []string{"internal/version"}},
+			roots: []string{module + "/cmd/lockstepd"},
+			want: []string{
+				`rule "no harness" broken: ` + module + `/cmd/lockstepd imports ` + module + `/internal/relay` +
+					` (` + module + `/cmd/lockstepd -> ` + module + `/internal/relay)`,
 			},
 		},
 	} {
@@ -145,8 +201,11 @@ func listDeps(t *testing.T, patterns []string) (graph, []string) {
 
 // matches reports whether the import path matches a module-relative
 // pattern.
-func matches(path, pattern string) bool {
-	full := module + "/" + strings.TrimSuffix(pattern, "/...")
+func matches(path, pattern string) bool { return matchesFull(path, module+"/"+pattern) }
+
+// matchesFull reports whether the import path matches a full pattern.
+func matchesFull(path, pattern string) bool {
+	full := strings.TrimSuffix(pattern, "/...")
 	if strings.HasSuffix(pattern, "/...") {
 		return path == full || strings.HasPrefix(path, full+"/")
 	}
@@ -155,6 +214,15 @@ func matches(path, pattern string) bool {
 
 func matchesAny(path string, patterns []string) bool {
 	return slices.ContainsFunc(patterns, func(p string) bool { return matches(path, p) })
+}
+
+// standard reports whether the import path is of the standard library
+// (or cgo's C): its first element has no dot, the test cmd/go itself
+// makes (a module path outside the standard library starts with a
+// domain name).
+func standard(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
 }
 
 // check walks the graph from the roots (breadth first, so each chain
@@ -179,10 +247,12 @@ func (r rule) check(g graph, roots []string) []string {
 			seen[imp] = true
 			parent[imp] = p
 			inModule := imp == module || strings.HasPrefix(imp, module+"/")
+			external := !inModule && !standard(imp)
 			switch {
-			case matchesAny(imp, r.deny):
+			case matchesAny(imp, r.deny) && !matchesAny(imp, r.except):
 				out = append(out, fmt.Sprintf("rule %q broken: %s imports %s (%s)", r.name, p, imp, chain(parent, imp)))
-			case r.only != nil && inModule && !matchesAny(imp, r.only):
+			case r.only != nil && inModule && !matchesAny(imp, r.only),
+				r.only != nil && external && !slices.ContainsFunc(r.external, func(e string) bool { return matchesFull(imp, e) }):
 				out = append(out, fmt.Sprintf("rule %q broken: %s imports %s (%s), which is not in its allowlist", r.name, p, imp, chain(parent, imp)))
 			default:
 				queue = append(queue, imp)

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 )
 
 func (a *app) backupCmd() *cobra.Command {
@@ -27,7 +27,7 @@ after a retention period, never the newest.`,
 		Long:    "Write a backup of the state as it is now, and print its name and size.",
 		Example: "  lockstepctl backup create",
 		Args:    cobra.NoArgs,
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, _ []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
 			b, err := c.BackupCreate(ctx)
 			if err != nil {
 				return err
@@ -41,7 +41,7 @@ after a retention period, never the newest.`,
 		Long:    "List the backups: name, creation time, epoch, last journal index and size.",
 		Example: "  lockstepctl backup list",
 		Args:    cobra.NoArgs,
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, _ []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
 			list, err := c.BackupList(ctx)
 			if err != nil {
 				return err
@@ -64,7 +64,7 @@ remove the standby first (ha remove-standby), restore, then set the
 standby again.`,
 		Example: "  lockstepctl backup restore lockstep-20250301T120000Z-42.zip",
 		Args:    cobra.ExactArgs(1),
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, args []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
 			return c.BackupRestore(ctx, args[0])
 		}),
 	}

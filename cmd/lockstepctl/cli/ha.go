@@ -8,7 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/hal"
 )
 
@@ -34,7 +35,7 @@ partner, the standby's lag, the next automatic reconnection, and the
 storage systems it cannot reach.`,
 		Example: "  lockstepctl ha status\n  lockstepctl --json ha status",
 		Args:    cobra.NoArgs,
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, _ []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
 			st, err := c.HAStatus(ctx)
 			if err != nil {
 				return err
@@ -79,7 +80,7 @@ with [ha] partner_fingerprint). Nothing the partner says counts before
 its certificate names it.`,
 		Example: "  lockstepctl ha set-standby tcp://lockstep-b.example.net:9730 --name lockstep-b",
 		Args:    cobra.ExactArgs(1),
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, args []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
 			return c.HASetStandby(ctx, args[0], partnerName)
 		}),
 	}
@@ -94,7 +95,7 @@ replaced by the active's.
 (default: [ha] partner_name, or a pinned [ha] partner_fingerprint).`,
 		Example: "  lockstepctl ha set-as-standby tcp://lockstep-a.example.net:9730 --name lockstep-a",
 		Args:    cobra.ExactArgs(1),
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, args []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
 			return c.HASetAsStandby(ctx, args[0], partnerName)
 		}),
 	}
@@ -107,7 +108,7 @@ the new epoch first, so commands of the old active are refused from then
 on. The answer lists the storage systems that could not be reached yet.`,
 		Example: "  lockstepctl ha takeover",
 		Args:    cobra.NoArgs,
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, _ []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
 			doc, err := c.HATakeover(ctx)
 			if err != nil {
 				return err
@@ -121,10 +122,10 @@ on. The answer lists the storage systems that could not be reached yet.`,
 			})
 		}),
 	}
-	simple := func(use, short, long string, f func(*control.Client, context.Context) error) *cobra.Command {
+	simple := func(use, short, long string, f func(*client.Client, context.Context) error) *cobra.Command {
 		return &cobra.Command{
 			Use: use, Short: short, Long: long, Example: "  lockstepctl ha " + use, Args: cobra.NoArgs,
-			RunE: a.leaf(func(ctx context.Context, c *control.Client, _ []string) error { return f(c, ctx) }),
+			RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error { return f(c, ctx) }),
 		}
 	}
 	for _, c := range []*cobra.Command{setStandby, setAsStandby} {
@@ -134,24 +135,24 @@ on. The answer lists the storage systems that could not be reached yet.`,
 		simple("reconnect", "Connect to the partner now and restart the automatic attempts",
 			`Connect to the partner now, and start a new series of automatic
 reconnection attempts ([ha] reconnect_interval and reconnect_attempts).`,
-			(*control.Client).HAReconnect),
+			(*client.Client).HAReconnect),
 		simple("remove-standby", "On the active: end the pair, keep running alone",
 			`Run on the active: end the relationship with the standby. The active
 keeps running on its own; the former standby keeps its copy but no longer
 receives the journal.`,
-			(*control.Client).HARemoveStandby),
+			(*client.Client).HARemoveStandby),
 		simple("remove-active", "On a disconnected standby: forget the active",
 			`Run on a standby that has lost its active: forget the relationship. It is
 refused while the pair is synchronized (remove the standby on the active
 instead).`,
-			(*control.Client).HARemoveActive),
+			(*client.Client).HARemoveActive),
 	)
 	return cmd
 }
 
 // printReadiness lists the storage systems a server cannot reach, with
 // why when the daemon says (an older one sends only the serials).
-func printReadiness(w io.Writer, unreachable []hal.Serial, why []control.ReadinessDoc) {
+func printReadiness(w io.Writer, unreachable []hal.Serial, why []api.ReadinessDoc) {
 	reasons := map[hal.Serial]string{}
 	for _, r := range why {
 		reasons[r.Serial] = r.Reason

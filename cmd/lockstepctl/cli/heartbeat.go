@@ -9,7 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 )
 
 func (a *app) heartbeatCmd() *cobra.Command {
@@ -35,7 +35,7 @@ timings are in [heartbeat] of /etc/lockstep/lockstep.toml.`,
 system that cannot carry the heartbeat) is printed as "warning: ...".`,
 			Example: "  lockstepctl heartbeat " + use,
 			Args:    cobra.NoArgs,
-			RunE: a.leaf(func(ctx context.Context, c *control.Client, _ []string) error {
+			RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
 				ws, err := c.HeartbeatSet(ctx, on)
 				a.warn(ws)
 				return err
@@ -50,7 +50,7 @@ group its phase and storage-side timeout H, and per storage system
 whether its timer is armed, whether it froze, and its last reply.`,
 		Example: "  lockstepctl heartbeat show\n  lockstepctl --json heartbeat show",
 		Args:    cobra.NoArgs,
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, _ []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
 			hb, err := c.HeartbeatShow(ctx)
 			if err != nil {
 				return err

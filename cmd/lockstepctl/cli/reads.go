@@ -9,7 +9,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 )
 
 func (a *app) statusCmd() *cobra.Command {
@@ -23,7 +24,7 @@ reachable).`,
 		Example: `  lockstepctl status
   lockstepctl --json status`,
 		Args: cobra.NoArgs,
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, _ []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
 			st, err := c.Status(ctx)
 			if err != nil {
 				return err
@@ -38,7 +39,7 @@ reachable).`,
 				fmt.Fprintf(w, "sessions\t%d (normal %d, warning %d, severe %d, inactive %d; recoverable %d)\n",
 					s.Total, s.Normal, s.Warning, s.Severe, s.Inactive, s.Recoverable)
 				fmt.Fprintf(w, "storage systems\t%d (%d reachable)\n", st.Storage.Total, st.Storage.Reachable)
-				fmt.Fprintf(w, "journal\t%s\n", control.JournalLine(st.Journal))
+				fmt.Fprintf(w, "journal\t%s\n", api.JournalLine(st.Journal))
 				for _, d := range st.Degraded {
 					fmt.Fprintf(w, "DEGRADED\t%s\n", d)
 				}
@@ -67,15 +68,15 @@ document on its own line.`,
   lockstepctl events --since 120 --follow
   lockstepctl --json events --follow`,
 		Args: cobra.NoArgs,
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, _ []string) error {
-			print := func(ev control.EventDoc) {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
+			print := func(ev api.EventDoc) {
 				if a.json {
 					json.NewEncoder(a.stdout).Encode(ev)
 					return
 				}
 				fmt.Fprintf(a.stdout, "%6d %s %s %s\n", ev.Seq, ev.At.Format(time.RFC3339), ev.ID, ev.Text)
 			}
-			var live <-chan control.EventDoc
+			var live <-chan api.EventDoc
 			if follow {
 				var err error
 				if live, err = c.Follow(ctx); err != nil { // subscribe first: nothing falls between
@@ -115,7 +116,7 @@ document on its own line.`,
 
 func (a *app) firewallCmd() *cobra.Command {
 	var format string
-	var f control.FirewallFormat
+	var f api.FirewallFormat
 	cmd := &cobra.Command{
 		Use:   "firewall-hints [--format text|nft|iptables]",
 		Short: "Print the firewall rules lockstepd needs, ready to paste",
@@ -128,10 +129,10 @@ ruleset or iptables commands.`,
   lockstepctl firewall-hints --format nft > /etc/nftables.d/lockstep.nft`,
 		Args: cobra.NoArgs,
 		PreRunE: func(*cobra.Command, []string) (err error) {
-			f, err = control.ParseFirewallFormat(format)
+			f, err = api.ParseFirewallFormat(format)
 			return err
 		},
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, _ []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
 			doc, err := c.FirewallHints(ctx, f)
 			if err != nil {
 				return err

@@ -11,7 +11,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/internal/version"
 )
 
@@ -145,7 +146,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, getenv En
 		// come before any command runs.
 		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", cmd.CommandPath())
 		return ExitUsage
-	case errors.Is(err, control.ErrInvalid):
+	case errors.Is(err, api.ErrInvalid):
 		return ExitUsage
 	default:
 		return ExitFail
@@ -210,7 +211,7 @@ func subNames(cmd *cobra.Command) string {
 
 // leaf is a command's RunE: it connects to the bus, then runs f with the
 // client. Help and usage errors never get here, so they need no bus.
-func (a *app) leaf(f func(ctx context.Context, c *control.Client, args []string) error) func(*cobra.Command, []string) error {
+func (a *app) leaf(f func(ctx context.Context, c *client.Client, args []string) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
 		a.ran = true
 		bus := a.bus
@@ -220,12 +221,12 @@ func (a *app) leaf(f func(ctx context.Context, c *control.Client, args []string)
 		if bus == "" {
 			bus = "system"
 		}
-		conn, err := control.Connect(bus)
+		conn, err := client.Connect(bus)
 		if err != nil {
 			return fmt.Errorf("cannot reach the %s bus: %w", bus, err)
 		}
 		defer conn.Close()
-		return f(cmd.Context(), control.NewClient(conn), args)
+		return f(cmd.Context(), client.New(conn), args)
 	}
 }
 

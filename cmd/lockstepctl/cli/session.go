@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
-	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 )
 
 func (a *app) sessionCmd() *cobra.Command {
@@ -40,7 +40,7 @@ func (a *app) sessionListCmd() *cobra.Command {
 		Long:    "List every session: type, state, status, whether it is recoverable, its number of copy sets and its consistency group.",
 		Example: "  lockstepctl session list\n  lockstepctl --json session list",
 		Args:    cobra.NoArgs,
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, _ []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
 			list, err := c.SessionList(ctx)
 			if err != nil {
 				return err
@@ -48,7 +48,7 @@ func (a *app) sessionListCmd() *cobra.Command {
 			return a.show(list, func(w io.Writer) {
 				fmt.Fprintln(w, "NAME\tTYPE\tSTATE\tSTATUS\tRECOVERABLE\tCOPY SETS\tCG")
 				for _, s := range list {
-					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%d\t%s\n", s.Name, s.Type, s.State, s.Status, s.Recoverable,
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%v\t%d\t%s\n", s.Name, s.Type, s.State.Label(), s.Status.Label(), s.Recoverable,
 						len(s.CopySets), s.CG)
 				}
 			})
@@ -67,7 +67,7 @@ its reason, and the commands its state allows now. --json also lists its
 copy sets.`,
 		Example: "  lockstepctl session show prod\n  lockstepctl --json session show prod",
 		Args:    cobra.ExactArgs(1),
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, args []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
 			s, err := c.SessionShow(ctx, args[0])
 			if err != nil {
 				return err
@@ -79,8 +79,8 @@ copy sets.`,
 
 func (a *app) sessionCreateCmd() *cobra.Command {
 	var typ, cg, policy string
-	var t session.Type
-	var p session.Policy
+	var t api.SessionType
+	var p api.SuspendPolicy
 	cmd := &cobra.Command{
 		Use:   "create NAME [--type TYPE] [--cg NAME] [--policy hold-io|release-io]",
 		Short: "Define a new, empty session",
@@ -98,28 +98,28 @@ continue, unmirrored, as soon as every freeze is certain.`,
 		Args:    cobra.ExactArgs(1),
 		PreRunE: func(*cobra.Command, []string) error {
 			var err1, err2 error
-			t, err1 = session.ParseType(typ)
-			p, err2 = session.ParsePolicy(policy)
+			t, err1 = api.ParseSessionType(typ)
+			p, err2 = api.ParseSuspendPolicy(policy)
 			if err := errors.Join(err1, err2); err != nil {
 				return usageErr("%v", err)
 			}
 			return nil
 		},
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, args []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
 			return c.SessionCreate(ctx, args[0], t, cg, p)
 		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&typ, "type", string(session.MetroMirrorFailoverFailback), "session type: mm-failover-failback or mm-single-direction")
+	f.StringVar(&typ, "type", string(api.MetroMirrorFailoverFailback), "session type: mm-failover-failback or mm-single-direction")
 	f.StringVar(&cg, "cg", "", "consistency-group name shared with other sessions")
-	f.StringVar(&policy, "policy", string(session.HoldIO), "after a freeze: hold-io or release-io")
-	_ = cmd.RegisterFlagCompletionFunc("type", fixed(string(session.MetroMirrorFailoverFailback), string(session.MetroMirrorSingleDirection)))
-	_ = cmd.RegisterFlagCompletionFunc("policy", fixed(string(session.HoldIO), string(session.ReleaseIO)))
+	f.StringVar(&policy, "policy", string(api.HoldIO), "after a freeze: hold-io or release-io")
+	_ = cmd.RegisterFlagCompletionFunc("type", fixed(words(api.SessionTypes())...))
+	_ = cmd.RegisterFlagCompletionFunc("policy", fixed(words(api.SuspendPolicies())...))
 	return cmd
 }
 
 func (a *app) sessionAddCopySetCmd() *cobra.Command {
-	var cs session.CopySet
+	var cs api.CopySet
 	return &cobra.Command{
 		Use:   "add-copyset NAME H1 H2",
 		Short: "Add a copy set (an H1 volume and its H2 volume) to a session",
@@ -131,25 +131,22 @@ Both storage systems must be defined (storage add).`,
 		Args:    cobra.ExactArgs(3),
 		PreRunE: func(_ *cobra.Command, args []string) error {
 			var err1, err2 error
-			cs.H1, err1 = session.ParseVolumeRef(args[1])
-			cs.H2, err2 = session.ParseVolumeRef(args[2])
+			cs.H1, err1 = api.ParseVolumeRef(args[1])
+			cs.H2, err2 = api.ParseVolumeRef(args[2])
 			if err := errors.Join(err1, err2); err != nil {
 				return usageErr("%v", err)
 			}
 			return nil
 		},
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, args []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
 			return c.SessionAddCopySet(ctx, args[0], cs)
 		}),
 	}
 }
 
 func (a *app) sessionCmdCmd() *cobra.Command {
-	var command session.Command
-	var names []string
-	for _, c := range session.Commands() {
-		names = append(names, string(c))
-	}
+	var command api.SessionCommand
+	names := words(api.SessionCommands())
 	return &cobra.Command{
 		Use:   "cmd NAME COMMAND",
 		Short: "Run a command on a session: " + strings.Join(names, ", "),
@@ -174,12 +171,12 @@ a command the state does not allow is refused with the reason.`,
 			return nil, cobra.ShellCompDirectiveNoFileComp
 		},
 		PreRunE: func(_ *cobra.Command, args []string) (err error) {
-			if command, err = session.ParseCommand(args[1]); err != nil {
+			if command, err = api.ParseSessionCommand(args[1]); err != nil {
 				return usageErr("%v", err)
 			}
 			return nil
 		},
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, args []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
 			s, err := c.SessionCommand(ctx, args[0], command)
 			if err != nil {
 				return err
@@ -196,15 +193,15 @@ func (a *app) sessionRemoveCmd() *cobra.Command {
 		Long:    "Remove the session NAME. Only a session in state Defined can be removed: terminate it first.",
 		Example: "  lockstepctl session cmd prod terminate\n  lockstepctl session remove prod",
 		Args:    cobra.ExactArgs(1),
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, args []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
 			return c.SessionRemove(ctx, args[0])
 		}),
 	}
 }
 
-func printSession(w io.Writer, s control.SessionDoc) {
+func printSession(w io.Writer, s api.SessionDoc) {
 	fmt.Fprintf(w, "session\t%s (%s)\n", s.Name, s.Type)
-	fmt.Fprintf(w, "state\t%s\nstatus\t%s\n", s.State, s.Status)
+	fmt.Fprintf(w, "state\t%s\nstatus\t%s\n", s.State.Label(), s.Status.Label())
 	fmt.Fprintf(w, "recoverable\t%v\ncopying\t%v\nerror\t%v\nI/O held\t%v\n", s.Recoverable, s.Copying, s.Error, s.IOHeld)
 	fmt.Fprintf(w, "active site\t%s\ndirection\t%s\n", s.ActiveSite, s.Direction)
 	if s.CG != "" {
@@ -214,9 +211,14 @@ func printSession(w io.Writer, s control.SessionDoc) {
 	if s.Reason != "" {
 		fmt.Fprintf(w, "last change\t%s: %s\n", s.LastChange.Format(time.RFC3339), s.Reason)
 	}
-	var cmds []string
-	for _, c := range s.AvailableCommands {
-		cmds = append(cmds, string(c))
+	fmt.Fprintf(w, "available commands\t%s\n", strings.Join(words(s.AvailableCommands), ", "))
+}
+
+// words are the API's words as strings, for completions and lists.
+func words[T ~string](ws []T) []string {
+	out := make([]string, len(ws))
+	for i, w := range ws {
+		out[i] = string(w)
 	}
-	fmt.Fprintf(w, "available commands\t%s\n", strings.Join(cmds, ", "))
+	return out
 }

@@ -8,7 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/lockstep-io/lockstep/daemon/control"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/hal"
 )
 
@@ -35,7 +36,7 @@ carry the heartbeat, its connections (name, kind and state) and the
 sessions with volumes on it.`,
 		Example: "  lockstepctl storage list\n  lockstepctl --json storage list",
 		Args:    cobra.NoArgs,
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, _ []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
 			list, err := c.StorageList(ctx)
 			if err != nil {
 				return err
@@ -64,7 +65,7 @@ sessions, and for each connection its kind, addresses, state and the last
 problem seen.`,
 		Example: "  lockstepctl storage show IBM.2107-75ABC01",
 		Args:    cobra.ExactArgs(1),
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, args []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
 			s, err := c.StorageShow(ctx, hal.Serial(args[0]))
 			if err != nil {
 				return err
@@ -113,7 +114,7 @@ cannot carry the heartbeat) is printed as "warning: ...".`,
 			}
 			return nil
 		},
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, args []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
 			spec := storageSpec(args[0], name, kind, addr, sysplex, user, pwFile)
 			ws, err := c.StorageAdd(ctx, spec)
 			a.warn(ws)
@@ -128,7 +129,7 @@ cannot carry the heartbeat) is printed as "warning: ...".`,
 	f.StringVar(&user, "user", "", "the storage system's user for this connection")
 	f.StringVar(&pwFile, "password-file", "", "file holding the password; lockstepd reads it")
 	_ = cmd.MarkFlagRequired("addr")
-	_ = cmd.RegisterFlagCompletionFunc("kind", fixed(string(control.Direct), string(control.HMC), string(control.ZOS)))
+	_ = cmd.RegisterFlagCompletionFunc("kind", fixed(string(api.Direct), string(api.HMC), string(api.ZOS)))
 	_ = cmd.MarkFlagFilename("password-file")
 	return cmd
 }
@@ -149,7 +150,7 @@ anyway, with a warning.`,
 		Example: `  lockstepctl storage remove IBM.2107-75ABC01 --connection hmc-a
   lockstepctl storage remove IBM.2107-75ABC01`,
 		Args: cobra.ExactArgs(1),
-		RunE: a.leaf(func(ctx context.Context, c *control.Client, args []string) error {
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
 			ws, err := c.StorageRemove(ctx, hal.Serial(args[0]), conn, force)
 			a.warn(ws)
 			return err
@@ -162,8 +163,8 @@ anyway, with a warning.`,
 
 // storageSpec is the StorageSpec of storage add's arguments: one
 // connection, its addresses comma-separated.
-func storageSpec(serial, name, kind, addr, sysplex, user, pwFile string) control.StorageSpec {
-	return control.StorageSpec{Serial: hal.Serial(serial), Connections: []control.ConnectionSpec{{
-		Name: name, Kind: control.ConnectionKind(kind), Addresses: strings.Split(addr, ","), Sysplex: sysplex,
+func storageSpec(serial, name, kind, addr, sysplex, user, pwFile string) api.StorageSpec {
+	return api.StorageSpec{Serial: hal.Serial(serial), Connections: []api.ConnectionSpec{{
+		Name: name, Kind: api.ConnectionKind(kind), Addresses: strings.Split(addr, ","), Sysplex: sysplex,
 		User: user, PasswordFile: pwFile}}}
 }

@@ -91,7 +91,7 @@ func (r *rawDuration) UnmarshalTOML(v any) error {
 func LoadConfig(path string) (*Config, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return ParseConfig(string(b))
 }
@@ -102,7 +102,7 @@ func ParseConfig(text string) (*Config, error) {
 	var raw rawConfig
 	md, err := toml.Decode(text, &raw)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	var problems []string
 	for _, k := range md.Undecoded() {

@@ -349,12 +349,12 @@ func (g *gatedSystem) gate(ctx context.Context) error {
 	ep.mu.Unlock()
 	if latency > 0 {
 		if err := clock.Sleep(ctx, ep.server.clock, latency); err != nil {
-			return fmt.Errorf("%w: %v", hal.ErrTimeout, err)
+			return fmt.Errorf("%w: %w", hal.ErrTimeout, err)
 		}
 	}
 	if ep.modeFor(g.manager) == emu.LinkBlackhole {
 		<-ctx.Done()
-		return fmt.Errorf("%w: %v", hal.ErrTimeout, ctx.Err())
+		return fmt.Errorf("%w: %w", hal.ErrTimeout, ctx.Err())
 	}
 	return nil
 }

@@ -1,4 +1,4 @@
-package control
+package client
 
 import (
 	"context"
@@ -9,14 +9,14 @@ import (
 
 	"github.com/godbus/dbus/v5"
 
-	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/hal"
 )
 
 // Connect opens a connection to a bus: "system" (the default when bus is
 // empty; DBUS_SYSTEM_BUS_ADDRESS overrides its address), "session", or a
 // D-Bus address such as "unix:path=/run/lockstep-test/bus". Errors wrap
-// ErrUnavailable, or ErrInvalid for a bus that is none of these.
+// api.ErrUnavailable, or api.ErrInvalid for a bus that is none of these.
 func Connect(bus string) (*dbus.Conn, error) {
 	var conn *dbus.Conn
 	var err error
@@ -28,10 +28,10 @@ func Connect(bus string) (*dbus.Conn, error) {
 	case strings.Contains(bus, ":"):
 		conn, err = dbus.Connect(bus)
 	default:
-		return nil, fmt.Errorf("%w: bus %q: want system, session or an address like unix:path=/run/dbus/system_bus_socket", ErrInvalid, bus)
+		return nil, fmt.Errorf("%w: bus %q: want system, session or an address like unix:path=/run/dbus/system_bus_socket", api.ErrInvalid, bus)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("%w: connect to the %s bus: %w", ErrUnavailable, bus, err)
+		return nil, fmt.Errorf("%w: connect to the %s bus: %w", api.ErrUnavailable, bus, err)
 	}
 	return conn, nil
 }
@@ -44,9 +44,9 @@ type Client struct {
 	obj  dbus.BusObject
 }
 
-// NewClient returns a client of the lockstepd owning BusName on conn.
-func NewClient(conn *dbus.Conn) *Client {
-	return &Client{conn: conn, obj: conn.Object(BusName, ObjectPath)}
+// New returns a client of the lockstepd owning api.BusName on conn.
+func New(conn *dbus.Conn) *Client {
+	return &Client{conn: conn, obj: conn.Object(api.BusName, api.ObjectPath)}
 }
 
 // call calls iface.method with args and stores its answer, if any, in out.
@@ -72,155 +72,155 @@ func get[T any](ctx context.Context, c *Client, iface, method string, args ...an
 		return out, err
 	}
 	if err := json.Unmarshal([]byte(doc), &out); err != nil {
-		return out, fmt.Errorf("control: %s: undecodable answer: %w", method, err)
+		return out, fmt.Errorf("client: %s: undecodable answer: %w", method, err)
 	}
 	return out, nil
 }
 
 // Status is lockstepctl status.
-func (c *Client) Status(ctx context.Context) (StatusDoc, error) {
-	return get[StatusDoc](ctx, c, Interface, "Status")
+func (c *Client) Status(ctx context.Context) (api.StatusDoc, error) {
+	return get[api.StatusDoc](ctx, c, api.Interface, "Status")
 }
 
 // StorageList is lockstepctl storage list.
-func (c *Client) StorageList(ctx context.Context) ([]StorageDoc, error) {
-	return get[[]StorageDoc](ctx, c, Interface, "StorageList")
+func (c *Client) StorageList(ctx context.Context) ([]api.StorageDoc, error) {
+	return get[[]api.StorageDoc](ctx, c, api.Interface, "StorageList")
 }
 
 // StorageShow is lockstepctl storage show SERIAL.
-func (c *Client) StorageShow(ctx context.Context, serial hal.Serial) (StorageDoc, error) {
-	return get[StorageDoc](ctx, c, Interface, "StorageShow", string(serial))
+func (c *Client) StorageShow(ctx context.Context, serial hal.Serial) (api.StorageDoc, error) {
+	return get[api.StorageDoc](ctx, c, api.Interface, "StorageShow", string(serial))
 }
 
 // SessionList is lockstepctl session list.
-func (c *Client) SessionList(ctx context.Context) ([]SessionDoc, error) {
-	return get[[]SessionDoc](ctx, c, Interface, "SessionList")
+func (c *Client) SessionList(ctx context.Context) ([]api.SessionDoc, error) {
+	return get[[]api.SessionDoc](ctx, c, api.Interface, "SessionList")
 }
 
 // SessionShow is lockstepctl session show NAME.
-func (c *Client) SessionShow(ctx context.Context, name string) (SessionDoc, error) {
-	return get[SessionDoc](ctx, c, Interface, "SessionShow", name)
+func (c *Client) SessionShow(ctx context.Context, name string) (api.SessionDoc, error) {
+	return get[api.SessionDoc](ctx, c, api.Interface, "SessionShow", name)
 }
 
 // HeartbeatShow is lockstepctl heartbeat show.
-func (c *Client) HeartbeatShow(ctx context.Context) (HeartbeatDoc, error) {
-	return get[HeartbeatDoc](ctx, c, Interface, "HeartbeatShow")
+func (c *Client) HeartbeatShow(ctx context.Context) (api.HeartbeatDoc, error) {
+	return get[api.HeartbeatDoc](ctx, c, api.Interface, "HeartbeatShow")
 }
 
 // BackupList is lockstepctl backup list.
-func (c *Client) BackupList(ctx context.Context) ([]BackupDoc, error) {
-	return get[[]BackupDoc](ctx, c, Interface, "BackupList")
+func (c *Client) BackupList(ctx context.Context) ([]api.BackupDoc, error) {
+	return get[[]api.BackupDoc](ctx, c, api.Interface, "BackupList")
 }
 
 // Events is the recorded events numbered above since, oldest first
-// (lockstepctl events). The server keeps the last EventRingSize: a gap
+// (lockstepctl events). The server keeps the last 1024: a gap
 // between since and the first Seq is what was dropped.
-func (c *Client) Events(ctx context.Context, since uint64) ([]EventDoc, error) {
-	return get[[]EventDoc](ctx, c, Interface, "Events", since)
+func (c *Client) Events(ctx context.Context, since uint64) ([]api.EventDoc, error) {
+	return get[[]api.EventDoc](ctx, c, api.Interface, "Events", since)
 }
 
 // FirewallHints is lockstepctl firewall-hints --format FORMAT.
-func (c *Client) FirewallHints(ctx context.Context, format FirewallFormat) (FirewallDoc, error) {
-	return get[FirewallDoc](ctx, c, Interface, "FirewallHints", string(format))
+func (c *Client) FirewallHints(ctx context.Context, format api.FirewallFormat) (api.FirewallDoc, error) {
+	return get[api.FirewallDoc](ctx, c, api.Interface, "FirewallHints", string(format))
 }
 
 // HAStatus is lockstepctl ha status.
-func (c *Client) HAStatus(ctx context.Context) (HADoc, error) {
-	return get[HADoc](ctx, c, Interface, "HAStatus")
+func (c *Client) HAStatus(ctx context.Context) (api.HADoc, error) {
+	return get[api.HADoc](ctx, c, api.Interface, "HAStatus")
 }
 
 // StorageAdd is lockstepctl storage add; it returns the warnings.
-func (c *Client) StorageAdd(ctx context.Context, spec StorageSpec) ([]string, error) {
+func (c *Client) StorageAdd(ctx context.Context, spec api.StorageSpec) ([]string, error) {
 	b, err := json.Marshal(spec)
 	if err != nil {
-		return nil, fmt.Errorf("control: encode storage spec: %w", err)
+		return nil, fmt.Errorf("client: encode storage spec: %w", err)
 	}
-	doc, err := get[WarningsDoc](ctx, c, AdminInterface, "StorageAdd", string(b))
+	doc, err := get[api.WarningsDoc](ctx, c, api.AdminInterface, "StorageAdd", string(b))
 	return doc.Warnings, err
 }
 
 // StorageRemove is lockstepctl storage remove SERIAL [CONNECTION]
 // [--force]; it returns the warnings.
 func (c *Client) StorageRemove(ctx context.Context, serial hal.Serial, connection string, force bool) ([]string, error) {
-	doc, err := get[WarningsDoc](ctx, c, AdminInterface, "StorageRemove", string(serial), connection, force)
+	doc, err := get[api.WarningsDoc](ctx, c, api.AdminInterface, "StorageRemove", string(serial), connection, force)
 	return doc.Warnings, err
 }
 
 // SessionCreate is lockstepctl session create.
-func (c *Client) SessionCreate(ctx context.Context, name string, t session.Type, cg string, p session.Policy) error {
-	return c.call(ctx, AdminInterface, "SessionCreate", nil, name, string(t), cg, string(p))
+func (c *Client) SessionCreate(ctx context.Context, name string, t api.SessionType, cg string, p api.SuspendPolicy) error {
+	return c.call(ctx, api.AdminInterface, "SessionCreate", nil, name, string(t), cg, string(p))
 }
 
 // SessionAddCopySet is lockstepctl session add-copyset.
-func (c *Client) SessionAddCopySet(ctx context.Context, name string, cs session.CopySet) error {
-	return c.call(ctx, AdminInterface, "SessionAddCopySet", nil, name, cs.H1.String(), cs.H2.String())
+func (c *Client) SessionAddCopySet(ctx context.Context, name string, cs api.CopySet) error {
+	return c.call(ctx, api.AdminInterface, "SessionAddCopySet", nil, name, cs.H1.String(), cs.H2.String())
 }
 
 // SessionCommand is lockstepctl session cmd NAME COMMAND; it returns the
 // session after the command.
-func (c *Client) SessionCommand(ctx context.Context, name string, cmd session.Command) (SessionDoc, error) {
-	return get[SessionDoc](ctx, c, AdminInterface, "SessionCommand", name, string(cmd))
+func (c *Client) SessionCommand(ctx context.Context, name string, cmd api.SessionCommand) (api.SessionDoc, error) {
+	return get[api.SessionDoc](ctx, c, api.AdminInterface, "SessionCommand", name, string(cmd))
 }
 
 // SessionRemove is lockstepctl session remove NAME.
 func (c *Client) SessionRemove(ctx context.Context, name string) error {
-	return c.call(ctx, AdminInterface, "SessionRemove", nil, name)
+	return c.call(ctx, api.AdminInterface, "SessionRemove", nil, name)
 }
 
 // HeartbeatSet is lockstepctl heartbeat on|off; it returns the warnings.
 func (c *Client) HeartbeatSet(ctx context.Context, on bool) ([]string, error) {
-	doc, err := get[WarningsDoc](ctx, c, AdminInterface, "HeartbeatSet", on)
+	doc, err := get[api.WarningsDoc](ctx, c, api.AdminInterface, "HeartbeatSet", on)
 	return doc.Warnings, err
 }
 
 // BackupCreate is lockstepctl backup create.
-func (c *Client) BackupCreate(ctx context.Context) (BackupDoc, error) {
-	return get[BackupDoc](ctx, c, AdminInterface, "BackupCreate")
+func (c *Client) BackupCreate(ctx context.Context) (api.BackupDoc, error) {
+	return get[api.BackupDoc](ctx, c, api.AdminInterface, "BackupCreate")
 }
 
 // BackupRestore is lockstepctl backup restore NAME.
 func (c *Client) BackupRestore(ctx context.Context, name string) error {
-	return c.call(ctx, AdminInterface, "BackupRestore", nil, name)
+	return c.call(ctx, api.AdminInterface, "BackupRestore", nil, name)
 }
 
 // HASetStandby is lockstepctl ha set-standby ADDR --name NAME (name ""
 // without --name).
 func (c *Client) HASetStandby(ctx context.Context, addr, name string) error {
-	return c.call(ctx, AdminInterface, "HASetStandby", nil, addr, name)
+	return c.call(ctx, api.AdminInterface, "HASetStandby", nil, addr, name)
 }
 
 // HASetAsStandby is lockstepctl ha set-as-standby ADDR --name NAME.
 func (c *Client) HASetAsStandby(ctx context.Context, addr, name string) error {
-	return c.call(ctx, AdminInterface, "HASetAsStandby", nil, addr, name)
+	return c.call(ctx, api.AdminInterface, "HASetAsStandby", nil, addr, name)
 }
 
 // HATakeover is lockstepctl ha takeover.
-func (c *Client) HATakeover(ctx context.Context) (TakeoverDoc, error) {
-	return get[TakeoverDoc](ctx, c, AdminInterface, "HATakeover")
+func (c *Client) HATakeover(ctx context.Context) (api.TakeoverDoc, error) {
+	return get[api.TakeoverDoc](ctx, c, api.AdminInterface, "HATakeover")
 }
 
 // HAReconnect is lockstepctl ha reconnect.
 func (c *Client) HAReconnect(ctx context.Context) error {
-	return c.call(ctx, AdminInterface, "HAReconnect", nil)
+	return c.call(ctx, api.AdminInterface, "HAReconnect", nil)
 }
 
 // HARemoveStandby is lockstepctl ha remove-standby.
 func (c *Client) HARemoveStandby(ctx context.Context) error {
-	return c.call(ctx, AdminInterface, "HARemoveStandby", nil)
+	return c.call(ctx, api.AdminInterface, "HARemoveStandby", nil)
 }
 
 // HARemoveActive is lockstepctl ha remove-active.
 func (c *Client) HARemoveActive(ctx context.Context) error {
-	return c.call(ctx, AdminInterface, "HARemoveActive", nil)
+	return c.call(ctx, api.AdminInterface, "HARemoveActive", nil)
 }
 
-// Properties reads the properties of Interface (one GetAll).
-func (c *Client) Properties(ctx context.Context) (Properties, error) {
+// Properties reads the properties of api.Interface (one GetAll).
+func (c *Client) Properties(ctx context.Context) (api.Properties, error) {
 	var all map[string]dbus.Variant
-	if err := c.obj.CallWithContext(ctx, ifaceProperties+".GetAll", 0, Interface).Store(&all); err != nil {
-		return Properties{}, fromDBusError(err)
+	if err := c.obj.CallWithContext(ctx, "org.freedesktop.DBus.Properties.GetAll", 0, api.Interface).Store(&all); err != nil {
+		return api.Properties{}, fromDBusError(err)
 	}
-	var p Properties
+	var p api.Properties
 	var epoch uint64
 	for name, dest := range map[string]any{
 		"Role": &p.Role, "HAState": &p.HAState, "Heartbeat": &p.Heartbeat, "Epoch": &epoch, "Version": &p.Version,
@@ -230,7 +230,7 @@ func (c *Client) Properties(ctx context.Context) (Properties, error) {
 			continue // an older server: leave the zero value
 		}
 		if err := v.Store(dest); err != nil {
-			return Properties{}, fmt.Errorf("control: property %s: %w", name, err)
+			return api.Properties{}, fmt.Errorf("client: property %s: %w", name, err)
 		}
 	}
 	p.Epoch = hal.Epoch(epoch)
@@ -243,11 +243,11 @@ func (c *Client) Properties(ctx context.Context) (Properties, error) {
 // delivered: for lockstepctl events --follow, call Follow first, then
 // Events(0), and skip the followed events whose Seq was already printed.
 // A reader that falls far behind stalls only its own delivery.
-func (c *Client) Follow(ctx context.Context) (<-chan EventDoc, error) {
+func (c *Client) Follow(ctx context.Context) (<-chan api.EventDoc, error) {
 	match := []dbus.MatchOption{
-		dbus.WithMatchSender(BusName),
-		dbus.WithMatchObjectPath(ObjectPath),
-		dbus.WithMatchInterface(Interface),
+		dbus.WithMatchSender(api.BusName),
+		dbus.WithMatchObjectPath(api.ObjectPath),
+		dbus.WithMatchInterface(api.Interface),
 		dbus.WithMatchMember("Event"),
 	}
 	if err := c.conn.AddMatchSignalContext(ctx, match...); err != nil {
@@ -255,7 +255,7 @@ func (c *Client) Follow(ctx context.Context) (<-chan EventDoc, error) {
 	}
 	signals := make(chan *dbus.Signal, 64)
 	c.conn.Signal(signals)
-	out := make(chan EventDoc)
+	out := make(chan api.EventDoc)
 	go func() {
 		defer close(out)
 		defer func() {
@@ -289,8 +289,8 @@ func (c *Client) Follow(ctx context.Context) (<-chan EventDoc, error) {
 
 // decodeEvent reads an Event signal; ok is false for any other signal the
 // connection receives.
-func decodeEvent(sig *dbus.Signal) (ev EventDoc, ok bool) {
-	if sig.Path != ObjectPath || sig.Name != signalEvent {
+func decodeEvent(sig *dbus.Signal) (ev api.EventDoc, ok bool) {
+	if sig.Path != api.ObjectPath || sig.Name != api.EventSignal {
 		return ev, false
 	}
 	var fields string

@@ -5,38 +5,14 @@ import (
 	"strings"
 
 	"github.com/godbus/dbus/v5/introspect"
+
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 )
 
-// Names of the admin API on the bus.
-const (
-	// BusName is the well-known name lockstepd owns.
-	BusName = "org.lockstep.Manager1"
-	// ObjectPath is the one object lockstepd exports.
-	ObjectPath = "/org/lockstep/Manager1"
-	// Interface holds the reads (anyone may call them), the Event signal
-	// and the properties.
-	Interface = "org.lockstep.Manager1"
-	// AdminInterface holds the changes (root and group lockstep only, by
-	// the bus policy).
-	AdminInterface = "org.lockstep.Manager1.Admin"
-)
-
-// D-Bus error names the server replies with. The client turns each back
-// into an error that errors.Is matches against the sentinel shown.
-const (
-	ErrorNotAllowed  = "org.lockstep.Manager1.Error.NotAllowed"  // session.ErrNotAllowed
-	ErrorNotFound    = "org.lockstep.Manager1.Error.NotFound"    // ErrNotFound
-	ErrorInvalidArgs = "org.lockstep.Manager1.Error.InvalidArgs" // ErrInvalid
-	ErrorRefused     = "org.lockstep.Manager1.Error.Refused"     // ErrRefused
-	ErrorUnavailable = "org.lockstep.Manager1.Error.Unavailable" // ErrUnavailable
-	ErrorFailed      = "org.lockstep.Manager1.Error.Failed"      // ErrFailed
-)
-
-// Standard names used by the server and the client.
+// Standard names the server uses.
 const (
 	ifaceProperties    = "org.freedesktop.DBus.Properties"
 	ifaceIntrospect    = "org.freedesktop.DBus.Introspectable"
-	signalEvent        = Interface + ".Event"
 	signalPropsChanged = ifaceProperties + ".PropertiesChanged"
 )
 
@@ -56,32 +32,32 @@ type method struct {
 func apiMethods() []method {
 	doc := func(name string) []arg { return []arg{{name, "s"}} } // a JSON document
 	return []method{
-		{Interface, "Status", nil, doc("status")},
-		{Interface, "StorageList", nil, doc("storage")},
-		{Interface, "StorageShow", []arg{{"serial", "s"}}, doc("storage")},
-		{Interface, "SessionList", nil, doc("sessions")},
-		{Interface, "SessionShow", []arg{{"name", "s"}}, doc("session")},
-		{Interface, "HeartbeatShow", nil, doc("heartbeat")},
-		{Interface, "BackupList", nil, doc("backups")},
-		{Interface, "Events", []arg{{"since", "t"}}, doc("events")},
-		{Interface, "FirewallHints", []arg{{"format", "s"}}, doc("hints")},
-		{Interface, "HAStatus", nil, doc("ha")},
+		{api.Interface, "Status", nil, doc("status")},
+		{api.Interface, "StorageList", nil, doc("storage")},
+		{api.Interface, "StorageShow", []arg{{"serial", "s"}}, doc("storage")},
+		{api.Interface, "SessionList", nil, doc("sessions")},
+		{api.Interface, "SessionShow", []arg{{"name", "s"}}, doc("session")},
+		{api.Interface, "HeartbeatShow", nil, doc("heartbeat")},
+		{api.Interface, "BackupList", nil, doc("backups")},
+		{api.Interface, "Events", []arg{{"since", "t"}}, doc("events")},
+		{api.Interface, "FirewallHints", []arg{{"format", "s"}}, doc("hints")},
+		{api.Interface, "HAStatus", nil, doc("ha")},
 
-		{AdminInterface, "StorageAdd", []arg{{"spec", "s"}}, doc("warnings")},
-		{AdminInterface, "StorageRemove", []arg{{"serial", "s"}, {"connection", "s"}, {"force", "b"}}, doc("warnings")},
-		{AdminInterface, "SessionCreate", []arg{{"name", "s"}, {"type", "s"}, {"cg", "s"}, {"policy", "s"}}, nil},
-		{AdminInterface, "SessionAddCopySet", []arg{{"name", "s"}, {"h1", "s"}, {"h2", "s"}}, nil},
-		{AdminInterface, "SessionCommand", []arg{{"name", "s"}, {"command", "s"}}, doc("session")},
-		{AdminInterface, "SessionRemove", []arg{{"name", "s"}}, nil},
-		{AdminInterface, "HeartbeatSet", []arg{{"on", "b"}}, doc("warnings")},
-		{AdminInterface, "BackupCreate", nil, doc("backup")},
-		{AdminInterface, "BackupRestore", []arg{{"name", "s"}}, nil},
-		{AdminInterface, "HASetStandby", []arg{{"address", "s"}, {"name", "s"}}, nil},
-		{AdminInterface, "HASetAsStandby", []arg{{"address", "s"}, {"name", "s"}}, nil},
-		{AdminInterface, "HATakeover", nil, doc("takeover")},
-		{AdminInterface, "HAReconnect", nil, nil},
-		{AdminInterface, "HARemoveStandby", nil, nil},
-		{AdminInterface, "HARemoveActive", nil, nil},
+		{api.AdminInterface, "StorageAdd", []arg{{"spec", "s"}}, doc("warnings")},
+		{api.AdminInterface, "StorageRemove", []arg{{"serial", "s"}, {"connection", "s"}, {"force", "b"}}, doc("warnings")},
+		{api.AdminInterface, "SessionCreate", []arg{{"name", "s"}, {"type", "s"}, {"cg", "s"}, {"policy", "s"}}, nil},
+		{api.AdminInterface, "SessionAddCopySet", []arg{{"name", "s"}, {"h1", "s"}, {"h2", "s"}}, nil},
+		{api.AdminInterface, "SessionCommand", []arg{{"name", "s"}, {"command", "s"}}, doc("session")},
+		{api.AdminInterface, "SessionRemove", []arg{{"name", "s"}}, nil},
+		{api.AdminInterface, "HeartbeatSet", []arg{{"on", "b"}}, doc("warnings")},
+		{api.AdminInterface, "BackupCreate", nil, doc("backup")},
+		{api.AdminInterface, "BackupRestore", []arg{{"name", "s"}}, nil},
+		{api.AdminInterface, "HASetStandby", []arg{{"address", "s"}, {"name", "s"}}, nil},
+		{api.AdminInterface, "HASetAsStandby", []arg{{"address", "s"}, {"name", "s"}}, nil},
+		{api.AdminInterface, "HATakeover", nil, doc("takeover")},
+		{api.AdminInterface, "HAReconnect", nil, nil},
+		{api.AdminInterface, "HARemoveStandby", nil, nil},
+		{api.AdminInterface, "HARemoveActive", nil, nil},
 	}
 }
 
@@ -105,11 +81,11 @@ func introspectArgs(args []arg, dir string) []introspect.Arg {
 
 // introspectionXML is the answer to Introspect on ObjectPath.
 func introspectionXML() (string, error) {
-	reads := introspect.Interface{Name: Interface}
-	admin := introspect.Interface{Name: AdminInterface}
+	reads := introspect.Interface{Name: api.Interface}
+	admin := introspect.Interface{Name: api.AdminInterface}
 	for _, m := range apiMethods() {
 		im := introspect.Method{Name: m.name, Args: append(introspectArgs(m.in, "in"), introspectArgs(m.out, "out")...)}
-		if m.iface == Interface {
+		if m.iface == api.Interface {
 			reads.Methods = append(reads.Methods, im)
 		} else {
 			admin.Methods = append(admin.Methods, im)
