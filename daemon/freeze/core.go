@@ -339,6 +339,9 @@ type member struct {
 	thawing        bool
 	released       bool
 	thawErr        error
+	// blocked names what kept the last thaw from some of its LSSs: they
+	// are also source LSSs of another group that holds them (heldBy).
+	blocked string
 }
 
 // New returns a core; Run starts it.
@@ -1663,21 +1666,50 @@ func (c *Core) thaw(g *group, wait chan error) {
 		if m.released || m.thawing {
 			continue
 		}
+		var lsss []hal.LSS
+		var blocked []string
+		for _, l := range sourceLSSs(g.Pairs[serial]) {
+			if by := c.heldBy(g, hal.LSSRef{Serial: serial, LSS: l}); by != "" {
+				blocked = append(blocked, fmt.Sprintf("LSS %s is also held by group %s", l, by))
+				continue
+			}
+			lsss = append(lsss, l)
+		}
+		m.blocked = strings.Join(blocked, ", ")
+		if len(lsss) == 0 {
+			continue
+		}
 		m.thawing = true
 		epoch := c.epoch
-		lsss := sourceLSSs(g.Pairs[serial])
 		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.Thaw(ctx, epoch, lsss) }, func(err error) {
 			m.thawing = false
 			if g.systems[serial] != m {
 				return // the group was started again meanwhile
 			}
-			if m.thawErr = err; err == nil {
+			if m.thawErr = err; err == nil && m.blocked == "" {
 				m.released = true
 			}
 			c.thawProgress(g)
 		})
 	}
 	c.thawProgress(g)
+}
+
+// heldBy names another group that holds the source LSS ref: one that is
+// being frozen, partially frozen, or frozen and not thawed. A thaw of g
+// must not end its hold there (ELB is the LSS's, whoever started it):
+// that would let writes go on unmirrored while that group's other
+// systems may still mirror, or end a hold its admin kept. "" if none.
+func (c *Core) heldBy(g *group, ref hal.LSSRef) string {
+	for _, o := range c.sortedGroups() {
+		if o == g || o.phase == Mirroring || o.phase == Thawed {
+			continue
+		}
+		if slices.ContainsFunc(o.Pairs[ref.Serial], func(lp hal.LSSPair) bool { return lp.Source == ref }) {
+			return fmt.Sprintf("%s (%s)", o.Name, o.phase)
+		}
+	}
+	return ""
 }
 
 // thawProgress answers the thaw's callers once no thaw is out, and tells
@@ -1694,6 +1726,12 @@ func (c *Core) thawProgress(g *group) {
 			return // answer once every thaw sent answered
 		}
 		if m.released {
+			continue
+		}
+		if m.blocked != "" {
+			// The other group's hold may last longer than ours: held
+			// until this group's thaw reaches those LSSs too.
+			holding = append(holding, fmt.Sprintf("%s: %s; its thaw follows when that group's hold ends", serial, m.blocked))
 			continue
 		}
 		h := m.armH
@@ -1724,6 +1762,13 @@ func (c *Core) thawProgress(g *group) {
 		c.log.Info("consistency group thawed: no storage system holds its writes", "group", g.Name)
 		if c.observer != nil {
 			c.observer.Thawed(g.Name, now)
+		}
+		// Groups whose thaw this one's hold kept from shared LSSs.
+		for _, o := range c.sortedGroups() {
+			if o != g && o.phase == Thawed && slices.ContainsFunc(slices.Collect(maps.Values(o.systems)),
+				func(m *member) bool { return m.blocked != "" && !m.thawing }) {
+				c.thaw(o, nil)
+			}
 		}
 	}
 }
