@@ -1229,6 +1229,9 @@ func (c *Core) retryFreezes() {
 		}
 		for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
 			c.sendFreeze(g, serial, false)
+			if m := g.systems[serial]; m.stale && m.acked && !m.disarming {
+				c.disarm(g, []hal.Serial{serial}) // frozen: its heartbeat must not hold it again after a thaw
+			}
 		}
 	}
 }
@@ -1241,6 +1244,7 @@ func (c *Core) onTick() {
 		case Freezing, Partial:
 			c.evaluate(g)
 		case Thawed:
+			c.staleHolds(g, now)
 			c.thawProgress(g)
 		case Mirroring:
 			c.checkStale(g, now)
@@ -1449,12 +1453,13 @@ func (c *Core) checkContact(g *group, now time.Time) {
 }
 
 // unarm stops judging a system by the heartbeat rule (to arm it again
-// with new pairs or timings, or to disarm it). One that acknowledged a
-// freeze is frozen: nothing more to fear from its heartbeat. Any other
-// may still hold its armed heartbeat and freeze itself with it: it is
-// stale until a new arm or a disarm is acknowledged (checkStale).
+// with new pairs or timings, or to disarm it). It may still hold its
+// armed heartbeat and freeze itself with it: it is stale until a new arm
+// or a disarm is acknowledged. Mirroring, that is a freeze to follow
+// (checkStale); frozen, it is a hold that may begin again after a thaw,
+// for a CG timeout from the expiry (thawProgress).
 func (m *member) unarm() {
-	if m.armed && !m.acked {
+	if m.armed {
 		m.stale = true
 	}
 	m.armed = false
@@ -1487,8 +1492,14 @@ func (c *Core) disarm(g *group, serials []hal.Serial) {
 				c.log.Info("heartbeat not disarmed", "group", name, "serial", serial, "err", err)
 				return
 			}
-			if m != nil && !m.armed && !m.arming {
+			if m != nil && !m.armed && !m.arming && m.stale {
 				m.stale = false
+				// Acknowledged only after its heartbeat may have expired:
+				// that expiry may have held its writes again after a thaw.
+				if m.released && g.phase == Thawed && g.systems[serial] == m && !c.clock.Now().Before(m.ackedSent.Add(m.armH)) {
+					m.released = false
+					c.thaw(g, nil)
+				}
 			}
 		})
 	}
@@ -1695,6 +1706,34 @@ func (c *Core) thaw(g *group, wait chan error) {
 	c.thawProgress(g)
 }
 
+// staleHolds follows the systems of a thawed group whose heartbeat is not
+// known disarmed: its expiry would hold their writes again, for a CG
+// timeout (the group is not reported thawed meanwhile). The disarm is
+// sent again; once the expiry has certainly happened (or the disarm
+// landed), the thaw is sent again where it had been acknowledged.
+func (c *Core) staleHolds(g *group, now time.Time) {
+	again := false
+	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+		m := g.systems[serial]
+		if !m.stale {
+			continue
+		}
+		if !now.Before(SafeAt(m.lastSent, m.armH, c.t.RequestTimeout)) {
+			m.stale = false // expired by now, if it was still armed: it holds again, if at all, from then
+			if m.released {
+				m.released, again = false, true
+			}
+			continue
+		}
+		if !m.disarming {
+			c.disarm(g, []hal.Serial{serial})
+		}
+	}
+	if again {
+		c.thaw(g, nil)
+	}
+}
+
 // heldBy names another group that holds the source LSS ref: one that is
 // being frozen, partially frozen, or frozen and not thawed. A thaw of g
 // must not end its hold there (ELB is the LSS's, whoever started it):
@@ -1725,7 +1764,7 @@ func (c *Core) thawProgress(g *group) {
 		if m.thawing && len(g.thawWait) > 0 {
 			return // answer once every thaw sent answered
 		}
-		if m.released {
+		if m.released && !m.stale {
 			continue
 		}
 		if m.blocked != "" {
@@ -1738,7 +1777,7 @@ func (c *Core) thawProgress(g *group) {
 		if h == 0 {
 			h = g.h
 		}
-		end, known := HoldEnds(Hold{LastFreezeSent: m.lastFreezeSent, Armed: m.armedAtFreeze,
+		end, known := HoldEnds(Hold{LastFreezeSent: m.lastFreezeSent, Armed: m.armedAtFreeze || m.stale,
 			LastHeartbeatSent: m.lastSent, HighestCG: g.HighestCG[serial]}, h, c.t.RequestTimeout)
 		switch {
 		case known && !now.Before(end):

@@ -3,6 +3,7 @@ package freeze_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -421,6 +422,57 @@ func TestThawLeavesAnLSSAnotherGroupHolds(t *testing.T) {
 		}
 		if g := groupStatus(t, core, "a"); g.Phase != freeze.Thawed || !g.Systems[0].Released {
 			t.Fatalf("group a after b's thaw: %s %+v", g.Phase, g.Systems)
+		}
+	})
+}
+
+// noDisarm is a system whose heartbeat cannot be switched off: its
+// disarms time out.
+type noDisarm struct{ hal.StorageSystem }
+
+func (noDisarm) DisableHeartbeat(context.Context, hal.Epoch, string) error {
+	return fmt.Errorf("%w: disable-heartbeat: no answer", hal.ErrTimeout)
+}
+
+// TestThawFollowsAnUndisarmedHeartbeat: a group frozen with the heartbeat
+// on is thawed while one primary never acknowledged its disarm. That
+// primary's heartbeat expires later and holds its writes again, for its
+// CG timeout, after the thaw: the core does not call the group thawed
+// (the sessions would say I/O released while storage holds it: admin
+// schedules, seed 1175), and once the expiry has certainly happened it
+// thaws that primary again.
+func TestThawFollowsAnUndisarmedHeartbeat(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		topo, fab, conns := establishedLab(t, ctx)
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		obs := &thawObserver{}
+		core := runCore(t, ctx, freeze.Options{Heartbeat: true, Observer: obs,
+			Systems: map[hal.Serial]hal.StorageSystem{p1: conns[p1], p2: noDisarm{conns[p2]}}})
+		err := core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second,
+			HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // armed
+		if err := core.Freeze(ctx, "cg", "test"); err != nil {
+			t.Fatal(err)
+		}
+		h := groupStatus(t, core, "cg").H
+		err = core.Thaw(ctx, "cg")
+		if err == nil || !strings.Contains(err.Error(), string(p2)) {
+			t.Fatalf("thaw with %s's heartbeat not disarmed = %v, want it named as may hold I/O", p2, err)
+		}
+		if obs.count() != 0 {
+			t.Fatal("the group was reported thawed while a heartbeat may still hold its writes again")
+		}
+		time.Sleep(h + 3*time.Second) // the expiry holds p2 again; the core thaws it once it certainly happened
+		if held(t, fab, p2) {
+			t.Fatalf("%s holds I/O after its heartbeat expired, the group thawed", p2)
+		}
+		if obs.count() != 1 {
+			t.Fatalf("thawed reported %d times, want once, after the expiry", obs.count())
 		}
 	})
 }
