@@ -75,7 +75,8 @@ func newCGWorld(t *testing.T, ctx context.Context, fab *emu.Fabric, topo *topolo
 	}
 	w.core = freeze.New(freeze.Options{Systems: w.systems, Epoch: 1, Heartbeat: heartbeat, Timings: tm,
 		Observer: w.obs})
-	w.eng = engine.New(engine.Options{Core: w.core, Systems: w.systems, Epoch: func() hal.Epoch { return 1 }})
+	w.eng = engine.New(engine.Options{Core: w.core, Systems: w.systems, Epoch: func() hal.Epoch { return 1 },
+		RequestTimeout: func() time.Duration { return tm.RequestTimeout }})
 	w.obs.next = w.eng
 	w.mgr = session.NewManager(store, w.eng, clock.Real())
 	w.eng.Attach(w.mgr)
