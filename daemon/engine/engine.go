@@ -64,12 +64,14 @@ type Engine struct {
 	// What the engine's own commands do to a session's pairs, until the
 	// session is started again (or Defined in the journal):
 	//   - starting: a start establishes them: Dormant (not yet mirroring);
-	//   - failedStart: the start failed midway: Dormant (some may never
-	//     mirror); the ones that do are watched once the core sees them;
+	//   - failedStart: the start failed midway: the pairs on the systems
+	//     it did not finish are Dormant (they may never mirror; those that
+	//     do are watched once the core sees them), the others watched;
 	//   - quiet: a terminate suspends them on purpose: Quiet;
 	//   - gone: the terminate suspended them all: out of the core's
 	//     scope (the journal records Defined just after).
-	starting, failedStart, quiet, gone map[string]bool
+	starting, quiet, gone map[string]bool
+	failedStart           map[string]map[hal.Serial]bool // the systems the failed start finished
 
 	// syncMu orders SyncGroups: each reads the sessions after the
 	// previous one's groups are in the core, so that an older view of
@@ -99,7 +101,7 @@ func New(opt Options) *Engine {
 		cgs: map[hal.Serial]map[hal.LSS]time.Duration{}, unknownCG: map[string]bool{},
 		contact: map[string]freeze.Contact{}, kick: make(chan struct{}, 1),
 		clock: clock.OrReal(opt.Clock), timeout: timeout,
-		starting: map[string]bool{}, failedStart: map[string]bool{}, quiet: map[string]bool{}, gone: map[string]bool{}}
+		starting: map[string]bool{}, failedStart: map[string]map[hal.Serial]bool{}, quiet: map[string]bool{}, gone: map[string]bool{}}
 }
 
 // Attach gives the engine the manager whose sessions it serves.
@@ -202,7 +204,14 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 				pairs[g][lp.Source.Serial] = append(pairs[g][lp.Source.Serial], lp)
 			}
 		}
-		if !e.expected(s) || s == also {
+		switch done, failed := e.failedStart[s.Name]; {
+		case failed && s != also && !e.quiet[s.Name]:
+			for _, p := range s.VolumePairs() {
+				if !done[p.Source.Serial] {
+					dormant[g] = append(dormant[g], p)
+				}
+			}
+		case !e.expected(s) || s == also:
 			dormant[g] = append(dormant[g], s.VolumePairs()...)
 		}
 		if e.quiet[s.Name] {
@@ -239,7 +248,7 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 // of the engine is establishing or suspending them. Called with e.mu.
 func (e *Engine) expected(s *session.Session) bool {
 	switch {
-	case e.starting[s.Name], e.failedStart[s.Name], e.quiet[s.Name]:
+	case e.starting[s.Name], e.quiet[s.Name]:
 		return false
 	case s.State == session.Prepared:
 		return true
@@ -257,11 +266,16 @@ func (e *Engine) prune(sessions []*session.Session) {
 			live[s.Name] = true
 		}
 	}
-	for _, m := range []map[string]bool{e.failedStart, e.quiet, e.gone} {
+	for _, m := range []map[string]bool{e.quiet, e.gone} {
 		for name := range m {
 			if !live[name] && !e.starting[name] {
 				delete(m, name)
 			}
+		}
+	}
+	for name := range e.failedStart {
+		if !live[name] && !e.starting[name] {
+			delete(e.failedStart, name)
 		}
 	}
 }
@@ -497,11 +511,12 @@ func (e *Engine) start(ctx context.Context, s *session.Session) (err error) {
 	delete(e.quiet, name)
 	delete(e.gone, name)
 	e.mu.Unlock()
+	finished := map[hal.Serial]bool{} // the systems whose pairs the start established
 	defer func() {
 		e.mu.Lock()
 		delete(e.starting, name)
 		if err != nil {
-			e.failedStart[name] = true
+			e.failedStart[name] = finished
 		}
 		e.mu.Unlock()
 		if serr := e.SyncGroups(context.WithoutCancel(ctx)); serr != nil {
@@ -595,6 +610,7 @@ func (e *Engine) start(ctx context.Context, s *session.Session) (err error) {
 		if err := errors.Join(errs...); err != nil {
 			return err
 		}
+		finished[serial] = true
 	}
 	e.recordReleased(peers, fmt.Sprintf("I/O released: session %s of its consistency group was started", name))
 	return nil

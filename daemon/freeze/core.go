@@ -245,19 +245,34 @@ func (g *group) sign(src hal.VolumeRef) bool {
 	return !g.quiet[src] && (!g.dormant[src] || g.seen[src])
 }
 
-// quietEvent reports whether every volume of a suspend event is one the
-// group's admin command suspends on purpose.
-func (g *group) quietEvent(ev hal.Event) bool {
-	if len(g.quiet) == 0 || ev.Volumes.Len() == 0 {
+// eventSign reports whether a suspend event is a sign of trouble for the
+// group: unless every volume of it is quiet (an admin command suspends
+// it on purpose) or dormant and not seen mirroring since the group went
+// back to mirroring (the echo of the group's own earlier freeze, or a
+// pair a start is establishing, not part of a consistent image yet: a
+// poll judges it once the start is over).
+//
+// A freeze's own suspend events (reason freeze) are no sign: only this
+// core freezes (a predecessor is fenced before this core acts, and what
+// its last freezes left the first poll finds), so such an event is the
+// echo of a freeze the core sent itself: of this group before it went
+// back to mirroring, arriving late (events and answers are separate
+// streams), or of another group's freeze over a shared LSS pair, which
+// freezes this group by itself (freeze).
+func (g *group) eventSign(ev hal.Event) bool {
+	if ev.Reason == hal.ReasonFreeze {
 		return false
 	}
+	if ev.Volumes.Len() == 0 {
+		return true
+	}
 	for n := range 256 {
-		if ev.Volumes.Has(uint8(n)) && !g.quiet[hal.VolumeRef{Serial: ev.LSSPair.Source.Serial,
-			Volume: hal.NewVolume(ev.LSSPair.Source.LSS, uint8(n))}] {
-			return false
+		src := hal.VolumeRef{Serial: ev.LSSPair.Source.Serial, Volume: hal.NewVolume(ev.LSSPair.Source.LSS, uint8(n))}
+		if ev.Volumes.Has(uint8(n)) && g.sign(src) {
+			return true
 		}
 	}
-	return true
+	return false
 }
 
 // setWatch installs the group's dormant and quiet pairs; seen keeps the
@@ -311,6 +326,10 @@ type member struct {
 	armH      time.Duration
 	stale     bool
 	disarming bool
+	// staleBy, for a stale heartbeat whose timing the core does not know
+	// (armH 0: armed before this core started), is when it has certainly
+	// expired if it exists (zero: unknown).
+	staleBy time.Time
 	// refreeze: pairs were established on it after the freeze out (or
 	// acknowledged) was sent: that freeze does not cover them, so its
 	// answer does not count and the freeze is sent again (Established).
@@ -700,6 +719,24 @@ func (c *Core) install(g *group) {
 			m.acked, m.released = true, true
 		}
 	}
+	if !c.heartbeat {
+		return
+	}
+	// With the heartbeat on, each system may hold a heartbeat of this
+	// group armed before this core started (a restart, a takeover), which
+	// expires unless armed anew or disarmed: stale, timing unknown. A
+	// heartbeat is shorter than the lowest CG timeout, so it has expired
+	// by then if it existed.
+	var by time.Time
+	if g.LowestCG > 0 {
+		by = now.Add(g.LowestCG + c.t.RequestTimeout)
+	}
+	for _, m := range g.systems {
+		m.stale, m.staleBy = true, by
+	}
+	if g.phase != Mirroring || g.hErr != nil {
+		c.disarm(g, slices.Sorted(maps.Keys(g.systems)))
+	}
 }
 
 // Admit reports whether the heartbeat could protect g as the core runs
@@ -1028,8 +1065,8 @@ func (c *Core) onEvent(ev hal.Event, source string) {
 			if g.phase != Mirroring {
 				continue // the echo of our own freeze, most of the time
 			}
-			if g.quietEvent(ev) {
-				continue // an admin command suspending these pairs on purpose (terminate)
+			if !g.eventSign(ev) {
+				continue // pairs suspended on purpose (terminate), or not mirroring since the group restarted
 			}
 			c.freeze(g, fmt.Sprintf("%s suspend event from %s: LSS pair %s, %d volumes, reason %s",
 				source, ev.Serial, ev.LSSPair, ev.Volumes.Len(), ev.Reason))
@@ -1087,6 +1124,18 @@ func (c *Core) freeze(g *group, reason string) {
 	c.log.Warn("freezing consistency group", "group", g.Name, "reason", reason, "systems", len(serials))
 	if c.observer != nil {
 		c.observer.Freezing(g.Name, reason, now)
+	}
+	// A group sharing an LSS pair with this one has its pairs there
+	// suspended by this freeze: it is frozen too, now rather than on the
+	// events or the poll that would tell it.
+	for _, serial := range serials {
+		for _, lp := range g.Pairs[serial] {
+			for _, o := range c.byLSSPair[lp] {
+				if o != g && o.phase == Mirroring {
+					c.freeze(o, fmt.Sprintf("group %s, which shares LSS pair %s, is freezing: %s", g.Name, lp, reason))
+				}
+			}
+		}
 	}
 }
 
@@ -1204,7 +1253,7 @@ func (c *Core) memberStates(g *group) map[string]SystemFreeze {
 		// A system is known frozen by its heartbeat if it is armed (the
 		// heartbeat on) or stale: a heartbeat it holds expires whether or
 		// not the core still wants it.
-		out[string(serial)] = SystemFreeze{Acked: m.acked, Armed: m.armed && c.heartbeat || m.stale,
+		out[string(serial)] = SystemFreeze{Acked: m.acked, Armed: m.armed && c.heartbeat || m.stale && m.armH > 0,
 			LastSent: m.lastSent, H: m.armH}
 	}
 	return out
@@ -1517,7 +1566,17 @@ func (c *Core) checkStale(g *group, now time.Time) {
 		if !m.stale {
 			continue
 		}
-		if !now.Before(m.ackedSent.Add(m.armH)) {
+		switch {
+		case m.armH == 0 && !m.staleBy.IsZero() && !now.Before(m.staleBy):
+			m.stale = false // certainly expired by now, if it existed
+			continue
+		case m.armH == 0 && Doubtful(now, m.lastReply, c.t.DetectionWindow):
+			// When it expires is unknown: as for an armed system, a
+			// detection window without an answer is a possible freeze.
+			c.freeze(g, fmt.Sprintf("%s may hold a heartbeat armed before this manager started, neither armed anew "+
+				"nor disarmed for %v: it may freeze itself", serial, now.Sub(m.lastReply)))
+			return
+		case m.armH > 0 && !now.Before(m.ackedSent.Add(m.armH)):
 			c.freeze(g, fmt.Sprintf("%s may have frozen itself: its heartbeat, no longer refreshed, was not known disarmed "+
 				"by its last acknowledged heartbeat + H (%v)", serial, m.armH))
 			return
@@ -1718,7 +1777,11 @@ func (c *Core) staleHolds(g *group, now time.Time) {
 		if !m.stale {
 			continue
 		}
-		if !now.Before(SafeAt(m.lastSent, m.armH, c.t.RequestTimeout)) {
+		expired := !now.Before(SafeAt(m.lastSent, m.armH, c.t.RequestTimeout))
+		if m.armH == 0 {
+			expired = !m.staleBy.IsZero() && !now.Before(m.staleBy)
+		}
+		if expired {
 			m.stale = false // expired by now, if it was still armed: it holds again, if at all, from then
 			if m.released {
 				m.released, again = false, true
