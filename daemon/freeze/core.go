@@ -246,11 +246,9 @@ func (g *group) sign(src hal.VolumeRef) bool {
 }
 
 // eventSign reports whether a suspend event is a sign of trouble for the
-// group: unless every volume of it is quiet (an admin command suspends
-// it on purpose) or dormant and not seen mirroring since the group went
-// back to mirroring (the echo of the group's own earlier freeze, or a
-// pair a start is establishing, not part of a consistent image yet: a
-// poll judges it once the start is over).
+// group: storage raises one only when a pair stops mirroring, so it is,
+// whatever the pair (dormant ones included: they mirrored), unless every
+// volume of it is quiet (an admin command suspends it on purpose).
 //
 // A freeze's own suspend events (reason freeze) are no sign: only this
 // core freezes (a predecessor is fenced before this core acts, and what
@@ -268,7 +266,7 @@ func (g *group) eventSign(ev hal.Event) bool {
 	}
 	for n := range 256 {
 		src := hal.VolumeRef{Serial: ev.LSSPair.Source.Serial, Volume: hal.NewVolume(ev.LSSPair.Source.LSS, uint8(n))}
-		if ev.Volumes.Has(uint8(n)) && g.sign(src) {
+		if ev.Volumes.Has(uint8(n)) && !g.quiet[src] {
 			return true
 		}
 	}
@@ -330,6 +328,10 @@ type member struct {
 	// (armH 0: armed before this core started), is when it has certainly
 	// expired if it exists (zero: unknown).
 	staleBy time.Time
+	// probing: a heartbeat is out to ask a system of a group new to the
+	// core whether a heartbeat armed before expired (it froze itself while
+	// no manager was there to follow); it is armed only after the answer.
+	probing bool
 	// refreeze: pairs were established on it after the freeze out (or
 	// acknowledged) was sent: that freeze does not cover them, so its
 	// answer does not count and the freeze is sent again (Established).
@@ -734,9 +736,40 @@ func (c *Core) install(g *group) {
 	for _, m := range g.systems {
 		m.stale, m.staleBy = true, by
 	}
-	if g.phase != Mirroring || g.hErr != nil {
+	if g.phase != Mirroring {
 		c.disarm(g, slices.Sorted(maps.Keys(g.systems)))
+		return
 	}
+	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+		c.probe(g, serial, g.systems[serial])
+	}
+}
+
+// probe asks a system of a mirroring group new to the core whether the
+// heartbeat a previous manager armed there expired: then it froze
+// itself, and the group is frozen (nobody followed it while the manager
+// was away). Only then is it armed anew (or disarmed).
+func (c *Core) probe(g *group, serial hal.Serial, m *member) {
+	m.probing = true
+	epoch, name := c.epoch, g.Name
+	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.Heartbeat(ctx, epoch, name) }, func(err error) {
+		m.probing = false
+		if g.systems[serial] != m || g.phase != Mirroring {
+			return
+		}
+		switch {
+		case errors.Is(err, hal.ErrHeartbeatExpired):
+			c.freeze(g, fmt.Sprintf("%s's heartbeat, armed before this manager started, expired: it froze itself", serial))
+			return
+		case err == nil, errors.Is(err, hal.ErrRefused):
+			m.lastReply = c.clock.Now() // it answers: armed anew, or disarmed, from now on
+		}
+		if !c.heartbeat || g.hErr != nil {
+			c.disarm(g, []hal.Serial{serial})
+			return
+		}
+		c.arm(g, serial, m, c.clock.Now())
+	})
 }
 
 // Admit reports whether the heartbeat could protect g as the core runs
@@ -1332,7 +1365,9 @@ func (c *Core) heartbeatGroup(g *group, now time.Time) {
 				c.log.Error("heartbeat cannot be armed: this storage system is not protected by it",
 					"group", g.Name, "serial", serial)
 			}
-			c.arm(g, serial, m, now)
+			if !m.probing {
+				c.arm(g, serial, m, now)
+			}
 			continue
 		}
 		if m.heartbeatOut {
@@ -1570,7 +1605,10 @@ func (c *Core) checkStale(g *group, now time.Time) {
 		case m.armH == 0 && !m.staleBy.IsZero() && !now.Before(m.staleBy):
 			m.stale = false // certainly expired by now, if it existed
 			continue
-		case m.armH == 0 && Doubtful(now, m.lastReply, c.t.DetectionWindow):
+		case m.armH == 0 && Doubtful(now, m.lastReply, c.t.DetectionWindow) &&
+			!(c.lateAt.After(m.lastReply) && !Doubtful(now, c.lateAt, c.t.DetectionWindow)):
+			// (The core's own lateness within the window is re-checked,
+			// as the heartbeat rule does.)
 			// When it expires is unknown: as for an armed system, a
 			// detection window without an answer is a possible freeze.
 			c.freeze(g, fmt.Sprintf("%s may hold a heartbeat armed before this manager started, neither armed anew "+

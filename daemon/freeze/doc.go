@@ -85,13 +85,12 @@
 // start establishes on a system the group's freeze may already have
 // reached are frozen again there (Established).
 //
-// While a group mirrors, a suspended pair — found by a poll, or named by
-// a suspend event — is a sign of trouble unless it is Dormant (a frozen
-// session's, or one a start is establishing) and not yet seen mirroring
-// by a poll since the group went back to mirroring, or Quiet (a
-// terminate suspends it on purpose). A dormant pair's event is the echo
-// of the group's own earlier freeze, or a pair still being copied, not
-// yet part of a consistent image: the poll after the start judges it.
+// While a group mirrors, a suspended pair found by a poll is a sign of
+// trouble unless it is Dormant (a frozen session's, or one a start is
+// establishing) and not yet seen mirroring by a poll since the group went
+// back to mirroring, or Quiet (a terminate suspends it on purpose). A
+// suspend event is a sign whatever the pair, unless every volume of it is
+// quiet: storage raises one only when a pair stops mirroring.
 // The suspend events of a freeze (reason freeze) are no sign at all: only
 // this core freezes, so they echo its own freezes, possibly late; a
 // freeze of a group freezes at once every mirroring group that shares an

@@ -476,3 +476,42 @@ func TestThawFollowsAnUndisarmedHeartbeat(t *testing.T) {
 		}
 	})
 }
+
+// TestRestartLearnsASelfFreeze: the manager stops with the heartbeat on
+// and stays away longer than H: both primaries freeze themselves, and
+// their expiry events reach nobody. The manager that starts again asks
+// each system of a mirroring group, before arming it anew, whether its
+// heartbeat expired, and freezes the group at once: its sessions say so
+// (and that I/O is held) without waiting for a poll, which may judge the
+// pairs no sign (a session whose start failed: admin schedules, seed
+// 1522).
+func TestRestartLearnsASelfFreeze(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		topo, _, conns := establishedLab(t, ctx)
+		g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second}
+		ctx1, cancel1 := context.WithCancel(ctx)
+		core1 := freeze.New(freeze.Options{Systems: conns, Epoch: 1, Heartbeat: true, Timings: phaseTimings})
+		done1 := make(chan error, 1)
+		go func() { done1 <- core1.Run(ctx1) }()
+		if err := core1.SetGroups(ctx1, []freeze.Group{g}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // armed
+		cancel1()
+		<-done1
+		time.Sleep(10 * time.Second) // longer than H: both froze themselves
+
+		slow := phaseTimings
+		slow.PollInterval = time.Minute
+		core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: true, Timings: slow})
+		if err := core.SetGroups(ctx, []freeze.Group{g}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		if st := groupStatus(t, core, "cg"); st.Phase == freeze.Mirroring || !strings.Contains(st.Reason, "expired") {
+			t.Fatalf("after a restart over self-frozen systems: %s (%s), want frozen at once", st.Phase, st.Reason)
+		}
+	})
+}
