@@ -152,6 +152,14 @@ func (e *Engine) sync(ctx context.Context, restart string) error {
 	if err != nil {
 		return err
 	}
+	// The names first: installing a group can make the core report at
+	// once (a freeze taken up again after a restart), and a report of a
+	// group the engine cannot name would be dropped.
+	e.mu.Lock()
+	for g, n := range names {
+		e.groups[g] = n
+	}
+	e.mu.Unlock()
 	if restart != "" {
 		err = e.core.StartGroup(ctx, groups, restart)
 	} else {

@@ -384,3 +384,50 @@ func TestStartRacingAFreezeFreezesWhatItEstablished(t *testing.T) {
 		}
 	})
 }
+
+// TestRestartRetriesAPartialFreezeAndSaysSo: the journal says alpha2's
+// freeze was partial (a primary never acknowledged it) and alpha1, of
+// the same group, was frozen and released. The manager restarts: the
+// partial freeze is sent again to every system of the group, which holds
+// alpha1's LSSs again: alpha1 must say I/O held (the restart used to send
+// it unrecorded: admin schedules, seed 115).
+func TestRestartRetriesAPartialFreezeAndSaysSo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx1, cancel1 := context.WithCancel(context.Background())
+		w1 := newCGWorld(t, ctx1, nil, nil, nil, false, issueTimings(), nil)
+		p1 := topology.PrimarySerial(0)
+		w1.define(t, ctx1, "alpha1", "alpha", 0)
+		w1.define(t, ctx1, "alpha2", "alpha", 1)
+		must(t, w1.mgr.Command(ctx1, "alpha1", session.CmdStartH1H2))
+		must(t, w1.mgr.Command(ctx1, "alpha2", session.CmdStartH1H2))
+		w1.prepared(t, ctx1, "alpha1")
+		w1.prepared(t, ctx1, "alpha2")
+		must(t, w1.mgr.Command(ctx1, "alpha1", session.CmdSuspend))
+		must(t, w1.mgr.Command(ctx1, "alpha1", session.CmdReleaseIO))
+		// What a later partial freeze of alpha2 left in the journal.
+		a2 := w1.session(t, "alpha2")
+		must(t, w1.store.Propose(ctx1, session.Record{Version: session.RecordVersion, Kind: session.KindStateChanged,
+			Session: "alpha2", At: time.Now(), IfRev: a2.Rev, Change: &session.Change{State: session.SuspendedPartial,
+				Status: session.Severe, IOHeld: true, Reason: "LAB.2107-75P0002 may still be mirroring"}}))
+		cancel1()
+		synctest.Wait()
+		if heldOn(t, w1.fab, p1) || w1.session(t, "alpha1").IOHeld {
+			t.Fatal("alpha1 held before the restart")
+		}
+
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		w := newCGWorld(t, ctx, w1.fab, w1.topo, w1.store, false, issueTimings(), nil)
+		must(t, w.eng.SyncGroups(ctx))
+		time.Sleep(time.Second)
+		if !heldOn(t, w.fab, p1) {
+			t.Fatalf("the partial freeze was not sent again to %s", p1)
+		}
+		if s := w.session(t, "alpha1"); !s.IOHeld {
+			t.Fatalf("alpha1 while the retried freeze holds its LSSs: %s held=%v (%s)", s.State, s.IOHeld, s.Reason)
+		}
+		if s := w.session(t, "alpha2"); s.State != session.Suspended && s.State != session.SuspendedPartial || s.Recoverable {
+			t.Fatalf("alpha2 after the retried freeze: %s recoverable=%v (%s)", s.State, s.Recoverable, s.Reason)
+		}
+	})
+}

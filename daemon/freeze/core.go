@@ -693,20 +693,19 @@ func (c *Core) install(g *group) {
 	c.resetGroup(g)
 	now := c.clock.Now()
 	switch g.Initial {
-	case Freezing:
-		c.freeze(g, "a freeze in progress when the manager stopped, taken up again")
+	case Freezing, Partial:
+		// The fan-out is sent again to every system (it holds I/O again
+		// where it reaches: the observer hears of the freeze, and the
+		// sessions say I/O held, those frozen before included).
+		why := "a freeze in progress when the manager stopped, taken up again"
+		if g.Initial == Partial {
+			why = "a freeze not known everywhere when the manager stopped, taken up again"
+		}
+		c.freeze(g, why)
 		for _, m := range g.systems {
 			// The core knows nothing of the time before it started: it
 			// cannot vouch that no hold ended before every system froze.
 			m.contactAtFreeze = time.Time{}
-		}
-	case Partial:
-		// Not every system was known frozen: the freeze is retried on
-		// each until it acknowledges (it holds I/O again where it
-		// reaches; the sessions say I/O held).
-		g.phase, g.reason, g.since = Partial, "a freeze not known everywhere when the manager stopped", now
-		for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
-			c.sendFreeze(g, serial, false)
 		}
 	case Frozen:
 		g.phase, g.reason, g.since = Frozen, "frozen when the manager stopped", now
