@@ -382,8 +382,6 @@ func (e *Engine) cgTimeouts(ctx context.Context, pairs map[hal.Serial][]hal.LSSP
 	}
 	e.mu.Unlock()
 	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var errs []error
 	for _, serial := range ask {
 		sys, err := e.system(serial)
 		if err != nil {
@@ -395,9 +393,6 @@ func (e *Engine) cgTimeouts(ctx context.Context, pairs map[hal.Serial][]hal.LSSP
 			ls, err := sys.QueryLSSs(qctx, e.epoch())
 			if err != nil {
 				e.log.Warn("CG timeouts unknown until the storage system answers", "serial", serial, "err", err)
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
 				return
 			}
 			known := map[hal.LSS]time.Duration{}
