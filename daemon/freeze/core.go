@@ -735,35 +735,45 @@ func (c *Core) install(g *group) {
 	for _, m := range g.systems {
 		m.stale, m.staleBy = true, by
 	}
-	if g.phase != Mirroring {
-		c.disarm(g, slices.Sorted(maps.Keys(g.systems)))
-		return
-	}
 	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
 		c.probe(g, serial, g.systems[serial])
 	}
 }
 
-// probe asks a system of a mirroring group new to the core whether the
-// heartbeat a previous manager armed there expired: then it froze
-// itself, and the group is frozen (nobody followed it while the manager
-// was away). Only then is it armed anew (or disarmed).
+// probe asks a system of a group new to the core whether the heartbeat a
+// previous manager armed there expired: then it froze itself, and holds
+// writes again for its CG timeout, whatever the journal says. A mirroring
+// group is frozen (nobody followed that system while the manager was
+// away); a frozen or thawed one is reported as held again (the observer
+// hears a freeze: its sessions say I/O held), and a thawed one is thawed
+// again. Only after the answer is the system armed anew, or disarmed.
 func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 	m.probing = true
 	epoch, name := c.epoch, g.Name
 	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.Heartbeat(ctx, epoch, name) }, func(err error) {
 		m.probing = false
-		if g.systems[serial] != m || g.phase != Mirroring {
+		if g.systems[serial] != m {
 			return
 		}
-		switch {
-		case errors.Is(err, hal.ErrHeartbeatExpired):
-			c.freeze(g, fmt.Sprintf("%s's heartbeat, armed before this manager started, expired: it froze itself", serial))
-			return
-		case err == nil, errors.Is(err, hal.ErrRefused):
+		if errors.Is(err, hal.ErrHeartbeatExpired) {
+			why := fmt.Sprintf("%s's heartbeat, armed before this manager started, expired: it froze itself", serial)
+			switch g.phase {
+			case Mirroring:
+				c.freeze(g, why)
+			case Frozen, Thawed:
+				c.log.Warn("a system of a frozen group froze itself again while no manager followed it", "group", g.Name, "serial", serial)
+				if c.observer != nil {
+					c.observer.Freezing(g.Name, why+" and holds I/O again", c.clock.Now())
+				}
+				if g.phase == Thawed {
+					m.released, g.released = false, false
+					c.thaw(g, nil)
+				}
+			}
+		} else if err == nil || errors.Is(err, hal.ErrRefused) {
 			m.lastReply = c.clock.Now() // it answers: armed anew, or disarmed, from now on
 		}
-		if !c.heartbeat || g.hErr != nil {
+		if g.phase != Mirroring || !c.heartbeat || g.hErr != nil {
 			c.disarm(g, []hal.Serial{serial})
 			return
 		}

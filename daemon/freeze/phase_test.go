@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -512,6 +513,66 @@ func TestRestartLearnsASelfFreeze(t *testing.T) {
 		time.Sleep(time.Second)
 		if st := groupStatus(t, core, "cg"); st.Phase == freeze.Mirroring || !strings.Contains(st.Reason, "expired") {
 			t.Fatalf("after a restart over self-frozen systems: %s (%s), want frozen at once", st.Phase, st.Reason)
+		}
+	})
+}
+
+// freezeCounter counts the core's Freezing and Thawed reports.
+type freezeCounter struct {
+	mu              sync.Mutex
+	freezing, thawn int
+}
+
+func (o *freezeCounter) Freezing(string, string, time.Time) { o.mu.Lock(); o.freezing++; o.mu.Unlock() }
+func (o *freezeCounter) Settled(string, freeze.Settlement)  {}
+func (o *freezeCounter) Thawed(string, time.Time)           { o.mu.Lock(); o.thawn++; o.mu.Unlock() }
+func (o *freezeCounter) Fenced(hal.Epoch)                   {}
+func (o *freezeCounter) counts() (int, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.freezing, o.thawn
+}
+
+// TestRestartLearnsASelfFreezeOfAThawedGroup: the journal says a group
+// is thawed, but the heartbeat the previous manager had armed there
+// expired while it was away, and holds writes again. The restarted
+// manager learns it before disarming: it reports the hold (its sessions
+// say I/O held), thaws the group again, and reports it thawed once no
+// system holds (admin schedules, seed 1783).
+func TestRestartLearnsASelfFreezeOfAThawedGroup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		topo, fab, conns := establishedLab(t, ctx)
+		p1 := topology.PrimarySerial(0)
+		g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second,
+			HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, topology.PrimarySerial(1): 10 * time.Second}}
+		ctx1, cancel1 := context.WithCancel(ctx)
+		core1 := freeze.New(freeze.Options{Systems: conns, Epoch: 1, Heartbeat: true, Timings: phaseTimings})
+		done1 := make(chan error, 1)
+		go func() { done1 <- core1.Run(ctx1) }()
+		if err := core1.SetGroups(ctx1, []freeze.Group{g}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // armed
+		cancel1()
+		<-done1
+		time.Sleep(7 * time.Second) // longer than H: they froze themselves, and hold I/O
+		if !held(t, fab, p1) {
+			t.Fatal("no self-freeze to learn")
+		}
+		obs := &freezeCounter{}
+		core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: true, Observer: obs})
+		g.Initial = freeze.Thawed
+		if err := core.SetGroups(ctx, []freeze.Group{g}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		if f, th := obs.counts(); f < 1 || th != 1 {
+			t.Fatalf("reports after the restart: %d freezing, %d thawed; want the hold reported, then its end", f, th)
+		}
+		if held(t, fab, p1) {
+			t.Fatal("still held after the restarted manager learnt of the self-freeze")
 		}
 	})
 }
