@@ -431,3 +431,46 @@ func TestRestartRetriesAPartialFreezeAndSaysSo(t *testing.T) {
 		}
 	})
 }
+
+// TestFailedStartSaysASharedHoldHolds: alpha1 is frozen and holds I/O;
+// alpha2, of the same group, shares a source LSS with it. A start of
+// alpha2 fails on another primary before it reaches that LSS, whose hold
+// (alpha1's) holds alpha2's writes too: alpha2 must say I/O held (it used
+// to say not held: admin schedules, seed 1738).
+func TestFailedStartSaysASharedHoldHolds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		w := newCGWorld(t, ctx, nil, nil, nil, false, issueTimings(), nil)
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		pair := func(serial hal.Serial, v hal.Volume) session.CopySet {
+			for _, vp := range w.topo.Pairs {
+				if vp.Source.Serial == serial && vp.Source.Volume == v {
+					return session.CopySet{H1: vp.Source, H2: vp.Target}
+				}
+			}
+			t.Fatalf("no pair %s/%s", serial, v)
+			return session.CopySet{}
+		}
+		must(t, w.mgr.Create(ctx, "alpha1", session.MetroMirrorSingleDirection, "alpha", session.HoldIO))
+		must(t, w.mgr.AddCopySet(ctx, "alpha1", pair(p2, 0x1000), pair(p2, 0x1001)))
+		must(t, w.mgr.Create(ctx, "alpha2", session.MetroMirrorSingleDirection, "alpha", session.HoldIO))
+		must(t, w.mgr.AddCopySet(ctx, "alpha2", pair(p2, 0x1002), pair(p1, 0x1100)))
+		must(t, w.mgr.Command(ctx, "alpha1", session.CmdStartH1H2))
+		w.prepared(t, ctx, "alpha1")
+		must(t, w.mgr.Command(ctx, "alpha1", session.CmdSuspend))
+		if !heldOn(t, w.fab, p2) {
+			t.Fatal("alpha1's suspend holds nothing")
+		}
+		w.fab.System(p1).SetManagerLink("lockstepd", emu.LinkDown)
+		if err := w.mgr.Command(ctx, "alpha2", session.CmdStartH1H2); err == nil {
+			t.Fatalf("the start of alpha2 succeeded with %s unreachable", p1)
+		}
+		if !heldOn(t, w.fab, p2) {
+			t.Fatalf("%s no longer held: the start reached it", p2)
+		}
+		if s := w.session(t, "alpha2"); !s.IOHeld {
+			t.Fatalf("alpha2 after its failed start: %s held=%v (%s), while alpha1's hold holds its LSS", s.State, s.IOHeld, s.Reason)
+		}
+	})
+}

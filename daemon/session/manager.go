@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 )
 
@@ -136,11 +137,11 @@ func (m *Manager) Command(ctx context.Context, name string, cmd Command) error {
 	}
 	switch cmd {
 	case CmdStartH1H2:
-		return m.twoStep(ctx, s, cmd, startingChange(s, cmd),
+		return m.twoStep(ctx, s, cmd, m.starting(s, cmd),
 			func(cur *Session) error { return m.hw.StartH1H2(ctx, cur) },
 			func(cur *Session, err error) Change { return startedChange(cur, cmd, err) })
 	case CmdStartH2H1:
-		return m.twoStep(ctx, s, cmd, startingChange(s, cmd),
+		return m.twoStep(ctx, s, cmd, m.starting(s, cmd),
 			func(cur *Session) error { return m.hw.StartH2H1(ctx, cur) },
 			func(cur *Session, err error) Change { return startedChange(cur, cmd, err) })
 	case CmdRecover:
@@ -162,6 +163,30 @@ func (m *Manager) Command(ctx context.Context, name string, cmd Command) error {
 		}
 		return m.finish(ctx, s, s.Rev, cmd, c, err)
 	}
+}
+
+// starting is the transitional record of a start. A source LSS the
+// session shares with a session of its scope that holds I/O holds the
+// session's writes too (extended long busy is the LSS's): I/O held, until
+// the start ends that hold (a start that fails first leaves it held and
+// says so).
+func (m *Manager) starting(s *Session, cmd Command) Change {
+	c := startingChange(s, cmd)
+	mine := map[hal.LSSRef]bool{}
+	for _, cs := range s.CopySets {
+		mine[cs.Pair(c.Direction).LSSPair().Source] = true
+	}
+	for _, p := range m.store.DB().Scope(s.Name) {
+		if p.Name == s.Name || !p.IOHeld {
+			continue
+		}
+		for _, lp := range p.LSSPairs() {
+			if mine[lp.Source] {
+				c.IOHeld = true
+			}
+		}
+	}
+	return c
 }
 
 // set proposes c for the session at revision rev and returns the revision
