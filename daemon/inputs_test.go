@@ -20,7 +20,7 @@ import (
 // daemon cannot use, is refused with a clear error before anything is
 // journaled: the journal's last index does not move.
 func TestRefusedStorageAddChangesNothing(t *testing.T) {
-	c := startServer(t)
+	c := startServerWith(t, storageCA(t)) // storage add needs the storage CA (issue 13 §2)
 	ctx := context.Background()
 	dir := t.TempDir()
 	pw := func(name string, mode os.FileMode) string {
