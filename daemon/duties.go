@@ -200,7 +200,8 @@ func (s *Server) startDuties(epoch hal.Epoch) {
 	rep := &reporter{s: s, d: d}
 	d.core = freeze.New(freeze.Options{Clock: s.clock, Logger: s.log, Timings: cfg.Heartbeat,
 		Epoch: epoch, Heartbeat: s.registry().Heartbeat(), Observer: rep})
-	d.engine = engine.New(engine.Options{Core: d.core, Epoch: func() hal.Epoch { return epoch }, Logger: s.log})
+	d.engine = engine.New(engine.Options{Core: d.core, Epoch: func() hal.Epoch { return epoch }, Logger: s.log,
+		Clock: s.clock, RequestTimeout: func() time.Duration { return s.cfg.Load().Heartbeat.RequestTimeout }})
 	d.mgr = session.NewManager(notifyingStore{Store: s.store, s: s}, d.engine, s.clock)
 	d.engine.Attach(d.mgr)
 	s.viewMu.Lock()

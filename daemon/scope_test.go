@@ -158,10 +158,11 @@ func hasEvent(c *client.Client, id, contains string) bool {
 }
 
 const (
-	// safeFor5s leaves H = 3.8 s under a 5 s CG timeout.
-	safeFor5s = "interval = \"200ms\"\ndetection_window = \"400ms\"\nrequest_timeout = \"300ms\"\npoll_interval = \"500ms\"\nretry_interval = \"250ms\"\n"
+	// safeFor5s leaves H = 3.7 s under a 5 s CG timeout (the floors of the
+	// configuration: detection window 500 ms, poll 1 s).
+	safeFor5s = "interval = \"200ms\"\ndetection_window = \"500ms\"\nrequest_timeout = \"300ms\"\npoll_interval = \"1s\"\nretry_interval = \"250ms\"\n"
 	// unsafeFor5s is issue 12's: safe from a 7 s CG timeout on.
-	unsafeFor5s = "interval = \"500ms\"\ndetection_window = \"2s\"\nrequest_timeout = \"1s\"\npoll_interval = \"500ms\"\nretry_interval = \"250ms\"\n"
+	unsafeFor5s = "interval = \"500ms\"\ndetection_window = \"2s\"\nrequest_timeout = \"1s\"\npoll_interval = \"1s\"\nretry_interval = \"250ms\"\n"
 )
 
 // TestRestartWithUnsafeTimingsIsReadyButDegraded: the journal says the

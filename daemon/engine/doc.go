@@ -10,22 +10,44 @@
 // core's loop: a record may wait for an fsync, a freeze must not.
 //
 // Scope: every session that is not Defined is in the core's groups,
-// always. A start is vetted (session.Vetter) before anything is recorded
-// or sent: with the heartbeat on, the group it would make must have a
-// safe H for the lowest CG timeout of all its source LSSs. Its pairs then
-// enter the core's scope before the first storage command, so they are
-// covered while being established and stay covered if the start fails
-// midway (the session stays Preparing with the error). SyncGroups runs
-// one at a time, each from the sessions as they are once the previous
-// one's groups are in the core. CG timeouts that cannot be asked leave
-// the group's lowest CG timeout unknown (the core keeps it unprotected
-// by the heartbeat) until the system answers again.
+// always, with the phase its records give when a group is new to the core
+// (a restart). A start is vetted (session.Vetter) before anything is
+// recorded or sent: with the heartbeat on, the group it would make must
+// have a safe H for the lowest CG timeout of all its source LSSs; its
+// group must not be in the middle of a freeze fan-out; its thaw must not
+// end the hold of a session of another group on a shared LSS. Its pairs
+// then enter the core's scope, and its group goes back to mirroring,
+// before the first storage command, so they are covered while being
+// established and stay covered if the start fails midway (the session
+// stays Preparing with the error); pairs established on a system the
+// group's freeze reached meanwhile are frozen again (the start fails).
+// SyncGroups runs one at a time, each from the sessions as they are once
+// the previous one's groups are in the core. CG timeouts are asked of
+// every system not yet known at once, each bounded by the request
+// timeout; those that cannot be asked leave the group's lowest CG timeout
+// unknown (the core keeps it unprotected by the heartbeat) until the
+// system answers again.
+//
+// A consistency group is one scope (session's doc): a start of one of its
+// sessions puts the whole group back to mirroring and ends the holds of
+// its frozen sessions (Suspended, Suspended (Partial)), recorded on them;
+// their suspended pairs are Dormant in the core until seen mirroring
+// again. A later freeze of the group holds every source LSS of it again,
+// the frozen sessions' included (recorded: I/O held). A release-io of a
+// group that mirrors again ends the holds left on its frozen sessions,
+// on the LSSs only such sessions use.
+//
+// Terminate: the session's pairs are Quiet in the core from the first
+// command on (their suspension, the command's own doing, freezes
+// nothing), only the pairs that exist and mirror are suspended, only the
+// holds of LSSs no other session uses are ended, and the pairs leave the
+// core's scope once every one is known not to mirror.
 //
 // The core's contact reports (a storage system unreachable while its
 // group mirrors) are recorded by a second goroutine, which waits for the
 // command in flight on each session (session.Manager.MarkContact).
 //
 // Known gap: the storage control protocol has no command that deletes a
-// pair, so terminate suspends the pairs (without a hold) and ends any
-// hold; the pairs stay suspended on the storage systems.
+// pair, so terminate suspends the pairs (without a hold); the pairs stay
+// suspended on the storage systems.
 package engine

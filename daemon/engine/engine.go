@@ -8,12 +8,14 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
 )
 
 // Options configure an Engine.
@@ -22,6 +24,13 @@ type Options struct {
 	Systems map[hal.Serial]hal.StorageSystem // every storage system, sources and targets
 	Epoch   func() hal.Epoch
 	Logger  *slog.Logger
+	// Clock times the engine's own queries (nil: real time).
+	Clock clock.Clock
+	// RequestTimeout bounds each question the engine asks a storage
+	// system on its own (the CG timeouts of its LSSs), so that one that
+	// does not answer never delays the core's groups for longer (nil:
+	// the default timings' request timeout).
+	RequestTimeout func() time.Duration
 }
 
 // Engine is session.Hardware and freeze.Observer for one server.
@@ -31,6 +40,8 @@ type Engine struct {
 	epoch   func() hal.Epoch
 	log     *slog.Logger
 	marks   chan func(context.Context)
+	clock   clock.Clock
+	timeout func() time.Duration
 
 	mu     sync.Mutex
 	mgr    *session.Manager
@@ -50,6 +61,17 @@ type Engine struct {
 	// reachable: a storage system connected (again); the worker syncs the
 	// groups whose CG timeouts are unknown.
 	reachable bool
+	// What the engine's own commands do to a session's pairs, until the
+	// session is started again (or Defined in the journal):
+	//   - starting: a start establishes them: Dormant (not yet mirroring);
+	//   - failedStart: the start failed midway: the pairs on the systems
+	//     it did not finish are Dormant (they may never mirror; those that
+	//     do are watched once the core sees them), the others watched;
+	//   - quiet: a terminate suspends them on purpose: Quiet;
+	//   - gone: the terminate suspended them all: out of the core's
+	//     scope (the journal records Defined just after).
+	starting, quiet, gone map[string]bool
+	failedStart           map[string]map[hal.Serial]bool // the systems the failed start finished
 
 	// syncMu orders SyncGroups: each reads the sessions after the
 	// previous one's groups are in the core, so that an older view of
@@ -70,10 +92,16 @@ func New(opt Options) *Engine {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	timeout := opt.RequestTimeout
+	if timeout == nil {
+		timeout = func() time.Duration { return freeze.DefaultTimings().RequestTimeout }
+	}
 	return &Engine{core: opt.Core, systems: opt.Systems, epoch: opt.Epoch, log: log.With("component", "engine"),
 		marks: make(chan func(context.Context), 1024), groups: map[string][]string{}, own: map[string]string{},
 		cgs: map[hal.Serial]map[hal.LSS]time.Duration{}, unknownCG: map[string]bool{},
-		contact: map[string]freeze.Contact{}, kick: make(chan struct{}, 1)}
+		contact: map[string]freeze.Contact{}, kick: make(chan struct{}, 1),
+		clock: clock.OrReal(opt.Clock), timeout: timeout,
+		starting: map[string]bool{}, failedStart: map[string]map[hal.Serial]bool{}, quiet: map[string]bool{}, gone: map[string]bool{}}
 }
 
 // Attach gives the engine the manager whose sessions it serves.
@@ -112,13 +140,32 @@ func GroupName(s *session.Session) string {
 // is not Defined, with the lowest CG timeout of their source LSSs: every
 // pair that may be mirroring is in the core's scope.
 func (e *Engine) SyncGroups(ctx context.Context) error {
+	return e.sync(ctx, "")
+}
+
+// sync is SyncGroups; the group named restart (if any) is put back to
+// mirroring in the same step (a start).
+func (e *Engine) sync(ctx context.Context, restart string) error {
 	e.syncMu.Lock()
 	defer e.syncMu.Unlock()
 	groups, names, err := e.groupsFor(ctx, nil)
 	if err != nil {
 		return err
 	}
-	if err := e.core.SetGroups(ctx, groups); err != nil {
+	// The names first: installing a group can make the core report at
+	// once (a freeze taken up again after a restart), and a report of a
+	// group the engine cannot name would be dropped.
+	e.mu.Lock()
+	for g, n := range names {
+		e.groups[g] = n
+	}
+	e.mu.Unlock()
+	if restart != "" {
+		err = e.core.StartGroup(ctx, groups, restart)
+	} else {
+		err = e.core.SetGroups(ctx, groups)
+	}
+	if err != nil {
 		return err
 	}
 	e.mu.Lock()
@@ -140,16 +187,22 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 	pairs := map[string]map[hal.Serial][]hal.LSSPair{}
 	names := map[string][]string{}
 	release := map[string]bool{}
+	dormant := map[string][]hal.VolumePair{}
+	quiet := map[string][]hal.VolumePair{}
+	states := map[string][]*session.Session{}
 	sessions := mgr.DB().Sessions()
 	if also != nil {
 		sessions = append(slices.DeleteFunc(sessions, func(s *session.Session) bool { return s.Name == also.Name }), also)
 	}
+	e.mu.Lock()
+	e.prune(sessions)
 	for _, s := range sessions {
-		if s.State == session.Defined && s != also {
+		if s.State == session.Defined && s != also || e.gone[s.Name] && s != also {
 			continue
 		}
 		g := GroupName(s)
 		names[g] = append(names[g], s.Name)
+		states[g] = append(states[g], s)
 		release[g] = release[g] || s.Policy == session.ReleaseIO
 		if pairs[g] == nil {
 			pairs[g] = map[hal.Serial][]hal.LSSPair{}
@@ -159,7 +212,21 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 				pairs[g][lp.Source.Serial] = append(pairs[g][lp.Source.Serial], lp)
 			}
 		}
+		switch done, failed := e.failedStart[s.Name]; {
+		case failed && s != also && !e.quiet[s.Name]:
+			for _, p := range s.VolumePairs() {
+				if !done[p.Source.Serial] {
+					dormant[g] = append(dormant[g], p)
+				}
+			}
+		case !e.expected(s) || s == also:
+			dormant[g] = append(dormant[g], s.VolumePairs()...)
+		}
+		if e.quiet[s.Name] {
+			quiet[g] = append(quiet[g], s.VolumePairs()...)
+		}
 	}
+	e.mu.Unlock()
 	var groups []freeze.Group
 	for _, g := range slices.Sorted(maps.Keys(pairs)) {
 		for serial := range pairs[g] {
@@ -178,15 +245,74 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 			}
 			e.mu.Unlock()
 		}
-		groups = append(groups, freeze.Group{Name: g, Pairs: pairs[g], ReleaseIO: release[g], LowestCG: low, HighestCG: high})
+		groups = append(groups, freeze.Group{Name: g, Pairs: pairs[g], ReleaseIO: release[g], LowestCG: low, HighestCG: high,
+			Dormant: dormant[g], Quiet: quiet[g], Initial: initialPhase(states[g])})
 	}
 	return groups, names, nil
 }
 
+// expected reports whether a session's pairs are meant to be mirroring:
+// it is Prepared, or Preparing after a start that worked, and no command
+// of the engine is establishing or suspending them. Called with e.mu.
+func (e *Engine) expected(s *session.Session) bool {
+	switch {
+	case e.starting[s.Name], e.quiet[s.Name]:
+		return false
+	case s.State == session.Prepared:
+		return true
+	}
+	return s.State == session.Preparing && !s.Error
+}
+
+// prune forgets what the engine's commands did to sessions that are gone
+// or Defined in the journal (a terminate recorded, a session removed).
+// Called with e.mu.
+func (e *Engine) prune(sessions []*session.Session) {
+	live := map[string]bool{}
+	for _, s := range sessions {
+		if s.State != session.Defined {
+			live[s.Name] = true
+		}
+	}
+	for _, m := range []map[string]bool{e.quiet, e.gone} {
+		for name := range m {
+			if !live[name] && !e.starting[name] {
+				delete(m, name)
+			}
+		}
+	}
+	for name := range e.failedStart {
+		if !live[name] && !e.starting[name] {
+			delete(e.failedStart, name)
+		}
+	}
+}
+
+// initialPhase is the phase a group new to the core starts in, from its
+// sessions' records (a manager that restarts): mirroring if any session
+// of it is meant to be; else the freeze where it stood: being frozen,
+// partial, frozen holding I/O, or thawed.
+func initialPhase(ss []*session.Session) freeze.Phase {
+	has := func(f func(*session.Session) bool) bool { return slices.ContainsFunc(ss, f) }
+	switch {
+	case has(func(s *session.Session) bool { return s.State == session.Prepared || s.State == session.Preparing }):
+		return freeze.Mirroring
+	case has(func(s *session.Session) bool { return s.State == session.Suspending }):
+		return freeze.Freezing
+	case has(func(s *session.Session) bool { return s.State == session.SuspendedPartial }):
+		return freeze.Partial
+	case has(func(s *session.Session) bool { return s.IOHeld }):
+		return freeze.Frozen
+	}
+	return freeze.Thawed
+}
+
 // Vet refuses, before anything is recorded or sent to storage, a start
-// whose consistency group the heartbeat (if on) could not protect: the
+// whose consistency group the heartbeat (if on) could not protect (the
 // group the start would make, with the lowest CG timeout of all its
-// source LSSs. Every other command passes.
+// source LSSs), whose group is being frozen (the freeze settles within a
+// request timeout), or whose thaw of its source LSSs would end the hold
+// of a session of another group. Every other command passes.
 func (e *Engine) Vet(ctx context.Context, s *session.Session, cmd session.Command) error {
 	if cmd != session.CmdStartH1H2 && cmd != session.CmdStartH2H1 {
 		return nil
@@ -197,6 +323,16 @@ func (e *Engine) Vet(ctx context.Context, s *session.Session, cmd session.Comman
 		started.Direction = session.H2ToH1
 	} else {
 		started.Direction = session.H1ToH2
+	}
+	all := e.mgrSessions()
+	for _, ref := range sourceLSSs(&started) {
+		for _, o := range all {
+			if o.IOHeld && o.State != session.Defined && GroupName(o) != GroupName(s) && slices.Contains(sourceLSSs(o), ref) {
+				return fmt.Errorf("%w: LSS %s is held by session %s of another consistency group (%s); "+
+					"the start would end that hold: release its I/O first, or keep the groups on LSSs of their own",
+					session.ErrVetoed, ref, o.Name, GroupName(o))
+			}
+		}
 	}
 	groups, _, err := e.groupsFor(ctx, &started)
 	if err != nil {
@@ -227,36 +363,58 @@ func compareLSSPair(a, b hal.LSSPair) int {
 
 // cgTimeouts asks the source systems for their LSSs' CG timeouts (once
 // per system, until one answers) and returns the lowest among the
-// group's source LSSs, and the highest per system. A system that cannot
-// be asked leaves the lowest unknown (0): it may be the lowest of all, so
-// the heartbeat cannot be derived from the others (the core then keeps
-// the group unprotected, and the engine asks again once it answers); it
-// is missing from high.
+// group's source LSSs, and the highest per system. The systems not yet
+// known are asked at once, each bounded by the request timeout: one that
+// does not answer costs the group a request timeout, never one per
+// system. A system that cannot be asked leaves the lowest unknown (0):
+// it may be the lowest of all, so the heartbeat cannot be derived from
+// the others (the core then keeps the group unprotected, and the engine
+// asks again once it answers); it is missing from high.
 func (e *Engine) cgTimeouts(ctx context.Context, pairs map[hal.Serial][]hal.LSSPair) (low time.Duration, high map[hal.Serial]time.Duration, err error) {
 	high = map[hal.Serial]time.Duration{}
 	unknown := false
+	var ask []hal.Serial
+	e.mu.Lock()
 	for _, serial := range slices.Sorted(maps.Keys(pairs)) {
-		e.mu.Lock()
-		known := e.cgs[serial]
-		e.mu.Unlock()
-		if known == nil {
-			sys, err := e.system(serial)
-			if err != nil {
-				return 0, nil, err
-			}
-			ls, err := sys.QueryLSSs(ctx, e.epoch())
+		if e.cgs[serial] == nil {
+			ask = append(ask, serial)
+		}
+	}
+	e.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, serial := range ask {
+		sys, err := e.system(serial)
+		if err != nil {
+			return 0, nil, err
+		}
+		wg.Go(func() {
+			qctx, cancel := clock.WithTimeout(ctx, e.clock, e.timeout())
+			defer cancel()
+			ls, err := sys.QueryLSSs(qctx, e.epoch())
 			if err != nil {
 				e.log.Warn("CG timeouts unknown until the storage system answers", "serial", serial, "err", err)
-				unknown = true
-				continue
+				return
 			}
-			known = map[hal.LSS]time.Duration{}
+			known := map[hal.LSS]time.Duration{}
 			for _, l := range ls {
 				known[l.LSS] = l.CGTimeout
 			}
 			e.mu.Lock()
 			e.cgs[serial] = known
 			e.mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if err := ctx.Err(); err != nil {
+		return 0, nil, err
+	}
+	for _, serial := range slices.Sorted(maps.Keys(pairs)) {
+		e.mu.Lock()
+		known := e.cgs[serial]
+		e.mu.Unlock()
+		if known == nil {
+			unknown = true
+			continue
 		}
 		for _, lp := range pairs[serial] {
 			cg, ok := known[lp.Source.LSS]
@@ -329,30 +487,70 @@ func (e *Engine) system(serial hal.Serial) (hal.StorageSystem, error) {
 }
 
 // StartH1H2 establishes (or resyncs) the session's pairs in its
-// direction, ends any hold of its source LSSs, and puts its group back to
-// mirroring in the core.
+// direction, ends any hold of its source LSSs and of the sessions of its
+// consistency group that are frozen, and puts its group back to
+// mirroring in the core (before anything changes on storage).
 func (e *Engine) StartH1H2(ctx context.Context, s *session.Session) error { return e.start(ctx, s) }
 
 // StartH2H1 is the same in the failback direction: recovered volumes are
 // failed back, others resynced or copied.
 func (e *Engine) StartH2H1(ctx context.Context, s *session.Session) error { return e.start(ctx, s) }
 
-// start puts the session's pairs into the core's scope first (its
-// transitional record made it Preparing), so that they are covered while
-// being established and stay covered if the start fails midway; then
-// changes storage; then puts the group back to mirroring.
-func (e *Engine) start(ctx context.Context, s *session.Session) error {
-	if err := e.SyncGroups(ctx); err != nil {
+// start puts the session's group back to mirroring in the core with the
+// session's pairs in it (its transitional record made it Preparing)
+// before the first storage command, so that they are covered while being
+// established and stay covered if the start fails midway; then ends the
+// holds of the group (a consistency group that mirrors again holds
+// nothing: the frozen sessions of it are released, and recorded so); then
+// establishes the pairs. Until it returns, the session's pairs are
+// Dormant (a poll finding them still suspended is no sign); once it
+// returns they are watched, or, after a failure midway, those the core
+// sees mirroring are.
+func (e *Engine) start(ctx context.Context, s *session.Session) (err error) {
+	name, group := s.Name, GroupName(s)
+	e.mu.Lock()
+	e.starting[name] = true
+	delete(e.failedStart, name)
+	delete(e.quiet, name)
+	delete(e.gone, name)
+	e.mu.Unlock()
+	finished := map[hal.Serial]bool{} // the systems whose pairs the start established
+	defer func() {
+		e.mu.Lock()
+		delete(e.starting, name)
+		if err != nil {
+			e.failedStart[name] = finished
+		}
+		e.mu.Unlock()
+		if serr := e.SyncGroups(context.WithoutCancel(ctx)); serr != nil {
+			e.log.Warn("consistency groups not synced after a start", "session", name, "err", serr)
+		}
+	}()
+	if err := e.sync(ctx, group); err != nil {
 		return err
 	}
+	peers, peerLSSs := e.frozenPeers(s)
 	epoch := e.epoch()
-	for serial, pairs := range sortedBy(bySource(s.VolumePairs())) {
+	own := bySource(s.VolumePairs())
+	for _, serial := range slices.Sorted(maps.Keys(peerLSSs)) {
+		if _, ok := own[serial]; ok {
+			continue // thawed below with the session's own LSSs
+		}
+		sys, err := e.system(serial)
+		if err == nil {
+			err = sys.Thaw(ctx, epoch, peerLSSs[serial])
+		}
+		if err != nil {
+			return fmt.Errorf("ending the hold of the group on %s: %w", serial, err)
+		}
+	}
+	for serial, pairs := range sortedBy(own) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return err
 		}
 		var paths []hal.PathSpec
-		var lsss []hal.LSS
+		lsss := slices.Clone(peerLSSs[serial])
 		for _, lp := range s.LSSPairs() {
 			if lp.Source.Serial == serial {
 				paths = append(paths, hal.PathSpec{LSSPair: lp, ConsistencyGroup: true})
@@ -361,6 +559,7 @@ func (e *Engine) start(ctx context.Context, s *session.Session) error {
 				}
 			}
 		}
+		slices.Sort(lsss)
 		if err := sys.Thaw(ctx, epoch, lsss); err != nil {
 			return fmt.Errorf("ending the hold on %s: %w", serial, err)
 		}
@@ -389,18 +588,145 @@ func (e *Engine) start(ctx context.Context, s *session.Session) error {
 				establish = append(establish, hal.PairSpec{VolumePair: p, Mode: hal.FullCopy})
 			}
 		}
+		var errs []error
 		if len(failback) > 0 {
 			if err := sys.Failback(ctx, epoch, failback); err != nil {
-				return fmt.Errorf("failback on %s: %w", serial, err)
+				errs = append(errs, fmt.Errorf("failback on %s: %w", serial, err))
 			}
 		}
-		if len(establish) > 0 {
+		if len(establish) > 0 && len(errs) == 0 {
 			if err := sys.EstablishPairs(ctx, epoch, establish); err != nil {
-				return fmt.Errorf("pairs on %s: %w", serial, err)
+				errs = append(errs, fmt.Errorf("pairs on %s: %w", serial, err))
+			}
+		}
+		if len(failback)+len(establish) > 0 {
+			// The group may have frozen meanwhile, its freeze reaching
+			// this system before the pairs (even those a failed command
+			// may have made).
+			if err := e.core.Established(context.WithoutCancel(ctx), group, serial); err != nil {
+				if errors.Is(err, freeze.ErrNotSafe) {
+					errs = append(errs, e.unmirror(ctx, sys, serial, pairs))
+				}
+				errs = append(errs, err)
+			}
+		}
+		if err := errors.Join(errs...); err != nil {
+			return err
+		}
+		finished[serial] = true
+	}
+	e.recordReleased(peers, fmt.Sprintf("I/O released: session %s of its consistency group was started", name))
+	return nil
+}
+
+// unmirror suspends (without a hold) those of pairs that mirror on sys:
+// the pairs a start established in a group that was frozen and thawed
+// meanwhile, which nothing would freeze.
+func (e *Engine) unmirror(ctx context.Context, sys hal.StorageSystem, serial hal.Serial, pairs []hal.VolumePair) error {
+	epoch := e.epoch()
+	existing, err := sys.QueryPairs(ctx, epoch)
+	if err != nil {
+		return fmt.Errorf("suspending again the pairs it established on %s: %w", serial, err)
+	}
+	mirroring := map[hal.VolumePair]bool{}
+	for _, p := range existing {
+		mirroring[p.VolumePair] = p.State.Mirroring()
+	}
+	var suspend []hal.VolumePair
+	for _, p := range pairs {
+		if mirroring[p] {
+			suspend = append(suspend, p)
+		}
+	}
+	if len(suspend) == 0 {
+		return nil
+	}
+	if err := sys.Suspend(ctx, epoch, suspend); err != nil {
+		return fmt.Errorf("suspending again the pairs it established on %s: %w", serial, err)
+	}
+	return nil
+}
+
+// frozenPeers returns the other sessions of s's consistency group whose
+// hold a start of s ends (frozen, Suspended or Suspended (Partial), with
+// I/O held), with their revisions, and, per system, the source LSSs to
+// thaw for them. A peer whose hold is on an LSS that a session of
+// another group also uses is left holding (a thaw there could end that
+// group's hold or break its freeze): it is not recorded released.
+func (e *Engine) frozenPeers(s *session.Session) (map[string]uint64, map[hal.Serial][]hal.LSS) {
+	e.mu.Lock()
+	mgr := e.mgr
+	e.mu.Unlock()
+	all := mgr.DB().Sessions()
+	group := GroupName(s)
+	peers := map[string]uint64{}
+	lsss := map[hal.Serial][]hal.LSS{}
+	for _, p := range all {
+		if p.Name == s.Name || GroupName(p) != group || !p.IOHeld ||
+			p.State != session.Suspended && p.State != session.SuspendedPartial {
+			continue
+		}
+		mine := sourceLSSs(p)
+		if slices.ContainsFunc(mine, func(ref hal.LSSRef) bool { return e.usedOutside(all, group, ref) }) {
+			continue
+		}
+		peers[p.Name] = p.Rev
+		for _, ref := range mine {
+			if !slices.Contains(lsss[ref.Serial], ref.LSS) {
+				lsss[ref.Serial] = append(lsss[ref.Serial], ref.LSS)
 			}
 		}
 	}
-	return e.core.Restart(ctx, GroupName(s))
+	for serial := range lsss {
+		slices.Sort(lsss[serial])
+	}
+	return peers, lsss
+}
+
+// usedOutside reports whether a session of another group than group
+// (not Defined, not terminated) has a source LSS at ref.
+func (e *Engine) usedOutside(all []*session.Session, group string, ref hal.LSSRef) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.ContainsFunc(all, func(o *session.Session) bool {
+		return GroupName(o) != group && o.State != session.Defined && !e.gone[o.Name] &&
+			slices.Contains(sourceLSSs(o), ref)
+	})
+}
+
+// sourceLSSs are a session's source LSSs in its direction.
+func sourceLSSs(s *session.Session) []hal.LSSRef {
+	var out []hal.LSSRef
+	for _, lp := range s.LSSPairs() {
+		if !slices.Contains(out, lp.Source) {
+			out = append(out, lp.Source)
+		}
+	}
+	return out
+}
+
+// recordReleased queues records that the named sessions (at the given
+// revisions) no longer hold I/O: the engine itself ended their hold.
+func (e *Engine) recordReleased(peers map[string]uint64, reason string) {
+	e.mu.Lock()
+	mgr := e.mgr
+	e.mu.Unlock()
+	if mgr == nil || len(peers) == 0 {
+		return
+	}
+	at := e.clock.Now()
+	for _, name := range slices.Sorted(maps.Keys(peers)) {
+		rev := peers[name]
+		select {
+		case e.marks <- func(ctx context.Context) {
+			if err := mgr.MarkReleased(ctx, name, rev, reason, at); err != nil {
+				e.log.Error("recording a released hold failed", "session", name, "err", err)
+			}
+		}:
+		default:
+			e.log.Error("record queue full; the next refresh will correct the sessions", "session", name)
+		}
+	}
 }
 
 // Suspend freezes the session's consistency group.
@@ -415,10 +741,89 @@ func (e *Engine) Suspend(ctx context.Context, s *session.Session) error {
 	return nil
 }
 
-// ReleaseIO thaws the group if the thaw rule allows it.
+// ReleaseIO thaws the group if the thaw rule allows it. A group that
+// mirrors again (a session of it was started after the freeze) holds I/O
+// only where a freeze left it on sessions that are still frozen: those
+// holds are ended directly, on the LSSs only such sessions of the group
+// use.
 func (e *Engine) ReleaseIO(ctx context.Context, s *session.Session) error {
-	defer e.running(GroupName(s), "thaw")()
-	return e.core.Thaw(ctx, GroupName(s))
+	group := GroupName(s)
+	st, err := e.core.Status(ctx)
+	if err != nil {
+		return err
+	}
+	for _, g := range st {
+		if g.Name == group && g.Phase == freeze.Mirroring {
+			return e.releaseLeftover(ctx, s)
+		}
+	}
+	defer e.running(group, "thaw")()
+	return e.core.Thaw(ctx, group)
+}
+
+// releaseLeftover ends the holds of the frozen sessions of a group that
+// mirrors again. An LSS that a mirroring session, or a session of
+// another group, also uses is not thawed: a hold there is a sign of
+// trouble the core is handling, or that group's; the command fails
+// naming it, and I/O stays held.
+func (e *Engine) releaseLeftover(ctx context.Context, s *session.Session) error {
+	e.mu.Lock()
+	mgr := e.mgr
+	e.mu.Unlock()
+	all := mgr.DB().Sessions()
+	group := GroupName(s)
+	lsss := map[hal.Serial][]hal.LSS{}
+	var blocked []string
+	for _, p := range all {
+		if GroupName(p) != group || !p.IOHeld {
+			continue
+		}
+		for _, ref := range sourceLSSs(p) {
+			if slices.Contains(lsss[ref.Serial], ref.LSS) {
+				continue
+			}
+			if who := e.sharedWith(all, p, ref); who != "" {
+				blocked = append(blocked, fmt.Sprintf("%s (also used by %s)", ref, who))
+				continue
+			}
+			lsss[ref.Serial] = append(lsss[ref.Serial], ref.LSS)
+		}
+	}
+	var errs []error
+	epoch := e.epoch()
+	for _, serial := range slices.Sorted(maps.Keys(lsss)) {
+		sys, err := e.system(serial)
+		if err == nil {
+			slices.Sort(lsss[serial])
+			err = sys.Thaw(ctx, epoch, lsss[serial])
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("thaw on %s: %w", serial, err))
+		}
+	}
+	if len(blocked) > 0 {
+		slices.Sort(blocked)
+		errs = append(errs, fmt.Errorf("%w: %s: I/O stays held there until its CG timeout ends or that session's hold is released",
+			freeze.ErrNotSafe, strings.Join(slices.Compact(blocked), ", ")))
+	}
+	return errors.Join(errs...)
+}
+
+// sharedWith names a session other than p that uses ref as a source LSS
+// and whose hold p's release must not end: one meant to be mirroring, or
+// one of another group ("" if none).
+func (e *Engine) sharedWith(all []*session.Session, p *session.Session, ref hal.LSSRef) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, o := range all {
+		if o.Name == p.Name || o.State == session.Defined || e.gone[o.Name] || !slices.Contains(sourceLSSs(o), ref) {
+			continue
+		}
+		if GroupName(o) != GroupName(p) || o.State == session.Prepared || o.State == session.Preparing {
+			return o.Name
+		}
+	}
+	return ""
 }
 
 // running marks a command's own action on a group until the returned
@@ -448,28 +853,87 @@ func (e *Engine) Recover(ctx context.Context, s *session.Session) error {
 	return nil
 }
 
-// Terminate stops mirroring (without a hold) and ends any hold. The
-// protocol cannot delete pairs: they stay suspended.
+// Terminate stops mirroring (without a hold) and ends any hold of the
+// LSSs only the session uses. Its pairs are Quiet in the core from the
+// first command on, so that their suspension (its own doing) freezes
+// nothing, and they stay in the core's scope until every one is known
+// not to mirror; then they leave it. The protocol cannot delete pairs:
+// they stay suspended.
 func (e *Engine) Terminate(ctx context.Context, s *session.Session) error {
+	name := s.Name
+	e.mu.Lock()
+	e.quiet[name] = true
+	e.mu.Unlock()
+	if err := e.SyncGroups(ctx); err != nil {
+		return err
+	}
+	all := e.mgrSessions()
+	epoch := e.epoch()
 	for serial, pairs := range sortedBy(bySource(s.VolumePairs())) {
 		sys, err := e.system(serial)
 		if err != nil {
 			return err
 		}
-		if err := sys.Suspend(ctx, e.epoch(), pairs); err != nil && !errors.Is(err, hal.ErrRefused) {
+		existing, err := sys.QueryPairs(ctx, epoch)
+		if err != nil {
 			return fmt.Errorf("terminate on %s: %w", serial, err)
 		}
-		var lsss []hal.LSS
-		for _, p := range pairs {
-			if !slices.Contains(lsss, p.Source.Volume.LSS()) {
-				lsss = append(lsss, p.Source.Volume.LSS())
+		mirroring := map[hal.VolumePair]bool{}
+		for _, p := range existing {
+			if p.State.Mirroring() {
+				mirroring[p.VolumePair] = true
 			}
 		}
-		if err := sys.Thaw(ctx, e.epoch(), lsss); err != nil {
-			return fmt.Errorf("terminate on %s: %w", serial, err)
+		// Only the pairs that exist and mirror: storage refuses a suspend
+		// naming a pair it does not hold (a start that failed midway), and
+		// would then suspend none of them.
+		var suspend []hal.VolumePair
+		var lsss []hal.LSS
+		for _, p := range pairs {
+			if mirroring[p] {
+				suspend = append(suspend, p)
+			}
+			ref := hal.LSSRef{Serial: serial, LSS: p.Source.Volume.LSS()}
+			if !slices.Contains(lsss, ref.LSS) && !e.usedByOthers(all, name, ref) {
+				lsss = append(lsss, ref.LSS)
+			}
+		}
+		if len(suspend) > 0 {
+			if err := sys.Suspend(ctx, epoch, suspend); err != nil {
+				return fmt.Errorf("terminate on %s: %w", serial, err)
+			}
+		}
+		if len(lsss) > 0 {
+			slices.Sort(lsss)
+			if err := sys.Thaw(ctx, epoch, lsss); err != nil {
+				return fmt.Errorf("terminate on %s: %w", serial, err)
+			}
 		}
 	}
+	e.mu.Lock()
+	e.gone[name] = true
+	e.mu.Unlock()
+	if err := e.SyncGroups(context.WithoutCancel(ctx)); err != nil {
+		e.log.Warn("consistency groups not synced after a terminate", "session", name, "err", err)
+	}
 	return nil
+}
+
+func (e *Engine) mgrSessions() []*session.Session {
+	e.mu.Lock()
+	mgr := e.mgr
+	e.mu.Unlock()
+	return mgr.DB().Sessions()
+}
+
+// usedByOthers reports whether a session other than name (not Defined,
+// not terminated) has a source LSS at ref: a terminate leaves its hold.
+func (e *Engine) usedByOthers(all []*session.Session, name string, ref hal.LSSRef) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.ContainsFunc(all, func(o *session.Session) bool {
+		return o.Name != name && o.State != session.Defined && !e.gone[o.Name] && slices.Contains(sourceLSSs(o), ref)
+	})
 }
 
 // Refresh summarises the session's pairs as the storage systems see them.

@@ -75,7 +75,8 @@ func newCGWorld(t *testing.T, ctx context.Context, fab *emu.Fabric, topo *topolo
 	}
 	w.core = freeze.New(freeze.Options{Systems: w.systems, Epoch: 1, Heartbeat: heartbeat, Timings: tm,
 		Observer: w.obs})
-	w.eng = engine.New(engine.Options{Core: w.core, Systems: w.systems, Epoch: func() hal.Epoch { return 1 }})
+	w.eng = engine.New(engine.Options{Core: w.core, Systems: w.systems, Epoch: func() hal.Epoch { return 1 },
+		RequestTimeout: func() time.Duration { return tm.RequestTimeout }})
 	w.obs.next = w.eng
 	w.mgr = session.NewManager(store, w.eng, clock.Real())
 	w.eng.Attach(w.mgr)
@@ -311,15 +312,17 @@ func TestRestartWithUnsafeGroupKeepsItInScope(t *testing.T) {
 // TestUnknownCGTimeoutsAreNotGuessed: lockstepd restarts while a primary
 // cannot be asked its CG timeouts. Its group's lowest CG timeout is
 // unknown — the primary's may be the lowest of all — so the heartbeat
-// does not pretend to protect the group (it is reported unprotected, and
-// frozen on every other sign); once the primary answers, the engine asks
-// again and the group is armed.
+// does not pretend to protect the group (it is reported unprotected);
+// that primary may still hold the heartbeat the previous run armed, and
+// would freeze itself with it, so its silence freezes the group as the
+// heartbeat rule would. Once the primary answers, the engine asks again:
+// the group's H is known and it is protected again.
 func TestUnknownCGTimeoutsAreNotGuessed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx1, cancel1 := context.WithCancel(context.Background())
 		fast := freeze.Timings{Interval: 200 * time.Millisecond, DetectionWindow: 400 * time.Millisecond,
 			RequestTimeout: 300 * time.Millisecond, PollInterval: 2 * time.Second, RetryInterval: 250 * time.Millisecond}
-		w1 := newCGWorld(t, ctx1, nil, nil, nil, false, fast, nil)
+		w1 := newCGWorld(t, ctx1, nil, nil, nil, true, fast, nil)
 		w1.define(t, ctx1, "alpha", "cgx", 0)
 		w1.define(t, ctx1, "delta", "cgx", 1)
 		must(t, w1.mgr.Command(ctx1, "alpha", session.CmdStartH1H2))
@@ -335,25 +338,27 @@ func TestUnknownCGTimeoutsAreNotGuessed(t *testing.T) {
 		defer cancel()
 		w := newCGWorld(t, ctx, w1.fab, w1.topo, w1.store, true, fast, nil)
 		must(t, w.eng.SyncGroups(ctx))
-		time.Sleep(3 * time.Second) // a poll fails: out of contact
 		st, err := w.core.Status(ctx)
 		must(t, err)
-		if len(st) != 1 || !strings.Contains(st[0].Unprotected, "unknown") {
+		if len(st) != 1 || !strings.Contains(st[0].Unprotected, "unknown") || st[0].H != 0 {
 			t.Fatalf("group with a CG timeout unknown: %+v", st)
 		}
+		time.Sleep(time.Second)
+		if st, _ = w.core.Status(ctx); st[0].Phase == freeze.Mirroring || !strings.Contains(st[0].Reason, "armed before") {
+			t.Fatalf("group after %s stayed silent: %s (%s), want it frozen: %s may hold the previous run's heartbeat",
+				p2, st[0].Phase, st[0].Reason, p2)
+		}
 		w1.fab.System(p2).SetManagerLink("lockstepd", emu.LinkUp)
-		time.Sleep(5 * time.Second) // a poll answers: contact regained, the engine asks again
+		w.eng.Reachable(p2) // what the daemon says when its driver connects again
+		time.Sleep(time.Second)
 		st, _ = w.core.Status(ctx)
 		if st[0].Unprotected != "" || st[0].H != 5*time.Second-1200*time.Millisecond {
 			t.Fatalf("after the primary answers: unprotected %q, H %v", st[0].Unprotected, st[0].H)
 		}
-		for _, m := range st[0].Systems {
-			if !m.Armed {
-				t.Fatalf("%s not armed once every CG timeout is known", m.Serial)
+		for _, n := range []string{"alpha", "delta"} {
+			if s := w.session(t, n); s.State != session.Suspended && s.State != session.SuspendedPartial {
+				t.Fatalf("%s %s (%s), want the freeze recorded", n, s.State, s.Reason)
 			}
-		}
-		if s := w.session(t, "alpha"); s.State != session.Prepared {
-			t.Fatalf("alpha %s (%s)", s.State, s.Reason)
 		}
 	})
 }

@@ -27,6 +27,26 @@ type Group struct {
 	// LSSs in the group: how long a hold there can last. A system missing
 	// (unknown) holds until it is reached.
 	HighestCG map[hal.Serial]time.Duration
+	// Dormant are volume pairs of the group that are not meant to be
+	// mirroring (their sessions are frozen, or a start is establishing
+	// them, or failed to): a poll that finds one suspended is no sign of
+	// trouble until the core has seen it mirroring since the group last
+	// went back to mirroring. Any other pair of the group's LSS pairs found
+	// suspended is one. A suspend event is one whatever the pair: storage
+	// raises it only when a pair stops mirroring.
+	Dormant []hal.VolumePair
+	// Quiet are volume pairs an admin command suspends on purpose
+	// (terminate): neither their suspend events nor a poll finding them
+	// suspended is a sign of trouble.
+	Quiet []hal.VolumePair
+	// Initial is the phase a group new to the core starts in, from what
+	// its sessions' records say (a restart of the manager must neither
+	// freeze again a group that was thawed nor forget one that was being
+	// frozen): Mirroring; Freezing (the fan-out is sent again); Partial
+	// (the freeze is retried on every system until each acknowledges);
+	// Frozen (every system known frozen, I/O held); Thawed. A group
+	// already in the core keeps its own phase.
+	Initial Phase
 }
 
 // Phase is where a group stands.
@@ -144,6 +164,9 @@ var (
 	ErrUnknownGroup = errors.New("freeze: unknown consistency group")
 	ErrFenced       = errors.New("freeze: fenced by a higher epoch; this server no longer acts")
 	ErrStopped      = errors.New("freeze: core not running")
+	// ErrBusy: the group's freeze fan-out is running; it settles within a
+	// request timeout.
+	ErrBusy = errors.New("freeze: consistency group being frozen")
 )
 
 // Core is the heartbeat and freeze loop.
@@ -205,6 +228,83 @@ type group struct {
 	thawWait []chan error // Thaw callers, answered once every thaw answered
 	released bool         // Thawed: reported to the observer as holding nothing
 	systems  map[hal.Serial]*member
+	// dormant and quiet are Group.Dormant and Group.Quiet by source
+	// volume; seen holds the dormant pairs a poll found mirroring since
+	// the group last went back to mirroring.
+	dormant, quiet, seen map[hal.VolumeRef]bool
+	// watchFrom is when the pairs whose suspension is a sign last grew
+	// (the group went back to mirroring, or a pair stopped being dormant
+	// or quiet): a poll issued before it may show such a pair suspended
+	// from before, and is not judged on them.
+	watchFrom time.Time
+}
+
+// sign reports whether a pair of the group found suspended by a poll is
+// a sign of trouble.
+func (g *group) sign(src hal.VolumeRef) bool {
+	return !g.quiet[src] && (!g.dormant[src] || g.seen[src])
+}
+
+// eventSign reports whether a suspend event is a sign of trouble for the
+// group: storage raises one only when a pair stops mirroring, so it is,
+// whatever the pair (dormant ones included: they mirrored), unless every
+// volume of it is quiet (an admin command suspends it on purpose).
+//
+// A freeze's own suspend events (reason freeze) are no sign: only this
+// core freezes (a predecessor is fenced before this core acts, and what
+// its last freezes left the first poll finds), so such an event is the
+// echo of a freeze the core sent itself: of this group before it went
+// back to mirroring, arriving late (events and answers are separate
+// streams), or of another group's freeze over a shared LSS pair, which
+// freezes this group by itself (freeze).
+func (g *group) eventSign(ev hal.Event) bool {
+	if ev.Reason == hal.ReasonFreeze {
+		return false
+	}
+	if ev.Volumes.Len() == 0 {
+		return true
+	}
+	for n := range 256 {
+		src := hal.VolumeRef{Serial: ev.LSSPair.Source.Serial, Volume: hal.NewVolume(ev.LSSPair.Source.LSS, uint8(n))}
+		if ev.Volumes.Has(uint8(n)) && !g.quiet[src] {
+			return true
+		}
+	}
+	return false
+}
+
+// setWatch installs the group's dormant and quiet pairs; seen keeps the
+// dormant pairs it already holds.
+func (g *group) setWatch(dormant, quiet []hal.VolumePair, now time.Time) {
+	nd, nq := bySourceVolume(dormant), bySourceVolume(quiet)
+	for src := range g.dormant {
+		if !nd[src] {
+			g.watchFrom = now
+		}
+	}
+	for src := range g.quiet {
+		if !nq[src] {
+			g.watchFrom = now
+		}
+	}
+	g.Dormant, g.Quiet = dormant, quiet
+	g.dormant, g.quiet = nd, nq
+	for src := range g.seen {
+		if !g.dormant[src] {
+			delete(g.seen, src)
+		}
+	}
+	if g.seen == nil {
+		g.seen = map[hal.VolumeRef]bool{}
+	}
+}
+
+func bySourceVolume(pairs []hal.VolumePair) map[hal.VolumeRef]bool {
+	out := make(map[hal.VolumeRef]bool, len(pairs))
+	for _, p := range pairs {
+		out[p.Source] = true
+	}
+	return out
 }
 
 // member is one source system of a group.
@@ -214,7 +314,28 @@ type member struct {
 	heartbeatOut  bool
 	arming        bool
 	armed         bool
-	armedAtFreeze bool // the heartbeat was armed when the freeze began
+	armedAtFreeze bool // the heartbeat was armed (or stale) when the freeze began
+	// armH is the H the system was last armed with. stale: the core no
+	// longer refreshes that heartbeat (switched off, disarmed, to be armed
+	// again with new pairs or timings) but the system may still hold it,
+	// armed, until a disarm or a new arm is acknowledged: it would freeze
+	// itself at ackedSent + armH, so the core freezes its group then
+	// (checkStale). disarming: a disarm is out.
+	armH      time.Duration
+	stale     bool
+	disarming bool
+	// staleBy, for a stale heartbeat whose timing the core does not know
+	// (armH 0: armed before this core started), is when it has certainly
+	// expired if it exists (zero: unknown).
+	staleBy time.Time
+	// probing: a heartbeat is out to ask a system of a group new to the
+	// core whether a heartbeat armed before expired (it froze itself while
+	// no manager was there to follow); it is armed only after the answer.
+	probing bool
+	// refreeze: pairs were established on it after the freeze out (or
+	// acknowledged) was sent: that freeze does not cover them, so its
+	// answer does not count and the freeze is sent again (Established).
+	refreeze bool
 	// contactAtFreeze is lastContact when the freeze began: an answer
 	// during the freeze says nothing of the time the system was silent.
 	contactAtFreeze time.Time
@@ -239,6 +360,9 @@ type member struct {
 	thawing        bool
 	released       bool
 	thawErr        error
+	// blocked names what kept the last thaw from some of its LSSs: they
+	// are also source LSSs of another group that holds them (heldBy).
+	blocked string
 }
 
 // New returns a core; Run starts it.
@@ -443,71 +567,231 @@ func (c *Core) async(serial hal.Serial, fn func(ctx context.Context, sys hal.Sto
 	}()
 }
 
-// SetGroups replaces the consistency groups. A group whose pairs did not
-// change keeps its state; a new one starts mirroring (and, with the
-// heartbeat on, armed). Every group is installed, whatever its timings:
-// one whose lowest CG timeout leaves no safe H is not heartbeat-armed
-// (and disarmed, should an earlier run have armed it), is reported
-// unprotected, and is frozen on every other sign like any group. A
-// group left out of the core would be frozen on nothing at all.
+// SetGroups replaces the consistency groups. A group already in the core
+// keeps its phase and, on the systems still in it, what the core knows of
+// them, whatever changed in its pairs (a session joined or left it): a
+// frozen group is never put back to mirroring by a change of scope, nor a
+// freeze in progress forgotten. A group new to the core starts in its
+// Initial phase. Every group is installed, whatever its timings: one
+// whose lowest CG timeout leaves no safe H is not heartbeat-armed (and
+// disarmed, should an earlier run have armed it), is reported
+// unprotected, and is frozen on every other sign like any group. A group
+// left out of the core would be frozen on nothing at all.
 func (c *Core) SetGroups(ctx context.Context, groups []Group) error {
-	return c.do(ctx, func() error {
-		next := map[string]*group{}
-		for _, g := range groups {
-			if old := c.groups[g.Name]; old != nil && samePairs(old.Pairs, g.Pairs) {
-				old.ReleaseIO, old.HighestCG = g.ReleaseIO, g.HighestCG
-				if old.LowestCG != g.LowestCG {
-					old.LowestCG = g.LowestCG
-					old.h, old.hErr = DeriveH(g.LowestCG, c.t)
-					for _, m := range old.systems {
-						m.armed = false // armed again with the new H at the next tick, if it has one
-					}
-				}
-				next[g.Name] = old
-				continue
-			}
+	return c.do(ctx, func() error { return c.setGroups(groups, "") })
+}
+
+// setGroups is SetGroups in the loop; the group named restart (if any)
+// is put back to mirroring once installed.
+func (c *Core) setGroups(groups []Group, restart string) error {
+	next := map[string]*group{}
+	var fresh []*group
+	for _, g := range groups {
+		old := c.groups[g.Name]
+		if old == nil {
 			ng := &group{Group: g, systems: map[hal.Serial]*member{}}
 			ng.h, ng.hErr = DeriveH(g.LowestCG, c.t)
-			c.resetGroup(ng)
+			ng.setWatch(g.Dormant, g.Quiet, c.clock.Now())
 			next[g.Name] = ng
+			fresh = append(fresh, ng)
+			continue
 		}
-		for name, old := range c.groups {
-			if next[name] != old && c.heartbeat {
-				c.disarm(old, slices.Collect(maps.Keys(old.Pairs)))
+		c.update(old, g)
+		next[g.Name] = old
+	}
+	for name, old := range c.groups {
+		if next[name] == nil {
+			if c.heartbeat {
+				c.disarm(old, slices.Sorted(maps.Keys(old.Pairs)))
 			}
-			if next[name] == nil {
-				c.reportProtection(name, "")
-				c.reportContact(name, Contact{At: c.clock.Now()})
+			c.release(old.waiters, fmt.Errorf("%w: %s left the core", ErrUnknownGroup, name))
+			c.release(old.thawWait, fmt.Errorf("%w: %s left the core", ErrUnknownGroup, name))
+			c.reportProtection(name, "")
+			c.reportContact(name, Contact{At: c.clock.Now()})
+		}
+	}
+	c.groups = next
+	c.byLSSPair = map[hal.LSSPair][]*group{}
+	for _, g := range c.sortedGroups() {
+		for _, serial := range slices.Sorted(maps.Keys(g.Pairs)) {
+			for _, lp := range g.Pairs[serial] {
+				c.byLSSPair[lp] = append(c.byLSSPair[lp], g)
 			}
 		}
-		c.groups = next
-		for _, g := range c.sortedGroups() {
-			if c.heartbeat && g.hErr != nil && g.phase == Mirroring {
-				c.disarm(g, slices.Sorted(maps.Keys(g.Pairs)))
+	}
+	for _, g := range fresh {
+		c.install(g)
+	}
+	if g := c.groups[restart]; g != nil {
+		if err := c.restart(g); err != nil {
+			return err
+		}
+	}
+	for _, g := range c.sortedGroups() {
+		if c.heartbeat && g.hErr != nil && g.phase == Mirroring {
+			c.disarm(g, slices.Sorted(maps.Keys(g.Pairs)))
+		}
+		c.protection(g)
+	}
+	if c.heartbeat {
+		c.onTick() // arm the new groups now, not a tick later
+	}
+	return nil
+}
+
+// update gives a group already in the core its new definition. Systems
+// that left the group are forgotten (and disarmed); systems that joined
+// start as the group's phase needs: in contact while it mirrors,
+// unacknowledged while it is frozen (the retries freeze them too). A
+// system whose pairs changed while the group mirrors is armed again with
+// them at the next tick.
+func (c *Core) update(g *group, ng Group) {
+	g.ReleaseIO, g.HighestCG = ng.ReleaseIO, ng.HighestCG
+	g.setWatch(ng.Dormant, ng.Quiet, c.clock.Now())
+	if g.LowestCG != ng.LowestCG {
+		g.LowestCG = ng.LowestCG
+		g.h, g.hErr = DeriveH(ng.LowestCG, c.t)
+		for _, m := range g.systems {
+			m.unarm() // armed again with the new H at the next tick, if it has one
+		}
+	}
+	if samePairs(g.Pairs, ng.Pairs) {
+		return
+	}
+	now := c.clock.Now()
+	var gone []hal.Serial
+	for serial := range g.Pairs {
+		if _, ok := ng.Pairs[serial]; !ok {
+			gone = append(gone, serial)
+		}
+	}
+	slices.Sort(gone)
+	if c.heartbeat && len(gone) > 0 {
+		c.disarm(g, gone)
+	}
+	for _, serial := range gone {
+		delete(g.systems, serial)
+	}
+	for serial, lps := range ng.Pairs {
+		m := g.systems[serial]
+		switch {
+		case m == nil:
+			m = &member{lastReply: now, lastContact: now}
+			if g.phase == Thawed {
+				m.acked, m.released = true, true // nothing of the group holds there yet
 			}
-			c.protection(g)
+			g.systems[serial] = m
+		case !slices.Equal(g.Pairs[serial], lps) && g.phase == Mirroring:
+			m.unarm() // its heartbeat covers the old pairs: armed again with the new ones
 		}
-		if c.heartbeat {
-			c.onTick() // arm the new groups now, not a tick later
+	}
+	g.Pairs = ng.Pairs
+	c.evaluate(g)
+}
+
+// install starts a group new to the core in its Initial phase.
+func (c *Core) install(g *group) {
+	c.resetGroup(g)
+	now := c.clock.Now()
+	switch g.Initial {
+	case Freezing, Partial:
+		// The fan-out is sent again to every system (it holds I/O again
+		// where it reaches: the observer hears of the freeze, and the
+		// sessions say I/O held, those frozen before included).
+		why := "a freeze in progress when the manager stopped, taken up again"
+		if g.Initial == Partial {
+			why = "a freeze not known everywhere when the manager stopped, taken up again"
 		}
-		c.byLSSPair = map[hal.LSSPair][]*group{}
-		for _, g := range c.groups {
-			for _, lps := range g.Pairs {
-				for _, lp := range lps {
-					c.byLSSPair[lp] = append(c.byLSSPair[lp], g)
+		c.freeze(g, why)
+		for _, m := range g.systems {
+			// The core knows nothing of the time before it started: it
+			// cannot vouch that no hold ended before every system froze.
+			m.contactAtFreeze = time.Time{}
+		}
+	case Frozen:
+		g.phase, g.reason, g.since = Frozen, "frozen when the manager stopped", now
+		for _, m := range g.systems {
+			// A hold there began before now: it ends by now + its CG
+			// timeout at the latest.
+			m.acked, m.lastFreezeSent = true, now
+		}
+	case Thawed:
+		g.phase, g.reason, g.since, g.released = Thawed, "thawed when the manager stopped", now, true
+		for _, m := range g.systems {
+			m.acked, m.released = true, true
+		}
+	}
+	if !c.heartbeat {
+		return
+	}
+	// With the heartbeat on, each system may hold a heartbeat of this
+	// group armed before this core started (a restart, a takeover), which
+	// expires unless armed anew or disarmed: stale, timing unknown. A
+	// heartbeat is shorter than the lowest CG timeout, so it has expired
+	// by then if it existed.
+	var by time.Time
+	if g.LowestCG > 0 {
+		by = now.Add(g.LowestCG + c.t.RequestTimeout)
+	}
+	for _, m := range g.systems {
+		m.stale, m.staleBy = true, by
+	}
+	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+		c.probe(g, serial, g.systems[serial])
+	}
+}
+
+// probe asks a system of a group new to the core whether the heartbeat a
+// previous manager armed there expired: then it froze itself, and holds
+// writes again for its CG timeout, whatever the journal says. A mirroring
+// group is frozen (nobody followed that system while the manager was
+// away); a frozen or thawed one is reported as held again (the observer
+// hears a freeze: its sessions say I/O held), and a thawed one is thawed
+// again. Only after the answer is the system armed anew, or disarmed.
+func (c *Core) probe(g *group, serial hal.Serial, m *member) {
+	m.probing = true
+	epoch, name := c.epoch, g.Name
+	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.Heartbeat(ctx, epoch, name) }, func(err error) {
+		m.probing = false
+		if g.systems[serial] != m {
+			return
+		}
+		if errors.Is(err, hal.ErrHeartbeatExpired) {
+			why := fmt.Sprintf("%s's heartbeat, armed before this manager started, expired: it froze itself", serial)
+			switch g.phase {
+			case Mirroring:
+				c.freeze(g, why)
+			case Frozen, Thawed:
+				c.log.Warn("a system of a frozen group froze itself again while no manager followed it", "group", g.Name, "serial", serial)
+				if c.observer != nil {
+					c.observer.Freezing(g.Name, why+" and holds I/O again", c.clock.Now())
+				}
+				if g.phase == Thawed {
+					m.released, g.released = false, false
+					c.thaw(g, nil)
 				}
 			}
+		} else if err == nil || errors.Is(err, hal.ErrRefused) {
+			m.lastReply = c.clock.Now() // it answers: armed anew, or disarmed, from now on
 		}
-		return nil
+		if g.phase != Mirroring || !c.heartbeat || g.hErr != nil {
+			c.disarm(g, []hal.Serial{serial})
+			return
+		}
+		c.arm(g, serial, m, c.clock.Now())
 	})
 }
 
 // Admit reports whether the heartbeat could protect g as the core runs
 // now: nil when the heartbeat is off or g's timings give a safe H, else
-// the ErrTiming saying why. A command checks the group it is about to
+// the ErrTiming saying why; and ErrBusy while the group of that name is
+// being frozen (a start now would lose the freeze's answers). A command checks the group it is about to
 // create with it before it changes anything on storage.
 func (c *Core) Admit(ctx context.Context, g Group) error {
 	return c.do(ctx, func() error {
+		if old := c.groups[g.Name]; old != nil && old.phase == Freezing {
+			return fmt.Errorf("%w: %s (%s); retry once its freeze settles", ErrBusy, old.Name, old.reason)
+		}
 		if !c.heartbeat {
 			return nil
 		}
@@ -585,6 +869,8 @@ func samePairs(a, b map[hal.Serial][]hal.LSSPair) bool {
 func (c *Core) resetGroup(g *group) {
 	now := c.clock.Now()
 	g.phase, g.reason, g.since, g.pending, g.released = Mirroring, "", now, 0, false
+	clear(g.seen) // a dormant pair is watched again once seen mirroring
+	g.watchFrom = now
 	c.release(g.thawWait, fmt.Errorf("%w: %s was started again before every thaw was answered", ErrNotSafe, g.Name))
 	g.thawWait = nil
 	for serial := range g.Pairs {
@@ -594,16 +880,85 @@ func (c *Core) resetGroup(g *group) {
 	c.reportContact(g.Name, Contact{At: now})
 }
 
-// Restart puts a frozen group back to mirroring once its pairs are
-// re-established (start-h1-h2): the heartbeat is armed again.
+// Restart puts a frozen group back to mirroring (start-h1-h2), before
+// its pairs are established again, so that they are covered from the
+// first: the heartbeat is armed again, and every pair that is not
+// Dormant is watched. A group that mirrors stays as it is. A group whose
+// freeze fan-out is running is refused with ErrBusy: its answers would be
+// lost, and its sessions left Suspending.
 func (c *Core) Restart(ctx context.Context, name string) error {
 	return c.do(ctx, func() error {
 		g := c.groups[name]
 		if g == nil {
 			return fmt.Errorf("%w: %s", ErrUnknownGroup, name)
 		}
-		c.resetGroup(g)
+		return c.restart(g)
+	})
+}
+
+// StartGroup is SetGroups and Restart of the named group in one step of
+// the loop (a session joining a frozen group and starting): the new
+// definition is never in the core with the group still frozen, where a
+// retried freeze would reach the systems that joined. It refuses with
+// ErrBusy, changing nothing, while that group's freeze fan-out runs.
+func (c *Core) StartGroup(ctx context.Context, groups []Group, name string) error {
+	return c.do(ctx, func() error {
+		if g := c.groups[name]; g != nil && g.phase == Freezing {
+			return fmt.Errorf("%w: %s (%s); retry once its freeze settles", ErrBusy, g.Name, g.reason)
+		}
+		if !slices.ContainsFunc(groups, func(g Group) bool { return g.Name == name }) {
+			return fmt.Errorf("%w: %s", ErrUnknownGroup, name)
+		}
+		return c.setGroups(groups, name)
+	})
+}
+
+func (c *Core) restart(g *group) error {
+	switch g.phase {
+	case Mirroring:
 		return nil
+	case Freezing:
+		return fmt.Errorf("%w: %s (%s); retry once its freeze settles", ErrBusy, g.Name, g.reason)
+	}
+	c.log.Info("consistency group back to mirroring", "group", g.Name, "was", g.phase.String())
+	c.release(g.waiters, fmt.Errorf("%w: %s was started again", ErrNotSafe, g.Name))
+	g.waiters = nil
+	c.resetGroup(g)
+	return nil
+}
+
+// Established tells the core that a start established (or failed back)
+// pairs of the named group on serial. If the group is no longer
+// mirroring, its freeze may have reached serial before them, and they
+// mirror in a group that will not freeze them again: the freeze is sent
+// to serial again (and, until it answers, serial is not known frozen),
+// and Established answers an error wrapping ErrBusy; a group already
+// thawed answers one wrapping ErrNotSafe, and the caller must suspend
+// what it established there itself.
+func (c *Core) Established(ctx context.Context, name string, serial hal.Serial) error {
+	return c.do(ctx, func() error {
+		g := c.groups[name]
+		if g == nil {
+			return fmt.Errorf("%w: %s", ErrUnknownGroup, name)
+		}
+		m := g.systems[serial]
+		switch {
+		case g.phase == Mirroring:
+			return nil
+		case m == nil:
+			return fmt.Errorf("%w: %s has no pairs on %s", ErrUnknownGroup, name, serial)
+		case g.phase == Thawed:
+			return fmt.Errorf("%w: %s was frozen and thawed while the start ran", ErrNotSafe, name)
+		}
+		c.log.Warn("pairs established after the group's freeze was sent: freezing them too", "group", name, "serial", serial)
+		m.acked = false
+		if m.freezing {
+			m.refreeze = true
+		} else {
+			c.sendFreeze(g, serial, false)
+		}
+		return fmt.Errorf("%w: %s (%s) froze while the start ran; the pairs it established on %s are frozen with it",
+			ErrBusy, name, g.reason, serial)
 	})
 }
 
@@ -627,7 +982,8 @@ func (c *Core) SetHeartbeat(ctx context.Context, on bool) error {
 			now := c.clock.Now()
 			for _, g := range c.groups {
 				for _, m := range g.systems {
-					m.lastReply, m.armed = now, false
+					m.lastReply = now
+					m.unarm()
 				}
 			}
 		} else {
@@ -689,7 +1045,8 @@ func (c *Core) SetTimings(ctx context.Context, t Timings) error {
 			for _, m := range g.systems {
 				// Re-armed at the next tick with the new H; until the
 				// answer, the old timer guards the system.
-				m.armed, m.lastReply = false, now
+				m.lastReply = now
+				m.unarm()
 			}
 		}
 		return nil
@@ -751,6 +1108,9 @@ func (c *Core) onEvent(ev hal.Event, source string) {
 			if g.phase != Mirroring {
 				continue // the echo of our own freeze, most of the time
 			}
+			if !g.eventSign(ev) {
+				continue // pairs suspended on purpose (terminate), or not mirroring since the group restarted
+			}
 			c.freeze(g, fmt.Sprintf("%s suspend event from %s: LSS pair %s, %d volumes, reason %s",
 				source, ev.Serial, ev.LSSPair, ev.Volumes.Len(), ev.Reason))
 		}
@@ -791,7 +1151,7 @@ func (c *Core) freeze(g *group, reason string) {
 	now := c.clock.Now()
 	g.phase, g.reason, g.since = Freezing, reason, now
 	for _, m := range g.systems {
-		m.armedAtFreeze, m.contactAtFreeze = m.armed, m.lastContact
+		m.armedAtFreeze, m.contactAtFreeze = m.armed || m.stale, m.lastContact
 		m.released, m.thawErr = false, nil
 		m.lost = ""
 	}
@@ -807,6 +1167,18 @@ func (c *Core) freeze(g *group, reason string) {
 	c.log.Warn("freezing consistency group", "group", g.Name, "reason", reason, "systems", len(serials))
 	if c.observer != nil {
 		c.observer.Freezing(g.Name, reason, now)
+	}
+	// A group sharing an LSS pair with this one has its pairs there
+	// suspended by this freeze: it is frozen too, now rather than on the
+	// events or the poll that would tell it.
+	for _, serial := range serials {
+		for _, lp := range g.Pairs[serial] {
+			for _, o := range c.byLSSPair[lp] {
+				if o != g && o.phase == Mirroring {
+					c.freeze(o, fmt.Sprintf("group %s, which shares LSS pair %s, is freezing: %s", g.Name, lp, reason))
+				}
+			}
+		}
 	}
 }
 
@@ -827,11 +1199,18 @@ func (c *Core) sendFreeze(g *group, serial hal.Serial, firstRound bool) {
 		if g.phase == Thawed || g.phase == Mirroring {
 			return // a late answer after a thaw or a restart
 		}
+		if m.refreeze {
+			m.refreeze = false
+			c.sendFreeze(g, serial, false) // it does not cover pairs established after it
+			c.evaluate(g)
+			return
+		}
 		if err != nil {
 			c.log.Warn("freeze not acknowledged", "group", g.Name, "serial", serial, "err", err)
 		} else {
+			stale := m.stale || m.armed
 			m.acked = true
-			if c.heartbeat {
+			if c.heartbeat || stale {
 				c.disarm(g, []hal.Serial{serial})
 			}
 		}
@@ -848,7 +1227,7 @@ func (c *Core) evaluate(g *group) {
 		return
 	}
 	now := c.clock.Now()
-	certain, _ := Certainty(now, c.memberStates(g), c.heartbeat, g.h, c.t.RequestTimeout)
+	certain, _ := Certainty(now, c.memberStates(g), true, g.h, c.t.RequestTimeout)
 	switch {
 	case certain:
 		g.phase = Frozen
@@ -889,7 +1268,12 @@ func (c *Core) late(g *group, done time.Time) string {
 	var out []string
 	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
 		m := g.systems[serial]
-		if c.heartbeat && m.armedAtFreeze {
+		if m.armedAtFreeze {
+			continue
+		}
+		if m.contactAtFreeze.IsZero() {
+			out = append(out, fmt.Sprintf("%s: the freeze was taken up after the manager restarted, "+
+				"so nothing is known of the time before", serial))
 			continue
 		}
 		if limit := m.contactAtFreeze.Add(g.LowestCG); done.After(limit) {
@@ -909,7 +1293,11 @@ func (c *Core) release(waiters []chan error, err error) {
 func (c *Core) memberStates(g *group) map[string]SystemFreeze {
 	out := make(map[string]SystemFreeze, len(g.systems))
 	for serial, m := range g.systems {
-		out[string(serial)] = SystemFreeze{Acked: m.acked, Armed: m.armed, LastSent: m.lastSent}
+		// A system is known frozen by its heartbeat if it is armed (the
+		// heartbeat on) or stale: a heartbeat it holds expires whether or
+		// not the core still wants it.
+		out[string(serial)] = SystemFreeze{Acked: m.acked, Armed: m.armed && c.heartbeat || m.stale && m.armH > 0,
+			LastSent: m.lastSent, H: m.armH}
 	}
 	return out
 }
@@ -933,6 +1321,9 @@ func (c *Core) retryFreezes() {
 		}
 		for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
 			c.sendFreeze(g, serial, false)
+			if m := g.systems[serial]; m.stale && m.acked && !m.disarming {
+				c.disarm(g, []hal.Serial{serial}) // frozen: its heartbeat must not hold it again after a thaw
+			}
 		}
 	}
 }
@@ -945,9 +1336,11 @@ func (c *Core) onTick() {
 		case Freezing, Partial:
 			c.evaluate(g)
 		case Thawed:
+			c.staleHolds(g, now)
 			c.thawProgress(g)
 		case Mirroring:
-			if c.heartbeat && g.hErr == nil {
+			c.checkStale(g, now)
+			if g.phase == Mirroring && c.heartbeat && g.hErr == nil {
 				c.heartbeatGroup(g, now)
 			}
 			if g.phase == Mirroring {
@@ -982,7 +1375,9 @@ func (c *Core) heartbeatGroup(g *group, now time.Time) {
 				c.log.Error("heartbeat cannot be armed: this storage system is not protected by it",
 					"group", g.Name, "serial", serial)
 			}
-			c.arm(g, serial, m, now)
+			if !m.probing {
+				c.arm(g, serial, m, now)
+			}
 			continue
 		}
 		if m.heartbeatOut {
@@ -1096,10 +1491,24 @@ func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
 			c.log.Warn("heartbeat not armed", "group", g.Name, "serial", serial, "err", err)
 			return
 		}
-		if g.phase == Mirroring && g.systems[serial] == m {
-			m.armed, m.unprotected, m.lastReply, m.ackedSent = true, false, doneAt, time.Unix(0, left.Load())
-			c.contactOK(g, m, doneAt)
+		if g.systems[serial] != m {
+			return // the system left the group meanwhile
 		}
+		// Armed on storage now, whatever the core decided meanwhile.
+		m.armH, m.ackedSent, m.stale = spec.Timeout, time.Unix(0, left.Load()), false
+		if g.phase == Mirroring && c.heartbeat && g.hErr == nil && g.h == spec.Timeout {
+			m.armed, m.unprotected, m.lastReply = true, false, doneAt
+			c.contactOK(g, m, doneAt)
+			return
+		}
+		// Switched off, frozen, or new timings meanwhile: this arm is
+		// stale; disarmed (or armed again at the next tick).
+		m.armed = true
+		if g.phase == Mirroring && c.heartbeat && g.hErr == nil {
+			m.unarm()
+			return
+		}
+		c.disarm(g, []hal.Serial{serial})
 	})
 }
 
@@ -1137,19 +1546,92 @@ func (c *Core) checkContact(g *group, now time.Time) {
 	c.reportContact(g.Name, ct)
 }
 
-// disarm switches the heartbeat off on systems of a group, best effort:
-// a system we cannot reach expires on its own, which is what we want.
+// unarm stops judging a system by the heartbeat rule (to arm it again
+// with new pairs or timings, or to disarm it). It may still hold its
+// armed heartbeat and freeze itself with it: it is stale until a new arm
+// or a disarm is acknowledged. Mirroring, that is a freeze to follow
+// (checkStale); frozen, it is a hold that may begin again after a thaw,
+// for a CG timeout from the expiry (thawProgress).
+func (m *member) unarm() {
+	if m.armed {
+		m.stale = true
+	}
+	m.armed = false
+}
+
+// disarm switches the heartbeat off on systems of a group. A system
+// whose disarm is not acknowledged may still freeze itself when its
+// heartbeat expires: it stays stale, the disarm is sent again, and if its
+// expiry comes first the core freezes its group as it would on a
+// heartbeat rule (checkStale): a self-freeze nobody follows would let
+// the others mirror on after its CG timeout released its held writes
+// (found by the admin schedules: heartbeat off while a system was
+// black-holed, seed 49).
 func (c *Core) disarm(g *group, serials []hal.Serial) {
 	for _, serial := range serials {
 		epoch, name := c.epoch, g.Name
-		if m := g.systems[serial]; m != nil && m.armed && m.acked {
-			m.armed = false // acknowledged: frozen, no expiry needed to be safe
+		m := g.systems[serial]
+		if m != nil {
+			m.unarm()
+			if m.disarming {
+				continue
+			}
+			m.disarming = true
 		}
 		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.DisableHeartbeat(ctx, epoch, name) }, func(err error) {
+			if m != nil {
+				m.disarming = false
+			}
 			if err != nil {
 				c.log.Info("heartbeat not disarmed", "group", name, "serial", serial, "err", err)
+				return
+			}
+			if m != nil && !m.armed && !m.arming && m.stale {
+				m.stale = false
+				// Acknowledged only after its heartbeat may have expired:
+				// that expiry may have held its writes again after a thaw.
+				if m.released && g.phase == Thawed && g.systems[serial] == m && !c.clock.Now().Before(m.ackedSent.Add(m.armH)) {
+					m.released = false
+					c.thaw(g, nil)
+				}
 			}
 		})
+	}
+}
+
+// checkStale applies the heartbeat rule to the systems of a mirroring
+// group that may still hold a heartbeat the core no longer refreshes: at
+// its last acknowledged heartbeat + the H it was armed with, it may have
+// frozen itself, and the group is frozen. Until then the disarm is sent
+// again, unless the heartbeat will arm it anew.
+func (c *Core) checkStale(g *group, now time.Time) {
+	rearm := c.heartbeat && g.hErr == nil
+	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+		m := g.systems[serial]
+		if !m.stale {
+			continue
+		}
+		switch {
+		case m.armH == 0 && !m.staleBy.IsZero() && !now.Before(m.staleBy):
+			m.stale = false // certainly expired by now, if it existed
+			continue
+		case m.armH == 0 && Doubtful(now, m.lastReply, c.t.DetectionWindow) &&
+			!(c.lateAt.After(m.lastReply) && !Doubtful(now, c.lateAt, c.t.DetectionWindow)):
+			// (The core's own lateness within the window is re-checked,
+			// as the heartbeat rule does.)
+			// When it expires is unknown: as for an armed system, a
+			// detection window without an answer is a possible freeze.
+			c.freeze(g, fmt.Sprintf("%s may hold a heartbeat armed before this manager started, neither armed anew "+
+				"nor disarmed for %v: it may freeze itself", serial, now.Sub(m.lastReply)))
+			return
+		case m.armH > 0 && !now.Before(m.ackedSent.Add(m.armH)):
+			c.freeze(g, fmt.Sprintf("%s may have frozen itself: its heartbeat, no longer refreshed, was not known disarmed "+
+				"by its last acknowledged heartbeat + H (%v)", serial, m.armH))
+			return
+		}
+		if !rearm && !m.disarming {
+			c.disarm(g, []hal.Serial{serial})
+		}
 	}
 }
 
@@ -1184,11 +1666,21 @@ func (c *Core) poll() {
 				return
 			}
 			for _, p := range pairs {
-				if p.Source.Serial != serial || p.State != hal.Suspended {
+				if p.Source.Serial != serial {
 					continue
 				}
 				for _, g := range c.byLSSPair[p.LSSPair()] {
-					c.freeze(g, fmt.Sprintf("poll: pair %s suspended (%s)", p.VolumePair, p.Reason))
+					if planned.Before(g.watchFrom) {
+						continue // issued before the group's watch grew: stale for it
+					}
+					switch {
+					case p.State.Mirroring():
+						if g.phase == Mirroring && g.dormant[p.Source] {
+							g.seen[p.Source] = true // from now on its suspension is a sign
+						}
+					case p.State == hal.Suspended && g.sign(p.Source):
+						c.freeze(g, fmt.Sprintf("poll: pair %s suspended (%s)", p.VolumePair, p.Reason))
+					}
 				}
 			}
 			// Only now, after any freeze it started took the contact
@@ -1240,7 +1732,7 @@ func (c *Core) Thaw(ctx context.Context, name string) error {
 		case Mirroring:
 			return fmt.Errorf("%w: %s is not frozen", ErrNotSafe, name)
 		}
-		certain, at := Certainty(c.clock.Now(), c.memberStates(g), c.heartbeat, g.h, c.t.RequestTimeout)
+		certain, at := Certainty(c.clock.Now(), c.memberStates(g), true, g.h, c.t.RequestTimeout)
 		if !certain {
 			why := "no freeze acknowledged and the heartbeat cannot vouch for them"
 			if !at.IsZero() {
@@ -1292,21 +1784,82 @@ func (c *Core) thaw(g *group, wait chan error) {
 		if m.released || m.thawing {
 			continue
 		}
+		var lsss []hal.LSS
+		var blocked []string
+		for _, l := range sourceLSSs(g.Pairs[serial]) {
+			if by := c.heldBy(g, hal.LSSRef{Serial: serial, LSS: l}); by != "" {
+				blocked = append(blocked, fmt.Sprintf("LSS %s is also held by group %s", l, by))
+				continue
+			}
+			lsss = append(lsss, l)
+		}
+		m.blocked = strings.Join(blocked, ", ")
+		if len(lsss) == 0 {
+			continue
+		}
 		m.thawing = true
 		epoch := c.epoch
-		lsss := sourceLSSs(g.Pairs[serial])
 		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.Thaw(ctx, epoch, lsss) }, func(err error) {
 			m.thawing = false
 			if g.systems[serial] != m {
 				return // the group was started again meanwhile
 			}
-			if m.thawErr = err; err == nil {
+			if m.thawErr = err; err == nil && m.blocked == "" {
 				m.released = true
 			}
 			c.thawProgress(g)
 		})
 	}
 	c.thawProgress(g)
+}
+
+// staleHolds follows the systems of a thawed group whose heartbeat is not
+// known disarmed: its expiry would hold their writes again, for a CG
+// timeout (the group is not reported thawed meanwhile). The disarm is
+// sent again; once the expiry has certainly happened (or the disarm
+// landed), the thaw is sent again where it had been acknowledged.
+func (c *Core) staleHolds(g *group, now time.Time) {
+	again := false
+	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
+		m := g.systems[serial]
+		if !m.stale {
+			continue
+		}
+		expired := !now.Before(SafeAt(m.lastSent, m.armH, c.t.RequestTimeout))
+		if m.armH == 0 {
+			expired = !m.staleBy.IsZero() && !now.Before(m.staleBy)
+		}
+		if expired {
+			m.stale = false // expired by now, if it was still armed: it holds again, if at all, from then
+			if m.released {
+				m.released, again = false, true
+			}
+			continue
+		}
+		if !m.disarming {
+			c.disarm(g, []hal.Serial{serial})
+		}
+	}
+	if again {
+		c.thaw(g, nil)
+	}
+}
+
+// heldBy names another group that holds the source LSS ref: one that is
+// being frozen, partially frozen, or frozen and not thawed. A thaw of g
+// must not end its hold there (ELB is the LSS's, whoever started it):
+// that would let writes go on unmirrored while that group's other
+// systems may still mirror, or end a hold its admin kept. "" if none.
+func (c *Core) heldBy(g *group, ref hal.LSSRef) string {
+	for _, o := range c.sortedGroups() {
+		if o == g || o.phase == Mirroring || o.phase == Thawed {
+			continue
+		}
+		if slices.ContainsFunc(o.Pairs[ref.Serial], func(lp hal.LSSPair) bool { return lp.Source == ref }) {
+			return fmt.Sprintf("%s (%s)", o.Name, o.phase)
+		}
+	}
+	return ""
 }
 
 // thawProgress answers the thaw's callers once no thaw is out, and tells
@@ -1322,11 +1875,21 @@ func (c *Core) thawProgress(g *group) {
 		if m.thawing && len(g.thawWait) > 0 {
 			return // answer once every thaw sent answered
 		}
-		if m.released {
+		if m.released && !m.stale {
 			continue
 		}
-		end, known := HoldEnds(Hold{LastFreezeSent: m.lastFreezeSent, Armed: c.heartbeat && m.armedAtFreeze,
-			LastHeartbeatSent: m.lastSent, HighestCG: g.HighestCG[serial]}, g.h, c.t.RequestTimeout)
+		if m.blocked != "" {
+			// The other group's hold may last longer than ours: held
+			// until this group's thaw reaches those LSSs too.
+			holding = append(holding, fmt.Sprintf("%s: %s; its thaw follows when that group's hold ends", serial, m.blocked))
+			continue
+		}
+		h := m.armH
+		if h == 0 {
+			h = g.h
+		}
+		end, known := HoldEnds(Hold{LastFreezeSent: m.lastFreezeSent, Armed: m.armedAtFreeze || m.stale,
+			LastHeartbeatSent: m.lastSent, HighestCG: g.HighestCG[serial]}, h, c.t.RequestTimeout)
 		switch {
 		case known && !now.Before(end):
 			continue // its hold has certainly ended
@@ -1349,6 +1912,13 @@ func (c *Core) thawProgress(g *group) {
 		c.log.Info("consistency group thawed: no storage system holds its writes", "group", g.Name)
 		if c.observer != nil {
 			c.observer.Thawed(g.Name, now)
+		}
+		// Groups whose thaw this one's hold kept from shared LSSs.
+		for _, o := range c.sortedGroups() {
+			if o != g && o.phase == Thawed && slices.ContainsFunc(slices.Collect(maps.Values(o.systems)),
+				func(m *member) bool { return m.blocked != "" && !m.thawing }) {
+				c.thaw(o, nil)
+			}
 		}
 	}
 }

@@ -63,6 +63,46 @@
 // acknowledged the freeze are disarmed so that a later expiry does not
 // hold their writes again after a thaw.
 //
+// A heartbeat the core stops refreshing (switched off, a group no longer
+// safe, new pairs or timings to arm) is stale on a system until a disarm
+// or a new arm is acknowledged: the system may still freeze itself with
+// it. While the group mirrors, the core freezes it when that expiry may
+// have come (last acknowledged heartbeat + the H it was armed with), as
+// the heartbeat rule would; once frozen, such a system may hold writes
+// again after a thaw, so the group is not thawed until the disarm lands
+// or the expiry has certainly passed, and is then thawed again there.
+//
+// # Scope and phase
+//
+// A group keeps its phase when its pairs change (a session joins or
+// leaves it): a frozen group is never put back to mirroring by a change
+// of scope. A group new to the core starts in the phase its sessions'
+// records give (Group.Initial): a manager that restarts neither freezes
+// again a group that was thawed nor forgets one that was being frozen
+// (the fan-out is sent again) or partial (the freeze is retried). A group
+// goes back to mirroring only by a start (StartGroup), before its pairs
+// are established; refused while its fan-out runs (ErrBusy). Pairs a
+// start establishes on a system the group's freeze may already have
+// reached are frozen again there (Established).
+//
+// While a group mirrors, a suspended pair found by a poll is a sign of
+// trouble unless it is Dormant (a frozen session's, or one a start is
+// establishing) and not yet seen mirroring by a poll since the group went
+// back to mirroring, or Quiet (a terminate suspends it on purpose). A
+// suspend event is a sign whatever the pair, unless every volume of it is
+// quiet: storage raises one only when a pair stops mirroring.
+// The suspend events of a freeze (reason freeze) are no sign at all: only
+// this core freezes, so they echo its own freezes, possibly late; a
+// freeze of a group freezes at once every mirroring group that shares an
+// LSS pair with it (the storage freeze suspends their pairs there too).
+//
+// Two groups may share a source LSS; extended long busy is the LSS's. A
+// thaw of one group never ends the hold of an LSS that another group
+// holds (being frozen, partial, or frozen): that would let the other's
+// writes go on while its unacknowledged systems may still mirror, or end
+// a hold its admin kept. The thaw says so, I/O stays held, and the LSS is
+// thawed once the other group is.
+//
 // # Sources of truth
 //
 // Pushed events, periodic polls and failed commands are independent

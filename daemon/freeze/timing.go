@@ -101,6 +101,8 @@ type SystemFreeze struct {
 	Acked    bool      // acknowledged the freeze (or reported its own expiry)
 	Armed    bool      // its heartbeat was armed with H
 	LastSent time.Time // last heartbeat sent to it, whatever came of it
+	// H is the timeout it was armed with (zero: the group's h).
+	H time.Duration
 }
 
 // Certainty applies the thaw rule to a frozen group at now. It reports
@@ -116,7 +118,11 @@ func Certainty(now time.Time, systems map[string]SystemFreeze, heartbeat bool, h
 		if !heartbeat || !s.Armed {
 			return false, time.Time{}
 		}
-		if t := SafeAt(s.LastSent, h, requestTimeout); t.After(latest) {
+		hs := h
+		if s.H > 0 {
+			hs = s.H
+		}
+		if t := SafeAt(s.LastSent, hs, requestTimeout); t.After(latest) {
 			latest = t
 		}
 	}

@@ -25,6 +25,23 @@
 // storage systems; a volume belongs to one copy set of one session).
 // Copy sets are added and removed, and sessions removed, only in Defined.
 //
+// Sessions sharing a consistency-group name are one scope: a freeze of
+// one freezes all of them, and holds the I/O of every one that is not
+// Defined, those already frozen included (MarkFreezing records I/O held
+// on them too). A start of one session of a frozen group puts the group
+// back to mirroring: the group holds nothing while it mirrors, so the
+// holds of its other frozen sessions end with it (Suspended and
+// Suspended (Partial) sessions are recorded released; they stay frozen
+// and keep their recoverability, their writes go on unmirrored as after
+// a release-io) and their suspended pairs are no sign of trouble until
+// they mirror again. This is what a CSM administrator would expect of
+// one consistency group: it is started, frozen and released as a whole,
+// one session at a time being the way to start it again (there is no
+// command that starts several sessions at once, and refusing the start
+// of one while another is frozen would leave a frozen group no way back).
+// A Target Available session keeps its hold (it guards the old
+// production site after a recover) until its own release-io.
+//
 // States: Defined, Preparing, Prepared, Suspending, Suspended, Suspended
 // (Partial), Recovering, Target Available. Status: Inactive (Defined),
 // Normal (Prepared, Target Available), Warning (Preparing and the

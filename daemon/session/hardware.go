@@ -18,7 +18,10 @@ import (
 type Hardware interface {
 	// StartH1H2 establishes paths and pairs H1->H2 (a resync if the pairs
 	// exist suspended) and returns once the copy started. It also ends a
-	// hold of the session's source LSSs: writes are mirrored again.
+	// hold of the session's source LSSs: writes are mirrored again; and
+	// those of the frozen sessions of its scope, which it records itself
+	// (Manager.MarkReleased): a consistency group that mirrors again holds
+	// nothing.
 	StartH1H2(ctx context.Context, s *Session) error
 	// StartH2H1 is StartH1H2 in the failback direction.
 	StartH2H1(ctx context.Context, s *Session) error

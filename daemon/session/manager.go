@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 )
 
@@ -136,11 +137,11 @@ func (m *Manager) Command(ctx context.Context, name string, cmd Command) error {
 	}
 	switch cmd {
 	case CmdStartH1H2:
-		return m.twoStep(ctx, s, cmd, startingChange(s, cmd),
+		return m.twoStep(ctx, s, cmd, m.starting(s, cmd),
 			func(cur *Session) error { return m.hw.StartH1H2(ctx, cur) },
 			func(cur *Session, err error) Change { return startedChange(cur, cmd, err) })
 	case CmdStartH2H1:
-		return m.twoStep(ctx, s, cmd, startingChange(s, cmd),
+		return m.twoStep(ctx, s, cmd, m.starting(s, cmd),
 			func(cur *Session) error { return m.hw.StartH2H1(ctx, cur) },
 			func(cur *Session, err error) Change { return startedChange(cur, cmd, err) })
 	case CmdRecover:
@@ -162,6 +163,30 @@ func (m *Manager) Command(ctx context.Context, name string, cmd Command) error {
 		}
 		return m.finish(ctx, s, s.Rev, cmd, c, err)
 	}
+}
+
+// starting is the transitional record of a start. A source LSS the
+// session shares with a session of its scope that holds I/O holds the
+// session's writes too (extended long busy is the LSS's): I/O held, until
+// the start ends that hold (a start that fails first leaves it held and
+// says so).
+func (m *Manager) starting(s *Session, cmd Command) Change {
+	c := startingChange(s, cmd)
+	mine := map[hal.LSSRef]bool{}
+	for _, cs := range s.CopySets {
+		mine[cs.Pair(c.Direction).LSSPair().Source] = true
+	}
+	for _, p := range m.store.DB().Scope(s.Name) {
+		if p.Name == s.Name || !p.IOHeld {
+			continue
+		}
+		for _, lp := range p.LSSPairs() {
+			if mine[lp.Source] {
+				c.IOHeld = true
+			}
+		}
+	}
+	return c
 }
 
 // set proposes c for the session at revision rev and returns the revision
@@ -196,9 +221,20 @@ func (m *Manager) twoStep(ctx context.Context, s *Session, cmd Command, transit 
 
 // finish records a command's outcome c, conditional on the revision the
 // command decided from, and returns the hardware error joined with any
-// failure to record.
+// failure to record. A command that failed is recorded as failed on the
+// session as it is now if news landed meanwhile.
 func (m *Manager) finish(ctx context.Context, s *Session, rev uint64, cmd Command, c Change, hwErr error) error {
 	_, err := m.set(context.WithoutCancel(ctx), s.Name, rev, time.Time{}, c)
+	if errors.Is(err, ErrConflict) && hwErr != nil {
+		// A failure is recorded whatever the news: the Error flag on the
+		// session as it is now overwrites nothing the news said, and a
+		// failed command left unrecorded would show a session that the
+		// hardware disagrees with as if all were well (a start that
+		// failed midway, still Preparing without its error).
+		_, _, err = m.update(context.WithoutCancel(ctx), s.Name, time.Time{}, func(cur *Session) (Change, bool) {
+			return failedChange(cur, cmd, hwErr), cur.State != Defined
+		})
+	}
 	if errors.Is(err, ErrConflict) {
 		err = m.conflict(s.Name, cmd, "its outcome was not recorded")
 	} else if err != nil {
@@ -350,7 +386,9 @@ func unchanged(s *Session, c Change) bool {
 
 // MarkFreezing records that a freeze of the scope began: Suspending, I/O
 // held, and whether each session was Prepared (which its recoverability
-// will need).
+// will need). A session of the scope that was already frozen (Suspended,
+// Recovering, Target Available) keeps its state, but the freeze holds
+// its source LSSs' writes again: I/O held.
 func (m *Manager) MarkFreezing(ctx context.Context, name, reason string, at time.Time) error {
 	return m.markScope(ctx, name, at, func(s *Session) (Change, bool) { return freezingChange(s, reason) })
 }
@@ -370,6 +408,27 @@ func (m *Manager) MarkFrozen(ctx context.Context, name string, certain bool, rea
 // the core thawed them, or their CG timeout ran out.
 func (m *Manager) MarkThawed(ctx context.Context, name, reason string, at time.Time) error {
 	return m.markScope(ctx, name, at, func(s *Session) (Change, bool) { return releasedChange(s, reason) })
+}
+
+// MarkReleased records that the named session no longer holds I/O, if
+// it is still at revision rev: the hardware ended its hold on its own
+// account (a start of another session of its consistency group, which
+// mirrors again and holds nothing). A session changed meanwhile (a new
+// freeze held it again) is left as it is. Like the Mark methods above, it
+// does not wait for a command in flight.
+func (m *Manager) MarkReleased(ctx context.Context, name string, rev uint64, reason string, at time.Time) error {
+	s, ok := m.store.DB().Session(name)
+	if !ok || s.Rev != rev {
+		return nil
+	}
+	c, ok := releasedChange(s, reason)
+	if !ok {
+		return nil
+	}
+	if _, err := m.set(ctx, name, rev, m.stamp(at), c); err != nil && !errors.Is(err, ErrConflict) {
+		return fmt.Errorf("session %q: %w", name, err)
+	}
+	return nil
 }
 
 // MarkContact records what the freeze core knows of its contact with the

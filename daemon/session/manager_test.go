@@ -744,3 +744,70 @@ func TestFreezeBeforeStartStopsIt(t *testing.T) {
 		t.Errorf("A is %s, want the core's Suspended (Partial)", s.State)
 	}
 }
+
+// TestFailedCommandRecordedDespiteNews: the core records news on the
+// session while a start runs (here the thaw of its group, the release-io
+// policy's), and the start then fails midway. The failure is recorded on
+// the session as the news left it: Error, Severe. Dropped as a conflict,
+// it left a session Preparing without its error while storage showed its
+// pairs suspended (admin schedules, seed 117).
+func TestFailedCommandRecordedDespiteNews(t *testing.T) {
+	t.Parallel()
+	r := newRig()
+	r.define(t, "A", sd, "", session.HoldIO, 0x10, 1)
+	r.prepared(t, "A")
+	r.cmd(t, "A", session.CmdSuspend)
+	ctx := context.Background()
+	if err := r.m.MarkFrozen(ctx, "A", true, "every system frozen", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	r.hw.setErr("start-h1-h2 A", errors.New("paths on LAB.2107-75P0001: no link"))
+	r.hw.hook = func(key string, s *session.Session) {
+		if key == "start-h1-h2 A" {
+			if err := r.m.MarkThawed(ctx, "A", "I/O released", time.Time{}); err != nil {
+				t.Errorf("MarkThawed: %v", err)
+			}
+		}
+	}
+	err := r.m.Command(ctx, "A", session.CmdStartH1H2)
+	if err == nil || errors.Is(err, session.ErrConflict) {
+		t.Fatalf("Command = %v, want the hardware's error alone", err)
+	}
+	s := r.session(t, "A")
+	if s.State != session.Preparing || !s.Error || s.Status != session.Severe || s.IOHeld {
+		t.Fatalf("after the failed start: %+v, want Preparing, Error, Severe, the news (I/O released) kept", viewOf(s))
+	}
+	if !strings.Contains(s.Reason, "no link") {
+		t.Errorf("reason %q does not say why the start failed", s.Reason)
+	}
+	r.checkReplay(t)
+}
+
+// TestMarkReleasedIsConditional: a hold the hardware ended for another
+// command (a start of a session of the group) is recorded only on the
+// revision it was decided from: a freeze that held the session again
+// meanwhile stays recorded.
+func TestMarkReleasedIsConditional(t *testing.T) {
+	t.Parallel()
+	r := newRig()
+	r.define(t, "A", sd, "", session.HoldIO, 0x10, 1)
+	r.prepared(t, "A")
+	r.cmd(t, "A", session.CmdSuspend)
+	ctx := context.Background()
+	s := r.session(t, "A")
+	if !s.IOHeld {
+		t.Fatal("suspend under hold-io left I/O not held")
+	}
+	if err := r.m.MarkReleased(ctx, "A", s.Rev-1, "stale", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if !r.session(t, "A").IOHeld {
+		t.Fatal("a release decided from an older revision was recorded")
+	}
+	if err := r.m.MarkReleased(ctx, "A", s.Rev, "released by a start of its group", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	if s := r.session(t, "A"); s.IOHeld || s.State != session.Suspended {
+		t.Fatalf("after MarkReleased: %+v", viewOf(s))
+	}
+}

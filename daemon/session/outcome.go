@@ -94,7 +94,7 @@ func mayBeMirroring(st State) bool {
 // whether every pair was full-duplex, which a consistent image needs.
 func freezingChange(s *Session, reason string) (Change, bool) {
 	if !mayBeMirroring(s.State) {
-		return Change{}, false
+		return heldAgainChange(s, reason)
 	}
 	c := changeFrom(s)
 	c.State = Suspending
@@ -103,6 +103,22 @@ func freezingChange(s *Session, reason string) (Change, bool) {
 	c.IOHeld = true
 	c.FromPrepared = s.State == Prepared || s.State == Suspending && s.FromPrepared
 	c.Reason = reason
+	return c, true
+}
+
+// heldAgainChange: a freeze of the scope reached a session that was
+// already frozen (Suspended, Recovering, Target Available). Its pairs do
+// not mirror, so its state and recoverability stay; but the freeze starts
+// extended long busy on every source LSS of the scope, its own included:
+// its I/O is held again, until a release-io (or, under the release-io
+// policy, the core's thaw) ends it.
+func heldAgainChange(s *Session, reason string) (Change, bool) {
+	if s.State == Defined || s.IOHeld {
+		return Change{}, false
+	}
+	c := changeFrom(s)
+	c.IOHeld = true
+	c.Reason = "I/O held again by a freeze of its consistency group: " + reason
 	return c, true
 }
 

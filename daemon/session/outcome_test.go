@@ -116,7 +116,21 @@ func TestFreezingOutcomes(t *testing.T) {
 		}(), flags{State: Suspending, Status: Warning, Copying: true, IOHeld: true, FromPrepared: true}, false},
 		{"partial", testSession(MetroMirrorSingleDirection, SuspendedPartial, HoldIO),
 			flags{State: Suspending, Status: Warning, IOHeld: true}, false},
-		{"suspended", testSession(MetroMirrorSingleDirection, Suspended, HoldIO), flags{}, true},
+		// A session already frozen keeps its state and recoverability, but
+		// the group's freeze holds its LSSs again: I/O held (found by the
+		// admin schedules, seeds 142 and 223).
+		{"suspended released is held again", func() *Session {
+			s := testSession(MetroMirrorSingleDirection, Suspended, HoldIO)
+			s.Recoverable = true
+			return s
+		}(), flags{State: Suspended, Status: Severe, Recoverable: true, IOHeld: true}, false},
+		{"target available released is held again", testSession(MetroMirrorFailoverFailback, TargetAvailable, ReleaseIO),
+			flags{State: TargetAvailable, Status: Normal, IOHeld: true}, false},
+		{"suspended holding", func() *Session {
+			s := testSession(MetroMirrorSingleDirection, Suspended, HoldIO)
+			s.IOHeld = true
+			return s
+		}(), flags{}, true},
 		{"defined", testSession(MetroMirrorSingleDirection, Defined, HoldIO), flags{}, true},
 	}
 	for _, tt := range tests {

@@ -32,8 +32,11 @@ import (
 //     storage shows suspended on a system lockstepd reaches.
 //   - status-unreachable (6 s): a session in Prepared with status Normal
 //     has a source system lockstepd cannot reach (its connection down or
-//     black-holed on both clusters, or crashed; and for reconnectGrace
-//     after that ends): it cannot know it is mirroring.
+//     black-holed on both clusters, or crashed): it cannot know it is
+//     mirroring. Not while reconnecting (reconnectGrace after the
+//     connection comes back): lockstepd may or may not have reached the
+//     system again by then, and a refresh that did reach it rightly says
+//     Normal (seed 102 flagged one that had).
 //   - recoverable-mirroring (6 s): a session says Recoverable while
 //     storage shows one of its pairs mirroring.
 //   - io-released (6 s): a session that is not Defined says I/O is not
@@ -101,7 +104,7 @@ func (r *runner) check(st storage, v daemonView) map[string]string {
 			if d.Direction == api.H2ToH1 {
 				src, tgt = tgt, src
 			}
-			if why := r.unreachable(src.Serial, st); why != "" {
+			if why := r.cut(src.Serial, st); why != "" {
 				unreachable[src.Serial] = why
 			}
 			if ref := (hal.LSSRef{Serial: src.Serial, LSS: src.Volume.LSS()}); !st.elb[ref].IsZero() &&
@@ -230,14 +233,23 @@ func (r *runner) track(now time.Time, current map[string]string) {
 // request timeout follow.
 const reconnectGrace = 14 * time.Second
 
-// unreachable says why lockstepd cannot reach a system, or "".
-func (r *runner) unreachable(serial hal.Serial, st storage) string {
+// cut says why lockstepd certainly cannot reach a system now, or "": it
+// is crashed, or its connection is down or black-holed on both clusters.
+func (r *runner) cut(serial hal.Serial, st storage) string {
 	if st.crashed[serial] {
 		return "crashed"
 	}
-	l := r.links[serial]
-	if l[0] != "up" && l[1] != "up" {
+	if l := r.links[serial]; l[0] != "up" && l[1] != "up" {
 		return "connection " + l[0] + "/" + l[1]
+	}
+	return ""
+}
+
+// unreachable says why lockstepd may not reach a system, or "": it is
+// cut off, or reconnecting.
+func (r *runner) unreachable(serial hal.Serial, st storage) string {
+	if why := r.cut(serial, st); why != "" {
+		return why
 	}
 	if since, ok := r.back[serial]; ok && r.w.clk.Since(since) < reconnectGrace {
 		return "reconnecting"
