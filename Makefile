@@ -63,7 +63,7 @@ test: deps fmt-check vet
 	$(GO) test -race -count=1 -timeout 12m ./...
 	@# The random fault schedules at full count (>= 200 seeds), without -race:
 	@# the race detector cannot hold that many scenarios in one process.
-	$(GO) test -count=1 -timeout 10m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
+	$(GO) test -count=1 -timeout 10m -run 'TestRandomSchedules' -v ./internal/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
 	@# Admin commands through lockstepd's D-Bus API interleaved with storage
 	@# faults (>= 200 seeds), lockstepd and the lab in process on a scaled
 	@# clock; a failing seed's report path and replay are printed.
@@ -117,7 +117,7 @@ fuzz:
 	done
 
 soak:
-	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestRandomSchedules' -v ./daemon/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
+	LOCKSTEP_SOAK=1 $(GO) test -count=1 -timeout 180m -run 'TestRandomSchedules' -v ./internal/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
 	@mkdir -p $(TESTOUT)/soak-quiet $(TESTOUT)/soak-load
 	LOCKSTEP_HA_SCHEDULES=3000 LOCKSTEP_HA_KILLS=300 $(HA_RUN) -timeout 240m -outputdir $(TESTOUT)/soak-quiet ./internal/hapair | $(HA_FILTER)
 	@# Under CPU load: as many schedules as an hour holds, then 100 kill -9.

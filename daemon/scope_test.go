@@ -14,10 +14,10 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu/lab"
-	"github.com/lockstep-io/lockstep/hal/emu/topology"
 	"github.com/lockstep-io/lockstep/internal/hapair"
+	"github.com/lockstep-io/lockstep/internal/lab"
 	"github.com/lockstep-io/lockstep/internal/privbus"
+	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
 // find is the first state sent to systemd that starts with prefix and

@@ -4,7 +4,7 @@
 // manager, and the events a storage system pushes.
 //
 // The interface is owned by its consumer, the core. Implementations live
-// elsewhere: hal/emu (the in-process emulated storage system) and the
+// elsewhere: internal/emu (the in-process emulated storage system) and the
 // drivers (direct TCP/IP, HMC, z/OS). Every implementation must pass the
 // conformance suite in hal/haltest.
 //

@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/lockstep-io/lockstep/hal/emu"
-	"github.com/lockstep-io/lockstep/hal/emu/lab"
+	"github.com/lockstep-io/lockstep/internal/emu"
+	"github.com/lockstep-io/lockstep/internal/lab"
 )
 
 // errInconsistent makes check exit 1 after printing its verdict.

@@ -12,9 +12,9 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu/lab"
-	"github.com/lockstep-io/lockstep/hal/emu/topology"
 	"github.com/lockstep-io/lockstep/internal/hapair"
+	"github.com/lockstep-io/lockstep/internal/lab"
+	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
 // daemonDemo is the administrator's tour: the lab's 4+4 storage systems

@@ -15,8 +15,8 @@ import (
 
 	"strings"
 
-	"github.com/lockstep-io/lockstep/daemon/scenario"
 	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/internal/scenario"
 )
 
 // Exit codes: 0 consistent / ok, 1 inconsistent / failed, 2 usage.

@@ -10,8 +10,8 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu"
-	"github.com/lockstep-io/lockstep/hal/emu/topology"
+	"github.com/lockstep-io/lockstep/internal/emu"
+	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
 // countThaws counts the thaws a system is sent.

@@ -15,8 +15,8 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
-	"github.com/lockstep-io/lockstep/hal/emu"
-	"github.com/lockstep-io/lockstep/hal/emu/topology"
+	"github.com/lockstep-io/lockstep/internal/emu"
+	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
 // The tests of this file hold issue 12's promise: every pair that may be

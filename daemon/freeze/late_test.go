@@ -10,7 +10,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu/topology"
+	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
 // stallingObserver holds the core's loop for stall when group stallOn

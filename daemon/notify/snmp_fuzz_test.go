@@ -9,7 +9,7 @@ import (
 	"github.com/gosnmp/gosnmp"
 
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/internal/emu"
 )
 
 // FuzzStorageTrap feeds datagrams to the storage trap decoder, gosnmp's

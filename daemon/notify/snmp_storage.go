@@ -24,7 +24,7 @@ import (
 )
 
 // Storage traps: like the Copy Services traps of real arrays, the
-// emulated storage system (hal/emu, trap.go) sends its events as SNMPv2c
+// emulated storage system (internal/emu, trap.go) sends its events as SNMPv2c
 // traps to the managers that registered for them (a real array may send
 // SNMPv3), and lockstepd receives them as a third source of events beside
 // pushed events and polls. Who may send them: see StorageTrapListener.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
-	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/internal/emu"
 )
 
 const (

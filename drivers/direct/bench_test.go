@@ -9,7 +9,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/drivers/direct"
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu/lab"
+	"github.com/lockstep-io/lockstep/internal/lab"
 	"github.com/lockstep-io/lockstep/internal/latency"
 )
 

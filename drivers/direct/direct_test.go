@@ -18,8 +18,8 @@ import (
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
-	"github.com/lockstep-io/lockstep/hal/emu/lab"
 	"github.com/lockstep-io/lockstep/hal/haltest"
+	"github.com/lockstep-io/lockstep/internal/lab"
 )
 
 // speed makes storage time run faster than the test's wall time, so CG

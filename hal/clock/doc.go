@@ -1,7 +1,7 @@
 // Package clock owns time for lockstep.
 //
 // Everything that waits, times out or stamps an event in daemon/, ha/,
-// persist/ and hal/emu takes a Clock instead of calling the time package's
+// persist/ and internal/emu takes a Clock instead of calling the time package's
 // clock functions. Three implementations exist:
 //
 //   - Real: the wall clock (a nil Clock means Real; see OrReal).

@@ -1,5 +1,5 @@
 // Package haltest is the conformance suite every hal.StorageSystem must
-// pass: the in-process emulator (hal/emu) and each driver talking to a
+// pass: the in-process emulator (internal/emu) and each driver talking to a
 // live lockstep-lab. It checks the behaviour the freeze core relies on —
 // pair states and reasons, ELB, freeze idempotence, thaw, heartbeat
 // arming and expiry, fencing, errors that errors.Is can sort, and events —

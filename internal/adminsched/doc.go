@@ -19,7 +19,7 @@
 // # Why in process, on a scaled clock
 //
 // lockstepd runs in this process (daemon.Server) on a private
-// dbus-daemon, with the lab (hal/emu/lab) serving the emulated systems on
+// dbus-daemon, with the lab (internal/lab) serving the emulated systems on
 // loopback TLS: the real admin API, drivers, wire protocol and freeze
 // core, with the freeze core's table and the emulator's state readable
 // without another process. A testing/synctest bubble cannot hold it (the

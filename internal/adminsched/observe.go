@@ -10,7 +10,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/internal/emu"
 )
 
 // observer is the name the schedule's own reads of storage carry: a

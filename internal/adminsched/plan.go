@@ -11,7 +11,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu/topology"
+	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
 // The lab of every schedule: Primaries primaries, primary i mirroring to

@@ -11,8 +11,8 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
-	"github.com/lockstep-io/lockstep/hal/emu"
-	"github.com/lockstep-io/lockstep/hal/emu/workload"
+	"github.com/lockstep-io/lockstep/internal/emu"
+	"github.com/lockstep-io/lockstep/internal/workload"
 )
 
 // A round is one stretch of the dependent-write workload over the pairs

@@ -17,10 +17,10 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
-	"github.com/lockstep-io/lockstep/hal/emu"
-	"github.com/lockstep-io/lockstep/hal/emu/lab"
-	"github.com/lockstep-io/lockstep/hal/emu/topology"
+	"github.com/lockstep-io/lockstep/internal/emu"
+	"github.com/lockstep-io/lockstep/internal/lab"
 	"github.com/lockstep-io/lockstep/internal/privbus"
+	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
 // Manager is the name lockstepd gives the storage systems (server.name):

@@ -7,7 +7,7 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/internal/emu"
 	"github.com/lockstep-io/lockstep/internal/latency"
 )
 

@@ -14,7 +14,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/state/statetest"
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu/lab"
+	"github.com/lockstep-io/lockstep/internal/lab"
 )
 
 // bin holds the lockstepd that TestMain builds: the tests run real

@@ -64,12 +64,11 @@ var rules = []rule{
 	},
 	{
 		// Everything under internal/ is lab or test tooling (the
-		// emulator and its scenarios go there too) except the
-		// production helpers named here; hal/emu and daemon/scenario
-		// are where the emulator lived before it moved.
+		// emulator, lab server, workload and oracle, topologies and
+		// scenarios) except the production helpers named here.
 		name:   "lockstepd links no emulator, lab or test harness: of internal/ only the production helpers",
 		from:   []string{"cmd/lockstepd"},
-		deny:   []string{"internal/...", "hal/emu/...", "daemon/scenario/..."},
+		deny:   []string{"internal/..."},
 		except: []string{"internal/version", "internal/secretfile"},
 	},
 }

@@ -8,7 +8,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
-	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/internal/emu"
 )
 
 // Topology is a set of storage systems and what replicates between them.

@@ -13,8 +13,8 @@ import (
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
-	labsrv "github.com/lockstep-io/lockstep/hal/emu/lab"
-	"github.com/lockstep-io/lockstep/hal/emu/topology"
+	labsrv "github.com/lockstep-io/lockstep/internal/lab"
+	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
 // wireSpeed scales storage time for the runs over real sockets: the CG

@@ -7,9 +7,9 @@ import (
 
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
-	"github.com/lockstep-io/lockstep/hal/emu"
-	"github.com/lockstep-io/lockstep/hal/emu/topology"
-	"github.com/lockstep-io/lockstep/hal/emu/workload"
+	"github.com/lockstep-io/lockstep/internal/emu"
+	"github.com/lockstep-io/lockstep/internal/topology"
+	"github.com/lockstep-io/lockstep/internal/workload"
 )
 
 // BenchmarkDependentWrites drives 100 000 dependent, mirrored writes

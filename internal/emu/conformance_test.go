@@ -6,8 +6,8 @@ import (
 
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
-	"github.com/lockstep-io/lockstep/hal/emu"
 	"github.com/lockstep-io/lockstep/hal/haltest"
+	"github.com/lockstep-io/lockstep/internal/emu"
 )
 
 // StandardLab builds haltest's topology on a fabric.

@@ -10,8 +10,8 @@ import (
 	"github.com/BurntSushi/toml"
 
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu"
-	"github.com/lockstep-io/lockstep/hal/emu/topology"
+	"github.com/lockstep-io/lockstep/internal/emu"
+	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
 // ErrConfig reports a lab file that cannot be used.

@@ -13,7 +13,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
-	"github.com/lockstep-io/lockstep/hal/emu/workload"
+	"github.com/lockstep-io/lockstep/internal/workload"
 )
 
 var epoch = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu/workload"
+	"github.com/lockstep-io/lockstep/internal/workload"
 )
 
 func TestNewLayoutErrors(t *testing.T) {

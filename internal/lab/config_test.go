@@ -24,7 +24,7 @@ endpoints = ["127.0.0.1:0", "127.0.0.1:0"]
 
 func TestShippedLabFileParses(t *testing.T) {
 	t.Parallel()
-	cfg, err := LoadConfig("../../../etc/lab.toml")
+	cfg, err := LoadConfig("../../etc/lab.toml")
 	if err != nil {
 		t.Fatal(err)
 	}

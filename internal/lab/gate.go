@@ -5,7 +5,7 @@ import (
 	"net"
 
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu"
+	"github.com/lockstep-io/lockstep/internal/emu"
 )
 
 // gatedConn drops what the lab writes to a black-holed manager: its

@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	"github.com/lockstep-io/lockstep/hal/emu/workload"
+	"github.com/lockstep-io/lockstep/internal/workload"
 )
 
 // FuzzUnmarshalImage feeds the image reader arbitrary bytes: it must never

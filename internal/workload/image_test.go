@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu/workload"
+	"github.com/lockstep-io/lockstep/internal/workload"
 )
 
 func ref(serial string, vol hal.Volume) hal.VolumeRef {

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu/workload"
+	"github.com/lockstep-io/lockstep/internal/workload"
 )
 
 // diff returns "" when want and got are deeply equal, else both, for a

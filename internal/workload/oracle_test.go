@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/emu/workload"
+	"github.com/lockstep-io/lockstep/internal/workload"
 )
 
 func TestCheckTable(t *testing.T) {

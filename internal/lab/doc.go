@@ -51,7 +51,7 @@
 //
 // The op "trap-register" makes the systems send their suspend and
 // heartbeat-expiry events as SNMPv2c traps to a UDP receiver (the format
-// is in hal/emu's trap.go), gated by the manager's endpoint faults like
+// is in internal/emu's trap.go), gated by the manager's endpoint faults like
 // pushed events:
 //
 //	{"op":"trap-register","trap":{"addr":"127.0.0.1:10162","community":"lab","manager":"lockstep-a"}}

@@ -7,7 +7,7 @@ import (
 	"math"
 	"testing"
 
-	"github.com/lockstep-io/lockstep/hal/emu/workload"
+	"github.com/lockstep-io/lockstep/internal/workload"
 )
 
 func TestPayloadRoundTrip(t *testing.T) {
