@@ -168,6 +168,9 @@ func TestUnitDirectives(t *testing.T) {
 		{"Service", "ExecReload", "/bin/kill -HUP $MAINPID"},
 		{"Service", "WatchdogSec", "10s"},
 		{"Service", "Restart", "on-failure"},
+		// lockstepd exits 2 on a refused configuration (cmd/lockstepd tests
+		// hold that): a restart cannot fix it.
+		{"Service", "RestartPreventExitStatus", "2"},
 		{"Service", "User", "lockstep"},
 		{"Service", "Group", "lockstep"},
 		{"Service", "StateDirectory", filepath.Base(config.DefaultStateDir)},
