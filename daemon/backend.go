@@ -64,17 +64,15 @@ func (s *Server) storageDocs() []api.StorageDoc {
 
 func (s *Server) storageDoc(serial hal.Serial) api.StorageDoc {
 	doc := api.StorageDoc{Serial: serial, Sessions: []string{}}
-	s.mu.Lock()
-	d := s.drivers[serial]
-	s.mu.Unlock()
+	d, running := s.drivers.get(serial)
 	for _, c := range s.registry().Connections(serial) {
-		cd := api.ConnectionDoc{Name: c.Name, Kind: api.ConnectionKind(c.Kind), Addresses: c.Addresses,
+		cd := api.ConnectionDoc{Name: c.Name, Kind: c.Kind, Addresses: c.Addresses,
 			Sysplex: c.Sysplex, Heartbeat: c.CarriesHeartbeat(), State: "unusable",
 			Detail: "not supported by this build"}
-		if c.Kind == string(api.Direct) && d != nil {
+		if running && c.Kind == d.kind {
 			cd.State, cd.Detail = "connecting", ""
-			if cl := d.Cluster(); cl >= 0 {
-				cd.State, cd.Detail = "connected", fmt.Sprintf("cluster %d", cl)
+			if via := d.Via(); via != "" {
+				cd.State, cd.Detail = "connected", via
 				doc.Reachable, doc.Heartbeat = true, true
 			}
 		}
@@ -193,7 +191,7 @@ func (s *Server) HAStatus(ctx context.Context) (api.HADoc, error) {
 		Epoch: st.Epoch, Acting: v.acting, LastIndex: s.store.LastIndex(),
 		Partner: st.Peer.String(), ReconnectAttempts: st.Reconnect.Attempts, ReconnectLimit: cfg.HA.ReconnectAttempts,
 		NextReconnect: st.Reconnect.Next}
-	doc.Readiness = s.readiness()
+	doc.Readiness = s.drivers.readiness(s.registry())
 	doc.Unreachable = serials(doc.Readiness)
 	if st.Conn == ha.SyncPending && st.Role != ha.Standalone {
 		doc.SyncPhase = st.Phase.String()
@@ -250,16 +248,13 @@ func (s *Server) StorageAdd(ctx context.Context, spec api.StorageSpec) ([]string
 	}
 	for _, c := range spec.Connections {
 		if err := s.proposeRegistry(ctx, registry.Record{Kind: registry.KindStorageAdded, Serial: spec.Serial,
-			Connection: &registry.Connection{Name: c.Name, Kind: string(c.Kind), Addresses: c.Addresses,
+			Connection: &registry.Connection{Name: c.Name, Kind: c.Kind, Addresses: c.Addresses,
 				Sysplex: c.Sysplex, User: c.User, PasswordFile: c.PasswordFile}}); err != nil {
 			return nil, err
 		}
 	}
 	var warnings []string
-	s.mu.Lock()
-	_, running := s.drivers[spec.Serial]
-	s.mu.Unlock()
-	if !running {
+	if _, running := s.drivers.get(spec.Serial); !running {
 		if err := s.connect(spec.Serial); err != nil {
 			warnings = append(warnings, err.Error())
 		}
@@ -330,13 +325,10 @@ func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connectio
 		return nil, err
 	}
 	s.refreshTrapSources()
-	if !slices.ContainsFunc(left, func(c registry.Connection) bool { return c.Kind == string(api.Direct) }) {
-		s.mu.Lock()
-		if d := s.drivers[serial]; d != nil {
-			d.Close()
-			delete(s.drivers, serial)
-		}
-		s.mu.Unlock()
+	// The driver goes with the connection it was opened from (with only
+	// direct drivers: when no direct connection is left).
+	if c, _ := s.drivers.pick(left); c == nil || !s.drivers.openFrom(serial, c.Kind) {
+		s.drivers.remove(serial)
 		s.engineSystems()
 		if err := d.core.SetSystems(ctx, s.systems()); err != nil {
 			warnings = append(warnings, err.Error())

@@ -9,6 +9,14 @@
 // every task is ready, which for the daemon means: the journal replayed
 // and the role known.
 //
+// # Storage drivers
+//
+// The daemon imports no driver: Options.Drivers maps each connection
+// kind to a hal.Factory (cmd/lockstepd wires direct.Factory to
+// hal.Direct), and a storage system's driver is opened from the first of
+// its connections, by kind (direct, hmc, zos), that has one (drivers.go).
+// A kind without a factory is shown as not supported by this build.
+//
 // # Acting and not acting
 //
 // The HA loop (package ha, driven by hanode.go) decides whether this

@@ -80,7 +80,7 @@ func (r *labRig) start(heartbeat string, n Notifier) (*client.Client, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Config: cfg, Notifier: n})
+	srv, err := New(Options{Config: cfg, Notifier: n, Drivers: testDrivers()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,6 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/daemon/state"
-	"github.com/lockstep-io/lockstep/drivers/direct"
-	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
@@ -38,6 +36,9 @@ type Options struct {
 	Logger   *slog.Logger
 	Level    *slog.LevelVar // changed on reload
 	Clock    clock.Clock
+	// Drivers open the storage systems' connections, by kind (nil: no
+	// storage system is ever connected).
+	Drivers Drivers
 	// Version is lockstepd's version as main knows it (its -ldflags -X),
 	// which the status document and the Version property report ("":
 	// internal/version's).
@@ -67,9 +68,7 @@ type Server struct {
 	trapMu  sync.Mutex
 	trapKey *string
 
-	mu      sync.Mutex
-	drivers map[hal.Serial]*direct.System
-	reach   reachability // why systems are not usable: the takeover readiness
+	drivers *storageDrivers // and why systems are not usable: the takeover readiness
 
 	// runCtx is Run's context, the parent of every acting period.
 	runCtx context.Context
@@ -106,7 +105,8 @@ func New(opt Options) (*Server, error) {
 	if opt.Version == "" {
 		opt.Version = version.Version
 	}
-	s := &Server{opt: opt, log: opt.Logger, clock: clock.OrReal(opt.Clock), drivers: map[hal.Serial]*direct.System{}}
+	s := &Server{opt: opt, log: opt.Logger, clock: clock.OrReal(opt.Clock),
+		drivers: newStorageDrivers(opt.Drivers)}
 	s.cfg.Store(opt.Config)
 	var err error
 	if s.roots, err = loadStorageCA(opt.Config); err != nil {
@@ -141,11 +141,6 @@ func New(opt Options) (*Server, error) {
 		store.Close()
 		return nil, err
 	}
-	for _, serial := range s.registry().Serials() {
-		if err := s.connect(serial); err != nil {
-			s.log.Error("storage system not connected", "serial", serial, "err", err)
-		}
-	}
 	s.refreshTrapSources()
 	return s, nil
 }
@@ -157,7 +152,13 @@ func (s *Server) registry() *registry.DB { return s.store.Registry() }
 // serve (the journal was replayed in New).
 func (s *Server) Run(ctx context.Context) error {
 	defer s.store.Close()
-	defer s.closeDrivers()
+	s.drivers.start(ctx)
+	defer s.drivers.closeAll()
+	for _, serial := range s.registry().Serials() {
+		if err := s.connect(serial); err != nil {
+			s.log.Error("storage system not connected", "serial", serial, "err", err)
+		}
+	}
 	bus := s.opt.Bus
 	if bus == nil {
 		var err error
@@ -372,28 +373,14 @@ func (t *fnTask) Run(ctx context.Context) error {
 }
 
 // systems are the drivers as the core and engine take them.
-func (s *Server) systems() map[hal.Serial]hal.StorageSystem {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[hal.Serial]hal.StorageSystem, len(s.drivers))
-	for k, v := range s.drivers {
-		out[k] = v
-	}
-	return out
-}
+func (s *Server) systems() map[hal.Serial]hal.StorageSystem { return s.drivers.systems() }
 
-// connect starts the driver of a registered storage system from its
-// first direct connection.
+// connect opens the driver of a registered storage system, from the
+// first of its connections whose kind this build has a factory for.
 func (s *Server) connect(serial hal.Serial) error {
-	var conn *registry.Connection
-	for _, c := range s.registry().Connections(serial) {
-		if c.Kind == string(api.Direct) {
-			conn = &c
-			break
-		}
-	}
+	conn, factory := s.drivers.pick(s.registry().Connections(serial))
 	if conn == nil {
-		return fmt.Errorf("%s has no direct connection (hmc and zos connections are not supported by this build)", serial)
+		return s.drivers.noUsableConnection(serial)
 	}
 	if s.roots == nil {
 		return fmt.Errorf("%s: %w: the storage systems' certificates cannot be checked", serial, ErrNoStorageCA)
@@ -406,23 +393,31 @@ func (s *Server) connect(serial hal.Serial) error {
 		}
 		password = strings.TrimRight(string(b), "\r\n")
 	}
-	var eps [2]string
-	copy(eps[:], conn.Addresses)
-	if eps[1] == "" {
-		eps[1] = eps[0]
-	}
-	// Each endpoint is verified against its own host name (direct sets
-	// it), then its certificate must name serial or match its pin.
-	d := direct.New(direct.Options{Serial: serial, Endpoints: eps, Manager: s.cfg.Load().Server.Name,
-		User: conn.User, Password: password, TLS: wire.ClientTLSConfig(s.roots, ""),
-		Pin:   s.cfg.Load().Storage.Pins[string(serial)],
+	cfg := s.cfg.Load()
+	if err := s.drivers.add(factory, conn.Kind, hal.ConnectionSpec{Serial: serial, Name: conn.Name,
+		Addresses: conn.Addresses, Sysplex: conn.Sysplex, Manager: cfg.Server.Name, User: conn.User,
+		Password: password, Roots: s.roots, Pin: cfg.Storage.Pins[string(serial)],
 		Clock: s.clock, Logger: s.log, DialTimedOut: s.dialTimedOut,
-		StateChanged: func(up, timeout bool, detail string) { s.storageReachability(serial, up, timeout, detail) }})
-	s.mu.Lock()
-	s.drivers[serial] = d
-	s.mu.Unlock()
+		Reachability: func(up, timeout bool, detail string) { s.storageReachability(serial, up, timeout, detail) }}); err != nil {
+		return err
+	}
 	s.engineSystems()
 	return nil
+}
+
+// reconcileDrivers starts a driver for every registered system that has
+// none and closes those of removed systems: a standby learns of storage
+// added on the active from the journal it receives, and connects to it
+// when it takes over.
+func (s *Server) reconcileDrivers() {
+	for _, serial := range s.drivers.retain(s.registry().Serials()) {
+		err := s.connect(serial)
+		s.drivers.reach.connected(serial, err)
+		if err != nil {
+			s.log.Error("storage system not connected", "serial", serial, "err", err)
+		}
+	}
+	s.refreshTrapSources()
 }
 
 // dialTimedOut logs, for a connect that got no answer at all, the
@@ -437,7 +432,7 @@ func (s *Server) dialTimedOut(addr string) {
 // system stops answering (timeout or error), once per outage, and when it
 // answers again.
 func (s *Server) storageReachability(serial hal.Serial, up, timeout bool, detail string) {
-	s.reach.changed(serial, up, timeout, detail)
+	s.drivers.reach.changed(serial, up, timeout, detail)
 	if up {
 		if d := s.duty.Load(); d != nil {
 			d.engine.Reachable(serial) // CG timeouts it could not tell before
@@ -458,13 +453,5 @@ func (s *Server) storageReachability(serial hal.Serial, up, timeout bool, detail
 func (s *Server) engineSystems() {
 	if d := s.duty.Load(); d != nil {
 		d.engine.SetSystems(s.systems())
-	}
-}
-
-func (s *Server) closeDrivers() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, d := range s.drivers {
-		d.Close()
 	}
 }

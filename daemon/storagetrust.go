@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/config"
-	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/state"
@@ -135,7 +134,7 @@ func (s *Server) refreshTrapSources() {
 	key := ""
 	for _, serial := range db.Serials() {
 		for _, c := range db.Connections(serial) {
-			if c.Kind == string(api.ZOS) {
+			if c.Kind == hal.ZOS {
 				continue
 			}
 			conns = append(conns, conn{serial, c})
