@@ -2,15 +2,23 @@ package daemon
 
 import (
 	"context"
+	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
 	"sync"
 
+	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/firewall"
+	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/internal/secretfile"
 )
 
 // Drivers map each connection kind this build can use to the factory of
@@ -42,6 +50,22 @@ type storageDrivers struct {
 	factories Drivers
 	reach     reachability
 
+	// What a driver is opened with: the registry (in the store), the
+	// configuration (manager name, pins), the storage CA, the clock and
+	// logger.
+	cfg   func() *config.Config
+	store *state.Store
+	roots *x509.CertPool
+	clock clock.Clock
+	log   *slog.Logger
+	// snmp traps a storage system's loss and recovery of contact;
+	// acting's engine hears of the drivers and of a system reachable
+	// again; changed is called after the drivers may have changed (the
+	// trap sources follow the registry).
+	snmp    *notify.SNMP
+	acting  *periods
+	changed func()
+
 	mu     sync.Mutex
 	life   context.Context // nil before start: nothing opens
 	end    context.CancelFunc
@@ -50,7 +74,7 @@ type storageDrivers struct {
 }
 
 func newStorageDrivers(f Drivers) *storageDrivers {
-	return &storageDrivers{factories: f, open: map[hal.Serial]openDriver{}}
+	return &storageDrivers{factories: f, open: map[hal.Serial]openDriver{}, changed: func() {}}
 }
 
 // start sets the context every driver lives in until closeAll.
@@ -214,6 +238,87 @@ func (ds *storageDrivers) closeAll() {
 	}
 	if end != nil {
 		end()
+	}
+}
+
+// connect opens the driver of a registered storage system, from the
+// first of its connections whose kind this build has a factory for.
+func (ds *storageDrivers) connect(serial hal.Serial) error {
+	conn, factory := ds.pick(ds.store.Registry().Connections(serial))
+	if conn == nil {
+		return ds.noUsableConnection(serial)
+	}
+	if ds.roots == nil {
+		return fmt.Errorf("%s: %w: the storage systems' certificates cannot be checked", serial, ErrNoStorageCA)
+	}
+	var password string
+	if conn.PasswordFile != "" {
+		b, err := secretfile.Read(conn.PasswordFile)
+		if err != nil {
+			return fmt.Errorf("%s: password file: %w", serial, err)
+		}
+		password = strings.TrimRight(string(b), "\r\n")
+	}
+	cfg := ds.cfg()
+	if err := ds.add(factory, conn.Kind, hal.ConnectionSpec{Serial: serial, Name: conn.Name,
+		Addresses: conn.Addresses, Sysplex: conn.Sysplex, Manager: cfg.Server.Name, User: conn.User,
+		Password: password, Roots: ds.roots, Pin: cfg.Storage.Pins[string(serial)],
+		Clock: ds.clock, Logger: ds.log, DialTimedOut: ds.dialTimedOut,
+		Reachability: func(up, timeout bool, detail string) { ds.reachability(serial, up, timeout, detail) }}); err != nil {
+		return err
+	}
+	ds.engineSystems()
+	return nil
+}
+
+// reconcile starts a driver for every registered system that has
+// none and closes those of removed systems: a standby learns of storage
+// added on the active from the journal it receives, and connects to it
+// when it takes over.
+func (ds *storageDrivers) reconcile() {
+	for _, serial := range ds.retain(ds.store.Registry().Serials()) {
+		err := ds.connect(serial)
+		ds.reach.connected(serial, err)
+		if err != nil {
+			ds.log.Error("storage system not connected", "serial", serial, "err", err)
+		}
+	}
+	ds.changed()
+}
+
+// dialTimedOut logs, for a connect that got no answer at all, the
+// firewall rule that would let it through (DESIGN.md §9).
+func (ds *storageDrivers) dialTimedOut(addr string) {
+	hint := firewall.Hints{Config: ds.cfg()}.TimeoutHint(addr, firewall.NFT)
+	notify.Log(ds.log, notify.ConnectTimeoutHint, "connection attempt timed out; a firewall may drop it",
+		"addr", addr, "rule", hint)
+}
+
+// reachability tells the operator and the NMS when a storage
+// system stops answering (timeout or error), once per outage, and when it
+// answers again.
+func (ds *storageDrivers) reachability(serial hal.Serial, up, timeout bool, detail string) {
+	ds.reach.changed(serial, up, timeout, detail)
+	if up {
+		if d := ds.acting.current(); d != nil {
+			d.engine.Reachable(serial) // CG timeouts it could not tell before
+		}
+		if ds.snmp.CommRecovered(serial) {
+			notify.Log(ds.log, notify.StorageCommRecovered, "communication with a storage system recovered", "serial", string(serial))
+		}
+		return
+	}
+	if ds.snmp.CommFailure(serial, timeout, detail) {
+		kind := map[bool]string{true: "timeout", false: "error"}[timeout]
+		notify.Log(ds.log, notify.StorageCommFailure, "communication with a storage system failed",
+			"serial", string(serial), "kind", kind, "detail", detail)
+	}
+}
+
+// engineSystems gives the acting engine the current drivers.
+func (ds *storageDrivers) engineSystems() {
+	if d := ds.acting.current(); d != nil {
+		d.engine.SetSystems(ds.systems())
 	}
 }
 
