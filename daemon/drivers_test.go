@@ -68,3 +68,63 @@ func TestDriverChoiceByKind(t *testing.T) {
 		})
 	}
 }
+
+// fakeDriver is a driver that records its life: the context it was
+// opened in, and its Close.
+type fakeDriver struct {
+	hal.StorageSystem
+	ctx    context.Context
+	closed chan struct{}
+}
+
+func (d *fakeDriver) Via() string  { return "" }
+func (d *fakeDriver) Close() error { close(d.closed); return nil }
+
+// TestDriversOutliveRunsCancellation: a driver lives in Run's context
+// without its cancellation (a freeze in flight at a stop must still
+// reach storage) and ends when the set closes it; retain closes the
+// drivers of systems no longer registered; nothing opens after closeAll.
+func TestDriversOutliveRunsCancellation(t *testing.T) {
+	t.Parallel()
+	var opened []*fakeDriver
+	f := func(ctx context.Context, spec hal.ConnectionSpec) (hal.Driver, error) {
+		d := &fakeDriver{ctx: ctx, closed: make(chan struct{})}
+		opened = append(opened, d)
+		return d, nil
+	}
+	ds := newStorageDrivers(Drivers{hal.Direct: f})
+	if err := ds.add(f, hal.Direct, hal.ConnectionSpec{Serial: "A"}); !errors.Is(err, errNotRunning) {
+		t.Fatalf("add before start: %v, want errNotRunning", err)
+	}
+	run, cancel := context.WithCancel(t.Context())
+	ds.start(run)
+	for _, serial := range []hal.Serial{"A", "B"} {
+		if err := ds.add(f, hal.Direct, hal.ConnectionSpec{Serial: serial}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	if err := opened[0].ctx.Err(); err != nil {
+		t.Fatalf("a driver's context ended with Run's: %v", err)
+	}
+	if missing := ds.retain([]hal.Serial{"B", "C"}); len(missing) != 1 || missing[0] != "C" {
+		t.Fatalf("retain: missing %q, want [C]", missing)
+	}
+	select {
+	case <-opened[0].closed:
+	default:
+		t.Fatal("the driver of a system no longer registered is not closed")
+	}
+	ds.closeAll()
+	select {
+	case <-opened[1].closed:
+	default:
+		t.Fatal("closeAll left a driver open")
+	}
+	if opened[1].ctx.Err() == nil {
+		t.Fatal("the drivers' context outlives closeAll")
+	}
+	if err := ds.add(f, hal.Direct, hal.ConnectionSpec{Serial: "C"}); !errors.Is(err, errNotRunning) {
+		t.Fatalf("add after closeAll: %v, want errNotRunning", err)
+	}
+}
