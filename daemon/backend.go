@@ -24,27 +24,32 @@ import (
 
 var _ control.Backend = (*Server)(nil)
 
+// errNotActing refuses a change on a server that does not act.
+func (s *Server) errNotActing() error {
+	st := s.ha.state()
+	return fmt.Errorf("%w: this server is %s (HA state %s, epoch %d) and issues nothing: run the command on the active server",
+		api.ErrRefused, st.Role, st.HAState(), st.Epoch)
+}
+
+// actingPeriod returns the duties of the current period, or the refusal
+// for a change when the server does not act or cannot record the change
+// (its journal cannot write: journalWritable).
+func (s *Server) actingPeriod() (*duties, error) {
+	if d := s.acting.current(); d != nil {
+		if err := s.journalWritable(); err != nil {
+			return nil, err
+		}
+		return d, nil
+	}
+	return nil, s.errNotActing()
+}
+
 func (s *Server) Status(ctx context.Context) (api.StatusDoc, error) {
 	st := s.ha.state()
 	doc := api.StatusDoc{Server: s.cfg.Load().Server.Name, Version: s.opt.Version, Role: st.Role.String(),
 		HAState: st.HAState(), Epoch: s.registry().Epoch(), Heartbeat: s.registry().Heartbeat(),
-		Journal: journalDoc(s.store.WriteHealth()), Degraded: s.duty.Load().degradations()}
-	for _, se := range s.db().Sessions() {
-		doc.Sessions.Total++
-		switch se.Status {
-		case session.Inactive:
-			doc.Sessions.Inactive++
-		case session.Normal:
-			doc.Sessions.Normal++
-		case session.Warning:
-			doc.Sessions.Warning++
-		case session.Severe:
-			doc.Sessions.Severe++
-		}
-		if se.Recoverable {
-			doc.Sessions.Recoverable++
-		}
-	}
+		Journal: journalDoc(s.store.WriteHealth()), Degraded: s.acting.current().degradations()}
+	doc.Sessions = api.SessionCounts(session.Count(s.db().Sessions()))
 	for _, st := range s.storageDocs() {
 		doc.Storage.Total++
 		if st.Reachable {
@@ -64,17 +69,15 @@ func (s *Server) storageDocs() []api.StorageDoc {
 
 func (s *Server) storageDoc(serial hal.Serial) api.StorageDoc {
 	doc := api.StorageDoc{Serial: serial, Sessions: []string{}}
-	s.mu.Lock()
-	d := s.drivers[serial]
-	s.mu.Unlock()
+	d, running := s.drivers.get(serial)
 	for _, c := range s.registry().Connections(serial) {
-		cd := api.ConnectionDoc{Name: c.Name, Kind: api.ConnectionKind(c.Kind), Addresses: c.Addresses,
+		cd := api.ConnectionDoc{Name: c.Name, Kind: c.Kind, Addresses: c.Addresses,
 			Sysplex: c.Sysplex, Heartbeat: c.CarriesHeartbeat(), State: "unusable",
 			Detail: "not supported by this build"}
-		if c.Kind == string(api.Direct) && d != nil {
+		if running && c.Kind == d.kind {
 			cd.State, cd.Detail = "connecting", ""
-			if cl := d.Cluster(); cl >= 0 {
-				cd.State, cd.Detail = "connected", fmt.Sprintf("cluster %d", cl)
+			if via := d.Via(); via != "" {
+				cd.State, cd.Detail = "connected", via
 				doc.Reachable, doc.Heartbeat = true, true
 			}
 		}
@@ -117,8 +120,8 @@ func (s *Server) SessionShow(ctx context.Context, name string) (api.SessionDoc, 
 
 func (s *Server) HeartbeatShow(ctx context.Context) (api.HeartbeatDoc, error) {
 	doc := api.HeartbeatDoc{Enabled: s.registry().Heartbeat(), Interval: api.Duration(s.cfg.Load().Heartbeat.Interval),
-		Groups: []api.HeartbeatGroupDoc{}, Warnings: s.heartbeatWarnings()}
-	d := s.duty.Load()
+		Groups: []api.HeartbeatGroupDoc{}, Warnings: s.registry().HeartbeatWarnings()}
+	d := s.acting.current()
 	if d == nil {
 		return doc, nil // no core runs on a server that does not act
 	}
@@ -130,18 +133,6 @@ func (s *Server) HeartbeatShow(ctx context.Context) (api.HeartbeatDoc, error) {
 		doc.Groups = append(doc.Groups, control.NewHeartbeatGroupDoc(g))
 	}
 	return doc, nil
-}
-
-// heartbeatWarnings names the storage systems the heartbeat cannot reach:
-// no connection of theirs carries it (z/OS only, DESIGN.md §4).
-func (s *Server) heartbeatWarnings() []string {
-	out := []string{}
-	for _, serial := range s.registry().Serials() {
-		if !slices.ContainsFunc(s.registry().Connections(serial), registry.Connection.CarriesHeartbeat) {
-			out = append(out, fmt.Sprintf("%s is reachable only through z/OS: the heartbeat does not work without an IP connection", serial))
-		}
-	}
-	return out
 }
 
 func (s *Server) BackupList(ctx context.Context) ([]api.BackupDoc, error) {
@@ -187,13 +178,13 @@ func (s *Server) FirewallHints(ctx context.Context, format api.FirewallFormat) (
 
 func (s *Server) HAStatus(ctx context.Context) (api.HADoc, error) {
 	cfg := s.cfg.Load()
-	v := s.selfView()
+	v := s.acting.selfView()
 	st := v.st
 	doc := api.HADoc{At: v.at, Edition: string(cfg.Server.Edition), Role: st.Role.String(), State: st.HAState(),
 		Epoch: st.Epoch, Acting: v.acting, LastIndex: s.store.LastIndex(),
 		Partner: st.Peer.String(), ReconnectAttempts: st.Reconnect.Attempts, ReconnectLimit: cfg.HA.ReconnectAttempts,
 		NextReconnect: st.Reconnect.Next}
-	doc.Readiness = s.readiness()
+	doc.Readiness = s.drivers.readiness(s.registry())
 	doc.Unreachable = serials(doc.Readiness)
 	if st.Conn == ha.SyncPending && st.Role != ha.Standalone {
 		doc.SyncPhase = st.Phase.String()
@@ -244,32 +235,29 @@ func (s *Server) StorageAdd(ctx context.Context, spec api.StorageSpec) ([]string
 			return nil, fmt.Errorf("%w: storage system %s, connection %q: %w", api.ErrRefused, spec.Serial, c.Name, err)
 		}
 	}
-	d, err := s.acting()
+	d, err := s.actingPeriod()
 	if err != nil {
 		return nil, err
 	}
 	for _, c := range spec.Connections {
 		if err := s.proposeRegistry(ctx, registry.Record{Kind: registry.KindStorageAdded, Serial: spec.Serial,
-			Connection: &registry.Connection{Name: c.Name, Kind: string(c.Kind), Addresses: c.Addresses,
+			Connection: &registry.Connection{Name: c.Name, Kind: c.Kind, Addresses: c.Addresses,
 				Sysplex: c.Sysplex, User: c.User, PasswordFile: c.PasswordFile}}); err != nil {
 			return nil, err
 		}
 	}
 	var warnings []string
-	s.mu.Lock()
-	_, running := s.drivers[spec.Serial]
-	s.mu.Unlock()
-	if !running {
-		if err := s.connect(spec.Serial); err != nil {
+	if _, running := s.drivers.get(spec.Serial); !running {
+		if err := s.drivers.connect(spec.Serial); err != nil {
 			warnings = append(warnings, err.Error())
 		}
-		if err := d.core.SetSystems(ctx, s.systems()); err != nil {
+		if err := d.core.SetSystems(ctx, s.drivers.systems()); err != nil {
 			warnings = append(warnings, err.Error())
 		}
 	}
-	s.refreshTrapSources()
+	s.sources.refresh()
 	if s.registry().Heartbeat() {
-		warnings = append(warnings, s.heartbeatWarnings()...)
+		warnings = append(warnings, s.registry().HeartbeatWarnings()...)
 	}
 	s.emit(notify.ConfigChanged, fmt.Sprintf("storage system %s added", spec.Serial), "serial", string(spec.Serial))
 	return orEmpty(warnings), nil
@@ -287,58 +275,35 @@ func orEmpty(s []string) []string {
 // without force (DESIGN.md §4): the heartbeat would stop reaching it, and
 // its sessions would be suspended.
 func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connection string, force bool) ([]string, error) {
-	d, err := s.acting()
+	d, err := s.actingPeriod()
 	if err != nil {
 		return nil, err
 	}
-	conns := s.registry().Connections(serial)
-	if conns == nil {
-		return nil, fmt.Errorf("%w: storage system %s", api.ErrNotFound, serial)
-	}
-	left := slices.DeleteFunc(slices.Clone(conns), func(c registry.Connection) bool {
-		return connection == "" || c.Name == connection
-	})
-	if len(left) == len(conns) {
-		return nil, fmt.Errorf("%w: %s has no connection %q", api.ErrNotFound, serial, connection)
-	}
-	if len(left) == 0 {
-		for _, se := range s.db().Sessions() {
-			if slices.Contains(se.Serials(), serial) {
-				return nil, fmt.Errorf("%w: session %s uses %s: remove its copy sets first", api.ErrRefused, se.Name, serial)
-			}
+	usedBy := ""
+	for _, se := range s.db().Sessions() {
+		if slices.Contains(se.Serials(), serial) {
+			usedBy = se.Name
+			break
 		}
 	}
-	lastIP := !slices.ContainsFunc(left, registry.Connection.CarriesHeartbeat)
-	var warnings []string
-	if s.registry().Heartbeat() && lastIP && len(left) > 0 {
-		if !force {
-			return nil, fmt.Errorf("%w: this is the last TCP/IP connection of %s and the heartbeat is on: "+
-				"its Metro Mirror sessions would be suspended and applications would see extended long busy until "+
-				"the storage timer expires; disable the heartbeat first (lockstepctl heartbeat off), or use --force",
-				api.ErrRefused, serial)
-		}
-		warnings = append(warnings, fmt.Sprintf("%s keeps no TCP/IP connection while the heartbeat is on: "+
-			"its sessions will be suspended", serial))
+	rm, err := s.registry().Remove(serial, connection, usedBy, force)
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		return nil, fmt.Errorf("%w: %w", api.ErrNotFound, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", api.ErrRefused, err)
 	}
-	var r registry.Record
-	if connection == "" {
-		r = registry.Record{Kind: registry.KindStorageRemoved, Serial: serial}
-	} else {
-		r = registry.Record{Kind: registry.KindConnectionRemoved, Serial: serial, Name: connection}
-	}
-	if err := s.proposeRegistry(ctx, r); err != nil {
+	left, warnings := rm.Left, rm.Warnings
+	if err := s.proposeRegistry(ctx, rm.Record); err != nil {
 		return nil, err
 	}
-	s.refreshTrapSources()
-	if !slices.ContainsFunc(left, func(c registry.Connection) bool { return c.Kind == string(api.Direct) }) {
-		s.mu.Lock()
-		if d := s.drivers[serial]; d != nil {
-			d.Close()
-			delete(s.drivers, serial)
-		}
-		s.mu.Unlock()
-		s.engineSystems()
-		if err := d.core.SetSystems(ctx, s.systems()); err != nil {
+	s.sources.refresh()
+	// The driver goes with the connection it was opened from (with only
+	// direct drivers: when no direct connection is left).
+	if c, _ := s.drivers.pick(left); c == nil || !s.drivers.openFrom(serial, c.Kind) {
+		s.drivers.remove(serial)
+		s.drivers.engineSystems()
+		if err := d.core.SetSystems(ctx, s.drivers.systems()); err != nil {
 			warnings = append(warnings, err.Error())
 		}
 	}
@@ -346,7 +311,7 @@ func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connectio
 }
 
 func (s *Server) SessionCreate(ctx context.Context, name string, t session.Type, cg string, p session.Policy) error {
-	d, err := s.acting()
+	d, err := s.actingPeriod()
 	if err != nil {
 		return err
 	}
@@ -354,7 +319,7 @@ func (s *Server) SessionCreate(ctx context.Context, name string, t session.Type,
 }
 
 func (s *Server) SessionAddCopySet(ctx context.Context, name string, cs session.CopySet) error {
-	d, err := s.acting()
+	d, err := s.actingPeriod()
 	if err != nil {
 		return err
 	}
@@ -367,7 +332,7 @@ func (s *Server) SessionAddCopySet(ctx context.Context, name string, cs session.
 }
 
 func (s *Server) SessionCommand(ctx context.Context, name string, cmd session.Command) (api.SessionDoc, error) {
-	d, err := s.acting()
+	d, err := s.actingPeriod()
 	if err != nil {
 		return api.SessionDoc{}, err
 	}
@@ -391,7 +356,7 @@ func (s *Server) SessionCommand(ctx context.Context, name string, cmd session.Co
 }
 
 func (s *Server) SessionRemove(ctx context.Context, name string) error {
-	d, err := s.acting()
+	d, err := s.actingPeriod()
 	if err != nil {
 		return err
 	}
@@ -402,7 +367,7 @@ func (s *Server) SessionRemove(ctx context.Context, name string) error {
 }
 
 func (s *Server) HeartbeatSet(ctx context.Context, on bool) ([]string, error) {
-	d, err := s.acting()
+	d, err := s.actingPeriod()
 	if err != nil {
 		return nil, err
 	}
@@ -415,7 +380,7 @@ func (s *Server) HeartbeatSet(ctx context.Context, on bool) ([]string, error) {
 	s.emit(notify.HeartbeatSwitched, "heartbeat "+map[bool]string{true: "on", false: "off"}[on])
 	s.updateStatus()
 	if on {
-		ws := s.heartbeatWarnings()
+		ws := s.registry().HeartbeatWarnings()
 		for _, w := range ws {
 			s.emit(notify.HeartbeatNoIP, w)
 		}
@@ -457,7 +422,7 @@ func (s *Server) BackupRestore(ctx context.Context, name string) error {
 	}
 	st := s.ha.state()
 	s.emit(notify.BackupRestored, fmt.Sprintf("state restored from backup %s (%s, %s)", name, st.Role, st.HAState()))
-	if d := s.duty.Load(); d != nil {
+	if d := s.acting.current(); d != nil {
 		return d.engine.SyncGroups(ctx)
 	}
 	return nil
@@ -493,7 +458,7 @@ func (s *Server) HATakeover(ctx context.Context) (api.TakeoverDoc, error) {
 	}
 	doc := api.TakeoverDoc{Epoch: s.ha.state().Epoch, Unreachable: []hal.Serial{}, Readiness: []api.ReadinessDoc{},
 		Warnings: []string{}}
-	d := s.duty.Load()
+	d := s.acting.current()
 	if d == nil {
 		return doc, fmt.Errorf("%w: took over, then stopped acting at once (a higher epoch exists?): see ha status",
 			api.ErrRefused)

@@ -9,6 +9,42 @@
 // every task is ready, which for the daemon means: the journal replayed
 // and the role known.
 //
+// # Parts
+//
+// Server builds the parts and wires them; none holds the server. Each
+// is given what it uses:
+//
+//   - emitter (emitter.go): a catalogue event to the log, SNMP and the
+//     admin API's signal, in one call;
+//   - storageDrivers (drivers.go): the open drivers and why the others
+//     are not usable;
+//   - periods (duties.go): the acting periods and the server's view of
+//     itself; reporter (the core's observer) and notifyingStore (the
+//     session store that tells of state changes) are built per period;
+//   - haNode (hanode.go): the HA loop, its Effects and the links;
+//   - trapSources (storagetrust.go): the storage trap listener's
+//     sources, following the registry.
+//
+// backend.go adapts control.Backend to them; the storage rules the
+// registry decides (removals, heartbeat warnings) are in package
+// registry, the session counts in package session.
+//
+// # Shutdown
+//
+// Run stops in a written order: the Tasks end (the HA part joins every
+// goroutine its actions started); the acting period is stopped and
+// waited for (its core finishes the freezes in flight, on drivers still
+// open), for at most twice a request timeout and a heartbeat interval;
+// then every driver closes and has ended; then the store closes.
+//
+// # Storage drivers
+//
+// The daemon imports no driver: Options.Drivers maps each connection
+// kind to a hal.Factory (cmd/lockstepd wires direct.Factory to
+// hal.Direct), and a storage system's driver is opened from the first of
+// its connections, by kind (direct, hmc, zos), that has one (drivers.go).
+// A kind without a factory is shown as not supported by this build.
+//
 // # Acting and not acting
 //
 // The HA loop (package ha, driven by hanode.go) decides whether this

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"maps"
 	"slices"
 	"strings"
@@ -11,10 +12,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/engine"
 	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
@@ -107,6 +110,59 @@ func (d *duties) isActing() bool {
 	}
 }
 
+// periods owns the acting periods: it starts one per epoch the HA loop
+// acts in, stops it, and waits for it; and it holds the server's view of
+// itself (the HA state the loop committed and the period in duty), which
+// changes only under viewMu. Its parts are given, not reached for: the
+// configuration, clock, logger, store, emitter and drivers, and calls
+// back (tell the HA loop of a higher epoch, bring STATUS= up to date,
+// wait for the standby).
+type periods struct {
+	cfg     func() *config.Config
+	clock   clock.Clock
+	log     *slog.Logger
+	store   *state.Store
+	em      *emitter
+	drivers *storageDrivers
+	// higher tells the HA loop that a higher epoch exists.
+	higher func(e hal.Epoch, from string)
+	// status brings STATUS= and the admin API's properties up to date.
+	status func()
+	// replicated waits, while the pair is synchronized, for the standby's
+	// fsync of the last record.
+	replicated func(ctx context.Context)
+
+	// life is the parent of every period: Run's context, set by open.
+	// The HA loop starts periods through Effects, which carry no
+	// context, so this one is kept; every period it parents is joined
+	// (wg) before Run returns.
+	life context.Context
+	wg   sync.WaitGroup
+
+	// duty is the current acting period (nil: this server does not act);
+	// dutyMu orders its starts and stops, and last is the latest
+	// period, which the next one waits for.
+	duty   atomic.Pointer[duties]
+	dutyMu sync.Mutex
+	last   *duties
+	// viewMu makes the server's view of itself one snapshot: the HA
+	// state the loop committed (view), the period in duty, and whether
+	// that period acts (its fence pass done, not superseded) change only
+	// under it, and selfView reads them, with the time, under it.
+	viewMu sync.Mutex
+	view   ha.State
+}
+
+// open sets the context every period runs in (Run's).
+func (p *periods) open(ctx context.Context) {
+	p.dutyMu.Lock()
+	defer p.dutyMu.Unlock()
+	p.life = ctx
+}
+
+// current is the period in duty, nil when the server does not act.
+func (p *periods) current() *duties { return p.duty.Load() }
+
 // selfView is the server's view of itself at one instant: the HA state
 // the loop committed, whether the server acts, and the server's clock,
 // read together under viewMu. A server acts when its role acts, a
@@ -119,33 +175,40 @@ type selfView struct {
 	at     time.Time
 }
 
-func (s *Server) selfView() selfView {
-	s.viewMu.Lock()
-	defer s.viewMu.Unlock()
-	d := s.duty.Load()
-	return selfView{st: s.view, at: s.clock.Now(),
-		acting: d.isActing() && s.view.Role.Acting() && d.epoch == s.view.Epoch}
+func (p *periods) selfView() selfView {
+	p.viewMu.Lock()
+	defer p.viewMu.Unlock()
+	d := p.duty.Load()
+	return selfView{st: p.view, at: p.clock.Now(),
+		acting: d.isActing() && p.view.Role.Acting() && d.epoch == p.view.Epoch}
+}
+
+// setView is the loop's initial state, before it runs.
+func (p *periods) setView(st ha.State) {
+	p.viewMu.Lock()
+	defer p.viewMu.Unlock()
+	p.view = st
 }
 
 // commitView is the HA loop's OnCommit: the state becomes the view, and
 // a period the new state does not act in ends in the same instant, before
 // the step's persistence runs (a demotion stops at once, not after an
 // fsync). A step undone later starts its period again (ha.Loop).
-func (s *Server) commitView(_, n ha.State) {
-	s.viewMu.Lock()
-	defer s.viewMu.Unlock()
-	s.view = n
-	if d := s.duty.Load(); d != nil && !(n.Role.Acting() && n.Epoch == d.epoch) {
-		s.duty.Store(nil)
+func (p *periods) commitView(_, n ha.State) {
+	p.viewMu.Lock()
+	defer p.viewMu.Unlock()
+	p.view = n
+	if d := p.duty.Load(); d != nil && !(n.Role.Acting() && n.Epoch == d.epoch) {
+		p.duty.Store(nil)
 		d.cancel()
 	}
 }
 
 // markFenced ends a period's fence pass; higher: a storage system knows a
 // higher epoch, and the period never acts.
-func (s *Server) markFenced(d *duties, higher bool) {
-	s.viewMu.Lock()
-	defer s.viewMu.Unlock()
+func (p *periods) markFenced(d *duties, higher bool) {
+	p.viewMu.Lock()
+	defer p.viewMu.Unlock()
 	if higher {
 		d.superseded.Store(true)
 	}
@@ -154,125 +217,135 @@ func (s *Server) markFenced(d *duties, higher bool) {
 
 // supersede marks a period that a storage system fenced: it no longer
 // acts.
-func (s *Server) supersede(d *duties) {
-	s.viewMu.Lock()
-	defer s.viewMu.Unlock()
+func (p *periods) supersede(d *duties) {
+	p.viewMu.Lock()
+	defer p.viewMu.Unlock()
 	d.superseded.Store(true)
 }
 
-// errNotActing refuses a change on a server that does not act.
-func (s *Server) errNotActing() error {
-	st := s.ha.state()
-	return fmt.Errorf("%w: this server is %s (HA state %s, epoch %d) and issues nothing: run the command on the active server",
-		api.ErrRefused, st.Role, st.HAState(), st.Epoch)
-}
-
-// acting returns the duties of the current period, or the refusal for a
-// change when the server does not act or cannot record the change (its
-// journal cannot write: journalWritable).
-func (s *Server) acting() (*duties, error) {
-	if d := s.duty.Load(); d != nil {
-		if err := s.journalWritable(); err != nil {
-			return nil, err
-		}
-		return d, nil
-	}
-	return nil, s.errNotActing()
-}
-
-// startDuties begins an acting period at epoch. The previous period, if
+// start begins an acting period at epoch. The previous period, if
 // any, is stopped first and must have finished before the new one issues
 // anything.
-func (s *Server) startDuties(epoch hal.Epoch) {
-	s.dutyMu.Lock()
-	defer s.dutyMu.Unlock()
-	if d := s.duty.Load(); d != nil {
+func (p *periods) start(epoch hal.Epoch) {
+	p.dutyMu.Lock()
+	defer p.dutyMu.Unlock()
+	if d := p.duty.Load(); d != nil {
 		if d.epoch == epoch {
 			return
 		}
-		s.stopDutiesLocked()
+		p.stopLocked()
 	}
-	prev := s.lastDuties
-	cfg := s.cfg.Load()
-	ctx, cancel := context.WithCancel(s.runCtx)
+	if p.life == nil {
+		p.log.Error("acting period not started: the daemon does not run", "epoch", uint64(epoch))
+		return
+	}
+	prev := p.last
+	cfg := p.cfg()
+	ctx, cancel := context.WithCancel(p.life)
 	d := &duties{epoch: epoch, cancel: cancel,
 		fenced: make(chan struct{}), done: make(chan struct{})}
-	rep := &reporter{s: s, d: d}
-	d.core = freeze.New(freeze.Options{Clock: s.clock, Logger: s.log, Timings: cfg.Heartbeat,
-		Epoch: epoch, Heartbeat: s.registry().Heartbeat(), Observer: rep})
-	d.engine = engine.New(engine.Options{Core: d.core, Epoch: func() hal.Epoch { return epoch }, Logger: s.log,
-		Clock: s.clock, RequestTimeout: func() time.Duration { return s.cfg.Load().Heartbeat.RequestTimeout }})
-	d.mgr = session.NewManager(notifyingStore{Store: s.store, s: s}, d.engine, s.clock)
+	rep := &reporter{em: p.em, log: p.log, d: d, status: p.status, supersede: p.supersede, higher: p.higher}
+	d.core = freeze.New(freeze.Options{Clock: p.clock, Logger: p.log, Timings: cfg.Heartbeat,
+		Epoch: epoch, Heartbeat: p.store.Registry().Heartbeat(), Observer: rep})
+	d.engine = engine.New(engine.Options{Core: d.core, Epoch: func() hal.Epoch { return epoch }, Logger: p.log,
+		Clock: p.clock, RequestTimeout: func() time.Duration { return p.cfg().Heartbeat.RequestTimeout }})
+	d.mgr = session.NewManager(notifyingStore{Store: p.store, em: p.em, replicated: p.replicated}, d.engine, p.clock)
 	d.engine.Attach(d.mgr)
-	s.viewMu.Lock()
-	s.duty.Store(d)
-	s.viewMu.Unlock()
-	s.lastDuties = d
-	go s.runDuties(ctx, d, prev)
+	p.viewMu.Lock()
+	p.duty.Store(d)
+	p.viewMu.Unlock()
+	p.last = d
+	p.wg.Go(func() { p.run(ctx, d, prev) })
 }
 
-// stopDuties ends the acting period at once: the core stops issuing
-// (its in-flight freezes are finished by its drain, and a fenced server's
-// are refused by storage anyway).
-func (s *Server) stopDuties() {
-	s.dutyMu.Lock()
-	defer s.dutyMu.Unlock()
-	s.stopDutiesLocked()
+// stop ends the acting period at once: the core stops issuing (its
+// in-flight freezes are finished by its drain, and a fenced server's
+// are refused by storage anyway). It does not wait: join does.
+func (p *periods) stop() {
+	p.dutyMu.Lock()
+	defer p.dutyMu.Unlock()
+	p.stopLocked()
 }
 
-func (s *Server) stopDutiesLocked() {
-	s.viewMu.Lock()
-	d := s.duty.Swap(nil)
-	s.viewMu.Unlock()
+func (p *periods) stopLocked() {
+	p.viewMu.Lock()
+	d := p.duty.Swap(nil)
+	p.viewMu.Unlock()
 	if d != nil {
 		d.cancel()
-		s.updateStatus()
+		p.status()
 	}
 }
 
-func (s *Server) runDuties(ctx context.Context, d *duties, prev *duties) {
+// join stops the acting period and waits for every period to end, at
+// most bound, and reports whether they did. A stopping core's drain
+// finishes the freezes in flight within its own bound (the request
+// timeout and a heartbeat interval), which bound exceeds. Run joins the
+// periods before it closes the drivers, so that a freeze in flight
+// reaches storage; should one still run after bound (wedged on storage),
+// Run closes the drivers under it and then waits for it (wait).
+func (p *periods) join(bound time.Duration) bool {
+	p.stop()
+	done := make(chan struct{})
+	// Ends when the periods do, which wait (after join) waits for.
+	go func() { p.wg.Wait(); close(done) }()
+	t := p.clock.NewTimer(bound)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C():
+		p.log.Error("acting period still running at shutdown; closing the storage drivers under it", "waited", bound.String())
+		return false
+	}
+}
+
+// wait waits for every period to end.
+func (p *periods) wait() { p.wg.Wait() }
+
+func (p *periods) run(ctx context.Context, d *duties, prev *duties) {
 	defer close(d.done)
 	if prev != nil {
 		<-prev.done
 	}
-	s.reconcileDrivers()
+	p.drivers.reconcile()
 	var higher bool
-	d.unreachable, higher = s.fence(ctx, d.epoch)
+	d.unreachable, higher = p.fence(ctx, d.epoch)
 	// Superseded before the fence pass shows as done: a period refused by
 	// storage never shows as acting, even for an instant.
-	s.markFenced(d, higher)
+	p.markFenced(d, higher)
 	if higher {
 		// A storage system knows a higher epoch: another server took
 		// over. This period never issues anything; the HA loop demotes
 		// the server.
-		s.ha.higherEpoch(d.epoch+1, "a storage system refusing the fence")
+		p.higher(d.epoch+1, "a storage system refusing the fence")
 		return
 	}
 	if ctx.Err() != nil {
 		return
 	}
-	s.log.Info("acting: every reachable storage system now refuses lower epochs",
+	p.log.Info("acting: every reachable storage system now refuses lower epochs",
 		"epoch", uint64(d.epoch), "unreachable", fmt.Sprint(serials(d.unreachable)))
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		if err := d.core.Run(ctx); err != nil {
-			s.log.Error("freeze core stopped", "err", err)
+			p.log.Error("freeze core stopped", "err", err)
 		}
 	})
 	wg.Go(func() {
 		if err := d.engine.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			s.log.Error("session recorder stopped", "err", err)
+			p.log.Error("session recorder stopped", "err", err)
 		}
 	})
-	systems := s.systems()
+	systems := p.drivers.systems()
 	d.engine.SetSystems(systems)
 	if err := d.core.SetSystems(ctx, systems); err != nil && ctx.Err() == nil {
-		s.log.Error("freeze core: storage systems", "err", err)
+		p.log.Error("freeze core: storage systems", "err", err)
 	}
 	if err := d.engine.SyncGroups(ctx); err != nil && ctx.Err() == nil {
-		s.log.Error("freeze core: consistency groups", "err", err)
+		p.log.Error("freeze core: consistency groups", "err", err)
 	}
-	s.updateStatus()
+	p.status()
 	wg.Wait()
 }
 
@@ -285,20 +358,20 @@ func (s *Server) runDuties(ctx context.Context, d *duties, prev *duties) {
 // did not answer are returned, with why: the takeover readiness of
 // DESIGN.md §4. higher reports a system that refused the epoch as
 // fenced: a higher one exists.
-func (s *Server) fence(ctx context.Context, epoch hal.Epoch) (unreachable []api.ReadinessDoc, higher bool) {
-	systems := s.systems()
-	timeout := s.cfg.Load().Heartbeat.RequestTimeout
+func (p *periods) fence(ctx context.Context, epoch hal.Epoch) (unreachable []api.ReadinessDoc, higher bool) {
+	systems := p.drivers.systems()
+	timeout := p.cfg().Heartbeat.RequestTimeout
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	for serial, sys := range systems {
 		wg.Go(func() {
-			cctx, cancel := clock.WithTimeout(ctx, s.clock, timeout)
+			cctx, cancel := clock.WithTimeout(ctx, p.clock, timeout)
 			defer cancel()
 			if _, err := sys.QueryPaths(cctx, epoch); err != nil {
 				mu.Lock()
 				defer mu.Unlock()
 				if errors.Is(err, hal.ErrFenced) {
-					s.log.Error("fence refused: a storage system knows a higher epoch", "serial", serial, "err", err)
+					p.log.Error("fence refused: a storage system knows a higher epoch", "serial", serial, "err", err)
 					higher = true
 					return
 				}
@@ -308,9 +381,10 @@ func (s *Server) fence(ctx context.Context, epoch hal.Epoch) (unreachable []api.
 		})
 	}
 	wg.Wait()
-	for _, serial := range s.registry().Serials() {
+	reg := p.store.Registry()
+	for _, serial := range reg.Serials() {
 		if _, ok := systems[serial]; !ok {
-			unreachable = append(unreachable, api.ReadinessDoc{Serial: serial, Reason: s.noDriverReason(serial)})
+			unreachable = append(unreachable, api.ReadinessDoc{Serial: serial, Reason: p.drivers.noDriverReason(reg, serial)})
 		}
 	}
 	slices.SortFunc(unreachable, func(a, b api.ReadinessDoc) int { return strings.Compare(string(a.Serial), string(b.Serial)) })
@@ -323,140 +397,4 @@ func serials(r []api.ReadinessDoc) []hal.Serial {
 		out = append(out, x.Serial)
 	}
 	return out
-}
-
-// reconcileDrivers starts a driver for every registered system that has
-// none and closes those of removed systems: a standby learns of storage
-// added on the active from the journal it receives, and connects to it
-// when it takes over.
-func (s *Server) reconcileDrivers() {
-	want := map[hal.Serial]bool{}
-	for _, serial := range s.registry().Serials() {
-		want[serial] = true
-	}
-	s.mu.Lock()
-	var missing []hal.Serial
-	for serial := range want {
-		if _, ok := s.drivers[serial]; !ok {
-			missing = append(missing, serial)
-		}
-	}
-	for serial, d := range s.drivers {
-		if !want[serial] {
-			d.Close()
-			delete(s.drivers, serial)
-		}
-	}
-	s.mu.Unlock()
-	for _, serial := range missing {
-		err := s.connect(serial)
-		s.reach.connected(serial, err)
-		if err != nil {
-			s.log.Error("storage system not connected", "serial", serial, "err", err)
-		}
-	}
-	s.refreshTrapSources()
-}
-
-// readiness lists the storage systems this server cannot use now, and
-// why: no usable connection, or a driver that is not connected (with its
-// last error). A standby shows it so that the administrator knows before
-// a takeover (DESIGN.md §4).
-func (s *Server) readiness() []api.ReadinessDoc {
-	out := []api.ReadinessDoc{}
-	s.mu.Lock()
-	drivers := maps.Clone(s.drivers)
-	s.mu.Unlock()
-	for _, serial := range s.registry().Serials() {
-		switch d := drivers[serial]; {
-		case d == nil:
-			out = append(out, api.ReadinessDoc{Serial: serial, Reason: s.noDriverReason(serial)})
-		case d.Cluster() < 0:
-			why := s.reach.down(serial)
-			if why == "" {
-				why = "no answer from either cluster yet"
-			}
-			out = append(out, api.ReadinessDoc{Serial: serial, Reason: "not connected: " + why})
-		}
-	}
-	return out
-}
-
-// noDriverReason says why a registered storage system has no driver: its
-// connection failed to start, or none of its connections is one this
-// build can use (DESIGN.md §4: no IP connection, z/OS outside the
-// sysplex, HMC).
-func (s *Server) noDriverReason(serial hal.Serial) string {
-	var kinds []string
-	for _, c := range s.registry().Connections(serial) {
-		switch c.Kind {
-		case string(api.Direct):
-			if why := s.reach.failed(serial); why != "" {
-				return "its direct connection did not start: " + why
-			}
-			return "its direct connection is not started yet"
-		case string(api.ZOS):
-			kinds = append(kinds, fmt.Sprintf("z/OS (sysplex %s): no IP connection, and this build cannot issue commands through z/OS", c.Sysplex))
-		case string(api.HMC):
-			kinds = append(kinds, fmt.Sprintf("HMC %s: this build cannot reach storage through an HMC", strings.Join(c.Addresses, ";")))
-		default:
-			kinds = append(kinds, c.Kind+": not supported by this build")
-		}
-	}
-	if len(kinds) == 0 {
-		return "no connection defined"
-	}
-	return "no usable connection: " + strings.Join(kinds, "; ")
-}
-
-// reachability remembers why each storage system is not usable: the
-// error of its connection's start, or the last error its driver
-// reported. Readiness reads it.
-type reachability struct {
-	mu       sync.Mutex
-	startErr map[hal.Serial]string
-	downErr  map[hal.Serial]string
-}
-
-// connected records the outcome of starting a system's connection.
-func (r *reachability) connected(serial hal.Serial, err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.startErr == nil {
-		r.startErr = map[hal.Serial]string{}
-	}
-	if err != nil {
-		r.startErr[serial] = err.Error()
-	} else {
-		delete(r.startErr, serial)
-	}
-}
-
-// changed records a driver's report: up, or down with detail.
-func (r *reachability) changed(serial hal.Serial, up, timeout bool, detail string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.downErr == nil {
-		r.downErr = map[hal.Serial]string{}
-	}
-	switch {
-	case up:
-		delete(r.downErr, serial)
-	case timeout:
-		r.downErr[serial] = "timed out: " + detail
-	default:
-		r.downErr[serial] = detail
-	}
-}
-
-func (r *reachability) failed(serial hal.Serial) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.startErr[serial]
-}
-
-func (r *reachability) down(serial hal.Serial) string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.downErr[serial]
 }

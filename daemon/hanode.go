@@ -16,6 +16,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/firewall"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/ha/link"
 	"github.com/lockstep-io/lockstep/hal"
@@ -31,20 +32,50 @@ import (
 const relationshipFile = "ha-relationship.json"
 
 // haNode is the server's HA part: the ha.Loop, its Effects, the peer
-// listener and the links (package link).
+// listener and the links (package link). It is given what it uses: the
+// configuration, the store, the clock, the emitter, and the acting
+// periods (which it starts and stops, and whose view its commits set).
 type haNode struct {
-	s     *Server
-	loop  *ha.Loop
-	avail error // why HA cannot be used (config.HAAvailable); nil: it can
-	opts  link.Options
-	log   *slog.Logger
+	cfg    func() *config.Config
+	store  *state.Store
+	clock  clock.Clock
+	em     *emitter
+	acting *periods
+	// reconcile opens and closes the drivers of a server that does not
+	// act; status brings STATUS= up to date.
+	reconcile func()
+	status    func()
 
-	ctx context.Context // Run's, set before the loop starts
+	loop   *ha.Loop
+	avail  error // why HA cannot be used (config.HAAvailable); nil: it can
+	opts   link.Options
+	srvLog *slog.Logger // the server's, for the loop and the links
+	log    *slog.Logger // component=ha
 
-	mu     sync.Mutex
-	nextID ha.LinkID
-	links  map[ha.LinkID]*peerLink
-	backup string // the backup taken before the synchronization under way
+	// ctx is Run's: the loop carries out its actions through Effects,
+	// which take no context, so the node keeps the one its whole life
+	// runs in. Every goroutine an action starts is in wg, which Run
+	// waits for after ending ctx.
+	ctx context.Context
+	wg  sync.WaitGroup
+
+	mu      sync.Mutex
+	nextID  ha.LinkID
+	links   map[ha.LinkID]*peerLink
+	stopped bool   // Run is ending: a link that comes up now is closed
+	backup  string // the backup taken before the synchronization under way
+}
+
+// haDeps are what the HA part is given.
+type haDeps struct {
+	cfg       func() *config.Config
+	store     *state.Store
+	clock     clock.Clock
+	log       *slog.Logger
+	em        *emitter
+	acting    *periods
+	reconcile func()
+	status    func()
 }
 
 // peerLink is one link to the partner and what serves it.
@@ -70,9 +101,11 @@ type relationshipDoc struct {
 	SeenEpoch uint64 `json:"seen_epoch,omitempty"`
 }
 
-func newHANode(s *Server) (*haNode, error) {
-	cfg := s.cfg.Load()
-	n := &haNode{s: s, avail: cfg.HAAvailable(), log: s.log.With("component", "ha"), links: map[ha.LinkID]*peerLink{}}
+func newHANode(d haDeps) (*haNode, error) {
+	cfg := d.cfg()
+	n := &haNode{cfg: d.cfg, store: d.store, clock: d.clock, em: d.em, acting: d.acting, reconcile: d.reconcile,
+		status: d.status, srvLog: d.log, avail: cfg.HAAvailable(), log: d.log.With("component", "ha"),
+		links: map[ha.LinkID]*peerLink{}}
 	rel, err := loadRelationship(cfg.Server.StateDir)
 	if err != nil {
 		return nil, err
@@ -82,7 +115,7 @@ func newHANode(s *Server) (*haNode, error) {
 		if err != nil {
 			return nil, fmt.Errorf("daemon: HA credentials: %w", err)
 		}
-		n.opts = link.Options{Credentials: creds, Hello: n.hello, Clock: s.clock, Logger: s.log,
+		n.opts = link.Options{Credentials: creds, Hello: n.hello, Clock: d.clock, Logger: d.log,
 			OnRefused: func(remote net.Addr, err error) {
 				n.log.Warn("HA peer connection refused", "remote", remote.String(), "err", err)
 			}}
@@ -96,7 +129,7 @@ func newHANode(s *Server) (*haNode, error) {
 		n.log.Error("this server has an HA relationship, but HA is not available: no link to the partner",
 			"role", rel.Role.String(), "err", n.avail)
 	}
-	epoch := s.registry().Epoch()
+	epoch := d.store.Registry().Epoch()
 	n.loop = n.newLoop(ha.State{Role: rel.Role, Peer: rel.Peer, Epoch: epoch, Conn: rel.Conn, Seen: max(epoch, rel.Seen)}, n)
 	return n, nil
 }
@@ -105,39 +138,47 @@ func newHANode(s *Server) (*haNode, error) {
 // with fx (n; a test interposes). The loop's commits are the server's
 // view of itself (commitView).
 func (n *haNode) newLoop(initial ha.State, fx ha.Effects) *ha.Loop {
-	cfg := n.s.cfg.Load()
+	cfg := n.cfg()
 	hcfg := ha.Config{Basic: cfg.Server.Edition == config.EditionBasic,
 		ReconnectInterval: cfg.HA.ReconnectInterval, ReconnectAttempts: cfg.HA.ReconnectAttempts,
 		PartnerName: cfg.HA.PartnerName, PartnerFingerprint: cfg.HA.PartnerFingerprint}
-	n.s.viewMu.Lock()
-	n.s.view = initial
-	n.s.viewMu.Unlock()
-	return ha.NewLoop(initial, hcfg, fx, ha.LoopOptions{Clock: n.s.clock, Logger: n.s.log, OnCommit: n.s.commitView})
+	n.acting.setView(initial)
+	return ha.NewLoop(initial, hcfg, fx, ha.LoopOptions{Clock: n.clock, Logger: n.srvLog, OnCommit: n.acting.commitView})
 }
 
 func (n *haNode) String() string         { return "ha" }
 func (n *haNode) Ready() <-chan struct{} { return n.loop.Ready() }
 
-// Run listens for the partner (when HA is available) and runs the loop.
+// Run listens for the partner (when HA is available) and runs the loop;
+// it returns once every goroutine it or the loop's actions started has
+// ended.
 func (n *haNode) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	n.ctx = ctx
+	var l *link.Listener
 	if n.avail == nil {
-		l, err := link.Listen(n.s.cfg.Load().HA.Listen.String(), n.opts)
-		if err != nil {
+		var err error
+		if l, err = link.Listen(n.cfg().HA.Listen.String(), n.opts); err != nil {
 			return fmt.Errorf("HA listener: %w", err)
 		}
-		defer l.Close()
-		go n.accept(ctx, l)
+		n.wg.Go(func() { n.accept(ctx, l) })
 	}
-	go n.watchStorage(ctx)
+	n.wg.Go(func() { n.watchStorage(ctx) })
 	err := n.loop.Run(ctx)
+	cancel()
 	n.mu.Lock()
 	links := n.links
 	n.links = map[ha.LinkID]*peerLink{}
+	n.stopped = true
 	n.mu.Unlock()
 	for _, pl := range links {
 		pl.conn.Close(errors.New("lockstepd stopping"))
 	}
+	if l != nil {
+		l.Close()
+	}
+	n.wg.Wait()
 	return err
 }
 
@@ -159,15 +200,15 @@ func (n *haNode) accept(ctx context.Context, l *link.Listener) {
 const storageWatch = 2 * time.Second
 
 func (n *haNode) watchStorage(ctx context.Context) {
-	t := n.s.clock.NewTicker(storageWatch)
+	t := n.clock.NewTicker(storageWatch)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C():
-			if n.s.duty.Load() == nil {
-				n.s.reconcileDrivers()
+			if n.acting.current() == nil {
+				n.reconcile()
 			}
 		}
 	}
@@ -179,24 +220,31 @@ func (n *haNode) state() ha.State { return n.loop.State() }
 // hello is this server's Hello, asked at each connection.
 func (n *haNode) hello() link.Hello {
 	st := n.loop.State()
-	return link.Hello{Name: n.s.cfg.Load().Server.Name, Listen: n.s.cfg.Load().HA.HAAddress(),
-		Role: st.Role, Epoch: st.Epoch, LastIndex: n.s.store.LastIndex()}
+	cfg := n.cfg()
+	return link.Hello{Name: cfg.Server.Name, Listen: cfg.HA.HAAddress(),
+		Role: st.Role, Epoch: st.Epoch, LastIndex: n.store.LastIndex()}
 }
 
-// add registers a link and reports its end to the loop.
+// add registers a link and reports its end to the loop; once Run is
+// ending, the link is closed at once.
 func (n *haNode) add(c *link.Conn) ha.LinkID {
 	n.mu.Lock()
 	n.nextID++
 	id := n.nextID
+	if n.stopped {
+		n.mu.Unlock()
+		c.Close(errors.New("lockstepd stopping"))
+		return id
+	}
 	n.links[id] = &peerLink{conn: c}
 	n.mu.Unlock()
-	go func() {
+	n.wg.Go(func() {
 		<-c.Done()
 		n.mu.Lock()
 		delete(n.links, id)
 		n.mu.Unlock()
 		n.loop.Post(ha.LinkDown{Link: id, Err: c.Err()})
-	}()
+	})
 	return id
 }
 
@@ -246,7 +294,7 @@ func (n *haNode) lag() (lag uint64, ok bool) {
 	if st.Role != ha.Active || pl == nil || pl.sender == nil {
 		return 0, false
 	}
-	last, acked := n.s.store.LastIndex(), pl.sender.Acked()
+	last, acked := n.store.LastIndex(), pl.sender.Acked()
 	if acked >= last {
 		return 0, true
 	}
@@ -256,28 +304,28 @@ func (n *haNode) lag() (lag uint64, ok bool) {
 // Effects.
 
 func (n *haNode) PersistEpoch(ctx context.Context, e hal.Epoch) error {
-	return n.s.store.ProposeRegistry(ctx, registry.Record{Version: registry.RecordVersion,
-		Kind: registry.KindEpochSet, Epoch: e, At: n.s.clock.Now()})
+	return n.store.ProposeRegistry(ctx, registry.Record{Version: registry.RecordVersion,
+		Kind: registry.KindEpochSet, Epoch: e, At: n.clock.Now()})
 }
 
 func (n *haNode) PersistRelationship(_ context.Context, r ha.Relationship) error {
-	return saveRelationship(n.s.cfg.Load().Server.StateDir, r)
+	return saveRelationship(n.cfg().Server.StateDir, r)
 }
 
 // RestoreFrom restores a backup in place (backup restore), in the loop:
 // no link can come up meanwhile.
 func (n *haNode) RestoreFrom(ctx context.Context, path string) error {
-	_, err := n.s.store.RestoreBackup(ctx, path)
+	_, err := n.store.RestoreBackup(ctx, path)
 	return err
 }
 
 func (n *haNode) Connect(addr string) {
-	go func() {
-		cfg := n.s.cfg.Load()
+	n.wg.Go(func() {
+		cfg := n.cfg()
 		// The link bounds its handshake itself (and says so with
 		// ErrHandshakeTimeout); this bounds the TCP connect, longer, so
 		// that the handshake's own timeout is the one reported.
-		ctx, cancel := clock.WithTimeout(n.ctx, n.s.clock, 2*link.DefaultHandshakeTimeout)
+		ctx, cancel := clock.WithTimeout(n.ctx, n.clock, 2*link.DefaultHandshakeTimeout)
 		defer cancel()
 		c, err := link.Dial(ctx, addr, n.opts)
 		if err != nil {
@@ -290,7 +338,7 @@ func (n *haNode) Connect(addr string) {
 			return
 		}
 		n.loop.Post(ha.LinkUp{Link: n.add(c), Peer: c.PeerInfo(), Dialed: true})
-	}()
+	})
 }
 
 func isTimeout(err error) bool {
@@ -300,7 +348,7 @@ func isTimeout(err error) bool {
 
 func (n *haNode) Disconnect(id ha.LinkID, why error) {
 	if pl := n.link(id); pl != nil {
-		go pl.conn.Close(why)
+		n.wg.Go(func() { pl.conn.Close(why) })
 	}
 }
 
@@ -308,7 +356,7 @@ func (n *haNode) NotifyEpoch(id ha.LinkID, e hal.Epoch) {
 	if pl := n.link(id); pl != nil {
 		// Bounded: the former active must hear it before the link is
 		// closed, but a hung peer must not hold the loop.
-		ctx, cancel := clock.WithTimeout(n.ctx, n.s.clock, time.Second)
+		ctx, cancel := clock.WithTimeout(n.ctx, n.clock, time.Second)
 		defer cancel()
 		if err := pl.conn.Send(ctx, link.EpochNotice{Epoch: e}); err != nil {
 			n.log.Warn("epoch notice not sent", "epoch", uint64(e), "err", err)
@@ -324,19 +372,19 @@ func (n *haNode) Serve(id ha.LinkID, role ha.Role) {
 		return
 	}
 	if role == ha.Active {
-		pl.sender = link.NewSender(pl.conn, n.s.store.Journal(), link.SenderOptions{Link: id, Report: n.loop.Post, Clock: n.s.clock})
-		go pl.sender.Run(n.ctx)
+		pl.sender = link.NewSender(pl.conn, n.store.Journal(), link.SenderOptions{Link: id, Report: n.loop.Post, Clock: n.clock})
+		n.wg.Go(func() { _ = pl.sender.Run(n.ctx) })
 		return
 	}
-	pl.receiver = link.NewReceiver(pl.conn, link.StoreSink{Store: n.s.store}, link.ReceiverOptions{Link: id, Report: n.loop.Post})
-	go pl.receiver.Run(n.ctx)
+	pl.receiver = link.NewReceiver(pl.conn, link.StoreSink{Store: n.store}, link.ReceiverOptions{Link: id, Report: n.loop.Post})
+	n.wg.Go(func() { _ = pl.receiver.Run(n.ctx) })
 }
 
 // takeBackup writes the backup a synchronization starts with; without
 // it, no synchronization starts.
 func (n *haNode) takeBackup(id ha.LinkID, auto bool) {
-	go func() {
-		b, err := n.s.store.CreateBackup(n.ctx, uint64(n.s.registry().Epoch()))
+	n.wg.Go(func() {
+		b, err := n.store.CreateBackup(n.ctx, uint64(n.store.Registry().Epoch()))
 		if err != nil {
 			n.loop.Post(ha.BackupFailed{Link: id, Err: err})
 			return
@@ -345,9 +393,9 @@ func (n *haNode) takeBackup(id ha.LinkID, auto bool) {
 		n.backup = b.Path
 		n.mu.Unlock()
 		kind := map[bool]string{false: "backup", true: "autobackup"}[auto]
-		n.s.emit(notify.BackupCreated, kind+" "+filepath.Base(b.Path)+" taken before a synchronization")
+		n.em.emit(notify.BackupCreated, kind+" "+filepath.Base(b.Path)+" taken before a synchronization")
 		n.loop.Post(ha.BackupTaken{Link: id})
-	}()
+	})
 }
 
 func (n *haNode) TakeBackup(id ha.LinkID)     { n.takeBackup(id, false) }
@@ -358,11 +406,11 @@ func (n *haNode) RequestSync(id ha.LinkID, full bool) {
 	if pl == nil || pl.receiver == nil {
 		return
 	}
-	go func() {
+	n.wg.Go(func() {
 		if err := pl.receiver.RequestSync(n.ctx, full); err != nil {
 			n.loop.Post(ha.SyncFailed{Link: id, Err: err})
 		}
-	}()
+	})
 }
 
 func (n *haNode) SendSnapshot(id ha.LinkID) {
@@ -381,24 +429,24 @@ func (n *haNode) RestoreBackup() {
 	n.mu.Lock()
 	path := n.backup
 	n.mu.Unlock()
-	go func() {
+	n.wg.Go(func() {
 		if path == "" {
 			n.loop.Post(ha.RestoreFailed{Err: errors.New("no backup was taken before this synchronization")})
 			return
 		}
-		if _, err := n.s.store.RestoreBackup(n.ctx, path); err != nil {
+		if _, err := n.store.RestoreBackup(n.ctx, path); err != nil {
 			n.loop.Post(ha.RestoreFailed{Err: err})
 			return
 		}
-		n.s.emit(notify.BackupRestored, "synchronization failed midway: state restored from "+filepath.Base(path))
-	}()
+		n.em.emit(notify.BackupRestored, "synchronization failed midway: state restored from "+filepath.Base(path))
+	})
 }
 
 // StartActiveDuties starts an acting period; a takeover needs nothing
 // more than any period: every period fences storage before it acts, and
 // the TookOver notice comes from the loop.
-func (n *haNode) StartActiveDuties(e hal.Epoch, _ bool) { n.s.startDuties(e) }
-func (n *haNode) StopActiveDuties()                     { n.s.stopDuties() }
+func (n *haNode) StartActiveDuties(e hal.Epoch, _ bool) { n.acting.start(e) }
+func (n *haNode) StopActiveDuties()                     { n.acting.stop() }
 
 func (n *haNode) Emit(no ha.Notice) {
 	kv := []string{"from", no.From.String(), "to", no.To.String(), "epoch", fmt.Sprint(uint64(no.Epoch)),
@@ -408,17 +456,17 @@ func (n *haNode) Emit(no ha.Notice) {
 	}
 	switch no.Kind {
 	case ha.StateChanged:
-		n.s.emit(notify.HAStateChanged, "HA state "+no.From.String()+" -> "+no.To.String(), kv...)
+		n.em.emit(notify.HAStateChanged, "HA state "+no.From.String()+" -> "+no.To.String(), kv...)
 	case ha.TookOver:
-		n.s.emit(notify.Takeover, fmt.Sprintf("took over as active with epoch %d", no.Epoch), kv...)
+		n.em.emit(notify.Takeover, fmt.Sprintf("took over as active with epoch %d", no.Epoch), kv...)
 	case ha.Demoted:
-		n.s.emit(notify.Demoted, fmt.Sprintf("a higher epoch exists: stopped acting (epoch %d)", no.Epoch), kv...)
+		n.em.emit(notify.Demoted, fmt.Sprintf("a higher epoch exists: stopped acting (epoch %d)", no.Epoch), kv...)
 	case ha.ReconnectStopped:
-		n.s.emit(notify.HAStateChanged, "automatic reconnection to the partner stopped: run lockstepctl ha reconnect", kv...)
+		n.em.emit(notify.HAStateChanged, "automatic reconnection to the partner stopped: run lockstepctl ha reconnect", kv...)
 	case ha.SyncAborted:
-		n.s.emit(notify.HAStateChanged, "synchronization with the partner aborted", kv...)
+		n.em.emit(notify.HAStateChanged, "synchronization with the partner aborted", kv...)
 	}
-	n.s.updateStatus()
+	n.status()
 }
 
 // loadRelationship reads the persisted relationship (standalone when

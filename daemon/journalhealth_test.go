@@ -223,7 +223,7 @@ func TestDaemonOnAFullDisk(t *testing.T) {
 	// start runs a lockstepd until the returned stop.
 	start := func(n Notifier) (*client.Client, func()) {
 		t.Helper()
-		srv, err := New(Options{Config: cfg, Notifier: n})
+		srv, err := New(Options{Config: cfg, Notifier: n, Drivers: testDrivers()})
 		if err != nil {
 			t.Fatalf("lockstepd did not start: %v", err)
 		}

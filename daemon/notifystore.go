@@ -25,7 +25,10 @@ var stateEvents = map[session.State]notify.Event{
 // core), once its record is durable.
 type notifyingStore struct {
 	session.Store
-	s *Server
+	em *emitter
+	// replicated waits, while the pair is synchronized, for the
+	// standby's fsync of the last record.
+	replicated func(ctx context.Context)
 }
 
 func (n notifyingStore) Propose(ctx context.Context, r session.Record) error {
@@ -37,17 +40,17 @@ func (n notifyingStore) Propose(ctx context.Context, r session.Record) error {
 		return err
 	}
 	// While synchronized, the answer waits for the standby's fsync.
-	n.s.ha.waitReplicated(ctx, n.s.store.LastIndex())
+	n.replicated(ctx)
 	if before == nil || r.Change == nil {
 		return nil
 	}
 	c := r.Change
 	if c.State != before.State {
-		n.s.emit(stateEvents[c.State], fmt.Sprintf("session %s: %s -> %s (%s)", r.Session, before.State, c.State, c.Reason),
+		n.em.emit(stateEvents[c.State], fmt.Sprintf("session %s: %s -> %s (%s)", r.Session, before.State, c.State, c.Reason),
 			"session", r.Session, "state", c.State.String(), "status", c.Status.String(), "reason", c.Reason)
 	}
 	if c.Recoverable != before.Recoverable {
-		n.s.emit(notify.RecoverableChanged, fmt.Sprintf("session %s: Recoverable %v", r.Session, c.Recoverable),
+		n.em.emit(notify.RecoverableChanged, fmt.Sprintf("session %s: Recoverable %v", r.Session, c.Recoverable),
 			"session", r.Session, "recoverable", fmt.Sprint(c.Recoverable))
 	}
 	return nil

@@ -96,7 +96,7 @@ func TestPropertiesFollowTheDaemon(t *testing.T) {
 		t.Fatal(err)
 	}
 	const version = "9.9.9-properties-test"
-	srv, err := New(Options{Config: cfg, Notifier: &countingNotifier{}, Version: version})
+	srv, err := New(Options{Config: cfg, Notifier: &countingNotifier{}, Version: version, Drivers: testDrivers()})
 	if err != nil {
 		t.Fatal(err)
 	}

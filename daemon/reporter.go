@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/freeze"
@@ -13,8 +14,14 @@ import (
 // operator (journal, bus signal) and hands the report to that period's
 // engine, which records it.
 type reporter struct {
-	s *Server
-	d *duties
+	em  *emitter
+	log *slog.Logger
+	d   *duties
+	// status brings STATUS= up to date; supersede marks the period as
+	// fenced in the server's view; higher tells the HA loop.
+	status    func()
+	supersede func(*duties)
+	higher    func(e hal.Epoch, from string)
 }
 
 var (
@@ -31,7 +38,7 @@ func (r *reporter) superseded(what, group string) bool {
 	if !r.d.superseded.Load() {
 		return false
 	}
-	r.s.log.Info("report of a fenced acting period ignored", "report", what, "group", group, "epoch", uint64(r.d.epoch))
+	r.log.Info("report of a fenced acting period ignored", "report", what, "group", group, "epoch", uint64(r.d.epoch))
 	return true
 }
 
@@ -39,9 +46,9 @@ func (r *reporter) Freezing(group, reason string, at time.Time) {
 	if r.superseded("freezing", group) {
 		return
 	}
-	r.s.emit(notify.SuspendingEvent, "freezing consistency group "+group+": "+reason, "group", group, "reason", reason)
+	r.em.emit(notify.SuspendingEvent, "freezing consistency group "+group+": "+reason, "group", group, "reason", reason)
 	if r.d.setDegraded(group, "contact", "") { // the freeze's reports tell from now on
-		r.s.updateStatus()
+		r.status()
 	}
 	r.d.engine.Freezing(group, reason, at)
 }
@@ -52,19 +59,19 @@ func (r *reporter) Settled(group string, st freeze.Settlement) {
 	}
 	switch {
 	case st.Recoverable:
-		r.s.emit(notify.GroupFrozen, "consistency group "+group+" frozen on every storage system in time: recoverable", "group", group)
+		r.em.emit(notify.GroupFrozen, "consistency group "+group+" frozen on every storage system in time: recoverable", "group", group)
 	default:
-		r.s.emit(notify.GroupPartial, "consistency group "+group+" not recoverable: "+st.Why, "group", group, "why", st.Why)
+		r.em.emit(notify.GroupPartial, "consistency group "+group+" not recoverable: "+st.Why, "group", group, "why", st.Why)
 	}
 	r.d.engine.Settled(group, st)
-	r.s.updateStatus()
+	r.status()
 }
 
 func (r *reporter) Thawed(group string, at time.Time) {
 	if r.superseded("thawed", group) {
 		return
 	}
-	r.s.emit(notify.GroupThawed, "I/O released on consistency group "+group, "group", group)
+	r.em.emit(notify.GroupThawed, "I/O released on consistency group "+group, "group", group)
 	r.d.engine.Thawed(group, at)
 }
 
@@ -73,10 +80,10 @@ func (r *reporter) Thawed(group string, at time.Time) {
 // heartbeat); a storage system that did not say which epoch it saw
 // counts as one above ours.
 func (r *reporter) Fenced(epoch hal.Epoch) {
-	r.s.supersede(r.d)
+	r.supersede(r.d)
 	r.d.engine.Fenced(epoch)
 	seen := max(epoch, r.d.epoch+1)
-	r.s.ha.higherEpoch(seen, fmt.Sprintf("a storage system (epoch %d)", seen))
+	r.higher(seen, fmt.Sprintf("a storage system (epoch %d)", seen))
 }
 
 // Unprotected: the heartbeat is on but cannot protect the group. The
@@ -95,12 +102,12 @@ func (r *reporter) Unprotected(group, why string) {
 		return
 	}
 	if why != "" {
-		r.s.emit(notify.GroupUnprotected, "consistency group "+group+" "+text, "group", group, "why", why)
+		r.em.emit(notify.GroupUnprotected, "consistency group "+group+" "+text, "group", group, "why", why)
 	} else {
-		r.s.log.Info("consistency group protected by the heartbeat again, or no longer needs it", "group", group)
+		r.log.Info("consistency group protected by the heartbeat again, or no longer needs it", "group", group)
 	}
 	r.d.engine.Unprotected(group, why)
-	r.s.updateStatus()
+	r.status()
 }
 
 // Contact: the storage systems of a mirroring group that the core cannot
@@ -116,9 +123,9 @@ func (r *reporter) Contact(group string, c freeze.Contact) {
 	}
 	if r.d.setDegraded(group, "contact", text) {
 		if text != "" {
-			r.s.emit(notify.GroupOutOfContact, "consistency group "+group+" "+text, "group", group, "contact", c.String())
+			r.em.emit(notify.GroupOutOfContact, "consistency group "+group+" "+text, "group", group, "contact", c.String())
 		}
-		r.s.updateStatus()
+		r.status()
 	}
 	r.d.engine.Contact(group, c)
 }

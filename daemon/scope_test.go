@@ -42,6 +42,8 @@ type labRig struct {
 	lab   *lab.Server
 	bus   string
 	state string
+	// drivers, if set, replace lockstepd's (a test wraps them).
+	drivers Drivers
 }
 
 func newLabRig(t *testing.T, cg time.Duration) *labRig {
@@ -80,7 +82,11 @@ func (r *labRig) start(heartbeat string, n Notifier) (*client.Client, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := New(Options{Config: cfg, Notifier: n})
+	drivers := r.drivers
+	if drivers == nil {
+		drivers = testDrivers()
+	}
+	srv, err := New(Options{Config: cfg, Notifier: n, Drivers: drivers})
 	if err != nil {
 		t.Fatal(err)
 	}

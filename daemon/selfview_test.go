@@ -21,6 +21,7 @@ import (
 // relationship's persistence on demand.
 type viewProbe struct {
 	*haNode
+	s       *Server
 	failRel atomic.Bool
 
 	mu  sync.Mutex
@@ -67,7 +68,7 @@ func (p *viewProbe) PersistRelationship(ctx context.Context, r ha.Relationship) 
 	if !r.Role.Acting() {
 		// The step ends acting: the period must be over already, before
 		// this (fsynced) write.
-		if p.s.duty.Load() != nil || doc.Acting {
+		if p.s.acting.current() != nil || doc.Acting {
 			p.report("persisting the relationship of a %s while the acting period still runs (acting %v)", r.Role, doc.Acting)
 		} else {
 			p.mu.Lock()
@@ -107,7 +108,7 @@ func (p *viewProbe) Emit(n ha.Notice) {
 func TestStatusNeverShowsAStandbyActing(t *testing.T) {
 	var probe *viewProbe
 	s, c := newServer(t, "", func(s *Server) {
-		probe = &viewProbe{haNode: s.ha}
+		probe = &viewProbe{haNode: s.ha, s: s}
 		s.ha.loop = s.ha.newLoop(s.ha.loop.State(), probe)
 	})
 	ctx := context.Background()
@@ -153,7 +154,7 @@ func TestStatusNeverShowsAStandbyActing(t *testing.T) {
 			d, _ := c.HAStatus(ctx)
 			t.Fatalf("not acting at epoch %d: %+v", e, d)
 		}
-		if d := s.duty.Load(); d == nil || d.epoch != e {
+		if d := s.acting.current(); d == nil || d.epoch != e {
 			t.Fatalf("acting at epoch %d without a period of that epoch", e)
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/godbus/dbus/v5"
 
@@ -15,17 +16,12 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control"
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/control/client"
-	"github.com/lockstep-io/lockstep/daemon/firewall"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/daemon/state"
-	"github.com/lockstep-io/lockstep/drivers/direct"
-	"github.com/lockstep-io/lockstep/drivers/wire"
-	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
-	"github.com/lockstep-io/lockstep/internal/secretfile"
 	"github.com/lockstep-io/lockstep/internal/version"
 	"github.com/lockstep-io/lockstep/persist"
 )
@@ -38,53 +34,38 @@ type Options struct {
 	Logger   *slog.Logger
 	Level    *slog.LevelVar // changed on reload
 	Clock    clock.Clock
+	// Drivers open the storage systems' connections, by kind (nil: no
+	// storage system is ever connected).
+	Drivers Drivers
 	// Version is lockstepd's version as main knows it (its -ldflags -X),
 	// which the status document and the Version property report ("":
 	// internal/version's).
 	Version string
 }
 
-// Server is one lockstepd.
+// Server is one lockstepd: it builds the parts, runs them as Tasks and
+// stops them in order. The parts hold what they use, not the server:
+// the emitter (log, SNMP, bus), the store, the clock, the drivers, the
+// acting periods and the HA part.
 type Server struct {
 	opt   Options
 	cfg   atomic.Pointer[config.Config]
 	log   *slog.Logger
 	clock clock.Clock
 	store *state.Store
+	em    *emitter
 	ha    *haNode
-	ctl   atomic.Pointer[control.Server] // set once the bus name is owned
-	// early holds the events emitted before the admin API served (the
-	// acting core's first reports race with the bus name), for it to
-	// list once it does; earlyMu orders them with its start.
-	earlyMu sync.Mutex
-	early   []api.EventDoc
+	// acting owns the acting periods and the server's view of itself.
+	acting *periods
+	// drivers owns the storage drivers, and why systems are not usable:
+	// the takeover readiness.
+	drivers *storageDrivers
 	snmp    *notify.SNMP
 	bus     *dbus.Conn
 	roots   *x509.CertPool              // [storage] ca_file; nil: no storage system is connected
 	traps   *notify.StorageTrapListener // nil without [snmp] trap_listen
-	// trapMu orders refreshTrapSources; trapKey is the connections the
-	// listener's sources were last built from.
-	trapMu  sync.Mutex
-	trapKey *string
+	sources *trapSources
 
-	mu      sync.Mutex
-	drivers map[hal.Serial]*direct.System
-	reach   reachability // why systems are not usable: the takeover readiness
-
-	// runCtx is Run's context, the parent of every acting period.
-	runCtx context.Context
-	// duty is the current acting period (nil: this server does not act);
-	// dutyMu orders its starts and stops, and lastDuties is the latest
-	// period, which the next one waits for.
-	duty       atomic.Pointer[duties]
-	dutyMu     sync.Mutex
-	lastDuties *duties
-	// viewMu makes the server's view of itself one snapshot: the HA
-	// state the loop committed (view), the period in duty, and whether
-	// that period acts (its fence pass done, not superseded) change only
-	// under it, and selfView reads them, with the time, under it.
-	viewMu sync.Mutex
-	view   ha.State
 	// propsMu makes reading the view and setting the admin API's
 	// properties one step (publishProperties), so that of two calls the
 	// later one publishes the later view.
@@ -106,13 +87,20 @@ func New(opt Options) (*Server, error) {
 	if opt.Version == "" {
 		opt.Version = version.Version
 	}
-	s := &Server{opt: opt, log: opt.Logger, clock: clock.OrReal(opt.Clock), drivers: map[hal.Serial]*direct.System{}}
+	s := &Server{opt: opt, log: opt.Logger, clock: clock.OrReal(opt.Clock),
+		drivers: newStorageDrivers(opt.Drivers)}
 	s.cfg.Store(opt.Config)
 	var err error
 	if s.roots, err = loadStorageCA(opt.Config); err != nil {
 		return nil, err
 	}
-	if err := s.newTrapListener(); err != nil {
+	// A storage trap goes to the acting core, if any.
+	if s.traps, err = newTrapListener(opt.Config, s.clock, s.log, func(ev hal.Event) {
+		if d := s.acting.current(); d != nil {
+			d.core.Observe(ev, "snmp trap")
+			s.log.Debug("storage trap handed to the freeze core", "serial", string(ev.Serial), "seq", ev.Seq, "kind", ev.Kind.String())
+		}
+	}); err != nil {
 		return nil, err
 	}
 	store, err := state.Open(opt.Config.Server.StateDir, persist.Options{Clock: s.clock, Logger: s.log})
@@ -132,32 +120,62 @@ func New(opt Options) (*Server, error) {
 			return nil, err
 		}
 	}
-	if s.ha, err = newHANode(s); err != nil {
+	// The HA part and the acting periods call each other (the loop
+	// starts periods; a period tells the loop of a higher epoch); the
+	// SNMP agent names the role: they are tied once all exist.
+	role := func() string { return s.ha.state().Role.String() }
+	if s.snmp, err = notify.NewSNMP(opt.Config.SNMP, opt.Config.Server.Name, role, s.clock, s.log); err != nil {
 		store.Close()
 		return nil, err
 	}
-	if s.snmp, err = notify.NewSNMP(opt.Config.SNMP, opt.Config.Server.Name, func() string { return s.ha.state().Role.String() },
-		s.clock, s.log); err != nil {
+	s.em = &emitter{log: s.log, clock: s.clock, snmp: s.snmp}
+	s.sources = &trapSources{traps: s.traps, store: s.store, clock: s.clock, log: s.log}
+	ds := s.drivers
+	ds.cfg, ds.store, ds.roots, ds.clock, ds.log = s.cfg.Load, s.store, s.roots, s.clock, s.log
+	ds.snmp, ds.changed = s.snmp, s.sources.refresh
+	s.acting = &periods{cfg: s.cfg.Load, clock: s.clock, log: s.log, store: s.store, em: s.em, drivers: ds,
+		status: s.updateStatus}
+	ds.acting = s.acting
+	if s.ha, err = newHANode(haDeps{cfg: s.cfg.Load, store: s.store, clock: s.clock, log: s.log, em: s.em,
+		acting: s.acting, reconcile: ds.reconcile, status: s.updateStatus}); err != nil {
 		store.Close()
 		return nil, err
 	}
-	for _, serial := range s.registry().Serials() {
-		if err := s.connect(serial); err != nil {
-			s.log.Error("storage system not connected", "serial", serial, "err", err)
-		}
-	}
-	s.refreshTrapSources()
+	s.acting.higher = s.ha.higherEpoch
+	s.acting.replicated = func(ctx context.Context) { s.ha.waitReplicated(ctx, s.store.LastIndex()) }
+	s.sources.refresh()
 	return s, nil
 }
 
 func (s *Server) registry() *registry.DB { return s.store.Registry() }
 
+// stopBound is how long Run waits, at shutdown, for the acting period
+// to end before it closes the drivers under it: well past the core's
+// own bound on its drain of the freezes in flight (a request timeout and
+// a heartbeat interval).
+func stopBound(cfg *config.Config) time.Duration {
+	return 2 * (cfg.Heartbeat.RequestTimeout + cfg.Heartbeat.Interval)
+}
+
 // Run serves until ctx ends: the freeze core, the engine's recorder, the
 // admin API and the watchdog. READY=1 goes to systemd once all of them
 // serve (the journal was replayed in New).
-func (s *Server) Run(ctx context.Context) error {
+//
+// The shutdown order is explicit: the tasks stop (the HA part joins its
+// goroutines), the acting period stops and is waited for (its core
+// finishes the freezes in flight, on drivers still open), then the
+// drivers close (each waits for its goroutines), then the store.
+func (s *Server) Run(ctx context.Context) (err error) {
 	defer s.store.Close()
+	// The drivers outlive ctx's cancellation (a freeze in flight when it
+	// ends must still reach storage); closeDrivers ends them.
+	s.drivers.start(ctx)
 	defer s.closeDrivers()
+	for _, serial := range s.registry().Serials() {
+		if err := s.drivers.connect(serial); err != nil {
+			s.log.Error("storage system not connected", "serial", serial, "err", err)
+		}
+	}
 	bus := s.opt.Bus
 	if bus == nil {
 		var err error
@@ -169,8 +187,8 @@ func (s *Server) Run(ctx context.Context) error {
 	s.bus = bus
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s.runCtx = ctx
-	defer s.stopDuties()
+	s.acting.open(ctx)
+	defer s.stopActing()
 	wd := &Watchdog{Notifier: s.opt.Notifier, Interval: WatchdogInterval(), Progress: s.progress, Logger: s.log}
 	api := newTask("admin API", s.serveControl)
 	tasks := []Task{
@@ -184,9 +202,10 @@ func (s *Server) Run(ctx context.Context) error {
 	if s.traps != nil {
 		tasks = append(tasks, s.traps)
 	}
-	err := RunTasks(ctx, tasks, func() {
-		notify.Log(s.log, notify.DaemonStarted, "lockstepd ready", "role", s.ha.state().Role.String(),
-			"ha_state", s.ha.state().HAState(), "epoch", s.registry().Epoch(), "sessions", len(s.db().Sessions()))
+	err = RunTasks(ctx, tasks, func() {
+		st := s.acting.selfView().st
+		notify.Log(s.log, notify.DaemonStarted, "lockstepd ready", "role", st.Role.String(),
+			"ha_state", st.HAState(), "epoch", s.registry().Epoch(), "sessions", len(s.db().Sessions()))
 		_ = s.opt.Notifier.Notify("READY=1")
 		s.updateStatus()
 	})
@@ -195,11 +214,25 @@ func (s *Server) Run(ctx context.Context) error {
 	return err
 }
 
+// stopActing is the first step of the shutdown: the acting period stops
+// and is waited for, so that the freezes in flight finish on open
+// drivers.
+func (s *Server) stopActing() {
+	if !s.acting.join(stopBound(s.cfg.Load())) {
+		s.drivers.closeAll() // unwedges a period stuck on storage
+		s.acting.wait()
+	}
+}
+
+// closeDrivers is the second step: every driver closes, and has ended
+// when it returns.
+func (s *Server) closeDrivers() { s.drivers.closeAll() }
+
 // progress is the watchdog's counter: the acting core's loop, which
 // stops moving when the core is wedged; a server that does not act has no
 // core loop, and its counter always moves.
 func (s *Server) progress() uint64 {
-	if d := s.duty.Load(); d != nil {
+	if d := s.acting.current(); d != nil {
 		return d.core.Progress()
 	}
 	return s.idleBeat.Add(1)
@@ -216,17 +249,9 @@ func (s *Server) serveControl(ctx context.Context, ready func()) error {
 	if err != nil {
 		return err
 	}
-	s.earlyMu.Lock()
-	s.ctl.Store(ctl)
-	early := s.early
-	s.early = nil
-	s.earlyMu.Unlock()
-	// A change between the properties given to Serve and the store above
-	// found no server to tell.
-	s.publishProperties()
-	for _, ev := range early {
-		_, _ = ctl.Emit(ev)
-	}
+	// A change between the properties given to Serve and serve found no
+	// server to tell.
+	s.em.serve(ctl, s.publishProperties)
 	ready()
 	<-ctx.Done()
 	return ctl.Close()
@@ -237,7 +262,7 @@ func (s *Server) serveControl(ctx context.Context, ready func()) error {
 // file is refused by main before it gets here.
 func (s *Server) Reload(cfg *config.Config) {
 	old := s.cfg.Load()
-	if d := s.duty.Load(); d != nil {
+	if d := s.acting.current(); d != nil {
 		if err := d.core.SetTimings(context.Background(), cfg.Heartbeat); err != nil {
 			notify.Log(s.log, notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
 			return
@@ -270,7 +295,7 @@ func (s *Server) updateStatus() {
 	if s.registry().Heartbeat() {
 		hb = "on"
 	}
-	v := s.selfView()
+	v := s.acting.selfView()
 	acting := "acting"
 	if !v.acting {
 		acting = "not acting"
@@ -281,7 +306,7 @@ func (s *Server) updateStatus() {
 	}
 	line := fmt.Sprintf("STATUS=%srole %s (%s, %s), %d sessions, heartbeat %s, epoch %d",
 		journal, v.st.Role, v.st.HAState(), acting, len(s.db().Sessions()), hb, v.st.Epoch)
-	if deg := s.duty.Load().degradations(); len(deg) > 0 {
+	if deg := s.acting.current().degradations(); len(deg) > 0 {
 		// systemd shows one line: say it is degraded first, then what.
 		line += "; DEGRADED: " + strings.Join(deg, "; ")
 	}
@@ -293,7 +318,7 @@ func (s *Server) updateStatus() {
 // of the server's view, and the epoch and heartbeat switch that the
 // status document shows.
 func (s *Server) properties() api.Properties {
-	st := s.selfView().st
+	st := s.acting.selfView().st
 	return api.Properties{Role: st.Role.String(), HAState: st.HAState(), Heartbeat: s.registry().Heartbeat(),
 		Epoch: s.registry().Epoch(), Version: s.opt.Version}
 }
@@ -305,7 +330,7 @@ func (s *Server) properties() api.Properties {
 func (s *Server) publishProperties() {
 	s.propsMu.Lock()
 	defer s.propsMu.Unlock()
-	ctl := s.ctl.Load()
+	ctl := s.em.control()
 	if ctl == nil {
 		return // Serve takes them when it starts
 	}
@@ -314,36 +339,9 @@ func (s *Server) publishProperties() {
 	}
 }
 
-// emit logs a catalogue event and signals it on the bus.
-func (s *Server) emit(e notify.Event, text string, kv ...string) {
-	args := make([]any, 0, len(kv))
-	fields := map[string]string{}
-	for i := 0; i+1 < len(kv); i += 2 {
-		args = append(args, kv[i], kv[i+1])
-		fields[kv[i]] = kv[i+1]
-	}
-	notify.Log(s.log, e, text, args...)
-	if e.Trap {
-		s.snmp.Send(e, fields)
-	}
-	ev := api.EventDoc{At: s.clock.Now(), ID: e.ID(), Severity: string(e.Severity), Text: text, Fields: fields}
-	ctl := s.ctl.Load()
-	if ctl == nil {
-		s.earlyMu.Lock()
-		if ctl = s.ctl.Load(); ctl == nil {
-			if len(s.early) < maxEarlyEvents {
-				s.early = append(s.early, ev)
-			}
-			s.earlyMu.Unlock()
-			return
-		}
-		s.earlyMu.Unlock()
-	}
-	_, _ = ctl.Emit(ev)
-}
-
-// maxEarlyEvents bounds the events kept before the admin API serves.
-const maxEarlyEvents = 256
+// emit logs a catalogue event, traps it if it traps, and signals it on
+// the bus.
+func (s *Server) emit(e notify.Event, text string, kv ...string) { s.em.emit(e, text, kv...) }
 
 // fnTask is a Task made of a function that says when it is ready.
 type fnTask struct {
@@ -369,102 +367,4 @@ func (t *fnTask) String() string         { return t.name }
 func (t *fnTask) Ready() <-chan struct{} { return t.ready }
 func (t *fnTask) Run(ctx context.Context) error {
 	return t.run(ctx, func() { t.once.Do(func() { close(t.ready) }) })
-}
-
-// systems are the drivers as the core and engine take them.
-func (s *Server) systems() map[hal.Serial]hal.StorageSystem {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := make(map[hal.Serial]hal.StorageSystem, len(s.drivers))
-	for k, v := range s.drivers {
-		out[k] = v
-	}
-	return out
-}
-
-// connect starts the driver of a registered storage system from its
-// first direct connection.
-func (s *Server) connect(serial hal.Serial) error {
-	var conn *registry.Connection
-	for _, c := range s.registry().Connections(serial) {
-		if c.Kind == string(api.Direct) {
-			conn = &c
-			break
-		}
-	}
-	if conn == nil {
-		return fmt.Errorf("%s has no direct connection (hmc and zos connections are not supported by this build)", serial)
-	}
-	if s.roots == nil {
-		return fmt.Errorf("%s: %w: the storage systems' certificates cannot be checked", serial, ErrNoStorageCA)
-	}
-	var password string
-	if conn.PasswordFile != "" {
-		b, err := secretfile.Read(conn.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("%s: password file: %w", serial, err)
-		}
-		password = strings.TrimRight(string(b), "\r\n")
-	}
-	var eps [2]string
-	copy(eps[:], conn.Addresses)
-	if eps[1] == "" {
-		eps[1] = eps[0]
-	}
-	// Each endpoint is verified against its own host name (direct sets
-	// it), then its certificate must name serial or match its pin.
-	d := direct.New(direct.Options{Serial: serial, Endpoints: eps, Manager: s.cfg.Load().Server.Name,
-		User: conn.User, Password: password, TLS: wire.ClientTLSConfig(s.roots, ""),
-		Pin:   s.cfg.Load().Storage.Pins[string(serial)],
-		Clock: s.clock, Logger: s.log, DialTimedOut: s.dialTimedOut,
-		StateChanged: func(up, timeout bool, detail string) { s.storageReachability(serial, up, timeout, detail) }})
-	s.mu.Lock()
-	s.drivers[serial] = d
-	s.mu.Unlock()
-	s.engineSystems()
-	return nil
-}
-
-// dialTimedOut logs, for a connect that got no answer at all, the
-// firewall rule that would let it through (DESIGN.md §9).
-func (s *Server) dialTimedOut(addr string) {
-	hint := firewall.Hints{Config: s.cfg.Load()}.TimeoutHint(addr, firewall.NFT)
-	notify.Log(s.log, notify.ConnectTimeoutHint, "connection attempt timed out; a firewall may drop it",
-		"addr", addr, "rule", hint)
-}
-
-// storageReachability tells the operator and the NMS when a storage
-// system stops answering (timeout or error), once per outage, and when it
-// answers again.
-func (s *Server) storageReachability(serial hal.Serial, up, timeout bool, detail string) {
-	s.reach.changed(serial, up, timeout, detail)
-	if up {
-		if d := s.duty.Load(); d != nil {
-			d.engine.Reachable(serial) // CG timeouts it could not tell before
-		}
-		if s.snmp.CommRecovered(serial) {
-			notify.Log(s.log, notify.StorageCommRecovered, "communication with a storage system recovered", "serial", string(serial))
-		}
-		return
-	}
-	if s.snmp.CommFailure(serial, timeout, detail) {
-		kind := map[bool]string{true: "timeout", false: "error"}[timeout]
-		notify.Log(s.log, notify.StorageCommFailure, "communication with a storage system failed",
-			"serial", string(serial), "kind", kind, "detail", detail)
-	}
-}
-
-// engineSystems gives the acting engine the current drivers.
-func (s *Server) engineSystems() {
-	if d := s.duty.Load(); d != nil {
-		d.engine.SetSystems(s.systems())
-	}
-}
-
-func (s *Server) closeDrivers() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, d := range s.drivers {
-		d.Close()
-	}
 }

@@ -13,6 +13,8 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/control/client"
+	"github.com/lockstep-io/lockstep/drivers/direct"
+	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/privbus"
 )
 
@@ -67,7 +69,7 @@ func serverOn(t *testing.T, dir, addr, extra string, setup func(*Server), mods .
 	for _, m := range mods {
 		m(cfg)
 	}
-	srv, err := New(Options{Config: cfg, Notifier: &countingNotifier{}})
+	srv, err := New(Options{Config: cfg, Notifier: &countingNotifier{}, Drivers: testDrivers()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,3 +207,7 @@ func TestBackupRestoreStandalone(t *testing.T) {
 		t.Fatalf("a path as the name: %v, want invalid", err)
 	}
 }
+
+// testDrivers are the drivers lockstepd links, for the tests that
+// connect to a lab.
+func testDrivers() Drivers { return Drivers{hal.Direct: direct.Factory} }

@@ -5,15 +5,16 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/config"
-	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/state"
@@ -91,42 +92,49 @@ func CheckStorageConfig(cfg *config.Config) (warnings []string, err error) {
 	return nil, nil
 }
 
+// trapSources keeps the storage trap listener's sources (the addresses
+// storage traps are accepted from) in step with the registry.
+type trapSources struct {
+	traps *notify.StorageTrapListener // nil without [snmp] trap_listen
+	store *state.Store
+	clock clock.Clock
+	log   *slog.Logger
+	// mu orders refresh; key is the connections the listener's sources
+	// were last built from.
+	mu  sync.Mutex
+	key *string
+}
+
 // newTrapListener builds the storage trap listener of [snmp] trap_listen
-// (nil when not set); its sources are set by refreshTrapSources.
-func (s *Server) newTrapListener() error {
-	cfg := s.cfg.Load()
+// (nil when not set), which hands each trap to handle; its sources are
+// set by trapSources.refresh.
+func newTrapListener(cfg *config.Config, clk clock.Clock, log *slog.Logger, handle func(hal.Event)) (*notify.StorageTrapListener, error) {
 	if cfg.SNMP.TrapListen == nil {
-		return nil
+		return nil, nil
 	}
 	auth, err := notify.ReadTrapAuth(cfg.SNMP.TrapAuth)
 	if err != nil {
-		return fmt.Errorf("daemon: %w", err)
+		return nil, fmt.Errorf("daemon: %w", err)
 	}
 	// Storage traps: the third source of suspend events, beside the
 	// pushed stream and the poll; the core counts each event once.
-	s.traps = notify.NewStorageTrapListener(notify.StorageTrapOptions{Addr: cfg.SNMP.TrapListen.HostPort(), Auth: auth,
-		Clock: s.clock, Logger: s.log, Handle: func(ev hal.Event) {
-			if d := s.duty.Load(); d != nil {
-				d.core.Observe(ev, "snmp trap")
-				s.log.Debug("storage trap handed to the freeze core", "serial", string(ev.Serial), "seq", ev.Seq, "kind", ev.Kind.String())
-			}
-		}})
-	return nil
+	return notify.NewStorageTrapListener(notify.StorageTrapOptions{Addr: cfg.SNMP.TrapListen.HostPort(), Auth: auth,
+		Clock: clk, Logger: log, Handle: handle}), nil
 }
 
 // resolveTimeout bounds the lookup of a connection's host name.
 const resolveTimeout = 2 * time.Second
 
-// refreshTrapSources gives the trap listener the addresses of the
+// refresh gives the trap listener the addresses of the
 // defined storage systems' TCP/IP connections (direct and HMC; a z/OS
 // agent sends no storage traps), each with the serials it may send traps
 // for. Called whenever the registry may have changed; host names are
 // looked up again only when the connections changed.
-func (s *Server) refreshTrapSources() {
-	if s.traps == nil {
+func (ts *trapSources) refresh() {
+	if ts.traps == nil {
 		return
 	}
-	db := s.registry()
+	db := ts.store.Registry()
 	type conn struct {
 		serial hal.Serial
 		c      registry.Connection
@@ -135,33 +143,33 @@ func (s *Server) refreshTrapSources() {
 	key := ""
 	for _, serial := range db.Serials() {
 		for _, c := range db.Connections(serial) {
-			if c.Kind == string(api.ZOS) {
+			if c.Kind == hal.ZOS {
 				continue
 			}
 			conns = append(conns, conn{serial, c})
 			key += fmt.Sprintf("%s %q\n", serial, c.Addresses)
 		}
 	}
-	s.trapMu.Lock()
-	defer s.trapMu.Unlock()
-	if s.trapKey != nil && *s.trapKey == key {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.key != nil && *ts.key == key {
 		return
 	}
 	sources := map[netip.Addr][]hal.Serial{}
 	for _, c := range conns {
-		for _, addr := range s.connectionIPs(c.c) {
+		for _, addr := range ts.connectionIPs(c.c) {
 			if !slices.Contains(sources[addr], c.serial) {
 				sources[addr] = append(sources[addr], c.serial)
 			}
 		}
 	}
-	s.traps.SetSources(sources)
-	s.trapKey = &key
+	ts.traps.SetSources(sources)
+	ts.key = &key
 }
 
 // connectionIPs are the IP addresses of a connection's endpoints; a
 // host name is looked up (and logged when it does not resolve).
-func (s *Server) connectionIPs(c registry.Connection) []netip.Addr {
+func (ts *trapSources) connectionIPs(c registry.Connection) []netip.Addr {
 	var out []netip.Addr
 	for _, a := range c.Addresses {
 		host, _, err := net.SplitHostPort(a)
@@ -172,11 +180,14 @@ func (s *Server) connectionIPs(c registry.Connection) []netip.Addr {
 			out = append(out, ip.Unmap())
 			continue
 		}
-		ctx, cancel := clock.WithTimeout(context.Background(), s.clock, resolveTimeout)
+		// Bounded on its own: a refresh runs from the places the
+		// registry changes, some of which (the HA part's watch, an
+		// acting period's start) carry no request.
+		ctx, cancel := clock.WithTimeout(context.Background(), ts.clock, resolveTimeout)
 		ips, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 		cancel()
 		if err != nil {
-			s.log.Warn("storage address does not resolve: its traps are not accepted", "host", host, "err", err)
+			ts.log.Warn("storage address does not resolve: its traps are not accepted", "host", host, "err", err)
 			continue
 		}
 		for _, ip := range ips {

@@ -92,11 +92,10 @@ func TestStartAndCheckNeedTheCAOnceStorageIsDefined(t *testing.T) {
 	if w, err := CheckStorageConfig(withCA); err != nil || len(w) != 0 {
 		t.Fatalf("check-config with the CA: %v, %v", w, err)
 	}
-	srv, err := New(Options{Config: withCA, Notifier: &countingNotifier{}})
+	srv, err := New(Options{Config: withCA, Notifier: &countingNotifier{}, Drivers: testDrivers()})
 	if err != nil {
 		t.Fatalf("start with the CA: %v", err)
 	}
-	srv.closeDrivers()
 	srv.store.Close()
 	// A CA file that holds no certificate is refused at once.
 	bad := filepath.Join(t.TempDir(), "ca.pem")

@@ -8,6 +8,12 @@
 // drivers (direct TCP/IP, HMC, z/OS). Every implementation must pass the
 // conformance suite in hal/haltest.
 //
+// The daemon opens drivers only through a Factory, one per ConnectionKind,
+// which cmd/lockstepd hands it: it sees a Driver (a StorageSystem that
+// says which endpoint carries it and that it closes), never a concrete
+// driver type. A Driver lives in the context it was opened in and its
+// Close waits for every goroutine it started.
+//
 // Every command carries the sender's epoch (the fencing token of DESIGN.md
 // §1): a storage system remembers the highest epoch it has seen and answers
 // ErrFenced to anything lower.

@@ -90,7 +90,7 @@ func TestLabEndToEnd(t *testing.T) {
 				pw = sc.Password
 			}
 		}
-		d := direct.New(direct.Options{Serial: hal.Serial(s.Serial), Endpoints: s.Endpoints, Manager: "t",
+		d := direct.New(t.Context(), direct.Options{Serial: hal.Serial(s.Serial), Endpoints: s.Endpoints, Manager: "t",
 			User: "lockstep", Password: pw, TLS: wire.ClientTLSConfig(pool, "127.0.0.1")})
 		t.Cleanup(func() { d.Close() })
 		conns[d.Serial()] = d
@@ -150,7 +150,7 @@ func managerOf(t *testing.T, sock string, cfg *lab.Config, serial hal.Serial, ma
 			opt.Password = sc.Password
 		}
 	}
-	d := direct.New(opt)
+	d := direct.New(t.Context(), opt)
 	t.Cleanup(func() { d.Close() })
 	return d
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/daemon/notify"
+	"github.com/lockstep-io/lockstep/drivers/direct"
+	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/version"
 )
 
@@ -102,7 +104,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	out := notify.NewSwitch(withSyslog(cfg))
 	logger := slog.New(out)
-	opt := daemon.Options{Config: cfg, Logger: logger, Level: level, Version: version.Version}
+	opt := daemon.Options{Config: cfg, Logger: logger, Level: level, Version: version.Version, Drivers: drivers()}
 	if *bus != "" {
 		conn, err := client.Connect(*bus)
 		if err != nil {
@@ -159,5 +161,14 @@ func serve(srv *daemon.Server, cfgPath string, logger *slog.Logger, relog func(*
 				cancel()
 			}
 		}
+	}
+}
+
+// drivers are the storage drivers this build links, one factory per
+// connection kind (DESIGN.md §4); a kind left out is reported as not
+// supported by this build.
+func drivers() daemon.Drivers {
+	return daemon.Drivers{
+		hal.Direct: direct.Factory,
 	}
 }

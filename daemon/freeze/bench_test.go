@@ -82,7 +82,7 @@ func setupFreezeBench(b *testing.B, n int, overWire bool) *freezeBench {
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(srv.CAPEM())
 		for _, st := range srv.Status() {
-			d := direct.New(direct.Options{Serial: hal.Serial(st.Serial), Endpoints: st.Endpoints, Manager: manager,
+			d := direct.New(b.Context(), direct.Options{Serial: hal.Serial(st.Serial), Endpoints: st.Endpoints, Manager: manager,
 				User: "u", Password: "p", TLS: wire.ClientTLSConfig(pool, "127.0.0.1")})
 			b.Cleanup(func() { d.Close() })
 			fb.conns[d.Serial()] = d

@@ -25,16 +25,17 @@ const (
 
 // Connection is one way to reach a storage system.
 type Connection struct {
-	Name         string   `json:"name"`
-	Kind         string   `json:"kind"` // direct, hmc, zos
-	Addresses    []string `json:"addresses"`
-	Sysplex      string   `json:"sysplex,omitempty"`
-	User         string   `json:"user,omitempty"`
-	PasswordFile string   `json:"password_file,omitempty"`
+	Name         string             `json:"name"`
+	Kind         hal.ConnectionKind `json:"kind"`
+	Addresses    []string           `json:"addresses"`
+	Sysplex      string             `json:"sysplex,omitempty"`
+	User         string             `json:"user,omitempty"`
+	PasswordFile string             `json:"password_file,omitempty"`
 }
 
 // CarriesHeartbeat: TCP/IP connections can, z/OS ones cannot (DESIGN.md §4).
-func (c Connection) CarriesHeartbeat() bool { return c.Kind != "zos" }
+// The admin API admits only known kinds into the registry.
+func (c Connection) CarriesHeartbeat() bool { return c.Kind.CarriesHeartbeat() }
 
 // Record is one change.
 type Record struct {

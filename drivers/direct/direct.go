@@ -98,12 +98,15 @@ type System struct {
 	done chan struct{}
 }
 
-var _ hal.StorageSystem = (*System)(nil)
+var _ hal.Driver = (*System)(nil)
 
-// New starts a driver; it connects in the background until Close.
-func New(opt Options) *System {
+// New starts a driver; it connects in the background until ctx ends or
+// Close, which waits for it. The driver's whole life is that one
+// context: its connect loop is the only goroutine it starts, and the
+// loop (not the struct) holds the context.
+func New(ctx context.Context, opt Options) *System {
 	opt = opt.withDefaults()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	s := &System{
 		opt: opt, log: opt.Logger.With("component", "direct", "serial", string(opt.Serial)),
 		changed: make(chan struct{}), cluster: -1, subs: map[chan hal.Event]struct{}{},
@@ -113,11 +116,50 @@ func New(opt Options) *System {
 	return s
 }
 
-// Close stops the driver and closes its connection.
+// Factory opens the driver of a direct connection (a hal.Factory): its
+// one or two addresses are the cluster endpoints (one address serves
+// both), each verified against its own host name.
+func Factory(ctx context.Context, spec hal.ConnectionSpec) (hal.Driver, error) {
+	if spec.Roots == nil {
+		return nil, fmt.Errorf("%s: %w", spec.Serial, ErrNoCA)
+	}
+	if n := len(spec.Addresses); n < 1 || n > 2 {
+		return nil, fmt.Errorf("%w: %s: a direct connection has one or two cluster endpoints, not %d",
+			ErrBadEndpoint, spec.Serial, n)
+	}
+	var eps [2]string
+	for i, a := range spec.Addresses {
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("%w: %s: %q: %w", ErrBadEndpoint, spec.Serial, a, err)
+		}
+		eps[i] = a
+	}
+	if eps[1] == "" {
+		eps[1] = eps[0]
+	}
+	return New(ctx, Options{Serial: spec.Serial, Endpoints: eps, Manager: spec.Manager, User: spec.User,
+		Password: spec.Password, TLS: wire.ClientTLSConfig(spec.Roots, ""), Pin: spec.Pin,
+		Clock: spec.Clock, Logger: spec.Logger, DialTimedOut: spec.DialTimedOut, StateChanged: spec.Reachability}), nil
+}
+
+// ErrBadEndpoint: a connection's endpoints are not one or two host:port.
+var ErrBadEndpoint = errors.New("direct: bad endpoint")
+
+// Close stops the driver, closes its connection and waits for its
+// goroutines.
 func (s *System) Close() error {
 	s.stop()
 	<-s.done
 	return nil
+}
+
+// Via is the cluster whose endpoint carries the commands ("" while
+// neither answers).
+func (s *System) Via() string {
+	if c := s.Cluster(); c >= 0 {
+		return fmt.Sprintf("cluster %d", c)
+	}
+	return ""
 }
 
 // Dials is the number of connection attempts so far.

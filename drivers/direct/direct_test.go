@@ -91,7 +91,7 @@ func driverFor(t testing.TB, srv *lab.Server, serial hal.Serial, tweak func(*dir
 	if tweak != nil {
 		tweak(&opt)
 	}
-	d := direct.New(opt)
+	d := direct.New(t.Context(), opt)
 	t.Cleanup(func() { d.Close() })
 	return d
 }
@@ -245,7 +245,7 @@ func TestReconnectBackoff(t *testing.T) {
 		start := clk.Now()
 		var mu sync.Mutex
 		var dials []time.Duration
-		d := direct.New(direct.Options{
+		d := direct.New(t.Context(), direct.Options{
 			Serial: "LAB.X", Endpoints: [2]string{"a:1", "b:1"}, Clock: clk,
 			TLS:        wire.ClientTLSConfig(x509.NewCertPool(), ""),
 			BackoffMin: 100 * time.Millisecond, BackoffMax: 2 * time.Second,
@@ -371,7 +371,7 @@ func TestDialTimeoutIsReported(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
 	var reported []string
-	d := direct.New(direct.Options{Serial: "X", Endpoints: [2]string{"blackhole:1", "refused:1"},
+	d := direct.New(t.Context(), direct.Options{Serial: "X", Endpoints: [2]string{"blackhole:1", "refused:1"},
 		TLS:            wire.ClientTLSConfig(x509.NewCertPool(), ""),
 		ConnectTimeout: 50 * time.Millisecond, BackoffMin: time.Hour,
 		Dial: func(ctx context.Context, addr string) (net.Conn, error) {

@@ -24,4 +24,9 @@
 // Events of whichever connection is live are fanned out to every Events
 // subscriber; an event lost while no connection was live is what the
 // manager's periodic poll is for.
+//
+// Factory is the hal.Factory of direct connections, which cmd/lockstepd
+// maps to hal.Direct. A driver's one goroutine of its own (the connect
+// loop, which joins its event forwarder) lives in the context New was
+// given and is joined by Close.
 package direct

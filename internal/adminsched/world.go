@@ -15,6 +15,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon"
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control/client"
+	"github.com/lockstep-io/lockstep/drivers/direct"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/internal/emu"
@@ -157,7 +158,7 @@ func (w *world) startDaemon(ctx context.Context) error {
 	}
 	log := slog.New(slog.NewTextHandler(w.logf, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	srv, err := daemon.New(daemon.Options{Config: cfg, Logger: log, Clock: w.clk,
-		Notifier: quietNotifier{}})
+		Notifier: quietNotifier{}, Drivers: daemon.Drivers{hal.Direct: direct.Factory}})
 	if err != nil {
 		return err
 	}

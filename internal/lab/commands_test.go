@@ -35,7 +35,7 @@ func overTheWire(t *testing.T, srv *Server, manager string) hal.StorageSystem {
 			opt.Endpoints = st.Endpoints
 		}
 	}
-	d := direct.New(opt)
+	d := direct.New(t.Context(), opt)
 	t.Cleanup(func() { d.Close() })
 	return d
 }

@@ -45,7 +45,7 @@ func setupOverWire(ctx context.Context, t *testing.T, opt Options) (*lab, *labsr
 	conns := map[hal.Serial]hal.StorageSystem{}
 	for _, st := range srv.Status() {
 		serial := hal.Serial(st.Serial)
-		d := direct.New(direct.Options{Serial: serial, Endpoints: st.Endpoints, Manager: manager,
+		d := direct.New(ctx, direct.Options{Serial: serial, Endpoints: st.Endpoints, Manager: manager,
 			User: "lockstep", Password: "pw-" + st.Serial, TLS: wire.ClientTLSConfig(pool, "127.0.0.1"),
 			Clock: coreClk, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
 		t.Cleanup(func() { d.Close() })

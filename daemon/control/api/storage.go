@@ -13,25 +13,20 @@ import (
 	"github.com/lockstep-io/lockstep/hal"
 )
 
-// ConnectionKind is how the daemon reaches a storage system (DESIGN.md §4).
-type ConnectionKind string
+// ConnectionKind is how the daemon reaches a storage system (DESIGN.md
+// §4): hal's type, so that the registry, the admin API and the driver
+// factories of cmd/lockstepd speak of one kind.
+type ConnectionKind = hal.ConnectionKind
 
 const (
 	// Direct is TCP/IP to the storage system's two cluster endpoints.
-	Direct ConnectionKind = "direct"
+	Direct = hal.Direct
 	// HMC is TCP/IP through one or two management consoles.
-	HMC ConnectionKind = "hmc"
+	HMC = hal.HMC
 	// ZOS is in-band through a z/OS host agent of a sysplex; it cannot
 	// carry the heartbeat.
-	ZOS ConnectionKind = "zos"
+	ZOS = hal.ZOS
 )
-
-// Valid reports whether k is a known kind.
-func (k ConnectionKind) Valid() bool { return k == Direct || k == HMC || k == ZOS }
-
-// CarriesHeartbeat reports whether the Metro Mirror heartbeat can flow over
-// a connection of this kind (TCP/IP ones only).
-func (k ConnectionKind) CarriesHeartbeat() bool { return k == Direct || k == HMC }
 
 // StorageSpec is the argument of StorageAdd: a storage system and its
 // connections. Adding connections to a known serial adds them to it.

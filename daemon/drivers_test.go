@@ -1,0 +1,130 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/hal"
+)
+
+// TestDriverChoiceByKind: the connection that carries a storage
+// system's driver is the first, by kind, that this build has a factory
+// for; without one, the reason names what is missing.
+func TestDriverChoiceByKind(t *testing.T) {
+	t.Parallel()
+	f := func(context.Context, hal.ConnectionSpec) (hal.Driver, error) { return nil, errors.New("unused") }
+	direct := registry.Connection{Name: "d", Kind: hal.Direct, Addresses: []string{"a:1"}}
+	hmc := registry.Connection{Name: "h", Kind: hal.HMC, Addresses: []string{"h1:1751", "h2:1751"}}
+	zos := registry.Connection{Name: "z", Kind: hal.ZOS, Addresses: []string{"z:5858"}, Sysplex: "PLEX1"}
+	for _, tc := range []struct {
+		name      string
+		factories Drivers
+		conns     []registry.Connection
+		want      string // the chosen connection's name
+		wantErr   string // connect's error without one
+		wantWhy   string // readiness without a driver
+	}{
+		{name: "direct build, direct connection", factories: Drivers{hal.Direct: f},
+			conns: []registry.Connection{zos, direct}, want: "d", wantWhy: "its direct connection is not started yet"},
+		{name: "direct build, hmc and zos only", factories: Drivers{hal.Direct: f}, conns: []registry.Connection{hmc, zos},
+			wantErr: "S has no direct connection (hmc and zos connections are not supported by this build)",
+			wantWhy: "no usable connection: HMC h1:1751;h2:1751: this build cannot reach storage through an HMC; " +
+				"z/OS (sysplex PLEX1): no IP connection, and this build cannot issue commands through z/OS"},
+		{name: "hmc build prefers direct", factories: Drivers{hal.Direct: f, hal.HMC: f},
+			conns: []registry.Connection{hmc, direct}, want: "d", wantWhy: "its direct connection is not started yet"},
+		{name: "hmc build, hmc connection", factories: Drivers{hal.Direct: f, hal.HMC: f},
+			conns: []registry.Connection{zos, hmc}, want: "h", wantWhy: "its hmc connection is not started yet"},
+		{name: "no driver at all", factories: nil, conns: []registry.Connection{direct},
+			wantErr: "S: this build has no storage driver",
+			wantWhy: "no usable connection: direct: not supported by this build"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			ds := newStorageDrivers(tc.factories)
+			c, fac := ds.pick(tc.conns)
+			switch {
+			case tc.want == "" && c != nil:
+				t.Fatalf("picked %q, want none", c.Name)
+			case tc.want != "" && (c == nil || c.Name != tc.want || fac == nil):
+				t.Fatalf("picked %v, want %q", c, tc.want)
+			}
+			if tc.wantErr != "" {
+				if err := ds.noUsableConnection("S"); err == nil || err.Error() != tc.wantErr {
+					t.Fatalf("error %v, want %q", err, tc.wantErr)
+				}
+			}
+			db := registry.NewDB()
+			for _, conn := range tc.conns {
+				if err := db.Apply(registry.Record{Version: registry.RecordVersion, Kind: registry.KindStorageAdded,
+					Serial: "S", Connection: &conn}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if got := ds.noDriverReason(db, "S"); got != tc.wantWhy {
+				t.Fatalf("reason %q, want %q", got, tc.wantWhy)
+			}
+		})
+	}
+}
+
+// fakeDriver is a driver that records its life: the context it was
+// opened in, and its Close.
+type fakeDriver struct {
+	hal.StorageSystem
+	ctx    context.Context
+	closed chan struct{}
+}
+
+func (d *fakeDriver) Via() string  { return "" }
+func (d *fakeDriver) Close() error { close(d.closed); return nil }
+
+// TestDriversOutliveRunsCancellation: a driver lives in Run's context
+// without its cancellation (a freeze in flight at a stop must still
+// reach storage) and ends when the set closes it; retain closes the
+// drivers of systems no longer registered; nothing opens after closeAll.
+func TestDriversOutliveRunsCancellation(t *testing.T) {
+	t.Parallel()
+	var opened []*fakeDriver
+	f := func(ctx context.Context, spec hal.ConnectionSpec) (hal.Driver, error) {
+		d := &fakeDriver{ctx: ctx, closed: make(chan struct{})}
+		opened = append(opened, d)
+		return d, nil
+	}
+	ds := newStorageDrivers(Drivers{hal.Direct: f})
+	if err := ds.add(f, hal.Direct, hal.ConnectionSpec{Serial: "A"}); !errors.Is(err, errNotRunning) {
+		t.Fatalf("add before start: %v, want errNotRunning", err)
+	}
+	run, cancel := context.WithCancel(t.Context())
+	ds.start(run)
+	for _, serial := range []hal.Serial{"A", "B"} {
+		if err := ds.add(f, hal.Direct, hal.ConnectionSpec{Serial: serial}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel()
+	if err := opened[0].ctx.Err(); err != nil {
+		t.Fatalf("a driver's context ended with Run's: %v", err)
+	}
+	if missing := ds.retain([]hal.Serial{"B", "C"}); len(missing) != 1 || missing[0] != "C" {
+		t.Fatalf("retain: missing %q, want [C]", missing)
+	}
+	select {
+	case <-opened[0].closed:
+	default:
+		t.Fatal("the driver of a system no longer registered is not closed")
+	}
+	ds.closeAll()
+	select {
+	case <-opened[1].closed:
+	default:
+		t.Fatal("closeAll left a driver open")
+	}
+	if opened[1].ctx.Err() == nil {
+		t.Fatal("the drivers' context outlives closeAll")
+	}
+	if err := ds.add(f, hal.Direct, hal.ConnectionSpec{Serial: "C"}); !errors.Is(err, errNotRunning) {
+		t.Fatalf("add after closeAll: %v, want errNotRunning", err)
+	}
+}
