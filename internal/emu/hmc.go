@@ -266,6 +266,9 @@ func (r *hmcRelay) do(ctx context.Context, fn func(ctx context.Context) error) e
 	if err := h.sleep(ctx, extra+h.processing); err != nil {
 		return err
 	}
+	if h.Mode() != LinkUp { // it died or went silent while it worked: the command goes no further
+		return fmt.Errorf("%w: HMC %s stopped before relaying the command", hal.ErrUnreachable, h.name)
+	}
 	if !h.linkUp(r.sys) {
 		return fmt.Errorf("%w: HMC %s: no connection to %s over its private network", hal.ErrUnreachable, h.name, r.sys.serial)
 	}
