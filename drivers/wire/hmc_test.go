@@ -154,4 +154,3 @@ func TestVersion1PeerToldWhy(t *testing.T) {
 		t.Fatalf("client error %v", err)
 	}
 }
-
