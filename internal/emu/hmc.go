@@ -263,7 +263,9 @@ func (r *hmcRelay) do(ctx context.Context, fn func(ctx context.Context) error) e
 		<-ctx.Done()
 		return fmt.Errorf("%w: HMC %s: no answer: %w", hal.ErrTimeout, h.name, ctx.Err())
 	}
-	if err := h.sleep(ctx, extra+h.processing); err != nil {
+	// One wait for the processing and the way out: timers on a loaded
+	// machine overshoot, and each wait would add its own overshoot.
+	if err := h.sleep(ctx, extra+h.processing+h.linkLatency); err != nil {
 		return err
 	}
 	if h.Mode() != LinkUp { // it died or went silent while it worked: the command goes no further
@@ -271,9 +273,6 @@ func (r *hmcRelay) do(ctx context.Context, fn func(ctx context.Context) error) e
 	}
 	if !h.linkUp(r.sys) {
 		return fmt.Errorf("%w: HMC %s: no connection to %s over its private network", hal.ErrUnreachable, h.name, r.sys.serial)
-	}
-	if err := h.sleep(ctx, h.linkLatency); err != nil {
-		return err
 	}
 	err := fn(ctx)
 	if werr := h.sleep(ctx, h.linkLatency); werr != nil && err == nil {
