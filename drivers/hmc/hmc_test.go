@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -443,5 +445,43 @@ func TestBackoff(t *testing.T) {
 		if got := hmc.Backoff(tc.attempt, 100*time.Millisecond, 10*time.Second); got != tc.want {
 			t.Errorf("%s: Backoff(%d) = %v, want %v", tc.name, tc.attempt, got, tc.want)
 		}
+	}
+}
+
+// TestHMCsFrontingDifferentSystems: in one connection, each system's
+// commands and events go through the HMC that fronts it.
+func TestHMCsFrontingDifferentSystems(t *testing.T) {
+	t.Parallel()
+	srv := startLab(t, labFile(both, front{"HMC1", both[:1]}, front{"HMC2", both[1:]}))
+	var changes []string
+	var mu sync.Mutex
+	c := connFor(t, srv, []string{"HMC1", "HMC2"}, func(o *hmc.Options) {
+		o.StateChanged = func(i int, up bool, _ string) {
+			mu.Lock()
+			changes = append(changes, fmt.Sprintf("%d:%v", i, up))
+			mu.Unlock()
+		}
+	})
+	for _, s := range both {
+		if _, err := c.System(s).QueryLSSs(ctxFor(t, 10*time.Second), 1); err != nil {
+			t.Fatalf("%s: %v", s, err)
+		}
+	}
+	if got := c.Attached(); !slices.Equal(got, both) {
+		t.Fatalf("attached %v, want %v", got, both)
+	}
+	// HMC2 down: the secondary is unreachable (HMC1 does not front it),
+	// the primary is not.
+	inject(t, srv, lab.Fault{Kind: "hmc", HMC: "HMC2", Mode: "down"})
+	if _, err := c.System(haltest.Secondary).QueryLSSs(ctxFor(t, 300*time.Millisecond), 1); !errors.Is(err, hal.ErrUnreachable) {
+		t.Fatalf("secondary with its HMC down: %v", err)
+	}
+	if _, err := c.System(haltest.Primary).QueryLSSs(ctxFor(t, 10*time.Second), 1); err != nil {
+		t.Fatalf("primary: %v", err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if !slices.Contains(changes, "1:true") || !slices.Contains(changes, "1:false") || slices.Contains(changes, "0:false") {
+		t.Fatalf("state changes %v, want HMC2 up then down, HMC1 never down", changes)
 	}
 }
