@@ -150,6 +150,9 @@ func buildRequest(cmd string, pos []string, endpoint, manager string, chains, pe
 	if len(pos) < 2 {
 		return usage("fault KIND SYSTEM ...: see lockstep-lab help")
 	}
+	if pos[0] == "hmc" || pos[0] == "hmc-link" {
+		return hmcFault(pos) // hmc.go
+	}
 	ep := map[string]int{"0": 0, "1": 1, "both": -1}
 	epIndex, ok := ep[endpoint]
 	if !ok {
@@ -203,6 +206,7 @@ func printResponse(out io.Writer, cmd string, resp *lab.Response) {
 			fmt.Fprintf(out, "%-20s %-8s cluster 0 %-22s cluster 1 %-22s epoch %d  host writes %d\n",
 				s.Serial, state, s.Endpoints[0], s.Endpoints[1], s.Epoch, s.Writes)
 		}
+		printHMCs(out, resp.HMCs) // hmc.go
 	case "fault":
 		fmt.Fprintln(out, "fault injected")
 	case "workload":

@@ -47,7 +47,11 @@ commands:
   fault manager SYSTEM up|down|blackhole [--endpoint 0|1|both] [--manager NAME]
   fault latency SYSTEM DURATION [--endpoint 0|1|both]
   fault crash|restart SYSTEM
-          inject a fault into a running lab
+  fault hmc NAME up|down|blackhole
+  fault hmc NAME latency DURATION
+  fault hmc-link NAME SERIAL up|down
+          inject a fault into a running lab (an HMC, or its private link
+          to one storage system)
   workload start [--chains N] [--volumes-per-chain N] [--think DURATION]
   workload stop|status [--json]
           the dependent-write workload over the lab file's mirrors

@@ -75,10 +75,15 @@ type Client struct {
 	pending map[uint64]chan Response // by request ID; buffered 1
 	err     error                    // why the connection ended; set once
 
-	serial  hal.Serial // the storage system this connection serves (HelloOK)
-	events  chan hal.Event
-	dropped atomic.Uint64
-	foreign atomic.Uint64 // events dropped for naming another storage system
+	serial hal.Serial // the storage system this connection serves (HelloOK)
+	// hmc is the HMC's name when the connection is to an HMC, and
+	// attached the serials it fronts (HelloOK): its events may name
+	// only those.
+	hmc      string
+	attached map[hal.Serial]bool
+	events   chan hal.Event
+	dropped  atomic.Uint64
+	foreign  atomic.Uint64 // events dropped for naming another storage system
 
 	done     chan struct{}
 	failOnce sync.Once
@@ -118,12 +123,19 @@ func NewClient(ctx context.Context, conn net.Conn, hello Hello, opts ClientOptio
 	}
 	c := &Client{
 		serial:  ok.Serial,
+		hmc:     ok.HMC,
 		conn:    conn,
 		opts:    opts,
 		writeq:  make(chan *outgoing, 64),
 		pending: make(map[uint64]chan Response),
 		events:  make(chan hal.Event, opts.EventBuffer),
 		done:    make(chan struct{}),
+	}
+	if ok.HMC != "" {
+		c.attached = make(map[hal.Serial]bool, len(ok.Attached))
+		for _, a := range ok.Attached {
+			c.attached[a] = true
+		}
 	}
 	c.wg.Add(2)
 	go c.readLoop(br)
@@ -146,7 +158,7 @@ func clientHandshake(ctx context.Context, conn net.Conn, br *bufio.Reader, hello
 	// net.Conn deadlines are wall-clock by nature; ctx cuts them short.
 	conn.SetDeadline(time.Now().Add(timeout))
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	ok, err := verifyThenExchange(tc, br, body, hello.Serial, pin)
+	ok, err := verifyThenExchange(tc, br, body, hello, pin)
 	if !stop() { // ctx ended during the handshake; the deadline is in the past
 		return HelloOK{}, fmt.Errorf("wire: handshake: %w: %w", ErrConnLost, context.Cause(ctx))
 	}
@@ -160,14 +172,21 @@ func clientHandshake(ctx context.Context, conn net.Conn, br *bufio.Reader, hello
 // verifyThenExchange completes the TLS handshake and checks the
 // certificate's identity before the Hello, which holds the password, is
 // written.
-func verifyThenExchange(tc *tls.Conn, br *bufio.Reader, hello []byte, serial hal.Serial, pin []byte) (HelloOK, error) {
+func verifyThenExchange(tc *tls.Conn, br *bufio.Reader, body []byte, hello Hello, pin []byte) (HelloOK, error) {
 	if err := tc.Handshake(); err != nil {
 		return HelloOK{}, fmt.Errorf("%w: %w", ErrConnLost, err)
 	}
-	if err := VerifyIdentity(tc.ConnectionState(), serial, pin); err != nil {
+	if hello.ToHMC {
+		return verifyThenExchangeHMC(tc, br, body, hello.HMC, pin)
+	}
+	if err := VerifyIdentity(tc.ConnectionState(), hello.Serial, pin); err != nil {
 		return HelloOK{}, err
 	}
-	return exchangeHellos(tc, br, hello, serial)
+	ok, err := exchangeHellos(tc, br, body, hello.Serial)
+	if err == nil && ok.HMC != "" {
+		return HelloOK{}, fmt.Errorf("%w: asked for a storage system, the endpoint is HMC %s", ErrUnknownSerial, ok.HMC)
+	}
+	return ok, err
 }
 
 func exchangeHellos(conn net.Conn, br *bufio.Reader, hello []byte, serial hal.Serial) (HelloOK, error) {
@@ -178,7 +197,7 @@ func exchangeHellos(conn net.Conn, br *bufio.Reader, hello []byte, serial hal.Se
 	if _, err := conn.Write(buf.Bytes()); err != nil {
 		return HelloOK{}, fmt.Errorf("%w: %w", ErrConnLost, err)
 	}
-	f, err := ReadFrame(br, MaxHandshakeFrame)
+	f, err := ReadFrame(br, MaxHelloAnswerFrame)
 	if err != nil {
 		if protocolError(err) {
 			return HelloOK{}, err
@@ -283,7 +302,11 @@ func (c *Client) readLoop(br *bufio.Reader) {
 // endpoint speaking for a system it was not authenticated as) is dropped,
 // counted and logged at 1, 2, 4, 8... drops.
 func (c *Client) ownEvent(ev hal.Event) bool {
-	if ev.Serial == c.serial && (ev.Kind != hal.EventSuspend || ev.LSSPair.Source.Serial == c.serial) {
+	own := ev.Serial == c.serial
+	if c.hmc != "" {
+		own = c.attached[ev.Serial] // an HMC speaks for its attached systems only
+	}
+	if own && (ev.Kind != hal.EventSuspend || ev.LSSPair.Source.Serial == ev.Serial) {
 		return true
 	}
 	if n := c.foreign.Add(1); n&(n-1) == 0 {
@@ -367,6 +390,12 @@ func (c *Client) fail(err error) {
 // The request carries the time left before ctx's deadline, read on the
 // Client's clock, or DefaultTimeout if ctx has none.
 func (c *Client) Call(ctx context.Context, epoch hal.Epoch, op Op, args []byte) ([]byte, error) {
+	return c.CallTo(ctx, "", epoch, op, args)
+}
+
+// CallTo is Call for the storage system target behind the endpoint (an
+// HMC's attached system; "" is a storage endpoint's own system).
+func (c *Client) CallTo(ctx context.Context, target hal.Serial, epoch hal.Epoch, op Op, args []byte) ([]byte, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = clock.WithTimeout(ctx, c.opts.Clock, c.opts.DefaultTimeout)
@@ -379,7 +408,7 @@ func (c *Client) Call(ctx context.Context, epoch hal.Epoch, op Op, args []byte) 
 	}
 
 	id := c.nextID.Add(1)
-	body, err := EncodeRequest(Request{ID: id, Epoch: epoch, Timeout: timeout, Op: op, Args: args})
+	body, err := EncodeRequest(Request{ID: id, Epoch: epoch, Timeout: timeout, Op: op, Target: target, Args: args})
 	if err != nil {
 		return nil, fmt.Errorf("wire: %s: %w", op, err)
 	}
@@ -476,11 +505,15 @@ func (c *Client) Close() error {
 // result: a driver's hal.StorageSystem is mostly one line per method.
 
 func (c *Client) command(ctx context.Context, epoch hal.Epoch, op Op, a Args) error {
+	return c.commandTo(ctx, "", epoch, op, a)
+}
+
+func (c *Client) commandTo(ctx context.Context, target hal.Serial, epoch hal.Epoch, op Op, a Args) error {
 	args, err := EncodeArgs(op, a)
 	if err != nil {
 		return fmt.Errorf("wire: %s: %w", op, err)
 	}
-	res, err := c.Call(ctx, epoch, op, args)
+	res, err := c.CallTo(ctx, target, epoch, op, args)
 	if err != nil {
 		return err
 	}
@@ -491,7 +524,11 @@ func (c *Client) command(ctx context.Context, epoch hal.Epoch, op Op, a Args) er
 }
 
 func (c *Client) query(ctx context.Context, epoch hal.Epoch, op Op) (Result, error) {
-	res, err := c.Call(ctx, epoch, op, nil)
+	return c.queryTo(ctx, "", epoch, op)
+}
+
+func (c *Client) queryTo(ctx context.Context, target hal.Serial, epoch hal.Epoch, op Op) (Result, error) {
+	res, err := c.CallTo(ctx, target, epoch, op, nil)
 	if err != nil {
 		return Result{}, err
 	}

@@ -79,6 +79,7 @@ var sampleArgs = []struct {
 	{"query-pairs", OpQueryPairs, Args{}},
 	{"query-paths", OpQueryPaths, Args{}},
 	{"query-lsss", OpQueryLSSs, Args{}},
+	{"attached", OpAttached, Args{}},
 }
 
 var sampleResults = []struct {
@@ -101,6 +102,8 @@ var sampleResults = []struct {
 	{"query-pairs/empty", OpQueryPairs, Result{}},
 	{"query-paths", OpQueryPaths, Result{Paths: samplePathStatus}},
 	{"query-lsss", OpQueryLSSs, Result{LSSs: sampleLSSStatus}},
+	{"attached", OpAttached, Result{Attached: []AttachedSystem{{Serial: serialP, LinkUp: true}, {Serial: "LAB.2107-75S0001"}}}},
+	{"attached/none", OpAttached, Result{}},
 }
 
 var (
@@ -133,6 +136,12 @@ func codecCases() []codecCase {
 			User: strings.Repeat("u", MaxName), Password: strings.Repeat("p", MaxName)}, EncodeHello, DecodeHello),
 		rt("hello-ok", sampleOK, EncodeHelloOK, DecodeHelloOK),
 		rt("hello-ok/no-heartbeat", HelloOK{Version: Version, Serial: serialP}, EncodeHelloOK, DecodeHelloOK),
+		rt("hello/to-hmc", Hello{Version: Version, ToHMC: true, Manager: "m", HMC: "HMC1", User: "u", Password: "p"}, EncodeHello, DecodeHello),
+		rt("hello/to-any-hmc", Hello{Version: Version, ToHMC: true}, EncodeHello, DecodeHello),
+		rt("hello-ok/hmc", HelloOK{Version: Version, Capabilities: hal.Capabilities{Heartbeat: true}, HMC: "HMC1",
+			Attached: []hal.Serial{serialP, "LAB.2107-75S0001"}}, EncodeHelloOK, DecodeHelloOK),
+		rt("hello-ok/hmc-fronting-none", HelloOK{Version: Version, HMC: "HMC1"}, EncodeHelloOK, DecodeHelloOK),
+		rt("request/target", Request{ID: 2, Epoch: 3, Timeout: time.Second, Op: OpFreeze, Target: serialP, Args: []byte{0, 0, 0, 0}}, EncodeRequest, DecodeRequest),
 		rt("hello-reject", HelloReject{Code: RejectAuth, Text: "wrong user or password"}, EncodeHelloReject, DecodeHelloReject),
 		rt("hello-reject/unknown-code", HelloReject{Code: 99, Text: strings.Repeat("x", MaxText)}, EncodeHelloReject, DecodeHelloReject),
 		rt("request", Request{ID: 1, Epoch: 3, Timeout: 250 * time.Millisecond, Op: OpFreeze, Args: []byte{0, 0, 0, 0}}, EncodeRequest, DecodeRequest),
@@ -224,15 +233,21 @@ func TestGolden(t *testing.T) {
 		want string // hex, spaces ignored
 	}{
 		{"hello", func() ([]byte, error) {
-			return EncodeHello(Hello{Version: 1, Manager: "m", Serial: "S", User: "u", Password: "p"})
-		}, "4C4B5350 0001 016D 0153 0175 0170"},
+			return EncodeHello(Hello{Version: 2, Manager: "m", Serial: "S", User: "u", Password: "p"})
+		}, "4C4B5350 0002 00 016D 0153 00 0175 0170"},
+		{"hello-to-hmc", func() ([]byte, error) {
+			return EncodeHello(Hello{Version: 2, ToHMC: true, Manager: "m", HMC: "H", User: "u", Password: "p"})
+		}, "4C4B5350 0002 01 016D 00 0148 0175 0170"},
 		{"hello-ok", func() ([]byte, error) {
-			return EncodeHelloOK(HelloOK{Version: 1, Serial: "S", Capabilities: hal.Capabilities{Heartbeat: true}, Epoch: 7})
-		}, "0001 0153 00000001 0000000000000007"},
+			return EncodeHelloOK(HelloOK{Version: 2, Serial: "S", Capabilities: hal.Capabilities{Heartbeat: true}, Epoch: 7})
+		}, "0002 0153 00000001 0000000000000007 00 00000000"},
+		{"hello-ok-hmc", func() ([]byte, error) {
+			return EncodeHelloOK(HelloOK{Version: 2, Capabilities: hal.Capabilities{Heartbeat: true}, HMC: "H", Attached: []hal.Serial{"P", "S"}})
+		}, "0002 00 00000001 0000000000000000 0148 00000002 0150 0153"},
 		{"hello-reject", func() ([]byte, error) { return EncodeHelloReject(HelloReject{Code: RejectAuth, Text: "no"}) },
 			"02 0002 6E6F"},
 		{"freeze-request-frame", func() ([]byte, error) { return frame.Bytes(), nil },
-			"00000024 10 0000000000000001 0000000000000002 000000003B9ACA00 04 00000001 015010 015320"},
+			"00000025 10 0000000000000001 0000000000000002 000000003B9ACA00 04 00 00000001 015010 015320"},
 		{"response", func() ([]byte, error) { return EncodeResponse(Response{ID: 1, Status: StatusFenced, Text: "old"}) },
 			"0000000000000001 01 0003 6F6C64"},
 		{"event", event, "01 0153 0000000000000005 00000000000003E8 015010 015320 01 " +
@@ -345,15 +360,23 @@ func malformedCases(t testing.TB) []malformedCase {
 	result := func(op Op, s string) func() error {
 		return decodeErr(func(b []byte) (Result, error) { return DecodeResult(op, b) }, hexBytes(t, s))
 	}
-	helloV2 := append([]byte(Magic), hexBytes(t, "0002 016D 0153 0175 0170")...)
+	helloV1 := append([]byte(Magic), hexBytes(t, "0001 016D 0153 0175 0170")...)
+	helloV3 := append([]byte(Magic), hexBytes(t, "0003 00 016D 0153 00 0175 0170")...)
 	cs = append(cs,
 		malformedCase{"hello/trailing", decodeErr(DecodeHello, append(hello, 0)), ErrMalformed},
 		malformedCase{"hello/bad-magic", decodeErr(DecodeHello, append([]byte("HTTP"), hello[4:]...)), ErrMalformed},
-		malformedCase{"hello/version-2", decodeErr(DecodeHello, helloV2), ErrBadVersion},
+		malformedCase{"hello/version-1", decodeErr(DecodeHello, helloV1), ErrBadVersion},
+		malformedCase{"hello/version-3", decodeErr(DecodeHello, helloV3), ErrBadVersion},
+		malformedCase{"hello/unknown-flag", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0002 02 016D 0153 00 0175 0170")...)), ErrMalformed},
+		malformedCase{"hello/hmc-with-serial", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0002 01 016D 0153 00 0175 0170")...)), ErrMalformed},
+		malformedCase{"hello/storage-with-hmc", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0002 00 016D 0153 0148 0175 0170")...)), ErrMalformed},
+		malformedCase{"hello-ok/storage-with-attached", decodeErr(DecodeHelloOK, hexBytes(t, "0002 0153 00000001 0000000000000007 00 00000001 0150")), ErrMalformed},
+		malformedCase{"hello-ok/hmc-with-serial", decodeErr(DecodeHelloOK, hexBytes(t, "0002 0153 00000001 0000000000000007 0148 00000000")), ErrMalformed},
+		malformedCase{"hello-ok/attached-count-overflow", decodeErr(DecodeHelloOK, hexBytes(t, "0002 00 00000001 0000000000000007 0148 FFFFFFFF 0150")), ErrMalformed},
 		malformedCase{"hello/version-0", decodeErr(DecodeHello, append([]byte(Magic), 0, 0)), ErrBadVersion},
 		malformedCase{"hello-ok/trailing", decodeErr(DecodeHelloOK, append(ok, 0)), ErrMalformed},
-		malformedCase{"hello-ok/version-2", decodeErr(DecodeHelloOK, hexBytes(t, "0002 0153 00000001 0000000000000007")), ErrBadVersion},
-		malformedCase{"hello-ok/unknown-capability", decodeErr(DecodeHelloOK, hexBytes(t, "0001 0153 00000003 0000000000000007")), ErrMalformed},
+		malformedCase{"hello-ok/version-1", decodeErr(DecodeHelloOK, hexBytes(t, "0001 0153 00000001 0000000000000007")), ErrBadVersion},
+		malformedCase{"hello-ok/unknown-capability", decodeErr(DecodeHelloOK, hexBytes(t, "0002 0153 00000003 0000000000000007 00 00000000")), ErrMalformed},
 		malformedCase{"hello-reject/trailing", decodeErr(DecodeHelloReject, append(reject, 0)), ErrMalformed},
 		malformedCase{"hello-reject/text-truncated", decodeErr(DecodeHelloReject, hexBytes(t, "01 FFFF 00")), ErrMalformed},
 		malformedCase{"event/trailing", decodeErr(DecodeEvent, append(event, 0)), ErrMalformed},
@@ -415,7 +438,7 @@ func TestEncodeRefusesOutOfBounds(t *testing.T) {
 		enc  func() ([]byte, error)
 		want error
 	}{
-		{"hello/long-password", func() ([]byte, error) { return EncodeHello(Hello{Version: 1, Password: long}) }, ErrMalformed},
+		{"hello/long-password", func() ([]byte, error) { return EncodeHello(Hello{Version: Version, Password: long}) }, ErrMalformed},
 		{"hello-ok/long-serial", func() ([]byte, error) { return EncodeHelloOK(HelloOK{Serial: hal.Serial(long)}) }, ErrMalformed},
 		{"reject/long-text", func() ([]byte, error) {
 			return EncodeHelloReject(HelloReject{Text: strings.Repeat("x", MaxText+1)})

@@ -232,7 +232,7 @@ func TestHandshakeOK(t *testing.T) {
 	}
 	defer c.Close()
 	want := HelloOK{Version: Version, Serial: serialP, Capabilities: heartbeatCaps, Epoch: 7}
-	if ok != want {
+	if !reflect.DeepEqual(ok, want) {
 		t.Fatalf("HelloOK (-want +got):\n-%+v\n+%+v", want, ok)
 	}
 	if err := c.Ping(callCtx(t)); err != nil {
@@ -357,7 +357,7 @@ func TestHandshakeRefusals(t *testing.T) {
 		want     []error
 		wantText string
 	}{
-		{"version-2", srv, Hello{Version: 2, User: "admin", Password: "secret"}, []error{ErrBadVersion, ErrRejected}, "version 2"},
+		{"version-3", srv, Hello{Version: 3, User: "admin", Password: "secret"}, []error{ErrBadVersion, ErrRejected}, "version 3"},
 		{"unknown-serial", srv, Hello{Serial: "LAB.NOPE", User: "admin", Password: "secret"}, []error{ErrUnknownSerial, ErrRejected}, "LAB.NOPE"},
 		{"wrong-user", srv, Hello{User: "root", Password: "secret"}, []error{hal.ErrAuth, ErrRejected}, ""},
 		{"unavailable", unavailable, sampleHello, []error{hal.ErrUnreachable, ErrRejected}, "restarting"},
@@ -393,7 +393,9 @@ func TestServerRefusesBadHellos(t *testing.T) {
 	sys := newFake(serialP)
 	srv := startServer(t, acceptFake(sys, heartbeatCaps), ServerOptions{HandshakeTimeout: 200 * time.Millisecond})
 	badMagic := append([]byte("HTTP"), mustHello(t, sampleHello)[4:]...)
-	v2 := mustHello(t, Hello{Version: 2})
+	v3 := mustHello(t, Hello{Version: 3})
+	// A version 1 client's Hello, as it was: no flags, no HMC name.
+	v1 := append([]byte(Magic), hexBytes(t, "0001 016D 0153 0175 0170")...)
 	tests := []struct {
 		name   string
 		send   []byte
@@ -401,7 +403,8 @@ func TestServerRefusesBadHellos(t *testing.T) {
 		want   error      // what Serve returns
 	}{
 		{"bad-magic", frameBytes(t, MsgHello, badMagic, nil), 0, ErrMalformed},
-		{"version-2", frameBytes(t, MsgHello, v2, nil), RejectVersion, ErrBadVersion},
+		{"version-3", frameBytes(t, MsgHello, v3, nil), RejectVersion, ErrBadVersion},
+		{"version-1", frameBytes(t, MsgHello, v1, nil), RejectVersion, ErrBadVersion},
 		{"request-first", frameBytes(t, MsgRequest, make([]byte, requestHeader), nil), 0, ErrMalformed},
 		{"oversized-hello", frameBytes(t, MsgHello, make([]byte, MaxHandshakeFrame), nil), 0, ErrFrameTooLarge},
 		{"silence", nil, 0, nil}, // handshake timeout
@@ -1034,7 +1037,7 @@ func TestClientClosesOnServerGarbage(t *testing.T) {
 // Hello with anything but a well-formed HelloOK or HelloReject.
 func TestClientHandshakeGarbage(t *testing.T) {
 	t.Parallel()
-	okV2 := hexBytes(t, "0002 0153 00000001 0000000000000007")
+	okV1 := hexBytes(t, "0001 0153 00000001 0000000000000007")
 	resp, _ := EncodeResponse(Response{ID: 1})
 	tests := []struct {
 		name  string
@@ -1042,11 +1045,11 @@ func TestClientHandshakeGarbage(t *testing.T) {
 		want  error
 	}{
 		{"response-instead", frameBytes(t, MsgResponse, resp, nil), ErrMalformed},
-		{"hello-ok-version-2", frameBytes(t, MsgHelloOK, okV2, nil), ErrBadVersion},
-		{"hello-ok-truncated", frameBytes(t, MsgHelloOK, hexBytes(t, "0001 0153 000000"), nil), ErrMalformed},
+		{"hello-ok-version-1", frameBytes(t, MsgHelloOK, okV1, nil), ErrBadVersion},
+		{"hello-ok-truncated", frameBytes(t, MsgHelloOK, hexBytes(t, "0002 0153 000000"), nil), ErrMalformed},
 		{"reject-malformed", frameBytes(t, MsgHelloReject, []byte{1}, nil), ErrMalformed},
 		{"reject-unknown-code", frameBytes(t, MsgHelloReject, []byte{99, 0, 1, 'x'}, nil), ErrRejected},
-		{"over-handshake-limit", hexBytes(t, "00000801 02"), ErrFrameTooLarge},
+		{"over-hello-answer-limit", hexBytes(t, "00010001 02"), ErrFrameTooLarge},
 		{"hang-up", nil, hal.ErrUnreachable},
 	}
 	for _, tc := range tests {

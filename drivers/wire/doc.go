@@ -29,6 +29,18 @@
 // the certificate (Fingerprint). A CA that signs for many storage systems
 // thus cannot let one of them collect another's password.
 //
+// An HMC (a management console fronting several storage systems, see
+// HMCs below) proves its identity the same way with its own name form
+// (VerifyHMCIdentity): a URI SAN
+//
+//	urn:lockstep:hmc:NAME
+//
+// (the name path-escaped), the name the client asked for if it asked for
+// one, or a pin. There is no common-name fallback for an HMC, so a
+// storage system's certificate can never collect an HMC's password; and
+// the name the HMC gives in its HelloOK must be one its certificate
+// carries.
+//
 // # Conventions
 //
 // All integers are big-endian (network order). Names below:
@@ -80,28 +92,50 @@
 // the credentials: requests a client pipelined behind a refused Hello are
 // discarded unread. The handshake must end within the server's handshake
 // timeout (10 s by default). There is no version negotiation: the server
-// speaks one version and refuses every other with code version; the
-// layout of HelloReject and of the first 6 bytes of Hello will never
-// change, so that clients and servers of any versions can tell each other
-// why they cannot talk.
+// speaks one version and refuses every other with code version (the text
+// says which versions: "protocol version 1 is not supported; this server
+// speaks version 2"); the layout of HelloReject and of the first 6 bytes
+// of Hello will never change, so that clients and servers of any versions
+// can tell each other why they cannot talk.
+//
+// Versions: 1, the first; 2 (this one) added HMCs: the Hello's flags and
+// HMC name, the HelloOK's HMC name and attached serials, the Request's
+// target, and the op attached. Version 1 and 2 peers refuse each other
+// with code version.
 //
 // Hello:
 //
 //	magic     4 bytes  "LKSP" (0x4C 0x4B 0x53 0x50); anything else is malformed
-//	version   u16      protocol version, 1
+//	version   u16      protocol version, 2
+//	flags     u8       bit 0: the client expects an HMC; other bits must be 0
 //	manager   name     the manager's name, for the server's logs
-//	serial    name     the storage system the client expects (may be empty)
+//	serial    name     the storage system the client expects (may be empty);
+//	                   must be empty when bit 0 is set
+//	hmc       name     bit 0: the HMC the client expects (empty: the one its
+//	                   certificate names); must be empty otherwise
 //	user      name
 //	password  name
 //
+// A Hello for an HMC that reaches a storage endpoint, or one for a storage
+// system that reaches an HMC, is refused with code unknown-serial.
+//
 // HelloOK:
 //
-//	version       u16   1; a client refuses any other (bad version)
+//	version       u16   2; a client refuses any other (bad version)
 //	serial        name  the storage system this connection serves; a client
-//	                    that asked for a serial refuses another
+//	                    that asked for a serial refuses another. Empty from
+//	                    an HMC
 //	capabilities  u32   bit 0: heartbeat (the connection carries the heartbeat
 //	                    ops); other bits must be 0
-//	epoch         u64   the highest epoch the storage system has seen
+//	epoch         u64   the highest epoch the storage system has seen (0 from
+//	                    an HMC: each system behind it has its own)
+//	hmc           name  the HMC's name; empty from a storage endpoint
+//	attached      list(name)  the serials the HMC fronts (its attached
+//	                    devices); empty from a storage endpoint
+//
+// A client reads the HelloOK (or HelloReject) with a limit of 64 KiB
+// (MaxHelloAnswerFrame): the server's certificate is verified by then, and
+// an HMC's list may be long.
 //
 // HelloReject:
 //
@@ -129,6 +163,11 @@
 //	                   from when it reads the request and caps it (5 min by
 //	                   default); past it the answer is status timeout.
 //	op       u8        see Ops
+//	target   name      the storage system the request is for: through an
+//	                   HMC, one of its attached serials; on a storage
+//	                   endpoint empty (its own system) or its own serial.
+//	                   Any other target is answered with status unreachable
+//	                   without running
 //	args     the rest  the op's arguments, see Ops
 //
 // Response:
@@ -189,9 +228,24 @@
 //	0x0C  query-pairs        (none)                                 list(PairStatus)
 //	0x0D  query-paths        (none)                                 list(PathStatus)
 //	0x0E  query-lsss         (none)                                 list(LSSStatus)
+//	0x0F  attached           (none)                                 list(Attached)
 //
-// "(none)" is zero bytes. Ping is answered by the connection itself, not
-// the storage system, and its epoch is ignored.
+//	Attached    serial name, link-up bool                (min 2 bytes)
+//
+// "(none)" is zero bytes. Ping and attached are answered by the
+// connection itself, not a storage system; their epoch and target are
+// ignored. Attached lists the systems an HMC fronts and whether it
+// reaches each now (its private link is up); a storage endpoint lists
+// itself, up.
+//
+// # HMCs
+//
+// An HMC endpoint fronts several storage systems (Router): one
+// connection carries the requests for all of them, each naming its
+// target, and the events of all of them. An HMC that cannot reach the
+// target (not attached, private link down, system down) answers status
+// unreachable: the command did not run, and a manager with a second HMC
+// sends it there. Heartbeat ops pass through an HMC like any command.
 //
 // # Events
 //
@@ -199,7 +253,9 @@
 // connection lives, in the order raised. An event whose serial (or, for a
 // suspend, whose LSS pair's source serial) is not the serial of the
 // HelloOK is dropped by the client, counted and logged: an endpoint
-// speaks only for the storage system it authenticated as. Events raised while no
+// speaks only for the storage system it authenticated as. An HMC pushes
+// the events of its attached systems, each naming its own system; one
+// naming a serial its HelloOK did not list is dropped the same way. Events raised while no
 // connection is up are lost; the manager polls as a backstop. Every field
 // is present whatever the kind:
 //
@@ -218,8 +274,9 @@
 //
 //	frame (type + body)       4 MiB (MaxFrameSize); a QueryPairs reply for
 //	                          65 280 pairs with 16-byte serials is ~3.1 MB
-//	handshake frame           2 KiB (MaxHandshakeFrame); the largest Hello
-//	                          is 1 031 bytes
+//	handshake frame           2 KiB (MaxHandshakeFrame) read by a server; the
+//	                          largest Hello is 1 288 bytes. 64 KiB
+//	                          (MaxHelloAnswerFrame) read by a client
 //	name                      255 bytes (MaxName)
 //	text                      1 024 bytes (MaxText); servers cut longer errors
 //	requests in flight        64 per connection by default (server option)

@@ -15,9 +15,14 @@ const (
 	// 4 MiB holds a QueryPairs reply for a fully populated storage system
 	// (65 280 volumes with 16-byte serials is about 3.1 MB).
 	MaxFrameSize = 4 << 20
-	// MaxHandshakeFrame bounds the frames read before authentication
-	// (Hello, HelloOK, HelloReject); the largest legal one is 1 031 bytes.
+	// MaxHandshakeFrame bounds the frames a server reads before
+	// authentication (the Hello; the largest legal one is 1 288 bytes).
 	MaxHandshakeFrame = 2048
+	// MaxHelloAnswerFrame bounds the client's read of the server's answer
+	// (HelloOK, HelloReject): the server's certificate has been verified
+	// by then, and an HMC's HelloOK lists its attached serials (64 KiB
+	// holds some 250 of 255 bytes, thousands of real ones).
+	MaxHelloAnswerFrame = 64 << 10
 	// MaxName bounds every name: serials, user, password, manager,
 	// session (a one-byte length).
 	MaxName = 255

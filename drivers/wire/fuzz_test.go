@@ -111,7 +111,9 @@ func FuzzReadFrame(f *testing.F) {
 }
 
 func FuzzDecodeHello(f *testing.F) {
-	seed(f, encodeAll(f, EncodeHello, sampleHello, Hello{Version: Version}, Hello{Version: 2})...)
+	seed(f, encodeAll(f, EncodeHello, sampleHello, Hello{Version: Version}, Hello{Version: 3},
+		Hello{Version: Version, ToHMC: true, Manager: "m", HMC: "HMC1", User: "u", Password: "p"})...)
+	f.Add(append([]byte(Magic), 0, 1, 3, 'm', 'g', 'r', 1, 'S', 1, 'u', 1, 'p')) // a version 1 hello
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeHello(b)
 		if errors.Is(err, ErrBadVersion) && (m.Version == Version || m.Manager != "") {
@@ -122,7 +124,8 @@ func FuzzDecodeHello(f *testing.F) {
 }
 
 func FuzzDecodeHelloOK(f *testing.F) {
-	seed(f, encodeAll(f, EncodeHelloOK, sampleOK, HelloOK{Version: Version})...)
+	seed(f, encodeAll(f, EncodeHelloOK, sampleOK, HelloOK{Version: Version},
+		HelloOK{Version: Version, HMC: "HMC1", Attached: []hal.Serial{serialP, "LAB.2107-75S0001"}})...)
 	f.Fuzz(func(t *testing.T, b []byte) { fuzzCanonical(t, b, DecodeHelloOK, EncodeHelloOK) })
 }
 
@@ -137,7 +140,8 @@ func FuzzDecodeRequest(f *testing.F) {
 		if err != nil {
 			f.Fatal(err)
 		}
-		seed(f, encodeAll(f, EncodeRequest, Request{ID: 7, Epoch: 3, Timeout: time.Second, Op: a.op, Args: args})...)
+		seed(f, encodeAll(f, EncodeRequest, Request{ID: 7, Epoch: 3, Timeout: time.Second, Op: a.op, Args: args},
+			Request{ID: 8, Epoch: 3, Timeout: time.Second, Op: a.op, Target: serialP, Args: args})...)
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		fuzzCanonical(t, b, DecodeRequest, EncodeRequest)

@@ -8,8 +8,10 @@ import (
 )
 
 // Version is the protocol version this package speaks. A server refuses
-// any other with RejectVersion; there is no negotiation.
-const Version uint16 = 1
+// any other with RejectVersion; there is no negotiation. Version 2 added
+// HMCs: the Hello's flags and HMC name, the HelloOK's HMC name and
+// attached serials, and the target serial of every Request.
+const Version uint16 = 2
 
 // Magic opens every Hello, so that a server can tell a lockstep client
 // from something else that connected to its port.
@@ -17,20 +19,41 @@ const Magic = "LKSP"
 
 // Hello is the client's first frame.
 type Hello struct {
-	Version  uint16     // the client's protocol version; NewClient fills in Version if zero
-	Manager  string     // the manager's name, for the server's logs
-	Serial   hal.Serial // the storage system the client expects behind this endpoint
+	Version uint16 // the client's protocol version; NewClient fills in Version if zero
+	// ToHMC says that the client expects an HMC, which fronts several
+	// storage systems, rather than a storage system's own endpoint.
+	ToHMC   bool
+	Manager string     // the manager's name, for the server's logs
+	Serial  hal.Serial // the storage system the client expects behind this endpoint (empty with ToHMC)
+	// HMC is the name of the HMC the client expects (ToHMC only; empty:
+	// whichever HMC its certificate names).
+	HMC      string
 	User     string
 	Password string
 }
+
+// helloToHMC is bit 0 of a Hello's flags.
+const helloToHMC uint8 = 1 << 0
 
 // EncodeHello returns the body of a Hello frame.
 func EncodeHello(m Hello) ([]byte, error) {
 	e := encoder{what: "hello"}
 	e.b = append(e.b, Magic...)
 	e.u16(m.Version)
+	var flags uint8
+	if m.ToHMC {
+		flags |= helloToHMC
+	}
+	if m.ToHMC && m.Serial != "" {
+		e.fail("a hello to an HMC names no serial (requests do)")
+	}
+	if !m.ToHMC && m.HMC != "" {
+		e.fail("a hello to a storage endpoint names no HMC")
+	}
+	e.u8(flags)
 	e.name("manager", m.Manager)
 	e.name("serial", string(m.Serial))
+	e.name("hmc", m.HMC)
 	e.name("user", m.User)
 	e.name("password", m.Password)
 	return e.done()
@@ -49,8 +72,20 @@ func DecodeHello(b []byte) (Hello, error) {
 	if d.err == nil && m.Version != Version {
 		return Hello{Version: m.Version}, fmt.Errorf("%w: hello: client speaks version %d, this side %d", ErrBadVersion, m.Version, Version)
 	}
+	flags := d.u8()
+	if d.err == nil && flags&^helloToHMC != 0 {
+		d.fail("unknown flag bits 0x%02x", flags&^helloToHMC)
+	}
+	m.ToHMC = flags&helloToHMC != 0
 	m.Manager = d.name()
 	m.Serial = hal.Serial(d.name())
+	m.HMC = d.name()
+	if d.err == nil && m.ToHMC && m.Serial != "" {
+		d.fail("a hello to an HMC names serial %q", m.Serial)
+	}
+	if d.err == nil && !m.ToHMC && m.HMC != "" {
+		d.fail("a hello to a storage endpoint names HMC %q", m.HMC)
+	}
 	m.User = d.name()
 	m.Password = d.name()
 	if err := d.finish(); err != nil {
@@ -65,12 +100,22 @@ const capHeartbeat uint32 = 1 << 0
 // HelloOK accepts a Hello.
 type HelloOK struct {
 	Version      uint16     // always Version; the decoder refuses others
-	Serial       hal.Serial // the storage system this connection serves
+	Serial       hal.Serial // the storage system this connection serves; empty for an HMC
 	Capabilities hal.Capabilities
 	// Epoch is the highest epoch the storage system has seen, so that a
-	// stale manager learns it is fenced before it sends anything.
+	// stale manager learns it is fenced before it sends anything. An HMC
+	// sends 0: each system behind it has its own.
 	Epoch hal.Epoch
+	// HMC is the HMC's name when the endpoint is an HMC, else empty.
+	HMC string
+	// Attached are the storage systems an HMC fronts (its attached
+	// devices): the serials its requests may target and its events may
+	// name. Empty for a storage endpoint.
+	Attached []hal.Serial
 }
+
+// minSerial is the smallest encoding of a serial in a list (empty name).
+const minSerial = 1
 
 // EncodeHelloOK returns the body of a HelloOK frame.
 func EncodeHelloOK(m HelloOK) ([]byte, error) {
@@ -83,6 +128,14 @@ func EncodeHelloOK(m HelloOK) ([]byte, error) {
 	}
 	e.u32(caps)
 	e.u64(uint64(m.Epoch))
+	e.name("hmc", m.HMC)
+	if m.HMC == "" && len(m.Attached) > 0 {
+		e.fail("a storage endpoint lists attached systems")
+	}
+	if m.HMC != "" && m.Serial != "" {
+		e.fail("HMC %q claims serial %q", m.HMC, m.Serial)
+	}
+	putList(&e, "attached", m.Attached, func(s hal.Serial) { e.name("attached serial", string(s)) })
 	return e.done()
 }
 
@@ -101,6 +154,14 @@ func DecodeHelloOK(b []byte) (HelloOK, error) {
 	}
 	m.Capabilities.Heartbeat = caps&capHeartbeat != 0
 	m.Epoch = hal.Epoch(d.u64())
+	m.HMC = d.name()
+	m.Attached = list(&d, "attached", minSerial, func() hal.Serial { return hal.Serial(d.name()) })
+	if d.err == nil && m.HMC == "" && len(m.Attached) > 0 {
+		d.fail("a storage endpoint lists %d attached systems", len(m.Attached))
+	}
+	if d.err == nil && m.HMC != "" && m.Serial != "" {
+		d.fail("HMC %q claims serial %q", m.HMC, m.Serial)
+	}
 	if err := d.finish(); err != nil {
 		return HelloOK{}, err
 	}
@@ -167,15 +228,19 @@ type Request struct {
 	// Always > 0.
 	Timeout time.Duration
 	Op      Op
-	Args    []byte // the op's arguments, see EncodeArgs
+	// Target is the storage system the request is for: through an HMC,
+	// one of its attached serials; on a storage endpoint, empty (the
+	// connection's own system) or that system's serial.
+	Target hal.Serial
+	Args   []byte // the op's arguments, see EncodeArgs
 }
 
-// requestHeader is the size of a Request before its arguments.
-const requestHeader = 8 + 8 + 8 + 1
+// requestHeader is the smallest Request: no target, no arguments.
+const requestHeader = 8 + 8 + 8 + 1 + 1
 
 // EncodeRequest returns the body of a Request frame.
 func EncodeRequest(m Request) ([]byte, error) {
-	e := encoder{what: "request", b: make([]byte, 0, requestHeader+len(m.Args))}
+	e := encoder{what: "request", b: make([]byte, 0, requestHeader+len(m.Target)+len(m.Args))}
 	if m.Timeout <= 0 {
 		e.fail("timeout %v is not positive", m.Timeout)
 	}
@@ -183,6 +248,7 @@ func EncodeRequest(m Request) ([]byte, error) {
 	e.u64(uint64(m.Epoch))
 	e.i64(int64(m.Timeout))
 	e.u8(uint8(m.Op))
+	e.name("target", string(m.Target))
 	e.b = append(e.b, m.Args...)
 	return e.done()
 }
@@ -198,6 +264,7 @@ func DecodeRequest(b []byte) (Request, error) {
 	}
 	m.Timeout = time.Duration(timeout)
 	m.Op = Op(d.u8())
+	m.Target = hal.Serial(d.name())
 	m.Args = d.rest()
 	if err := d.finish(); err != nil {
 		return Request{}, err

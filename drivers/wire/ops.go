@@ -27,6 +27,10 @@ const (
 	OpQueryPairs       Op = 0x0C
 	OpQueryPaths       Op = 0x0D
 	OpQueryLSSs        Op = 0x0E
+	// OpAttached asks an HMC which storage systems it fronts and whether
+	// its private link to each is up; a storage endpoint answers with
+	// its own serial. Answered by the endpoint, not a storage system.
+	OpAttached Op = 0x0F
 )
 
 var opNames = map[Op]string{
@@ -44,6 +48,7 @@ var opNames = map[Op]string{
 	OpQueryPairs:       "query-pairs",
 	OpQueryPaths:       "query-paths",
 	OpQueryLSSs:        "query-lsss",
+	OpAttached:         "attached",
 }
 
 func (o Op) String() string {
@@ -81,7 +86,7 @@ type Args struct {
 func EncodeArgs(op Op, a Args) ([]byte, error) {
 	e := encoder{what: op.String() + " args"}
 	switch op {
-	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs:
+	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpAttached:
 		// no arguments
 	case OpEstablishPaths:
 		putList(&e, "paths", a.Paths, func(p hal.PathSpec) {
@@ -118,7 +123,7 @@ func DecodeArgs(op Op, b []byte) (Args, error) {
 	d := decoder{what: op.String() + " args", b: b}
 	var a Args
 	switch op {
-	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs:
+	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpAttached:
 		// no arguments
 	case OpEstablishPaths:
 		a.Paths = list(&d, "paths", minPathSpec, func() hal.PathSpec {
@@ -155,7 +160,21 @@ type Result struct {
 	Pairs []hal.PairStatus // OpQueryPairs
 	Paths []hal.PathStatus // OpQueryPaths
 	LSSs  []hal.LSSStatus  // OpQueryLSSs
+	// Attached answers OpAttached.
+	Attached []AttachedSystem
 }
+
+// AttachedSystem is one storage system an endpoint fronts, as OpAttached
+// reports it.
+type AttachedSystem struct {
+	Serial hal.Serial
+	// LinkUp says whether the endpoint can reach the system now (an HMC:
+	// its private link is up and the system answers).
+	LinkUp bool
+}
+
+// minAttached is the smallest AttachedSystem: empty serial, link bool.
+const minAttached = 1 + 1
 
 // EncodeResult returns the result of op as carried in Response.Result.
 func EncodeResult(op Op, r Result) ([]byte, error) {
@@ -183,6 +202,11 @@ func EncodeResult(op Op, r Result) ([]byte, error) {
 			e.u8(uint8(l.Type))
 			e.i64(int64(l.CGTimeout))
 			e.time("elb until", l.ELBUntil)
+		})
+	case OpAttached:
+		putList(&e, "attached", r.Attached, func(a AttachedSystem) {
+			e.name("serial", string(a.Serial))
+			e.boolean(a.LinkUp)
 		})
 	default:
 		if !op.Known() {
@@ -214,6 +238,10 @@ func DecodeResult(op Op, b []byte) (Result, error) {
 	case OpQueryLSSs:
 		r.LSSs = list(&d, "lsss", minLSSStatus, func() hal.LSSStatus {
 			return hal.LSSStatus{LSS: hal.LSS(d.u8()), Type: hal.LSSType(d.u8()), CGTimeout: time.Duration(d.i64()), ELBUntil: d.time()}
+		})
+	case OpAttached:
+		r.Attached = list(&d, "attached", minAttached, func() AttachedSystem {
+			return AttachedSystem{Serial: hal.Serial(d.name()), LinkUp: d.boolean("link up")}
 		})
 	default:
 		if !op.Known() {

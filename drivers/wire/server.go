@@ -155,6 +155,9 @@ func (s *serverConn) run(ctx context.Context, accept AcceptFunc) error {
 		return fmt.Errorf("handshake: %w", err)
 	}
 	s.log = s.log.With("manager", hello.Manager, "serial", ok.Serial)
+	if ok.HMC != "" {
+		s.log = s.log.With("hmc", ok.HMC)
+	}
 	s.log.Info("manager connected", "user", hello.User, "heartbeat", ok.Capabilities.Heartbeat)
 
 	var wg sync.WaitGroup
@@ -163,7 +166,7 @@ func (s *serverConn) run(ctx context.Context, accept AcceptFunc) error {
 		defer wg.Done()
 		s.forwardEvents(connCtx, events)
 	}()
-	err = s.serveRequests(ctx, br, sys, ok.Capabilities, &wg)
+	err = s.serveRequests(ctx, br, sys, ok, &wg)
 	s.fail(err) // stops the forwarder and any blocked write
 	cancel()
 	wg.Wait()
@@ -206,8 +209,17 @@ func (s *serverConn) handshake(ctx context.Context, br *bufio.Reader, accept Acc
 		return Hello{}, HelloOK{}, nil, nil, fmt.Errorf("refused %s (user %q, manager %q, serial %q): %w",
 			code, hello.User, hello.Manager, hello.Serial, err)
 	}
+	_, isRouter := sys.(Router)
+	switch {
+	case hello.ToHMC && !isRouter:
+		s.reject(RejectUnknownSerial, fmt.Sprintf("this endpoint is storage system %s, not an HMC", sys.Serial()))
+		return Hello{}, HelloOK{}, nil, nil, fmt.Errorf("%w: a hello for an HMC reached a storage endpoint", ErrUnknownSerial)
+	case !hello.ToHMC && isRouter:
+		s.reject(RejectUnknownSerial, fmt.Sprintf("this endpoint is HMC %s: name the storage system on each request", ok.HMC))
+		return Hello{}, HelloOK{}, nil, nil, fmt.Errorf("%w: a hello for a storage system reached an HMC", ErrUnknownSerial)
+	}
 	ok.Version = Version
-	if ok.Serial == "" {
+	if ok.Serial == "" && !isRouter {
 		ok.Serial = sys.Serial()
 	}
 	events, err := sys.Events(ctx)
@@ -241,7 +253,7 @@ func (s *serverConn) reject(code RejectCode, text string) {
 
 // serveRequests reads requests until the connection fails and hands each
 // to its own goroutine (counted in wg), at most MaxInFlight at once.
-func (s *serverConn) serveRequests(ctx context.Context, br *bufio.Reader, sys hal.StorageSystem, caps hal.Capabilities, wg *sync.WaitGroup) error {
+func (s *serverConn) serveRequests(ctx context.Context, br *bufio.Reader, sys hal.StorageSystem, ok HelloOK, wg *sync.WaitGroup) error {
 	inFlight := make(chan struct{}, s.opts.MaxInFlight)
 	for {
 		f, err := ReadFrame(br, MaxFrameSize)
@@ -270,23 +282,31 @@ func (s *serverConn) serveRequests(ctx context.Context, br *bufio.Reader, sys ha
 		go func() {
 			defer wg.Done()
 			defer func() { <-inFlight }()
-			s.respond(ctx, sys, caps, req, args, argErr)
+			s.respond(ctx, sys, ok, req, args, argErr)
 		}()
 	}
 }
 
-func (s *serverConn) respond(ctx context.Context, sys hal.StorageSystem, caps hal.Capabilities, req Request, args Args, argErr error) {
+func (s *serverConn) respond(ctx context.Context, sys hal.StorageSystem, ok HelloOK, req Request, args Args, argErr error) {
 	start := s.opts.Clock.Now()
 	var res Result
 	var err error
+	var target hal.StorageSystem
 	switch {
 	case argErr != nil:
 		err = fmt.Errorf("%w: %w", hal.ErrUnsupported, argErr)
-	case req.Op.heartbeatOp() && !caps.Heartbeat:
+	case req.Op.heartbeatOp() && !ok.Capabilities.Heartbeat:
 		err = fmt.Errorf("%w: this connection cannot carry the heartbeat", hal.ErrUnsupported)
+	case req.Op == OpPing:
+		// answered by the connection, whatever the target
+	case req.Op == OpAttached:
+		res.Attached = attachedOf(sys, ok.Serial)
 	default:
+		if target, err = route(sys, ok.Serial, req.Target); err != nil {
+			break
+		}
 		hctx, cancel := clock.WithTimeout(ctx, s.opts.Clock, min(req.Timeout, s.opts.MaxRequestTimeout))
-		res, err = dispatch(hctx, sys, req.Epoch, req.Op, args)
+		res, err = dispatch(hctx, target, req.Epoch, req.Op, args)
 		cancel()
 	}
 	resp := Response{ID: req.ID}
@@ -303,7 +323,7 @@ func (s *serverConn) respond(ctx context.Context, sys hal.StorageSystem, caps ha
 		resp = Response{ID: req.ID, Status: StatusInternal, Text: TruncateText(err.Error())}
 		body, _ = EncodeResponse(resp)
 	}
-	s.log.Debug("request", "id", req.ID, "op", req.Op, "epoch", req.Epoch,
+	s.log.Debug("request", "id", req.ID, "op", req.Op, "target", req.Target, "epoch", req.Epoch,
 		"status", resp.Status, "took", s.opts.Clock.Since(start))
 	s.write(MsgResponse, body) // a failed write closes the connection
 }

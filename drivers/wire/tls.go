@@ -189,6 +189,12 @@ func (s *SelfSigned) Issue(serial hal.Serial, hosts ...string) (tls.Certificate,
 }
 
 func (s *SelfSigned) issue(serial hal.Serial, hosts ...string) (cert tls.Certificate, certPEM, keyPEM []byte, err error) {
+	return s.issueFor(serial, "", hosts...)
+}
+
+// issueFor makes a certificate naming storage system serial or HMC hmc
+// (either may be empty) at hosts.
+func (s *SelfSigned) issueFor(serial hal.Serial, hmc string, hosts ...string) (cert tls.Certificate, certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return cert, nil, nil, fmt.Errorf("wire: self-signed server key: %w", err)
@@ -196,6 +202,8 @@ func (s *SelfSigned) issue(serial hal.Serial, hosts ...string) (cert tls.Certifi
 	cn := hosts[0]
 	if serial != "" {
 		cn = string(serial)
+	} else if hmc != "" {
+		cn = hmc
 	}
 	tmpl := &x509.Certificate{
 		Subject:     pkix.Name{Organization: []string{"lockstep lab"}, CommonName: cn},
@@ -206,6 +214,9 @@ func (s *SelfSigned) issue(serial hal.Serial, hosts ...string) (cert tls.Certifi
 	}
 	if serial != "" {
 		tmpl.URIs = []*url.URL{SerialURI(serial)}
+	}
+	if hmc != "" {
+		tmpl.URIs = append(tmpl.URIs, HMCURI(hmc))
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {

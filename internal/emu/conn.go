@@ -19,6 +19,18 @@ func (s *System) Connect(manager string) hal.StorageSystem {
 type conn struct {
 	s       *System
 	manager string
+	// link names the link state (mode, latency, event subscriptions) the
+	// connection goes through; "" is the manager's own. An HMC's relay
+	// goes through the HMC's private link but records the manager.
+	link string
+}
+
+// linkName is the key of the connection's link state.
+func (c *conn) linkName() string {
+	if c.link != "" {
+		return c.link
+	}
+	return c.manager
 }
 
 var _ hal.StorageSystem = (*conn)(nil)
@@ -38,7 +50,7 @@ func refused(format string, args ...any) error {
 func (c *conn) do(ctx context.Context, epoch hal.Epoch, op string, fn func() error) error {
 	s, f := c.s, c.s.fabric
 	f.mu.Lock()
-	m := s.managerLocked(c.manager)
+	m := s.managerLocked(c.linkName())
 	mode, latency := m.mode, m.latency
 	f.mu.Unlock()
 	switch mode {
@@ -58,7 +70,7 @@ func (c *conn) do(ctx context.Context, epoch hal.Epoch, op string, fn func() err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if s.crashed || s.managerLocked(c.manager).mode != LinkUp {
+	if s.crashed || s.managerLocked(c.linkName()).mode != LinkUp {
 		return fmt.Errorf("%w: %s: not answering", hal.ErrUnreachable, s.serial)
 	}
 	rec := CommandRecord{At: f.clock.Now(), Serial: s.serial, Manager: c.manager,
@@ -66,7 +78,7 @@ func (c *conn) do(ctx context.Context, epoch hal.Epoch, op string, fn func() err
 	if epoch < s.epoch {
 		rec.Outcome = OutcomeFenced
 		f.commands.add(rec)
-		s.sendLocked(s.managerLocked(c.manager), hal.Event{
+		s.sendLocked(s.managerLocked(c.linkName()), hal.Event{
 			Kind: hal.EventFenced, Serial: s.serial, At: rec.At, Epoch: s.epoch,
 		})
 		return fmt.Errorf("%w: %s: epoch %d is below %d", hal.ErrFenced, s.serial, epoch, s.epoch)
@@ -409,14 +421,14 @@ func (c *conn) Events(ctx context.Context) (<-chan hal.Event, error) {
 	s, f := c.s, c.s.fabric
 	sub := &subscription{wake: make(chan struct{}, 1)}
 	f.mu.Lock()
-	s.managerLocked(c.manager).subs[sub] = struct{}{}
+	s.managerLocked(c.linkName()).subs[sub] = struct{}{}
 	f.mu.Unlock()
 	out := make(chan hal.Event, 64)
 	go func() {
 		defer close(out)
 		defer func() {
 			f.mu.Lock()
-			delete(s.managerLocked(c.manager).subs, sub)
+			delete(s.managerLocked(c.linkName()).subs, sub)
 			f.mu.Unlock()
 		}()
 		for {

@@ -44,6 +44,21 @@
 // hal.StorageSystem bound to the manager's name; lockstep-lab serves the
 // same object over the wire protocol.
 //
+// An HMC (NewHMC, hmc.go) is a management console in front of several
+// systems: it holds a private link to each (a link of its own in the
+// system's link table, so its faults are independent of the managers'
+// direct connections) and relays a manager's commands over it, adding
+// its processing time and the link's latency both ways on the clock
+// (DefaultHMCProcessing 200 µs, DefaultHMCLinkLatency 100 µs in the lab
+// file). It forwards the systems' events while it and the link are up.
+// It fails on its own: down (commands refused at once), black-holed
+// (commands hang to their deadline, events vanish), slow, or one private
+// link down (that system's commands answered hal.ErrUnreachable: they
+// did not run). Relayed commands are recorded under the manager's name;
+// a fenced event raised for a command relayed by an HMC goes to every
+// manager connected through that HMC, as the system cannot tell them
+// apart on the HMC's link.
+//
 // The fabric keeps a bounded record of the commands its systems judged
 // (Fabric.Commands): every command that reached the epoch check, with the
 // system, the manager's name, the command's epoch and the system's epoch

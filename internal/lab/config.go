@@ -26,6 +26,7 @@ type Config struct {
 	KeyFile       string
 	CAOut         string // where to write the CA managers must trust ("" = nowhere)
 	Systems       []System
+	HMCs          []HMC              // emulated HMCs and the systems each fronts (hmc_config.go)
 	Topology      *topology.Topology // systems, plus the mirror layout the workload and oracle use
 }
 
@@ -62,6 +63,7 @@ type rawConfig struct {
 		Source string `toml:"source"`
 		Target string `toml:"target"`
 	} `toml:"mirror"`
+	HMCs []rawHMC `toml:"hmc"`
 }
 
 // rawDuration is a duration written as a string ("60s"); a bare integer
@@ -176,6 +178,9 @@ func ParseConfig(text string) (*Config, error) {
 	if len(cfg.Systems) == 0 {
 		problems = append(problems, "no [[system]]")
 	}
+	var hmcProblems []string
+	cfg.HMCs, hmcProblems = parseHMCs(raw.HMCs, serials)
+	problems = append(problems, hmcProblems...)
 	for i, m := range raw.Mirrors {
 		src, tgt := serials[hal.Serial(m.Source)], serials[hal.Serial(m.Target)]
 		if src == nil || tgt == nil || src == tgt {

@@ -66,6 +66,9 @@ type Fault struct {
 	// Endpoint is 0 or 1 for one cluster, -1 for both (manager, latency).
 	Endpoint int    `json:"endpoint"`
 	Latency  string `json:"latency,omitempty"`
+	// HMC names the HMC of the kinds hmc (Mode up, down or blackhole, or
+	// Latency) and hmc-link (System's private link, Up).
+	HMC string `json:"hmc,omitempty"`
 }
 
 // WorkloadParam starts, stops or reads the workload.
@@ -81,6 +84,7 @@ type Response struct {
 	OK       bool             `json:"ok"`
 	Error    string           `json:"error,omitempty"`
 	Systems  []SystemStatus   `json:"systems,omitempty"`
+	HMCs     []HMCStatus      `json:"hmcs,omitempty"`
 	CAPEM    string           `json:"ca_pem,omitempty"`
 	Workload *workload.Status `json:"workload,omitempty"`
 	Report   *workload.Report `json:"report,omitempty"`
@@ -127,7 +131,7 @@ func (s *Server) serveControl(ctx context.Context) {
 func (s *Server) handle(ctx context.Context, req *Request, resp *Response) error {
 	switch req.Op {
 	case "status":
-		resp.Systems, resp.CAPEM = s.Status(), string(s.caPEM)
+		resp.Systems, resp.HMCs, resp.CAPEM = s.Status(), s.HMCStatus(), string(s.caPEM)
 		return nil
 	case "fault":
 		if req.Fault == nil {
@@ -257,6 +261,9 @@ func (s *Server) Status() []SystemStatus {
 
 // Inject applies a fault.
 func (s *Server) Inject(f Fault) error {
+	if f.Kind == "hmc" || f.Kind == "hmc-link" {
+		return s.injectHMC(f)
+	}
 	var eps *[2]*endpoint
 	if f.Kind != "lss-path" {
 		eps = s.endpoints[hal.Serial(f.System)]
@@ -318,7 +325,7 @@ func (s *Server) Inject(f Fault) error {
 	case "restart":
 		eps[0].system.Restart()
 	default:
-		return fmt.Errorf("unknown fault %q (paths, lss-path, manager, latency, crash, restart)", f.Kind)
+		return fmt.Errorf("unknown fault %q (paths, lss-path, manager, latency, crash, restart, hmc, hmc-link)", f.Kind)
 	}
 	s.log.Info("fault injected", "kind", f.Kind, "system", f.System, "up", f.Up, "mode", f.Mode,
 		"endpoint", f.Endpoint, "manager", f.Manager)

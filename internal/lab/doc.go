@@ -30,6 +30,14 @@
 //	[[mirror]]                      # which volumes pair up (same ids), for the workload and oracle
 //	source = "LAB.2107-75P0001"
 //	target = "LAB.2107-75S0001"
+//	[[hmc]]                         # optional: an emulated HMC (management console)
+//	name = "HMC1"
+//	user = "hmcadmin"               # the HMC's own credentials
+//	password = "secret"
+//	endpoint = "127.0.0.101:0"
+//	systems = ["LAB.2107-75P0001"]  # its attached storage systems
+//	processing = "200us"            # optional: added to every command and event it relays (default 200us)
+//	link_latency = "100us"          # optional: one way over its private link to a system (default 100us)
 //
 // Without cert_file the lab makes a CA and gives every cluster endpoint a
 // certificate of its own, as a real array's clusters have: it names the
@@ -39,6 +47,31 @@
 // against its own address. Give each system its own loopback addresses
 // (Linux routes all of 127.0.0.0/8 to lo): its traps then leave from its
 // cluster 0 address, and a manager can tell the systems apart by source.
+//
+// # HMCs
+//
+// An [[hmc]] fronts the storage systems it lists; a system sits behind at
+// most two HMCs (a dual HMC) and keeps its own cluster endpoints. The
+// HMC relays each command over its private link to the target system
+// (processing, then the link both ways: 400 µs at the defaults) and
+// forwards the systems' events (processing plus one link crossing). Its
+// certificate, from the lab's CA, names the HMC (URI SAN
+// urn:lockstep:hmc:NAME) and its listen host, and it speaks protocol
+// version 2 of drivers/wire: a Hello for an HMC, then a target serial on
+// every request. A configured cert_file is served by the HMCs too; it
+// names no HMC, so managers must pin it. The commands an HMC relays are
+// recorded under the manager's name.
+//
+// The faults of an HMC are its own: kind "hmc" with mode "down" (its
+// connections closed, new ones refused), "blackhole" (connections stay
+// open, nothing is answered or forwarded), "up", or a latency added to
+// every relayed command; kind "hmc-link" takes the private link to one
+// system down or up (that system's commands are answered unreachable, its
+// events are lost for that HMC):
+//
+//	{"op":"fault","fault":{"kind":"hmc","hmc":"HMC1","mode":"blackhole"}}
+//	{"op":"fault","fault":{"kind":"hmc","hmc":"HMC1","latency":"5ms"}}
+//	{"op":"fault","fault":{"kind":"hmc-link","hmc":"HMC1","system":"LAB.2107-75P0001","up":false}}
 //
 // # Control API
 //

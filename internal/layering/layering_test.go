@@ -65,6 +65,11 @@ var rules = []rule{
 		external: []string{"github.com/godbus/dbus/v5/..."},
 	},
 	{
+		name: "the HMC driver imports only hal, its clock and the wire protocol: only cmd wires drivers in",
+		from: []string{"drivers/hmc"},
+		only: []string{"drivers/hmc", "drivers/wire", "hal", "hal/clock"},
+	},
+	{
 		// Everything under internal/ is lab or test tooling (the
 		// emulator, lab server, workload and oracle, topologies and
 		// scenarios) except the production helpers named here.
