@@ -96,7 +96,7 @@ func newLayout(b *testing.B, n int, viaHMC bool) *layout {
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(srv.CAPEM())
 	for _, st := range srv.Status() {
-		d := direct.New(direct.Options{Serial: hal.Serial(st.Serial), Endpoints: st.Endpoints, Manager: benchManager,
+		d := direct.New(ctx, direct.Options{Serial: hal.Serial(st.Serial), Endpoints: st.Endpoints, Manager: benchManager,
 			User: "u", Password: "p", TLS: wire.ClientTLSConfig(pool, "127.0.0.1")})
 		b.Cleanup(func() { d.Close() })
 		ly.setup[d.Serial()] = d
