@@ -16,6 +16,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/firewall"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/daemon/transitions"
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/ha/link"
 	"github.com/lockstep-io/lockstep/hal"
@@ -406,6 +407,8 @@ func (n *haNode) Emit(no ha.Notice) {
 	if no.Err != nil {
 		kv = append(kv, "why", no.Err.Error())
 	}
+	n.s.track.Changed(transitions.Server, "", transitions.ServerState(no.From.Role.String(), no.From.HAState()),
+		transitions.ServerState(no.To.Role.String(), no.To.HAState()))
 	switch no.Kind {
 	case ha.StateChanged:
 		n.s.emit(notify.HAStateChanged, "HA state "+no.From.String()+" -> "+no.To.String(), kv...)

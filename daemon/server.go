@@ -20,6 +20,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/daemon/state"
+	"github.com/lockstep-io/lockstep/daemon/transitions"
 	"github.com/lockstep-io/lockstep/drivers/direct"
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/ha"
@@ -70,6 +71,8 @@ type Server struct {
 	mu      sync.Mutex
 	drivers map[hal.Serial]*direct.System
 	reach   reachability // why systems are not usable: the takeover readiness
+	// track keeps what the NMS polls: last change and transitions.
+	track *transitions.Tracker
 
 	// runCtx is Run's context, the parent of every acting period.
 	runCtx context.Context
@@ -107,6 +110,7 @@ func New(opt Options) (*Server, error) {
 		opt.Version = version.Version
 	}
 	s := &Server{opt: opt, log: opt.Logger, clock: clock.OrReal(opt.Clock), drivers: map[hal.Serial]*direct.System{}}
+	s.track = transitions.New(s.clock)
 	s.cfg.Store(opt.Config)
 	var err error
 	if s.roots, err = loadStorageCA(opt.Config); err != nil {
@@ -211,7 +215,7 @@ func (s *Server) db() *session.DB { return s.store.DB() }
 // serveControl owns the bus name and serves the admin API; it is ready
 // once the name is owned.
 func (s *Server) serveControl(ctx context.Context, ready func()) error {
-	ctl, err := control.Serve(ctx, s.bus, s, control.Options{Logger: s.log, AdminGroup: s.cfg.Load().Control.AdminGroup,
+	ctl, err := control.Serve(ctx, s.bus, control.Tracked(s, s.track), control.Options{Logger: s.log, AdminGroup: s.cfg.Load().Control.AdminGroup,
 		Properties: s.properties()})
 	if err != nil {
 		return err
@@ -438,6 +442,7 @@ func (s *Server) dialTimedOut(addr string) {
 // answers again.
 func (s *Server) storageReachability(serial hal.Serial, up, timeout bool, detail string) {
 	s.reach.changed(serial, up, timeout, detail)
+	s.track.Changed(transitions.Storage, string(serial), transitions.StorageState(!up), transitions.StorageState(up))
 	if up {
 		if d := s.duty.Load(); d != nil {
 			d.engine.Reachable(serial) // CG timeouts it could not tell before
