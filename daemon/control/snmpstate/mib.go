@@ -173,8 +173,8 @@ var Tables = []Table{
 			{Name: "lockstepSessionCopySets", Arc: 9, Syntax: "Gauge32",
 				Desc: "The number of copy sets (volume pairs) of the session."},
 			{Name: "lockstepSessionCG", Arc: 10, Syntax: adminString + " (SIZE (0..64))",
-				Desc: "The consistency group the session belongs to: its row in lockstepCGTable while the " +
-					"server acts. Empty: the session is its own group."},
+				Desc: "The consistency group the session names; while the server acts, its row in lockstepCGTable " +
+					"is cg:NAME. Empty: the session is its own group, session:NAME there."},
 			{Name: "lockstepSessionLastChange", Arc: 11, Syntax: "DateAndTime",
 				Desc: "When the session's state last changed, as recorded in the journal (it survives a restart); " +
 					"'0000000000000000'H if never."},
@@ -228,10 +228,12 @@ var Tables = []Table{
 		EntryDesc: "One consistency group, indexed by its name.",
 		Index:     []string{"lockstepCGIndex"},
 		Columns: []Object{
-			{Name: "lockstepCGIndex", Arc: 1, Syntax: adminString + " (SIZE (1..64))", Index: true,
+			{Name: "lockstepCGIndex", Arc: 1, Syntax: adminString + " (SIZE (1..80))", Index: true,
 				Desc: "The group's name, as index."},
-			{Name: "lockstepCGName", Arc: 2, Syntax: adminString + " (SIZE (1..64))",
-				Desc: "The group's name (a session's own name when the session names no group)."},
+			{Name: "lockstepCGName", Arc: 2, Syntax: adminString + " (SIZE (1..80))",
+				Desc: "The group's name as the freeze core and lockstepctl heartbeat show name it: cg:NAME for " +
+					"the group NAME that sessions share (lockstepSessionCG), session:NAME for a session that " +
+					"names no group."},
 			{Name: "lockstepCGPhase", Arc: 3, Syntax: enumSyntax(phaseEnum),
 				Desc: "Where the group is: mirroring; freezing (the freeze is being sent); partial (some storage " +
 					"system may still mirror: not recoverable); frozen (every system froze in time: consistent); " +

@@ -201,7 +201,7 @@ func Build(root OID, d Docs) *Snapshot {
 		}
 	}
 	for _, g := range d.Heartbeat.Groups {
-		idx, ok := stringIndex(g.Name, 64)
+		idx, ok := stringIndex(g.Name, 80)
 		if !ok {
 			continue
 		}
