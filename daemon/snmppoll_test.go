@@ -97,7 +97,7 @@ func truthOf(b bool) string { return map[bool]string{true: "1", false: "2"}[b] }
 
 // sameTime: a DateAndTime keeps tenths of a second.
 func sameTime(a, b time.Time) bool {
-	return a.UTC().Truncate(100*time.Millisecond).Equal(b.UTC().Truncate(100 * time.Millisecond))
+	return a.UTC().Truncate(100 * time.Millisecond).Equal(b.UTC().Truncate(100 * time.Millisecond))
 }
 
 // TestPollTheStateThroughSnmpd walks every table of LOCKSTEP-MIB's state
@@ -196,8 +196,12 @@ func TestPollTheStateThroughSnmpd(t *testing.T) {
 	}
 
 	// A change between two polls.
-	s1 := func(w map[string]string, col int) string { return w[fmt.Sprintf("%s.2.1.%d.%s", stateOID, col, strIndex("s1"))] }
-	cg1 := func(w map[string]string, col int) string { return w[fmt.Sprintf("%s.5.1.%d.%s", stateOID, col, strIndex("cg:cg1"))] }
+	s1 := func(w map[string]string, col int) string {
+		return w[fmt.Sprintf("%s.2.1.%d.%s", stateOID, col, strIndex("s1"))]
+	}
+	cg1 := func(w map[string]string, col int) string {
+		return w[fmt.Sprintf("%s.5.1.%d.%s", stateOID, col, strIndex("cg:cg1"))]
+	}
 	before, _ := strconv.Atoi(s1(w, 12))
 	lastBefore := dateAndTime(t, s1(w, 11))
 	if _, err := c.SessionCommand(context.Background(), "s1", api.CmdSuspend); err != nil {
