@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -85,7 +86,57 @@ is not the default gives it here, and in the OID of the line.`,
 	}
 	pp.Flags().StringVar(&prefix, "enterprise-oid", DefaultEnterpriseOID, "snmp.enterprise_oid of lockstep.toml: LOCKSTEP-MIB is its arc 1")
 	pp.Flags().DurationVar(&ttl, "cache", snmpstate.DefaultTTL, "how long one read of lockstepd answers requests")
-	cmd.AddCommand(pp)
+	test := &cobra.Command{
+		Use:   "test",
+		Short: "Send a test notification to every configured manager",
+		Long: `Send the snmpTest notification (LOCKSTEP-MIB lockstepSnmpTest, LS6201I) to
+every manager of [snmp] in lockstep.toml, through the same queue and
+sequence numbers as every notification, and report per manager:
+
+  acknowledged  an inform the manager answered
+  sent          a trap written to the network (nothing says it arrived:
+                check the NMS)
+  failed        the manager's retries were used up (it stays queued and
+                is sent again, as every notification)
+  pending       still queued or retried when the wait ended
+
+It exits 1 unless every manager got it (or none is configured).`,
+		Example: "  lockstepctl snmp test\n  lockstepctl --json snmp test",
+		Args:    cobra.NoArgs,
+		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
+			doc, err := c.SNMPTest(ctx)
+			if err != nil {
+				return err
+			}
+			missed := 0
+			for _, m := range doc.Managers {
+				if m.Outcome != "acknowledged" && m.Outcome != "sent" {
+					missed++
+				}
+			}
+			if err := a.show(doc, func(w io.Writer) {
+				if len(doc.Managers) == 0 {
+					fmt.Fprintln(w, "no snmp manager is configured ([[snmp.manager]] in lockstep.toml)")
+					return
+				}
+				fmt.Fprintln(w, "MANAGER\tVERSION\tNOTIFICATION\tSEQ\tOUTCOME")
+				for _, m := range doc.Managers {
+					outcome := m.Outcome
+					if m.Error != "" {
+						outcome += ": " + m.Error
+					}
+					fmt.Fprintf(w, "%s\t%s\t%s\t%d\t%s\n", m.Address, m.Version, m.Notification, m.Seq, outcome)
+				}
+			}); err != nil {
+				return err
+			}
+			if missed > 0 {
+				return fmt.Errorf("%d of %d managers did not get the test notification", missed, len(doc.Managers))
+			}
+			return nil
+		}),
+	}
+	cmd.AddCommand(pp, test)
 	return cmd
 }
 

@@ -332,6 +332,29 @@ type EventDoc struct {
 	Fields   map[string]string `json:"fields,omitempty"`
 }
 
+// SNMPTestDoc is the answer to SNMPTest: the test notification's fate at
+// each configured manager, in configuration order.
+type SNMPTestDoc struct {
+	Managers []SNMPTestManagerDoc `json:"managers"`
+}
+
+// SNMPTestManagerDoc is one manager of an SNMPTestDoc.
+type SNMPTestManagerDoc struct {
+	// Address is the manager's, udp://host:port.
+	Address string `json:"address"`
+	// Version is "v2c" or "v3"; Notification "trap" or "inform".
+	Version      string `json:"version"`
+	Notification string `json:"notification"`
+	// Seq is the test notification's lockstepSequence at this manager.
+	Seq uint32 `json:"seq"`
+	// Outcome is "acknowledged" (an inform the manager answered), "sent"
+	// (a trap written to the network; nothing tells whether it arrived),
+	// "failed" (Error says why; it stays queued and is sent again), or
+	// "pending" (still queued or retried when the wait ended).
+	Outcome string `json:"outcome"`
+	Error   string `json:"error,omitempty"`
+}
+
 // Properties are the D-Bus properties of Interface.
 type Properties struct {
 	Role      string
