@@ -21,7 +21,7 @@ const MIBRevision = "202612021200Z"
 var mibRevisions = []struct{ date, desc string }{
 	{MIBRevision, "The pollable state (lockstepState): the server's role and HA state, the session, storage system, " +
 		"connection and consistency-group tables, each with its last change and transition counter; served " +
-		"through snmpd's pass_persist by lockstepctl snmp pass-persist."},
+		"through snmpd's pass_persist by lockstepctl snmp pass-persist; snmpTest, sent by lockstepctl snmp test."},
 	{"202612020000Z", "stateUnwritable and stateWritable: the journal cannot write (a full disk), and writes again; " +
 		"groupOutOfContact and groupUnprotected: what the freeze core cannot vouch for; storageTrapDropped."},
 	{"202611220000Z", "First version: the notifications of lockstepd's event catalogue."},
