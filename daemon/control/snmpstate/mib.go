@@ -180,7 +180,8 @@ var Tables = []Table{
 					"'0000000000000000'H if never."},
 			{Name: "lockstepSessionTransitions", Arc: 12, Syntax: "Counter32",
 				Desc: "How many times lockstepSessionState, lockstepSessionStatus or lockstepSessionRecoverable " +
-					"changed, however briefly: a flap between two polls shows here." + counterDoc},
+					"changed, however briefly: a flap between two polls shows here. A standby, which applies the " +
+					"active's records, counts the changes it was asked about (poll the active for flaps)." + counterDoc},
 		}},
 	{Name: "lockstepStorageTable", Entry: "lockstepStorageEntry", EntryType: "LockstepStorageEntry", Arc: arcStorage,
 		Desc:      "The storage systems this server knows.",
