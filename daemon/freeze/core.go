@@ -330,8 +330,11 @@ type member struct {
 	staleBy time.Time
 	// probing: a heartbeat is out to ask a system of a group new to the
 	// core whether a heartbeat armed before expired (it froze itself while
-	// no manager was there to follow); it is armed only after the answer.
-	probing bool
+	// no manager was there to follow); it is armed, or disarmed, only
+	// after the answer. disarmAfterProbe: a disarm was asked for
+	// meanwhile; the probe's answer sends it.
+	probing          bool
+	disarmAfterProbe bool
 	// refreeze: pairs were established on it after the freeze out (or
 	// acknowledged) was sent: that freeze does not cover them, so its
 	// answer does not count and the freeze is sent again (Established).
@@ -753,7 +756,14 @@ func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 	epoch, name := c.epoch, g.Name
 	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.Heartbeat(ctx, epoch, name) }, func(err error) {
 		m.probing = false
+		disarm := m.disarmAfterProbe
+		m.disarmAfterProbe = false
 		if g.systems[serial] != m {
+			if disarm && g.systems[serial] == nil {
+				c.disarm(g, []hal.Serial{serial}) // it left the group while the probe was out
+			}
+			// (Started again: the new member is armed anew, which
+			// replaces the old heartbeat; a late disarm would undo that.)
 			return
 		}
 		if errors.Is(err, hal.ErrHeartbeatExpired) {
@@ -774,7 +784,9 @@ func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 		} else if err == nil || errors.Is(err, hal.ErrRefused) {
 			m.lastReply = c.clock.Now() // it answers: armed anew, or disarmed, from now on
 		}
-		if g.phase != Mirroring || !c.heartbeat || g.hErr != nil {
+		// A disarm asked for meanwhile (the group left the core) is sent
+		// now, even to a group that would otherwise be armed.
+		if disarm || g.phase != Mirroring || !c.heartbeat || g.hErr != nil {
 			c.disarm(g, []hal.Serial{serial})
 			return
 		}
@@ -1238,22 +1250,26 @@ func (c *Core) evaluate(g *group) {
 		} else {
 			c.log.Info("consistency group frozen everywhere", "group", g.Name)
 		}
-		c.release(g.waiters, nil)
-		g.waiters = nil
+		// The observer hears first, then the callers: a command that
+		// froze the group hears its answer after the report of its own
+		// freeze (the engine records that report as the command's, not
+		// as news that came while it ran), whatever goroutine runs first.
 		if c.observer != nil {
 			c.observer.Settled(g.Name, st)
 		}
+		c.release(g.waiters, nil)
+		g.waiters = nil
 		if g.ReleaseIO {
 			c.thaw(g, nil)
 		}
 	case g.phase == Freezing:
 		g.phase = Partial
 		why := fmt.Sprintf("%s may still be mirroring", strings.Join(c.unacked(g), ", "))
+		if c.observer != nil {
+			c.observer.Settled(g.Name, Settlement{At: now, Why: why}) // before the callers, as above
+		}
 		c.release(g.waiters, fmt.Errorf("freeze of %s not acknowledged by %s", g.Name, strings.Join(c.unacked(g), ", ")))
 		g.waiters = nil
-		if c.observer != nil {
-			c.observer.Settled(g.Name, Settlement{At: now, Why: why})
-		}
 	}
 }
 
@@ -1573,7 +1589,16 @@ func (c *Core) disarm(g *group, serials []hal.Serial) {
 		m := g.systems[serial]
 		if m != nil {
 			m.unarm()
-			if m.disarming {
+			if m.disarming || m.disarmAfterProbe {
+				continue
+			}
+			if m.probing {
+				// The disarm deletes the heartbeat a previous manager
+				// armed there, and with it the system's word that it
+				// expired: sent beside the probe, whichever reached the
+				// system first would decide whether its self-freeze is
+				// learnt. It waits for the probe's answer.
+				m.disarmAfterProbe = true
 				continue
 			}
 			m.disarming = true
@@ -1905,7 +1930,8 @@ func (c *Core) thawProgress(g *group) {
 	if len(holding) > 0 {
 		out = fmt.Errorf("thaw of %s: not reached: %s; run release-io again to retry", g.Name, strings.Join(holding, "; "))
 	}
-	c.release(g.thawWait, out)
+	// The observer hears first, then the callers (see evaluate).
+	wait := g.thawWait
 	g.thawWait = nil
 	if out == nil && !g.released {
 		g.released = true
@@ -1921,6 +1947,7 @@ func (c *Core) thawProgress(g *group) {
 			}
 		}
 	}
+	c.release(wait, out)
 }
 
 func sourceLSSs(pairs []hal.LSSPair) []hal.LSS {

@@ -576,3 +576,87 @@ func TestRestartLearnsASelfFreezeOfAThawedGroup(t *testing.T) {
 		}
 	})
 }
+
+// lateHeartbeat delays each heartbeat by a moment of the bubble's clock:
+// any other command the core sends the system at the same instant
+// reaches it first.
+type lateHeartbeat struct{ hal.StorageSystem }
+
+func (s lateHeartbeat) Heartbeat(ctx context.Context, e hal.Epoch, session string) error {
+	time.Sleep(time.Millisecond)
+	return s.StorageSystem.Heartbeat(ctx, e, session)
+}
+
+// TestRestartProbeIsAnsweredBeforeTheDisarm: a restarted manager asks
+// each system whether the heartbeat armed before it started expired
+// (probe) and, for a group it will not arm, disarms that heartbeat. The
+// disarm deletes the heartbeat, and with it the system's word that it
+// expired: sent at the same instant as the probe, whichever reached the
+// system first decided whether the self-freeze was learnt (under load,
+// 3 % of runs of TestRestartLearnsASelfFreezeOfAThawedGroup never
+// reported the hold). The disarm now waits for the probe's answer; here
+// every probe is late, so a disarm sent beside it would land first.
+func TestRestartProbeIsAnsweredBeforeTheDisarm(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name     string
+		initial  freeze.Phase
+		lowestCG time.Duration // of the restarted manager's group
+	}{
+		{name: "thawed group", initial: freeze.Thawed, lowestCG: 10 * time.Second},
+		// 4 s leaves no safe H: the group is disarmed, not armed anew.
+		{name: "mirroring group the heartbeat cannot protect", initial: freeze.Mirroring, lowestCG: 4 * time.Second},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				topo, fab, conns := establishedLab(t, ctx)
+				p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+				g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second,
+					HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second}}
+				ctx1, cancel1 := context.WithCancel(ctx)
+				core1 := freeze.New(freeze.Options{Systems: conns, Epoch: 1, Heartbeat: true, Timings: phaseTimings})
+				done1 := make(chan error, 1)
+				go func() { done1 <- core1.Run(ctx1) }()
+				if err := core1.SetGroups(ctx1, []freeze.Group{g}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(2 * time.Second) // armed
+				cancel1()
+				<-done1
+				time.Sleep(7 * time.Second) // longer than H: both froze themselves
+				if !held(t, fab, p1) || !held(t, fab, p2) {
+					t.Fatal("no self-freeze to learn")
+				}
+				late := map[hal.Serial]hal.StorageSystem{}
+				for serial, sys := range conns {
+					late[serial] = lateHeartbeat{sys}
+				}
+				obs := &freezeCounter{}
+				core := runCore(t, ctx, freeze.Options{Systems: late, Heartbeat: true, Observer: obs})
+				g.Initial, g.LowestCG = tc.initial, tc.lowestCG
+				if err := core.SetGroups(ctx, []freeze.Group{g}); err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Second)
+				st := groupStatus(t, core, "cg")
+				f, th := obs.counts()
+				switch tc.initial {
+				case freeze.Thawed:
+					// Each primary's hold is reported, and the group thawed
+					// once, when neither holds any more.
+					if f != 2 || th != 1 || held(t, fab, p1) || held(t, fab, p2) {
+						t.Fatalf("after the restart: %d freezing, %d thawed, held %v/%v; want 2, 1, neither held",
+							f, th, held(t, fab, p1), held(t, fab, p2))
+					}
+				default:
+					if st.Phase == freeze.Mirroring || !strings.Contains(st.Reason, "expired") || f != 1 {
+						t.Fatalf("after the restart: %s (%s), %d freezing; want frozen on the expiry", st.Phase, st.Reason, f)
+					}
+				}
+			})
+		})
+	}
+}
