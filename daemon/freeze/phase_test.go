@@ -652,7 +652,9 @@ func TestRestartProbeIsAnsweredBeforeTheDisarm(t *testing.T) {
 							f, th, held(t, fab, p1), held(t, fab, p2))
 					}
 				default:
-					if st.Phase == freeze.Mirroring || !strings.Contains(st.Reason, "expired") || f != 1 {
+					// (The second primary's expiry is reported again when its
+					// probe answers after the group settled frozen: f is 1 or 2.)
+					if st.Phase == freeze.Mirroring || !strings.Contains(st.Reason, "expired") || f < 1 {
 						t.Fatalf("after the restart: %s (%s), %d freezing; want frozen on the expiry", st.Phase, st.Reason, f)
 					}
 				}
