@@ -194,6 +194,9 @@ type Core struct {
 	// time the core found itself late (a tick missed, a heartbeat sent or
 	// an answer handled late): silence across it proves nothing.
 	lastTick, lateAt time.Time
+	// polls counts the polls planned, each system's query one (see
+	// group.watchFrom).
+	polls uint64
 	// unprotected and contact are what was last reported per group name
 	// (a group whose pairs change is a new object under the same name).
 	unprotected map[string]string
@@ -232,11 +235,17 @@ type group struct {
 	// volume; seen holds the dormant pairs a poll found mirroring since
 	// the group last went back to mirroring.
 	dormant, quiet, seen map[hal.VolumeRef]bool
-	// watchFrom is when the pairs whose suspension is a sign last grew
-	// (the group went back to mirroring, or a pair stopped being dormant
-	// or quiet): a poll issued before it may show such a pair suspended
-	// from before, and is not judged on them.
-	watchFrom time.Time
+	// watchFrom is the core's count of polls planned (Core.polls) when
+	// the pairs whose suspension is a sign last grew (the group went back
+	// to mirroring, or a pair stopped being dormant or quiet): a poll
+	// planned before it may show such a pair suspended, or a dormant one
+	// mirroring, from before, and is not judged on the group's pairs. A
+	// count, not a time: a poll planned in the same instant as the
+	// change, just before it, is as stale (a dormant pair it saw
+	// mirroring before a freeze counted as seen, and its suspension by
+	// that freeze froze the group again once started: engine's
+	// TestStartEndsTheGroupsHolds under load).
+	watchFrom uint64
 }
 
 // sign reports whether a pair of the group found suspended by a poll is
@@ -275,16 +284,16 @@ func (g *group) eventSign(ev hal.Event) bool {
 
 // setWatch installs the group's dormant and quiet pairs; seen keeps the
 // dormant pairs it already holds.
-func (g *group) setWatch(dormant, quiet []hal.VolumePair, now time.Time) {
+func (g *group) setWatch(dormant, quiet []hal.VolumePair, polls uint64) {
 	nd, nq := bySourceVolume(dormant), bySourceVolume(quiet)
 	for src := range g.dormant {
 		if !nd[src] {
-			g.watchFrom = now
+			g.watchFrom = polls
 		}
 	}
 	for src := range g.quiet {
 		if !nq[src] {
-			g.watchFrom = now
+			g.watchFrom = polls
 		}
 	}
 	g.Dormant, g.Quiet = dormant, quiet
@@ -594,7 +603,7 @@ func (c *Core) setGroups(groups []Group, restart string) error {
 		if old == nil {
 			ng := &group{Group: g, systems: map[hal.Serial]*member{}}
 			ng.h, ng.hErr = DeriveH(g.LowestCG, c.t)
-			ng.setWatch(g.Dormant, g.Quiet, c.clock.Now())
+			ng.setWatch(g.Dormant, g.Quiet, c.polls)
 			next[g.Name] = ng
 			fresh = append(fresh, ng)
 			continue
@@ -650,7 +659,7 @@ func (c *Core) setGroups(groups []Group, restart string) error {
 // them at the next tick.
 func (c *Core) update(g *group, ng Group) {
 	g.ReleaseIO, g.HighestCG = ng.ReleaseIO, ng.HighestCG
-	g.setWatch(ng.Dormant, ng.Quiet, c.clock.Now())
+	g.setWatch(ng.Dormant, ng.Quiet, c.polls)
 	if g.LowestCG != ng.LowestCG {
 		g.LowestCG = ng.LowestCG
 		g.h, g.hErr = DeriveH(ng.LowestCG, c.t)
@@ -882,7 +891,7 @@ func (c *Core) resetGroup(g *group) {
 	now := c.clock.Now()
 	g.phase, g.reason, g.since, g.pending, g.released = Mirroring, "", now, 0, false
 	clear(g.seen) // a dormant pair is watched again once seen mirroring
-	g.watchFrom = now
+	g.watchFrom = c.polls
 	c.release(g.thawWait, fmt.Errorf("%w: %s was started again before every thaw was answered", ErrNotSafe, g.Name))
 	g.thawWait = nil
 	for serial := range g.Pairs {
@@ -1666,6 +1675,8 @@ func (c *Core) checkStale(g *group, now time.Time) {
 func (c *Core) poll() {
 	for _, serial := range slices.Sorted(maps.Keys(c.systems)) {
 		epoch, planned, timeout := c.epoch, c.clock.Now(), c.t.RequestTimeout
+		c.polls++
+		seq := c.polls
 		var pairs []hal.PairStatus
 		var left, doneAt time.Time
 		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error {
@@ -1695,8 +1706,8 @@ func (c *Core) poll() {
 					continue
 				}
 				for _, g := range c.byLSSPair[p.LSSPair()] {
-					if planned.Before(g.watchFrom) {
-						continue // issued before the group's watch grew: stale for it
+					if seq <= g.watchFrom {
+						continue // planned before the group's watch grew: stale for it
 					}
 					switch {
 					case p.State.Mirroring():
