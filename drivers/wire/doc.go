@@ -72,6 +72,7 @@
 //	0x10  Request      client -> server
 //	0x11  Response     server -> client
 //	0x12  Event        server -> client, unsolicited
+//	0x13  StateChange  server -> client, unsolicited; z/OS hosts only
 //
 // # Handshake
 //
@@ -93,6 +94,9 @@
 //	serial    name     the storage system the client expects (may be empty)
 //	user      name
 //	password  name
+//	sysplex   name     optional: the manager's sysplex, stated to a z/OS host;
+//	                   present only when not empty (an empty one written out
+//	                   is malformed, so that a Hello has one encoding)
 //
 // HelloOK:
 //
@@ -108,7 +112,8 @@
 //	code  u8    1 version, 2 auth (user or password wrong; the text does not
 //	            say which), 3 unknown-serial (the endpoint does not serve the
 //	            serial asked for), 4 unavailable (the storage system cannot
-//	            serve now; retry later)
+//	            serve now; retry later), 5 sysplex (a z/OS host: the
+//	            manager is not in the host's sysplex; the text names both)
 //	text  text  why, for people
 //
 // # Requests and responses
@@ -214,12 +219,68 @@
 //	session  name      heartbeat-expiry: the session
 //	epoch    u64       fenced: the highest epoch the system knows
 //
+// # z/OS extension
+//
+// A z/OS host agent (the "z/OS connection" of DESIGN.md §4, default port
+// 5858, DefaultZOSPort) speaks this protocol on behalf of the storage
+// systems it has online: it carries the commands out in-band over its
+// channels. A manager opens one connection per storage system it reaches
+// through the host; the Hello's serial picks the system (a system the
+// host does not have online is refused unknown-serial), and its sysplex
+// says which sysplex the manager is in: a host serves only managers of
+// its own sysplex and refuses the others with code sysplex (ErrSysplex,
+// which wraps hal.ErrAuth). Credentials are the host's, not the storage
+// system's.
+//
+// The host's certificate names the host, not a storage system: a URI SAN
+//
+//	urn:lockstep:zos:HOST
+//
+// (the name path-escaped; ZOSHostURI, VerifyZOSHost), or a configured
+// pin. Its common name never counts, and a certificate naming any
+// urn:lockstep: URI is never accepted for a storage serial by its common
+// name either, so that one CA may sign for storage systems and hosts
+// without letting either stand in for the other.
+//
+// HelloOK from a host never has the heartbeat capability: the Metro
+// Mirror heartbeat does not work through z/OS. Heartbeat ops are answered
+// unsupported. Commands for a system whose channel from the host is down
+// are answered unreachable.
+//
+// The host pushes Event frames only of kind fenced (a command of the
+// manager's carried a stale epoch). It reports pair state changes instead
+// as StateChange frames, the state-change messages (IEA494I) the host
+// raises when the storage system interrupts it. One frame stands for the
+// messages every LPAR with the devices online logs: the host sends it
+// once, naming the LPARs, rather than once per LPAR, since the manager
+// acts on the change, not on consoles. A client takes them only when it
+// asked to (ClientOptions.StateChanges); otherwise one closes the
+// connection as malformed. One naming another storage system than the
+// HelloOK's is dropped and counted, as a foreign event is.
+//
+// StateChange:
+//
+//	kind       u8        1 pair pending, 2 pair suspending, 3 pair suspended,
+//	                     4 pair full duplex, 5 extended long busy state; any
+//	                     other value is malformed
+//	host       name      the z/OS host
+//	seq        u64       the host's message number
+//	at         time      when the storage system raised it
+//	serial     name      the storage system
+//	event-seq  u64       the storage system's number of the suspend event of
+//	                     the same change (as an Event frame's seq), 0 if none
+//	lsspair    LSSPair   the pairs' LSS pair; extended long busy: the source
+//	                     LSS, the target empty
+//	reason     u8        suspending, suspended: the suspend reason
+//	volumes    4 x u64   the devices: bitmap of volume numbers of the source LSS
+//	lpars      list(name) the LPARs that logged it, at most 256
+//
 // # Limits
 //
 //	frame (type + body)       4 MiB (MaxFrameSize); a QueryPairs reply for
 //	                          65 280 pairs with 16-byte serials is ~3.1 MB
 //	handshake frame           2 KiB (MaxHandshakeFrame); the largest Hello
-//	                          is 1 031 bytes
+//	                          is 1 287 bytes (with a sysplex)
 //	name                      255 bytes (MaxName)
 //	text                      1 024 bytes (MaxText); servers cut longer errors
 //	requests in flight        64 per connection by default (server option)

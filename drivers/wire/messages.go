@@ -22,6 +22,10 @@ type Hello struct {
 	Serial   hal.Serial // the storage system the client expects behind this endpoint
 	User     string
 	Password string
+	// Sysplex is the sysplex the manager is configured in, stated to a
+	// z/OS host, which serves only managers of its own sysplex. Empty:
+	// none, and the field is left out of the frame.
+	Sysplex string
 }
 
 // EncodeHello returns the body of a Hello frame.
@@ -33,6 +37,9 @@ func EncodeHello(m Hello) ([]byte, error) {
 	e.name("serial", string(m.Serial))
 	e.name("user", m.User)
 	e.name("password", m.Password)
+	if m.Sysplex != "" {
+		e.name("sysplex", m.Sysplex)
+	}
 	return e.done()
 }
 
@@ -53,6 +60,13 @@ func DecodeHello(b []byte) (Hello, error) {
 	m.Serial = hal.Serial(d.name())
 	m.User = d.name()
 	m.Password = d.name()
+	if d.err == nil && len(d.b) > 0 {
+		// The optional sysplex: present only when not empty, so that a
+		// Hello has one encoding.
+		if m.Sysplex = d.name(); d.err == nil && m.Sysplex == "" {
+			d.fail("empty sysplex (a manager in no sysplex leaves the field out)")
+		}
+	}
 	if err := d.finish(); err != nil {
 		return Hello{}, err
 	}
@@ -115,6 +129,7 @@ const (
 	RejectAuth          RejectCode = 2 // user or password wrong
 	RejectUnknownSerial RejectCode = 3 // the endpoint does not serve that storage system
 	RejectUnavailable   RejectCode = 4 // the storage system cannot serve now (down, restarting)
+	RejectSysplex       RejectCode = 5 // a z/OS host: the manager is not in the host's sysplex
 )
 
 func (c RejectCode) String() string {
@@ -127,6 +142,8 @@ func (c RejectCode) String() string {
 		return "unknown-serial"
 	case RejectUnavailable:
 		return "unavailable"
+	case RejectSysplex:
+		return "sysplex"
 	}
 	return fmt.Sprintf("reject(%d)", uint8(c))
 }

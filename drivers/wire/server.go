@@ -163,6 +163,9 @@ func (s *serverConn) run(ctx context.Context, accept AcceptFunc) error {
 		defer wg.Done()
 		s.forwardEvents(connCtx, events)
 	}()
+	if src, ok := sys.(StateChangeSource); ok { // a z/OS host (zos.go)
+		wg.Go(func() { s.forwardStateChanges(connCtx, src.StateChanges(connCtx)) })
+	}
 	err = s.serveRequests(ctx, br, sys, ok.Capabilities, &wg)
 	s.fail(err) // stops the forwarder and any blocked write
 	cancel()
@@ -201,6 +204,8 @@ func (s *serverConn) handshake(ctx context.Context, br *bufio.Reader, accept Acc
 			code, text = RejectUnknownSerial, err.Error()
 		case errors.Is(err, hal.ErrUnreachable):
 			code, text = RejectUnavailable, err.Error()
+		case errors.Is(err, ErrSysplex):
+			code, text = RejectSysplex, err.Error()
 		}
 		s.reject(code, text)
 		return Hello{}, HelloOK{}, nil, nil, fmt.Errorf("refused %s (user %q, manager %q, serial %q): %w",
