@@ -27,6 +27,7 @@ type Config struct {
 	CAOut         string // where to write the CA managers must trust ("" = nowhere)
 	Systems       []System
 	Topology      *topology.Topology // systems, plus the mirror layout the workload and oracle use
+	ZOSHosts      []ZOSHost          // emulated z/OS hosts (zos_config.go)
 }
 
 // System is one emulated storage system and how it is served.
@@ -62,6 +63,7 @@ type rawConfig struct {
 		Source string `toml:"source"`
 		Target string `toml:"target"`
 	} `toml:"mirror"`
+	ZOS []rawZOSHost `toml:"zos"`
 }
 
 // rawDuration is a duration written as a string ("60s"); a bare integer
@@ -184,6 +186,7 @@ func ParseConfig(text string) (*Config, error) {
 		}
 		problems = append(problems, cfg.Topology.AddMirror(src.SystemConfig, tgt.SystemConfig)...)
 	}
+	problems = append(problems, cfg.parseZOS(raw.ZOS, serials)...)
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w:\n  %s", ErrConfig, strings.Join(problems, "\n  "))
 	}

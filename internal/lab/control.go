@@ -66,6 +66,9 @@ type Fault struct {
 	// Endpoint is 0 or 1 for one cluster, -1 for both (manager, latency).
 	Endpoint int    `json:"endpoint"`
 	Latency  string `json:"latency,omitempty"`
+	// Host is the z/OS host of the kinds zos (Mode up, down or blackhole,
+	// or Latency) and channel (System; Mode up or down).
+	Host string `json:"host,omitempty"`
 }
 
 // WorkloadParam starts, stops or reads the workload.
@@ -82,6 +85,7 @@ type Response struct {
 	Error    string           `json:"error,omitempty"`
 	Systems  []SystemStatus   `json:"systems,omitempty"`
 	CAPEM    string           `json:"ca_pem,omitempty"`
+	ZOS      []ZOSStatus      `json:"zos,omitempty"`
 	Workload *workload.Status `json:"workload,omitempty"`
 	Report   *workload.Report `json:"report,omitempty"`
 	// Commands answers the op commands, oldest first. Dropped counts the
@@ -127,7 +131,7 @@ func (s *Server) serveControl(ctx context.Context) {
 func (s *Server) handle(ctx context.Context, req *Request, resp *Response) error {
 	switch req.Op {
 	case "status":
-		resp.Systems, resp.CAPEM = s.Status(), string(s.caPEM)
+		resp.Systems, resp.CAPEM, resp.ZOS = s.Status(), string(s.caPEM), s.ZOSStatus()
 		return nil
 	case "fault":
 		if req.Fault == nil {
@@ -257,6 +261,9 @@ func (s *Server) Status() []SystemStatus {
 
 // Inject applies a fault.
 func (s *Server) Inject(f Fault) error {
+	if f.Kind == "zos" || f.Kind == "channel" {
+		return s.injectZOS(f)
+	}
 	var eps *[2]*endpoint
 	if f.Kind != "lss-path" {
 		eps = s.endpoints[hal.Serial(f.System)]
@@ -318,7 +325,7 @@ func (s *Server) Inject(f Fault) error {
 	case "restart":
 		eps[0].system.Restart()
 	default:
-		return fmt.Errorf("unknown fault %q (paths, lss-path, manager, latency, crash, restart)", f.Kind)
+		return fmt.Errorf("unknown fault %q (paths, lss-path, manager, latency, crash, restart, zos, channel)", f.Kind)
 	}
 	s.log.Info("fault injected", "kind", f.Kind, "system", f.System, "up", f.Up, "mode", f.Mode,
 		"endpoint", f.Endpoint, "manager", f.Manager)

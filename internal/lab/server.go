@@ -30,6 +30,7 @@ type Server struct {
 	caPEM  []byte
 
 	endpoints map[hal.Serial]*[2]*endpoint
+	zos       map[string]*zosHost // by host name (zos.go)
 	control   net.Listener
 
 	mu        sync.Mutex
@@ -100,6 +101,10 @@ func Start(ctx context.Context, cfg *Config, opt Options) (*Server, error) {
 				modes: map[string]emu.LinkMode{}, conns: map[*servedConn]struct{}{}}
 		}
 		s.endpoints[sc.Serial] = eps
+	}
+	if err := s.startZOS(ctx); err != nil {
+		closeAll()
+		return nil, err
 	}
 	sock := cfg.ControlSocket
 	if opt.ControlSocket != "" {
