@@ -65,14 +65,18 @@ type StateChange struct {
 }
 
 // StateChanges attaches a host's channels to the system: every state
-// change of its pairs and LSSs is delivered on the returned channel, in
-// the order raised, until ctx is done (the channel is closed then). The
+// change of its pairs and LSSs that hears accepts is delivered on the
+// returned channel, in the order raised, until ctx is done (the channel is
+// closed then). hears (nil: every change) runs under the fabric's lock at
+// the instant the change is raised, so that a host whose channel is down
+// at that instant never hears of it, however late its reader runs; it
+// must not call back into the fabric. The
 // system never waits for the host: a host that falls more than
 // maxQueuedEvents behind loses changes, as an interrupt is lost to a
 // channel that is not there. A crashed system raises none.
-func (s *System) StateChanges(ctx context.Context) <-chan StateChange {
+func (s *System) StateChanges(ctx context.Context, hears func(StateChange) bool) <-chan StateChange {
 	f := s.fabric
-	a := &attachment{wake: make(chan struct{}, 1)}
+	a := &attachment{wake: make(chan struct{}, 1), hears: hears}
 	f.mu.Lock()
 	if s.attached == nil {
 		s.attached = map[*attachment]struct{}{}
@@ -112,6 +116,7 @@ func (s *System) StateChanges(ctx context.Context) <-chan StateChange {
 // attachment queues state changes for one host without blocking the
 // fabric.
 type attachment struct {
+	hears func(StateChange) bool // nil: every change; called under the fabric's lock
 	mu    sync.Mutex
 	queue []StateChange
 	wake  chan struct{}
@@ -124,6 +129,9 @@ func (s *System) interruptLocked(sc StateChange) {
 	}
 	sc.Serial, sc.At = s.serial, s.fabric.clock.Now()
 	for a := range s.attached {
+		if a.hears != nil && !a.hears(sc) {
+			continue
+		}
 		a.mu.Lock()
 		if len(a.queue) < maxQueuedEvents {
 			a.queue = append(a.queue, sc)

@@ -29,7 +29,7 @@ func TestStateChangesFollowEveryPairChange(t *testing.T) {
 	r := newRig(t, true)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	ch := r.p.StateChanges(ctx)
+	ch := r.p.StateChanges(ctx, nil)
 
 	vp := vpair(fbL, 1)
 	r.must(r.pc.Suspend(ctx, 1, []hal.VolumePair{vp}))
@@ -77,7 +77,7 @@ func TestStateChangesNeverBlockTheFabric(t *testing.T) {
 	r := newRig(t, false)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_ = r.p.StateChanges(ctx)
+	_ = r.p.StateChanges(ctx, nil)
 	for range 200 {
 		r.must(r.pc.Suspend(ctx, 1, []hal.VolumePair{vpair(fbL, 0)}))
 		r.must(r.pc.EstablishPairs(ctx, 1, []hal.PairSpec{{VolumePair: vpair(fbL, 0), Mode: hal.Resync}}))

@@ -84,7 +84,7 @@ func (s *Server) startZOS(ctx context.Context) error {
 		s.zos[h.cfg.Name] = h
 		s.wg.Go(func() { h.serve(ctx) })
 		for serial := range h.online {
-			changes := s.fabric.System(serial).StateChanges(ctx)
+			changes := s.fabric.System(serial).StateChanges(ctx, h.hears)
 			s.wg.Go(func() { h.relay(changes) })
 		}
 	}
@@ -112,17 +112,24 @@ func (s *Server) zosTLS(hc ZOSHost) (*tls.Config, error) {
 	return wire.ServerTLSConfig(cert), nil
 }
 
-// relay turns one system's state-change interrupts into messages to the
-// managers connected for it. An interrupt is lost while the host is not
-// up or its channels to the system are down: the host never heard it.
+// hears says whether the host hears an interrupt at the instant the
+// system raises it (under the fabric's lock): not while it is down or
+// black-holed, nor while its channels to the system are down.
+func (h *zosHost) hears(sc emu.StateChange) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.mode != emu.LinkUp || h.channelDown[sc.Serial] {
+		h.dropped++
+		return false
+	}
+	return true
+}
+
+// relay turns one system's state-change interrupts the host heard into
+// messages to the managers connected for it.
 func (h *zosHost) relay(changes <-chan emu.StateChange) {
 	for sc := range changes {
 		h.mu.Lock()
-		if h.mode != emu.LinkUp || h.channelDown[sc.Serial] {
-			h.dropped++
-			h.mu.Unlock()
-			continue
-		}
 		h.seq++
 		m := wire.StateChange{Kind: stateKind(sc.Kind), Host: h.cfg.Name, Seq: h.seq, At: sc.At, Serial: sc.Serial,
 			EventSeq: sc.EventSeq, LSSPair: sc.LSSPair, Reason: sc.Reason, Volumes: sc.Volumes,
@@ -207,6 +214,7 @@ func (h *zosHost) serveConn(ctx context.Context, raw net.Conn) {
 				wire.ErrUnknownSerial, h.cfg.Name, hello.Serial)
 		}
 		sys := h.server.fabric.System(hello.Serial)
+		epoch := sys.Epoch() // not under h.mu: the fabric's lock comes first (hears)
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if h.mode == emu.LinkDown {
@@ -214,7 +222,7 @@ func (h *zosHost) serveConn(ctx context.Context, raw net.Conn) {
 		}
 		zc.manager, zc.serial = hello.Manager, hello.Serial
 		h.conns[zc] = struct{}{}
-		return wire.HelloOK{Serial: hello.Serial, Capabilities: hal.Capabilities{}, Epoch: sys.Epoch()},
+		return wire.HelloOK{Serial: hello.Serial, Capabilities: hal.Capabilities{}, Epoch: epoch},
 			&zosSystem{StorageSystem: sys.Connect(hello.Manager), host: h, conn: zc}, nil
 	}
 	conn := &zosGatedConn{Conn: tls.Server(raw, h.tls), host: h}
