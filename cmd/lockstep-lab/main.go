@@ -41,12 +41,14 @@ commands:
   run --config LAB.toml [--control SOCK]
           serve the lab file's emulated storage systems and the control API
   status [--json]
-          the systems, their cluster endpoints, crashed or not
+          the systems, their cluster endpoints, crashed or not; the z/OS hosts
   fault paths SYSTEM up|down
   fault lss-path SERIAL/LSS SERIAL/LSS up|down
   fault manager SYSTEM up|down|blackhole [--endpoint 0|1|both] [--manager NAME]
   fault latency SYSTEM DURATION [--endpoint 0|1|both]
   fault crash|restart SYSTEM
+  fault zos HOST down|up|blackhole|latency DURATION
+  fault channel HOST SERIAL down|up
           inject a fault into a running lab
   workload start [--chains N] [--volumes-per-chain N] [--think DURATION]
   workload stop|status [--json]

@@ -63,6 +63,11 @@ var rules = []rule{
 		external: []string{"github.com/godbus/dbus/v5/..."},
 	},
 	{
+		name: "the z/OS driver talks to storage through hal and the wire protocol only",
+		from: []string{"drivers/zos"},
+		only: []string{"drivers/zos", "drivers/wire", "hal", "hal/clock"},
+	},
+	{
 		// Everything under internal/ is lab or test tooling (the
 		// emulator, lab server, workload and oracle, topologies and
 		// scenarios) except the production helpers named here.
