@@ -68,7 +68,7 @@ lpars = ["SYSA1", "SYSA2"]
 	return b.String()
 }
 
-func startLab(t *testing.T) *lab.Server {
+func startLab(t testing.TB) *lab.Server {
 	t.Helper()
 	cfg, err := lab.ParseConfig(labFile())
 	if err != nil {
