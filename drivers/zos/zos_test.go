@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lockstep-io/lockstep/drivers/direct"
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/drivers/zos"
 	"github.com/lockstep-io/lockstep/hal"
@@ -421,5 +422,63 @@ func TestRefusals(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestFreezeGoesOutThroughZOSWhenIPFails: the S5 mechanics at the driver
+// level. With every IP connection to the primary cut, a freeze on the
+// direct driver fails, the same freeze through the z/OS host is carried
+// out in-band, and the suspend it causes is heard through z/OS.
+func TestFreezeGoesOutThroughZOSWhenIPFails(t *testing.T) {
+	t.Parallel()
+	srv := startLab(t)
+	z := driverFor(t, srv, haltest.Primary, nil)
+	roots := pool(t, srv)
+	dopt := direct.Options{Serial: haltest.Primary, Manager: "test-manager", User: "lockstep",
+		Password: "pw-" + string(haltest.Primary), TLS: wire.ClientTLSConfig(roots, "127.0.0.1")}
+	for _, st := range srv.Status() {
+		if st.Serial == string(haltest.Primary) {
+			dopt.Endpoints = st.Endpoints
+		}
+	}
+	d := direct.New(dopt)
+	t.Cleanup(func() { d.Close() })
+	establish(t, d)
+	ctx := ctxFor(t, 20*time.Second)
+	events, _ := z.Events(ctx)
+	inject(t, srv, lab.Fault{Kind: "manager", System: string(haltest.Primary), Endpoint: -1, Mode: "down"})
+	lp := haltest.LSSPair(haltest.FBLSS)
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	err := d.Freeze(short, 1, []hal.LSSPair{lp})
+	cancel()
+	if !hal.Retryable(err) {
+		t.Fatalf("freeze over cut IP connections: %v, want unreachable", err)
+	}
+	if err := z.Freeze(ctx, 1, []hal.LSSPair{lp}); err != nil {
+		t.Fatalf("freeze through z/OS: %v", err)
+	}
+	ps, err := z.QueryPairs(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range ps {
+		if p.VolumePair.Source.Volume.LSS() == haltest.FBLSS && (p.State != hal.Suspended || p.Reason != hal.ReasonFreeze) {
+			t.Fatalf("pair %+v after the freeze through z/OS", p)
+		}
+	}
+	select {
+	case ev := <-events:
+		if ev.Kind != hal.EventSuspend || ev.Reason != hal.ReasonFreeze || ev.LSSPair != lp || ev.Seq == 0 {
+			t.Fatalf("event %+v", ev)
+		}
+	case <-ctx.Done():
+		t.Fatal("the freeze was not heard through z/OS")
+	}
+	ls, err := z.QueryLSSs(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ls[0].LSS != haltest.FBLSS || ls[0].ELBUntil.IsZero() {
+		t.Fatalf("LSSs %+v: the freeze must hold writes (ELB)", ls)
 	}
 }
