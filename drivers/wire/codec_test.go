@@ -79,6 +79,7 @@ var sampleArgs = []struct {
 	{"query-pairs", OpQueryPairs, Args{}},
 	{"query-paths", OpQueryPaths, Args{}},
 	{"query-lsss", OpQueryLSSs, Args{}},
+	{"query-online", OpQueryOnline, Args{}},
 }
 
 var sampleResults = []struct {
@@ -101,6 +102,7 @@ var sampleResults = []struct {
 	{"query-pairs/empty", OpQueryPairs, Result{}},
 	{"query-paths", OpQueryPaths, Result{Paths: samplePathStatus}},
 	{"query-lsss", OpQueryLSSs, Result{LSSs: sampleLSSStatus}},
+	{"query-online", OpQueryOnline, Result{Online: []OnlineSystem{{Serial: serialP, ChannelsUp: true}, {Serial: serialS}}}},
 }
 
 var (

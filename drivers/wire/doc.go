@@ -194,6 +194,10 @@
 //	0x0C  query-pairs        (none)                                 list(PairStatus)
 //	0x0D  query-paths        (none)                                 list(PathStatus)
 //	0x0E  query-lsss         (none)                                 list(LSSStatus)
+//	0x0F  query-online       (none)                                 list(OnlineSystem)
+//	      (z/OS extension: the storage systems a z/OS host has online;
+//	      OnlineSystem is serial name, channels-up bool (min 2 bytes).
+//	      Any other endpoint answers it unsupported.)
 //
 // "(none)" is zero bytes. Ping is answered by the connection itself, not
 // the storage system, and its epoch is ignored.
@@ -226,7 +230,10 @@
 // systems it has online: it carries the commands out in-band over its
 // channels. A manager opens one connection per storage system it reaches
 // through the host; the Hello's serial picks the system (a system the
-// host does not have online is refused unknown-serial), and its sysplex
+// host does not have online is refused unknown-serial). A Hello naming no
+// serial opens a discovery connection, which carries only query-online
+// (the systems the host has online and whether its channels to each
+// work); storage commands on it are refused. The Hello's sysplex
 // says which sysplex the manager is in: a host serves only managers of
 // its own sysplex and refuses the others with code sysplex (ErrSysplex,
 // which wraps hal.ErrAuth). Credentials are the host's, not the storage

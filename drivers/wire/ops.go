@@ -27,6 +27,9 @@ const (
 	OpQueryPairs       Op = 0x0C
 	OpQueryPaths       Op = 0x0D
 	OpQueryLSSs        Op = 0x0E
+	// OpQueryOnline is the z/OS extension's discovery: the storage
+	// systems a z/OS host has online (zos.go).
+	OpQueryOnline Op = 0x0F
 )
 
 var opNames = map[Op]string{
@@ -44,6 +47,7 @@ var opNames = map[Op]string{
 	OpQueryPairs:       "query-pairs",
 	OpQueryPaths:       "query-paths",
 	OpQueryLSSs:        "query-lsss",
+	OpQueryOnline:      "query-online",
 }
 
 func (o Op) String() string {
@@ -81,7 +85,7 @@ type Args struct {
 func EncodeArgs(op Op, a Args) ([]byte, error) {
 	e := encoder{what: op.String() + " args"}
 	switch op {
-	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs:
+	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpQueryOnline:
 		// no arguments
 	case OpEstablishPaths:
 		putList(&e, "paths", a.Paths, func(p hal.PathSpec) {
@@ -118,7 +122,7 @@ func DecodeArgs(op Op, b []byte) (Args, error) {
 	d := decoder{what: op.String() + " args", b: b}
 	var a Args
 	switch op {
-	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs:
+	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpQueryOnline:
 		// no arguments
 	case OpEstablishPaths:
 		a.Paths = list(&d, "paths", minPathSpec, func() hal.PathSpec {
@@ -155,6 +159,8 @@ type Result struct {
 	Pairs []hal.PairStatus // OpQueryPairs
 	Paths []hal.PathStatus // OpQueryPaths
 	LSSs  []hal.LSSStatus  // OpQueryLSSs
+	// Online: OpQueryOnline (z/OS extension).
+	Online []OnlineSystem
 }
 
 // EncodeResult returns the result of op as carried in Response.Result.
@@ -183,6 +189,11 @@ func EncodeResult(op Op, r Result) ([]byte, error) {
 			e.u8(uint8(l.Type))
 			e.i64(int64(l.CGTimeout))
 			e.time("elb until", l.ELBUntil)
+		})
+	case OpQueryOnline:
+		putList(&e, "online", r.Online, func(o OnlineSystem) {
+			e.name("serial", string(o.Serial))
+			e.boolean(o.ChannelsUp)
 		})
 	default:
 		if !op.Known() {
@@ -214,6 +225,10 @@ func DecodeResult(op Op, b []byte) (Result, error) {
 	case OpQueryLSSs:
 		r.LSSs = list(&d, "lsss", minLSSStatus, func() hal.LSSStatus {
 			return hal.LSSStatus{LSS: hal.LSS(d.u8()), Type: hal.LSSType(d.u8()), CGTimeout: time.Duration(d.i64()), ELBUntil: d.time()}
+		})
+	case OpQueryOnline:
+		r.Online = list(&d, "online", 2, func() OnlineSystem {
+			return OnlineSystem{Serial: hal.Serial(d.name()), ChannelsUp: d.boolean("channels up")}
 		})
 	default:
 		if !op.Known() {

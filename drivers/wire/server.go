@@ -346,6 +346,8 @@ func dispatch(ctx context.Context, sys hal.StorageSystem, epoch hal.Epoch, op Op
 		r.Paths, err = sys.QueryPaths(ctx, epoch)
 	case OpQueryLSSs:
 		r.LSSs, err = sys.QueryLSSs(ctx, epoch)
+	case OpQueryOnline:
+		r.Online, err = queryOnline(ctx, sys) // zos.go
 	default:
 		err = fmt.Errorf("%w: %w: %s", hal.ErrUnsupported, ErrUnknownOp, op)
 	}

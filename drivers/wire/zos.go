@@ -283,3 +283,32 @@ func (c *Client) takeStateChange(body []byte) error {
 // connection's storage system (ClientOptions.StateChanges); nil on a
 // connection that takes none. It is closed when the connection ends.
 func (c *Client) StateChanges() <-chan StateChange { return c.changes }
+
+// OnlineSystem is a storage system a z/OS host has online.
+type OnlineSystem struct {
+	Serial hal.Serial
+	// ChannelsUp: at least one of the host's channels to it works, so
+	// commands can reach it now.
+	ChannelsUp bool
+}
+
+// OnlineLister is implemented by what a z/OS host serves: the storage
+// systems it has online, for OpQueryOnline.
+type OnlineLister interface {
+	Online(ctx context.Context) ([]OnlineSystem, error)
+}
+
+func queryOnline(ctx context.Context, sys hal.StorageSystem) ([]OnlineSystem, error) {
+	l, ok := sys.(OnlineLister)
+	if !ok {
+		return nil, fmt.Errorf("%w: query-online: this endpoint is no z/OS host", hal.ErrUnsupported)
+	}
+	return l.Online(ctx)
+}
+
+// QueryOnline asks a z/OS host which storage systems it has online. Its
+// epoch is 0: the host answers it itself, no storage system judges it.
+func (c *Client) QueryOnline(ctx context.Context) ([]OnlineSystem, error) {
+	r, err := c.query(ctx, 0, OpQueryOnline)
+	return r.Online, err
+}

@@ -28,6 +28,10 @@
 // connection's is dropped (wire). The host also passes on the fenced
 // events of the manager's commands.
 //
+// A z/OS connection is defined per host; the storage systems it reaches
+// are discovered from it (Discover, or Online on a system's connection:
+// the host's query-online, with the state of its channels to each).
+//
 // The driver keeps one connection live, redialling with exponential
 // backoff on the injected clock; a command waits for it until its own
 // deadline, then fails with hal.ErrUnreachable. A command whose channel

@@ -479,3 +479,34 @@ func (s *System) Events(ctx context.Context) (<-chan hal.Event, error) {
 	})
 	return ch, nil
 }
+
+// Online asks the host which storage systems it has online, and whether
+// its channels to each work now.
+func (s *System) Online(ctx context.Context) (out []wire.OnlineSystem, err error) {
+	err = s.call(ctx, func(ctx context.Context, c *wire.Client) error {
+		out, err = c.QueryOnline(ctx)
+		return err
+	})
+	return out, err
+}
+
+// Discover connects to the z/OS host of opt once, without naming a
+// storage system (opt.Serial is ignored), and asks which storage systems
+// it has online: a z/OS connection is defined per host, and the systems
+// it reaches are discovered from it. The host checks the credentials and
+// the sysplex as for any connection.
+func Discover(ctx context.Context, opt Options) ([]wire.OnlineSystem, error) {
+	opt = opt.withDefaults()
+	opt.Serial = ""
+	s := &System{opt: opt, addr: WithDefaultPort(opt.Addr)}
+	c, err := s.dial(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("zos: discovery through z/OS host %s (%s): %w", opt.Host, s.addr, err)
+	}
+	defer c.Close()
+	online, err := c.QueryOnline(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("zos: discovery through z/OS host %s: %w", opt.Host, err)
+	}
+	return online, nil
+}

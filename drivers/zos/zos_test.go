@@ -482,3 +482,35 @@ func TestFreezeGoesOutThroughZOSWhenIPFails(t *testing.T) {
 		t.Fatalf("LSSs %+v: the freeze must hold writes (ELB)", ls)
 	}
 }
+
+// TestDiscovery: the systems a host has online are discovered from it,
+// with their channel state; the sysplex is checked as for any connection.
+func TestDiscovery(t *testing.T) {
+	t.Parallel()
+	srv := startLab(t)
+	opt := zos.Options{Host: host, Addr: srv.ZOSEndpoint(host), Sysplex: sysplex, Manager: "m",
+		User: "zosuser", Password: "zos-pw", TLS: wire.ClientTLSConfig(pool(t, srv), "127.0.0.1")}
+	ctx := ctxFor(t, 10*time.Second)
+	inject(t, srv, lab.Fault{Kind: "channel", Host: host, System: string(haltest.Secondary), Mode: "down"})
+	got, err := zos.Discover(ctx, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []wire.OnlineSystem{{Serial: haltest.Primary, ChannelsUp: true}, {Serial: haltest.Secondary}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("online %v, want %v", got, want)
+	}
+	d := driverFor(t, srv, haltest.Primary, nil)
+	if again, err := d.Online(ctx); err != nil || fmt.Sprint(again) != fmt.Sprint(want) {
+		t.Fatalf("online through a system's connection: %v, %v", again, err)
+	}
+	opt.Sysplex = "PLEX9"
+	if _, err := zos.Discover(ctx, opt); !errors.Is(err, wire.ErrSysplex) {
+		t.Fatalf("discovery from another sysplex: %v", err)
+	}
+	// A discovery connection carries no storage command.
+	c := rawClient(t, srv, "", sysplex)
+	if _, err := c.QueryPairs(ctx, 1); !errors.Is(err, hal.ErrRefused) || !strings.Contains(err.Error(), "names no storage system") {
+		t.Fatalf("query-pairs on a discovery connection: %v", err)
+	}
+}

@@ -209,6 +209,18 @@ func (h *zosHost) serveConn(ctx context.Context, raw net.Conn) {
 			return wire.HelloOK{}, nil, fmt.Errorf("%w: manager %q %s; z/OS host %s is in sysplex %s",
 				wire.ErrSysplex, hello.Manager, stated, h.cfg.Name, h.cfg.Sysplex)
 		}
+		if hello.Serial == "" {
+			// A discovery connection: it names no storage system and
+			// carries only query-online.
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			if h.mode == emu.LinkDown {
+				return wire.HelloOK{}, nil, fmt.Errorf("%w: z/OS host %s is down", hal.ErrUnreachable, h.cfg.Name)
+			}
+			zc.manager = hello.Manager
+			h.conns[zc] = struct{}{}
+			return wire.HelloOK{}, &zosAgent{host: h}, nil
+		}
 		if _, ok := h.online[hello.Serial]; !ok {
 			return wire.HelloOK{}, nil, fmt.Errorf("%w: z/OS host %s has no device of %q online",
 				wire.ErrUnknownSerial, h.cfg.Name, hello.Serial)
@@ -510,4 +522,86 @@ func (s *Server) injectZOS(f Fault) error {
 	}
 	s.log.Info("fault injected", "kind", f.Kind, "zos_host", f.Host, "system", f.System, "mode", f.Mode, "latency", f.Latency)
 	return nil
+}
+
+// onlineList is what query-online answers: the systems the host has
+// online, in the lab file's order, with their channel state.
+func (h *zosHost) onlineList(ctx context.Context) ([]wire.OnlineSystem, error) {
+	h.mu.Lock()
+	mode := h.mode
+	var out []wire.OnlineSystem
+	for _, o := range h.cfg.Online {
+		out = append(out, wire.OnlineSystem{Serial: o.Serial, ChannelsUp: !h.channelDown[o.Serial]})
+	}
+	h.mu.Unlock()
+	if mode == emu.LinkBlackhole {
+		<-ctx.Done()
+		return nil, fmt.Errorf("%w: z/OS host %s: no answer: %w", hal.ErrTimeout, h.cfg.Name, ctx.Err())
+	}
+	return out, nil
+}
+
+// Online lists the systems the host has online.
+func (z *zosSystem) Online(ctx context.Context) ([]wire.OnlineSystem, error) {
+	return z.host.onlineList(ctx)
+}
+
+// zosAgent is what a discovery connection (a Hello naming no storage
+// system) reaches: the host itself, which answers query-online and refuses
+// every storage command.
+type zosAgent struct {
+	host *zosHost
+}
+
+var (
+	_ hal.StorageSystem = (*zosAgent)(nil)
+	_ wire.OnlineLister = (*zosAgent)(nil)
+)
+
+func (a *zosAgent) refuse() error {
+	return fmt.Errorf("%w: z/OS host %s: this connection names no storage system (discovery only)", hal.ErrRefused, a.host.cfg.Name)
+}
+
+func (a *zosAgent) Online(ctx context.Context) ([]wire.OnlineSystem, error) {
+	return a.host.onlineList(ctx)
+}
+func (a *zosAgent) Serial() hal.Serial             { return "" }
+func (a *zosAgent) Capabilities() hal.Capabilities { return hal.Capabilities{} }
+func (a *zosAgent) EstablishPaths(context.Context, hal.Epoch, []hal.PathSpec) error {
+	return a.refuse()
+}
+func (a *zosAgent) EstablishPairs(context.Context, hal.Epoch, []hal.PairSpec) error {
+	return a.refuse()
+}
+func (a *zosAgent) Freeze(context.Context, hal.Epoch, []hal.LSSPair) error { return a.refuse() }
+func (a *zosAgent) Thaw(context.Context, hal.Epoch, []hal.LSS) error       { return a.refuse() }
+func (a *zosAgent) Suspend(context.Context, hal.Epoch, []hal.VolumePair) error {
+	return a.refuse()
+}
+func (a *zosAgent) Recover(context.Context, hal.Epoch, []hal.VolumePair) error {
+	return a.refuse()
+}
+func (a *zosAgent) Failback(context.Context, hal.Epoch, []hal.VolumePair) error {
+	return a.refuse()
+}
+func (a *zosAgent) EnableHeartbeat(context.Context, hal.Epoch, hal.HeartbeatSpec) error {
+	return a.refuse()
+}
+func (a *zosAgent) Heartbeat(context.Context, hal.Epoch, string) error        { return a.refuse() }
+func (a *zosAgent) DisableHeartbeat(context.Context, hal.Epoch, string) error { return a.refuse() }
+func (a *zosAgent) QueryPairs(context.Context, hal.Epoch) ([]hal.PairStatus, error) {
+	return nil, a.refuse()
+}
+func (a *zosAgent) QueryPaths(context.Context, hal.Epoch) ([]hal.PathStatus, error) {
+	return nil, a.refuse()
+}
+func (a *zosAgent) QueryLSSs(context.Context, hal.Epoch) ([]hal.LSSStatus, error) {
+	return nil, a.refuse()
+}
+
+// Events of a discovery connection: none, until it ends.
+func (a *zosAgent) Events(ctx context.Context) (<-chan hal.Event, error) {
+	ch := make(chan hal.Event)
+	context.AfterFunc(ctx, func() { close(ch) })
+	return ch, nil
 }
