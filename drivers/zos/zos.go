@@ -50,8 +50,10 @@ type Options struct {
 	// not block.
 	Messages func(wire.StateChange)
 	// StateChanged, if set, hears when the storage system becomes
-	// reachable through the host (up) or not.
-	StateChanged func(up bool, detail string)
+	// reachable through the host (up) or not; timeout says whether the
+	// last attempt timed out rather than being refused (as in
+	// drivers/direct, so that one callback serves both).
+	StateChanged func(up bool, timeout bool, detail string)
 
 	ConnectTimeout time.Duration // TCP connect + TLS + handshake (default 2 s)
 	RequestTimeout time.Duration // for a command whose ctx has no deadline (default 5 s)
@@ -185,7 +187,8 @@ func (s *System) connectLoop(ctx context.Context) {
 		c, err := s.dial(ctx)
 		if err != nil {
 			failures++
-			s.setClient(nil, fmt.Errorf("z/OS host %s (%s): %w", s.opt.Host, s.addr, err))
+			err = fmt.Errorf("z/OS host %s (%s): %w", s.opt.Host, s.addr, err)
+			s.setClient(nil, err)
 			s.report(false, err)
 			if errors.Is(err, hal.ErrAuth) {
 				s.log.Error("z/OS host refused this manager; not retrying", "err", err)
@@ -327,7 +330,9 @@ func (s *System) report(up bool, err error) {
 	if err != nil {
 		detail = err.Error()
 	}
-	s.opt.StateChanged(up, detail)
+	var ne net.Error
+	timeout := err != nil && (errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()))
+	s.opt.StateChanged(up, timeout, detail)
 }
 
 func dead(c *wire.Client) bool {

@@ -514,3 +514,39 @@ func TestDiscovery(t *testing.T) {
 		t.Fatalf("query-pairs on a discovery connection: %v", err)
 	}
 }
+
+// TestStateChangedReportsReachability: the driver says once when the
+// system becomes reachable through the host and once when it is not.
+func TestStateChangedReportsReachability(t *testing.T) {
+	t.Parallel()
+	srv := startLab(t)
+	type change struct {
+		up     bool
+		detail string
+	}
+	changes := make(chan change, 16)
+	driverFor(t, srv, haltest.Primary, func(o *zos.Options) {
+		o.StateChanged = func(up, _ bool, detail string) { changes <- change{up, detail} }
+	})
+	next := func() change {
+		t.Helper()
+		select {
+		case c := <-changes:
+			return c
+		case <-time.After(10 * time.Second):
+			t.Fatal("no reachability change")
+		}
+		return change{}
+	}
+	if c := next(); !c.up {
+		t.Fatalf("first change %+v, want up", c)
+	}
+	inject(t, srv, lab.Fault{Kind: "zos", Host: host, Mode: "down"})
+	if c := next(); c.up || !strings.Contains(c.detail, "z/OS host SYSA") {
+		t.Fatalf("after the host went down: %+v", c)
+	}
+	inject(t, srv, lab.Fault{Kind: "zos", Host: host, Mode: "up"})
+	if c := next(); !c.up {
+		t.Fatalf("after the host came back: %+v", c)
+	}
+}
