@@ -79,6 +79,11 @@ var rules = []rule{
 		only: []string{"drivers/hmc", "drivers/wire", "hal", "hal/clock"},
 	},
 	{
+		name: "the z/OS driver talks to storage through hal and the wire protocol only",
+		from: []string{"drivers/zos"},
+		only: []string{"drivers/zos", "drivers/wire", "hal", "hal/clock"},
+	},
+	{
 		// Everything under internal/ is lab or test tooling (the
 		// emulator, lab server, workload and oracle, topologies and
 		// scenarios) except the production helpers named here.
