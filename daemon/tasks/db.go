@@ -379,3 +379,6 @@ func Restore(b []byte) (*DB, error) {
 	}
 	return db, nil
 }
+
+// Len is the number of tasks.
+func (db *DB) Len() int { return len(db.tasks) }
