@@ -30,7 +30,10 @@ func taskFixtureRecords() []Record {
 	at := time.Date(2026, 12, 2, 9, 0, 0, 0, time.UTC)
 	tick := func() time.Time { at = at.Add(1500 * time.Millisecond); return at }
 	var recs []Record
-	task := func(r tasks.Record) { r.Version, r.At = tasks.RecordVersion, tick(); recs = append(recs, Record{Task: &r}) }
+	task := func(r tasks.Record) {
+		r.Version, r.At = tasks.RecordVersion, tick()
+		recs = append(recs, Record{Task: &r})
+	}
 	reg := registry.Record{Version: registry.RecordVersion, Kind: registry.KindEpochSet, At: tick(), Epoch: 1}
 	recs = append(recs, Record{Registry: &reg})
 	sess := session.Record{Version: session.RecordVersion, Kind: session.KindSessionCreated, Session: "prod", At: tick(),
