@@ -270,12 +270,24 @@ func (db *DB) effect(r Record) (*Task, error) {
 		o.Finished, o.Result, o.Message = r.At, r.Result, r.Message
 		t.Last, t.Running = &o, nil
 	case KindMissed:
-		if r.Count < 1 || r.Scheduled.IsZero() || !r.Scheduled.After(t.Cursor) {
-			return nil, invalid("occurrence-missed of %q needs a count and a scheduled time after the last one dealt with", r.Task)
+		if r.Count < 1 || r.Scheduled.IsZero() {
+			return nil, invalid("occurrence-missed of %q needs a count and a scheduled time", r.Task)
 		}
-		t.Cursor, t.Missed = r.Scheduled, t.Missed+r.Count
+		if r.Manual {
+			// A one-off run that came due before any server could run it.
+			if !r.Scheduled.Equal(t.RunAt) {
+				return nil, invalid("occurrence-missed of %q: no run asked for at %s", r.Task, r.Scheduled.UTC().Format(time.RFC3339))
+			}
+			t.RunAt = time.Time{}
+		} else {
+			if !r.Scheduled.After(t.Cursor) {
+				return nil, invalid("occurrence-missed of %q: %s is not after the last occurrence dealt with", r.Task, r.Scheduled.UTC().Format(time.RFC3339))
+			}
+			t.Cursor = r.Scheduled
+		}
+		t.Missed += r.Count
 		if t.Running == nil {
-			t.Last = &Occurrence{Scheduled: r.Scheduled, Finished: r.At, Result: ResultMissed, Message: r.Message}
+			t.Last = &Occurrence{Scheduled: r.Scheduled, Finished: r.At, Manual: r.Manual, Result: ResultMissed, Message: r.Message}
 		}
 	default:
 		return nil, invalid("unknown kind %q", r.Kind)

@@ -17,9 +17,9 @@
 // occurrence already dealt with, so a takeover never runs one twice. An
 // occurrence journaled started and never finished (the server died) is
 // reported interrupted by the next acting period and is not retried.
-// Occurrences that came due while no server acted are caught up at most
-// once: the latest runs on the acting server, the older ones are
-// reported missed (see Runner).
+// Occurrences that came due while no server acted (a takeover, a
+// restart) are reported missed, not run late: the former active may have
+// run them without this server knowing (see Runner).
 //
 // Record format (JSON, version 1): {"version":1,"kind":K,"at":T,"task":N,...}
 // with kind one of
@@ -30,5 +30,6 @@
 //	task-removed         (refused while an occurrence runs)
 //	occurrence-started   scheduled, epoch, manual
 //	occurrence-finished  scheduled, result (success|failed|interrupted), message
-//	occurrence-missed    scheduled (the latest), count, message
+//	occurrence-missed    scheduled (the latest), count, message, manual (a
+//	                     task-run-at that came due before any server acted)
 package tasks

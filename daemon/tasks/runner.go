@@ -46,20 +46,29 @@ type Options struct {
 	// WaitPoll is how often a wait step reads the session's state
 	// (default 1s).
 	WaitPoll time.Duration
+	// Since is when the period began acting (its fence pass done): an
+	// occurrence due before it is reported missed, never run (see
+	// Runner). The zero time: when Run starts.
+	Since time.Time
 }
 
 // Runner runs the tasks of one acting period. Run runs it; it is owned
 // and joined by the period, so no occurrence of a stopped period starts
 // anything. A server that does not act has no Runner at all.
 //
-// Missed occurrences: when the runner starts (a takeover, a restart) or
-// wakes late, every occurrence due since the task's cursor (the last one
-// dealt with) is due at once. The latest runs, once; the older ones are
-// journaled missed in one record and reported. Running the latest keeps
-// the schedule's promise across a takeover (the nightly suspend still
-// happens, late), and only one: the occurrences of a task are the same
-// commands, so running a backlog would only repeat them. It is the
-// catch-up rule of cron's successors (anacron, systemd's Persistent=).
+// Missed occurrences. An occurrence that came due before this period
+// began acting (the server was down, or a standby, or taking over) is
+// journaled missed and reported, never run late. The reason is the
+// promise the runner keeps: an occurrence's storage commands come from
+// one epoch only. The former active may have started that occurrence
+// and journaled it, and the record may not have reached this server (a
+// partition, or a kill in the instant between the journal's fsync and
+// the standby's): running it here could run it twice, from two epochs.
+// An occurrence due during the period runs; should the runner wake late
+// (the previous occurrence of the task still running, a loaded host),
+// only the latest due runs and the older ones are reported missed: the
+// occurrences of a task are the same commands, so running a backlog
+// would only repeat them. CSM reports a missed run the same way.
 type Runner struct {
 	opt  Options
 	poke chan struct{}
@@ -72,6 +81,9 @@ func NewRunner(opt Options) *Runner {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Since.IsZero() {
+		opt.Since = opt.Clock.Now()
 	}
 	if opt.Finished == nil {
 		opt.Finished = func(string, Occurrence) {}
@@ -207,25 +219,44 @@ func (r *Runner) due(ctx context.Context, t *Task, now time.Time) (sched time.Ti
 		return time.Time{}, false, false // another period's, reported by interrupted
 	}
 	if !t.RunAt.IsZero() && !t.RunAt.After(now) {
-		return t.RunAt, true, true
+		if t.RunAt.After(r.opt.Since) {
+			return t.RunAt, true, true
+		}
+		r.missed(ctx, t, now, t.RunAt, 1, true, fmt.Sprintf("missed: the run asked for %s came due before this server acted (epoch %d); not run late",
+			t.RunAt.UTC().Format(time.RFC3339), r.opt.Epoch))
+		return time.Time{}, false, false
 	}
 	latest, previous, n := Due(t, now)
 	if n == 0 {
 		return time.Time{}, false, false
 	}
-	if n > 1 && r.opt.Acting() {
-		msg := fmt.Sprintf("missed: %d occurrence(s) up to %s came due while no server acted or the task still ran; only the latest (%s) runs",
-			n-1, previous.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))
-		rec := Record{Version: RecordVersion, Kind: KindMissed, At: now, Task: t.Name, Scheduled: previous, Count: n - 1,
-			Result: ResultMissed, Message: msg}
-		if err := r.opt.Store.ProposeTask(ctx, rec); err != nil {
-			r.opt.Logger.Error("task: recording missed occurrences", "task", t.Name, "err", err)
-			return time.Time{}, false, false
-		}
-		r.opt.Logger.Warn("task occurrences missed", "task", t.Name, "count", n-1, "last_missed", previous)
-		r.opt.Finished(t.Name, Occurrence{Scheduled: previous, Finished: now, Result: ResultMissed, Message: msg})
+	if !latest.After(r.opt.Since) {
+		r.missed(ctx, t, now, latest, n, false, fmt.Sprintf("missed: %d occurrence(s) up to %s came due before this server acted (epoch %d); not run late",
+			n, latest.UTC().Format(time.RFC3339), r.opt.Epoch))
+		return time.Time{}, false, false
+	}
+	if n > 1 && !r.missed(ctx, t, now, previous, n-1, false, fmt.Sprintf("missed: %d occurrence(s) up to %s came due while the task still ran or the server was busy; only the latest (%s) runs",
+		n-1, previous.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))) {
+		return time.Time{}, false, false
 	}
 	return latest, false, true
+}
+
+// missed journals count occurrences of t missed, up to sched, and
+// reports them.
+func (r *Runner) missed(ctx context.Context, t *Task, now, sched time.Time, count int, manual bool, msg string) bool {
+	if !r.opt.Acting() {
+		return false
+	}
+	rec := Record{Version: RecordVersion, Kind: KindMissed, At: now, Task: t.Name, Scheduled: sched, Count: count,
+		Manual: manual, Result: ResultMissed, Message: msg}
+	if err := r.opt.Store.ProposeTask(ctx, rec); err != nil {
+		r.opt.Logger.Error("task: recording missed occurrences", "task", t.Name, "err", err)
+		return false
+	}
+	r.opt.Logger.Warn("task occurrences missed", "task", t.Name, "count", count, "last_missed", sched)
+	r.opt.Finished(t.Name, Occurrence{Scheduled: sched, Finished: now, Manual: manual, Result: ResultMissed, Message: msg})
+	return true
 }
 
 // start journals an occurrence started, before anything runs: should the

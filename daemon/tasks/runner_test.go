@@ -180,8 +180,10 @@ func TestRunnerNeverRunsWhenNotActing(t *testing.T) {
 }
 
 // TestRunnerReportsInterrupted: an occurrence journaled started by a
-// server that died is reported interrupted, not run again; the schedule
-// goes on, the missed ones caught up at most once.
+// server that died is reported interrupted, not run again; the ones that
+// came due before the new active acted are reported missed, not run late
+// (the old active may have run them unjournaled here); the schedule goes
+// on from there.
 func TestRunnerReportsInterrupted(t *testing.T) {
 	t.Parallel()
 	synctest.Test(t, func(t *testing.T) {
@@ -192,30 +194,79 @@ func TestRunnerReportsInterrupted(t *testing.T) {
 			Task: "cycle", Scheduled: t0.Add(10 * time.Second), Epoch: 1}); err != nil {
 			t.Fatal(err)
 		}
-		// The new active takes over at +45s: +20s and +30s were missed,
-		// +40s runs once.
+		// The new active acts at +45s: +20s, +30s and +40s were missed;
+		// +50s runs.
 		h.clk.Advance(45 * time.Second)
 		stop := h.run(2)
+		if got := h.sess.commands(); len(got) != 0 {
+			t.Fatalf("commands at the takeover %q, want none", got)
+		}
+		h.advance(10 * time.Second)
 		stop()
 		fin := h.store.kinds(KindFinished)
-		if len(fin) < 1 || fin[0].Result != ResultInterrupted || !fin[0].Scheduled.Equal(t0.Add(10*time.Second)) {
-			t.Fatalf("finished %+v, want the +10s occurrence interrupted", fin)
+		if len(fin) != 2 || fin[0].Result != ResultInterrupted || !fin[0].Scheduled.Equal(t0.Add(10*time.Second)) {
+			t.Fatalf("finished %+v, want the +10s occurrence interrupted, then +50s", fin)
 		}
 		missed := h.store.kinds(KindMissed)
-		if len(missed) != 1 || missed[0].Count != 2 || !missed[0].Scheduled.Equal(t0.Add(30*time.Second)) {
-			t.Fatalf("missed %+v, want 2 up to +30s", missed)
+		if len(missed) != 1 || missed[0].Count != 3 || !missed[0].Scheduled.Equal(t0.Add(40*time.Second)) {
+			t.Fatalf("missed %+v, want 3 up to +40s", missed)
 		}
 		started := h.store.kinds(KindStarted)
-		if len(started) != 2 || !started[1].Scheduled.Equal(t0.Add(40*time.Second)) || started[1].Epoch != 2 {
-			t.Fatalf("started %+v, want +40s at epoch 2", started)
+		if len(started) != 2 || !started[1].Scheduled.Equal(t0.Add(50*time.Second)) || started[1].Epoch != 2 {
+			t.Fatalf("started %+v, want +50s at epoch 2", started)
 		}
 		if got := h.sess.commands(); len(got) != 1 {
-			t.Fatalf("commands %q, want the +40s occurrence's only", got)
+			t.Fatalf("commands %q, want the +50s occurrence's only", got)
 		}
 		h.mu.Lock()
 		defer h.mu.Unlock()
 		if len(h.events) != 3 || h.events[0].Result != ResultInterrupted || h.events[1].Result != ResultMissed || h.events[2].Result != ResultSuccess {
 			t.Fatalf("events %+v", h.events)
+		}
+	})
+}
+
+// TestRunnerCatchesUpOnce: occurrences that came due while the task's
+// previous occurrence still ran: the latest runs once, the older are
+// reported missed.
+func TestRunnerCatchesUpOnce(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, t0)
+		h.create(t, "slow", "every 10s", "wait prod target-available timeout 25s")
+		stop := h.run(1)
+		h.advance(40 * time.Second)
+		stop()
+		// +10s waits until +35s and fails; +20s and +30s came due
+		// meanwhile: +20s missed, +30s runs at once.
+		started := h.store.kinds(KindStarted)
+		missed := h.store.kinds(KindMissed)
+		if len(started) != 2 || !started[1].Scheduled.Equal(t0.Add(30*time.Second)) || !started[1].At.Equal(t0.Add(35*time.Second)) {
+			t.Fatalf("started %+v", started)
+		}
+		if len(missed) != 1 || missed[0].Count != 1 || !missed[0].Scheduled.Equal(t0.Add(20*time.Second)) {
+			t.Fatalf("missed %+v", missed)
+		}
+	})
+}
+
+// TestRunnerRunAtBeforeActing: a one-off run that came due before the
+// period acted is reported missed and cleared, not run.
+func TestRunnerRunAtBeforeActing(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		h := newHarness(t, t0)
+		h.create(t, "once", "at 2027-01-01T00:00", "suspend prod")
+		if err := h.store.ProposeTask(t.Context(), Record{Version: RecordVersion, Kind: KindRunAt, At: t0, Task: "once", RunAt: t0.Add(5 * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+		h.clk.Advance(10 * time.Second)
+		stop := h.run(2)
+		h.advance(5 * time.Second)
+		stop()
+		task, _ := h.store.Tasks().Task("once")
+		if got := h.sess.commands(); len(got) != 0 || !task.RunAt.IsZero() || task.Last == nil || task.Last.Result != ResultMissed {
+			t.Fatalf("commands %q; task %+v", got, task)
 		}
 	})
 }
