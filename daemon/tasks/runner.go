@@ -48,7 +48,8 @@ type Options struct {
 	WaitPoll time.Duration
 	// Since is when the period began acting (its fence pass done): an
 	// occurrence due before it is reported missed, never run (see
-	// Runner). The zero time: when Run starts.
+	// Runner). The zero time: when Run starts, which the period does
+	// after its fence pass.
 	Since time.Time
 }
 
@@ -81,9 +82,6 @@ func NewRunner(opt Options) *Runner {
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.New(slog.DiscardHandler)
-	}
-	if opt.Since.IsZero() {
-		opt.Since = opt.Clock.Now()
 	}
 	if opt.Finished == nil {
 		opt.Finished = func(string, Occurrence) {}
@@ -138,6 +136,9 @@ type finished struct {
 func (r *Runner) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	if r.opt.Since.IsZero() {
+		r.opt.Since = r.opt.Clock.Now()
+	}
 	done := make(chan finished)
 	busy := map[string]bool{}
 	r.interrupted(ctx)
