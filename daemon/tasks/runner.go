@@ -198,7 +198,7 @@ func (r *Runner) interrupted(ctx context.Context) {
 		if t.Running == nil || !r.opt.Acting() {
 			continue
 		}
-		msg := fmt.Sprintf("interrupted: the server acting at epoch %d stopped while it ran (started %s); not retried",
+		msg := fmt.Sprintf("the server acting at epoch %d stopped while it ran (started %s); not retried",
 			t.Running.Epoch, t.Running.Started.UTC().Format(time.RFC3339))
 		rec := Record{Version: RecordVersion, Kind: KindFinished, At: r.opt.Clock.Now(), Task: t.Name,
 			Scheduled: t.Running.Scheduled, Result: ResultInterrupted, Message: msg}
@@ -223,7 +223,7 @@ func (r *Runner) due(ctx context.Context, t *Task, now time.Time) (sched time.Ti
 		if t.RunAt.After(r.opt.Since) {
 			return t.RunAt, true, true
 		}
-		r.missed(ctx, t, now, t.RunAt, 1, true, fmt.Sprintf("missed: the run asked for %s came due before this server acted (epoch %d); not run late",
+		r.missed(ctx, t, now, t.RunAt, 1, true, fmt.Sprintf("the run asked for %s came due before this server acted (epoch %d); not run late",
 			t.RunAt.UTC().Format(time.RFC3339), r.opt.Epoch))
 		return time.Time{}, false, false
 	}
@@ -232,11 +232,11 @@ func (r *Runner) due(ctx context.Context, t *Task, now time.Time) (sched time.Ti
 		return time.Time{}, false, false
 	}
 	if !latest.After(r.opt.Since) {
-		r.missed(ctx, t, now, latest, n, false, fmt.Sprintf("missed: %d occurrence(s) up to %s came due before this server acted (epoch %d); not run late",
+		r.missed(ctx, t, now, latest, n, false, fmt.Sprintf("%d occurrence(s) up to %s came due before this server acted (epoch %d); not run late",
 			n, latest.UTC().Format(time.RFC3339), r.opt.Epoch))
 		return time.Time{}, false, false
 	}
-	if n > 1 && !r.missed(ctx, t, now, previous, n-1, false, fmt.Sprintf("missed: %d occurrence(s) up to %s came due while the task still ran or the server was busy; only the latest (%s) runs",
+	if n > 1 && !r.missed(ctx, t, now, previous, n-1, false, fmt.Sprintf("%d occurrence(s) up to %s came due while the task still ran or the server was busy; only the latest (%s) runs",
 		n-1, previous.UTC().Format(time.RFC3339), latest.UTC().Format(time.RFC3339))) {
 		return time.Time{}, false, false
 	}
