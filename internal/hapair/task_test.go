@@ -202,8 +202,9 @@ func runningOn(ctx context.Context, n *Node, task string) (api.TaskDoc, error) {
 // keeps each occurrence running 2 s and ends it failed) runs on the active of a pair
 // through a kill -9 of the active in the middle of an occurrence and a
 // takeover after the next occurrence came due, then a partition and a
-// takeover on the other side, which demotes the partitioned former
-// active once storage fences it. The storage systems' command log shows
+// takeover on the other side while the partitioned active runs an
+// occurrence the standby cannot know of; storage fences that former
+// active and it is demoted. The storage systems' command log shows
 // each occurrence's commands from exactly one epoch, never two; the
 // killed occurrence is reported interrupted and the one due while no
 // server acted missed, neither run by the new active.
@@ -285,6 +286,21 @@ func TestTaskRunsOnceAcrossTakeovers(t *testing.T) {
 	p.A.Relay.Cut()
 	p.B.Relay.Cut()
 	if err := p.WaitState(ctx, 20*time.Second, "Disconnected Consistent", p.A); err != nil {
+		t.Fatal(err)
+	}
+	// The takeover comes while the partitioned active runs an occurrence
+	// the standby cannot know of: the new active must not run it again.
+	apart := time.Now()
+	if err := Eventually(ctx, 30*time.Second, func() error {
+		d, err := p.B.Client().TaskShow(ctx, "cycle")
+		if err != nil {
+			return err
+		}
+		if d.Running == nil || d.Running.Scheduled.Before(apart) {
+			return fmt.Errorf("the partitioned active runs no occurrence of its own yet")
+		}
+		return nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	tk, err = p.A.Client().HATakeover(ctx)
