@@ -6,6 +6,11 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	// The zone database, embedded: a server without tzdata (a minimal
+	// image) still reads every task's zone, so both servers of a pair
+	// compute the same occurrences. The system's database wins when
+	// present.
+	_ "time/tzdata"
 )
 
 // ErrSyntax: a schedule or a step that does not parse.
