@@ -313,6 +313,16 @@ func TestArgumentsChecked(t *testing.T) {
 		{"storage spec with an unknown field", func(ctx context.Context) error {
 			return obj.CallWithContext(ctx, api.AdminInterface+".StorageAdd", 0, `{"serial":"A","connections":[],"colour":"red"}`).Err
 		}},
+		{"task spec with an unknown field", func(ctx context.Context) error {
+			return obj.CallWithContext(ctx, api.AdminInterface+".TaskCreate", 0, `{"name":"t","schedule":"every 1h","steps":["refresh s"],"cron":"* * *"}`).Err
+		}},
+		{"task spec without steps", func(ctx context.Context) error {
+			_, err := e.client.TaskCreate(ctx, api.TaskSpec{Name: "t", Schedule: "every 1h"})
+			return err
+		}},
+		{"task run past year 9999", func(ctx context.Context) error {
+			return obj.CallWithContext(ctx, api.AdminInterface+".TaskRun", 0, "t", uint64(1)<<63).Err
+		}},
 		{"storage spec not JSON", func(ctx context.Context) error {
 			return obj.CallWithContext(ctx, api.AdminInterface+".StorageAdd", 0, `serial=A`).Err
 		}},
