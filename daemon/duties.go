@@ -18,15 +18,17 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/daemon/state"
+	"github.com/lockstep-io/lockstep/daemon/tasks"
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 )
 
 // duties are what an acting server (active or standalone) runs for one
-// epoch: the freeze core, the engine that records its reports, and the
-// session manager that carries out the administrator's commands. A
-// standby runs none of them: it issues nothing to storage. The HA loop
+// epoch: the freeze core, the engine that records its reports, the
+// session manager that carries out the administrator's commands, and
+// the runner of scheduled tasks. A standby runs none of them: it issues
+// nothing to storage and runs no task. The HA loop
 // starts them (ha.StartActiveDuties) and stops them (StopActiveDuties, at
 // once on a higher epoch); each period gets fresh ones, so nothing of a
 // fenced period (a heartbeat in flight, a freeze retry) survives into the
@@ -36,6 +38,7 @@ type duties struct {
 	core   *freeze.Core
 	engine *engine.Engine
 	mgr    *session.Manager
+	tasks  *tasks.Runner
 
 	cancel context.CancelFunc
 	// fenced is closed once every reachable storage system has seen the
@@ -251,6 +254,7 @@ func (p *periods) start(epoch hal.Epoch) {
 		Clock: p.clock, RequestTimeout: func() time.Duration { return p.cfg().Heartbeat.RequestTimeout }})
 	d.mgr = session.NewManager(notifyingStore{Store: p.store, em: p.em, replicated: p.replicated}, d.engine, p.clock)
 	d.engine.Attach(d.mgr)
+	d.tasks = p.taskRunner(d)
 	p.viewMu.Lock()
 	p.duty.Store(d)
 	p.viewMu.Unlock()
@@ -327,6 +331,14 @@ func (p *periods) run(ctx context.Context, d *duties, prev *duties) {
 	p.log.Info("acting: every reachable storage system now refuses lower epochs",
 		"epoch", uint64(d.epoch), "unreachable", fmt.Sprint(serials(d.unreachable)))
 	var wg sync.WaitGroup
+	// The task runner is the period's, like the core and the engine:
+	// started only after the fence pass, joined before the period ends,
+	// so no occurrence outlives the epoch it was journaled with.
+	wg.Go(func() {
+		if err := d.tasks.Run(ctx); err != nil {
+			p.log.Error("task runner stopped", "err", err)
+		}
+	})
 	wg.Go(func() {
 		if err := d.core.Run(ctx); err != nil {
 			p.log.Error("freeze core stopped", "err", err)

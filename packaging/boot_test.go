@@ -307,6 +307,8 @@ func bootGuide(t *testing.T, tree, pkgs string) {
 			m.must("lockstepctl session show prod | grep -q 'copy sets *2$'")
 		case "The heartbeat":
 			m.must("lockstepctl status | grep -q 'heartbeat *on'")
+		case "Scheduled tasks":
+			m.must("lockstepctl task list | grep -q 'nightly-pit *yes *daily 02:00 *Europe/Berlin'")
 		case "Upgrades":
 			m.must("lockstepctl status | grep -q '(0.1.1)' && lockstepctl session show prod && grep -q '^name = \"lockstep-a\"$' /etc/lockstep/lockstep.toml")
 		case "Logs, events and traps":

@@ -106,7 +106,7 @@ func TestOperationsGuide(t *testing.T) {
 					}
 					continue
 				}
-				args := strings.Fields(c)[1:]
+				args := shellWords(c)[1:]
 				if !strings.Contains(c, "$(") {
 					checkParses(t, b.Section, args)
 				}
@@ -145,6 +145,37 @@ func TestOperationsGuide(t *testing.T) {
 	if ran < 10 {
 		t.Errorf("only %d blocks for the boot test to run", ran)
 	}
+}
+
+// shellWords splits a command line as sh would for the guide's commands:
+// at blanks, except inside double or single quotes, which it removes.
+func shellWords(line string) []string {
+	var out []string
+	var cur strings.Builder
+	in, quote := false, rune(0)
+	for _, r := range line {
+		switch {
+		case quote != 0 && r == quote:
+			quote = 0
+		case quote != 0:
+			cur.WriteRune(r)
+		case r == '"' || r == '\'':
+			quote, in = r, true
+		case r == ' ' || r == '\t':
+			if in {
+				out = append(out, cur.String())
+				cur.Reset()
+				in = false
+			}
+		default:
+			cur.WriteRune(r)
+			in = true
+		}
+	}
+	if in {
+		out = append(out, cur.String())
+	}
+	return out
 }
 
 // checkParses parses a lockstepctl command line as lockstepctl would,

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,7 +51,7 @@ func runDaemonDemo(ctx context.Context, out io.Writer, bin string) (consistent b
 	}
 	defer os.RemoveAll(d.dir)
 	steps := []func(context.Context) error{d.startLab, d.startActive, d.defineStorage,
-		d.defineSession, d.startSession, d.heartbeatOn, d.runWorkload, d.startStandby, d.takeover, d.s1Fault, d.oldActiveReturns}
+		d.defineSession, d.startSession, d.heartbeatOn, d.scheduledTask, d.runWorkload, d.startStandby, d.takeover, d.s1Fault, d.oldActiveReturns}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return false, err
@@ -95,7 +96,14 @@ func (d *daemonDemo) showOn(ctx context.Context, bus string, args ...string) err
 	if bus == d.pair.B.Bus {
 		host = d.pair.B.Name
 	}
-	fmt.Fprintf(d.out, "%s$ lockstepctl %s\n", host, strings.Join(args, " "))
+	quoted := make([]string, len(args))
+	for i, a := range args {
+		quoted[i] = a
+		if strings.ContainsAny(a, " \t") {
+			quoted[i] = strconv.Quote(a)
+		}
+	}
+	fmt.Fprintf(d.out, "%s$ lockstepctl %s\n", host, strings.Join(quoted, " "))
 	out, err := d.ctlOn(ctx, bus, args...)
 	fmt.Fprint(d.out, indent(out))
 	if err != nil {
@@ -263,6 +271,45 @@ func (d *daemonDemo) heartbeatOn(ctx context.Context) error {
 	}
 	time.Sleep(time.Second)
 	return d.show(ctx, "heartbeat", "show")
+}
+
+// scheduledTask defines a nightly task that suspends the session (a
+// consistent point-in-time image at H2) and starts it again, runs it
+// once now, and shows its result the way lstasks -l would.
+func (d *daemonDemo) scheduledTask(ctx context.Context) error {
+	d.say("a scheduled task: every night at 02:00 (Europe/Berlin), suspend prod for a consistent H2 image, then resync")
+	if err := d.show(ctx, "task", "create", "nightly-pit", "--schedule", "daily 02:00", "--zone", "Europe/Berlin",
+		"--step", "suspend prod", "--step", "wait prod suspended timeout 1m", "--step", "start-h1-h2 prod"); err != nil {
+		return err
+	}
+	d.say("run it once now (only the acting server runs tasks; the run is journaled before its first step)")
+	if err := d.show(ctx, "task", "run", "nightly-pit"); err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
+		out, err := d.ctl(ctx, "--json", "task", "show", "nightly-pit")
+		if err == nil && strings.Contains(out, `"result": "success"`) {
+			break
+		}
+		if err == nil && strings.Contains(out, `"result": "failed"`) || i == 100 {
+			return fmt.Errorf("the task did not succeed: %s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := d.show(ctx, "task", "list"); err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
+		out, err := d.ctl(ctx, "session", "cmd", "prod", "refresh")
+		if err == nil && strings.Contains(out, "Prepared") {
+			break
+		}
+		if i == 50 {
+			return fmt.Errorf("session never Prepared again: %s", out)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return d.show(ctx, "session", "list")
 }
 
 func (d *daemonDemo) runWorkload(ctx context.Context) error {

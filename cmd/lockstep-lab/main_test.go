@@ -263,8 +263,8 @@ func needDBus(t *testing.T) {
 }
 
 // TestDaemonEndToEnd: the lab over TLS, lockstepd on a private D-Bus,
-// lockstepctl defining storage and a session, the heartbeat on, S1
-// injected: the session ends Suspended and recoverable, and the oracle
+// lockstepctl defining storage and a session, the heartbeat on, a
+// scheduled task run once (suspend and resync), S1 injected: the session ends Suspended and recoverable, and the oracle
 // agrees that the secondary image is consistent.
 func TestDaemonEndToEnd(t *testing.T) {
 	needDBus(t)
@@ -278,7 +278,8 @@ func TestDaemonEndToEnd(t *testing.T) {
 	if !consistent {
 		t.Fatalf("inconsistent image\n%s", story)
 	}
-	for _, want := range []string{"Suspended (Partial)", "LS2101W", "LS2102W", "recoverable         true"} {
+	for _, want := range []string{"Suspended (Partial)", "LS2101W", "LS2102W", "recoverable         true",
+		"lockstepctl task run nightly-pit", "success      3 step(s) done"} {
 		if !strings.Contains(story, want) {
 			t.Errorf("the story lacks %q\n%s", want, story)
 		}

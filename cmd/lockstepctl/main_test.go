@@ -203,6 +203,36 @@ func (f *fake) HARemoveActive(context.Context) error {
 	return fmt.Errorf("%w: synchronized: remove the standby on the active instead", api.ErrRefused)
 }
 
+var taskDoc = api.TaskDoc{Name: "nightly", Schedule: "daily 02:30", Zone: "Europe/Berlin", Steps: []string{"suspend prod", "start-h1-h2 prod"},
+	Enabled: true, Created: at, Next: time.Date(2025, 3, 2, 1, 30, 0, 0, time.UTC),
+	Last: &api.OccurrenceDoc{Scheduled: at, Started: at, Finished: at.Add(time.Minute), Epoch: 7, Result: "failed", Message: "step 1 (suspend prod): refused"}}
+
+func (f *fake) TaskList(context.Context) ([]api.TaskDoc, error) { return []api.TaskDoc{taskDoc}, nil }
+func (f *fake) TaskShow(_ context.Context, name string) (api.TaskDoc, error) {
+	if name != taskDoc.Name {
+		return api.TaskDoc{}, fmt.Errorf("%w: task %s", api.ErrNotFound, name)
+	}
+	return taskDoc, nil
+}
+func (f *fake) TaskCreate(_ context.Context, spec api.TaskSpec) (api.TaskDoc, error) {
+	f.record("task create %s %q %q %q %t", spec.Name, spec.Schedule, spec.Zone, spec.Steps, spec.Disabled)
+	return taskDoc, nil
+}
+func (f *fake) TaskEnable(_ context.Context, name string, on bool) (api.TaskDoc, error) {
+	f.record("task enable %s %t", name, on)
+	return taskDoc, nil
+}
+func (f *fake) TaskRun(_ context.Context, name string, t time.Time) (api.TaskDoc, error) {
+	f.record("task run %s %s", name, t.UTC().Format(time.RFC3339))
+	d := taskDoc
+	d.RunAt = t
+	return d, nil
+}
+func (f *fake) TaskRemove(_ context.Context, name string) error {
+	f.record("task remove %s", name)
+	return nil
+}
+
 // serve starts a private dbus-daemon with the fake behind the admin API,
 // and returns the bus address.
 func serve(t *testing.T, b control.Backend) (string, *control.Server) {
@@ -326,6 +356,22 @@ func TestVerbs(t *testing.T) {
 		{name: "backup restore", args: []string{"backup", "restore", "b.zip"}, calls: []string{"backup restore b.zip"}},
 		{name: "backup restore invalid", args: []string{"backup", "restore", "../b.zip"}, code: wantUsage, calls: []string{"backup restore ../b.zip"}},
 		{name: "backup restore needs a name", args: []string{"backup", "restore"}, code: wantUsage},
+
+		{name: "task list", args: []string{"task", "list"}, want: []string{"NAME", "ENABLED", "SCHEDULE", "ZONE", "NEXT RUN", "LAST RUN", "LAST RESULT", "MESSAGE",
+			"nightly", "yes", "daily 02:30", "Europe/Berlin", "2025-03-02 02:30:00 CET", "2025-03-01 13:01:00 CET", "failed", "step 1 (suspend prod): refused"}},
+		{name: "task show", args: []string{"task", "show", "nightly"}, want: []string{"Step 1:", "suspend prod", "Step 2:", "start-h1-h2 prod", "Last result:", "failed"}},
+		{name: "task show unknown", args: []string{"task", "show", "x"}, code: wantFail, want: []string{"task x"}},
+		{name: "task create", args: []string{"task", "create", "nightly", "--schedule", "daily 02:30", "--zone", "Europe/Berlin", "--step", "suspend prod", "--step", "start-h1-h2 prod"},
+			want:  []string{"task nightly created; next run 2025-03-02 02:30:00 CET"},
+			calls: []string{`task create nightly "daily 02:30" "Europe/Berlin" ["suspend prod" "start-h1-h2 prod"] false`}},
+		{name: "task create without schedule", args: []string{"task", "create", "n", "--step", "refresh prod"}, code: wantUsage},
+		{name: "task create without step", args: []string{"task", "create", "n", "--schedule", "every 6h"}, code: wantUsage},
+		{name: "task disable", args: []string{"task", "disable", "nightly"}, want: []string{"task nightly disabled"}, calls: []string{"task enable nightly false"}},
+		{name: "task enable", args: []string{"task", "enable", "nightly"}, calls: []string{"task enable nightly true"}},
+		{name: "task run at", args: []string{"task", "run", "nightly", "--at", "2025-03-01T14:00:00+01:00"},
+			want: []string{"task nightly runs at 2025-03-01 14:00:00 CET"}, calls: []string{"task run nightly 2025-03-01T13:00:00Z"}},
+		{name: "task run bad time", args: []string{"task", "run", "nightly", "--at", "tomorrow"}, code: wantUsage},
+		{name: "task remove", args: []string{"task", "remove", "nightly"}, calls: []string{"task remove nightly"}},
 
 		{name: "events", args: []string{"events"}, want: []string{"1 2025-03-01T12:00:00Z LS-1000-I event 0", "2 ", "LS-1001-I event 1", "3 ", "event 2"}},
 		{name: "events since", args: []string{"events", "--since", "2"}, want: []string{"3 2025-03-01T12:00:00Z LS-1002-I event 2"}},

@@ -2,6 +2,7 @@ package control
 
 import (
 	"context"
+	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/session"
@@ -90,4 +91,19 @@ type Backend interface {
 	// and reports, per manager, whether it was sent, acknowledged, failed
 	// or is still pending when the wait ends.
 	SNMPTest(ctx context.Context) (api.SNMPTestDoc, error)
+
+	// TaskList lists the scheduled tasks, sorted by name.
+	TaskList(ctx context.Context) ([]api.TaskDoc, error)
+	// TaskShow is one task, api.ErrNotFound if unknown.
+	TaskShow(ctx context.Context, name string) (api.TaskDoc, error)
+	// TaskCreate defines a task (its schedule and steps checked:
+	// api.ErrInvalid); only the acting server changes tasks.
+	TaskCreate(ctx context.Context, spec api.TaskSpec) (api.TaskDoc, error)
+	// TaskEnable enables (on) or disables a task.
+	TaskEnable(ctx context.Context, name string, on bool) (api.TaskDoc, error)
+	// TaskRun asks for one run of a task at at (the zero time: now),
+	// enabled or not.
+	TaskRun(ctx context.Context, name string, at time.Time) (api.TaskDoc, error)
+	// TaskRemove removes a task; refused while an occurrence runs.
+	TaskRemove(ctx context.Context, name string) error
 }

@@ -42,11 +42,11 @@ func diff(t *testing.T, what string, want, got any) {
 
 var (
 	readMethods = []string{"Status", "StorageList", "StorageShow", "SessionList", "SessionShow",
-		"HeartbeatShow", "BackupList", "Events", "FirewallHints", "HAStatus"}
+		"HeartbeatShow", "BackupList", "Events", "FirewallHints", "HAStatus", "TaskList", "TaskShow"}
 	adminMethods = []string{"StorageAdd", "StorageRemove", "SessionCreate", "SessionAddCopySet",
 		"SessionCommand", "SessionRemove", "HeartbeatSet", "BackupCreate", "BackupRestore",
 		"HASetStandby", "HASetAsStandby", "HATakeover", "HAReconnect", "HARemoveStandby", "HARemoveActive",
-		"SNMPTest"}
+		"SNMPTest", "TaskCreate", "TaskEnable", "TaskRun", "TaskRemove"}
 )
 
 // TestMethodTableMatchesExports checks the table introspection is built
@@ -187,6 +187,8 @@ type verb struct {
 	want     any
 }
 
+var taskSpec = api.TaskSpec{Name: "nightly", Schedule: "daily 02:30", Zone: "Europe/Berlin", Steps: []string{"suspend s1", "start-h1-h2 s1"}}
+
 func verbs() []verb {
 	spec := api.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []api.ConnectionSpec{
 		{Name: "direct", Kind: api.Direct, Addresses: []string{"10.0.0.1:1750", "10.0.0.2:1750"}},
@@ -244,6 +246,14 @@ func verbs() []verb {
 		{"HARemoveStandby", func(ctx context.Context, c *client.Client) (any, error) { return nil, c.HARemoveStandby(ctx) }, nil, nil},
 		{"HARemoveActive", func(ctx context.Context, c *client.Client) (any, error) { return nil, c.HARemoveActive(ctx) }, nil, nil},
 		{"SNMPTest", func(ctx context.Context, c *client.Client) (any, error) { return c.SNMPTest(ctx) }, nil, testSNMPTest},
+		{"TaskList", func(ctx context.Context, c *client.Client) (any, error) { return c.TaskList(ctx) }, nil, []api.TaskDoc{testTask}},
+		{"TaskShow", func(ctx context.Context, c *client.Client) (any, error) { return c.TaskShow(ctx, "nightly") }, []any{"nightly"}, testTask},
+		{"TaskCreate", func(ctx context.Context, c *client.Client) (any, error) { return c.TaskCreate(ctx, taskSpec) }, []any{taskSpec}, testTask},
+		{"TaskEnable", func(ctx context.Context, c *client.Client) (any, error) { return c.TaskEnable(ctx, "nightly", false) },
+			[]any{"nightly", false}, testTask},
+		{"TaskRun", func(ctx context.Context, c *client.Client) (any, error) { return c.TaskRun(ctx, "nightly", testTime) },
+			[]any{"nightly", testTime}, testTask},
+		{"TaskRemove", func(ctx context.Context, c *client.Client) (any, error) { return nil, c.TaskRemove(ctx, "nightly") }, []any{"nightly"}, nil},
 	}
 }
 
@@ -302,6 +312,16 @@ func TestArgumentsChecked(t *testing.T) {
 		}},
 		{"storage spec with an unknown field", func(ctx context.Context) error {
 			return obj.CallWithContext(ctx, api.AdminInterface+".StorageAdd", 0, `{"serial":"A","connections":[],"colour":"red"}`).Err
+		}},
+		{"task spec with an unknown field", func(ctx context.Context) error {
+			return obj.CallWithContext(ctx, api.AdminInterface+".TaskCreate", 0, `{"name":"t","schedule":"every 1h","steps":["refresh s"],"cron":"* * *"}`).Err
+		}},
+		{"task spec without steps", func(ctx context.Context) error {
+			_, err := e.client.TaskCreate(ctx, api.TaskSpec{Name: "t", Schedule: "every 1h"})
+			return err
+		}},
+		{"task run past year 9999", func(ctx context.Context) error {
+			return obj.CallWithContext(ctx, api.AdminInterface+".TaskRun", 0, "t", uint64(1)<<63).Err
 		}},
 		{"storage spec not JSON", func(ctx context.Context) error {
 			return obj.CallWithContext(ctx, api.AdminInterface+".StorageAdd", 0, `serial=A`).Err

@@ -181,3 +181,31 @@ var testSNMPTest = api.SNMPTestDoc{Managers: []api.SNMPTestManagerDoc{
 func (f *fakeBackend) SNMPTest(ctx context.Context) (api.SNMPTestDoc, error) {
 	return testSNMPTest, f.record("SNMPTest")
 }
+
+var testTask = api.TaskDoc{Name: "nightly", Schedule: "daily 02:30", Zone: "Europe/Berlin", Steps: []string{"suspend s1", "start-h1-h2 s1"},
+	Enabled: true, Created: testTime, Next: testTime.Add(24 * time.Hour),
+	Last: &api.OccurrenceDoc{Scheduled: testTime, Started: testTime, Finished: testTime.Add(time.Minute), Epoch: 7, Result: "success", Message: "2 step(s) done"}}
+
+func (f *fakeBackend) TaskList(ctx context.Context) ([]api.TaskDoc, error) {
+	return []api.TaskDoc{testTask}, f.record("TaskList")
+}
+
+func (f *fakeBackend) TaskShow(ctx context.Context, name string) (api.TaskDoc, error) {
+	return testTask, f.record("TaskShow", name)
+}
+
+func (f *fakeBackend) TaskCreate(ctx context.Context, spec api.TaskSpec) (api.TaskDoc, error) {
+	return testTask, f.record("TaskCreate", spec)
+}
+
+func (f *fakeBackend) TaskEnable(ctx context.Context, name string, on bool) (api.TaskDoc, error) {
+	return testTask, f.record("TaskEnable", name, on)
+}
+
+func (f *fakeBackend) TaskRun(ctx context.Context, name string, at time.Time) (api.TaskDoc, error) {
+	return testTask, f.record("TaskRun", name, at)
+}
+
+func (f *fakeBackend) TaskRemove(ctx context.Context, name string) error {
+	return f.record("TaskRemove", name)
+}

@@ -42,6 +42,8 @@ func apiMethods() []method {
 		{api.Interface, "Events", []arg{{"since", "t"}}, doc("events")},
 		{api.Interface, "FirewallHints", []arg{{"format", "s"}}, doc("hints")},
 		{api.Interface, "HAStatus", nil, doc("ha")},
+		{api.Interface, "TaskList", nil, doc("tasks")},
+		{api.Interface, "TaskShow", []arg{{"name", "s"}}, doc("task")},
 
 		{api.AdminInterface, "StorageAdd", []arg{{"spec", "s"}}, doc("warnings")},
 		{api.AdminInterface, "StorageRemove", []arg{{"serial", "s"}, {"connection", "s"}, {"force", "b"}}, doc("warnings")},
@@ -59,6 +61,10 @@ func apiMethods() []method {
 		{api.AdminInterface, "HARemoveStandby", nil, nil},
 		{api.AdminInterface, "HARemoveActive", nil, nil},
 		{api.AdminInterface, "SNMPTest", nil, doc("results")},
+		{api.AdminInterface, "TaskCreate", []arg{{"spec", "s"}}, doc("task")},
+		{api.AdminInterface, "TaskEnable", []arg{{"name", "s"}, {"on", "b"}}, doc("task")},
+		{api.AdminInterface, "TaskRun", []arg{{"name", "s"}, {"at", "t"}}, doc("task")},
+		{api.AdminInterface, "TaskRemove", []arg{{"name", "s"}}, nil},
 	}
 }
 

@@ -42,7 +42,8 @@ func (e Event) ID() string { return fmt.Sprintf("LS%04d%c", e.Code, e.Severity) 
 func (e Event) MessageID() string { return fmt.Sprintf("6c6f636b73746570%016x", e.Code) }
 
 // The catalogue. Codes: 1xxx daemon, 2xxx sessions and freezes, 3xxx
-// storage, 4xxx heartbeat, 5xxx HA, 6xxx configuration and backups.
+// storage, 4xxx heartbeat, 5xxx HA, 6xxx configuration and backups, 7xxx
+// scheduled tasks.
 var (
 	DaemonStarted    = Event{1001, "daemonStarted", Info, "lockstepd started: journal replayed, role known", false}
 	DaemonStopping   = Event{1002, "daemonStopping", Info, "lockstepd stopping", false}
@@ -91,6 +92,12 @@ var (
 	BackupCreated  = Event{6101, "backupCreated", Info, "a backup of the state was created", false}
 	BackupRestored = Event{6102, "backupRestored", Warning, "the state was restored from a backup", true}
 	SNMPTest       = Event{6201, "snmpTest", Info, "a test notification, sent on request (lockstepctl snmp test): the path from lockstepd to this manager works", true}
+
+	// A scheduled task's occurrence ended; failed covers a step that
+	// failed, an occurrence interrupted by the stop of the server that
+	// ran it (not retried), and occurrences reported missed.
+	TaskSucceeded = Event{7001, "taskSucceeded", Info, "a scheduled task ran: every step succeeded", true}
+	TaskFailed    = Event{7002, "taskFailed", Error, "a scheduled task did not run to the end: a step failed, the server running it stopped (interrupted, not retried), or occurrences were missed", true}
 )
 
 // Catalog lists every event, in code order.
@@ -102,6 +109,7 @@ var Catalog = []Event{
 	HeartbeatExpired, HeartbeatSwitched, HeartbeatNoIP, HeartbeatUnprotected, GroupUnprotected,
 	HAStateChanged, Takeover, Demoted,
 	ConfigChanged, ConfigRefused, BackupCreated, BackupRestored, SNMPTest,
+	TaskSucceeded, TaskFailed,
 }
 
 // Log writes an event through logger: the catalogue's severity decides

@@ -9,6 +9,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/tasks"
 	"github.com/lockstep-io/lockstep/persist"
 )
 
@@ -36,6 +37,9 @@ const (
 	// FamilyRegistry: storage systems, the heartbeat switch, the epoch.
 	FamilyRegistry       = "registry"
 	registryRecordFormat = 1
+	// FamilyTask: scheduled tasks and their occurrences.
+	FamilyTask       = "task"
+	taskRecordFormat = 1
 )
 
 // ErrUnknownRecord: a payload whose envelope names a record family or
@@ -49,6 +53,25 @@ var ErrUnknownRecord = errors.New("state: unknown record type")
 type Record struct {
 	Session  *session.Record
 	Registry *registry.Record
+	Task     *tasks.Record
+}
+
+// family is the one family r is of ("" for none or several).
+func (r Record) family() string {
+	var f []string
+	if r.Session != nil {
+		f = append(f, FamilySession)
+	}
+	if r.Registry != nil {
+		f = append(f, FamilyRegistry)
+	}
+	if r.Task != nil {
+		f = append(f, FamilyTask)
+	}
+	if len(f) != 1 {
+		return ""
+	}
+	return f[0]
 }
 
 type envelope struct {
@@ -59,11 +82,13 @@ type envelope struct {
 
 // encodeRecord wraps a record in the envelope of its family.
 func encodeRecord(r Record) ([]byte, error) {
-	switch {
-	case r.Session != nil && r.Registry == nil:
+	switch r.family() {
+	case FamilySession:
 		return encode(FamilySession, sessionRecordFormat, r.Session)
-	case r.Registry != nil && r.Session == nil:
+	case FamilyRegistry:
 		return encode(FamilyRegistry, registryRecordFormat, r.Registry)
+	case FamilyTask:
+		return encode(FamilyTask, taskRecordFormat, r.Task)
 	}
 	return nil, errNoFamily
 }
@@ -99,6 +124,12 @@ func decodeRecord(payload []byte) (Record, error) {
 			return Record{}, fmt.Errorf("%w: registry record: %w", persist.ErrCorrupt, err)
 		}
 		return Record{Registry: &r}, nil
+	case e.Type == FamilyTask && e.V == taskRecordFormat:
+		var r tasks.Record
+		if err := json.Unmarshal(e.Record, &r); err != nil {
+			return Record{}, fmt.Errorf("%w: task record: %w", persist.ErrCorrupt, err)
+		}
+		return Record{Task: &r}, nil
 	}
 	return Record{}, fmt.Errorf("%w: family %q version %d", ErrUnknownRecord, e.Type, e.V)
 }

@@ -15,6 +15,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte(`{"v":1,"session":{"v":1,"sessions":[]}}`))
 	f.Add([]byte(`{"v":1,"session":{"v":1,"sessions":[]},"registry":{}}`))
 	f.Add([]byte(`{"v":1,"session":{"v":1,"sessions":[null]}}`))
+	f.Add([]byte(readTaskFixture(f, "want-state.json")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		st, err := Load(data)
 		if err != nil {
@@ -45,12 +46,17 @@ func FuzzDecodeRecord(f *testing.F) {
 	for _, tc := range replicaRegressions {
 		f.Add(tc.payload)
 	}
+	for _, r := range taskFixtureRecords() {
+		if b, err := encodeRecord(r); err == nil && r.Task != nil {
+			f.Add(b)
+		}
+	}
 	f.Fuzz(func(t *testing.T, payload []byte) {
 		r, err := decodeRecord(payload)
 		if err != nil {
 			return
 		}
-		if (r.Session == nil) == (r.Registry == nil) {
+		if r.family() == "" {
 			t.Fatalf("a record of %v families", r)
 		}
 		b, err := encodeRecord(r)

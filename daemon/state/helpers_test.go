@@ -149,7 +149,7 @@ func snapOf(t testing.TB, db *session.DB) string {
 // equal bytes.
 func stateOf(t testing.TB, s *Store) string {
 	t.Helper()
-	b, err := (&State{sessions: s.DB(), registry: s.Registry()}).Snapshot()
+	b, err := (&State{sessions: s.DB(), registry: s.Registry(), tasks: s.Tasks()}).Snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}

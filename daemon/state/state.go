@@ -7,6 +7,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/tasks"
 	"github.com/lockstep-io/lockstep/persist"
 )
 
@@ -21,6 +22,7 @@ const stateVersion = 1
 type State struct {
 	sessions *session.DB
 	registry *registry.DB
+	tasks    *tasks.DB
 }
 
 var _ persist.StateMachine[*State, Record] = (*State)(nil)
@@ -34,11 +36,13 @@ var codec = persist.Codec[*State, Record]{
 }
 
 // Empty is the state before any record.
-func Empty() *State { return &State{sessions: session.NewDB(), registry: registry.NewDB()} }
+func Empty() *State {
+	return &State{sessions: session.NewDB(), registry: registry.NewDB(), tasks: tasks.NewDB()}
+}
 
 // Clone is an independent copy.
 func (s *State) Clone() *State {
-	return &State{sessions: s.sessions.Clone(), registry: s.registry.Clone()}
+	return &State{sessions: s.sessions.Clone(), registry: s.registry.Clone(), tasks: s.tasks.Clone()}
 }
 
 // errNoFamily: a Record with no field set, or two.
@@ -46,11 +50,13 @@ var errNoFamily = errors.New("state: a record of no family or of two")
 
 // Check says whether Apply would accept r, changing nothing.
 func (s *State) Check(r Record) error {
-	switch {
-	case r.Session != nil && r.Registry == nil:
+	switch r.family() {
+	case FamilySession:
 		return s.sessions.Check(*r.Session)
-	case r.Registry != nil && r.Session == nil:
+	case FamilyRegistry:
 		return s.registry.Check(*r.Registry)
+	case FamilyTask:
+		return s.tasks.Check(*r.Task)
 	}
 	return errNoFamily
 }
@@ -58,23 +64,29 @@ func (s *State) Check(r Record) error {
 // Apply applies r: the one pure change of the state. It refuses what
 // Check refuses, changing nothing.
 func (s *State) Apply(r Record) error {
-	switch {
-	case r.Session != nil && r.Registry == nil:
+	switch r.family() {
+	case FamilySession:
 		return s.sessions.Apply(*r.Session)
-	case r.Registry != nil && r.Session == nil:
+	case FamilyRegistry:
 		return s.registry.Apply(*r.Registry)
+	case FamilyTask:
+		return s.tasks.Apply(*r.Task)
 	}
 	return errNoFamily
 }
 
 // stateJSON is the encoding of State: {"v":1,"session":<session.DB
-// snapshot>,"registry":<registry.DB snapshot>}; a new family adds a
-// field.
+// snapshot>,"registry":<registry.DB snapshot>,"task":<tasks.DB
+// snapshot>}; a new family adds a field.
 type stateJSON struct {
 	V       int             `json:"v"`
 	Session json.RawMessage `json:"session"`
 	// Registry is absent from states written before the family existed.
 	Registry json.RawMessage `json:"registry,omitempty"`
+	// Task is absent from states written before the family existed, and
+	// from states with no task: a state without tasks is the same bytes
+	// as before the family existed.
+	Task json.RawMessage `json:"task,omitempty"`
 }
 
 // Snapshot encodes the state; equal states give equal bytes.
@@ -87,7 +99,13 @@ func (s *State) Snapshot() ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state: encoding state: %w", err)
 	}
-	return json.Marshal(stateJSON{V: stateVersion, Session: sess, Registry: reg})
+	j := stateJSON{V: stateVersion, Session: sess, Registry: reg}
+	if s.tasks.Len() > 0 {
+		if j.Task, err = s.tasks.Snapshot(); err != nil {
+			return nil, fmt.Errorf("state: encoding state: %w", err)
+		}
+	}
+	return json.Marshal(j)
 }
 
 // Load decodes and checks a state Snapshot encoded (session.Restore and
@@ -113,5 +131,11 @@ func Load(b []byte) (*State, error) {
 			return nil, fmt.Errorf("state: %w", err)
 		}
 	}
-	return &State{sessions: db, registry: reg}, nil
+	tdb := tasks.NewDB()
+	if j.Task != nil {
+		if tdb, err = tasks.Restore(j.Task); err != nil {
+			return nil, fmt.Errorf("state: %w", err)
+		}
+	}
+	return &State{sessions: db, registry: reg, tasks: tdb}, nil
 }

@@ -2,9 +2,11 @@ package state
 
 import (
 	"context"
+	"slices"
 
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/tasks"
 	"github.com/lockstep-io/lockstep/persist"
 )
 
@@ -49,6 +51,20 @@ func (s *Store) Propose(ctx context.Context, r session.Record) error {
 // heartbeat switch, epoch).
 func (s *Store) ProposeRegistry(ctx context.Context, r registry.Record) error {
 	return s.p.Propose(ctx, Record{Registry: &r})
+}
+
+// ProposeTask is Propose for the task family (scheduled tasks and their
+// occurrences).
+func (s *Store) ProposeTask(ctx context.Context, r tasks.Record) error {
+	r.Steps = slices.Clone(r.Steps)
+	return s.p.Propose(ctx, Record{Task: &r})
+}
+
+// Tasks are the scheduled tasks after the last durable record, as a copy.
+func (s *Store) Tasks() *tasks.DB {
+	var db *tasks.DB
+	s.p.View(func(st *State) { db = st.tasks.Clone() })
+	return db
 }
 
 // DB implements session.Store: the sessions after the last durable

@@ -50,6 +50,8 @@
 //	Events(since t) -> s                          []EventDoc numbered above since
 //	FirewallHints(format s) -> s                  FirewallDoc; format text|nft|iptables, "" = text
 //	HAStatus() -> s                               HADoc
+//	TaskList() -> s                               []TaskDoc
+//	TaskShow(name s) -> s                         TaskDoc
 //
 // org.lockstep.Manager1.Admin (changes):
 //
@@ -73,6 +75,12 @@
 //	HAReconnect()
 //	HARemoveStandby()
 //	HARemoveActive()
+//	TaskCreate(spec s) -> s                       spec: TaskSpec; answer: TaskDoc
+//	TaskEnable(name s, on b) -> s                 enable (on) or disable; TaskDoc
+//	TaskRun(name s, at t) -> s                    run once at at (microseconds since the
+//	                                              Unix epoch; 0 = now), enabled or not;
+//	                                              TaskDoc
+//	TaskRemove(name s)                            refused while an occurrence runs
 //
 // The server checks the syntax of arguments (serials, types, policies,
 // volumes, commands, the spec, which it decodes strictly: an unknown field
