@@ -70,6 +70,11 @@ var rules = []rule{
 		only: []string{"drivers/hmc", "drivers/wire", "hal", "hal/clock"},
 	},
 	{
+		name: "the composition of a system's connections knows only hal: any driver composes",
+		from: []string{"hal/compose"},
+		only: []string{"hal/compose", "hal", "hal/clock"},
+	},
+	{
 		// Everything under internal/ is lab or test tooling (the
 		// emulator, lab server, workload and oracle, topologies and
 		// scenarios) except the production helpers named here.
