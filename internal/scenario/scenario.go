@@ -51,6 +51,9 @@ type Options struct {
 	// Clock is not used by them.
 	Via   string
 	Speed float64
+	// hmcs: in-process, every system reached only through two emulated
+	// HMCs, composed (RunSchedule sets it for ViaHMCs seeds).
+	hmcs bool
 }
 
 // Result is what a run proved.
@@ -86,7 +89,8 @@ type lab struct {
 	mu       sync.Mutex
 	start    time.Time
 	ctx      context.Context
-	wire     *wireLab // nil in-process
+	wire     *wireLab   // nil in-process
+	hmcs     []*emu.HMC // in-process dual HMC, when the run has one
 }
 
 const (
@@ -181,6 +185,12 @@ func setup(ctx context.Context, opt Options) (*lab, error) {
 	conns := map[hal.Serial]hal.StorageSystem{}
 	for _, s := range l.fab.Systems() {
 		conns[s.Serial()] = s.Connect(manager)
+	}
+	if opt.hmcs {
+		var err error
+		if conns, err = l.behindDualHMC(); err != nil {
+			return nil, err
+		}
 	}
 	if err := l.topo.Establish(ctx, clk, conns, 1, time.Minute); err != nil {
 		return nil, err

@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/freeze"
@@ -15,6 +17,7 @@ import (
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/hal/compose"
 	"github.com/lockstep-io/lockstep/internal/emu"
 	labsrv "github.com/lockstep-io/lockstep/internal/lab"
 	"github.com/lockstep-io/lockstep/internal/topology"
@@ -251,4 +254,66 @@ func (l *lab) cutPaths(serial hal.Serial) {
 		return
 	}
 	l.inject(labsrv.Fault{Kind: "paths", System: string(serial)})
+}
+
+// emuRoute is a system through one in-process emulated HMC, as a
+// hal.Driver for hal/compose: connected while the HMC is up and its
+// private link to the system is.
+type emuRoute struct {
+	hal.StorageSystem
+	h      *emu.HMC
+	serial hal.Serial
+}
+
+func (r emuRoute) Via() string {
+	if r.h.Mode() != emu.LinkUp {
+		return ""
+	}
+	for _, l := range r.h.Links() {
+		if l.Serial == r.serial && l.Up {
+			return "HMC " + r.h.Name()
+		}
+	}
+	return ""
+}
+
+func (r emuRoute) Close() error { return nil }
+
+// behindDualHMC puts two emulated HMCs in front of every system of the
+// in-process fabric and returns each system as the manager reaches it
+// then: through either HMC, composed (hal/compose: HMC1 first, the other
+// when one cannot deliver).
+func (l *lab) behindDualHMC() (map[hal.Serial]hal.StorageSystem, error) {
+	var serials []hal.Serial
+	for _, s := range l.fab.Systems() {
+		serials = append(serials, s.Serial())
+	}
+	var sessions []*emu.HMCSession
+	for _, name := range labHMCs {
+		h, err := emu.NewHMC(l.fab, emu.HMCConfig{Name: name, Systems: serials,
+			Processing: 200 * time.Microsecond, LinkLatency: 100 * time.Microsecond})
+		if err != nil {
+			return nil, err
+		}
+		l.hmcs = append(l.hmcs, h)
+		sessions = append(sessions, h.Connect(manager))
+	}
+	out := map[hal.Serial]hal.StorageSystem{}
+	for _, serial := range serials {
+		var drivers []hal.Driver
+		for i, s := range sessions {
+			route, err := s.Route(serial)
+			if err != nil {
+				return nil, err
+			}
+			drivers = append(drivers, emuRoute{StorageSystem: route, h: l.hmcs[i], serial: serial})
+		}
+		d, err := compose.New(serial, drivers, slices.Clone(labHMCs))
+		if err != nil {
+			return nil, err
+		}
+		out[serial] = d
+	}
+	l.logf("every system behind a dual HMC (%s), reached through either", strings.Join(labHMCs, ", "))
+	return out, nil
 }
