@@ -639,6 +639,10 @@ func (ds *storageDrivers) readiness(reg *registry.DB) []api.ReadinessDoc {
 		case !ok:
 			out = append(out, api.ReadinessDoc{Serial: serial, Reason: ds.noDriverReason(reg, serial)})
 		case d.Via() == "":
+			if why := ds.onlyThroughHMCs(d); why != "" {
+				out = append(out, api.ReadinessDoc{Serial: serial, Reason: why})
+				continue
+			}
 			why := ds.reach.down(serial)
 			if why == "" {
 				why = "no answer from either cluster yet"
@@ -647,6 +651,36 @@ func (ds *storageDrivers) readiness(reg *registry.DB) []api.ReadinessDoc {
 		}
 	}
 	return out
+}
+
+// onlyThroughHMCs says, for a system not connected whose every usable
+// connection is an HMC connection, that this server reaches it only
+// through HMCs it cannot reach, and what it saw of each ("" otherwise):
+// the standby's own reach to each HMC, which takeover readiness shows.
+func (ds *storageDrivers) onlyThroughHMCs(d openDriver) string {
+	var names, seen []string
+	for _, p := range d.parts {
+		if p.conn.Kind != hal.HMC {
+			return ""
+		}
+		names = append(names, p.conn.HMC)
+		for _, e := range ds.consoleStatus(p.conn.HMC) {
+			state := "connected, but it does not front this system"
+			if !e.Up {
+				state = "unreachable: " + e.Detail
+			}
+			who := e.Addr
+			if e.Name != "" {
+				who = e.Name + " (" + e.Addr + ")"
+			}
+			seen = append(seen, "HMC "+who+" "+state)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("reachable only through HMC connection %s, which this server cannot reach: %s",
+		strings.Join(names, ", "), strings.Join(seen, "; "))
 }
 
 // noDriverReason says why a registered storage system has no driver: its

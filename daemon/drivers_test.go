@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"slices"
+
 	"context"
 	"errors"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"testing"
 
 	"github.com/lockstep-io/lockstep/daemon/registry"
@@ -142,5 +145,55 @@ func TestDriversOutliveRunsCancellation(t *testing.T) {
 	}
 	if err := ds.add(f, hal.Direct, hal.ConnectionSpec{Serial: "C"}); !errors.Is(err, errNotRunning) {
 		t.Fatalf("add after closeAll: %v, want errNotRunning", err)
+	}
+}
+
+// fakeConsole is an HMC connection whose HMCs are as given.
+type fakeConsole struct {
+	hal.Console
+	eps []hal.ConsoleEndpoint
+}
+
+func (c fakeConsole) Endpoints() []hal.ConsoleEndpoint { return c.eps }
+
+// TestReadinessNamesTheHMCsNotReached: a system this server could reach
+// only through an HMC connection whose HMCs it cannot reach is reported
+// with each HMC and why; one that also has a direct connection is
+// reported as not connected, as before.
+func TestReadinessNamesTheHMCsNotReached(t *testing.T) {
+	t.Parallel()
+	db := registry.NewDB()
+	direct := registry.Connection{Name: "d", Kind: hal.Direct, Addresses: []string{"a:1"}}
+	for _, r := range []registry.Record{
+		{Kind: registry.KindHMCAdded, HMC: &registry.HMC{Name: "HMCS", Addresses: []string{"h1:1751", "h2:1751"}}},
+		{Kind: registry.KindHMCAttached, Name: "HMCS", Serials: []hal.Serial{"A", "B"}},
+		{Kind: registry.KindStorageAdded, Serial: "B", Connection: &direct},
+	} {
+		r.Version = registry.RecordVersion
+		if err := db.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds := newStorageDrivers(Drivers{hal.Direct: func(context.Context, hal.ConnectionSpec) (hal.Driver, error) { return nil, nil }},
+		Consoles{hal.HMC: func(context.Context, hal.ConsoleSpec) (hal.Console, error) { return nil, nil }})
+	ds.consoles["HMCS"] = openConsole{Console: fakeConsole{eps: []hal.ConsoleEndpoint{
+		{Addr: "h1:1751", Detail: "dial tcp h1:1751: i/o timeout"},
+		{Addr: "h2:1751", Name: "LAB-HMC2", Detail: "connection refused"}}}}
+	for _, serial := range []hal.Serial{"A", "B"} {
+		d := &fakeDriver{closed: make(chan struct{})}
+		var parts []part
+		for _, c := range ds.plan(db.Connections(serial)) {
+			parts = append(parts, part{conn: c, Driver: d})
+		}
+		ds.open[serial] = openDriver{Driver: d, parts: parts}
+	}
+	got := ds.readiness(db)
+	want := []api.ReadinessDoc{
+		{Serial: "A", Reason: "reachable only through HMC connection HMCS, which this server cannot reach: " +
+			"HMC h1:1751 unreachable: dial tcp h1:1751: i/o timeout; HMC LAB-HMC2 (h2:1751) unreachable: connection refused"},
+		{Serial: "B", Reason: "not connected: no answer from either cluster yet"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("readiness\n got %q\nwant %q", got, want)
 	}
 }

@@ -145,6 +145,24 @@ func TestHMCConnectionEndToEnd(t *testing.T) {
 	if d, _ := c.StorageShow(ctx, a); !d.Reachable {
 		t.Fatalf("%s unreachable with HMC2 up: %+v", a, d)
 	}
+	// Both HMCs down: readiness names the HMCs this server cannot reach.
+	if err := r.lab.Inject(lab.Fault{Kind: "hmc", HMC: "HMC2", Mode: "down"}); err != nil {
+		t.Fatal(err)
+	}
+	var ha api.HADoc
+	if err := eventuallyWithin(20*time.Second, func() bool {
+		ha, _ = c.HAStatus(ctx)
+		return len(ha.Readiness) == 2 && strings.Contains(ha.Readiness[1].Reason, "only through HMC connection HMCS") &&
+			strings.Contains(ha.Readiness[1].Reason, "HMC2")
+	}); err != nil {
+		t.Fatalf("readiness with both HMCs down: %+v", ha.Readiness)
+	}
+	if err := r.lab.Inject(lab.Fault{Kind: "hmc", HMC: "HMC2", Mode: "up"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := eventuallyWithin(20*time.Second, func() bool { return strings.Contains(viaOf(ctx, c, b), "HMC2") }); err != nil {
+		t.Fatalf("HMC2 back: via %q", viaOf(ctx, c, b))
+	}
 	st := r.lab.Status()
 	if _, err := c.StorageAdd(ctx, api.StorageSpec{Serial: a, Connections: []api.ConnectionSpec{{Name: "direct",
 		Kind: api.Direct, Addresses: []string{st[0].Endpoints[0], st[0].Endpoints[1]}, User: "lockstep",
