@@ -286,7 +286,7 @@ func Restore(b []byte) (*DB, error) {
 		db.storage[k] = v
 	}
 	for k, h := range s.HMCs {
-		if k == "" || k != h.Name || len(h.Addresses) == 0 {
+		if k == "" || k != h.Name || len(h.Addresses) == 0 || len(h.Addresses) > 2 || slices.Contains(h.Attached, "") {
 			return nil, fmt.Errorf("%w: snapshot: bad HMC connection %q", ErrInvalid, k)
 		}
 		db.hmcs[k] = h
