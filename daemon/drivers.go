@@ -520,13 +520,18 @@ func (ds *storageDrivers) connect(serial hal.Serial) error {
 		}
 		return err
 	}
+	var consoleErr error
 	for i, c := range plan {
 		var d hal.Driver
 		if c.Kind == hal.HMC {
 			h, _ := ds.store.Registry().HMC(c.HMC)
 			con, err := ds.console(h)
 			if err != nil {
-				return fail(fmt.Errorf("%s: %w", serial, err))
+				// The system's other connections still carry it.
+				consoleErr = fmt.Errorf("%s: %w", serial, err)
+				ds.log.Error("HMC connection not opened", "serial", serial, "hmc", c.HMC, "err", err)
+				reach.part(i)(false, false, err.Error())
+				continue
 			}
 			d = con.Driver(serial, reach.part(i))
 		} else {
@@ -543,6 +548,9 @@ func (ds *storageDrivers) connect(serial hal.Serial) error {
 			}
 		}
 		parts = append(parts, part{conn: c, Driver: d})
+	}
+	if len(parts) == 0 {
+		return consoleErr
 	}
 	od := openDriver{Driver: parts[0].Driver, parts: parts, key: connKey(conns)}
 	if len(parts) > 1 {
