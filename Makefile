@@ -9,7 +9,7 @@ LDFLAGS   := -X github.com/lockstep-io/lockstep/internal/version.Version=$(VERSI
 BIN       := bin
 FUZZTIME  ?= 20s
 # Debian packages the tests talk to as real peers (installed by `make deps`).
-DEB_DEPS  ?= dbus-daemon nftables iptables systemd snmptrapd snmp smitools rsyslog stress-ng
+DEB_DEPS  ?= dbus-daemon nftables iptables systemd snmpd snmptrapd snmp smitools rsyslog stress-ng
 # ... and what make package and make boot-test check the packages with.
 DEB_DEPS  += lintian rpm rpmlint cpio man-db mmdebstrap systemd-container util-linux
 # The HA schedules and kill -9 rounds of `make test`, run once quiet and

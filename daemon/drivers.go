@@ -16,6 +16,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/state"
+	"github.com/lockstep-io/lockstep/daemon/transitions"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/hal/compose"
@@ -112,6 +113,7 @@ type storageDrivers struct {
 	// connection's consoles front now (the server journals it when it
 	// acts).
 	snmp       *notify.SNMP
+	track      *transitions.Tracker
 	acting     *periods
 	changed    func()
 	discovered func(name string, serials []hal.Serial)
@@ -611,6 +613,7 @@ func (ds *storageDrivers) dialTimedOut(addr string) {
 // answers again.
 func (ds *storageDrivers) reachability(serial hal.Serial, up, timeout bool, detail string) {
 	ds.reach.changed(serial, up, timeout, detail)
+	ds.track.Changed(transitions.Storage, string(serial), transitions.StorageState(!up), transitions.StorageState(up))
 	if up {
 		if d := ds.acting.current(); d != nil {
 			d.engine.Reachable(serial) // CG timeouts it could not tell before

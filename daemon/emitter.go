@@ -8,6 +8,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control"
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/notify"
+	"github.com/lockstep-io/lockstep/daemon/transitions"
 	"github.com/lockstep-io/lockstep/hal/clock"
 )
 
@@ -20,6 +21,9 @@ type emitter struct {
 	log   *slog.Logger
 	clock clock.Clock
 	snmp  *notify.SNMP
+	// track keeps what the NMS polls: each object's last change and
+	// transitions (a poll cannot see a flap between two polls).
+	track *transitions.Tracker
 
 	ctl atomic.Pointer[control.Server] // set once the bus name is owned
 	// early holds the events emitted before the admin API served (the

@@ -17,6 +17,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/state"
+	"github.com/lockstep-io/lockstep/daemon/transitions"
 	"github.com/lockstep-io/lockstep/ha"
 	"github.com/lockstep-io/lockstep/ha/link"
 	"github.com/lockstep-io/lockstep/hal"
@@ -454,6 +455,8 @@ func (n *haNode) Emit(no ha.Notice) {
 	if no.Err != nil {
 		kv = append(kv, "why", no.Err.Error())
 	}
+	n.em.track.Changed(transitions.Server, "", transitions.ServerState(no.From.Role.String(), no.From.HAState()),
+		transitions.ServerState(no.To.Role.String(), no.To.HAState()))
 	switch no.Kind {
 	case ha.StateChanged:
 		n.em.emit(notify.HAStateChanged, "HA state "+no.From.String()+" -> "+no.To.String(), kv...)

@@ -6,6 +6,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/session"
+	"github.com/lockstep-io/lockstep/daemon/transitions"
 )
 
 // stateEvents is the notification for entering each session state.
@@ -45,6 +46,9 @@ func (n notifyingStore) Propose(ctx context.Context, r session.Record) error {
 		return nil
 	}
 	c := r.Change
+	n.em.track.Changed(transitions.Session, r.Session,
+		transitions.SessionState(before.State.Kebab(), before.Status.Kebab(), before.Recoverable),
+		transitions.SessionState(c.State.Kebab(), c.Status.Kebab(), c.Recoverable))
 	if c.State != before.State {
 		n.em.emit(stateEvents[c.State], fmt.Sprintf("session %s: %s -> %s (%s)", r.Session, before.State, c.State, c.Reason),
 			"session", r.Session, "state", c.State.String(), "status", c.Status.String(), "reason", c.Reason)

@@ -7,6 +7,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/daemon/notify"
+	"github.com/lockstep-io/lockstep/daemon/transitions"
 	"github.com/lockstep-io/lockstep/hal"
 )
 
@@ -46,6 +47,8 @@ func (r *reporter) Freezing(group, reason string, at time.Time) {
 	if r.superseded("freezing", group) {
 		return
 	}
+	r.em.track.Froze(group, at)
+	r.em.track.Changed(transitions.Group, group, freeze.Mirroring.String(), freeze.Freezing.String())
 	r.em.emit(notify.SuspendingEvent, "freezing consistency group "+group+": "+reason, "group", group, "reason", reason)
 	if r.d.setDegraded(group, "contact", "") { // the freeze's reports tell from now on
 		r.status()
@@ -57,6 +60,11 @@ func (r *reporter) Settled(group string, st freeze.Settlement) {
 	if r.superseded("settled", group) {
 		return
 	}
+	phase := freeze.Partial
+	if st.Recoverable {
+		phase = freeze.Frozen
+	}
+	r.em.track.Changed(transitions.Group, group, freeze.Freezing.String(), phase.String())
 	switch {
 	case st.Recoverable:
 		r.em.emit(notify.GroupFrozen, "consistency group "+group+" frozen on every storage system in time: recoverable", "group", group)
@@ -71,6 +79,7 @@ func (r *reporter) Thawed(group string, at time.Time) {
 	if r.superseded("thawed", group) {
 		return
 	}
+	r.em.track.Changed(transitions.Group, group, freeze.Frozen.String(), freeze.Thawed.String())
 	r.em.emit(notify.GroupThawed, "I/O released on consistency group "+group, "group", group)
 	r.d.engine.Thawed(group, at)
 }

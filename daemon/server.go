@@ -20,6 +20,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/daemon/state"
+	"github.com/lockstep-io/lockstep/daemon/transitions"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/internal/version"
@@ -131,11 +132,11 @@ func New(opt Options) (*Server, error) {
 		store.Close()
 		return nil, err
 	}
-	s.em = &emitter{log: s.log, clock: s.clock, snmp: s.snmp}
+	s.em = &emitter{log: s.log, clock: s.clock, snmp: s.snmp, track: transitions.New(s.clock)}
 	s.sources = &trapSources{traps: s.traps, store: s.store, clock: s.clock, log: s.log}
 	ds := s.drivers
 	ds.cfg, ds.store, ds.roots, ds.clock, ds.log = s.cfg.Load, s.store, s.roots, s.clock, s.log
-	ds.snmp, ds.changed, ds.discovered = s.snmp, s.sources.refresh, s.discovered
+	ds.snmp, ds.track, ds.changed, ds.discovered = s.snmp, s.em.track, s.sources.refresh, s.discovered
 	s.acting = &periods{cfg: s.cfg.Load, clock: s.clock, log: s.log, store: s.store, em: s.em, drivers: ds,
 		status: s.updateStatus}
 	ds.acting = s.acting
@@ -247,7 +248,7 @@ func (s *Server) db() *session.DB { return s.store.DB() }
 // serveControl owns the bus name and serves the admin API; it is ready
 // once the name is owned.
 func (s *Server) serveControl(ctx context.Context, ready func()) error {
-	ctl, err := control.Serve(ctx, s.bus, s, control.Options{Logger: s.log, AdminGroup: s.cfg.Load().Control.AdminGroup,
+	ctl, err := control.Serve(ctx, s.bus, control.Tracked(s, s.em.track), control.Options{Logger: s.log, AdminGroup: s.cfg.Load().Control.AdminGroup,
 		Properties: s.properties()})
 	if err != nil {
 		return err

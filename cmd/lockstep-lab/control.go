@@ -73,6 +73,9 @@ func serve(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	for _, st := range srv.Status() {
 		fmt.Fprintf(stdout, "  %-20s cluster 0 %-22s cluster 1 %s\n", st.Serial, st.Endpoints[0], st.Endpoints[1])
 	}
+	for _, z := range srv.ZOSStatus() {
+		fmt.Fprintf(stdout, "  z/OS %-15s agent %s (sysplex %s)\n", z.Name, z.Endpoint, z.Sysplex)
+	}
 	srv.Wait()
 	return nil
 }
@@ -150,8 +153,11 @@ func buildRequest(cmd string, pos []string, endpoint, manager string, chains, pe
 	if len(pos) < 2 {
 		return usage("fault KIND SYSTEM ...: see lockstep-lab help")
 	}
-	if pos[0] == "hmc" || pos[0] == "hmc-link" {
+	switch pos[0] {
+	case "hmc", "hmc-link":
 		return hmcFault(pos) // hmc.go
+	case "zos", "channel":
+		return zosFault(pos) // zos.go
 	}
 	ep := map[string]int{"0": 0, "1": 1, "both": -1}
 	epIndex, ok := ep[endpoint]
@@ -207,6 +213,7 @@ func printResponse(out io.Writer, cmd string, resp *lab.Response) {
 				s.Serial, state, s.Endpoints[0], s.Endpoints[1], s.Epoch, s.Writes)
 		}
 		printHMCs(out, resp.HMCs) // hmc.go
+		printZOS(out, resp.ZOS)   // zos.go
 	case "fault":
 		fmt.Fprintln(out, "fault injected")
 	case "workload":

@@ -41,7 +41,7 @@ commands:
   run --config LAB.toml [--control SOCK]
           serve the lab file's emulated storage systems and the control API
   status [--json]
-          the systems, their cluster endpoints, crashed or not
+          the systems, their cluster endpoints, crashed or not; the z/OS hosts
   fault paths SYSTEM up|down
   fault lss-path SERIAL/LSS SERIAL/LSS up|down
   fault manager SYSTEM up|down|blackhole [--endpoint 0|1|both] [--manager NAME]
@@ -50,8 +50,10 @@ commands:
   fault hmc NAME up|down|blackhole
   fault hmc NAME latency DURATION
   fault hmc-link NAME SERIAL up|down
-          inject a fault into a running lab (an HMC, or its private link
-          to one storage system)
+  fault zos HOST down|up|blackhole|latency DURATION
+  fault channel HOST SERIAL down|up
+          inject a fault into a running lab (an HMC, its private link to
+          one storage system, a z/OS host, or its channels to one system)
   workload start [--chains N] [--volumes-per-chain N] [--think DURATION]
   workload stop|status [--json]
           the dependent-write workload over the lab file's mirrors

@@ -217,6 +217,13 @@ func (f *fake) HATakeover(context.Context) (api.TakeoverDoc, error) {
 }
 func (f *fake) HAReconnect(context.Context) error     { f.record("ha reconnect"); return nil }
 func (f *fake) HARemoveStandby(context.Context) error { f.record("ha remove-standby"); return nil }
+func (f *fake) SNMPTest(context.Context) (api.SNMPTestDoc, error) {
+	f.record("snmp test")
+	return api.SNMPTestDoc{Managers: []api.SNMPTestManagerDoc{
+		{Address: "udp://nms1:162", Version: "v2c", Notification: "inform", Seq: 4, Outcome: "acknowledged"},
+		{Address: "udp://nms2:162", Version: "v2c", Notification: "trap", Seq: 4, Outcome: "sent"},
+	}}, nil
+}
 func (f *fake) HARemoveActive(context.Context) error {
 	f.record("ha remove-active")
 	return fmt.Errorf("%w: synchronized: remove the standby on the active instead", api.ErrRefused)
@@ -387,6 +394,14 @@ func TestVerbs(t *testing.T) {
 		{name: "ha remove-active refused", args: []string{"ha", "remove-active"}, code: wantFail, want: []string{"synchronized"},
 			calls: []string{"ha remove-active"}},
 		{name: "ha unknown subcommand", args: []string{"ha", "promote"}, code: wantUsage},
+		{name: "snmp test", args: []string{"snmp", "test"}, want: []string{"udp://nms1:162", "inform", "4", "acknowledged",
+			"udp://nms2:162", "trap", "sent"}, calls: []string{"snmp test"}},
+		{name: "snmp test json", args: []string{"--json", "snmp", "test"}, want: []string{`"outcome": "acknowledged"`},
+			calls: []string{"snmp test"}},
+		{name: "snmp needs a subcommand", args: []string{"snmp"}, code: wantUsage},
+		{name: "snmp pass-persist takes no argument", args: []string{"snmp", "pass-persist", "x"}, code: wantUsage},
+		{name: "snmp pass-persist bad enterprise oid", args: []string{"snmp", "pass-persist", "--enterprise-oid", "1.x"}, code: wantUsage,
+			want: []string{"--enterprise-oid"}},
 	} {
 		// Not parallel: the fake's call log is shared.
 		code, out := ctl(t, append([]string{"--bus", bus}, tc.args...)...)

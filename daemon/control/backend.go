@@ -97,4 +97,8 @@ type Backend interface {
 	HARemoveStandby(ctx context.Context) error
 	// HARemoveActive, on the standby, ends the relationship.
 	HARemoveActive(ctx context.Context) error
+	// SNMPTest sends the test notification to every configured manager
+	// and reports, per manager, whether it was sent, acknowledged, failed
+	// or is still pending when the wait ends.
+	SNMPTest(ctx context.Context) (api.SNMPTestDoc, error)
 }

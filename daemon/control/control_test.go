@@ -45,7 +45,8 @@ var (
 		"HeartbeatShow", "BackupList", "Events", "FirewallHints", "HAStatus", "HMCList", "HMCShow"}
 	adminMethods = []string{"StorageAdd", "StorageRemove", "HMCAdd", "HMCRemove", "SessionCreate", "SessionAddCopySet",
 		"SessionCommand", "SessionRemove", "HeartbeatSet", "BackupCreate", "BackupRestore",
-		"HASetStandby", "HASetAsStandby", "HATakeover", "HAReconnect", "HARemoveStandby", "HARemoveActive"}
+		"HASetStandby", "HASetAsStandby", "HATakeover", "HAReconnect", "HARemoveStandby", "HARemoveActive",
+		"SNMPTest"}
 )
 
 // TestMethodTableMatchesExports checks the table introspection is built
@@ -248,6 +249,7 @@ func verbs() []verb {
 		{"HAReconnect", func(ctx context.Context, c *client.Client) (any, error) { return nil, c.HAReconnect(ctx) }, nil, nil},
 		{"HARemoveStandby", func(ctx context.Context, c *client.Client) (any, error) { return nil, c.HARemoveStandby(ctx) }, nil, nil},
 		{"HARemoveActive", func(ctx context.Context, c *client.Client) (any, error) { return nil, c.HARemoveActive(ctx) }, nil, nil},
+		{"SNMPTest", func(ctx context.Context, c *client.Client) (any, error) { return c.SNMPTest(ctx) }, nil, testSNMPTest},
 	}
 }
 

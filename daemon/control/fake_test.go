@@ -194,3 +194,12 @@ func (f *fakeBackend) HAReconnect(ctx context.Context) error { return f.record("
 func (f *fakeBackend) HARemoveStandby(ctx context.Context) error { return f.record("HARemoveStandby") }
 
 func (f *fakeBackend) HARemoveActive(ctx context.Context) error { return f.record("HARemoveActive") }
+
+var testSNMPTest = api.SNMPTestDoc{Managers: []api.SNMPTestManagerDoc{
+	{Address: "udp://nms1:162", Version: "v2c", Notification: "inform", Seq: 4, Outcome: "acknowledged"},
+	{Address: "udp://nms2:162", Version: "v3", Notification: "inform", Seq: 9, Outcome: "failed", Error: "request timeout"},
+}}
+
+func (f *fakeBackend) SNMPTest(ctx context.Context) (api.SNMPTestDoc, error) {
+	return testSNMPTest, f.record("SNMPTest")
+}

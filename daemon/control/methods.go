@@ -62,6 +62,7 @@ func apiMethods() []method {
 		{api.AdminInterface, "HAReconnect", nil, nil},
 		{api.AdminInterface, "HARemoveStandby", nil, nil},
 		{api.AdminInterface, "HARemoveActive", nil, nil},
+		{api.AdminInterface, "SNMPTest", nil, doc("results")},
 	}
 }
 

@@ -660,6 +660,17 @@ func (a admin) HATakeover(sender dbus.Sender) (string, *dbus.Error) {
 	return a.done(sender, "HATakeover", doc, err, "epoch", doc.Epoch)
 }
 
+// SNMPTest is a change only in that it sends something: the NMS sees a
+// notification, so only who may change may ask for it.
+func (a admin) SNMPTest(sender dbus.Sender) (string, *dbus.Error) {
+	if derr := a.refused(sender, "SNMPTest"); derr != nil {
+		return "", derr
+	}
+	doc, err := a.s.backend.SNMPTest(a.s.ctx)
+	doc.Managers = orEmpty(doc.Managers)
+	return a.done(sender, "SNMPTest", doc, err, "managers", len(doc.Managers))
+}
+
 func (a admin) HAReconnect(sender dbus.Sender) *dbus.Error {
 	if derr := a.refused(sender, "HAReconnect"); derr != nil {
 		return derr

@@ -194,6 +194,9 @@ type Core struct {
 	// time the core found itself late (a tick missed, a heartbeat sent or
 	// an answer handled late): silence across it proves nothing.
 	lastTick, lateAt time.Time
+	// polls counts the polls planned, each system's query one (see
+	// group.watchFrom).
+	polls uint64
 	// unprotected and contact are what was last reported per group name
 	// (a group whose pairs change is a new object under the same name).
 	unprotected map[string]string
@@ -232,11 +235,17 @@ type group struct {
 	// volume; seen holds the dormant pairs a poll found mirroring since
 	// the group last went back to mirroring.
 	dormant, quiet, seen map[hal.VolumeRef]bool
-	// watchFrom is when the pairs whose suspension is a sign last grew
-	// (the group went back to mirroring, or a pair stopped being dormant
-	// or quiet): a poll issued before it may show such a pair suspended
-	// from before, and is not judged on them.
-	watchFrom time.Time
+	// watchFrom is the core's count of polls planned (Core.polls) when
+	// the pairs whose suspension is a sign last grew (the group went back
+	// to mirroring, or a pair stopped being dormant or quiet): a poll
+	// planned before it may show such a pair suspended, or a dormant one
+	// mirroring, from before, and is not judged on the group's pairs. A
+	// count, not a time: a poll planned in the same instant as the
+	// change, just before it, is as stale (a dormant pair it saw
+	// mirroring before a freeze counted as seen, and its suspension by
+	// that freeze froze the group again once started: engine's
+	// TestStartEndsTheGroupsHolds under load).
+	watchFrom uint64
 }
 
 // sign reports whether a pair of the group found suspended by a poll is
@@ -275,16 +284,16 @@ func (g *group) eventSign(ev hal.Event) bool {
 
 // setWatch installs the group's dormant and quiet pairs; seen keeps the
 // dormant pairs it already holds.
-func (g *group) setWatch(dormant, quiet []hal.VolumePair, now time.Time) {
+func (g *group) setWatch(dormant, quiet []hal.VolumePair, polls uint64) {
 	nd, nq := bySourceVolume(dormant), bySourceVolume(quiet)
 	for src := range g.dormant {
 		if !nd[src] {
-			g.watchFrom = now
+			g.watchFrom = polls
 		}
 	}
 	for src := range g.quiet {
 		if !nq[src] {
-			g.watchFrom = now
+			g.watchFrom = polls
 		}
 	}
 	g.Dormant, g.Quiet = dormant, quiet
@@ -330,8 +339,11 @@ type member struct {
 	staleBy time.Time
 	// probing: a heartbeat is out to ask a system of a group new to the
 	// core whether a heartbeat armed before expired (it froze itself while
-	// no manager was there to follow); it is armed only after the answer.
-	probing bool
+	// no manager was there to follow); it is armed, or disarmed, only
+	// after the answer. disarmAfterProbe: a disarm was asked for
+	// meanwhile; the probe's answer sends it.
+	probing          bool
+	disarmAfterProbe bool
 	// refreeze: pairs were established on it after the freeze out (or
 	// acknowledged) was sent: that freeze does not cover them, so its
 	// answer does not count and the freeze is sent again (Established).
@@ -591,7 +603,7 @@ func (c *Core) setGroups(groups []Group, restart string) error {
 		if old == nil {
 			ng := &group{Group: g, systems: map[hal.Serial]*member{}}
 			ng.h, ng.hErr = DeriveH(g.LowestCG, c.t)
-			ng.setWatch(g.Dormant, g.Quiet, c.clock.Now())
+			ng.setWatch(g.Dormant, g.Quiet, c.polls)
 			next[g.Name] = ng
 			fresh = append(fresh, ng)
 			continue
@@ -647,7 +659,7 @@ func (c *Core) setGroups(groups []Group, restart string) error {
 // them at the next tick.
 func (c *Core) update(g *group, ng Group) {
 	g.ReleaseIO, g.HighestCG = ng.ReleaseIO, ng.HighestCG
-	g.setWatch(ng.Dormant, ng.Quiet, c.clock.Now())
+	g.setWatch(ng.Dormant, ng.Quiet, c.polls)
 	if g.LowestCG != ng.LowestCG {
 		g.LowestCG = ng.LowestCG
 		g.h, g.hErr = DeriveH(ng.LowestCG, c.t)
@@ -753,7 +765,14 @@ func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 	epoch, name := c.epoch, g.Name
 	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.Heartbeat(ctx, epoch, name) }, func(err error) {
 		m.probing = false
+		disarm := m.disarmAfterProbe
+		m.disarmAfterProbe = false
 		if g.systems[serial] != m {
+			if disarm && g.systems[serial] == nil {
+				c.disarm(g, []hal.Serial{serial}) // it left the group while the probe was out
+			}
+			// (Started again: the new member is armed anew, which
+			// replaces the old heartbeat; a late disarm would undo that.)
 			return
 		}
 		if errors.Is(err, hal.ErrHeartbeatExpired) {
@@ -774,7 +793,9 @@ func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 		} else if err == nil || errors.Is(err, hal.ErrRefused) {
 			m.lastReply = c.clock.Now() // it answers: armed anew, or disarmed, from now on
 		}
-		if g.phase != Mirroring || !c.heartbeat || g.hErr != nil {
+		// A disarm asked for meanwhile (the group left the core) is sent
+		// now, even to a group that would otherwise be armed.
+		if disarm || g.phase != Mirroring || !c.heartbeat || g.hErr != nil {
 			c.disarm(g, []hal.Serial{serial})
 			return
 		}
@@ -870,7 +891,7 @@ func (c *Core) resetGroup(g *group) {
 	now := c.clock.Now()
 	g.phase, g.reason, g.since, g.pending, g.released = Mirroring, "", now, 0, false
 	clear(g.seen) // a dormant pair is watched again once seen mirroring
-	g.watchFrom = now
+	g.watchFrom = c.polls
 	c.release(g.thawWait, fmt.Errorf("%w: %s was started again before every thaw was answered", ErrNotSafe, g.Name))
 	g.thawWait = nil
 	for serial := range g.Pairs {
@@ -1246,22 +1267,26 @@ func (c *Core) evaluate(g *group) {
 		} else {
 			c.log.Info("consistency group frozen everywhere", "group", g.Name)
 		}
-		c.release(g.waiters, nil)
-		g.waiters = nil
+		// The observer hears first, then the callers: a command that
+		// froze the group hears its answer after the report of its own
+		// freeze (the engine records that report as the command's, not
+		// as news that came while it ran), whatever goroutine runs first.
 		if c.observer != nil {
 			c.observer.Settled(g.Name, st)
 		}
+		c.release(g.waiters, nil)
+		g.waiters = nil
 		if g.ReleaseIO {
 			c.thaw(g, nil)
 		}
 	case g.phase == Freezing:
 		g.phase = Partial
 		why := fmt.Sprintf("%s may still be mirroring", strings.Join(c.unacked(g), ", "))
+		if c.observer != nil {
+			c.observer.Settled(g.Name, Settlement{At: now, Why: why}) // before the callers, as above
+		}
 		c.release(g.waiters, fmt.Errorf("freeze of %s not acknowledged by %s", g.Name, strings.Join(c.unacked(g), ", ")))
 		g.waiters = nil
-		if c.observer != nil {
-			c.observer.Settled(g.Name, Settlement{At: now, Why: why})
-		}
 	}
 }
 
@@ -1581,7 +1606,16 @@ func (c *Core) disarm(g *group, serials []hal.Serial) {
 		m := g.systems[serial]
 		if m != nil {
 			m.unarm()
-			if m.disarming {
+			if m.disarming || m.disarmAfterProbe {
+				continue
+			}
+			if m.probing {
+				// The disarm deletes the heartbeat a previous manager
+				// armed there, and with it the system's word that it
+				// expired: sent beside the probe, whichever reached the
+				// system first would decide whether its self-freeze is
+				// learnt. It waits for the probe's answer.
+				m.disarmAfterProbe = true
 				continue
 			}
 			m.disarming = true
@@ -1649,6 +1683,8 @@ func (c *Core) checkStale(g *group, now time.Time) {
 func (c *Core) poll() {
 	for _, serial := range slices.Sorted(maps.Keys(c.systems)) {
 		epoch, planned, timeout := c.epoch, c.clock.Now(), c.t.RequestTimeout
+		c.polls++
+		seq := c.polls
 		var pairs []hal.PairStatus
 		var left, doneAt time.Time
 		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error {
@@ -1678,8 +1714,8 @@ func (c *Core) poll() {
 					continue
 				}
 				for _, g := range c.byLSSPair[p.LSSPair()] {
-					if planned.Before(g.watchFrom) {
-						continue // issued before the group's watch grew: stale for it
+					if seq <= g.watchFrom {
+						continue // planned before the group's watch grew: stale for it
 					}
 					switch {
 					case p.State.Mirroring():
@@ -1913,7 +1949,8 @@ func (c *Core) thawProgress(g *group) {
 	if len(holding) > 0 {
 		out = fmt.Errorf("thaw of %s: not reached: %s; run release-io again to retry", g.Name, strings.Join(holding, "; "))
 	}
-	c.release(g.thawWait, out)
+	// The observer hears first, then the callers (see evaluate).
+	wait := g.thawWait
 	g.thawWait = nil
 	if out == nil && !g.released {
 		g.released = true
@@ -1929,6 +1966,7 @@ func (c *Core) thawProgress(g *group) {
 			}
 		}
 	}
+	c.release(wait, out)
 }
 
 func sourceLSSs(pairs []hal.LSSPair) []hal.LSS {

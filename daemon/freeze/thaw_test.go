@@ -156,3 +156,65 @@ func TestThawIsDoneOnceTheHoldCertainlyEnded(t *testing.T) {
 		}
 	})
 }
+
+// slowObserver takes a moment of the bubble's clock over each settlement
+// and thaw it hears, and counts them.
+type slowObserver struct {
+	mu              sync.Mutex
+	settled, thawed int
+}
+
+func (o *slowObserver) Freezing(string, string, time.Time) {}
+func (o *slowObserver) Settled(string, freeze.Settlement) {
+	time.Sleep(time.Millisecond)
+	o.mu.Lock()
+	o.settled++
+	o.mu.Unlock()
+}
+func (o *slowObserver) Thawed(string, time.Time) {
+	time.Sleep(time.Millisecond)
+	o.mu.Lock()
+	o.thawed++
+	o.mu.Unlock()
+}
+func (o *slowObserver) Fenced(hal.Epoch) {}
+func (o *slowObserver) counts() (int, int) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.settled, o.thawed
+}
+
+// TestObserverHearsBeforeTheCaller: Freeze answers after the observer
+// heard the settlement, and Thaw after it heard the thaw. The engine
+// tells a command's own freeze (or thaw) from news by what the command
+// is running when the report comes: answered first, the command could
+// end before the report of its own action came, which was then recorded
+// as news and the command's outcome dropped as a conflict.
+func TestObserverHearsBeforeTheCaller(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		topo, _, conns := establishedLab(t, ctx)
+		obs := &slowObserver{}
+		core := freeze.New(freeze.Options{Epoch: 1, Observer: obs, Systems: conns})
+		done := make(chan error)
+		go func() { done <- core.Run(ctx) }()
+		defer func() { cancel(); <-done }()
+		if err := core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: time.Minute}}); err != nil {
+			t.Fatal(err)
+		}
+		if err := core.Freeze(ctx, "cg", "test"); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := obs.counts(); s != 1 {
+			t.Fatalf("Freeze answered with %d settlements heard, want 1", s)
+		}
+		if err := core.Thaw(ctx, "cg"); err != nil {
+			t.Fatal(err)
+		}
+		if _, th := obs.counts(); th != 1 {
+			t.Fatalf("Thaw answered with %d thaws heard, want 1", th)
+		}
+	})
+}

@@ -90,6 +90,7 @@ var (
 	ConfigRefused  = Event{6002, "configRefused", Error, "a new configuration was refused; the old one stays in force", true}
 	BackupCreated  = Event{6101, "backupCreated", Info, "a backup of the state was created", false}
 	BackupRestored = Event{6102, "backupRestored", Warning, "the state was restored from a backup", true}
+	SNMPTest       = Event{6201, "snmpTest", Info, "a test notification, sent on request (lockstepctl snmp test): the path from lockstepd to this manager works", true}
 )
 
 // Catalog lists every event, in code order.
@@ -100,7 +101,7 @@ var Catalog = []Event{
 	StorageCommFailure, StorageCommRecovered, ConnectTimeoutHint, StorageTrapDropped,
 	HeartbeatExpired, HeartbeatSwitched, HeartbeatNoIP, HeartbeatUnprotected, GroupUnprotected,
 	HAStateChanged, Takeover, Demoted,
-	ConfigChanged, ConfigRefused, BackupCreated, BackupRestored,
+	ConfigChanged, ConfigRefused, BackupCreated, BackupRestored, SNMPTest,
 }
 
 // Log writes an event through logger: the catalogue's severity decides

@@ -14,12 +14,15 @@ import (
 // whenever the catalogue's notifications or the objects change: the MIB
 // test fails until etc/mib/LOCKSTEP-MIB.txt is regenerated, and a NMS
 // reloads a MIB only when its revision moves.
-const MIBRevision = "202612020000Z"
+const MIBRevision = "202612021200Z"
 
 // mibRevisions lists every released revision, newest first, with what it
 // changed: SMIv2 wants one REVISION clause per revision.
 var mibRevisions = []struct{ date, desc string }{
-	{MIBRevision, "stateUnwritable and stateWritable: the journal cannot write (a full disk), and writes again; " +
+	{MIBRevision, "The pollable state (lockstepState): the server's role and HA state, the session, storage system, " +
+		"connection and consistency-group tables, each with its last change and transition counter; served " +
+		"through snmpd's pass_persist by lockstepctl snmp pass-persist; snmpTest, sent by lockstepctl snmp test."},
+	{"202612020000Z", "stateUnwritable and stateWritable: the journal cannot write (a full disk), and writes again; " +
 		"groupOutOfContact and groupUnprotected: what the freeze core cannot vouch for; storageTrapDropped."},
 	{"202611220000Z", "First version: the notifications of lockstepd's event catalogue."},
 }
@@ -56,8 +59,10 @@ func WriteMIB(w io.Writer, prefix config.OID) error {
 	p("-- catalogue: do not edit (LOCKSTEP_UPDATE_MIB=1 go test ./daemon/notify).\n\n")
 	p("IMPORTS\n")
 	p("    MODULE-IDENTITY, OBJECT-TYPE, NOTIFICATION-TYPE, Unsigned32,\n")
-	p("    enterprises\n")
+	p("    Counter32, Gauge32, enterprises\n")
 	p("        FROM SNMPv2-SMI\n")
+	p("    TruthValue, DateAndTime\n")
+	p("        FROM SNMPv2-TC\n")
 	p("    MODULE-COMPLIANCE, OBJECT-GROUP, NOTIFICATION-GROUP\n")
 	p("        FROM SNMPv2-CONF\n")
 	p("    SnmpAdminString\n")
@@ -116,6 +121,8 @@ func WriteMIB(w io.Writer, prefix config.OID) error {
 		p("    ::= { lockstepNotifications %d }\n\n", e.Code)
 	}
 
+	writeState(p, desc)
+
 	p("lockstepObjectGroup OBJECT-GROUP\n")
 	p("    OBJECTS {\n")
 	for i, o := range mibObjects {
@@ -150,6 +157,14 @@ func WriteMIB(w io.Writer, prefix config.OID) error {
 	p("    MODULE -- this module\n")
 	p("        MANDATORY-GROUPS { lockstepObjectGroup, lockstepNotificationGroup }\n")
 	p("    ::= { lockstepCompliances 1 }\n\n")
+
+	p("lockstepStateCompliance MODULE-COMPLIANCE\n")
+	p("    STATUS      current\n")
+	desc("    ", "An agent of lockstep's pollable state (lockstepctl snmp pass-persist behind snmpd) implements "+
+		"its group, read-only.")
+	p("    MODULE -- this module\n")
+	p("        MANDATORY-GROUPS { lockstepStateGroup }\n")
+	p("    ::= { lockstepCompliances 2 }\n\n")
 	p("END\n")
 	return b.Flush()
 }

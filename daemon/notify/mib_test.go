@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/lockstep-io/lockstep/daemon/config"
+	"github.com/lockstep-io/lockstep/internal/smibase"
 )
 
 // shippedMIB is the MIB the packages install.
@@ -122,58 +123,6 @@ func TestMIBRootForOtherPrefixes(t *testing.T) {
 	}
 }
 
-// SMIv2 base modules for smilint. Debian ships no IETF MIB (their licence
-// is not free enough: net-snmp's and libsmi's packages drop them), so the
-// test provides stand-ins holding just the definitions LOCKSTEP-MIB
-// imports, as RFC 2578, 2579, 2580 and 3411 define them. libsmi knows the
-// SMIv2 macros itself; it needs the modules to resolve the imports.
-var smiBaseModules = map[string]string{
-	"SNMPv2-SMI": `SNMPv2-SMI DEFINITIONS ::= BEGIN
-org            OBJECT IDENTIFIER ::= { iso 3 }
-dod            OBJECT IDENTIFIER ::= { org 6 }
-internet       OBJECT IDENTIFIER ::= { dod 1 }
-private        OBJECT IDENTIFIER ::= { internet 4 }
-enterprises    OBJECT IDENTIFIER ::= { private 1 }
-snmpV2         OBJECT IDENTIFIER ::= { internet 6 }
-snmpModules    OBJECT IDENTIFIER ::= { snmpV2 3 }
-MODULE-IDENTITY MACRO ::= BEGIN END
-OBJECT-IDENTITY MACRO ::= BEGIN END
-OBJECT-TYPE MACRO ::= BEGIN END
-NOTIFICATION-TYPE MACRO ::= BEGIN END
-Unsigned32 ::= [APPLICATION 2] IMPLICIT INTEGER (0..4294967295)
-END
-`,
-	"SNMPv2-TC": `SNMPv2-TC DEFINITIONS ::= BEGIN
-TEXTUAL-CONVENTION MACRO ::= BEGIN END
-END
-`,
-	"SNMPv2-CONF": `SNMPv2-CONF DEFINITIONS ::= BEGIN
-OBJECT-GROUP MACRO ::= BEGIN END
-NOTIFICATION-GROUP MACRO ::= BEGIN END
-MODULE-COMPLIANCE MACRO ::= BEGIN END
-END
-`,
-	"SNMP-FRAMEWORK-MIB": `SNMP-FRAMEWORK-MIB DEFINITIONS ::= BEGIN
-IMPORTS
-    MODULE-IDENTITY, snmpModules FROM SNMPv2-SMI
-    TEXTUAL-CONVENTION FROM SNMPv2-TC;
-snmpFrameworkMIB MODULE-IDENTITY
-    LAST-UPDATED "200210140000Z"
-    ORGANIZATION "IETF SNMPv3 Working Group"
-    CONTACT-INFO "RFC 3411"
-    DESCRIPTION  "Stand-in for the SNMP Management Architecture MIB."
-    REVISION     "200210140000Z"
-    DESCRIPTION  "RFC 3411."
-    ::= { snmpModules 10 }
-SnmpAdminString ::= TEXTUAL-CONVENTION
-    DISPLAY-HINT "255t"
-    STATUS       current
-    DESCRIPTION  "UTF-8 administrative text."
-    SYNTAX       OCTET STRING (SIZE (0..255))
-END
-`,
-}
-
 // smilint runs `smilint -l 3 -s` on a MIB file and returns what it
 // reported: smilint exits 0 whatever it finds, so its output is the
 // verdict.
@@ -181,10 +130,8 @@ func smilint(t *testing.T, mib string) string {
 	t.Helper()
 	bin := needTool(t, "smilint")
 	base := t.TempDir()
-	for name, text := range smiBaseModules {
-		if err := os.WriteFile(filepath.Join(base, name), []byte(text), 0o644); err != nil {
-			t.Fatal(err)
-		}
+	if err := smibase.Write(base); err != nil {
+		t.Fatal(err)
 	}
 	// -c /dev/null: not the system's smi.conf, whose paths hold no IETF
 	// modules and whose level would hide nothing.

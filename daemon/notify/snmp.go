@@ -83,6 +83,10 @@ type snmpManager struct {
 type queued struct {
 	seq uint32
 	n   notification
+	// done, if not nil, hears the outcome of the first attempt that
+	// delivers it, or of the attempt that used up the manager's retries
+	// (Test waits for it); capacity 1, never blocks the worker.
+	done chan error
 }
 
 // NewSNMP reads the managers' key files and, when a v3 manager is
@@ -275,21 +279,7 @@ func (s *SNMP) Stats() []ManagerStats {
 
 // enqueue numbers the notification for this manager and queues it,
 // dropping the oldest when the queue is full.
-func (m *snmpManager) enqueue(n notification) {
-	m.mu.Lock()
-	m.seq++
-	m.stats.LastSeq = m.seq
-	if len(m.queue) >= m.cfg.Queue {
-		m.queue = m.queue[1:]
-		m.stats.Dropped++
-	}
-	m.queue = append(m.queue, queued{seq: m.seq, n: n})
-	m.mu.Unlock()
-	select {
-	case m.wake <- struct{}{}:
-	default:
-	}
-}
+func (m *snmpManager) enqueue(n notification) { m.enqueueWatched(n, nil) }
 
 // head is the oldest queued notification.
 func (m *snmpManager) head() (queued, bool) {
@@ -347,12 +337,16 @@ func (m *snmpManager) run(ctx context.Context, s *SNMP) {
 		}
 		if err == nil {
 			inARow = 0
+			tell(q.done, nil)
 			if m.delivered(q.seq) {
 				s.log.Info("snmp manager reachable again", "manager", m.addr)
 			}
 			continue
 		}
 		inARow++
+		if inARow > m.cfg.Retries {
+			m.failWatchers(err) // what waits behind it is not delivered either
+		}
 		if m.failed(inARow) {
 			s.log.Warn("snmp manager unreachable: notifications stay queued and are sent again",
 				"manager", m.addr, "notification", string(m.cfg.Notification), "attempts", inARow, "err", err)

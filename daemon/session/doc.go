@@ -82,7 +82,10 @@
 // outcome after; terminate, release-io and refresh record the outcome
 // only. Every outcome record carries the revision the command decided
 // from (IfRev), so that news the freeze core recorded meanwhile is never
-// overwritten: the command then returns ErrConflict.
+// overwritten: the command then returns ErrConflict. One news is the
+// suspend's own: under release-io the core thaws the freeze the suspend
+// ran and reports it, maybe before the suspend records its outcome; the
+// outcome is then recorded on top of that release, keeping it.
 //
 // # Record format (version 1)
 //

@@ -299,24 +299,70 @@ func (m *Manager) suspend(ctx context.Context, s *Session) error {
 	if hwErr != nil {
 		result = hwErr.Error()
 	}
-	c, _ = frozenChange(cur, hwErr == nil, "suspend: "+result)
-	c.Error = hwErr != nil
-	c.Status = statusFor(c.State, c.Error)
-	errs = append(errs, m.finish(ctx, cur, rev, CmdSuspend, c, hwErr))
-
 	out := context.WithoutCancel(ctx)
-	for _, p := range peers {
-		ps, ok := m.store.DB().Session(p.name)
-		if !ok || ps.Rev != p.rev {
-			continue // someone recorded newer truth
+	if hwErr != nil {
+		c, _ = frozenChange(cur, false, "suspend: "+result)
+		c.Error = true
+		c.Status = statusFor(c.State, c.Error)
+		errs = append(errs, m.finish(ctx, cur, rev, CmdSuspend, c, hwErr))
+	} else {
+		err := m.recordFrozen(out, s.Name, rev, func(cur *Session) (Change, bool) {
+			c, ok := frozenChange(cur, true, "suspend: "+result)
+			c.Error = false
+			c.Status = statusFor(c.State, c.Error)
+			return c, ok
+		})
+		switch {
+		case errors.Is(err, ErrConflict):
+			errs = append(errs, m.conflict(s.Name, CmdSuspend, "its outcome was not recorded"))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("session %q: suspend: recording the outcome: %w", s.Name, err))
 		}
-		if c, ok := frozenChange(ps, hwErr == nil, peerReason+": "+result); ok {
-			if _, err := m.set(out, p.name, p.rev, time.Time{}, c); err != nil && !errors.Is(err, ErrConflict) {
-				errs = append(errs, fmt.Errorf("session %q: %w", p.name, err))
-			}
+	}
+
+	for _, p := range peers {
+		err := m.recordFrozen(out, p.name, p.rev, func(ps *Session) (Change, bool) {
+			return frozenChange(ps, hwErr == nil, peerReason+": "+result)
+		})
+		if err != nil && !errors.Is(err, ErrConflict) { // a conflict: someone recorded newer truth
+			errs = append(errs, fmt.Errorf("session %q: %w", p.name, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// recordFrozen records a suspend's outcome on the named session: on the
+// transitional record it left at rev, or on top of news since then that
+// only released the session's I/O, keeping the release. That news is the
+// release-io policy's thaw of the very freeze the suspend ran: the freeze
+// core thaws once the freeze is certain, and its report may be recorded
+// before the suspend's own outcome or after it, whichever goroutine runs
+// first. Dropped as a conflict, it left the session Suspending for good
+// and the suspend answered "changed concurrently". Any other news (a
+// settlement the core reported, a freeze that held the session again)
+// wins: ErrConflict, nothing recorded.
+func (m *Manager) recordFrozen(ctx context.Context, name string, rev uint64, outcome func(*Session) (Change, bool)) error {
+	for {
+		s, ok := m.store.DB().Session(name)
+		if !ok {
+			return fmt.Errorf("%w: session %q was removed", ErrConflict, name)
+		}
+		released := s.Rev != rev && s.State == Suspending && !s.IOHeld
+		if s.Rev != rev && !released {
+			return fmt.Errorf("%w: session %q is at revision %d, not %d", ErrConflict, name, s.Rev, rev)
+		}
+		c, ok := outcome(s)
+		if !ok {
+			return nil
+		}
+		if released {
+			c.IOHeld = false
+		}
+		_, err := m.set(ctx, name, s.Rev, time.Time{}, c)
+		if !errors.Is(err, ErrConflict) {
+			return err
+		}
+	}
 }
 
 // releaseIO thaws the scope: every session of it that holds I/O stops

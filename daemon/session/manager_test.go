@@ -811,3 +811,68 @@ func TestMarkReleasedIsConditional(t *testing.T) {
 		t.Fatalf("after MarkReleased: %+v", viewOf(s))
 	}
 }
+
+// TestSuspendRecordedDespiteTheThawOfItsFreeze: under the release-io
+// policy the freeze core thaws a suspend's freeze once it is certain, and
+// reports the thaw; that report may be recorded before the suspend's own
+// outcome (here, from within the hardware). The outcome is recorded on
+// top of it, keeping the release: it used to be dropped as a conflict,
+// the sessions left Suspending for good and the suspend answered
+// "changed concurrently" (engine's TestFailedStartInAFrozenGroupIsCovered
+// under load). A hold-io session of the group keeps the release too: the
+// core thawed its LSSs with the group's.
+func TestSuspendRecordedDespiteTheThawOfItsFreeze(t *testing.T) {
+	t.Parallel()
+	r := newRig()
+	r.define(t, "A", sd, "cg", session.ReleaseIO, 0x10, 1)
+	r.define(t, "B", sd, "cg", session.ReleaseIO, 0x11, 1)
+	r.define(t, "C", sd, "cg", session.HoldIO, 0x12, 1)
+	for _, n := range []string{"A", "B", "C"} {
+		r.prepared(t, n)
+	}
+	ctx := context.Background()
+	r.hw.hook = func(key string, s *session.Session) {
+		if key == "suspend A" {
+			if err := r.m.MarkThawed(ctx, "A", "I/O released", time.Time{}); err != nil {
+				t.Errorf("MarkThawed: %v", err)
+			}
+		}
+	}
+	if err := r.m.Command(ctx, "A", session.CmdSuspend); err != nil {
+		t.Fatalf("suspend with its thaw reported first = %v", err)
+	}
+	for _, n := range []string{"A", "B", "C"} {
+		if s := r.session(t, n); s.State != session.Suspended || !s.Recoverable || s.IOHeld || s.Error {
+			t.Errorf("%s after the suspend: %+v; want Suspended, recoverable, I/O released", n, viewOf(s))
+		}
+	}
+	r.checkReplay(t)
+}
+
+// TestSuspendOutcomeYieldsToAFreezeAfterItsThaw: news that held the
+// session again after the thaw is not overwritten by the suspend's
+// outcome: the suspend answers ErrConflict and the session says I/O held.
+func TestSuspendOutcomeYieldsToAFreezeAfterItsThaw(t *testing.T) {
+	t.Parallel()
+	r := newRig()
+	r.define(t, "A", sd, "", session.ReleaseIO, 0x10, 1)
+	r.prepared(t, "A")
+	ctx := context.Background()
+	r.hw.hook = func(key string, s *session.Session) {
+		if key == "suspend A" {
+			if err := r.m.MarkThawed(ctx, "A", "I/O released", time.Time{}); err != nil {
+				t.Errorf("MarkThawed: %v", err)
+			}
+			if err := r.m.MarkFreezing(ctx, "A", "path event", time.Time{}); err != nil {
+				t.Errorf("MarkFreezing: %v", err)
+			}
+		}
+	}
+	if err := r.m.Command(ctx, "A", session.CmdSuspend); !errors.Is(err, session.ErrConflict) {
+		t.Fatalf("Command = %v, want ErrConflict", err)
+	}
+	if s := r.session(t, "A"); s.State != session.Suspending || !s.IOHeld || s.Reason != "path event" {
+		t.Errorf("the suspend's outcome overwrote the freeze after its thaw: %+v", viewOf(s))
+	}
+	r.checkReplay(t)
+}

@@ -38,6 +38,16 @@ type ClientOptions struct {
 	// system's certificate: that certificate proves the endpoint's
 	// identity instead of the serial it names (VerifyIdentity).
 	Pin []byte
+	// Identity, when set, proves the endpoint's identity instead of
+	// VerifyIdentity: an endpoint that fronts storage systems, such as a
+	// z/OS host (VerifyZOSHost), names itself, not the systems it reaches.
+	// It runs before the Hello is written. A Hello to an HMC ignores it:
+	// an HMC's certificate must name the HMC (VerifyHMCIdentity).
+	Identity func(tls.ConnectionState) error
+	// StateChanges is the capacity of the StateChanges channel; zero
+	// means the connection does not take state-change messages (only a
+	// z/OS host sends them) and one closes the connection as malformed.
+	StateChanges int
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {
@@ -82,6 +92,7 @@ type Client struct {
 	hmc      string
 	attached map[hal.Serial]bool
 	events   chan hal.Event
+	changes  chan StateChange // nil unless opts.StateChanges > 0
 	dropped  atomic.Uint64
 	foreign  atomic.Uint64 // events dropped for naming another storage system
 
@@ -116,7 +127,7 @@ type outgoing struct {
 func NewClient(ctx context.Context, conn net.Conn, hello Hello, opts ClientOptions) (*Client, HelloOK, error) {
 	opts = opts.withDefaults()
 	br := bufio.NewReader(conn) // kept: it may already hold frames sent after HelloOK
-	ok, err := clientHandshake(ctx, conn, br, hello, opts.HandshakeTimeout, opts.Pin)
+	ok, err := clientHandshake(ctx, conn, br, hello, opts.HandshakeTimeout, identityCheck{pin: opts.Pin, identity: opts.Identity})
 	if err != nil {
 		conn.Close()
 		return nil, HelloOK{}, err
@@ -137,13 +148,24 @@ func NewClient(ctx context.Context, conn net.Conn, hello Hello, opts ClientOptio
 			c.attached[a] = true
 		}
 	}
+	if opts.StateChanges > 0 {
+		c.changes = make(chan StateChange, opts.StateChanges)
+	}
 	c.wg.Add(2)
 	go c.readLoop(br)
 	go c.writeLoop()
 	return c, ok, nil
 }
 
-func clientHandshake(ctx context.Context, conn net.Conn, br *bufio.Reader, hello Hello, timeout time.Duration, pin []byte) (HelloOK, error) {
+// identityCheck is how a client proves the endpoint's identity: by
+// identity when set (ClientOptions.Identity), else by the serial or HMC
+// name the Hello asks for, or by pin.
+type identityCheck struct {
+	pin      []byte
+	identity func(tls.ConnectionState) error
+}
+
+func clientHandshake(ctx context.Context, conn net.Conn, br *bufio.Reader, hello Hello, timeout time.Duration, verify identityCheck) (HelloOK, error) {
 	if hello.Version == 0 {
 		hello.Version = Version
 	}
@@ -158,7 +180,7 @@ func clientHandshake(ctx context.Context, conn net.Conn, br *bufio.Reader, hello
 	// net.Conn deadlines are wall-clock by nature; ctx cuts them short.
 	conn.SetDeadline(time.Now().Add(timeout))
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	ok, err := verifyThenExchange(tc, br, body, hello, pin)
+	ok, err := verifyThenExchange(tc, br, body, hello, verify)
 	if !stop() { // ctx ended during the handshake; the deadline is in the past
 		return HelloOK{}, fmt.Errorf("wire: handshake: %w: %w", ErrConnLost, context.Cause(ctx))
 	}
@@ -172,14 +194,18 @@ func clientHandshake(ctx context.Context, conn net.Conn, br *bufio.Reader, hello
 // verifyThenExchange completes the TLS handshake and checks the
 // certificate's identity before the Hello, which holds the password, is
 // written.
-func verifyThenExchange(tc *tls.Conn, br *bufio.Reader, body []byte, hello Hello, pin []byte) (HelloOK, error) {
+func verifyThenExchange(tc *tls.Conn, br *bufio.Reader, body []byte, hello Hello, verify identityCheck) (HelloOK, error) {
 	if err := tc.Handshake(); err != nil {
 		return HelloOK{}, fmt.Errorf("%w: %w", ErrConnLost, err)
 	}
 	if hello.ToHMC {
-		return verifyThenExchangeHMC(tc, br, body, hello.HMC, pin)
+		return verifyThenExchangeHMC(tc, br, body, hello.HMC, verify.pin)
 	}
-	if err := VerifyIdentity(tc.ConnectionState(), hello.Serial, pin); err != nil {
+	check := verify.identity
+	if check == nil {
+		check = func(cs tls.ConnectionState) error { return VerifyIdentity(cs, hello.Serial, verify.pin) }
+	}
+	if err := check(tc.ConnectionState()); err != nil {
 		return HelloOK{}, err
 	}
 	ok, err := exchangeHellos(tc, br, body, hello.Serial)
@@ -238,6 +264,8 @@ func rejectError(rj HelloReject) error {
 		why = ErrUnknownSerial
 	case RejectUnavailable:
 		why = hal.ErrUnreachable
+	case RejectSysplex:
+		why = ErrSysplex
 	default:
 		return fmt.Errorf("%w (%s): %s", ErrRejected, rj.Code, rj.Text)
 	}
@@ -256,6 +284,11 @@ func protocolError(err error) bool {
 func (c *Client) readLoop(br *bufio.Reader) {
 	defer c.wg.Done()
 	defer close(c.events) // the only sender
+	defer func() {
+		if c.changes != nil {
+			close(c.changes) // the only sender
+		}
+	}()
 	for {
 		f, err := ReadFrame(br, MaxFrameSize)
 		if err != nil {
@@ -289,6 +322,11 @@ func (c *Client) readLoop(br *bufio.Reader) {
 					c.opts.Logger.Warn("dropped storage events: consumer too slow",
 						"serial", ev.Serial, "seq", ev.Seq, "kind", ev.Kind, "dropped", n)
 				}
+			}
+		case MsgStateChange:
+			if err := c.takeStateChange(f.Body); err != nil {
+				c.fail(err)
+				return
 			}
 		default:
 			c.fail(fmt.Errorf("%w: server sent a %s", ErrMalformed, f.Type))

@@ -80,6 +80,7 @@ var sampleArgs = []struct {
 	{"query-paths", OpQueryPaths, Args{}},
 	{"query-lsss", OpQueryLSSs, Args{}},
 	{"attached", OpAttached, Args{}},
+	{"query-online", OpQueryOnline, Args{}},
 }
 
 var sampleResults = []struct {
@@ -104,6 +105,7 @@ var sampleResults = []struct {
 	{"query-lsss", OpQueryLSSs, Result{LSSs: sampleLSSStatus}},
 	{"attached", OpAttached, Result{Attached: []AttachedSystem{{Serial: serialP, LinkUp: true}, {Serial: "LAB.2107-75S0001"}}}},
 	{"attached/none", OpAttached, Result{}},
+	{"query-online", OpQueryOnline, Result{Online: []OnlineSystem{{Serial: serialP, ChannelsUp: true}, {Serial: serialS}}}},
 }
 
 var (
@@ -133,7 +135,8 @@ func codecCases() []codecCase {
 		rt("hello", sampleHello, EncodeHello, DecodeHello),
 		rt("hello/empty-fields", Hello{Version: Version}, EncodeHello, DecodeHello),
 		rt("hello/max-names", Hello{Version: Version, Manager: strings.Repeat("m", MaxName), Serial: hal.Serial(strings.Repeat("s", MaxName)),
-			User: strings.Repeat("u", MaxName), Password: strings.Repeat("p", MaxName)}, EncodeHello, DecodeHello),
+			Sysplex: strings.Repeat("x", MaxName), User: strings.Repeat("u", MaxName), Password: strings.Repeat("p", MaxName)}, EncodeHello, DecodeHello),
+		rt("hello/sysplex", Hello{Version: Version, Manager: "m", Serial: serialP, Sysplex: "PLEX1", User: "u", Password: "p"}, EncodeHello, DecodeHello),
 		rt("hello-ok", sampleOK, EncodeHelloOK, DecodeHelloOK),
 		rt("hello-ok/no-heartbeat", HelloOK{Version: Version, Serial: serialP}, EncodeHelloOK, DecodeHelloOK),
 		rt("hello/to-hmc", Hello{Version: Version, ToHMC: true, Manager: "m", HMC: "HMC1", User: "u", Password: "p"}, EncodeHello, DecodeHello),
@@ -234,10 +237,13 @@ func TestGolden(t *testing.T) {
 	}{
 		{"hello", func() ([]byte, error) {
 			return EncodeHello(Hello{Version: 2, Manager: "m", Serial: "S", User: "u", Password: "p"})
-		}, "4C4B5350 0002 00 016D 0153 00 0175 0170"},
+		}, "4C4B5350 0002 00 016D 0153 00 00 0175 0170"},
 		{"hello-to-hmc", func() ([]byte, error) {
 			return EncodeHello(Hello{Version: 2, ToHMC: true, Manager: "m", HMC: "H", User: "u", Password: "p"})
-		}, "4C4B5350 0002 01 016D 00 0148 0175 0170"},
+		}, "4C4B5350 0002 01 016D 00 0148 00 0175 0170"},
+		{"hello-sysplex", func() ([]byte, error) {
+			return EncodeHello(Hello{Version: 2, Manager: "m", Serial: "S", Sysplex: "X", User: "u", Password: "p"})
+		}, "4C4B5350 0002 00 016D 0153 00 0158 0175 0170"},
 		{"hello-ok", func() ([]byte, error) {
 			return EncodeHelloOK(HelloOK{Version: 2, Serial: "S", Capabilities: hal.Capabilities{Heartbeat: true}, Epoch: 7})
 		}, "0002 0153 00000001 0000000000000007 00 00000000"},
@@ -367,9 +373,9 @@ func malformedCases(t testing.TB) []malformedCase {
 		malformedCase{"hello/bad-magic", decodeErr(DecodeHello, append([]byte("HTTP"), hello[4:]...)), ErrMalformed},
 		malformedCase{"hello/version-1", decodeErr(DecodeHello, helloV1), ErrBadVersion},
 		malformedCase{"hello/version-3", decodeErr(DecodeHello, helloV3), ErrBadVersion},
-		malformedCase{"hello/unknown-flag", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0002 02 016D 0153 00 0175 0170")...)), ErrMalformed},
-		malformedCase{"hello/hmc-with-serial", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0002 01 016D 0153 00 0175 0170")...)), ErrMalformed},
-		malformedCase{"hello/storage-with-hmc", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0002 00 016D 0153 0148 0175 0170")...)), ErrMalformed},
+		malformedCase{"hello/unknown-flag", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0002 02 016D 0153 00 00 0175 0170")...)), ErrMalformed},
+		malformedCase{"hello/hmc-with-serial", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0002 01 016D 0153 00 00 0175 0170")...)), ErrMalformed},
+		malformedCase{"hello/storage-with-hmc", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0002 00 016D 0153 0148 00 0175 0170")...)), ErrMalformed},
 		malformedCase{"hello-ok/storage-with-attached", decodeErr(DecodeHelloOK, hexBytes(t, "0002 0153 00000001 0000000000000007 00 00000001 0150")), ErrMalformed},
 		malformedCase{"hello-ok/hmc-with-serial", decodeErr(DecodeHelloOK, hexBytes(t, "0002 0153 00000001 0000000000000007 0148 00000000")), ErrMalformed},
 		malformedCase{"hello-ok/attached-count-overflow", decodeErr(DecodeHelloOK, hexBytes(t, "0002 00 00000001 0000000000000007 0148 FFFFFFFF 0150")), ErrMalformed},

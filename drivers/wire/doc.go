@@ -84,6 +84,7 @@
 //	0x10  Request      client -> server
 //	0x11  Response     server -> client
 //	0x12  Event        server -> client, unsolicited
+//	0x13  StateChange  server -> client, unsolicited; z/OS hosts only
 //
 // # Handshake
 //
@@ -98,10 +99,11 @@
 // of Hello will never change, so that clients and servers of any versions
 // can tell each other why they cannot talk.
 //
-// Versions: 1, the first; 2 (this one) added HMCs: the Hello's flags and
+// Versions: 1, the first; 2 (this one) added HMCs (the Hello's flags and
 // HMC name, the HelloOK's HMC name and attached serials, the Request's
-// target, and the op attached. Version 1 and 2 peers refuse each other
-// with code version.
+// target, and the op attached) and the z/OS extension (the Hello's
+// sysplex, reject code sysplex, the op query-online and StateChange
+// frames). Version 1 and 2 peers refuse each other with code version.
 //
 // Hello:
 //
@@ -113,6 +115,8 @@
 //	                   must be empty when bit 0 is set
 //	hmc       name     bit 0: the HMC the client expects (empty: the one its
 //	                   certificate names); must be empty otherwise
+//	sysplex   name     the manager's sysplex, stated to a z/OS host (empty:
+//	                   none); other endpoints ignore it
 //	user      name
 //	password  name
 //
@@ -142,7 +146,8 @@
 //	code  u8    1 version, 2 auth (user or password wrong; the text does not
 //	            say which), 3 unknown-serial (the endpoint does not serve the
 //	            serial asked for), 4 unavailable (the storage system cannot
-//	            serve now; retry later)
+//	            serve now; retry later), 5 sysplex (a z/OS host: the
+//	            manager is not in the host's sysplex; the text names both)
 //	text  text  why, for people
 //
 // # Requests and responses
@@ -229,8 +234,12 @@
 //	0x0D  query-paths        (none)                                 list(PathStatus)
 //	0x0E  query-lsss         (none)                                 list(LSSStatus)
 //	0x0F  attached           (none)                                 list(Attached)
+//	0x10  query-online       (none)                                 list(OnlineSystem)
+//	      (z/OS extension: the storage systems a z/OS host has online.
+//	      Any other endpoint answers it unsupported.)
 //
-//	Attached    serial name, link-up bool                (min 2 bytes)
+//	Attached      serial name, link-up bool                (min 2 bytes)
+//	OnlineSystem  serial name, channels-up bool            (min 2 bytes)
 //
 // "(none)" is zero bytes. Ping and attached are answered by the
 // connection itself, not a storage system; their epoch and target are
@@ -270,12 +279,73 @@
 //	session  name      heartbeat-expiry: the session
 //	epoch    u64       fenced: the highest epoch the system knows
 //
+// # z/OS extension
+//
+// A z/OS host agent (the "z/OS connection" of DESIGN.md §4, default port
+// 5858, DefaultZOSPort) speaks this protocol on behalf of the storage
+// systems it has online: it carries the commands out in-band over its
+// channels. A manager opens one connection per storage system it reaches
+// through the host; the Hello's serial picks the system (a system the
+// host does not have online is refused unknown-serial). A Hello naming no
+// serial opens a discovery connection, which carries only query-online
+// (the systems the host has online and whether its channels to each
+// work); storage commands on it are refused. A request's target is empty
+// or the HelloOK's serial, as on a storage endpoint; attached lists that
+// system (none on a discovery connection). The Hello's sysplex
+// says which sysplex the manager is in: a host serves only managers of
+// its own sysplex and refuses the others with code sysplex (ErrSysplex,
+// which wraps hal.ErrAuth). Credentials are the host's, not the storage
+// system's.
+//
+// The host's certificate names the host, not a storage system: a URI SAN
+//
+//	urn:lockstep:zos:HOST
+//
+// (the name path-escaped; ZOSHostURI, VerifyZOSHost), or a configured
+// pin. Its common name never counts, and a certificate naming any
+// urn:lockstep: URI is never accepted for a storage serial by its common
+// name either, so that one CA may sign for storage systems and hosts
+// without letting either stand in for the other.
+//
+// HelloOK from a host never has the heartbeat capability: the Metro
+// Mirror heartbeat does not work through z/OS. Heartbeat ops are answered
+// unsupported. Commands for a system whose channel from the host is down
+// are answered unreachable.
+//
+// The host pushes Event frames only of kind fenced (a command of the
+// manager's carried a stale epoch). It reports pair state changes instead
+// as StateChange frames, the state-change messages (IEA494I) the host
+// raises when the storage system interrupts it. One frame stands for the
+// messages every LPAR with the devices online logs: the host sends it
+// once, naming the LPARs, rather than once per LPAR, since the manager
+// acts on the change, not on consoles. A client takes them only when it
+// asked to (ClientOptions.StateChanges); otherwise one closes the
+// connection as malformed. One naming another storage system than the
+// HelloOK's is dropped and counted, as a foreign event is.
+//
+// StateChange:
+//
+//	kind       u8        1 pair pending, 2 pair suspending, 3 pair suspended,
+//	                     4 pair full duplex, 5 extended long busy state; any
+//	                     other value is malformed
+//	host       name      the z/OS host
+//	seq        u64       the host's message number
+//	at         time      when the storage system raised it
+//	serial     name      the storage system
+//	event-seq  u64       the storage system's number of the suspend event of
+//	                     the same change (as an Event frame's seq), 0 if none
+//	lsspair    LSSPair   the pairs' LSS pair; extended long busy: the source
+//	                     LSS, the target empty
+//	reason     u8        suspending, suspended: the suspend reason
+//	volumes    4 x u64   the devices: bitmap of volume numbers of the source LSS
+//	lpars      list(name) the LPARs that logged it, at most 256
+//
 // # Limits
 //
 //	frame (type + body)       4 MiB (MaxFrameSize); a QueryPairs reply for
 //	                          65 280 pairs with 16-byte serials is ~3.1 MB
 //	handshake frame           2 KiB (MaxHandshakeFrame) read by a server; the
-//	                          largest Hello is 1 288 bytes. 64 KiB
+//	                          largest Hello body is 1 288 bytes. 64 KiB
 //	                          (MaxHelloAnswerFrame) read by a client
 //	name                      255 bytes (MaxName)
 //	text                      1 024 bytes (MaxText); servers cut longer errors

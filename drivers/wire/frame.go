@@ -16,7 +16,7 @@ const (
 	// (65 280 volumes with 16-byte serials is about 3.1 MB).
 	MaxFrameSize = 4 << 20
 	// MaxHandshakeFrame bounds the frames a server reads before
-	// authentication (the Hello; the largest legal one is 1 288 bytes).
+	// authentication (the Hello; the largest legal body is 1 288 bytes).
 	MaxHandshakeFrame = 2048
 	// MaxHelloAnswerFrame bounds the client's read of the server's answer
 	// (HelloOK, HelloReject): the server's certificate has been verified
@@ -40,6 +40,8 @@ const (
 	MsgRequest     MsgType = 0x10 // client -> server
 	MsgResponse    MsgType = 0x11 // server -> client
 	MsgEvent       MsgType = 0x12 // server -> client, unsolicited
+	// MsgStateChange is a z/OS host's state-change message (zos.go).
+	MsgStateChange MsgType = 0x13 // server -> client, unsolicited
 )
 
 func (t MsgType) String() string {
@@ -56,13 +58,15 @@ func (t MsgType) String() string {
 		return "response"
 	case MsgEvent:
 		return "event"
+	case MsgStateChange:
+		return "state-change"
 	}
 	return fmt.Sprintf("type(0x%02x)", uint8(t))
 }
 
 func (t MsgType) known() bool {
 	switch t {
-	case MsgHello, MsgHelloOK, MsgHelloReject, MsgRequest, MsgResponse, MsgEvent:
+	case MsgHello, MsgHelloOK, MsgHelloReject, MsgRequest, MsgResponse, MsgEvent, MsgStateChange:
 		return true
 	}
 	return false

@@ -112,7 +112,8 @@ func FuzzReadFrame(f *testing.F) {
 
 func FuzzDecodeHello(f *testing.F) {
 	seed(f, encodeAll(f, EncodeHello, sampleHello, Hello{Version: Version}, Hello{Version: 3},
-		Hello{Version: Version, ToHMC: true, Manager: "m", HMC: "HMC1", User: "u", Password: "p"})...)
+		Hello{Version: Version, ToHMC: true, Manager: "m", HMC: "HMC1", User: "u", Password: "p"},
+		Hello{Version: Version, Manager: "m", Sysplex: "PLEX1", User: "u", Password: "p"})...)
 	f.Add(append([]byte(Magic), 0, 1, 3, 'm', 'g', 'r', 1, 'S', 1, 'u', 1, 'p')) // a version 1 hello
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeHello(b)

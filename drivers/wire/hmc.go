@@ -2,7 +2,6 @@ package wire
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -51,10 +50,7 @@ func VerifyHMCIdentity(cs tls.ConnectionState, name string, pin []byte) error {
 		return fmt.Errorf("%w: no certificate", ErrIdentity)
 	}
 	if len(pin) > 0 {
-		if fp := Fingerprint(cs.PeerCertificates[0].Raw); !bytes.Equal(fp[:], pin) {
-			return fmt.Errorf("%w: certificate SHA-256 %x is not the one pinned for HMC %s", ErrIdentity, fp, name)
-		}
-		return nil
+		return checkPin(cs.PeerCertificates[0], pin, "HMC "+name)
 	}
 	names := HMCNames(cs)
 	switch {
@@ -97,7 +93,7 @@ func (s *SelfSigned) IssueHMC(name string, hosts ...string) (tls.Certificate, er
 	if name == "" || len(hosts) == 0 {
 		return tls.Certificate{}, fmt.Errorf("wire: HMC certificate: a name and host names are required")
 	}
-	cert, _, _, err := s.issueFor("", name, hosts...)
+	cert, _, _, err := s.issueFor(name, []*url.URL{HMCURI(name)}, hosts...)
 	return cert, err
 }
 
@@ -220,6 +216,9 @@ func route(sys hal.StorageSystem, own hal.Serial, target hal.Serial) (hal.Storag
 func attachedOf(sys hal.StorageSystem, own hal.Serial) []AttachedSystem {
 	if r, ok := sys.(Router); ok {
 		return r.Attached()
+	}
+	if own == "" { // a z/OS host's discovery connection serves no system
+		return nil
 	}
 	return []AttachedSystem{{Serial: own, LinkUp: true}}
 }

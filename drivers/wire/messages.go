@@ -9,8 +9,9 @@ import (
 
 // Version is the protocol version this package speaks. A server refuses
 // any other with RejectVersion; there is no negotiation. Version 2 added
-// HMCs: the Hello's flags and HMC name, the HelloOK's HMC name and
-// attached serials, and the target serial of every Request.
+// HMCs and z/OS hosts: the Hello's flags, HMC name and sysplex, the
+// HelloOK's HMC name and attached serials, and the target serial of every
+// Request.
 const Version uint16 = 2
 
 // Magic opens every Hello, so that a server can tell a lockstep client
@@ -30,6 +31,10 @@ type Hello struct {
 	HMC      string
 	User     string
 	Password string
+	// Sysplex is the sysplex the manager is configured in, stated to a
+	// z/OS host, which serves only managers of its own sysplex. Empty:
+	// none. Other endpoints ignore it.
+	Sysplex string
 }
 
 // helloToHMC is bit 0 of a Hello's flags.
@@ -54,6 +59,7 @@ func EncodeHello(m Hello) ([]byte, error) {
 	e.name("manager", m.Manager)
 	e.name("serial", string(m.Serial))
 	e.name("hmc", m.HMC)
+	e.name("sysplex", m.Sysplex)
 	e.name("user", m.User)
 	e.name("password", m.Password)
 	return e.done()
@@ -86,6 +92,7 @@ func DecodeHello(b []byte) (Hello, error) {
 	if d.err == nil && !m.ToHMC && m.HMC != "" {
 		d.fail("a hello to a storage endpoint names HMC %q", m.HMC)
 	}
+	m.Sysplex = d.name()
 	m.User = d.name()
 	m.Password = d.name()
 	if err := d.finish(); err != nil {
@@ -176,6 +183,7 @@ const (
 	RejectAuth          RejectCode = 2 // user or password wrong
 	RejectUnknownSerial RejectCode = 3 // the endpoint does not serve that storage system
 	RejectUnavailable   RejectCode = 4 // the storage system cannot serve now (down, restarting)
+	RejectSysplex       RejectCode = 5 // a z/OS host: the manager is not in the host's sysplex
 )
 
 func (c RejectCode) String() string {
@@ -188,6 +196,8 @@ func (c RejectCode) String() string {
 		return "unknown-serial"
 	case RejectUnavailable:
 		return "unavailable"
+	case RejectSysplex:
+		return "sysplex"
 	}
 	return fmt.Sprintf("reject(%d)", uint8(c))
 }

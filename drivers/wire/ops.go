@@ -31,6 +31,9 @@ const (
 	// its private link to each is up; a storage endpoint answers with
 	// its own serial. Answered by the endpoint, not a storage system.
 	OpAttached Op = 0x0F
+	// OpQueryOnline is the z/OS extension's discovery: the storage
+	// systems a z/OS host has online (zos.go).
+	OpQueryOnline Op = 0x10
 )
 
 var opNames = map[Op]string{
@@ -49,6 +52,7 @@ var opNames = map[Op]string{
 	OpQueryPaths:       "query-paths",
 	OpQueryLSSs:        "query-lsss",
 	OpAttached:         "attached",
+	OpQueryOnline:      "query-online",
 }
 
 func (o Op) String() string {
@@ -86,7 +90,7 @@ type Args struct {
 func EncodeArgs(op Op, a Args) ([]byte, error) {
 	e := encoder{what: op.String() + " args"}
 	switch op {
-	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpAttached:
+	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpAttached, OpQueryOnline:
 		// no arguments
 	case OpEstablishPaths:
 		putList(&e, "paths", a.Paths, func(p hal.PathSpec) {
@@ -123,7 +127,7 @@ func DecodeArgs(op Op, b []byte) (Args, error) {
 	d := decoder{what: op.String() + " args", b: b}
 	var a Args
 	switch op {
-	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpAttached:
+	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpAttached, OpQueryOnline:
 		// no arguments
 	case OpEstablishPaths:
 		a.Paths = list(&d, "paths", minPathSpec, func() hal.PathSpec {
@@ -162,6 +166,8 @@ type Result struct {
 	LSSs  []hal.LSSStatus  // OpQueryLSSs
 	// Attached answers OpAttached.
 	Attached []AttachedSystem
+	// Online: OpQueryOnline (z/OS extension).
+	Online []OnlineSystem
 }
 
 // AttachedSystem is one storage system an endpoint fronts, as OpAttached
@@ -208,6 +214,11 @@ func EncodeResult(op Op, r Result) ([]byte, error) {
 			e.name("serial", string(a.Serial))
 			e.boolean(a.LinkUp)
 		})
+	case OpQueryOnline:
+		putList(&e, "online", r.Online, func(o OnlineSystem) {
+			e.name("serial", string(o.Serial))
+			e.boolean(o.ChannelsUp)
+		})
 	default:
 		if !op.Known() {
 			return nil, fmt.Errorf("%w: %s", ErrUnknownOp, op)
@@ -242,6 +253,10 @@ func DecodeResult(op Op, b []byte) (Result, error) {
 	case OpAttached:
 		r.Attached = list(&d, "attached", minAttached, func() AttachedSystem {
 			return AttachedSystem{Serial: hal.Serial(d.name()), LinkUp: d.boolean("link up")}
+		})
+	case OpQueryOnline:
+		r.Online = list(&d, "online", 2, func() OnlineSystem {
+			return OnlineSystem{Serial: hal.Serial(d.name()), ChannelsUp: d.boolean("channels up")}
 		})
 	default:
 		if !op.Known() {

@@ -166,6 +166,9 @@ func (s *serverConn) run(ctx context.Context, accept AcceptFunc) error {
 		defer wg.Done()
 		s.forwardEvents(connCtx, events)
 	}()
+	if src, isZOS := sys.(StateChangeSource); isZOS { // a z/OS host (zos.go)
+		wg.Go(func() { s.forwardStateChanges(connCtx, src.StateChanges(connCtx)) })
+	}
 	err = s.serveRequests(ctx, br, sys, ok, &wg)
 	s.fail(err) // stops the forwarder and any blocked write
 	cancel()
@@ -204,6 +207,8 @@ func (s *serverConn) handshake(ctx context.Context, br *bufio.Reader, accept Acc
 			code, text = RejectUnknownSerial, err.Error()
 		case errors.Is(err, hal.ErrUnreachable):
 			code, text = RejectUnavailable, err.Error()
+		case errors.Is(err, ErrSysplex):
+			code, text = RejectSysplex, err.Error()
 		}
 		s.reject(code, text)
 		return Hello{}, HelloOK{}, nil, nil, fmt.Errorf("refused %s (user %q, manager %q, serial %q): %w",
@@ -361,6 +366,8 @@ func dispatch(ctx context.Context, sys hal.StorageSystem, epoch hal.Epoch, op Op
 		r.Paths, err = sys.QueryPaths(ctx, epoch)
 	case OpQueryLSSs:
 		r.LSSs, err = sys.QueryLSSs(ctx, epoch)
+	case OpQueryOnline:
+		r.Online, err = queryOnline(ctx, sys) // zos.go
 	default:
 		err = fmt.Errorf("%w: %w: %s", hal.ErrUnsupported, ErrUnknownOp, op)
 	}

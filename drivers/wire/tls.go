@@ -74,7 +74,7 @@ func ParseFingerprint(s string) ([]byte, error) {
 // were verified (ClientTLSConfig) reaches storage system serial: its
 // certificate's SHA-256 is pin when a pin is set; otherwise the
 // certificate names serial in a URI SAN urn:lockstep:serial:SERIAL, or,
-// when it has no such URI at all, in its common name. A CA that signs
+// when it has no urn:lockstep: URI at all, in its common name. A CA that signs
 // certificates for many storage systems does not let one of them stand in
 // for another, and the credentials of one are never sent to another.
 func VerifyIdentity(cs tls.ConnectionState, serial hal.Serial, pin []byte) error {
@@ -92,7 +92,9 @@ func VerifyIdentity(cs tls.ConnectionState, serial hal.Serial, pin []byte) error
 		return fmt.Errorf("%w: no serial to check the certificate against, and no pin", ErrIdentity)
 	}
 	var named []string
+	lockstepURI := false // a certificate naming anything of ours names it by URI, never by CN
 	for _, u := range leaf.URIs {
+		lockstepURI = lockstepURI || strings.HasPrefix(u.String(), "urn:lockstep:")
 		if s, ok := strings.CutPrefix(u.String(), serialURIPrefix); ok {
 			if s, err := url.PathUnescape(s); err == nil {
 				named = append(named, s)
@@ -105,7 +107,7 @@ func VerifyIdentity(cs tls.ConnectionState, serial hal.Serial, pin []byte) error
 	if len(named) > 0 {
 		return fmt.Errorf("%w: the certificate names %s, not %s", ErrIdentity, strings.Join(named, ", "), serial)
 	}
-	if leaf.Subject.CommonName == string(serial) {
+	if leaf.Subject.CommonName == string(serial) && !lockstepURI {
 		return nil
 	}
 	return fmt.Errorf("%w: the certificate (CN %q) does not name %s", ErrIdentity, leaf.Subject.CommonName, serial)
@@ -189,21 +191,18 @@ func (s *SelfSigned) Issue(serial hal.Serial, hosts ...string) (tls.Certificate,
 }
 
 func (s *SelfSigned) issue(serial hal.Serial, hosts ...string) (cert tls.Certificate, certPEM, keyPEM []byte, err error) {
-	return s.issueFor(serial, "", hosts...)
+	if serial == "" {
+		return s.issueFor(hosts[0], nil, hosts...)
+	}
+	return s.issueFor(string(serial), []*url.URL{SerialURI(serial)}, hosts...)
 }
 
-// issueFor makes a certificate naming storage system serial or HMC hmc
-// (either may be empty) at hosts.
-func (s *SelfSigned) issueFor(serial hal.Serial, hmc string, hosts ...string) (cert tls.Certificate, certPEM, keyPEM []byte, err error) {
+// issueFor makes a server certificate with common name cn and URI SANs
+// uris, for hosts.
+func (s *SelfSigned) issueFor(cn string, uris []*url.URL, hosts ...string) (cert tls.Certificate, certPEM, keyPEM []byte, err error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return cert, nil, nil, fmt.Errorf("wire: self-signed server key: %w", err)
-	}
-	cn := hosts[0]
-	if serial != "" {
-		cn = string(serial)
-	} else if hmc != "" {
-		cn = hmc
 	}
 	tmpl := &x509.Certificate{
 		Subject:     pkix.Name{Organization: []string{"lockstep lab"}, CommonName: cn},
@@ -211,12 +210,7 @@ func (s *SelfSigned) issueFor(serial hal.Serial, hmc string, hosts ...string) (c
 		NotAfter:    s.notAfter,
 		KeyUsage:    x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	if serial != "" {
-		tmpl.URIs = []*url.URL{SerialURI(serial)}
-	}
-	if hmc != "" {
-		tmpl.URIs = append(tmpl.URIs, HMCURI(hmc))
+		URIs:        uris,
 	}
 	for _, h := range hosts {
 		if ip := net.ParseIP(h); ip != nil {

@@ -9,4 +9,9 @@
 // topology (Primary and Secondary, LSS 10 FB and LSS 20 CKD with two
 // volumes each) as the manager sees them, plus the lab's hands: host I/O,
 // fault injection and a way to let storage time pass.
+//
+// What a connection cannot do is judged by its capabilities, never by its
+// name: on a connection whose Capabilities() has no Heartbeat (z/OS), the
+// heartbeat cases check that every heartbeat command fails at once with
+// hal.ErrUnsupported (not retryable), then skip.
 package haltest

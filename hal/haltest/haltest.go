@@ -197,8 +197,16 @@ func testIdentity(t *testing.T, c *checker) {
 	if c.lab.Primary.Serial() != Primary || c.lab.Secondary.Serial() != Secondary {
 		t.Fatalf("serials %s, %s", c.lab.Primary.Serial(), c.lab.Secondary.Serial())
 	}
-	if !c.lab.Primary.Capabilities().Heartbeat {
-		t.Fatal("a direct connection must carry the heartbeat")
+	for _, sys := range []hal.StorageSystem{c.lab.Primary, c.lab.Secondary} {
+		if sys.Capabilities().Heartbeat {
+			continue
+		}
+		// A connection without the capability says so on every use.
+		err := sys.EnableHeartbeat(c.ctx(), c.epoch, hal.HeartbeatSpec{Session: "s1", Timeout: time.Minute,
+			Pairs: []hal.LSSPair{LSSPair(FBLSS)}})
+		if !errors.Is(err, hal.ErrUnsupported) || hal.Retryable(err) {
+			t.Fatalf("%s: heartbeat on a connection without the capability: %v, want unsupported", sys.Serial(), err)
+		}
 	}
 	ls, err := c.lab.Primary.QueryLSSs(c.ctx(), c.epoch)
 	c.must(err)
@@ -311,6 +319,17 @@ func testPathFailureEvent(t *testing.T, c *checker) {
 
 func testHeartbeat(t *testing.T, c *checker) {
 	p := c.lab.Primary
+	if !p.Capabilities().Heartbeat {
+		for name, err := range map[string]error{
+			"heartbeat":         p.Heartbeat(c.ctx(), c.epoch, "s1"),
+			"disable-heartbeat": p.DisableHeartbeat(c.ctx(), c.epoch, "s1"),
+		} {
+			if !errors.Is(err, hal.ErrUnsupported) || hal.Retryable(err) {
+				t.Fatalf("%s without the capability: %v, want unsupported", name, err)
+			}
+		}
+		t.Skip("the connection has no heartbeat capability")
+	}
 	// H is long and the refresh frequent so that a lab on a scaled wall
 	// clock keeps the session alive under a loaded test machine.
 	const h = 20 * time.Second
@@ -356,12 +375,15 @@ func testFencing(t *testing.T, c *checker) {
 func testRefusals(t *testing.T, c *checker) {
 	p := c.lab.Primary
 	foreign := hal.LSSPair{Source: hal.LSSRef{Serial: Secondary, LSS: FBLSS}, Target: hal.LSSRef{Serial: Primary, LSS: FBLSS}}
-	for name, err := range map[string]error{
+	refusals := map[string]error{
 		"freeze of an LSS pair of another system": p.Freeze(c.ctx(), c.epoch, []hal.LSSPair{foreign}),
 		"thaw of an unknown LSS":                  p.Thaw(c.ctx(), c.epoch, []hal.LSS{0x77}),
 		"resync of a full-duplex pair's target":   p.EstablishPairs(c.ctx(), c.epoch, []hal.PairSpec{{VolumePair: Pair(FBLSS, 0).Reversed()}}),
-		"heartbeat without timeout":               p.EnableHeartbeat(c.ctx(), c.epoch, hal.HeartbeatSpec{Session: "x"}),
-	} {
+	}
+	if p.Capabilities().Heartbeat {
+		refusals["heartbeat without timeout"] = p.EnableHeartbeat(c.ctx(), c.epoch, hal.HeartbeatSpec{Session: "x"})
+	}
+	for name, err := range refusals {
 		if !errors.Is(err, hal.ErrRefused) || hal.Retryable(err) {
 			t.Errorf("%s: %v, want a refusal that is not retryable", name, err)
 		}

@@ -202,6 +202,7 @@ func (s *System) establishLocked(ps hal.PairSpec) {
 	v.pair.state, v.pair.reason = hal.CopyPending, hal.ReasonNone
 	self := hal.VolumeRef{Serial: s.serial, Volume: v.id}
 	t.target, t.targetState, t.targetReason = &self, hal.TargetCopyPending, hal.ReasonNone
+	s.pairChangeLocked(PairPending, v, hal.ReasonNone)
 	s.scheduleCopyLocked(v)
 }
 
@@ -271,6 +272,7 @@ func (c *conn) Recover(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumeP
 			v.target, v.targetState, v.targetReason = nil, hal.Simplex, hal.ReasonNone
 			v.pair = &pair{target: vp.Source, state: hal.Suspended, reason: hal.ReasonFailover,
 				outOfSync: map[uint32]struct{}{}}
+			s.pairChangeLocked(PairSuspended, v, hal.ReasonFailover)
 		}
 		return nil
 	})
@@ -311,6 +313,7 @@ func (c *conn) Failback(ctx context.Context, epoch hal.Epoch, pairs []hal.Volume
 			self := hal.VolumeRef{Serial: s.serial, Volume: v.id}
 			o.target, o.targetState, o.targetReason = &self, hal.TargetCopyPending, hal.ReasonNone
 			v.pair.state, v.pair.reason = hal.CopyPending, hal.ReasonNone
+			s.pairChangeLocked(PairPending, v, hal.ReasonNone)
 			s.scheduleCopyLocked(v)
 		}
 		return nil

@@ -40,6 +40,11 @@
 // option, its source LSS in ELB: it cannot know what happened while it was
 // down, so it protects the secondary as a freeze would.
 //
+// A z/OS host attaches its channels with StateChanges: every pair state
+// change (pending, suspending, suspended, full duplex) and every start of
+// extended long busy is raised to it as a state-change interrupt, which
+// lockstep-lab's emulated host turns into IEA494I-like messages.
+//
 // Managers reach a system through Connect, which returns a
 // hal.StorageSystem bound to the manager's name; lockstep-lab serves the
 // same object over the wire protocol.

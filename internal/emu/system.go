@@ -25,6 +25,7 @@ type System struct {
 	eventSeq   uint64
 	crashed    bool
 	stats      Stats
+	attached   map[*attachment]struct{} // z/OS hosts' channels (zos.go)
 }
 
 // Stats counts what a system did, for tests and benchmarks.
@@ -291,10 +292,12 @@ func (s *System) suspendLocked(vols []*volume, reason hal.SuspendReason) []hal.L
 	}
 	selfSuspend := reason == hal.ReasonPath || reason == hal.ReasonTarget || reason == hal.ReasonRestart
 	for _, lp := range order {
+		s.interruptLocked(StateChange{Kind: PairSuspending, LSSPair: lp, Reason: reason, Volumes: *byPair[lp]})
 		if path := s.paths[lp]; selfSuspend && path != nil && path.consistencyGroup {
 			s.startELBLocked(s.lss[lp.Source.LSS], false)
 		}
 		s.emitLocked(hal.Event{Kind: hal.EventSuspend, LSSPair: lp, Reason: reason, Volumes: *byPair[lp]})
+		s.interruptLocked(StateChange{Kind: PairSuspended, EventSeq: s.eventSeq, LSSPair: lp, Reason: reason, Volumes: *byPair[lp]})
 	}
 	return order
 }
@@ -317,6 +320,7 @@ func (s *System) startELBLocked(l *lss, extend bool) {
 	l.elbGen++
 	gen := l.elbGen
 	l.elbUntil = until
+	s.interruptLocked(StateChange{Kind: ExtendedLongBusy, LSSPair: hal.LSSPair{Source: hal.LSSRef{Serial: s.serial, LSS: l.id}}})
 	l.elbTimer = f.clock.AfterFunc(l.cgTimeout, func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -409,6 +413,7 @@ func (s *System) scheduleCopyLocked(v *volume) {
 		clear(p.outOfSync)
 		p.state, p.reason = hal.FullDuplex, hal.ReasonNone
 		t.targetState, t.targetReason = hal.TargetFullDuplex, hal.ReasonNone
+		s.pairChangeLocked(PairFullDuplex, v, hal.ReasonNone)
 	})
 }
 

@@ -3,6 +3,7 @@ package lab
 import (
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ type Config struct {
 	Systems       []System
 	HMCs          []HMC              // emulated HMCs and the systems each fronts (hmc_config.go)
 	Topology      *topology.Topology // systems, plus the mirror layout the workload and oracle use
+	ZOSHosts      []ZOSHost          // emulated z/OS hosts (zos_config.go)
 }
 
 // System is one emulated storage system and how it is served.
@@ -63,7 +65,8 @@ type rawConfig struct {
 		Source string `toml:"source"`
 		Target string `toml:"target"`
 	} `toml:"mirror"`
-	HMCs []rawHMC `toml:"hmc"`
+	HMCs []rawHMC     `toml:"hmc"`
+	ZOS  []rawZOSHost `toml:"zos"`
 }
 
 // rawDuration is a duration written as a string ("60s"); a bare integer
@@ -189,8 +192,41 @@ func ParseConfig(text string) (*Config, error) {
 		}
 		problems = append(problems, cfg.Topology.AddMirror(src.SystemConfig, tgt.SystemConfig)...)
 	}
+	problems = append(problems, cfg.parseZOS(raw.ZOS, serials)...)
+	problems = append(problems, cfg.sharedListenAddresses()...)
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w:\n  %s", ErrConfig, strings.Join(problems, "\n  "))
 	}
 	return cfg, nil
+}
+
+// sharedListenAddresses names the fixed listen addresses (port not 0) that
+// two listeners of the lab file — cluster endpoints, HMCs, z/OS hosts —
+// both claim: the second would fail to start with "address in use", and
+// the file is the place to say which.
+func (cfg *Config) sharedListenAddresses() []string {
+	var problems []string
+	owner := map[string]string{}
+	claim := func(addr, who string) {
+		if _, port, err := net.SplitHostPort(addr); err != nil || port == "0" {
+			return // a bad address is reported where it is parsed; port 0 never clashes
+		}
+		if first, ok := owner[addr]; ok {
+			problems = append(problems, fmt.Sprintf("%s: listen address %s is also %s's", who, addr, first))
+			return
+		}
+		owner[addr] = who
+	}
+	for _, s := range cfg.Systems {
+		for i, ep := range s.Endpoints {
+			claim(ep, fmt.Sprintf("system %s cluster %d", s.Serial, i))
+		}
+	}
+	for _, h := range cfg.HMCs {
+		claim(h.Endpoint, "hmc "+h.Name)
+	}
+	for _, h := range cfg.ZOSHosts {
+		claim(h.Endpoint, "zos "+h.Name)
+	}
+	return problems
 }

@@ -69,6 +69,9 @@ type Fault struct {
 	// HMC names the HMC of the kinds hmc (Mode up, down or blackhole, or
 	// Latency) and hmc-link (System's private link, Up).
 	HMC string `json:"hmc,omitempty"`
+	// Host is the z/OS host of the kinds zos (Mode up, down or blackhole,
+	// or Latency) and channel (System; Mode up or down).
+	Host string `json:"host,omitempty"`
 }
 
 // WorkloadParam starts, stops or reads the workload.
@@ -86,6 +89,7 @@ type Response struct {
 	Systems  []SystemStatus   `json:"systems,omitempty"`
 	HMCs     []HMCStatus      `json:"hmcs,omitempty"`
 	CAPEM    string           `json:"ca_pem,omitempty"`
+	ZOS      []ZOSStatus      `json:"zos,omitempty"`
 	Workload *workload.Status `json:"workload,omitempty"`
 	Report   *workload.Report `json:"report,omitempty"`
 	// Commands answers the op commands, oldest first. Dropped counts the
@@ -131,7 +135,7 @@ func (s *Server) serveControl(ctx context.Context) {
 func (s *Server) handle(ctx context.Context, req *Request, resp *Response) error {
 	switch req.Op {
 	case "status":
-		resp.Systems, resp.HMCs, resp.CAPEM = s.Status(), s.HMCStatus(), string(s.caPEM)
+		resp.Systems, resp.HMCs, resp.CAPEM, resp.ZOS = s.Status(), s.HMCStatus(), string(s.caPEM), s.ZOSStatus()
 		return nil
 	case "fault":
 		if req.Fault == nil {
@@ -261,8 +265,11 @@ func (s *Server) Status() []SystemStatus {
 
 // Inject applies a fault.
 func (s *Server) Inject(f Fault) error {
-	if f.Kind == "hmc" || f.Kind == "hmc-link" {
+	switch f.Kind {
+	case "hmc", "hmc-link":
 		return s.injectHMC(f)
+	case "zos", "channel":
+		return s.injectZOS(f)
 	}
 	var eps *[2]*endpoint
 	if f.Kind != "lss-path" {
@@ -325,7 +332,7 @@ func (s *Server) Inject(f Fault) error {
 	case "restart":
 		eps[0].system.Restart()
 	default:
-		return fmt.Errorf("unknown fault %q (paths, lss-path, manager, latency, crash, restart, hmc, hmc-link)", f.Kind)
+		return fmt.Errorf("unknown fault %q (paths, lss-path, manager, latency, crash, restart, hmc, hmc-link, zos, channel)", f.Kind)
 	}
 	s.log.Info("fault injected", "kind", f.Kind, "system", f.System, "up", f.Up, "mode", f.Mode,
 		"endpoint", f.Endpoint, "manager", f.Manager)

@@ -38,6 +38,20 @@
 //	systems = ["LAB.2107-75P0001"]  # its attached storage systems
 //	processing = "200us"            # optional: added to every command and event it relays (default 200us)
 //	link_latency = "100us"          # optional: one way over its private link to a system (default 100us)
+//	[[zos]]                         # an emulated z/OS host (optional, any number)
+//	name = "SYSA"                   # its certificate names it: urn:lockstep:zos:SYSA
+//	sysplex = "PLEX1"               # it serves only managers stating this sysplex
+//	endpoint = "127.0.0.93"         # the agent; port 5858 when none is written
+//	user = "zosmgr"
+//	password = "secret"
+//	channel_latency = "1ms"         # optional (1ms): added to every command in-band
+//	cert_file = "sysa.pem"          # optional: else the lab's CA issues one
+//	key_file = "sysa-key.pem"
+//	lpars = ["SYSA1", "SYSA2"]
+//	  [[zos.online]]                # a storage system the host has online
+//	  system = "LAB.2107-75P0001"
+//	  channels = ["40", "41"]       # CHPIDs
+//	  lpars = ["SYSA1"]             # optional: the LPARs with its devices online (all)
 //
 // Without cert_file the lab makes a CA and gives every cluster endpoint a
 // certificate of its own, as a real array's clusters have: it names the
@@ -81,6 +95,39 @@
 // keeps them open but executes and answers nothing, latency delays every
 // command. A crash closes every connection of the system and refuses new
 // ones until the restart.
+//
+// # z/OS hosts
+//
+// A z/OS host agent speaks the wire protocol's z/OS extension (see
+// drivers/wire): a manager opens one connection per storage system, naming
+// it in the Hello and stating its sysplex. The host checks the credentials
+// first, then the sysplex (another or none is refused with reject code
+// sysplex, naming both), then that it has the system online. It carries
+// the manager's commands in-band (they reach the storage system under the
+// manager's name and epoch, after the channel latency and any injected
+// latency on the lab clock), refuses the heartbeat ops (unsupported: the
+// heartbeat does not work through z/OS), and passes on the fenced events of
+// the manager's commands.
+//
+// Every pair state change of a system it has online (pair pending,
+// suspending, suspended, full duplex; extended long busy on an LSS)
+// reaches the host as an interrupt over its channels and goes to every
+// manager connected for that system as one StateChange message naming the
+// LPARs with the devices online: deduplicated rather than one copy per
+// LPAR, since a manager acts on the change, not on consoles, and copies
+// would multiply the traffic on the connection S5 freezes through. An
+// interrupt raised while the host is down or black-holed, or while its
+// channels to the system are down, is lost: whether the host hears it is
+// judged at the instant the system raises it. Interrupts carry no channel
+// latency (microseconds on real FICON); commands do.
+//
+// Faults: "zos" (host down: connections closed and refused; blackhole:
+// connections kept, nothing answered or sent; up; or latency D added to
+// every command) and "channel" (the host's channels to one system down:
+// its commands answer unreachable, its interrupts are lost; or up):
+//
+//	{"op":"fault","fault":{"kind":"zos","host":"SYSA","mode":"blackhole","endpoint":-1}}
+//	{"op":"fault","fault":{"kind":"channel","host":"SYSA","system":"LAB.2107-75P0001","mode":"down","endpoint":-1}}
 //
 // The op "trap-register" makes the systems send their suspend and
 // heartbeat-expiry events as SNMPv2c traps to a UDP receiver (the format

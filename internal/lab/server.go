@@ -31,6 +31,7 @@ type Server struct {
 
 	endpoints map[hal.Serial]*[2]*endpoint
 	hmcs      map[string]*hmcEndpoint // by name (hmc.go)
+	zos       map[string]*zosHost     // by host name (zos.go)
 	control   net.Listener
 
 	mu        sync.Mutex
@@ -103,6 +104,10 @@ func Start(ctx context.Context, cfg *Config, opt Options) (*Server, error) {
 		s.endpoints[sc.Serial] = eps
 	}
 	if err := s.startHMCs(ctx, &listeners); err != nil {
+		closeAll()
+		return nil, err
+	}
+	if err := s.startZOS(ctx); err != nil {
 		closeAll()
 		return nil, err
 	}

@@ -46,9 +46,10 @@ var rules = []rule{
 		deny: []string{"daemon/..."},
 	},
 	{
-		name:     "lockstepctl links the admin API's contract and its client, never the daemon's core",
-		from:     []string{"cmd/lockstepctl/..."},
-		only:     []string{"cmd/lockstepctl/...", "daemon/control/api", "daemon/control/client", "hal", "hal/clock", "internal/version"},
+		name: "lockstepctl links the admin API's contract and its client, never the daemon's core",
+		from: []string{"cmd/lockstepctl/..."},
+		only: []string{"cmd/lockstepctl/...", "daemon/control/api", "daemon/control/client", "daemon/control/snmpstate",
+			"hal", "hal/clock", "internal/version"},
 		external: []string{"github.com/spf13/cobra", "github.com/spf13/pflag", "github.com/godbus/dbus/v5/..."},
 	},
 	{
@@ -57,6 +58,14 @@ var rules = []rule{
 		name: "the admin API's contract is plain data: the standard library and hal's value types only",
 		from: []string{"daemon/control/api"},
 		only: []string{"daemon/control/api", "hal", "hal/clock"},
+	},
+	{
+		// lockstepctl snmp pass-persist serves it, and daemon/notify
+		// writes the MIB from it: both sides need it, so it must not pull
+		// the daemon into lockstepctl.
+		name: "LOCKSTEP-MIB's pollable state is plain data over the contract: lockstepctl links it",
+		from: []string{"daemon/control/snmpstate"},
+		only: []string{"daemon/control/snmpstate", "daemon/control/api", "hal", "hal/clock"},
 	},
 	{
 		name:     "the admin API's client speaks the contract over D-Bus, without the server",
@@ -73,6 +82,11 @@ var rules = []rule{
 		name: "the composition of a system's connections knows only hal: any driver composes",
 		from: []string{"hal/compose"},
 		only: []string{"hal/compose", "hal", "hal/clock"},
+	},
+	{
+		name: "the z/OS driver talks to storage through hal and the wire protocol only",
+		from: []string{"drivers/zos"},
+		only: []string{"drivers/zos", "drivers/wire", "hal", "hal/clock"},
 	},
 	{
 		// Everything under internal/ is lab or test tooling (the

@@ -118,7 +118,7 @@ Exit status: 0 done; 1 refused or failed (the message says why); 2 usage
 		c.GroupID = "define"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.haCmd(), a.backupCmd()} {
+	for _, c := range []*cobra.Command{a.haCmd(), a.backupCmd(), a.snmpCmd()} {
 		c.GroupID = "server"
 		root.AddCommand(c)
 	}

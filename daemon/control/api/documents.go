@@ -37,6 +37,9 @@ type StatusDoc struct {
 	Degraded []string `json:"degraded"`
 	// Journal says whether this server can record changes.
 	Journal JournalDoc `json:"journal"`
+	// Started is when the daemon started: every Transitions counter of
+	// the other documents counts from then (their discontinuity time).
+	Started time.Time `json:"started,omitzero"`
 }
 
 // JournalLine is j for a person: "writable", or that it cannot write,
@@ -90,6 +93,10 @@ type StorageDoc struct {
 	Connections []ConnectionDoc `json:"connections"`
 	// Sessions names the sessions with volumes on this storage system.
 	Sessions []string `json:"sessions"`
+	// LastChange is when Reachable last changed, and Transitions how
+	// often it did, since the daemon started (zero: not since then).
+	LastChange  time.Time `json:"last_change,omitzero"`
+	Transitions uint64    `json:"transitions"`
 }
 
 // ConnectionDoc is one connection of a StorageDoc.
@@ -133,6 +140,9 @@ type SessionDoc struct {
 	AvailableCommands []SessionCommand `json:"available_commands"`
 	Reason            string           `json:"reason"`
 	LastChange        time.Time        `json:"last_change,omitzero"`
+	// Transitions counts the changes of State, Status or Recoverable
+	// since the daemon started, flaps between two reads included.
+	Transitions uint64 `json:"transitions"`
 }
 
 // HeartbeatDoc is the answer to HeartbeatShow.
@@ -160,6 +170,12 @@ type HeartbeatGroupDoc struct {
 	// the group: it is not heartbeat-armed, and frozen on every other sign.
 	Unprotected string               `json:"unprotected,omitempty"`
 	Systems     []HeartbeatSystemDoc `json:"systems"`
+	// LastChange is when Phase last changed and Transitions how often it
+	// did, LastFreeze when the group's last freeze began, all since the
+	// daemon started (zero: not since then).
+	LastChange  time.Time `json:"last_change,omitzero"`
+	Transitions uint64    `json:"transitions"`
+	LastFreeze  time.Time `json:"last_freeze,omitzero"`
 }
 
 // HeartbeatSystemDoc is one source storage system of a group.
@@ -234,6 +250,10 @@ type HADoc struct {
 	Unreachable []hal.Serial `json:"unreachable"`
 	// Readiness says, for each of Unreachable, why (DESIGN.md §4).
 	Readiness []ReadinessDoc `json:"readiness"`
+	// LastChange is when Role or State last changed and Transitions how
+	// often they did since the daemon started (zero: not since then).
+	LastChange  time.Time `json:"last_change,omitzero"`
+	Transitions uint64    `json:"transitions"`
 }
 
 // ReadinessDoc is one storage system a server cannot reach, and why: no
@@ -317,6 +337,29 @@ type EventDoc struct {
 	Severity string            `json:"severity"`
 	Text     string            `json:"text"`
 	Fields   map[string]string `json:"fields,omitempty"`
+}
+
+// SNMPTestDoc is the answer to SNMPTest: the test notification's fate at
+// each configured manager, in configuration order.
+type SNMPTestDoc struct {
+	Managers []SNMPTestManagerDoc `json:"managers"`
+}
+
+// SNMPTestManagerDoc is one manager of an SNMPTestDoc.
+type SNMPTestManagerDoc struct {
+	// Address is the manager's, udp://host:port.
+	Address string `json:"address"`
+	// Version is "v2c" or "v3"; Notification "trap" or "inform".
+	Version      string `json:"version"`
+	Notification string `json:"notification"`
+	// Seq is the test notification's lockstepSequence at this manager.
+	Seq uint32 `json:"seq"`
+	// Outcome is "acknowledged" (an inform the manager answered), "sent"
+	// (a trap written to the network; nothing tells whether it arrived),
+	// "failed" (Error says why; it stays queued and is sent again), or
+	// "pending" (still queued or retried when the wait ended).
+	Outcome string `json:"outcome"`
+	Error   string `json:"error,omitempty"`
 }
 
 // Properties are the D-Bus properties of Interface.

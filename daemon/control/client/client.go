@@ -237,6 +237,12 @@ func (c *Client) HARemoveStandby(ctx context.Context) error {
 }
 
 // HARemoveActive is lockstepctl ha remove-active.
+// SNMPTest sends the test notification to every manager and waits for
+// each one's outcome.
+func (c *Client) SNMPTest(ctx context.Context) (api.SNMPTestDoc, error) {
+	return get[api.SNMPTestDoc](ctx, c, api.AdminInterface, "SNMPTest")
+}
+
 func (c *Client) HARemoveActive(ctx context.Context) error {
 	return c.call(ctx, api.AdminInterface, "HARemoveActive", nil)
 }

@@ -1,0 +1,39 @@
+// Package zos is the z/OS connection of DESIGN.md §4: a hal.StorageSystem
+// reached through an emulated z/OS host agent (CSM's "z/OS connection":
+// an IP connection to a z/OS host of a named sysplex, default port 5858),
+// which carries the commands in-band over its channels to the storage
+// systems it has online.
+//
+// It speaks the storage control protocol of drivers/wire with its z/OS
+// extension, over TLS 1.3: one connection per storage system, the Hello
+// naming the system and stating the manager's sysplex. The host's
+// certificate must chain to the configured storage CA, be valid for the
+// address dialled and name the host (urn:lockstep:zos:HOST, or match a
+// pin) before the host's credentials are sent. A host refuses a manager
+// that is not in its sysplex; the driver then stops dialling at once
+// rather than retrying what only configuration can mend, and every
+// command says why (wire.ErrSysplex, which wraps hal.ErrAuth).
+//
+// The connection has no heartbeat capability: the Metro Mirror heartbeat
+// does not work through z/OS. EnableHeartbeat, Heartbeat and
+// DisableHeartbeat fail at once with hal.ErrUnsupported and a text that
+// says so, without a round trip.
+//
+// Events come from the host's state-change messages (IEA494I): a "pair
+// suspended" message becomes a hal.EventSuspend carrying the storage
+// system's own event number, so that the manager can tell it from the
+// same suspend pushed on a direct connection; the other messages (pair
+// pending, suspending, full duplex, extended long busy) are given to
+// Options.Messages. A message about another storage system than the
+// connection's is dropped (wire). The host also passes on the fenced
+// events of the manager's commands.
+//
+// A z/OS connection is defined per host; the storage systems it reaches
+// are discovered from it (Discover, or Online on a system's connection:
+// the host's query-online, with the state of its channels to each).
+//
+// The driver keeps one connection live, redialling with exponential
+// backoff on the injected clock; a command waits for it until its own
+// deadline, then fails with hal.ErrUnreachable. A command whose channel
+// is down comes back unreachable from the host.
+package zos
