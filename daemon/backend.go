@@ -70,15 +70,22 @@ func (s *Server) storageDocs() []api.StorageDoc {
 func (s *Server) storageDoc(serial hal.Serial) api.StorageDoc {
 	doc := api.StorageDoc{Serial: serial, Sessions: []string{}}
 	d, running := s.drivers.get(serial)
+	if running {
+		doc.Via = d.via()
+	}
 	for _, c := range s.registry().Connections(serial) {
-		cd := api.ConnectionDoc{Name: c.Name, Kind: c.Kind, Addresses: c.Addresses,
+		cd := api.ConnectionDoc{Name: c.Name, Kind: c.Kind, Addresses: c.Addresses, HMC: c.HMC,
 			Sysplex: c.Sysplex, Heartbeat: c.CarriesHeartbeat(), State: "unusable",
 			Detail: "not supported by this build"}
-		if running && c.Kind == d.kind {
+		if c.Legacy() {
+			cd.Detail = legacyHMC
+		}
+		if p, ok := d.partFor(c); running && ok {
 			cd.State, cd.Detail = "connecting", ""
-			if via := d.Via(); via != "" {
+			if via := p.Via(); via != "" {
 				cd.State, cd.Detail = "connected", via
-				doc.Reachable, doc.Heartbeat = true, true
+				doc.Reachable = true
+				doc.Heartbeat = doc.Heartbeat || c.CarriesHeartbeat()
 			}
 		}
 		doc.Connections = append(doc.Connections, cd)
@@ -246,13 +253,12 @@ func (s *Server) StorageAdd(ctx context.Context, spec api.StorageSpec) ([]string
 			return nil, err
 		}
 	}
-	var warnings []string
+	// A new system is connected; a known one is opened again from all
+	// its connections (composed, direct first).
+	warnings := s.reconcileDrivers(ctx, d)
 	if _, running := s.drivers.get(spec.Serial); !running {
-		if err := s.drivers.connect(spec.Serial); err != nil {
-			warnings = append(warnings, err.Error())
-		}
-		if err := d.core.SetSystems(ctx, s.drivers.systems()); err != nil {
-			warnings = append(warnings, err.Error())
+		if why := s.drivers.reach.failed(spec.Serial); why != "" {
+			warnings = append(warnings, why)
 		}
 	}
 	s.sources.refresh()
@@ -293,20 +299,14 @@ func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connectio
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", api.ErrRefused, err)
 	}
-	left, warnings := rm.Left, rm.Warnings
+	warnings := rm.Warnings
 	if err := s.proposeRegistry(ctx, rm.Record); err != nil {
 		return nil, err
 	}
 	s.sources.refresh()
-	// The driver goes with the connection it was opened from (with only
-	// direct drivers: when no direct connection is left).
-	if c, _ := s.drivers.pick(left); c == nil || !s.drivers.openFrom(serial, c.Kind) {
-		s.drivers.remove(serial)
-		s.drivers.engineSystems()
-		if err := d.core.SetSystems(ctx, s.drivers.systems()); err != nil {
-			warnings = append(warnings, err.Error())
-		}
-	}
+	// The driver goes with the connections it was opened from: opened
+	// again from those left, if any.
+	warnings = append(warnings, s.reconcileDrivers(ctx, d)...)
 	return orEmpty(warnings), nil
 }
 

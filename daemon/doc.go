@@ -41,9 +41,21 @@
 //
 // The daemon imports no driver: Options.Drivers maps each connection
 // kind to a hal.Factory (cmd/lockstepd wires direct.Factory to
-// hal.Direct), and a storage system's driver is opened from the first of
-// its connections, by kind (direct, hmc, zos), that has one (drivers.go).
-// A kind without a factory is shown as not supported by this build.
+// hal.Direct), and Options.Consoles maps the kinds whose one connection
+// fronts several storage systems to a hal.ConsoleFactory (hmc.OpenConsole
+// to hal.HMC): one console is opened per HMC connection and hands out a
+// driver per system it fronts. A storage system's driver is opened from
+// every connection of it this build can use; with several, they are
+// composed (hal/compose) and fail over in the order direct, hmc, zos
+// (drivers.go). A kind without a factory is shown as not supported by
+// this build.
+//
+// An HMC connection (hmc.go) is defined once (hmc-added); the systems its
+// HMCs front are discovered and journaled by the acting server
+// (hmc-attached), so that sessions may name them, a standby knows them
+// and a restart finds them before the HMCs answer. A connection of kind
+// hmc added per system by the former storage add --kind hmc replays but
+// is not used.
 //
 // # Acting and not acting
 //

@@ -19,36 +19,83 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/transitions"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/hal/compose"
 	"github.com/lockstep-io/lockstep/internal/secretfile"
 )
 
 // Drivers map each connection kind this build can use to the factory of
-// its driver. cmd/lockstepd fills it (direct today; hmc and zos are one
-// entry each); the daemon names no concrete driver type, and a kind
-// without a factory is shown as not supported by this build.
+// its driver. cmd/lockstepd fills it (direct; zos when linked); the
+// daemon names no concrete driver type, and a kind without a factory
+// (nor a console factory) is shown as not supported by this build.
 type Drivers map[hal.ConnectionKind]hal.Factory
 
-// kindOrder is the preference among a storage system's connections: the
-// first one, in this order, whose kind has a factory carries its driver
-// (TCP/IP before z/OS, which cannot carry the heartbeat).
+// Consoles map each connection kind that fronts several storage systems
+// (hmc) to the factory of its console: one console is opened per defined
+// connection and shared by every system it fronts (Console.Driver).
+type Consoles map[hal.ConnectionKind]hal.ConsoleFactory
+
+// kindOrder is the preference among a storage system's connections,
+// which is also the failover order of a system with several (hal/compose):
+// direct (one hop fewer), then HMC, then z/OS (which cannot carry the
+// heartbeat).
 var kindOrder = []hal.ConnectionKind{hal.Direct, hal.HMC, hal.ZOS}
 
-// openDriver is a storage system's driver and the kind of the connection
-// it was opened from.
+// part is one connection of a storage system and the driver opened from
+// it.
+type part struct {
+	conn registry.Connection
+	hal.Driver
+}
+
+// openDriver is a storage system's driver: its connections' drivers,
+// composed when there are several, and the connections it was opened
+// from (key: a change of them opens it again).
 type openDriver struct {
 	hal.Driver
-	kind hal.ConnectionKind
+	parts []part
+	key   string
+}
+
+// via names the connection and the endpoint that carry the commands now,
+// as compose does for several: "direct d1: cluster 0".
+func (d openDriver) via() string {
+	if len(d.parts) != 1 {
+		return d.Via()
+	}
+	if v := d.Via(); v != "" {
+		return string(d.parts[0].conn.Kind) + " " + d.parts[0].conn.Name + ": " + v
+	}
+	return ""
+}
+
+// partFor is the part opened from connection c, if any.
+func (d openDriver) partFor(c registry.Connection) (part, bool) {
+	for _, p := range d.parts {
+		if p.conn.Name == c.Name && p.conn.HMC == c.HMC && p.conn.Kind == c.Kind {
+			return p, true
+		}
+	}
+	return part{}, false
+}
+
+// openConsole is an open console (an HMC connection) and the definition
+// it was opened from.
+type openConsole struct {
+	hal.Console
+	key string
 }
 
 // storageDrivers owns the open drivers, one per registered storage
-// system that has a usable connection, and why the others are not
-// usable (reach). Every driver it opens lives in one context, set by
-// start (Run's, without its cancellation: a freeze in flight when Run is
-// cancelled must still reach storage); closeAll ends that context and
-// waits for every driver. That is the one context it keeps: a driver's
-// whole life is it.
+// system that has a usable connection, the open consoles (one per HMC
+// connection), and why the others are not usable (reach). Every driver
+// and console it opens lives in one context, set by start (Run's,
+// without its cancellation: a freeze in flight when Run is cancelled
+// must still reach storage); closeAll ends that context and waits for
+// every one. That is the one context it keeps: a driver's whole life is
+// it.
 type storageDrivers struct {
 	factories Drivers
+	consoleFs Consoles
 	reach     reachability
 
 	// What a driver is opened with: the registry (in the store), the
@@ -62,21 +109,39 @@ type storageDrivers struct {
 	// snmp traps a storage system's loss and recovery of contact;
 	// acting's engine hears of the drivers and of a system reachable
 	// again; changed is called after the drivers may have changed (the
-	// trap sources follow the registry).
-	snmp    *notify.SNMP
-	track   *transitions.Tracker
-	acting  *periods
-	changed func()
+	// trap sources follow the registry); discovered hears what an HMC
+	// connection's consoles front now (the server journals it when it
+	// acts).
+	snmp       *notify.SNMP
+	track      *transitions.Tracker
+	acting     *periods
+	changed    func()
+	discovered func(name string, serials []hal.Serial)
 
-	mu     sync.Mutex
-	life   context.Context // nil before start: nothing opens
-	end    context.CancelFunc
-	open   map[hal.Serial]openDriver
-	closed bool
+	mu       sync.Mutex
+	life     context.Context // nil before start: nothing opens
+	end      context.CancelFunc
+	open     map[hal.Serial]openDriver
+	consoles map[string]openConsole
+	closed   bool
+	bg       sync.WaitGroup // goBackground's
 }
 
-func newStorageDrivers(f Drivers) *storageDrivers {
-	return &storageDrivers{factories: f, open: map[hal.Serial]openDriver{}, changed: func() {}}
+// goBackground runs fn in the drivers' life (discovery's journal write),
+// unless closed; closeAll waits for it.
+func (ds *storageDrivers) goBackground(fn func(ctx context.Context)) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.life == nil || ds.closed {
+		return
+	}
+	life := ds.life
+	ds.bg.Go(func() { fn(life) })
+}
+
+func newStorageDrivers(f Drivers, c Consoles) *storageDrivers {
+	return &storageDrivers{factories: f, consoleFs: c, open: map[hal.Serial]openDriver{},
+		consoles: map[string]openConsole{}, changed: func() {}, discovered: func(string, []hal.Serial) {}}
 }
 
 // start sets the context every driver lives in until closeAll.
@@ -86,28 +151,52 @@ func (ds *storageDrivers) start(ctx context.Context) {
 	ds.life, ds.end = context.WithCancel(context.WithoutCancel(ctx))
 }
 
-// pick is the connection of conns that carries the driver, and its
-// factory; nil when none of them has a factory.
-func (ds *storageDrivers) pick(conns []registry.Connection) (*registry.Connection, hal.Factory) {
+// usableConn reports whether this build can open c: a direct or z/OS
+// connection whose kind has a factory, an HMC connection (defined with
+// hmc add) whose kind has a console factory.
+func (ds *storageDrivers) usableConn(c registry.Connection) bool {
+	if c.Kind == hal.HMC {
+		return c.HMC != "" && ds.consoleFs[hal.HMC] != nil
+	}
+	return ds.factories[c.Kind] != nil
+}
+
+// plan is the connections of conns this build can open, in failover
+// order (kindOrder, then as registered).
+func (ds *storageDrivers) plan(conns []registry.Connection) []registry.Connection {
+	var out []registry.Connection
 	for _, k := range kindOrder {
-		f := ds.factories[k]
-		if f == nil {
-			continue
-		}
 		for _, c := range conns {
-			if c.Kind == k {
-				return &c, f
+			if c.Kind == k && ds.usableConn(c) {
+				out = append(out, c)
 			}
 		}
 	}
-	return nil, nil
+	return out
 }
 
-// unsupported words what this build cannot use, for an error: "hmc and
-// zos connections are not supported by this build".
+// pick is the connection of conns that commands go to first, nil when
+// this build can use none of them.
+func (ds *storageDrivers) pick(conns []registry.Connection) *registry.Connection {
+	if p := ds.plan(conns); len(p) > 0 {
+		return &p[0]
+	}
+	return nil
+}
+
+// connKey identifies the connections a driver is opened from.
+func connKey(conns []registry.Connection) string {
+	var b strings.Builder
+	for _, c := range conns {
+		fmt.Fprintf(&b, "%s|%s|%s|%q|%s|%s|%s\n", c.Name, c.Kind, c.HMC, c.Addresses, c.Sysplex, c.User, c.PasswordFile)
+	}
+	return b.String()
+}
+
+// usable words what this build can and cannot use, for an error.
 func (ds *storageDrivers) usable() (have, lack []string) {
 	for _, k := range kindOrder {
-		if ds.factories[k] != nil {
+		if ds.factories[k] != nil || (k == hal.HMC && ds.consoleFs[k] != nil) {
 			have = append(have, string(k))
 		} else {
 			lack = append(lack, string(k))
@@ -117,7 +206,7 @@ func (ds *storageDrivers) usable() (have, lack []string) {
 }
 
 // noUsableConnection is connect's error for a system none of whose
-// connections has a factory.
+// connections this build can open.
 func (ds *storageDrivers) noUsableConnection(serial hal.Serial) error {
 	have, lack := ds.usable()
 	if len(have) == 0 {
@@ -130,31 +219,46 @@ func (ds *storageDrivers) noUsableConnection(serial hal.Serial) error {
 	return fmt.Errorf("%s", msg)
 }
 
-// add opens a driver with f for spec (replacing and closing none: the
-// caller checked there is none).
+// add opens a single driver with f for spec (test helper of one part).
 func (ds *storageDrivers) add(f hal.Factory, kind hal.ConnectionKind, spec hal.ConnectionSpec) error {
-	ds.mu.Lock()
-	life, closed := ds.life, ds.closed
-	ds.mu.Unlock()
-	if life == nil || closed {
-		return fmt.Errorf("%s: %w", spec.Serial, errNotRunning)
+	life, err := ds.lifetime(spec.Serial)
+	if err != nil {
+		return err
 	}
 	d, err := f(life, spec)
 	if err != nil {
 		return err
 	}
+	ds.install(spec.Serial, openDriver{Driver: d, parts: []part{{conn: registry.Connection{Name: spec.Name, Kind: kind}, Driver: d}}})
+	return nil
+}
+
+// lifetime is the context drivers open in; errNotRunning before start and
+// after closeAll.
+func (ds *storageDrivers) lifetime(serial hal.Serial) (context.Context, error) {
+	ds.mu.Lock()
+	defer ds.mu.Unlock()
+	if ds.life == nil || ds.closed {
+		return nil, fmt.Errorf("%s: %w", serial, errNotRunning)
+	}
+	return ds.life, nil
+}
+
+// install makes d serial's driver, closing the one it replaces (or d,
+// when the set closed meanwhile).
+func (ds *storageDrivers) install(serial hal.Serial, d openDriver) {
 	ds.mu.Lock()
 	if ds.closed {
 		ds.mu.Unlock()
-		return d.Close()
+		_ = d.Close()
+		return
 	}
-	old, had := ds.open[spec.Serial]
-	ds.open[spec.Serial] = openDriver{Driver: d, kind: kind}
+	old, had := ds.open[serial]
+	ds.open[serial] = d
 	ds.mu.Unlock()
 	if had {
 		_ = old.Close()
 	}
-	return nil
 }
 
 // errNotRunning: a driver is asked for while the daemon does not run.
@@ -165,13 +269,6 @@ func (ds *storageDrivers) get(serial hal.Serial) (openDriver, bool) {
 	defer ds.mu.Unlock()
 	d, ok := ds.open[serial]
 	return d, ok
-}
-
-// openFrom reports whether serial has no driver, or one opened from a
-// connection of kind.
-func (ds *storageDrivers) openFrom(serial hal.Serial, kind hal.ConnectionKind) bool {
-	d, ok := ds.get(serial)
-	return !ok || d.kind == kind
 }
 
 // systems are the drivers as the core and the engine take them.
@@ -226,65 +323,280 @@ func (ds *storageDrivers) retain(want []hal.Serial) (missing []hal.Serial) {
 	return missing
 }
 
-// closeAll closes every driver and waits for them; nothing opens after
-// it.
+// closeAll closes every driver and console and waits for them; nothing
+// opens after it.
 func (ds *storageDrivers) closeAll() {
 	ds.mu.Lock()
 	ds.closed = true
-	open := ds.open
-	ds.open = map[hal.Serial]openDriver{}
+	open, consoles := ds.open, ds.consoles
+	ds.open, ds.consoles = map[hal.Serial]openDriver{}, map[string]openConsole{}
 	end := ds.end
 	ds.mu.Unlock()
 	for _, d := range open {
 		_ = d.Close()
 	}
+	for _, c := range consoles {
+		_ = c.Close()
+	}
 	if end != nil {
 		end()
 	}
+	ds.bg.Wait()
 }
 
-// connect opens the driver of a registered storage system, from the
-// first of its connections whose kind this build has a factory for.
+// password reads a connection's password file.
+func password(c registry.Connection) (string, error) {
+	if c.PasswordFile == "" {
+		return "", nil
+	}
+	b, err := secretfile.Read(c.PasswordFile)
+	if err != nil {
+		return "", fmt.Errorf("password file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// console is HMC connection h's console, opened now if it is not open or
+// its definition changed (the old one is closed: the systems' drivers
+// opened from it are opened again by reconcile, their key changed).
+func (ds *storageDrivers) console(h registry.HMC) (hal.Console, error) {
+	key := connKey([]registry.Connection{{Name: h.Name, Addresses: h.Addresses, User: h.User, PasswordFile: h.PasswordFile}})
+	ds.mu.Lock()
+	c, ok := ds.consoles[h.Name]
+	ds.mu.Unlock()
+	if ok && c.key == key {
+		return c.Console, nil
+	}
+	f := ds.consoleFs[hal.HMC]
+	if f == nil {
+		return nil, fmt.Errorf("HMC %s: this build cannot reach storage through an HMC", h.Name)
+	}
+	life, err := ds.lifetime(hal.Serial("HMC " + h.Name))
+	if err != nil {
+		return nil, err
+	}
+	if ds.roots == nil {
+		return nil, fmt.Errorf("HMC %s: %w: the HMCs' certificates cannot be checked", h.Name, ErrNoStorageCA)
+	}
+	pw, err := password(registry.Connection{PasswordFile: h.PasswordFile})
+	if err != nil {
+		return nil, fmt.Errorf("HMC %s: %w", h.Name, err)
+	}
+	cfg := ds.cfg()
+	name := h.Name
+	con, err := f(life, hal.ConsoleSpec{ConnectionSpec: hal.ConnectionSpec{Name: name, Addresses: h.Addresses,
+		Manager: cfg.Server.Name, User: h.User, Password: pw, Roots: ds.roots, Pin: cfg.Storage.Pins["hmc:"+name],
+		Clock: ds.clock, Logger: ds.log, DialTimedOut: ds.dialTimedOut},
+		Changed: func() { ds.consoleChanged(name) }})
+	if err != nil {
+		return nil, err
+	}
+	ds.mu.Lock()
+	if ds.closed {
+		ds.mu.Unlock()
+		_ = con.Close()
+		return nil, fmt.Errorf("HMC %s: %w", name, errNotRunning)
+	}
+	old, had := ds.consoles[name]
+	ds.consoles[name] = openConsole{Console: con, key: key}
+	ds.mu.Unlock()
+	if had {
+		_ = old.Close()
+	}
+	return con, nil
+}
+
+// consoleChanged hears an HMC of connection name connect or disconnect:
+// what its HMCs front now goes to discovered, once some HMC is up (an
+// HMC that is down tells nothing of what it fronts).
+func (ds *storageDrivers) consoleChanged(name string) {
+	ds.mu.Lock()
+	c, ok := ds.consoles[name]
+	ds.mu.Unlock()
+	if !ok {
+		return
+	}
+	up := false
+	var att []hal.Serial
+	for _, e := range c.Endpoints() {
+		if e.Up {
+			up = true
+			att = append(att, e.Attached...)
+		}
+	}
+	if up {
+		slices.Sort(att)
+		ds.discovered(name, slices.Compact(att))
+	}
+}
+
+// consoleStatus is HMC connection name's endpoints as this server sees
+// them; nil when it has no console open for it.
+func (ds *storageDrivers) consoleStatus(name string) []hal.ConsoleEndpoint {
+	ds.mu.Lock()
+	c, ok := ds.consoles[name]
+	ds.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	return c.Endpoints()
+}
+
+// retainConsoles closes the consoles of HMC connections no longer
+// defined.
+func (ds *storageDrivers) retainConsoles(want []registry.HMC) {
+	ds.mu.Lock()
+	var gone []openConsole
+	for name, c := range ds.consoles {
+		if !slices.ContainsFunc(want, func(h registry.HMC) bool { return h.Name == name }) {
+			gone = append(gone, c)
+			delete(ds.consoles, name)
+		}
+	}
+	ds.mu.Unlock()
+	for _, c := range gone {
+		_ = c.Close()
+	}
+}
+
+// systemReach joins the reachability reports of a system's connections:
+// the system is reachable while one of them is, reported once per
+// change.
+type systemReach struct {
+	mu       sync.Mutex
+	up       []int // per part: 0 not yet, 1 up, 2 down
+	reported int
+	report   func(up, timeout bool, detail string)
+}
+
+func (r *systemReach) part(i int) func(up, timeout bool, detail string) {
+	return func(up, timeout bool, detail string) {
+		r.mu.Lock()
+		r.up[i] = map[bool]int{true: 1, false: 2}[up]
+		any, all := false, true
+		for _, u := range r.up {
+			any = any || u == 1
+			all = all && u == 2
+		}
+		state := 0
+		switch {
+		case any:
+			state = 1
+		case all:
+			state = 2
+		}
+		send := state != 0 && state != r.reported
+		if send {
+			r.reported = state
+		}
+		r.mu.Unlock()
+		if send {
+			r.report(state == 1, timeout, detail)
+		}
+	}
+}
+
+// connect opens the driver of a registered storage system from every
+// connection of it this build can use, composed in failover order
+// (kindOrder) when there are several.
 func (ds *storageDrivers) connect(serial hal.Serial) error {
-	conn, factory := ds.pick(ds.store.Registry().Connections(serial))
-	if conn == nil {
+	conns := ds.store.Registry().Connections(serial)
+	plan := ds.plan(conns)
+	if len(plan) == 0 {
 		return ds.noUsableConnection(serial)
 	}
 	if ds.roots == nil {
 		return fmt.Errorf("%s: %w: the storage systems' certificates cannot be checked", serial, ErrNoStorageCA)
 	}
-	var password string
-	if conn.PasswordFile != "" {
-		b, err := secretfile.Read(conn.PasswordFile)
-		if err != nil {
-			return fmt.Errorf("%s: password file: %w", serial, err)
-		}
-		password = strings.TrimRight(string(b), "\r\n")
-	}
-	cfg := ds.cfg()
-	if err := ds.add(factory, conn.Kind, hal.ConnectionSpec{Serial: serial, Name: conn.Name,
-		Addresses: conn.Addresses, Sysplex: conn.Sysplex, Manager: cfg.Server.Name, User: conn.User,
-		Password: password, Roots: ds.roots, Pin: cfg.Storage.Pins[string(serial)],
-		Clock: ds.clock, Logger: ds.log, DialTimedOut: ds.dialTimedOut,
-		Reachability: func(up, timeout bool, detail string) { ds.reachability(serial, up, timeout, detail) }}); err != nil {
+	life, err := ds.lifetime(serial)
+	if err != nil {
 		return err
 	}
+	cfg := ds.cfg()
+	reach := &systemReach{up: make([]int, len(plan)),
+		report: func(up, timeout bool, detail string) { ds.reachability(serial, up, timeout, detail) }}
+	var parts []part
+	fail := func(err error) error {
+		for _, p := range parts {
+			_ = p.Close()
+		}
+		return err
+	}
+	var consoleErr error
+	for i, c := range plan {
+		var d hal.Driver
+		if c.Kind == hal.HMC {
+			h, _ := ds.store.Registry().HMC(c.HMC)
+			con, err := ds.console(h)
+			if err != nil {
+				// The system's other connections still carry it.
+				consoleErr = fmt.Errorf("%s: %w", serial, err)
+				ds.log.Error("HMC connection not opened", "serial", serial, "hmc", c.HMC, "err", err)
+				reach.part(i)(false, false, err.Error())
+				continue
+			}
+			d = con.Driver(serial, reach.part(i))
+		} else {
+			pw, err := password(c)
+			if err != nil {
+				return fail(fmt.Errorf("%s: %w", serial, err))
+			}
+			d, err = ds.factories[c.Kind](life, hal.ConnectionSpec{Serial: serial, Name: c.Name,
+				Addresses: c.Addresses, Sysplex: c.Sysplex, Manager: cfg.Server.Name, User: c.User,
+				Password: pw, Roots: ds.roots, Pin: cfg.Storage.Pins[string(serial)],
+				Clock: ds.clock, Logger: ds.log, DialTimedOut: ds.dialTimedOut, Reachability: reach.part(i)})
+			if err != nil {
+				return fail(err)
+			}
+		}
+		parts = append(parts, part{conn: c, Driver: d})
+	}
+	if len(parts) == 0 {
+		return consoleErr
+	}
+	od := openDriver{Driver: parts[0].Driver, parts: parts, key: connKey(conns)}
+	if len(parts) > 1 {
+		drs, names := make([]hal.Driver, len(parts)), make([]string, len(parts))
+		for i, p := range parts {
+			drs[i], names[i] = p.Driver, string(p.conn.Kind)+" "+p.conn.Name
+		}
+		cd, err := compose.New(serial, drs, names)
+		if err != nil {
+			return fail(err)
+		}
+		od.Driver = cd
+	}
+	ds.install(serial, od)
 	ds.engineSystems()
 	return nil
 }
 
-// reconcile starts a driver for every registered system that has
-// none and closes those of removed systems: a standby learns of storage
-// added on the active from the journal it receives, and connects to it
-// when it takes over.
+// reconcile opens a console for every HMC connection (discovery runs
+// on it), a driver for every registered system that has none or whose
+// connections changed, and closes those of removed systems and HMC
+// connections: a standby learns of storage added on the active from the
+// journal it receives, and connects to it when it takes over.
 func (ds *storageDrivers) reconcile() {
-	for _, serial := range ds.retain(ds.store.Registry().Serials()) {
+	reg := ds.store.Registry()
+	hmcs := reg.HMCs()
+	for _, h := range hmcs {
+		if _, err := ds.console(h); err != nil {
+			ds.log.Error("HMC connection not opened", "hmc", h.Name, "err", err)
+		}
+	}
+	for serial, d := range ds.snapshot() {
+		if d.key != "" && d.key != connKey(reg.Connections(serial)) {
+			ds.remove(serial)
+		}
+	}
+	for _, serial := range ds.retain(reg.Serials()) {
 		err := ds.connect(serial)
 		ds.reach.connected(serial, err)
 		if err != nil {
 			ds.log.Error("storage system not connected", "serial", serial, "err", err)
 		}
 	}
+	ds.retainConsoles(hmcs)
 	ds.changed()
 }
 
@@ -338,6 +650,10 @@ func (ds *storageDrivers) readiness(reg *registry.DB) []api.ReadinessDoc {
 		case !ok:
 			out = append(out, api.ReadinessDoc{Serial: serial, Reason: ds.noDriverReason(reg, serial)})
 		case d.Via() == "":
+			if why := ds.onlyThroughHMCs(d); why != "" {
+				out = append(out, api.ReadinessDoc{Serial: serial, Reason: why})
+				continue
+			}
 			why := ds.reach.down(serial)
 			if why == "" {
 				why = "no answer from either cluster yet"
@@ -348,13 +664,43 @@ func (ds *storageDrivers) readiness(reg *registry.DB) []api.ReadinessDoc {
 	return out
 }
 
+// onlyThroughHMCs says, for a system not connected whose every usable
+// connection is an HMC connection, that this server reaches it only
+// through HMCs it cannot reach, and what it saw of each ("" otherwise):
+// the standby's own reach to each HMC, which takeover readiness shows.
+func (ds *storageDrivers) onlyThroughHMCs(d openDriver) string {
+	var names, seen []string
+	for _, p := range d.parts {
+		if p.conn.Kind != hal.HMC {
+			return ""
+		}
+		names = append(names, p.conn.HMC)
+		for _, e := range ds.consoleStatus(p.conn.HMC) {
+			state := "connected, but it does not front this system"
+			if !e.Up {
+				state = "unreachable: " + e.Detail
+			}
+			who := e.Addr
+			if e.Name != "" {
+				who = e.Name + " (" + e.Addr + ")"
+			}
+			seen = append(seen, "HMC "+who+" "+state)
+		}
+	}
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("reachable only through HMC connection %s, which this server cannot reach: %s",
+		strings.Join(names, ", "), strings.Join(seen, "; "))
+}
+
 // noDriverReason says why a registered storage system has no driver: its
 // connection failed to start, or none of its connections is one this
 // build can use (DESIGN.md §4: no IP connection, z/OS outside the
 // sysplex, HMC).
 func (ds *storageDrivers) noDriverReason(reg *registry.DB, serial hal.Serial) string {
 	conns := reg.Connections(serial)
-	if c, _ := ds.pick(conns); c != nil {
+	if c := ds.pick(conns); c != nil {
 		if why := ds.reach.failed(serial); why != "" {
 			return "its " + string(c.Kind) + " connection did not start: " + why
 		}
@@ -366,7 +712,11 @@ func (ds *storageDrivers) noDriverReason(reg *registry.DB, serial hal.Serial) st
 		case hal.ZOS:
 			kinds = append(kinds, fmt.Sprintf("z/OS (sysplex %s): no IP connection, and this build cannot issue commands through z/OS", c.Sysplex))
 		case hal.HMC:
-			kinds = append(kinds, fmt.Sprintf("HMC %s: this build cannot reach storage through an HMC", strings.Join(c.Addresses, ";")))
+			if c.Legacy() {
+				kinds = append(kinds, fmt.Sprintf("HMC %s: %s", strings.Join(c.Addresses, ";"), legacyHMC))
+			} else {
+				kinds = append(kinds, fmt.Sprintf("HMC %s: this build cannot reach storage through an HMC", strings.Join(c.Addresses, ";")))
+			}
 		default:
 			kinds = append(kinds, string(c.Kind)+": not supported by this build")
 		}
@@ -376,6 +726,11 @@ func (ds *storageDrivers) noDriverReason(reg *registry.DB, serial hal.Serial) st
 	}
 	return "no usable connection: " + strings.Join(kinds, "; ")
 }
+
+// legacyHMC says why a connection of kind hmc added with storage add is
+// not used.
+const legacyHMC = "defined with storage add --kind hmc, which is gone: define the HMC connection with " +
+	"lockstepctl hmc add, then remove this one with lockstepctl storage remove --connection"
 
 // reachability remembers why each storage system is not usable: the
 // error of its connection's start, or the last error its driver

@@ -1,8 +1,11 @@
 package daemon
 
 import (
+	"slices"
+
 	"context"
 	"errors"
+	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"testing"
 
 	"github.com/lockstep-io/lockstep/daemon/registry"
@@ -16,11 +19,14 @@ func TestDriverChoiceByKind(t *testing.T) {
 	t.Parallel()
 	f := func(context.Context, hal.ConnectionSpec) (hal.Driver, error) { return nil, errors.New("unused") }
 	direct := registry.Connection{Name: "d", Kind: hal.Direct, Addresses: []string{"a:1"}}
-	hmc := registry.Connection{Name: "h", Kind: hal.HMC, Addresses: []string{"h1:1751", "h2:1751"}}
+	cf := func(context.Context, hal.ConsoleSpec) (hal.Console, error) { return nil, errors.New("unused") }
+	hmc := registry.Connection{Name: "h", Kind: hal.HMC, Addresses: []string{"h1:1751", "h2:1751"}, HMC: "h"}
+	legacy := registry.Connection{Name: "old", Kind: hal.HMC, Addresses: []string{"h:1751"}}
 	zos := registry.Connection{Name: "z", Kind: hal.ZOS, Addresses: []string{"z:5858"}, Sysplex: "PLEX1"}
 	for _, tc := range []struct {
 		name      string
 		factories Drivers
+		consoles  Consoles
 		conns     []registry.Connection
 		want      string // the chosen connection's name
 		wantErr   string // connect's error without one
@@ -28,26 +34,30 @@ func TestDriverChoiceByKind(t *testing.T) {
 	}{
 		{name: "direct build, direct connection", factories: Drivers{hal.Direct: f},
 			conns: []registry.Connection{zos, direct}, want: "d", wantWhy: "its direct connection is not started yet"},
-		{name: "direct build, hmc and zos only", factories: Drivers{hal.Direct: f}, conns: []registry.Connection{hmc, zos},
+		{name: "direct build, hmc and zos only", factories: Drivers{hal.Direct: f}, conns: []registry.Connection{zos, hmc},
 			wantErr: "S has no direct connection (hmc and zos connections are not supported by this build)",
-			wantWhy: "no usable connection: HMC h1:1751;h2:1751: this build cannot reach storage through an HMC; " +
-				"z/OS (sysplex PLEX1): no IP connection, and this build cannot issue commands through z/OS"},
-		{name: "hmc build prefers direct", factories: Drivers{hal.Direct: f, hal.HMC: f},
-			conns: []registry.Connection{hmc, direct}, want: "d", wantWhy: "its direct connection is not started yet"},
-		{name: "hmc build, hmc connection", factories: Drivers{hal.Direct: f, hal.HMC: f},
+			wantWhy: "no usable connection: z/OS (sysplex PLEX1): no IP connection, and this build cannot issue commands " +
+				"through z/OS; HMC h1:1751;h2:1751: this build cannot reach storage through an HMC"},
+		{name: "hmc build prefers direct", factories: Drivers{hal.Direct: f}, consoles: Consoles{hal.HMC: cf},
+			conns: []registry.Connection{direct, hmc}, want: "d", wantWhy: "its direct connection is not started yet"},
+		{name: "hmc build, hmc connection", factories: Drivers{hal.Direct: f}, consoles: Consoles{hal.HMC: cf},
 			conns: []registry.Connection{zos, hmc}, want: "h", wantWhy: "its hmc connection is not started yet"},
+		{name: "a storage add --kind hmc record is not used", factories: Drivers{hal.Direct: f}, consoles: Consoles{hal.HMC: cf},
+			conns:   []registry.Connection{legacy},
+			wantErr: "S has no direct or hmc connection (zos connections are not supported by this build)",
+			wantWhy: "no usable connection: HMC h:1751: " + legacyHMC},
 		{name: "no driver at all", factories: nil, conns: []registry.Connection{direct},
 			wantErr: "S: this build has no storage driver",
 			wantWhy: "no usable connection: direct: not supported by this build"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ds := newStorageDrivers(tc.factories)
-			c, fac := ds.pick(tc.conns)
+			ds := newStorageDrivers(tc.factories, tc.consoles)
+			c := ds.pick(tc.conns)
 			switch {
 			case tc.want == "" && c != nil:
 				t.Fatalf("picked %q, want none", c.Name)
-			case tc.want != "" && (c == nil || c.Name != tc.want || fac == nil):
+			case tc.want != "" && (c == nil || c.Name != tc.want):
 				t.Fatalf("picked %v, want %q", c, tc.want)
 			}
 			if tc.wantErr != "" {
@@ -57,9 +67,18 @@ func TestDriverChoiceByKind(t *testing.T) {
 			}
 			db := registry.NewDB()
 			for _, conn := range tc.conns {
-				if err := db.Apply(registry.Record{Version: registry.RecordVersion, Kind: registry.KindStorageAdded,
-					Serial: "S", Connection: &conn}); err != nil {
-					t.Fatal(err)
+				recs := []registry.Record{{Version: registry.RecordVersion, Kind: registry.KindStorageAdded,
+					Serial: "S", Connection: &conn}}
+				if conn.HMC != "" {
+					recs = []registry.Record{
+						{Version: registry.RecordVersion, Kind: registry.KindHMCAdded, HMC: &registry.HMC{Name: conn.HMC, Addresses: conn.Addresses}},
+						{Version: registry.RecordVersion, Kind: registry.KindHMCAttached, Name: conn.HMC, Serials: []hal.Serial{"S"}},
+					}
+				}
+				for _, r := range recs {
+					if err := db.Apply(r); err != nil {
+						t.Fatal(err)
+					}
 				}
 			}
 			if got := ds.noDriverReason(db, "S"); got != tc.wantWhy {
@@ -92,7 +111,7 @@ func TestDriversOutliveRunsCancellation(t *testing.T) {
 		opened = append(opened, d)
 		return d, nil
 	}
-	ds := newStorageDrivers(Drivers{hal.Direct: f})
+	ds := newStorageDrivers(Drivers{hal.Direct: f}, nil)
 	if err := ds.add(f, hal.Direct, hal.ConnectionSpec{Serial: "A"}); !errors.Is(err, errNotRunning) {
 		t.Fatalf("add before start: %v, want errNotRunning", err)
 	}
@@ -126,5 +145,55 @@ func TestDriversOutliveRunsCancellation(t *testing.T) {
 	}
 	if err := ds.add(f, hal.Direct, hal.ConnectionSpec{Serial: "C"}); !errors.Is(err, errNotRunning) {
 		t.Fatalf("add after closeAll: %v, want errNotRunning", err)
+	}
+}
+
+// fakeConsole is an HMC connection whose HMCs are as given.
+type fakeConsole struct {
+	hal.Console
+	eps []hal.ConsoleEndpoint
+}
+
+func (c fakeConsole) Endpoints() []hal.ConsoleEndpoint { return c.eps }
+
+// TestReadinessNamesTheHMCsNotReached: a system this server could reach
+// only through an HMC connection whose HMCs it cannot reach is reported
+// with each HMC and why; one that also has a direct connection is
+// reported as not connected, as before.
+func TestReadinessNamesTheHMCsNotReached(t *testing.T) {
+	t.Parallel()
+	db := registry.NewDB()
+	direct := registry.Connection{Name: "d", Kind: hal.Direct, Addresses: []string{"a:1"}}
+	for _, r := range []registry.Record{
+		{Kind: registry.KindHMCAdded, HMC: &registry.HMC{Name: "HMCS", Addresses: []string{"h1:1751", "h2:1751"}}},
+		{Kind: registry.KindHMCAttached, Name: "HMCS", Serials: []hal.Serial{"A", "B"}},
+		{Kind: registry.KindStorageAdded, Serial: "B", Connection: &direct},
+	} {
+		r.Version = registry.RecordVersion
+		if err := db.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ds := newStorageDrivers(Drivers{hal.Direct: func(context.Context, hal.ConnectionSpec) (hal.Driver, error) { return nil, nil }},
+		Consoles{hal.HMC: func(context.Context, hal.ConsoleSpec) (hal.Console, error) { return nil, nil }})
+	ds.consoles["HMCS"] = openConsole{Console: fakeConsole{eps: []hal.ConsoleEndpoint{
+		{Addr: "h1:1751", Detail: "dial tcp h1:1751: i/o timeout"},
+		{Addr: "h2:1751", Name: "LAB-HMC2", Detail: "connection refused"}}}}
+	for _, serial := range []hal.Serial{"A", "B"} {
+		d := &fakeDriver{closed: make(chan struct{})}
+		var parts []part
+		for _, c := range ds.plan(db.Connections(serial)) {
+			parts = append(parts, part{conn: c, Driver: d})
+		}
+		ds.open[serial] = openDriver{Driver: d, parts: parts}
+	}
+	got := ds.readiness(db)
+	want := []api.ReadinessDoc{
+		{Serial: "A", Reason: "reachable only through HMC connection HMCS, which this server cannot reach: " +
+			"HMC h1:1751 unreachable: dial tcp h1:1751: i/o timeout; HMC LAB-HMC2 (h2:1751) unreachable: connection refused"},
+		{Serial: "B", Reason: "not connected: no answer from either cluster yet"},
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("readiness\n got %q\nwant %q", got, want)
 	}
 }

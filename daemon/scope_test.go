@@ -42,8 +42,10 @@ type labRig struct {
 	lab   *lab.Server
 	bus   string
 	state string
-	// drivers, if set, replace lockstepd's (a test wraps them).
-	drivers Drivers
+	// drivers, if set, replace lockstepd's (a test wraps them);
+	// consoles are lockstepd's console factories (none if nil).
+	drivers  Drivers
+	consoles Consoles
 }
 
 func newLabRig(t *testing.T, cg time.Duration) *labRig {
@@ -86,7 +88,7 @@ func (r *labRig) start(heartbeat string, n Notifier) (*client.Client, func()) {
 	if drivers == nil {
 		drivers = testDrivers()
 	}
-	srv, err := New(Options{Config: cfg, Notifier: n, Drivers: drivers})
+	srv, err := New(Options{Config: cfg, Notifier: n, Drivers: drivers, Consoles: r.consoles})
 	if err != nil {
 		t.Fatal(err)
 	}

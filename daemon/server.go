@@ -38,6 +38,9 @@ type Options struct {
 	// Drivers open the storage systems' connections, by kind (nil: no
 	// storage system is ever connected).
 	Drivers Drivers
+	// Consoles open the connections that front several storage systems
+	// (HMC), by kind (nil: none).
+	Consoles Consoles
 	// Version is lockstepd's version as main knows it (its -ldflags -X),
 	// which the status document and the Version property report ("":
 	// internal/version's).
@@ -89,7 +92,7 @@ func New(opt Options) (*Server, error) {
 		opt.Version = version.Version
 	}
 	s := &Server{opt: opt, log: opt.Logger, clock: clock.OrReal(opt.Clock),
-		drivers: newStorageDrivers(opt.Drivers)}
+		drivers: newStorageDrivers(opt.Drivers, opt.Consoles)}
 	s.cfg.Store(opt.Config)
 	var err error
 	if s.roots, err = loadStorageCA(opt.Config); err != nil {
@@ -133,7 +136,7 @@ func New(opt Options) (*Server, error) {
 	s.sources = &trapSources{traps: s.traps, store: s.store, clock: s.clock, log: s.log}
 	ds := s.drivers
 	ds.cfg, ds.store, ds.roots, ds.clock, ds.log = s.cfg.Load, s.store, s.roots, s.clock, s.log
-	ds.snmp, ds.track, ds.changed = s.snmp, s.em.track, s.sources.refresh
+	ds.snmp, ds.track, ds.changed, ds.discovered = s.snmp, s.em.track, s.sources.refresh, s.discovered
 	s.acting = &periods{cfg: s.cfg.Load, clock: s.clock, log: s.log, store: s.store, em: s.em, drivers: ds,
 		status: s.updateStatus}
 	ds.acting = s.acting

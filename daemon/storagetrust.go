@@ -134,37 +134,52 @@ func (ts *trapSources) refresh() {
 	if ts.traps == nil {
 		return
 	}
-	db := ts.store.Registry()
-	type conn struct {
-		serial hal.Serial
-		c      registry.Connection
-	}
-	var conns []conn
-	key := ""
-	for _, serial := range db.Serials() {
-		for _, c := range db.Connections(serial) {
-			if c.Kind == hal.ZOS {
-				continue
-			}
-			conns = append(conns, conn{serial, c})
-			key += fmt.Sprintf("%s %q\n", serial, c.Addresses)
-		}
-	}
+	conns, key := trapConnections(ts.store.Registry())
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
 	if ts.key != nil && *ts.key == key {
 		return
 	}
+	ts.traps.SetSources(trapSourceMap(conns, ts.connectionIPs))
+	ts.key = &key
+}
+
+// trapConn is a TCP/IP connection a storage system's traps may come
+// through.
+type trapConn struct {
+	serial hal.Serial
+	c      registry.Connection
+}
+
+// trapConnections are the registry's TCP/IP connections, direct and HMC
+// (an HMC connection stands in the connections of every system it
+// fronts: its address may send their traps), and a key that changes with
+// them.
+func trapConnections(db *registry.DB) (conns []trapConn, key string) {
+	for _, serial := range db.Serials() {
+		for _, c := range db.Connections(serial) {
+			if c.Kind == hal.ZOS {
+				continue
+			}
+			conns = append(conns, trapConn{serial, c})
+			key += fmt.Sprintf("%s %q\n", serial, c.Addresses)
+		}
+	}
+	return conns, key
+}
+
+// trapSourceMap is each address of conns with the serials it may send
+// traps for.
+func trapSourceMap(conns []trapConn, ips func(registry.Connection) []netip.Addr) map[netip.Addr][]hal.Serial {
 	sources := map[netip.Addr][]hal.Serial{}
 	for _, c := range conns {
-		for _, addr := range ts.connectionIPs(c.c) {
+		for _, addr := range ips(c.c) {
 			if !slices.Contains(sources[addr], c.serial) {
 				sources[addr] = append(sources[addr], c.serial)
 			}
 		}
 	}
-	ts.traps.SetSources(sources)
-	ts.key = &key
+	return sources
 }
 
 // connectionIPs are the IP addresses of a connection's endpoints; a

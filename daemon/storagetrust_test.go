@@ -3,8 +3,10 @@ package daemon
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/daemon/state"
 	"github.com/lockstep-io/lockstep/drivers/wire"
+	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/persist"
 )
 
@@ -102,5 +105,35 @@ func TestStartAndCheckNeedTheCAOnceStorageIsDefined(t *testing.T) {
 	os.WriteFile(bad, []byte("not a certificate\n"), 0o644)
 	if _, err := CheckStorageConfig(parse("[storage]\nca_file = \"" + bad + "\"\n")); err == nil || !strings.Contains(err.Error(), "storage.ca_file") {
 		t.Fatalf("a CA file with no certificate: %v", err)
+	}
+}
+
+// TestTrapSourcesIncludeHMCs: an HMC's address may send the traps of
+// every system it fronts, beside their own cluster addresses.
+func TestTrapSourcesIncludeHMCs(t *testing.T) {
+	t.Parallel()
+	db := registry.NewDB()
+	direct := registry.Connection{Name: "d", Kind: hal.Direct, Addresses: []string{"192.0.2.1:1750", "192.0.2.2:1750"}}
+	for _, r := range []registry.Record{
+		{Kind: registry.KindStorageAdded, Serial: "A", Connection: &direct},
+		{Kind: registry.KindHMCAdded, HMC: &registry.HMC{Name: "H", Addresses: []string{"192.0.2.91:1751", "192.0.2.92:1751"}}},
+		{Kind: registry.KindHMCAttached, Name: "H", Serials: []hal.Serial{"A", "B"}},
+	} {
+		r.Version = registry.RecordVersion
+		if err := db.Apply(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conns, _ := trapConnections(db)
+	ts := &trapSources{}
+	got := trapSourceMap(conns, ts.connectionIPs)
+	want := map[string][]hal.Serial{"192.0.2.1": {"A"}, "192.0.2.2": {"A"}, "192.0.2.91": {"A", "B"}, "192.0.2.92": {"A", "B"}}
+	if len(got) != len(want) {
+		t.Fatalf("sources %v", got)
+	}
+	for a, serials := range want {
+		if s := got[netip.MustParseAddr(a)]; !slices.Equal(s, serials) {
+			t.Errorf("%s may send traps for %v, want %v", a, s, serials)
+		}
 	}
 }

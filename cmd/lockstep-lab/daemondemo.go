@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -50,8 +51,9 @@ func runDaemonDemo(ctx context.Context, out io.Writer, bin string) (consistent b
 		return false, err
 	}
 	defer os.RemoveAll(d.dir)
-	steps := []func(context.Context) error{d.startLab, d.startActive, d.defineStorage,
-		d.defineSession, d.startSession, d.heartbeatOn, d.scheduledTask, d.runWorkload, d.startStandby, d.takeover, d.s1Fault, d.oldActiveReturns}
+	steps := []func(context.Context) error{d.startLab, d.startActive, d.defineHMC, d.defineStorage,
+		d.defineSession, d.startSession, d.heartbeatOn, d.scheduledTask, d.runWorkload, d.hmcFails, d.startStandby, d.takeover,
+		d.s1Fault, d.oldActiveReturns}
 	for _, step := range steps {
 		if err := step(ctx); err != nil {
 			return false, err
@@ -121,14 +123,16 @@ func indent(s string) string {
 
 func (d *daemonDemo) startLab(ctx context.Context) error {
 	p, err := hapair.New(ctx, hapair.Options{Bin: d.bin, Dir: d.dir, Primaries: 4, CGTimeout: 10 * time.Second,
-		Names: [2]string{serverA, serverB}})
+		Names: [2]string{serverA, serverB}, HMCFront: behindHMCs})
 	if err != nil {
 		return err
 	}
 	d.pair, d.srv, d.active = p, p.Lab, p.A
 	d.cancel = append(d.cancel, p.Close)
-	d.say("lockstep-lab serves 4 primary and 4 secondary storage systems on loopback (TLS, two clusters each);\n" +
-		"# every LSS has a CG timeout of 10 s for this demo (60 s FB / 120 s CKD on real arrays)")
+	d.say("lockstep-lab serves 4 primary and 4 secondary storage systems on loopback (TLS, two clusters each),\n"+
+		"# %s and %s also behind a dual HMC (%s, %s);\n"+
+		"# every LSS has a CG timeout of 10 s for this demo (60 s FB / 120 s CKD on real arrays)",
+		behindHMCs[0], behindHMCs[1], hapair.HMCNames[0], hapair.HMCNames[1])
 	return nil
 }
 
@@ -205,9 +209,78 @@ func (d *daemonDemo) takeover(ctx context.Context) error {
 	return d.show(ctx, "session", "list")
 }
 
+// behindHMCs are the systems the demo reaches through a dual HMC only:
+// the last primary and its secondary.
+var behindHMCs = []hal.Serial{topology.PrimarySerial(3), topology.SecondarySerial(3)}
+
+// defineHMC defines the dual HMC connection; the two systems behind it
+// are discovered, with no storage add.
+func (d *daemonDemo) defineHMC(ctx context.Context) error {
+	d.say("define the dual HMC connection: the storage systems behind it are discovered, no storage add")
+	var addrs []string
+	for _, name := range hapair.HMCNames {
+		for _, h := range d.srv.HMCStatus() {
+			if h.Name == name {
+				addrs = append(addrs, h.Endpoint)
+			}
+		}
+	}
+	if err := d.show(ctx, "hmc", "add", "LAB-HMCS", "--addr", strings.Join(addrs, ","), "--user", hapair.HMCUser,
+		"--password-file", hapair.HMCPasswordFile(d.dir)); err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
+		out, err := d.ctl(ctx, "hmc", "list")
+		if err == nil && strings.Count(out, "(connected)") == 2 && strings.Contains(out, string(behindHMCs[1])) {
+			break
+		}
+		if i == 100 {
+			return fmt.Errorf("the HMCs did not answer: %s", out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := d.show(ctx, "hmc", "list"); err != nil {
+		return err
+	}
+	return d.show(ctx, "hmc", "show", "LAB-HMCS")
+}
+
+// hmcFails kills the HMC that carries the commands of the systems behind
+// it: the other carries them and the heartbeat, and nothing changes for
+// the session.
+func (d *daemonDemo) hmcFails(ctx context.Context) error {
+	p := string(behindHMCs[0])
+	d.say("FAULT: %s dies; %s carries the commands and the heartbeat of %s from now on", hapair.HMCNames[0], hapair.HMCNames[1], p)
+	if err := d.srv.Inject(lab.Fault{Kind: "hmc", HMC: hapair.HMCNames[0], Mode: "down"}); err != nil {
+		return err
+	}
+	for i := 0; ; i++ {
+		out, err := d.ctl(ctx, "storage", "show", p)
+		if err == nil && strings.Contains(out, hapair.HMCNames[1]) {
+			break
+		}
+		if i == 100 {
+			return fmt.Errorf("%s not reached through %s: %s", p, hapair.HMCNames[1], out)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := d.show(ctx, "storage", "show", p); err != nil {
+		return err
+	}
+	time.Sleep(2 * time.Second) // heartbeats flow through the other HMC meanwhile
+	d.say("the session is still Prepared: one HMC of two failing changes nothing for consistency")
+	return d.show(ctx, "session", "list")
+}
+
 func (d *daemonDemo) defineStorage(ctx context.Context) error {
-	d.say("define the storage systems (credentials are read by lockstepd from a file)")
-	for i, st := range d.srv.Status() {
+	d.say("define the other storage systems, directly (credentials are read by lockstepd from a file)")
+	shown := false
+	for _, st := range d.srv.Status() {
+		if slices.Contains(behindHMCs, hal.Serial(st.Serial)) {
+			continue
+		}
+		i := map[bool]int{true: 1, false: 0}[shown]
+		shown = true
 		args := []string{"storage", "add", st.Serial, "--addr", st.Endpoints[0] + "," + st.Endpoints[1],
 			"--user", "lockstep", "--password-file", d.pwFile(hal.Serial(st.Serial))}
 		if i == 0 {
@@ -220,7 +293,7 @@ func (d *daemonDemo) defineStorage(ctx context.Context) error {
 			return fmt.Errorf("storage add %s: %v: %s", st.Serial, err, out)
 		}
 	}
-	fmt.Fprintln(d.out, "  ... (the 7 others alike)")
+	fmt.Fprintln(d.out, "  ... (the 5 others alike)")
 	time.Sleep(time.Second) // let the drivers connect
 	return d.show(ctx, "storage", "list")
 }

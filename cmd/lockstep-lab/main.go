@@ -62,9 +62,11 @@ commands:
   commands [--after N] [--json]
           the commands the storage systems judged, one line each: manager,
           the command's epoch and the system's, outcome ok, refused or fenced
-  scenario S1|S2|S3|S6|random [--heartbeat on|off] [--seed N] [--speed N]
-          a failure scenario of the design, in-process with the real freeze
-          core; exit 0 if the secondary image is consistent, 1 if not
+  scenario S1|S2|S3|S6|H1|H2|H3|random [--heartbeat on|off] [--seed N] [--speed N] [--via direct|hmc]
+          a failure scenario of the design with the real freeze core, in-process,
+          or with --via over loopback TLS through the direct driver or a dual
+          HMC (H1-H3: HMC failures, --via hmc only); exit 0 if the secondary
+          image is consistent, 1 if not
   demo [--speed N]
           S1 and S2, each without and then with the Metro Mirror heartbeat
 
@@ -152,7 +154,7 @@ func demoScenarios(ctx context.Context, out io.Writer, speed float64) error {
 	var unexpected []string
 	for _, name := range []string{"S1", "S2"} {
 		for _, hb := range []bool{false, true} {
-			res, err := runScenario(ctx, out, name, hb, 0, clock.NewScaled(speed))
+			res, err := runScenario(ctx, out, name, hb, 0, clock.NewScaled(speed), "", 0)
 			if err != nil {
 				return err
 			}
@@ -183,15 +185,19 @@ the secondary site stays consistent, and the manager knows when it is.
 }
 
 // runScenario runs and prints one scenario.
-func runScenario(ctx context.Context, out io.Writer, name string, hb bool, seed uint64, clk clock.Clock) (*scenario.Result, error) {
-	opt := scenario.Options{Clock: clk, Heartbeat: hb, Seed: seed}
+func runScenario(ctx context.Context, out io.Writer, name string, hb bool, seed uint64, clk clock.Clock, via string, speed float64) (*scenario.Result, error) {
+	opt := scenario.Options{Clock: clk, Heartbeat: hb, Seed: seed, Via: via, Speed: speed}
 	var res *scenario.Result
 	var err error
 	if name == "random" {
 		fmt.Fprintf(out, "\n=== random schedule, seed %d, heartbeat %s ===\n", seed, onOff(hb))
 		res, _, err = scenario.RunSchedule(ctx, opt)
 	} else {
-		fmt.Fprintf(out, "\n=== %s, heartbeat %s: %s ===\n", name, onOff(hb), scenario.Descriptions[name])
+		through := ""
+		if via != "" {
+			through = ", via " + via
+		}
+		fmt.Fprintf(out, "\n=== %s, heartbeat %s%s: %s ===\n", name, onOff(hb), through, scenario.Descriptions[name])
 		res, err = scenario.Run(ctx, name, opt)
 	}
 	if err != nil {
@@ -210,7 +216,8 @@ func scenarioCmd(ctx context.Context, args []string, out io.Writer) error {
 	fs.SetOutput(out)
 	hb := fs.String("heartbeat", "off", "on or off")
 	seed := fs.Uint64("seed", 0, "seed of the random schedule (scenario random)")
-	speed := fs.Float64("speed", 0, "run on a clock this many times faster than real time instead of the default 100")
+	speed := fs.Float64("speed", 0, "run on a clock this many times faster than real time instead of the default (100 in-process, 20 with --via)")
+	via := fs.String("via", "", "reach storage over loopback TLS through the direct driver (direct) or a dual HMC (hmc)")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
 		return err
@@ -221,10 +228,17 @@ func scenarioCmd(ctx context.Context, args []string, out io.Writer) error {
 	if *hb != "on" && *hb != "off" {
 		return fmt.Errorf("%w: --heartbeat %q is not on or off", errUsage, *hb)
 	}
+	if *via != "" && *via != scenario.ViaDirect && *via != scenario.ViaHMC {
+		return fmt.Errorf("%w: --via %q is not direct or hmc", errUsage, *via)
+	}
+	if *via != "" && pos[0] == "random" {
+		return fmt.Errorf("%w: scenario random runs in-process only (no --via)", errUsage)
+	}
+	wireSpeed := *speed
 	if *speed == 0 {
 		*speed = 100
 	}
-	res, err := runScenario(ctx, out, pos[0], *hb == "on", *seed, clock.NewScaled(*speed))
+	res, err := runScenario(ctx, out, pos[0], *hb == "on", *seed, clock.NewScaled(*speed), *via, wireSpeed)
 	if err != nil {
 		return err
 	}

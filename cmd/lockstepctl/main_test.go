@@ -87,7 +87,7 @@ var (
 		ActiveSite: api.H1, Direction: api.H1ToH2,
 		CopySets:          []api.CopySet{{H1: h1, H2: h2}},
 		AvailableCommands: []api.SessionCommand{api.CmdSuspend, api.CmdTerminate}, Reason: "started", LastChange: at}
-	storageDoc = api.StorageDoc{Serial: "LAB.2107-75P0001", Reachable: true, Heartbeat: true,
+	storageDoc = api.StorageDoc{Serial: "LAB.2107-75P0001", Reachable: true, Heartbeat: true, Via: "direct direct: cluster 0",
 		Connections: []api.ConnectionDoc{{Name: "direct", Kind: api.Direct,
 			Addresses: []string{"127.0.0.1:1750", "127.0.0.1:1751"}, Heartbeat: true, State: "connected"}},
 		Sessions: []string{"prod"}}
@@ -135,6 +135,32 @@ func (f *fake) StorageAdd(_ context.Context, spec api.StorageSpec) ([]string, er
 	b, _ := json.Marshal(spec)
 	f.record("storage add %s", b)
 	return []string{"added while the heartbeat is on"}, nil
+}
+func (f *fake) HMCList(context.Context) ([]api.HMCDoc, error) {
+	f.record("hmc list")
+	return []api.HMCDoc{{Name: "HMCS", Addresses: []string{"hmc1:1751", "hmc2:1751"}, Attached: []hal.Serial{"LAB.2107-75P0001"},
+		Consoles: []api.HMCConsoleDoc{{Addr: "hmc1:1751", Name: "LAB-HMC1", State: "connected", Attached: []hal.Serial{"LAB.2107-75P0001"}},
+			{Addr: "hmc2:1751", State: "disconnected", Detail: "connection refused", Attached: []hal.Serial{}}}}}, nil
+}
+func (f *fake) HMCShow(ctx context.Context, name string) (api.HMCDoc, error) {
+	f.record("hmc show %s", name)
+	if name != "HMCS" {
+		return api.HMCDoc{}, fmt.Errorf("%w: HMC connection %q", api.ErrNotFound, name)
+	}
+	l, _ := f.HMCList(ctx)
+	return l[0], nil
+}
+func (f *fake) HMCAdd(_ context.Context, spec api.HMCSpec) ([]string, error) {
+	b, _ := json.Marshal(spec)
+	f.record("hmc add %s", b)
+	return []string{}, nil
+}
+func (f *fake) HMCRemove(_ context.Context, name string, force bool) ([]string, error) {
+	f.record("hmc remove %s %v", name, force)
+	if !force {
+		return nil, fmt.Errorf("%w: last TCP/IP connection while the heartbeat is on: use --force", api.ErrRefused)
+	}
+	return []string{"sessions will be suspended"}, nil
 }
 func (f *fake) StorageRemove(_ context.Context, serial hal.Serial, connection string, force bool) ([]string, error) {
 	f.record("storage remove %s %q %v", serial, connection, force)
@@ -292,11 +318,11 @@ func TestVerbs(t *testing.T) {
 		{name: "status takes no argument", args: []string{"status", "x"}, code: wantUsage},
 		{name: "unknown verb", args: []string{"frobnicate"}, code: wantUsage, want: []string{"frobnicate"}},
 
-		{name: "storage list", args: []string{"storage", "list"}, want: []string{"SERIAL", "REACHABLE", "HEARTBEAT", "CONNECTIONS", "SESSIONS",
-			"LAB.2107-75P0001", "true", "true", "direct(direct:connected)", "prod"}},
+		{name: "storage list", args: []string{"storage", "list"}, want: []string{"SERIAL", "REACHABLE", "HEARTBEAT", "VIA", "CONNECTIONS", "SESSIONS",
+			"LAB.2107-75P0001", "true", "true", "direct direct: cluster 0", "direct(direct:connected)", "prod"}},
 		{name: "storage list json", args: []string{"--json", "storage", "list"}, want: []string{`"serial": "LAB.2107-75P0001"`, `"state": "connected"`}},
 		{name: "storage show", args: []string{"storage", "show", "LAB.2107-75P0001"}, want: []string{"serial", "LAB.2107-75P0001",
-			"reachable", "true", "heartbeat capable", "true", "sessions", "prod", "connection direct", "direct 127.0.0.1:1750,127.0.0.1:1751 connected"}},
+			"reachable", "true", "heartbeat capable", "true", "via", "direct direct: cluster 0", "sessions", "prod", "connection direct", "direct 127.0.0.1:1750,127.0.0.1:1751 connected"}},
 		{name: "storage show unknown", args: []string{"storage", "show", "LAB.2107-75P0099"}, code: wantFail, want: []string{"LAB.2107-75P0099"}},
 		{name: "storage show needs a serial", args: []string{"storage", "show"}, code: wantUsage},
 		{name: "storage add", args: []string{"storage", "add", "LAB.2107-75P0003", "--addr", "h1:1750,h2:1750", "--user", "u", "--password-file", "/etc/pw"},
@@ -306,6 +332,21 @@ func TestVerbs(t *testing.T) {
 			want:  []string{"warning:"},
 			calls: []string{`storage add {"serial":"S","connections":[{"name":"z","kind":"zos","addresses":["zos:3000"],"sysplex":"P1"}]}`}},
 		{name: "storage add without addr", args: []string{"storage", "add", "S"}, code: wantUsage},
+		{name: "storage add of an hmc connection points at hmc add", args: []string{"storage", "add", "S", "--kind", "hmc", "--addr", "h:1751"},
+			code: wantUsage, want: []string{"hmc add"}},
+		{name: "hmc add dual", args: []string{"hmc", "add", "HMCS", "--addr", "hmc1:1751,hmc2:1751", "--user", "u", "--password-file", "/etc/pw"},
+			calls: []string{`hmc add {"name":"HMCS","addresses":["hmc1:1751","hmc2:1751"],"user":"u","password_file":"/etc/pw"}`}},
+		{name: "hmc add three addresses", args: []string{"hmc", "add", "H", "--addr", "a:1,b:1,c:1"}, code: wantUsage},
+		{name: "hmc add without addr", args: []string{"hmc", "add", "H"}, code: wantUsage},
+		{name: "hmc list", args: []string{"hmc", "list"}, want: []string{"HMCS", "hmc1:1751(connected) hmc2:1751(disconnected)", "LAB.2107-75P0001"},
+			calls: []string{"hmc list"}},
+		{name: "hmc show", args: []string{"hmc", "show", "HMCS"}, want: []string{"LAB-HMC1 connected", "connection refused"},
+			calls: []string{"hmc show HMCS", "hmc list"}},
+		{name: "hmc show unknown", args: []string{"hmc", "show", "NOPE"}, code: wantFail, calls: []string{"hmc show NOPE"}},
+		{name: "hmc remove refused", args: []string{"hmc", "remove", "HMCS"}, code: wantFail, want: []string{"use --force"},
+			calls: []string{"hmc remove HMCS false"}},
+		{name: "hmc remove forced", args: []string{"hmc", "remove", "--force", "HMCS"}, want: []string{"warning: sessions will be suspended"},
+			calls: []string{"hmc remove HMCS true"}},
 		{name: "storage add two serials", args: []string{"storage", "add", "S", "T", "--addr", "h:1"}, code: wantUsage},
 		{name: "storage remove refused", args: []string{"storage", "remove", "S", "--connection", "direct"}, code: wantFail,
 			want: []string{"use --force"}, calls: []string{`storage remove S "direct" false`}},

@@ -24,6 +24,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/drivers/direct"
+	"github.com/lockstep-io/lockstep/drivers/hmc"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/version"
 )
@@ -104,7 +105,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	out := notify.NewSwitch(withSyslog(cfg))
 	logger := slog.New(out)
-	opt := daemon.Options{Config: cfg, Logger: logger, Level: level, Version: version.Version, Drivers: drivers()}
+	opt := daemon.Options{Config: cfg, Logger: logger, Level: level, Version: version.Version, Drivers: drivers(), Consoles: consoles()}
 	if *bus != "" {
 		conn, err := client.Connect(*bus)
 		if err != nil {
@@ -170,5 +171,13 @@ func serve(srv *daemon.Server, cfgPath string, logger *slog.Logger, relog func(*
 func drivers() daemon.Drivers {
 	return daemon.Drivers{
 		hal.Direct: direct.Factory,
+	}
+}
+
+// consoles are the connections this build links that front several
+// storage systems (one console per HMC connection, shared by them).
+func consoles() daemon.Consoles {
+	return daemon.Consoles{
+		hal.HMC: hmc.OpenConsole,
 	}
 }

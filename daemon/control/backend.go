@@ -44,6 +44,10 @@ type Backend interface {
 	FirewallHints(ctx context.Context, format api.FirewallFormat) (api.FirewallDoc, error)
 	// HAStatus is the HA relationship as this server sees it.
 	HAStatus(ctx context.Context) (api.HADoc, error)
+	// HMCList lists the HMC connections, sorted by name.
+	HMCList(ctx context.Context) ([]api.HMCDoc, error)
+	// HMCShow is one HMC connection, api.ErrNotFound if unknown.
+	HMCShow(ctx context.Context, name string) (api.HMCDoc, error)
 
 	// StorageAdd adds a storage system, or connections to a known one,
 	// and returns warnings (a z/OS-only system while the heartbeat is on).
@@ -54,6 +58,13 @@ type Backend interface {
 	// the heartbeat first) unless force; removing a system that sessions
 	// use is refused.
 	StorageRemove(ctx context.Context, serial hal.Serial, connection string, force bool) (warnings []string, err error)
+	// HMCAdd defines an HMC connection; the storage systems it fronts
+	// are discovered from it.
+	HMCAdd(ctx context.Context, spec api.HMCSpec) (warnings []string, err error)
+	// HMCRemove removes an HMC connection, refused (api.ErrRefused) while
+	// it is the last TCP/IP connection of a system and the heartbeat is
+	// on, unless force.
+	HMCRemove(ctx context.Context, name string, force bool) (warnings []string, err error)
 	// SessionCreate defines a session; cg may be empty.
 	SessionCreate(ctx context.Context, name string, t session.Type, cg string, p session.Policy) error
 	// SessionAddCopySet adds a copy set to a Defined session.

@@ -42,8 +42,8 @@ func diff(t *testing.T, what string, want, got any) {
 
 var (
 	readMethods = []string{"Status", "StorageList", "StorageShow", "SessionList", "SessionShow",
-		"HeartbeatShow", "BackupList", "Events", "FirewallHints", "HAStatus", "TaskList", "TaskShow"}
-	adminMethods = []string{"StorageAdd", "StorageRemove", "SessionCreate", "SessionAddCopySet",
+		"HeartbeatShow", "BackupList", "Events", "FirewallHints", "HAStatus", "TaskList", "TaskShow", "HMCList", "HMCShow"}
+	adminMethods = []string{"StorageAdd", "StorageRemove", "HMCAdd", "HMCRemove", "SessionCreate", "SessionAddCopySet",
 		"SessionCommand", "SessionRemove", "HeartbeatSet", "BackupCreate", "BackupRestore",
 		"HASetStandby", "HASetAsStandby", "HATakeover", "HAReconnect", "HARemoveStandby", "HARemoveActive",
 		"SNMPTest", "TaskCreate", "TaskEnable", "TaskRun", "TaskRemove"}
@@ -210,6 +210,12 @@ func verbs() []verb {
 		{"FirewallHints", func(ctx context.Context, c *client.Client) (any, error) { return c.FirewallHints(ctx, api.FirewallNft) },
 			[]any{api.FirewallNft}, testFirewall},
 		{"HAStatus", func(ctx context.Context, c *client.Client) (any, error) { return c.HAStatus(ctx) }, nil, testHA},
+
+		{"HMCList", func(ctx context.Context, c *client.Client) (any, error) { return c.HMCList(ctx) }, nil, []api.HMCDoc{testHMC}},
+		{"HMCShow", func(ctx context.Context, c *client.Client) (any, error) { return c.HMCShow(ctx, "HMCS") }, []any{"HMCS"}, testHMC},
+		{"HMCAdd", func(ctx context.Context, c *client.Client) (any, error) { return c.HMCAdd(ctx, hmcSpec) }, []any{hmcSpec}, testWarnings},
+		{"HMCRemove", func(ctx context.Context, c *client.Client) (any, error) { return c.HMCRemove(ctx, "HMCS", true) },
+			[]any{"HMCS", true}, []string{}},
 
 		{"StorageAdd", func(ctx context.Context, c *client.Client) (any, error) { return c.StorageAdd(ctx, spec) }, []any{spec}, testWarnings},
 		{"StorageRemove", func(ctx context.Context, c *client.Client) (any, error) {

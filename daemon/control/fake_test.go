@@ -75,7 +75,13 @@ var (
 	testHeartbeat = api.HeartbeatDoc{Enabled: true, Interval: api.Duration(time.Second), Groups: []api.HeartbeatGroupDoc{{Name: "cg1", Phase: "mirroring", H: api.Duration(55 * time.Second), Systems: []api.HeartbeatSystemDoc{{Serial: "A", Armed: true, LastSent: testTime}}}}, Warnings: []string{}}
 	testBackup    = api.BackupDoc{Name: "lockstep-20250304T050607Z.zip", Created: testTime, Size: 4096, Version: "1.2.3", Epoch: 7, LastIndex: 99}
 	testFirewall  = api.FirewallDoc{Format: api.FirewallNft, Rules: "tcp dport 7400 accept", Hints: []api.FirewallHintDoc{{Direction: "in", Protocol: "tcp", LocalPorts: "7400", RemotePorts: "32768-60999", Purpose: "HA peer"}}}
-	testHA        = api.HADoc{Edition: "full", Role: "active", State: "Synchronized", Epoch: 7, Partner: "tcp://mgr2:7400", PartnerRole: "standby", ReconnectLimit: 10, Unreachable: []hal.Serial{},
+	testHMC       = api.HMCDoc{Name: "HMCS", Addresses: []string{"hmc1:1751", "hmc2:1751"}, User: "lockstep",
+		Attached: []hal.Serial{"LAB.2107-75P0001"}, Consoles: []api.HMCConsoleDoc{
+			{Addr: "hmc1:1751", Name: "LAB-HMC1", State: "connected", Attached: []hal.Serial{"LAB.2107-75P0001"}},
+			{Addr: "hmc2:1751", State: "disconnected", Detail: "connection refused", Attached: []hal.Serial{}}},
+		PartnerDetail: "no partner"}
+	hmcSpec = api.HMCSpec{Name: "HMCS", Addresses: []string{"hmc1:1751", "hmc2:1751"}, User: "lockstep", PasswordFile: "/etc/lockstep/hmc.pw"}
+	testHA  = api.HADoc{Edition: "full", Role: "active", State: "Synchronized", Epoch: 7, Partner: "tcp://mgr2:7400", PartnerRole: "standby", ReconnectLimit: 10, Unreachable: []hal.Serial{},
 		Readiness: []api.ReadinessDoc{}}
 	testTakeover = api.TakeoverDoc{Epoch: 8, Unreachable: []hal.Serial{"ZOSONLY"},
 		Readiness: []api.ReadinessDoc{{Serial: "ZOSONLY", Reason: "only a z/OS connection (sysplex PLEX1)"}},
@@ -117,6 +123,22 @@ func (f *fakeBackend) FirewallHints(ctx context.Context, format api.FirewallForm
 
 func (f *fakeBackend) HAStatus(ctx context.Context) (api.HADoc, error) {
 	return testHA, f.record("HAStatus")
+}
+
+func (f *fakeBackend) HMCList(ctx context.Context) ([]api.HMCDoc, error) {
+	return []api.HMCDoc{testHMC}, f.record("HMCList")
+}
+
+func (f *fakeBackend) HMCShow(ctx context.Context, name string) (api.HMCDoc, error) {
+	return testHMC, f.record("HMCShow", name)
+}
+
+func (f *fakeBackend) HMCAdd(ctx context.Context, spec api.HMCSpec) ([]string, error) {
+	return testWarnings, f.record("HMCAdd", spec)
+}
+
+func (f *fakeBackend) HMCRemove(ctx context.Context, name string, force bool) ([]string, error) {
+	return nil, f.record("HMCRemove", name, force)
 }
 
 func (f *fakeBackend) StorageAdd(ctx context.Context, spec api.StorageSpec) ([]string, error) {

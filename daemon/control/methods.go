@@ -44,9 +44,13 @@ func apiMethods() []method {
 		{api.Interface, "HAStatus", nil, doc("ha")},
 		{api.Interface, "TaskList", nil, doc("tasks")},
 		{api.Interface, "TaskShow", []arg{{"name", "s"}}, doc("task")},
+		{api.Interface, "HMCList", nil, doc("hmcs")},
+		{api.Interface, "HMCShow", []arg{{"name", "s"}}, doc("hmc")},
 
 		{api.AdminInterface, "StorageAdd", []arg{{"spec", "s"}}, doc("warnings")},
 		{api.AdminInterface, "StorageRemove", []arg{{"serial", "s"}, {"connection", "s"}, {"force", "b"}}, doc("warnings")},
+		{api.AdminInterface, "HMCAdd", []arg{{"spec", "s"}}, doc("warnings")},
+		{api.AdminInterface, "HMCRemove", []arg{{"name", "s"}, {"force", "b"}}, doc("warnings")},
 		{api.AdminInterface, "SessionCreate", []arg{{"name", "s"}, {"type", "s"}, {"cg", "s"}, {"policy", "s"}}, nil},
 		{api.AdminInterface, "SessionAddCopySet", []arg{{"name", "s"}, {"h1", "s"}, {"h2", "s"}}, nil},
 		{api.AdminInterface, "SessionCommand", []arg{{"name", "s"}, {"command", "s"}}, doc("session")},

@@ -384,6 +384,16 @@ func (r reads) StorageShow(serial string) (string, *dbus.Error) {
 	return r.s.reply("StorageShow", doc, err)
 }
 
+func (r reads) HMCList() (string, *dbus.Error) {
+	list, err := r.s.backend.HMCList(r.s.ctx)
+	return r.s.reply("HMCList", orEmpty(list), err)
+}
+
+func (r reads) HMCShow(name string) (string, *dbus.Error) {
+	doc, err := r.s.backend.HMCShow(r.s.ctx, name)
+	return r.s.reply("HMCShow", doc, err)
+}
+
 func (r reads) SessionList() (string, *dbus.Error) {
 	list, err := r.s.backend.SessionList(r.s.ctx)
 	return r.s.reply("SessionList", orEmpty(list), err)
@@ -485,6 +495,34 @@ func (a admin) StorageRemove(sender dbus.Sender, serial, connection string, forc
 	}
 	return a.done(sender, "StorageRemove", api.WarningsDoc{Warnings: orEmpty(warnings)}, err,
 		"serial", serial, "connection", connection, "force", force)
+}
+
+func (a admin) HMCAdd(sender dbus.Sender, spec string) (string, *dbus.Error) {
+	if derr := a.refused(sender, "HMCAdd"); derr != nil {
+		return "", derr
+	}
+	var sp api.HMCSpec
+	var warnings []string
+	dec := json.NewDecoder(strings.NewReader(spec))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&sp)
+	if err != nil {
+		err = invalid("HMC spec", err)
+	} else {
+		err = sp.Validate()
+	}
+	if err == nil {
+		warnings, err = a.s.backend.HMCAdd(a.s.ctx, sp)
+	}
+	return a.done(sender, "HMCAdd", api.WarningsDoc{Warnings: orEmpty(warnings)}, err, "hmc", sp.Name)
+}
+
+func (a admin) HMCRemove(sender dbus.Sender, name string, force bool) (string, *dbus.Error) {
+	if derr := a.refused(sender, "HMCRemove"); derr != nil {
+		return "", derr
+	}
+	warnings, err := a.s.backend.HMCRemove(a.s.ctx, name, force)
+	return a.done(sender, "HMCRemove", api.WarningsDoc{Warnings: orEmpty(warnings)}, err, "hmc", name, "force", force)
 }
 
 func (a admin) SessionCreate(sender dbus.Sender, name, typ, cg, policy string) *dbus.Error {

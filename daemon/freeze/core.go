@@ -1148,6 +1148,14 @@ func (c *Core) onEvent(ev hal.Event, source string) {
 				"serial", ev.Serial, "epoch", uint64(ev.Epoch))
 			return
 		}
+		if ev.Epoch <= c.epoch {
+			// A connection shared by several managers (an HMC) forwards
+			// the fenced events of the others' stale commands: a system
+			// that knows no epoch above ours has not fenced us.
+			c.log.Info("fenced event of another manager ignored", "serial", ev.Serial,
+				"epoch", uint64(ev.Epoch), "ours", uint64(c.epoch))
+			return
+		}
 		c.onFenced(ev.Epoch)
 	}
 }

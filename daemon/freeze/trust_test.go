@@ -131,6 +131,28 @@ func TestForgedFencedEventDoesNotStopTheCore(t *testing.T) {
 	})
 }
 
+// TestFencedEventOfAnotherManagerDoesNotStopTheCore: an HMC connection
+// is shared by every manager logged on to the HMC, and forwards the
+// fenced event a system raised for another manager's stale command (the
+// former active's, epoch 1, after this core took over with epoch 2). The
+// event names the system's epoch, which is not above this core's: it is
+// not this core that was fenced, and the next freeze still goes out.
+func TestFencedEventOfAnotherManagerDoesNotStopTheCore(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, nil)
+		p1 := topology.PrimarySerial(0)
+		r.core.Observe(hal.Event{Kind: hal.EventFenced, Serial: p1, Seq: 1, Epoch: 1}, "pushed")
+		time.Sleep(100 * time.Millisecond)
+		r.fab.SetPath(r.topo.LSSPairs()[p1][0], false)
+		time.Sleep(time.Second)
+		for _, serial := range r.topo.Sources() {
+			if !suspendedEverywhere(t, r, serial) {
+				t.Errorf("%s still mirrors: another manager's fenced event stopped the freeze", serial)
+			}
+		}
+	})
+}
+
 // expiredHeartbeat answers every heartbeat "expired" and every freeze
 // "unreachable": the heartbeat's answer alone must not count as a freeze.
 type expiredHeartbeat struct{ hal.StorageSystem }

@@ -21,6 +21,12 @@ const (
 	KindStorageRemoved    = "storage-removed"
 	KindHeartbeatSet      = "heartbeat-set"
 	KindEpochSet          = "epoch-set"
+	// An HMC connection is defined once (hmc add) and fronts the storage
+	// systems discovered from it (hmc-attached, journaled by the acting
+	// server when what its HMCs list changes), which need no storage add.
+	KindHMCAdded    = "hmc-added"
+	KindHMCRemoved  = "hmc-removed"
+	KindHMCAttached = "hmc-attached"
 )
 
 // Connection is one way to reach a storage system.
@@ -31,6 +37,31 @@ type Connection struct {
 	Sysplex      string             `json:"sysplex,omitempty"`
 	User         string             `json:"user,omitempty"`
 	PasswordFile string             `json:"password_file,omitempty"`
+	// HMC names the HMC connection this one stands for (Connections lists
+	// one per HMC connection fronting the system). A stored connection of
+	// kind hmc without it comes from the former storage add --kind hmc:
+	// kept so that old journals replay, but not usable.
+	HMC string `json:"hmc,omitempty"`
+}
+
+// Legacy reports a connection of kind hmc defined per storage system (the
+// former storage add --kind hmc), which hmc add replaces.
+func (c Connection) Legacy() bool { return c.Kind == hal.HMC && c.HMC == "" }
+
+// HMC is one HMC connection: one HMC, or two (dual HMC, CSM's
+// "HMC1;HMC2"), and the storage systems discovered behind them.
+type HMC struct {
+	Name         string       `json:"name"`
+	Addresses    []string     `json:"addresses"`
+	User         string       `json:"user,omitempty"`
+	PasswordFile string       `json:"password_file,omitempty"`
+	Attached     []hal.Serial `json:"attached,omitempty"`
+}
+
+// connection is h as one connection of a system it fronts.
+func (h HMC) connection() Connection {
+	return Connection{Name: h.Name, Kind: hal.HMC, Addresses: slices.Clone(h.Addresses), User: h.User,
+		PasswordFile: h.PasswordFile, HMC: h.Name}
 }
 
 // CarriesHeartbeat: TCP/IP connections can, z/OS ones cannot (DESIGN.md §4).
@@ -39,14 +70,16 @@ func (c Connection) CarriesHeartbeat() bool { return c.Kind.CarriesHeartbeat() }
 
 // Record is one change.
 type Record struct {
-	Version    int         `json:"version"`
-	Kind       string      `json:"kind"`
-	At         time.Time   `json:"at"`
-	Serial     hal.Serial  `json:"serial,omitempty"`
-	Connection *Connection `json:"connection,omitempty"`
-	Name       string      `json:"name,omitempty"`
-	On         bool        `json:"on,omitempty"`
-	Epoch      hal.Epoch   `json:"epoch,omitempty"`
+	Version    int          `json:"version"`
+	Kind       string       `json:"kind"`
+	At         time.Time    `json:"at"`
+	Serial     hal.Serial   `json:"serial,omitempty"`
+	Connection *Connection  `json:"connection,omitempty"`
+	Name       string       `json:"name,omitempty"`
+	On         bool         `json:"on,omitempty"`
+	Epoch      hal.Epoch    `json:"epoch,omitempty"`
+	HMC        *HMC         `json:"hmc,omitempty"`     // hmc-added
+	Serials    []hal.Serial `json:"serials,omitempty"` // hmc-attached
 }
 
 // Errors of Apply.
@@ -59,12 +92,13 @@ var (
 // DB is the registry state. The zero value is usable.
 type DB struct {
 	storage   map[hal.Serial][]Connection
+	hmcs      map[string]HMC
 	heartbeat bool
 	epoch     hal.Epoch
 }
 
 // NewDB returns an empty registry.
-func NewDB() *DB { return &DB{storage: map[hal.Serial][]Connection{}} }
+func NewDB() *DB { return &DB{storage: map[hal.Serial][]Connection{}, hmcs: map[string]HMC{}} }
 
 // Check says whether Apply would accept r, changing nothing.
 func (db *DB) Check(r Record) error { return db.Clone().Apply(r) }
@@ -77,7 +111,36 @@ func (db *DB) Apply(r Record) error {
 	if db.storage == nil {
 		db.storage = map[hal.Serial][]Connection{}
 	}
+	if db.hmcs == nil {
+		db.hmcs = map[string]HMC{}
+	}
 	switch r.Kind {
+	case KindHMCAdded:
+		h := r.HMC
+		if h == nil || h.Name == "" || len(h.Addresses) < 1 || len(h.Addresses) > 2 {
+			return fmt.Errorf("%w: hmc-added needs a named HMC connection with one or two addresses", ErrInvalid)
+		}
+		if _, ok := db.hmcs[h.Name]; ok {
+			return fmt.Errorf("%w: HMC connection %q", ErrExists, h.Name)
+		}
+		c := *h
+		c.Addresses, c.Attached = slices.Clone(h.Addresses), sortedSerials(h.Attached)
+		db.hmcs[h.Name] = c
+	case KindHMCRemoved:
+		if _, ok := db.hmcs[r.Name]; !ok {
+			return fmt.Errorf("%w: HMC connection %q", ErrNotFound, r.Name)
+		}
+		delete(db.hmcs, r.Name)
+	case KindHMCAttached:
+		h, ok := db.hmcs[r.Name]
+		if !ok {
+			return fmt.Errorf("%w: HMC connection %q", ErrNotFound, r.Name)
+		}
+		if slices.Contains(r.Serials, "") {
+			return fmt.Errorf("%w: hmc-attached: an empty serial", ErrInvalid)
+		}
+		h.Attached = sortedSerials(r.Serials)
+		db.hmcs[r.Name] = h
 	case KindStorageAdded:
 		if r.Serial == "" || r.Connection == nil || r.Connection.Name == "" || len(r.Connection.Addresses) == 0 {
 			return fmt.Errorf("%w: storage-added needs a serial and a named connection with addresses", ErrInvalid)
@@ -119,20 +182,69 @@ func (db *DB) Apply(r Record) error {
 	return nil
 }
 
+func sortedSerials(in []hal.Serial) []hal.Serial {
+	out := slices.Clone(in)
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
 // Clone is an independent copy.
 func (db *DB) Clone() *DB {
-	out := &DB{storage: make(map[hal.Serial][]Connection, len(db.storage)), heartbeat: db.heartbeat, epoch: db.epoch}
+	out := &DB{storage: make(map[hal.Serial][]Connection, len(db.storage)), hmcs: make(map[string]HMC, len(db.hmcs)),
+		heartbeat: db.heartbeat, epoch: db.epoch}
 	for k, v := range db.storage {
 		out.storage[k] = slices.Clone(v)
+	}
+	for k, v := range db.hmcs {
+		v.Addresses, v.Attached = slices.Clone(v.Addresses), slices.Clone(v.Attached)
+		out.hmcs[k] = v
 	}
 	return out
 }
 
-// Serials lists the storage systems, sorted.
-func (db *DB) Serials() []hal.Serial { return slices.Sorted(maps.Keys(db.storage)) }
+// Serials lists the storage systems, sorted: those added with storage
+// add and those discovered behind an HMC connection.
+func (db *DB) Serials() []hal.Serial {
+	out := slices.Collect(maps.Keys(db.storage))
+	for _, h := range db.hmcs {
+		out = append(out, h.Attached...)
+	}
+	return sortedSerials(out)
+}
 
-// Connections are a storage system's connections (nil if unknown).
-func (db *DB) Connections(serial hal.Serial) []Connection { return slices.Clone(db.storage[serial]) }
+// Connections are a storage system's connections (nil if unknown): those
+// added for it, then one per HMC connection fronting it, by name.
+func (db *DB) Connections(serial hal.Serial) []Connection {
+	out := slices.Clone(db.storage[serial])
+	for _, name := range slices.Sorted(maps.Keys(db.hmcs)) {
+		if h := db.hmcs[name]; slices.Contains(h.Attached, serial) {
+			out = append(out, h.connection())
+		}
+	}
+	return out
+}
+
+// Added are the connections added for serial with storage add (those an
+// HMC connection stands for are not).
+func (db *DB) Added(serial hal.Serial) []Connection { return slices.Clone(db.storage[serial]) }
+
+// HMCs lists the HMC connections, by name.
+func (db *DB) HMCs() []HMC {
+	var out []HMC
+	for _, name := range slices.Sorted(maps.Keys(db.hmcs)) {
+		h := db.hmcs[name]
+		h.Addresses, h.Attached = slices.Clone(h.Addresses), slices.Clone(h.Attached)
+		out = append(out, h)
+	}
+	return out
+}
+
+// HMC is one HMC connection.
+func (db *DB) HMC(name string) (HMC, bool) {
+	h, ok := db.hmcs[name]
+	h.Addresses, h.Attached = slices.Clone(h.Addresses), slices.Clone(h.Attached)
+	return h, ok
+}
 
 // Heartbeat is the server-wide heartbeat switch.
 func (db *DB) Heartbeat() bool { return db.heartbeat }
@@ -143,6 +255,7 @@ func (db *DB) Epoch() hal.Epoch { return db.epoch }
 type snapshot struct {
 	Version   int                         `json:"version"`
 	Storage   map[hal.Serial][]Connection `json:"storage"`
+	HMCs      map[string]HMC              `json:"hmcs,omitempty"`
 	Heartbeat bool                        `json:"heartbeat"`
 	Epoch     hal.Epoch                   `json:"epoch"`
 }
@@ -153,7 +266,7 @@ func (db *DB) Snapshot() ([]byte, error) {
 	if st == nil {
 		st = map[hal.Serial][]Connection{}
 	}
-	return json.Marshal(snapshot{Version: RecordVersion, Storage: st, Heartbeat: db.heartbeat, Epoch: db.epoch})
+	return json.Marshal(snapshot{Version: RecordVersion, Storage: st, HMCs: db.hmcs, Heartbeat: db.heartbeat, Epoch: db.epoch})
 }
 
 // Restore decodes a Snapshot.
@@ -171,6 +284,12 @@ func Restore(b []byte) (*DB, error) {
 			return nil, fmt.Errorf("%w: snapshot: empty storage entry", ErrInvalid)
 		}
 		db.storage[k] = v
+	}
+	for k, h := range s.HMCs {
+		if k == "" || k != h.Name || len(h.Addresses) == 0 || len(h.Addresses) > 2 || slices.Contains(h.Attached, "") {
+			return nil, fmt.Errorf("%w: snapshot: bad HMC connection %q", ErrInvalid, k)
+		}
+		db.hmcs[k] = h
 	}
 	db.heartbeat, db.epoch = s.Heartbeat, s.Epoch
 	return db, nil

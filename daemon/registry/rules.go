@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/lockstep-io/lockstep/hal"
 )
@@ -24,7 +25,7 @@ var (
 func (db *DB) HeartbeatWarnings() []string {
 	out := []string{}
 	for _, serial := range db.Serials() {
-		if !slices.ContainsFunc(db.storage[serial], Connection.CarriesHeartbeat) {
+		if !slices.ContainsFunc(db.Connections(serial), Connection.CarriesHeartbeat) {
 			out = append(out, fmt.Sprintf("%s is reachable only through z/OS: the heartbeat does not work without an IP connection", serial))
 		}
 	}
@@ -48,13 +49,31 @@ type Removal struct {
 // that its sessions will be suspended. The record is not applied.
 func (db *DB) Remove(serial hal.Serial, connection, usedBy string, force bool) (Removal, error) {
 	conns := db.storage[serial]
+	all := db.Connections(serial)
+	viaHMC := func() error {
+		var names []string
+		for _, c := range all {
+			if c.HMC != "" {
+				names = append(names, c.HMC)
+			}
+		}
+		return fmt.Errorf("%w: %s is reached through HMC connection %s, discovered from it: "+
+			"it goes with lockstepctl hmc remove", ErrNotFound, serial, strings.Join(names, ", "))
+	}
 	if conns == nil {
+		if len(all) > 0 {
+			return Removal{}, viaHMC()
+		}
 		return Removal{}, fmt.Errorf("%w: storage system %s", ErrNotFound, serial)
 	}
-	left := slices.DeleteFunc(slices.Clone(conns), func(c Connection) bool {
-		return connection == "" || c.Name == connection
+	if connection != "" && !slices.ContainsFunc(conns, func(c Connection) bool { return c.Name == connection }) &&
+		slices.ContainsFunc(all, func(c Connection) bool { return c.HMC == connection }) {
+		return Removal{}, viaHMC()
+	}
+	left := slices.DeleteFunc(slices.Clone(all), func(c Connection) bool {
+		return c.HMC == "" && (connection == "" || c.Name == connection)
 	})
-	if len(left) == len(conns) {
+	if len(all)-len(left) == 0 {
 		return Removal{}, fmt.Errorf("%w: %s has no connection %q", ErrNotFound, serial, connection)
 	}
 	if len(left) == 0 && usedBy != "" {
@@ -76,6 +95,43 @@ func (db *DB) Remove(serial hal.Serial, connection, usedBy string, force bool) (
 		r.Record = Record{Version: RecordVersion, Kind: KindStorageRemoved, Serial: serial}
 	} else {
 		r.Record = Record{Version: RecordVersion, Kind: KindConnectionRemoved, Serial: serial, Name: connection}
+	}
+	return r, nil
+}
+
+// RemoveHMC checks the removal of HMC connection name against the rules,
+// for each storage system it fronts: a system that would keep no
+// connection cannot lose it while a session uses it (usedBy names that
+// session, "" for none; ErrInUse); and a system that would keep no
+// TCP/IP connection cannot lose it while the heartbeat is on
+// (ErrLastIPConnection) unless force, which warns that its sessions will
+// be suspended. The record is not applied.
+func (db *DB) RemoveHMC(name string, usedBy func(hal.Serial) string, force bool) (Removal, error) {
+	h, ok := db.hmcs[name]
+	if !ok {
+		return Removal{}, fmt.Errorf("%w: HMC connection %q", ErrNotFound, name)
+	}
+	r := Removal{Record: Record{Version: RecordVersion, Kind: KindHMCRemoved, Name: name}, Warnings: []string{}}
+	var lastIP []string
+	for _, serial := range h.Attached {
+		left := slices.DeleteFunc(db.Connections(serial), func(c Connection) bool { return c.HMC == name })
+		if se := usedBy(serial); len(left) == 0 && se != "" {
+			return Removal{}, fmt.Errorf("%w: session %s uses %s, which HMC connection %s is the only connection of: "+
+				"remove its copy sets first", ErrInUse, se, serial, name)
+		}
+		if db.heartbeat && !slices.ContainsFunc(left, Connection.CarriesHeartbeat) {
+			lastIP = append(lastIP, string(serial))
+		}
+	}
+	if len(lastIP) > 0 {
+		if !force {
+			return Removal{}, fmt.Errorf("%w: HMC connection %s is the last TCP/IP connection of %s and the heartbeat is on: "+
+				"their Metro Mirror sessions would be suspended and applications would see extended long busy until "+
+				"the storage timer expires; disable the heartbeat first (lockstepctl heartbeat off), or use --force",
+				ErrLastIPConnection, name, strings.Join(lastIP, ", "))
+		}
+		r.Warnings = append(r.Warnings, fmt.Sprintf("%s keep no TCP/IP connection while the heartbeat is on: "+
+			"their sessions will be suspended", strings.Join(lastIP, ", ")))
 	}
 	return r, nil
 }

@@ -13,6 +13,9 @@ func FuzzLoad(f *testing.F) {
 		f.Add([]byte(readFixture(f, name, "want-state.json")))
 	}
 	f.Add([]byte(`{"v":1,"session":{"v":1,"sessions":[]}}`))
+	f.Add([]byte(readFixture(f, "../hmc-legacy/want-state.json")))
+	f.Add([]byte(`{"v":1,"session":{"v":1,"sessions":[]},"registry":{"version":1,"storage":{},"hmcs":{"H":{"name":"H",` +
+		`"addresses":["h1:1751","h2:1751"],"attached":["A","B"]}},"heartbeat":true,"epoch":2}}`))
 	f.Add([]byte(`{"v":1,"session":{"v":1,"sessions":[]},"registry":{}}`))
 	f.Add([]byte(`{"v":1,"session":{"v":1,"sessions":[null]}}`))
 	f.Add([]byte(readTaskFixture(f, "want-state.json")))

@@ -54,7 +54,20 @@ type Options struct {
 	// certificate too (Pair.Strangers): servers of the installation that
 	// are not the partner.
 	Strangers []string
+	// HMCFront: storage systems the lab also puts behind a dual HMC
+	// (HMCNames, on 127.0.0.91 and .92; user HMCUser, password in
+	// HMCPasswordFile); none if empty.
+	HMCFront []hal.Serial
 }
+
+// The dual HMC of a lab with Options.HMCFront.
+var HMCNames = [2]string{"LAB-HMC1", "LAB-HMC2"}
+
+// HMCUser is the HMCs' user.
+const HMCUser = "lockstep"
+
+// HMCPasswordFile is where StartLabHMC wrote the HMCs' password.
+func HMCPasswordFile(dir string) string { return filepath.Join(dir, "pw-hmc") }
 
 // Pair is an emulated lab and two lockstepd processes ("a" and "b"),
 // each with its own private D-Bus, its HA listener behind a relay that
@@ -144,7 +157,7 @@ func New(ctx context.Context, opt Options) (*Pair, error) {
 }
 
 func (p *Pair) startLab(ctx context.Context) error {
-	srv, stop, err := StartLab(ctx, p.opt.Dir, p.opt.Primaries, p.opt.CGTimeout)
+	srv, stop, err := StartLabHMC(ctx, p.opt.Dir, p.opt.Primaries, p.opt.CGTimeout, p.opt.HMCFront)
 	if err != nil {
 		return err
 	}
@@ -158,6 +171,11 @@ func (p *Pair) startLab(ctx context.Context) error {
 // timeout cg, with its control socket, its CA (lab-ca.pem) and one
 // password file per system (PasswordFile) in dir. stop ends it.
 func StartLab(ctx context.Context, dir string, primaries int, cg time.Duration) (srv *lab.Server, stop func(), err error) {
+	return StartLabHMC(ctx, dir, primaries, cg, nil)
+}
+
+// StartLabHMC is StartLab with the systems front also behind a dual HMC.
+func StartLabHMC(ctx context.Context, dir string, primaries int, cg time.Duration, front []hal.Serial) (srv *lab.Server, stop func(), err error) {
 	var lsss []emu.LSSConfig
 	for _, l := range topology.DefaultLSSs() {
 		l.CGTimeout = cg
@@ -173,6 +191,16 @@ func StartLab(ctx context.Context, dir string, primaries int, cg time.Duration) 
 		cfg.Systems = append(cfg.Systems, lab.System{SystemConfig: sc, User: "lockstep",
 			Password: "pw-" + string(sc.Serial), Endpoints: eps})
 		if err := os.WriteFile(PasswordFile(dir, sc.Serial), []byte("pw-"+string(sc.Serial)+"\n"), 0o600); err != nil {
+			return nil, nil, err
+		}
+	}
+	if len(front) > 0 {
+		for i, name := range HMCNames {
+			cfg.HMCs = append(cfg.HMCs, lab.HMC{HMCConfig: emu.HMCConfig{Name: name, Systems: front,
+				Processing: 200 * time.Microsecond, LinkLatency: 100 * time.Microsecond},
+				User: HMCUser, Password: "pw-hmc", Endpoint: fmt.Sprintf("127.0.0.%d:0", 91+i)})
+		}
+		if err := os.WriteFile(HMCPasswordFile(dir), []byte("pw-hmc\n"), 0o600); err != nil {
 			return nil, nil, err
 		}
 	}

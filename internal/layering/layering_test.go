@@ -79,6 +79,11 @@ var rules = []rule{
 		only: []string{"drivers/hmc", "drivers/wire", "hal", "hal/clock"},
 	},
 	{
+		name: "the composition of a system's connections knows only hal: any driver composes",
+		from: []string{"hal/compose"},
+		only: []string{"hal/compose", "hal", "hal/clock"},
+	},
+	{
 		name: "the z/OS driver talks to storage through hal and the wire protocol only",
 		from: []string{"drivers/zos"},
 		only: []string{"drivers/zos", "drivers/wire", "hal", "hal/clock"},

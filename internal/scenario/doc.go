@@ -6,6 +6,11 @@
 // Runs are in-process, on whatever clock they are given: tests run them
 // inside a testing/synctest bubble (virtual time: minutes of storage
 // timers in milliseconds, deterministic), lockstep-lab on a scaled clock.
+// With Options.Via the same scenarios run over loopback TLS against a lab
+// server (wire.go): the core reaches storage through the direct driver,
+// or through drivers/hmc and a dual HMC fronting every system; the faults
+// that cut the manager off a system then cut the private links of its
+// HMCs. The HMC scenarios (H1-H3) fail the HMCs themselves.
 // Random schedules (Schedule) draw faults from a seed, so that any failing
 // seed replays exactly.
 package scenario

@@ -3,6 +3,7 @@ package scenario
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -10,12 +11,17 @@ import (
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/internal/emu"
+	labsrv "github.com/lockstep-io/lockstep/internal/lab"
 	"github.com/lockstep-io/lockstep/internal/topology"
 	"github.com/lockstep-io/lockstep/internal/workload"
 )
 
-// Names are the scenarios Run knows, in DESIGN.md §6 order.
-var Names = []string{"S1", "S2", "S3", "S6"}
+// Names are the scenarios Run knows, in DESIGN.md §6 order; HMCNames
+// those of the HMC connection, which need Via ViaHMC.
+var (
+	Names    = []string{"S1", "S2", "S3", "S6"}
+	HMCNames = []string{"H1", "H2", "H3"}
+)
 
 // Descriptions say what each scenario injects.
 var Descriptions = map[string]string{
@@ -23,6 +29,9 @@ var Descriptions = map[string]string{
 	"S2": "one primary loses its paths; at the same time another primary loses its connection to the manager",
 	"S3": "the manager dies; the storage systems stay healthy",
 	"S6": "one primary loses its paths (plain path failure)",
+	"H1": "one primary loses its paths; the HMC carrying the freeze dies under it (the other HMC of the dual HMC remains)",
+	"H2": "both HMCs die: no storage system can be reached; they come back after the heartbeat timeout H",
+	"H3": "one primary loses its paths while one HMC's private link to it dies (the other HMC still reaches it)",
 }
 
 // Options shape a run.
@@ -36,6 +45,15 @@ type Options struct {
 	After     time.Duration // time after the fault before the oracle reads
 	Timings   freeze.Timings
 	ReleaseIO bool
+	// Via is how the core reaches storage: in-process (""), or over
+	// loopback TLS through the direct driver (ViaDirect) or a dual HMC
+	// (ViaHMC). Speed scales storage time of those runs (0: WireSpeed);
+	// Clock is not used by them.
+	Via   string
+	Speed float64
+	// hmcs: in-process, every system reached only through two emulated
+	// HMCs, composed (RunSchedule sets it for ViaHMCs seeds).
+	hmcs bool
 }
 
 // Result is what a run proved.
@@ -48,6 +66,12 @@ type Result struct {
 	SelfFrozen  []string // storage systems whose heartbeat expired
 	Mirroring   int      // source pairs still full-duplex at the end
 	Timeline    []string
+	// FaultAt is when the fault was injected, RecoverableAt when the
+	// core first said Recoverable (storage time since the start; 0:
+	// never). A system the core cannot reach is safe only once its
+	// heartbeat expiry has certainly happened (DESIGN.md §5): H2 checks
+	// that RecoverableAt comes no sooner than H after FaultAt.
+	FaultAt, RecoverableAt time.Duration
 }
 
 // Consistent is the oracle's verdict.
@@ -64,6 +88,9 @@ type lab struct {
 	res      *Result
 	mu       sync.Mutex
 	start    time.Time
+	ctx      context.Context
+	wire     *wireLab   // nil in-process
+	hmcs     []*emu.HMC // in-process dual HMC, when the run has one
 }
 
 const (
@@ -91,6 +118,9 @@ func (o observer) Freezing(g, reason string, _ time.Time) {
 func (o observer) Settled(g string, st freeze.Settlement) {
 	o.l.mu.Lock()
 	o.l.res.Recoverable, o.l.res.Why = st.Recoverable, st.Why
+	if st.Recoverable && o.l.res.RecoverableAt == 0 {
+		o.l.res.RecoverableAt = o.l.clk.Since(o.l.start)
+	}
 	o.l.mu.Unlock()
 	switch {
 	case st.Recoverable:
@@ -156,36 +186,21 @@ func setup(ctx context.Context, opt Options) (*lab, error) {
 	for _, s := range l.fab.Systems() {
 		conns[s.Serial()] = s.Connect(manager)
 	}
+	if opt.hmcs {
+		var err error
+		if conns, err = l.behindDualHMC(); err != nil {
+			return nil, err
+		}
+	}
 	if err := l.topo.Establish(ctx, clk, conns, 1, time.Minute); err != nil {
 		return nil, err
 	}
 	l.logf("%d pairs full-duplex, 4 primaries -> 4 secondaries, one consistency group", len(l.topo.Pairs))
-	sources := map[hal.Serial]hal.StorageSystem{}
-	for _, serial := range l.topo.Sources() {
-		sources[serial] = conns[serial]
-	}
-	l.core = freeze.New(freeze.Options{Clock: clk, Timings: opt.Timings, Systems: sources, Epoch: 1,
-		Heartbeat: opt.Heartbeat, Observer: observer{l}})
-	coreCtx, stop := context.WithCancel(ctx)
-	l.stopCore, l.coreDone = stop, make(chan error, 1)
-	go func() { l.coreDone <- l.core.Run(coreCtx) }()
-	g := freeze.Group{Name: group, Pairs: l.topo.LSSPairs(), ReleaseIO: opt.ReleaseIO, LowestCG: lowestCG(l.topo)}
-	if err := l.core.SetGroups(ctx, []freeze.Group{g}); err != nil {
-		stop()
+	// "Heartbeat on" means armed on every storage system: a system that
+	// fails before it is armed is not protected by it (startCore waits).
+	if err := l.startCore(ctx, opt, clk, conns); err != nil {
 		return nil, err
 	}
-	if opt.Heartbeat {
-		// "Heartbeat on" means armed on every storage system: a system
-		// that fails before it is armed is not protected by it.
-		if err := l.waitArmed(ctx); err != nil {
-			stop()
-			return nil, err
-		}
-		h, _ := freeze.DeriveH(g.LowestCG, opt.Timings)
-		l.logf("heartbeat armed on every primary: every %v, storage timeout H = %v (lowest CG timeout %v - margin %v)",
-			opt.Timings.Interval, h, g.LowestCG, opt.Timings.Margin())
-	}
-	observeStorage(ctx, l)
 	return l, nil
 }
 
@@ -259,14 +274,27 @@ func Run(ctx context.Context, name string, opt Options) (*Result, error) {
 	opt.defaults()
 	inject, ok := faults[name]
 	if !ok {
-		return nil, fmt.Errorf("scenario: unknown scenario %q (known: %v)", name, Names)
+		return nil, fmt.Errorf("scenario: unknown scenario %q (known: %v, and with --via hmc %v)", name, Names, HMCNames)
+	}
+	if slices.Contains(HMCNames, name) && opt.Via != ViaHMC {
+		return nil, fmt.Errorf("%w: %s", errNeedsHMC, name)
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	l, err := setup(ctx, opt)
+	var l *lab
+	var err error
+	if opt.Via == ViaInProcess {
+		l, err = setup(ctx, opt)
+	} else {
+		l, err = setupWire(ctx, opt)
+	}
 	if err != nil {
 		return nil, err
 	}
+	if l.wire != nil {
+		defer l.wire.close()
+	}
+	l.ctx = ctx
 	return l.play(ctx, opt, func() { inject(l) })
 }
 
@@ -282,6 +310,9 @@ func (l *lab) play(ctx context.Context, opt Options, fault func()) (*Result, err
 	if err := clock.Sleep(ctx, l.clk, opt.Before); err != nil {
 		return nil, err
 	}
+	l.mu.Lock()
+	l.res.FaultAt = l.clk.Since(l.start)
+	l.mu.Unlock()
 	fault()
 	if err := clock.Sleep(ctx, l.clk, opt.After); err != nil {
 		return nil, err
@@ -326,15 +357,15 @@ var faults = map[string]func(l *lab){
 		p := topology.PrimarySerial(0)
 		// The connection goes first so that not even the suspend event
 		// of the path failure reaches the manager.
-		l.fab.System(p).SetManagerLink(manager, emu.LinkDown)
-		l.fab.SetSystemPaths(p, false)
-		l.logf("FAULT: %s loses its paths and its manager connection at once", p)
+		l.cutManager(p)
+		l.cutPaths(p)
+		l.logf("FAULT: %s loses its paths and its manager connection%s at once", p, l.throughHMCs())
 	},
 	"S2": func(l *lab) {
 		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
-		l.fab.System(p2).SetManagerLink(manager, emu.LinkDown)
-		l.fab.SetSystemPaths(p1, false)
-		l.logf("FAULT: %s loses its paths; %s loses its manager connection", p1, p2)
+		l.cutManager(p2)
+		l.cutPaths(p1)
+		l.logf("FAULT: %s loses its paths; %s loses its manager connection%s", p1, p2, l.throughHMCs())
 	},
 	"S3": func(l *lab) {
 		l.stopCore()
@@ -342,7 +373,46 @@ var faults = map[string]func(l *lab){
 	},
 	"S6": func(l *lab) {
 		p := topology.PrimarySerial(0)
-		l.fab.SetSystemPaths(p, false)
+		l.cutPaths(p)
 		l.logf("FAULT: %s loses its paths", p)
 	},
+	"H1": func(l *lab) {
+		p := topology.PrimarySerial(0)
+		l.cutPaths(p)
+		// The core is told at once (the suspend event) and freezes the
+		// group through HMC1, the first of the connection: it dies now,
+		// with the freeze in flight.
+		l.inject(labsrv.Fault{Kind: "hmc", HMC: labHMCs[0], Mode: "down"})
+		l.logf("FAULT: %s loses its paths; %s dies during the freeze", p, labHMCs[0])
+	},
+	"H2": func(l *lab) {
+		for _, h := range labHMCs {
+			l.inject(labsrv.Fault{Kind: "hmc", HMC: h, Mode: "down"})
+		}
+		l.logf("FAULT: both HMCs die: the manager reaches no storage system")
+		back := 2 * lowestCG(l.topo)
+		go func() {
+			if clock.Sleep(l.ctx, l.clk, back) != nil {
+				return
+			}
+			for _, h := range labHMCs {
+				l.inject(labsrv.Fault{Kind: "hmc", HMC: h, Mode: "up"})
+			}
+			l.logf("REPAIR: both HMCs back after %v", back)
+		}()
+	},
+	"H3": func(l *lab) {
+		p := topology.PrimarySerial(0)
+		l.inject(labsrv.Fault{Kind: "hmc-link", HMC: labHMCs[0], System: string(p), Up: false})
+		l.cutPaths(p)
+		l.logf("FAULT: %s loses its paths; %s's private link to it dies at once", p, labHMCs[0])
+	},
+}
+
+// throughHMCs words where the manager connection runs, for the timeline.
+func (l *lab) throughHMCs() string {
+	if l.wire != nil && l.wire.via == ViaHMC {
+		return " (the private links of both its HMCs)"
+	}
+	return ""
 }

@@ -62,3 +62,22 @@ func TestScheduleIsDeterministic(t *testing.T) {
 		}
 	}
 }
+
+// TestSchedulesIncludeHMCFaults: of the CI's 200 seeds, half run behind a
+// dual HMC, and those draw HMC deaths and private-link failures.
+func TestSchedulesIncludeHMCFaults(t *testing.T) {
+	t.Parallel()
+	runs, kinds := 0, map[string]int{}
+	for seed := range uint64(200) {
+		if !ViaHMCs(seed) {
+			continue
+		}
+		runs++
+		for _, f := range Schedule(seed, 200*time.Millisecond) {
+			kinds[f.Kind]++
+		}
+	}
+	if runs != 100 || kinds["hmc"] < 20 || kinds["hmc-link"] < 20 {
+		t.Fatalf("%d seeds behind a dual HMC, faults %v", runs, kinds)
+	}
+}

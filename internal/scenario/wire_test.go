@@ -2,129 +2,54 @@ package scenario
 
 import (
 	"context"
-	"crypto/x509"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/freeze"
-	"github.com/lockstep-io/lockstep/drivers/direct"
-	"github.com/lockstep-io/lockstep/drivers/wire"
-	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/clock"
-	labsrv "github.com/lockstep-io/lockstep/internal/lab"
-	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
-// wireSpeed scales storage time for the runs over real sockets: the CG
-// timeouts of 60 s and 120 s last 3 s and 6 s of wall time.
-const wireSpeed = 20
-
-// setupOverWire serves the standard layout from a lab server on loopback
-// TLS and points the real core at it through direct drivers. The lab and
-// the core run on clocks of the same scale, so that durations (heartbeat
-// timeout, request deadlines) mean the same on both sides of the wire.
-func setupOverWire(ctx context.Context, t *testing.T, opt Options) (*lab, *labsrv.Server) {
-	t.Helper()
-	topo := topology.Standard(4, topology.DefaultLSSs())
-	cfg := &labsrv.Config{Speed: wireSpeed, Topology: topo}
-	for _, sc := range topo.Systems {
-		cfg.Systems = append(cfg.Systems, labsrv.System{SystemConfig: sc, User: "lockstep",
-			Password: "pw-" + string(sc.Serial), Endpoints: [2]string{"127.0.0.1:0", "127.0.0.1:0"}})
-	}
-	labClk, coreClk := clock.NewScaled(wireSpeed), clock.NewScaled(wireSpeed)
-	srv, err := labsrv.Start(ctx, cfg, labsrv.Options{Clock: labClk,
-		ControlSocket: filepath.Join(t.TempDir(), "lab.sock")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Wait)
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(srv.CAPEM())
-	conns := map[hal.Serial]hal.StorageSystem{}
-	for _, st := range srv.Status() {
-		serial := hal.Serial(st.Serial)
-		d := direct.New(ctx, direct.Options{Serial: serial, Endpoints: st.Endpoints, Manager: manager,
-			User: "lockstep", Password: "pw-" + st.Serial, TLS: wire.ClientTLSConfig(pool, "127.0.0.1"),
-			Clock: coreClk, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
-		t.Cleanup(func() { d.Close() })
-		conns[serial] = d
-	}
-	l := &lab{clk: labClk, fab: srv.Fabric(), topo: topo, res: &Result{}, start: labClk.Now()}
-	// Setup, not the scenario: on a loaded host the connections and the
-	// establish calls take longer than the drivers' default deadline
-	// (a few seconds of storage time, a fraction of a second of wall
-	// time at this speed), so wait for the connections and give the
-	// calls ten minutes of storage time (30 s of wall time).
-	for _, c := range conns {
-		for end := time.Now().Add(30 * time.Second); c.(*direct.System).Cluster() < 0; {
-			if time.Now().After(end) {
-				t.Fatalf("%s: not connected after 30 s", c.Serial())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
-	setupCtx, cancelSetup := clock.WithTimeout(ctx, coreClk, 10*time.Minute)
-	defer cancelSetup()
-	if err := topo.Establish(setupCtx, coreClk, conns, 1, time.Minute); err != nil {
-		t.Fatal(err)
-	}
-	sources := map[hal.Serial]hal.StorageSystem{}
-	for _, serial := range topo.Sources() {
-		sources[serial] = conns[serial]
-	}
-	l.core = freeze.New(freeze.Options{Clock: coreClk, Timings: opt.Timings, Systems: sources, Epoch: 1,
-		Heartbeat: opt.Heartbeat, Observer: observer{l}})
-	coreCtx, stop := context.WithCancel(ctx)
-	l.stopCore, l.coreDone = stop, make(chan error, 1)
-	go func() { l.coreDone <- l.core.Run(coreCtx) }()
-	g := freeze.Group{Name: group, Pairs: topo.LSSPairs(), LowestCG: lowestCG(topo)}
-	if err := l.core.SetGroups(ctx, []freeze.Group{g}); err != nil {
-		t.Fatal(err)
-	}
-	if opt.Heartbeat {
-		if err := l.waitArmed(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
-	observeStorage(ctx, l)
-	return l, srv
-}
-
-func inject(t *testing.T, srv *labsrv.Server, f labsrv.Fault) {
-	if err := srv.Inject(f); err != nil {
-		t.Error(err)
-	}
-}
-
-// TestScenariosOverTheWire runs S1 and S6 with the core driving the lab
-// across real TLS sockets: the core is proven over the wire, not only
-// in-process.
+// TestScenariosOverTheWire runs the scenarios with the core driving a lab
+// server across real TLS sockets, through the direct driver and through
+// a dual HMC (drivers/hmc): the same verdicts as in-process (S1 and S2
+// inconsistent without the heartbeat, consistent with it), and the HMC's
+// own failures: one HMC dying during a freeze (H1), both dying with the
+// heartbeat on (H2: every primary freezes itself at H; Recoverable only
+// once that is certain), one HMC's private link dying as the pairs
+// suspend (H3).
 func TestScenariosOverTheWire(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs for seconds of wall time")
+		t.Skip("runs for a minute of wall time")
 	}
-	p1 := string(topology.PrimarySerial(0))
 	for _, tc := range []struct {
-		name       string
-		heartbeat  bool
-		consistent bool
-		fault      func(t *testing.T, srv *labsrv.Server)
+		via         string
+		name        string
+		heartbeat   bool
+		consistent  bool
+		recoverable bool // checked when consistent
+		after       time.Duration
 	}{
-		{"S1 heartbeat off", false, false, s1OverWire},
-		{"S1 heartbeat on", true, true, s1OverWire},
-		{"S6 heartbeat on", true, true, func(t *testing.T, srv *labsrv.Server) {
-			inject(t, srv, labsrv.Fault{Kind: "paths", System: p1})
-		}},
+		{ViaDirect, "S1", false, false, false, 0},
+		{ViaDirect, "S1", true, true, true, 0},
+		{ViaDirect, "S6", true, true, true, 0},
+		{ViaHMC, "S1", false, false, false, 0},
+		{ViaHMC, "S1", true, true, true, 0},
+		{ViaHMC, "S2", false, false, false, 0},
+		{ViaHMC, "S2", true, true, true, 0},
+		{ViaHMC, "S3", true, true, false, 0},
+		{ViaHMC, "S6", false, true, true, 0},
+		{ViaHMC, "H1", false, true, true, 0},
+		{ViaHMC, "H1", true, true, true, 0},
+		{ViaHMC, "H2", true, true, true, 150 * time.Second},
+		{ViaHMC, "H3", false, true, true, 0},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			opt := Options{Heartbeat: tc.heartbeat, After: 80 * time.Second}
-			opt.defaults()
-			l, srv := setupOverWire(ctx, t, opt)
-			r, err := l.play(ctx, opt, func() { tc.fault(t, srv) })
+		hb := map[bool]string{true: "heartbeat on", false: "heartbeat off"}[tc.heartbeat]
+		t.Run(tc.via+" "+tc.name+" "+hb, func(t *testing.T) {
+			after := tc.after
+			if after == 0 {
+				after = 80 * time.Second
+			}
+			r, err := Run(context.Background(), tc.name, Options{Heartbeat: tc.heartbeat, After: after, Via: tc.via})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -135,18 +60,37 @@ func TestScenariosOverTheWire(t *testing.T) {
 			if r.Recoverable && !r.Consistent() {
 				t.Fatalf("Recoverable for an inconsistent image\n%s", timeline)
 			}
+			if tc.consistent && r.Recoverable != tc.recoverable {
+				t.Fatalf("Recoverable = %v, want %v\n%s", r.Recoverable, tc.recoverable, timeline)
+			}
 			if r.Writes < 100 {
 				t.Fatalf("only %d writes\n%s", r.Writes, timeline)
 			}
-			t.Logf("%s: %s, recoverable=%v, %d writes", tc.name, r.Report, r.Recoverable, r.Writes)
+			if tc.name == "H2" {
+				h, err := freeze.DeriveH(60*time.Second, freeze.DefaultTimings())
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(r.SelfFrozen) < 4 {
+					t.Fatalf("%d primaries froze themselves, want 4\n%s", len(r.SelfFrozen), timeline)
+				}
+				if r.RecoverableAt-r.FaultAt < h {
+					t.Fatalf("Recoverable %v after both HMCs died, sooner than H = %v: not certain then\n%s",
+						r.RecoverableAt-r.FaultAt, h, timeline)
+				}
+			}
+			t.Logf("%s %s: %s, recoverable=%v, %d writes", tc.via, tc.name, r.Report, r.Recoverable, r.Writes)
 		})
 	}
 }
 
-// s1OverWire cuts the manager's connections to primary 1 on both cluster
-// endpoints, then its paths.
-func s1OverWire(t *testing.T, srv *labsrv.Server) {
-	p1 := string(topology.PrimarySerial(0))
-	inject(t, srv, labsrv.Fault{Kind: "manager", System: p1, Endpoint: -1, Mode: "down", Manager: manager})
-	inject(t, srv, labsrv.Fault{Kind: "paths", System: p1})
+// TestHMCScenariosNeedHMC: the HMC scenarios refuse to run without an
+// HMC to fail.
+func TestHMCScenariosNeedHMC(t *testing.T) {
+	t.Parallel()
+	for _, name := range HMCNames {
+		if _, err := Run(context.Background(), name, Options{}); err == nil || !strings.Contains(err.Error(), "--via hmc") {
+			t.Errorf("%s in-process: %v", name, err)
+		}
+	}
 }

@@ -181,7 +181,7 @@ func TestCompletion(t *testing.T) {
 		{[]string{"session", "cmd", "prod", ""}, []string{"start-h1-h2", "suspend", "release-io", "recover", "terminate", "refresh"}},
 		{[]string{"session", "create", "s", "--type", ""}, []string{"mm-failover-failback", "mm-single-direction"}},
 		{[]string{"firewall-hints", "--format", ""}, []string{"text", "nft", "iptables"}},
-		{[]string{"storage", "add", "S", "--kind", ""}, []string{"direct", "hmc", "zos"}},
+		{[]string{"storage", "add", "S", "--kind", ""}, []string{"direct", "zos"}},
 	} {
 		code, out, _ := run(t, nil, append([]string{"__complete"}, tc.args...)...)
 		for _, w := range tc.want {

@@ -19,9 +19,12 @@ func (a *app) storageCmd() *cobra.Command {
 		Short: "Define, list and remove storage systems and their connections",
 		Long: `A storage system is known by its serial (e.g. IBM.2107-75ABC01) and
 reached through one or more connections: direct (TCP/IP to its two
-clusters), hmc (through one or two management consoles) or zos (through a
-z/OS host agent). lockstepd connects to every defined storage system and
-keeps the connections up; sessions name volumes on defined systems only.`,
+clusters, storage add), hmc (through one or two management consoles,
+defined once with hmc add for every system they front, which are
+discovered) or zos (through a z/OS host agent). lockstepd connects to
+every defined storage system and keeps the connections up; a system with
+several connections fails over between them (direct first, then hmc,
+then zos). Sessions name volumes on defined or discovered systems only.`,
 	})
 	cmd.AddCommand(a.storageListCmd(), a.storageShowCmd(), a.storageAddCmd(), a.storageRemoveCmd())
 	return cmd
@@ -31,8 +34,9 @@ func (a *app) storageListCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list",
 		Short: "List the storage systems, their connections and sessions",
-		Long: `List every defined storage system: whether it is reachable, whether it can
-carry the heartbeat, its connections (name, kind and state) and the
+		Long: `List every defined or discovered storage system: whether it is reachable,
+whether it can carry the heartbeat, the connection that carries its
+commands now (VIA), its connections (name, kind and state) and the
 sessions with volumes on it.`,
 		Example: "  lockstepctl storage list\n  lockstepctl --json storage list",
 		Args:    cobra.NoArgs,
@@ -42,13 +46,13 @@ sessions with volumes on it.`,
 				return err
 			}
 			return a.show(list, func(w io.Writer) {
-				fmt.Fprintln(w, "SERIAL\tREACHABLE\tHEARTBEAT\tCONNECTIONS\tSESSIONS")
+				fmt.Fprintln(w, "SERIAL\tREACHABLE\tHEARTBEAT\tVIA\tCONNECTIONS\tSESSIONS")
 				for _, s := range list {
 					var conns []string
 					for _, cn := range s.Connections {
 						conns = append(conns, fmt.Sprintf("%s(%s:%s)", cn.Name, cn.Kind, cn.State))
 					}
-					fmt.Fprintf(w, "%s\t%v\t%v\t%s\t%s\n", s.Serial, s.Reachable, s.Heartbeat,
+					fmt.Fprintf(w, "%s\t%v\t%v\t%s\t%s\t%s\n", s.Serial, s.Reachable, s.Heartbeat, orDash(s.Via),
 						strings.Join(conns, " "), strings.Join(s.Sessions, ","))
 				}
 			})
@@ -60,9 +64,10 @@ func (a *app) storageShowCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "show SERIAL",
 		Short: "Show one storage system and the state of each connection",
-		Long: `Show one storage system: reachable or not, heartbeat capable or not, its
-sessions, and for each connection its kind, addresses, state and the last
-problem seen.`,
+		Long: `Show one storage system: reachable or not, heartbeat capable or not, the
+connection and endpoint that carry its commands now (via), its sessions,
+and for each connection its kind, addresses, state and the last problem
+seen (or, connected, the endpoint it uses).`,
 		Example: "  lockstepctl storage show IBM.2107-75ABC01",
 		Args:    cobra.ExactArgs(1),
 		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
@@ -71,8 +76,8 @@ problem seen.`,
 				return err
 			}
 			return a.show(s, func(w io.Writer) {
-				fmt.Fprintf(w, "serial\t%s\nreachable\t%v\nheartbeat capable\t%v\nsessions\t%s\n", s.Serial, s.Reachable,
-					s.Heartbeat, strings.Join(s.Sessions, ", "))
+				fmt.Fprintf(w, "serial\t%s\nreachable\t%v\nheartbeat capable\t%v\nvia\t%s\nsessions\t%s\n", s.Serial, s.Reachable,
+					s.Heartbeat, orDash(s.Via), strings.Join(s.Sessions, ", "))
 				for _, cn := range s.Connections {
 					fmt.Fprintf(w, "connection %s\t%s %s %s %s\n", cn.Name, cn.Kind, strings.Join(cn.Addresses, ","), cn.State, cn.Detail)
 				}
@@ -84,12 +89,14 @@ problem seen.`,
 func (a *app) storageAddCmd() *cobra.Command {
 	var name, kind, addr, sysplex, user, pwFile string
 	cmd := &cobra.Command{
-		Use:   "add SERIAL --addr HOST:PORT[,HOST:PORT] [--name N] [--kind direct|hmc|zos] [--sysplex P] [--user U --password-file F]",
+		Use:   "add SERIAL --addr HOST:PORT[,HOST:PORT] [--name N] [--kind direct|zos] [--sysplex P] [--user U --password-file F]",
 		Short: "Define a storage system, or add a connection to one",
 		Long: `Define the storage system SERIAL with one connection, or add a connection
 to a storage system already defined. --addr gives one or two HOST:PORT
 (an IPv6 host in brackets): the two cluster endpoints of a direct
-connection, one or two HMCs, or the z/OS host agent. --name names the
+connection, or the z/OS host agent. An HMC connection is not added per
+storage system: define it once with "lockstepctl hmc add"; the systems
+it fronts are discovered. --name names the
 connection within the storage system (default "direct"), for "storage
 remove --connection". A zos connection needs --sysplex.
 
@@ -102,7 +109,7 @@ What the daemon notices but accepts (for instance a storage system that
 cannot carry the heartbeat) is printed as "warning: ...".`,
 		Example: `  lockstepctl storage add IBM.2107-75ABC01 --addr 10.0.1.10:1750,10.0.1.11:1750 \
       --user lockstep --password-file /etc/lockstep/ds8k-abc01.pw
-  lockstepctl storage add IBM.2107-75ABC01 --name hmc-a --kind hmc --addr hmc1.example.net:1751`,
+  lockstepctl storage add IBM.2107-75ABC01 --name zos-plex1 --kind zos --sysplex PLEX1 --addr zhost1.example.net:5858`,
 		Args: cobra.ExactArgs(1),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if err := cmd.ValidateRequiredFlags(); err != nil {
@@ -124,12 +131,12 @@ cannot carry the heartbeat) is printed as "warning: ...".`,
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "", "HOST:PORT[,HOST:PORT] of the connection (required)")
 	f.StringVar(&name, "name", "direct", "name of the connection within the storage system")
-	f.StringVar(&kind, "kind", "direct", "direct, hmc or zos")
+	f.StringVar(&kind, "kind", "direct", "direct or zos (an HMC connection: hmc add)")
 	f.StringVar(&sysplex, "sysplex", "", "sysplex of a z/OS connection")
 	f.StringVar(&user, "user", "", "the storage system's user for this connection")
 	f.StringVar(&pwFile, "password-file", "", "file holding the password; lockstepd reads it")
 	_ = cmd.MarkFlagRequired("addr")
-	_ = cmd.RegisterFlagCompletionFunc("kind", fixed(string(api.Direct), string(api.HMC), string(api.ZOS)))
+	_ = cmd.RegisterFlagCompletionFunc("kind", fixed(string(api.Direct), string(api.ZOS)))
 	_ = cmd.MarkFlagFilename("password-file")
 	return cmd
 }
@@ -147,7 +154,7 @@ connection (direct or hmc) of a storage system that keeps a zos
 connection is refused while the heartbeat is on: the heartbeat would stop
 reaching it and its sessions would be suspended. --force removes it
 anyway, with a warning.`,
-		Example: `  lockstepctl storage remove IBM.2107-75ABC01 --connection hmc-a
+		Example: `  lockstepctl storage remove IBM.2107-75ABC01 --connection zos-plex1
   lockstepctl storage remove IBM.2107-75ABC01`,
 		Args: cobra.ExactArgs(1),
 		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {

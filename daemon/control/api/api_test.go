@@ -26,7 +26,7 @@ func TestStorageSpecValidate(t *testing.T) {
 		ok   bool
 	}{
 		{"direct and zos", StorageSpec{"LAB.2107-75P0001", []ConnectionSpec{direct, zos}}, true},
-		{"dual hmc", StorageSpec{"S", []ConnectionSpec{{Name: "hmc", Kind: HMC, Addresses: []string{"hmc1:1751", "[fd00::2]:1751"}}}}, true},
+		{"hmc is hmc add's now", StorageSpec{"S", []ConnectionSpec{{Name: "hmc", Kind: HMC, Addresses: []string{"hmc1:1751", "[fd00::2]:1751"}}}}, false},
 		{"no serial", StorageSpec{"", []ConnectionSpec{direct}}, false},
 		{"serial with a space", StorageSpec{"LAB 1", []ConnectionSpec{direct}}, false},
 		{"no connection", StorageSpec{"S", nil}, false},
@@ -221,4 +221,28 @@ func FuzzParseVolumeRef(f *testing.F) {
 			t.Fatalf("accepted %q as %+v (%s)", s, r, r)
 		}
 	})
+}
+
+func TestHMCSpecValidate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		spec HMCSpec
+		ok   bool
+	}{
+		{"dual", HMCSpec{Name: "HMCS", Addresses: []string{"hmc1:1751", "[fd00::2]:1751"}, User: "u", PasswordFile: "/etc/p"}, true},
+		{"single", HMCSpec{Name: "LAB-HMC1", Addresses: []string{"127.0.0.91:1751"}}, true},
+		{"no name", HMCSpec{Addresses: []string{"hmc1:1751"}}, false},
+		{"three", HMCSpec{Name: "H", Addresses: []string{"a:1", "b:1", "c:1"}}, false},
+		{"bad port", HMCSpec{Name: "H", Addresses: []string{"a:99999"}}, false},
+		{"user without file", HMCSpec{Name: "H", Addresses: []string{"a:1"}, User: "u"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.spec.Validate()
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalid)) {
+				t.Fatalf("Validate() = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
 }

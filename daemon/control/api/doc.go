@@ -52,12 +52,16 @@
 //	HAStatus() -> s                               HADoc
 //	TaskList() -> s                               []TaskDoc
 //	TaskShow(name s) -> s                         TaskDoc
+//	HMCList() -> s                                []HMCDoc
+//	HMCShow(name s) -> s                          HMCDoc
 //
 // org.lockstep.Manager1.Admin (changes):
 //
 //	StorageAdd(spec s) -> s                       spec: StorageSpec; answer: WarningsDoc
 //	StorageRemove(serial s, connection s, force b) -> s
 //	                                              connection "" = the whole system; WarningsDoc
+//	HMCAdd(spec s) -> s                           spec: HMCSpec; answer: WarningsDoc
+//	HMCRemove(name s, force b) -> s               WarningsDoc
 //	SessionCreate(name s, type s, cg s, policy s) type mm-single-direction|mm-failover-failback,
 //	                                              cg may be "", policy hold-io|release-io
 //	SessionAddCopySet(name s, h1 s, h2 s)         volumes as SERIAL/VVVV

@@ -85,7 +85,11 @@ type StorageDoc struct {
 	// Reachable: some connection works.
 	Reachable bool `json:"reachable"`
 	// Heartbeat: some working connection can carry the heartbeat.
-	Heartbeat   bool            `json:"heartbeat"`
+	Heartbeat bool `json:"heartbeat"`
+	// Via names the connection and endpoint that carry commands now
+	// ("direct d1: cluster 0", "hmc HMCS: HMC LAB-HMC1 (host:port)"); ""
+	// while none does.
+	Via         string          `json:"via"`
 	Connections []ConnectionDoc `json:"connections"`
 	// Sessions names the sessions with volumes on this storage system.
 	Sessions []string `json:"sessions"`
@@ -101,6 +105,9 @@ type ConnectionDoc struct {
 	Kind      ConnectionKind `json:"kind"`
 	Addresses []string       `json:"addresses"`
 	Sysplex   string         `json:"sysplex,omitempty"`
+	// HMC names the HMC connection (hmc add) this one is; empty for the
+	// connections added with storage add.
+	HMC string `json:"hmc,omitempty"`
 	// Heartbeat: the connection kind can carry the heartbeat.
 	Heartbeat bool `json:"heartbeat"`
 	// State is "connected", "connecting", "disconnected", or "unusable"
@@ -270,7 +277,7 @@ type TakeoverDoc struct {
 }
 
 // WarningsDoc is the answer of the changes that can succeed with warnings
-// (StorageAdd, StorageRemove, HeartbeatSet).
+// (StorageAdd, StorageRemove, HMCAdd, HMCRemove, HeartbeatSet).
 type WarningsDoc struct {
 	Warnings []string `json:"warnings"`
 }

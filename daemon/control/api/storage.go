@@ -77,7 +77,10 @@ func (s StorageSpec) Validate() error {
 		case slices.Contains(names, c.Name):
 			return bad("name given twice")
 		case !c.Kind.Valid():
-			return bad("unknown kind %q (want direct, hmc or zos)", c.Kind)
+			return bad("unknown kind %q (want direct or zos)", c.Kind)
+		case c.Kind == HMC:
+			return bad("an HMC connection is defined once, for every storage system it fronts: " +
+				"lockstepctl hmc add NAME --addr HMC1[,HMC2] (the systems behind it are discovered)")
 		case len(c.Addresses) == 0 || len(c.Addresses) > 2:
 			return bad("%d addresses (want 1 or 2 host:port)", len(c.Addresses))
 		case c.Kind == ZOS && c.Sysplex == "":

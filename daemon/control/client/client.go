@@ -129,6 +129,33 @@ func (c *Client) HAStatus(ctx context.Context) (api.HADoc, error) {
 	return get[api.HADoc](ctx, c, api.Interface, "HAStatus")
 }
 
+// HMCList is lockstepctl hmc list.
+func (c *Client) HMCList(ctx context.Context) ([]api.HMCDoc, error) {
+	return get[[]api.HMCDoc](ctx, c, api.Interface, "HMCList")
+}
+
+// HMCShow is lockstepctl hmc show NAME.
+func (c *Client) HMCShow(ctx context.Context, name string) (api.HMCDoc, error) {
+	return get[api.HMCDoc](ctx, c, api.Interface, "HMCShow", name)
+}
+
+// HMCAdd is lockstepctl hmc add; it returns the warnings.
+func (c *Client) HMCAdd(ctx context.Context, spec api.HMCSpec) ([]string, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("client: encode HMC spec: %w", err)
+	}
+	doc, err := get[api.WarningsDoc](ctx, c, api.AdminInterface, "HMCAdd", string(b))
+	return doc.Warnings, err
+}
+
+// HMCRemove is lockstepctl hmc remove NAME [--force]; it returns the
+// warnings.
+func (c *Client) HMCRemove(ctx context.Context, name string, force bool) ([]string, error) {
+	doc, err := get[api.WarningsDoc](ctx, c, api.AdminInterface, "HMCRemove", name, force)
+	return doc.Warnings, err
+}
+
 // StorageAdd is lockstepctl storage add; it returns the warnings.
 func (c *Client) StorageAdd(ctx context.Context, spec api.StorageSpec) ([]string, error) {
 	b, err := json.Marshal(spec)

@@ -1,0 +1,165 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/lockstep-io/lockstep/daemon/control/api"
+	"github.com/lockstep-io/lockstep/daemon/notify"
+	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/internal/secretfile"
+)
+
+// HMC connections (DESIGN.md §4): defined once with hmc add, one console
+// per connection shared by every storage system it fronts, the systems
+// discovered from it and journaled (hmc-attached) so that sessions may
+// name them, the standby knows them, and a restart finds them before
+// the HMCs answer.
+
+// reconcileDrivers opens and closes drivers after the registry changed
+// and hands the result to the engine and the core.
+func (s *Server) reconcileDrivers(ctx context.Context, d *duties) []string {
+	s.drivers.reconcile()
+	s.drivers.engineSystems()
+	if err := d.core.SetSystems(ctx, s.drivers.systems()); err != nil {
+		return []string{err.Error()}
+	}
+	return nil
+}
+
+func (s *Server) HMCAdd(ctx context.Context, spec api.HMCSpec) ([]string, error) {
+	if err := spec.Validate(); err != nil {
+		return nil, err
+	}
+	if s.roots == nil {
+		return nil, fmt.Errorf("%w: %w: set it in [storage] of the configuration to the PEM file of the CA that signs "+
+			"the HMCs' certificates, and restart lockstepd", api.ErrRefused, ErrNoStorageCA)
+	}
+	if spec.PasswordFile != "" {
+		if err := secretfile.Check(spec.PasswordFile); err != nil {
+			return nil, fmt.Errorf("%w: HMC connection %q: %w", api.ErrRefused, spec.Name, err)
+		}
+	}
+	d, err := s.actingPeriod()
+	if err != nil {
+		return nil, err
+	}
+	if err := s.proposeRegistry(ctx, registry.Record{Kind: registry.KindHMCAdded, HMC: &registry.HMC{Name: spec.Name,
+		Addresses: spec.Addresses, User: spec.User, PasswordFile: spec.PasswordFile}}); err != nil {
+		return nil, err
+	}
+	warnings := s.reconcileDrivers(ctx, d)
+	s.sources.refresh()
+	s.emit(notify.ConfigChanged, fmt.Sprintf("HMC connection %s added", spec.Name), "hmc", spec.Name)
+	return orEmpty(warnings), nil
+}
+
+func (s *Server) HMCRemove(ctx context.Context, name string, force bool) ([]string, error) {
+	d, err := s.actingPeriod()
+	if err != nil {
+		return nil, err
+	}
+	sessions := s.db().Sessions()
+	usedBy := func(serial hal.Serial) string {
+		for _, se := range sessions {
+			if slices.Contains(se.Serials(), serial) {
+				return se.Name
+			}
+		}
+		return ""
+	}
+	rm, err := s.registry().RemoveHMC(name, usedBy, force)
+	switch {
+	case errors.Is(err, registry.ErrNotFound):
+		return nil, fmt.Errorf("%w: %w", api.ErrNotFound, err)
+	case err != nil:
+		return nil, fmt.Errorf("%w: %w", api.ErrRefused, err)
+	}
+	if err := s.proposeRegistry(ctx, rm.Record); err != nil {
+		return nil, err
+	}
+	warnings := append(rm.Warnings, s.reconcileDrivers(ctx, d)...)
+	s.sources.refresh()
+	s.emit(notify.ConfigChanged, fmt.Sprintf("HMC connection %s removed", name), "hmc", name)
+	return orEmpty(warnings), nil
+}
+
+func (s *Server) HMCList(ctx context.Context) ([]api.HMCDoc, error) {
+	out := []api.HMCDoc{}
+	for _, h := range s.registry().HMCs() {
+		out = append(out, s.hmcDoc(h))
+	}
+	return out, nil
+}
+
+func (s *Server) HMCShow(ctx context.Context, name string) (api.HMCDoc, error) {
+	h, ok := s.registry().HMC(name)
+	if !ok {
+		return api.HMCDoc{}, fmt.Errorf("%w: HMC connection %q", api.ErrNotFound, name)
+	}
+	return s.hmcDoc(h), nil
+}
+
+// hmcDoc is h with this server's view of its HMCs. The partner's view
+// (CSM's remote connection status) is not carried over the HA link: the
+// standby shows its own view (lockstepctl on it, or its takeover
+// readiness in ha status).
+func (s *Server) hmcDoc(h registry.HMC) api.HMCDoc {
+	doc := api.HMCDoc{Name: h.Name, Addresses: h.Addresses, User: h.User, Attached: h.Attached,
+		PartnerDetail: "the partner's view is not exchanged over the HA link: run lockstepctl hmc show on the partner " +
+			"(its ha status lists the systems it could not reach after a takeover)"}
+	if doc.Attached == nil {
+		doc.Attached = []hal.Serial{}
+	}
+	eps := s.drivers.consoleStatus(h.Name)
+	for i, a := range h.Addresses {
+		c := api.HMCConsoleDoc{Addr: a, State: "disconnected", Detail: "not opened on this server", Attached: []hal.Serial{}}
+		if i < len(eps) {
+			e := eps[i]
+			c.Name, c.Detail = e.Name, e.Detail
+			if e.Attached != nil {
+				c.Attached = e.Attached
+			}
+			switch {
+			case e.Up:
+				c.State, c.Detail = "connected", ""
+			case e.Detail == "not connected yet":
+				c.State = "connecting"
+			}
+		}
+		doc.Consoles = append(doc.Consoles, c)
+	}
+	return doc
+}
+
+// discovered journals what HMC connection name fronts now when it
+// differs from the registry, on the acting server only (a standby learns
+// it from the journal). It runs off the driver's goroutine: a journal
+// write waits for the disk and the standby.
+func (s *Server) discovered(name string, serials []hal.Serial) {
+	h, ok := s.registry().HMC(name)
+	if !ok || slices.Equal(h.Attached, serials) || s.acting.current() == nil {
+		return
+	}
+	s.drivers.goBackground(func(ctx context.Context) {
+		d, err := s.actingPeriod()
+		if err != nil {
+			return
+		}
+		if h, ok := s.registry().HMC(name); !ok || slices.Equal(h.Attached, serials) {
+			return
+		}
+		if err := s.proposeRegistry(ctx, registry.Record{Kind: registry.KindHMCAttached, Name: name,
+			Serials: serials}); err != nil {
+			s.log.Error("HMC discovery not recorded", "hmc", name, "err", err)
+			return
+		}
+		s.log.Info("storage systems discovered behind an HMC connection", "hmc", name, "serials", fmt.Sprint(serials))
+		s.reconcileDrivers(ctx, d)
+		s.sources.refresh()
+		s.emit(notify.ConfigChanged, fmt.Sprintf("HMC connection %s fronts %d storage systems", name, len(serials)), "hmc", name)
+	})
+}
