@@ -25,6 +25,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/drivers/direct"
 	"github.com/lockstep-io/lockstep/drivers/hmc"
+	"github.com/lockstep-io/lockstep/drivers/zos"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/version"
 )
@@ -171,6 +172,7 @@ func serve(srv *daemon.Server, cfgPath string, logger *slog.Logger, relog func(*
 func drivers() daemon.Drivers {
 	return daemon.Drivers{
 		hal.Direct: direct.Factory,
+		hal.ZOS:    zos.Factory,
 	}
 }
 

@@ -32,6 +32,13 @@
 // are discovered from it (Discover, or Online on a system's connection:
 // the host's query-online, with the state of its channels to each).
 //
+// Factory is the hal.Factory of z/OS connections, which cmd/lockstepd
+// hands the daemon. It is a factory, not a console (hal.Console), though
+// one host serves every system it has online: the host binds each
+// connection to the device its Hello names, so a manager holds one
+// connection per system through the host, each with its own
+// reachability (a channel down cuts one system, not the host).
+//
 // The driver keeps one connection live, redialling with exponential
 // backoff on the injected clock; a command waits for it until its own
 // deadline, then fails with hal.ErrUnreachable. A command whose channel

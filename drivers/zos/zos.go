@@ -126,12 +126,14 @@ type System struct {
 	done chan struct{}
 }
 
-var _ hal.StorageSystem = (*System)(nil)
+var _ hal.Driver = (*System)(nil)
 
-// New starts a driver; it connects in the background until Close.
-func New(opt Options) *System {
+// New starts a driver; it connects in the background until ctx ends or
+// Close, which waits for it. Its connect loop (and the reader under it)
+// are the only goroutines it starts, and they hold the context.
+func New(ctx context.Context, opt Options) *System {
 	opt = opt.withDefaults()
-	ctx, cancel := context.WithCancel(context.Background())
+	ctx, cancel := context.WithCancel(ctx)
 	s := &System{
 		opt: opt, addr: WithDefaultPort(opt.Addr),
 		log:     opt.Logger.With("component", "zos", "serial", string(opt.Serial), "zos_host", opt.Host),
@@ -142,11 +144,52 @@ func New(opt Options) *System {
 	return s
 }
 
-// Close stops the driver and closes its connection.
+// Close stops the driver, closes its connection and waits for its
+// goroutines.
 func (s *System) Close() error {
 	s.stop()
 	<-s.done
 	return nil
+}
+
+// Via names the z/OS host that carries the commands ("" while it does
+// not answer).
+func (s *System) Via() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.client == nil || dead(s.client) {
+		return ""
+	}
+	return "z/OS host " + s.opt.Host + " (" + s.addr + ")"
+}
+
+// ErrBadAddress: a z/OS connection names not exactly one host agent
+// address.
+var ErrBadAddress = errors.New("zos: bad address")
+
+// Factory opens the driver of a z/OS connection (a hal.Factory): one
+// connection to the host agent per storage system, since the host binds
+// a connection to the device its Hello names. spec.Name is the z/OS
+// host (its certificate must name it, urn:lockstep:zos:NAME, or match
+// spec.Pin), spec.Addresses its one agent address (port 5858 when left
+// out), spec.Sysplex the sysplex this manager states at login.
+func Factory(ctx context.Context, spec hal.ConnectionSpec) (hal.Driver, error) {
+	if spec.Roots == nil {
+		return nil, fmt.Errorf("%s: %w", spec.Serial, ErrNoCA)
+	}
+	if len(spec.Addresses) != 1 {
+		return nil, fmt.Errorf("%w: %s: a z/OS connection has one host agent address, not %d",
+			ErrBadAddress, spec.Serial, len(spec.Addresses))
+	}
+	if spec.Name == "" {
+		return nil, fmt.Errorf("%w: %s: the z/OS connection names no host", ErrBadAddress, spec.Serial)
+	}
+	if _, _, err := net.SplitHostPort(WithDefaultPort(spec.Addresses[0])); err != nil {
+		return nil, fmt.Errorf("%w: %s: %q: %w", ErrBadAddress, spec.Serial, spec.Addresses[0], err)
+	}
+	return New(ctx, Options{Serial: spec.Serial, Host: spec.Name, Addr: spec.Addresses[0], Sysplex: spec.Sysplex,
+		Manager: spec.Manager, User: spec.User, Password: spec.Password, TLS: wire.ClientTLSConfig(spec.Roots, ""),
+		Pin: spec.Pin, Clock: spec.Clock, Logger: spec.Logger, StateChanged: spec.Reachability}), nil
 }
 
 // Dials is the number of connection attempts so far.

@@ -102,7 +102,7 @@ func driverFor(t testing.TB, srv *lab.Server, serial hal.Serial, tweak func(*zos
 	if tweak != nil {
 		tweak(&opt)
 	}
-	d := zos.New(opt)
+	d := zos.New(t.Context(), opt)
 	t.Cleanup(func() { d.Close() })
 	return d
 }

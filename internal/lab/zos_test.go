@@ -33,7 +33,7 @@ func TestZOSCommandsWaitTheChannelLatency(t *testing.T) {
 	t.Cleanup(func() { cancel(); srv.Wait() })
 	pool := x509.NewCertPool()
 	pool.AppendCertsFromPEM(srv.CAPEM())
-	d := zos.New(zos.Options{Serial: "A", Host: "SYSA", Addr: srv.ZOSEndpoint("SYSA"), Sysplex: "PLEX1",
+	d := zos.New(t.Context(), zos.Options{Serial: "A", Host: "SYSA", Addr: srv.ZOSEndpoint("SYSA"), Sysplex: "PLEX1",
 		Manager: "m", User: "z", Password: "zp", TLS: wire.ClientTLSConfig(pool, "127.0.0.1")})
 	t.Cleanup(func() { d.Close() })
 
