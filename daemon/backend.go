@@ -76,9 +76,9 @@ func (s *Server) storageDoc(serial hal.Serial) api.StorageDoc {
 	for _, c := range s.registry().Connections(serial) {
 		cd := api.ConnectionDoc{Name: c.Name, Kind: c.Kind, Addresses: c.Addresses, HMC: c.HMC,
 			Sysplex: c.Sysplex, Heartbeat: c.CarriesHeartbeat(), State: "unusable",
-			Detail: "not supported by this build"}
-		if c.Legacy() {
-			cd.Detail = legacyHMC
+			Detail: s.drivers.unusableReason(c)}
+		if cd.Detail == "" {
+			cd.Detail = "not opened on this server"
 		}
 		if p, ok := d.partFor(c); running && ok {
 			cd.State, cd.Detail = "connecting", ""

@@ -155,10 +155,54 @@ func (ds *storageDrivers) start(ctx context.Context) {
 // connection whose kind has a factory, an HMC connection (defined with
 // hmc add) whose kind has a console factory.
 func (ds *storageDrivers) usableConn(c registry.Connection) bool {
-	if c.Kind == hal.HMC {
+	switch c.Kind {
+	case hal.HMC:
 		return c.HMC != "" && ds.consoleFs[hal.HMC] != nil
+	case hal.ZOS:
+		return ds.factories[c.Kind] != nil && notInSysplex(ds.sysplex(), c) == ""
 	}
 	return ds.factories[c.Kind] != nil
+}
+
+// notInSysplex says why this server cannot use z/OS connection c ("" it
+// can): a z/OS host serves only the managers of its own sysplex, so a
+// server configured in another one (or in none) would only be refused.
+func notInSysplex(mine string, c registry.Connection) string {
+	if c.Kind != hal.ZOS || c.Sysplex == mine {
+		return ""
+	}
+	if mine == "" {
+		mine = "none is set"
+	} else {
+		mine = "it is " + mine
+	}
+	return fmt.Sprintf("not in sysplex %s: this server's [server] sysplex is not the z/OS host's (%s)", c.Sysplex, mine)
+}
+
+// sysplex is this server's sysplex ("" none, or no configuration yet).
+func (ds *storageDrivers) sysplex() string {
+	if ds.cfg == nil {
+		return ""
+	}
+	return ds.cfg().Server.Sysplex
+}
+
+// unusableReason says why this build or configuration cannot use c ("" it
+// can), for storage show and readiness.
+func (ds *storageDrivers) unusableReason(c registry.Connection) string {
+	switch {
+	case ds.usableConn(c):
+		return ""
+	case c.Legacy():
+		return legacyHMC
+	case c.Kind == hal.ZOS && ds.factories[hal.ZOS] != nil:
+		return notInSysplex(ds.sysplex(), c)
+	case c.Kind == hal.ZOS:
+		return "this build cannot issue commands through z/OS"
+	case c.Kind == hal.HMC:
+		return "this build cannot reach storage through an HMC"
+	}
+	return "not supported by this build"
 }
 
 // plan is the connections of conns this build can open, in failover
@@ -541,9 +585,13 @@ func (ds *storageDrivers) connect(serial hal.Serial) error {
 			if err != nil {
 				return fail(fmt.Errorf("%s: %w", serial, err))
 			}
+			pin := cfg.Storage.Pins[string(serial)]
+			if c.Kind == hal.ZOS { // the host's certificate, not the system's
+				pin = cfg.Storage.Pins["zos:"+c.Name]
+			}
 			d, err = ds.factories[c.Kind](life, hal.ConnectionSpec{Serial: serial, Name: c.Name,
 				Addresses: c.Addresses, Sysplex: c.Sysplex, Manager: cfg.Server.Name, User: c.User,
-				Password: pw, Roots: ds.roots, Pin: cfg.Storage.Pins[string(serial)],
+				Password: pw, Roots: ds.roots, Pin: pin,
 				Clock: ds.clock, Logger: ds.log, DialTimedOut: ds.dialTimedOut, Reachability: reach.part(i)})
 			if err != nil {
 				return fail(err)
@@ -710,7 +758,7 @@ func (ds *storageDrivers) noDriverReason(reg *registry.DB, serial hal.Serial) st
 	for _, c := range conns {
 		switch c.Kind {
 		case hal.ZOS:
-			kinds = append(kinds, fmt.Sprintf("z/OS (sysplex %s): no IP connection, and this build cannot issue commands through z/OS", c.Sysplex))
+			kinds = append(kinds, fmt.Sprintf("z/OS host %s: no IP connection, and %s", c.Name, ds.unusableReason(c)))
 		case hal.HMC:
 			if c.Legacy() {
 				kinds = append(kinds, fmt.Sprintf("HMC %s: %s", strings.Join(c.Addresses, ";"), legacyHMC))

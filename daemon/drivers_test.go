@@ -8,6 +8,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"testing"
 
+	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/registry"
 	"github.com/lockstep-io/lockstep/hal"
 )
@@ -31,12 +32,27 @@ func TestDriverChoiceByKind(t *testing.T) {
 		want      string // the chosen connection's name
 		wantErr   string // connect's error without one
 		wantWhy   string // readiness without a driver
+		sysplex   string // this server's [server] sysplex
 	}{
+		{name: "zos build, outside the host's sysplex", factories: Drivers{hal.Direct: f, hal.ZOS: f},
+			conns:   []registry.Connection{zos},
+			wantErr: "S has no direct or zos connection (hmc connections are not supported by this build)",
+			wantWhy: "no usable connection: z/OS host z: no IP connection, and not in sysplex PLEX1: this server's " +
+				"[server] sysplex is not the z/OS host's (none is set)"},
+		{name: "zos build, another sysplex", factories: Drivers{hal.Direct: f, hal.ZOS: f}, sysplex: "PLEX2",
+			conns:   []registry.Connection{zos},
+			wantErr: "S has no direct or zos connection (hmc connections are not supported by this build)",
+			wantWhy: "no usable connection: z/OS host z: no IP connection, and not in sysplex PLEX1: this server's " +
+				"[server] sysplex is not the z/OS host's (it is PLEX2)"},
+		{name: "zos build, in the host's sysplex", factories: Drivers{hal.Direct: f, hal.ZOS: f}, sysplex: "PLEX1",
+			conns: []registry.Connection{zos}, want: "z", wantWhy: "its zos connection is not started yet"},
+		{name: "zos build prefers direct", factories: Drivers{hal.Direct: f, hal.ZOS: f}, sysplex: "PLEX1",
+			conns: []registry.Connection{zos, direct}, want: "d", wantWhy: "its direct connection is not started yet"},
 		{name: "direct build, direct connection", factories: Drivers{hal.Direct: f},
 			conns: []registry.Connection{zos, direct}, want: "d", wantWhy: "its direct connection is not started yet"},
 		{name: "direct build, hmc and zos only", factories: Drivers{hal.Direct: f}, conns: []registry.Connection{zos, hmc},
 			wantErr: "S has no direct connection (hmc and zos connections are not supported by this build)",
-			wantWhy: "no usable connection: z/OS (sysplex PLEX1): no IP connection, and this build cannot issue commands " +
+			wantWhy: "no usable connection: z/OS host z: no IP connection, and this build cannot issue commands " +
 				"through z/OS; HMC h1:1751;h2:1751: this build cannot reach storage through an HMC"},
 		{name: "hmc build prefers direct", factories: Drivers{hal.Direct: f}, consoles: Consoles{hal.HMC: cf},
 			conns: []registry.Connection{direct, hmc}, want: "d", wantWhy: "its direct connection is not started yet"},
@@ -53,6 +69,8 @@ func TestDriverChoiceByKind(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			ds := newStorageDrivers(tc.factories, tc.consoles)
+			cfg := &config.Config{Server: config.Server{Sysplex: tc.sysplex}}
+			ds.cfg = func() *config.Config { return cfg }
 			c := ds.pick(tc.conns)
 			switch {
 			case tc.want == "" && c != nil:

@@ -57,7 +57,8 @@ func noCAError(n int) error {
 // CheckStorageConfig is the storage part of lockstepd --check-config:
 // the CA file must be readable PEM, the trap credentials readable, and
 // the CA must be set when the state directory holds storage systems. It
-// returns warnings for what it could not check.
+// returns warnings for what it could not check, and for each z/OS
+// connection this server cannot use (not in its host's sysplex).
 func CheckStorageConfig(cfg *config.Config) (warnings []string, err error) {
 	if _, err := loadStorageCA(cfg); err != nil {
 		return nil, err
@@ -67,29 +68,40 @@ func CheckStorageConfig(cfg *config.Config) (warnings []string, err error) {
 			return nil, fmt.Errorf("daemon: %w", err)
 		}
 	}
-	if cfg.Storage.CAFile != "" {
-		return nil, nil
-	}
+	caSet := cfg.Storage.CAFile != ""
 	if _, err := os.Stat(filepath.Join(cfg.Server.StateDir, "journal")); errors.Is(err, os.ErrNotExist) {
 		return nil, nil // never started: nothing is defined
 	}
 	store, err := state.Open(cfg.Server.StateDir, persist.Options{})
-	if errors.Is(err, persist.ErrLocked) {
+	switch {
+	case errors.Is(err, persist.ErrLocked) && caSet:
+		return nil, nil // the running daemon's storage show says which connections it cannot use
+	case errors.Is(err, persist.ErrLocked):
 		return []string{"storage.ca_file is not set, and the state directory is in use (lockstepd runs), so the " +
 			"storage systems it holds were not counted: lockstepd refuses to start while any is defined without it"}, nil
-	}
-	if err != nil {
+	case err != nil && caSet:
+		return nil, nil
+	case err != nil:
 		return []string{fmt.Sprintf("storage.ca_file is not set, and the state directory could not be read to count "+
 			"the storage systems it holds (%v): lockstepd refuses to start while any is defined without it", err)}, nil
 	}
-	n := len(store.Registry().Serials())
+	reg := store.Registry()
+	n := len(reg.Serials())
+	for _, serial := range reg.Serials() {
+		for _, c := range reg.Connections(serial) {
+			if why := notInSysplex(cfg.Server.Sysplex, c); why != "" {
+				warnings = append(warnings, fmt.Sprintf("storage system %s: z/OS connection %s is unusable: %s",
+					serial, c.Name, why))
+			}
+		}
+	}
 	if err := store.Close(); err != nil {
 		return nil, err
 	}
-	if n > 0 {
+	if n > 0 && !caSet {
 		return nil, noCAError(n)
 	}
-	return nil, nil
+	return warnings, nil
 }
 
 // trapSources keeps the storage trap listener's sources (the addresses

@@ -137,3 +137,44 @@ func TestTrapSourcesIncludeHMCs(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckConfigSaysWhichZOSConnectionsAreUnusable: lockstepd
+// --check-config warns, per storage system, of each z/OS connection
+// whose host is of another sysplex than [server] sysplex, naming it.
+func TestCheckConfigSaysWhichZOSConnectionsAreUnusable(t *testing.T) {
+	t.Parallel()
+	dir := filepath.Join(t.TempDir(), "state")
+	ca := storageCA(t)
+	store, err := state.Open(dir, persist.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.ProposeRegistry(context.Background(), registry.Record{Version: registry.RecordVersion,
+		Kind: registry.KindStorageAdded, Serial: "LAB.2107-75P0001", At: time.Now(),
+		Connection: &registry.Connection{Name: "SYSA", Kind: hal.ZOS, Addresses: []string{"127.0.0.1:5858"}, Sysplex: "PLEX1"}}); err != nil {
+		t.Fatal(err)
+	}
+	store.Close()
+	for _, tc := range []struct{ name, server, want string }{
+		{name: "no sysplex", server: "", want: "storage system LAB.2107-75P0001: z/OS connection SYSA is unusable: not in sysplex PLEX1"},
+		{name: "another sysplex", server: "sysplex = \"PLEX2\"\n", want: "(it is PLEX2)"},
+		{name: "the host's sysplex", server: "sysplex = \"PLEX1\"\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.Parse("[server]\nname = \"t\"\nstate_dir = \"" + dir + "\"\n" + tc.server + ca)
+			if err != nil {
+				t.Fatal(err)
+			}
+			w, err := CheckStorageConfig(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.want == "" && len(w) != 0:
+				t.Fatalf("warnings %q, want none", w)
+			case tc.want != "" && (len(w) != 1 || !strings.Contains(w[0], tc.want)):
+				t.Fatalf("warnings %q, want one containing %q", w, tc.want)
+			}
+		})
+	}
+}

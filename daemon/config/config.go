@@ -99,6 +99,10 @@ type Server struct {
 	Name     string // default: the host name
 	StateDir string // absolute, cleaned
 	Edition  Edition
+	// Sysplex is the z/OS sysplex this server belongs to ("" none, the
+	// default): a z/OS connection is usable only when its host is of
+	// this sysplex (DESIGN.md §4).
+	Sysplex string
 }
 
 // HA is [ha]: the journal mirror link to the partner server.

@@ -80,6 +80,7 @@ func TestReferenceFileExamples(t *testing.T) {
 	want.HA.SourcePorts = &PortRange{40000, 40009}
 	want.HA.Advertise = &Addr{Scheme: TCP, Host: "db1.example.com", Port: 9730}
 	want.HA.PartnerName = "db2.example.com"
+	want.Server.Sysplex = "PLEX1"
 	want.HA.PartnerFingerprint, _ = ha.ParseFingerprint(strings.Repeat("3fa2910cd47e55b8", 4))
 	want.Syslog.Target = &Addr{Scheme: UDP, Host: "syslog.example.net", Port: 514}
 	want.SNMP.TrapListen = &Addr{Scheme: UDP, Host: "0.0.0.0", Port: 10162}
@@ -288,6 +289,9 @@ func badFiles() []badFile {
 		{"huge float", "[[snmp.manager]]\nretries = 1e999\n", ErrValue, "snmp.manager[0].retries", 2, "out of range"},
 		{"wrong type", "[server]\nname = 5\n", ErrType, "server.name", 2, "must be a string, not the integer 5"},
 		{"bad server name", "[server]\nname = \"a b\"\n", ErrValue, "server.name", 2, "character ' '"},
+		{"lower-case sysplex", "[server]\nsysplex = \"plex1\"\n", ErrValue, "server.sysplex", 2, "upper-case letters"},
+		{"long sysplex", "[server]\nsysplex = \"PLEX12345\"\n", ErrValue, "server.sysplex", 2, "1 to 8 characters"},
+		{"empty sysplex", "[server]\nsysplex = \"\"\n", ErrValue, "server.sysplex", 2, "1 to 8 characters"},
 		{"bad edition", "[server]\nedition = \"pro\"\n", ErrValue, "server.edition", 2, `"pro" is not "full" or "basic"`},
 		{"relative state dir", "[server]\nstate_dir = \"var/lib/x\"\n", ErrValue, "server.state_dir", 2, "absolute path"},
 		{"bad log level", "[log]\nlevel = \"warning\"\n", ErrValue, "log.level", 2, `"debug", "info", "warn" or "error"`},
@@ -517,6 +521,7 @@ func TestReloadable(t *testing.T) {
 		{"managers", func(c *Config) { c.SNMP.Managers = []Manager{{Version: V2c}} }, []string{"snmp.manager"}, nil},
 		{"state dir", func(c *Config) { c.Server.StateDir = "/srv" }, nil, []string{"server.state_dir"}},
 		{"server name", func(c *Config) { c.Server.Name = "other" }, nil, []string{"server.name"}},
+		{"sysplex", func(c *Config) { c.Server.Sysplex = "PLEX2" }, nil, []string{"server.sysplex"}},
 		{"ha listen", func(c *Config) { c.HA.Listen.Port = 1 }, nil, []string{"ha.listen"}},
 		{"control bus", func(c *Config) { c.Control.Bus = SessionBus }, nil, []string{"control.bus"}},
 		{"admin group", func(c *Config) { c.Control.AdminGroup = "ops" }, nil, []string{"control.admin_group"}},
@@ -654,4 +659,25 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted timings with no H: %v", err)
 		}
 	})
+}
+
+// TestSysplex: none by default; a valid name is kept.
+func TestSysplex(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct{ name, text, want string }{
+		{name: "default none", text: "", want: ""},
+		{name: "set", text: "[server]\nsysplex = \"PLEX1\"\n", want: "PLEX1"},
+		{name: "national characters", text: "[server]\nsysplex = \"P@#$1\"\n", want: "P@#$1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, err := Parse(tc.text)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Server.Sysplex != tc.want {
+				t.Fatalf("Server.Sysplex = %q, want %q", cfg.Server.Sysplex, tc.want)
+			}
+		})
+	}
 }

@@ -34,6 +34,7 @@ type rawServer struct {
 	Name     rawValue `toml:"name"`
 	StateDir rawValue `toml:"state_dir"`
 	Edition  rawValue `toml:"edition"`
+	Sysplex  rawValue `toml:"sysplex"`
 }
 
 type rawHeartbeat struct {
@@ -457,6 +458,27 @@ func (c *checker) server(r rawServer, cfg *Config) {
 		c.add(ErrValue, nil, "server.state_dir", "must not be /")
 	}
 	cfg.Server.Edition = Edition(c.choice("server.edition", r.Edition, string(EditionFull), string(EditionFull), string(EditionBasic)))
+	if plex, ok := c.str("server.sysplex", r.Sysplex); ok {
+		if why := CheckSysplex(plex); why != "" {
+			c.add(ErrValue, nil, "server.sysplex", "%q: %s", plex, why)
+		}
+		cfg.Server.Sysplex = plex
+	}
+}
+
+// CheckSysplex says what is wrong with a sysplex name ("" nothing): 1 to
+// 8 of upper-case letters, digits, '@', '#' and '$', as z/OS names them.
+func CheckSysplex(s string) string {
+	if s == "" || len(s) > 8 {
+		return "a sysplex name is 1 to 8 characters"
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '@' || c == '#' || c == '$') {
+			return fmt.Sprintf("character %q: a sysplex name has upper-case letters, digits, '@', '#' and '$'", c)
+		}
+	}
+	return ""
 }
 
 // checkServerName: 1–64 characters of [A-Za-z0-9._-], starting with a

@@ -44,6 +44,7 @@ func settings() []setting {
 	return []setting{
 		{"server.name", false, func(a, b *Config) bool { return a.Server.Name == b.Server.Name }},
 		{"server.state_dir", false, func(a, b *Config) bool { return a.Server.StateDir == b.Server.StateDir }},
+		{"server.sysplex", false, func(a, b *Config) bool { return a.Server.Sysplex == b.Server.Sysplex }},
 		{"server.edition", false, func(a, b *Config) bool { return a.Server.Edition == b.Server.Edition }},
 		{"heartbeat.interval", true, func(a, b *Config) bool { return a.Heartbeat.Interval == b.Heartbeat.Interval }},
 		{"heartbeat.detection_window", true, func(a, b *Config) bool { return a.Heartbeat.DetectionWindow == b.Heartbeat.DetectionWindow }},
