@@ -13,7 +13,9 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/internal/scenario"
@@ -62,11 +64,14 @@ commands:
   commands [--after N] [--json]
           the commands the storage systems judged, one line each: manager,
           the command's epoch and the system's, outcome ok, refused or fenced
-  scenario S1|S2|S3|S6|H1|H2|H3|random [--heartbeat on|off] [--seed N] [--speed N] [--via direct|hmc]
+  scenario S1|S2|S3|S5|S6|H1|H2|H3|random [--heartbeat on|off] [--seed N] [--speed N] [--via direct|hmc]
           a failure scenario of the design with the real freeze core, in-process,
           or with --via over loopback TLS through the direct driver or a dual
           HMC (H1-H3: HMC failures, --via hmc only); exit 0 if the secondary
-          image is consistent, 1 if not
+          image is consistent, 1 if not. S5 (over loopback TLS, direct + a
+          z/OS host) runs twice, with the z/OS connection and without it, and
+          prints the times side by side; exit 0 also needs the run with z/OS
+          Recoverable
   demo [--speed N]
           S1 and S2, each without and then with the Metro Mirror heartbeat
 
@@ -186,7 +191,12 @@ the secondary site stays consistent, and the manager knows when it is.
 
 // runScenario runs and prints one scenario.
 func runScenario(ctx context.Context, out io.Writer, name string, hb bool, seed uint64, clk clock.Clock, via string, speed float64) (*scenario.Result, error) {
-	opt := scenario.Options{Clock: clk, Heartbeat: hb, Seed: seed, Via: via, Speed: speed}
+	return runScenarioOpt(ctx, out, name, scenario.Options{Clock: clk, Heartbeat: hb, Seed: seed, Via: via, Speed: speed})
+}
+
+// runScenarioOpt runs and prints one scenario with opt.
+func runScenarioOpt(ctx context.Context, out io.Writer, name string, opt scenario.Options) (*scenario.Result, error) {
+	hb, seed, via := opt.Heartbeat, opt.Seed, opt.Via
 	var res *scenario.Result
 	var err error
 	if name == "random" {
@@ -196,6 +206,9 @@ func runScenario(ctx context.Context, out io.Writer, name string, hb bool, seed 
 		through := ""
 		if via != "" {
 			through = ", via " + via
+		}
+		if slices.Contains(scenario.ZOSNames, name) {
+			through += map[bool]string{false: " + z/OS host", true: ", NO z/OS connection (control)"}[opt.NoZOS]
 		}
 		fmt.Fprintf(out, "\n=== %s, heartbeat %s%s: %s ===\n", name, onOff(hb), through, scenario.Descriptions[name])
 		res, err = scenario.Run(ctx, name, opt)
@@ -223,13 +236,21 @@ func scenarioCmd(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if len(pos) != 1 {
-		return fmt.Errorf("%w: scenario NAME (%s, random)", errUsage, strings.Join(scenario.Names, ", "))
+		return fmt.Errorf("%w: scenario NAME (%s, random; with --via hmc %s; with --via direct %s)", errUsage,
+			strings.Join(scenario.Names, ", "), strings.Join(scenario.HMCNames, ", "), strings.Join(scenario.ZOSNames, ", "))
 	}
 	if *hb != "on" && *hb != "off" {
 		return fmt.Errorf("%w: --heartbeat %q is not on or off", errUsage, *hb)
 	}
 	if *via != "" && *via != scenario.ViaDirect && *via != scenario.ViaHMC {
 		return fmt.Errorf("%w: --via %q is not direct or hmc", errUsage, *via)
+	}
+	if slices.Contains(scenario.ZOSNames, pos[0]) {
+		if *via == scenario.ViaHMC {
+			return fmt.Errorf("%w: %s runs --via direct (its TCP/IP connections are direct ones)", errUsage, pos[0])
+		}
+		wireSpeed := *speed
+		return zosScenario(ctx, out, pos[0], *hb == "on", wireSpeed)
 	}
 	if *via != "" && pos[0] == "random" {
 		return fmt.Errorf("%w: scenario random runs in-process only (no --via)", errUsage)
@@ -246,6 +267,64 @@ func scenarioCmd(ctx context.Context, args []string, out io.Writer) error {
 		return errInconsistent
 	}
 	return nil
+}
+
+// zosScenario runs a z/OS scenario twice over loopback TLS: with the
+// z/OS connection, and the control case without it (TCP/IP only), and
+// prints the times side by side. Exit 0: the run with z/OS ended
+// Recoverable (every freeze certain: the session Suspended, not Partial)
+// and both images are consistent.
+func zosScenario(ctx context.Context, out io.Writer, name string, hb bool, speed float64) error {
+	var res [2]*scenario.Result
+	for i, noZOS := range []bool{false, true} {
+		r, err := runScenarioOpt(ctx, out, name, scenario.Options{Heartbeat: hb, Via: scenario.ViaDirect, Speed: speed,
+			NoZOS: noZOS, ReleaseIO: true})
+		if err != nil {
+			return err
+		}
+		res[i] = r
+	}
+	since := func(r *scenario.Result, at time.Duration) string {
+		if at == 0 {
+			return "never"
+		}
+		return fmt.Sprintf("%.3fs", (at - r.FaultAt).Seconds())
+	}
+	state := func(r *scenario.Result) string {
+		switch {
+		case r.Recoverable:
+			return "Suspended, Recoverable"
+		case r.Froze:
+			return "Suspended (Partial)"
+		}
+		return "not frozen"
+	}
+	fmt.Fprintf(out, "\n=== %s side by side (storage time after the fault) ===\n", name)
+	fmt.Fprintf(out, "  %-34s %-24s %s\n", "", "with z/OS", "TCP/IP only (control)")
+	rows := []struct{ label, a, b string }{
+		{"session", state(res[0]), state(res[1])},
+		{"Recoverable after", since(res[0], res[0].RecoverableAt), since(res[1], res[1].RecoverableAt)},
+		{"longest application write", fmt.Sprintf("%.3fs", res[0].MaxWait.Seconds()), fmt.Sprintf("%.3fs", res[1].MaxWait.Seconds())},
+		{"self-frozen at H", fmt.Sprint(res[0].SelfFrozen), fmt.Sprint(res[1].SelfFrozen)},
+		{"oracle", verdict(res[0]), verdict(res[1])},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(out, "  %-34s %-24s %s\n", r.label, r.a, r.b)
+	}
+	switch {
+	case !res[0].Consistent() || !res[1].Consistent():
+		return errInconsistent
+	case !res[0].Recoverable:
+		return fmt.Errorf("%s with z/OS: the session is not Suspended and Recoverable: %s", name, res[0].Why)
+	}
+	return nil
+}
+
+func verdict(r *scenario.Result) string {
+	if r.Consistent() {
+		return "consistent"
+	}
+	return "INCONSISTENT"
 }
 
 func onOff(b bool) string {

@@ -10,7 +10,13 @@
 // server (wire.go): the core reaches storage through the direct driver,
 // or through drivers/hmc and a dual HMC fronting every system; the faults
 // that cut the manager off a system then cut the private links of its
-// HMCs. The HMC scenarios (H1-H3) fail the HMCs themselves.
+// HMCs. The HMC scenarios (H1-H3) fail the HMCs themselves. S5 runs
+// over the direct driver with a z/OS host that has every system online,
+// each system's driver composed (hal/compose: direct, then z/OS): the
+// heartbeat flows over direct only, and when a system's TCP/IP
+// connections die its suspend is heard through the host's messages and
+// the freeze goes out in-band (Options.NoZOS: the control case without
+// the z/OS connection, where the system freezes itself only at H).
 // Random schedules (Schedule) draw faults from a seed, so that any failing
 // seed replays exactly.
 package scenario

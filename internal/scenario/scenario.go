@@ -21,6 +21,10 @@ import (
 var (
 	Names    = []string{"S1", "S2", "S3", "S6"}
 	HMCNames = []string{"H1", "H2", "H3"}
+	// ZOSNames need Via ViaDirect: the z/OS host is reached over
+	// loopback TLS through drivers/zos (Options.NoZOS leaves it out, the
+	// control case).
+	ZOSNames = []string{"S5"}
 )
 
 // Descriptions say what each scenario injects.
@@ -28,6 +32,7 @@ var Descriptions = map[string]string{
 	"S1": "one primary loses its paths and its connection to the manager at once",
 	"S2": "one primary loses its paths; at the same time another primary loses its connection to the manager",
 	"S3": "the manager dies; the storage systems stay healthy",
+	"S5": "one primary loses its paths and every TCP/IP connection to the manager at once; a z/OS host still reaches it in-band",
 	"S6": "one primary loses its paths (plain path failure)",
 	"H1": "one primary loses its paths; the HMC carrying the freeze dies under it (the other HMC of the dual HMC remains)",
 	"H2": "both HMCs die: no storage system can be reached; they come back after the heartbeat timeout H",
@@ -51,9 +56,15 @@ type Options struct {
 	// Clock is not used by them.
 	Via   string
 	Speed float64
+	// NoZOS leaves the z/OS connection out of a z/OS scenario (the
+	// control case: the same fault, reached by TCP/IP only).
+	NoZOS bool
 	// hmcs: in-process, every system reached only through two emulated
 	// HMCs, composed (RunSchedule sets it for ViaHMCs seeds).
 	hmcs bool
+	// zos: over the wire, each system also reached through a z/OS host
+	// (Run sets it for ZOSNames unless NoZOS).
+	zos bool
 }
 
 // Result is what a run proved.
@@ -72,6 +83,10 @@ type Result struct {
 	// heartbeat expiry has certainly happened (DESIGN.md §5): H2 checks
 	// that RecoverableAt comes no sooner than H after FaultAt.
 	FaultAt, RecoverableAt time.Duration
+	// MaxWait is the longest one application write waited, from its
+	// first attempt to its acknowledgement (what the ELB cost the
+	// applications).
+	MaxWait time.Duration
 }
 
 // Consistent is the oracle's verdict.
@@ -279,6 +294,12 @@ func Run(ctx context.Context, name string, opt Options) (*Result, error) {
 	if slices.Contains(HMCNames, name) && opt.Via != ViaHMC {
 		return nil, fmt.Errorf("%w: %s", errNeedsHMC, name)
 	}
+	if slices.Contains(ZOSNames, name) {
+		if opt.Via != ViaDirect {
+			return nil, fmt.Errorf("%w: %s", errNeedsDirect, name)
+		}
+		opt.zos = !opt.NoZOS
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var l *lab
@@ -321,7 +342,7 @@ func (l *lab) play(ctx context.Context, opt Options, fault func()) (*Result, err
 	l.stopCore()
 	<-l.coreDone
 	st := run.Status()
-	l.res.Writes = st.Writes
+	l.res.Writes, l.res.MaxWait = st.Writes, st.MaxWait
 	l.logf("workload stopped after %d acknowledged writes", st.Writes)
 	snap, err := l.fab.Snapshot(layout.Targets())
 	if err != nil {
@@ -370,6 +391,19 @@ var faults = map[string]func(l *lab){
 	"S3": func(l *lab) {
 		l.stopCore()
 		l.logf("FAULT: the manager dies (its heartbeats stop, nothing is disarmed)")
+	},
+	"S5": func(l *lab) {
+		p := topology.PrimarySerial(0)
+		// As S1, but a z/OS host still has the primary online: its
+		// state-change message tells the core of the suspend, and the
+		// freeze goes out in-band through it (hal/compose fails over).
+		l.cutManager(p)
+		l.cutPaths(p)
+		through := "; no z/OS connection (control case)"
+		if l.wire.zos {
+			through = "; z/OS host " + labZOSHost + " still has it online"
+		}
+		l.logf("FAULT: %s loses its paths and both its TCP/IP (direct) connections at once%s", p, through)
 	},
 	"S6": func(l *lab) {
 		p := topology.PrimarySerial(0)

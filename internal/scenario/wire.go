@@ -15,6 +15,7 @@ import (
 	"github.com/lockstep-io/lockstep/drivers/direct"
 	"github.com/lockstep-io/lockstep/drivers/hmc"
 	"github.com/lockstep-io/lockstep/drivers/wire"
+	"github.com/lockstep-io/lockstep/drivers/zos"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/hal/compose"
@@ -49,12 +50,20 @@ const (
 	hmcUser    = "hmcuser"
 	hmcSecret  = "hmc-pw"
 	hmcConnect = 30 * time.Second // wall time for the HMCs to answer at setup
+
+	// The z/OS host of a z/OS scenario: it has every system online.
+	labZOSHost    = "SYSA"
+	labSysplex    = "PLEX1"
+	zosUser       = "zosuser"
+	zosSecret     = "zos-pw"
+	labZOSChannel = "40"
 )
 
 // wireLab is the lab server of a run over sockets and what closes it.
 type wireLab struct {
 	srv     *labsrv.Server
 	via     string
+	zos     bool // each system also reached through z/OS host labZOSHost
 	cleanup []func()
 }
 
@@ -96,11 +105,19 @@ func setupWire(ctx context.Context, opt Options) (*lab, error) {
 				User: hmcUser, Password: hmcSecret, Endpoint: "127.0.0.1:0"})
 		}
 	}
+	if opt.zos {
+		h := labsrv.ZOSHost{Name: labZOSHost, Sysplex: labSysplex, Endpoint: "127.0.0.1:0", User: zosUser,
+			Password: zosSecret, LPARs: []string{labZOSHost + "1"}}
+		for _, serial := range serials {
+			h.Online = append(h.Online, labsrv.ZOSOnline{Serial: serial, Channels: []string{labZOSChannel}})
+		}
+		cfg.ZOSHosts = append(cfg.ZOSHosts, h)
+	}
 	dir, err := os.MkdirTemp("", "lockstep-scenario-")
 	if err != nil {
 		return nil, err
 	}
-	w := &wireLab{via: opt.Via, cleanup: []func(){func() { os.RemoveAll(dir) }}}
+	w := &wireLab{via: opt.Via, zos: opt.zos, cleanup: []func(){func() { os.RemoveAll(dir) }}}
 	labClk, coreClk := clock.NewScaled(speed), clock.NewScaled(speed)
 	labCtx, stopLab := context.WithCancel(context.WithoutCancel(ctx))
 	srv, err := labsrv.Start(labCtx, cfg, labsrv.Options{Clock: labClk, ControlSocket: filepath.Join(dir, "lab.sock")})
@@ -118,6 +135,7 @@ func setupWire(ctx context.Context, opt Options) (*lab, error) {
 	switch opt.Via {
 	case ViaDirect:
 		var ds []*direct.System
+		var zs []*zos.System
 		for _, st := range srv.Status() {
 			serial := hal.Serial(st.Serial)
 			d := direct.New(ctx, direct.Options{Serial: serial, Endpoints: st.Endpoints, Manager: manager,
@@ -125,10 +143,32 @@ func setupWire(ctx context.Context, opt Options) (*lab, error) {
 				Clock: coreClk, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
 			w.cleanup = append(w.cleanup, func() { d.Close() })
 			conns[serial], ds = d, append(ds, d)
+			if !opt.zos {
+				continue
+			}
+			// The z/OS connection after the direct one (the daemon's
+			// order): the heartbeat over direct only, commands fail over.
+			z := zos.New(ctx, zos.Options{Serial: serial, Host: labZOSHost, Addr: srv.ZOSEndpoint(labZOSHost),
+				Sysplex: labSysplex, Manager: manager, User: zosUser, Password: zosSecret,
+				TLS: wire.ClientTLSConfig(pool, "127.0.0.1"), Clock: coreClk,
+				BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
+			w.cleanup = append(w.cleanup, func() { z.Close() })
+			zs = append(zs, z)
+			cd, err := compose.New(serial, []hal.Driver{d, z}, []string{"direct", "zos " + labZOSHost})
+			if err != nil {
+				w.close()
+				return nil, err
+			}
+			conns[serial] = cd
 		}
 		ready = func() bool {
 			for _, d := range ds {
 				if d.Cluster() < 0 {
+					return false
+				}
+			}
+			for _, z := range zs {
+				if z.Via() == "" {
 					return false
 				}
 			}
@@ -189,6 +229,10 @@ func setupWire(ctx context.Context, opt Options) (*lab, error) {
 	}
 	how := map[string]string{ViaDirect: "direct connections (two clusters each)",
 		ViaHMC: "a dual HMC (HMC1, HMC2) fronting every system"}[opt.Via]
+	if opt.zos {
+		how += fmt.Sprintf(", then z/OS host %s (sysplex %s) with every system online (no heartbeat through it)",
+			labZOSHost, labSysplex)
+	}
 	l.logf("%d pairs full-duplex, 4 primaries -> 4 secondaries, one consistency group; the core reaches storage over loopback TLS through %s",
 		len(topo.Pairs), how)
 	if err := l.startCore(ctx, opt, coreClk, conns); err != nil {
@@ -230,6 +274,10 @@ func (l *lab) startCore(ctx context.Context, opt Options, clk clock.Clock, conns
 
 // errNeedsHMC: a scenario of the HMC connection run without --via hmc.
 var errNeedsHMC = errors.New("scenario: this scenario needs --via hmc")
+
+// errNeedsDirect: a scenario of the z/OS connection run without --via
+// direct (its TCP/IP connections are the direct driver's).
+var errNeedsDirect = errors.New("scenario: this scenario needs --via direct")
 
 // cutManager cuts the manager off one system: its two cluster endpoints
 // (direct, in-process), or the private links of every HMC fronting it

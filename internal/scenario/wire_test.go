@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,59 @@ func TestHMCScenariosNeedHMC(t *testing.T) {
 	for _, name := range HMCNames {
 		if _, err := Run(context.Background(), name, Options{}); err == nil || !strings.Contains(err.Error(), "--via hmc") {
 			t.Errorf("%s in-process: %v", name, err)
+		}
+	}
+}
+
+// TestS5FreezesThroughZOS: S5 over loopback TLS through drivers/direct
+// and drivers/zos, heartbeat on: one primary loses its paths and both
+// its TCP/IP connections; the suspend is heard through the z/OS host's
+// messages and the freeze goes out in-band through it, so the session is
+// Suspended and Recoverable well before H, consistent. The control case
+// without the z/OS connection is consistent too, but Recoverable only
+// once the cut primary froze itself at H.
+func TestS5FreezesThroughZOS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs for two loopback labs")
+	}
+	h, err := freeze.DeriveH(60*time.Second, freeze.DefaultTimings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		noZOS   bool
+		beforeH bool // Recoverable sooner than H after the fault
+	}{
+		{name: "with z/OS", beforeH: true},
+		{name: "control, TCP/IP only", noZOS: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := Run(context.Background(), "S5", Options{Heartbeat: true, After: 80 * time.Second, Via: ViaDirect,
+				NoZOS: tc.noZOS, ReleaseIO: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			timeline := strings.Join(r.Timeline, "\n")
+			if !r.Consistent() || !r.Recoverable {
+				t.Fatalf("consistent = %v, Recoverable = %v (%s), want both\n%s", r.Consistent(), r.Recoverable, r.Why, timeline)
+			}
+			took := r.RecoverableAt - r.FaultAt
+			if (took < h) != tc.beforeH {
+				t.Fatalf("Recoverable %v after the fault; H = %v; want before H: %v\n%s", took, h, tc.beforeH, timeline)
+			}
+			t.Logf("S5 %s: Recoverable after %v, longest write %v, %d writes", tc.name, took, r.MaxWait, r.Writes)
+		})
+	}
+}
+
+// TestZOSScenariosNeedDirect: S5 refuses to run in-process or through
+// HMCs: its TCP/IP connections are the direct driver's.
+func TestZOSScenariosNeedDirect(t *testing.T) {
+	t.Parallel()
+	for _, via := range []string{ViaInProcess, ViaHMC} {
+		if _, err := Run(context.Background(), "S5", Options{Via: via}); !errors.Is(err, errNeedsDirect) {
+			t.Errorf("S5 via %q: %v, want errNeedsDirect", via, err)
 		}
 	}
 }

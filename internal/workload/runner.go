@@ -37,11 +37,12 @@ type Options struct {
 // seq only after seq-1 completed, like an application that logs before it
 // writes data.
 type Run struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	acked  []atomic.Uint64 // per chain: last acknowledged seq
-	writes atomic.Uint64
-	errors atomic.Uint64
+	cancel  context.CancelFunc
+	done    chan struct{}
+	acked   []atomic.Uint64 // per chain: last acknowledged seq
+	writes  atomic.Uint64
+	errors  atomic.Uint64
+	maxWait atomic.Int64 // the longest write, in nanoseconds
 }
 
 // Status is a snapshot of a run.
@@ -55,6 +56,10 @@ type Status struct {
 	Writes uint64 `json:"writes"`
 	// Errors is the number of failed write attempts (each retry counts).
 	Errors uint64 `json:"errors"`
+	// MaxWait is the longest one write waited, from its first attempt
+	// to its acknowledgement (or to the end of the run, for a write still
+	// held then): how long an application was held.
+	MaxWait time.Duration `json:"max_wait"`
 }
 
 // Start runs the workload of l against host until ctx is done, Stop is
@@ -94,8 +99,13 @@ func (r *Run) chain(ctx context.Context, host Host, c int, pairs []hal.VolumePai
 	for seq := uint64(1); opt.MaxSeq == 0 || seq <= opt.MaxSeq; seq++ {
 		vol := pairs[(seq-1)%n].Source
 		data := EncodePayload(uint32(c), seq)
+		began := opt.Clock.Now()
+		// A write still held when the run stops counts for what it
+		// waited so far: the application was held at least that long.
+		held := func() { r.waited(opt.Clock.Since(began)) }
 		for {
 			if ctx.Err() != nil {
+				held()
 				return
 			}
 			err := host.Write(ctx, vol, uint32(c), data)
@@ -103,19 +113,32 @@ func (r *Run) chain(ctx context.Context, host Host, c int, pairs []hal.VolumePai
 				break
 			}
 			if ctx.Err() != nil {
+				held()
 				return
 			}
 			r.errors.Add(1)
 			if clock.Sleep(ctx, opt.Clock, opt.RetryDelay) != nil {
+				held()
 				return
 			}
 		}
 		r.acked[c].Store(seq)
 		r.writes.Add(1)
+		r.waited(opt.Clock.Since(began))
 		if opt.Think > 0 && seq != opt.MaxSeq {
 			if clock.Sleep(ctx, opt.Clock, opt.Think) != nil {
 				return
 			}
+		}
+	}
+}
+
+// waited records that one write waited d.
+func (r *Run) waited(d time.Duration) {
+	for {
+		old := r.maxWait.Load()
+		if int64(d) <= old || r.maxWait.CompareAndSwap(old, int64(d)) {
+			return
 		}
 	}
 }
@@ -144,5 +167,6 @@ func (r *Run) Status() Status {
 	}
 	s.Writes = r.writes.Load()
 	s.Errors = r.errors.Load()
+	s.MaxWait = time.Duration(r.maxWait.Load())
 	return s
 }
