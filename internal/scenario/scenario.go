@@ -106,6 +106,7 @@ type lab struct {
 	ctx      context.Context
 	wire     *wireLab   // nil in-process
 	hmcs     []*emu.HMC // in-process dual HMC, when the run has one
+	zos      *zosHost   // in-process z/OS host, when the run has one
 }
 
 const (
@@ -204,6 +205,12 @@ func setup(ctx context.Context, opt Options) (*lab, error) {
 	if opt.hmcs {
 		var err error
 		if conns, err = l.behindDualHMC(); err != nil {
+			return nil, err
+		}
+	}
+	if opt.zos {
+		var err error
+		if conns, err = l.withZOS(conns); err != nil {
 			return nil, err
 		}
 	}

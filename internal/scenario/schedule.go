@@ -17,8 +17,8 @@ import (
 // Fault is one step of a random schedule.
 type Fault struct {
 	At     time.Duration // after the workload started
-	Kind   string        // paths | manager | both | crash | hmc | hmc-link
-	System hal.Serial    // "" for hmc
+	Kind   string        // paths | manager | both | crash | hmc | hmc-link | zos | channel
+	System hal.Serial    // "" for hmc and zos
 	HMC    string        // hmc, hmc-link: which HMC
 	Up     bool          // restores what an earlier fault of the same kind took
 }
@@ -33,6 +33,10 @@ func (f Fault) String() string {
 		return fmt.Sprintf("t+%v hmc %s %s", f.At, dir, f.HMC)
 	case "hmc-link":
 		return fmt.Sprintf("t+%v hmc-link %s %s %s", f.At, dir, f.HMC, f.System)
+	case "zos":
+		return fmt.Sprintf("t+%v zos %s %s", f.At, dir, labZOSHost)
+	case "channel":
+		return fmt.Sprintf("t+%v channel %s %s %s", f.At, dir, labZOSHost, f.System)
 	}
 	if f.Kind == "crash" {
 		dir = map[bool]string{false: "crash", true: "restart"}[f.Up]
@@ -46,10 +50,16 @@ func (f Fault) String() string {
 // the release-I/O choice the tests make by seed parity).
 func ViaHMCs(seed uint64) bool { return (seed/2)%2 == 1 }
 
+// WithZOS reports whether the schedule of seed runs with a z/OS host that
+// has every system online, reached after the TCP/IP connection (half the
+// seeds, independent of ViaHMCs and of the seed's parity).
+func WithZOS(seed uint64) bool { return (seed/4)%2 == 1 }
+
 // Schedule draws one to three faults, each on a random primary or
 // secondary: its paths, its manager connection, both at once, or a crash;
 // with a dual HMC (ViaHMCs) also one HMC dying, or one HMC's private link
-// to a system; some are restored later. Times fall both on and between
+// to a system; with a z/OS host (WithZOS) also the host dying, or its
+// channel to a system; some are restored later. Times fall both on and between
 // the workload's write instants (multiples of think), so faults land at
 // every phase of the chains' writes.
 func Schedule(seed uint64, think time.Duration) []Fault {
@@ -57,6 +67,9 @@ func Schedule(seed uint64, think time.Duration) []Fault {
 	kinds := []string{"paths", "manager", "both", "crash"}
 	if ViaHMCs(seed) {
 		kinds = append(kinds, "hmc", "hmc-link")
+	}
+	if WithZOS(seed) {
+		kinds = append(kinds, "zos", "channel")
 	}
 	var out []Fault
 	for range 1 + rng.IntN(3) {
@@ -78,6 +91,8 @@ func Schedule(seed uint64, think time.Duration) []Fault {
 			f.System, f.HMC = "", labHMCs[rng.IntN(len(labHMCs))]
 		case "hmc-link":
 			f.HMC = labHMCs[rng.IntN(len(labHMCs))]
+		case "zos":
+			f.System = ""
 		}
 		out = append(out, f)
 		if rng.IntN(3) == 0 {
@@ -100,7 +115,7 @@ func RunSchedule(ctx context.Context, opt Options) (*Result, []Fault, error) {
 	opt.defaults()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	opt.hmcs = ViaHMCs(opt.Seed)
+	opt.hmcs, opt.zos = ViaHMCs(opt.Seed), WithZOS(opt.Seed)
 	l, err := setup(ctx, opt)
 	if err != nil {
 		return nil, nil, err
@@ -155,6 +170,10 @@ func (l *lab) apply(f Fault) {
 		l.hmcByName(f.HMC).SetMode(mode)
 	case "hmc-link":
 		_ = l.hmcByName(f.HMC).SetLink(f.System, f.Up)
+	case "zos":
+		l.zos.setDown(!f.Up)
+	case "channel":
+		l.zos.setChannel(f.System, f.Up)
 	case "crash":
 		if f.Up {
 			s.Restart()

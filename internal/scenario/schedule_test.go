@@ -81,3 +81,23 @@ func TestSchedulesIncludeHMCFaults(t *testing.T) {
 		t.Fatalf("%d seeds behind a dual HMC, faults %v", runs, kinds)
 	}
 }
+
+// TestSchedulesIncludeZOSFaults: of the CI's 200 seeds, half run with a
+// z/OS host that has every system online, and those draw the host's
+// death and channel failures.
+func TestSchedulesIncludeZOSFaults(t *testing.T) {
+	t.Parallel()
+	runs, kinds := 0, map[string]int{}
+	for seed := range uint64(200) {
+		if !WithZOS(seed) {
+			continue
+		}
+		runs++
+		for _, f := range Schedule(seed, 200*time.Millisecond) {
+			kinds[f.Kind]++
+		}
+	}
+	if runs != 100 || kinds["zos"] < 15 || kinds["channel"] < 15 {
+		t.Fatalf("%d seeds with a z/OS host, faults %v", runs, kinds)
+	}
+}
