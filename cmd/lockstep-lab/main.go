@@ -73,7 +73,8 @@ commands:
           prints the times side by side; exit 0 also needs the run with z/OS
           Recoverable
   demo [--speed N]
-          S1 and S2, each without and then with the Metro Mirror heartbeat
+          S1 and S2, each without and then with the Metro Mirror heartbeat;
+          S5 with and without a z/OS connection
 
 The control commands find the lab at --control SOCK, else $LOCKSTEP_LAB_CONTROL,
 else ./lockstep-lab.sock.
@@ -116,7 +117,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 }
 
 // demo runs S1 and S2, each without and then with the heartbeat, with the
-// real freeze core on a scaled clock.
+// real freeze core on a scaled clock, then S5 (with and without a z/OS
+// connection) over loopback TLS.
 func demo(ctx context.Context, args []string, out io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	fs.SetOutput(out)
@@ -152,7 +154,8 @@ func demo(ctx context.Context, args []string, out io.Writer) error {
 	return nil
 }
 
-// demoScenarios runs S1 and S2 in-process, without and with the heartbeat.
+// demoScenarios runs S1 and S2 in-process, without and with the heartbeat,
+// then S5 over loopback TLS, with and without the z/OS connection.
 func demoScenarios(ctx context.Context, out io.Writer, speed float64) error {
 	fmt.Fprintf(out, "lockstep demo: the freeze core against 4 primary and 4 secondary emulated storage\n"+
 		"systems, storage time %gx faster than real time.\n", speed)
@@ -182,6 +185,17 @@ With the heartbeat on, the manager freezes everything it can reach as soon as
 a primary stops answering, and a primary it cannot reach freezes itself when
 its heartbeat timer runs out, before any CG timeout can release a held write:
 the secondary site stays consistent, and the manager knows when it is.
+`)
+	// S5: the heartbeat cannot flow through z/OS, but a z/OS host that
+	// still reaches a primary carries its freeze at once.
+	if err := zosScenario(ctx, out, "S5", true, 0); err != nil {
+		unexpected = append(unexpected, "S5: "+err.Error())
+	}
+	fmt.Fprint(out, `
+S5: the same cut, over loopback TLS, with a z/OS host that still has the primary
+online: its state-change message tells the manager of the suspend and the freeze
+goes out in-band through it, so the session is Recoverable in seconds instead of
+after the heartbeat timeout H, and the applications are held that much less.
 `)
 	if len(unexpected) > 0 {
 		return fmt.Errorf("unexpected verdicts: %s", strings.Join(unexpected, ", "))
