@@ -46,6 +46,8 @@ type labRig struct {
 	// consoles are lockstepd's console factories (none if nil).
 	drivers  Drivers
 	consoles Consoles
+	// server holds extra [server] keys of lockstepd's configuration.
+	server string
 }
 
 func newLabRig(t *testing.T, cg time.Duration) *labRig {
@@ -79,7 +81,7 @@ func (r *labRig) start(heartbeat string, n Notifier) (*client.Client, func()) {
 	if err := os.WriteFile(ca, r.lab.CAPEM(), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := config.Parse("[server]\nname = \"t\"\nstate_dir = \"" + r.state + "\"\n[heartbeat]\n" + heartbeat +
+	cfg, err := config.Parse("[server]\nname = \"t\"\nstate_dir = \"" + r.state + "\"\n" + r.server + "[heartbeat]\n" + heartbeat +
 		"\n[control]\nbus = \"" + r.bus + "\"\n[storage]\nca_file = \"" + ca + "\"\n")
 	if err != nil {
 		t.Fatal(err)

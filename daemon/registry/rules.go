@@ -89,7 +89,7 @@ func (db *DB) Remove(serial hal.Serial, connection, usedBy string, force bool) (
 				ErrLastIPConnection, serial)
 		}
 		r.Warnings = append(r.Warnings, fmt.Sprintf("%s keeps no TCP/IP connection while the heartbeat is on: "+
-			"its sessions will be suspended", serial))
+			"its sessions will be suspended, and applications see extended long busy until the storage timer expires", serial))
 	}
 	if connection == "" {
 		r.Record = Record{Version: RecordVersion, Kind: KindStorageRemoved, Serial: serial}
