@@ -87,7 +87,9 @@ func zosState(ctx context.Context, c *client.Client, serial hal.Serial) string {
 //   - removing the last TCP/IP connection of a system with the heartbeat
 //     on is refused without --force, and with it the admin is told that
 //     applications see ELB until the storage timer expires, and the
-//     session over it is suspended.
+//     session over it is suspended;
+//   - restarted outside the sysplex, the server's takeover readiness
+//     lists the system reachable only through z/OS: not in sysplex PLEX1.
 func TestZOSRulesEndToEnd(t *testing.T) {
 	r := newZOSRig(t, 5*time.Second)
 	ctx := context.Background()
@@ -168,6 +170,26 @@ func TestZOSRulesEndToEnd(t *testing.T) {
 		return strings.Contains(w, string(p1)) && strings.Contains(w, "only through z/OS")
 	}) {
 		t.Fatalf("heartbeat on with %s reachable only through z/OS: %v, warnings %q", p1, err, ws)
+	}
+
+	// Takeover readiness of a server outside the sysplex (the same
+	// state, [server] sysplex unset): it lists the system it could reach
+	// only through z/OS and says why; storage show says the z/OS
+	// connections are unusable.
+	stop()
+	r.server = ""
+	c, stop = r.start(safeFor5s, &countingNotifier{})
+	defer stop()
+	ha, err := c.HAStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(ha.Readiness, func(d api.ReadinessDoc) bool { return d.Serial == p1 })
+	if i < 0 || !strings.Contains(ha.Readiness[i].Reason, "not in sysplex PLEX1") {
+		t.Fatalf("readiness outside the sysplex: %+v, want %s: not in sysplex PLEX1", ha.Readiness, p1)
+	}
+	if st := zosState(ctx, c, p0); !strings.HasPrefix(st, "unusable not in sysplex PLEX1") {
+		t.Fatalf("%s's z/OS connection outside the sysplex: %q", p0, st)
 	}
 }
 
