@@ -294,7 +294,7 @@ func TestRestoreStandbyInPlace(t *testing.T) {
 // TestTakeoverReadinessReasons: the standby lists each storage system it
 // could not reach, and why, in ha status and in the answer to ha
 // takeover: one whose endpoints refuse connections, one with only a z/OS
-// connection (no IP connection).
+// connection of a sysplex neither server is in (not in sysplex PLEX9).
 func TestTakeoverReadinessReasons(t *testing.T) {
 	ctx := context.Background()
 	p := newPair(t, Options{}, false)
@@ -317,7 +317,7 @@ func TestTakeoverReadinessReasons(t *testing.T) {
 	if err := p.Pair(ctx); err != nil {
 		t.Fatal(err)
 	}
-	want := map[hal.Serial]string{"LAB.2107-75DEAD1": "refused", "LAB.2107-75ZOS01": "z/OS (sysplex PLEX9)"}
+	want := map[hal.Serial]string{"LAB.2107-75DEAD1": "refused", "LAB.2107-75ZOS01": "not in sysplex PLEX9"}
 	check := func(what string, unreachable []hal.Serial, why []api.ReadinessDoc) error {
 		got := map[hal.Serial]string{}
 		for _, r := range why {
