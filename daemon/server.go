@@ -74,6 +74,11 @@ type Server struct {
 	// idleBeat moves the watchdog's counter while no core runs: a
 	// standby has no core loop that could wedge.
 	idleBeat atomic.Uint64
+	// Test hooks (package tests only): watchdogEvery replaces half of
+	// WATCHDOG_USEC, and wedged stops the watchdog's counter as a wedged
+	// core's stops.
+	watchdogEvery time.Duration
+	wedged        atomic.Bool
 }
 
 // New opens the state directory, replays the journal and builds the
@@ -190,7 +195,16 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	defer cancel()
 	s.acting.open(ctx)
 	defer s.stopActing()
-	wd := &Watchdog{Notifier: s.opt.Notifier, Interval: WatchdogInterval(), Progress: s.progress, Logger: s.log}
+	every := s.watchdogEvery
+	if every == 0 {
+		every = WatchdogInterval()
+	}
+	wd := &Watchdog{Notifier: s.opt.Notifier, Interval: every, Progress: s.progress, Logger: s.log, Clock: s.clock,
+		Withheld: func(progress uint64, stalled time.Duration) {
+			s.em.emit(notify.WatchdogWithheld, fmt.Sprintf("the freeze core made no progress for %s: the watchdog ping is withheld, "+
+				"systemd restarts lockstepd when WatchdogSec passes", stalled),
+				"progress", fmt.Sprint(progress), "stalled", stalled.String())
+		}}
 	api := newTask("admin API", s.serveControl)
 	tasks := []Task{
 		newTask("snmp notifications", readyAtOnce(s.snmp.Run)),
@@ -233,6 +247,9 @@ func (s *Server) closeDrivers() { s.drivers.closeAll() }
 // stops moving when the core is wedged; a server that does not act has no
 // core loop, and its counter always moves.
 func (s *Server) progress() uint64 {
+	if s.wedged.Load() {
+		return 0
+	}
 	if d := s.acting.current(); d != nil {
 		return d.core.Progress()
 	}
