@@ -184,6 +184,7 @@ func (s *Server) HAStatus(ctx context.Context) (api.HADoc, error) {
 		Epoch: st.Epoch, Acting: v.acting, LastIndex: s.store.LastIndex(),
 		Partner: st.Peer.String(), ReconnectAttempts: st.Reconnect.Attempts, ReconnectLimit: cfg.HA.ReconnectAttempts,
 		NextReconnect: st.Reconnect.Next}
+	doc.PartnerRole = s.ha.partnerRoleOf(st.Peer)
 	doc.Readiness = s.drivers.readiness(s.registry())
 	doc.Unreachable = serials(doc.Readiness)
 	if st.Conn == ha.SyncPending && st.Role != ha.Standalone {
