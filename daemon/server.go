@@ -282,15 +282,15 @@ func (s *Server) Reload(cfg *config.Config) {
 	old := s.cfg.Load()
 	if d := s.acting.current(); d != nil {
 		if err := d.core.SetTimings(context.Background(), cfg.Heartbeat); err != nil {
-			notify.Log(s.log, notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
+			s.emit(notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
 			return
 		}
 	} else if err := cfg.Heartbeat.Validate(); err != nil {
-		notify.Log(s.log, notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
+		s.emit(notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
 		return
 	}
 	if err := s.snmp.SetManagers(cfg.SNMP.Managers); err != nil {
-		notify.Log(s.log, notify.ConfigRefused, "new SNMP managers refused; the old configuration stays", "err", err.Error())
+		s.emit(notify.ConfigRefused, "new SNMP managers refused; the old configuration stays", "err", err.Error())
 		return
 	}
 	s.cfg.Store(cfg)
@@ -301,6 +301,12 @@ func (s *Server) Reload(cfg *config.Config) {
 		s.log.Warn("these settings take effect at the next restart", "keys", strings.Join(later, ", "))
 	}
 	s.emit(notify.ConfigChanged, "configuration reloaded", "changed", strings.Join(config.Reloadable(old, cfg), ", "))
+}
+
+// Refuse tells the operator and the NMS that the configuration file
+// given to a reload (SIGHUP) does not load: the old one stays in force.
+func (s *Server) Refuse(file string, err error) {
+	s.emit(notify.ConfigRefused, "new configuration refused; keeping the old one", "file", file, "err", err.Error())
 }
 
 // Notify sends a state to systemd (RELOADING=1 and READY=1 around a
