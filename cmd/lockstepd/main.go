@@ -147,8 +147,7 @@ func serve(srv *daemon.Server, cfgPath string, logger *slog.Logger, relog func(*
 			case sig == syscall.SIGHUP:
 				srv.Notify("RELOADING=1")
 				if cfg, err := config.Load(cfgPath); err != nil {
-					notify.Log(logger, notify.ConfigRefused, "new configuration refused; keeping the old one",
-						"file", cfgPath, "err", err.Error())
+					srv.Refuse(cfgPath, err)
 				} else {
 					relog(cfg) // the syslog target may have changed
 					srv.Reload(cfg)
