@@ -219,6 +219,23 @@ func TestEveryNotificationHasASender(t *testing.T) {
 	}
 	wait(notify.SessionDefined, "session=exp")
 
+	// Scheduled tasks run now: one whose step holds (exp is Defined),
+	// one whose wait times out.
+	for _, tk := range []struct{ name, step string }{
+		{"holds", "wait exp defined timeout 5s"},
+		{"times-out", "wait exp prepared timeout 1s"},
+	} {
+		if _, err := c.TaskCreate(ctx, api.TaskSpec{Name: tk.name, Schedule: "daily 02:00", Zone: "UTC",
+			Steps: []string{tk.step}}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.TaskRun(ctx, tk.name, time.Time{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait(notify.TaskSucceeded, "holds")
+	wait(notify.TaskFailed, "times-out")
+
 	// The state restored from a backup.
 	b, err := c.BackupCreate(ctx)
 	if err != nil {
