@@ -47,6 +47,8 @@ type freezeBench struct {
 	fab      *emu.Fabric
 	topo     *topology.Topology
 	conns    map[hal.Serial]hal.StorageSystem // manager's, all systems
+	setup    map[hal.Serial]hal.StorageSystem // in-process, for the untimed resets
+	srv      *lab.Server                      // nil in-process
 	core     *freeze.Core
 	mu       sync.Mutex
 	acks     map[hal.Serial]time.Time
@@ -72,7 +74,8 @@ func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Du
 		lsss = append(lsss, emu.LSSConfig{LSS: hal.LSS(0x10 + l), Type: hal.FB, Volumes: 1})
 	}
 	fb := &freezeBench{topo: topology.Standard(n, lsss), conns: map[hal.Serial]hal.StorageSystem{},
-		acks: map[hal.Serial]time.Time{}, frozen: map[hal.Serial]time.Time{}}
+		setup: map[hal.Serial]hal.StorageSystem{},
+		acks:  map[hal.Serial]time.Time{}, frozen: map[hal.Serial]time.Time{}}
 	if overWire {
 		cfg := &lab.Config{Speed: 1, Topology: fb.topo}
 		for _, sc := range fb.topo.Systems {
@@ -84,7 +87,7 @@ func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Du
 			b.Fatal(err)
 		}
 		b.Cleanup(func() { cancel(); srv.Wait() })
-		fb.fab = srv.Fabric()
+		fb.fab, fb.srv = srv.Fabric(), srv
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(srv.CAPEM())
 		for _, st := range srv.Status() {
@@ -111,6 +114,12 @@ func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Du
 			mode := map[bool]emu.LinkMode{true: emu.LinkBlackhole, false: emu.LinkUp}[on]
 			fb.fab.System(fb.hole).SetManagerLink(manager, mode)
 		}
+	}
+	for _, s := range fb.fab.Systems() {
+		// Not through the manager's connections: over the wire, with an
+		// injected latency, every reset would cost a round of commands
+		// per system, sequentially.
+		fb.setup[s.Serial()] = s.Connect("bench-setup")
 	}
 	if err := fb.topo.Establish(ctx, clock.Real(), fb.conns, 1, 5*time.Minute); err != nil {
 		b.Fatal(err)
@@ -155,7 +164,7 @@ func (fb *freezeBench) reset(b *testing.B) {
 		if serial == fb.hole {
 			continue
 		}
-		c := fb.conns[serial]
+		c := fb.setup[serial]
 		var paths []hal.PathSpec
 		var lsss []hal.LSS
 		var pairs []hal.PairSpec
@@ -182,7 +191,7 @@ func (fb *freezeBench) reset(b *testing.B) {
 	}
 	for _, serial := range fb.topo.Sources() {
 		for serial != fb.hole {
-			ps, err := fb.conns[serial].QueryPairs(ctx, 1)
+			ps, err := fb.setup[serial].QueryPairs(ctx, 1)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -311,5 +320,58 @@ func BenchmarkEventToFrozen(b *testing.B) {
 				})
 			}
 		}
+	}
+}
+
+// BenchmarkFreezeLimit is DESIGN.md §11's closeness to the limit: with
+// 1 ms of one-way latency on every storage connection (the lab's latency
+// fault, loopback TLS), the p99 of event -> last acknowledgement for 32
+// systems × 16 LSSs over the same for 1 system × 16 LSSs. The latency is
+// the floor of any freeze; a core that fans out concurrently, with one
+// command per system, freezes 32 about as fast as one (target ratio
+// <= 1.5). The samples of the two layouts alternate, so that the load of
+// the machine falls on both alike.
+func BenchmarkFreezeLimit(b *testing.B) {
+	const oneWay = time.Millisecond
+	layouts := []struct {
+		n    int
+		fb   *freezeBench
+		lat  []time.Duration
+		lost int
+	}{{n: 1}, {n: 32}}
+	for i := range layouts {
+		fb := setupFreezeBench(b, layouts[i].n, true, 0)
+		for _, sc := range fb.topo.Systems {
+			if err := fb.srv.Inject(lab.Fault{Kind: "latency", System: string(sc.Serial), Endpoint: -1,
+				Latency: oneWay.String()}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		layouts[i].fb = fb
+	}
+	samples := 200
+	for b.Loop() {
+		for range samples {
+			for i := range layouts {
+				l := &layouts[i]
+				b.StopTimer()
+				l.fb.reset(b)
+				b.StartTimer()
+				d, _, ok := l.fb.once(b)
+				if !ok {
+					l.lost++
+					continue
+				}
+				l.lat = append(l.lat, d)
+			}
+		}
+	}
+	one, many := layouts[0], layouts[1]
+	b.ReportMetric(float64(one.lost+many.lost), "lost-samples")
+	latency.Report(b, "freeze-1sys", one.lat)
+	latency.Report(b, "freeze-32sys", many.lat)
+	if len(one.lat) > 0 && len(many.lat) > 0 {
+		p1, p32 := latency.Quantile(one.lat, 0.99), latency.Quantile(many.lat, 0.99)
+		b.ReportMetric(float64(p32)/float64(p1), "p99-ratio-32v1")
 	}
 }
