@@ -105,7 +105,7 @@ func Table(run Run, machine string) string {
 		name := strings.TrimPrefix(r.Name, "Benchmark")
 		prefixes := map[string]bool{}
 		for unit := range r.Metrics {
-			if p, ok := strings.CutSuffix(unit, "-p99-µs"); ok {
+			if p, stat := split(unit); stat == "p99-µs" {
 				prefixes[p] = true
 			}
 		}
@@ -116,23 +116,33 @@ func Table(run Run, machine string) string {
 				}
 			}
 		}) {
-			ms := func(suffix string) string {
-				v, ok := r.Metrics[p+suffix]
+			key := func(stat string) string {
+				if p == "" {
+					return stat
+				}
+				return p + "-" + stat
+			}
+			ms := func(stat string) string {
+				v, ok := r.Metrics[key(stat)]
 				if !ok {
 					return "—"
 				}
 				return strconv.FormatFloat(v/1000, 'f', 2, 64) + " ms"
 			}
 			samples := "—"
-			if v, ok := r.Metrics[p+"-samples"]; ok {
+			if v, ok := r.Metrics[key("samples")]; ok {
 				samples = strconv.FormatFloat(v, 'f', 0, 64)
 			}
-			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", name, p, ms("-p50-µs"), ms("-p99-µs"), ms("-max-µs"), samples)
+			figure := p
+			if figure == "" {
+				figure = "latency"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s |\n", name, figure, ms("p50-µs"), ms("p99-µs"), ms("max-µs"), samples)
 		}
 		var units []string
 		for unit := range r.Metrics {
-			p, isCount := strings.CutSuffix(unit, "-samples")
-			if !strings.HasSuffix(unit, "-µs") && !(isCount && prefixes[p]) && unit != "ns/op" {
+			p, stat := split(unit)
+			if !strings.HasSuffix(unit, "-µs") && !(stat == "samples" && prefixes[p]) && unit != "ns/op" {
 				units = append(units, unit)
 			}
 		}
@@ -148,6 +158,21 @@ func Table(run Run, machine string) string {
 		}
 	}
 	return b.String()
+}
+
+// split cuts a unit into the prefix of a latency report and its
+// statistic (p50-µs, p99-µs, max-µs or samples; "" and "" for others).
+// internal/latency names them prefix-stat, or stat alone for no prefix.
+func split(unit string) (prefix, stat string) {
+	for _, st := range []string{"p50-µs", "p99-µs", "max-µs", "samples"} {
+		if unit == st {
+			return "", st
+		}
+		if p, ok := strings.CutSuffix(unit, "-"+st); ok {
+			return p, st
+		}
+	}
+	return "", ""
 }
 
 // Splice replaces what lies between the markers of doc with table.

@@ -29,6 +29,8 @@ func TestParseAndTable(t *testing.T) {
 			"| FreezeLimit | lost-samples | 0 |",
 			"AMD EPYC",
 		}},
+		{name: "no prefix", in: "BenchmarkLag/w=1-2 1 5 ns/op 16258 max-µs 351.8 p50-µs 3151 p99-µs 2000 samples\n",
+			want: []string{"| Lag/w=1 | latency | 0.35 ms | 3.15 ms | 16.26 ms | 2000 |"}},
 		{name: "odd metrics", in: "BenchmarkX-2 1 5 ns/op 3\n", wantErr: true},
 		{name: "bad value", in: "BenchmarkX-2 1 five ns/op\n", wantErr: true},
 		{name: "nothing", in: "PASS\n"},
