@@ -509,11 +509,35 @@ func (c *Core) subscribe(serial hal.Serial, sys hal.StorageSystem) error {
 	c.unsubscribe[serial] = cancel
 	go func() {
 		for ev := range events {
-			c.post(func() { c.onEvent(ev, pushed) })
+			// What is already queued goes to the loop in one hand-off: a
+			// freeze raises one event per LSS pair on every system at
+			// once, and a hand-off each made the echoes of the first
+			// systems frozen delay the answers of the last.
+			batch := []hal.Event{ev}
+		more:
+			for len(batch) < maxEventBatch {
+				select {
+				case ev, ok := <-events:
+					if !ok {
+						break more
+					}
+					batch = append(batch, ev)
+				default:
+					break more
+				}
+			}
+			c.post(func() {
+				for _, ev := range batch {
+					c.onEvent(ev, pushed)
+				}
+			})
 		}
 	}()
 	return nil
 }
+
+// maxEventBatch bounds the events of one system handed to the loop at once.
+const maxEventBatch = 64
 
 // SetSystems replaces the storage systems the core talks to (storage
 // added or removed at run time): new ones are subscribed to, removed ones

@@ -46,13 +46,27 @@ func refused(format string, args ...any) error {
 // link (down, black-holed, slow), then the epoch check, then fn, all of it
 // atomic with respect to host writes and faults. Every command that
 // reaches the epoch check is recorded in the fabric's command log under
-// op, with its outcome.
+// op, with its outcome. fn runs under the fabric's lock held exclusively.
 func (c *conn) do(ctx context.Context, epoch hal.Epoch, op string, fn func() error) error {
+	return c.run(ctx, epoch, op, false, nil, fn)
+}
+
+// doShared is do for a command that touches only this system and the
+// systems in others (the targets of the LSS pairs it names): fn runs
+// under the fabric's lock held shared and those systems' own mutexes
+// (Fabric.mu), so that commands on different systems (a freeze fan-out)
+// do not wait for one another, and each is still atomic with respect to
+// host writes, mirrors and faults.
+func (c *conn) doShared(ctx context.Context, epoch hal.Epoch, op string, others []hal.Serial, fn func() error) error {
+	return c.run(ctx, epoch, op, true, others, fn)
+}
+
+func (c *conn) run(ctx context.Context, epoch hal.Epoch, op string, shared bool, others []hal.Serial, fn func() error) error {
 	s, f := c.s, c.s.fabric
-	f.mu.Lock()
+	unlock := f.lockShared(s, nil)
 	m := s.managerLocked(c.linkName())
 	mode, latency := m.mode, m.latency
-	f.mu.Unlock()
+	unlock()
 	switch mode {
 	case LinkDown:
 		return fmt.Errorf("%w: %s: connection from %s is down", hal.ErrUnreachable, s.serial, c.manager)
@@ -68,8 +82,13 @@ func (c *conn) do(ctx context.Context, epoch hal.Epoch, op string, fn func() err
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %s: %v", hal.ErrTimeout, s.serial, err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	if shared {
+		unlock = f.lockShared(s, others)
+	} else {
+		f.mu.Lock()
+		unlock = f.mu.Unlock
+	}
+	defer unlock()
 	if s.crashed || s.managerLocked(c.linkName()).mode != LinkUp {
 		return fmt.Errorf("%w: %s: not answering", hal.ErrUnreachable, s.serial)
 	}
@@ -207,7 +226,15 @@ func (s *System) establishLocked(ps hal.PairSpec) {
 }
 
 func (c *conn) Freeze(ctx context.Context, epoch hal.Epoch, pairs []hal.LSSPair) error {
-	return c.do(ctx, epoch, OpFreeze, func() error {
+	// It suspends pairs here and tells their targets, on the target
+	// systems of the LSS pairs named.
+	targets := make([]hal.Serial, 0, 1)
+	for _, lp := range pairs {
+		if !slices.Contains(targets, lp.Target.Serial) {
+			targets = append(targets, lp.Target.Serial)
+		}
+	}
+	return c.doShared(ctx, epoch, OpFreeze, targets, func() error {
 		for _, lp := range pairs {
 			if _, err := c.s.sourceLSS(lp); err != nil {
 				return err
@@ -219,7 +246,7 @@ func (c *conn) Freeze(ctx context.Context, epoch hal.Epoch, pairs []hal.LSSPair)
 }
 
 func (c *conn) Thaw(ctx context.Context, epoch hal.Epoch, lsss []hal.LSS) error {
-	return c.do(ctx, epoch, OpThaw, func() error {
+	return c.doShared(ctx, epoch, OpThaw, nil, func() error {
 		for _, id := range lsss {
 			if c.s.lss[id] == nil {
 				return refused("%s: no LSS %s", c.s.serial, id)
@@ -344,7 +371,7 @@ func (c *conn) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, spec hal.He
 }
 
 func (c *conn) Heartbeat(ctx context.Context, epoch hal.Epoch, session string) error {
-	return c.do(ctx, epoch, OpHeartbeat, func() error {
+	return c.doShared(ctx, epoch, OpHeartbeat, nil, func() error {
 		hb := c.s.heartbeats[session]
 		switch {
 		case hb == nil:
@@ -372,7 +399,7 @@ func (c *conn) DisableHeartbeat(ctx context.Context, epoch hal.Epoch, session st
 
 func (c *conn) QueryPairs(ctx context.Context, epoch hal.Epoch) ([]hal.PairStatus, error) {
 	var out []hal.PairStatus
-	err := c.do(ctx, epoch, OpQueryPairs, func() error {
+	err := c.doShared(ctx, epoch, OpQueryPairs, nil, func() error {
 		s := c.s
 		for _, v := range s.sortedVolumes() {
 			self := hal.VolumeRef{Serial: s.serial, Volume: v.id}
@@ -396,7 +423,7 @@ func (c *conn) QueryPairs(ctx context.Context, epoch hal.Epoch) ([]hal.PairStatu
 
 func (c *conn) QueryPaths(ctx context.Context, epoch hal.Epoch) ([]hal.PathStatus, error) {
 	var out []hal.PathStatus
-	err := c.do(ctx, epoch, OpQueryPaths, func() error {
+	err := c.doShared(ctx, epoch, OpQueryPaths, nil, func() error {
 		for _, lp := range sortedPaths(c.s.paths) {
 			p := c.s.paths[lp]
 			out = append(out, hal.PathStatus{LSSPair: lp, ConsistencyGroup: p.consistencyGroup, State: p.state})
@@ -408,7 +435,7 @@ func (c *conn) QueryPaths(ctx context.Context, epoch hal.Epoch) ([]hal.PathStatu
 
 func (c *conn) QueryLSSs(ctx context.Context, epoch hal.Epoch) ([]hal.LSSStatus, error) {
 	var out []hal.LSSStatus
-	err := c.do(ctx, epoch, OpQueryLSSs, func() error {
+	err := c.doShared(ctx, epoch, OpQueryLSSs, nil, func() error {
 		for _, id := range slices.Sorted(maps.Keys(c.s.lss)) {
 			l := c.s.lss[id]
 			out = append(out, hal.LSSStatus{LSS: id, Type: l.typ, CGTimeout: l.cgTimeout, ELBUntil: l.elbUntil})

@@ -28,10 +28,15 @@
 //     highest it has seen and answers hal.ErrFenced to lower ones.
 //
 // A Fabric holds several systems in one process and the links between
-// them; one mutex covers the whole fabric, so a host write, its mirror, a
-// freeze and a fault are each atomic with respect to the others. That is
-// the guarantee real hardware gives per write (a write is mirrored before
-// a suspension takes effect, or held by it), made exact.
+// them; its lock makes a host write, its mirror, a freeze and a fault each
+// atomic with respect to the others. That is the guarantee real hardware
+// gives per write (a write is mirrored before a suspension takes effect,
+// or held by it), made exact. Host writes, faults and timers hold the
+// lock exclusively; the commands that touch only their own system and
+// the targets of the LSS pairs they name (freeze, thaw, heartbeat,
+// queries) hold it shared with a mutex per system touched, so that the
+// freezes of many systems do not queue behind one another as they would
+// not on separate arrays (Fabric.mu).
 //
 // Faults are injected per LSS pair or per system (paths), per manager
 // (connection down, black-holed, or slow) and per system (crash, restart).
