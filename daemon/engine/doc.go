@@ -48,8 +48,11 @@
 // every one is removed: removing raises no suspend event and a pair
 // found gone is no sign, so the terminate freezes nothing, and a
 // terminate that fails midway leaves the pairs it did not remove
-// covered. Every step is idempotent: the next terminate finishes one
-// that failed or whose answer was lost.
+// covered. A freeze of the group that began before the pairs left the
+// scope held the session's source LSSs too: the session goes back into
+// the scope, so that the group's thaw ends that hold, and the terminate
+// fails (ErrGroupFroze). Every step is idempotent: the next terminate
+// finishes one that failed or whose answer was lost.
 //
 // The core's contact reports (a storage system unreachable while its
 // group mirrors) are recorded by a second goroutine, which waits for the

@@ -33,6 +33,10 @@ type Options struct {
 	RequestTimeout func() time.Duration
 }
 
+// ErrGroupFroze: a terminate's consistency group froze while it removed
+// the pairs (see Terminate).
+var ErrGroupFroze = errors.New("engine: the consistency group froze during the terminate")
+
 // Engine is session.Hardware and freeze.Observer for one server.
 type Engine struct {
 	core    *freeze.Core
@@ -72,6 +76,9 @@ type Engine struct {
 	//     of a terminate that could not remove every path).
 	starting, gone map[string]bool
 	failedStart    map[string]map[hal.Serial]bool // the systems the failed start finished
+	// freezes counts the freezes the core began, per group (Freezing): a
+	// terminate tells by it whether its group froze while it ran.
+	freezes map[string]uint64
 
 	// syncMu orders SyncGroups: each reads the sessions after the
 	// previous one's groups are in the core, so that an older view of
@@ -101,7 +108,7 @@ func New(opt Options) *Engine {
 		cgs: map[hal.Serial]map[hal.LSS]time.Duration{}, unknownCG: map[string]bool{},
 		contact: map[string]freeze.Contact{}, kick: make(chan struct{}, 1),
 		clock: clock.OrReal(opt.Clock), timeout: timeout,
-		starting: map[string]bool{}, failedStart: map[string]map[hal.Serial]bool{}, gone: map[string]bool{}}
+		starting: map[string]bool{}, freezes: map[string]uint64{}, failedStart: map[string]map[hal.Serial]bool{}, gone: map[string]bool{}}
 }
 
 // Attach gives the engine the manager whose sessions it serves.
@@ -857,12 +864,16 @@ func (e *Engine) Recover(ctx context.Context, s *session.Session) error {
 // while a pair that stops mirroring before it is removed still does. A
 // terminate that fails midway leaves the pairs it did not remove covered.
 // Once all are removed they leave the scope, before the paths go (paths
-// are no business of the core's).
+// are no business of the core's), unless the group froze meanwhile
+// (ErrGroupFroze).
 //
 // Each step is idempotent, so a terminate that failed midway, or whose
 // answer was lost, is finished by the next one.
 func (e *Engine) Terminate(ctx context.Context, s *session.Session) error {
-	name := s.Name
+	name, group := s.Name, GroupName(s)
+	e.mu.Lock()
+	freezes := e.freezes[group]
+	e.mu.Unlock()
 	epoch := e.epoch()
 	pairs := s.VolumePairs()
 	// The source side first: there a removal also ends the target side
@@ -884,6 +895,25 @@ func (e *Engine) Terminate(ctx context.Context, s *session.Session) error {
 	e.mu.Unlock()
 	if err := e.SyncGroups(context.WithoutCancel(ctx)); err != nil {
 		e.log.Warn("consistency groups not synced after a terminate", "session", name, "err", err)
+	}
+	// A freeze of the group that began before the pairs left its scope
+	// held the session's source LSSs too, and only a thaw of the group
+	// with them in it ends that hold: the session goes back into the
+	// scope (its pairs are gone: nothing there is a sign) and the
+	// terminate fails; the next one, once the group is released, ends it.
+	// A freeze that begins later does not reach its LSS pairs.
+	e.mu.Lock()
+	froze := e.freezes[group] != freezes
+	if froze {
+		delete(e.gone, name)
+	}
+	e.mu.Unlock()
+	if froze {
+		if err := e.SyncGroups(context.WithoutCancel(ctx)); err != nil {
+			e.log.Warn("consistency groups not synced after a terminate", "session", name, "err", err)
+		}
+		return fmt.Errorf("%w: %s: the pairs are removed, but the session stays in the group until its I/O is released; "+
+			"then terminate again", ErrGroupFroze, group)
 	}
 	return e.removePaths(ctx, s)
 }
@@ -1054,6 +1084,9 @@ func (e *Engine) mark(group, action string, f func(ctx context.Context, m *sessi
 
 // Freezing records that the core started freezing a group.
 func (e *Engine) Freezing(group, reason string, at time.Time) {
+	e.mu.Lock()
+	e.freezes[group]++
+	e.mu.Unlock()
 	e.mark(group, "freeze", func(ctx context.Context, m *session.Manager, name string) error {
 		return m.MarkFreezing(ctx, name, reason, at)
 	})

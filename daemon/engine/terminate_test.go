@@ -11,6 +11,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/lockstep-io/lockstep/daemon/engine"
 	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
@@ -246,5 +247,82 @@ func TestTerminateFailedMidwayKeepsPairsCovered(t *testing.T) {
 		if left := w.notSimplex(t, ctx, s); len(left) > 0 {
 			t.Fatalf("after the second terminate: %v", left)
 		}
+	})
+}
+
+// freezeDuringRemove runs hook once, before the first RemovePairs: a
+// fault that makes the core freeze the group while a terminate runs.
+type freezeDuringRemove struct {
+	hal.StorageSystem
+	hook *atomic.Pointer[func()]
+}
+
+func (f freezeDuringRemove) RemovePairs(ctx context.Context, e hal.Epoch, p []hal.VolumePair) error {
+	if h := f.hook.Swap(nil); h != nil {
+		(*h)()
+	}
+	return f.StorageSystem.RemovePairs(ctx, e, p)
+}
+
+// TestTerminateWhileItsGroupFreezes is the admin schedules' seed 13: a
+// path failure under the other session of the group froze the group
+// while alpha1's terminate removed its pairs. The freeze held alpha1's
+// source LSSs too; alpha1 then left the group, so the group's thaw
+// (release-io) did not end that hold, and alpha1 said I/O not held while
+// storage held its writes until the CG timeout. Now the terminate fails
+// (the group froze under it), alpha1 stays in the group, the thaw ends
+// every hold, and the next terminate ends alpha1.
+func TestTerminateWhileItsGroupFreezes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var hook atomic.Pointer[func()]
+		p0, p1 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		w := newCGWorld(t, ctx, nil, nil, nil, false, issueTimings(), func(serial hal.Serial, sys hal.StorageSystem) hal.StorageSystem {
+			if serial == p0 {
+				return freezeDuringRemove{StorageSystem: sys, hook: &hook}
+			}
+			return sys
+		})
+		w.defineLSS(t, ctx, "alpha1", "alpha", session.ReleaseIO, 0x10, 0)
+		w.defineLSS(t, ctx, "alpha2", "alpha", session.ReleaseIO, 0x11, 1)
+		must(t, w.mgr.Command(ctx, "alpha1", session.CmdStartH1H2))
+		must(t, w.mgr.Command(ctx, "alpha2", session.CmdStartH1H2))
+		w.prepared(t, ctx, "alpha1")
+		w.prepared(t, ctx, "alpha2")
+		fault := func() {
+			// The second primary answers slowly: the group's freeze is
+			// still out there when alpha1 leaves the group, and its thaw
+			// (release-io) comes after.
+			w.fab.System(p1).SetLatency("lockstepd", 500*time.Millisecond)
+			w.fab.SetSystemPaths(p1, false)
+			time.Sleep(100 * time.Millisecond) // the suspend event reaches the core, which freezes the group
+		}
+		hook.Store(&fault)
+		err := w.mgr.Command(ctx, "alpha1", session.CmdTerminate)
+		if !errors.Is(err, engine.ErrGroupFroze) && !errors.Is(err, session.ErrConflict) {
+			t.Fatalf("terminate while the group froze: %v, want it to fail", err)
+		}
+		time.Sleep(2 * time.Second) // the freeze settles; release-io thaws the group
+		w.fab.System(p1).SetLatency("lockstepd", 0)
+		if s := w.session(t, "alpha1"); s.State == session.Defined {
+			t.Fatalf("alpha1 after a terminate its group's freeze interrupted: %s (%s)", s.State, s.Reason)
+		}
+		if heldOn(t, w.fab, p0) {
+			t.Fatalf("%s still holds writes after the group was released (cg timeout 8 s)", p0)
+		}
+		if s := w.session(t, "alpha1"); s.IOHeld {
+			t.Fatalf("alpha1 says I/O held after the release: %s (%s)", s.State, s.Reason)
+		}
+		must(t, w.mgr.Command(ctx, "alpha1", session.CmdTerminate))
+		s := w.session(t, "alpha1")
+		if s.State != session.Defined {
+			t.Fatalf("alpha1 after the second terminate: %s (%s)", s.State, s.Reason)
+		}
+		if left := w.notSimplex(t, ctx, s); len(left) > 0 {
+			t.Fatalf("alpha1's volumes: %v", left)
+		}
+		w.fab.SetSystemPaths(p1, true)
+		time.Sleep(2 * time.Second) // the commands sent while p1 was slow end before the bubble does
 	})
 }
