@@ -354,6 +354,10 @@ func dispatch(ctx context.Context, sys hal.StorageSystem, epoch hal.Epoch, op Op
 		err = sys.Recover(ctx, epoch, a.VolumePairs)
 	case OpFailback:
 		err = sys.Failback(ctx, epoch, a.VolumePairs)
+	case OpRemovePairs:
+		err = sys.RemovePairs(ctx, epoch, a.VolumePairs)
+	case OpRemovePaths:
+		err = sys.RemovePaths(ctx, epoch, a.LSSPairs)
 	case OpEnableHeartbeat:
 		err = sys.EnableHeartbeat(ctx, epoch, a.Heartbeat)
 	case OpHeartbeat:

@@ -20,6 +20,8 @@ const (
 	OpSuspend          = "suspend"
 	OpRecover          = "recover"
 	OpFailback         = "failback"
+	OpRemovePairs      = "remove-pairs"
+	OpRemovePaths      = "remove-paths"
 	OpEnableHeartbeat  = "enable-heartbeat"
 	OpHeartbeat        = "heartbeat"
 	OpDisableHeartbeat = "disable-heartbeat"

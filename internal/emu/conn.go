@@ -347,6 +347,88 @@ func (c *conn) Failback(ctx context.Context, epoch hal.Epoch, pairs []hal.Volume
 	})
 }
 
+// RemovePairs ends pairs on this system (hal.StorageSystem.RemovePairs):
+// each listed pair's volume here leaves its relationship with the pair's
+// other volume, as source or as target, and becomes simplex; where the
+// volume here was the source and the link to the other system is up,
+// the other side (a target of this volume) becomes simplex too. A copy
+// in progress ends with the pair. No suspend event: nothing stopped
+// mirroring unexpectedly.
+func (c *conn) RemovePairs(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return c.do(ctx, epoch, OpRemovePairs, func() error {
+		s := c.s
+		for _, vp := range pairs {
+			here := 0
+			for _, ref := range []hal.VolumeRef{vp.Source, vp.Target} {
+				if ref.Serial != s.serial {
+					continue
+				}
+				if s.volumes[ref.Volume] == nil {
+					return refused("%s: pair %s: no volume %s here", s.serial, vp, ref.Volume)
+				}
+				here++
+			}
+			if here == 0 {
+				return refused("%s: pair %s has no volume on this system", s.serial, vp)
+			}
+		}
+		for _, vp := range pairs {
+			for _, ends := range [][2]hal.VolumeRef{{vp.Source, vp.Target}, {vp.Target, vp.Source}} {
+				if ends[0].Serial == s.serial {
+					s.removePairLocked(s.volumes[ends[0].Volume], ends[1])
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// removePairLocked ends v's relationship with other, if it has one.
+func (s *System) removePairLocked(v *volume, other hal.VolumeRef) {
+	f := s.fabric
+	self := hal.VolumeRef{Serial: s.serial, Volume: v.id}
+	if p := v.pair; p != nil && p.target == other {
+		p.copyGen++ // a copy in progress ends with the pair
+		v.pair = nil
+		lp := p.lssPair(s.serial, v.id)
+		if t := f.systems[other.Serial]; t != nil && !t.crashed && f.linkUpLocked(lp) {
+			if tv := t.volumes[other.Volume]; tv != nil && tv.target != nil && *tv.target == self {
+				tv.target, tv.targetState, tv.targetReason = nil, hal.Simplex, hal.ReasonNone
+			}
+		}
+	}
+	if v.target != nil && *v.target == other {
+		v.target, v.targetState, v.targetReason = nil, hal.Simplex, hal.ReasonNone
+	}
+}
+
+// RemovePaths removes paths from this system's LSSs
+// (hal.StorageSystem.RemovePaths). A path still used by a pair, in any
+// state, is refused (as a real array refuses to remove the paths of
+// existing pairs), and nothing is removed; a path that does not exist is
+// no error.
+func (c *conn) RemovePaths(ctx context.Context, epoch hal.Epoch, paths []hal.LSSPair) error {
+	return c.do(ctx, epoch, OpRemovePaths, func() error {
+		s := c.s
+		for _, lp := range paths {
+			l, err := s.sourceLSS(lp)
+			if err != nil {
+				return err
+			}
+			for _, v := range l.volumes {
+				if v.pair != nil && v.pair.lssPair(s.serial, v.id) == lp {
+					return refused("%s: path %s is used by pair %s", s.serial, lp,
+						hal.VolumePair{Source: hal.VolumeRef{Serial: s.serial, Volume: v.id}, Target: v.pair.target})
+				}
+			}
+		}
+		for _, lp := range paths {
+			delete(s.paths, lp)
+		}
+		return nil
+	})
+}
+
 func (c *conn) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, spec hal.HeartbeatSpec) error {
 	return c.do(ctx, epoch, OpEnableHeartbeat, func() error {
 		s := c.s

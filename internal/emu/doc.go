@@ -24,6 +24,21 @@
 //     ones) on the clock, copy-pending until done, then full-duplex.
 //     Recover turns targets into suspended sources; failback resyncs them
 //     back the other way.
+//   - Remove (terminate): RemovePairs ends pairs with a volume on the
+//     system, whichever side of the pair the volume is now: each such
+//     volume leaves its relationship with the pair's other volume and
+//     becomes simplex; where it was the source and the link to the other
+//     system is up, the target side becomes simplex too (a copy in
+//     progress ends). Over a link that is down the target side stays
+//     until RemovePairs reaches its own system, as on an array whose
+//     secondary the primary cannot tell. Removing a pair that does not
+//     exist succeeds (idempotent); one that names no volume of the
+//     system is refused. A removal raises no suspend event and no
+//     state-change interrupt, and starts no ELB: the pair ended, it did
+//     not stop mirroring. RemovePaths refuses (and removes none of the
+//     listed paths) while a pair of the system, in any state, still
+//     uses one of them, as an array refuses to remove the paths of
+//     existing pairs; a path that does not exist is no error.
 //   - Fencing: every command carries an epoch; the system remembers the
 //     highest it has seen and answers hal.ErrFenced to lower ones.
 //
