@@ -103,9 +103,11 @@ demo: build deps
 	$(BIN)/lockstep-lab demo --bin $(BIN)
 
 # Every benchmark runs once (-benchtime 1x) and takes its own samples,
-# so that percentiles rest on hundreds of measurements.
+# so that percentiles rest on hundreds of measurements; the figures of
+# docs/performance.md are rewritten from bench.out.
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... | tee bench.out
+	$(GO) run ./internal/benchreport -doc docs/performance.md < bench.out
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

@@ -191,6 +191,7 @@ func (s *Server) HAStatus(ctx context.Context) (api.HADoc, error) {
 		Epoch: st.Epoch, Acting: v.acting, LastIndex: s.store.LastIndex(),
 		Partner: st.Peer.String(), ReconnectAttempts: st.Reconnect.Attempts, ReconnectLimit: cfg.HA.ReconnectAttempts,
 		NextReconnect: st.Reconnect.Next}
+	doc.PartnerRole = s.ha.partnerRoleOf(st.Peer)
 	doc.Readiness = s.drivers.readiness(s.registry())
 	doc.Unreachable = serials(doc.Readiness)
 	if st.Conn == ha.SyncPending && st.Role != ha.Standalone {
@@ -377,14 +378,19 @@ func (s *Server) HeartbeatSet(ctx context.Context, on bool) ([]string, error) {
 	if err := s.proposeRegistry(ctx, registry.Record{Kind: registry.KindHeartbeatSet, On: on}); err != nil {
 		return nil, err
 	}
-	s.emit(notify.HeartbeatSwitched, "heartbeat "+map[bool]string{true: "on", false: "off"}[on])
+	s.emit(notify.HeartbeatSwitched, "heartbeat "+map[bool]string{true: "on", false: "off"}[on], "on", fmt.Sprint(on))
 	s.updateStatus()
 	if on {
-		ws := s.registry().HeartbeatWarnings()
-		for _, w := range ws {
-			s.emit(notify.HeartbeatNoIP, w)
+		db := s.registry()
+		// One notification per storage system the heartbeat cannot reach,
+		// naming it (the NMS gets its serial in lockstepStorageSerial).
+		for _, serial := range db.Serials() {
+			if !slices.ContainsFunc(db.Connections(serial), registry.Connection.CarriesHeartbeat) {
+				s.emit(notify.HeartbeatNoIP, fmt.Sprintf("%s is reachable only through z/OS: the heartbeat does not work without an IP connection", serial),
+					"serial", string(serial))
+			}
 		}
-		return ws, nil
+		return db.HeartbeatWarnings(), nil
 	}
 	return []string{}, nil
 }

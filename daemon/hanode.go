@@ -65,6 +65,18 @@ type haNode struct {
 	links   map[ha.LinkID]*peerLink
 	stopped bool   // Run is ending: a link that comes up now is closed
 	backup  string // the backup taken before the synchronization under way
+	// partner is the partner's role as last heard: announced in its
+	// Hello, then the role the pair gives it while linked. It is kept here
+	// beside the relationship, not in ha.State: the loop persists the
+	// relationship whenever it changes, and the partner's role is the
+	// partner's to know, not ours to persist.
+	partner partnerRole
+}
+
+// partnerRole is what a server last heard of its partner's role.
+type partnerRole struct {
+	name string // the partner's server name ("": never heard)
+	role ha.Role
 }
 
 // haDeps are what the HA part is given.
@@ -189,6 +201,7 @@ func (n *haNode) accept(ctx context.Context, l *link.Listener) {
 		if err != nil {
 			return
 		}
+		n.heard(c.PeerInfo())
 		n.loop.Post(ha.LinkUp{Link: n.add(c), Peer: c.PeerInfo()})
 	}
 }
@@ -338,6 +351,7 @@ func (n *haNode) Connect(addr string) {
 			n.loop.Post(ha.ConnectFailed{Addr: addr, Err: err})
 			return
 		}
+		n.heard(c.PeerInfo())
 		n.loop.Post(ha.LinkUp{Link: n.add(c), Peer: c.PeerInfo(), Dialed: true})
 	})
 }
@@ -449,7 +463,37 @@ func (n *haNode) RestoreBackup() {
 func (n *haNode) StartActiveDuties(e hal.Epoch, _ bool) { n.acting.start(e) }
 func (n *haNode) StopActiveDuties()                     { n.acting.stop() }
 
+// heard records the role a partner announced in its Hello.
+func (n *haNode) heard(p ha.PeerInfo) {
+	n.mu.Lock()
+	n.partner = partnerRole{name: p.Name, role: p.Role}
+	n.mu.Unlock()
+}
+
+// partnerRoleOf is the role last heard of peer ("" when nothing was heard
+// of that server).
+func (n *haNode) partnerRoleOf(peer ha.Peer) string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.partner.name == "" || peer.Addr == "" && peer.Name == "" || peer.Name != "" && peer.Name != n.partner.name {
+		return ""
+	}
+	return n.partner.role.String()
+}
+
 func (n *haNode) Emit(no ha.Notice) {
+	// Linked, the pair gives the partner its role: the one ours is not
+	// (a standalone that was dialed is a standby from the link on).
+	// The partner linked is the one whose Hello was heard last.
+	if c := no.To.Conn; c == ha.SyncPending || c == ha.Synchronized {
+		if r, ok := map[ha.Role]ha.Role{ha.Active: ha.Standby, ha.Standby: ha.Active}[no.To.Role]; ok {
+			n.mu.Lock()
+			if n.partner.name != "" {
+				n.partner.role = r
+			}
+			n.mu.Unlock()
+		}
+	}
 	kv := []string{"from", no.From.String(), "to", no.To.String(), "epoch", fmt.Sprint(uint64(no.Epoch)),
 		"role", no.To.Role.String(), "ha_state", no.To.HAState()}
 	if no.Err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,8 +14,6 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/gosnmp/gosnmp"
-
 	"github.com/lockstep-io/lockstep/daemon/config"
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/control/client"
@@ -26,6 +23,7 @@ import (
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/internal/privbus"
 	"github.com/lockstep-io/lockstep/internal/smalldisk"
+	"github.com/lockstep-io/lockstep/internal/snmpagent"
 	"github.com/lockstep-io/lockstep/persist"
 )
 
@@ -132,60 +130,24 @@ func (r *recordingNotifier) last(prefix string) string {
 	return ""
 }
 
-// trapSink receives SNMPv2c notifications on a loopback UDP port.
-type trapSink struct {
-	conn *net.UDPConn
-	oids chan string
-}
+// trapSink is a real snmptrapd that the notifications go to.
+type trapSink struct{ d *snmpagent.Trapd }
 
-func newTrapSink(t *testing.T) *trapSink {
-	t.Helper()
-	conn, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &trapSink{conn: conn, oids: make(chan string, 64)}
-	done := make(chan struct{})
-	t.Cleanup(func() { conn.Close(); <-done })
-	go func() {
-		defer close(done)
-		buf := make([]byte, 65536)
-		for {
-			n, err := conn.Read(buf)
-			if err != nil {
-				return
-			}
-			p, err := (&gosnmp.GoSNMP{}).SnmpDecodePacket(buf[:n])
-			if err != nil {
-				continue
-			}
-			for _, v := range p.Variables {
-				if v.Name == ".1.3.6.1.6.3.1.1.4.1.0" {
-					if oid, ok := v.Value.(string); ok {
-						s.oids <- strings.TrimPrefix(oid, ".")
-					}
-				}
-			}
-		}
-	}()
-	return s
-}
+func newTrapSink(t *testing.T) *trapSink { return &trapSink{d: snmpagent.StartTrapd(t)} }
 
-// await waits (up to 20 s) for the notification of e.
+// addr is its loopback UDP address.
+func (s *trapSink) addr() string { return fmt.Sprintf("127.0.0.1:%d", s.d.Port) }
+
+// await waits (up to 20 s) until snmptrapd received the notification of e.
 func (s *trapSink) await(t *testing.T, e notify.Event) {
 	t.Helper()
-	prefix, _ := config.ParseOID(config.DefaultEnterpriseOID)
-	want := notify.NotificationOID(prefix, e)
-	deadline := time.After(20 * time.Second)
-	for {
-		select {
-		case oid := <-s.oids:
-			if oid == want {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no %s notification (%s) received", e.Name, want)
-		}
+	want := fmt.Sprintf("OID: .%s.1.0.%d", config.DefaultEnterpriseOID, e.Code)
+	err := s.d.Wait(context.Background(), 20*time.Second, func(l string) bool {
+		i := strings.Index(l, want)
+		return i >= 0 && (len(l) == i+len(want) || l[i+len(want)] == '\t')
+	})
+	if err != nil {
+		t.Fatalf("no %s notification (%s) received by snmptrapd: %v", e.Name, want, err)
 	}
 }
 
@@ -215,7 +177,7 @@ func TestDaemonOnAFullDisk(t *testing.T) {
 	}
 	cfg, err := config.Parse(fmt.Sprintf("[server]\nname = \"t\"\nstate_dir = %q\n[control]\nbus = %q\n"+
 		"[[snmp.manager]]\naddress = \"udp://%s\"\nversion = \"v2c\"\ncommunity_file = %q\n",
-		filepath.Join(disk, "state"), addr, traps.conn.LocalAddr(), community))
+		filepath.Join(disk, "state"), addr, traps.addr(), community))
 	if err != nil {
 		t.Fatal(err)
 	}

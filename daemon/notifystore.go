@@ -53,6 +53,15 @@ func (n notifyingStore) Propose(ctx context.Context, r session.Record) error {
 		n.em.emit(stateEvents[c.State], fmt.Sprintf("session %s: %s -> %s (%s)", r.Session, before.State, c.State, c.Reason),
 			"session", r.Session, "state", c.State.String(), "status", c.Status.String(), "reason", c.Reason)
 	}
+	// Severe is what an operator must act on (suspended pairs, a failed
+	// command, a system out of contact past the lowest CG timeout): said
+	// when the session enters it, not on each change while it stays. The
+	// reason is in the text (the journal), not in the fields: a long one
+	// would cut the session's name off the NMS's 255 bytes.
+	if c.Status == session.Severe && before.Status != session.Severe {
+		n.em.emit(notify.SessionSevere, fmt.Sprintf("session %s is Severe: %s (%s)", r.Session, c.State, c.Reason),
+			"session", r.Session, "group", before.CGName, "state", c.State.String())
+	}
 	if c.Recoverable != before.Recoverable {
 		n.em.emit(notify.RecoverableChanged, fmt.Sprintf("session %s: Recoverable %v", r.Session, c.Recoverable),
 			"session", r.Session, "recoverable", fmt.Sprint(c.Recoverable))

@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/lockstep-io/lockstep/daemon/freeze"
@@ -26,8 +27,9 @@ type reporter struct {
 }
 
 var (
-	_ freeze.Observer       = (*reporter)(nil)
-	_ freeze.HealthObserver = (*reporter)(nil)
+	_ freeze.Observer          = (*reporter)(nil)
+	_ freeze.HealthObserver    = (*reporter)(nil)
+	_ freeze.HeartbeatObserver = (*reporter)(nil)
 )
 
 // superseded: once a storage system answered fenced, this period's core
@@ -137,4 +139,41 @@ func (r *reporter) Contact(group string, c freeze.Contact) {
 		r.status()
 	}
 	r.d.engine.Contact(group, c)
+}
+
+// HeartbeatExpired: a storage system froze itself because its heartbeat
+// expired (the manager was silent for H, or said nothing it heard): it
+// holds host writes for its CG timeout, whatever the manager does. The
+// NMS is told which system, which LSS pairs and for how long.
+func (r *reporter) HeartbeatExpired(group string, serial hal.Serial, pairs []hal.LSSPair, hold time.Duration, source string) {
+	if r.superseded("heartbeat expired", group) {
+		return
+	}
+	holds := "unknown (its CG timeout is not known)"
+	if hold > 0 {
+		holds = hold.String()
+	}
+	// The source LSSs frozen there (the serial is its own field): the
+	// fields travel in 255 bytes.
+	lss := make([]string, len(pairs))
+	for i, p := range pairs {
+		lss[i] = p.Source.LSS.String()
+	}
+	r.em.emit(notify.HeartbeatExpired, fmt.Sprintf("%s's heartbeat for consistency group %s expired: it froze itself and holds I/O for %s", serial, group, holds),
+		"group", group, "serial", string(serial), "lss", strings.Join(lss, ","), "hold", holds, "source", source)
+}
+
+// SystemUnprotected: the heartbeat cannot be armed on a storage system
+// (said once per change): if this manager went silent, that system would
+// not freeze itself.
+func (r *reporter) SystemUnprotected(group string, serial hal.Serial, why string) {
+	if r.superseded("system unprotected", group) {
+		return
+	}
+	if why == "" {
+		r.log.Info("heartbeat armed: the storage system is protected by it again", "group", group, "serial", serial)
+		return
+	}
+	r.em.emit(notify.HeartbeatUnprotected, fmt.Sprintf("the heartbeat cannot be armed on %s for consistency group %s: %s", serial, group, why),
+		"group", group, "serial", string(serial), "why", why)
 }

@@ -46,11 +46,22 @@ type labRig struct {
 	// consoles are lockstepd's console factories (none if nil).
 	drivers  Drivers
 	consoles Consoles
+	// extra is appended to the configuration (e.g. [[snmp.manager]]);
+	// tweak, if set, sees each server before it runs (its test hooks).
+	extra string
+	tweak func(*Server)
 	// server holds extra [server] keys of lockstepd's configuration.
 	server string
 }
 
 func newLabRig(t *testing.T, cg time.Duration) *labRig {
+	t.Helper()
+	return newLabRigN(t, 2, cg)
+}
+
+// newLabRigN is newLabRig with primaries primaries (and as many
+// secondaries).
+func newLabRigN(t *testing.T, primaries int, cg time.Duration) *labRig {
 	t.Helper()
 	if _, err := exec.LookPath("dbus-daemon"); err != nil {
 		if os.Getenv("CI") != "" {
@@ -59,7 +70,7 @@ func newLabRig(t *testing.T, cg time.Duration) *labRig {
 		t.Skip("dbus-daemon missing")
 	}
 	dir := t.TempDir()
-	srv, stop, err := hapair.StartLab(context.Background(), dir, 2, cg)
+	srv, stop, err := hapair.StartLab(context.Background(), dir, primaries, cg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +93,7 @@ func (r *labRig) start(heartbeat string, n Notifier) (*client.Client, func()) {
 		t.Fatal(err)
 	}
 	cfg, err := config.Parse("[server]\nname = \"t\"\nstate_dir = \"" + r.state + "\"\n" + r.server + "[heartbeat]\n" + heartbeat +
-		"\n[control]\nbus = \"" + r.bus + "\"\n[storage]\nca_file = \"" + ca + "\"\n")
+		"\n[control]\nbus = \"" + r.bus + "\"\n[storage]\nca_file = \"" + ca + "\"\n" + r.extra)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +104,9 @@ func (r *labRig) start(heartbeat string, n Notifier) (*client.Client, func()) {
 	srv, err := New(Options{Config: cfg, Notifier: n, Drivers: drivers, Consoles: r.consoles})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if r.tweak != nil {
+		r.tweak(srv)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)

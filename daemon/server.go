@@ -77,6 +77,11 @@ type Server struct {
 	// idleBeat moves the watchdog's counter while no core runs: a
 	// standby has no core loop that could wedge.
 	idleBeat atomic.Uint64
+	// Test hooks (package tests only): watchdogEvery replaces half of
+	// WATCHDOG_USEC, and wedged stops the watchdog's counter as a wedged
+	// core's stops.
+	watchdogEvery time.Duration
+	wedged        atomic.Bool
 }
 
 // New opens the state directory, replays the journal and builds the
@@ -193,7 +198,16 @@ func (s *Server) Run(ctx context.Context) (err error) {
 	defer cancel()
 	s.acting.open(ctx)
 	defer s.stopActing()
-	wd := &Watchdog{Notifier: s.opt.Notifier, Interval: WatchdogInterval(), Progress: s.progress, Logger: s.log}
+	every := s.watchdogEvery
+	if every == 0 {
+		every = WatchdogInterval()
+	}
+	wd := &Watchdog{Notifier: s.opt.Notifier, Interval: every, Progress: s.progress, Logger: s.log, Clock: s.clock,
+		Withheld: func(progress uint64, stalled time.Duration) {
+			s.em.emit(notify.WatchdogWithheld, fmt.Sprintf("the freeze core made no progress for %s: the watchdog ping is withheld, "+
+				"systemd restarts lockstepd when WatchdogSec passes", stalled),
+				"progress", fmt.Sprint(progress), "stalled", stalled.String())
+		}}
 	api := newTask("admin API", s.serveControl)
 	tasks := []Task{
 		newTask("snmp notifications", readyAtOnce(s.snmp.Run)),
@@ -236,6 +250,9 @@ func (s *Server) closeDrivers() { s.drivers.closeAll() }
 // stops moving when the core is wedged; a server that does not act has no
 // core loop, and its counter always moves.
 func (s *Server) progress() uint64 {
+	if s.wedged.Load() {
+		return 0
+	}
 	if d := s.acting.current(); d != nil {
 		return d.core.Progress()
 	}
@@ -268,15 +285,15 @@ func (s *Server) Reload(cfg *config.Config) {
 	old := s.cfg.Load()
 	if d := s.acting.current(); d != nil {
 		if err := d.core.SetTimings(context.Background(), cfg.Heartbeat); err != nil {
-			notify.Log(s.log, notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
+			s.emit(notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
 			return
 		}
 	} else if err := cfg.Heartbeat.Validate(); err != nil {
-		notify.Log(s.log, notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
+		s.emit(notify.ConfigRefused, "new heartbeat timings refused; the old configuration stays", "err", err.Error())
 		return
 	}
 	if err := s.snmp.SetManagers(cfg.SNMP.Managers); err != nil {
-		notify.Log(s.log, notify.ConfigRefused, "new SNMP managers refused; the old configuration stays", "err", err.Error())
+		s.emit(notify.ConfigRefused, "new SNMP managers refused; the old configuration stays", "err", err.Error())
 		return
 	}
 	s.cfg.Store(cfg)
@@ -287,6 +304,12 @@ func (s *Server) Reload(cfg *config.Config) {
 		s.log.Warn("these settings take effect at the next restart", "keys", strings.Join(later, ", "))
 	}
 	s.emit(notify.ConfigChanged, "configuration reloaded", "changed", strings.Join(config.Reloadable(old, cfg), ", "))
+}
+
+// Refuse tells the operator and the NMS that the configuration file
+// given to a reload (SIGHUP) does not load: the old one stays in force.
+func (s *Server) Refuse(file string, err error) {
+	s.emit(notify.ConfigRefused, "new configuration refused; keeping the old one", "file", file, "err", err.Error())
 }
 
 // Notify sends a state to systemd (RELOADING=1 and READY=1 around a

@@ -41,6 +41,10 @@ type Watchdog struct {
 	Progress func() uint64 // the freeze core's loop counter
 	Clock    clock.Clock
 	Logger   *slog.Logger
+	// Withheld, if set, is told once per stall that the ping is withheld
+	// (the NMS hears of a wedged core before systemd restarts it); it is
+	// told again only after the core moved in between.
+	Withheld func(progress uint64, since time.Duration)
 }
 
 // Run pings every Interval if Progress moved since the last look, until
@@ -59,6 +63,7 @@ func (w *Watchdog) Run(ctx context.Context) error {
 	t := clk.NewTicker(w.Interval)
 	defer t.Stop()
 	last := w.Progress()
+	stalled := time.Duration(0) // how long the counter has stood still
 	for {
 		select {
 		case <-ctx.Done():
@@ -66,10 +71,14 @@ func (w *Watchdog) Run(ctx context.Context) error {
 		case <-t.C():
 			now := w.Progress()
 			if now == last {
-				log.Error("the freeze core made no progress: withholding the watchdog ping", "progress", now)
+				stalled += w.Interval
+				log.Error("the freeze core made no progress: withholding the watchdog ping", "progress", now, "stalled", stalled)
+				if stalled == w.Interval && w.Withheld != nil {
+					w.Withheld(now, stalled)
+				}
 				continue
 			}
-			last = now
+			last, stalled = now, 0
 			if err := w.Notifier.Notify(sd.SdNotifyWatchdog); err != nil {
 				log.Warn("watchdog ping failed", "err", err)
 			}

@@ -156,3 +156,32 @@ func TestTaskFailureStopsAll(t *testing.T) {
 		}
 	})
 }
+
+// TestWatchdogWithheldIsToldOncePerStall: a wedged core withholds every
+// ping, but the NMS is told once per stall, not every interval; a core
+// that moved and wedged again is told again.
+func TestWatchdogWithheldIsToldOncePerStall(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var progress atomic.Uint64
+		var told atomic.Int32
+		w := &Watchdog{Notifier: &countingNotifier{}, Interval: 5 * time.Second, Progress: progress.Load,
+			Withheld: func(uint64, time.Duration) { told.Add(1) }}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- w.Run(ctx) }()
+		time.Sleep(60*time.Second + time.Millisecond) // wedged from the start: 12 intervals
+		if got := told.Load(); got != 1 {
+			t.Fatalf("told %d times in one stall, want once", got)
+		}
+		progress.Add(1)
+		time.Sleep(5 * time.Second) // the core moved: a ping
+		time.Sleep(30 * time.Second)
+		if got := told.Load(); got != 2 {
+			t.Fatalf("told %d times after a second stall, want twice", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}

@@ -84,6 +84,22 @@ type StorageSystem interface {
 	// Failback runs where Recover ran: it resyncs the recovered volumes
 	// back to the original sources, which become targets.
 	Failback(ctx context.Context, epoch Epoch, pairs []VolumePair) error
+	// RemovePairs ends pairs (terminate): on this system, each volume of
+	// a listed pair that is here leaves its relationship with the pair's
+	// other volume, whichever of the two is the source now (after a
+	// recover both may be), and becomes simplex. Where this system holds
+	// the source and its link to the other system works, the other side
+	// becomes simplex too; otherwise that side is left until RemovePairs
+	// reaches the other system. A pair that does not exist (any more) is
+	// no error: removing is idempotent. Removing raises no suspend event:
+	// the pair did not stop mirroring, it ended. A pair with no volume on
+	// this system is refused.
+	RemovePairs(ctx context.Context, epoch Epoch, pairs []VolumePair) error
+	// RemovePaths removes paths from LSSs of this system. A path that
+	// does not exist is no error; one still used by a pair of this system
+	// (a source volume of its LSS pair, in any pair state) is refused,
+	// and then none of the listed paths is removed.
+	RemovePaths(ctx context.Context, epoch Epoch, paths []LSSPair) error
 
 	EnableHeartbeat(ctx context.Context, epoch Epoch, hb HeartbeatSpec) error
 	Heartbeat(ctx context.Context, epoch Epoch, session string) error

@@ -168,9 +168,10 @@ func TestUnitDirectives(t *testing.T) {
 		{"Service", "ExecReload", "/bin/kill -HUP $MAINPID"},
 		{"Service", "WatchdogSec", "10s"},
 		{"Service", "Restart", "on-failure"},
-		// lockstepd exits 2 on a refused configuration (cmd/lockstepd tests
-		// hold that): a restart cannot fix it.
-		{"Service", "RestartPreventExitStatus", "2"},
+		// lockstepd exits 78 on a refused configuration (cmd/lockstepd
+		// tests hold that): a restart cannot fix it. Never 2, the Go
+		// runtime's status when the watchdog's SIGABRT kills it.
+		{"Service", "RestartPreventExitStatus", "78"},
 		{"Service", "User", "lockstep"},
 		{"Service", "Group", "lockstep"},
 		{"Service", "StateDirectory", filepath.Base(config.DefaultStateDir)},

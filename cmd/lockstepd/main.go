@@ -32,6 +32,13 @@ import (
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// exitConfigRefused is the exit status of a refused configuration
+// (EX_CONFIG of sysexits.h; systemd calls it CONFIG). The unit does not
+// restart on it (RestartPreventExitStatus=): a restart cannot fix a
+// file. It is not 2, which the Go runtime uses when it dies (a
+// watchdog's SIGABRT), and which must restart.
+const exitConfigRefused = 78
+
 // usage heads --help; the packaging program builds lockstepd(8)'s
 // synopsis and options from --help.
 const usage = `usage: lockstepd [--config FILE] [--bus BUS]
@@ -71,7 +78,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		cfg, err := config.Load(path)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: configuration refused:\n%v\n", path, err)
-			return 2
+			return exitConfigRefused
 		}
 		for _, w := range cfg.Warnings {
 			fmt.Fprintf(stderr, "warning: %v\n", w)
@@ -81,7 +88,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		warnings, err := daemon.CheckStorageConfig(cfg)
 		if err != nil {
 			fmt.Fprintf(stderr, "%s: configuration refused:\n%v\n", path, err)
-			return 2
+			return exitConfigRefused
 		}
 		for _, w := range warnings {
 			fmt.Fprintf(stderr, "warning: %s\n", w)
@@ -92,7 +99,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	cfg, err := config.Load(*cfgPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "lockstepd: %s: configuration refused:\n%v\n", *cfgPath, err)
-		return 2
+		return exitConfigRefused
 	}
 	level := new(slog.LevelVar)
 	level.Set(cfg.Log.Level)
@@ -148,8 +155,7 @@ func serve(srv *daemon.Server, cfgPath string, logger *slog.Logger, relog func(*
 			case sig == syscall.SIGHUP:
 				srv.Notify("RELOADING=1")
 				if cfg, err := config.Load(cfgPath); err != nil {
-					notify.Log(logger, notify.ConfigRefused, "new configuration refused; keeping the old one",
-						"file", cfgPath, "err", err.Error())
+					srv.Refuse(cfgPath, err)
 				} else {
 					relog(cfg) // the syslog target may have changed
 					srv.Reload(cfg)

@@ -30,8 +30,8 @@ func TestCheckConfig(t *testing.T) {
 	}
 	errb.Reset()
 	code := run([]string{"--check-config", bad}, &out, &errb)
-	if code != 2 || !strings.Contains(errb.String(), "Name") || !strings.Contains(errb.String(), "interval") {
-		t.Fatalf("bad file: exit %d, %q: want 2 and both problems", code, errb.String())
+	if code != exitConfigRefused || !strings.Contains(errb.String(), "Name") || !strings.Contains(errb.String(), "interval") {
+		t.Fatalf("bad file: exit %d, %q: want %d and both problems", code, errb.String(), exitConfigRefused)
 	}
 }
 
@@ -167,7 +167,7 @@ func TestCheckConfigNeedsTheStorageCA(t *testing.T) {
 	conf := filepath.Join(dir, "lockstep.toml")
 	os.WriteFile(conf, []byte("[server]\nname = \"a\"\nstate_dir = \""+stateDir+"\"\n"), 0o644)
 	var out, errb strings.Builder
-	if code := run([]string{"--check-config", conf}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "storage.ca_file") {
-		t.Fatalf("exit %d, %q: want 2 and the key named", code, errb.String())
+	if code := run([]string{"--check-config", conf}, &out, &errb); code != exitConfigRefused || !strings.Contains(errb.String(), "storage.ca_file") {
+		t.Fatalf("exit %d, %q: want %d and the key named", code, errb.String(), exitConfigRefused)
 	}
 }

@@ -37,17 +37,24 @@
 // group that mirrors again ends the holds left on its frozen sessions,
 // on the LSSs only such sessions use.
 //
-// Terminate: the session's pairs are Quiet in the core from the first
-// command on (their suspension, the command's own doing, freezes
-// nothing), only the pairs that exist and mirror are suspended, only the
-// holds of LSSs no other session uses are ended, and the pairs leave the
-// core's scope once every one is known not to mirror.
+// Terminate removes the session's pairs, on the source side first (which
+// ends the target side too over a working link), then on the target side
+// (what a link down left there, and volumes a recover made sources), then
+// the paths of its copy sets, either direction, that no other session
+// uses (computed from the sessions' copy sets: not Defined, not
+// terminated) and no pair on storage still needs. It never ends a hold:
+// terminate is refused while the session holds I/O (session's table).
+// Its pairs stay in the core's scope, watched like any others, until
+// every one is removed: removing raises no suspend event and a pair
+// found gone is no sign, so the terminate freezes nothing, and a
+// terminate that fails midway leaves the pairs it did not remove
+// covered. A freeze of the group that began before the pairs left the
+// scope held the session's source LSSs too: the session goes back into
+// the scope, so that the group's thaw ends that hold, and the terminate
+// fails (ErrGroupFroze). Every step is idempotent: the next terminate
+// finishes one that failed or whose answer was lost.
 //
 // The core's contact reports (a storage system unreachable while its
 // group mirrors) are recorded by a second goroutine, which waits for the
 // command in flight on each session (session.Manager.MarkContact).
-//
-// Known gap: the storage control protocol has no command that deletes a
-// pair, so terminate suspends the pairs (without a hold); the pairs stay
-// suspended on the storage systems.
 package engine

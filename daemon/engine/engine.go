@@ -33,6 +33,10 @@ type Options struct {
 	RequestTimeout func() time.Duration
 }
 
+// ErrGroupFroze: a terminate's consistency group froze while it removed
+// the pairs (see Terminate).
+var ErrGroupFroze = errors.New("engine: the consistency group froze during the terminate")
+
 // Engine is session.Hardware and freeze.Observer for one server.
 type Engine struct {
 	core    *freeze.Core
@@ -67,11 +71,14 @@ type Engine struct {
 	//   - failedStart: the start failed midway: the pairs on the systems
 	//     it did not finish are Dormant (they may never mirror; those that
 	//     do are watched once the core sees them), the others watched;
-	//   - quiet: a terminate suspends them on purpose: Quiet;
-	//   - gone: the terminate suspended them all: out of the core's
-	//     scope (the journal records Defined just after).
-	starting, quiet, gone map[string]bool
-	failedStart           map[string]map[hal.Serial]bool // the systems the failed start finished
+	//   - gone: the terminate removed them all: out of the core's
+	//     scope (the journal records Defined just after, or the error
+	//     of a terminate that could not remove every path).
+	starting, gone map[string]bool
+	failedStart    map[string]map[hal.Serial]bool // the systems the failed start finished
+	// freezes counts the freezes the core began, per group (Freezing): a
+	// terminate tells by it whether its group froze while it ran.
+	freezes map[string]uint64
 
 	// syncMu orders SyncGroups: each reads the sessions after the
 	// previous one's groups are in the core, so that an older view of
@@ -101,7 +108,7 @@ func New(opt Options) *Engine {
 		cgs: map[hal.Serial]map[hal.LSS]time.Duration{}, unknownCG: map[string]bool{},
 		contact: map[string]freeze.Contact{}, kick: make(chan struct{}, 1),
 		clock: clock.OrReal(opt.Clock), timeout: timeout,
-		starting: map[string]bool{}, failedStart: map[string]map[hal.Serial]bool{}, quiet: map[string]bool{}, gone: map[string]bool{}}
+		starting: map[string]bool{}, freezes: map[string]uint64{}, failedStart: map[string]map[hal.Serial]bool{}, gone: map[string]bool{}}
 }
 
 // Attach gives the engine the manager whose sessions it serves.
@@ -188,7 +195,6 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 	names := map[string][]string{}
 	release := map[string]bool{}
 	dormant := map[string][]hal.VolumePair{}
-	quiet := map[string][]hal.VolumePair{}
 	states := map[string][]*session.Session{}
 	sessions := mgr.DB().Sessions()
 	if also != nil {
@@ -213,7 +219,7 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 			}
 		}
 		switch done, failed := e.failedStart[s.Name]; {
-		case failed && s != also && !e.quiet[s.Name]:
+		case failed && s != also:
 			for _, p := range s.VolumePairs() {
 				if !done[p.Source.Serial] {
 					dormant[g] = append(dormant[g], p)
@@ -221,9 +227,6 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 			}
 		case !e.expected(s) || s == also:
 			dormant[g] = append(dormant[g], s.VolumePairs()...)
-		}
-		if e.quiet[s.Name] {
-			quiet[g] = append(quiet[g], s.VolumePairs()...)
 		}
 	}
 	e.mu.Unlock()
@@ -246,7 +249,7 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 			e.mu.Unlock()
 		}
 		groups = append(groups, freeze.Group{Name: g, Pairs: pairs[g], ReleaseIO: release[g], LowestCG: low, HighestCG: high,
-			Dormant: dormant[g], Quiet: quiet[g], Initial: initialPhase(states[g])})
+			Dormant: dormant[g], Initial: initialPhase(states[g])})
 	}
 	return groups, names, nil
 }
@@ -256,7 +259,7 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 // of the engine is establishing or suspending them. Called with e.mu.
 func (e *Engine) expected(s *session.Session) bool {
 	switch {
-	case e.starting[s.Name], e.quiet[s.Name]:
+	case e.starting[s.Name]:
 		return false
 	case s.State == session.Prepared:
 		return true
@@ -274,11 +277,9 @@ func (e *Engine) prune(sessions []*session.Session) {
 			live[s.Name] = true
 		}
 	}
-	for _, m := range []map[string]bool{e.quiet, e.gone} {
-		for name := range m {
-			if !live[name] && !e.starting[name] {
-				delete(m, name)
-			}
+	for name := range e.gone {
+		if !live[name] && !e.starting[name] {
+			delete(e.gone, name)
 		}
 	}
 	for name := range e.failedStart {
@@ -511,7 +512,6 @@ func (e *Engine) start(ctx context.Context, s *session.Session) (err error) {
 	e.mu.Lock()
 	e.starting[name] = true
 	delete(e.failedStart, name)
-	delete(e.quiet, name)
 	delete(e.gone, name)
 	e.mu.Unlock()
 	finished := map[hal.Serial]bool{} // the systems whose pairs the start established
@@ -853,60 +853,40 @@ func (e *Engine) Recover(ctx context.Context, s *session.Session) error {
 	return nil
 }
 
-// Terminate stops mirroring (without a hold) and ends any hold of the
-// LSSs only the session uses. Its pairs are Quiet in the core from the
-// first command on, so that their suspension (its own doing) freezes
-// nothing, and they stay in the core's scope until every one is known
-// not to mirror; then they leave it. The protocol cannot delete pairs:
-// they stay suspended.
+// Terminate removes the session's pairs, then the paths of its copy sets
+// that nothing else needs, leaving its volumes simplex. It never ends a
+// hold: the allowed-commands table refuses a terminate while the session
+// holds I/O (release-io first).
+//
+// The pairs stay in the core's scope, watched like any other, until every
+// one is removed: removing raises no suspend event, and a poll finding a
+// pair gone is no sign, so nothing the terminate does freezes the group,
+// while a pair that stops mirroring before it is removed still does. A
+// terminate that fails midway leaves the pairs it did not remove covered.
+// Once all are removed they leave the scope, before the paths go (paths
+// are no business of the core's), unless the group froze meanwhile
+// (ErrGroupFroze).
+//
+// Each step is idempotent, so a terminate that failed midway, or whose
+// answer was lost, is finished by the next one.
 func (e *Engine) Terminate(ctx context.Context, s *session.Session) error {
-	name := s.Name
+	name, group := s.Name, GroupName(s)
 	e.mu.Lock()
-	e.quiet[name] = true
+	freezes := e.freezes[group]
 	e.mu.Unlock()
-	if err := e.SyncGroups(ctx); err != nil {
-		return err
-	}
-	all := e.mgrSessions()
 	epoch := e.epoch()
-	for serial, pairs := range sortedBy(bySource(s.VolumePairs())) {
-		sys, err := e.system(serial)
-		if err != nil {
-			return err
-		}
-		existing, err := sys.QueryPairs(ctx, epoch)
-		if err != nil {
-			return fmt.Errorf("terminate on %s: %w", serial, err)
-		}
-		mirroring := map[hal.VolumePair]bool{}
-		for _, p := range existing {
-			if p.State.Mirroring() {
-				mirroring[p.VolumePair] = true
+	pairs := s.VolumePairs()
+	// The source side first: there a removal also ends the target side
+	// over a working link. Then the target side: what a link down left
+	// there, and the volumes a recover made sources at the target site.
+	for _, by := range []map[hal.Serial][]hal.VolumePair{bySource(pairs), byTarget(pairs)} {
+		for serial, ps := range sortedBy(by) {
+			sys, err := e.system(serial)
+			if err == nil {
+				err = sys.RemovePairs(ctx, epoch, ps)
 			}
-		}
-		// Only the pairs that exist and mirror: storage refuses a suspend
-		// naming a pair it does not hold (a start that failed midway), and
-		// would then suspend none of them.
-		var suspend []hal.VolumePair
-		var lsss []hal.LSS
-		for _, p := range pairs {
-			if mirroring[p] {
-				suspend = append(suspend, p)
-			}
-			ref := hal.LSSRef{Serial: serial, LSS: p.Source.Volume.LSS()}
-			if !slices.Contains(lsss, ref.LSS) && !e.usedByOthers(all, name, ref) {
-				lsss = append(lsss, ref.LSS)
-			}
-		}
-		if len(suspend) > 0 {
-			if err := sys.Suspend(ctx, epoch, suspend); err != nil {
-				return fmt.Errorf("terminate on %s: %w", serial, err)
-			}
-		}
-		if len(lsss) > 0 {
-			slices.Sort(lsss)
-			if err := sys.Thaw(ctx, epoch, lsss); err != nil {
-				return fmt.Errorf("terminate on %s: %w", serial, err)
+			if err != nil {
+				return fmt.Errorf("removing the pairs on %s: %w", serial, err)
 			}
 		}
 	}
@@ -916,7 +896,99 @@ func (e *Engine) Terminate(ctx context.Context, s *session.Session) error {
 	if err := e.SyncGroups(context.WithoutCancel(ctx)); err != nil {
 		e.log.Warn("consistency groups not synced after a terminate", "session", name, "err", err)
 	}
+	// A freeze of the group that began before the pairs left its scope
+	// held the session's source LSSs too, and only a thaw of the group
+	// with them in it ends that hold: the session goes back into the
+	// scope (its pairs are gone: nothing there is a sign) and the
+	// terminate fails; the next one, once the group is released, ends it.
+	// A freeze that begins later does not reach its LSS pairs.
+	e.mu.Lock()
+	froze := e.freezes[group] != freezes
+	if froze {
+		delete(e.gone, name)
+	}
+	e.mu.Unlock()
+	if froze {
+		if err := e.SyncGroups(context.WithoutCancel(ctx)); err != nil {
+			e.log.Warn("consistency groups not synced after a terminate", "session", name, "err", err)
+		}
+		return fmt.Errorf("%w: %s: the pairs are removed, but the session stays in the group until its I/O is released; "+
+			"then terminate again", ErrGroupFroze, group)
+	}
+	return e.removePaths(ctx, s)
+}
+
+// removePaths removes, on each system, the paths of the session's copy
+// sets in either direction (a start establishes those of its direction;
+// a start back after a recover, those of the other) except those another
+// session uses: one that is not Defined and not terminated, with a copy
+// set over the same LSS pair, either way. A path storage shows still used
+// by a pair (one no session of this server manages) is kept and logged:
+// storage would refuse its removal.
+func (e *Engine) removePaths(ctx context.Context, s *session.Session) error {
+	all := e.mgrSessions()
+	others := map[hal.LSSPair]bool{}
+	e.mu.Lock()
+	for _, o := range all {
+		if o.Name == s.Name || o.State == session.Defined || e.gone[o.Name] {
+			continue
+		}
+		for _, lp := range bothWays(o) {
+			others[lp] = true
+		}
+	}
+	e.mu.Unlock()
+	mine := map[hal.Serial][]hal.LSSPair{}
+	for _, lp := range bothWays(s) {
+		if !others[lp] {
+			mine[lp.Source.Serial] = append(mine[lp.Source.Serial], lp)
+		}
+	}
+	epoch := e.epoch()
+	for _, serial := range slices.Sorted(maps.Keys(mine)) {
+		sys, err := e.system(serial)
+		if err != nil {
+			return fmt.Errorf("removing the paths on %s: %w", serial, err)
+		}
+		existing, err := sys.QueryPairs(ctx, epoch)
+		if err != nil {
+			return fmt.Errorf("removing the paths on %s: %w", serial, err)
+		}
+		used := map[hal.LSSPair]hal.VolumePair{}
+		for _, p := range existing {
+			if p.Source.Serial == serial {
+				used[p.LSSPair()] = p.VolumePair
+			}
+		}
+		var remove []hal.LSSPair
+		for _, lp := range mine[serial] {
+			if vp, ok := used[lp]; ok {
+				e.log.Warn("path kept after a terminate: a pair still uses it", "session", s.Name,
+					"path", lp.String(), "pair", vp.String())
+				continue
+			}
+			remove = append(remove, lp)
+		}
+		if len(remove) == 0 {
+			continue
+		}
+		if err := sys.RemovePaths(ctx, epoch, remove); err != nil {
+			return fmt.Errorf("removing the paths on %s: %w", serial, err)
+		}
+	}
 	return nil
+}
+
+// bothWays are the LSS pairs of a session's copy sets in both directions,
+// sorted, without duplicates.
+func bothWays(s *session.Session) []hal.LSSPair {
+	var out []hal.LSSPair
+	for _, c := range s.CopySets {
+		lp := c.Pair(session.H1ToH2).LSSPair()
+		out = append(out, lp, hal.LSSPair{Source: lp.Target, Target: lp.Source})
+	}
+	slices.SortFunc(out, compareLSSPair)
+	return slices.Compact(out)
 }
 
 func (e *Engine) mgrSessions() []*session.Session {
@@ -924,16 +996,6 @@ func (e *Engine) mgrSessions() []*session.Session {
 	mgr := e.mgr
 	e.mu.Unlock()
 	return mgr.DB().Sessions()
-}
-
-// usedByOthers reports whether a session other than name (not Defined,
-// not terminated) has a source LSS at ref: a terminate leaves its hold.
-func (e *Engine) usedByOthers(all []*session.Session, name string, ref hal.LSSRef) bool {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return slices.ContainsFunc(all, func(o *session.Session) bool {
-		return o.Name != name && o.State != session.Defined && !e.gone[o.Name] && slices.Contains(sourceLSSs(o), ref)
-	})
 }
 
 // Refresh summarises the session's pairs as the storage systems see them.
@@ -1022,6 +1084,9 @@ func (e *Engine) mark(group, action string, f func(ctx context.Context, m *sessi
 
 // Freezing records that the core started freezing a group.
 func (e *Engine) Freezing(group, reason string, at time.Time) {
+	e.mu.Lock()
+	e.freezes[group]++
+	e.mu.Unlock()
 	e.mark(group, "freeze", func(ctx context.Context, m *session.Manager, name string) error {
 		return m.MarkFreezing(ctx, name, reason, at)
 	})

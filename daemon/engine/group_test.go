@@ -129,10 +129,10 @@ func TestFailedStartInAFrozenGroupIsCovered(t *testing.T) {
 }
 
 // TestTerminateLeavesItsGroupMirroring: terminating one session of a
-// group suspends its pairs on purpose; that must freeze nothing else
-// (its own suspend events used to freeze the whole group, and terminate
+// group ends its pairs on purpose; that must freeze nothing else (its
+// own suspend events used to freeze the whole group, and terminate
 // answered "changed concurrently"). Its pairs leave the core's scope
-// once they no longer mirror; the other session mirrors on, covered.
+// once they are removed; the other session mirrors on, covered.
 func TestTerminateLeavesItsGroupMirroring(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())

@@ -92,6 +92,23 @@ type HealthObserver interface {
 	Contact(group string, c Contact)
 }
 
+// HeartbeatObserver is an Observer that also hears, per storage system,
+// what the heartbeat did there (optional: the core asks with a type
+// assertion, like HealthObserver). Calls come from the loop.
+type HeartbeatObserver interface {
+	// HeartbeatExpired: serial said (its answer to a heartbeat, or an
+	// event from source) that its heartbeat for group expired: it froze
+	// pairs itself and holds host writes there for hold, its highest CG
+	// timeout in the group (0: unknown). Said once per expiry: again
+	// only after the heartbeat was armed there anew.
+	HeartbeatExpired(group string, serial hal.Serial, pairs []hal.LSSPair, hold time.Duration, source string)
+	// SystemUnprotected: the heartbeat could not be armed on serial for a
+	// detection window (why: the last failure), so it would not freeze
+	// itself if the manager went silent; why "" says it is armed again.
+	// Said once per change, not every tick.
+	SystemUnprotected(group string, serial hal.Serial, why string)
+}
+
 // Contact is what the core knows of its contact with a mirroring group.
 type Contact struct {
 	At   time.Time
@@ -351,7 +368,11 @@ type member struct {
 	// contactAtFreeze is lastContact when the freeze began: an answer
 	// during the freeze says nothing of the time the system was silent.
 	contactAtFreeze time.Time
-	unprotected     bool // arming failed for a detection window: said once
+	unprotected     bool   // arming failed for a detection window: said once
+	armErr          string // why the last arm failed
+	// expired: the system said its heartbeat expired, and the observer
+	// heard it; cleared when the heartbeat is armed there anew.
+	expired bool
 	// lastContact is the last time the core knew the system was fine:
 	// a heartbeat reply, an answered command or poll, an event from it.
 	lastContact time.Time
@@ -488,11 +509,35 @@ func (c *Core) subscribe(serial hal.Serial, sys hal.StorageSystem) error {
 	c.unsubscribe[serial] = cancel
 	go func() {
 		for ev := range events {
-			c.post(func() { c.onEvent(ev, pushed) })
+			// What is already queued goes to the loop in one hand-off: a
+			// freeze raises one event per LSS pair on every system at
+			// once, and a hand-off each made the echoes of the first
+			// systems frozen delay the answers of the last.
+			batch := []hal.Event{ev}
+		more:
+			for len(batch) < maxEventBatch {
+				select {
+				case ev, ok := <-events:
+					if !ok {
+						break more
+					}
+					batch = append(batch, ev)
+				default:
+					break more
+				}
+			}
+			c.post(func() {
+				for _, ev := range batch {
+					c.onEvent(ev, pushed)
+				}
+			})
 		}
 	}()
 	return nil
 }
+
+// maxEventBatch bounds the events of one system handed to the loop at once.
+const maxEventBatch = 64
 
 // SetSystems replaces the storage systems the core talks to (storage
 // added or removed at run time): new ones are subscribed to, removed ones
@@ -777,6 +822,7 @@ func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 		}
 		if errors.Is(err, hal.ErrHeartbeatExpired) {
 			why := fmt.Sprintf("%s's heartbeat, armed before this manager started, expired: it froze itself", serial)
+			c.reportExpired(g, serial, m, "probe")
 			switch g.phase {
 			case Mirroring:
 				c.freeze(g, why)
@@ -819,6 +865,21 @@ func (c *Core) Admit(ctx context.Context, g Group) error {
 		_, err := DeriveH(g.LowestCG, c.t)
 		return err
 	})
+}
+
+// reportExpired tells the observer, once per expiry, that serial froze
+// itself because its heartbeat expired.
+func (c *Core) reportExpired(g *group, serial hal.Serial, m *member, source string) {
+	if m.expired {
+		return
+	}
+	m.expired = true
+	hold := g.HighestCG[serial]
+	c.log.Error("a storage system's heartbeat expired: it froze itself", "group", g.Name, "serial", serial,
+		"hold", hold, "source", source)
+	if ho, ok := c.observer.(HeartbeatObserver); ok {
+		ho.HeartbeatExpired(g.Name, serial, slices.Clone(g.Pairs[serial]), hold, source)
+	}
 }
 
 // protection reports a change of whether the heartbeat protects g.
@@ -1140,6 +1201,9 @@ func (c *Core) onEvent(ev hal.Event, source string) {
 		// now. The system is known frozen only once it acknowledges the
 		// freeze (idempotent there), never on the event's word.
 		if g := c.groups[ev.Session]; g != nil {
+			if m := g.systems[ev.Serial]; m != nil {
+				c.reportExpired(g, ev.Serial, m, source)
+			}
 			c.freeze(g, fmt.Sprintf("%s: heartbeat expired on %s", source, ev.Serial))
 		}
 	case hal.EventFenced:
@@ -1405,8 +1469,15 @@ func (c *Core) heartbeatGroup(g *group, now time.Time) {
 			// while it still mirrors. It stays unprotected until armed.
 			if Doubtful(now, m.lastReply, c.t.DetectionWindow) && !m.unprotected {
 				m.unprotected = true
+				why := m.armErr
+				if why == "" {
+					why = "no answer to the arm within the detection window"
+				}
 				c.log.Error("heartbeat cannot be armed: this storage system is not protected by it",
-					"group", g.Name, "serial", serial)
+					"group", g.Name, "serial", serial, "why", why)
+				if ho, ok := c.observer.(HeartbeatObserver); ok {
+					ho.SystemUnprotected(g.Name, serial, why)
+				}
 			}
 			if !m.probing {
 				c.arm(g, serial, m, now)
@@ -1494,6 +1565,7 @@ func (c *Core) sendHeartbeat(g *group, serial hal.Serial, m *member, now time.Ti
 			// counts as frozen once it acknowledges that freeze, like any
 			// system: the heartbeat's answer covers the pairs it was armed
 			// with, the freeze covers the group's pairs now.
+			c.reportExpired(g, serial, m, "heartbeat")
 			c.freeze(g, fmt.Sprintf("%s reports its heartbeat expired", serial))
 		default:
 			c.log.Warn("heartbeat failed", "group", g.Name, "serial", serial, "err", err)
@@ -1521,6 +1593,7 @@ func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
 	}, func(err error) {
 		m.arming = false
 		if err != nil {
+			m.armErr = err.Error()
 			c.log.Warn("heartbeat not armed", "group", g.Name, "serial", serial, "err", err)
 			return
 		}
@@ -1530,7 +1603,13 @@ func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
 		// Armed on storage now, whatever the core decided meanwhile.
 		m.armH, m.ackedSent, m.stale = spec.Timeout, time.Unix(0, left.Load()), false
 		if g.phase == Mirroring && c.heartbeat && g.hErr == nil && g.h == spec.Timeout {
-			m.armed, m.unprotected, m.lastReply = true, false, doneAt
+			if m.unprotected {
+				c.log.Info("heartbeat armed: this storage system is protected by it again", "group", g.Name, "serial", serial)
+				if ho, ok := c.observer.(HeartbeatObserver); ok {
+					ho.SystemUnprotected(g.Name, serial, "")
+				}
+			}
+			m.armed, m.unprotected, m.lastReply, m.armErr, m.expired = true, false, doneAt, "", false
 			c.contactOK(g, m, doneAt)
 			return
 		}

@@ -85,14 +85,14 @@ func rules() []rule {
 		{Preparing, CmdStartH1H2, startFrom(H1)}, // establish is idempotent: completes a start that failed midway
 		{Preparing, CmdStartH2H1, startFrom(H2)}, // same, the other way
 		{Preparing, CmdSuspend, always},          // freezes the scope; the image will not be recoverable (copy incomplete)
-		{Preparing, CmdTerminate, always},        // removes the pairs
+		{Preparing, CmdTerminate, ioNotHeld},     // removes the pairs and paths
 		{Preparing, CmdRefresh, always},          // asks the hardware; moves to Prepared when every pair is full-duplex
 
 		// Prepared: every pair full-duplex.
 		{Prepared, CmdStartH1H2, startFrom(H1)}, // idempotent re-start, harmless
 		{Prepared, CmdStartH2H1, startFrom(H2)},
-		{Prepared, CmdSuspend, always},   // the planned, consistent freeze of the scope
-		{Prepared, CmdTerminate, always}, // removes the pairs
+		{Prepared, CmdSuspend, always},      // the planned, consistent freeze of the scope
+		{Prepared, CmdTerminate, ioNotHeld}, // removes the pairs and paths
 		{Prepared, CmdRefresh, always},
 
 		// Suspending: a freeze is under way; its outcome decides.
@@ -103,7 +103,7 @@ func rules() []rule {
 		{Suspended, CmdStartH2H1, startFrom(H2)},
 		{Suspended, CmdReleaseIO, ioHeld},    // hold-io: the admin has seen the scope; let writes go on, unmirrored
 		{Suspended, CmdRecover, recoverable}, // only a known-consistent image may be made writable
-		{Suspended, CmdTerminate, always},    // removes the pairs
+		{Suspended, CmdTerminate, ioNotHeld}, // removes the pairs and paths, once I/O is released
 		{Suspended, CmdRefresh, always},
 
 		// Suspended (Partial): a freeze not confirmed everywhere. No
@@ -112,7 +112,7 @@ func rules() []rule {
 		{SuspendedPartial, CmdStartH2H1, startFrom(H2)},
 		{SuspendedPartial, CmdSuspend, always},   // retries the freeze (idempotent) on the systems that did not confirm
 		{SuspendedPartial, CmdReleaseIO, ioHeld}, // the core still checks the thaw invariant and may refuse
-		{SuspendedPartial, CmdTerminate, always},
+		{SuspendedPartial, CmdTerminate, ioNotHeld},
 		{SuspendedPartial, CmdRefresh, always},
 
 		// Recovering: the target volumes are being made writable.
@@ -125,7 +125,7 @@ func rules() []rule {
 		{TargetAvailable, CmdStartH1H2, failback(H1)},
 		{TargetAvailable, CmdStartH2H1, failback(H2)},
 		{TargetAvailable, CmdReleaseIO, ioHeld}, // recover under hold-io leaves the old production site's writes held
-		{TargetAvailable, CmdTerminate, always},
+		{TargetAvailable, CmdTerminate, ioNotHeld},
 		{TargetAvailable, CmdRefresh, always},
 	}
 }
@@ -135,6 +135,16 @@ func always(*Session) string { return "" }
 func ioHeld(s *Session) string {
 	if !s.IOHeld {
 		return "I/O is not held"
+	}
+	return ""
+}
+
+// ioNotHeld: terminate removes the pairs but never ends a hold: whether
+// the held writes may go on unmirrored is the admin's decision
+// (release-io), taken before the pairs are gone.
+func ioNotHeld(s *Session) string {
+	if s.IOHeld {
+		return "I/O is held: release it first (release-io), then terminate"
 	}
 	return ""
 }

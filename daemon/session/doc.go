@@ -65,16 +65,30 @@
 // failover/failback session only) when it is at H2:
 //
 //	Defined              start (with copy sets)
-//	Preparing            start, suspend, terminate, refresh
-//	Prepared             start, suspend, terminate, refresh
+//	Preparing            start, suspend, terminate (if I/O not held),
+//	                     refresh
+//	Prepared             start, suspend, terminate (if I/O not held),
+//	                     refresh
 //	Suspending           refresh
 //	Suspended            start (resync), release-io (if I/O held),
-//	                     recover (if recoverable), terminate, refresh
+//	                     recover (if recoverable), terminate (if I/O
+//	                     not held), refresh
 //	Suspended (Partial)  start, suspend (retry the freeze),
-//	                     release-io (if I/O held), terminate, refresh
+//	                     release-io (if I/O held), terminate (if I/O
+//	                     not held), refresh
 //	Recovering           refresh
 //	Target Available     start from the recovered site (failover/failback
-//	                     only), release-io (if I/O held), terminate, refresh
+//	                     only), release-io (if I/O held), terminate (if
+//	                     I/O not held), refresh
+//
+// Terminate removes the session's pairs and the paths no other session
+// uses; the session goes back to Defined. It is refused while the
+// session holds I/O: whether held writes may go on unmirrored is the
+// admin's decision, release-io, never a side effect of a terminate. A
+// terminate of a Defined session succeeds and does nothing, so that one
+// repeated after a lost answer is not an error; one that failed midway
+// leaves the session in its state with the error, and the next one
+// finishes it (removing is idempotent).
 //
 // Commands to one session run one at a time; different sessions in
 // parallel. start, suspend and recover record a transitional state

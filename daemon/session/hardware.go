@@ -38,7 +38,12 @@ type Hardware interface {
 	// Recover makes the volumes at the target site of s.Direction
 	// writable (failover).
 	Recover(ctx context.Context, s *Session) error
-	// Terminate removes the session's pairs (and any hold of its LSSs).
+	// Terminate removes the session's pairs on every system that holds a
+	// volume of them, then the paths of its copy sets (either direction)
+	// that no other session uses and no pair still needs, leaving its
+	// volumes simplex. It never ends a hold (the allowed-commands table
+	// refuses terminate while the session holds I/O). Idempotent: a
+	// terminate that failed midway is completed by the next one.
 	Terminate(ctx context.Context, s *Session) error
 	// Refresh queries the session's pairs and summarises them.
 	Refresh(ctx context.Context, s *Session) (Observed, error)

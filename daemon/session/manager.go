@@ -124,6 +124,12 @@ func (m *Manager) Command(ctx context.Context, name string, cmd Command) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownSession, name)
 	}
+	if cmd == CmdTerminate && s.State == Defined {
+		// Already terminated: a terminate repeated after a lost answer
+		// succeeds, and changes nothing (nothing of a Defined session is
+		// on the storage systems).
+		return nil
+	}
 	if err := CheckCommand(s, cmd); err != nil {
 		return err
 	}

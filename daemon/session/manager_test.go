@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -111,7 +112,7 @@ func TestFailoverFailback(t *testing.T) {
 			[]session.Command{s12, session.CmdSuspend, session.CmdTerminate, session.CmdRefresh}},
 		{"suspend", func() error { return r.m.Command(ctx, "A", session.CmdSuspend) },
 			view{session.Suspended, session.Severe, true, false, false, true, session.H1ToH2, session.H1},
-			[]session.Command{s12, session.CmdReleaseIO, session.CmdRecover, session.CmdTerminate, session.CmdRefresh}},
+			[]session.Command{s12, session.CmdReleaseIO, session.CmdRecover, session.CmdRefresh}},
 		{"release-io", func() error { return r.m.Command(ctx, "A", session.CmdReleaseIO) },
 			view{session.Suspended, session.Severe, true, false, false, false, session.H1ToH2, session.H1},
 			[]session.Command{s12, session.CmdRecover, session.CmdTerminate, session.CmdRefresh}},
@@ -126,10 +127,10 @@ func TestFailoverFailback(t *testing.T) {
 			[]session.Command{s21, session.CmdSuspend, session.CmdTerminate, session.CmdRefresh}},
 		{"suspend back", func() error { return r.m.Command(ctx, "A", session.CmdSuspend) },
 			view{session.Suspended, session.Severe, true, false, false, true, session.H2ToH1, session.H2},
-			[]session.Command{s21, session.CmdReleaseIO, session.CmdRecover, session.CmdTerminate, session.CmdRefresh}},
+			[]session.Command{s21, session.CmdReleaseIO, session.CmdRecover, session.CmdRefresh}},
 		{"recover to H1", func() error { return r.m.Command(ctx, "A", session.CmdRecover) },
 			view{session.TargetAvailable, session.Normal, true, false, false, true, session.H2ToH1, session.H1},
-			[]session.Command{s12, session.CmdReleaseIO, session.CmdTerminate, session.CmdRefresh}},
+			[]session.Command{s12, session.CmdReleaseIO, session.CmdRefresh}},
 		{"start-h1-h2 again", func() error { return r.m.Command(ctx, "A", s12) },
 			view{session.Preparing, session.Warning, false, true, false, false, session.H1ToH2, session.H1},
 			[]session.Command{s12, session.CmdSuspend, session.CmdTerminate, session.CmdRefresh}},
@@ -873,6 +874,62 @@ func TestSuspendOutcomeYieldsToAFreezeAfterItsThaw(t *testing.T) {
 	}
 	if s := r.session(t, "A"); s.State != session.Suspending || !s.IOHeld || s.Reason != "path event" {
 		t.Errorf("the suspend's outcome overwrote the freeze after its thaw: %+v", viewOf(s))
+	}
+	r.checkReplay(t)
+}
+
+// TestTerminateRefusedWhileIOHeld: a terminate never ends a hold; while
+// the session holds I/O it is refused, saying what to do, and the
+// hardware is not called. Once released it runs.
+func TestTerminateRefusedWhileIOHeld(t *testing.T) {
+	t.Parallel()
+	r := newRig()
+	r.define(t, "A", sd, "", session.HoldIO, 0x10, 2)
+	r.prepared(t, "A")
+	r.cmd(t, "A", session.CmdSuspend)
+	before := r.session(t, "A")
+	err := r.m.Command(context.Background(), "A", session.CmdTerminate)
+	if !errors.Is(err, session.ErrNotAllowed) || !strings.Contains(err.Error(), "I/O is held: release it first (release-io)") {
+		t.Fatalf("terminate while I/O held: %v, want not allowed, saying to release-io first", err)
+	}
+	if after := r.session(t, "A"); after.Rev != before.Rev {
+		t.Fatalf("a refused terminate changed the session: rev %d -> %d", before.Rev, after.Rev)
+	}
+	if calls := r.hw.Calls(); slices.Contains(calls, "terminate A") {
+		t.Fatalf("a refused terminate reached the hardware: %v", calls)
+	}
+	r.cmd(t, "A", session.CmdReleaseIO)
+	r.cmd(t, "A", session.CmdTerminate)
+	if s := r.session(t, "A"); s.State != session.Defined {
+		t.Fatalf("after release-io and terminate: %s", s.State)
+	}
+}
+
+// TestTerminateRepeated: a terminate repeated after a lost answer (the
+// session is Defined already) succeeds without calling the hardware or
+// recording anything; one that failed midway is finished by the next.
+func TestTerminateRepeated(t *testing.T) {
+	t.Parallel()
+	r := newRig()
+	r.define(t, "A", sd, "", session.ReleaseIO, 0x10, 2)
+	r.prepared(t, "A")
+	r.hw.setErr("terminate A", hal.ErrUnreachable)
+	if err := r.m.Command(context.Background(), "A", session.CmdTerminate); !errors.Is(err, hal.ErrUnreachable) {
+		t.Fatalf("terminate with the hardware failing: %v", err)
+	}
+	if s := r.session(t, "A"); s.State != session.Prepared || !s.Error || !slices.Contains(session.Allowed(s), session.CmdTerminate) {
+		t.Fatalf("after a failed terminate: %s error=%v allowed %v", s.State, s.Error, session.Allowed(s))
+	}
+	r.hw.setErr("terminate A", nil)
+	r.cmd(t, "A", session.CmdTerminate)
+	done := r.session(t, "A")
+	if done.State != session.Defined {
+		t.Fatalf("after the second terminate: %s", done.State)
+	}
+	calls := len(r.hw.Calls())
+	r.cmd(t, "A", session.CmdTerminate)
+	if s := r.session(t, "A"); s.Rev != done.Rev || len(r.hw.Calls()) != calls {
+		t.Fatalf("a terminate of a Defined session recorded (rev %d -> %d) or reached the hardware (%v)", done.Rev, s.Rev, r.hw.Calls())
 	}
 	r.checkReplay(t)
 }

@@ -3,6 +3,10 @@ package state_test
 import (
 	"context"
 	"os"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/lockstep-io/lockstep/daemon/state"
@@ -85,4 +89,56 @@ func BenchmarkStoreDB(b *testing.B) {
 	for b.Loop() {
 		_ = s.DB()
 	}
+}
+
+// BenchmarkMemory100k: the memory the state store takes for 100 000 copy
+// sets, opened from a snapshot and its tail as the daemon opens it: the
+// live heap it adds (after a GC, the store held) and the process's
+// resident set before and after (RSS, from /proc/self/status; it also
+// holds the test binary and the Go runtime).
+func BenchmarkMemory100k(b *testing.B) {
+	dir := b.TempDir()
+	statetest.Fill100k(b, dir, 900)
+	var heap, rssBefore, rssAfter float64
+	for b.Loop() {
+		debug.FreeOSMemory() // what Fill100k used is not counted
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		rssBefore = rssMB(b)
+		s, err := state.Open(dir, persist.Options{SnapshotEvery: -1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if n := statetest.CountCopySets(s.DB()); n != statetest.CopySets {
+			b.Fatalf("%d copy sets", n)
+		}
+		debug.FreeOSMemory()
+		runtime.ReadMemStats(&after)
+		rssAfter = rssMB(b)
+		heap = float64(after.HeapAlloc-before.HeapAlloc) / (1 << 20)
+		runtime.KeepAlive(s)
+		s.Close()
+	}
+	b.ReportMetric(heap, "heap-MB/100k-copysets")
+	b.ReportMetric(rssBefore, "rss-MB-before")
+	b.ReportMetric(rssAfter, "rss-MB-with-100k")
+}
+
+// rssMB is the process's resident set (VmRSS) in MiB.
+func rssMB(b *testing.B) float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		b.Skipf("no /proc/self/status: %v", err)
+	}
+	for line := range strings.Lines(string(data)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			if err != nil {
+				b.Fatalf("VmRSS %q: %v", rest, err)
+			}
+			return kb / 1024
+		}
+	}
+	b.Fatal("no VmRSS in /proc/self/status")
+	return 0
 }

@@ -445,6 +445,14 @@ func (s *System) Failback(ctx context.Context, epoch hal.Epoch, pairs []hal.Volu
 	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.Failback(ctx, epoch, pairs) })
 }
 
+func (s *System) RemovePairs(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.RemovePairs(ctx, epoch, pairs) })
+}
+
+func (s *System) RemovePaths(ctx context.Context, epoch hal.Epoch, paths []hal.LSSPair) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.RemovePaths(ctx, epoch, paths) })
+}
+
 func (s *System) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, hb hal.HeartbeatSpec) error {
 	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.EnableHeartbeat(ctx, epoch, hb) })
 }

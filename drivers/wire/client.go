@@ -611,6 +611,14 @@ func (c *Client) Failback(ctx context.Context, epoch hal.Epoch, pairs []hal.Volu
 	return c.command(ctx, epoch, OpFailback, Args{VolumePairs: pairs})
 }
 
+func (c *Client) RemovePairs(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return c.command(ctx, epoch, OpRemovePairs, Args{VolumePairs: pairs})
+}
+
+func (c *Client) RemovePaths(ctx context.Context, epoch hal.Epoch, paths []hal.LSSPair) error {
+	return c.command(ctx, epoch, OpRemovePaths, Args{LSSPairs: paths})
+}
+
 func (c *Client) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, hb hal.HeartbeatSpec) error {
 	return c.command(ctx, epoch, OpEnableHeartbeat, Args{Heartbeat: hb})
 }

@@ -81,6 +81,9 @@ var sampleArgs = []struct {
 	{"query-lsss", OpQueryLSSs, Args{}},
 	{"attached", OpAttached, Args{}},
 	{"query-online", OpQueryOnline, Args{}},
+	{"remove-pairs", OpRemovePairs, Args{VolumePairs: []hal.VolumePair{volPairA, volPairB}}},
+	{"remove-pairs/empty", OpRemovePairs, Args{}},
+	{"remove-paths", OpRemovePaths, Args{LSSPairs: []hal.LSSPair{lssPairA}}},
 }
 
 var sampleResults = []struct {
@@ -106,6 +109,8 @@ var sampleResults = []struct {
 	{"attached", OpAttached, Result{Attached: []AttachedSystem{{Serial: serialP, LinkUp: true}, {Serial: "LAB.2107-75S0001"}}}},
 	{"attached/none", OpAttached, Result{}},
 	{"query-online", OpQueryOnline, Result{Online: []OnlineSystem{{Serial: serialP, ChannelsUp: true}, {Serial: serialS}}}},
+	{"remove-pairs", OpRemovePairs, Result{}},
+	{"remove-paths", OpRemovePaths, Result{}},
 }
 
 var (

@@ -237,6 +237,13 @@
 //	0x10  query-online       (none)                                 list(OnlineSystem)
 //	      (z/OS extension: the storage systems a z/OS host has online.
 //	      Any other endpoint answers it unsupported.)
+//	0x11  remove-pairs       list(VolumePair)                       (none)
+//	0x12  remove-paths       list(LSSPair)                          (none)
+//	      (terminate: hal.StorageSystem.RemovePairs and RemovePaths.
+//	      Added to version 2 without a version change: both are new ops,
+//	      and a version 2 server that predates them answers them
+//	      unsupported, which tells a manager exactly what it cannot do;
+//	      no existing op changed.)
 //
 //	Attached      serial name, link-up bool                (min 2 bytes)
 //	OnlineSystem  serial name, channels-up bool            (min 2 bytes)

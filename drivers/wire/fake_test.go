@@ -88,6 +88,14 @@ func (f *fakeStorage) Failback(ctx context.Context, epoch hal.Epoch, pairs []hal
 	return f.record(ctx, "Failback", epoch, pairs)
 }
 
+func (f *fakeStorage) RemovePairs(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return f.record(ctx, "RemovePairs", epoch, pairs)
+}
+
+func (f *fakeStorage) RemovePaths(ctx context.Context, epoch hal.Epoch, paths []hal.LSSPair) error {
+	return f.record(ctx, "RemovePaths", epoch, paths)
+}
+
 func (f *fakeStorage) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, hb hal.HeartbeatSpec) error {
 	return f.record(ctx, "EnableHeartbeat", epoch, hb)
 }

@@ -157,6 +157,14 @@ func (t *Target) Failback(ctx context.Context, epoch hal.Epoch, pairs []hal.Volu
 	return t.c.commandTo(ctx, t.serial, epoch, OpFailback, Args{VolumePairs: pairs})
 }
 
+func (t *Target) RemovePairs(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return t.c.commandTo(ctx, t.serial, epoch, OpRemovePairs, Args{VolumePairs: pairs})
+}
+
+func (t *Target) RemovePaths(ctx context.Context, epoch hal.Epoch, paths []hal.LSSPair) error {
+	return t.c.commandTo(ctx, t.serial, epoch, OpRemovePaths, Args{LSSPairs: paths})
+}
+
 func (t *Target) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, hb hal.HeartbeatSpec) error {
 	return t.c.commandTo(ctx, t.serial, epoch, OpEnableHeartbeat, Args{Heartbeat: hb})
 }

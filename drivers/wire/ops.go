@@ -34,6 +34,11 @@ const (
 	// OpQueryOnline is the z/OS extension's discovery: the storage
 	// systems a z/OS host has online (zos.go).
 	OpQueryOnline Op = 0x10
+	// OpRemovePairs and OpRemovePaths end pairs and remove paths
+	// (terminate). Added to version 2: a server that predates them
+	// answers unsupported, which is what a manager needs to hear.
+	OpRemovePairs Op = 0x11
+	OpRemovePaths Op = 0x12
 )
 
 var opNames = map[Op]string{
@@ -53,6 +58,8 @@ var opNames = map[Op]string{
 	OpQueryLSSs:        "query-lsss",
 	OpAttached:         "attached",
 	OpQueryOnline:      "query-online",
+	OpRemovePairs:      "remove-pairs",
+	OpRemovePaths:      "remove-paths",
 }
 
 func (o Op) String() string {
@@ -79,9 +86,9 @@ func (o Op) heartbeatOp() bool {
 type Args struct {
 	Paths       []hal.PathSpec    // OpEstablishPaths
 	Pairs       []hal.PairSpec    // OpEstablishPairs
-	LSSPairs    []hal.LSSPair     // OpFreeze
+	LSSPairs    []hal.LSSPair     // OpFreeze, OpRemovePaths
 	LSSs        []hal.LSS         // OpThaw
-	VolumePairs []hal.VolumePair  // OpSuspend, OpRecover, OpFailback
+	VolumePairs []hal.VolumePair  // OpSuspend, OpRecover, OpFailback, OpRemovePairs
 	Heartbeat   hal.HeartbeatSpec // OpEnableHeartbeat
 	Session     string            // OpHeartbeat, OpDisableHeartbeat
 }
@@ -102,11 +109,11 @@ func EncodeArgs(op Op, a Args) ([]byte, error) {
 			e.volumePair(p.VolumePair)
 			e.u8(uint8(p.Mode))
 		})
-	case OpFreeze:
+	case OpFreeze, OpRemovePaths:
 		putList(&e, "lss pairs", a.LSSPairs, e.lssPair)
 	case OpThaw:
 		putList(&e, "lsss", a.LSSs, func(l hal.LSS) { e.u8(uint8(l)) })
-	case OpSuspend, OpRecover, OpFailback:
+	case OpSuspend, OpRecover, OpFailback, OpRemovePairs:
 		putList(&e, "volume pairs", a.VolumePairs, e.volumePair)
 	case OpEnableHeartbeat:
 		e.name("session", a.Heartbeat.Session)
@@ -137,11 +144,11 @@ func DecodeArgs(op Op, b []byte) (Args, error) {
 		a.Pairs = list(&d, "pairs", minPairSpec, func() hal.PairSpec {
 			return hal.PairSpec{VolumePair: d.volumePair(), Mode: hal.CopyMode(d.u8())}
 		})
-	case OpFreeze:
+	case OpFreeze, OpRemovePaths:
 		a.LSSPairs = list(&d, "lss pairs", minLSSPair, d.lssPair)
 	case OpThaw:
 		a.LSSs = list(&d, "lsss", 1, func() hal.LSS { return hal.LSS(d.u8()) })
-	case OpSuspend, OpRecover, OpFailback:
+	case OpSuspend, OpRecover, OpFailback, OpRemovePairs:
 		a.VolumePairs = list(&d, "volume pairs", minVolumePair, d.volumePair)
 	case OpEnableHeartbeat:
 		a.Heartbeat.Session = d.name()

@@ -478,6 +478,14 @@ func (s *System) noHeartbeat() error {
 }
 
 // EnableHeartbeat is refused: the heartbeat does not work through z/OS.
+func (s *System) RemovePairs(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.RemovePairs(ctx, epoch, pairs) })
+}
+
+func (s *System) RemovePaths(ctx context.Context, epoch hal.Epoch, paths []hal.LSSPair) error {
+	return s.call(ctx, func(ctx context.Context, c *wire.Client) error { return c.RemovePaths(ctx, epoch, paths) })
+}
+
 func (s *System) EnableHeartbeat(context.Context, hal.Epoch, hal.HeartbeatSpec) error {
 	return s.noHeartbeat()
 }

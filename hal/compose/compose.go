@@ -123,6 +123,14 @@ func (d *Driver) Suspend(ctx context.Context, e hal.Epoch, pairs []hal.VolumePai
 	return d.call(ctx, func(s hal.StorageSystem) error { return s.Suspend(ctx, e, pairs) })
 }
 
+func (d *Driver) RemovePairs(ctx context.Context, e hal.Epoch, pairs []hal.VolumePair) error {
+	return d.call(ctx, func(s hal.StorageSystem) error { return s.RemovePairs(ctx, e, pairs) })
+}
+
+func (d *Driver) RemovePaths(ctx context.Context, e hal.Epoch, paths []hal.LSSPair) error {
+	return d.call(ctx, func(s hal.StorageSystem) error { return s.RemovePaths(ctx, e, paths) })
+}
+
 func (d *Driver) Recover(ctx context.Context, e hal.Epoch, pairs []hal.VolumePair) error {
 	return d.call(ctx, func(s hal.StorageSystem) error { return s.Recover(ctx, e, pairs) })
 }

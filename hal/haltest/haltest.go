@@ -63,6 +63,9 @@ func Run(t *testing.T, newLab func(t *testing.T) *Lab) {
 		{"RefusalsAreSorted", testRefusals},
 		{"UnreachableIsRetryable", testUnreachable},
 		{"RecoverFailback", testRecoverFailback},
+		{"RemovePairsLeavesSimplex", testRemovePairs},
+		{"RemovePairsEverySide", testRemovePairsEverySide},
+		{"RemovePaths", testRemovePaths},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -428,5 +431,120 @@ func testRecoverFailback(t *testing.T, c *checker) {
 	c.must(err)
 	if string(got) != "site2" {
 		t.Fatalf("H1 block after failback %q", got)
+	}
+}
+
+// simplex reports whether sys shows no pair of vp (either direction).
+func (c *checker) simplex(sys hal.StorageSystem, vp hal.VolumePair) bool {
+	c.t.Helper()
+	for _, p := range c.pairs(sys) {
+		if p.VolumePair == vp || p.VolumePair == vp.Reversed() {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *checker) paths(sys hal.StorageSystem) map[hal.LSSPair]bool {
+	c.t.Helper()
+	ps, err := sys.QueryPaths(c.ctx(), c.epoch)
+	c.must(err)
+	out := map[hal.LSSPair]bool{}
+	for _, p := range ps {
+		out[p.LSSPair] = true
+	}
+	return out
+}
+
+// testRemovePairs: a removed mirroring pair leaves both volumes simplex,
+// no suspend event, and the other pairs as they were; writes stay local;
+// removing it again is a success; a pair with no volume on the system
+// is refused.
+func testRemovePairs(t *testing.T, c *checker) {
+	p, s := c.lab.Primary, c.lab.Secondary
+	vp := Pair(FBLSS, 0)
+	c.must(p.RemovePairs(c.ctx(), c.epoch, []hal.VolumePair{vp}))
+	if !c.simplex(p, vp) || !c.simplex(s, vp) {
+		t.Fatalf("after remove: primary %v, secondary %v", c.pairs(p), c.pairs(s))
+	}
+	c.wantPair(Pair(FBLSS, 1), hal.FullDuplex, hal.ReasonNone)
+	if !c.elb(FBLSS).IsZero() {
+		t.Fatal("removing a pair must not start ELB")
+	}
+	c.must(c.lab.Write(c.ctx(), vp.Source, 3, []byte("alone")))
+	if got, _ := c.lab.Read(vp.Target, 3); len(got) != 0 {
+		t.Fatal("a write after the remove reached the old target")
+	}
+	c.must(p.RemovePairs(c.ctx(), c.epoch, []hal.VolumePair{vp}))
+	c.must(s.RemovePairs(c.ctx(), c.epoch, []hal.VolumePair{vp}))
+	select {
+	case ev := <-c.events:
+		if ev.Kind == hal.EventSuspend {
+			t.Fatalf("removing a pair raised %+v", ev)
+		}
+	default:
+	}
+	foreign := hal.VolumePair{
+		Source: hal.VolumeRef{Serial: "LAB.2107-75X0001", Volume: hal.NewVolume(FBLSS, 0)},
+		Target: hal.VolumeRef{Serial: "LAB.2107-75X0002", Volume: hal.NewVolume(FBLSS, 0)},
+	}
+	if err := p.RemovePairs(c.ctx(), c.epoch, []hal.VolumePair{foreign}); !errors.Is(err, hal.ErrRefused) || hal.Retryable(err) {
+		t.Fatalf("remove of a pair with no volume here: %v, want a refusal", err)
+	}
+	// The freed volumes can be paired again.
+	c.must(p.EstablishPairs(c.ctx(), c.epoch, []hal.PairSpec{{VolumePair: vp}}))
+	c.eventually("pair again full-duplex", func() bool { return c.pair(p, vp).State == hal.FullDuplex })
+}
+
+// testRemovePairsEverySide: a pair whose target side the source could
+// not reach (paths cut) and a recovered pair (both volumes sources)
+// become simplex once RemovePairs reached both systems.
+func testRemovePairsEverySide(t *testing.T, c *checker) {
+	p, s := c.lab.Primary, c.lab.Secondary
+	cut, rec := Pair(FBLSS, 0), Pair(CKDLSS, 0)
+	c.must(p.Freeze(c.ctx(), c.epoch, []hal.LSSPair{LSSPair(CKDLSS)}))
+	c.must(p.Thaw(c.ctx(), c.epoch, []hal.LSS{CKDLSS}))
+	c.must(s.Recover(c.ctx(), c.epoch, []hal.VolumePair{rec}))
+	c.lab.CutPaths(false)
+	c.wantPair(cut, hal.Suspended, hal.ReasonPath)
+	both := []hal.VolumePair{cut, rec}
+	c.must(p.RemovePairs(c.ctx(), c.epoch, both))
+	c.must(s.RemovePairs(c.ctx(), c.epoch, both))
+	c.lab.CutPaths(true)
+	c.must(p.Thaw(c.ctx(), c.epoch, []hal.LSS{FBLSS}))
+	for _, vp := range both {
+		if !c.simplex(p, vp) || !c.simplex(s, vp) {
+			t.Fatalf("%s after remove on both systems: primary %v, secondary %v", vp, c.pairs(p), c.pairs(s))
+		}
+	}
+	c.wantPair(Pair(FBLSS, 1), hal.Suspended, hal.ReasonPath)
+}
+
+// testRemovePaths: a path still used by a pair (mirroring or suspended)
+// is refused and kept, with every other path of the command; once its
+// pairs are removed it goes, and removing it again is a success.
+func testRemovePaths(t *testing.T, c *checker) {
+	p := c.lab.Primary
+	fb, ckd := LSSPair(FBLSS), LSSPair(CKDLSS)
+	c.must(p.Suspend(c.ctx(), c.epoch, []hal.VolumePair{Pair(FBLSS, 0)}))
+	c.must(p.RemovePairs(c.ctx(), c.epoch, []hal.VolumePair{Pair(FBLSS, 1)}))
+	err := p.RemovePaths(c.ctx(), c.epoch, []hal.LSSPair{ckd, fb})
+	if !errors.Is(err, hal.ErrRefused) || hal.Retryable(err) {
+		t.Fatalf("remove of paths used by pairs: %v, want a refusal", err)
+	}
+	if got := c.paths(p); !got[fb] || !got[ckd] {
+		t.Fatalf("paths after a refused remove: %v", got)
+	}
+	c.wantPair(Pair(FBLSS, 0), hal.Suspended, hal.ReasonCommand)
+	c.must(p.RemovePairs(c.ctx(), c.epoch, []hal.VolumePair{Pair(FBLSS, 0)}))
+	c.must(p.RemovePaths(c.ctx(), c.epoch, []hal.LSSPair{fb}))
+	if got := c.paths(p); got[fb] || !got[ckd] {
+		t.Fatalf("paths after removing %s: %v", fb, got)
+	}
+	c.must(p.RemovePaths(c.ctx(), c.epoch, []hal.LSSPair{fb}))
+	c.wantPair(Pair(CKDLSS, 0), hal.FullDuplex, hal.ReasonNone)
+	err = p.EstablishPairs(c.ctx(), c.epoch, []hal.PairSpec{{VolumePair: Pair(FBLSS, 0)}})
+	if !errors.Is(err, hal.ErrRefused) {
+		t.Fatalf("establish over a removed path: %v, want a refusal", err)
 	}
 }

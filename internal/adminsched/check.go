@@ -27,6 +27,10 @@ import (
 //     acknowledged (the core retries it until it does; a system that
 //     acknowledged is not sent it again). The core's table is heartbeat
 //     show's, per system (lss_pairs).
+//   - terminated-paired (3 s): a session lockstepd shows Defined (never
+//     started, or terminated) has a copy-set volume that a system storage
+//     shows in a pair, either side: terminate leaves every volume of the
+//     session simplex, and is recorded only once it has.
 //   - status-suspended (6 s): a session in Preparing or Prepared, without
 //     its Error flag or with status Normal, has a source pair that
 //     storage shows suspended on a system lockstepd reaches.
@@ -59,6 +63,7 @@ import (
 // (daemon-exited) or not answering its admin API (api).
 var bounds = map[string]time.Duration{
 	"orphan":                3 * time.Second,
+	"terminated-paired":     3 * time.Second,
 	"status-suspended":      6 * time.Second,
 	"status-unreachable":    6 * time.Second,
 	"recoverable-mirroring": 6 * time.Second,
@@ -90,6 +95,24 @@ func (r *runner) check(st storage, v daemonView) map[string]string {
 		}
 		out["orphan "+p.VolumePair.String()] = fmt.Sprintf("storage shows %s %s; its LSS pair %s is %s",
 			p.VolumePair, p.State, p.LSSPair(), v.describeScope(p.LSSPair()))
+	}
+	// terminated-paired
+	for _, d := range v.sessions {
+		if d.State != api.StateDefined {
+			continue
+		}
+		var paired []string
+		for _, cs := range d.CopySets {
+			for _, ref := range []hal.VolumeRef{cs.H1, cs.H2} {
+				if p, ok := st.paired[ref]; ok {
+					paired = append(paired, fmt.Sprintf("%s in %s %s", ref, p.VolumePair, p.State))
+				}
+			}
+		}
+		if len(paired) > 0 {
+			out["terminated-paired "+d.Name] = fmt.Sprintf("session %s is Defined (%q), storage shows %s",
+				d.Name, d.Reason, strings.Join(paired, ", "))
+		}
 	}
 	// status-*, recoverable-mirroring, io-released
 	for _, d := range v.sessions {

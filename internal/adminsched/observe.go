@@ -21,14 +21,17 @@ const observer = "lab-observer"
 // every check compares lockstepd with.
 type storage struct {
 	// pairs are the source sides of every pair, by source volume.
-	pairs   map[hal.VolumeRef]hal.PairStatus
+	pairs map[hal.VolumeRef]hal.PairStatus
+	// paired are the volumes some system shows in a pair, either side,
+	// each as its own system shows it.
+	paired  map[hal.VolumeRef]hal.PairStatus
 	elb     map[hal.LSSRef]time.Time // when the hold ends on its own; absent: not holding
 	crashed map[hal.Serial]bool
 	hbs     map[hal.Serial][]emu.Heartbeat
 }
 
 func readStorage(ctx context.Context, fab *emu.Fabric) storage {
-	st := storage{pairs: map[hal.VolumeRef]hal.PairStatus{}, elb: map[hal.LSSRef]time.Time{},
+	st := storage{pairs: map[hal.VolumeRef]hal.PairStatus{}, paired: map[hal.VolumeRef]hal.PairStatus{}, elb: map[hal.LSSRef]time.Time{},
 		crashed: map[hal.Serial]bool{}, hbs: map[hal.Serial][]emu.Heartbeat{}}
 	for _, s := range fab.Systems() {
 		serial := s.Serial()
@@ -46,6 +49,10 @@ func readStorage(ctx context.Context, fab *emu.Fabric) storage {
 		for _, p := range ps {
 			if p.Source.Serial == serial {
 				st.pairs[p.Source] = p
+				st.paired[p.Source] = p
+			}
+			if p.Target.Serial == serial {
+				st.paired[p.Target] = p
 			}
 		}
 		ls, err := c.QueryLSSs(ctx, s.Epoch())

@@ -322,6 +322,9 @@ type shadow struct {
 	defined bool
 	state   session.State
 	site    session.Site
+	// held: a suspend of a hold-io session holds its I/O until a
+	// release-io or a start; terminate is refused meanwhile.
+	held bool
 }
 
 type generator struct {
@@ -403,16 +406,23 @@ func (g *generator) command(name string, cmd session.Command) {
 	switch cmd {
 	case session.CmdStartH1H2, session.CmdStartH2H1:
 		sh.state = session.Preparing
+		sh.held = false
+	case session.CmdReleaseIO:
+		sh.held = false
 	case session.CmdRefresh:
 		if sh.state == session.Preparing {
 			sh.state = session.Prepared
 		}
 	case session.CmdSuspend:
 		sh.state = session.Suspended
+		sh.held = sp.Policy == session.HoldIO
 	case session.CmdRecover:
 		sh.state = session.TargetAvailable
 		sh.site = session.H2
 	case session.CmdTerminate:
+		if sh.held {
+			return // refused: release-io first
+		}
 		sh.state = session.Defined
 		if sp.Type == session.MetroMirrorSingleDirection {
 			sh.site = session.H1

@@ -1,6 +1,7 @@
 package emu
 
 import (
+	"sync"
 	"time"
 
 	"github.com/lockstep-io/lockstep/hal"
@@ -19,6 +20,8 @@ const (
 	OpSuspend          = "suspend"
 	OpRecover          = "recover"
 	OpFailback         = "failback"
+	OpRemovePairs      = "remove-pairs"
+	OpRemovePaths      = "remove-paths"
 	OpEnableHeartbeat  = "enable-heartbeat"
 	OpHeartbeat        = "heartbeat"
 	OpDisableHeartbeat = "disable-heartbeat"
@@ -66,8 +69,10 @@ type CommandRecord struct {
 func (r CommandRecord) Accepted() bool { return r.Outcome != OutcomeFenced }
 
 // commandLog is the fabric's bounded record of commands: a ring that grows
-// up to size, then overwrites its oldest record. Guarded by Fabric.mu.
+// up to size, then overwrites its oldest record. It has its own mutex:
+// commands on different systems record concurrently (see Fabric.mu).
 type commandLog struct {
+	mu   sync.Mutex
 	size int
 	recs []CommandRecord // the record of Seq n is at (n-1) % size
 	last uint64          // Seq of the newest record
@@ -76,6 +81,8 @@ type commandLog struct {
 // add appends a record and numbers it. No allocation once the ring
 // is full; amortized growth until then.
 func (l *commandLog) add(r CommandRecord) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.last++
 	r.Seq = l.last
 	if len(l.recs) < l.size {
@@ -88,6 +95,8 @@ func (l *commandLog) add(r CommandRecord) {
 // after copies the records with Seq > afterSeq, and counts those of them
 // the ring has already overwritten.
 func (l *commandLog) after(afterSeq uint64) ([]CommandRecord, uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
 	oldest := l.last - uint64(len(l.recs)) + 1 // == last+1 when empty
 	from, dropped := afterSeq+1, uint64(0)
 	if from < oldest {

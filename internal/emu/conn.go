@@ -46,13 +46,27 @@ func refused(format string, args ...any) error {
 // link (down, black-holed, slow), then the epoch check, then fn, all of it
 // atomic with respect to host writes and faults. Every command that
 // reaches the epoch check is recorded in the fabric's command log under
-// op, with its outcome.
+// op, with its outcome. fn runs under the fabric's lock held exclusively.
 func (c *conn) do(ctx context.Context, epoch hal.Epoch, op string, fn func() error) error {
+	return c.run(ctx, epoch, op, false, nil, fn)
+}
+
+// doShared is do for a command that touches only this system and the
+// systems in others (the targets of the LSS pairs it names): fn runs
+// under the fabric's lock held shared and those systems' own mutexes
+// (Fabric.mu), so that commands on different systems (a freeze fan-out)
+// do not wait for one another, and each is still atomic with respect to
+// host writes, mirrors and faults.
+func (c *conn) doShared(ctx context.Context, epoch hal.Epoch, op string, others []hal.Serial, fn func() error) error {
+	return c.run(ctx, epoch, op, true, others, fn)
+}
+
+func (c *conn) run(ctx context.Context, epoch hal.Epoch, op string, shared bool, others []hal.Serial, fn func() error) error {
 	s, f := c.s, c.s.fabric
-	f.mu.Lock()
+	unlock := f.lockShared(s, nil)
 	m := s.managerLocked(c.linkName())
 	mode, latency := m.mode, m.latency
-	f.mu.Unlock()
+	unlock()
 	switch mode {
 	case LinkDown:
 		return fmt.Errorf("%w: %s: connection from %s is down", hal.ErrUnreachable, s.serial, c.manager)
@@ -68,8 +82,13 @@ func (c *conn) do(ctx context.Context, epoch hal.Epoch, op string, fn func() err
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("%w: %s: %v", hal.ErrTimeout, s.serial, err)
 	}
-	f.mu.Lock()
-	defer f.mu.Unlock()
+	if shared {
+		unlock = f.lockShared(s, others)
+	} else {
+		f.mu.Lock()
+		unlock = f.mu.Unlock
+	}
+	defer unlock()
 	if s.crashed || s.managerLocked(c.linkName()).mode != LinkUp {
 		return fmt.Errorf("%w: %s: not answering", hal.ErrUnreachable, s.serial)
 	}
@@ -207,7 +226,15 @@ func (s *System) establishLocked(ps hal.PairSpec) {
 }
 
 func (c *conn) Freeze(ctx context.Context, epoch hal.Epoch, pairs []hal.LSSPair) error {
-	return c.do(ctx, epoch, OpFreeze, func() error {
+	// It suspends pairs here and tells their targets, on the target
+	// systems of the LSS pairs named.
+	targets := make([]hal.Serial, 0, 1)
+	for _, lp := range pairs {
+		if !slices.Contains(targets, lp.Target.Serial) {
+			targets = append(targets, lp.Target.Serial)
+		}
+	}
+	return c.doShared(ctx, epoch, OpFreeze, targets, func() error {
 		for _, lp := range pairs {
 			if _, err := c.s.sourceLSS(lp); err != nil {
 				return err
@@ -219,7 +246,7 @@ func (c *conn) Freeze(ctx context.Context, epoch hal.Epoch, pairs []hal.LSSPair)
 }
 
 func (c *conn) Thaw(ctx context.Context, epoch hal.Epoch, lsss []hal.LSS) error {
-	return c.do(ctx, epoch, OpThaw, func() error {
+	return c.doShared(ctx, epoch, OpThaw, nil, func() error {
 		for _, id := range lsss {
 			if c.s.lss[id] == nil {
 				return refused("%s: no LSS %s", c.s.serial, id)
@@ -320,6 +347,88 @@ func (c *conn) Failback(ctx context.Context, epoch hal.Epoch, pairs []hal.Volume
 	})
 }
 
+// RemovePairs ends pairs on this system (hal.StorageSystem.RemovePairs):
+// each listed pair's volume here leaves its relationship with the pair's
+// other volume, as source or as target, and becomes simplex; where the
+// volume here was the source and the link to the other system is up,
+// the other side (a target of this volume) becomes simplex too. A copy
+// in progress ends with the pair. No suspend event: nothing stopped
+// mirroring unexpectedly.
+func (c *conn) RemovePairs(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
+	return c.do(ctx, epoch, OpRemovePairs, func() error {
+		s := c.s
+		for _, vp := range pairs {
+			here := 0
+			for _, ref := range []hal.VolumeRef{vp.Source, vp.Target} {
+				if ref.Serial != s.serial {
+					continue
+				}
+				if s.volumes[ref.Volume] == nil {
+					return refused("%s: pair %s: no volume %s here", s.serial, vp, ref.Volume)
+				}
+				here++
+			}
+			if here == 0 {
+				return refused("%s: pair %s has no volume on this system", s.serial, vp)
+			}
+		}
+		for _, vp := range pairs {
+			for _, ends := range [][2]hal.VolumeRef{{vp.Source, vp.Target}, {vp.Target, vp.Source}} {
+				if ends[0].Serial == s.serial {
+					s.removePairLocked(s.volumes[ends[0].Volume], ends[1])
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// removePairLocked ends v's relationship with other, if it has one.
+func (s *System) removePairLocked(v *volume, other hal.VolumeRef) {
+	f := s.fabric
+	self := hal.VolumeRef{Serial: s.serial, Volume: v.id}
+	if p := v.pair; p != nil && p.target == other {
+		p.copyGen++ // a copy in progress ends with the pair
+		v.pair = nil
+		lp := p.lssPair(s.serial, v.id)
+		if t := f.systems[other.Serial]; t != nil && !t.crashed && f.linkUpLocked(lp) {
+			if tv := t.volumes[other.Volume]; tv != nil && tv.target != nil && *tv.target == self {
+				tv.target, tv.targetState, tv.targetReason = nil, hal.Simplex, hal.ReasonNone
+			}
+		}
+	}
+	if v.target != nil && *v.target == other {
+		v.target, v.targetState, v.targetReason = nil, hal.Simplex, hal.ReasonNone
+	}
+}
+
+// RemovePaths removes paths from this system's LSSs
+// (hal.StorageSystem.RemovePaths). A path still used by a pair, in any
+// state, is refused (as a real array refuses to remove the paths of
+// existing pairs), and nothing is removed; a path that does not exist is
+// no error.
+func (c *conn) RemovePaths(ctx context.Context, epoch hal.Epoch, paths []hal.LSSPair) error {
+	return c.do(ctx, epoch, OpRemovePaths, func() error {
+		s := c.s
+		for _, lp := range paths {
+			l, err := s.sourceLSS(lp)
+			if err != nil {
+				return err
+			}
+			for _, v := range l.volumes {
+				if v.pair != nil && v.pair.lssPair(s.serial, v.id) == lp {
+					return refused("%s: path %s is used by pair %s", s.serial, lp,
+						hal.VolumePair{Source: hal.VolumeRef{Serial: s.serial, Volume: v.id}, Target: v.pair.target})
+				}
+			}
+		}
+		for _, lp := range paths {
+			delete(s.paths, lp)
+		}
+		return nil
+	})
+}
+
 func (c *conn) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, spec hal.HeartbeatSpec) error {
 	return c.do(ctx, epoch, OpEnableHeartbeat, func() error {
 		s := c.s
@@ -344,7 +453,7 @@ func (c *conn) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, spec hal.He
 }
 
 func (c *conn) Heartbeat(ctx context.Context, epoch hal.Epoch, session string) error {
-	return c.do(ctx, epoch, OpHeartbeat, func() error {
+	return c.doShared(ctx, epoch, OpHeartbeat, nil, func() error {
 		hb := c.s.heartbeats[session]
 		switch {
 		case hb == nil:
@@ -372,7 +481,7 @@ func (c *conn) DisableHeartbeat(ctx context.Context, epoch hal.Epoch, session st
 
 func (c *conn) QueryPairs(ctx context.Context, epoch hal.Epoch) ([]hal.PairStatus, error) {
 	var out []hal.PairStatus
-	err := c.do(ctx, epoch, OpQueryPairs, func() error {
+	err := c.doShared(ctx, epoch, OpQueryPairs, nil, func() error {
 		s := c.s
 		for _, v := range s.sortedVolumes() {
 			self := hal.VolumeRef{Serial: s.serial, Volume: v.id}
@@ -396,7 +505,7 @@ func (c *conn) QueryPairs(ctx context.Context, epoch hal.Epoch) ([]hal.PairStatu
 
 func (c *conn) QueryPaths(ctx context.Context, epoch hal.Epoch) ([]hal.PathStatus, error) {
 	var out []hal.PathStatus
-	err := c.do(ctx, epoch, OpQueryPaths, func() error {
+	err := c.doShared(ctx, epoch, OpQueryPaths, nil, func() error {
 		for _, lp := range sortedPaths(c.s.paths) {
 			p := c.s.paths[lp]
 			out = append(out, hal.PathStatus{LSSPair: lp, ConsistencyGroup: p.consistencyGroup, State: p.state})
@@ -408,7 +517,7 @@ func (c *conn) QueryPaths(ctx context.Context, epoch hal.Epoch) ([]hal.PathStatu
 
 func (c *conn) QueryLSSs(ctx context.Context, epoch hal.Epoch) ([]hal.LSSStatus, error) {
 	var out []hal.LSSStatus
-	err := c.do(ctx, epoch, OpQueryLSSs, func() error {
+	err := c.doShared(ctx, epoch, OpQueryLSSs, nil, func() error {
 		for _, id := range slices.Sorted(maps.Keys(c.s.lss)) {
 			l := c.s.lss[id]
 			out = append(out, hal.LSSStatus{LSS: id, Type: l.typ, CGTimeout: l.cgTimeout, ELBUntil: l.elbUntil})

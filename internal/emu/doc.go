@@ -24,14 +24,34 @@
 //     ones) on the clock, copy-pending until done, then full-duplex.
 //     Recover turns targets into suspended sources; failback resyncs them
 //     back the other way.
+//   - Remove (terminate): RemovePairs ends pairs with a volume on the
+//     system, whichever side of the pair the volume is now: each such
+//     volume leaves its relationship with the pair's other volume and
+//     becomes simplex; where it was the source and the link to the other
+//     system is up, the target side becomes simplex too (a copy in
+//     progress ends). Over a link that is down the target side stays
+//     until RemovePairs reaches its own system, as on an array whose
+//     secondary the primary cannot tell. Removing a pair that does not
+//     exist succeeds (idempotent); one that names no volume of the
+//     system is refused. A removal raises no suspend event and no
+//     state-change interrupt, and starts no ELB: the pair ended, it did
+//     not stop mirroring. RemovePaths refuses (and removes none of the
+//     listed paths) while a pair of the system, in any state, still
+//     uses one of them, as an array refuses to remove the paths of
+//     existing pairs; a path that does not exist is no error.
 //   - Fencing: every command carries an epoch; the system remembers the
 //     highest it has seen and answers hal.ErrFenced to lower ones.
 //
 // A Fabric holds several systems in one process and the links between
-// them; one mutex covers the whole fabric, so a host write, its mirror, a
-// freeze and a fault are each atomic with respect to the others. That is
-// the guarantee real hardware gives per write (a write is mirrored before
-// a suspension takes effect, or held by it), made exact.
+// them; its lock makes a host write, its mirror, a freeze and a fault each
+// atomic with respect to the others. That is the guarantee real hardware
+// gives per write (a write is mirrored before a suspension takes effect,
+// or held by it), made exact. Host writes, faults and timers hold the
+// lock exclusively; the commands that touch only their own system and
+// the targets of the LSS pairs they name (freeze, thaw, heartbeat,
+// queries) hold it shared with a mutex per system touched, so that the
+// freezes of many systems do not queue behind one another as they would
+// not on separate arrays (Fabric.mu).
 //
 // Faults are injected per LSS pair or per system (paths), per manager
 // (connection down, black-holed, or slow) and per system (crash, restart).

@@ -55,13 +55,23 @@ type Fabric struct {
 	clock        clock.Clock
 	copyPerBlock time.Duration
 
-	mu      sync.Mutex // guards everything below and all system state
+	// mu guards everything below and all system state. Held exclusively,
+	// it excludes everything else. The commands that touch only their own
+	// system and the targets of the LSS pairs they name (freeze, thaw,
+	// heartbeat, queries: the hot path of a freeze fan-out) hold it
+	// shared, with the mutex of each system they touch (System.mu, taken
+	// in serial order): so freezes of different systems run at once,
+	// while each is still atomic with respect to host writes, mirrors and
+	// faults, which hold it exclusively. State of a system is written
+	// only under mu held exclusively, or shared with that system's mutex;
+	// what the fabric holds itself (systems, cut links) only exclusively.
+	mu      sync.RWMutex
 	systems map[hal.Serial]*System
 	// Injected path faults: an LSS pair is cut when it is listed here or
 	// when either of its systems has all its paths cut or is crashed.
 	cutPairs   map[hal.LSSPair]bool
 	cutSystems map[hal.Serial]bool
-	commands   commandLog
+	commands   *commandLog // its own mutex
 }
 
 // NewFabric returns an empty fabric.
@@ -80,7 +90,7 @@ func NewFabric(opt Options) *Fabric {
 		systems:      map[hal.Serial]*System{},
 		cutPairs:     map[hal.LSSPair]bool{},
 		cutSystems:   map[hal.Serial]bool{},
-		commands:     commandLog{size: logSize},
+		commands:     &commandLog{size: logSize},
 	}
 }
 
@@ -249,6 +259,8 @@ func (f *Fabric) mirrorLocked(s *System, v *volume, block uint32, data []byte) (
 // linkUpLocked reports whether the link under an LSS pair can carry data:
 // no injected cut, both systems up.
 func (f *Fabric) linkUpLocked(lp hal.LSSPair) bool {
+	// Read-only, and what it reads is written only under f.mu held
+	// exclusively: safe for a command holding it shared.
 	if f.cutPairs[lp] || f.cutSystems[lp.Source.Serial] || f.cutSystems[lp.Target.Serial] {
 		return false
 	}
@@ -354,4 +366,27 @@ func (s *Snapshot) Read(ref hal.VolumeRef, block uint32) ([]byte, error) {
 		return nil, fmt.Errorf("%w: %s is not in the snapshot", ErrNoSuchVolume, ref)
 	}
 	return m[block], nil
+}
+
+// lockShared takes f.mu shared and the mutexes of s and of the systems
+// named in others, in serial order (so that two commands locking
+// overlapping sets never deadlock), and returns what releases them.
+func (f *Fabric) lockShared(s *System, others []hal.Serial) (unlock func()) {
+	f.mu.RLock()
+	locked := []*System{s}
+	for _, serial := range others {
+		if o := f.systems[serial]; o != nil && !slices.Contains(locked, o) {
+			locked = append(locked, o)
+		}
+	}
+	slices.SortFunc(locked, func(a, b *System) int { return compareSerial(a.serial, b.serial) })
+	for _, o := range locked {
+		o.mu.Lock()
+	}
+	return func() {
+		for i := len(locked) - 1; i >= 0; i-- {
+			locked[i].mu.Unlock()
+		}
+		f.mu.RUnlock()
+	}
 }

@@ -309,6 +309,14 @@ func (r *hmcRelay) Failback(ctx context.Context, e hal.Epoch, p []hal.VolumePair
 	return r.do(ctx, func(ctx context.Context) error { return r.c.Failback(ctx, e, p) })
 }
 
+func (r *hmcRelay) RemovePairs(ctx context.Context, e hal.Epoch, p []hal.VolumePair) error {
+	return r.do(ctx, func(ctx context.Context) error { return r.c.RemovePairs(ctx, e, p) })
+}
+
+func (r *hmcRelay) RemovePaths(ctx context.Context, e hal.Epoch, p []hal.LSSPair) error {
+	return r.do(ctx, func(ctx context.Context) error { return r.c.RemovePaths(ctx, e, p) })
+}
+
 func (r *hmcRelay) EnableHeartbeat(ctx context.Context, e hal.Epoch, hb hal.HeartbeatSpec) error {
 	return r.do(ctx, func(ctx context.Context) error { return r.c.EnableHeartbeat(ctx, e, hb) })
 }

@@ -11,10 +11,11 @@ import (
 )
 
 // System is one emulated storage system. Its state is guarded by the
-// fabric's mutex.
+// fabric's mutex held exclusively, or held shared with mu (Fabric.mu).
 type System struct {
 	fabric *Fabric
 	serial hal.Serial
+	mu     sync.Mutex // with Fabric.mu held shared: this system's state
 
 	lss        map[hal.LSS]*lss
 	volumes    map[hal.Volume]*volume

@@ -51,3 +51,43 @@ func TestBothServersSendHAStateTraps(t *testing.T) {
 		}
 	}
 }
+
+// TestTakeoverAndDemotionAreTrapped (issue 18 §1, the catalogue walk's
+// HA part): the standby that takes over after the active died sends
+// takeover; the old active, started again, learns of the higher epoch and
+// sends demoted, each naming itself.
+func TestTakeoverAndDemotionAreTrapped(t *testing.T) {
+	d := snmpagent.StartTrapd(t)
+	dir := t.TempDir()
+	community := filepath.Join(dir, "nms.community")
+	if err := os.WriteFile(community, []byte("public\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	extra := fmt.Sprintf("[[snmp.manager]]\naddress = \"udp://127.0.0.1:%d\"\nversion = \"v2c\"\nnotification = \"inform\"\n"+
+		"community_file = %q\n", d.Port, community)
+	p := newPair(t, Options{Extra: extra}, true)
+	ctx := context.Background()
+	if err := p.Pair(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// takeover is .0.5002, demoted .0.5003; lockstepServerName .1.2.
+	from := func(code int, server string) func(string) bool {
+		return func(l string) bool {
+			return strings.Contains(l, fmt.Sprintf("OID: .1.3.6.1.4.1.61942.1.0.%d\t", code)) &&
+				strings.Contains(l, `.1.3.6.1.4.1.61942.1.1.2.0 = STRING: "`+server+`"`)
+		}
+	}
+	p.A.Kill()
+	if _, err := p.B.Client().HATakeover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(ctx, 30*time.Second, from(5002, p.B.Name)); err != nil {
+		t.Fatalf("no takeover from %s: %v", p.B.Name, err)
+	}
+	if err := p.A.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Wait(ctx, 30*time.Second, from(5003, p.A.Name)); err != nil {
+		t.Fatalf("no demoted from %s, the old active: %v", p.A.Name, err)
+	}
+}

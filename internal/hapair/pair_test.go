@@ -139,6 +139,10 @@ func TestPairLifecycle(t *testing.T) {
 	if a.Role != "active" || b.Role != "standby" || !a.Acting || b.Acting {
 		t.Fatalf("roles: a %s acting %t, b %s acting %t", a.Role, a.Acting, b.Role, b.Acting)
 	}
+	// Each knows its partner's role (issue 18 §3).
+	if a.PartnerRole != "standby" || b.PartnerRole != "active" {
+		t.Fatalf("partner roles: a says %q, b says %q; want standby, active", a.PartnerRole, b.PartnerRole)
+	}
 	if !slices.Equal(sessionNames(t, p.A), sessionNames(t, p.B)) {
 		t.Fatalf("after the sync the standby differs: %v vs %v", sessionNames(t, p.B), sessionNames(t, p.A))
 	}
@@ -184,6 +188,9 @@ func TestPairLifecycle(t *testing.T) {
 	}
 	if err := propsMatch(ctx, p.B, "Disconnected Consistent"); err != nil {
 		t.Fatal(err)
+	}
+	if a, b := haStatus(t, p.A), haStatus(t, p.B); a.PartnerRole != "standby" || b.PartnerRole != "active" {
+		t.Fatalf("apart, partner roles as last heard: a says %q, b says %q; want standby, active", a.PartnerRole, b.PartnerRole)
 	}
 	// A change while disconnected is answered at once.
 	if err := p.A.Client().SessionCreate(ctx, "while-apart", api.MetroMirrorFailoverFailback, "", api.HoldIO); err != nil {
@@ -276,6 +283,8 @@ func TestPairLifecycle(t *testing.T) {
 	}
 	if a, b := haStatus(t, p.A), haStatus(t, p.B); a.Role != "standby" || b.Role != "active" || a.Epoch != b.Epoch {
 		t.Fatalf("after the return: a %s epoch %d, b %s epoch %d", a.Role, a.Epoch, b.Role, b.Epoch)
+	} else if a.PartnerRole != "active" || b.PartnerRole != "standby" {
+		t.Fatalf("after the return, partner roles: a says %q, b says %q; want active, standby", a.PartnerRole, b.PartnerRole)
 	}
 	if !slices.Equal(sessionNames(t, p.A), sessionNames(t, p.B)) {
 		t.Fatalf("the old active, now standby, differs: %v vs %v", sessionNames(t, p.A), sessionNames(t, p.B))

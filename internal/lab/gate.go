@@ -76,6 +76,20 @@ func (g *gatedSystem) Failback(ctx context.Context, e hal.Epoch, p []hal.VolumeP
 	return g.StorageSystem.Failback(ctx, e, p)
 }
 
+func (g *gatedSystem) RemovePairs(ctx context.Context, e hal.Epoch, p []hal.VolumePair) error {
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.StorageSystem.RemovePairs(ctx, e, p)
+}
+
+func (g *gatedSystem) RemovePaths(ctx context.Context, e hal.Epoch, p []hal.LSSPair) error {
+	if err := g.gate(ctx); err != nil {
+		return err
+	}
+	return g.StorageSystem.RemovePaths(ctx, e, p)
+}
+
 func (g *gatedSystem) EnableHeartbeat(ctx context.Context, e hal.Epoch, hb hal.HeartbeatSpec) error {
 	if err := g.gate(ctx); err != nil {
 		return err

@@ -194,6 +194,12 @@ func (h *hmcServed) Recover(context.Context, hal.Epoch, []hal.VolumePair) error 
 func (h *hmcServed) Failback(context.Context, hal.Epoch, []hal.VolumePair) error {
 	return errNoTarget
 }
+func (h *hmcServed) RemovePairs(context.Context, hal.Epoch, []hal.VolumePair) error {
+	return errNoTarget
+}
+func (h *hmcServed) RemovePaths(context.Context, hal.Epoch, []hal.LSSPair) error {
+	return errNoTarget
+}
 func (h *hmcServed) EnableHeartbeat(context.Context, hal.Epoch, hal.HeartbeatSpec) error {
 	return errNoTarget
 }

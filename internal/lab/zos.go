@@ -372,6 +372,20 @@ func (z *zosSystem) Failback(ctx context.Context, e hal.Epoch, p []hal.VolumePai
 	return z.StorageSystem.Failback(ctx, e, p)
 }
 
+func (z *zosSystem) RemovePairs(ctx context.Context, e hal.Epoch, p []hal.VolumePair) error {
+	if err := z.gate(ctx); err != nil {
+		return err
+	}
+	return z.StorageSystem.RemovePairs(ctx, e, p)
+}
+
+func (z *zosSystem) RemovePaths(ctx context.Context, e hal.Epoch, p []hal.LSSPair) error {
+	if err := z.gate(ctx); err != nil {
+		return err
+	}
+	return z.StorageSystem.RemovePaths(ctx, e, p)
+}
+
 func (z *zosSystem) EnableHeartbeat(context.Context, hal.Epoch, hal.HeartbeatSpec) error {
 	return z.noHeartbeat()
 }
@@ -582,6 +596,12 @@ func (a *zosAgent) Recover(context.Context, hal.Epoch, []hal.VolumePair) error {
 	return a.refuse()
 }
 func (a *zosAgent) Failback(context.Context, hal.Epoch, []hal.VolumePair) error {
+	return a.refuse()
+}
+func (a *zosAgent) RemovePairs(context.Context, hal.Epoch, []hal.VolumePair) error {
+	return a.refuse()
+}
+func (a *zosAgent) RemovePaths(context.Context, hal.Epoch, []hal.LSSPair) error {
 	return a.refuse()
 }
 func (a *zosAgent) EnableHeartbeat(context.Context, hal.Epoch, hal.HeartbeatSpec) error {

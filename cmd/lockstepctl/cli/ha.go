@@ -55,6 +55,9 @@ storage systems it cannot reach.`,
 				if st.Partner != "" {
 					fmt.Fprintf(w, "partner\t%s\n", st.Partner)
 				}
+				if st.PartnerRole != "" {
+					fmt.Fprintf(w, "partner role\t%s (as last heard)\n", st.PartnerRole)
+				}
 				if st.StandbyLag != nil {
 					fmt.Fprintf(w, "standby lag\t%d records\n", *st.StandbyLag)
 				}

@@ -157,7 +157,9 @@ func (a *app) sessionCmdCmd() *cobra.Command {
   suspend       freeze every pair of the session (a planned suspension)
   release-io    let the held host writes continue after a freeze
   recover       make the consistent secondary image usable by hosts
-  terminate     remove the pairs (the session stays defined)
+  terminate     remove the pairs and the paths no other session uses: the
+                volumes become simplex, the session Defined (refused while
+                I/O is held: release-io first)
   refresh       ask the storage systems for the pairs' states
 
 Each state allows only some commands; "session show NAME" lists them, and
