@@ -82,7 +82,7 @@ test: deps fmt-check vet
 .PHONY: package boot-test
 
 # dist/lockstep_<version>_amd64.deb, lockstep-<version>.x86_64.rpm and the
-# same for lockstep-lab (DESIGN.md §10), then lintian, rpmlint and rpm's
+# same for lockstep-lab (packaging/doc.go), then lintian, rpmlint and rpm's
 # own queries on them (packaging/packages_test.go). VERSION=X.Y.Z sets the
 # version; else the latest vX.Y.Z tag, else 0.0.0~git<date>.<hash>.
 package: deps

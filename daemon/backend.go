@@ -279,7 +279,7 @@ func orEmpty(s []string) []string {
 
 // StorageRemove removes a connection or a whole storage system. The last
 // TCP/IP connection of a system cannot go while the heartbeat is on
-// without force (DESIGN.md §4): the heartbeat would stop reaching it, and
+// without force (docs/architecture.md, Storage connections): the heartbeat would stop reaching it, and
 // its sessions would be suspended.
 func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connection string, force bool) ([]string, error) {
 	d, err := s.actingPeriod()

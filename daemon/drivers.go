@@ -649,7 +649,7 @@ func (ds *storageDrivers) reconcile() {
 }
 
 // dialTimedOut logs, for a connect that got no answer at all, the
-// firewall rule that would let it through (DESIGN.md §9).
+// firewall rule that would let it through (docs/operations.md).
 func (ds *storageDrivers) dialTimedOut(addr string) {
 	hint := firewall.Hints{Config: ds.cfg()}.TimeoutHint(addr, firewall.NFT)
 	notify.Log(ds.log, notify.ConnectTimeoutHint, "connection attempt timed out; a firewall may drop it",
@@ -688,7 +688,7 @@ func (ds *storageDrivers) engineSystems() {
 // readiness lists the storage systems this server cannot use now, and
 // why: no usable connection, or a driver that is not connected (with its
 // last error). A standby shows it so that the administrator knows before
-// a takeover (DESIGN.md §4).
+// a takeover (docs/architecture.md, Storage connections).
 func (ds *storageDrivers) readiness(reg *registry.DB) []api.ReadinessDoc {
 	out := []api.ReadinessDoc{}
 	open := ds.snapshot()
@@ -744,7 +744,7 @@ func (ds *storageDrivers) onlyThroughHMCs(d openDriver) string {
 
 // noDriverReason says why a registered storage system has no driver: its
 // connection failed to start, or none of its connections is one this
-// build can use (DESIGN.md §4: no IP connection, z/OS outside the
+// build can use (docs/architecture.md (Storage connections): no IP connection, z/OS outside the
 // sysplex, HMC).
 func (ds *storageDrivers) noDriverReason(reg *registry.DB, serial hal.Serial) string {
 	conns := reg.Connections(serial)

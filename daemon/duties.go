@@ -368,7 +368,7 @@ func (p *periods) run(ctx context.Context, d *duties, prev *duties) {
 // refuses the commands of a server with a lower epoch, so a former active
 // that still believes it acts cannot change anything. The systems that
 // did not answer are returned, with why: the takeover readiness of
-// DESIGN.md §4. higher reports a system that refused the epoch as
+// docs/architecture.md (Storage connections). higher reports a system that refused the epoch as
 // fenced: a higher one exists.
 func (p *periods) fence(ctx context.Context, epoch hal.Epoch) (unreachable []api.ReadinessDoc, higher bool) {
 	systems := p.drivers.systems()

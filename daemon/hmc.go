@@ -13,7 +13,7 @@ import (
 	"github.com/lockstep-io/lockstep/internal/secretfile"
 )
 
-// HMC connections (DESIGN.md §4): defined once with hmc add, one console
+// HMC connections (docs/architecture.md, Storage connections): defined once with hmc add, one console
 // per connection shared by every storage system it fronts, the systems
 // discovered from it and journaled (hmc-attached) so that sessions may
 // name them, the standby knows them, and a restart finds them before

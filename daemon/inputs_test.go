@@ -92,7 +92,7 @@ func TestRefusedStorageAddChangesNothing(t *testing.T) {
 	}
 }
 
-// TestAdminChangesNeedRootOrTheGroup: DESIGN.md §12, issue 13 §2. On a
+// TestAdminChangesNeedRootOrTheGroup: docs/architecture.md (Trust), issue 13 §2. On a
 // bus whose policy lets anyone call anything, the real lockstepctl run
 // as uid 65534 (setpriv) may read but not change; a member of the
 // configured admin group may change.

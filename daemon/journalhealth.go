@@ -19,7 +19,7 @@ import (
 // who freed space and tries nothing.
 const JournalProbeInterval = 10 * time.Second
 
-// journalWatch reports the journal's ability to write (DESIGN.md §12, a
+// journalWatch reports the journal's ability to write (docs/architecture.md (Trust), a
 // full disk). It probes once at start, so that a daemon started on a
 // full disk says so before the first change fails, then follows
 // state.Store.WriteHealth and calls report on each turn (the daemon

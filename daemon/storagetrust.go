@@ -23,7 +23,7 @@ import (
 	"github.com/lockstep-io/lockstep/persist"
 )
 
-// Storage trust (DESIGN.md §12): the storage CA of [storage] ca_file,
+// Storage trust (docs/architecture.md, Trust): the storage CA of [storage] ca_file,
 // without which no storage system is connected (never the system roots),
 // and the addresses storage traps are accepted from.
 

@@ -89,7 +89,7 @@ type RestoreBackup struct{}
 
 // StartActiveDuties: issue commands, run the heartbeat, handle events and
 // scheduled work, all with Epoch. Takeover: after a takeover, also report
-// takeover readiness (DESIGN.md §4).
+// takeover readiness (docs/architecture.md, Storage connections).
 type StartActiveDuties struct {
 	Epoch    hal.Epoch
 	Takeover bool

@@ -1,4 +1,4 @@
-// Package ha owns the high availability of DESIGN.md §8: the roles of
+// Package ha owns lockstep's high availability: the roles of
 // the two management servers, their HA connection state, the
 // synchronization steps, takeover and epochs, and the automatic
 // reconnection policy. Its subpackage link is the peer transport.
@@ -18,7 +18,7 @@
 // roles are the only ones that get StartActiveDuties; leaving them
 // always emits StopActiveDuties.
 //
-// HA connection states, with the names DESIGN.md gives them: Unknown,
+// HA connection states, with the names an IBM CSM user knows: Unknown,
 // Synchronization Pending, Synchronized, Disconnected Consistent,
 // Disconnected. A standalone server shows "Standalone" (State.HAState).
 //
@@ -57,7 +57,7 @@
 // # The partner's identity
 //
 // Any holder of a certificate of the HA CA passes the link's mutual TLS,
-// so the Hello alone proves nothing (DESIGN.md §12). The partner is named:
+// so the Hello alone proves nothing (docs/architecture.md, Trust). The partner is named:
 // NAME of set-standby/set-as-standby, else Config.PartnerName ([ha]
 // partner_name), kept in the relationship; or pinned by
 // Config.PartnerFingerprint ([ha] partner_fingerprint), the SHA-256 of

@@ -106,7 +106,7 @@ func expected(s State, cfg Config) string {
 }
 
 // authenticate checks the peer behind a link against the configured
-// partner, before its Hello may change anything (DESIGN.md §12): with a
+// partner, before its Hello may change anything (docs/architecture.md, Trust): with a
 // configured fingerprint, the peer's certificate must be that one;
 // otherwise the certificate must carry the partner's name. In both cases
 // a Hello that names another server than the expected one is refused.

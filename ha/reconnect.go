@@ -2,7 +2,7 @@ package ha
 
 import "time"
 
-// NextReconnect is the automatic reconnection rule of DESIGN.md §8: after
+// NextReconnect is the automatic reconnection rule: after
 // attempts attempts in the current series, the last one started (or the
 // link lost) at last, the next attempt is due one ReconnectInterval after
 // last, until ReconnectAttempts attempts were made; then none (ok false)

@@ -41,7 +41,7 @@ func (r Role) Valid() bool { return int(r) < len(roleNames) }
 // and Standalone.
 func (r Role) Acting() bool { return r == Active || r == Standalone }
 
-// ConnState is the HA connection state of DESIGN.md §8, shown by both
+// ConnState is the HA connection state, shown by both
 // servers.
 type ConnState uint8
 
@@ -70,7 +70,7 @@ const (
 var connNames = [...]string{"Unknown", "Synchronization Pending", "Synchronized",
 	"Disconnected Consistent", "Disconnected"}
 
-// String is the state's name exactly as DESIGN.md §8 writes it.
+// String is the state's name as ha status shows it (CSM's names).
 func (c ConnState) String() string {
 	if int(c) < len(connNames) {
 		return connNames[c]
@@ -291,7 +291,7 @@ type Config struct {
 	PartnerFingerprint Fingerprint
 }
 
-// Defaults of DESIGN.md §8.
+// Defaults of the HA timings.
 const (
 	DefaultReconnectInterval = time.Minute
 	DefaultReconnectAttempts = 10

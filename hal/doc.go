@@ -14,7 +14,7 @@
 // driver type. A Driver lives in the context it was opened in and its
 // Close waits for every goroutine it started.
 //
-// Every command carries the sender's epoch (the fencing token of DESIGN.md
-// §1): a storage system remembers the highest epoch it has seen and answers
+// Every command carries the sender's epoch (a fencing token, see ha/doc.go):
+// a storage system remembers the highest epoch it has seen and answers
 // ErrFenced to anything lower.
 package hal

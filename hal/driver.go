@@ -8,8 +8,8 @@ import (
 	"github.com/lockstep-io/lockstep/hal/clock"
 )
 
-// ConnectionKind is how a manager reaches a storage system (DESIGN.md
-// §4). It is the one type for it: the registry records it, the admin
+// ConnectionKind is how a manager reaches a storage system
+// (docs/architecture.md, Storage connections). It is the one type for it: the registry records it, the admin
 // API shows it (api.ConnectionKind is this type), and cmd/lockstepd maps
 // each kind to the Factory of its driver.
 type ConnectionKind string

@@ -210,7 +210,7 @@ func bootChecks(t *testing.T, tree string) {
 
 	// 7. Upgrade 0.1.0 -> 0.1.1: state (a storage system, a session) and
 	// the edited conffile are kept, the daemon runs the new version.
-	// Storage needs [storage] ca_file first (DESIGN.md §12).
+	// Storage needs [storage] ca_file first (docs/architecture.md, Trust).
 	writeCA(t, filepath.Join(tree, "root/storage-ca.pem"))
 	m.must(`install -D -m 0644 /root/storage-ca.pem /etc/lockstep/tls/storage-ca.pem && ` +
 		`sed -i 's|^# ca_file = "/etc/lockstep/tls/storage-ca.pem"$|ca_file = "/etc/lockstep/tls/storage-ca.pem"|' /etc/lockstep/lockstep.toml && ` +

@@ -1,4 +1,4 @@
-// Package persist owns lockstep's durable storage (DESIGN.md §7): the
+// Package persist owns lockstep's durable storage: the
 // journal (a segmented, CRC-chained write-ahead log with group commit),
 // its snapshots and compaction, the state store built on them (Store),
 // zip backups, and the standby's side of journal shipping. It stores
@@ -10,7 +10,7 @@
 // The state is built only by applying journal records in order; the
 // journal makes each record durable before it is applied, and a record is
 // acknowledged (Append or Propose returns) only after its fsync. The
-// active of DESIGN.md §8 ships the same records to its standby with a
+// active of an HA pair (package ha) ships the same records to its standby with a
 // Reader (Journal.ReadFrom), which waits for new ones and answers
 // ErrCompacted when a snapshot must be sent instead; the standby's Store
 // takes them with InstallSnapshot and AppendReplicated (see Standby).

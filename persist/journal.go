@@ -72,7 +72,7 @@ func (o Options) withDefaults() Options {
 	return o
 }
 
-// Journal is the append-only, segmented record log of DESIGN.md §7.
+// Journal is the append-only, segmented record log (doc.go).
 //
 // Appends are grouped: one writer goroutine takes every record queued
 // while the previous fsync ran, writes them with one write call and makes

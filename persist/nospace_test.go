@@ -13,7 +13,7 @@ import (
 	"github.com/lockstep-io/lockstep/internal/smalldisk"
 )
 
-// The full-disk tests (issue 13 §3, DESIGN.md §7 and §12) run the store
+// The full-disk tests (issue 13 §3; docs/architecture.md, Trust) run the store
 // on a small tmpfs of its own, filled up: no acknowledged record may be
 // lost, a failed write leaves nothing of its batch in the segment, the
 // store says it cannot write, refuses changes clearly, and takes them

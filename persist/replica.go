@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// The standby's side of journal shipping (DESIGN.md §8): the active
+// The standby's side of journal shipping (ha/doc.go): the active
 // sends its latest snapshot's state and then its journal's records, as
 // its own journal holds them; the standby installs the one and appends
 // the others at the same indexes, so that both journals hold the same

@@ -11,7 +11,7 @@ import (
 	"time"
 )
 
-// The state directory (DESIGN.md: /var/lib/lockstep) as the Store lays
+// The state directory (/var/lib/lockstep when packaged) as the Store lays
 // it out:
 //
 //	LOCK       the lock (lock.go)

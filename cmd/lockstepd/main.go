@@ -173,7 +173,7 @@ func serve(srv *daemon.Server, cfgPath string, logger *slog.Logger, relog func(*
 }
 
 // drivers are the storage drivers this build links, one factory per
-// connection kind (DESIGN.md §4); a kind left out is reported as not
+// connection kind (docs/architecture.md, Storage connections); a kind left out is reported as not
 // supported by this build.
 func drivers() daemon.Drivers {
 	return daemon.Drivers{

@@ -16,7 +16,7 @@ import (
 const Path = "/etc/lockstep/lockstep.toml"
 
 // LowestCGTimeout is the lowest consistency-group timeout a session can
-// have: the default of FB storage (DESIGN.md §1). Heartbeat timings that
+// have: the default of FB storage (docs/architecture.md). Heartbeat timings that
 // leave no valid storage-side timeout H for it are refused.
 const LowestCGTimeout = 60 * time.Second
 
@@ -101,7 +101,7 @@ type Server struct {
 	Edition  Edition
 	// Sysplex is the z/OS sysplex this server belongs to ("" none, the
 	// default): a z/OS connection is usable only when its host is of
-	// this sysplex (DESIGN.md §4).
+	// this sysplex (docs/architecture.md, Storage connections).
 	Sysplex string
 }
 
@@ -180,7 +180,7 @@ type Control struct {
 	Bus     BusKind
 	Address string // D-Bus address when Bus is AddressBus
 	// AdminGroup may call the admin API's changes, beside root and the
-	// daemon's user; the daemon checks callers itself (DESIGN.md §12).
+	// daemon's user; the daemon checks callers itself (docs/architecture.md, Trust).
 	AdminGroup string
 }
 

@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// The keys of DESIGN.md §12 (Trust) that this file owns: the storage CA
+// The trust keys (docs/architecture.md, Trust) that this file owns: the storage CA
 // and pins ([storage]), and who may send storage traps ([snmp] trap_*).
 
 // Storage is [storage]: how the storage systems' TLS certificates are

@@ -754,7 +754,7 @@ func TestPolicy(t *testing.T) {
 		}
 	})
 
-	// DESIGN.md §12: the server checks the caller itself, whatever bus
+	// docs/architecture.md (Trust): the server checks the caller itself, whatever bus
 	// it runs on. On a bus whose policy lets everyone call everything (a
 	// session bus, a test bus), only the server's own check stands
 	// between uid 65534 and the changes; reads stay open.

@@ -1,5 +1,5 @@
 // Package control is the server side of lockstepd's admin API on D-Bus
-// (DESIGN.md §9): Serve owns the bus name and exports the object, turns
+// (docs/operations.md): Serve owns the bus name and exports the object, turns
 // each method call into a call of the Backend the daemon implements,
 // keeps the recent events and the properties, and emits the signals. It
 // also owns what only the server may know: the mapping from the daemon's
@@ -16,7 +16,7 @@
 //
 // The bus policy lets root and group lockstep call the changes, and only
 // user lockstep (and root) own the name. The server checks every change
-// again itself (DESIGN.md §12), so that a bus without the policy (a
+// again itself (docs/architecture.md, Trust), so that a bus without the policy (a
 // session bus, a test bus, a policy edited by mistake) is not an open
 // door: it asks the bus for the caller's uid (GetConnectionUnixUser) and
 // lets root, the daemon's own user and the members of the admin group

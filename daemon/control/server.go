@@ -323,7 +323,7 @@ func (s *Server) audit(sender dbus.Sender, method string, err error, args ...any
 // authorize says whether sender may call a change: root, the daemon's own
 // user, or a member of the admin group (by the user database, as the bus
 // policy's group= rule reads it). It asks the bus who sender is, so it
-// holds on any bus, whatever its policy (DESIGN.md §12). Refusals wrap
+// holds on any bus, whatever its policy (docs/architecture.md, Trust). Refusals wrap
 // api.ErrAccessDenied and say who was refused and why.
 func (s *Server) authorize(sender dbus.Sender) error {
 	var uid uint32

@@ -1,4 +1,4 @@
-// Package firewall owns the firewall hints of DESIGN.md §9: from the
+// Package firewall owns the firewall hints lockstepd gives: from the
 // config, the storage endpoints and the HA peer, it lists the
 // connections lockstepd makes and accepts, and writes them as ready rules
 // for this host.

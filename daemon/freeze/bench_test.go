@@ -334,7 +334,7 @@ func BenchmarkEventToFrozen(b *testing.B) {
 	}
 }
 
-// BenchmarkFreezeLimit is DESIGN.md §11's closeness to the limit: with
+// BenchmarkFreezeLimit is docs/performance.md's closeness to the limit: with
 // 1 ms of one-way latency on every storage connection (the lab's latency
 // fault, loopback TLS), the p99 of event -> last acknowledgement for 32
 // systems × 16 LSSs over the same for 1 system × 16 LSSs. The latency is

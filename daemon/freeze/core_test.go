@@ -325,7 +325,7 @@ func establishedLab(t *testing.T, ctx context.Context) (*topology.Topology, *emu
 // does nothing when that source repeats it (a reconnected stream, a
 // retransmitted trap), even after the group is mirroring again. The same
 // sequence number from another source is that source's own event: no
-// source can make another's event a duplicate (DESIGN.md §12), so it
+// source can make another's event a duplicate (docs/architecture.md, Trust), so it
 // freezes, which at worst is a freeze sooner.
 func TestEventsDeduplicatedPerSource(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

@@ -1,5 +1,5 @@
 // Package freeze is lockstep's heartbeat and freeze core: the part that
-// keeps the secondary image consistent whatever fails (DESIGN.md §5).
+// keeps the secondary image consistent whatever fails.
 //
 // # The rules
 //

@@ -22,7 +22,7 @@ type Timings struct {
 	RetryInterval time.Duration
 }
 
-// DefaultTimings are the defaults of DESIGN.md §5.
+// DefaultTimings are the heartbeat timings lockstepd uses unless configured.
 func DefaultTimings() Timings {
 	return Timings{
 		Interval:        time.Second,

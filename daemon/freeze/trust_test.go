@@ -15,7 +15,7 @@ import (
 	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
-// The tests of this file hold DESIGN.md §12 for the freeze core: an
+// The tests of this file hold docs/architecture.md (Trust) for the freeze core: an
 // event, whatever its source, can make the core freeze sooner; it can
 // never skip or delay a freeze, nor mark a storage system frozen that did
 // not acknowledge one. A forged event is an event the core receives

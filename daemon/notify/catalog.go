@@ -55,7 +55,7 @@ var (
 
 	SessionStateChanged = Event{2001, "sessionStateChanged", Info, "a session command ran", false}
 	SessionSevere       = Event{2002, "sessionSevere", Error, "a session entered a Severe status", true}
-	// One notification per session state (DESIGN.md §5), sent when a
+	// One notification per session state (daemon/freeze/doc.go), sent when a
 	// session enters it.
 	SessionDefined          = Event{2011, "sessionDefined", Info, "a session is Defined: no pairs are managed", true}
 	SessionPreparing        = Event{2012, "sessionPreparing", Warning, "a session is Preparing: the copy to the target site runs", true}

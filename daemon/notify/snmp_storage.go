@@ -229,7 +229,7 @@ func setStorageField(ev *hal.Event, arc int, vb gosnmp.SnmpPDU) error {
 // the port it bound (tests listen on port 0) nor stop without waiting on
 // the wall clock.
 //
-// Every datagram is hostile until proven otherwise (DESIGN.md §12). One
+// Every datagram is hostile until proven otherwise (docs/architecture.md, Trust). One
 // is handed over only when it comes from an address of a defined storage
 // system's connection (SetSources), carries the configured community
 // (SNMPv2c) or comes from the configured user (SNMPv3 authPriv), decodes

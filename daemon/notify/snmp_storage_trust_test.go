@@ -141,7 +141,7 @@ func v2c(t *testing.T, community string, vbs []gosnmp.SnmpPDU) []byte {
 
 // TestTrapsOnlyFromTheirStorageSystems: a trap is handed over only from
 // an address of a defined storage system, with the right credentials,
-// for a serial that address serves (DESIGN.md §12); everything else is
+// for a serial that address serves (docs/architecture.md, Trust); everything else is
 // dropped and counted by reason.
 func TestTrapsOnlyFromTheirStorageSystems(t *testing.T) {
 	t.Parallel()

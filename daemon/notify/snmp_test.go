@@ -393,7 +393,7 @@ func TestCredentialsAreCheckedButNeverShown(t *testing.T) {
 			PrivKeyFile: good, AuthProtocol: config.SHA256, PrivProtocol: config.AES}, "auth_key_file " + short + ": holds 4 characters"},
 		{"short priv passphrase", config.Manager{Address: addr, Version: config.V3, User: "u", AuthKeyFile: good,
 			PrivKeyFile: short, AuthProtocol: config.SHA256, PrivProtocol: config.AES}, "priv_key_file"},
-		// DESIGN.md §12: secret files readable by others are refused.
+		// docs/architecture.md (Trust): secret files readable by others are refused.
 		{"community readable by others", config.Manager{Address: addr, Version: config.V2c, CommunityFile: writeMode("open-community", "public\n", 0o644)},
 			filepath.Join(dir, "open-community") + " (owner"},
 		{"auth key readable by others", config.Manager{Address: addr, Version: config.V3, User: "u", AuthKeyFile: writeMode("open-auth", "long-enough-secret\n", 0o604),

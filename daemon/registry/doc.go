@@ -1,5 +1,5 @@
 // Package registry is the part of lockstepd's database that is not
-// sessions (DESIGN.md §7): the storage systems and their connections, the
+// sessions (persist/doc.go): the storage systems and their connections, the
 // server-wide heartbeat switch, and the epoch. Like the sessions, it
 // changes only through records applied by DB.Apply, so that a replay and
 // a standby rebuild exactly the same state.

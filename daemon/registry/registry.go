@@ -64,7 +64,7 @@ func (h HMC) connection() Connection {
 		PasswordFile: h.PasswordFile, HMC: h.Name}
 }
 
-// CarriesHeartbeat: TCP/IP connections can, z/OS ones cannot (DESIGN.md §4).
+// CarriesHeartbeat: TCP/IP connections can, z/OS ones cannot (docs/architecture.md, Storage connections).
 // The admin API admits only known kinds into the registry.
 func (c Connection) CarriesHeartbeat() bool { return c.Kind.CarriesHeartbeat() }
 

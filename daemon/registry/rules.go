@@ -9,7 +9,7 @@ import (
 	"github.com/lockstep-io/lockstep/hal"
 )
 
-// The storage rules of DESIGN.md §4 that the registry's content decides.
+// The storage connection rules that the registry's content decides.
 
 var (
 	// ErrInUse: a storage system cannot go while a session uses it.

@@ -36,7 +36,7 @@ type effect struct {
 	release []hal.VolumeRef
 }
 
-// Apply is the one function that changes the state (DESIGN.md §7). It
+// Apply is the one function that changes the state (persist/doc.go). It
 // validates r against the current state and either applies all of it or,
 // returning an error, nothing. The result depends only on the DB and r, so
 // the same records in the same order build the same DB on the active, on

@@ -1,5 +1,5 @@
 // Package session owns the Metro Mirror session model of lockstep
-// (DESIGN.md §5): sessions, their copy sets, their states and flags, the
+// (daemon/freeze/doc.go): sessions, their copy sets, their states and flags, the
 // allowed-commands table, and the dispatch of admin commands to the
 // hardware. It talks to storage only through the Hardware interface,
 // which the freeze core (daemon/freeze) implements.
@@ -7,7 +7,7 @@
 // # One mutator
 //
 // The session database (DB) changes only through records applied by
-// DB.Apply, a pure function of the DB and the record (DESIGN.md §7).
+// DB.Apply, a pure function of the DB and the record (persist/doc.go).
 // Apply validates a record completely before changing anything: a refused
 // record changes nothing and returns an error wrapping one of the
 // package's sentinels. The same records in the same order build the same

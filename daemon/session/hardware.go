@@ -32,7 +32,7 @@ type Hardware interface {
 	// not known safe) leaves the scope Suspended (Partial).
 	Suspend(ctx context.Context, s *Session) error
 	// ReleaseIO thaws the source LSSs of s's scope. The core checks the
-	// thaw invariant (DESIGN.md §5) and refuses with an error if a system
+	// thaw invariant (daemon/freeze/doc.go) and refuses with an error if a system
 	// of the scope might still be mirroring.
 	ReleaseIO(ctx context.Context, s *Session) error
 	// Recover makes the volumes at the target site of s.Direction

@@ -451,7 +451,7 @@ func (m *Manager) MarkFreezing(ctx context.Context, name, reason string, at time
 // a session that was Prepared is consistent: Suspended, Recoverable.
 // Otherwise Suspended (Partial), not recoverable, I/O held. Under the
 // release-io policy a certain freeze is recorded as thawed: the core
-// thaws at once (DESIGN.md §5).
+// thaws at once (daemon/freeze/doc.go).
 func (m *Manager) MarkFrozen(ctx context.Context, name string, certain bool, reason string, at time.Time) error {
 	return m.markScope(ctx, name, at, func(s *Session) (Change, bool) { return frozenChange(s, certain, reason) })
 }

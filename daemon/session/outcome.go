@@ -124,7 +124,7 @@ func heldAgainChange(s *Session, reason string) (Change, bool) {
 
 // frozenChange: the freeze of the scope ended. certain means every LSS
 // pair of the scope is known frozen, each storage system having
-// acknowledged or certainly frozen itself (DESIGN.md §5). The image is
+// acknowledged or certainly frozen itself (daemon/freeze/doc.go). The image is
 // recoverable only if, in addition, every pair was full-duplex when the
 // freeze began. Under hold-io the writes stay held; under release-io the
 // core thaws once the freeze is certain. An uncertain freeze is never

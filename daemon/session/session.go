@@ -115,7 +115,7 @@ func parseRef(s string) (hal.VolumeRef, error) {
 }
 
 // Session is a set of copy sets managed together, with one consistency
-// scope (DESIGN.md §5). A Session value returned by this package is a copy:
+// scope (daemon/freeze/doc.go). A Session value returned by this package is a copy:
 // changing it changes nothing; state changes only through records.
 type Session struct {
 	Name string `json:"name"`

@@ -156,7 +156,7 @@ func ParseDirection(s string) (Direction, error) {
 	return d, nil
 }
 
-// State is where a session is in its life cycle (DESIGN.md §5).
+// State is where a session is in its life cycle (daemon/freeze/doc.go).
 type State uint8
 
 const (

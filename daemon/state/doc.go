@@ -1,4 +1,4 @@
-// Package state owns the manager's database (DESIGN.md §7): the record
+// Package state owns the manager's database (persist/doc.go): the record
 // families the daemon journals (sessions, registry), the envelope that
 // names them in the journal, the combined state they build (the
 // session DB, the registry DB and the tasks DB) with its one pure apply, and Store,

@@ -1,4 +1,4 @@
-// Package tasks owns scheduled tasks (DESIGN.md §5, CSM's Scheduled
+// Package tasks owns scheduled tasks (daemon/freeze/doc.go, CSM's Scheduled
 // Tasks): their schedules and steps (parsing, and the pure computation of
 // the next occurrence in the task's time zone across DST), the record
 // family "task" of the manager's journal and the state it builds (DB),

@@ -1,4 +1,4 @@
-// Package direct is the direct TCP/IP connection of DESIGN.md §4: a
+// Package direct is the direct TCP/IP storage connection: a
 // hal.StorageSystem over the two cluster endpoints of one storage system,
 // speaking the storage control protocol of drivers/wire over TLS 1.3.
 //

@@ -23,7 +23,7 @@ import (
 	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
-// The bench of DESIGN.md §11 owned here: event -> every storage system
+// The HMC bench of docs/performance.md: event -> every storage system
 // frozen, 32 primaries × 16 LSSs in one consistency group, through two
 // HMCs fronting 16 primaries each at the default HMC timing, beside the
 // same 32 systems reached directly. Each layout has its own lab (loopback
@@ -296,8 +296,8 @@ func BenchmarkEventToFrozenHMCvsDirect(b *testing.B) {
 }
 
 // BenchmarkFreezeLimitHMC is BenchmarkEventToFrozenHMCvsDirect with 1 ms
-// of one-way latency on every storage connection of the core (DESIGN.md
-// §11: through two HMCs fronting 16 systems each, p99 at most 1.5 ×
+// of one-way latency on every storage connection of the core
+// (docs/performance.md: through two HMCs fronting 16 systems each, p99 at most 1.5 ×
 // direct, beside daemon/freeze's BenchmarkFreezeLimit).
 func BenchmarkFreezeLimitHMC(b *testing.B) {
 	const n, samples = 32, 200

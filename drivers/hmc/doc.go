@@ -1,4 +1,4 @@
-// Package hmc is the HMC connection of DESIGN.md §4: storage systems
+// Package hmc is the HMC storage connection: storage systems
 // reached through a hardware management console (HMC), which relays
 // commands over its own private network to its attached storage systems
 // and forwards their events. It speaks version 2 of the storage control

@@ -288,7 +288,7 @@
 //
 // # z/OS extension
 //
-// A z/OS host agent (the "z/OS connection" of DESIGN.md §4, default port
+// A z/OS host agent (the "z/OS connection", default port
 // 5858, DefaultZOSPort) speaks this protocol on behalf of the storage
 // systems it has online: it carries the commands out in-band over its
 // channels. A manager opens one connection per storage system it reaches

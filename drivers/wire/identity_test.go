@@ -46,7 +46,7 @@ func certFor(t *testing.T, pki *SelfSigned, cn string, uris ...string) tls.Certi
 
 // TestCredentialsOnlyToTheNamedSystem: the client sends its Hello, and so
 // its password, only to an endpoint whose certificate proves it is the
-// storage system asked for (DESIGN.md §12). The server here records every
+// storage system asked for (docs/architecture.md, Trust). The server here records every
 // frame it receives: a refused endpoint must see none.
 func TestCredentialsOnlyToTheNamedSystem(t *testing.T) {
 	t.Parallel()

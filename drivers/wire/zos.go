@@ -13,7 +13,7 @@ import (
 	"github.com/lockstep-io/lockstep/hal"
 )
 
-// The z/OS extension: what a z/OS host agent (DESIGN.md §4, the "z/OS
+// The z/OS extension: what a z/OS host agent (docs/architecture.md (Storage connections), the "z/OS
 // connection", default port DefaultZOSPort) adds to the protocol. See the
 // package comment, section "z/OS extension".
 

@@ -1,4 +1,4 @@
-// Package zos is the z/OS connection of DESIGN.md §4: a hal.StorageSystem
+// Package zos is the z/OS storage connection: a hal.StorageSystem
 // reached through an emulated z/OS host agent (CSM's "z/OS connection":
 // an IP connection to a z/OS host of a named sysplex, default port 5858),
 // which carries the commands in-band over its channels to the storage

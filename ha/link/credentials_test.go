@@ -18,7 +18,7 @@ import (
 	"github.com/lockstep-io/lockstep/internal/secretfile"
 )
 
-// TestLoadCredentialsRefusesAnExposedKey: DESIGN.md §12, key files
+// TestLoadCredentialsRefusesAnExposedKey: docs/architecture.md (Trust), key files
 // readable by others are refused, naming the file and its mode.
 func TestLoadCredentialsRefusesAnExposedKey(t *testing.T) {
 	t.Parallel()

@@ -1,4 +1,4 @@
-// Package link owns the peer transport of DESIGN.md §8: the connection
+// Package link owns the HA pair's peer transport: the connection
 // between the two management servers (tcp or vsock, mutual TLS), its
 // framed and size-bounded messages, the keepalives that declare a silent
 // peer down, and the shipping of the active's journal to the standby with

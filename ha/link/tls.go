@@ -33,7 +33,7 @@ func LoadCredentials(certFile, keyFile, caFile string) (Credentials, error) {
 	if err != nil {
 		return Credentials{}, fmt.Errorf("link: certificate: %w", err)
 	}
-	// The key is a secret: refused if others may read it (DESIGN.md §12).
+	// The key is a secret: refused if others may read it (docs/architecture.md, Trust).
 	keyPEM, err := secretfile.Read(keyFile)
 	if err != nil {
 		return Credentials{}, fmt.Errorf("link: key: %w", err)

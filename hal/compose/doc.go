@@ -1,6 +1,6 @@
 // Package compose joins the drivers of one storage system's connections
 // (direct, HMC, z/OS) into one hal.Driver that fails over between them
-// (DESIGN.md §4: one storage system can combine direct and HMC
+// (docs/architecture.md (Storage connections): one storage system can combine direct and HMC
 // connections).
 //
 // Order. The drivers are tried in the order given; the daemon gives them

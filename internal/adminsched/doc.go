@@ -1,7 +1,7 @@
 // Package adminsched runs seeded random schedules that interleave
 // administrator commands with storage faults against a real lockstepd,
 // and checks after every step that lockstepd protects what storage shows
-// (DESIGN.md §5, §6).
+// (daemon/freeze/doc.go, §6).
 //
 // A schedule drives lockstepd only through its admin API, the D-Bus
 // client lockstepctl uses: storage add and remove, sessions and copy sets

@@ -480,7 +480,7 @@ func (g *generator) adminStep() {
 		return
 	case r < 36:
 		// Down for up to a few seconds: longer than H, the storage
-		// systems freeze themselves (DESIGN.md §6, S3).
+		// systems freeze themselves (internal/scenario/doc.go, S3).
 		g.add(Step{Kind: StepRestart, Wait: time.Duration(g.rng.IntN(30)) * 100 * time.Millisecond})
 		return
 	}

@@ -26,7 +26,7 @@ import (
 // a source system was blind (lockstepd stopped, or its connection to the
 // system down or black-holed) while no heartbeat on that system covered
 // the round's LSS pairs there. That is the documented price of running
-// without the heartbeat (DESIGN.md §6, S1 and S2 with heartbeat off);
+// without the heartbeat (internal/scenario/doc.go, S1 and S2 with heartbeat off);
 // whether lockstepd armed the heartbeat where it should have is checked
 // separately (not-armed, heartbeat-too-long), so the excuse hides no
 // fault of lockstepd's.

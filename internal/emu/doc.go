@@ -1,7 +1,7 @@
 // Package emu is the emulated storage system: lockstep's hardware.
 //
 // No real array is reachable where lockstep is built and tested, so this
-// package models, on an injected clock, the rules of DESIGN.md §3 that a
+// package models, on an injected clock, the rules of a storage system that a
 // Metro Mirror manager depends on, and nothing it does not:
 //
 //   - Volumes hold blocks. A host write to the source of a mirroring pair

@@ -12,7 +12,7 @@ import (
 	"github.com/lockstep-io/lockstep/hal/clock"
 )
 
-// The default timing of an emulated HMC (DESIGN.md §3): what it adds to
+// The default timing of an emulated HMC: what it adds to
 // every command it relays, and the one-way latency of its private link to
 // each attached storage system. A relayed command thus costs
 // DefaultHMCProcessing + 2 × DefaultHMCLinkLatency more than a direct one,

@@ -11,7 +11,7 @@ import (
 	"github.com/lockstep-io/lockstep/internal/latency"
 )
 
-// BenchmarkTakeover measures DESIGN.md §11's "takeover → new active
+// BenchmarkTakeover measures docs/performance.md's "takeover → new active
 // heartbeating every storage system": from the moment lockstepctl ha
 // takeover is sent to the standby until every primary storage system has
 // accepted a heartbeat (or its arming) carrying the new epoch, read from

@@ -119,7 +119,7 @@ func backups(t *testing.T, n *Node) int {
 	return len(list)
 }
 
-// TestPairLifecycle walks DESIGN.md §8 with two real processes: sync,
+// TestPairLifecycle walks ha/doc.go with two real processes: sync,
 // stream (each answer waits for the standby's fsync), the standby
 // refusing changes, disconnect to Disconnected Consistent, automatic
 // reconnection with an autobackup, takeover (S4: no freeze, the new active
@@ -291,7 +291,7 @@ func TestPairLifecycle(t *testing.T) {
 	}
 }
 
-// TestS4 is DESIGN.md §6's S4 with two real servers: the active dies
+// TestS4 is internal/scenario/doc.go's S4 with two real servers: the active dies
 // while the workload writes; the administrator takes over on the standby
 // within the heartbeat timeout H: nothing freezes, the new active keeps
 // the heartbeat, and the oracle finds the secondary image consistent.
@@ -450,7 +450,7 @@ func TestSyncKilledMidway(t *testing.T) {
 
 // TestPeerTimeoutHint: a standby address that swallows the connection (a
 // firewall that drops it) makes the active log, once the handshake times
-// out, the rule that would let the connection through (DESIGN.md §9).
+// out, the rule that would let the connection through (docs/operations.md).
 func TestPeerTimeoutHint(t *testing.T) {
 	ctx := context.Background()
 	p := newPair(t, Options{}, false)

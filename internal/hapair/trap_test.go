@@ -148,7 +148,7 @@ func TestStorageTrapsFromRegisteredAddressesOnly(t *testing.T) {
 
 // TestForgedTrapStillFreezesEverySystemOnTime: an insider (or a spoofed
 // source) sends traps from a registered address with the right community
-// (DESIGN.md §12: an event can make the core freeze sooner, never skip or
+// (docs/architecture.md (Trust): an event can make the core freeze sooner, never skip or
 // delay a freeze, never mark a system frozen that did not answer one).
 //
 //   - A forged heartbeat expiry for a primary makes the core freeze the

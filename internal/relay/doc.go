@@ -2,7 +2,7 @@
 // partition the network between them on command, over loopback only.
 //
 // The high-availability tests run two lockstepd servers that talk over
-// the HA link (mutual TLS over TCP, DESIGN.md §8). To make the link fail
+// the HA link (mutual TLS over TCP, ha/doc.go). To make the link fail
 // the ways a network does, the standby is told to reach the active at the
 // relay's address instead of the active's own; the relay forwards every
 // connection it accepts to the target, byte for byte in both directions

@@ -1,4 +1,4 @@
-// Package scenario runs the failure scenarios of DESIGN.md §6 against the
+// Package scenario runs the failure scenarios S1–S6 against the
 // real freeze core: 4 primary and 4 secondary emulated storage systems,
 // one consistency group spanning all of them, the dependent-write
 // workload, a fault, and the oracle's verdict on the secondary image.

@@ -16,7 +16,7 @@ import (
 	"github.com/lockstep-io/lockstep/internal/workload"
 )
 
-// Names are the scenarios Run knows, in DESIGN.md §6 order; HMCNames
+// Names are the scenarios Run knows, in order (S1 first); HMCNames
 // those of the HMC connection, which need Via ViaHMC.
 var (
 	Names    = []string{"S1", "S2", "S3", "S6"}
@@ -80,7 +80,7 @@ type Result struct {
 	// FaultAt is when the fault was injected, RecoverableAt when the
 	// core first said Recoverable (storage time since the start; 0:
 	// never). A system the core cannot reach is safe only once its
-	// heartbeat expiry has certainly happened (DESIGN.md §5): H2 checks
+	// heartbeat expiry has certainly happened (daemon/freeze/doc.go): H2 checks
 	// that RecoverableAt comes no sooner than H after FaultAt.
 	FaultAt, RecoverableAt time.Duration
 	// MaxWait is the longest one application write waited, from its

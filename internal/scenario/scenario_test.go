@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// TestScenarios: the verdicts DESIGN.md §6 demands, in virtual time.
+// TestScenarios: the verdicts each scenario must reach (doc.go), in virtual time.
 func TestScenarios(t *testing.T) {
 	for _, tc := range []struct {
 		name       string

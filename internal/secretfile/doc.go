@@ -1,6 +1,6 @@
 // Package secretfile reads the files that hold lockstepd's secrets: the
 // storage systems' password files, the SNMP community and USM key files,
-// and the private key of the HA link's TLS certificate (DESIGN.md §12:
+// and the private key of the HA link's TLS certificate (docs/architecture.md (Trust):
 // "password and key files refused when readable by others"). Every place
 // the daemon reads a secret goes through Read; Check is the same test
 // without keeping the bytes, for a path given to the admin API before it

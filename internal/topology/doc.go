@@ -3,7 +3,7 @@
 // systems on an emulated fabric, then the paths and pairs through a
 // manager's hal.StorageSystem connections, exactly as a manager would.
 //
-// Standard is the layout DESIGN.md §6 asks every scenario to run on:
+// Standard is the layout internal/scenario/doc.go asks every scenario to run on:
 // N primaries each mirroring to its own secondary, several LSSs each, CKD
 // and FB, every path with the consistency-group option.
 package topology

@@ -1,5 +1,5 @@
 // Package workload owns the dependent-write workload and the consistency
-// oracle that judges the secondary (H2) image (DESIGN.md §6). Every claim
+// oracle that judges the secondary (H2) image (internal/scenario/doc.go). Every claim
 // the product makes about consistency is checked by this package, so the
 // rules below are exact, not heuristics.
 //

@@ -1,5 +1,5 @@
 // Package api is the contract of lockstepd's admin API on D-Bus
-// (DESIGN.md §9), and nothing else: the bus name, object and interfaces,
+// (docs/operations.md), and nothing else: the bus name, object and interfaces,
 // the D-Bus error names and the sentinels they stand for, the JSON
 // documents the methods answer and take, and the value types and checks
 // a client needs to build arguments (StorageSpec, CheckHostPort, the

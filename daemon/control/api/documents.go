@@ -21,7 +21,7 @@ type StatusDoc struct {
 	Version string `json:"version"`
 	// Role is "active", "standby" or "disconnected-standby".
 	Role string `json:"role"`
-	// HAState is the HA connection state (DESIGN.md §8): "Unknown",
+	// HAState is the HA connection state (ha/doc.go): "Unknown",
 	// "Synchronization Pending", "Synchronized", "Disconnected
 	// Consistent", "Disconnected", or "Standalone" without a partner.
 	HAState   string        `json:"ha_state"`
@@ -194,7 +194,7 @@ type HeartbeatSystemDoc struct {
 	LastContact time.Time `json:"last_contact,omitzero"`
 }
 
-// BackupDoc is one backup zip (DESIGN.md §7).
+// BackupDoc is one backup zip (persist/doc.go).
 type BackupDoc struct {
 	// Name is what BackupRestore takes.
 	Name    string    `json:"name"`
@@ -208,7 +208,7 @@ type BackupDoc struct {
 	Auto bool `json:"auto"`
 }
 
-// HADoc is the answer to HAStatus (DESIGN.md §8).
+// HADoc is the answer to HAStatus (ha/doc.go).
 type HADoc struct {
 	// At is the server's clock when it took the view: Role, State, Epoch
 	// and Acting (and the relationship fields) are one snapshot, taken
@@ -248,7 +248,7 @@ type HADoc struct {
 	// Unreachable lists the storage systems this server could not use if
 	// it were (or became) active: its takeover readiness.
 	Unreachable []hal.Serial `json:"unreachable"`
-	// Readiness says, for each of Unreachable, why (DESIGN.md §4).
+	// Readiness says, for each of Unreachable, why (docs/architecture.md, Storage connections).
 	Readiness []ReadinessDoc `json:"readiness"`
 	// LastChange is when Role or State last changed and Transitions how
 	// often they did since the daemon started (zero: not since then).

@@ -6,7 +6,7 @@ import (
 	"github.com/lockstep-io/lockstep/hal"
 )
 
-// HMCSpec is the argument of HMCAdd: one HMC connection (DESIGN.md §4),
+// HMCSpec is the argument of HMCAdd: one HMC connection (docs/architecture.md, Storage connections),
 // one HMC or two (a dual HMC: CSM's "HMC1;HMC2"), with the credentials
 // this manager logs on to them with. The storage systems it fronts are
 // discovered from it.

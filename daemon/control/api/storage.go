@@ -13,8 +13,8 @@ import (
 	"github.com/lockstep-io/lockstep/hal"
 )
 
-// ConnectionKind is how the daemon reaches a storage system (DESIGN.md
-// §4): hal's type, so that the registry, the admin API and the driver
+// ConnectionKind is how the daemon reaches a storage system
+// (docs/architecture.md, Storage connections): hal's type, so that the registry, the admin API and the driver
 // factories of cmd/lockstepd speak of one kind.
 type ConnectionKind = hal.ConnectionKind
 

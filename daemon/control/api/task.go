@@ -7,7 +7,7 @@ import (
 	"github.com/lockstep-io/lockstep/hal"
 )
 
-// TaskSpec is the argument of TaskCreate: a scheduled task (DESIGN.md §5).
+// TaskSpec is the argument of TaskCreate: a scheduled task (daemon/freeze/doc.go).
 // The daemon checks the schedule's and the steps' syntax (package
 // daemon/tasks) and answers ErrInvalid with what is wrong.
 type TaskSpec struct {
