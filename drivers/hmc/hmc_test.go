@@ -204,6 +204,16 @@ func freezesRun(srv *lab.Server) int {
 	return n
 }
 
+// held is how many commands the named HMC of srv swallowed black-holed.
+func held(srv *lab.Server, name string) int {
+	for _, st := range srv.HMCStatus() {
+		if st.Name == name {
+			return st.Held
+		}
+	}
+	return 0
+}
+
 // TestFailoverWhenHMCDiesWithCommandInFlight: HMC1 holds a freeze
 // unanswered, then dies; the freeze is sent again through HMC2, within
 // its deadline, and carried out once.
@@ -213,25 +223,27 @@ func TestFailoverWhenHMCDiesWithCommandInFlight(t *testing.T) {
 	c := connFor(t, srv, []string{"HMC1", "HMC2"}, func(o *hmc.Options) { o.KeepAlive = time.Hour })
 	p := c.System(haltest.Primary)
 	mirror(t, p)
+	// Until HMC1 is connected the freeze would rightly go to HMC2 and
+	// never be in flight at HMC1.
+	waitFor(t, "both HMCs connected", func() bool { return allUp(c) })
 	inject(t, srv, lab.Fault{Kind: "hmc", HMC: "HMC1", Mode: "blackhole"})
 	done := make(chan error, 1)
 	go func() { done <- p.Freeze(ctxFor(t, 20*time.Second), 1, []hal.LSSPair{haltest.LSSPair(haltest.FBLSS)}) }()
-	select {
-	case err := <-done:
-		t.Fatalf("the freeze ended (%v) while HMC1 held it", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	waitFor(t, "HMC1 holding the freeze", func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("the freeze ended (%v) before HMC1 held it", err)
+		default:
+		}
+		return held(srv, "HMC1") == 1
+	})
 	if n := freezesRun(srv); n != 0 {
 		t.Fatalf("%d freezes ran through a black-holed HMC", n)
 	}
 	inject(t, srv, lab.Fault{Kind: "hmc", HMC: "HMC1", Mode: "down"})
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("freeze after HMC1 died: %v, want it carried out through HMC2", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("the freeze was not sent again through HMC2")
+	// The freeze's own deadline is the bound the contract sets.
+	if err := <-done; err != nil {
+		t.Fatalf("freeze after HMC1 died: %v, want it carried out through HMC2", err)
 	}
 	wantFrozen(t, p)
 	if n := freezesRun(srv); n != 1 {
@@ -247,6 +259,7 @@ func TestBlackholedHMCGivesBackItsCommands(t *testing.T) {
 	c := connFor(t, srv, []string{"HMC1", "HMC2"}, func(o *hmc.Options) { o.KeepAlive = 100 * time.Millisecond })
 	p := c.System(haltest.Primary)
 	mirror(t, p)
+	waitFor(t, "both HMCs connected", func() bool { return allUp(c) })
 	inject(t, srv, lab.Fault{Kind: "hmc", HMC: "HMC1", Mode: "blackhole"})
 	start := time.Now()
 	if err := p.Freeze(ctxFor(t, 20*time.Second), 1, []hal.LSSPair{haltest.LSSPair(haltest.FBLSS)}); err != nil {
@@ -263,20 +276,22 @@ func TestBothHMCsDie(t *testing.T) {
 	srv := startLab(t, labFile(both, front{"HMC1", both}, front{"HMC2", both}))
 	c := connFor(t, srv, []string{"HMC1", "HMC2"}, nil)
 	p := c.System(haltest.Primary)
-	if _, err := p.QueryLSSs(ctxFor(t, 10*time.Second), 1); err != nil {
-		t.Fatal(err)
-	}
+	waitFor(t, "both HMCs connected", func() bool { return allUp(c) })
 	inject(t, srv, lab.Fault{Kind: "hmc", HMC: "HMC1", Mode: "down"})
 	inject(t, srv, lab.Fault{Kind: "hmc", HMC: "HMC2", Mode: "down"})
 	_, err := p.QueryLSSs(ctxFor(t, 500*time.Millisecond), 1)
 	if !errors.Is(err, hal.ErrUnreachable) || !hal.Retryable(err) {
 		t.Fatalf("query with both HMCs down: %v, want unreachable", err)
 	}
-	for _, st := range c.Consoles() {
-		if st.Up || st.Err == nil {
-			t.Fatalf("console %+v, want down with a reason", st)
+	// The connection loops record why a little after the drop.
+	waitFor(t, "both consoles down with a reason", func() bool {
+		for _, st := range c.Consoles() {
+			if st.Up || st.Err == nil {
+				return false
+			}
 		}
-	}
+		return true
+	})
 	inject(t, srv, lab.Fault{Kind: "hmc", HMC: "HMC2", Mode: "up"})
 	if _, err := p.QueryLSSs(ctxFor(t, 10*time.Second), 1); err != nil {
 		t.Fatalf("query once HMC2 is back: %v", err)
@@ -326,12 +341,7 @@ func TestEventsDeduplicated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := 0; !allUp(c); i++ {
-		if i == 1000 {
-			t.Fatal("the HMCs never both connected")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitFor(t, "both HMCs connected", func() bool { return allUp(c) })
 	mirror(t, p)
 	srv.Fabric().SetSystemPaths(haltest.Primary, false)
 	select {
@@ -479,9 +489,15 @@ func TestHMCsFrontingDifferentSystems(t *testing.T) {
 	if _, err := c.System(haltest.Primary).QueryLSSs(ctxFor(t, 10*time.Second), 1); err != nil {
 		t.Fatalf("primary: %v", err)
 	}
+	// HMC2's connection loop reports the loss a little after the drop.
+	waitFor(t, "HMC2 reported down", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Contains(changes, "1:false")
+	})
 	mu.Lock()
 	defer mu.Unlock()
-	if !slices.Contains(changes, "1:true") || !slices.Contains(changes, "1:false") || slices.Contains(changes, "0:false") {
+	if !slices.Contains(changes, "1:true") || slices.Contains(changes, "0:false") {
 		t.Fatalf("state changes %v, want HMC2 up then down, HMC1 never down", changes)
 	}
 }

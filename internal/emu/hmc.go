@@ -52,6 +52,7 @@ type HMC struct {
 	mu      sync.Mutex
 	mode    LinkMode
 	latency time.Duration // injected on top of processing
+	held    int           // commands swallowed while black-holed
 }
 
 // NewHMC attaches an HMC to systems of f.
@@ -182,6 +183,14 @@ type HMCSession struct {
 	manager string
 }
 
+// Held counts the commands the HMC has swallowed while black-holed: a
+// test waits on it to know a command is in flight, not on a wall clock.
+func (h *HMC) Held() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.held
+}
+
 // Connect opens a session of the named manager. Commands it relays are
 // recorded under the manager's name in the fabric's command log.
 func (h *HMC) Connect(manager string) *HMCSession {
@@ -255,6 +264,9 @@ func (r *hmcRelay) do(ctx context.Context, fn func(ctx context.Context) error) e
 	h := r.h
 	h.mu.Lock()
 	mode, extra := h.mode, h.latency
+	if mode == LinkBlackhole {
+		h.held++
+	}
 	h.mu.Unlock()
 	switch mode {
 	case LinkDown:

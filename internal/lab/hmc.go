@@ -128,8 +128,11 @@ func (ep *hmcEndpoint) dropAll() {
 	kill := slices.Collect(maps.Keys(ep.conns))
 	ep.mu.Unlock()
 	for _, sc := range kill {
-		sc.cancel()
+		// Close before cancelling: cancelling ends the commands the HMC
+		// held, and their answers must not get out (a dead HMC answers
+		// nothing; a "timeout" answer would stop the manager's resend).
 		sc.conn.Close()
+		sc.cancel()
 	}
 }
 
@@ -221,6 +224,7 @@ type HMCStatus struct {
 	Endpoint string          `json:"endpoint"`
 	Mode     string          `json:"mode"` // up | down | blackhole
 	Latency  string          `json:"latency,omitempty"`
+	Held     int             `json:"held,omitempty"` // commands swallowed while black-holed
 	Systems  []HMCLinkStatus `json:"systems"`
 }
 
@@ -235,7 +239,7 @@ func (s *Server) HMCStatus() []HMCStatus {
 	var out []HMCStatus
 	for _, name := range slices.Sorted(maps.Keys(s.hmcs)) {
 		ep := s.hmcs[name]
-		st := HMCStatus{Name: name, Endpoint: ep.ln.Addr().String(), Mode: ep.hmc.Mode().String()}
+		st := HMCStatus{Name: name, Endpoint: ep.ln.Addr().String(), Mode: ep.hmc.Mode().String(), Held: ep.hmc.Held()}
 		ep.mu.Lock()
 		if d := ep.hmcLatency; d > 0 {
 			st.Latency = d.String()

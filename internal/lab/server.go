@@ -325,8 +325,8 @@ func (ep *endpoint) setMode(manager string, mode emu.LinkMode) {
 	}
 	ep.mu.Unlock()
 	for _, sc := range kill {
+		sc.conn.Close() // first: commands the cancel ends must not answer
 		sc.cancel()
-		sc.conn.Close()
 	}
 }
 
@@ -339,8 +339,8 @@ func (ep *endpoint) dropAll() {
 	}
 	ep.mu.Unlock()
 	for _, sc := range kill {
+		sc.conn.Close() // first: commands the cancel ends must not answer
 		sc.cancel()
-		sc.conn.Close()
 	}
 }
 

@@ -272,8 +272,8 @@ func (h *zosHost) setMode(mode emu.LinkMode) {
 	}
 	h.mu.Unlock()
 	for _, c := range kill {
+		c.raw.Close() // first: commands the cancel ends must not answer
 		c.cancel()
-		c.raw.Close()
 	}
 }
 
