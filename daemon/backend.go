@@ -74,7 +74,7 @@ func (s *Server) storageDoc(serial hal.Serial) api.StorageDoc {
 		doc.Via = d.via()
 	}
 	for _, c := range s.registry().Connections(serial) {
-		cd := api.ConnectionDoc{Name: c.Name, Kind: c.Kind, Addresses: c.Addresses, HMC: c.HMC,
+		cd := api.ConnectionDoc{Name: c.Name, Kind: c.Kind, Addresses: c.Addresses, HMC: c.HMC, ZOS: c.ZOS,
 			Sysplex: c.Sysplex, Heartbeat: c.CarriesHeartbeat(), State: "unusable",
 			Detail: s.drivers.unusableReason(c)}
 		if cd.Detail == "" {

@@ -157,8 +157,8 @@ func TestEveryNotificationHasASender(t *testing.T) {
 
 	// A storage system reachable only through z/OS, and primary 0
 	// refusing the arm, when the heartbeat is switched on.
-	if _, err := c.StorageAdd(ctx, api.StorageSpec{Serial: "LAB.2107-75Z0001", Connections: []api.ConnectionSpec{{
-		Name: "zos", Kind: api.ZOS, Addresses: []string{"127.0.0.1:9"}, Sysplex: "PLEX1"}}}); err != nil {
+	if _, err := c.ZOSAdd(ctx, api.ZOSSpec{Name: "zos", Addresses: []string{"127.0.0.1:9"}, Sysplex: "PLEX1",
+		Systems: []hal.Serial{"LAB.2107-75Z0001"}}); err != nil {
 		t.Fatal(err)
 	}
 	refuse.Store(true)

@@ -57,6 +57,13 @@
 // hmc added per system by the former storage add --kind hmc replays but
 // is not used.
 //
+// A z/OS connection (zos.go) is defined once per z/OS host (zos-added)
+// with its sysplex and the storage systems it has online, named by the
+// administrator (not discovered); each of them has it as a connection of
+// kind zos, usable only by a server of that sysplex. A connection of kind
+// zos added per system by the former storage add --kind zos replays and
+// stays usable.
+//
 // # Acting and not acting
 //
 // The HA loop (package ha, driven by hanode.go) decides whether this

@@ -232,7 +232,7 @@ func (ds *storageDrivers) pick(conns []registry.Connection) *registry.Connection
 func connKey(conns []registry.Connection) string {
 	var b strings.Builder
 	for _, c := range conns {
-		fmt.Fprintf(&b, "%s|%s|%s|%q|%s|%s|%s\n", c.Name, c.Kind, c.HMC, c.Addresses, c.Sysplex, c.User, c.PasswordFile)
+		fmt.Fprintf(&b, "%s|%s|%s|%s|%q|%s|%s|%s\n", c.Name, c.Kind, c.HMC, c.ZOS, c.Addresses, c.Sysplex, c.User, c.PasswordFile)
 	}
 	return b.String()
 }

@@ -102,9 +102,12 @@ func TestLastIPConnectionRemovalNeedsForceWhileHeartbeatOn(t *testing.T) {
 	ctx := context.Background()
 	spec := api.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []api.ConnectionSpec{
 		{Name: "direct", Kind: api.Direct, Addresses: []string{"127.0.0.1:1", "127.0.0.1:2"}},
-		{Name: "plex1", Kind: api.ZOS, Addresses: []string{"127.0.0.1:3"}, Sysplex: "PLEX1"},
 	}}
 	if _, err := c.StorageAdd(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.ZOSAdd(ctx, api.ZOSSpec{Name: "plex1", Addresses: []string{"127.0.0.1:3"}, Sysplex: "PLEX1",
+		Systems: []hal.Serial{"LAB.2107-75P0001"}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := c.HeartbeatSet(ctx, true); err != nil {

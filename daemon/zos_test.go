@@ -53,12 +53,11 @@ func newZOSRig(t *testing.T, cg time.Duration) *labRig {
 	return r
 }
 
-// addZOS gives serial a z/OS connection through host SYSA.
-func (r *labRig) addZOS(c *client.Client, serial hal.Serial) {
+// addZOS defines z/OS connection SYSA (zos add) with serials online.
+func (r *labRig) addZOS(c *client.Client, serials ...hal.Serial) {
 	r.t.Helper()
-	if _, err := c.StorageAdd(context.Background(), api.StorageSpec{Serial: serial, Connections: []api.ConnectionSpec{{
-		Name: "SYSA", Kind: api.ZOS, Addresses: []string{r.lab.ZOSEndpoint("SYSA")}, Sysplex: "PLEX1",
-		User: "zosuser", PasswordFile: r.secret("zos.pw", "zos-pw")}}}); err != nil {
+	if _, err := c.ZOSAdd(context.Background(), api.ZOSSpec{Name: "SYSA", Addresses: []string{r.lab.ZOSEndpoint("SYSA")},
+		Sysplex: "PLEX1", User: "zosuser", PasswordFile: r.secret("zos.pw", "zos-pw"), Systems: serials}); err != nil {
 		r.t.Fatal(err)
 	}
 }
@@ -100,7 +99,12 @@ func TestZOSRulesEndToEnd(t *testing.T) {
 	var serials []hal.Serial
 	for _, st := range r.lab.Status() {
 		serials = append(serials, hal.Serial(st.Serial))
-		r.addZOS(c, hal.Serial(st.Serial))
+	}
+	r.addZOS(c, serials...)
+	if _, err := c.StorageAdd(ctx, api.StorageSpec{Serial: serials[0], Connections: []api.ConnectionSpec{{Name: "z",
+		Kind: api.ZOS, Addresses: []string{r.lab.ZOSEndpoint("SYSA")}, Sysplex: "PLEX1"}}}); err == nil ||
+		!strings.Contains(err.Error(), "zos add") {
+		t.Fatalf("storage add --kind zos: %v, want refused with a pointer to zos add", err)
 	}
 	for _, s := range serials {
 		if err := eventuallyWithin(20*time.Second, func() bool { return strings.HasPrefix(zosState(ctx, c, s), "connected") }); err != nil {
@@ -171,6 +175,28 @@ func TestZOSRulesEndToEnd(t *testing.T) {
 	}) {
 		t.Fatalf("heartbeat on with %s reachable only through z/OS: %v, warnings %q", p1, err, ws)
 	}
+	// zos show lists every system online through SYSA, connected here;
+	// storage list says p1 is reached through it.
+	zd, err := c.ZOSShow(ctx, "SYSA")
+	if err != nil || zd.Sysplex != "PLEX1" || len(zd.Systems) != len(serials) {
+		t.Fatalf("zos show SYSA: %+v, %v", zd, err)
+	}
+	for _, sd := range zd.Systems {
+		if sd.Serial != p0 && sd.State != "connected" {
+			t.Fatalf("zos show SYSA: %s %s %q, want connected", sd.Serial, sd.State, sd.Detail)
+		}
+	}
+	if zl, err := c.ZOSList(ctx); err != nil || len(zl) != 1 || zl[0].Name != "SYSA" {
+		t.Fatalf("zos list: %+v, %v", zl, err)
+	}
+	// SYSA is p1's only connection and session test uses p1: zos remove
+	// is refused; storage remove of the connection points at zos remove.
+	if _, err := c.ZOSRemove(ctx, "SYSA"); err == nil || !strings.Contains(err.Error(), "session test uses "+string(p1)) {
+		t.Fatalf("zos remove of the only connection of a system in use: %v, want refused", err)
+	}
+	if _, err := c.StorageRemove(ctx, p1, "SYSA", false); err == nil || !strings.Contains(err.Error(), "zos remove") {
+		t.Fatalf("storage remove of a z/OS connection: %v, want a pointer to zos remove", err)
+	}
 
 	// Takeover readiness of a server outside the sysplex (the same
 	// state, [server] sysplex unset): it lists the system it could reach
@@ -190,6 +216,10 @@ func TestZOSRulesEndToEnd(t *testing.T) {
 	}
 	if st := zosState(ctx, c, p0); !strings.HasPrefix(st, "unusable not in sysplex PLEX1") {
 		t.Fatalf("%s's z/OS connection outside the sysplex: %q", p0, st)
+	}
+	if zd, err := c.ZOSShow(ctx, "SYSA"); err != nil || len(zd.Systems) == 0 ||
+		zd.Systems[0].State != "unusable" || !strings.Contains(zd.Systems[0].Detail, "not in sysplex PLEX1") {
+		t.Fatalf("zos show SYSA outside the sysplex: %+v, %v", zd, err)
 	}
 }
 

@@ -162,6 +162,29 @@ func (f *fake) HMCRemove(_ context.Context, name string, force bool) ([]string, 
 	}
 	return []string{"sessions will be suspended"}, nil
 }
+func (f *fake) ZOSList(context.Context) ([]api.ZOSDoc, error) {
+	f.record("zos list")
+	return []api.ZOSDoc{{Name: "SYSA", Addresses: []string{"zos1:5858"}, Sysplex: "PLEX1", Systems: []api.ZOSSystemDoc{
+		{Serial: "LAB.2107-75P0001", State: "connected"},
+		{Serial: "LAB.2107-75P0002", State: "unusable", Detail: "not in sysplex PLEX1"}}}}, nil
+}
+func (f *fake) ZOSShow(ctx context.Context, name string) (api.ZOSDoc, error) {
+	f.record("zos show %s", name)
+	if name != "SYSA" {
+		return api.ZOSDoc{}, fmt.Errorf("%w: z/OS connection %q", api.ErrNotFound, name)
+	}
+	l, _ := f.ZOSList(ctx)
+	return l[0], nil
+}
+func (f *fake) ZOSAdd(_ context.Context, spec api.ZOSSpec) ([]string, error) {
+	b, _ := json.Marshal(spec)
+	f.record("zos add %s", b)
+	return []string{}, nil
+}
+func (f *fake) ZOSRemove(_ context.Context, name string) ([]string, error) {
+	f.record("zos remove %s", name)
+	return nil, fmt.Errorf("%w: session prod uses LAB.2107-75P0001, which z/OS connection SYSA is the only connection of", api.ErrRefused)
+}
 func (f *fake) StorageRemove(_ context.Context, serial hal.Serial, connection string, force bool) ([]string, error) {
 	f.record("storage remove %s %q %v", serial, connection, force)
 	if !force {
@@ -318,7 +341,7 @@ func TestVerbs(t *testing.T) {
 		{name: "status takes no argument", args: []string{"status", "x"}, code: wantUsage},
 		{name: "unknown verb", args: []string{"frobnicate"}, code: wantUsage, want: []string{"frobnicate"}},
 
-		{name: "storage list", args: []string{"storage", "list"}, want: []string{"SERIAL", "REACHABLE", "HEARTBEAT", "VIA", "CONNECTIONS", "SESSIONS",
+		{name: "storage list", args: []string{"storage", "list"}, want: []string{"SERIAL", "REACHABLE", "HEARTBEAT", "VIA", "CONNECTIONS", "SESSIONS", "ZOS",
 			"LAB.2107-75P0001", "true", "true", "direct direct: cluster 0", "direct(direct:connected)", "prod"}},
 		{name: "storage list json", args: []string{"--json", "storage", "list"}, want: []string{`"serial": "LAB.2107-75P0001"`, `"state": "connected"`}},
 		{name: "storage show", args: []string{"storage", "show", "LAB.2107-75P0001"}, want: []string{"serial", "LAB.2107-75P0001",
@@ -328,9 +351,23 @@ func TestVerbs(t *testing.T) {
 		{name: "storage add", args: []string{"storage", "add", "LAB.2107-75P0003", "--addr", "h1:1750,h2:1750", "--user", "u", "--password-file", "/etc/pw"},
 			want:  []string{"warning: added while the heartbeat is on"},
 			calls: []string{`storage add {"serial":"LAB.2107-75P0003","connections":[{"name":"direct","kind":"direct","addresses":["h1:1750","h2:1750"],"user":"u","password_file":"/etc/pw"}]}`}},
-		{name: "storage add flags first", args: []string{"storage", "add", "--kind", "zos", "--name", "z", "--sysplex", "P1", "--addr", "zos:3000", "S"},
+		{name: "storage add flags first", args: []string{"storage", "add", "--name", "d2", "--addr", "h:1750", "S"},
 			want:  []string{"warning:"},
-			calls: []string{`storage add {"serial":"S","connections":[{"name":"z","kind":"zos","addresses":["zos:3000"],"sysplex":"P1"}]}`}},
+			calls: []string{`storage add {"serial":"S","connections":[{"name":"d2","kind":"direct","addresses":["h:1750"]}]}`}},
+		{name: "storage add of a zos connection points at zos add", args: []string{"storage", "add", "--kind", "zos", "--name", "z", "--sysplex", "P1", "--addr", "zos:3000", "S"},
+			code: wantUsage, want: []string{"zos add"}},
+		{name: "zos add", args: []string{"zos", "add", "SYSA", "--addr", "zos1:5858", "--sysplex", "PLEX1", "--serial", "A,B", "--user", "u", "--password-file", "/etc/pw"},
+			calls: []string{`zos add {"name":"SYSA","addresses":["zos1:5858"],"sysplex":"PLEX1","user":"u","password_file":"/etc/pw","systems":["A","B"]}`}},
+		{name: "zos add without serial", args: []string{"zos", "add", "SYSA", "--addr", "zos1:5858", "--sysplex", "PLEX1"}, code: wantUsage},
+		{name: "zos add without sysplex", args: []string{"zos", "add", "SYSA", "--addr", "zos1:5858", "--serial", "A"}, code: wantUsage},
+		{name: "zos add serial twice", args: []string{"zos", "add", "SYSA", "--addr", "zos1:5858", "--sysplex", "P", "--serial", "A,A"}, code: wantUsage},
+		{name: "zos list", args: []string{"zos", "list"}, want: []string{"HOST", "SYSPLEX", "SYSA", "PLEX1", "LAB.2107-75P0001(connected) LAB.2107-75P0002(unusable)"},
+			calls: []string{"zos list"}},
+		{name: "zos show", args: []string{"zos", "show", "SYSA"}, want: []string{"sysplex", "PLEX1", "system LAB.2107-75P0002", "unusable not in sysplex PLEX1"},
+			calls: []string{"zos show SYSA", "zos list"}},
+		{name: "zos show unknown", args: []string{"zos", "show", "NOPE"}, code: wantFail, calls: []string{"zos show NOPE"}},
+		{name: "zos remove refused", args: []string{"zos", "remove", "SYSA"}, code: wantFail, want: []string{"only connection"},
+			calls: []string{"zos remove SYSA"}},
 		{name: "storage add without addr", args: []string{"storage", "add", "S"}, code: wantUsage},
 		{name: "storage add of an hmc connection points at hmc add", args: []string{"storage", "add", "S", "--kind", "hmc", "--addr", "h:1751"},
 			code: wantUsage, want: []string{"hmc add"}},

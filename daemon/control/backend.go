@@ -48,6 +48,10 @@ type Backend interface {
 	HMCList(ctx context.Context) ([]api.HMCDoc, error)
 	// HMCShow is one HMC connection, api.ErrNotFound if unknown.
 	HMCShow(ctx context.Context, name string) (api.HMCDoc, error)
+	// ZOSList lists the z/OS connections, sorted by name.
+	ZOSList(ctx context.Context) ([]api.ZOSDoc, error)
+	// ZOSShow is one z/OS connection, api.ErrNotFound if unknown.
+	ZOSShow(ctx context.Context, name string) (api.ZOSDoc, error)
 
 	// StorageAdd adds a storage system, or connections to a known one,
 	// and returns warnings (a z/OS-only system while the heartbeat is on).
@@ -65,6 +69,12 @@ type Backend interface {
 	// it is the last TCP/IP connection of a system and the heartbeat is
 	// on, unless force.
 	HMCRemove(ctx context.Context, name string, force bool) (warnings []string, err error)
+	// ZOSAdd defines a z/OS connection for the storage systems its host
+	// has online.
+	ZOSAdd(ctx context.Context, spec api.ZOSSpec) (warnings []string, err error)
+	// ZOSRemove removes a z/OS connection, refused (api.ErrRefused) while
+	// it is the only connection of a system a session uses.
+	ZOSRemove(ctx context.Context, name string) (warnings []string, err error)
 	// SessionCreate defines a session; cg may be empty.
 	SessionCreate(ctx context.Context, name string, t session.Type, cg string, p session.Policy) error
 	// SessionAddCopySet adds a copy set to a Defined session.

@@ -42,8 +42,8 @@ func diff(t *testing.T, what string, want, got any) {
 
 var (
 	readMethods = []string{"Status", "StorageList", "StorageShow", "SessionList", "SessionShow",
-		"HeartbeatShow", "BackupList", "Events", "FirewallHints", "HAStatus", "TaskList", "TaskShow", "HMCList", "HMCShow"}
-	adminMethods = []string{"StorageAdd", "StorageRemove", "HMCAdd", "HMCRemove", "SessionCreate", "SessionAddCopySet",
+		"HeartbeatShow", "BackupList", "Events", "FirewallHints", "HAStatus", "TaskList", "TaskShow", "HMCList", "HMCShow", "ZOSList", "ZOSShow"}
+	adminMethods = []string{"StorageAdd", "StorageRemove", "HMCAdd", "HMCRemove", "ZOSAdd", "ZOSRemove", "SessionCreate", "SessionAddCopySet",
 		"SessionCommand", "SessionRemove", "HeartbeatSet", "BackupCreate", "BackupRestore",
 		"HASetStandby", "HASetAsStandby", "HATakeover", "HAReconnect", "HARemoveStandby", "HARemoveActive",
 		"SNMPTest", "TaskCreate", "TaskEnable", "TaskRun", "TaskRemove"}
@@ -192,7 +192,6 @@ var taskSpec = api.TaskSpec{Name: "nightly", Schedule: "daily 02:30", Zone: "Eur
 func verbs() []verb {
 	spec := api.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []api.ConnectionSpec{
 		{Name: "direct", Kind: api.Direct, Addresses: []string{"10.0.0.1:1750", "10.0.0.2:1750"}},
-		{Name: "zos-plex1", Kind: api.ZOS, Addresses: []string{"zos1:3000"}, Sysplex: "PLEX1"},
 	}}
 	// The client sends the API's words; the backend receives the model's.
 	cs := api.CopySet{H1: hal.VolumeRef{Serial: "LAB.2107-75P0001", Volume: 0x1001}, H2: hal.VolumeRef{Serial: "LAB.2107-75P0005", Volume: 0x2001}}
@@ -216,6 +215,11 @@ func verbs() []verb {
 		{"HMCAdd", func(ctx context.Context, c *client.Client) (any, error) { return c.HMCAdd(ctx, hmcSpec) }, []any{hmcSpec}, testWarnings},
 		{"HMCRemove", func(ctx context.Context, c *client.Client) (any, error) { return c.HMCRemove(ctx, "HMCS", true) },
 			[]any{"HMCS", true}, []string{}},
+		{"ZOSList", func(ctx context.Context, c *client.Client) (any, error) { return c.ZOSList(ctx) }, nil, []api.ZOSDoc{testZOS}},
+		{"ZOSShow", func(ctx context.Context, c *client.Client) (any, error) { return c.ZOSShow(ctx, "SYSA") }, []any{"SYSA"}, testZOS},
+		{"ZOSAdd", func(ctx context.Context, c *client.Client) (any, error) { return c.ZOSAdd(ctx, zosSpec) }, []any{zosSpec}, testWarnings},
+		{"ZOSRemove", func(ctx context.Context, c *client.Client) (any, error) { return c.ZOSRemove(ctx, "SYSA") },
+			[]any{"SYSA"}, []string{}},
 
 		{"StorageAdd", func(ctx context.Context, c *client.Client) (any, error) { return c.StorageAdd(ctx, spec) }, []any{spec}, testWarnings},
 		{"StorageRemove", func(ctx context.Context, c *client.Client) (any, error) {

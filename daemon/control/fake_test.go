@@ -80,6 +80,10 @@ var (
 			{Addr: "hmc1:1751", Name: "LAB-HMC1", State: "connected", Attached: []hal.Serial{"LAB.2107-75P0001"}},
 			{Addr: "hmc2:1751", State: "disconnected", Detail: "connection refused", Attached: []hal.Serial{}}},
 		PartnerDetail: "no partner"}
+	testZOS = api.ZOSDoc{Name: "SYSA", Addresses: []string{"zos1:5858"}, Sysplex: "PLEX1", User: "lockstep",
+		Systems: []api.ZOSSystemDoc{{Serial: "LAB.2107-75ZOS01", State: "unusable", Detail: "not in sysplex PLEX1"}}}
+	zosSpec = api.ZOSSpec{Name: "SYSA", Addresses: []string{"zos1:5858"}, Sysplex: "PLEX1", User: "lockstep",
+		PasswordFile: "/etc/lockstep/zos.pw", Systems: []hal.Serial{"LAB.2107-75ZOS01"}}
 	hmcSpec = api.HMCSpec{Name: "HMCS", Addresses: []string{"hmc1:1751", "hmc2:1751"}, User: "lockstep", PasswordFile: "/etc/lockstep/hmc.pw"}
 	testHA  = api.HADoc{Edition: "full", Role: "active", State: "Synchronized", Epoch: 7, Partner: "tcp://mgr2:7400", PartnerRole: "standby", ReconnectLimit: 10, Unreachable: []hal.Serial{},
 		Readiness: []api.ReadinessDoc{}}
@@ -131,6 +135,22 @@ func (f *fakeBackend) HMCList(ctx context.Context) ([]api.HMCDoc, error) {
 
 func (f *fakeBackend) HMCShow(ctx context.Context, name string) (api.HMCDoc, error) {
 	return testHMC, f.record("HMCShow", name)
+}
+
+func (f *fakeBackend) ZOSList(ctx context.Context) ([]api.ZOSDoc, error) {
+	return []api.ZOSDoc{testZOS}, f.record("ZOSList")
+}
+
+func (f *fakeBackend) ZOSShow(ctx context.Context, name string) (api.ZOSDoc, error) {
+	return testZOS, f.record("ZOSShow", name)
+}
+
+func (f *fakeBackend) ZOSAdd(ctx context.Context, spec api.ZOSSpec) ([]string, error) {
+	return testWarnings, f.record("ZOSAdd", spec)
+}
+
+func (f *fakeBackend) ZOSRemove(ctx context.Context, name string) ([]string, error) {
+	return nil, f.record("ZOSRemove", name)
 }
 
 func (f *fakeBackend) HMCAdd(ctx context.Context, spec api.HMCSpec) ([]string, error) {

@@ -394,6 +394,16 @@ func (r reads) HMCShow(name string) (string, *dbus.Error) {
 	return r.s.reply("HMCShow", doc, err)
 }
 
+func (r reads) ZOSList() (string, *dbus.Error) {
+	list, err := r.s.backend.ZOSList(r.s.ctx)
+	return r.s.reply("ZOSList", orEmpty(list), err)
+}
+
+func (r reads) ZOSShow(name string) (string, *dbus.Error) {
+	doc, err := r.s.backend.ZOSShow(r.s.ctx, name)
+	return r.s.reply("ZOSShow", doc, err)
+}
+
 func (r reads) SessionList() (string, *dbus.Error) {
 	list, err := r.s.backend.SessionList(r.s.ctx)
 	return r.s.reply("SessionList", orEmpty(list), err)
@@ -523,6 +533,34 @@ func (a admin) HMCRemove(sender dbus.Sender, name string, force bool) (string, *
 	}
 	warnings, err := a.s.backend.HMCRemove(a.s.ctx, name, force)
 	return a.done(sender, "HMCRemove", api.WarningsDoc{Warnings: orEmpty(warnings)}, err, "hmc", name, "force", force)
+}
+
+func (a admin) ZOSAdd(sender dbus.Sender, spec string) (string, *dbus.Error) {
+	if derr := a.refused(sender, "ZOSAdd"); derr != nil {
+		return "", derr
+	}
+	var sp api.ZOSSpec
+	var warnings []string
+	dec := json.NewDecoder(strings.NewReader(spec))
+	dec.DisallowUnknownFields()
+	err := dec.Decode(&sp)
+	if err != nil {
+		err = invalid("z/OS spec", err)
+	} else {
+		err = sp.Validate()
+	}
+	if err == nil {
+		warnings, err = a.s.backend.ZOSAdd(a.s.ctx, sp)
+	}
+	return a.done(sender, "ZOSAdd", api.WarningsDoc{Warnings: orEmpty(warnings)}, err, "zos", sp.Name)
+}
+
+func (a admin) ZOSRemove(sender dbus.Sender, name string) (string, *dbus.Error) {
+	if derr := a.refused(sender, "ZOSRemove"); derr != nil {
+		return "", derr
+	}
+	warnings, err := a.s.backend.ZOSRemove(a.s.ctx, name)
+	return a.done(sender, "ZOSRemove", api.WarningsDoc{Warnings: orEmpty(warnings)}, err, "zos", name)
 }
 
 func (a admin) SessionCreate(sender dbus.Sender, name, typ, cg, policy string) *dbus.Error {

@@ -12,4 +12,7 @@
 //	storage-removed     serial
 //	heartbeat-set       on
 //	epoch-set           epoch (never lower than the current one)
+//	zos-added           zos (a z/OS host: name, addresses, sysplex, credentials,
+//	                    the storage systems it has online; each gets it as a connection)
+//	zos-removed         name
 package registry

@@ -27,6 +27,12 @@ const (
 	KindHMCAdded    = "hmc-added"
 	KindHMCRemoved  = "hmc-removed"
 	KindHMCAttached = "hmc-attached"
+	// A z/OS connection is defined once per z/OS host (zos add) with the
+	// storage systems the host has online, which need no storage add. A
+	// connection of kind zos added per system by the former storage add
+	// --kind zos replays and stays usable.
+	KindZOSAdded   = "zos-added"
+	KindZOSRemoved = "zos-removed"
 )
 
 // Connection is one way to reach a storage system.
@@ -42,6 +48,8 @@ type Connection struct {
 	// kind hmc without it comes from the former storage add --kind hmc:
 	// kept so that old journals replay, but not usable.
 	HMC string `json:"hmc,omitempty"`
+	// ZOS names the z/OS connection (zos add) this one stands for.
+	ZOS string `json:"zos,omitempty"`
 }
 
 // Legacy reports a connection of kind hmc defined per storage system (the
@@ -64,6 +72,33 @@ func (h HMC) connection() Connection {
 		PasswordFile: h.PasswordFile, HMC: h.Name}
 }
 
+// ZOS is one z/OS connection: a z/OS host (its name), reached at one
+// address or two, in a sysplex, and the storage systems it has online.
+type ZOS struct {
+	Name         string       `json:"name"`
+	Addresses    []string     `json:"addresses"`
+	Sysplex      string       `json:"sysplex"`
+	User         string       `json:"user,omitempty"`
+	PasswordFile string       `json:"password_file,omitempty"`
+	Systems      []hal.Serial `json:"systems"`
+}
+
+func (z ZOS) valid() bool {
+	return z.Name != "" && z.Sysplex != "" && len(z.Addresses) >= 1 && len(z.Addresses) <= 2 &&
+		len(z.Systems) > 0 && !slices.Contains(z.Systems, "")
+}
+
+func (z ZOS) clone() ZOS {
+	z.Addresses, z.Systems = slices.Clone(z.Addresses), slices.Clone(z.Systems)
+	return z
+}
+
+// connection is z as one connection of a system it has online.
+func (z ZOS) connection() Connection {
+	return Connection{Name: z.Name, Kind: hal.ZOS, Addresses: slices.Clone(z.Addresses), Sysplex: z.Sysplex,
+		User: z.User, PasswordFile: z.PasswordFile, ZOS: z.Name}
+}
+
 // CarriesHeartbeat: TCP/IP connections can, z/OS ones cannot (docs/architecture.md, Storage connections).
 // The admin API admits only known kinds into the registry.
 func (c Connection) CarriesHeartbeat() bool { return c.Kind.CarriesHeartbeat() }
@@ -80,6 +115,7 @@ type Record struct {
 	Epoch      hal.Epoch    `json:"epoch,omitempty"`
 	HMC        *HMC         `json:"hmc,omitempty"`     // hmc-added
 	Serials    []hal.Serial `json:"serials,omitempty"` // hmc-attached
+	ZOS        *ZOS         `json:"zos,omitempty"`     // zos-added
 }
 
 // Errors of Apply.
@@ -93,12 +129,15 @@ var (
 type DB struct {
 	storage   map[hal.Serial][]Connection
 	hmcs      map[string]HMC
+	zoss      map[string]ZOS
 	heartbeat bool
 	epoch     hal.Epoch
 }
 
 // NewDB returns an empty registry.
-func NewDB() *DB { return &DB{storage: map[hal.Serial][]Connection{}, hmcs: map[string]HMC{}} }
+func NewDB() *DB {
+	return &DB{storage: map[hal.Serial][]Connection{}, hmcs: map[string]HMC{}, zoss: map[string]ZOS{}}
+}
 
 // Check says whether Apply would accept r, changing nothing.
 func (db *DB) Check(r Record) error { return db.Clone().Apply(r) }
@@ -114,7 +153,26 @@ func (db *DB) Apply(r Record) error {
 	if db.hmcs == nil {
 		db.hmcs = map[string]HMC{}
 	}
+	if db.zoss == nil {
+		db.zoss = map[string]ZOS{}
+	}
 	switch r.Kind {
+	case KindZOSAdded:
+		if r.ZOS == nil || !r.ZOS.valid() {
+			return fmt.Errorf("%w: zos-added needs a named z/OS connection with one or two addresses, a sysplex "+
+				"and the storage systems it has online", ErrInvalid)
+		}
+		if _, ok := db.zoss[r.ZOS.Name]; ok {
+			return fmt.Errorf("%w: z/OS connection %q", ErrExists, r.ZOS.Name)
+		}
+		z := r.ZOS.clone()
+		z.Systems = sortedSerials(z.Systems)
+		db.zoss[z.Name] = z
+	case KindZOSRemoved:
+		if _, ok := db.zoss[r.Name]; !ok {
+			return fmt.Errorf("%w: z/OS connection %q", ErrNotFound, r.Name)
+		}
+		delete(db.zoss, r.Name)
 	case KindHMCAdded:
 		h := r.HMC
 		if h == nil || h.Name == "" || len(h.Addresses) < 1 || len(h.Addresses) > 2 {
@@ -191,7 +249,10 @@ func sortedSerials(in []hal.Serial) []hal.Serial {
 // Clone is an independent copy.
 func (db *DB) Clone() *DB {
 	out := &DB{storage: make(map[hal.Serial][]Connection, len(db.storage)), hmcs: make(map[string]HMC, len(db.hmcs)),
-		heartbeat: db.heartbeat, epoch: db.epoch}
+		zoss: make(map[string]ZOS, len(db.zoss)), heartbeat: db.heartbeat, epoch: db.epoch}
+	for k, v := range db.zoss {
+		out.zoss[k] = v.clone()
+	}
 	for k, v := range db.storage {
 		out.storage[k] = slices.Clone(v)
 	}
@@ -203,22 +264,32 @@ func (db *DB) Clone() *DB {
 }
 
 // Serials lists the storage systems, sorted: those added with storage
-// add and those discovered behind an HMC connection.
+// add, those discovered behind an HMC connection and those a z/OS
+// connection has online.
 func (db *DB) Serials() []hal.Serial {
 	out := slices.Collect(maps.Keys(db.storage))
 	for _, h := range db.hmcs {
 		out = append(out, h.Attached...)
 	}
+	for _, z := range db.zoss {
+		out = append(out, z.Systems...)
+	}
 	return sortedSerials(out)
 }
 
 // Connections are a storage system's connections (nil if unknown): those
-// added for it, then one per HMC connection fronting it, by name.
+// added for it, then one per HMC connection fronting it, then one per
+// z/OS connection that has it online, each by name.
 func (db *DB) Connections(serial hal.Serial) []Connection {
 	out := slices.Clone(db.storage[serial])
 	for _, name := range slices.Sorted(maps.Keys(db.hmcs)) {
 		if h := db.hmcs[name]; slices.Contains(h.Attached, serial) {
 			out = append(out, h.connection())
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(db.zoss)) {
+		if z := db.zoss[name]; slices.Contains(z.Systems, serial) {
+			out = append(out, z.connection())
 		}
 	}
 	return out
@@ -246,6 +317,21 @@ func (db *DB) HMC(name string) (HMC, bool) {
 	return h, ok
 }
 
+// ZOSs lists the z/OS connections, by name.
+func (db *DB) ZOSs() []ZOS {
+	var out []ZOS
+	for _, name := range slices.Sorted(maps.Keys(db.zoss)) {
+		out = append(out, db.zoss[name].clone())
+	}
+	return out
+}
+
+// ZOS is one z/OS connection.
+func (db *DB) ZOS(name string) (ZOS, bool) {
+	z, ok := db.zoss[name]
+	return z.clone(), ok
+}
+
 // Heartbeat is the server-wide heartbeat switch.
 func (db *DB) Heartbeat() bool { return db.heartbeat }
 
@@ -256,6 +342,7 @@ type snapshot struct {
 	Version   int                         `json:"version"`
 	Storage   map[hal.Serial][]Connection `json:"storage"`
 	HMCs      map[string]HMC              `json:"hmcs,omitempty"`
+	ZOSs      map[string]ZOS              `json:"zoss,omitempty"`
 	Heartbeat bool                        `json:"heartbeat"`
 	Epoch     hal.Epoch                   `json:"epoch"`
 }
@@ -266,7 +353,7 @@ func (db *DB) Snapshot() ([]byte, error) {
 	if st == nil {
 		st = map[hal.Serial][]Connection{}
 	}
-	return json.Marshal(snapshot{Version: RecordVersion, Storage: st, HMCs: db.hmcs, Heartbeat: db.heartbeat, Epoch: db.epoch})
+	return json.Marshal(snapshot{Version: RecordVersion, Storage: st, HMCs: db.hmcs, ZOSs: db.zoss, Heartbeat: db.heartbeat, Epoch: db.epoch})
 }
 
 // Restore decodes a Snapshot.
@@ -290,6 +377,12 @@ func Restore(b []byte) (*DB, error) {
 			return nil, fmt.Errorf("%w: snapshot: bad HMC connection %q", ErrInvalid, k)
 		}
 		db.hmcs[k] = h
+	}
+	for k, z := range s.ZOSs {
+		if k != z.Name || !z.valid() {
+			return nil, fmt.Errorf("%w: snapshot: bad z/OS connection %q", ErrInvalid, k)
+		}
+		db.zoss[k] = z
 	}
 	db.heartbeat, db.epoch = s.Heartbeat, s.Epoch
 	return db, nil

@@ -53,12 +53,15 @@ func (db *DB) Remove(serial hal.Serial, connection, usedBy string, force bool) (
 	viaHMC := func() error {
 		var names []string
 		for _, c := range all {
-			if c.HMC != "" {
-				names = append(names, c.HMC)
+			switch {
+			case c.HMC != "":
+				names = append(names, "HMC connection "+c.HMC)
+			case c.ZOS != "":
+				names = append(names, "z/OS connection "+c.ZOS)
 			}
 		}
-		return fmt.Errorf("%w: %s is reached through HMC connection %s, discovered from it: "+
-			"it goes with lockstepctl hmc remove", ErrNotFound, serial, strings.Join(names, ", "))
+		return fmt.Errorf("%w: %s is reached through %s, defined there: "+
+			"it goes with lockstepctl hmc remove or lockstepctl zos remove", ErrNotFound, serial, strings.Join(names, ", "))
 	}
 	if conns == nil {
 		if len(all) > 0 {
@@ -67,11 +70,11 @@ func (db *DB) Remove(serial hal.Serial, connection, usedBy string, force bool) (
 		return Removal{}, fmt.Errorf("%w: storage system %s", ErrNotFound, serial)
 	}
 	if connection != "" && !slices.ContainsFunc(conns, func(c Connection) bool { return c.Name == connection }) &&
-		slices.ContainsFunc(all, func(c Connection) bool { return c.HMC == connection }) {
+		slices.ContainsFunc(all, func(c Connection) bool { return c.HMC == connection || c.ZOS == connection }) {
 		return Removal{}, viaHMC()
 	}
 	left := slices.DeleteFunc(slices.Clone(all), func(c Connection) bool {
-		return c.HMC == "" && (connection == "" || c.Name == connection)
+		return c.HMC == "" && c.ZOS == "" && (connection == "" || c.Name == connection)
 	})
 	if len(all)-len(left) == 0 {
 		return Removal{}, fmt.Errorf("%w: %s has no connection %q", ErrNotFound, serial, connection)
@@ -134,4 +137,25 @@ func (db *DB) RemoveHMC(name string, usedBy func(hal.Serial) string, force bool)
 			"their sessions will be suspended", strings.Join(lastIP, ", ")))
 	}
 	return r, nil
+}
+
+// RemoveZOS checks the removal of z/OS connection name against the rules,
+// for each storage system it has online: a system that would keep no
+// connection cannot lose it while a session uses it (usedBy names that
+// session, "" for none; ErrInUse). A z/OS connection carries no
+// heartbeat, so the last-TCP/IP rule does not concern it. The record is
+// not applied.
+func (db *DB) RemoveZOS(name string, usedBy func(hal.Serial) string) (Removal, error) {
+	z, ok := db.zoss[name]
+	if !ok {
+		return Removal{}, fmt.Errorf("%w: z/OS connection %q", ErrNotFound, name)
+	}
+	for _, serial := range z.Systems {
+		left := slices.DeleteFunc(db.Connections(serial), func(c Connection) bool { return c.ZOS == name })
+		if se := usedBy(serial); len(left) == 0 && se != "" {
+			return Removal{}, fmt.Errorf("%w: session %s uses %s, which z/OS connection %s is the only connection of: "+
+				"remove its copy sets first", ErrInUse, se, serial, name)
+		}
+	}
+	return Removal{Record: Record{Version: RecordVersion, Kind: KindZOSRemoved, Name: name}, Warnings: []string{}}, nil
 }

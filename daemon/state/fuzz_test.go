@@ -14,6 +14,9 @@ func FuzzLoad(f *testing.F) {
 	}
 	f.Add([]byte(`{"v":1,"session":{"v":1,"sessions":[]}}`))
 	f.Add([]byte(readFixture(f, "../hmc-legacy/want-state.json")))
+	f.Add([]byte(readFixture(f, "../zos-legacy/want-state.json")))
+	f.Add([]byte(`{"v":1,"session":{"v":1,"sessions":[]},"registry":{"version":1,"storage":{},"zoss":{"SYSA":{"name":"SYSA",` +
+		`"addresses":["z:5858"],"sysplex":"PLEX1","systems":["A","B"]}},"heartbeat":true,"epoch":2}}`))
 	f.Add([]byte(`{"v":1,"session":{"v":1,"sessions":[]},"registry":{"version":1,"storage":{},"hmcs":{"H":{"name":"H",` +
 		`"addresses":["h1:1751","h2:1751"],"attached":["A","B"]}},"heartbeat":true,"epoch":2}}`))
 	f.Add([]byte(`{"v":1,"session":{"v":1,"sessions":[]},"registry":{}}`))

@@ -307,12 +307,14 @@ func TestTakeoverReadinessReasons(t *testing.T) {
 	for _, spec := range []api.StorageSpec{
 		{Serial: "LAB.2107-75DEAD1", Connections: []api.ConnectionSpec{{Name: "direct", Kind: api.Direct,
 			Addresses: []string{dead, dead}, User: "lockstep", PasswordFile: PasswordFile(p.opt.Dir, p.Lab.Topology().Systems[0].Serial)}}},
-		{Serial: "LAB.2107-75ZOS01", Connections: []api.ConnectionSpec{{Name: "plex", Kind: api.ZOS,
-			Addresses: []string{"127.0.0.1:5858"}, Sysplex: "PLEX9"}}},
 	} {
 		if _, err := p.A.Client().StorageAdd(ctx, spec); err != nil {
 			t.Fatalf("storage add %s: %v", spec.Serial, err)
 		}
+	}
+	if _, err := p.A.Client().ZOSAdd(ctx, api.ZOSSpec{Name: "plex", Addresses: []string{"127.0.0.1:5858"}, Sysplex: "PLEX9",
+		Systems: []hal.Serial{"LAB.2107-75ZOS01"}}); err != nil {
+		t.Fatalf("zos add: %v", err)
 	}
 	if err := p.Pair(ctx); err != nil {
 		t.Fatal(err)

@@ -176,12 +176,12 @@ func TestCompletion(t *testing.T) {
 		args []string
 		want []string
 	}{
-		{[]string{""}, []string{"status", "storage", "session", "heartbeat", "ha", "backup", "events", "firewall-hints"}},
+		{[]string{""}, []string{"status", "storage", "session", "heartbeat", "ha", "backup", "events", "firewall-hints", "zos"}},
 		{[]string{"ha", ""}, []string{"status", "set-standby", "set-as-standby", "takeover", "reconnect", "remove-standby", "remove-active"}},
 		{[]string{"session", "cmd", "prod", ""}, []string{"start-h1-h2", "suspend", "release-io", "recover", "terminate", "refresh"}},
 		{[]string{"session", "create", "s", "--type", ""}, []string{"mm-failover-failback", "mm-single-direction"}},
 		{[]string{"firewall-hints", "--format", ""}, []string{"text", "nft", "iptables"}},
-		{[]string{"storage", "add", "S", "--kind", ""}, []string{"direct", "zos"}},
+		{[]string{"storage", "add", "S", "--kind", ""}, []string{"direct"}},
 	} {
 		code, out, _ := run(t, nil, append([]string{"__complete"}, tc.args...)...)
 		for _, w := range tc.want {

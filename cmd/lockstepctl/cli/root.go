@@ -114,7 +114,7 @@ Exit status: 0 done; 1 refused or failed (the message says why); 2 usage
 		c.GroupID = "read"
 		root.AddCommand(c)
 	}
-	for _, c := range []*cobra.Command{a.storageCmd(), a.hmcCmd(), a.sessionCmd(), a.heartbeatCmd(), a.taskCmd()} {
+	for _, c := range []*cobra.Command{a.storageCmd(), a.hmcCmd(), a.zosCmd(), a.sessionCmd(), a.heartbeatCmd(), a.taskCmd()} {
 		c.GroupID = "define"
 		root.AddCommand(c)
 	}

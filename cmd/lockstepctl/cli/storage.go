@@ -36,8 +36,9 @@ func (a *app) storageListCmd() *cobra.Command {
 		Short: "List the storage systems, their connections and sessions",
 		Long: `List every defined or discovered storage system: whether it is reachable,
 whether it can carry the heartbeat, the connection that carries its
-commands now (VIA), its connections (name, kind and state) and the
-sessions with volumes on it.`,
+commands now (VIA), its connections (name, kind and state), the sessions
+with volumes on it, and its z/OS reach (ZOS): the z/OS hosts that have
+it online (zos add) and whether this server can use each, or "-".`,
 		Example: "  lockstepctl storage list\n  lockstepctl --json storage list",
 		Args:    cobra.NoArgs,
 		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
@@ -46,14 +47,17 @@ sessions with volumes on it.`,
 				return err
 			}
 			return a.show(list, func(w io.Writer) {
-				fmt.Fprintln(w, "SERIAL\tREACHABLE\tHEARTBEAT\tVIA\tCONNECTIONS\tSESSIONS")
+				fmt.Fprintln(w, "SERIAL\tREACHABLE\tHEARTBEAT\tVIA\tCONNECTIONS\tSESSIONS\tZOS")
 				for _, s := range list {
-					var conns []string
+					var conns, zos []string
 					for _, cn := range s.Connections {
 						conns = append(conns, fmt.Sprintf("%s(%s:%s)", cn.Name, cn.Kind, cn.State))
+						if cn.Kind == api.ZOS {
+							zos = append(zos, fmt.Sprintf("%s(%s)", cn.Name, cn.State))
+						}
 					}
-					fmt.Fprintf(w, "%s\t%v\t%v\t%s\t%s\t%s\n", s.Serial, s.Reachable, s.Heartbeat, orDash(s.Via),
-						strings.Join(conns, " "), strings.Join(s.Sessions, ","))
+					fmt.Fprintf(w, "%s\t%v\t%v\t%s\t%s\t%s\t%s\n", s.Serial, s.Reachable, s.Heartbeat, orDash(s.Via),
+						strings.Join(conns, " "), strings.Join(s.Sessions, ","), orDash(strings.Join(zos, " ")))
 				}
 			})
 		}),
@@ -89,16 +93,17 @@ seen (or, connected, the endpoint it uses).`,
 func (a *app) storageAddCmd() *cobra.Command {
 	var name, kind, addr, sysplex, user, pwFile string
 	cmd := &cobra.Command{
-		Use:   "add SERIAL --addr HOST:PORT[,HOST:PORT] [--name N] [--kind direct|zos] [--sysplex P] [--user U --password-file F]",
+		Use:   "add SERIAL --addr HOST:PORT[,HOST:PORT] [--name N] [--user U --password-file F]",
 		Short: "Define a storage system, or add a connection to one",
 		Long: `Define the storage system SERIAL with one connection, or add a connection
 to a storage system already defined. --addr gives one or two HOST:PORT
 (an IPv6 host in brackets): the two cluster endpoints of a direct
-connection, or the z/OS host agent. An HMC connection is not added per
-storage system: define it once with "lockstepctl hmc add"; the systems
-it fronts are discovered. --name names the
+connection. An HMC connection is not added per storage system: define it
+once with "lockstepctl hmc add"; the systems it fronts are discovered. A
+z/OS connection is not either: define it once per z/OS host with
+"lockstepctl zos add", naming the systems the host has online. --name names the
 connection within the storage system (default "direct"), for "storage
-remove --connection". A zos connection needs --sysplex.
+remove --connection".
 
 --user and --password-file are the storage system's credentials for this
 connection. lockstepd reads the password file itself (it must not be
@@ -108,8 +113,7 @@ journal.
 What the daemon notices but accepts (for instance a storage system that
 cannot carry the heartbeat) is printed as "warning: ...".`,
 		Example: `  lockstepctl storage add IBM.2107-75ABC01 --addr 10.0.1.10:1750,10.0.1.11:1750 \
-      --user lockstep --password-file /etc/lockstep/ds8k-abc01.pw
-  lockstepctl storage add IBM.2107-75ABC01 --name zos-plex1 --kind zos --sysplex PLEX1 --addr zhost1.example.net:5858`,
+      --user lockstep --password-file /etc/lockstep/ds8k-abc01.pw`,
 		Args: cobra.ExactArgs(1),
 		PreRunE: func(cmd *cobra.Command, args []string) error {
 			if err := cmd.ValidateRequiredFlags(); err != nil {
@@ -131,12 +135,12 @@ cannot carry the heartbeat) is printed as "warning: ...".`,
 	f := cmd.Flags()
 	f.StringVar(&addr, "addr", "", "HOST:PORT[,HOST:PORT] of the connection (required)")
 	f.StringVar(&name, "name", "direct", "name of the connection within the storage system")
-	f.StringVar(&kind, "kind", "direct", "direct or zos (an HMC connection: hmc add)")
-	f.StringVar(&sysplex, "sysplex", "", "sysplex of a z/OS connection")
+	f.StringVar(&kind, "kind", "direct", "direct (an HMC connection: hmc add; a z/OS connection: zos add)")
+	f.StringVar(&sysplex, "sysplex", "", "sysplex of a z/OS connection (refused: zos add)")
 	f.StringVar(&user, "user", "", "the storage system's user for this connection")
 	f.StringVar(&pwFile, "password-file", "", "file holding the password; lockstepd reads it")
 	_ = cmd.MarkFlagRequired("addr")
-	_ = cmd.RegisterFlagCompletionFunc("kind", fixed(string(api.Direct), string(api.ZOS)))
+	_ = cmd.RegisterFlagCompletionFunc("kind", fixed(string(api.Direct)))
 	_ = cmd.MarkFlagFilename("password-file")
 	return cmd
 }

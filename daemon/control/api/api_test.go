@@ -25,13 +25,13 @@ func TestStorageSpecValidate(t *testing.T) {
 		spec StorageSpec
 		ok   bool
 	}{
-		{"direct and zos", StorageSpec{"LAB.2107-75P0001", []ConnectionSpec{direct, zos}}, true},
+		{"zos is zos add's now", StorageSpec{"LAB.2107-75P0001", []ConnectionSpec{direct, zos}}, false},
 		{"hmc is hmc add's now", StorageSpec{"S", []ConnectionSpec{{Name: "hmc", Kind: HMC, Addresses: []string{"hmc1:1751", "[fd00::2]:1751"}}}}, false},
 		{"no serial", StorageSpec{"", []ConnectionSpec{direct}}, false},
 		{"serial with a space", StorageSpec{"LAB 1", []ConnectionSpec{direct}}, false},
 		{"no connection", StorageSpec{"S", nil}, false},
 		{"unnamed connection", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Name = "" })}}, false},
-		{"name twice", StorageSpec{"S", []ConnectionSpec{direct, with(zos, func(c *ConnectionSpec) { c.Name = "direct" })}}, false},
+		{"name twice", StorageSpec{"S", []ConnectionSpec{direct, direct}}, false},
 		{"unknown kind", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Kind = "ficon" })}}, false},
 		{"three addresses", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = append(c.Addresses, "h:1") })}}, false},
 		{"no address", StorageSpec{"S", []ConnectionSpec{with(direct, func(c *ConnectionSpec) { c.Addresses = nil })}}, false},
@@ -236,6 +236,34 @@ func TestHMCSpecValidate(t *testing.T) {
 		{"three", HMCSpec{Name: "H", Addresses: []string{"a:1", "b:1", "c:1"}}, false},
 		{"bad port", HMCSpec{Name: "H", Addresses: []string{"a:99999"}}, false},
 		{"user without file", HMCSpec{Name: "H", Addresses: []string{"a:1"}, User: "u"}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.spec.Validate()
+			if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrInvalid)) {
+				t.Fatalf("Validate() = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
+
+func TestZOSSpecValidate(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		spec ZOSSpec
+		ok   bool
+	}{
+		{"one system", ZOSSpec{Name: "SYSA", Addresses: []string{"127.0.0.1:5858"}, Sysplex: "PLEX1", User: "u",
+			PasswordFile: "/etc/p", Systems: []hal.Serial{"LAB.2107-75ZOS01"}}, true},
+		{"two systems", ZOSSpec{Name: "SYSA", Addresses: []string{"z:1"}, Sysplex: "PLEX1", Systems: []hal.Serial{"A", "B"}}, true},
+		{"no systems", ZOSSpec{Name: "SYSA", Addresses: []string{"z:1"}, Sysplex: "PLEX1"}, false},
+		{"system twice", ZOSSpec{Name: "SYSA", Addresses: []string{"z:1"}, Sysplex: "PLEX1", Systems: []hal.Serial{"A", "A"}}, false},
+		{"bad serial", ZOSSpec{Name: "SYSA", Addresses: []string{"z:1"}, Sysplex: "PLEX1", Systems: []hal.Serial{"A B"}}, false},
+		{"no sysplex", ZOSSpec{Name: "SYSA", Addresses: []string{"z:1"}, Systems: []hal.Serial{"A"}}, false},
+		{"no name", ZOSSpec{Addresses: []string{"z:1"}, Sysplex: "PLEX1", Systems: []hal.Serial{"A"}}, false},
+		{"three addresses", ZOSSpec{Name: "S", Addresses: []string{"a:1", "b:1", "c:1"}, Sysplex: "P", Systems: []hal.Serial{"A"}}, false},
+		{"user without file", ZOSSpec{Name: "S", Addresses: []string{"a:1"}, Sysplex: "P", User: "u", Systems: []hal.Serial{"A"}}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

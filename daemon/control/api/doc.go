@@ -54,6 +54,8 @@
 //	TaskShow(name s) -> s                         TaskDoc
 //	HMCList() -> s                                []HMCDoc
 //	HMCShow(name s) -> s                          HMCDoc
+//	ZOSList() -> s                                []ZOSDoc
+//	ZOSShow(name s) -> s                          ZOSDoc
 //
 // org.lockstep.Manager1.Admin (changes):
 //
@@ -62,6 +64,8 @@
 //	                                              connection "" = the whole system; WarningsDoc
 //	HMCAdd(spec s) -> s                           spec: HMCSpec; answer: WarningsDoc
 //	HMCRemove(name s, force b) -> s               WarningsDoc
+//	ZOSAdd(spec s) -> s                           spec: ZOSSpec; answer: WarningsDoc
+//	ZOSRemove(name s) -> s                        WarningsDoc
 //	SessionCreate(name s, type s, cg s, policy s) type mm-single-direction|mm-failover-failback,
 //	                                              cg may be "", policy hold-io|release-io
 //	SessionAddCopySet(name s, h1 s, h2 s)         volumes as SERIAL/VVVV

@@ -108,6 +108,9 @@ type ConnectionDoc struct {
 	// HMC names the HMC connection (hmc add) this one is; empty for the
 	// connections added with storage add.
 	HMC string `json:"hmc,omitempty"`
+	// ZOS names the z/OS connection (zos add) this one is; empty for the
+	// others.
+	ZOS string `json:"zos,omitempty"`
 	// Heartbeat: the connection kind can carry the heartbeat.
 	Heartbeat bool `json:"heartbeat"`
 	// State is "connected", "connecting", "disconnected", or "unusable"

@@ -59,8 +59,12 @@ type ConnectionSpec struct {
 
 // Validate checks the spec on its own; whether the serial or a connection
 // name is already known is the daemon's business. Errors wrap ErrInvalid.
-func (s StorageSpec) Validate() error {
-	if err := CheckSerial(s.Serial); err != nil {
+func (s StorageSpec) Validate() error { return s.validate(false) }
+
+// validate is Validate; zos admits connections of kind zos (a ZOSSpec,
+// whose serial is not checked).
+func (s StorageSpec) validate(zos bool) error {
+	if err := CheckSerial(s.Serial); err != nil && !zos {
 		return err
 	}
 	if len(s.Connections) == 0 {
@@ -77,10 +81,13 @@ func (s StorageSpec) Validate() error {
 		case slices.Contains(names, c.Name):
 			return bad("name given twice")
 		case !c.Kind.Valid():
-			return bad("unknown kind %q (want direct or zos)", c.Kind)
+			return bad("unknown kind %q (want direct)", c.Kind)
 		case c.Kind == HMC:
 			return bad("an HMC connection is defined once, for every storage system it fronts: " +
 				"lockstepctl hmc add NAME --addr HMC1[,HMC2] (the systems behind it are discovered)")
+		case c.Kind == ZOS && !zos:
+			return bad("a z/OS connection is defined once per z/OS host, for every storage system it has online: " +
+				"lockstepctl zos add HOST --addr A --sysplex P --serial S[,S]")
 		case len(c.Addresses) == 0 || len(c.Addresses) > 2:
 			return bad("%d addresses (want 1 or 2 host:port)", len(c.Addresses))
 		case c.Kind == ZOS && c.Sysplex == "":

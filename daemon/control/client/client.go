@@ -156,6 +156,32 @@ func (c *Client) HMCRemove(ctx context.Context, name string, force bool) ([]stri
 	return doc.Warnings, err
 }
 
+// ZOSList is lockstepctl zos list.
+func (c *Client) ZOSList(ctx context.Context) ([]api.ZOSDoc, error) {
+	return get[[]api.ZOSDoc](ctx, c, api.Interface, "ZOSList")
+}
+
+// ZOSShow is lockstepctl zos show HOST.
+func (c *Client) ZOSShow(ctx context.Context, name string) (api.ZOSDoc, error) {
+	return get[api.ZOSDoc](ctx, c, api.Interface, "ZOSShow", name)
+}
+
+// ZOSAdd is lockstepctl zos add; it returns the warnings.
+func (c *Client) ZOSAdd(ctx context.Context, spec api.ZOSSpec) ([]string, error) {
+	b, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("client: encode z/OS spec: %w", err)
+	}
+	doc, err := get[api.WarningsDoc](ctx, c, api.AdminInterface, "ZOSAdd", string(b))
+	return doc.Warnings, err
+}
+
+// ZOSRemove is lockstepctl zos remove HOST; it returns the warnings.
+func (c *Client) ZOSRemove(ctx context.Context, name string) ([]string, error) {
+	doc, err := get[api.WarningsDoc](ctx, c, api.AdminInterface, "ZOSRemove", name)
+	return doc.Warnings, err
+}
+
 // StorageAdd is lockstepctl storage add; it returns the warnings.
 func (c *Client) StorageAdd(ctx context.Context, spec api.StorageSpec) ([]string, error) {
 	b, err := json.Marshal(spec)
