@@ -58,6 +58,17 @@ func (s *Server) HMCAdd(ctx context.Context, spec api.HMCSpec) ([]string, error)
 }
 
 func (s *Server) HMCRemove(ctx context.Context, name string, force bool) ([]string, error) {
+	return s.removeConsole(ctx, "HMC", "hmc", name, func(usedBy func(hal.Serial) string) (registry.Removal, error) {
+		return s.registry().RemoveHMC(name, usedBy, force)
+	})
+}
+
+// removeConsole is the removal of a connection that serves several
+// systems (an HMC or a z/OS host): the registry's rules decide (remove,
+// with the sessions that use each system), then the record, the drivers
+// and the trap sources follow.
+func (s *Server) removeConsole(ctx context.Context, what, key, name string,
+	remove func(usedBy func(hal.Serial) string) (registry.Removal, error)) ([]string, error) {
 	d, err := s.actingPeriod()
 	if err != nil {
 		return nil, err
@@ -71,7 +82,7 @@ func (s *Server) HMCRemove(ctx context.Context, name string, force bool) ([]stri
 		}
 		return ""
 	}
-	rm, err := s.registry().RemoveHMC(name, usedBy, force)
+	rm, err := remove(usedBy)
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
 		return nil, fmt.Errorf("%w: %w", api.ErrNotFound, err)
@@ -83,7 +94,7 @@ func (s *Server) HMCRemove(ctx context.Context, name string, force bool) ([]stri
 	}
 	warnings := append(rm.Warnings, s.reconcileDrivers(ctx, d)...)
 	s.sources.refresh()
-	s.emit(notify.ConfigChanged, fmt.Sprintf("HMC connection %s removed", name), "hmc", name)
+	s.emit(notify.ConfigChanged, fmt.Sprintf("%s connection %s removed", what, name), key, name)
 	return orEmpty(warnings), nil
 }
 

@@ -2,9 +2,7 @@ package daemon
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/notify"
@@ -58,33 +56,9 @@ func (s *Server) ZOSAdd(ctx context.Context, spec api.ZOSSpec) ([]string, error)
 }
 
 func (s *Server) ZOSRemove(ctx context.Context, name string) ([]string, error) {
-	d, err := s.actingPeriod()
-	if err != nil {
-		return nil, err
-	}
-	sessions := s.db().Sessions()
-	usedBy := func(serial hal.Serial) string {
-		for _, se := range sessions {
-			if slices.Contains(se.Serials(), serial) {
-				return se.Name
-			}
-		}
-		return ""
-	}
-	rm, err := s.registry().RemoveZOS(name, usedBy)
-	switch {
-	case errors.Is(err, registry.ErrNotFound):
-		return nil, fmt.Errorf("%w: %w", api.ErrNotFound, err)
-	case err != nil:
-		return nil, fmt.Errorf("%w: %w", api.ErrRefused, err)
-	}
-	if err := s.proposeRegistry(ctx, rm.Record); err != nil {
-		return nil, err
-	}
-	warnings := append(rm.Warnings, s.reconcileDrivers(ctx, d)...)
-	s.sources.refresh()
-	s.emit(notify.ConfigChanged, fmt.Sprintf("z/OS connection %s removed", name), "zos", name)
-	return orEmpty(warnings), nil
+	return s.removeConsole(ctx, "z/OS", "zos", name, func(usedBy func(hal.Serial) string) (registry.Removal, error) {
+		return s.registry().RemoveZOS(name, usedBy)
+	})
 }
 
 func (s *Server) ZOSList(ctx context.Context) ([]api.ZOSDoc, error) {
