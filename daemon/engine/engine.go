@@ -50,10 +50,12 @@ type Engine struct {
 	mu     sync.Mutex
 	mgr    *session.Manager
 	groups map[string][]string // group name -> session names
-	// own marks a group whose freeze or thaw a command is running: the
-	// core's reports of that very action are the command's outcome, which
-	// the session manager records itself.
-	own map[string]string
+	// own counts, per group and action (freeze, thaw), the commands
+	// running that action on the group: the core's reports of that very
+	// action are the commands' outcome, which the session manager records
+	// itself. A count, not a flag: commands on two sessions of one group
+	// run at once, and the first to end must not unmark the other.
+	own map[string]map[string]int
 	cgs map[hal.Serial]map[hal.LSS]time.Duration
 	// unknownCG names the groups whose CG timeouts could not all be
 	// asked: they are synced again once the core reaches them.
@@ -104,7 +106,7 @@ func New(opt Options) *Engine {
 		timeout = func() time.Duration { return freeze.DefaultTimings().RequestTimeout }
 	}
 	return &Engine{core: opt.Core, systems: opt.Systems, epoch: opt.Epoch, log: log.With("component", "engine"),
-		marks: make(chan func(context.Context), 1024), groups: map[string][]string{}, own: map[string]string{},
+		marks: make(chan func(context.Context), 1024), groups: map[string][]string{}, own: map[string]map[string]int{},
 		cgs: map[hal.Serial]map[hal.LSS]time.Duration{}, unknownCG: map[string]bool{},
 		contact: map[string]freeze.Contact{}, kick: make(chan struct{}, 1),
 		clock: clock.OrReal(opt.Clock), timeout: timeout,
@@ -830,12 +832,23 @@ func (e *Engine) sharedWith(all []*session.Session, p *session.Session, ref hal.
 // function is called.
 func (e *Engine) running(group, action string) func() {
 	e.mu.Lock()
-	e.own[group] = action
+	if e.own[group] == nil {
+		e.own[group] = map[string]int{}
+	}
+	e.own[group][action]++
 	e.mu.Unlock()
+	var once sync.Once
 	return func() {
-		e.mu.Lock()
-		delete(e.own, group)
-		e.mu.Unlock()
+		once.Do(func() {
+			e.mu.Lock()
+			defer e.mu.Unlock()
+			if e.own[group][action]--; e.own[group][action] == 0 {
+				delete(e.own[group], action)
+			}
+			if len(e.own[group]) == 0 {
+				delete(e.own, group)
+			}
+		})
 	}
 }
 
@@ -1065,9 +1078,9 @@ func (e *Engine) Refresh(ctx context.Context, s *session.Session) (session.Obser
 // mark queues a record of what the core did to a group, for Run.
 func (e *Engine) mark(group, action string, f func(ctx context.Context, m *session.Manager, name string) error) {
 	e.mu.Lock()
-	names, mgr, own := e.groups[group], e.mgr, e.own[group]
+	names, mgr, own := e.groups[group], e.mgr, e.own[group][action] > 0
 	e.mu.Unlock()
-	if mgr == nil || len(names) == 0 || own == action {
+	if mgr == nil || len(names) == 0 || own {
 		return
 	}
 	select {
