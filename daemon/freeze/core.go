@@ -812,6 +812,17 @@ func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 		m.probing = false
 		disarm := m.disarmAfterProbe
 		m.disarmAfterProbe = false
+		if c.groups[g.Name] != g {
+			// The whole group left the core while the probe was out: its
+			// answer is no business of any group here (a group of the
+			// same name or LSSs defined since has its own view), so it
+			// neither reports a hold nor thaws nor arms; only the disarm
+			// the leaving asked for is sent.
+			if disarm {
+				c.disarm(g, []hal.Serial{serial})
+			}
+			return
+		}
 		if g.systems[serial] != m {
 			if disarm && g.systems[serial] == nil {
 				c.disarm(g, []hal.Serial{serial}) // it left the group while the probe was out
@@ -1895,6 +1906,15 @@ func (c *Core) await(ctx context.Context, name string, start func(g *group, wait
 // acknowledged it yet. wait (if any) is answered by thawProgress once
 // every thaw sent answered.
 func (c *Core) thaw(g *group, wait chan error) {
+	if c.groups[g.Name] != g {
+		// A late answer (a probe, a disarm) of a group that left the
+		// core: what holds its LSSs now is the business of the groups
+		// here, which judge it themselves.
+		if wait != nil {
+			c.release([]chan error{wait}, fmt.Errorf("%w: %s left the core", ErrUnknownGroup, g.Name))
+		}
+		return
+	}
 	if g.phase != Thawed {
 		g.phase = Thawed
 		c.log.Info("thawing consistency group", "group", g.Name)

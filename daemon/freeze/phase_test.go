@@ -718,3 +718,75 @@ func TestPollPlannedBeforeARestartIsStale(t *testing.T) {
 		}
 	})
 }
+
+// heldHeartbeat holds every heartbeat's answer until release is closed.
+type heldHeartbeat struct {
+	hal.StorageSystem
+	release chan struct{}
+}
+
+func (s heldHeartbeat) Heartbeat(ctx context.Context, e hal.Epoch, session string) error {
+	err := s.StorageSystem.Heartbeat(ctx, e, session)
+	<-s.release
+	return err
+}
+
+// TestProbeAnswerOfAGroupThatLeftIsIgnored: a restarted manager probes
+// each system of a thawed group; the group leaves the core (its sessions
+// were removed, or the group was redefined) before the answers come. The
+// answers, saying each system froze itself, used to act on the group
+// that left: its hold reported to the observer, and a thaw sent to LSSs
+// that belong to no group of this core any more, where a group of the
+// same LSSs defined since may rely on that hold.
+func TestProbeAnswerOfAGroupThatLeftIsIgnored(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		topo, fab, conns := establishedLab(t, ctx)
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second,
+			HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second}}
+		ctx1, cancel1 := context.WithCancel(ctx)
+		core1 := freeze.New(freeze.Options{Systems: conns, Epoch: 1, Heartbeat: true, Timings: phaseTimings})
+		done1 := make(chan error, 1)
+		go func() { done1 <- core1.Run(ctx1) }()
+		if err := core1.SetGroups(ctx1, []freeze.Group{g}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // armed
+		cancel1()
+		<-done1
+		time.Sleep(7 * time.Second) // longer than H: both froze themselves
+		if !held(t, fab, p1) || !held(t, fab, p2) {
+			t.Fatal("no self-freeze to learn")
+		}
+		release := make(chan struct{})
+		gated := map[hal.Serial]hal.StorageSystem{}
+		for serial, sys := range conns {
+			gated[serial] = heldHeartbeat{StorageSystem: sys, release: release}
+		}
+		obs := &freezeCounter{}
+		core := runCore(t, ctx, freeze.Options{Systems: gated, Heartbeat: true, Observer: obs})
+		g.Initial = freeze.Thawed
+		if err := core.SetGroups(ctx, []freeze.Group{g}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the probes are out
+		if err := core.SetGroups(ctx, nil); err != nil {
+			t.Fatal(err)
+		}
+		close(release)
+		time.Sleep(time.Second)
+		if f, th := obs.counts(); f != 0 || th != 0 {
+			t.Fatalf("answers to probes of a group that left: %d freezing, %d thawed reported; want none", f, th)
+		}
+		if !held(t, fab, p1) || !held(t, fab, p2) {
+			recs, _ := fab.Commands(0)
+			for _, r := range recs {
+				t.Logf("%v %s %s %s", r.At, r.Serial, r.Op, r.Outcome)
+			}
+			t.Fatal("a group that left the core thawed the LSSs it had")
+		}
+	})
+}
