@@ -608,7 +608,7 @@ func (ds *storageDrivers) connect(serial hal.Serial) error {
 		for i, p := range parts {
 			drs[i], names[i] = p.Driver, string(p.conn.Kind)+" "+p.conn.Name
 		}
-		cd, err := compose.New(serial, drs, names)
+		cd, err := compose.New(serial, drs, names, compose.WithClock(ds.clock))
 		if err != nil {
 			return fail(err)
 		}

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
 )
 
 // ErrNoDriver: New was given no driver.
@@ -18,21 +20,34 @@ type Driver struct {
 	serial  hal.Serial
 	drivers []hal.Driver
 	names   []string
+	clock   clock.Clock
 }
+
+// Option sets an option of New.
+type Option func(*Driver)
+
+// WithClock sets the clock that shares a command's deadline between the
+// connections (default: real time).
+func WithClock(c clock.Clock) Option { return func(d *Driver) { d.clock = c } }
 
 var _ hal.Driver = (*Driver)(nil)
 
 // New joins drivers of the storage system serial, in failover order;
 // names label them in Via ("direct", "hmc LAB-HMCS"). It owns the
 // drivers: Close closes them all.
-func New(serial hal.Serial, drivers []hal.Driver, names []string) (*Driver, error) {
+func New(serial hal.Serial, drivers []hal.Driver, names []string, opts ...Option) (*Driver, error) {
 	if len(drivers) == 0 {
 		return nil, fmt.Errorf("%w: %s", ErrNoDriver, serial)
 	}
 	if len(names) != len(drivers) {
 		return nil, fmt.Errorf("compose: %s: %d names for %d drivers", serial, len(names), len(drivers))
 	}
-	return &Driver{serial: serial, drivers: drivers, names: names}, nil
+	d := &Driver{serial: serial, drivers: drivers, names: names}
+	for _, o := range opts {
+		o(d)
+	}
+	d.clock = clock.OrReal(d.clock)
+	return d, nil
 }
 
 func (d *Driver) Serial() hal.Serial { return d.serial }
@@ -71,26 +86,47 @@ func (d *Driver) Close() error {
 }
 
 // order is the order to try the drivers now: the connected ones first,
-// each group in the configured order.
-func (d *Driver) order() []int {
-	var up, down []int
+// each group in the configured order; up counts the connected ones.
+func (d *Driver) order() (order []int, up int) {
+	var down []int
 	for i, dr := range d.drivers {
 		if dr.Via() != "" {
-			up = append(up, i)
+			order = append(order, i)
 		} else {
 			down = append(down, i)
 		}
 	}
-	return append(up, down...)
+	return append(order, down...), len(order)
 }
 
 // call runs fn on the drivers in order until one answers with something
-// other than a contact failure, or the command's context ends.
-func (d *Driver) call(ctx context.Context, fn func(s hal.StorageSystem) error) error {
+// other than a contact failure, or the command's context ends. eligible
+// (nil: all) says which drivers can carry the command at all.
+//
+// A connected, eligible driver followed by other connected, eligible
+// ones gets an equal share of what is left of the deadline, not all of
+// it: one that went silent without knowing it yet (a black hole) would
+// otherwise spend the whole deadline of a freeze, and the connection
+// that works would get none. A driver not connected fails at once
+// (unreachable), so it takes no share.
+func (d *Driver) call(ctx context.Context, eligible func(hal.Driver) bool, fn func(ctx context.Context, s hal.StorageSystem) error) error {
 	var errs []string
 	var last error
-	for _, i := range d.order() {
-		err := fn(d.drivers[i])
+	order, up := d.order()
+	live := 0 // connected, eligible drivers not tried yet
+	for _, i := range order[:up] {
+		if eligible == nil || eligible(d.drivers[i]) {
+			live++
+		}
+	}
+	for k, i := range order {
+		var err error
+		if k < up && (eligible == nil || eligible(d.drivers[i])) {
+			err = d.share(ctx, live, func(ctx context.Context) error { return fn(ctx, d.drivers[i]) })
+			live--
+		} else {
+			err = fn(ctx, d.drivers[i])
+		}
 		if err == nil || !hal.Retryable(err) || ctx.Err() != nil {
 			return err
 		}
@@ -103,77 +139,107 @@ func (d *Driver) call(ctx context.Context, fn func(s hal.StorageSystem) error) e
 	return fmt.Errorf("%w: every connection failed: %s", last, strings.Join(errs, "; "))
 }
 
+// share runs fn with 1/live of what is left of ctx's deadline (all of it
+// when live <= 1 or ctx has none).
+func (d *Driver) share(ctx context.Context, live int, fn func(ctx context.Context) error) error {
+	deadline, ok := ctx.Deadline()
+	if !ok || live <= 1 {
+		return fn(ctx)
+	}
+	left := deadline.Sub(d.clock.Now())
+	if left <= 0 {
+		return fn(ctx)
+	}
+	share := left / time.Duration(live)
+	sub, cancel := clock.WithTimeout(ctx, d.clock, share)
+	defer cancel()
+	err := fn(sub)
+	if err != nil && !hal.Retryable(err) && sub.Err() != nil && ctx.Err() == nil {
+		// Its share ran out, not the command's deadline: the next
+		// connection gets the rest.
+		err = fmt.Errorf("%w: no answer within its share (%v) of the deadline: %w", hal.ErrTimeout, share, err)
+	}
+	return err
+}
+
 func (d *Driver) EstablishPaths(ctx context.Context, e hal.Epoch, paths []hal.PathSpec) error {
-	return d.call(ctx, func(s hal.StorageSystem) error { return s.EstablishPaths(ctx, e, paths) })
+	return d.call(ctx, nil, func(ctx context.Context, s hal.StorageSystem) error { return s.EstablishPaths(ctx, e, paths) })
 }
 
 func (d *Driver) EstablishPairs(ctx context.Context, e hal.Epoch, pairs []hal.PairSpec) error {
-	return d.call(ctx, func(s hal.StorageSystem) error { return s.EstablishPairs(ctx, e, pairs) })
+	return d.call(ctx, nil, func(ctx context.Context, s hal.StorageSystem) error { return s.EstablishPairs(ctx, e, pairs) })
 }
 
 func (d *Driver) Freeze(ctx context.Context, e hal.Epoch, pairs []hal.LSSPair) error {
-	return d.call(ctx, func(s hal.StorageSystem) error { return s.Freeze(ctx, e, pairs) })
+	return d.call(ctx, nil, func(ctx context.Context, s hal.StorageSystem) error { return s.Freeze(ctx, e, pairs) })
 }
 
 func (d *Driver) Thaw(ctx context.Context, e hal.Epoch, lsss []hal.LSS) error {
-	return d.call(ctx, func(s hal.StorageSystem) error { return s.Thaw(ctx, e, lsss) })
+	return d.call(ctx, nil, func(ctx context.Context, s hal.StorageSystem) error { return s.Thaw(ctx, e, lsss) })
 }
 
 func (d *Driver) Suspend(ctx context.Context, e hal.Epoch, pairs []hal.VolumePair) error {
-	return d.call(ctx, func(s hal.StorageSystem) error { return s.Suspend(ctx, e, pairs) })
+	return d.call(ctx, nil, func(ctx context.Context, s hal.StorageSystem) error { return s.Suspend(ctx, e, pairs) })
 }
 
 func (d *Driver) RemovePairs(ctx context.Context, e hal.Epoch, pairs []hal.VolumePair) error {
-	return d.call(ctx, func(s hal.StorageSystem) error { return s.RemovePairs(ctx, e, pairs) })
+	return d.call(ctx, nil, func(ctx context.Context, s hal.StorageSystem) error { return s.RemovePairs(ctx, e, pairs) })
 }
 
 func (d *Driver) RemovePaths(ctx context.Context, e hal.Epoch, paths []hal.LSSPair) error {
-	return d.call(ctx, func(s hal.StorageSystem) error { return s.RemovePaths(ctx, e, paths) })
+	return d.call(ctx, nil, func(ctx context.Context, s hal.StorageSystem) error { return s.RemovePaths(ctx, e, paths) })
 }
 
 func (d *Driver) Recover(ctx context.Context, e hal.Epoch, pairs []hal.VolumePair) error {
-	return d.call(ctx, func(s hal.StorageSystem) error { return s.Recover(ctx, e, pairs) })
+	return d.call(ctx, nil, func(ctx context.Context, s hal.StorageSystem) error { return s.Recover(ctx, e, pairs) })
 }
 
 func (d *Driver) Failback(ctx context.Context, e hal.Epoch, pairs []hal.VolumePair) error {
-	return d.call(ctx, func(s hal.StorageSystem) error { return s.Failback(ctx, e, pairs) })
+	return d.call(ctx, nil, func(ctx context.Context, s hal.StorageSystem) error { return s.Failback(ctx, e, pairs) })
 }
 
 // heartbeatCall is call over the drivers that carry the heartbeat (a
 // z/OS connection answers ErrUnsupported, which is not retryable).
-func (d *Driver) heartbeatCall(ctx context.Context, fn func(s hal.StorageSystem) error) error {
-	return d.call(ctx, func(s hal.StorageSystem) error {
+func (d *Driver) heartbeatCall(ctx context.Context, fn func(ctx context.Context, s hal.StorageSystem) error) error {
+	carries := func(s hal.Driver) bool { return s.Capabilities().Heartbeat }
+	return d.call(ctx, carries, func(ctx context.Context, s hal.StorageSystem) error {
 		if !s.Capabilities().Heartbeat {
 			return fmt.Errorf("%w: %w", hal.ErrUnreachable, hal.ErrUnsupported)
 		}
-		return fn(s)
+		return fn(ctx, s)
 	})
 }
 
 func (d *Driver) EnableHeartbeat(ctx context.Context, e hal.Epoch, hb hal.HeartbeatSpec) error {
-	return d.heartbeatCall(ctx, func(s hal.StorageSystem) error { return s.EnableHeartbeat(ctx, e, hb) })
+	return d.heartbeatCall(ctx, func(ctx context.Context, s hal.StorageSystem) error { return s.EnableHeartbeat(ctx, e, hb) })
 }
 
 func (d *Driver) Heartbeat(ctx context.Context, e hal.Epoch, session string) error {
-	return d.heartbeatCall(ctx, func(s hal.StorageSystem) error { return s.Heartbeat(ctx, e, session) })
+	return d.heartbeatCall(ctx, func(ctx context.Context, s hal.StorageSystem) error { return s.Heartbeat(ctx, e, session) })
 }
 
 func (d *Driver) DisableHeartbeat(ctx context.Context, e hal.Epoch, session string) error {
-	return d.heartbeatCall(ctx, func(s hal.StorageSystem) error { return s.DisableHeartbeat(ctx, e, session) })
+	return d.heartbeatCall(ctx, func(ctx context.Context, s hal.StorageSystem) error { return s.DisableHeartbeat(ctx, e, session) })
 }
 
 func (d *Driver) QueryPairs(ctx context.Context, e hal.Epoch) (out []hal.PairStatus, err error) {
-	err = d.call(ctx, func(s hal.StorageSystem) (err error) { out, err = s.QueryPairs(ctx, e); return err })
+	err = d.call(ctx, nil, func(ctx context.Context, s hal.StorageSystem) (err error) {
+		out, err = s.QueryPairs(ctx, e)
+		return err
+	})
 	return out, err
 }
 
 func (d *Driver) QueryPaths(ctx context.Context, e hal.Epoch) (out []hal.PathStatus, err error) {
-	err = d.call(ctx, func(s hal.StorageSystem) (err error) { out, err = s.QueryPaths(ctx, e); return err })
+	err = d.call(ctx, nil, func(ctx context.Context, s hal.StorageSystem) (err error) {
+		out, err = s.QueryPaths(ctx, e)
+		return err
+	})
 	return out, err
 }
 
 func (d *Driver) QueryLSSs(ctx context.Context, e hal.Epoch) (out []hal.LSSStatus, err error) {
-	err = d.call(ctx, func(s hal.StorageSystem) (err error) { out, err = s.QueryLSSs(ctx, e); return err })
+	err = d.call(ctx, nil, func(ctx context.Context, s hal.StorageSystem) (err error) { out, err = s.QueryLSSs(ctx, e); return err })
 	return out, err
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/lockstep-io/lockstep/hal"
 )
@@ -179,6 +180,54 @@ func TestEventsOnce(t *testing.T) {
 		slices.Sort(want)
 		if !slices.Equal(got, want) {
 			t.Fatalf("events = %v, want %v", got, want)
+		}
+	})
+}
+
+// silent is a connection that believes it is connected but never
+// answers (a black hole it has not noticed yet): each command waits for
+// its context and reports when that context would have ended.
+type silent struct {
+	fake
+	deadlines *[]time.Duration
+	start     time.Time
+}
+
+func (s *silent) Freeze(ctx context.Context, _ hal.Epoch, _ []hal.LSSPair) error {
+	d, _ := ctx.Deadline()
+	s.mu.Lock()
+	*s.deadlines = append(*s.deadlines, d.Sub(s.start))
+	s.mu.Unlock()
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// TestSilentConnectionLeavesTheOtherItsShare: a freeze with a 1 s
+// deadline over a black-holed direct connection and a working z/OS one
+// used to spend the whole second on the direct one and fail; now the
+// direct one gets half, and the z/OS one freezes in the other half.
+func TestSilentConnectionLeavesTheOtherItsShare(t *testing.T) {
+	t.Parallel()
+	synctest.Test(t, func(t *testing.T) {
+		var calls []string
+		var deadlines []time.Duration
+		start := time.Now()
+		direct := &silent{fake: fake{name: "direct", via: "cluster 0", calls: &calls}, deadlines: &deadlines, start: start}
+		zos := &fake{name: "zos", via: "SYSA", calls: &calls}
+		d, err := New("S", []hal.Driver{direct, zos}, []string{"direct", "zos"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		if err := d.Freeze(ctx, 1, nil); err != nil {
+			t.Fatalf("freeze: %v; want it carried by the z/OS connection", err)
+		}
+		if !slices.Equal(deadlines, []time.Duration{500 * time.Millisecond}) || !slices.Equal(calls, []string{"zos freeze"}) {
+			t.Fatalf("direct's deadlines %v, calls %v; want [500ms] then the z/OS freeze", deadlines, calls)
+		}
+		if took := time.Since(start); took != 500*time.Millisecond {
+			t.Fatalf("the freeze took %v; want 500ms (direct's share)", took)
 		}
 	})
 }

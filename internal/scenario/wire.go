@@ -154,7 +154,7 @@ func setupWire(ctx context.Context, opt Options) (*lab, error) {
 				BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
 			w.cleanup = append(w.cleanup, func() { z.Close() })
 			zs = append(zs, z)
-			cd, err := compose.New(serial, []hal.Driver{d, z}, []string{"direct", "zos " + labZOSHost})
+			cd, err := compose.New(serial, []hal.Driver{d, z}, []string{"direct", "zos " + labZOSHost}, compose.WithClock(coreClk))
 			if err != nil {
 				w.close()
 				return nil, err
@@ -356,7 +356,7 @@ func (l *lab) behindDualHMC() (map[hal.Serial]hal.StorageSystem, error) {
 			}
 			drivers = append(drivers, emuRoute{StorageSystem: route, h: l.hmcs[i], serial: serial})
 		}
-		d, err := compose.New(serial, drivers, slices.Clone(labHMCs))
+		d, err := compose.New(serial, drivers, slices.Clone(labHMCs), compose.WithClock(l.clk))
 		if err != nil {
 			return nil, err
 		}

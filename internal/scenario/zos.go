@@ -108,7 +108,7 @@ func (l *lab) withZOS(conns map[hal.Serial]hal.StorageSystem) (map[hal.Serial]ha
 			first = inProcess{c}
 		}
 		route := zosRoute{StorageSystem: l.fab.System(serial).Connect(zosLink), h: l.zos, serial: serial}
-		d, err := compose.New(serial, []hal.Driver{first, route}, []string{"tcp/ip", "zos " + labZOSHost})
+		d, err := compose.New(serial, []hal.Driver{first, route}, []string{"tcp/ip", "zos " + labZOSHost}, compose.WithClock(l.clk))
 		if err != nil {
 			return nil, err
 		}
