@@ -14,6 +14,13 @@
 // connection is safe; a refusal or fencing is the storage system's
 // answer and is returned at once.
 //
+// Deadline. A connected driver followed by other connected ones gets an
+// equal share of what is left of the command's deadline (two connected:
+// half each, then the rest), so a connection that went silent without
+// knowing it yet cannot spend a whole freeze deadline before the one
+// that works is tried. Heartbeat commands share only among the
+// connections that carry the heartbeat.
+//
 // Events. Every driver's events are merged; an event with a sequence
 // number is delivered once, however many connections forward it (a
 // window of the last 4096 numbers); events without one (fenced) pass as
