@@ -136,6 +136,15 @@
 //
 //	{"op":"trap-register","trap":{"addr":"127.0.0.1:10162","community":"lab","manager":"lockstep-a"}}
 //
+// With "hmc", the HMC of that name sends the traps of every system it
+// fronts, from its own endpoint's address, as a real HMC sends its
+// storage systems' Copy Services traps; the HMC's own faults (down,
+// black-holed, a private link down) lose them, a manager's endpoint
+// faults do not. Every sender keeps to one suspend trap per LSS per 5 s
+// (emu.TrapInterval):
+//
+//	{"op":"trap-register","trap":{"addr":"127.0.0.1:10162","community":"lab","hmc":"LAB-HMC1"}}
+//
 // The op "commands" reads the record of the commands the systems judged
 // (see emu.Fabric.Commands): every command that reached a system's epoch
 // check, with the manager's name from its handshake, the command's epoch,

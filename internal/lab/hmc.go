@@ -218,6 +218,29 @@ func (h *hmcServed) QueryLSSs(context.Context, hal.Epoch) ([]hal.LSSStatus, erro
 	return nil, errNoTarget
 }
 
+// registerHMCTraps makes HMC p.HMC send its attached systems' events as
+// traps to p.Addr from its endpoint's address, until ctx ends. The HMC's
+// own faults (down, black-holed, a private link down) lose them; a
+// manager's endpoint faults do not: the traps do not cross them.
+func (s *Server) registerHMCTraps(ctx context.Context, p TrapParam) error {
+	ep := s.hmcs[p.HMC]
+	switch {
+	case ep == nil:
+		return fmt.Errorf("trap-register: unknown HMC %q", p.HMC)
+	case p.System != "":
+		return fmt.Errorf("trap-register: an HMC sends the traps of every system it fronts: give hmc or system, not both")
+	}
+	r := emu.TrapReceiver{Addr: p.Addr, Community: p.Community, Manager: "snmp-trap:" + p.Addr + ":" + p.Manager + "@hmc:" + p.HMC}
+	if host, _, err := net.SplitHostPort(ep.ln.Addr().String()); err == nil {
+		r.LocalAddr = net.JoinHostPort(host, "0")
+	}
+	if err := ep.hmc.RegisterTrapReceiver(ctx, r); err != nil {
+		return fmt.Errorf("trap-register: %w", err)
+	}
+	s.log.Info("trap receiver registered", "addr", p.Addr, "manager", p.Manager, "hmc", p.HMC)
+	return nil
+}
+
 // HMCStatus is what status says of one HMC.
 type HMCStatus struct {
 	Name     string          `json:"name"`
