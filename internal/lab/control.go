@@ -70,7 +70,8 @@ type Fault struct {
 	Endpoint int    `json:"endpoint"`
 	Latency  string `json:"latency,omitempty"`
 	// HMC names the HMC of the kinds hmc (Mode up, down or blackhole, or
-	// Latency) and hmc-link (System's private link, Up).
+	// Latency; with Manager, up or down for that manager only) and
+	// hmc-link (System's private link, Up).
 	HMC string `json:"hmc,omitempty"`
 	// Host is the z/OS host of the kinds zos (Mode up, down or blackhole,
 	// or Latency) and channel (System; Mode up or down).

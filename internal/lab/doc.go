@@ -81,9 +81,13 @@
 // open, nothing is answered or forwarded), "up", or a latency added to
 // every relayed command; kind "hmc-link" takes the private link to one
 // system down or up (that system's commands are answered unreachable, its
-// events are lost for that HMC):
+// events are lost for that HMC). With a manager, kind "hmc" with mode
+// "down" or "up" concerns that manager alone (the network between it and
+// the HMC: its connections closed, its log-on refused; for an HA pair
+// whose standby cannot reach an HMC the active can):
 //
 //	{"op":"fault","fault":{"kind":"hmc","hmc":"HMC1","mode":"blackhole"}}
+//	{"op":"fault","fault":{"kind":"hmc","hmc":"HMC2","mode":"down","manager":"lockstep-b"}}
 //	{"op":"fault","fault":{"kind":"hmc","hmc":"HMC1","latency":"5ms"}}
 //	{"op":"fault","fault":{"kind":"hmc-link","hmc":"HMC1","system":"LAB.2107-75P0001","up":false}}
 //
