@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sync"
 	"time"
 
@@ -46,6 +47,9 @@ type haNode struct {
 	// act; status brings STATUS= up to date.
 	reconcile func()
 	status    func()
+	// view is this server's connection status to its HMC endpoints, sent
+	// to the partner (link.View).
+	view func() link.View
 
 	loop   *ha.Loop
 	avail  error // why HA cannot be used (config.HAAvailable); nil: it can
@@ -89,6 +93,7 @@ type haDeps struct {
 	acting    *periods
 	reconcile func()
 	status    func()
+	view      func() link.View
 }
 
 // peerLink is one link to the partner and what serves it.
@@ -117,7 +122,7 @@ type relationshipDoc struct {
 func newHANode(d haDeps) (*haNode, error) {
 	cfg := d.cfg()
 	n := &haNode{cfg: d.cfg, store: d.store, clock: d.clock, em: d.em, acting: d.acting, reconcile: d.reconcile,
-		status: d.status, srvLog: d.log, avail: cfg.HAAvailable(), log: d.log.With("component", "ha"),
+		status: d.status, view: d.view, srvLog: d.log, avail: cfg.HAAvailable(), log: d.log.With("component", "ha"),
 		links: map[ha.LinkID]*peerLink{}}
 	rel, err := loadRelationship(cfg.Server.StateDir)
 	if err != nil {
@@ -252,6 +257,7 @@ func (n *haNode) add(c *link.Conn) ha.LinkID {
 	}
 	n.links[id] = &peerLink{conn: c}
 	n.mu.Unlock()
+	n.wg.Go(func() { n.sendViews(c) })
 	n.wg.Go(func() {
 		<-c.Done()
 		n.mu.Lock()
@@ -260,6 +266,51 @@ func (n *haNode) add(c *link.Conn) ha.LinkID {
 		n.loop.Post(ha.LinkDown{Link: id, Err: c.Err()})
 	})
 	return id
+}
+
+// sendViews sends this server's view of its HMC endpoints to the peer
+// at once, then whenever it changed, checked every storageWatch, until
+// the link ends.
+func (n *haNode) sendViews(c *link.Conn) {
+	if n.view == nil {
+		return
+	}
+	t := n.clock.NewTicker(storageWatch)
+	defer t.Stop()
+	var last *link.View
+	for {
+		if v := n.view(); last == nil || !reflect.DeepEqual(v, *last) {
+			if err := c.Send(n.ctx, v); err != nil {
+				return
+			}
+			last = &v
+		}
+		select {
+		case <-c.Done():
+			return
+		case <-n.ctx.Done():
+			return
+		case <-t.C():
+		}
+	}
+}
+
+// partnerView is the partner's view of its HMC endpoints, or why this
+// server has none: no partner, no link to it, or none received yet.
+func (n *haNode) partnerView() (link.View, string) {
+	st := n.loop.State()
+	if st.Role == ha.Standalone {
+		return link.View{}, "no HA partner: this server is standalone"
+	}
+	pl := n.link(st.Link)
+	if st.Link == 0 || pl == nil {
+		return link.View{}, fmt.Sprintf("not connected (HA state %s): the partner's view is unknown", st.Conn)
+	}
+	v, ok := pl.conn.PeerView()
+	if !ok {
+		return link.View{}, "connected, but the partner has not reported its view yet"
+	}
+	return v, ""
 }
 
 func (n *haNode) link(id ha.LinkID) *peerLink {

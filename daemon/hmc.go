@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"unicode/utf8"
 
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/ha/link"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/secretfile"
 )
@@ -114,17 +116,38 @@ func (s *Server) HMCShow(ctx context.Context, name string) (api.HMCDoc, error) {
 	return s.hmcDoc(h), nil
 }
 
-// hmcDoc is h with this server's view of its HMCs. The partner's view
-// (CSM's remote connection status) is not carried over the HA link: the
-// standby shows its own view (lockstepctl on it, or its takeover
-// readiness in ha status).
+// hmcDoc is h with this server's view of its HMCs (local connection
+// status) and, on an HA pair, the partner's (remote connection status),
+// as the partner last sent it over the HA link (link.View); PartnerDetail
+// says why there is none (no partner, not connected, not reported yet).
 func (s *Server) hmcDoc(h registry.HMC) api.HMCDoc {
 	doc := api.HMCDoc{Name: h.Name, Addresses: h.Addresses, User: h.User, Attached: h.Attached,
-		PartnerDetail: "the partner's view is not exchanged over the HA link: run lockstepctl hmc show on the partner " +
-			"(its ha status lists the systems it could not reach after a takeover)"}
+		Consoles: s.consoleDocs(h)}
 	if doc.Attached == nil {
 		doc.Attached = []hal.Serial{}
 	}
+	view, why := s.ha.partnerView()
+	if why != "" {
+		doc.PartnerDetail = why
+		return doc
+	}
+	doc.Partner = []api.HMCConsoleDoc{}
+	for i, a := range h.Addresses {
+		c := api.HMCConsoleDoc{Addr: a, State: "unknown", Detail: "the partner has not reported this HMC (it may not know the connection yet)",
+			Attached: []hal.Serial{}}
+		for _, e := range view.Entries {
+			if e.Conn == h.Name && int(e.Endpoint) == i {
+				c.Name, c.State, c.Detail = e.Name, e.State.String(), e.Detail
+			}
+		}
+		doc.Partner = append(doc.Partner, c)
+	}
+	return doc
+}
+
+// consoleDocs are this server's connections to h's HMCs.
+func (s *Server) consoleDocs(h registry.HMC) []api.HMCConsoleDoc {
+	var out []api.HMCConsoleDoc
 	eps := s.drivers.consoleStatus(h.Name)
 	for i, a := range h.Addresses {
 		c := api.HMCConsoleDoc{Addr: a, State: "disconnected", Detail: "not opened on this server", Attached: []hal.Serial{}}
@@ -141,9 +164,42 @@ func (s *Server) hmcDoc(h registry.HMC) api.HMCDoc {
 				c.State = "connecting"
 			}
 		}
-		doc.Consoles = append(doc.Consoles, c)
+		out = append(out, c)
 	}
-	return doc
+	return out
+}
+
+// consoleView is this server's connections to the HMCs of every HMC
+// connection, as the HA link carries them to the partner (link.View),
+// texts cut to what the link allows.
+func (s *Server) consoleView() link.View {
+	v := link.View{}
+	states := map[string]link.ViewState{"connected": link.ViewConnected, "connecting": link.ViewConnecting,
+		"disconnected": link.ViewDisconnected}
+	for _, h := range s.registry().HMCs() {
+		if len(h.Name) > link.MaxName {
+			continue
+		}
+		for i, c := range s.consoleDocs(h) {
+			if len(v.Entries) == link.MaxViewEntries || i > 255 {
+				return v
+			}
+			v.Entries = append(v.Entries, link.ViewEntry{Conn: h.Name, Endpoint: uint8(i), Name: cut(c.Name, link.MaxName),
+				State: states[c.State], Detail: cut(c.Detail, link.MaxText)})
+		}
+	}
+	return v
+}
+
+// cut is s cut to at most n bytes, on a rune boundary.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
 }
 
 // discovered journals what HMC connection name fronts now when it

@@ -146,7 +146,7 @@ func New(opt Options) (*Server, error) {
 		status: s.updateStatus}
 	ds.acting = s.acting
 	if s.ha, err = newHANode(haDeps{cfg: s.cfg.Load, store: s.store, clock: s.clock, log: s.log, em: s.em,
-		acting: s.acting, reconcile: ds.reconcile, status: s.updateStatus}); err != nil {
+		acting: s.acting, reconcile: ds.reconcile, status: s.updateStatus, view: s.consoleView}); err != nil {
 		store.Close()
 		return nil, err
 	}

@@ -140,7 +140,12 @@ func (f *fake) HMCList(context.Context) ([]api.HMCDoc, error) {
 	f.record("hmc list")
 	return []api.HMCDoc{{Name: "HMCS", Addresses: []string{"hmc1:1751", "hmc2:1751"}, Attached: []hal.Serial{"LAB.2107-75P0001"},
 		Consoles: []api.HMCConsoleDoc{{Addr: "hmc1:1751", Name: "LAB-HMC1", State: "connected", Attached: []hal.Serial{"LAB.2107-75P0001"}},
-			{Addr: "hmc2:1751", State: "disconnected", Detail: "connection refused", Attached: []hal.Serial{}}}}}, nil
+			{Addr: "hmc2:1751", State: "disconnected", Detail: "connection refused", Attached: []hal.Serial{}}},
+		Partner: []api.HMCConsoleDoc{{Addr: "hmc1:1751", Name: "LAB-HMC1", State: "disconnected", Detail: "no route to host",
+			Attached: []hal.Serial{}}, {Addr: "hmc2:1751", State: "connected", Attached: []hal.Serial{}}}},
+		{Name: "SOLO", Addresses: []string{"hmc3:1751"}, Attached: []hal.Serial{},
+			Consoles:      []api.HMCConsoleDoc{{Addr: "hmc3:1751", State: "connected", Attached: []hal.Serial{}}},
+			PartnerDetail: "not connected (HA state Disconnected Consistent): the partner's view is unknown"}}, nil
 }
 func (f *fake) HMCShow(ctx context.Context, name string) (api.HMCDoc, error) {
 	f.record("hmc show %s", name)
@@ -375,9 +380,11 @@ func TestVerbs(t *testing.T) {
 			calls: []string{`hmc add {"name":"HMCS","addresses":["hmc1:1751","hmc2:1751"],"user":"u","password_file":"/etc/pw"}`}},
 		{name: "hmc add three addresses", args: []string{"hmc", "add", "H", "--addr", "a:1,b:1,c:1"}, code: wantUsage},
 		{name: "hmc add without addr", args: []string{"hmc", "add", "H"}, code: wantUsage},
-		{name: "hmc list", args: []string{"hmc", "list"}, want: []string{"HMCS", "hmc1:1751(connected) hmc2:1751(disconnected)", "LAB.2107-75P0001"},
+		{name: "hmc list", args: []string{"hmc", "list"}, want: []string{"HMCS", "hmc1:1751(connected) hmc2:1751(disconnected)",
+			"hmc1:1751(disconnected) hmc2:1751(connected)", "LAB.2107-75P0001", "(not connected (HA state Disconnected Consistent)"},
 			calls: []string{"hmc list"}},
-		{name: "hmc show", args: []string{"hmc", "show", "HMCS"}, want: []string{"LAB-HMC1 connected", "connection refused"},
+		{name: "hmc show", args: []string{"hmc", "show", "HMCS"}, want: []string{"LAB-HMC1 connected", "connection refused",
+			"partner hmc1:1751  LAB-HMC1 disconnected no route to host", "partner hmc2:1751  - connected"},
 			calls: []string{"hmc show HMCS", "hmc list"}},
 		{name: "hmc show unknown", args: []string{"hmc", "show", "NOPE"}, code: wantFail, calls: []string{"hmc show NOPE"}},
 		{name: "hmc remove refused", args: []string{"hmc", "remove", "HMCS"}, code: wantFail, want: []string{"use --force"},

@@ -27,12 +27,14 @@ const (
 	MaxName = 255
 	// MaxText bounds the listen address of a Hello and a Goodbye's text.
 	MaxText = 1024
+	// MaxViewEntries bounds the entries of a View.
+	MaxViewEntries = 256
 	// maxKeepalive bounds the interval a Keepalive may announce.
 	maxKeepalive = int64(1 << 42) // about 73 minutes, in nanoseconds
 )
 
-// Version is the protocol version a Hello carries.
-const Version = 1
+// Version is the protocol version a Hello carries. Version 2 added View.
+const Version = 2
 
 const helloMagic = "LKHA"
 
@@ -45,6 +47,7 @@ const (
 	MsgGoodbye     MsgType = 0x02
 	MsgKeepalive   MsgType = 0x03
 	MsgEpochNotice MsgType = 0x04
+	MsgView        MsgType = 0x05
 	MsgSyncRequest MsgType = 0x10
 	MsgSnapshot    MsgType = 0x11
 	MsgRecords     MsgType = 0x12
@@ -53,7 +56,7 @@ const (
 
 func (t MsgType) known() bool {
 	switch t {
-	case MsgHello, MsgGoodbye, MsgKeepalive, MsgEpochNotice, MsgSyncRequest, MsgSnapshot, MsgRecords, MsgAck:
+	case MsgHello, MsgGoodbye, MsgKeepalive, MsgEpochNotice, MsgView, MsgSyncRequest, MsgSnapshot, MsgRecords, MsgAck:
 		return true
 	}
 	return false
@@ -69,6 +72,8 @@ func (t MsgType) String() string {
 		return "keepalive"
 	case MsgEpochNotice:
 		return "epoch-notice"
+	case MsgView:
+		return "view"
 	case MsgSyncRequest:
 		return "sync-request"
 	case MsgSnapshot:
@@ -94,6 +99,46 @@ type Hello struct {
 	Role      ha.Role   // its role
 	Epoch     hal.Epoch // the epoch it carries
 	LastIndex uint64    // its last durable journal record
+}
+
+// View is a server's own view of its storage connections, for its
+// partner to show (CSM's remote connection status): one entry per
+// endpoint of each HMC connection. Each side sends it when the link comes
+// up and whenever it changes; a new one replaces the last.
+type View struct{ Entries []ViewEntry }
+
+// ViewEntry is the sender's connection to one endpoint of a connection.
+type ViewEntry struct {
+	Conn     string    // the connection's name, 1-255 bytes
+	Endpoint uint8     // the endpoint's index in the connection's addresses
+	Name     string    // the name the endpoint proved, 0-255 bytes
+	State    ViewState // the sender's connection to it
+	Detail   string    // why not connected, 0-1024 bytes
+}
+
+// ViewState is the state of a ViewEntry.
+type ViewState uint8
+
+// View states.
+const (
+	ViewConnected    ViewState = 1
+	ViewConnecting   ViewState = 2
+	ViewDisconnected ViewState = 3
+)
+
+func (s ViewState) valid() bool { return s >= ViewConnected && s <= ViewDisconnected }
+
+// String is the state as hmc show writes it.
+func (s ViewState) String() string {
+	switch s {
+	case ViewConnected:
+		return "connected"
+	case ViewConnecting:
+		return "connecting"
+	case ViewDisconnected:
+		return "disconnected"
+	}
+	return fmt.Sprintf("state(%d)", uint8(s))
 }
 
 // Goodbye is the last frame before a side closes: why.
@@ -147,6 +192,7 @@ func (Hello) Type() MsgType       { return MsgHello }
 func (Goodbye) Type() MsgType     { return MsgGoodbye }
 func (Keepalive) Type() MsgType   { return MsgKeepalive }
 func (EpochNotice) Type() MsgType { return MsgEpochNotice }
+func (View) Type() MsgType        { return MsgView }
 func (SyncRequest) Type() MsgType { return MsgSyncRequest }
 func (Snapshot) Type() MsgType    { return MsgSnapshot }
 func (Records) Type() MsgType     { return MsgRecords }
@@ -177,6 +223,21 @@ func (m Keepalive) appendBody(b []byte) []byte {
 }
 
 func (m EpochNotice) appendBody(b []byte) []byte { return be.AppendUint64(b, uint64(m.Epoch)) }
+
+func (m View) appendBody(b []byte) []byte {
+	b = be.AppendUint16(b, uint16(len(m.Entries)))
+	for _, e := range m.Entries {
+		b = append(b, byte(len(e.Conn)))
+		b = append(b, e.Conn...)
+		b = append(b, e.Endpoint)
+		b = append(b, byte(len(e.Name)))
+		b = append(b, e.Name...)
+		b = append(b, byte(e.State))
+		b = be.AppendUint16(b, uint16(len(e.Detail)))
+		b = append(b, e.Detail...)
+	}
+	return b
+}
 
 func (m SyncRequest) appendBody(b []byte) []byte {
 	full := byte(0)
@@ -223,6 +284,16 @@ func checkEncode(m Message) error {
 	case Keepalive:
 		if m.Interval <= 0 || m.Interval > maxKeepalive {
 			return fmt.Errorf("%w: keepalive interval %d ns", ErrMalformed, m.Interval)
+		}
+	case View:
+		if len(m.Entries) > MaxViewEntries {
+			return fmt.Errorf("%w: view of %d entries", ErrMalformed, len(m.Entries))
+		}
+		for _, e := range m.Entries {
+			if len(e.Conn) == 0 || len(e.Conn) > MaxName || len(e.Name) > MaxName || len(e.Detail) > MaxText || !e.State.valid() {
+				return fmt.Errorf("%w: view entry %q/%d: connection %d bytes, name %d bytes, detail %d bytes, state %d",
+					ErrMalformed, e.Conn, e.Endpoint, len(e.Conn), len(e.Name), len(e.Detail), e.State)
+			}
 		}
 	case Snapshot:
 		if m.Total > MaxSnapshot || m.Offset > m.Total || uint64(len(m.Data)) > m.Total-m.Offset {
@@ -369,6 +440,37 @@ func Decode(t MsgType, body []byte) (Message, error) {
 		return m, r.end()
 	case MsgEpochNotice:
 		m := EpochNotice{Epoch: hal.Epoch(r.u64("epoch"))}
+		return m, r.end()
+	case MsgView:
+		n := int(r.u16("count"))
+		// The smallest entry is 6 bytes: the count cannot promise more
+		// than the body holds.
+		if r.err == nil && (n > MaxViewEntries || n*6 > len(r.b)) {
+			r.fail("view of %d entries in %d bytes", n, len(r.b))
+		}
+		var m View
+		if r.err == nil && n > 0 {
+			m.Entries = make([]ViewEntry, 0, n)
+		}
+		for i := 0; i < n && r.err == nil; i++ {
+			var e ViewEntry
+			e.Conn = string(r.take(int(r.u8("connection length")), "connection"))
+			if r.err == nil && e.Conn == "" {
+				r.fail("view entry without a connection")
+			}
+			e.Endpoint = r.u8("endpoint")
+			e.Name = string(r.take(int(r.u8("name length")), "name"))
+			e.State = ViewState(r.u8("state"))
+			if r.err == nil && !e.State.valid() {
+				r.fail("view state %d", e.State)
+			}
+			dn := int(r.u16("detail length"))
+			if r.err == nil && dn > MaxText {
+				r.fail("detail of %d bytes", dn)
+			}
+			e.Detail = string(r.take(dn, "detail"))
+			m.Entries = append(m.Entries, e)
+		}
 		return m, r.end()
 	case MsgSyncRequest:
 		var m SyncRequest

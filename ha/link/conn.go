@@ -120,7 +120,8 @@ type Conn struct {
 	lastHeard    atomic.Int64 // unix ns on opts.Clock
 	peerInterval atomic.Int64 // ns, the peer's announced keepalive interval
 	peerLast     atomic.Uint64
-	delivering   atomic.Bool // the reader waits for Recv: the peer is not silent
+	peerView     atomic.Pointer[View] // the peer's last View, nil before one
+	delivering   atomic.Bool          // the reader waits for Recv: the peer is not silent
 	ka           clock.Timer
 }
 
@@ -269,8 +270,8 @@ func (c *Conn) Send(ctx context.Context, m Message) error {
 	}
 }
 
-// Recv returns the peer's next message other than Keepalive and Goodbye,
-// which the link handles itself.
+// Recv returns the peer's next message other than Keepalive, View and
+// Goodbye, which the link handles itself.
 func (c *Conn) Recv(ctx context.Context) (Message, error) {
 	select {
 	case m := <-c.in:
@@ -280,6 +281,16 @@ func (c *Conn) Recv(ctx context.Context) (Message, error) {
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
+}
+
+// PeerView is the last View the peer sent, false before the first. The
+// link keeps it itself (Recv does not return Views): it is the peer's
+// view of its storage connections, shown beside this server's own.
+func (c *Conn) PeerView() (View, bool) {
+	if v := c.peerView.Load(); v != nil {
+		return *v, true
+	}
+	return View{}, false
 }
 
 // Close ends the link, telling the peer why (a Goodbye, sent within a
@@ -344,6 +355,9 @@ func (c *Conn) readLoop() {
 		case Keepalive:
 			c.peerInterval.Store(m.Interval)
 			c.peerLast.Store(m.LastIndex)
+			continue
+		case View:
+			c.peerView.Store(&m)
 			continue
 		case Goodbye:
 			c.end(fmt.Errorf("%w: %s", ErrPeerClosed, m.Reason), "")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/lockstep-io/lockstep/ha"
+	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/mdlayher/vsock"
 )
@@ -476,7 +478,7 @@ func TestHelloVersionRefused(t *testing.T) {
 	}
 	defer c.Close()
 	f, _ := Encode(helloActive)
-	f[10] = 2 // version 2
+	f[10] = 9 // version 9
 	if _, err := c.Write(f); err != nil {
 		t.Fatal(err)
 	}
@@ -485,7 +487,7 @@ func TestHelloVersionRefused(t *testing.T) {
 		t.Fatalf("first frame %v, %v", m, err)
 	}
 	m, err := readFrame(br, MaxFrame)
-	if g, ok := m.(Goodbye); err != nil || !ok || !strings.Contains(g.Reason, "version 2") {
+	if g, ok := m.(Goodbye); err != nil || !ok || !strings.Contains(g.Reason, "version 9") {
 		t.Errorf("then %+v, %v; want a goodbye naming the version", m, err)
 	}
 	if err := <-refused; !errors.Is(err, ErrVersion) {
@@ -509,5 +511,36 @@ func TestDialHandshakeTimeout(t *testing.T) {
 	_, err = Dial(context.Background(), "tcp://"+l.Addr().String(), opts)
 	if !errors.Is(err, ErrHandshake) || !errors.Is(err, ErrHandshakeTimeout) {
 		t.Fatalf("dial to a silent peer: %v, want ErrHandshake and ErrHandshakeTimeout", err)
+	}
+}
+
+// TestViewKeptByTheLink: a View is the peer's last word on its storage
+// connections: the link keeps the latest, Recv never returns it, and
+// the messages around it flow as before.
+func TestViewKeptByTheLink(t *testing.T) {
+	t.Parallel()
+	pki := newPKI(t)
+	p := dialPair(t, testOptions(pki.creds(t, "db1"), helloActive, nil), testOptions(pki.creds(t, "db2"), helloStandby, nil))
+	ctx := context.Background()
+	if _, ok := p.active.PeerView(); ok {
+		t.Fatal("a view before the peer sent one")
+	}
+	first := View{Entries: []ViewEntry{{Conn: "HMCS", Endpoint: 1, State: ViewDisconnected, Detail: "refused"}}}
+	second := View{Entries: []ViewEntry{{Conn: "HMCS", Endpoint: 1, Name: "HMC2", State: ViewConnected}}}
+	for i, v := range []View{first, second} {
+		if err := p.standby.Send(ctx, v); err != nil {
+			t.Fatal(err)
+		}
+		// Frames are read in order: once the notice that followed the
+		// view is out, the view is in.
+		if err := p.standby.Send(ctx, EpochNotice{Epoch: hal.Epoch(i)}); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := p.active.Recv(ctx); err != nil || m != (EpochNotice{Epoch: hal.Epoch(i)}) {
+			t.Fatalf("Recv = %+v, %v: want the notice, the view kept by the link", m, err)
+		}
+		if got, ok := p.active.PeerView(); !ok || !reflect.DeepEqual(got, v) {
+			t.Fatalf("PeerView = %+v, %t; want %+v", got, ok, v)
+		}
 	}
 }

@@ -59,7 +59,7 @@
 // has exactly one encoding.
 //
 //	type  message      direction         body
-//	0x01  Hello        both, first       magic "LKHA", version u16 (1), role u8,
+//	0x01  Hello        both, first       magic "LKHA", version u16 (2), role u8,
 //	                                     epoch u64, last index u64,
 //	                                     name (u8 length, 0-255 bytes),
 //	                                     listen (u16 length, 0-1024 bytes)
@@ -67,6 +67,12 @@
 //	0x03  Keepalive    both              interval i64 (ns, 1 ns - 2^42 ns),
 //	                                     last index u64
 //	0x04  EpochNotice  both              epoch u64
+//	0x05  View         both              count u16 (<= 256), count x (
+//	                                     connection (u8 length, 1-255 bytes),
+//	                                     endpoint u8, name (u8 length,
+//	                                     0-255 bytes), state u8 (1 connected,
+//	                                     2 connecting, 3 disconnected),
+//	                                     detail (u16 length, 0-1024 bytes))
 //	0x10  SyncRequest  standby -> active full bool (u8 0 or 1), index u64,
 //	                                     sum [32]byte (SHA-256 of the payload
 //	                                     of record index; zero when index 0)
@@ -101,6 +107,14 @@
 // peer's announced intervals closes the link with ErrPeerSilent (the
 // rule is Silent). A frame waiting for the reader to take it counts as
 // life. Both run on the injected clock.
+//
+// # View
+//
+// Each side sends a View, its own connection status to each endpoint of
+// its HMC connections, when the link comes up and whenever it changes;
+// the link keeps the peer's last one (Conn.PeerView) for the partner's
+// view in hmc show (CSM's remote connection status). Version 2 of the
+// protocol added it: a Hello of version 1 is refused, as any other.
 //
 // # Synchronization and shipping
 //

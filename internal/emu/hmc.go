@@ -177,6 +177,30 @@ func (h *HMC) sleep(ctx context.Context, d time.Duration) error {
 	return nil
 }
 
+// RegisterTrapReceiver makes the HMC send the suspend and heartbeat
+// expiry events of its attached systems to r as SNMPv2c traps until ctx
+// ends, as a real HMC sends its storage systems' Copy Services traps:
+// from the HMC's own address (r.LocalAddr), at most one suspend trap per
+// LSS per TrapInterval, and only what it hears (while it is up and its
+// private link to the system is). r.Manager only names the receiver.
+func (h *HMC) RegisterTrapReceiver(ctx context.Context, r TrapReceiver) error {
+	g, err := dialTrapReceiver(r)
+	if err != nil {
+		return err
+	}
+	name := r.Manager
+	if name == "" {
+		name = "snmp-trap:" + r.Addr
+	}
+	events, err := h.Connect(name).Events(ctx)
+	if err != nil {
+		g.Close()
+		return err
+	}
+	go sendTraps(g, events, h.clock.Now(), r.Up)
+	return nil
+}
+
 // HMCSession is one manager's connection to an HMC.
 type HMCSession struct {
 	h       *HMC

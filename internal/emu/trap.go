@@ -45,20 +45,21 @@ type TrapReceiver struct {
 	Up func() bool
 }
 
+// TrapInterval: like a real array's Copy Services traps, at most one
+// suspend trap per LSS leaves in this interval (on the fabric clock);
+// a later suspend of the same LSS within it is not trapped. The pushed
+// events and the manager's polls carry it: a trap is one of three
+// sources of the same truth, and the one that may be lost.
+const TrapInterval = 5 * time.Second
+
 // RegisterTrapReceiver makes the system send its suspend and heartbeat
 // expiry events to r as SNMPv2c traps until ctx ends. Traps are UDP
 // datagrams: one that is lost stays lost, the manager's polls are the
 // backstop. sysUpTime counts from the registration, on the fabric clock.
 func (s *System) RegisterTrapReceiver(ctx context.Context, r TrapReceiver) error {
-	host, portText, err := net.SplitHostPort(r.Addr)
-	port, perr := strconv.ParseUint(portText, 10, 16)
-	if err != nil || perr != nil || port == 0 {
-		return fmt.Errorf("%w: trap receiver %q is not host:port", ErrConfig, r.Addr)
-	}
-	g := &gosnmp.GoSNMP{Target: host, Port: uint16(port), Transport: "udp", Community: r.Community,
-		Version: gosnmp.Version2c, Timeout: time.Second, Retries: 0, LocalAddr: r.LocalAddr}
-	if err := g.Connect(); err != nil {
-		return fmt.Errorf("%w: trap receiver %s: %v", ErrConfig, r.Addr, err)
+	g, err := dialTrapReceiver(r)
+	if err != nil {
+		return err
 	}
 	name := r.Manager
 	if name == "" {
@@ -69,20 +70,55 @@ func (s *System) RegisterTrapReceiver(ctx context.Context, r TrapReceiver) error
 		g.Close()
 		return err
 	}
-	start := s.fabric.clock.Now()
-	go func() {
-		defer g.Close()
-		for ev := range events {
-			if r.Up != nil && !r.Up() {
+	go sendTraps(g, events, s.fabric.clock.Now(), r.Up)
+	return nil
+}
+
+// dialTrapReceiver is the SNMP sender to r.
+func dialTrapReceiver(r TrapReceiver) (*gosnmp.GoSNMP, error) {
+	host, portText, err := net.SplitHostPort(r.Addr)
+	port, perr := strconv.ParseUint(portText, 10, 16)
+	if err != nil || perr != nil || port == 0 {
+		return nil, fmt.Errorf("%w: trap receiver %q is not host:port", ErrConfig, r.Addr)
+	}
+	g := &gosnmp.GoSNMP{Target: host, Port: uint16(port), Transport: "udp", Community: r.Community,
+		Version: gosnmp.Version2c, Timeout: time.Second, Retries: 0, LocalAddr: r.LocalAddr}
+	if err := g.Connect(); err != nil {
+		return nil, fmt.Errorf("%w: trap receiver %s: %v", ErrConfig, r.Addr, err)
+	}
+	return g, nil
+}
+
+// trapLimit keys a suspend trap's LSS: the system's serial and its LSS.
+type trapLimit struct {
+	serial hal.Serial
+	lss    hal.LSS
+}
+
+// sendTraps sends events as traps through g until events is closed, at
+// most one suspend trap per LSS per TrapInterval (up, when set, is asked
+// before each: false loses it); sysUpTime counts from start. It closes g.
+func sendTraps(g *gosnmp.GoSNMP, events <-chan hal.Event, start time.Time, up func() bool) {
+	defer g.Close()
+	last := map[trapLimit]time.Time{}
+	for ev := range events {
+		if up != nil && !up() {
+			continue
+		}
+		if ev.Kind == hal.EventSuspend {
+			k := trapLimit{ev.Serial, ev.LSSPair.Source.LSS}
+			// Judged at the event's time: a sender that falls behind
+			// does not let more through.
+			if at, ok := last[k]; ok && ev.At.Sub(at) < TrapInterval {
 				continue
 			}
-			uptime := uint32(max(ev.At.Sub(start), 0) / (10 * time.Millisecond)) // at the event
-			if vbs, ok := TrapVarbinds(ev, uptime); ok {
-				_, _ = g.SendTrap(gosnmp.SnmpTrap{Variables: vbs})
-			}
+			last[k] = ev.At
 		}
-	}()
-	return nil
+		uptime := uint32(max(ev.At.Sub(start), 0) / (10 * time.Millisecond)) // at the event
+		if vbs, ok := TrapVarbinds(ev, uptime); ok {
+			_, _ = g.SendTrap(gosnmp.SnmpTrap{Variables: vbs})
+		}
+	}
 }
 
 // TrapVarbinds encodes an event as the variable bindings of its trap,

@@ -50,6 +50,9 @@ type TrapParam struct {
 	// pushed events are.
 	Manager string `json:"manager,omitempty"`
 	System  string `json:"system,omitempty"` // "" = every system of the lab
+	// HMC, when set, makes that HMC send the traps of the systems it
+	// fronts, from its own address, as a real HMC does (not with System).
+	HMC string `json:"hmc,omitempty"`
 }
 
 // Fault is one injected fault.
@@ -67,7 +70,8 @@ type Fault struct {
 	Endpoint int    `json:"endpoint"`
 	Latency  string `json:"latency,omitempty"`
 	// HMC names the HMC of the kinds hmc (Mode up, down or blackhole, or
-	// Latency) and hmc-link (System's private link, Up).
+	// Latency; with Manager, up or down for that manager only) and
+	// hmc-link (System's private link, Up).
 	HMC string `json:"hmc,omitempty"`
 	// Host is the z/OS host of the kinds zos (Mode up, down or blackhole,
 	// or Latency) and channel (System; Mode up or down).
@@ -190,6 +194,9 @@ func (s *Server) Commands(p CommandsParam) (recs []emu.CommandRecord, dropped ui
 // RegisterTrapReceiver makes the lab's systems (or one) send their events
 // as SNMPv2c traps to p.Addr until ctx ends.
 func (s *Server) RegisterTrapReceiver(ctx context.Context, p TrapParam) error {
+	if p.HMC != "" {
+		return s.registerHMCTraps(ctx, p)
+	}
 	var serials []hal.Serial
 	if p.System != "" {
 		if s.endpoints[hal.Serial(p.System)] == nil {

@@ -81,9 +81,13 @@
 // open, nothing is answered or forwarded), "up", or a latency added to
 // every relayed command; kind "hmc-link" takes the private link to one
 // system down or up (that system's commands are answered unreachable, its
-// events are lost for that HMC):
+// events are lost for that HMC). With a manager, kind "hmc" with mode
+// "down" or "up" concerns that manager alone (the network between it and
+// the HMC: its connections closed, its log-on refused; for an HA pair
+// whose standby cannot reach an HMC the active can):
 //
 //	{"op":"fault","fault":{"kind":"hmc","hmc":"HMC1","mode":"blackhole"}}
+//	{"op":"fault","fault":{"kind":"hmc","hmc":"HMC2","mode":"down","manager":"lockstep-b"}}
 //	{"op":"fault","fault":{"kind":"hmc","hmc":"HMC1","latency":"5ms"}}
 //	{"op":"fault","fault":{"kind":"hmc-link","hmc":"HMC1","system":"LAB.2107-75P0001","up":false}}
 //
@@ -135,6 +139,15 @@
 // pushed events:
 //
 //	{"op":"trap-register","trap":{"addr":"127.0.0.1:10162","community":"lab","manager":"lockstep-a"}}
+//
+// With "hmc", the HMC of that name sends the traps of every system it
+// fronts, from its own endpoint's address, as a real HMC sends its
+// storage systems' Copy Services traps; the HMC's own faults (down,
+// black-holed, a private link down) lose them, a manager's endpoint
+// faults do not. Every sender keeps to one suspend trap per LSS per 5 s
+// (emu.TrapInterval):
+//
+//	{"op":"trap-register","trap":{"addr":"127.0.0.1:10162","community":"lab","hmc":"LAB-HMC1"}}
 //
 // The op "commands" reads the record of the commands the systems judged
 // (see emu.Fabric.Commands): every command that reached a system's epoch

@@ -30,6 +30,10 @@ type hmcEndpoint struct {
 	mu         sync.Mutex
 	conns      map[*servedConn]struct{}
 	hmcLatency time.Duration // the injected latency, for status
+	// downFor are the managers the HMC is down for (fault hmc with a
+	// manager): their log-on is refused, as a manager whose network
+	// cannot reach the HMC sees it, while the others are served.
+	downFor map[string]bool
 }
 
 // startHMCs builds the lab file's HMCs over the fabric, listens on their
@@ -105,6 +109,10 @@ func (ep *hmcEndpoint) serveConn(ctx context.Context, raw net.Conn) {
 			return wire.HelloOK{}, nil, fmt.Errorf("%w: HMC %s is down", hal.ErrUnreachable, ep.cfg.Name)
 		}
 		ep.mu.Lock()
+		if ep.downFor[h.Manager] {
+			ep.mu.Unlock()
+			return wire.HelloOK{}, nil, fmt.Errorf("%w: HMC %s is down for manager %s", hal.ErrUnreachable, ep.cfg.Name, h.Manager)
+		}
 		sc.manager = h.Manager
 		ep.conns[sc] = struct{}{}
 		ep.mu.Unlock()
@@ -122,10 +130,16 @@ func (ep *hmcEndpoint) serveConn(ctx context.Context, raw net.Conn) {
 	}
 }
 
-// dropAll closes every manager connection (the HMC went down).
-func (ep *hmcEndpoint) dropAll() {
+// dropAll closes every manager connection (the HMC went down), or the
+// named manager's only.
+func (ep *hmcEndpoint) dropAll(manager string) {
 	ep.mu.Lock()
-	kill := slices.Collect(maps.Keys(ep.conns))
+	var kill []*servedConn
+	for sc := range ep.conns {
+		if manager == "" || sc.manager == manager {
+			kill = append(kill, sc)
+		}
+	}
 	ep.mu.Unlock()
 	for _, sc := range kill {
 		// Close before cancelling: cancelling ends the commands the HMC
@@ -218,6 +232,29 @@ func (h *hmcServed) QueryLSSs(context.Context, hal.Epoch) ([]hal.LSSStatus, erro
 	return nil, errNoTarget
 }
 
+// registerHMCTraps makes HMC p.HMC send its attached systems' events as
+// traps to p.Addr from its endpoint's address, until ctx ends. The HMC's
+// own faults (down, black-holed, a private link down) lose them; a
+// manager's endpoint faults do not: the traps do not cross them.
+func (s *Server) registerHMCTraps(ctx context.Context, p TrapParam) error {
+	ep := s.hmcs[p.HMC]
+	switch {
+	case ep == nil:
+		return fmt.Errorf("trap-register: unknown HMC %q", p.HMC)
+	case p.System != "":
+		return fmt.Errorf("trap-register: an HMC sends the traps of every system it fronts: give hmc or system, not both")
+	}
+	r := emu.TrapReceiver{Addr: p.Addr, Community: p.Community, Manager: "snmp-trap:" + p.Addr + ":" + p.Manager + "@hmc:" + p.HMC}
+	if host, _, err := net.SplitHostPort(ep.ln.Addr().String()); err == nil {
+		r.LocalAddr = net.JoinHostPort(host, "0")
+	}
+	if err := ep.hmc.RegisterTrapReceiver(ctx, r); err != nil {
+		return fmt.Errorf("trap-register: %w", err)
+	}
+	s.log.Info("trap receiver registered", "addr", p.Addr, "manager", p.Manager, "hmc", p.HMC)
+	return nil
+}
+
 // HMCStatus is what status says of one HMC.
 type HMCStatus struct {
 	Name     string          `json:"name"`
@@ -274,6 +311,20 @@ func (s *Server) injectHMC(f Fault) error {
 			ep.hmcLatency = d
 			ep.mu.Unlock()
 			ep.hmc.SetLatency(d)
+		case f.Manager != "":
+			// Down for one manager only: up or down, no black hole.
+			if f.Mode != "up" && f.Mode != "down" {
+				return fmt.Errorf("fault hmc: mode %q for manager %s is not up or down", f.Mode, f.Manager)
+			}
+			ep.mu.Lock()
+			if ep.downFor == nil {
+				ep.downFor = map[string]bool{}
+			}
+			ep.downFor[f.Manager] = f.Mode == "down"
+			ep.mu.Unlock()
+			if f.Mode == "down" {
+				ep.dropAll(f.Manager)
+			}
 		default:
 			mode, ok := map[string]emu.LinkMode{"up": emu.LinkUp, "down": emu.LinkDown, "blackhole": emu.LinkBlackhole}[f.Mode]
 			if !ok {
@@ -281,7 +332,7 @@ func (s *Server) injectHMC(f Fault) error {
 			}
 			ep.hmc.SetMode(mode)
 			if mode == emu.LinkDown {
-				ep.dropAll()
+				ep.dropAll("")
 			}
 		}
 	case "hmc-link":
@@ -290,6 +341,6 @@ func (s *Server) injectHMC(f Fault) error {
 		}
 	}
 	s.log.Info("fault injected", "kind", f.Kind, "hmc", f.HMC, "system", f.System, "up", f.Up,
-		"mode", f.Mode, "latency", f.Latency)
+		"mode", f.Mode, "latency", f.Latency, "manager", f.Manager)
 	return nil
 }

@@ -147,3 +147,59 @@ func TestTrapsLeaveFromTheSystemsAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestHMCTrapsLeaveFromTheHMCsAddress (issue 15): registered at an HMC,
+// the traps of the systems it fronts leave from the HMC's address; an
+// unknown HMC, or an HMC and a system at once, is refused.
+func TestHMCTrapsLeaveFromTheHMCsAddress(t *testing.T) {
+	t.Parallel()
+	text := strings.NewReplacer(`"127.0.0.1:0", "127.0.0.1:0"`, `"127.0.0.53:0", "127.0.0.54:0"`).Replace(goodSystem) +
+		strings.Replace(goodHMC, `"127.0.0.1:0"`, `"127.0.0.95:0"`, 1) +
+		"processing = \"0s\"\nlink_latency = \"0s\"\n" // the relay takes no time on the fake clock
+	cfg, err := ParseConfig(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	clk := clock.NewFake(time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC))
+	srv, err := Start(ctx, cfg, Options{Clock: clk, ControlSocket: filepath.Join(t.TempDir(), "lab.sock")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close()
+	for _, bad := range []TrapParam{{Addr: pc.LocalAddr().String(), HMC: "NOPE"}, {Addr: pc.LocalAddr().String(), HMC: "H", System: "A"}} {
+		if _, err := Call(ctx, srv.ControlAddr(), Request{Op: "trap-register", Trap: &bad}); err == nil {
+			t.Errorf("trap-register %+v: accepted", bad)
+		}
+	}
+	if _, err := Call(ctx, srv.ControlAddr(), Request{Op: "trap-register", Trap: &TrapParam{Addr: pc.LocalAddr().String(),
+		Community: "lab", HMC: "H"}}); err != nil {
+		t.Fatal(err)
+	}
+	sys := srv.Fabric().System("A").Connect("setup")
+	if err := sys.EnableHeartbeat(ctx, 1, hal.HeartbeatSpec{Session: "s", Timeout: time.Second}); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Second)
+	pc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	buf := make([]byte, 65536)
+	n, from, err := pc.ReadFrom(buf)
+	if err != nil {
+		t.Fatalf("no trap through HMC H: %v", err)
+	}
+	p, err := (&gosnmp.GoSNMP{Version: gosnmp.Version2c}).UnmarshalTrap(buf[:n], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := from.(*net.UDPAddr).IP.String(); got != "127.0.0.95" {
+		t.Fatalf("trap of A through HMC H came from %s, want 127.0.0.95 (the HMC)", got)
+	}
+	if got := string(p.Variables[2].Value.([]byte)); got != "A" {
+		t.Fatalf("trap names %s, want A", got)
+	}
+}

@@ -44,6 +44,16 @@ func orDash(s string) string {
 
 // consolesLine is an HMC connection's HMCs, one word each:
 // "hmc1:1751(connected)".
+
+// partnerLine is the partner's view of an HMC connection's HMCs, as
+// consolesLine, or why there is none.
+func partnerLine(h api.HMCDoc) string {
+	if h.Partner == nil {
+		return "(" + h.PartnerDetail + ")"
+	}
+	return consolesLine(h.Partner)
+}
+
 func consolesLine(cs []api.HMCConsoleDoc) string {
 	var out []string
 	for _, c := range cs {
@@ -65,8 +75,10 @@ func (a *app) hmcListCmd() *cobra.Command {
 		Use:   "list",
 		Short: "List the HMC connections, their HMCs and attached storage systems",
 		Long: `List every HMC connection: its HMCs with this server's connection status
-to each (connected, connecting, disconnected), and the storage systems
-discovered behind it.`,
+to each (connected, connecting, disconnected), on an HA pair the
+partner's status to each as it last reported it (PARTNER; or why there
+is none: no partner, not connected), and the storage systems discovered
+behind it.`,
 		Example: "  lockstepctl hmc list\n  lockstepctl --json hmc list",
 		Args:    cobra.NoArgs,
 		RunE: a.leaf(func(ctx context.Context, c *client.Client, _ []string) error {
@@ -75,9 +87,9 @@ discovered behind it.`,
 				return err
 			}
 			return a.show(list, func(w io.Writer) {
-				fmt.Fprintln(w, "NAME\tHMCS\tATTACHED")
+				fmt.Fprintln(w, "NAME\tHMCS\tPARTNER\tATTACHED")
 				for _, h := range list {
-					fmt.Fprintf(w, "%s\t%s\t%s\n", h.Name, consolesLine(h.Consoles), serialsLine(h.Attached))
+					fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", h.Name, consolesLine(h.Consoles), partnerLine(h), serialsLine(h.Attached))
 				}
 			})
 		}),
@@ -91,9 +103,10 @@ func (a *app) hmcShowCmd() *cobra.Command {
 		Long: `Show one HMC connection: its user, the storage systems discovered behind it,
 and for each HMC its address, the name its certificate proved, this
 server's connection status to it (local connection status), the problem
-seen, and the storage systems it said it fronts. The partner's view (the
-remote connection status of an HA pair) is not exchanged over the HA
-link: run the same command on the partner.`,
+seen, and the storage systems it said it fronts. On an HA pair, each
+HMC's line "partner" gives the partner's connection status to it (remote
+connection status), as the partner last reported it over the HA link;
+when the partner is not connected, it says so instead of guessing.`,
 		Example: "  lockstepctl hmc show HMCS",
 		Args:    cobra.ExactArgs(1),
 		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {
@@ -105,6 +118,9 @@ link: run the same command on the partner.`,
 				fmt.Fprintf(w, "name\t%s\nuser\t%s\nattached\t%s\n", h.Name, orDash(h.User), serialsLine(h.Attached))
 				for _, cs := range h.Consoles {
 					fmt.Fprintf(w, "hmc %s\t%s %s %s fronts %s\n", cs.Addr, orDash(cs.Name), cs.State, cs.Detail, serialsLine(cs.Attached))
+				}
+				for _, cs := range h.Partner {
+					fmt.Fprintf(w, "partner %s\t%s %s %s\n", cs.Addr, orDash(cs.Name), cs.State, cs.Detail)
 				}
 				if h.PartnerDetail != "" {
 					fmt.Fprintf(w, "partner\t%s\n", h.PartnerDetail)

@@ -48,8 +48,11 @@ type HMCDoc struct {
 	// Consoles are its HMCs as this server sees them now: the local
 	// connection status.
 	Consoles []HMCConsoleDoc `json:"consoles"`
-	// Partner is the HA partner's view (remote connection status) when
-	// this server has it; PartnerDetail says why not otherwise.
+	// Partner is the HA partner's view (remote connection status), one
+	// entry per address as in Consoles, as the partner last reported it
+	// over the HA link (State "unknown" for an HMC it did not report);
+	// absent when this server has none, and PartnerDetail says why (no
+	// partner, not connected, not reported yet).
 	Partner       []HMCConsoleDoc `json:"partner,omitempty"`
 	PartnerDetail string          `json:"partner_detail,omitempty"`
 }
