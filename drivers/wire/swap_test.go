@@ -82,7 +82,7 @@ func FuzzDecodeSwapEvent(f *testing.F) {
 // fakeSwapHost is a storage fake that also runs HyperSwap.
 type fakeSwapHost struct {
 	*fakeStorage
-	mu     sync.Mutex
+	mu    sync.Mutex
 	calls []string
 	subs  []chan hal.SwapEvent // one per connection, in order
 	// subscribed gets one token per SwapEvents call.
