@@ -65,6 +65,10 @@ commands:
           the commands the storage systems judged, one line each: manager,
           the command's epoch and the system's, outcome ok, refused or fenced
   scenario S1|S2|S3|S5|S6|H1|H2|H3|random [--heartbeat on|off] [--seed N] [--speed N] [--via direct|hmc]
+  scenario hyperswap-planned|hyperswap-unplanned|hyperswap-unplanned-channel|hyperswap-pathloss [--speed N]
+          a Metro Mirror Failover/Failback with HyperSwap session, the workload
+          on an emulated z/OS host: exit 0 if the H2 image is consistent, no
+          acknowledged write was lost and the host swapped (pathloss: did not)
           a failure scenario of the design with the real freeze core, in-process,
           or with --via over loopback TLS through the direct driver or a dual
           HMC (H1-H3: HMC failures, --via hmc only); exit 0 if the secondary
@@ -251,13 +255,19 @@ func scenarioCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: scenario NAME (%s, random; with --via hmc %s; with --via direct %s)", errUsage,
-			strings.Join(scenario.Names, ", "), strings.Join(scenario.HMCNames, ", "), strings.Join(scenario.ZOSNames, ", "))
+			strings.Join(scenario.Names, ", ")+", "+strings.Join(scenario.HyperSwapNames, ", "), strings.Join(scenario.HMCNames, ", "), strings.Join(scenario.ZOSNames, ", "))
 	}
 	if *hb != "on" && *hb != "off" {
 		return fmt.Errorf("%w: --heartbeat %q is not on or off", errUsage, *hb)
 	}
 	if *via != "" && *via != scenario.ViaDirect && *via != scenario.ViaHMC {
 		return fmt.Errorf("%w: --via %q is not direct or hmc", errUsage, *via)
+	}
+	if slices.Contains(scenario.HyperSwapNames, pos[0]) {
+		if *via != "" || *hb == "on" {
+			return fmt.Errorf("%w: %s runs in-process, heartbeat off (the heartbeat does not cover a HyperSwap session)", errUsage, pos[0])
+		}
+		return hyperSwapScenario(ctx, out, pos[0], *speed)
 	}
 	if slices.Contains(scenario.ZOSNames, pos[0]) {
 		if *via == scenario.ViaHMC {
@@ -278,6 +288,29 @@ func scenarioCmd(ctx context.Context, args []string, out io.Writer) error {
 		return err
 	}
 	if !res.Consistent() {
+		return errInconsistent
+	}
+	return nil
+}
+
+// hyperSwapScenario runs a HyperSwap scenario in-process on a scaled
+// clock. Exit 0: the H2 image is consistent with no acknowledged write
+// lost, and the z/OS host swapped with the workload going on on H2 (or,
+// for hyperswap-pathloss, did not swap).
+func hyperSwapScenario(ctx context.Context, out io.Writer, name string, speed float64) error {
+	if speed == 0 {
+		speed = 100
+	}
+	res, err := runScenarioOpt(ctx, out, name, scenario.Options{Clock: clock.NewScaled(speed)})
+	if err != nil {
+		return err
+	}
+	if res.Swapped {
+		fmt.Fprintf(out, "  z/OS host swapped (%s); %d acknowledged writes, %d of them after the swap\n",
+			res.SwapTrigger, res.Writes, res.Writes-res.WritesAtSwap)
+	}
+	if err := scenario.HyperSwapOK(name, res, 100); err != nil {
+		fmt.Fprintf(out, "  FAILED: %v\n", err)
 		return errInconsistent
 	}
 	return nil

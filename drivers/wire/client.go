@@ -48,6 +48,10 @@ type ClientOptions struct {
 	// means the connection does not take state-change messages (only a
 	// z/OS host sends them) and one closes the connection as malformed.
 	StateChanges int
+	// SwapEvents is the capacity of the SwapEvents channel; zero means the
+	// connection does not take swap events (only a z/OS host's discovery
+	// connection sends them) and one closes the connection as malformed.
+	SwapEvents int
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {
@@ -92,7 +96,8 @@ type Client struct {
 	hmc      string
 	attached map[hal.Serial]bool
 	events   chan hal.Event
-	changes  chan StateChange // nil unless opts.StateChanges > 0
+	changes  chan StateChange   // nil unless opts.StateChanges > 0
+	swaps    chan hal.SwapEvent // nil unless opts.SwapEvents > 0
 	dropped  atomic.Uint64
 	foreign  atomic.Uint64 // events dropped for naming another storage system
 
@@ -150,6 +155,9 @@ func NewClient(ctx context.Context, conn net.Conn, hello Hello, opts ClientOptio
 	}
 	if opts.StateChanges > 0 {
 		c.changes = make(chan StateChange, opts.StateChanges)
+	}
+	if opts.SwapEvents > 0 {
+		c.swaps = make(chan hal.SwapEvent, opts.SwapEvents)
 	}
 	c.wg.Add(2)
 	go c.readLoop(br)
@@ -288,6 +296,9 @@ func (c *Client) readLoop(br *bufio.Reader) {
 		if c.changes != nil {
 			close(c.changes) // the only sender
 		}
+		if c.swaps != nil {
+			close(c.swaps) // the only sender
+		}
 	}()
 	for {
 		f, err := ReadFrame(br, MaxFrameSize)
@@ -325,6 +336,11 @@ func (c *Client) readLoop(br *bufio.Reader) {
 			}
 		case MsgStateChange:
 			if err := c.takeStateChange(f.Body); err != nil {
+				c.fail(err)
+				return
+			}
+		case MsgSwapEvent:
+			if err := c.takeSwapEvent(f.Body); err != nil {
 				c.fail(err)
 				return
 			}

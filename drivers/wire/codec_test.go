@@ -84,6 +84,10 @@ var sampleArgs = []struct {
 	{"remove-pairs", OpRemovePairs, Args{VolumePairs: []hal.VolumePair{volPairA, volPairB}}},
 	{"remove-pairs/empty", OpRemovePairs, Args{}},
 	{"remove-paths", OpRemovePaths, Args{LSSPairs: []hal.LSSPair{lssPairA}}},
+	{"load-swap", OpLoadSwap, Args{Session: "hs", VolumePairs: []hal.VolumePair{volPairA, volPairB}}},
+	{"unload-swap", OpUnloadSwap, Args{Session: "hs"}},
+	{"swap", OpSwap, Args{Session: "hs"}},
+	{"swap-status", OpSwapStatus, Args{}},
 }
 
 var sampleResults = []struct {
@@ -111,6 +115,13 @@ var sampleResults = []struct {
 	{"query-online", OpQueryOnline, Result{Online: []OnlineSystem{{Serial: serialP, ChannelsUp: true}, {Serial: serialS}}}},
 	{"remove-pairs", OpRemovePairs, Result{}},
 	{"remove-paths", OpRemovePaths, Result{}},
+	{"load-swap", OpLoadSwap, Result{}},
+	{"unload-swap", OpUnloadSwap, Result{}},
+	{"swap", OpSwap, Result{}},
+	{"swap-status", OpSwapStatus, Result{Swaps: []hal.SwapState{
+		{Session: "a", Pairs: []hal.VolumePair{volPairA}, Ready: true},
+		{Session: "b", Pairs: []hal.VolumePair{volPairA, volPairB}, Swapped: true, Why: "swapped: the host writes to the H2 volumes"}}}},
+	{"swap-status/none", OpSwapStatus, Result{}},
 }
 
 var (
@@ -241,20 +252,20 @@ func TestGolden(t *testing.T) {
 		want string // hex, spaces ignored
 	}{
 		{"hello", func() ([]byte, error) {
-			return EncodeHello(Hello{Version: 2, Manager: "m", Serial: "S", User: "u", Password: "p"})
-		}, "4C4B5350 0002 00 016D 0153 00 00 0175 0170"},
+			return EncodeHello(Hello{Version: 3, Manager: "m", Serial: "S", User: "u", Password: "p"})
+		}, "4C4B5350 0003 00 016D 0153 00 00 0175 0170"},
 		{"hello-to-hmc", func() ([]byte, error) {
-			return EncodeHello(Hello{Version: 2, ToHMC: true, Manager: "m", HMC: "H", User: "u", Password: "p"})
-		}, "4C4B5350 0002 01 016D 00 0148 00 0175 0170"},
+			return EncodeHello(Hello{Version: 3, ToHMC: true, Manager: "m", HMC: "H", User: "u", Password: "p"})
+		}, "4C4B5350 0003 01 016D 00 0148 00 0175 0170"},
 		{"hello-sysplex", func() ([]byte, error) {
-			return EncodeHello(Hello{Version: 2, Manager: "m", Serial: "S", Sysplex: "X", User: "u", Password: "p"})
-		}, "4C4B5350 0002 00 016D 0153 00 0158 0175 0170"},
+			return EncodeHello(Hello{Version: 3, Manager: "m", Serial: "S", Sysplex: "X", User: "u", Password: "p"})
+		}, "4C4B5350 0003 00 016D 0153 00 0158 0175 0170"},
 		{"hello-ok", func() ([]byte, error) {
-			return EncodeHelloOK(HelloOK{Version: 2, Serial: "S", Capabilities: hal.Capabilities{Heartbeat: true}, Epoch: 7})
-		}, "0002 0153 00000001 0000000000000007 00 00000000"},
+			return EncodeHelloOK(HelloOK{Version: 3, Serial: "S", Capabilities: hal.Capabilities{Heartbeat: true}, Epoch: 7})
+		}, "0003 0153 00000001 0000000000000007 00 00000000"},
 		{"hello-ok-hmc", func() ([]byte, error) {
-			return EncodeHelloOK(HelloOK{Version: 2, Capabilities: hal.Capabilities{Heartbeat: true}, HMC: "H", Attached: []hal.Serial{"P", "S"}})
-		}, "0002 00 00000001 0000000000000000 0148 00000002 0150 0153"},
+			return EncodeHelloOK(HelloOK{Version: 3, Capabilities: hal.Capabilities{Heartbeat: true}, HMC: "H", Attached: []hal.Serial{"P", "S"}})
+		}, "0003 00 00000001 0000000000000000 0148 00000002 0150 0153"},
 		{"hello-reject", func() ([]byte, error) { return EncodeHelloReject(HelloReject{Code: RejectAuth, Text: "no"}) },
 			"02 0002 6E6F"},
 		{"freeze-request-frame", func() ([]byte, error) { return frame.Bytes(), nil },
@@ -372,22 +383,22 @@ func malformedCases(t testing.TB) []malformedCase {
 		return decodeErr(func(b []byte) (Result, error) { return DecodeResult(op, b) }, hexBytes(t, s))
 	}
 	helloV1 := append([]byte(Magic), hexBytes(t, "0001 016D 0153 0175 0170")...)
-	helloV3 := append([]byte(Magic), hexBytes(t, "0003 00 016D 0153 00 0175 0170")...)
+	helloV4 := append([]byte(Magic), hexBytes(t, "0004 00 016D 0153 00 0175 0170")...)
 	cs = append(cs,
 		malformedCase{"hello/trailing", decodeErr(DecodeHello, append(hello, 0)), ErrMalformed},
 		malformedCase{"hello/bad-magic", decodeErr(DecodeHello, append([]byte("HTTP"), hello[4:]...)), ErrMalformed},
 		malformedCase{"hello/version-1", decodeErr(DecodeHello, helloV1), ErrBadVersion},
-		malformedCase{"hello/version-3", decodeErr(DecodeHello, helloV3), ErrBadVersion},
-		malformedCase{"hello/unknown-flag", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0002 02 016D 0153 00 00 0175 0170")...)), ErrMalformed},
-		malformedCase{"hello/hmc-with-serial", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0002 01 016D 0153 00 00 0175 0170")...)), ErrMalformed},
-		malformedCase{"hello/storage-with-hmc", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0002 00 016D 0153 0148 00 0175 0170")...)), ErrMalformed},
-		malformedCase{"hello-ok/storage-with-attached", decodeErr(DecodeHelloOK, hexBytes(t, "0002 0153 00000001 0000000000000007 00 00000001 0150")), ErrMalformed},
-		malformedCase{"hello-ok/hmc-with-serial", decodeErr(DecodeHelloOK, hexBytes(t, "0002 0153 00000001 0000000000000007 0148 00000000")), ErrMalformed},
-		malformedCase{"hello-ok/attached-count-overflow", decodeErr(DecodeHelloOK, hexBytes(t, "0002 00 00000001 0000000000000007 0148 FFFFFFFF 0150")), ErrMalformed},
+		malformedCase{"hello/version-4", decodeErr(DecodeHello, helloV4), ErrBadVersion},
+		malformedCase{"hello/unknown-flag", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0003 02 016D 0153 00 00 0175 0170")...)), ErrMalformed},
+		malformedCase{"hello/hmc-with-serial", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0003 01 016D 0153 00 00 0175 0170")...)), ErrMalformed},
+		malformedCase{"hello/storage-with-hmc", decodeErr(DecodeHello, append([]byte(Magic), hexBytes(t, "0003 00 016D 0153 0148 00 0175 0170")...)), ErrMalformed},
+		malformedCase{"hello-ok/storage-with-attached", decodeErr(DecodeHelloOK, hexBytes(t, "0003 0153 00000001 0000000000000007 00 00000001 0150")), ErrMalformed},
+		malformedCase{"hello-ok/hmc-with-serial", decodeErr(DecodeHelloOK, hexBytes(t, "0003 0153 00000001 0000000000000007 0148 00000000")), ErrMalformed},
+		malformedCase{"hello-ok/attached-count-overflow", decodeErr(DecodeHelloOK, hexBytes(t, "0003 00 00000001 0000000000000007 0148 FFFFFFFF 0150")), ErrMalformed},
 		malformedCase{"hello/version-0", decodeErr(DecodeHello, append([]byte(Magic), 0, 0)), ErrBadVersion},
 		malformedCase{"hello-ok/trailing", decodeErr(DecodeHelloOK, append(ok, 0)), ErrMalformed},
 		malformedCase{"hello-ok/version-1", decodeErr(DecodeHelloOK, hexBytes(t, "0001 0153 00000001 0000000000000007")), ErrBadVersion},
-		malformedCase{"hello-ok/unknown-capability", decodeErr(DecodeHelloOK, hexBytes(t, "0002 0153 00000003 0000000000000007 00 00000000")), ErrMalformed},
+		malformedCase{"hello-ok/unknown-capability", decodeErr(DecodeHelloOK, hexBytes(t, "0003 0153 00000003 0000000000000007 00 00000000")), ErrMalformed},
 		malformedCase{"hello-reject/trailing", decodeErr(DecodeHelloReject, append(reject, 0)), ErrMalformed},
 		malformedCase{"hello-reject/text-truncated", decodeErr(DecodeHelloReject, hexBytes(t, "01 FFFF 00")), ErrMalformed},
 		malformedCase{"event/trailing", decodeErr(DecodeEvent, append(event, 0)), ErrMalformed},

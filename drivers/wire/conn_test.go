@@ -357,7 +357,7 @@ func TestHandshakeRefusals(t *testing.T) {
 		want     []error
 		wantText string
 	}{
-		{"version-3", srv, Hello{Version: 3, User: "admin", Password: "secret"}, []error{ErrBadVersion, ErrRejected}, "version 3"},
+		{"version-4", srv, Hello{Version: 4, User: "admin", Password: "secret"}, []error{ErrBadVersion, ErrRejected}, "version 4"},
 		{"unknown-serial", srv, Hello{Serial: "LAB.NOPE", User: "admin", Password: "secret"}, []error{ErrUnknownSerial, ErrRejected}, "LAB.NOPE"},
 		{"wrong-user", srv, Hello{User: "root", Password: "secret"}, []error{hal.ErrAuth, ErrRejected}, ""},
 		{"unavailable", unavailable, sampleHello, []error{hal.ErrUnreachable, ErrRejected}, "restarting"},
@@ -393,7 +393,7 @@ func TestServerRefusesBadHellos(t *testing.T) {
 	sys := newFake(serialP)
 	srv := startServer(t, acceptFake(sys, heartbeatCaps), ServerOptions{HandshakeTimeout: 200 * time.Millisecond})
 	badMagic := append([]byte("HTTP"), mustHello(t, sampleHello)[4:]...)
-	v3 := mustHello(t, Hello{Version: 3})
+	v4 := mustHello(t, Hello{Version: 4})
 	// A version 1 client's Hello, as it was: no flags, no HMC name.
 	v1 := append([]byte(Magic), hexBytes(t, "0001 016D 0153 0175 0170")...)
 	tests := []struct {
@@ -403,7 +403,7 @@ func TestServerRefusesBadHellos(t *testing.T) {
 		want   error      // what Serve returns
 	}{
 		{"bad-magic", frameBytes(t, MsgHello, badMagic, nil), 0, ErrMalformed},
-		{"version-3", frameBytes(t, MsgHello, v3, nil), RejectVersion, ErrBadVersion},
+		{"version-4", frameBytes(t, MsgHello, v4, nil), RejectVersion, ErrBadVersion},
 		{"version-1", frameBytes(t, MsgHello, v1, nil), RejectVersion, ErrBadVersion},
 		{"request-first", frameBytes(t, MsgRequest, make([]byte, requestHeader), nil), 0, ErrMalformed},
 		{"oversized-hello", frameBytes(t, MsgHello, make([]byte, MaxHandshakeFrame), nil), 0, ErrFrameTooLarge},
@@ -1050,7 +1050,7 @@ func TestClientHandshakeGarbage(t *testing.T) {
 	}{
 		{"response-instead", frameBytes(t, MsgResponse, resp, nil), ErrMalformed},
 		{"hello-ok-version-1", frameBytes(t, MsgHelloOK, okV1, nil), ErrBadVersion},
-		{"hello-ok-truncated", frameBytes(t, MsgHelloOK, hexBytes(t, "0002 0153 000000"), nil), ErrMalformed},
+		{"hello-ok-truncated", frameBytes(t, MsgHelloOK, hexBytes(t, "0003 0153 000000"), nil), ErrMalformed},
 		{"reject-malformed", frameBytes(t, MsgHelloReject, []byte{1}, nil), ErrMalformed},
 		{"reject-unknown-code", frameBytes(t, MsgHelloReject, []byte{99, 0, 1, 'x'}, nil), ErrRejected},
 		{"over-hello-answer-limit", hexBytes(t, "00010001 02"), ErrFrameTooLarge},

@@ -94,21 +94,26 @@
 // discarded unread. The handshake must end within the server's handshake
 // timeout (10 s by default). There is no version negotiation: the server
 // speaks one version and refuses every other with code version (the text
-// says which versions: "protocol version 1 is not supported; this server
-// speaks version 2"); the layout of HelloReject and of the first 6 bytes
+// says which versions: "protocol version 2 is not supported; this server
+// speaks version 3"); the layout of HelloReject and of the first 6 bytes
 // of Hello will never change, so that clients and servers of any versions
 // can tell each other why they cannot talk.
 //
-// Versions: 1, the first; 2 (this one) added HMCs (the Hello's flags and
+// Versions: 1, the first; 2 added HMCs (the Hello's flags and
 // HMC name, the HelloOK's HMC name and attached serials, the Request's
 // target, and the op attached) and the z/OS extension (the Hello's
 // sysplex, reject code sysplex, the op query-online and StateChange
-// frames). Version 1 and 2 peers refuse each other with code version.
+// frames); 3 (this one) added HyperSwap (the ops load-swap, unload-swap,
+// swap and swap-status, and SwapEvent frames). The layouts of version 2
+// frames are unchanged, but a version 2 client would take a SwapEvent
+// frame for a malformed one, so the version changed rather than only
+// adding ops (as remove-pairs and remove-paths could). Peers of different
+// versions refuse each other with code version.
 //
 // Hello:
 //
 //	magic     4 bytes  "LKSP" (0x4C 0x4B 0x53 0x50); anything else is malformed
-//	version   u16      protocol version, 2
+//	version   u16      protocol version, 3
 //	flags     u8       bit 0: the client expects an HMC; other bits must be 0
 //	manager   name     the manager's name, for the server's logs
 //	serial    name     the storage system the client expects (may be empty);
@@ -125,7 +130,7 @@
 //
 // HelloOK:
 //
-//	version       u16   2; a client refuses any other (bad version)
+//	version       u16   3; a client refuses any other (bad version)
 //	serial        name  the storage system this connection serves; a client
 //	                    that asked for a serial refuses another. Empty from
 //	                    an HMC
@@ -245,7 +250,17 @@
 //	      unsupported, which tells a manager exactly what it cannot do;
 //	      no existing op changed.)
 //
+//	0x13  load-swap          session name, list(VolumePair)         (none)
+//	0x14  unload-swap        session name                           (none)
+//	0x15  swap               session name                           (none)
+//	0x16  swap-status        (none)                                 list(SwapState)
+//	      (HyperSwap, version 3: hal.SwapHost, carried by a z/OS host's
+//	      discovery connection only; any other endpoint answers them
+//	      unsupported. At most 65 280 pairs per session.)
+//
 //	Attached      serial name, link-up bool                (min 2 bytes)
+//	SwapState     session name, list(VolumePair), swapped bool, ready bool,
+//	              why text                                 (min 9 bytes)
 //	OnlineSystem  serial name, channels-up bool            (min 2 bytes)
 //
 // "(none)" is zero bytes. Ping and attached are answered by the
@@ -329,6 +344,21 @@
 // asked to (ClientOptions.StateChanges); otherwise one closes the
 // connection as malformed. One naming another storage system than the
 // HelloOK's is dropped and counted, as a foreign event is.
+//
+// A z/OS host's discovery connection also carries HyperSwap: the
+// swap ops above, and SwapEvent frames, one per swap the host carried out
+// (planned or on its own), pushed while the connection lives. A client
+// takes them only when it asked to (ClientOptions.SwapEvents); otherwise
+// one closes the connection as malformed. One raised while no connection
+// is up is lost: swap-status is the backstop.
+//
+// SwapEvent:
+//
+//	session  name   the HyperSwap session
+//	planned  bool   a swap command; false: the host swapped on its own
+//	trigger  text   what made it swap
+//	host     name   the z/OS host (system name)
+//	at       time   when it swapped, on the host's clock
 //
 // StateChange:
 //

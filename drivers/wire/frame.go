@@ -42,6 +42,8 @@ const (
 	MsgEvent       MsgType = 0x12 // server -> client, unsolicited
 	// MsgStateChange is a z/OS host's state-change message (zos.go).
 	MsgStateChange MsgType = 0x13 // server -> client, unsolicited
+	// MsgSwapEvent is a z/OS host's HyperSwap report (swap.go, version 3).
+	MsgSwapEvent MsgType = 0x14 // server -> client, unsolicited
 )
 
 func (t MsgType) String() string {
@@ -60,13 +62,15 @@ func (t MsgType) String() string {
 		return "event"
 	case MsgStateChange:
 		return "state-change"
+	case MsgSwapEvent:
+		return "swap-event"
 	}
 	return fmt.Sprintf("type(0x%02x)", uint8(t))
 }
 
 func (t MsgType) known() bool {
 	switch t {
-	case MsgHello, MsgHelloOK, MsgHelloReject, MsgRequest, MsgResponse, MsgEvent, MsgStateChange:
+	case MsgHello, MsgHelloOK, MsgHelloReject, MsgRequest, MsgResponse, MsgEvent, MsgStateChange, MsgSwapEvent:
 		return true
 	}
 	return false

@@ -145,7 +145,7 @@ func TestVersion1PeerToldWhy(t *testing.T) {
 	}
 	rj, err := DecodeHelloReject(f.Body)
 	if err != nil || rj.Code != RejectVersion ||
-		!strings.Contains(rj.Text, "version 1 is not supported") || !strings.Contains(rj.Text, "speaks version 2") {
+		!strings.Contains(rj.Text, "version 1 is not supported") || !strings.Contains(rj.Text, "speaks version 3") {
 		t.Fatalf("reject %+v, %v", rj, err)
 	}
 	// And a version 2 client told off by a version 1 server sees why.

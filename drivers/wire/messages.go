@@ -11,8 +11,10 @@ import (
 // any other with RejectVersion; there is no negotiation. Version 2 added
 // HMCs and z/OS hosts: the Hello's flags, HMC name and sysplex, the
 // HelloOK's HMC name and attached serials, and the target serial of every
-// Request.
-const Version uint16 = 2
+// Request. Version 3 added HyperSwap (swap.go): the ops load-swap,
+// unload-swap, swap and swap-status and the SwapEvent frame, which a
+// version 2 client would take for a malformed frame.
+const Version uint16 = 3
 
 // Magic opens every Hello, so that a server can tell a lockstep client
 // from something else that connected to its port.

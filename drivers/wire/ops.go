@@ -39,6 +39,12 @@ const (
 	// answers unsupported, which is what a manager needs to hear.
 	OpRemovePairs Op = 0x11
 	OpRemovePaths Op = 0x12
+	// The HyperSwap ops (version 3, swap.go): hal.SwapHost on a z/OS
+	// host's discovery connection.
+	OpLoadSwap   Op = 0x13
+	OpUnloadSwap Op = 0x14
+	OpSwap       Op = 0x15
+	OpSwapStatus Op = 0x16
 )
 
 var opNames = map[Op]string{
@@ -60,6 +66,10 @@ var opNames = map[Op]string{
 	OpQueryOnline:      "query-online",
 	OpRemovePairs:      "remove-pairs",
 	OpRemovePaths:      "remove-paths",
+	OpLoadSwap:         "load-swap",
+	OpUnloadSwap:       "unload-swap",
+	OpSwap:             "swap",
+	OpSwapStatus:       "swap-status",
 }
 
 func (o Op) String() string {
@@ -90,15 +100,24 @@ type Args struct {
 	LSSs        []hal.LSS         // OpThaw
 	VolumePairs []hal.VolumePair  // OpSuspend, OpRecover, OpFailback, OpRemovePairs
 	Heartbeat   hal.HeartbeatSpec // OpEnableHeartbeat
-	Session     string            // OpHeartbeat, OpDisableHeartbeat
+	Session     string            // OpHeartbeat, OpDisableHeartbeat, the swap ops
+	// VolumePairs also carries OpLoadSwap's pairs.
 }
 
 // EncodeArgs returns the arguments of op as carried in Request.Args.
 func EncodeArgs(op Op, a Args) ([]byte, error) {
 	e := encoder{what: op.String() + " args"}
 	switch op {
-	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpAttached, OpQueryOnline:
+	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpAttached, OpQueryOnline, OpSwapStatus:
 		// no arguments
+	case OpLoadSwap:
+		e.name("session", a.Session)
+		if len(a.VolumePairs) > MaxSwapPairs {
+			e.fail("%d pairs, limit %d", len(a.VolumePairs), MaxSwapPairs)
+		}
+		putList(&e, "volume pairs", a.VolumePairs, e.volumePair)
+	case OpUnloadSwap, OpSwap:
+		e.name("session", a.Session)
 	case OpEstablishPaths:
 		putList(&e, "paths", a.Paths, func(p hal.PathSpec) {
 			e.lssPair(p.LSSPair)
@@ -134,8 +153,16 @@ func DecodeArgs(op Op, b []byte) (Args, error) {
 	d := decoder{what: op.String() + " args", b: b}
 	var a Args
 	switch op {
-	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpAttached, OpQueryOnline:
+	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpAttached, OpQueryOnline, OpSwapStatus:
 		// no arguments
+	case OpLoadSwap:
+		a.Session = d.name()
+		a.VolumePairs = list(&d, "volume pairs", minVolumePair, d.volumePair)
+		if d.err == nil && len(a.VolumePairs) > MaxSwapPairs {
+			d.fail("%d pairs, limit %d", len(a.VolumePairs), MaxSwapPairs)
+		}
+	case OpUnloadSwap, OpSwap:
+		a.Session = d.name()
 	case OpEstablishPaths:
 		a.Paths = list(&d, "paths", minPathSpec, func() hal.PathSpec {
 			return hal.PathSpec{LSSPair: d.lssPair(), ConsistencyGroup: d.boolean("consistency group")}
@@ -175,6 +202,8 @@ type Result struct {
 	Attached []AttachedSystem
 	// Online: OpQueryOnline (z/OS extension).
 	Online []OnlineSystem
+	// Swaps: OpSwapStatus (HyperSwap, swap.go).
+	Swaps []hal.SwapState
 }
 
 // AttachedSystem is one storage system an endpoint fronts, as OpAttached
@@ -226,6 +255,8 @@ func EncodeResult(op Op, r Result) ([]byte, error) {
 			e.name("serial", string(o.Serial))
 			e.boolean(o.ChannelsUp)
 		})
+	case OpSwapStatus:
+		putSwapStates(&e, r.Swaps)
 	default:
 		if !op.Known() {
 			return nil, fmt.Errorf("%w: %s", ErrUnknownOp, op)
@@ -265,6 +296,8 @@ func DecodeResult(op Op, b []byte) (Result, error) {
 		r.Online = list(&d, "online", 2, func() OnlineSystem {
 			return OnlineSystem{Serial: hal.Serial(d.name()), ChannelsUp: d.boolean("channels up")}
 		})
+	case OpSwapStatus:
+		r.Swaps = getSwapStates(&d)
 	default:
 		if !op.Known() {
 			return Result{}, fmt.Errorf("%w: %s", ErrUnknownOp, op)

@@ -169,6 +169,13 @@ func (s *serverConn) run(ctx context.Context, accept AcceptFunc) error {
 	if src, isZOS := sys.(StateChangeSource); isZOS { // a z/OS host (zos.go)
 		wg.Go(func() { s.forwardStateChanges(connCtx, src.StateChanges(connCtx)) })
 	}
+	if h, isSwap := sys.(hal.SwapHost); isSwap { // a z/OS host running HyperSwap (swap.go)
+		if events, err := h.SwapEvents(connCtx); err == nil {
+			wg.Go(func() { s.forwardSwapEvents(connCtx, events) })
+		} else {
+			s.log.Warn("no swap events from the z/OS host", "err", err)
+		}
+	}
 	err = s.serveRequests(ctx, br, sys, ok, &wg)
 	s.fail(err) // stops the forwarder and any blocked write
 	cancel()
@@ -372,6 +379,8 @@ func dispatch(ctx context.Context, sys hal.StorageSystem, epoch hal.Epoch, op Op
 		r.LSSs, err = sys.QueryLSSs(ctx, epoch)
 	case OpQueryOnline:
 		r.Online, err = queryOnline(ctx, sys) // zos.go
+	case OpLoadSwap, OpUnloadSwap, OpSwap, OpSwapStatus:
+		return dispatchSwap(ctx, sys, epoch, op, a) // swap.go
 	default:
 		err = fmt.Errorf("%w: %w: %s", hal.ErrUnsupported, ErrUnknownOp, op)
 	}

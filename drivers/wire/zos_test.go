@@ -80,7 +80,7 @@ func TestHelloSysplexPlace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := append([]byte(Magic), 0, 2, 0, 1, 'm', 1, 'S', 0, 5, 'P', 'L', 'E', 'X', '1', 1, 'u', 1, 'p')
+	want := append([]byte(Magic), 0, 3, 0, 1, 'm', 1, 'S', 0, 5, 'P', 'L', 'E', 'X', '1', 1, 'u', 1, 'p')
 	if !bytes.Equal(b, want) {
 		t.Fatalf("hello with sysplex:\n got %X\nwant %X", b, want)
 	}

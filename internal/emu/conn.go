@@ -279,30 +279,33 @@ func (c *conn) Suspend(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumeP
 // source of a pair back to its original source, writable at this site and
 // tracking its changes for the failback.
 func (c *conn) Recover(ctx context.Context, epoch hal.Epoch, pairs []hal.VolumePair) error {
-	return c.do(ctx, epoch, OpRecover, func() error {
-		s := c.s
-		for _, vp := range pairs {
-			v := s.volumes[vp.Target.Volume]
-			if vp.Target.Serial != s.serial || v == nil {
-				return refused("%s: pair %s: target is not on this system", s.serial, vp)
-			}
-			recovered := v.pair != nil && v.pair.target == vp.Source && v.pair.reason == hal.ReasonFailover
-			if !recovered && (v.target == nil || *v.target != vp.Source) {
-				return refused("%s: pair %s: volume is not its target", s.serial, vp)
-			}
+	return c.do(ctx, epoch, OpRecover, func() error { return c.s.recoverLocked(pairs) })
+}
+
+// recoverLocked is the body of Recover, shared with a z/OS host's
+// HyperSwap (swap.go): it checks every pair before it changes any.
+func (s *System) recoverLocked(pairs []hal.VolumePair) error {
+	for _, vp := range pairs {
+		v := s.volumes[vp.Target.Volume]
+		if vp.Target.Serial != s.serial || v == nil {
+			return refused("%s: pair %s: target is not on this system", s.serial, vp)
 		}
-		for _, vp := range pairs {
-			v := s.volumes[vp.Target.Volume]
-			if v.target == nil {
-				continue // already recovered: idempotent
-			}
-			v.target, v.targetState, v.targetReason = nil, hal.Simplex, hal.ReasonNone
-			v.pair = &pair{target: vp.Source, state: hal.Suspended, reason: hal.ReasonFailover,
-				outOfSync: map[uint32]struct{}{}}
-			s.pairChangeLocked(PairSuspended, v, hal.ReasonFailover)
+		recovered := v.pair != nil && v.pair.target == vp.Source && v.pair.reason == hal.ReasonFailover
+		if !recovered && (v.target == nil || *v.target != vp.Source) {
+			return refused("%s: pair %s: volume is not its target", s.serial, vp)
 		}
-		return nil
-	})
+	}
+	for _, vp := range pairs {
+		v := s.volumes[vp.Target.Volume]
+		if v.target == nil {
+			continue // already recovered: idempotent
+		}
+		v.target, v.targetState, v.targetReason = nil, hal.Simplex, hal.ReasonNone
+		v.pair = &pair{target: vp.Source, state: hal.Suspended, reason: hal.ReasonFailover,
+			outOfSync: map[uint32]struct{}{}}
+		s.pairChangeLocked(PairSuspended, v, hal.ReasonFailover)
+	}
+	return nil
 }
 
 // Failback resyncs recovered volumes back to their original sources: the

@@ -173,6 +173,16 @@ func compareSerial(a, b hal.Serial) int {
 // completes once the block is on the source and, for a mirroring pair, on
 // the target.
 func (f *Fabric) Write(ctx context.Context, ref hal.VolumeRef, block uint32, data []byte) error {
+	_, err := f.write(ctx, ref, block, data)
+	return err
+}
+
+// write is Write that also says whether the write was mirrored: the
+// ending status a host sees, which tells a z/OS host that a pair it
+// counts on for HyperSwap stopped mirroring (swap.go). A write whose ctx
+// ends while ELB holds it fails with the ctx's error: it never reports
+// success for a write it did not complete.
+func (f *Fabric) write(ctx context.Context, ref hal.VolumeRef, block uint32, data []byte) (mirrored bool, err error) {
 	for {
 		f.mu.Lock()
 		s, v, err := f.volumeLocked(ref)
@@ -184,7 +194,7 @@ func (f *Fabric) Write(ctx context.Context, ref hal.VolumeRef, block uint32, dat
 		}
 		if err != nil {
 			f.mu.Unlock()
-			return err
+			return false, err
 		}
 		if release := s.lss[ref.Volume.LSS()].elbRelease; release != nil {
 			f.mu.Unlock()
@@ -192,7 +202,7 @@ func (f *Fabric) Write(ctx context.Context, ref hal.VolumeRef, block uint32, dat
 			case <-release:
 				continue // ELB ended: look at the pair again
 			case <-ctx.Done():
-				return ctx.Err()
+				return false, ctx.Err()
 			}
 		}
 		if p := v.pair; p != nil && p.state.Mirroring() {
@@ -205,13 +215,14 @@ func (f *Fabric) Write(ctx context.Context, ref hal.VolumeRef, block uint32, dat
 			}
 			delete(p.outOfSync, block)
 			s.stats.MirroredWrites++
+			mirrored = true
 		} else if p != nil {
 			p.outOfSync[block] = struct{}{}
 		}
 		v.blocks[block] = slices.Clone(data)
 		s.stats.HostWrites++
 		f.mu.Unlock()
-		return nil
+		return mirrored, nil
 	}
 }
 

@@ -65,6 +65,12 @@ type Options struct {
 	// zos: over the wire, each system also reached through a z/OS host
 	// (Run sets it for ZOSNames unless NoZOS).
 	zos bool
+	// hyperswap: the workload runs on an in-process z/OS host holding
+	// the HyperSwap session (Run sets it for HyperSwapNames).
+	hyperswap bool
+	// io, when set, is the host the workload writes through, built from
+	// the lab (a test's broken host).
+	io func(l *lab) workload.Host
 }
 
 // Result is what a run proved.
@@ -87,6 +93,11 @@ type Result struct {
 	// first attempt to its acknowledgement (what the ELB cost the
 	// applications).
 	MaxWait time.Duration
+	// Swapped: a HyperSwap scenario's z/OS host swapped to H2, for
+	// SwapTrigger; the workload had WritesAtSwap acknowledged writes then.
+	Swapped      bool
+	SwapTrigger  string
+	WritesAtSwap uint64
 }
 
 // Consistent is the oracle's verdict.
@@ -107,6 +118,7 @@ type lab struct {
 	wire     *wireLab   // nil in-process
 	hmcs     []*emu.HMC // in-process dual HMC, when the run has one
 	zos      *zosHost   // in-process z/OS host, when the run has one
+	host     *emu.Host  // the HyperSwap z/OS host the workload runs on, when the run has one
 }
 
 const (
@@ -223,6 +235,12 @@ func setup(ctx context.Context, opt Options) (*lab, error) {
 	if err := l.startCore(ctx, opt, clk, conns); err != nil {
 		return nil, err
 	}
+	if opt.hyperswap {
+		if err := l.withHost(ctx); err != nil {
+			l.stopCore()
+			return nil, err
+		}
+	}
 	return l, nil
 }
 
@@ -293,8 +311,23 @@ func observeStorage(ctx context.Context, l *lab) {
 
 // Run runs one named scenario.
 func Run(ctx context.Context, name string, opt Options) (*Result, error) {
+	if isHyperSwap(name) {
+		if opt.Via != ViaInProcess {
+			return nil, fmt.Errorf("scenario: %s runs in-process only (no --via)", name)
+		}
+		if opt.Heartbeat {
+			return nil, fmt.Errorf("scenario: %s: the heartbeat does not cover a HyperSwap session", name)
+		}
+		opt.hyperswap = true
+		if opt.After == 0 {
+			opt.After = hyperSwapAfter
+		}
+	}
 	opt.defaults()
 	inject, ok := faults[name]
+	if !ok {
+		inject, ok = hyperSwapFaults[name]
+	}
 	if !ok {
 		return nil, fmt.Errorf("scenario: unknown scenario %q (known: %v, and with --via hmc %v)", name, Names, HMCNames)
 	}
@@ -333,7 +366,18 @@ func (l *lab) play(ctx context.Context, opt Options, fault func()) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	run := workload.Start(ctx, l.fab, layout, workload.Options{Clock: l.clk, Think: opt.Think})
+	var io workload.Host = l.fab
+	if l.host != nil {
+		io = l.host
+		defer l.host.Close()
+	}
+	if opt.io != nil {
+		io = opt.io(l)
+	}
+	run := workload.Start(ctx, io, layout, workload.Options{Clock: l.clk, Think: opt.Think})
+	if l.host != nil {
+		l.watchSwaps(ctx, run)
+	}
 	l.logf("workload: %d chains of dependent writes across the 4 primaries", opt.Chains)
 	if err := clock.Sleep(ctx, l.clk, opt.Before); err != nil {
 		return nil, err
@@ -359,7 +403,17 @@ func (l *lab) play(ctx context.Context, opt Options, fault func()) (*Result, err
 	if err != nil {
 		return nil, err
 	}
-	l.res.Report = workload.Check(layout, img)
+	l.mu.Lock()
+	swapped := l.res.Swapped
+	l.mu.Unlock()
+	if !swapped {
+		l.res.Report = workload.Check(layout, img)
+	} else if l.res.Report, err = workload.CheckAcked(layout, img, st.Acked); err != nil {
+		// The application moved to H2: every write it was told is done
+		// must be there. (Unswapped, it still runs on H1, and H2 is the
+		// frozen image the prefix rule judges.)
+		return nil, err
+	}
 	l.res.Mirroring = l.mirroringPairs(ctx)
 	return l.res, nil
 }

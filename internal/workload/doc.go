@@ -49,6 +49,18 @@
 // then by the missing seq (expected[i] of the bad slot), naming the volume
 // that holds the highest write P and the volume that misses an earlier one.
 //
+// # No acknowledged write lost
+//
+// A HyperSwap moves the application's writes from H1 to H2; the image it
+// leaves on H2 must be a prefix, and must also hold every write the host
+// acknowledged. [CheckAcked] adds that rule: with acked[c] the chain's
+// last acknowledged write ([Status].Acked after the run stopped) and P
+// its prefix, the chain lost a write iff P < acked[c] (for a prefix, the
+// image is the state after 1..P, which holds writes 1..acked[c] iff P >=
+// acked[c]). It names the first lost write: the chain, P+1 and the volume
+// its slot is on. The prefix rule alone cannot see this loss: an image
+// that stops early is still a prefix.
+//
 // # Payload
 //
 // A record is PayloadSize (24) bytes, integers big-endian:

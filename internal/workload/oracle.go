@@ -43,7 +43,17 @@ type Report struct {
 	// First is the first violation, ordered by chain, then by missing seq;
 	// nil when consistent.
 	First *Violation `json:"first_violation,omitempty"`
+	// AckedChecked: CheckAcked also checked that no acknowledged write
+	// was lost; Lost counts the chains that lost one, FirstLost names the
+	// lowest (lost.go).
+	AckedChecked bool       `json:"acked_checked,omitempty"`
+	Lost         int        `json:"lost_writes"`
+	FirstLost    *LostWrite `json:"first_lost,omitempty"`
 }
+
+// Sound is the verdict of a HyperSwap: consistent, and, when checked, no
+// acknowledged write lost.
+func (r Report) Sound() bool { return r.Consistent && r.Lost == 0 }
 
 // Violation is one way a chain is not a prefix.
 type Violation struct {
@@ -210,16 +220,27 @@ func (v Violation) String() string {
 
 // String summarises the verdict for a storage administrator.
 func (r Report) String() string {
-	if r.Consistent {
-		return fmt.Sprintf("consistent: each of %d chains holds a prefix of its writes (%d blocks checked)", r.Chains, r.Checked)
-	}
 	var b strings.Builder
-	b.WriteString("inconsistent: ")
-	if r.First != nil {
-		b.WriteString(r.First.String())
-		b.WriteString("; ")
+	if r.Consistent {
+		fmt.Fprintf(&b, "consistent: each of %d chains holds a prefix of its writes (%d blocks checked)", r.Chains, r.Checked)
+	} else {
+		b.WriteString("inconsistent: ")
+		if r.First != nil {
+			b.WriteString(r.First.String())
+			b.WriteString("; ")
+		}
+		fmt.Fprintf(&b, "%d of %d chains inconsistent", r.Inconsistent, r.Chains)
 	}
-	fmt.Fprintf(&b, "%d of %d chains inconsistent", r.Inconsistent, r.Chains)
+	switch {
+	case !r.AckedChecked:
+	case r.Lost == 0:
+		b.WriteString("; no acknowledged write lost")
+	default:
+		fmt.Fprintf(&b, "; ACKNOWLEDGED WRITES LOST on %d of %d chains: ", r.Lost, r.Chains)
+		if r.FirstLost != nil {
+			b.WriteString(r.FirstLost.String())
+		}
+	}
 	return b.String()
 }
 
