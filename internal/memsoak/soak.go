@@ -86,6 +86,12 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 	if opt.CommandLogSize <= 0 {
 		opt.CommandLogSize = 256
 	}
+	if opt.ProfileDir != "" {
+		// Every allocation sampled: the growth looked for is a few
+		// hundred bytes a cycle.
+		defer func(rate int) { runtime.MemProfileRate = rate }(runtime.MemProfileRate)
+		runtime.MemProfileRate = 1
+	}
 	clk := clock.OrReal(opt.Clock)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -177,9 +183,10 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 		return Result{}, err
 	}
 
-	var res Result
-	begin := clk.Now()
 	perHour := int(time.Hour / opt.Cycle)
+	res := Result{Samples: make([]Sample, 0, opt.Hours)}
+	LiveHeap() // runtime/metrics allocates on its first read: not in hour 1's sample
+	begin := clk.Now()
 	primary := topology.PrimarySerial(0)
 	for n := 1; n <= opt.Hours*perHour; n++ {
 		what := fmt.Sprintf("cycle %d", n)
