@@ -223,7 +223,7 @@ func Run(ctx context.Context, opt Options) (Result, error) {
 			}
 			res.Samples = append(res.Samples, s)
 		}
-		if err := sleep(begin.Add(time.Duration(n)*opt.Cycle).Sub(clk.Now())); err != nil {
+		if err := sleep(begin.Add(time.Duration(n) * opt.Cycle).Sub(clk.Now())); err != nil {
 			return res, err
 		}
 	}
