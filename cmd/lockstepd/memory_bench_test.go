@@ -108,7 +108,7 @@ func BenchmarkDaemonMemory100k(b *testing.B) {
 	}
 	mb := func(v float64) float64 { return v / (1 << 20) }
 	b.ReportMetric(float64(loaded.ready.Milliseconds()), "ready-ms-100k")
-	b.ReportMetric(mb(empty.rssReady), "rss-MB-empty")
+	b.ReportMetric(mb(empty.rssGC), "rss-MB-empty-after-gc")
 	b.ReportMetric(mb(loaded.rssReady), "rss-MB-100k-ready")
 	b.ReportMetric(mb(loaded.rssGC), "rss-MB-100k-after-gc")
 	b.ReportMetric(mb(loaded.hwm), "hwm-MB-100k")
