@@ -64,6 +64,9 @@ test: deps fmt-check vet
 	@# The random fault schedules at full count (>= 200 seeds), without -race:
 	@# the race detector cannot hold that many scenarios in one process.
 	$(GO) test -count=1 -timeout 10m -run 'TestRandomSchedules' -v ./internal/scenario | grep -E 'random schedules|^(ok|FAIL|---|\s+schedule_test)'
+	@# The 24 h memory soak (internal/memsoak), without -race: the race
+	@# detector's own memory grows with what it has seen.
+	$(GO) test -count=1 -timeout 5m -run 'TestMemorySoak24h' ./internal/memsoak
 	@# Admin commands through lockstepd's D-Bus API interleaved with storage
 	@# faults (>= 200 seeds), lockstepd and the lab in process on a scaled
 	@# clock; a failing seed's report path and replay are printed.

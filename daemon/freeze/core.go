@@ -205,8 +205,7 @@ type Core struct {
 	heartbeat bool
 	epoch     hal.Epoch
 	fenced    bool
-	seen      map[eventID]struct{}
-	seenOrder []eventID
+	seen      *seenEvents
 	// lastTick is when the loop last handled a tick; lateAt is the last
 	// time the core found itself late (a tick missed, a heartbeat sent or
 	// an answer handled late): silence across it proves nothing.
@@ -223,18 +222,6 @@ type Core struct {
 	// The loop's tickers, reset when the timings change.
 	tick, pollTick, retryTick clock.Ticker
 }
-
-// eventID identifies an event within one source: a source repeating
-// itself (a reconnected stream, a retransmitted trap) counts once, but no
-// source can make another's event a duplicate, not even with the same
-// sequence number (a forged trap).
-type eventID struct {
-	source string
-	ev     hal.Event
-}
-
-// maxSeen bounds the memory of events already handled.
-const maxSeen = 8192
 
 type group struct {
 	Group
@@ -412,7 +399,7 @@ func New(opt Options) *Core {
 		clock: clock.OrReal(opt.Clock), log: log.With("component", "freeze"), t: t,
 		systems: maps.Clone(opt.Systems), observer: opt.Observer, inbox: make(chan func(), 256),
 		started: make(chan struct{}), stopped: make(chan struct{}), groups: map[string]*group{}, byLSSPair: map[hal.LSSPair][]*group{},
-		heartbeat: opt.Heartbeat, epoch: opt.Epoch, seen: map[eventID]struct{}{},
+		heartbeat: opt.Heartbeat, epoch: opt.Epoch, seen: newSeenEvents(),
 		unsubscribe: map[hal.Serial]context.CancelFunc{}, unprotected: map[string]string{}, contact: map[string]string{},
 	}
 }
@@ -1182,18 +1169,8 @@ const pushed = "pushed"
 
 // onEvent handles a pushed (or trapped) event.
 func (c *Core) onEvent(ev hal.Event, source string) {
-	if ev.Seq != 0 {
-		id := eventID{source, ev}
-		id.ev.At = time.Unix(0, ev.At.UnixNano()) // comparable whatever the location
-		if _, dup := c.seen[id]; dup {
-			return
-		}
-		c.seen[id] = struct{}{}
-		c.seenOrder = append(c.seenOrder, id)
-		if len(c.seenOrder) > maxSeen {
-			delete(c.seen, c.seenOrder[0])
-			c.seenOrder = c.seenOrder[1:]
-		}
+	if ev.Seq != 0 && c.seen.add(source, ev) {
+		return // a source repeating itself (seen.go)
 	}
 	switch ev.Kind {
 	case hal.EventSuspend:

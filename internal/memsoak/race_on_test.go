@@ -1,0 +1,5 @@
+//go:build race
+
+package memsoak_test
+
+const raceEnabled = true
