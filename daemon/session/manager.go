@@ -508,6 +508,30 @@ func (m *Manager) MarkSwapped(ctx context.Context, name string, sw Swap, at time
 	if _, ok := m.store.DB().Session(name); !ok {
 		return false, fmt.Errorf("%w: %q", ErrUnknownSession, name)
 	}
+	return m.swapped(ctx, name, sw, at)
+}
+
+// FoundSwapped is MarkSwapped for what a host's status shows (the
+// backstop of a lost report: a restart, a takeover, a connection down
+// when the host swapped), which is no news of the moment: like Observe,
+// it returns ErrBusy, recording nothing, while a command runs on the
+// session (a hyperswap whose outcome is not yet recorded: the host
+// shows it swapped a moment before the command says so).
+func (m *Manager) FoundSwapped(ctx context.Context, name string, sw Swap, at time.Time) (bool, error) {
+	if _, ok := m.store.DB().Session(name); !ok {
+		return false, fmt.Errorf("%w: %q", ErrUnknownSession, name)
+	}
+	ch := m.slot(name)
+	select {
+	case ch <- struct{}{}:
+		defer func() { <-ch }()
+	default:
+		return false, fmt.Errorf("%w: %q", ErrBusy, name)
+	}
+	return m.swapped(ctx, name, sw, at)
+}
+
+func (m *Manager) swapped(ctx context.Context, name string, sw Swap, at time.Time) (bool, error) {
 	_, changed, err := m.update(ctx, name, m.stamp(at), func(s *Session) (Change, bool) {
 		if !s.Type.HyperSwap() {
 			return Change{}, false
