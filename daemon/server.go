@@ -69,8 +69,8 @@ type Server struct {
 	// the takeover readiness.
 	drivers *storageDrivers
 	// swaps owns the z/OS hosts' HyperSwap side.
-	swaps *swapHosts
-	snmp  *notify.SNMP
+	swaps   *swapHosts
+	snmp    *notify.SNMP
 	bus     *dbus.Conn
 	roots   *x509.CertPool              // [storage] ca_file; nil: no storage system is connected
 	traps   *notify.StorageTrapListener // nil without [snmp] trap_listen

@@ -166,7 +166,7 @@ func (sh *swapHosts) forSerials(serials []hal.Serial) ([]engine.SwapHost, error)
 		}
 		if len(missing) > 0 {
 			return nil, fmt.Errorf("no z/OS connection of sysplex %s has %s online: a HyperSwap session needs one with "+
-				"every H1 and H2 system online (lockstepctl zos add ... --system)", plex, strings.Join(missing, ", "))
+				"every H1 and H2 system online (lockstepctl zos add ... --serial)", plex, strings.Join(missing, ", "))
 		}
 		return nil, fmt.Errorf("no single z/OS connection of sysplex %s has all of %s online: a HyperSwap session "+
 			"needs one with every H1 and H2 system online", plex, joinSerials(serials))
