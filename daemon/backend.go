@@ -128,6 +128,9 @@ func (s *Server) SessionShow(ctx context.Context, name string) (api.SessionDoc, 
 func (s *Server) HeartbeatShow(ctx context.Context) (api.HeartbeatDoc, error) {
 	doc := api.HeartbeatDoc{Enabled: s.registry().Heartbeat(), Interval: api.Duration(s.cfg.Load().Heartbeat.Interval),
 		Groups: []api.HeartbeatGroupDoc{}, Warnings: s.registry().HeartbeatWarnings()}
+	if w := heartbeatSkipsWarning(s.hyperSwapSessions()); w != "" && doc.Enabled {
+		doc.Warnings = append(doc.Warnings, w)
+	}
 	d := s.acting.current()
 	if d == nil {
 		return doc, nil // no core runs on a server that does not act
@@ -316,7 +319,46 @@ func (s *Server) SessionCreate(ctx context.Context, name string, t session.Type,
 	if err != nil {
 		return err
 	}
-	return d.mgr.Create(ctx, name, t, cg, p)
+	if err := d.mgr.Create(ctx, name, t, cg, p); err != nil {
+		return err
+	}
+	if t.HyperSwap() && s.registry().Heartbeat() {
+		s.heartbeatSkips([]string{name})
+	}
+	return nil
+}
+
+// hyperSwapSessions names the HyperSwap sessions, in any state: the
+// heartbeat covers none of them.
+func (s *Server) hyperSwapSessions() []string {
+	var out []string
+	for _, se := range s.db().Sessions() {
+		if se.Type.HyperSwap() {
+			out = append(out, se.Name)
+		}
+	}
+	return out
+}
+
+// heartbeatSkipsWarning is the warning of the heartbeat on beside the
+// HyperSwap sessions names ("" for none).
+func heartbeatSkipsWarning(names []string) string {
+	if len(names) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("the heartbeat does not cover the %s sessions %s: their z/OS hosts protect them, "+
+		"and no heartbeat is sent for their LSS pairs", session.MetroMirrorHyperSwap.Label(), strings.Join(names, ", "))
+}
+
+// heartbeatSkips tells the log, the journal and the admin API that the
+// heartbeat (on) leaves the named HyperSwap sessions out, and returns the
+// warning for the admin.
+func (s *Server) heartbeatSkips(names []string) string {
+	w := heartbeatSkipsWarning(names)
+	if w != "" {
+		s.emit(notify.HeartbeatSkipsHyperSwap, w, "sessions", strings.Join(names, ","))
+	}
+	return w
 }
 
 func (s *Server) SessionAddCopySet(ctx context.Context, name string, cs session.CopySet) error {
@@ -351,6 +393,9 @@ func (s *Server) SessionCommand(ctx context.Context, name string, cmd session.Co
 		return api.SessionDoc{}, fmt.Errorf("%w: session %s", api.ErrNotFound, name)
 	}
 	doc := control.NewSessionDoc(se)
+	if se.Type.HyperSwap() && (cmd == session.CmdStartH1H2 || cmd == session.CmdStartH2H1) && s.registry().Heartbeat() {
+		doc.Warnings = append(doc.Warnings, s.heartbeatSkips([]string{name}))
+	}
 	s.emit(notify.SessionStateChanged, fmt.Sprintf("session %s: %s -> %s (%s)", name, cmd, se.State, se.Status),
 		"session", name, "state", se.State.String(), "command", string(cmd))
 	return doc, err
@@ -390,7 +435,11 @@ func (s *Server) HeartbeatSet(ctx context.Context, on bool) ([]string, error) {
 					"serial", string(serial))
 			}
 		}
-		return db.HeartbeatWarnings(), nil
+		warnings := db.HeartbeatWarnings()
+		if w := s.heartbeatSkips(s.hyperSwapSessions()); w != "" {
+			warnings = append(warnings, w)
+		}
+		return warnings, nil
 	}
 	return []string{}, nil
 }

@@ -64,6 +64,17 @@
 // zos added per system by the former storage add --kind zos replays and
 // stays usable.
 //
+// HyperSwap (swaphosts.go): Options.SwapHosts opens the HyperSwap side of
+// a z/OS connection (nil: HyperSwap unavailable, and a HyperSwap
+// session's start is refused saying so). One is opened per z/OS
+// connection of this server's sysplex, when first needed; a session's
+// hosts are those with every H1 and H2 system of it online. The acting
+// period follows each: its swap reports go to the engine, and its status
+// is read when the period starts and on every poll (the backstop of a
+// report lost in a restart or a takeover). The heartbeat never covers
+// a HyperSwap session: heartbeat on, and a create or start of one while
+// it is on, warn naming them (heartbeatSkipsHyperSwap).
+//
 // # Acting and not acting
 //
 // The HA loop (package ha, driven by hanode.go) decides whether this

@@ -127,6 +127,7 @@ type periods struct {
 	store   *state.Store
 	em      *emitter
 	drivers *storageDrivers
+	swaps   *swapHosts
 	// higher tells the HA loop that a higher epoch exists.
 	higher func(e hal.Epoch, from string)
 	// status brings STATUS= and the admin API's properties up to date.
@@ -251,7 +252,8 @@ func (p *periods) start(epoch hal.Epoch) {
 	d.core = freeze.New(freeze.Options{Clock: p.clock, Logger: p.log, Timings: cfg.Heartbeat,
 		Epoch: epoch, Heartbeat: p.store.Registry().Heartbeat(), Observer: rep})
 	d.engine = engine.New(engine.Options{Core: d.core, Epoch: func() hal.Epoch { return epoch }, Logger: p.log,
-		Clock: p.clock, RequestTimeout: func() time.Duration { return p.cfg().Heartbeat.RequestTimeout }})
+		Clock: p.clock, RequestTimeout: func() time.Duration { return p.cfg().Heartbeat.RequestTimeout },
+		SwapHosts: p.swaps.forSerials})
 	d.mgr = session.NewManager(notifyingStore{Store: p.store, em: p.em, replicated: p.replicated}, d.engine, p.clock)
 	d.engine.Attach(d.mgr)
 	d.tasks = p.taskRunner(d)
@@ -357,6 +359,14 @@ func (p *periods) run(ctx context.Context, d *duties, prev *duties) {
 	if err := d.engine.SyncGroups(ctx); err != nil && ctx.Err() == nil {
 		p.log.Error("freeze core: consistency groups", "err", err)
 	}
+	// The z/OS hosts' swap reports and status, on the acting server only
+	// (its epoch), once the sessions' groups are in the core: the first
+	// status read records a swap the journal missed (restart, takeover).
+	wg.Go(func() {
+		p.swaps.watch(ctx, d.engine, d.epoch, p.clock,
+			func() time.Duration { return p.cfg().Heartbeat.PollInterval },
+			func() time.Duration { return p.cfg().Heartbeat.RequestTimeout })
+	})
 	p.status()
 	wg.Wait()
 }

@@ -46,6 +46,8 @@ type labRig struct {
 	// consoles are lockstepd's console factories (none if nil).
 	drivers  Drivers
 	consoles Consoles
+	// swapHosts is lockstepd's z/OS HyperSwap factory (none if nil).
+	swapHosts hal.SwapHostFactory
 	// extra is appended to the configuration (e.g. [[snmp.manager]]);
 	// tweak, if set, sees each server before it runs (its test hooks).
 	extra string
@@ -101,7 +103,7 @@ func (r *labRig) start(heartbeat string, n Notifier) (*client.Client, func()) {
 	if drivers == nil {
 		drivers = testDrivers()
 	}
-	srv, err := New(Options{Config: cfg, Notifier: n, Drivers: drivers, Consoles: r.consoles})
+	srv, err := New(Options{Config: cfg, Notifier: n, Drivers: drivers, Consoles: r.consoles, SwapHosts: r.swapHosts})
 	if err != nil {
 		t.Fatal(err)
 	}

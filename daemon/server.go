@@ -41,6 +41,10 @@ type Options struct {
 	// Consoles open the connections that front several storage systems
 	// (HMC), by kind (nil: none).
 	Consoles Consoles
+	// SwapHosts opens the HyperSwap side of a z/OS connection (nil:
+	// HyperSwap is unavailable; a HyperSwap session's start is refused
+	// saying so).
+	SwapHosts hal.SwapHostFactory
 	// Version is lockstepd's version as main knows it (its -ldflags -X),
 	// which the status document and the Version property report ("":
 	// internal/version's).
@@ -64,6 +68,8 @@ type Server struct {
 	// drivers owns the storage drivers, and why systems are not usable:
 	// the takeover readiness.
 	drivers *storageDrivers
+	// swaps owns the z/OS hosts' HyperSwap side.
+	swaps   *swapHosts
 	snmp    *notify.SNMP
 	bus     *dbus.Conn
 	roots   *x509.CertPool              // [storage] ca_file; nil: no storage system is connected
@@ -145,6 +151,8 @@ func New(opt Options) (*Server, error) {
 	s.acting = &periods{cfg: s.cfg.Load, clock: s.clock, log: s.log, store: s.store, em: s.em, drivers: ds,
 		status: s.updateStatus}
 	ds.acting = s.acting
+	s.swaps = newSwapHosts(opt.SwapHosts, ds)
+	s.acting.swaps = s.swaps
 	if s.ha, err = newHANode(haDeps{cfg: s.cfg.Load, store: s.store, clock: s.clock, log: s.log, em: s.em,
 		acting: s.acting, reconcile: ds.reconcile, status: s.updateStatus, view: s.consoleView}); err != nil {
 		store.Close()
@@ -244,7 +252,10 @@ func (s *Server) stopActing() {
 
 // closeDrivers is the second step: every driver closes, and has ended
 // when it returns.
-func (s *Server) closeDrivers() { s.drivers.closeAll() }
+func (s *Server) closeDrivers() {
+	s.drivers.closeAll() // ends the life the z/OS hosts' connections run in too
+	s.swaps.closeAll()
+}
 
 // progress is the watchdog's counter: the acting core's loop, which
 // stops moving when the core is wedged; a server that does not act has no

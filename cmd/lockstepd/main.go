@@ -113,7 +113,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	out := notify.NewSwitch(withSyslog(cfg))
 	logger := slog.New(out)
-	opt := daemon.Options{Config: cfg, Logger: logger, Level: level, Version: version.Version, Drivers: drivers(), Consoles: consoles()}
+	opt := daemon.Options{Config: cfg, Logger: logger, Level: level, Version: version.Version, Drivers: drivers(), Consoles: consoles(),
+		SwapHosts: swapHosts()}
 	if *bus != "" {
 		conn, err := client.Connect(*bus)
 		if err != nil {
@@ -181,6 +182,11 @@ func drivers() daemon.Drivers {
 		hal.ZOS:    zos.Factory,
 	}
 }
+
+// swapHosts opens the HyperSwap side of a z/OS connection: none yet in
+// this build (drivers/zos brings zos.OpenSwapHost), so a HyperSwap
+// session's start is refused with "HyperSwap is unavailable".
+func swapHosts() hal.SwapHostFactory { return nil }
 
 // consoles are the connections this build links that front several
 // storage systems (one console per HMC connection, shared by them).

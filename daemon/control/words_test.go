@@ -36,7 +36,7 @@ func TestWordsMatchTheModel(t *testing.T) {
 		model, in []string
 	}{
 		{"commands", words(session.Commands()), words(api.SessionCommands())},
-		{"types", words([]session.Type{session.MetroMirrorFailoverFailback, session.MetroMirrorSingleDirection}), words(api.SessionTypes())},
+		{"types", words([]session.Type{session.MetroMirrorFailoverFailback, session.MetroMirrorSingleDirection, session.MetroMirrorHyperSwap}), words(api.SessionTypes())},
 		{"policies", words([]session.Policy{session.HoldIO, session.ReleaseIO}), words(api.SuspendPolicies())},
 		{"sites", words([]session.Site{session.H1, session.H2}), words([]api.Site{api.H1, api.H2})},
 		{"directions", words([]session.Direction{session.H1ToH2, session.H2ToH1}), words([]api.Direction{api.H1ToH2, api.H2ToH1})},

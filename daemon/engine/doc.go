@@ -54,6 +54,21 @@
 // fails (ErrGroupFroze). Every step is idempotent: the next terminate
 // finishes one that failed or whose answer was lost.
 //
+// HyperSwap sessions (hyperswap.go) are carried out with the z/OS hosts
+// of Options.SwapHosts: every z/OS connection of this server's sysplex
+// with each H1 and H2 system of the session online. A start or a
+// hyperswap without one is vetoed, naming why. Their groups are never
+// heartbeat-covered (freeze.Group.NoHeartbeat), and no session the
+// heartbeat covers may start on one of their LSS pairs (nor they on one
+// of its). A start loads the pairs into every host once established
+// (after making a host that holds the other direction's pairs forget
+// them); terminate unloads them first; hyperswap freezes the group
+// through the core (as suspend), then has every host swap. A host's
+// unplanned swap report (Swapped) is recorded on the session at once and
+// the group is then frozen through the core if it still mirrors; its
+// status (FoundSwapped, read by the daemon at the start of an acting
+// period and on every poll) records a swap whose report was lost.
+//
 // The core's contact reports (a storage system unreachable while its
 // group mirrors) are recorded by a second goroutine, which waits for the
 // command in flight on each session (session.Manager.MarkContact).

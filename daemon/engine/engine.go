@@ -31,6 +31,10 @@ type Options struct {
 	// does not answer never delays the core's groups for longer (nil:
 	// the default timings' request timeout).
 	RequestTimeout func() time.Duration
+	// SwapHosts gives the z/OS hosts that can HyperSwap a session whose
+	// H1 and H2 systems are serials (hyperswap.go); an error says why
+	// there is none. Nil: HyperSwap is unavailable on this server.
+	SwapHosts func(serials []hal.Serial) ([]SwapHost, error)
 }
 
 // ErrGroupFroze: a terminate's consistency group froze while it removed
@@ -46,6 +50,10 @@ type Engine struct {
 	marks   chan func(context.Context)
 	clock   clock.Clock
 	timeout func() time.Duration
+	swaps   func(serials []hal.Serial) ([]SwapHost, error)
+	// work holds the freezes a swap report asks of the core; Run waits
+	// for them.
+	work sync.WaitGroup
 
 	mu     sync.Mutex
 	mgr    *session.Manager
@@ -109,7 +117,7 @@ func New(opt Options) *Engine {
 		marks: make(chan func(context.Context), 1024), groups: map[string][]string{}, own: map[string]map[string]int{},
 		cgs: map[hal.Serial]map[hal.LSS]time.Duration{}, unknownCG: map[string]bool{},
 		contact: map[string]freeze.Contact{}, kick: make(chan struct{}, 1),
-		clock: clock.OrReal(opt.Clock), timeout: timeout,
+		clock: clock.OrReal(opt.Clock), timeout: timeout, swaps: opt.SwapHosts,
 		starting: map[string]bool{}, freezes: map[string]uint64{}, failedStart: map[string]map[hal.Serial]bool{}, gone: map[string]bool{}}
 }
 
@@ -126,6 +134,7 @@ func (e *Engine) Attach(m *session.Manager) {
 func (e *Engine) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	defer e.work.Wait()
 	wg.Go(func() { e.recordContact(ctx) })
 	for {
 		select {
@@ -196,6 +205,7 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 	pairs := map[string]map[hal.Serial][]hal.LSSPair{}
 	names := map[string][]string{}
 	release := map[string]bool{}
+	noBeat := map[string]bool{}
 	dormant := map[string][]hal.VolumePair{}
 	states := map[string][]*session.Session{}
 	sessions := mgr.DB().Sessions()
@@ -212,6 +222,7 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 		names[g] = append(names[g], s.Name)
 		states[g] = append(states[g], s)
 		release[g] = release[g] || s.Policy == session.ReleaseIO
+		noBeat[g] = noBeat[g] || !s.Type.Heartbeat()
 		if pairs[g] == nil {
 			pairs[g] = map[hal.Serial][]hal.LSSPair{}
 		}
@@ -251,7 +262,7 @@ func (e *Engine) groupsFor(ctx context.Context, also *session.Session) ([]freeze
 			e.mu.Unlock()
 		}
 		groups = append(groups, freeze.Group{Name: g, Pairs: pairs[g], ReleaseIO: release[g], LowestCG: low, HighestCG: high,
-			Dormant: dormant[g], Initial: initialPhase(states[g])})
+			Dormant: dormant[g], Initial: initialPhase(states[g]), NoHeartbeat: noBeat[g]})
 	}
 	return groups, names, nil
 }
@@ -317,8 +328,16 @@ func initialPhase(ss []*session.Session) freeze.Phase {
 // request timeout), or whose thaw of its source LSSs would end the hold
 // of a session of another group. Every other command passes.
 func (e *Engine) Vet(ctx context.Context, s *session.Session, cmd session.Command) error {
+	if s.Type.HyperSwap() && (cmd == session.CmdStartH1H2 || cmd == session.CmdStartH2H1 || cmd == session.CmdHyperSwap) {
+		if _, err := e.swapHosts(s); err != nil {
+			return fmt.Errorf("%w: %w", session.ErrVetoed, err)
+		}
+	}
 	if cmd != session.CmdStartH1H2 && cmd != session.CmdStartH2H1 {
 		return nil
+	}
+	if err := e.vetSharedBeat(s); err != nil {
+		return err
 	}
 	started := *s
 	started.State = session.Preparing
@@ -531,6 +550,9 @@ func (e *Engine) start(ctx context.Context, s *session.Session) (err error) {
 	if err := e.sync(ctx, group); err != nil {
 		return err
 	}
+	if err := e.unloadOther(ctx, s); err != nil {
+		return err
+	}
 	peers, peerLSSs := e.frozenPeers(s)
 	epoch := e.epoch()
 	own := bySource(s.VolumePairs())
@@ -618,7 +640,7 @@ func (e *Engine) start(ctx context.Context, s *session.Session) (err error) {
 		finished[serial] = true
 	}
 	e.recordReleased(peers, fmt.Sprintf("I/O released: session %s of its consistency group was started", name))
-	return nil
+	return e.loadSwap(ctx, s)
 }
 
 // unmirror suspends (without a hold) those of pairs that mirror on sys:
@@ -887,6 +909,9 @@ func (e *Engine) Terminate(ctx context.Context, s *session.Session) error {
 	e.mu.Lock()
 	freezes := e.freezes[group]
 	e.mu.Unlock()
+	if err := e.unloadSwap(ctx, s); err != nil {
+		return err
+	}
 	epoch := e.epoch()
 	pairs := s.VolumePairs()
 	// The source side first: there a removal also ends the target side

@@ -47,6 +47,12 @@ type Group struct {
 	// Frozen (every system known frozen, I/O held); Thawed. A group
 	// already in the core keeps its own phase.
 	Initial Phase
+	// NoHeartbeat: the group's sessions are of a type the heartbeat does
+	// not cover (HyperSwap: its z/OS host protects it). The core sends no
+	// heartbeat command for it (no arm, refresh, probe or disarm), does
+	// not report it unprotected by the heartbeat, and freezes it on every
+	// other sign like any group.
+	NoHeartbeat bool
 }
 
 // Phase is where a group stands.
@@ -645,7 +651,7 @@ func (c *Core) setGroups(groups []Group, restart string) error {
 	}
 	for name, old := range c.groups {
 		if next[name] == nil {
-			if c.heartbeat {
+			if c.beats(old) {
 				c.disarm(old, slices.Sorted(maps.Keys(old.Pairs)))
 			}
 			c.release(old.waiters, fmt.Errorf("%w: %s left the core", ErrUnknownGroup, name))
@@ -672,7 +678,7 @@ func (c *Core) setGroups(groups []Group, restart string) error {
 		}
 	}
 	for _, g := range c.sortedGroups() {
-		if c.heartbeat && g.hErr != nil && g.phase == Mirroring {
+		if c.beats(g) && g.hErr != nil && g.phase == Mirroring {
 			c.disarm(g, slices.Sorted(maps.Keys(g.Pairs)))
 		}
 		c.protection(g)
@@ -690,6 +696,10 @@ func (c *Core) setGroups(groups []Group, restart string) error {
 // system whose pairs changed while the group mirrors is armed again with
 // them at the next tick.
 func (c *Core) update(g *group, ng Group) {
+	if ng.NoHeartbeat && !g.NoHeartbeat && c.heartbeat {
+		c.disarm(g, slices.Sorted(maps.Keys(g.Pairs))) // no longer covered: ends what it was armed with
+	}
+	g.NoHeartbeat = ng.NoHeartbeat
 	g.ReleaseIO, g.HighestCG = ng.ReleaseIO, ng.HighestCG
 	g.setWatch(ng.Dormant, ng.Quiet, c.polls)
 	if g.LowestCG != ng.LowestCG {
@@ -710,7 +720,7 @@ func (c *Core) update(g *group, ng Group) {
 		}
 	}
 	slices.Sort(gone)
-	if c.heartbeat && len(gone) > 0 {
+	if c.beats(g) && len(gone) > 0 {
 		c.disarm(g, gone)
 	}
 	for _, serial := range gone {
@@ -765,7 +775,7 @@ func (c *Core) install(g *group) {
 			m.acked, m.released = true, true
 		}
 	}
-	if !c.heartbeat {
+	if !c.beats(g) {
 		return
 	}
 	// With the heartbeat on, each system may hold a heartbeat of this
@@ -839,7 +849,7 @@ func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 		}
 		// A disarm asked for meanwhile (the group left the core) is sent
 		// now, even to a group that would otherwise be armed.
-		if disarm || g.phase != Mirroring || !c.heartbeat || g.hErr != nil {
+		if disarm || g.phase != Mirroring || !c.beats(g) || g.hErr != nil {
 			c.disarm(g, []hal.Serial{serial})
 			return
 		}
@@ -857,7 +867,7 @@ func (c *Core) Admit(ctx context.Context, g Group) error {
 		if old := c.groups[g.Name]; old != nil && old.phase == Freezing {
 			return fmt.Errorf("%w: %s (%s); retry once its freeze settles", ErrBusy, old.Name, old.reason)
 		}
-		if !c.heartbeat {
+		if !c.heartbeat || g.NoHeartbeat {
 			return nil
 		}
 		_, err := DeriveH(g.LowestCG, c.t)
@@ -880,10 +890,14 @@ func (c *Core) reportExpired(g *group, serial hal.Serial, m *member, source stri
 	}
 }
 
+// beats reports whether the heartbeat covers g now: switched on, and g of
+// a type it covers.
+func (c *Core) beats(g *group) bool { return c.heartbeat && !g.NoHeartbeat }
+
 // protection reports a change of whether the heartbeat protects g.
 func (c *Core) protection(g *group) {
 	why := ""
-	if c.heartbeat && g.hErr != nil {
+	if c.beats(g) && g.hErr != nil {
 		why = fmt.Sprintf("not heartbeat-armed (frozen on every other sign): %v", g.hErr)
 	}
 	c.reportProtection(g.Name, why)
@@ -1052,7 +1066,7 @@ func (c *Core) SetHeartbeat(ctx context.Context, on bool) error {
 		if on {
 			var problems []error
 			for _, g := range c.sortedGroups() {
-				if g.hErr != nil {
+				if g.hErr != nil && !g.NoHeartbeat {
 					problems = append(problems, fmt.Errorf("group %s: %w", g.Name, g.hErr))
 				}
 			}
@@ -1068,7 +1082,9 @@ func (c *Core) SetHeartbeat(ctx context.Context, on bool) error {
 			}
 		} else {
 			for _, g := range c.groups {
-				c.disarm(g, slices.Collect(maps.Keys(g.Pairs)))
+				if !g.NoHeartbeat {
+					c.disarm(g, slices.Collect(maps.Keys(g.Pairs)))
+				}
 			}
 		}
 		c.heartbeat = on
@@ -1102,7 +1118,7 @@ func (c *Core) SetTimings(ctx context.Context, t Timings) error {
 		var problems []error
 		for _, g := range c.sortedGroups() {
 			h, err := DeriveH(g.LowestCG, t)
-			if err != nil && c.heartbeat && g.hErr == nil {
+			if err != nil && c.beats(g) && g.hErr == nil {
 				problems = append(problems, fmt.Errorf("group %s: %w", g.Name, err))
 			}
 			hs[g] = derived{h, err}
@@ -1291,7 +1307,7 @@ func (c *Core) sendFreeze(g *group, serial hal.Serial, firstRound bool) {
 		} else {
 			stale := m.stale || m.armed
 			m.acked = true
-			if c.heartbeat || stale {
+			if c.beats(g) || stale {
 				c.disarm(g, []hal.Serial{serial})
 			}
 		}
@@ -1425,7 +1441,7 @@ func (c *Core) onTick() {
 			c.thawProgress(g)
 		case Mirroring:
 			c.checkStale(g, now)
-			if g.phase == Mirroring && c.heartbeat && g.hErr == nil {
+			if g.phase == Mirroring && c.beats(g) && g.hErr == nil {
 				c.heartbeatGroup(g, now)
 			}
 			if g.phase == Mirroring {
@@ -1565,7 +1581,7 @@ func (c *Core) sendHeartbeat(g *group, serial hal.Serial, m *member, now time.Ti
 }
 
 func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
-	if m.arming || g.hErr != nil {
+	if m.arming || g.hErr != nil || g.NoHeartbeat {
 		return
 	}
 	m.arming, m.lastSent = true, now
@@ -1590,7 +1606,7 @@ func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
 		}
 		// Armed on storage now, whatever the core decided meanwhile.
 		m.armH, m.ackedSent, m.stale = spec.Timeout, time.Unix(0, left.Load()), false
-		if g.phase == Mirroring && c.heartbeat && g.hErr == nil && g.h == spec.Timeout {
+		if g.phase == Mirroring && c.beats(g) && g.hErr == nil && g.h == spec.Timeout {
 			if m.unprotected {
 				c.log.Info("heartbeat armed: this storage system is protected by it again", "group", g.Name, "serial", serial)
 				if ho, ok := c.observer.(HeartbeatObserver); ok {
@@ -1604,7 +1620,7 @@ func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
 		// Switched off, frozen, or new timings meanwhile: this arm is
 		// stale; disarmed (or armed again at the next tick).
 		m.armed = true
-		if g.phase == Mirroring && c.heartbeat && g.hErr == nil {
+		if g.phase == Mirroring && c.beats(g) && g.hErr == nil {
 			m.unarm()
 			return
 		}
@@ -1668,6 +1684,9 @@ func (m *member) unarm() {
 // (found by the admin schedules: heartbeat off while a system was
 // black-holed, seed 49).
 func (c *Core) disarm(g *group, serials []hal.Serial) {
+	if g.NoHeartbeat {
+		return // never armed: no heartbeat command for its pairs, not even a disarm
+	}
 	for _, serial := range serials {
 		epoch, name := c.epoch, g.Name
 		m := g.systems[serial]
@@ -1714,7 +1733,7 @@ func (c *Core) disarm(g *group, serials []hal.Serial) {
 // frozen itself, and the group is frozen. Until then the disarm is sent
 // again, unless the heartbeat will arm it anew.
 func (c *Core) checkStale(g *group, now time.Time) {
-	rearm := c.heartbeat && g.hErr == nil
+	rearm := c.beats(g) && g.hErr == nil
 	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
 		m := g.systems[serial]
 		if !m.stale {
@@ -2068,6 +2087,9 @@ type GroupStatus struct {
 	// Unprotected says why the heartbeat, though on, does not protect
 	// the group ("" when it does, or is off).
 	Unprotected string
+	// NoHeartbeat: the group is of a type the heartbeat does not cover
+	// (Group.NoHeartbeat).
+	NoHeartbeat bool
 	Systems     []MemberStatus
 }
 
@@ -2094,7 +2116,7 @@ func (c *Core) Status(ctx context.Context) ([]GroupStatus, error) {
 	var out []GroupStatus
 	err := c.do(ctx, func() error {
 		for _, g := range c.sortedGroups() {
-			gs := GroupStatus{Name: g.Name, Phase: g.phase, Reason: g.reason, Since: g.since, H: g.h,
+			gs := GroupStatus{Name: g.Name, Phase: g.phase, Reason: g.reason, Since: g.since, H: g.h, NoHeartbeat: g.NoHeartbeat,
 				Unprotected: c.unprotected[g.Name]}
 			for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
 				m := g.systems[serial]

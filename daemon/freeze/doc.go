@@ -42,6 +42,12 @@
 // unprotected (HealthObserver), and every other sign freezes it. Every
 // pair that may be mirroring is in the core's scope, always.
 //
+// A group of a type the heartbeat does not cover (Group.NoHeartbeat: a
+// HyperSwap session's, which its z/OS host protects) gets no heartbeat
+// command at all, on or off: no arm, refresh, probe or disarm. It does
+// not hold the switch back, is never reported unprotected by the
+// heartbeat, and is frozen on every other sign like any group.
+//
 // The core's own lateness is not a storage system's silence: a tick that
 // came late, a heartbeat that left late, an answer handled late (CPU
 // starvation, a stopped process) make it re-check — heartbeat again and

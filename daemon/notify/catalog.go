@@ -82,6 +82,11 @@ var (
 	HeartbeatNoIP        = Event{4003, "heartbeatNoIP", Warning, "heartbeat on, but a storage system is reachable only through z/OS: the heartbeat cannot reach it", true}
 	HeartbeatUnprotected = Event{4004, "heartbeatUnprotected", Error, "the heartbeat cannot be armed on a storage system: it is not protected by it", true}
 	GroupUnprotected     = Event{4005, "groupUnprotected", Error, "the heartbeat is on but its timings are unsafe for a consistency group (or its CG timeouts are unknown): the group is not heartbeat-armed, and is frozen on every other sign", true}
+	// Said when the heartbeat is switched on, and when a HyperSwap
+	// session is created or started while it is on; returned to the
+	// admin as a warning too. Not a trap: the NMS hears of a swap through
+	// sessionTargetAvailable.
+	HeartbeatSkipsHyperSwap = Event{4006, "heartbeatSkipsHyperSwap", Warning, "the heartbeat is on but does not cover HyperSwap sessions: their z/OS hosts protect them, and no heartbeat is sent for their LSS pairs", false}
 
 	HAStateChanged = Event{5001, "haStateChanged", Warning, "the HA connection state changed", true}
 	Takeover       = Event{5002, "takeover", Warning, "this server took over as active", true}
@@ -106,7 +111,7 @@ var Catalog = []Event{
 	SessionStateChanged, SessionDefined, SessionPreparing, SessionPrepared, SessionSuspending, SessionSuspended,
 	SessionSuspendedPartial, SessionRecovering, SessionTargetAvailable, SessionSevere, SuspendingEvent, GroupFrozen, GroupPartial, GroupThawed, RecoverableChanged, GroupOutOfContact,
 	StorageCommFailure, StorageCommRecovered, ConnectTimeoutHint, StorageTrapDropped,
-	HeartbeatExpired, HeartbeatSwitched, HeartbeatNoIP, HeartbeatUnprotected, GroupUnprotected,
+	HeartbeatExpired, HeartbeatSwitched, HeartbeatNoIP, HeartbeatUnprotected, GroupUnprotected, HeartbeatSkipsHyperSwap,
 	HAStateChanged, Takeover, Demoted,
 	ConfigChanged, ConfigRefused, BackupCreated, BackupRestored, SNMPTest,
 	TaskSucceeded, TaskFailed,

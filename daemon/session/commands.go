@@ -17,11 +17,12 @@ const (
 	CmdRecover   Command = "recover"
 	CmdTerminate Command = "terminate"
 	CmdRefresh   Command = "refresh"
+	CmdHyperSwap Command = "hyperswap"
 )
 
 // Commands is every command, in the order lists show them.
 func Commands() []Command {
-	return []Command{CmdStartH1H2, CmdStartH2H1, CmdSuspend, CmdReleaseIO, CmdRecover, CmdTerminate, CmdRefresh}
+	return []Command{CmdStartH1H2, CmdStartH2H1, CmdSuspend, CmdHyperSwap, CmdReleaseIO, CmdRecover, CmdTerminate, CmdRefresh}
 }
 
 func (c Command) String() string { return string(c) }
@@ -46,6 +47,8 @@ func (c Command) Label() string {
 		return "Terminate"
 	case CmdRefresh:
 		return "Refresh States"
+	case CmdHyperSwap:
+		return "HyperSwap"
 	}
 	return fmt.Sprintf("Command(%q)", string(c))
 }
@@ -92,6 +95,7 @@ func rules() []rule {
 		{Prepared, CmdStartH1H2, startFrom(H1)}, // idempotent re-start, harmless
 		{Prepared, CmdStartH2H1, startFrom(H2)},
 		{Prepared, CmdSuspend, always},      // the planned, consistent freeze of the scope
+		{Prepared, CmdHyperSwap, hyperSwap}, // freeze, then the z/OS host writes to the target site
 		{Prepared, CmdTerminate, ioNotHeld}, // removes the pairs and paths
 		{Prepared, CmdRefresh, always},
 
@@ -131,6 +135,23 @@ func rules() []rule {
 }
 
 func always(*Session) string { return "" }
+
+// hyperSwap: only a HyperSwap session swaps, and only from Prepared (its
+// row): a host swaps only to an image that is current (every pair
+// full-duplex). From Preparing the target is not yet a copy; from
+// Suspended or Suspended (Partial) the pairs no longer mirror and the
+// way to the target site is recover (an admin's decision that the image
+// there will do), as for any failover/failback session; in Target
+// Available the host already writes to the target.
+func hyperSwap(s *Session) string {
+	if !s.Type.HyperSwap() {
+		return "only a " + MetroMirrorHyperSwap.Label() + " session swaps; use suspend and recover"
+	}
+	if len(s.CopySets) == 0 {
+		return "no copy sets"
+	}
+	return ""
+}
 
 func ioHeld(s *Session) string {
 	if !s.IOHeld {

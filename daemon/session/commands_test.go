@@ -138,7 +138,7 @@ func TestNotAllowedMessage(t *testing.T) {
 // combination, the rules that keep data safe whatever the table rows say.
 func TestAllowedSafety(t *testing.T) {
 	t.Parallel()
-	for _, typ := range []session.Type{sd, fofb} {
+	for _, typ := range []session.Type{sd, fofb, session.MetroMirrorHyperSwap} {
 		for st := session.Defined; st <= session.TargetAvailable; st++ {
 			for _, dir := range []session.Direction{session.H1ToH2, session.H2ToH1} {
 				for flags := range 16 {
@@ -157,6 +157,8 @@ func TestAllowedSafety(t *testing.T) {
 						case c == session.CmdStartH1H2 && s.ActiveSite != session.H1,
 							c == session.CmdStartH2H1 && s.ActiveSite != session.H2:
 							why = "a start that overwrites the production site"
+						case c == session.CmdHyperSwap && (typ != session.MetroMirrorHyperSwap || st != session.Prepared):
+							why = "a hyperswap of a session that is not a Prepared HyperSwap session"
 						case st == session.Defined && c != session.CmdStartH1H2 && c != session.CmdStartH2H1:
 							why = "a hardware command on a Defined session"
 						}

@@ -155,6 +155,21 @@ func (db *DB) planCreate(r Record) (effect, error) {
 	if _, ok := db.sessions[r.Session]; ok {
 		return effect{}, fmt.Errorf("%w: %q", ErrExists, r.Session)
 	}
+	// A consistency group is one scope of the freeze core, and the
+	// heartbeat arms or spares a scope as a whole: a HyperSwap session
+	// (which the heartbeat must never cover, its z/OS host protects it)
+	// shares a group only with other HyperSwap sessions.
+	if c.CGName != "" {
+		for _, name := range slices.Sorted(maps.Keys(db.sessions)) {
+			o := db.sessions[name]
+			if o.CGName == c.CGName && o.Type.HyperSwap() != c.Type.HyperSwap() {
+				return effect{}, invalid("session %q: consistency group %s holds session %q of type %s: "+
+					"a %s session shares a consistency group only with sessions of its own type "+
+					"(the heartbeat covers a group as a whole, and never a HyperSwap session)",
+					r.Session, c.CGName, o.Name, o.Type, MetroMirrorHyperSwap.Label())
+			}
+		}
+	}
 	s := &Session{
 		Name:       r.Session,
 		Type:       c.Type,

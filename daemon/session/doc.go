@@ -17,8 +17,11 @@
 //
 // # Sessions
 //
-// A session has a name, a type (mm-single-direction or
-// mm-failover-failback), an optional consistency-group name (sessions
+// A session has a name, a type (mm-single-direction,
+// mm-failover-failback or mm-hyperswap: failover/failback whose host I/O
+// a z/OS host swaps; its consistency group holds HyperSwap sessions
+// only, since the heartbeat, which covers a group as a whole, never
+// covers it), an optional consistency-group name (sessions
 // sharing one are frozen together; an empty one is a scope of its own), a
 // suspend policy (hold-io or release-io), a production site (H1 or H2), a
 // copy direction, and copy sets (one volume at H1, one at H2, on different
@@ -67,8 +70,8 @@
 //	Defined              start (with copy sets)
 //	Preparing            start, suspend, terminate (if I/O not held),
 //	                     refresh
-//	Prepared             start, suspend, terminate (if I/O not held),
-//	                     refresh
+//	Prepared             start, suspend, hyperswap (HyperSwap type),
+//	                     terminate (if I/O not held), refresh
 //	Suspending           refresh
 //	Suspended            start (resync), release-io (if I/O held),
 //	                     recover (if recoverable), terminate (if I/O
@@ -80,6 +83,15 @@
 //	Target Available     start from the recovered site (failover/failback
 //	                     only), release-io (if I/O held), terminate (if
 //	                     I/O not held), refresh
+//
+// Hyperswap (Prepared only: a host swaps only to a current image) is a
+// suspend followed by the z/OS hosts' swap (Swapper): the session ends
+// Target Available with the target site active, Normal if the freeze
+// was certain, Severe otherwise; a swap that fails leaves the suspend's
+// outcome with the error. A host's unplanned swap is news recorded at
+// once (MarkSwapped, swappedChange), whatever the freeze state; its
+// status read later records it too (FoundSwapped, which like Observe
+// does not record over a command in flight).
 //
 // Terminate removes the session's pairs and the paths no other session
 // uses; the session goes back to Defined. It is refused while the
@@ -115,7 +127,7 @@
 //	if_rev    uint    optional, not on session-created: apply only if the
 //	                  session's rev is this, else ErrConflict
 //	create    object  session-created: {"type": "mm-single-direction" |
-//	                  "mm-failover-failback", "cg_name": string (may be
+//	                  "mm-failover-failback" | "mm-hyperswap", "cg_name": string (may be
 //	                  empty), "policy": "hold-io" | "release-io"}
 //	copy_sets array   copyset-added, copyset-removed, at least one:
 //	                  {"h1": "SERIAL/VVVV", "h2": "SERIAL/VVVV"},

@@ -58,6 +58,29 @@ type Vetter interface {
 	Vet(ctx context.Context, s *Session, cmd Command) error
 }
 
+// Swapper is a Hardware that can HyperSwap (optional: the Manager asks
+// with a type assertion; without it a hyperswap is refused before
+// anything is recorded).
+type Swapper interface {
+	// HyperSwap has the z/OS hosts of s swap its host I/O to the target
+	// site of s.Direction. The Manager freezes the scope first
+	// (Hardware.Suspend), and calls it whatever the freeze's outcome: the
+	// host decides whether its image will do (it swaps only full-duplex
+	// pairs). It returns once every host writes to the target site, with
+	// their names ("SYS1, SYS2").
+	HyperSwap(ctx context.Context, s *Session) (hosts string, err error)
+}
+
+// Swap is a swap a z/OS host reported (Manager.MarkSwapped): it writes
+// the session's host I/O to the target volumes now.
+type Swap struct {
+	// Planned: a hyperswap command; otherwise the host swapped on its own.
+	Planned bool
+	// Host is the z/OS host (system name) that swapped; Trigger what made
+	// it ("storage system S crashed").
+	Host, Trigger string
+}
+
 // Contact is what the freeze core reports of its contact with the
 // storage systems of a mirroring consistency group (Manager.MarkContact).
 type Contact struct {

@@ -214,3 +214,11 @@ var _ session.Hardware = (*fakeHW)(nil)
 func pairs(st hal.PairState, n int) session.Observed {
 	return session.Observed{Pairs: map[hal.PairState]int{st: n}}
 }
+
+// HyperSwap makes fakeHW a Swapper: the call is "hyperswap NAME", done
+// by the host "SYS1".
+func (f *fakeHW) HyperSwap(ctx context.Context, s *session.Session) (string, error) {
+	return "SYS1", f.do(ctx, session.CmdHyperSwap, s)
+}
+
+var _ session.Swapper = (*fakeHW)(nil)

@@ -155,7 +155,13 @@ func (m *Manager) Command(ctx context.Context, name string, cmd Command) error {
 			func(cur *Session) error { return m.hw.Recover(ctx, cur) },
 			recoveredChange)
 	case CmdSuspend:
-		return m.suspend(ctx, s)
+		return m.suspend(ctx, s, nil)
+	case CmdHyperSwap:
+		sw, ok := m.hw.(Swapper)
+		if !ok {
+			return fmt.Errorf("session %q: %s: %w: this manager has no HyperSwap", name, cmd, ErrVetoed)
+		}
+		return m.suspend(ctx, s, sw)
 	case CmdReleaseIO:
 		return m.releaseIO(ctx, s)
 	case CmdTerminate:
@@ -266,13 +272,26 @@ func (m *Manager) conflict(name string, cmd Command, what string) error {
 // the scope that may be mirroring goes Suspending, then Suspended or
 // Suspended (Partial) by the Hardware's answer. The Error flag is the
 // commanded session's only; the others show the scope's state.
-func (m *Manager) suspend(ctx context.Context, s *Session) error {
-	c, _ := freezingChange(s, "suspend issued") // the table allows suspend only where this applies
+//
+// With sw (hyperswap), the z/OS hosts swap the session's host I/O to its
+// target site once the freeze is over, whatever its outcome (the host
+// judges its image): the session ends Target Available with the target
+// site active, Normal if the freeze was certain from Prepared, Severe
+// otherwise (swappedChange). A swap that fails leaves the session as the
+// suspend did, with the error. The other sessions of the scope are
+// frozen with it, as by a suspend, and not swapped: each is its own
+// hyperswap.
+func (m *Manager) suspend(ctx context.Context, s *Session, sw Swapper) error {
+	cmd := CmdSuspend
+	if sw != nil {
+		cmd = CmdHyperSwap
+	}
+	c, _ := freezingChange(s, string(cmd)+" issued") // the table allows suspend and hyperswap only where this applies
 	rev, err := m.set(ctx, s.Name, s.Rev, time.Time{}, succeeded(c))
 	if err != nil {
-		return fmt.Errorf("session %q: suspend: %w", s.Name, err)
+		return fmt.Errorf("session %q: %s: %w", s.Name, cmd, err)
 	}
-	peerReason := fmt.Sprintf("suspend of session %q (consistency group %s)", s.Name, s.CGName)
+	peerReason := fmt.Sprintf("%s of session %q (consistency group %s)", cmd, s.Name, s.CGName)
 	type peer struct {
 		name string
 		rev  uint64
@@ -305,13 +324,35 @@ func (m *Manager) suspend(ctx context.Context, s *Session) error {
 	if hwErr != nil {
 		result = hwErr.Error()
 	}
+	var swapErr error
+	var hosts string
+	if sw != nil {
+		hosts, swapErr = sw.HyperSwap(ctx, cur)
+	}
 	out := context.WithoutCancel(ctx)
-	if hwErr != nil {
-		c, _ = frozenChange(cur, false, "suspend: "+result)
+	switch {
+	case sw != nil && swapErr == nil:
+		err := m.recordFrozen(out, s.Name, rev, func(cur *Session) (Change, bool) {
+			return swappedChange(cur, hwErr == nil, Swap{Planned: true, Host: hosts,
+				Trigger: "hyperswap command, freeze: " + result})
+		})
+		switch {
+		case errors.Is(err, ErrConflict):
+			errs = append(errs, m.conflict(s.Name, cmd, "its outcome was not recorded"))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("session %q: %s: recording the outcome: %w", s.Name, cmd, err))
+		}
+	case hwErr != nil || swapErr != nil:
+		c, _ = frozenChange(cur, hwErr == nil, string(cmd)+": "+result)
 		c.Error = true
 		c.Status = statusFor(c.State, c.Error)
-		errs = append(errs, m.finish(ctx, cur, rev, CmdSuspend, c, hwErr))
-	} else {
+		failure := hwErr
+		if swapErr != nil {
+			c.Reason += "; the z/OS host did not swap: " + swapErr.Error()
+			failure = errors.Join(hwErr, fmt.Errorf("the z/OS host did not swap: %w", swapErr))
+		}
+		errs = append(errs, m.finish(ctx, cur, rev, cmd, c, failure))
+	default:
 		err := m.recordFrozen(out, s.Name, rev, func(cur *Session) (Change, bool) {
 			c, ok := frozenChange(cur, true, "suspend: "+result)
 			c.Error = false
@@ -454,6 +495,53 @@ func (m *Manager) MarkFreezing(ctx context.Context, name, reason string, at time
 // thaws at once (daemon/freeze/doc.go).
 func (m *Manager) MarkFrozen(ctx context.Context, name string, certain bool, reason string, at time.Time) error {
 	return m.markScope(ctx, name, at, func(s *Session) (Change, bool) { return frozenChange(s, certain, reason) })
+}
+
+// MarkSwapped records that a z/OS host swapped the named session's host
+// I/O to its target site (swappedChange): on the session only, not its
+// scope (a host swaps session by session). Like the Mark methods, it is
+// news that never waits for a command in flight; a command's outcome
+// recorded after it is a conflict and dropped. Nothing is recorded for a
+// session already swapped (a report repeated, the backstop finding what
+// the report said) or Defined. Its reports whether it recorded.
+func (m *Manager) MarkSwapped(ctx context.Context, name string, sw Swap, at time.Time) (bool, error) {
+	if _, ok := m.store.DB().Session(name); !ok {
+		return false, fmt.Errorf("%w: %q", ErrUnknownSession, name)
+	}
+	return m.swapped(ctx, name, sw, at)
+}
+
+// FoundSwapped is MarkSwapped for what a host's status shows (the
+// backstop of a lost report: a restart, a takeover, a connection down
+// when the host swapped), which is no news of the moment: like Observe,
+// it returns ErrBusy, recording nothing, while a command runs on the
+// session (a hyperswap whose outcome is not yet recorded: the host
+// shows it swapped a moment before the command says so).
+func (m *Manager) FoundSwapped(ctx context.Context, name string, sw Swap, at time.Time) (bool, error) {
+	if _, ok := m.store.DB().Session(name); !ok {
+		return false, fmt.Errorf("%w: %q", ErrUnknownSession, name)
+	}
+	ch := m.slot(name)
+	select {
+	case ch <- struct{}{}:
+		defer func() { <-ch }()
+	default:
+		return false, fmt.Errorf("%w: %q", ErrBusy, name)
+	}
+	return m.swapped(ctx, name, sw, at)
+}
+
+func (m *Manager) swapped(ctx context.Context, name string, sw Swap, at time.Time) (bool, error) {
+	_, changed, err := m.update(ctx, name, m.stamp(at), func(s *Session) (Change, bool) {
+		if !s.Type.HyperSwap() {
+			return Change{}, false
+		}
+		return swappedChange(s, true, sw)
+	})
+	if err != nil {
+		return false, fmt.Errorf("session %q: %w", name, err)
+	}
+	return changed, nil
 }
 
 // MarkThawed records that the scope's source LSSs no longer hold writes:

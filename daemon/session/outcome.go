@@ -156,6 +156,51 @@ func frozenChange(s *Session, certain bool, reason string) (Change, bool) {
 	return c, true
 }
 
+// swappedChange: a z/OS host writes the session's host I/O to the
+// target site now (a HyperSwap). The session is Target Available with
+// the target site active, whatever freeze state it was in: the host's
+// swap is the fact, and a freeze of the group recorded before or after
+// it (the host's own freeze raises suspend events too) does not change
+// it (frozenChange leaves Target Available alone; freezingChange only
+// records the hold of the old production site's LSSs). Recoverable: the
+// target image is known consistent, which a host's swap gives when the
+// pairs were all full-duplex (it swaps no other image) and the freeze
+// did not break it: the session was Prepared, or frozen from Prepared,
+// and certain (the freeze the manager saw settle, if any, was certain).
+// Status is Normal for a planned swap of a consistent image, Severe
+// otherwise: an unplanned swap follows a failure at the old production
+// site, which an administrator must repair (then start back).
+// It returns false when there is nothing to record: a Defined session
+// (no pairs), or one already swapped to that site.
+func swappedChange(s *Session, certain bool, sw Swap) (Change, bool) {
+	target := s.Direction.Target()
+	if s.State == Defined || s.State == TargetAvailable && s.ActiveSite == target {
+		return Change{}, false
+	}
+	consistent := certain && (s.State == Prepared || s.Recoverable ||
+		(s.State == Suspending || s.State == SuspendedPartial) && s.FromPrepared)
+	c := changeFrom(s)
+	c.State = TargetAvailable
+	c.ActiveSite = target
+	c.Recoverable = consistent
+	c.Copying = false
+	c.FromPrepared = false
+	c.Error = false
+	c.Status = Normal
+	if !consistent || !sw.Planned {
+		c.Status = Severe
+	}
+	kind := "unplanned"
+	if sw.Planned {
+		kind = "planned"
+	}
+	c.Reason = fmt.Sprintf("HyperSwap (%s) by z/OS host %s: %s; %s is active", kind, sw.Host, sw.Trigger, target)
+	if !consistent {
+		c.Reason += "; the image there is not known consistent"
+	}
+	return c, true
+}
+
 // releasedChange: the scope's source LSSs were thawed.
 func releasedChange(s *Session, reason string) (Change, bool) {
 	if !s.IOHeld {

@@ -16,6 +16,12 @@ const (
 	// MetroMirrorFailoverFailback can also copy H2->H1 after a recover,
 	// so production can move to site 2 and back.
 	MetroMirrorFailoverFailback Type = "mm-failover-failback"
+	// MetroMirrorHyperSwap is failover/failback whose production I/O a
+	// z/OS host (SwapHost) swaps to H2 on a hyperswap command or on its
+	// own when I/O to H1 fails. It needs a z/OS connection with every H1
+	// and H2 system online; the heartbeat does not cover it (the host
+	// does), and its consistency group holds HyperSwap sessions only.
+	MetroMirrorHyperSwap Type = "mm-hyperswap"
 )
 
 func (t Type) String() string { return string(t) }
@@ -27,21 +33,32 @@ func (t Type) Label() string {
 		return "Metro Mirror Single Direction"
 	case MetroMirrorFailoverFailback:
 		return "Metro Mirror Failover/Failback"
+	case MetroMirrorHyperSwap:
+		return "Metro Mirror Failover/Failback with HyperSwap"
 	}
 	return fmt.Sprintf("Type(%q)", string(t))
 }
 
 // Valid reports whether t is a known type.
 func (t Type) Valid() bool {
-	return t == MetroMirrorSingleDirection || t == MetroMirrorFailoverFailback
+	return t == MetroMirrorSingleDirection || t == MetroMirrorFailoverFailback || t == MetroMirrorHyperSwap
 }
+
+// HyperSwap reports a type whose host I/O a z/OS host swaps.
+func (t Type) HyperSwap() bool { return t == MetroMirrorHyperSwap }
+
+// Heartbeat reports whether the Metro Mirror heartbeat covers sessions
+// of the type: not HyperSwap (the z/OS host protects those, and a
+// storage system that froze itself on an expired heartbeat would take
+// the decision from the host).
+func (t Type) Heartbeat() bool { return !t.HyperSwap() }
 
 // ParseType parses the CLI form ("mm-single-direction"), ignoring case.
 func ParseType(s string) (Type, error) {
 	t := Type(strings.ToLower(s))
 	if !t.Valid() {
-		return "", fmt.Errorf("session: unknown session type %q (want %s or %s)",
-			s, MetroMirrorSingleDirection, MetroMirrorFailoverFailback)
+		return "", fmt.Errorf("session: unknown session type %q (want %s, %s or %s)",
+			s, MetroMirrorSingleDirection, MetroMirrorFailoverFailback, MetroMirrorHyperSwap)
 	}
 	return t, nil
 }

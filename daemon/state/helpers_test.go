@@ -50,7 +50,8 @@ func (g *recGen) record(db *session.DB) session.Record {
 	case 0:
 		r.Kind = session.KindSessionCreated
 		r.Create = &session.Create{
-			Type:   []session.Type{session.MetroMirrorSingleDirection, session.MetroMirrorFailoverFailback, "bogus"}[g.pick(3)],
+			Type: []session.Type{session.MetroMirrorSingleDirection, session.MetroMirrorFailoverFailback, session.MetroMirrorHyperSwap,
+				"bogus"}[g.pick(4)],
 			CGName: []string{"", "g1", "g2"}[g.pick(3)],
 			Policy: []session.Policy{session.HoldIO, session.ReleaseIO}[g.pick(2)],
 		}

@@ -87,10 +87,15 @@ func (a *app) sessionCreateCmd() *cobra.Command {
 		Long: `Define a session called NAME, with no copy sets yet.
 
 --type is mm-failover-failback (the default: production can move to H2
-and back) or mm-single-direction (H1 to H2 only; after a recover the way
-back is terminate and start again). --cg names a consistency group shared
-with other sessions: a freeze in one freezes them all before any is
-thawed. --policy says what happens to host writes after a freeze:
+and back), mm-single-direction (H1 to H2 only; after a recover the way
+back is terminate and start again) or mm-hyperswap (Metro Mirror
+Failover/Failback with HyperSwap: a z/OS host swaps its I/O to H2 on the
+hyperswap command, or on its own when I/O to H1 fails; it needs a z/OS
+connection of this server's sysplex with every H1 and H2 system online,
+checked at start, and the heartbeat never covers it). --cg names a
+consistency group shared with other sessions: a freeze in one freezes
+them all before any is thawed; a HyperSwap session shares one only with
+other HyperSwap sessions. --policy says what happens to host writes after a freeze:
 hold-io (the default) keeps them held until "session cmd NAME release-io"
 or the storage system's consistency-group timeout; release-io lets them
 continue, unmirrored, as soon as every freeze is certain.`,
@@ -110,7 +115,7 @@ continue, unmirrored, as soon as every freeze is certain.`,
 		}),
 	}
 	f := cmd.Flags()
-	f.StringVar(&typ, "type", string(api.MetroMirrorFailoverFailback), "session type: mm-failover-failback or mm-single-direction")
+	f.StringVar(&typ, "type", string(api.MetroMirrorFailoverFailback), "session type: mm-failover-failback, mm-single-direction or mm-hyperswap")
 	f.StringVar(&cg, "cg", "", "consistency-group name shared with other sessions")
 	f.StringVar(&policy, "policy", string(api.HoldIO), "after a freeze: hold-io or release-io")
 	_ = cmd.RegisterFlagCompletionFunc("type", fixed(words(api.SessionTypes())...))
@@ -155,6 +160,9 @@ func (a *app) sessionCmdCmd() *cobra.Command {
   start-h1-h2   establish the pairs and copy from H1 to H2
   start-h2-h1   copy from H2 to H1 (failover/failback, after a recover to H2)
   suspend       freeze every pair of the session (a planned suspension)
+  hyperswap     (mm-hyperswap, Prepared) freeze, then the z/OS hosts swap
+                their I/O to H2: Target Available with H2 active, Normal
+                if the freeze was certain, Severe otherwise
   release-io    let the held host writes continue after a freeze
   recover       make the consistent secondary image usable by hosts
   terminate     remove the pairs and the paths no other session uses: the
@@ -183,7 +191,13 @@ a command the state does not allow is refused with the reason.`,
 			if err != nil {
 				return err
 			}
-			return a.show(s, func(w io.Writer) { printSession(w, s) })
+			if err := a.show(s, func(w io.Writer) { printSession(w, s) }); err != nil {
+				return err
+			}
+			if !a.json {
+				a.warn(s.Warnings)
+			}
+			return nil
 		}),
 	}
 }

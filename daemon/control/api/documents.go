@@ -146,6 +146,10 @@ type SessionDoc struct {
 	// Transitions counts the changes of State, Status or Recoverable
 	// since the daemon started, flaps between two reads included.
 	Transitions uint64 `json:"transitions"`
+	// Warnings, in the answer to a command only: what the operator
+	// should know of it (a HyperSwap session started while the heartbeat
+	// is on: the heartbeat does not cover it).
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // HeartbeatDoc is the answer to HeartbeatShow.

@@ -28,11 +28,14 @@ const (
 	MetroMirrorSingleDirection SessionType = "mm-single-direction"
 	// MetroMirrorFailoverFailback can also copy H2 to H1 after a recover.
 	MetroMirrorFailoverFailback SessionType = "mm-failover-failback"
+	// MetroMirrorHyperSwap is failover/failback whose host I/O a z/OS
+	// host swaps to H2 (hyperswap, or on its own when I/O to H1 fails).
+	MetroMirrorHyperSwap SessionType = "mm-hyperswap"
 )
 
 // SessionTypes is every session type, the default first.
 func SessionTypes() []SessionType {
-	return []SessionType{MetroMirrorFailoverFailback, MetroMirrorSingleDirection}
+	return []SessionType{MetroMirrorFailoverFailback, MetroMirrorSingleDirection, MetroMirrorHyperSwap}
 }
 
 // ParseSessionType accepts a session type, ignoring case. Errors wrap
@@ -73,11 +76,12 @@ const (
 	CmdRecover   SessionCommand = "recover"
 	CmdTerminate SessionCommand = "terminate"
 	CmdRefresh   SessionCommand = "refresh"
+	CmdHyperSwap SessionCommand = "hyperswap"
 )
 
 // SessionCommands is every session command, in the order lists show them.
 func SessionCommands() []SessionCommand {
-	return []SessionCommand{CmdStartH1H2, CmdStartH2H1, CmdSuspend, CmdReleaseIO, CmdRecover, CmdTerminate, CmdRefresh}
+	return []SessionCommand{CmdStartH1H2, CmdStartH2H1, CmdSuspend, CmdHyperSwap, CmdReleaseIO, CmdRecover, CmdTerminate, CmdRefresh}
 }
 
 // ParseSessionCommand accepts a session command, ignoring case. Errors
