@@ -154,23 +154,37 @@ func (e *Engine) unloadSwap(ctx context.Context, s *session.Session) error {
 	return nil
 }
 
-// HyperSwap has every z/OS host of the session swap its host I/O to the
-// target site (session.Swapper); the Manager froze the group first
-// (Suspend). Each host is asked, whatever another answered: a host that
-// did not swap is named in the error.
-func (e *Engine) HyperSwap(ctx context.Context, s *session.Session) (string, error) {
-	hosts, err := e.swapHosts(s)
+// HyperSwap is the planned HyperSwap (session.Swapper): every z/OS host
+// of the session swaps its host I/O to the target site, then the core
+// freezes the session's consistency group (Suspend: the rest of the
+// scope; the host froze the session's own pairs). Each host is asked,
+// whatever another answered: a host that did not swap is named in the
+// swap error. The group is frozen whatever the swaps' outcome.
+//
+// The host goes first because it is the one that can hold its I/O: a
+// freeze through the core first left the application writing to H1
+// until the swap began, and a release-I/O group, thawed once the freeze
+// was certain, acknowledged writes on H1 alone that the swap then lost
+// (internal/scenario TestPlannedSwapOfAReleaseIOGroupLosesNothing). The
+// group is marked as the command's own freeze from the start, so the
+// core's report of the freeze the host's suspend events set off is the
+// command's outcome, not news that conflicts with it.
+func (e *Engine) HyperSwap(ctx context.Context, s *session.Session) (hosts string, swapErr, freezeErr error) {
+	defer e.running(GroupName(s), "freeze")()
+	found, err := e.swapHosts(s)
 	if err != nil {
-		return "", err
-	}
-	epoch := e.epoch()
-	var errs []error
-	for _, h := range hosts {
-		if err := h.Swap(ctx, epoch, s.Name); err != nil {
-			errs = append(errs, fmt.Errorf("z/OS host %s: %w", h.Name, err))
+		swapErr = err
+	} else {
+		epoch := e.epoch()
+		var errs []error
+		for _, h := range found {
+			if err := h.Swap(ctx, epoch, s.Name); err != nil {
+				errs = append(errs, fmt.Errorf("z/OS host %s: %w", h.Name, err))
+			}
 		}
+		hosts, swapErr = hostNames(found), errors.Join(errs...)
 	}
-	return hostNames(hosts), errors.Join(errs...)
+	return hosts, swapErr, e.Suspend(ctx, s)
 }
 
 // Swapped hears a swap report of a z/OS host (its SwapEvents, on the

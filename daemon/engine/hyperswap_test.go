@@ -222,8 +222,8 @@ func (w *swapWorld) phase(t *testing.T, ctx context.Context) freeze.GroupStatus 
 }
 
 // TestPlannedHyperSwapThroughTheEngine: start loads the pairs into the
-// host; hyperswap freezes the group through the core, then the host
-// swaps; the session is Target Available, H2 active, Normal and
+// host; hyperswap has the host swap, then freezes the group through
+// the core; the session is Target Available, H2 active, Normal and
 // recoverable, and a refresh agrees. A start back H2->H1 makes the host
 // forget the old direction before it changes the pairs and loads the new
 // one once established; terminate unloads it.

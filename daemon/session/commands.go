@@ -95,7 +95,7 @@ func rules() []rule {
 		{Prepared, CmdStartH1H2, startFrom(H1)}, // idempotent re-start, harmless
 		{Prepared, CmdStartH2H1, startFrom(H2)},
 		{Prepared, CmdSuspend, always},      // the planned, consistent freeze of the scope
-		{Prepared, CmdHyperSwap, hyperSwap}, // freeze, then the z/OS host writes to the target site
+		{Prepared, CmdHyperSwap, hyperSwap}, // the z/OS host swaps to the target site, then the group is frozen
 		{Prepared, CmdTerminate, ioNotHeld}, // removes the pairs and paths
 		{Prepared, CmdRefresh, always},
 

@@ -63,12 +63,14 @@ type Vetter interface {
 // anything is recorded).
 type Swapper interface {
 	// HyperSwap has the z/OS hosts of s swap its host I/O to the target
-	// site of s.Direction. The Manager freezes the scope first
-	// (Hardware.Suspend), and calls it whatever the freeze's outcome: the
-	// host decides whether its image will do (it swaps only full-duplex
-	// pairs). It returns once every host writes to the target site, with
-	// their names ("SYS1, SYS2").
-	HyperSwap(ctx context.Context, s *Session) (hosts string, err error)
+	// site of s.Direction, then freezes the scope as Hardware.Suspend
+	// does, whatever the swap's outcome (the host decides whether its
+	// image will do: it swaps only full-duplex pairs). The host goes
+	// first: it holds its own I/O, so no write completes on the source
+	// site alone between the freeze and the swap. It returns once every
+	// host writes to the target site, with their names ("SYS1, SYS2"),
+	// the swap's error and the freeze's.
+	HyperSwap(ctx context.Context, s *Session) (hosts string, swapErr, freezeErr error)
 }
 
 // Swap is a swap a z/OS host reported (Manager.MarkSwapped): it writes

@@ -217,8 +217,9 @@ func pairs(st hal.PairState, n int) session.Observed {
 
 // HyperSwap makes fakeHW a Swapper: the call is "hyperswap NAME", done
 // by the host "SYS1".
-func (f *fakeHW) HyperSwap(ctx context.Context, s *session.Session) (string, error) {
-	return "SYS1", f.do(ctx, session.CmdHyperSwap, s)
+func (f *fakeHW) HyperSwap(ctx context.Context, s *session.Session) (string, error, error) {
+	swapErr := f.do(ctx, session.CmdHyperSwap, s)
+	return "SYS1", swapErr, f.Suspend(ctx, s)
 }
 
 var _ session.Swapper = (*fakeHW)(nil)

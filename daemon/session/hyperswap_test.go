@@ -148,7 +148,7 @@ func TestHyperSwapSharesGroupsOnlyWithItsType(t *testing.T) {
 	}
 }
 
-// TestPlannedHyperSwap: freeze, then swap: Target Available with H2
+// TestPlannedHyperSwap: swap, then freeze: Target Available with H2
 // active, Normal when the freeze was certain from Prepared; Severe when
 // it was partial; a swap that fails leaves the suspend's outcome with
 // the error.
@@ -186,7 +186,7 @@ func TestPlannedHyperSwap(t *testing.T) {
 				t.Errorf("after hyperswap (-want +got):\n%s\nreason %s", d, s.Reason)
 			}
 			calls := r.hw.Calls()
-			if d := diff([]string{"start-h1-h2 A", "suspend A", "hyperswap A"}, calls); d != "" {
+			if d := diff([]string{"start-h1-h2 A", "hyperswap A", "suspend A"}, calls); d != "" { // the host holds its I/O first
 				t.Errorf("hardware calls (-want +got):\n%s", d)
 			}
 			if !tt.wantErr && !strings.Contains(s.Reason, "HyperSwap (planned) by z/OS host SYS1") {

@@ -273,9 +273,9 @@ func (m *Manager) conflict(name string, cmd Command, what string) error {
 // Suspended (Partial) by the Hardware's answer. The Error flag is the
 // commanded session's only; the others show the scope's state.
 //
-// With sw (hyperswap), the z/OS hosts swap the session's host I/O to its
-// target site once the freeze is over, whatever its outcome (the host
-// judges its image): the session ends Target Available with the target
+// With sw (hyperswap), the z/OS hosts first swap the session's host I/O
+// to its target site, then the scope is frozen whatever the swap's
+// outcome (Swapper.HyperSwap says why in that order): the session ends Target Available with the target
 // site active, Normal if the freeze was certain from Prepared, Severe
 // otherwise (swappedChange). A swap that fails leaves the session as the
 // suspend did, with the error. The other sessions of the scope are
@@ -319,15 +319,16 @@ func (m *Manager) suspend(ctx context.Context, s *Session, sw Swapper) error {
 	if !ok {
 		return fmt.Errorf("%w: %q", ErrUnknownSession, s.Name)
 	}
-	hwErr := m.hw.Suspend(ctx, cur)
+	var hwErr, swapErr error
+	var hosts string
+	if sw != nil {
+		hosts, swapErr, hwErr = sw.HyperSwap(ctx, cur)
+	} else {
+		hwErr = m.hw.Suspend(ctx, cur)
+	}
 	result := "every freeze confirmed"
 	if hwErr != nil {
 		result = hwErr.Error()
-	}
-	var swapErr error
-	var hosts string
-	if sw != nil {
-		hosts, swapErr = sw.HyperSwap(ctx, cur)
 	}
 	out := context.WithoutCancel(ctx)
 	switch {

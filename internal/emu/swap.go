@@ -36,6 +36,12 @@ type HostConfig struct {
 	// Online are the storage systems the host has channels to; I/O to any
 	// other fails with ErrNoChannel.
 	Online []hal.Serial
+	// AtSwap, if set, is called during each swap of a session once its
+	// H1 LSS pairs are frozen and its H2 volumes recovered, before the
+	// host writes anything to them: the session's I/O is held, so H2
+	// holds exactly what the application had been told was written (an
+	// oracle reads it there). It must not call the host.
+	AtSwap func(session string)
 }
 
 // Host is an emulated z/OS host as its applications see storage: every
@@ -75,6 +81,7 @@ type HostConfig struct {
 type Host struct {
 	fab    *Fabric
 	name   string
+	atSwap func(session string) // HostConfig.AtSwap
 	online map[hal.Serial]bool
 	detach []func()
 
@@ -120,7 +127,7 @@ func (f *Fabric) NewHost(cfg HostConfig) (*Host, error) {
 	if cfg.Name == "" {
 		return nil, fmt.Errorf("%w: z/OS host without a name", ErrConfig)
 	}
-	h := &Host{fab: f, name: cfg.Name, online: map[hal.Serial]bool{}, channelDown: map[hal.Serial]bool{},
+	h := &Host{fab: f, name: cfg.Name, atSwap: cfg.AtSwap, online: map[hal.Serial]bool{}, channelDown: map[hal.Serial]bool{},
 		dev: map[hal.VolumeRef]hal.VolumeRef{}, sessions: map[string]*swapSession{},
 		bySource: map[hal.VolumeRef]*swapSession{}, subs: map[chan hal.SwapEvent]struct{}{}}
 	for _, serial := range cfg.Online {
@@ -506,6 +513,9 @@ func (h *Host) runSwap(s *swapSession, planned bool, trigger string) error {
 	pairs, epoch := slices.Clone(s.pairs), s.epoch
 	h.mu.Unlock()
 	err := h.swapStorage(pairs, epoch)
+	if err == nil && h.atSwap != nil {
+		h.atSwap(s.name)
+	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	s.swapErr = err

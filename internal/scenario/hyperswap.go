@@ -2,11 +2,13 @@ package scenario
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"time"
 
 	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/internal/emu"
 	"github.com/lockstep-io/lockstep/internal/topology"
 	"github.com/lockstep-io/lockstep/internal/workload"
@@ -22,7 +24,7 @@ var HyperSwapNames = []string{"hyperswap-planned", "hyperswap-unplanned", "hyper
 const hyperSwapSession = "hs"
 
 func init() {
-	Descriptions["hyperswap-planned"] = "HyperSwap session: the manager's hyperswap command (freeze the group, then the z/OS host swaps to H2) mid-workload"
+	Descriptions["hyperswap-planned"] = "HyperSwap session: the manager's hyperswap command (the z/OS host swaps to H2, then the group is frozen) mid-workload"
 	Descriptions["hyperswap-unplanned"] = "HyperSwap session: one H1 storage system crashes mid-workload; the z/OS host swaps to H2 by itself"
 	Descriptions["hyperswap-unplanned-channel"] = "HyperSwap session: the z/OS host's channels to one H1 storage system fail mid-workload; it swaps to H2 by itself"
 	Descriptions["hyperswap-pathloss"] = "HyperSwap session: one H1 storage system loses its replication paths (no swap trigger: the manager freezes)"
@@ -35,19 +37,69 @@ type Freezer interface {
 }
 
 // HyperSwap is the planned HyperSwap as the manager's hyperswap command
-// carries it out: freeze the session's consistency group through the
-// freeze core (every H1 LSS pair suspended, the application's writes held
-// in ELB; no thaw, so none of them completes on H1 alone), then have the
-// z/OS host swap, which abandons the held writes and re-drives them on
-// H2. The daemon's engine does the same two steps.
+// carries it out: the z/OS host swaps first (it holds the session's host
+// I/O, freezes the session's LSS pairs, recovers H2 and re-drives its
+// I/O there), then the freeze core freezes the whole consistency group
+// (the rest of its scope; the session's own pairs are frozen already).
+//
+// Not the other way round: a freeze through the core first leaves the
+// application writing to H1 until the host's swap begins, and a group
+// whose policy is release I/O is thawed as soon as the freeze is
+// certain, so writes in that window complete on H1 alone, are
+// acknowledged, and are lost when the application moves to H2. The
+// host is the one that can hold its I/O first. The daemon's engine does
+// the same two steps in the same order.
 func HyperSwap(ctx context.Context, core Freezer, group string, host hal.SwapHost, epoch hal.Epoch, session string) error {
-	if err := core.Freeze(ctx, group, "hyperswap command"); err != nil {
-		return fmt.Errorf("hyperswap %s: freeze of %s: %w", session, group, err)
+	return hyperSwap(ctx, core, group, host, epoch, session, nil)
+}
+
+// hyperSwap is HyperSwap with between (if set) run between its two steps:
+// the time a manager takes between them, under load.
+func hyperSwap(ctx context.Context, core Freezer, group string, host hal.SwapHost, epoch hal.Epoch, session string, between func()) error {
+	swapErr := host.Swap(ctx, epoch, session)
+	if between != nil {
+		between()
 	}
-	if err := host.Swap(ctx, epoch, session); err != nil {
-		return fmt.Errorf("hyperswap %s: %w", session, err)
+	// Frozen whatever the swap's outcome: a host that failed midway may
+	// have frozen part of the session.
+	if err := core.Freeze(ctx, group, "hyperswap command"); err != nil {
+		return errors.Join(swapErr, fmt.Errorf("hyperswap %s: freeze of %s: %w", session, group, err))
+	}
+	if swapErr != nil {
+		return fmt.Errorf("hyperswap %s: %w", session, swapErr)
 	}
 	return nil
+}
+
+// atSwap is the oracle at the instant of a swap (emu.HostConfig.AtSwap):
+// the host has frozen H1 and recovered H2 and holds the session's I/O, so
+// H2 must hold every write the application was told is done, and be
+// consistent. Judging only the image at the end would miss a write lost
+// at the swap once later writes of its chain overwrote its slot.
+func (l *lab) atSwap(string) {
+	l.mu.Lock()
+	layout, run := l.layout, l.run
+	l.mu.Unlock()
+	if layout == nil || run == nil {
+		return
+	}
+	acked := run.Status().Acked
+	var rep workload.Report // not consistent, until read
+	snap, err := l.fab.Snapshot(layout.Targets())
+	var img *workload.Image
+	if err == nil {
+		img, err = workload.Capture(snap, layout)
+	}
+	if err == nil {
+		rep, err = workload.CheckAcked(layout, img, acked)
+	}
+	if err != nil {
+		l.logf("oracle at the swap: H2 could not be judged: %v", err)
+	}
+	l.mu.Lock()
+	l.res.AtSwap, l.res.AtSwapChecked = rep, true
+	l.mu.Unlock()
+	l.logf("oracle at the swap: %s", rep)
 }
 
 // withHost puts the in-process z/OS host in front of the workload and
@@ -57,7 +109,7 @@ func (l *lab) withHost(ctx context.Context) error {
 	for _, s := range l.fab.Systems() {
 		online = append(online, s.Serial())
 	}
-	h, err := l.fab.NewHost(emu.HostConfig{Name: labZOSHost, Online: online})
+	h, err := l.fab.NewHost(emu.HostConfig{Name: labZOSHost, Online: online, AtSwap: l.atSwap})
 	if err != nil {
 		return err
 	}
@@ -101,8 +153,12 @@ func (l *lab) watchSwaps(ctx context.Context, run *workload.Run) {
 
 var hyperSwapFaults = map[string]func(l *lab){
 	"hyperswap-planned": func(l *lab) {
-		l.logf("COMMAND: hyperswap %s (freeze the group, then the z/OS host swaps)", hyperSwapSession)
-		if err := HyperSwap(l.ctx, l.core, group, l.host, 1, hyperSwapSession); err != nil {
+		l.logf("COMMAND: hyperswap %s (the z/OS host swaps, then the group is frozen)", hyperSwapSession)
+		var between func()
+		if l.swapLatency > 0 {
+			between = func() { _ = clock.Sleep(l.ctx, l.clk, l.swapLatency) }
+		}
+		if err := hyperSwap(l.ctx, l.core, group, l.host, 1, hyperSwapSession, between); err != nil {
 			l.logf("hyperswap failed: %v", err)
 		}
 	},
@@ -131,6 +187,12 @@ var hyperSwapFaults = map[string]func(l *lab){
 func HyperSwapOK(name string, r *Result, minAfter uint64) error {
 	if !r.Report.Sound() {
 		return fmt.Errorf("oracle: %s", r.Report)
+	}
+	if r.Swapped && !r.AtSwapChecked {
+		return fmt.Errorf("oracle: H2 was not judged at the swap")
+	}
+	if r.AtSwapChecked && !r.AtSwap.Sound() {
+		return fmt.Errorf("oracle at the swap: %s", r.AtSwap)
 	}
 	if r.Swapped && !r.Report.AckedChecked {
 		return fmt.Errorf("oracle: the lost-write rule was not checked")

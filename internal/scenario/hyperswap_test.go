@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/workload"
@@ -85,4 +86,23 @@ func TestHyperSwapNeedsInProcess(t *testing.T) {
 			t.Fatalf("%+v accepted", opt)
 		}
 	}
+}
+
+// TestPlannedSwapOfAReleaseIOGroupLosesNothing: the hyperswap command of
+// a session whose policy is release I/O, on a manager that takes a while
+// between its two steps. It used to freeze through the core first: the
+// core thawed the group as soon as the freeze was certain, the
+// application wrote on to H1 alone until the host's swap began, and
+// those acknowledged writes were not on H2. The image at the end hid it
+// (later writes overwrote their slots); the oracle at the swap did not.
+func TestPlannedSwapOfAReleaseIOGroupLosesNothing(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r, err := Run(context.Background(), "hyperswap-planned", Options{ReleaseIO: true, swapLatency: 2 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := HyperSwapOK("hyperswap-planned", r, 1000); err != nil {
+			t.Fatalf("%v\n%s", err, strings.Join(r.Timeline, "\n"))
+		}
+	})
 }

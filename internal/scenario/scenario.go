@@ -71,6 +71,9 @@ type Options struct {
 	// io, when set, is the host the workload writes through, built from
 	// the lab (a test's broken host).
 	io func(l *lab) workload.Host
+	// swapLatency is the time the hyperswap command takes between its two
+	// steps (a manager under load).
+	swapLatency time.Duration
 }
 
 // Result is what a run proved.
@@ -98,6 +101,11 @@ type Result struct {
 	Swapped      bool
 	SwapTrigger  string
 	WritesAtSwap uint64
+	// AtSwap is the oracle's verdict on H2 at the instant of the swap
+	// (once H1 was frozen and H2 recovered, before the host wrote to it),
+	// when AtSwapChecked.
+	AtSwap        workload.Report
+	AtSwapChecked bool
 }
 
 // Consistent is the oracle's verdict.
@@ -119,6 +127,11 @@ type lab struct {
 	hmcs     []*emu.HMC // in-process dual HMC, when the run has one
 	zos      *zosHost   // in-process z/OS host, when the run has one
 	host     *emu.Host  // the HyperSwap z/OS host the workload runs on, when the run has one
+	// layout and run are the workload's once it started; swapLatency is
+	// Options.swapLatency (read by the hyperswap command).
+	layout      *workload.Layout
+	run         *workload.Run
+	swapLatency time.Duration
 }
 
 const (
@@ -375,6 +388,9 @@ func (l *lab) play(ctx context.Context, opt Options, fault func()) (*Result, err
 		io = opt.io(l)
 	}
 	run := workload.Start(ctx, io, layout, workload.Options{Clock: l.clk, Think: opt.Think})
+	l.mu.Lock()
+	l.layout, l.run, l.swapLatency = layout, run, opt.swapLatency
+	l.mu.Unlock()
 	if l.host != nil {
 		l.watchSwaps(ctx, run)
 	}

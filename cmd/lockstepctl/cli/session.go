@@ -160,7 +160,7 @@ func (a *app) sessionCmdCmd() *cobra.Command {
   start-h1-h2   establish the pairs and copy from H1 to H2
   start-h2-h1   copy from H2 to H1 (failover/failback, after a recover to H2)
   suspend       freeze every pair of the session (a planned suspension)
-  hyperswap     (mm-hyperswap, Prepared) freeze, then the z/OS hosts swap
+  hyperswap     (mm-hyperswap, Prepared) the z/OS hosts swap, then the group is frozen
                 their I/O to H2: Target Available with H2 active, Normal
                 if the freeze was certain, Severe otherwise
   release-io    let the held host writes continue after a freeze
