@@ -281,31 +281,24 @@ func orEmpty(s []string) []string {
 }
 
 // StorageRemove removes a connection or a whole storage system. The last
-// TCP/IP connection of a system cannot go while the heartbeat is on
-// without force (docs/architecture.md, Storage connections): the heartbeat would stop reaching it, and
-// its sessions would be suspended.
+// TCP/IP connection of a system that sessions use cannot go while the
+// heartbeat is on without force; with force, the sessions are suspended
+// first (removeLastIP).
 func (s *Server) StorageRemove(ctx context.Context, serial hal.Serial, connection string, force bool) ([]string, error) {
 	d, err := s.actingPeriod()
 	if err != nil {
 		return nil, err
 	}
-	usedBy := ""
-	for _, se := range s.db().Sessions() {
-		if slices.Contains(se.Serials(), serial) {
-			usedBy = se.Name
-			break
-		}
-	}
-	rm, err := s.registry().Remove(serial, connection, usedBy, force)
+	rm, err := s.registry().Remove(serial, connection, s.sessionsUsing(), force)
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
 		return nil, fmt.Errorf("%w: %w", api.ErrNotFound, err)
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", api.ErrRefused, err)
 	}
-	warnings := rm.Warnings
+	warnings := append(rm.Warnings, s.suspendForRemoval(ctx, d, rm)...)
 	if err := s.proposeRegistry(ctx, rm.Record); err != nil {
-		return nil, err
+		return nil, removalNotRecorded(rm, err)
 	}
 	s.sources.refresh()
 	// The driver goes with the connections it was opened from: opened

@@ -123,8 +123,11 @@ type storageDrivers struct {
 	end      context.CancelFunc
 	open     map[hal.Serial]openDriver
 	consoles map[string]openConsole
-	closed   bool
-	bg       sync.WaitGroup // goBackground's
+	// retries are the HMC connections whose console did not open, each
+	// opened again on the clock with backoff (consoleFailed).
+	retries map[string]*consoleRetry
+	closed  bool
+	bg      sync.WaitGroup // goBackground's
 }
 
 // goBackground runs fn in the drivers' life (discovery's journal write),
@@ -141,7 +144,8 @@ func (ds *storageDrivers) goBackground(fn func(ctx context.Context)) {
 
 func newStorageDrivers(f Drivers, c Consoles) *storageDrivers {
 	return &storageDrivers{factories: f, consoleFs: c, open: map[hal.Serial]openDriver{},
-		consoles: map[string]openConsole{}, changed: func() {}, discovered: func(string, []hal.Serial) {}}
+		consoles: map[string]openConsole{}, retries: map[string]*consoleRetry{}, changed: func() {},
+		discovered: func(string, []hal.Serial) {}}
 }
 
 // start sets the context every driver lives in until closeAll.
@@ -374,6 +378,10 @@ func (ds *storageDrivers) closeAll() {
 	ds.closed = true
 	open, consoles := ds.open, ds.consoles
 	ds.open, ds.consoles = map[hal.Serial]openDriver{}, map[string]openConsole{}
+	for name, r := range ds.retries {
+		r.timer.Stop()
+		delete(ds.retries, name)
+	}
 	end := ds.end
 	ds.mu.Unlock()
 	for _, d := range open {
@@ -407,10 +415,30 @@ func (ds *storageDrivers) console(h registry.HMC) (hal.Console, error) {
 	key := connKey([]registry.Connection{{Name: h.Name, Addresses: h.Addresses, User: h.User, PasswordFile: h.PasswordFile}})
 	ds.mu.Lock()
 	c, ok := ds.consoles[h.Name]
+	var pending error
+	if r := ds.retries[h.Name]; r != nil && r.key == key && !r.due {
+		// Its retry is armed: it is opened then, not by every system
+		// behind it meanwhile.
+		pending = r.err
+	}
 	ds.mu.Unlock()
 	if ok && c.key == key {
 		return c.Console, nil
 	}
+	if pending != nil {
+		return nil, pending
+	}
+	con, err := ds.openConsole(h, key)
+	if err != nil {
+		ds.consoleFailed(h.Name, key, err)
+		return nil, err
+	}
+	ds.consoleOpened(h.Name)
+	return con, nil
+}
+
+// openConsole opens HMC connection h's console and installs it.
+func (ds *storageDrivers) openConsole(h registry.HMC, key string) (hal.Console, error) {
 	f := ds.consoleFs[hal.HMC]
 	if f == nil {
 		return nil, fmt.Errorf("HMC %s: this build cannot reach storage through an HMC", h.Name)
@@ -497,6 +525,12 @@ func (ds *storageDrivers) retainConsoles(want []registry.HMC) {
 			delete(ds.consoles, name)
 		}
 	}
+	for name, r := range ds.retries {
+		if !slices.ContainsFunc(want, func(h registry.HMC) bool { return h.Name == name }) {
+			r.timer.Stop()
+			delete(ds.retries, name)
+		}
+	}
 	ds.mu.Unlock()
 	for _, c := range gone {
 		_ = c.Close()
@@ -573,9 +607,9 @@ func (ds *storageDrivers) connect(serial hal.Serial) error {
 			h, _ := ds.store.Registry().HMC(c.HMC)
 			con, err := ds.console(h)
 			if err != nil {
-				// The system's other connections still carry it.
+				// The system's other connections still carry it; the
+				// console is retried (and its failure logged) on its own.
 				consoleErr = fmt.Errorf("%s: %w", serial, err)
-				ds.log.Error("HMC connection not opened", "serial", serial, "hmc", c.HMC, "err", err)
 				reach.part(i)(false, false, err.Error())
 				continue
 			}
@@ -628,9 +662,7 @@ func (ds *storageDrivers) reconcile() {
 	reg := ds.store.Registry()
 	hmcs := reg.HMCs()
 	for _, h := range hmcs {
-		if _, err := ds.console(h); err != nil {
-			ds.log.Error("HMC connection not opened", "hmc", h.Name, "err", err)
-		}
+		_, _ = ds.console(h) // a failure is logged and retried by consoleFailed
 	}
 	for serial, d := range ds.snapshot() {
 		if d.key != "" && d.key != connKey(reg.Connections(serial)) {

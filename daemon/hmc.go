@@ -60,41 +60,35 @@ func (s *Server) HMCAdd(ctx context.Context, spec api.HMCSpec) ([]string, error)
 }
 
 func (s *Server) HMCRemove(ctx context.Context, name string, force bool) ([]string, error) {
-	return s.removeConsole(ctx, "HMC", "hmc", name, func(usedBy func(hal.Serial) string) (registry.Removal, error) {
-		return s.registry().RemoveHMC(name, usedBy, force)
+	return s.removeConsole(ctx, "HMC", "hmc", name, func(sessions registry.Sessions) (registry.Removal, error) {
+		return s.registry().RemoveHMC(name, sessions, force)
 	})
 }
 
 // removeConsole is the removal of a connection that serves several
 // systems (an HMC or a z/OS host): the registry's rules decide (remove,
-// with the sessions that use each system), then the record, the drivers
-// and the trap sources follow.
+// with the sessions that use each system), the sessions a forced removal
+// of the last TCP/IP connection leaves without heartbeat are suspended
+// (suspendForRemoval), then the record, the drivers and the trap sources
+// follow.
 func (s *Server) removeConsole(ctx context.Context, what, key, name string,
-	remove func(usedBy func(hal.Serial) string) (registry.Removal, error)) ([]string, error) {
+	remove func(registry.Sessions) (registry.Removal, error)) ([]string, error) {
 	d, err := s.actingPeriod()
 	if err != nil {
 		return nil, err
 	}
-	sessions := s.db().Sessions()
-	usedBy := func(serial hal.Serial) string {
-		for _, se := range sessions {
-			if slices.Contains(se.Serials(), serial) {
-				return se.Name
-			}
-		}
-		return ""
-	}
-	rm, err := remove(usedBy)
+	rm, err := remove(s.sessionsUsing())
 	switch {
 	case errors.Is(err, registry.ErrNotFound):
 		return nil, fmt.Errorf("%w: %w", api.ErrNotFound, err)
 	case err != nil:
 		return nil, fmt.Errorf("%w: %w", api.ErrRefused, err)
 	}
+	warnings := append(rm.Warnings, s.suspendForRemoval(ctx, d, rm)...)
 	if err := s.proposeRegistry(ctx, rm.Record); err != nil {
-		return nil, err
+		return nil, removalNotRecorded(rm, err)
 	}
-	warnings := append(rm.Warnings, s.reconcileDrivers(ctx, d)...)
+	warnings = append(warnings, s.reconcileDrivers(ctx, d)...)
 	s.sources.refresh()
 	s.emit(notify.ConfigChanged, fmt.Sprintf("%s connection %s removed", what, name), key, name)
 	return orEmpty(warnings), nil

@@ -97,7 +97,12 @@ func serverOn(t *testing.T, dir, addr, extra string, setup func(*Server), mods .
 	}
 }
 
-func TestLastIPConnectionRemovalNeedsForceWhileHeartbeatOn(t *testing.T) {
+// TestLastIPConnectionRemovalOfAnUnusedSystem: with the heartbeat on, the
+// last TCP/IP connection of a system no session uses goes without
+// --force (nothing is suspended), with the heartbeat's warning that the
+// system is now reachable only through z/OS. One that sessions use is
+// refused: TestForcedRemovalOfTheLastTCPIPConnectionSuspendsAtOnce.
+func TestLastIPConnectionRemovalOfAnUnusedSystem(t *testing.T) {
 	c := startServerWith(t, storageCA(t))
 	ctx := context.Background()
 	spec := api.StorageSpec{Serial: "LAB.2107-75P0001", Connections: []api.ConnectionSpec{
@@ -113,13 +118,9 @@ func TestLastIPConnectionRemovalNeedsForceWhileHeartbeatOn(t *testing.T) {
 	if _, err := c.HeartbeatSet(ctx, true); err != nil {
 		t.Fatal(err)
 	}
-	_, err := c.StorageRemove(ctx, "LAB.2107-75P0001", "direct", false)
-	if !errors.Is(err, api.ErrRefused) || !strings.Contains(err.Error(), "heartbeat off") {
-		t.Fatalf("removing the last TCP/IP connection: %v, want a refusal saying to disable the heartbeat", err)
-	}
-	ws, err := c.StorageRemove(ctx, "LAB.2107-75P0001", "direct", true)
-	if err != nil || len(ws) == 0 {
-		t.Fatalf("forced removal: %v, warnings %v", err, ws)
+	ws, err := c.StorageRemove(ctx, "LAB.2107-75P0001", "direct", false)
+	if err != nil || len(ws) != 1 || !strings.Contains(ws[0], "only through z/OS") {
+		t.Fatalf("removing the last TCP/IP connection of an unused system: %v, warnings %q", err, ws)
 	}
 	hb, err := c.HeartbeatShow(ctx)
 	if err != nil {

@@ -7,7 +7,6 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/notify"
 	"github.com/lockstep-io/lockstep/daemon/registry"
-	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/secretfile"
 )
 
@@ -56,8 +55,10 @@ func (s *Server) ZOSAdd(ctx context.Context, spec api.ZOSSpec) ([]string, error)
 }
 
 func (s *Server) ZOSRemove(ctx context.Context, name string) ([]string, error) {
-	return s.removeConsole(ctx, "z/OS", "zos", name, func(usedBy func(hal.Serial) string) (registry.Removal, error) {
-		return s.registry().RemoveZOS(name, usedBy)
+	// A z/OS connection carries no heartbeat: its removal never leaves
+	// a session without one (RemoveZOS), so nothing is suspended.
+	return s.removeConsole(ctx, "z/OS", "zos", name, func(sessions registry.Sessions) (registry.Removal, error) {
+		return s.registry().RemoveZOS(name, sessions)
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/control/api"
 	"github.com/lockstep-io/lockstep/daemon/control/client"
 	"github.com/lockstep-io/lockstep/drivers/direct"
+	hmcdriver "github.com/lockstep-io/lockstep/drivers/hmc"
 	"github.com/lockstep-io/lockstep/drivers/zos"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/emu"
@@ -22,7 +23,9 @@ import (
 // PLEX1 with every system online, and whose lockstepd is of PLEX1 and
 // links the direct and z/OS drivers. The systems are newLabRig's (two
 // primaries, two secondaries, the same serials and password files).
-func newZOSRig(t *testing.T, cg time.Duration) *labRig {
+// With hmc, the lab also runs HMC1 fronting every system, and lockstepd
+// links the hmc console.
+func newZOSRig(t *testing.T, cg time.Duration, hmc bool) *labRig {
 	t.Helper()
 	r := newLabRig(t, cg) // the bus and the password files; its lab is replaced
 	var lsss []emu.LSSConfig
@@ -40,6 +43,9 @@ func newZOSRig(t *testing.T, cg time.Duration) *labRig {
 		h.Online = append(h.Online, lab.ZOSOnline{Serial: sc.Serial, Channels: []string{"40"}})
 	}
 	cfg.ZOSHosts = []lab.ZOSHost{h}
+	if hmc {
+		withHMC(cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv, err := lab.Start(ctx, cfg, lab.Options{ControlSocket: filepath.Join(t.TempDir(), "lab.sock")})
 	if err != nil {
@@ -50,6 +56,9 @@ func newZOSRig(t *testing.T, cg time.Duration) *labRig {
 	r.lab = srv
 	r.drivers = Drivers{hal.Direct: direct.Factory, hal.ZOS: zos.Factory}
 	r.server = "sysplex = \"PLEX1\"\n"
+	if hmc {
+		r.consoles = Consoles{hal.HMC: hmcdriver.OpenConsole}
+	}
 	return r
 }
 
@@ -90,7 +99,7 @@ func zosState(ctx context.Context, c *client.Client, serial hal.Serial) string {
 //   - restarted outside the sysplex, the server's takeover readiness
 //     lists the system reachable only through z/OS: not in sysplex PLEX1.
 func TestZOSRulesEndToEnd(t *testing.T) {
-	r := newZOSRig(t, 5*time.Second)
+	r := newZOSRig(t, 5*time.Second, false)
 	ctx := context.Background()
 	c, stop := r.start(safeFor5s, &countingNotifier{})
 	defer stop()

@@ -99,23 +99,34 @@ func TestRemoveHMC(t *testing.T) {
 		name      string
 		heartbeat bool
 		direct    bool // A also has a direct connection
+		zos       bool // A also has a z/OS connection
 		used      bool // a session uses A
 		force     bool
 		want      error
-		warn      bool
+		warn      string
+		suspend   []string
 	}{
 		{name: "heartbeat off"},
 		{name: "heartbeat on, A keeps a direct connection", heartbeat: true, direct: true},
-		{name: "heartbeat on, last IP connection", heartbeat: true, want: ErrLastIPConnection},
-		{name: "heartbeat on, forced", heartbeat: true, force: true, warn: true},
+		{name: "heartbeat on, A goes with it, unused", heartbeat: true},
+		{name: "heartbeat on, A keeps z/OS, unused", heartbeat: true, zos: true, warn: "A is reachable only through z/OS"},
+		{name: "heartbeat on, last IP connection, in use", heartbeat: true, zos: true, used: true, want: ErrLastIPConnection},
+		{name: "heartbeat on, in use, forced", heartbeat: true, zos: true, used: true, force: true,
+			warn: "removing HMC connection H leaves A (session mm1) with no TCP/IP connection while the heartbeat is on: " +
+				"the Metro Mirror sessions are suspended, and applications see extended long busy until the storage timer expires",
+			suspend: []string{"mm1"}},
 		{name: "in use, only connection", used: true, want: ErrInUse},
+		{name: "in use, only connection, heartbeat on, forced", heartbeat: true, used: true, force: true, want: ErrInUse},
 		{name: "in use, A keeps a direct connection", used: true, direct: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			conns := map[hal.Serial][]Connection{}
 			if tc.direct {
-				conns["A"] = []Connection{direct}
+				conns["A"] = append(conns["A"], direct)
+			}
+			if tc.zos {
+				conns["A"] = append(conns["A"], zos)
 			}
 			db := build(t, tc.heartbeat, conns)
 			for _, r := range []Record{hmcRec(KindHMCAdded, "", h), hmcRec(KindHMCAttached, "H", nil, "A")} {
@@ -123,25 +134,28 @@ func TestRemoveHMC(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			usedBy := func(s hal.Serial) string {
+			sessions := func(s hal.Serial) []string {
 				if tc.used && s == "A" {
-					return "mm1"
+					return []string{"mm1"}
 				}
-				return ""
+				return nil
 			}
-			rm, err := db.RemoveHMC("H", usedBy, tc.force)
+			rm, err := db.RemoveHMC("H", sessions, tc.force)
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("err %v, want %v", err, tc.want)
 			}
-			if err == nil && (rm.Record.Kind != KindHMCRemoved || (len(rm.Warnings) > 0) != tc.warn) {
-				t.Fatalf("removal %+v", rm)
+			got := strings.Join(rm.Warnings, "; ")
+			if err == nil && (rm.Record.Kind != KindHMCRemoved || (got == "") != (tc.warn == "") || !strings.Contains(got, tc.warn) ||
+				!slices.Equal(rm.Sessions, tc.suspend)) {
+				t.Fatalf("removal %+v, want warning %q, sessions to suspend %q", rm, tc.warn, tc.suspend)
 			}
-			if errors.Is(err, ErrLastIPConnection) && !strings.Contains(err.Error(), "heartbeat off") {
+			if errors.Is(err, ErrLastIPConnection) && (!strings.Contains(err.Error(), "heartbeat off") ||
+				!strings.Contains(err.Error(), "A (session mm1)") || !strings.Contains(err.Error(), "extended long busy")) {
 				t.Fatalf("error does not say what to do: %v", err)
 			}
 		})
 	}
-	if _, err := NewDB().RemoveHMC("nope", func(hal.Serial) string { return "" }, false); !errors.Is(err, ErrNotFound) {
+	if _, err := NewDB().RemoveHMC("nope", func(hal.Serial) []string { return nil }, false); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown HMC: %v", err)
 	}
 }
@@ -157,15 +171,15 @@ func TestStorageRemoveOfDiscovered(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := db.Remove("A", "", "", false); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "hmc remove") {
+	if _, err := db.Remove("A", "", noSessions, false); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "hmc remove") {
 		t.Fatalf("remove A: %v", err)
 	}
-	if _, err := db.Remove("B", "H", "", false); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "hmc remove") {
+	if _, err := db.Remove("B", "H", noSessions, false); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "hmc remove") {
 		t.Fatalf("remove B's HMC: %v", err)
 	}
 	// B's direct connection may go with the heartbeat on: the HMC still
 	// carries it.
-	rm, err := db.Remove("B", "direct", "", false)
+	rm, err := db.Remove("B", "direct", noSessions, false)
 	if err != nil || len(rm.Warnings) != 0 {
 		t.Fatalf("remove B's direct connection: %+v, %v", rm, err)
 	}

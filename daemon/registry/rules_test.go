@@ -31,6 +31,8 @@ var (
 	zos    = Connection{Name: "zos", Kind: hal.ZOS, Addresses: []string{"z:5858"}, Sysplex: "P"}
 )
 
+func noSessions(hal.Serial) []string { return nil }
+
 func TestHeartbeatWarnings(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
@@ -60,26 +62,34 @@ func TestRemove(t *testing.T) {
 		heartbeat  bool
 		conns      []Connection
 		connection string
-		usedBy     string
+		sessions   []string
 		force      bool
 		want       error
 		wantKind   string
 		wantLeft   []string
 		wantWarn   string
+		// wantSuspend are the sessions the caller is to suspend.
+		wantSuspend []string
 	}{
 		{name: "unknown system", conns: nil, want: ErrNotFound},
 		{name: "unknown connection", conns: []Connection{direct}, connection: "hmc", want: ErrNotFound},
 		{name: "whole system", conns: []Connection{direct, zos}, wantKind: KindStorageRemoved},
-		{name: "whole system in use", conns: []Connection{direct}, usedBy: "s1", want: ErrInUse},
-		{name: "last connection in use", conns: []Connection{direct}, connection: "direct", usedBy: "s1", want: ErrInUse},
-		{name: "a connection of a system in use", conns: []Connection{direct, hmc}, connection: "hmc", usedBy: "s1",
+		{name: "whole system in use", conns: []Connection{direct}, sessions: []string{"s1"}, want: ErrInUse},
+		{name: "last connection in use", conns: []Connection{direct}, connection: "direct", sessions: []string{"s1"}, want: ErrInUse},
+		{name: "a connection of a system in use", conns: []Connection{direct, hmc}, connection: "hmc", sessions: []string{"s1"},
 			wantKind: KindConnectionRemoved, wantLeft: []string{"direct"}},
 		{name: "last IP, heartbeat off", conns: []Connection{direct, zos}, connection: "direct",
 			wantKind: KindConnectionRemoved, wantLeft: []string{"zos"}},
-		{name: "last IP, heartbeat on", heartbeat: true, conns: []Connection{direct, zos}, connection: "direct",
-			want: ErrLastIPConnection},
-		{name: "last IP, heartbeat on, forced", heartbeat: true, conns: []Connection{direct, zos}, connection: "direct",
-			force: true, wantKind: KindConnectionRemoved, wantLeft: []string{"zos"}, wantWarn: "will be suspended"},
+		{name: "last IP, heartbeat on, in use", heartbeat: true, conns: []Connection{direct, zos}, connection: "direct",
+			sessions: []string{"s1", "s2"}, want: ErrLastIPConnection},
+		{name: "last IP, heartbeat on, in use, forced", heartbeat: true, conns: []Connection{direct, zos}, connection: "direct",
+			sessions: []string{"s1", "s2"}, force: true, wantKind: KindConnectionRemoved, wantLeft: []string{"zos"},
+			wantWarn: "removing connection direct of A leaves A (sessions s1, s2) with no TCP/IP connection while the heartbeat is on: " +
+				"the Metro Mirror sessions are suspended, and applications see extended long busy until the storage timer expires",
+			wantSuspend: []string{"s1", "s2"}},
+		{name: "last IP, heartbeat on, unused: the heartbeat reaches it through no connection", heartbeat: true,
+			conns: []Connection{direct, zos}, connection: "direct", wantKind: KindConnectionRemoved, wantLeft: []string{"zos"},
+			wantWarn: "A is reachable only through z/OS"},
 		{name: "one IP of two, heartbeat on", heartbeat: true, conns: []Connection{direct, hmc, zos}, connection: "direct",
 			wantKind: KindConnectionRemoved, wantLeft: []string{"hmc", "zos"}},
 		{name: "the only connection, heartbeat on", heartbeat: true, conns: []Connection{direct}, connection: "direct",
@@ -88,12 +98,22 @@ func TestRemove(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			db := build(t, tc.heartbeat, map[hal.Serial][]Connection{"A": tc.conns})
-			r, err := db.Remove("A", tc.connection, tc.usedBy, tc.force)
+			r, err := db.Remove("A", tc.connection, func(hal.Serial) []string { return tc.sessions }, tc.force)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("Remove: %v, want %v", err, tc.want)
 			}
+			if errors.Is(err, ErrLastIPConnection) {
+				for _, w := range []string{"A (session", "heartbeat off", "extended long busy until the storage timer expires", "--force"} {
+					if !strings.Contains(err.Error(), w) {
+						t.Fatalf("Remove: %v, want it to say %q", err, w)
+					}
+				}
+			}
 			if err != nil {
 				return
+			}
+			if !slices.Equal(r.Sessions, tc.wantSuspend) {
+				t.Fatalf("sessions to suspend %q, want %q", r.Sessions, tc.wantSuspend)
 			}
 			var left []string
 			for _, c := range r.Left {

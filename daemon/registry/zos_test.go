@@ -70,10 +70,10 @@ func TestZOSRecords(t *testing.T) {
 	if z, ok := back.ZOS("SYSA"); !ok || !slices.Equal(z.Systems, []hal.Serial{"A", "B"}) || z.Sysplex != "PLEX1" {
 		t.Fatalf("restored z/OS %+v", z)
 	}
-	if _, err := db.Remove("A", "", "", false); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "zos remove") {
+	if _, err := db.Remove("A", "", noSessions, false); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "zos remove") {
 		t.Fatalf("storage remove of a system only a z/OS connection has: %v", err)
 	}
-	if _, err := db.Remove("B", "SYSA", "", false); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "z/OS connection SYSA") {
+	if _, err := db.Remove("B", "SYSA", noSessions, false); !errors.Is(err, ErrNotFound) || !strings.Contains(err.Error(), "z/OS connection SYSA") {
 		t.Fatalf("storage remove of B's z/OS connection: %v", err)
 	}
 	if err := db.Apply(zosRec(KindZOSRemoved, "SYSA", nil)); err != nil {
@@ -125,13 +125,13 @@ func TestRemoveZOS(t *testing.T) {
 			if err := db.Apply(zosRec(KindZOSAdded, "", z)); err != nil {
 				t.Fatal(err)
 			}
-			usedBy := func(s hal.Serial) string {
+			sessions := func(s hal.Serial) []string {
 				if tc.used && s == "A" {
-					return "mm1"
+					return []string{"mm1"}
 				}
-				return ""
+				return nil
 			}
-			rm, err := db.RemoveZOS("SYSA", usedBy)
+			rm, err := db.RemoveZOS("SYSA", sessions)
 			if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
 				t.Fatalf("err %v, want %v", err, tc.want)
 			}
@@ -140,7 +140,7 @@ func TestRemoveZOS(t *testing.T) {
 			}
 		})
 	}
-	if _, err := NewDB().RemoveZOS("nope", func(hal.Serial) string { return "" }); !errors.Is(err, ErrNotFound) {
+	if _, err := NewDB().RemoveZOS("nope", noSessions); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("unknown z/OS connection: %v", err)
 	}
 }

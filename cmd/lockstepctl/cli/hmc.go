@@ -187,9 +187,10 @@ func (a *app) hmcRemoveCmd() *cobra.Command {
 go with it unless they have another connection. Refused while it is the
 only connection of a storage system that holds volumes of a session, and
 while it is the last TCP/IP connection (direct or hmc) of a storage
-system with the heartbeat on: the heartbeat would stop reaching it and its
-sessions would be suspended. --force removes it anyway in the second
-case, with a warning.`,
+system that sessions use, with the heartbeat on: the heartbeat would stop
+reaching it, its sessions would be suspended and applications would see
+extended long busy until the storage timer expires. --force removes it
+anyway in the second case: the sessions are suspended first, at once.`,
 		Example: "  lockstepctl hmc remove HMCS",
 		Args:    cobra.ExactArgs(1),
 		RunE: a.leaf(func(ctx context.Context, c *client.Client, args []string) error {

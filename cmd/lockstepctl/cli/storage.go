@@ -154,10 +154,12 @@ func (a *app) storageRemoveCmd() *cobra.Command {
 		Long: `Remove the storage system SERIAL, or with --connection only that
 connection. A storage system that holds volumes of a session cannot be
 removed: remove the session's copy sets first. Removing the last TCP/IP
-connection (direct or hmc) of a storage system that keeps a zos
-connection is refused while the heartbeat is on: the heartbeat would stop
-reaching it and its sessions would be suspended. --force removes it
-anyway, with a warning.`,
+connection (direct or hmc) of a storage system that sessions use and
+that keeps a zos connection is refused while the heartbeat is on: the
+heartbeat would stop reaching it, its sessions would be suspended and
+applications would see extended long busy until the storage timer
+expires. --force removes it anyway: the sessions are suspended first, at
+once.`,
 		Example: `  lockstepctl storage remove IBM.2107-75ABC01 --connection zos-plex1
   lockstepctl storage remove IBM.2107-75ABC01`,
 		Args: cobra.ExactArgs(1),
