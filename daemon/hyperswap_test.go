@@ -99,7 +99,7 @@ func (f *fakeSwapConn) report(ev hal.SwapEvent) {
 //   - an unplanned swap reported by the host makes the session Target
 //     Available with H2 active and the trigger, with an event.
 func TestHyperSwapSessionOutsideTheHeartbeat(t *testing.T) {
-	r := newZOSRig(t, 5*time.Second)
+	r := newZOSRig(t, 5*time.Second, false)
 	host := &fakeSwapConn{held: map[string]hal.SwapState{}}
 	r.swapHosts = func(ctx context.Context, spec hal.ConnectionSpec) (hal.SwapHostConn, error) {
 		if spec.Name != "SYSA" || spec.Sysplex != "PLEX1" {

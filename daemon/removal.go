@@ -10,6 +10,7 @@ import (
 	"github.com/lockstep-io/lockstep/daemon/engine"
 	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/daemon/registry"
+	"github.com/lockstep-io/lockstep/daemon/session"
 	"github.com/lockstep-io/lockstep/hal"
 )
 
@@ -20,13 +21,16 @@ import (
 // suspended, at once, by the freeze core.
 
 // sessionsUsing names, for a storage system, this server's sessions
-// whose copy sets use it, sorted.
+// whose copy sets use it and that the heartbeat covers, sorted: the ones
+// a lost TCP/IP connection suspends. A HyperSwap session (its z/OS host
+// protects it, no heartbeat is sent for it) and a Defined one (no pairs)
+// lose nothing.
 func (s *Server) sessionsUsing() registry.Sessions {
 	sessions := s.db().Sessions()
 	return func(serial hal.Serial) []string {
 		var out []string
 		for _, se := range sessions {
-			if slices.Contains(se.Serials(), serial) {
+			if se.Type.Heartbeat() && se.State != session.Defined && slices.Contains(se.Serials(), serial) {
 				out = append(out, se.Name)
 			}
 		}
