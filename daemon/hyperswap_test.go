@@ -188,6 +188,15 @@ func TestHyperSwapSessionOutsideTheHeartbeat(t *testing.T) {
 		t.Errorf("heartbeat show: %v, warnings %q", err, hb.Warnings)
 	}
 
+	// The last TCP/IP connection of a system only the HyperSwap session
+	// uses goes without --force: no heartbeat is lost, nothing to suspend.
+	if _, err := c.StorageRemove(ctx, p0, "direct", false); err != nil {
+		t.Errorf("removing the direct connection of %s, used only by the HyperSwap session: %v", p0, err)
+	}
+	if d, err := c.SessionShow(ctx, "hs"); err != nil || d.State != api.StatePrepared {
+		t.Errorf("the HyperSwap session after its primary's direct connection went: %+v, %v", d, err)
+	}
+
 	// An unplanned swap: the host's report alone.
 	host.report(hal.SwapEvent{Session: "hs", Trigger: "storage system " + string(p0) + " crashed", Host: "SYSA"})
 	if err := eventually(func() bool {
