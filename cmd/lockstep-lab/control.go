@@ -18,7 +18,7 @@ import (
 )
 
 // errInconsistent makes check exit 1 after printing its verdict.
-var errInconsistent = errors.New("the secondary image is inconsistent")
+var errInconsistent = errors.New("the secondary image is inconsistent or lost acknowledged writes")
 
 // parseInterleaved parses flags that may stand before, between or after
 // the positional arguments, and returns the positional ones.
@@ -90,6 +90,7 @@ func control(ctx context.Context, cmd string, args []string, out io.Writer) erro
 	chains := fs.Int("chains", 16, "workload start: dependent-write chains")
 	perChain := fs.Int("volumes-per-chain", 8, "workload start: volumes each chain cycles through")
 	think := fs.Duration("think", 0, "workload start: pause between two writes of a chain")
+	viaHost := fs.String("via-host", "", "workload start: write through this z/OS host (its HyperSwap moves the writes to H2)")
 	after := fs.Uint64("after", 0, "commands: only the records after this sequence number")
 	pos, err := parseInterleaved(fs, args)
 	if err != nil {
@@ -98,6 +99,12 @@ func control(ctx context.Context, cmd string, args []string, out io.Writer) erro
 	req, err := buildRequest(cmd, pos, *endpoint, *manager, *chains, *perChain, *think, *after)
 	if err != nil {
 		return err
+	}
+	if *viaHost != "" {
+		if req.Workload == nil || req.Workload.Action != "start" {
+			return fmt.Errorf("%w: --via-host is for workload start", errUsage)
+		}
+		req.Workload.ViaHost = *viaHost
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -121,7 +128,7 @@ func control(ctx context.Context, cmd string, args []string, out io.Writer) erro
 	} else {
 		printResponse(out, cmd, resp)
 	}
-	if cmd == "check" && !resp.Report.Consistent {
+	if cmd == "check" && !resp.Report.Sound() {
 		return errInconsistent
 	}
 	return nil
@@ -222,8 +229,12 @@ func printResponse(out io.Writer, cmd string, resp *lab.Response) {
 		if w.Running {
 			state = "running"
 		}
-		fmt.Fprintf(out, "workload %s: %d chains, %d writes acknowledged, %d failed attempts\n",
-			state, len(w.Acked), w.Writes, w.Errors)
+		via := ""
+		if resp.ViaHost != "" {
+			via = " through z/OS host " + resp.ViaHost
+		}
+		fmt.Fprintf(out, "workload %s%s: %d chains, %d writes acknowledged, %d failed attempts\n",
+			state, via, len(w.Acked), w.Writes, w.Errors)
 	case "check":
 		fmt.Fprintln(out, resp.Report.String())
 	case "commands":

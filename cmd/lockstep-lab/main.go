@@ -56,11 +56,14 @@ commands:
   fault channel HOST SERIAL down|up
           inject a fault into a running lab (an HMC, its private link to
           one storage system, a z/OS host, or its channels to one system)
-  workload start [--chains N] [--volumes-per-chain N] [--think DURATION]
+  workload start [--chains N] [--volumes-per-chain N] [--think DURATION] [--via-host HOST]
   workload stop|status [--json]
-          the dependent-write workload over the lab file's mirrors
+          the dependent-write workload over the lab file's mirrors; with
+          --via-host, written through z/OS host HOST, whose HyperSwap moves
+          the writes to H2
   check [--json]
-          the oracle: exit 0 if the secondary image is consistent, 1 if not
+          the oracle: exit 0 if the secondary image is consistent (and, for
+          a workload the host swapped, no acknowledged write is lost), 1 if not
   commands [--after N] [--json]
           the commands the storage systems judged, one line each: manager,
           the command's epoch and the system's, outcome ok, refused or fenced

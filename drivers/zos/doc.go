@@ -39,6 +39,16 @@
 // connection per system through the host, each with its own
 // reachability (a channel down cuts one system, not the host).
 //
+// HyperSwap (hal.SwapHost) runs on the host itself: OpenSwapHost, the
+// hal.SwapHostFactory, opens the one connection to the host agent that
+// names no storage system (the discovery connection), which carries the
+// swap commands (load-swap, unload-swap, swap, swap-status) and on which
+// the host pushes the swaps it made, planned or on its own. It shares the
+// connect loop, the backoff and the verification of the host's
+// certificate with the storage connections; every new connection is
+// subscribed to the host's swaps again, so SwapEvents goes on across a
+// reconnect (a swap made while none was up is seen by SwapStatus).
+//
 // The driver keeps one connection live, redialling with exponential
 // backoff on the injected clock; a command waits for it until its own
 // deadline, then fails with hal.ErrUnreachable. A command whose channel

@@ -122,6 +122,13 @@ type System struct {
 	dials    int
 	reported int // reachability last told to StateChanged: 0 none, 1 up, 2 down
 
+	// swap: the connection is a HyperSwap one (SwapHost): its Hello names
+	// no storage system and it takes the host's swap events, which go to
+	// swapSubs.
+	swap     bool
+	swapSubs map[chan hal.SwapEvent]struct{}
+
+	ctx  context.Context // ends when the driver stops
 	stop context.CancelFunc
 	done chan struct{}
 }
@@ -132,16 +139,35 @@ var _ hal.Driver = (*System)(nil)
 // Close, which waits for it. Its connect loop (and the reader under it)
 // are the only goroutines it starts, and they hold the context.
 func New(ctx context.Context, opt Options) *System {
+	return start(ctx, opt, false)
+}
+
+// start starts a driver of one storage system, or (swap) the HyperSwap
+// connection of the host, which names none.
+func start(ctx context.Context, opt Options, swap bool) *System {
 	opt = opt.withDefaults()
 	ctx, cancel := context.WithCancel(ctx)
+	log := opt.Logger.With("component", "zos", "serial", string(opt.Serial), "zos_host", opt.Host)
+	if swap {
+		opt.Serial = ""
+		log = opt.Logger.With("component", "zos", "zos_host", opt.Host, "connection", "hyperswap")
+	}
 	s := &System{
-		opt: opt, addr: WithDefaultPort(opt.Addr),
-		log:     opt.Logger.With("component", "zos", "serial", string(opt.Serial), "zos_host", opt.Host),
+		opt: opt, addr: WithDefaultPort(opt.Addr), log: log,
 		changed: make(chan struct{}), subs: map[chan hal.Event]struct{}{},
-		stop: cancel, done: make(chan struct{}),
+		swap: swap, swapSubs: map[chan hal.SwapEvent]struct{}{},
+		ctx: ctx, stop: cancel, done: make(chan struct{}),
 	}
 	go s.connectLoop(ctx)
 	return s
+}
+
+// what names what the connection reaches, for errors.
+func (s *System) what() string {
+	if s.swap {
+		return "HyperSwap"
+	}
+	return string(s.opt.Serial)
 }
 
 // Close stops the driver, closes its connection and waits for its
@@ -174,22 +200,32 @@ var ErrBadAddress = errors.New("zos: bad address")
 // spec.Pin), spec.Addresses its one agent address (port 5858 when left
 // out), spec.Sysplex the sysplex this manager states at login.
 func Factory(ctx context.Context, spec hal.ConnectionSpec) (hal.Driver, error) {
+	opt, err := specOptions(spec, string(spec.Serial))
+	if err != nil {
+		return nil, err
+	}
+	return New(ctx, opt), nil
+}
+
+// specOptions checks a z/OS connection spec and turns it into Options;
+// what names the connection in errors.
+func specOptions(spec hal.ConnectionSpec, what string) (Options, error) {
 	if spec.Roots == nil {
-		return nil, fmt.Errorf("%s: %w", spec.Serial, ErrNoCA)
+		return Options{}, fmt.Errorf("%s: %w", what, ErrNoCA)
 	}
 	if len(spec.Addresses) != 1 {
-		return nil, fmt.Errorf("%w: %s: a z/OS connection has one host agent address, not %d",
-			ErrBadAddress, spec.Serial, len(spec.Addresses))
+		return Options{}, fmt.Errorf("%w: %s: a z/OS connection has one host agent address, not %d",
+			ErrBadAddress, what, len(spec.Addresses))
 	}
 	if spec.Name == "" {
-		return nil, fmt.Errorf("%w: %s: the z/OS connection names no host", ErrBadAddress, spec.Serial)
+		return Options{}, fmt.Errorf("%w: %s: the z/OS connection names no host", ErrBadAddress, what)
 	}
 	if _, _, err := net.SplitHostPort(WithDefaultPort(spec.Addresses[0])); err != nil {
-		return nil, fmt.Errorf("%w: %s: %q: %w", ErrBadAddress, spec.Serial, spec.Addresses[0], err)
+		return Options{}, fmt.Errorf("%w: %s: %q: %w", ErrBadAddress, what, spec.Addresses[0], err)
 	}
-	return New(ctx, Options{Serial: spec.Serial, Host: spec.Name, Addr: spec.Addresses[0], Sysplex: spec.Sysplex,
+	return Options{Serial: spec.Serial, Host: spec.Name, Addr: spec.Addresses[0], Sysplex: spec.Sysplex,
 		Manager: spec.Manager, User: spec.User, Password: spec.Password, TLS: wire.ClientTLSConfig(spec.Roots, ""),
-		Pin: spec.Pin, Clock: spec.Clock, Logger: spec.Logger, StateChanged: spec.Reachability}), nil
+		Pin: spec.Pin, Clock: spec.Clock, Logger: spec.Logger, StateChanged: spec.Reachability}, nil
 }
 
 // Dials is the number of connection attempts so far.
@@ -287,11 +323,17 @@ func (s *System) dial(ctx context.Context) (*wire.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	copt := wire.ClientOptions{Clock: s.opt.Clock, Logger: s.opt.Logger, DefaultTimeout: s.opt.RequestTimeout,
+		EventBuffer: 64, StateChanges: 1024,
+		Identity: func(cs tls.ConnectionState) error { return wire.VerifyZOSHost(cs, s.opt.Host, s.opt.Pin) }}
+	if s.swap {
+		// The host's discovery connection: swap events, and no
+		// state-change message (one is malformed there).
+		copt.StateChanges, copt.SwapEvents = 0, swapEventBuffer
+	}
 	c, _, err := wire.NewClient(dctx, tls.Client(raw, cfg), wire.Hello{
 		Manager: s.opt.Manager, Serial: s.opt.Serial, User: s.opt.User, Password: s.opt.Password, Sysplex: s.opt.Sysplex,
-	}, wire.ClientOptions{Clock: s.opt.Clock, Logger: s.opt.Logger, DefaultTimeout: s.opt.RequestTimeout,
-		EventBuffer: 64, StateChanges: 1024,
-		Identity: func(cs tls.ConnectionState) error { return wire.VerifyZOSHost(cs, s.opt.Host, s.opt.Pin) }})
+	}, copt)
 	return c, err
 }
 
@@ -302,9 +344,15 @@ func (s *System) forward(ctx context.Context, c *wire.Client) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		events, msgs := c.Events(), c.StateChanges()
-		for events != nil || msgs != nil {
+		events, msgs, swaps := c.Events(), c.StateChanges(), c.SwapEvents()
+		for events != nil || msgs != nil || swaps != nil {
 			select {
+			case ev, ok := <-swaps:
+				if !ok {
+					swaps = nil
+					continue
+				}
+				s.publishSwap(ev)
 			case ev, ok := <-events:
 				if !ok {
 					events = nil
@@ -398,7 +446,7 @@ func (s *System) live(ctx context.Context) (*wire.Client, error) {
 			return c, nil
 		}
 		if errors.Is(lastErr, hal.ErrAuth) {
-			return nil, fmt.Errorf("%s: %w", s.opt.Serial, lastErr)
+			return nil, fmt.Errorf("%s: %w", s.what(), lastErr)
 		}
 		select {
 		case <-changed:
@@ -407,7 +455,7 @@ func (s *System) live(ctx context.Context) (*wire.Client, error) {
 				lastErr = errors.New("not connected yet")
 			}
 			return nil, fmt.Errorf("%w: %s through z/OS host %s: no connection (%v): %w",
-				hal.ErrUnreachable, s.opt.Serial, s.opt.Host, ctx.Err(), lastErr)
+				hal.ErrUnreachable, s.what(), s.opt.Host, ctx.Err(), lastErr)
 		}
 	}
 }
@@ -432,6 +480,14 @@ func (s *System) call(ctx context.Context, fn func(ctx context.Context, c *wire.
 			return err
 		}
 		err = fn(ctx, c)
+		if errors.Is(err, wire.ErrMalformed) && !dead(c) {
+			// The host answered something that does not decode: it is
+			// not to be trusted with the next command on that connection
+			// either. A new one is made; the caller hears why.
+			s.log.Warn("malformed answer from the z/OS host; reconnecting", "err", err)
+			c.Close()
+			return err
+		}
 		if err == nil || ctx.Err() != nil || !dead(c) {
 			return err
 		}

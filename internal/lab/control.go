@@ -84,6 +84,12 @@ type WorkloadParam struct {
 	Chains          int    `json:"chains,omitempty"`
 	VolumesPerChain int    `json:"volumes_per_chain,omitempty"`
 	Think           string `json:"think,omitempty"`
+	// ViaHost, on start, names a z/OS host of the lab file: the workload
+	// writes through its I/O view (its device map and channels), so that
+	// its HyperSwap moves the writes to H2, and check also holds the image
+	// to the lost-write rule. Empty: the writes go straight to the
+	// primaries.
+	ViaHost string `json:"via_host,omitempty"`
 }
 
 // Response answers a Request.
@@ -96,6 +102,9 @@ type Response struct {
 	ZOS      []ZOSStatus      `json:"zos,omitempty"`
 	Workload *workload.Status `json:"workload,omitempty"`
 	Report   *workload.Report `json:"report,omitempty"`
+	// ViaHost is the z/OS host the workload writes through (workload,
+	// check); empty when it writes straight to the primaries.
+	ViaHost string `json:"via_host,omitempty"`
 	// Commands answers the op commands, oldest first. Dropped counts the
 	// records after the request's After that the bounded log no longer
 	// held; More says that records beyond the last one returned remain.
@@ -151,11 +160,11 @@ func (s *Server) handle(ctx context.Context, req *Request, resp *Response) error
 			return errors.New("workload: missing action")
 		}
 		st, err := s.Workload(ctx, *req.Workload)
-		resp.Workload = st
+		resp.Workload, resp.ViaHost = st, s.viaHostName()
 		return err
 	case "check":
 		rep, st, err := s.Check()
-		resp.Report, resp.Workload = rep, st
+		resp.Report, resp.Workload, resp.ViaHost = rep, st, s.viaHostName()
 		return err
 	case "trap-register":
 		if req.Trap == nil {
@@ -382,6 +391,14 @@ func (s *Server) Workload(ctx context.Context, p WorkloadParam) (*workload.Statu
 		if err != nil {
 			return nil, err
 		}
+		var host workload.Host = s.fabric
+		var via *emu.Host
+		if p.ViaHost != "" {
+			if via, err = s.workloadHost(p.ViaHost, layout); err != nil {
+				return nil, err
+			}
+			host = via
+		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
 		if s.workload != nil && s.workload.Status().Running {
@@ -389,8 +406,8 @@ func (s *Server) Workload(ctx context.Context, p WorkloadParam) (*workload.Statu
 		}
 		// The workload outlives this control call: it runs until stopped
 		// or until the lab stops.
-		s.workload = workload.Start(context.WithoutCancel(ctx), s.fabric, layout, workload.Options{Clock: s.clock, Think: think})
-		s.layout = layout
+		s.workload = workload.Start(context.WithoutCancel(ctx), host, layout, workload.Options{Clock: s.clock, Think: think})
+		s.layout, s.via = layout, via
 		st := s.workload.Status()
 		return &st, nil
 	case "stop":
@@ -418,12 +435,36 @@ func (s *Server) stopWorkload() {
 }
 
 // Check runs the oracle over the secondary image of the last workload.
+//
+// A workload that wrote through a z/OS host is also held to the lost-write
+// rule (workload.CheckAcked) for each chain the host swapped (every volume
+// of the chain is on its H2 volume now): the application writes on H2
+// then, so H2 must hold every write it was told is done. A chain the host
+// did not swap still writes on H1, and H2 is a frozen or mirrored image
+// that only the prefix rule judges.
 func (s *Server) Check() (*workload.Report, *workload.Status, error) {
 	s.mu.Lock()
-	run, layout := s.workload, s.layout
+	run, layout, via := s.workload, s.layout, s.via
 	s.mu.Unlock()
 	if run == nil {
 		return nil, nil, errors.New("check: no workload has run: nothing to check")
+	}
+	// What the application was told before the image is read: every write
+	// acknowledged by now must be in it.
+	var acked []uint64
+	if via != nil {
+		acked = make([]uint64, layout.Chains())
+		st := run.Status()
+		swapped := 0
+		for c := range layout.Chains() {
+			if chainSwapped(via, layout.Chain(c)) {
+				acked[c] = st.Acked[c]
+				swapped++
+			}
+		}
+		if swapped == 0 {
+			acked = nil
+		}
 	}
 	snap, err := s.fabric.Snapshot(layout.Targets())
 	if err != nil {
@@ -433,9 +474,51 @@ func (s *Server) Check() (*workload.Report, *workload.Status, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	rep := workload.Check(layout, img)
+	var rep workload.Report
+	if acked == nil {
+		rep = workload.Check(layout, img)
+	} else if rep, err = workload.CheckAcked(layout, img, acked); err != nil {
+		return nil, nil, err
+	}
 	st := run.Status()
 	return &rep, &st, nil
+}
+
+// chainSwapped: the host's I/O to every volume of the chain goes to the
+// chain's H2 volume.
+func chainSwapped(h *emu.Host, chain []hal.VolumePair) bool {
+	for _, vp := range chain {
+		if h.Device(vp.Source) != vp.Target {
+			return false
+		}
+	}
+	return len(chain) > 0
+}
+
+// workloadHost is the z/OS host a workload writes through; it must have
+// every system of the layout online, or the writes to the others would
+// fail for as long as the workload runs.
+func (s *Server) workloadHost(name string, layout *workload.Layout) (*emu.Host, error) {
+	h := s.zos[name]
+	if h == nil {
+		return nil, fmt.Errorf("workload: --via-host %q: the lab file defines no such z/OS host", name)
+	}
+	for _, vol := range slices.Concat(layout.Sources(), layout.Targets()) {
+		if _, ok := h.online[vol.Serial]; !ok {
+			return nil, fmt.Errorf("workload: --via-host %s: the host does not have %s online (the workload writes to it, or swaps to it)", name, vol.Serial)
+		}
+	}
+	return h.io, nil
+}
+
+// viaHostName names the z/OS host the last workload writes through.
+func (s *Server) viaHostName() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.via == nil {
+		return ""
+	}
+	return s.via.Name()
 }
 
 // FetchCommands reads every command record after the sequence number

@@ -133,6 +133,27 @@
 //	{"op":"fault","fault":{"kind":"zos","host":"SYSA","mode":"blackhole","endpoint":-1}}
 //	{"op":"fault","fault":{"kind":"channel","host":"SYSA","system":"LAB.2107-75P0001","mode":"down","endpoint":-1}}
 //
+// Each host also has an I/O view (emu.Host, Server.ZOSHost): its
+// applications' writes, its device map and the HyperSwap it runs. Its
+// discovery connection (a Hello naming no storage system) carries
+// hal.SwapHost through it: load-swap, unload-swap, swap and swap-status,
+// and a SwapEvent frame for every swap the host makes, planned or on its
+// own (drivers/zos.OpenSwapHost is the manager's side). The faults reach
+// that view too: a host down fails every write (IPL'd), a channel down
+// fails the writes to that system (a swap trigger for a loaded,
+// swap-ready session), as does a crash of the system; a black hole is the
+// agent's link only, and the host goes on writing and swapping.
+//
+// A workload started with "via_host" (lockstep-lab workload start
+// --via-host HOST) writes through that host's I/O view, which must have
+// every system of the workload online; check then also holds each chain
+// the host swapped (its volumes now on H2) to the lost-write rule
+// (workload.CheckAcked: "acked_checked", "lost_writes", "first_lost"):
+//
+//	{"op":"workload","workload":{"action":"start","chains":16,"volumes_per_chain":8,"via_host":"SYSA"}}
+//	{"op":"check"}
+//	{"ok":true,"report":{"consistent":true,...,"acked_checked":true,"lost_writes":0},"via_host":"SYSA"}
+//
 // The op "trap-register" makes the systems send their suspend and
 // heartbeat-expiry events as SNMPv2c traps to a UDP receiver (the format
 // is in internal/emu's trap.go), gated by the manager's endpoint faults like

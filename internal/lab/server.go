@@ -37,6 +37,7 @@ type Server struct {
 	mu        sync.Mutex
 	workload  *workload.Run
 	layout    *workload.Layout
+	via       *emu.Host // the z/OS host the workload writes through; nil: straight to the primaries
 	trapLinks []trapLink
 
 	wg sync.WaitGroup

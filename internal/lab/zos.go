@@ -28,6 +28,10 @@ type zosHost struct {
 	ln     net.Listener
 	tls    *tls.Config
 	online map[hal.Serial]ZOSOnline
+	// io is the host as its applications see storage: its device map,
+	// its channels, and the HyperSwap it runs (emu.Host). The host's
+	// faults drive it too, so a channel loss is a swap trigger.
+	io *emu.Host
 
 	mu          sync.Mutex
 	mode        emu.LinkMode // up, down (IPL'd, agent stopped), blackhole
@@ -59,6 +63,9 @@ func (s *Server) startZOS(ctx context.Context) error {
 	closeAll := func() {
 		for _, h := range hosts {
 			h.ln.Close()
+			if h.io != nil {
+				h.io.Close()
+			}
 		}
 	}
 	for _, hc := range s.cfg.ZOSHosts {
@@ -74,15 +81,29 @@ func (s *Server) startZOS(ctx context.Context) error {
 		}
 		h := &zosHost{server: s, cfg: hc, ln: ln, tls: tlsCfg, online: map[hal.Serial]ZOSOnline{},
 			channelDown: map[hal.Serial]bool{}, conns: map[*zosConn]struct{}{}}
+		var serials []hal.Serial
 		for _, o := range hc.Online {
 			h.online[o.Serial] = o
+			serials = append(serials, o.Serial)
 		}
 		hosts = append(hosts, h)
+		if h.io, err = s.fabric.NewHost(emu.HostConfig{Name: hc.Name, Online: serials}); err != nil {
+			closeAll()
+			return fmt.Errorf("lab: z/OS host %s: %w", hc.Name, err)
+		}
 	}
 	s.zos = map[string]*zosHost{}
 	for _, h := range hosts {
 		s.zos[h.cfg.Name] = h
 		s.wg.Go(func() { h.serve(ctx) })
+		if swaps, err := h.io.SwapEvents(ctx); err == nil {
+			s.wg.Go(func() {
+				for ev := range swaps {
+					s.log.Warn("z/OS host swapped", "zos_host", ev.Host, "session", ev.Session,
+						"planned", ev.Planned, "trigger", ev.Trigger)
+				}
+			})
+		}
 		for serial := range h.online {
 			changes := s.fabric.System(serial).StateChanges(ctx, h.hears)
 			s.wg.Go(func() { h.relay(changes) })
@@ -264,6 +285,11 @@ func (c *zosGatedConn) Write(b []byte) (int, error) {
 
 // setMode applies a host fault; down closes every connection.
 func (h *zosHost) setMode(mode emu.LinkMode) {
+	// Down is the host IPL'd: nothing it runs writes. A black hole is its
+	// agent's link only: its applications go on writing, and it goes on
+	// swapping on its own. Not under h.mu: coming up, the host's I/O view
+	// queries the fabric, whose lock comes before h.mu (hears).
+	h.io.SetDown(mode == emu.LinkDown)
 	h.mu.Lock()
 	h.mode = mode
 	var kill []*zosConn
@@ -486,6 +512,15 @@ func (s *Server) ZOSStatus() []ZOSStatus {
 	return out
 }
 
+// ZOSHost is a z/OS host's I/O view (nil if the lab has no such host):
+// its applications' writes, its device map and its HyperSwap.
+func (s *Server) ZOSHost(name string) *emu.Host {
+	if h := s.zos[name]; h != nil {
+		return h.io
+	}
+	return nil
+}
+
 // ZOSEndpoint is the bound address of a z/OS host's agent ("" if none).
 func (s *Server) ZOSEndpoint(name string) string {
 	if h := s.zos[name]; h != nil {
@@ -533,6 +568,9 @@ func (s *Server) injectZOS(f Fault) error {
 		h.mu.Lock()
 		h.channelDown[hal.Serial(f.System)] = down
 		h.mu.Unlock()
+		// Not under h.mu: the host's I/O view takes the fabric's lock
+		// when the channel comes back, and hears is called under it.
+		h.io.SetChannel(hal.Serial(f.System), !down)
 	}
 	s.log.Info("fault injected", "kind", f.Kind, "zos_host", f.Host, "system", f.System, "mode", f.Mode, "latency", f.Latency)
 	return nil
@@ -561,8 +599,9 @@ func (z *zosSystem) Online(ctx context.Context) ([]wire.OnlineSystem, error) {
 }
 
 // zosAgent is what a discovery connection (a Hello naming no storage
-// system) reaches: the host itself, which answers query-online and refuses
-// every storage command.
+// system) reaches: the host itself, which answers query-online, runs
+// HyperSwap (hal.SwapHost, through the host's emu.Host; the wire server
+// pushes its swaps to the manager) and refuses every storage command.
 type zosAgent struct {
 	host *zosHost
 }
@@ -570,7 +609,67 @@ type zosAgent struct {
 var (
 	_ hal.StorageSystem = (*zosAgent)(nil)
 	_ wire.OnlineLister = (*zosAgent)(nil)
+	_ hal.SwapHost      = (*zosAgent)(nil)
 )
+
+// gate is the way to the host's agent: a black-holed host never answers,
+// and a command waits the latency a fault added, on the lab clock. A down
+// host has no connection to carry the command.
+func (a *zosAgent) gate(ctx context.Context) error {
+	h := a.host
+	h.mu.Lock()
+	mode, delay := h.mode, h.latency
+	h.mu.Unlock()
+	switch mode {
+	case emu.LinkBlackhole:
+		<-ctx.Done()
+		return fmt.Errorf("%w: z/OS host %s: no answer: %w", hal.ErrTimeout, h.cfg.Name, ctx.Err())
+	case emu.LinkDown:
+		return fmt.Errorf("%w: z/OS host %s is down", hal.ErrUnreachable, h.cfg.Name)
+	}
+	if delay > 0 {
+		if err := clock.Sleep(ctx, h.server.clock, delay); err != nil {
+			return fmt.Errorf("%w: z/OS host %s: %w", hal.ErrTimeout, h.cfg.Name, err)
+		}
+	}
+	return nil
+}
+
+func (a *zosAgent) LoadSwap(ctx context.Context, e hal.Epoch, session string, pairs []hal.VolumePair) error {
+	if err := a.gate(ctx); err != nil {
+		return err
+	}
+	return a.host.io.LoadSwap(ctx, e, session, pairs)
+}
+
+func (a *zosAgent) UnloadSwap(ctx context.Context, e hal.Epoch, session string) error {
+	if err := a.gate(ctx); err != nil {
+		return err
+	}
+	return a.host.io.UnloadSwap(ctx, e, session)
+}
+
+func (a *zosAgent) Swap(ctx context.Context, e hal.Epoch, session string) error {
+	if err := a.gate(ctx); err != nil {
+		return err
+	}
+	err := a.host.io.Swap(ctx, e, session)
+	a.host.server.log.Info("hyperswap command", "zos_host", a.host.cfg.Name, "session", session, "err", err)
+	return err
+}
+
+func (a *zosAgent) SwapStatus(ctx context.Context, e hal.Epoch) ([]hal.SwapState, error) {
+	if err := a.gate(ctx); err != nil {
+		return nil, err
+	}
+	return a.host.io.SwapStatus(ctx, e)
+}
+
+// SwapEvents are the host's swaps, for as long as the connection lasts
+// (the wire server subscribes once per connection).
+func (a *zosAgent) SwapEvents(ctx context.Context) (<-chan hal.SwapEvent, error) {
+	return a.host.io.SwapEvents(ctx)
+}
 
 func (a *zosAgent) refuse() error {
 	return fmt.Errorf("%w: z/OS host %s: this connection names no storage system (discovery only)", hal.ErrRefused, a.host.cfg.Name)
