@@ -183,10 +183,9 @@ func drivers() daemon.Drivers {
 	}
 }
 
-// swapHosts opens the HyperSwap side of a z/OS connection: none yet in
-// this build (drivers/zos brings zos.OpenSwapHost), so a HyperSwap
-// session's start is refused with "HyperSwap is unavailable".
-func swapHosts() hal.SwapHostFactory { return nil }
+// swapHosts opens the HyperSwap side of a z/OS connection (one
+// connection to the host agent, apart from its storage systems').
+func swapHosts() hal.SwapHostFactory { return zos.OpenSwapHost }
 
 // consoles are the connections this build links that front several
 // storage systems (one console per HMC connection, shared by them).
