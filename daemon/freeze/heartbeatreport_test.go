@@ -64,17 +64,7 @@ func TestHeartbeatExpiryIsReportedOncePerSystem(t *testing.T) {
 		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
 		g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second,
 			HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 12 * time.Second}}
-		ctx1, cancel1 := context.WithCancel(ctx)
-		core1 := freeze.New(freeze.Options{Systems: conns, Epoch: 1, Heartbeat: true, Timings: phaseTimings})
-		done1 := make(chan error, 1)
-		go func() { done1 <- core1.Run(ctx1) }()
-		if err := core1.SetGroups(ctx1, []freeze.Group{g}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(2 * time.Second) // armed
-		cancel1()
-		<-done1
-		time.Sleep(10 * time.Second) // longer than H: both froze themselves
+		diedArmed(t, ctx, conns, g, 10*time.Second) // longer than H: both froze themselves
 
 		obs := &heartbeatObserver{}
 		core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: true, Observer: obs})

@@ -493,17 +493,7 @@ func TestRestartLearnsASelfFreeze(t *testing.T) {
 		defer cancel()
 		topo, _, conns := establishedLab(t, ctx)
 		g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second}
-		ctx1, cancel1 := context.WithCancel(ctx)
-		core1 := freeze.New(freeze.Options{Systems: conns, Epoch: 1, Heartbeat: true, Timings: phaseTimings})
-		done1 := make(chan error, 1)
-		go func() { done1 <- core1.Run(ctx1) }()
-		if err := core1.SetGroups(ctx1, []freeze.Group{g}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(2 * time.Second) // armed
-		cancel1()
-		<-done1
-		time.Sleep(10 * time.Second) // longer than H: both froze themselves
+		diedArmed(t, ctx, conns, g, 10*time.Second) // longer than H: both froze themselves
 
 		slow := phaseTimings
 		slow.PollInterval = time.Minute
@@ -548,17 +538,7 @@ func TestRestartLearnsASelfFreezeOfAThawedGroup(t *testing.T) {
 		p1 := topology.PrimarySerial(0)
 		g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second,
 			HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, topology.PrimarySerial(1): 10 * time.Second}}
-		ctx1, cancel1 := context.WithCancel(ctx)
-		core1 := freeze.New(freeze.Options{Systems: conns, Epoch: 1, Heartbeat: true, Timings: phaseTimings})
-		done1 := make(chan error, 1)
-		go func() { done1 <- core1.Run(ctx1) }()
-		if err := core1.SetGroups(ctx1, []freeze.Group{g}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(2 * time.Second) // armed
-		cancel1()
-		<-done1
-		time.Sleep(7 * time.Second) // longer than H: they froze themselves, and hold I/O
+		diedArmed(t, ctx, conns, g, 7*time.Second) // longer than H: they froze themselves, and hold I/O
 		if !held(t, fab, p1) {
 			t.Fatal("no self-freeze to learn")
 		}
@@ -617,17 +597,7 @@ func TestRestartProbeIsAnsweredBeforeTheDisarm(t *testing.T) {
 				p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
 				g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second,
 					HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second}}
-				ctx1, cancel1 := context.WithCancel(ctx)
-				core1 := freeze.New(freeze.Options{Systems: conns, Epoch: 1, Heartbeat: true, Timings: phaseTimings})
-				done1 := make(chan error, 1)
-				go func() { done1 <- core1.Run(ctx1) }()
-				if err := core1.SetGroups(ctx1, []freeze.Group{g}); err != nil {
-					t.Fatal(err)
-				}
-				time.Sleep(2 * time.Second) // armed
-				cancel1()
-				<-done1
-				time.Sleep(7 * time.Second) // longer than H: both froze themselves
+				diedArmed(t, ctx, conns, g, 7*time.Second) // longer than H: both froze themselves
 				if !held(t, fab, p1) || !held(t, fab, p2) {
 					t.Fatal("no self-freeze to learn")
 				}
@@ -747,17 +717,7 @@ func TestProbeAnswerOfAGroupThatLeftIsIgnored(t *testing.T) {
 		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
 		g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second,
 			HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second}}
-		ctx1, cancel1 := context.WithCancel(ctx)
-		core1 := freeze.New(freeze.Options{Systems: conns, Epoch: 1, Heartbeat: true, Timings: phaseTimings})
-		done1 := make(chan error, 1)
-		go func() { done1 <- core1.Run(ctx1) }()
-		if err := core1.SetGroups(ctx1, []freeze.Group{g}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(2 * time.Second) // armed
-		cancel1()
-		<-done1
-		time.Sleep(7 * time.Second) // longer than H: both froze themselves
+		diedArmed(t, ctx, conns, g, 7*time.Second) // longer than H: both froze themselves
 		if !held(t, fab, p1) || !held(t, fab, p2) {
 			t.Fatal("no self-freeze to learn")
 		}
@@ -789,4 +749,22 @@ func TestProbeAnswerOfAGroupThatLeftIsIgnored(t *testing.T) {
 			t.Fatal("a group that left the core thawed the LSSs it had")
 		}
 	})
+}
+
+// diedArmed runs a manager (epoch 1) that arms the heartbeat of g on
+// conns, stops it without disarming (it died), and lets away pass: longer
+// than H, the systems froze themselves.
+func diedArmed(t *testing.T, ctx context.Context, conns map[hal.Serial]hal.StorageSystem, g freeze.Group, away time.Duration) {
+	t.Helper()
+	ctx1, cancel1 := context.WithCancel(ctx)
+	core1 := freeze.New(freeze.Options{Systems: conns, Epoch: 1, Heartbeat: true, Timings: phaseTimings})
+	done1 := make(chan error, 1)
+	go func() { done1 <- core1.Run(ctx1) }()
+	if err := core1.SetGroups(ctx1, []freeze.Group{g}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // armed
+	cancel1()
+	<-done1
+	time.Sleep(away)
 }
