@@ -184,21 +184,9 @@ func (h *HMC) sleep(ctx context.Context, d time.Duration) error {
 // LSS per TrapInterval, and only what it hears (while it is up and its
 // private link to the system is). r.Manager only names the receiver.
 func (h *HMC) RegisterTrapReceiver(ctx context.Context, r TrapReceiver) error {
-	g, err := dialTrapReceiver(r)
-	if err != nil {
-		return err
-	}
-	name := r.Manager
-	if name == "" {
-		name = "snmp-trap:" + r.Addr
-	}
-	events, err := h.Connect(name).Events(ctx)
-	if err != nil {
-		g.Close()
-		return err
-	}
-	go sendTraps(g, events, h.clock.Now(), r.Up)
-	return nil
+	return registerTraps(ctx, r, h.clock.Now(), func(name string) (<-chan hal.Event, error) {
+		return h.Connect(name).Events(ctx)
+	})
 }
 
 // HMCSession is one manager's connection to an HMC.

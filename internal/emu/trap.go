@@ -57,6 +57,14 @@ const TrapInterval = 5 * time.Second
 // datagrams: one that is lost stays lost, the manager's polls are the
 // backstop. sysUpTime counts from the registration, on the fabric clock.
 func (s *System) RegisterTrapReceiver(ctx context.Context, r TrapReceiver) error {
+	return registerTraps(ctx, r, s.fabric.clock.Now(), func(name string) (<-chan hal.Event, error) {
+		return s.Connect(name).Events(ctx)
+	})
+}
+
+// registerTraps sends the events that subscribe (under the receiver's
+// name) yields to r as traps until ctx ends; sysUpTime counts from start.
+func registerTraps(ctx context.Context, r TrapReceiver, start time.Time, subscribe func(name string) (<-chan hal.Event, error)) error {
 	g, err := dialTrapReceiver(r)
 	if err != nil {
 		return err
@@ -65,12 +73,12 @@ func (s *System) RegisterTrapReceiver(ctx context.Context, r TrapReceiver) error
 	if name == "" {
 		name = "snmp-trap:" + r.Addr
 	}
-	events, err := s.Connect(name).Events(ctx)
+	events, err := subscribe(name)
 	if err != nil {
 		g.Close()
 		return err
 	}
-	go sendTraps(g, events, s.fabric.clock.Now(), r.Up)
+	go sendTraps(g, events, start, r.Up)
 	return nil
 }
 
