@@ -1809,6 +1809,13 @@ func (c *Core) poll() {
 							g.seen[p.Source] = true // from now on its suspension is a sign
 						}
 					case p.State == hal.Suspended && g.sign(p.Source):
+						if m := g.systems[serial]; m != nil && p.Reason == hal.ReasonHeartbeatExpiry {
+							// The system froze itself. Its word for it (the
+							// answer to a heartbeat) may be gone: a probe
+							// that found it unreachable, then a disarm,
+							// deletes it. The pair's reason stays.
+							c.reportExpired(g, serial, m, "poll")
+						}
 						c.freeze(g, fmt.Sprintf("poll: pair %s suspended (%s)", p.VolumePair, p.Reason))
 					}
 				}

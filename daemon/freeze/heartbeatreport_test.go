@@ -136,3 +136,57 @@ func TestSystemUnprotectedOncePerChange(t *testing.T) {
 		}
 	})
 }
+
+// unreachableProbe is a system whose first heartbeat (the restarted
+// manager's probe) finds it unreachable, as when lockstepd starts before
+// its connection is up.
+type unreachableProbe struct {
+	hal.StorageSystem
+	once *sync.Once
+}
+
+func (u unreachableProbe) Heartbeat(ctx context.Context, e hal.Epoch, session string) error {
+	err := fmt.Errorf("%w: not connected yet (test)", hal.ErrUnreachable)
+	ran := false
+	u.once.Do(func() { ran = true })
+	if ran {
+		return err
+	}
+	return u.StorageSystem.Heartbeat(ctx, e, session)
+}
+
+// TestExpiryLearntByThePollWhenTheProbeFails: a manager restarted after
+// the systems froze themselves probes each system, but the probe of one
+// finds it not yet connected; the group (timings that leave no safe H)
+// is then disarmed there, which deletes the system's word that its
+// heartbeat expired. Its pairs still say so: the poll that finds them
+// suspended by heartbeat-expiry reports the expiry, once
+// (TestEveryNotificationHasASender lost LS4001E so under load).
+func TestExpiryLearntByThePollWhenTheProbeFails(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		topo, _, conns := establishedLab(t, ctx)
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second,
+			HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 12 * time.Second}}
+		diedArmed(t, ctx, conns, g, 10*time.Second) // longer than H: both froze themselves
+		conns[p1] = unreachableProbe{conns[p1], &sync.Once{}}
+		obs := &heartbeatObserver{}
+		core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: true, Observer: obs})
+		g.LowestCG = 4 * time.Second // no safe H: disarmed after the probe
+		if err := core.SetGroups(ctx, []freeze.Group{g}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(10 * time.Second) // several polls
+		expired, _ := obs.reports()
+		var from []string
+		for _, e := range expired {
+			from = append(from, fmt.Sprintf("%s by %s", e.serial, e.source))
+		}
+		slices.Sort(from)
+		if len(from) != 2 || !strings.HasPrefix(from[0], string(p1)+" by poll") || !strings.HasPrefix(from[1], string(p2)+" by probe") {
+			t.Fatalf("expiries reported: %q; want %s by the poll, %s by its probe, once each", from, p1, p2)
+		}
+	})
+}
