@@ -205,8 +205,14 @@ type Core struct {
 	heartbeat bool
 	epoch     hal.Epoch
 	fenced    bool
-	seen      map[eventID]struct{}
-	seenOrder []eventID
+	// seen holds the events already handled, up to maxSeen of them;
+	// seenRing holds them in the order they came, so that the oldest is
+	// forgotten first, in a fixed array rather than a sliding slice
+	// (appending to one re-slid from its front copied all of it every
+	// few thousand events).
+	seen     map[eventID]struct{}
+	seenRing []eventID
+	seenNext int
 	// lastTick is when the loop last handled a tick; lateAt is the last
 	// time the core found itself late (a tick missed, a heartbeat sent or
 	// an answer handled late): silence across it proves nothing.
@@ -509,10 +515,14 @@ func (c *Core) subscribe(serial hal.Serial, sys hal.StorageSystem) error {
 	c.unsubscribe[serial] = cancel
 	go func() {
 		for ev := range events {
-			// What is already queued goes to the loop in one hand-off: a
-			// freeze raises one event per LSS pair on every system at
-			// once, and a hand-off each made the echoes of the first
-			// systems frozen delay the answers of the last.
+			// A freeze's own echoes never reach the loop (echo), and what
+			// is already queued goes there in one hand-off: a freeze
+			// raises one event per LSS pair on every system at once, and
+			// a hand-off each made the echoes of the first systems
+			// frozen delay the answers of the last.
+			if echo(ev) {
+				continue
+			}
 			batch := []hal.Event{ev}
 		more:
 			for len(batch) < maxEventBatch {
@@ -521,7 +531,9 @@ func (c *Core) subscribe(serial hal.Serial, sys hal.StorageSystem) error {
 					if !ok {
 						break more
 					}
-					batch = append(batch, ev)
+					if !echo(ev) {
+						batch = append(batch, ev)
+					}
 				default:
 					break more
 				}
@@ -1163,7 +1175,19 @@ func (c *Core) Observe(ev hal.Event, source string) {
 	default:
 		return // not running yet: the poll will see what this says
 	}
+	if echo(ev) {
+		return
+	}
 	c.post(func() { c.onEvent(ev, source) })
+}
+
+// echo reports whether an event is the echo of a freeze: a suspend event
+// of reason freeze. It is never a sign (group.eventSign: only this core
+// freezes), so it is dropped before it costs the loop a hand-off or the
+// deduplication a slot: freezing 32 systems × 16 LSSs raises 512 of them
+// at the moment the last systems' freezes are still to run.
+func echo(ev hal.Event) bool {
+	return ev.Kind == hal.EventSuspend && ev.Reason == hal.ReasonFreeze
 }
 
 // pushed is the source name of a system's own event stream.
@@ -1171,18 +1195,23 @@ const pushed = "pushed"
 
 // onEvent handles a pushed (or trapped) event.
 func (c *Core) onEvent(ev hal.Event, source string) {
+	if echo(ev) {
+		return // no sign, whatever its source
+	}
 	if ev.Seq != 0 {
 		id := eventID{source, ev}
 		id.ev.At = time.Unix(0, ev.At.UnixNano()) // comparable whatever the location
 		if _, dup := c.seen[id]; dup {
 			return
 		}
-		c.seen[id] = struct{}{}
-		c.seenOrder = append(c.seenOrder, id)
-		if len(c.seenOrder) > maxSeen {
-			delete(c.seen, c.seenOrder[0])
-			c.seenOrder = c.seenOrder[1:]
+		if len(c.seenRing) < maxSeen {
+			c.seenRing = append(c.seenRing, id)
+		} else {
+			delete(c.seen, c.seenRing[c.seenNext])
+			c.seenRing[c.seenNext] = id
+			c.seenNext = (c.seenNext + 1) % maxSeen
 		}
+		c.seen[id] = struct{}{}
 	}
 	switch ev.Kind {
 	case hal.EventSuspend:
