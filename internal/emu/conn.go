@@ -537,14 +537,16 @@ func (c *conn) Events(ctx context.Context) (<-chan hal.Event, error) {
 	s, f := c.s, c.s.fabric
 	sub := &subscription{wake: make(chan struct{}, 1)}
 	f.mu.Lock()
-	s.managerLocked(c.linkName()).subs[sub] = struct{}{}
+	m := s.managerLocked(c.linkName())
+	m.subs = append(m.subs, sub)
 	f.mu.Unlock()
 	out := make(chan hal.Event, 64)
 	go func() {
 		defer close(out)
 		defer func() {
 			f.mu.Lock()
-			delete(s.managerLocked(c.linkName()).subs, sub)
+			m := s.managerLocked(c.linkName())
+			m.subs = slices.DeleteFunc(m.subs, func(o *subscription) bool { return o == sub })
 			f.mu.Unlock()
 		}()
 		// The pump takes the queue and leaves its spare, emptied, in its

@@ -22,11 +22,15 @@ type System struct {
 	paths      map[hal.LSSPair]*path // established paths whose source LSS is here
 	heartbeats map[string]*heartbeat // by session
 	managers   map[string]*manager   // by manager name
-	epoch      hal.Epoch             // highest seen; survives a crash (NVS)
-	eventSeq   uint64
-	crashed    bool
-	stats      Stats
-	attached   map[*attachment]struct{} // z/OS hosts' channels (zos.go)
+	// managerList is managers in the order they came: what an event is
+	// sent to. Ranging over a map, per event and per manager, was half
+	// the cost of raising the 16 events of a freeze.
+	managerList []*manager
+	epoch       hal.Epoch // highest seen; survives a crash (NVS)
+	eventSeq    uint64
+	crashed     bool
+	stats       Stats
+	attached    map[*attachment]struct{} // z/OS hosts' channels (zos.go)
 }
 
 // Stats counts what a system did, for tests and benchmarks.
@@ -107,7 +111,7 @@ func (m LinkMode) String() string {
 type manager struct {
 	mode    LinkMode
 	latency time.Duration
-	subs    map[*subscription]struct{}
+	subs    []*subscription // a slice, not a set: ranged over per event, changed per subscription
 }
 
 // Serial is the system's serial.
@@ -161,8 +165,9 @@ func (s *System) Heartbeats() []Heartbeat {
 func (s *System) managerLocked(name string) *manager {
 	m := s.managers[name]
 	if m == nil {
-		m = &manager{subs: map[*subscription]struct{}{}}
+		m = &manager{}
 		s.managers[name] = m
+		s.managerList = append(s.managerList, m)
 	}
 	return m
 }
@@ -423,7 +428,7 @@ func (s *System) emitLocked(ev hal.Event) {
 	s.eventSeq++
 	ev.Serial, ev.Seq, ev.At = s.serial, s.eventSeq, s.fabric.clock.Now()
 	s.stats.EventsRaised++
-	for _, m := range s.managers {
+	for _, m := range s.managerList {
 		s.sendLocked(m, ev)
 	}
 }
@@ -432,7 +437,7 @@ func (s *System) sendLocked(m *manager, ev hal.Event) {
 	if m.mode != LinkUp {
 		return
 	}
-	for sub := range m.subs {
+	for _, sub := range m.subs {
 		if !sub.push(ev) {
 			s.stats.EventsDropped++
 		}
