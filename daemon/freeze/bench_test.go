@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -259,6 +260,19 @@ type sample struct {
 	detect   time.Duration // trigger event stamped -> first freeze sent (delivery, the core's decision)
 	dispatch time.Duration // first -> last freeze sent (the fan-out)
 	ret      time.Duration // last system frozen -> last acknowledgement (the way back)
+	// cpu is the CPU time the whole process (manager, emulator, lab,
+	// runtime) used from the trigger to the last acknowledgement seen:
+	// the work of a freeze, which the machine's load does not change.
+	cpu time.Duration
+}
+
+// cpuTime is the CPU time (user and system) the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // once fails one path of the first primary and waits until every system
@@ -268,6 +282,7 @@ type sample struct {
 func (fb *freezeBench) once(b *testing.B) (sample, bool) {
 	p0 := fb.topo.Sources()[0]
 	lp := fb.topo.LSSPairs()[p0][0]
+	cpu0 := cpuTime(b)
 	fb.fab.SetPath(lp, false)
 	defer fb.fab.SetPath(lp, true)
 	want := len(fb.topo.Sources())
@@ -308,7 +323,8 @@ func (fb *freezeBench) once(b *testing.B) (sample, bool) {
 			firstFrozen, lastFrozen := span(fb.frozen)
 			firstSent, lastSent := span(fb.sent)
 			s := sample{latency: lastAck.Sub(fb.trigger.At), skew: lastFrozen.Sub(firstFrozen),
-				detect: firstSent.Sub(fb.trigger.At), dispatch: lastSent.Sub(firstSent), ret: lastAck.Sub(lastFrozen)}
+				detect: firstSent.Sub(fb.trigger.At), dispatch: lastSent.Sub(firstSent), ret: lastAck.Sub(lastFrozen),
+				cpu: cpuTime(b) - cpu0}
 			fb.mu.Unlock()
 			return s, true
 		}
@@ -334,6 +350,7 @@ func report(b *testing.B, samples []sample) {
 	latency.Report(b, "detect", part(samples, func(s sample) time.Duration { return s.detect }))
 	latency.Report(b, "dispatch", part(samples, func(s sample) time.Duration { return s.dispatch }))
 	latency.Report(b, "return", part(samples, func(s sample) time.Duration { return s.ret }))
+	latency.Report(b, "cpu", part(samples, func(s sample) time.Duration { return s.cpu }))
 }
 
 // part is one figure of every sample.
