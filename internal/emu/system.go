@@ -276,8 +276,11 @@ func (s *System) mirroringOn(lp hal.LSSPair) []*volume {
 // option. A freeze and a heartbeat expiry start their ELB themselves.
 func (s *System) suspendLocked(vols []*volume, reason hal.SuspendReason) []hal.LSSPair {
 	f := s.fabric
-	byPair := map[hal.LSSPair]*hal.VolumeSet{}
+	// The LSS pairs in the order met, each with its volumes: a freeze
+	// asks for one at a time, so a slice searched from its end, not a map
+	// made per call.
 	var order []hal.LSSPair
+	var sets []hal.VolumeSet
 	for _, v := range vols {
 		p := v.pair
 		if p == nil || !p.state.Mirroring() {
@@ -290,20 +293,25 @@ func (s *System) suspendLocked(vols []*volume, reason hal.SuspendReason) []hal.L
 			t := f.systems[p.target.Serial].volumes[p.target.Volume]
 			t.targetState, t.targetReason = hal.TargetSuspended, reason
 		}
-		if byPair[lp] == nil {
-			byPair[lp] = &hal.VolumeSet{}
-			order = append(order, lp)
+		i := len(order) - 1
+		for i >= 0 && order[i] != lp {
+			i--
 		}
-		byPair[lp].Add(v.id.Number())
+		if i < 0 {
+			order, sets = append(order, lp), append(sets, hal.VolumeSet{})
+			i = len(order) - 1
+		}
+		sets[i].Add(v.id.Number())
 	}
 	selfSuspend := reason == hal.ReasonPath || reason == hal.ReasonTarget || reason == hal.ReasonRestart
-	for _, lp := range order {
-		s.interruptLocked(StateChange{Kind: PairSuspending, LSSPair: lp, Reason: reason, Volumes: *byPair[lp]})
+	for i, lp := range order {
+		vs := sets[i]
+		s.interruptLocked(StateChange{Kind: PairSuspending, LSSPair: lp, Reason: reason, Volumes: vs})
 		if path := s.paths[lp]; selfSuspend && path != nil && path.consistencyGroup {
 			s.startELBLocked(s.lss[lp.Source.LSS], false)
 		}
-		s.emitLocked(hal.Event{Kind: hal.EventSuspend, LSSPair: lp, Reason: reason, Volumes: *byPair[lp]})
-		s.interruptLocked(StateChange{Kind: PairSuspended, EventSeq: s.eventSeq, LSSPair: lp, Reason: reason, Volumes: *byPair[lp]})
+		s.emitLocked(hal.Event{Kind: hal.EventSuspend, LSSPair: lp, Reason: reason, Volumes: vs})
+		s.interruptLocked(StateChange{Kind: PairSuspended, EventSeq: s.eventSeq, LSSPair: lp, Reason: reason, Volumes: vs})
 	}
 	return order
 }
