@@ -53,18 +53,23 @@ func (a ackRecorder) Freeze(ctx context.Context, e hal.Epoch, p []hal.LSSPair) e
 }
 
 type freezeBench struct {
-	fab      *emu.Fabric
-	topo     *topology.Topology
-	conns    map[hal.Serial]hal.StorageSystem // manager's, all systems
-	setup    map[hal.Serial]hal.StorageSystem // in-process, for the untimed resets
-	srv      *lab.Server                      // nil in-process
-	core     *freeze.Core
-	mu       sync.Mutex
-	changed  chan struct{}            // poked when an ack, a freeze or the trigger is recorded
-	sent     map[hal.Serial]time.Time // when the core sent each system its freeze
-	acks     map[hal.Serial]time.Time
-	frozen   map[hal.Serial]time.Time // storage side: when each system judged its freeze
-	cmdSeq   uint64                   // the emulator's command log read up to here
+	fab     *emu.Fabric
+	topo    *topology.Topology
+	conns   map[hal.Serial]hal.StorageSystem // manager's, all systems
+	setup   map[hal.Serial]hal.StorageSystem // in-process, for the untimed resets
+	srv     *lab.Server                      // nil in-process
+	core    *freeze.Core
+	mu      sync.Mutex
+	changed chan struct{}            // poked when an ack, a freeze or the trigger is recorded
+	sent    map[hal.Serial]time.Time // when the core sent each system its freeze
+	acks    map[hal.Serial]time.Time
+	frozen  map[hal.Serial]time.Time // storage side: when each system judged its freeze
+	cmdSeq  uint64                   // the emulator's command log read up to here
+	// Computed once: the bench's own garbage, made per sample, brought
+	// the collector into the samples.
+	sources  []hal.Serial
+	lp       hal.LSSPair // the trigger's LSS pair
+	resets   map[hal.Serial]resetSpec
 	trigger  hal.Event
 	since    time.Time  // the current sample's reset ended: older events are not of it
 	hole     hal.Serial // black-holed system, "" for none
@@ -171,39 +176,52 @@ func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Du
 	return fb
 }
 
+// resetSpec is what reset sends one primary.
+type resetSpec struct {
+	paths []hal.PathSpec
+	lsss  []hal.LSS
+	pairs []hal.PairSpec
+}
+
 // reset re-establishes every pair and puts the group back to mirroring.
 func (fb *freezeBench) reset(b *testing.B) {
 	ctx := context.Background()
-	for _, serial := range fb.topo.Sources() {
+	if fb.resets == nil {
+		fb.sources = fb.topo.Sources()
+		fb.lp = fb.topo.LSSPairs()[fb.sources[0]][0]
+		fb.resets = map[hal.Serial]resetSpec{}
+		for _, serial := range fb.sources {
+			var r resetSpec
+			for _, p := range fb.topo.Paths {
+				if p.Source.Serial == serial {
+					r.paths = append(r.paths, p)
+					r.lsss = append(r.lsss, p.Source.LSS)
+				}
+			}
+			for _, p := range fb.topo.Pairs {
+				if p.Source.Serial == serial {
+					r.pairs = append(r.pairs, hal.PairSpec{VolumePair: p, Mode: hal.Resync})
+				}
+			}
+			fb.resets[serial] = r
+		}
+	}
+	for _, serial := range fb.sources {
 		if serial == fb.hole {
 			continue
 		}
-		c := fb.setup[serial]
-		var paths []hal.PathSpec
-		var lsss []hal.LSS
-		var pairs []hal.PairSpec
-		for _, p := range fb.topo.Paths {
-			if p.Source.Serial == serial {
-				paths = append(paths, p)
-				lsss = append(lsss, p.Source.LSS)
-			}
-		}
-		for _, p := range fb.topo.Pairs {
-			if p.Source.Serial == serial {
-				pairs = append(pairs, hal.PairSpec{VolumePair: p, Mode: hal.Resync})
-			}
-		}
-		if err := c.Thaw(ctx, 1, lsss); err != nil {
+		c, r := fb.setup[serial], fb.resets[serial]
+		if err := c.Thaw(ctx, 1, r.lsss); err != nil {
 			b.Fatal(err)
 		}
-		if err := c.EstablishPaths(ctx, 1, paths); err != nil {
+		if err := c.EstablishPaths(ctx, 1, r.paths); err != nil {
 			b.Fatal(err)
 		}
-		if err := c.EstablishPairs(ctx, 1, pairs); err != nil {
+		if err := c.EstablishPairs(ctx, 1, r.pairs); err != nil {
 			b.Fatal(err)
 		}
 	}
-	for _, serial := range fb.topo.Sources() {
+	for _, serial := range fb.sources {
 		for serial != fb.hole {
 			ps, err := fb.setup[serial].QueryPairs(ctx, 1)
 			if err != nil {
@@ -280,12 +298,11 @@ func cpuTime(b *testing.B) time.Duration {
 // recorders poke, not by polling: a poll every 50 µs took its share of
 // the 2 cores the freeze runs on.
 func (fb *freezeBench) once(b *testing.B) (sample, bool) {
-	p0 := fb.topo.Sources()[0]
-	lp := fb.topo.LSSPairs()[p0][0]
+	lp := fb.lp // set by reset, which runs first
 	cpu0 := cpuTime(b)
 	fb.fab.SetPath(lp, false)
 	defer fb.fab.SetPath(lp, true)
-	want := len(fb.topo.Sources())
+	want := len(fb.sources)
 	if fb.hole != "" {
 		want--
 	}
