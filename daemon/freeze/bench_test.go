@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,38 +25,53 @@ import (
 
 const manager = "bench"
 
-// ackRecorder notes when each system acknowledged a freeze.
+// ackRecorder notes when the core sent each system its freeze and when
+// the system acknowledged it.
 type ackRecorder struct {
 	hal.StorageSystem
-	mu   *sync.Mutex
-	acks map[hal.Serial]time.Time
+	fb *freezeBench
 }
 
 func (a ackRecorder) Freeze(ctx context.Context, e hal.Epoch, p []hal.LSSPair) error {
+	fb := a.fb
+	sent := time.Now()
+	fb.mu.Lock()
+	if _, ok := fb.sent[a.Serial()]; !ok {
+		fb.sent[a.Serial()] = sent
+	}
+	fb.mu.Unlock()
 	err := a.StorageSystem.Freeze(ctx, e, p)
 	if err == nil {
-		a.mu.Lock()
-		if _, ok := a.acks[a.Serial()]; !ok {
-			a.acks[a.Serial()] = time.Now()
+		fb.mu.Lock()
+		if _, ok := fb.acks[a.Serial()]; !ok {
+			fb.acks[a.Serial()] = time.Now()
 		}
-		a.mu.Unlock()
+		fb.mu.Unlock()
+		fb.poke()
 	}
 	return err
 }
 
 type freezeBench struct {
-	fab      *emu.Fabric
-	topo     *topology.Topology
-	conns    map[hal.Serial]hal.StorageSystem // manager's, all systems
-	setup    map[hal.Serial]hal.StorageSystem // in-process, for the untimed resets
-	srv      *lab.Server                      // nil in-process
-	core     *freeze.Core
-	mu       sync.Mutex
-	acks     map[hal.Serial]time.Time
-	frozen   map[hal.Serial]time.Time // storage side: first freeze event per system
+	fab     *emu.Fabric
+	topo    *topology.Topology
+	conns   map[hal.Serial]hal.StorageSystem // manager's, all systems
+	setup   map[hal.Serial]hal.StorageSystem // in-process, for the untimed resets
+	srv     *lab.Server                      // nil in-process
+	core    *freeze.Core
+	mu      sync.Mutex
+	changed chan struct{}            // poked when an ack, a freeze or the trigger is recorded
+	sent    map[hal.Serial]time.Time // when the core sent each system its freeze
+	acks    map[hal.Serial]time.Time
+	frozen  map[hal.Serial]time.Time // storage side: when each system judged its freeze
+	cmdSeq  uint64                   // the emulator's command log read up to here
+	// Computed once: the bench's own garbage, made per sample, brought
+	// the collector into the samples.
+	sources  []hal.Serial
+	lp       hal.LSSPair // the trigger's LSS pair
+	resets   map[hal.Serial]resetSpec
 	trigger  hal.Event
 	since    time.Time  // the current sample's reset ended: older events are not of it
-	stale    int        // freeze events of an earlier sample seen after it
 	hole     hal.Serial // black-holed system, "" for none
 	blackout func(on bool)
 }
@@ -76,8 +92,9 @@ func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Du
 		lsss = append(lsss, emu.LSSConfig{LSS: hal.LSS(0x10 + l), Type: hal.FB, Volumes: 1})
 	}
 	fb := &freezeBench{topo: topology.Standard(n, lsss), conns: map[hal.Serial]hal.StorageSystem{},
-		setup: map[hal.Serial]hal.StorageSystem{},
-		acks:  map[hal.Serial]time.Time{}, frozen: map[hal.Serial]time.Time{}}
+		setup:   map[hal.Serial]hal.StorageSystem{},
+		changed: make(chan struct{}, 1), sent: map[hal.Serial]time.Time{},
+		acks: map[hal.Serial]time.Time{}, frozen: map[hal.Serial]time.Time{}}
 	if overWire {
 		cfg := &lab.Config{Speed: 1, Topology: fb.topo}
 		for _, sc := range fb.topo.Systems {
@@ -128,7 +145,7 @@ func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Du
 	}
 	sources := map[hal.Serial]hal.StorageSystem{}
 	for _, serial := range fb.topo.Sources() {
-		sources[serial] = ackRecorder{StorageSystem: fb.conns[serial], mu: &fb.mu, acks: fb.acks}
+		sources[serial] = ackRecorder{StorageSystem: fb.conns[serial], fb: fb}
 	}
 	t := freeze.DefaultTimings()
 	t.PollInterval = time.Hour // the bench measures the pushed event path
@@ -140,63 +157,71 @@ func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Du
 	if err := fb.core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: fb.topo.LSSPairs(), LowestCG: time.Minute}}); err != nil {
 		b.Fatal(err)
 	}
-	// The storage side's own account of when each system froze.
-	for _, s := range fb.fab.Systems() {
-		events, _ := s.Connect("observer").Events(ctx)
-		go func() {
-			for ev := range events {
+	// The trigger, as the storage system stamped it. The storage side's
+	// account of when each system froze is its command log (read after
+	// the sample): an observer of every system's events, as before, woke
+	// 64 goroutines for the 512 suspend events of each freeze, on the 2
+	// cores the freeze was running on.
+	events, _ := fb.fab.System(fb.topo.Sources()[0]).Connect("observer").Events(ctx)
+	go func() {
+		for ev := range events {
+			if ev.Kind == hal.EventSuspend && ev.Reason == hal.ReasonPath {
 				fb.mu.Lock()
-				if ev.Kind == hal.EventSuspend && ev.Reason == hal.ReasonPath {
-					fb.trigger = ev
-				}
-				// A freeze raises one event per LSS pair: those after the
-				// first may still be on their way when the next sample
-				// starts, and are not of it.
-				if ev.Kind == hal.EventSuspend && ev.Reason == hal.ReasonFreeze && ev.At.Before(fb.since) {
-					fb.stale++
-				} else if _, ok := fb.frozen[ev.Serial]; !ok && ev.Kind == hal.EventSuspend && ev.Reason == hal.ReasonFreeze {
-					fb.frozen[ev.Serial] = ev.At
-				}
+				fb.trigger = ev
 				fb.mu.Unlock()
+				fb.poke()
 			}
-		}()
-	}
+		}
+	}()
 	return fb
+}
+
+// resetSpec is what reset sends one primary.
+type resetSpec struct {
+	paths []hal.PathSpec
+	lsss  []hal.LSS
+	pairs []hal.PairSpec
 }
 
 // reset re-establishes every pair and puts the group back to mirroring.
 func (fb *freezeBench) reset(b *testing.B) {
 	ctx := context.Background()
-	for _, serial := range fb.topo.Sources() {
+	if fb.resets == nil {
+		fb.sources = fb.topo.Sources()
+		fb.lp = fb.topo.LSSPairs()[fb.sources[0]][0]
+		fb.resets = map[hal.Serial]resetSpec{}
+		for _, serial := range fb.sources {
+			var r resetSpec
+			for _, p := range fb.topo.Paths {
+				if p.Source.Serial == serial {
+					r.paths = append(r.paths, p)
+					r.lsss = append(r.lsss, p.Source.LSS)
+				}
+			}
+			for _, p := range fb.topo.Pairs {
+				if p.Source.Serial == serial {
+					r.pairs = append(r.pairs, hal.PairSpec{VolumePair: p, Mode: hal.Resync})
+				}
+			}
+			fb.resets[serial] = r
+		}
+	}
+	for _, serial := range fb.sources {
 		if serial == fb.hole {
 			continue
 		}
-		c := fb.setup[serial]
-		var paths []hal.PathSpec
-		var lsss []hal.LSS
-		var pairs []hal.PairSpec
-		for _, p := range fb.topo.Paths {
-			if p.Source.Serial == serial {
-				paths = append(paths, p)
-				lsss = append(lsss, p.Source.LSS)
-			}
-		}
-		for _, p := range fb.topo.Pairs {
-			if p.Source.Serial == serial {
-				pairs = append(pairs, hal.PairSpec{VolumePair: p, Mode: hal.Resync})
-			}
-		}
-		if err := c.Thaw(ctx, 1, lsss); err != nil {
+		c, r := fb.setup[serial], fb.resets[serial]
+		if err := c.Thaw(ctx, 1, r.lsss); err != nil {
 			b.Fatal(err)
 		}
-		if err := c.EstablishPaths(ctx, 1, paths); err != nil {
+		if err := c.EstablishPaths(ctx, 1, r.paths); err != nil {
 			b.Fatal(err)
 		}
-		if err := c.EstablishPairs(ctx, 1, pairs); err != nil {
+		if err := c.EstablishPairs(ctx, 1, r.pairs); err != nil {
 			b.Fatal(err)
 		}
 	}
-	for _, serial := range fb.topo.Sources() {
+	for _, serial := range fb.sources {
 		for serial != fb.hole {
 			ps, err := fb.setup[serial].QueryPairs(ctx, 1)
 			if err != nil {
@@ -225,7 +250,12 @@ func (fb *freezeBench) reset(b *testing.B) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+	recs, _ := fb.fab.Commands(fb.cmdSeq)
+	if len(recs) > 0 {
+		fb.cmdSeq = recs[len(recs)-1].Seq
+	}
 	fb.mu.Lock()
+	clear(fb.sent)
 	clear(fb.acks)
 	clear(fb.frozen)
 	fb.trigger = hal.Event{}
@@ -233,54 +263,120 @@ func (fb *freezeBench) reset(b *testing.B) {
 	fb.mu.Unlock()
 }
 
+// poke tells once that something it waits for was recorded.
+func (fb *freezeBench) poke() {
+	select {
+	case fb.changed <- struct{}{}:
+	default:
+	}
+}
+
+// sample is one freeze, split where the core and the storage hand over.
+type sample struct {
+	latency  time.Duration // trigger event stamped -> last acknowledgement
+	skew     time.Duration // first -> last system frozen, storage side
+	detect   time.Duration // trigger event stamped -> first freeze sent (delivery, the core's decision)
+	dispatch time.Duration // first -> last freeze sent (the fan-out)
+	ret      time.Duration // last system frozen -> last acknowledgement (the way back)
+	// cpu is the CPU time the whole process (manager, emulator, lab,
+	// runtime) used from the trigger to the last acknowledgement seen:
+	// the work of a freeze, which the machine's load does not change.
+	cpu time.Duration
+}
+
+// cpuTime is the CPU time (user and system) the process has used.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
 // once fails one path of the first primary and waits until every system
-// but the black-holed one acknowledged the freeze. It returns event ->
-// last acknowledgement, and the skew between the first and the last
-// system frozen (storage side).
-func (fb *freezeBench) once(b *testing.B) (latency, skew time.Duration, ok bool) {
-	p0 := fb.topo.Sources()[0]
-	lp := fb.topo.LSSPairs()[p0][0]
+// but the black-holed one acknowledged the freeze. It waits on what the
+// recorders poke, not by polling: a poll every 50 µs took its share of
+// the 2 cores the freeze runs on.
+func (fb *freezeBench) once(b *testing.B) (sample, bool) {
+	lp := fb.lp // set by reset, which runs first
+	cpu0 := cpuTime(b)
 	fb.fab.SetPath(lp, false)
-	want := len(fb.topo.Sources())
+	defer fb.fab.SetPath(lp, true)
+	want := len(fb.sources)
 	if fb.hole != "" {
 		want--
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	span := func(m map[hal.Serial]time.Time) (first, last time.Time) {
+		for _, t := range m {
+			if first.IsZero() || t.Before(first) {
+				first = t
+			}
+			if t.After(last) {
+				last = t
+			}
+		}
+		return first, last
+	}
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
 	for {
 		fb.mu.Lock()
-		done := len(fb.acks) == want && len(fb.frozen) == want && !fb.trigger.At.IsZero()
-		if done {
-			var last time.Time
-			first, lastFrozen := time.Time{}, time.Time{}
-			for _, t := range fb.acks {
-				if t.After(last) {
-					last = t
+		if len(fb.acks) == want && !fb.trigger.At.IsZero() {
+			// Every acknowledged freeze was judged, and logged, before
+			// its answer left the storage system.
+			recs, dropped := fb.fab.Commands(fb.cmdSeq)
+			if dropped > 0 {
+				b.Fatalf("the emulator's command log dropped %d records: make it longer", dropped)
+			}
+			for _, r := range recs {
+				if _, ok := fb.frozen[r.Serial]; !ok && r.Op == emu.OpFreeze && r.Manager == manager && r.Outcome == emu.OutcomeOK {
+					fb.frozen[r.Serial] = r.At
 				}
 			}
-			for _, t := range fb.frozen {
-				if first.IsZero() || t.Before(first) {
-					first = t
-				}
-				if t.After(lastFrozen) {
-					lastFrozen = t
-				}
+			if len(recs) > 0 {
+				fb.cmdSeq = recs[len(recs)-1].Seq
 			}
-			latency, skew = last.Sub(fb.trigger.At), lastFrozen.Sub(first)
+			_, lastAck := span(fb.acks)
+			firstFrozen, lastFrozen := span(fb.frozen)
+			firstSent, lastSent := span(fb.sent)
+			s := sample{latency: lastAck.Sub(fb.trigger.At), skew: lastFrozen.Sub(firstFrozen),
+				detect: firstSent.Sub(fb.trigger.At), dispatch: lastSent.Sub(firstSent), ret: lastAck.Sub(lastFrozen),
+				cpu: cpuTime(b) - cpu0}
+			fb.mu.Unlock()
+			return s, true
 		}
 		fb.mu.Unlock()
-		if done {
-			break
-		}
-		if time.Now().After(deadline) {
+		select {
+		case <-fb.changed:
+		case <-deadline.C:
+			fb.mu.Lock()
 			b.Logf("sample lost: %d acks, %d frozen of %d, trigger seen %v",
 				len(fb.acks), len(fb.frozen), want, !fb.trigger.At.IsZero())
-			fb.fab.SetPath(lp, true)
-			return 0, 0, false
+			fb.mu.Unlock()
+			return sample{}, false
 		}
-		time.Sleep(50 * time.Microsecond)
 	}
-	fb.fab.SetPath(lp, true)
-	return latency, skew, true
+}
+
+// report prints the samples' figures: freeze (event -> last ack) and
+// skew, the targets of docs/performance.md, and the parts of the freeze
+// (detect, dispatch, return) that say where its time went.
+func report(b *testing.B, samples []sample) {
+	latency.Report(b, "freeze", part(samples, func(s sample) time.Duration { return s.latency }))
+	latency.Report(b, "skew", part(samples, func(s sample) time.Duration { return s.skew }))
+	latency.Report(b, "detect", part(samples, func(s sample) time.Duration { return s.detect }))
+	latency.Report(b, "dispatch", part(samples, func(s sample) time.Duration { return s.dispatch }))
+	latency.Report(b, "return", part(samples, func(s sample) time.Duration { return s.ret }))
+	latency.Report(b, "cpu", part(samples, func(s sample) time.Duration { return s.cpu }))
+}
+
+// part is one figure of every sample.
+func part(samples []sample, f func(sample) time.Duration) []time.Duration {
+	out := make([]time.Duration, len(samples))
+	for i, s := range samples {
+		out[i] = f(s)
+	}
+	return out
 }
 
 // BenchmarkEventToFrozen prints, per layout, the time from the
@@ -307,27 +403,23 @@ func BenchmarkEventToFrozen(b *testing.B) {
 					if n == 128 || hole {
 						samples = 60
 					}
-					var lat, skew []time.Duration
+					var got []sample
 					lost := 0
 					for b.Loop() {
 						for range samples {
 							b.StopTimer()
 							fb.reset(b)
 							b.StartTimer()
-							l, s, ok := fb.once(b)
+							s, ok := fb.once(b)
 							if !ok {
 								lost++
 								continue
 							}
-							lat, skew = append(lat, l), append(skew, s)
+							got = append(got, s)
 						}
 					}
 					b.ReportMetric(float64(lost), "lost-samples")
-					fb.mu.Lock()
-					b.ReportMetric(float64(fb.stale), "stale-freeze-events")
-					fb.mu.Unlock()
-					latency.Report(b, "freeze", lat)
-					latency.Report(b, "skew", skew)
+					report(b, got)
 				})
 			}
 		}
@@ -347,7 +439,7 @@ func BenchmarkFreezeLimit(b *testing.B) {
 	layouts := []struct {
 		n    int
 		fb   *freezeBench
-		lat  []time.Duration
+		got  []sample
 		lost int
 	}{{n: 1}, {n: 32}}
 	for i := range layouts {
@@ -368,21 +460,22 @@ func BenchmarkFreezeLimit(b *testing.B) {
 				b.StopTimer()
 				l.fb.reset(b)
 				b.StartTimer()
-				d, _, ok := l.fb.once(b)
+				s, ok := l.fb.once(b)
 				if !ok {
 					l.lost++
 					continue
 				}
-				l.lat = append(l.lat, d)
+				l.got = append(l.got, s)
 			}
 		}
 	}
 	one, many := layouts[0], layouts[1]
 	b.ReportMetric(float64(one.lost+many.lost), "lost-samples")
-	latency.Report(b, "freeze-1sys", one.lat)
-	latency.Report(b, "freeze-32sys", many.lat)
-	if len(one.lat) > 0 && len(many.lat) > 0 {
-		p1, p32 := latency.Quantile(one.lat, 0.99), latency.Quantile(many.lat, 0.99)
+	lat := func(s sample) time.Duration { return s.latency }
+	latency.Report(b, "freeze-1sys", part(one.got, lat))
+	latency.Report(b, "freeze-32sys", part(many.got, lat))
+	if len(one.got) > 0 && len(many.got) > 0 {
+		p1, p32 := latency.Quantile(part(one.got, lat), 0.99), latency.Quantile(part(many.got, lat), 0.99)
 		b.ReportMetric(float64(p32)/float64(p1), "p99-ratio-32v1")
 	}
 }

@@ -370,3 +370,39 @@ func TestStatusShowsEachSystemsScope(t *testing.T) {
 		}
 	}
 }
+
+// TestFreezeEchoesNeverReachTheLoop: the suspend events a freeze raises
+// (reason freeze, one per LSS pair on every system frozen) are never a
+// sign, so they cost the loop nothing: no hand-off, no deduplication.
+// Handed to the loop one batch per system, the 512 echoes of freezing
+// 32 systems × 16 LSSs took the CPU that the last systems' freezes
+// waited for (issue 20's profile: onEvent was 16 % of the bench's CPU).
+// Progress counts the loop's iterations: it must not move for them.
+func TestFreezeEchoesNeverReachTheLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, false, nil)
+		ctx := context.Background()
+		synctest.Wait()
+		before := r.core.Progress()
+		// Echoes pushed on the core's own event streams: a freeze sent by
+		// another manager (what the core's own freeze raises, without
+		// the group freezing) reaches every connected manager.
+		for _, serial := range r.topo.Sources() {
+			if err := r.fab.System(serial).Connect("other").Freeze(ctx, 1, r.topo.LSSPairs()[serial]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// And through Observe (a trap, an HMC's forwarded event).
+		for seq := range uint64(1000) {
+			r.core.Observe(hal.Event{Kind: hal.EventSuspend, Serial: topology.PrimarySerial(1), Seq: seq + 1,
+				LSSPair: r.topo.LSSPairs()[topology.PrimarySerial(1)][0], Reason: hal.ReasonFreeze}, "trap")
+		}
+		synctest.Wait()
+		if got := r.core.Progress() - before; got != 0 {
+			t.Errorf("the loop ran %d times for freeze echoes, want 0", got)
+		}
+		if got := r.phase(t).Phase; got != freeze.Mirroring {
+			t.Errorf("phase %s after freeze echoes alone, want mirroring", got)
+		}
+	})
+}

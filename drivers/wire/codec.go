@@ -137,6 +137,8 @@ type decoder struct {
 	b    []byte
 	off  int // bytes consumed, for error messages
 	err  error
+	// names are the last two names read (see name).
+	names [2]string
 }
 
 func (d *decoder) fail(format string, args ...any) {
@@ -203,7 +205,21 @@ func (d *decoder) boolean(field string) bool {
 	}
 }
 
-func (d *decoder) name() string { return string(d.take(int(d.u8()))) }
+// name reads a name. One that repeats either of the last two names read
+// is that string again, not a copy: a list of LSS pairs names the same
+// two systems over and over (a freeze of 16 LSS pairs: 32 names, two
+// distinct), and an event's LSS pair starts on the system that raised it.
+func (d *decoder) name() string {
+	b := d.take(int(d.u8()))
+	for _, known := range d.names {
+		if string(b) == known {
+			return known
+		}
+	}
+	v := string(b)
+	d.names[0], d.names[1] = d.names[1], v
+	return v
+}
 func (d *decoder) text() string {
 	off := d.off
 	n := int(d.u16())
