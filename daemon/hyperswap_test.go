@@ -230,3 +230,57 @@ func must(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// TestSwapReportRightAfterTheStartIsRecorded (found by the end-to-end
+// run, internal/hapair TestHyperSwapEndToEnd): a z/OS host added while
+// the server acts, and whose first use is the start of a HyperSwap
+// session, is followed from the moment it is opened: its report of an
+// unplanned swap made right after the start is recorded at once. Before,
+// the server subscribed to a host's reports only at its next status
+// poll, so the report was lost and the session stayed as the freeze left
+// it (Suspended (Partial), Severe) until that poll; the poll interval
+// here is a minute, so nothing but the report can record the swap.
+func TestSwapReportRightAfterTheStartIsRecorded(t *testing.T) {
+	r := newZOSRig(t, 5*time.Second, false)
+	host := &fakeSwapConn{held: map[string]hal.SwapState{}}
+	r.swapHosts = func(context.Context, hal.ConnectionSpec) (hal.SwapHostConn, error) { return host, nil }
+	ctx := context.Background()
+	slowPoll := "interval = \"200ms\"\ndetection_window = \"500ms\"\nrequest_timeout = \"300ms\"\npoll_interval = \"1m\"\nretry_interval = \"250ms\"\n"
+	c, stop := r.start(slowPoll, &countingNotifier{})
+	defer stop()
+	p0 := topology.PrimarySerial(0)
+	var all []hal.Serial
+	for _, st := range r.lab.Status() {
+		all = append(all, hal.Serial(st.Serial))
+	}
+	// A standalone server acts from its start: the first status poll of
+	// its acting period finds no z/OS connection.
+	r.addZOS(c, all...)
+	must(t, c.SessionCreate(ctx, "hs", api.MetroMirrorHyperSwap, "", api.HoldIO))
+	for _, p := range r.lab.Topology().Pairs {
+		if p.Source.Serial == p0 {
+			must(t, c.SessionAddCopySet(ctx, "hs", api.CopySet{H1: p.Source, H2: p.Target}))
+		}
+	}
+	if err := eventually(func() bool {
+		_, err := c.SessionCommand(ctx, "hs", api.CmdStartH1H2)
+		return err == nil
+	}); err != nil {
+		t.Fatal("start-h1-h2 hs refused")
+	}
+	if err := eventually(func() bool {
+		d, err := c.SessionCommand(ctx, "hs", api.CmdRefresh)
+		return err == nil && d.State == api.StatePrepared
+	}); err != nil {
+		t.Fatal("hs never Prepared")
+	}
+	host.report(hal.SwapEvent{Session: "hs", Trigger: "storage system " + string(p0) + " crashed", Host: "SYSA"})
+	if err := eventuallyWithin(20*time.Second, func() bool {
+		d, err := c.SessionShow(ctx, "hs")
+		return err == nil && d.State == api.StateTargetAvailable && d.ActiveSite == api.H2
+	}); err != nil {
+		d, _ := c.SessionShow(ctx, "hs")
+		t.Fatalf("the host's report of an unplanned swap right after the start was not recorded: %s, %s active (%s)",
+			d.State, d.ActiveSite, d.Reason)
+	}
+}

@@ -32,19 +32,66 @@ type swapHosts struct {
 	factory hal.SwapHostFactory
 	ds      *storageDrivers
 
+	// events carries every open connection's swap reports to the
+	// acting period's watch (which hands them to the engine). Each
+	// connection is subscribed the moment it opens, before anything
+	// can be loaded through it: a watch that subscribed on its own only
+	// at its next poll missed the report of a swap made in between (a
+	// session started right after its zos add), and the session showed
+	// Suspended (Partial) until the status poll caught up. A report that
+	// finds the buffer full is dropped; the status poll is the backstop.
+	events chan hal.SwapEvent
+
 	mu   sync.Mutex
 	open map[string]openSwap // by z/OS connection name
 	// failed says why a connection's SwapHost could not be opened.
 	failed map[string]string
 }
 
+// swapEventBuffer is how many swap reports wait for a watch.
+const swapEventBuffer = 256
+
 type openSwap struct {
 	key  string
 	conn hal.SwapHostConn
+	// unsubscribe ends the connection's forwarding to events.
+	unsubscribe context.CancelFunc
 }
 
 func newSwapHosts(f hal.SwapHostFactory, ds *storageDrivers) *swapHosts {
-	return &swapHosts{factory: f, ds: ds, open: map[string]openSwap{}, failed: map[string]string{}}
+	return &swapHosts{factory: f, ds: ds, open: map[string]openSwap{}, failed: map[string]string{},
+		events: make(chan hal.SwapEvent, swapEventBuffer)}
+}
+
+// subscribe forwards conn's swap reports to sh.events until unsubscribe
+// or the connection closes. Called with sh.mu.
+func (sh *swapHosts) subscribe(name string, conn hal.SwapHostConn) context.CancelFunc {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch, err := conn.SwapEvents(ctx)
+	if err != nil {
+		sh.ds.log.Warn("z/OS host's swap reports not followed: its status poll records its swaps", "zos", name, "err", err)
+		return cancel
+	}
+	go func() {
+		for ev := range ch {
+			select {
+			case sh.events <- ev:
+			default:
+				sh.ds.log.Warn("z/OS host's swap report dropped (too many waiting): its status poll records it",
+					"zos", name, "session", ev.Session)
+			}
+		}
+	}()
+	return cancel
+}
+
+// close ends the forwarding of the connection's reports and closes it
+// (after sh.mu).
+func (o openSwap) close() {
+	if o.unsubscribe != nil {
+		o.unsubscribe()
+	}
+	_ = o.conn.Close()
 }
 
 // mine are the z/OS connections of this server's sysplex, by name.
@@ -71,13 +118,13 @@ func (sh *swapHosts) sync() map[string]hal.SwapHost {
 	}
 	_, zs := sh.mine()
 	cfg := sh.ds.cfg()
-	var stale []hal.SwapHostConn
+	var stale []openSwap
 	out := map[string]hal.SwapHost{}
 	sh.mu.Lock()
 	defer func() {
 		sh.mu.Unlock()
-		for _, c := range stale {
-			_ = c.Close()
+		for _, o := range stale {
+			o.close()
 		}
 	}()
 	want := map[string]bool{}
@@ -88,7 +135,7 @@ func (sh *swapHosts) sync() map[string]hal.SwapHost {
 			out[z.Name] = o.conn
 			continue
 		} else if ok {
-			stale = append(stale, o.conn)
+			stale = append(stale, o)
 			delete(sh.open, z.Name)
 		}
 		conn, err := sh.openOne(z)
@@ -100,12 +147,12 @@ func (sh *swapHosts) sync() map[string]hal.SwapHost {
 			continue
 		}
 		delete(sh.failed, z.Name)
-		sh.open[z.Name] = openSwap{key: key, conn: conn}
+		sh.open[z.Name] = openSwap{key: key, conn: conn, unsubscribe: sh.subscribe(z.Name, conn)}
 		out[z.Name] = conn
 	}
 	for name, o := range sh.open {
 		if !want[name] {
-			stale = append(stale, o.conn)
+			stale = append(stale, o)
 			delete(sh.open, name)
 		}
 	}
@@ -207,70 +254,40 @@ func (sh *swapHosts) closeAll() {
 	sh.open = map[string]openSwap{}
 	sh.mu.Unlock()
 	for _, o := range open {
-		_ = o.conn.Close()
+		o.close()
 	}
 }
 
 // watch follows the z/OS hosts for an acting period until ctx ends: it
-// subscribes to each host's swap reports (handed to the engine: an
-// unplanned swap is recorded at once) and reads each host's status at
-// once and then every poll interval, the backstop of a report lost (the
-// manager down, a takeover, the connection down when the host swapped).
-// A host added later is followed from the next poll; a subscription that
-// ends is made again then.
+// hands the hosts' swap reports to the engine (an unplanned swap is
+// recorded at once; each connection is subscribed when it opens, see
+// events) and reads each host's status at once and then every poll
+// interval, the backstop of a report lost (the manager down, a
+// takeover, the connection down when the host swapped). A host added
+// later is opened at its first use (a start) or at the next poll.
 func (sh *swapHosts) watch(ctx context.Context, eng *engine.Engine, epoch hal.Epoch, clk clock.Clock,
 	poll, timeout func() time.Duration) {
 	if sh == nil || sh.factory == nil {
 		return
 	}
-	type sub struct {
-		host   hal.SwapHost
-		cancel context.CancelFunc
-		done   chan struct{}
-	}
-	subs := map[string]*sub{}
 	var wg sync.WaitGroup
-	defer func() {
-		for _, s := range subs {
-			s.cancel()
+	defer wg.Wait()
+	wg.Go(func() {
+		for {
+			select {
+			case ev := <-sh.events:
+				eng.Swapped(ev)
+			case <-ctx.Done():
+				return
+			}
 		}
-		wg.Wait()
-	}()
+	})
 	t := clk.NewTicker(poll())
 	defer t.Stop()
 	for {
 		hosts := sh.sync()
-		for name, s := range subs {
-			ended := false
-			select {
-			case <-s.done:
-				ended = true
-			default:
-			}
-			if hosts[name] != s.host || ended {
-				s.cancel()
-				delete(subs, name)
-			}
-		}
 		for _, name := range slices.Sorted(maps.Keys(hosts)) {
 			h := hosts[name]
-			if subs[name] == nil {
-				sctx, cancel := context.WithCancel(ctx)
-				ch, err := h.SwapEvents(sctx)
-				if err != nil {
-					cancel()
-					sh.ds.log.Warn("z/OS host's swap reports not followed until the next poll", "zos", name, "err", err)
-				} else {
-					s := &sub{host: h, cancel: cancel, done: make(chan struct{})}
-					subs[name] = s
-					wg.Go(func() {
-						defer close(s.done)
-						for ev := range ch {
-							eng.Swapped(ev)
-						}
-					})
-				}
-			}
 			qctx, cancel := clock.WithTimeout(ctx, clk, timeout())
 			states, err := h.SwapStatus(qctx, epoch)
 			cancel()

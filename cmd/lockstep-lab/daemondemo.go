@@ -64,7 +64,15 @@ func runDaemonDemo(ctx context.Context, out io.Writer, bin string) (consistent b
 		return false, err
 	}
 	d.say("the oracle reads every secondary volume after %d acknowledged writes:\n  %s", st.Writes, rep)
-	return rep.Consistent, nil
+	if !rep.Consistent {
+		return false, nil
+	}
+	// The story's lab and servers are done: the HyperSwap part has its
+	// own.
+	d.stop()
+	d.cancel = nil
+	fmt.Fprint(d.out, "\n=== Metro Mirror Failover/Failback with HyperSwap, through an emulated z/OS host ===\n")
+	return runHyperSwapDemo(ctx, d.out, d.bin, d.dir)
 }
 
 func (d *daemonDemo) say(format string, a ...any) { fmt.Fprintf(d.out, "\n# "+format+"\n", a...) }

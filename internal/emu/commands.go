@@ -62,6 +62,12 @@ type CommandRecord struct {
 	SystemEpoch hal.Epoch `json:"system_epoch"`
 	Op          string    `json:"op"`      // one of the Op constants
 	Outcome     string    `json:"outcome"` // OutcomeOK, OutcomeRefused or OutcomeFenced
+	// Session is the heartbeat session a heartbeat command names (its
+	// consistency group), and LSSPairs the LSS pairs an enable-heartbeat
+	// arms: what tells which pairs a heartbeat covers (a storage system
+	// may hold pairs of sessions the heartbeat must leave out).
+	Session  string        `json:"session,omitempty"`
+	LSSPairs []hal.LSSPair `json:"lss_pairs,omitempty"`
 }
 
 // Accepted reports whether the system accepted the command's epoch

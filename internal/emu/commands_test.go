@@ -102,12 +102,13 @@ func TestCommandLogOutcomes(t *testing.T) {
 	rec := func(at time.Time, serial hal.Serial, manager string, epoch, sysEpoch hal.Epoch, op, outcome string) CommandRecord {
 		return CommandRecord{At: at, Serial: serial, Manager: manager, Epoch: epoch, SystemEpoch: sysEpoch, Op: op, Outcome: outcome}
 	}
+	beat := func(r CommandRecord) CommandRecord { r.Session = "none"; return r }
 	want := []CommandRecord{
 		rec(at1, prim, mgr, 1, 1, OpFreeze, OutcomeOK),
-		rec(at1, prim, mgr, 1, 1, OpHeartbeat, OutcomeRefused),
+		beat(rec(at1, prim, mgr, 1, 1, OpHeartbeat, OutcomeRefused)),
 		rec(at2, prim, "mgr-b", 2, 1, OpThaw, OutcomeOK),
 		rec(at2, prim, mgr, 1, 2, OpFreeze, OutcomeFenced),
-		rec(at2, prim, mgr, 1, 2, OpHeartbeat, OutcomeFenced),
+		beat(rec(at2, prim, mgr, 1, 2, OpHeartbeat, OutcomeFenced)),
 		rec(at2, sec, mgr, 1, 0, OpQueryPaths, OutcomeOK),
 		rec(at2, prim, "mgr-b", 3, 2, OpSuspend, OutcomeRefused),
 	}
@@ -124,6 +125,43 @@ func TestCommandLogOutcomes(t *testing.T) {
 	for _, rc := range got {
 		if rc.Accepted() != (rc.Outcome != OutcomeFenced) || rc.Accepted() != (rc.Epoch >= rc.SystemEpoch) {
 			t.Errorf("record %+v: Accepted() = %v", rc, rc.Accepted())
+		}
+	}
+}
+
+// TestCommandLogNamesTheHeartbeat: a heartbeat command's record names
+// its heartbeat session, and an enable-heartbeat's the LSS pairs it arms
+// (what a test reads to tell which pairs the heartbeat covers), even when
+// the epoch check fences it.
+func TestCommandLogNamesTheHeartbeat(t *testing.T) {
+	t.Parallel()
+	r := newRig(t, true)
+	ctx := context.Background()
+	start := lastSeq(t, r.fab)
+	lps := []hal.LSSPair{lssPair(fbL), lssPair(ckdL)}
+	r.must(r.pc.EnableHeartbeat(ctx, 2, hal.HeartbeatSpec{Session: "cg1", Pairs: lps, Timeout: time.Minute}))
+	r.must(r.pc.Heartbeat(ctx, 2, "cg1"))
+	if err := r.pc.EnableHeartbeat(ctx, 1, hal.HeartbeatSpec{Session: "cg2", Pairs: lps[:1], Timeout: time.Minute}); !errors.Is(err, hal.ErrFenced) {
+		t.Fatalf("enable-heartbeat with a lower epoch: %v", err)
+	}
+	r.must(r.pc.DisableHeartbeat(ctx, 2, "cg1"))
+	lps[0] = lssPair(ckdL) // the record holds its own copy
+	got, _ := r.fab.Commands(start)
+	want := []struct {
+		op, session string
+		pairs       []hal.LSSPair
+	}{
+		{OpEnableHeartbeat, "cg1", []hal.LSSPair{lssPair(fbL), lssPair(ckdL)}},
+		{OpHeartbeat, "cg1", nil},
+		{OpEnableHeartbeat, "cg2", []hal.LSSPair{lssPair(fbL)}},
+		{OpDisableHeartbeat, "cg1", nil},
+	}
+	if len(got) != len(want) {
+		t.Fatalf("records %+v, want %d", got, len(want))
+	}
+	for i, w := range want {
+		if g := got[i]; g.Op != w.op || g.Session != w.session || !reflect.DeepEqual(g.LSSPairs, w.pairs) {
+			t.Errorf("record %d: %s %q %v, want %s %q %v", i, g.Op, g.Session, g.LSSPairs, w.op, w.session, w.pairs)
 		}
 	}
 }

@@ -48,7 +48,7 @@ func refused(format string, args ...any) error {
 // reaches the epoch check is recorded in the fabric's command log under
 // op, with its outcome. fn runs under the fabric's lock held exclusively.
 func (c *conn) do(ctx context.Context, epoch hal.Epoch, op string, fn func() error) error {
-	return c.run(ctx, epoch, op, false, nil, fn)
+	return c.run(ctx, epoch, CommandRecord{Op: op}, false, nil, fn)
 }
 
 // doShared is do for a command that touches only this system and the
@@ -58,10 +58,12 @@ func (c *conn) do(ctx context.Context, epoch hal.Epoch, op string, fn func() err
 // do not wait for one another, and each is still atomic with respect to
 // host writes, mirrors and faults.
 func (c *conn) doShared(ctx context.Context, epoch hal.Epoch, op string, others []hal.Serial, fn func() error) error {
-	return c.run(ctx, epoch, op, true, others, fn)
+	return c.run(ctx, epoch, CommandRecord{Op: op}, true, others, fn)
 }
 
-func (c *conn) run(ctx context.Context, epoch hal.Epoch, op string, shared bool, others []hal.Serial, fn func() error) error {
+// run carries out a command; rec is its record as far as the caller
+// knows it (the operation, and for a heartbeat command what it names).
+func (c *conn) run(ctx context.Context, epoch hal.Epoch, rec CommandRecord, shared bool, others []hal.Serial, fn func() error) error {
 	s, f := c.s, c.s.fabric
 	unlock := f.lockShared(s, nil)
 	m := s.managerLocked(c.linkName())
@@ -92,8 +94,7 @@ func (c *conn) run(ctx context.Context, epoch hal.Epoch, op string, shared bool,
 	if s.crashed || s.managerLocked(c.linkName()).mode != LinkUp {
 		return fmt.Errorf("%w: %s: not answering", hal.ErrUnreachable, s.serial)
 	}
-	rec := CommandRecord{At: f.clock.Now(), Serial: s.serial, Manager: c.manager,
-		Epoch: epoch, SystemEpoch: s.epoch, Op: op}
+	rec.At, rec.Serial, rec.Manager, rec.Epoch, rec.SystemEpoch = f.clock.Now(), s.serial, c.manager, epoch, s.epoch
 	if epoch < s.epoch {
 		rec.Outcome = OutcomeFenced
 		f.commands.add(rec)
@@ -433,7 +434,8 @@ func (c *conn) RemovePaths(ctx context.Context, epoch hal.Epoch, paths []hal.LSS
 }
 
 func (c *conn) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, spec hal.HeartbeatSpec) error {
-	return c.do(ctx, epoch, OpEnableHeartbeat, func() error {
+	rec := CommandRecord{Op: OpEnableHeartbeat, Session: spec.Session, LSSPairs: slices.Clone(spec.Pairs)}
+	return c.run(ctx, epoch, rec, false, nil, func() error {
 		s := c.s
 		if spec.Session == "" || spec.Timeout <= 0 {
 			return refused("%s: heartbeat needs a session and a positive timeout", s.serial)
@@ -456,7 +458,7 @@ func (c *conn) EnableHeartbeat(ctx context.Context, epoch hal.Epoch, spec hal.He
 }
 
 func (c *conn) Heartbeat(ctx context.Context, epoch hal.Epoch, session string) error {
-	return c.doShared(ctx, epoch, OpHeartbeat, nil, func() error {
+	return c.run(ctx, epoch, CommandRecord{Op: OpHeartbeat, Session: session}, true, nil, func() error {
 		hb := c.s.heartbeats[session]
 		switch {
 		case hb == nil:
@@ -470,7 +472,7 @@ func (c *conn) Heartbeat(ctx context.Context, epoch hal.Epoch, session string) e
 }
 
 func (c *conn) DisableHeartbeat(ctx context.Context, epoch hal.Epoch, session string) error {
-	return c.do(ctx, epoch, OpDisableHeartbeat, func() error {
+	return c.run(ctx, epoch, CommandRecord{Op: OpDisableHeartbeat, Session: session}, false, nil, func() error {
 		if hb := c.s.heartbeats[session]; hb != nil {
 			hb.gen++
 			if hb.timer != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -58,6 +59,15 @@ type Options struct {
 	// (HMCNames, on 127.0.0.91 and .92; user HMCUser, password in
 	// HMCPasswordFile); none if empty.
 	HMCFront []hal.Serial
+	// ZOS puts the lab's z/OS host ZOSHost (sysplex ZOSSysplex) in front
+	// of every storage system of the lab, and both servers in its
+	// sysplex; ZOSSpec is its zos add.
+	ZOS bool
+	// MirrorLSSs, if set, are the only LSSs the lab's topology mirrors
+	// (its Paths and Pairs: what DefineSession defines and the lab's
+	// workload writes to); the systems have every LSS of
+	// topology.DefaultLSSs all the same, free for other sessions.
+	MirrorLSSs []hal.LSS
 }
 
 // The dual HMC of a lab with Options.HMCFront.
@@ -157,7 +167,7 @@ func New(ctx context.Context, opt Options) (*Pair, error) {
 }
 
 func (p *Pair) startLab(ctx context.Context) error {
-	srv, stop, err := StartLabHMC(ctx, p.opt.Dir, p.opt.Primaries, p.opt.CGTimeout, p.opt.HMCFront)
+	srv, stop, err := startLab(ctx, p.opt.Dir, p.opt)
 	if err != nil {
 		return err
 	}
@@ -176,12 +186,37 @@ func StartLab(ctx context.Context, dir string, primaries int, cg time.Duration) 
 
 // StartLabHMC is StartLab with the systems front also behind a dual HMC.
 func StartLabHMC(ctx context.Context, dir string, primaries int, cg time.Duration, front []hal.Serial) (srv *lab.Server, stop func(), err error) {
+	return startLab(ctx, dir, Options{Primaries: primaries, CGTimeout: cg, HMCFront: front})
+}
+
+// The z/OS host of a lab with Options.ZOS, its sysplex, and its user
+// (password in ZOSPasswordFile).
+const (
+	ZOSHost    = "SYSA"
+	ZOSSysplex = "PLEX1"
+	ZOSUser    = "zosmgr"
+)
+
+// ZOSPasswordFile is where the lab of Options.ZOS wrote its z/OS host's
+// password.
+func ZOSPasswordFile(dir string) string { return filepath.Join(dir, "pw-zos") }
+
+// startLab is StartLabHMC with the lab options of opt (Primaries,
+// CGTimeout, HMCFront, ZOS, MirrorLSSs).
+func startLab(ctx context.Context, dir string, opt Options) (srv *lab.Server, stop func(), err error) {
 	var lsss []emu.LSSConfig
 	for _, l := range topology.DefaultLSSs() {
-		l.CGTimeout = cg
+		l.CGTimeout = opt.CGTimeout
 		lsss = append(lsss, l)
 	}
-	topo := topology.Standard(primaries, lsss)
+	topo := topology.Standard(opt.Primaries, lsss)
+	if len(opt.MirrorLSSs) > 0 {
+		topo.Paths = slices.DeleteFunc(topo.Paths, func(p hal.PathSpec) bool { return !slices.Contains(opt.MirrorLSSs, p.Source.LSS) })
+		topo.Pairs = slices.DeleteFunc(topo.Pairs, func(p hal.VolumePair) bool {
+			return !slices.Contains(opt.MirrorLSSs, p.Source.Volume.LSS())
+		})
+	}
+	front := opt.HMCFront
 	cfg := &lab.Config{Speed: 1, Topology: topo}
 	for i, sc := range topo.Systems {
 		eps, err := LabEndpoints(i)
@@ -201,6 +236,21 @@ func StartLabHMC(ctx context.Context, dir string, primaries int, cg time.Duratio
 				User: HMCUser, Password: "pw-hmc", Endpoint: fmt.Sprintf("127.0.0.%d:0", 91+i)})
 		}
 		if err := os.WriteFile(HMCPasswordFile(dir), []byte("pw-hmc\n"), 0o600); err != nil {
+			return nil, nil, err
+		}
+	}
+	if opt.ZOS {
+		// Every system online through channels of its own (the
+		// secondaries' too: the host swaps to them); the address is the
+		// one after the HMCs'.
+		h := lab.ZOSHost{Name: ZOSHost, Sysplex: ZOSSysplex, Endpoint: "127.0.0.93:0", User: ZOSUser,
+			Password: "pw-zos", ChannelLatency: lab.DefaultChannelLatency, LPARs: []string{ZOSHost + "1"}}
+		for i, sc := range topo.Systems {
+			h.Online = append(h.Online, lab.ZOSOnline{Serial: sc.Serial, Channels: []string{fmt.Sprintf("%02X", 0x40+i)},
+				LPARs: h.LPARs})
+		}
+		cfg.ZOSHosts = []lab.ZOSHost{h}
+		if err := os.WriteFile(ZOSPasswordFile(dir), []byte("pw-zos\n"), 0o600); err != nil {
 			return nil, nil, err
 		}
 	}
@@ -273,9 +323,14 @@ func (p *Pair) newNode(name, partner string, tlsFiles TLSFiles) (*Node, error) {
 	}
 	p.stops = append(p.stops, func() { n.Relay.Close() })
 	n.conf = filepath.Join(n.Dir, "lockstep.toml")
+	sysplex := ""
+	if p.opt.ZOS {
+		sysplex = fmt.Sprintf("sysplex = %q\n", ZOSSysplex)
+	}
 	text := fmt.Sprintf(`[server]
 name = %q
 state_dir = %q
+%s
 
 [heartbeat]
 %s
@@ -298,7 +353,7 @@ level = "debug"
 
 [storage]
 ca_file = %q
-%s`, name, filepath.Join(n.Dir, "state"), p.opt.Heartbeat, listen, n.Relay.Addr(), tlsFiles.Cert, tlsFiles.Key, tlsFiles.CA,
+%s`, name, filepath.Join(n.Dir, "state"), sysplex, p.opt.Heartbeat, listen, n.Relay.Addr(), tlsFiles.Cert, tlsFiles.Key, tlsFiles.CA,
 		p.opt.ReconnectInterval, p.opt.ReconnectAttempts, partner, bus, CAFile(p.opt.Dir), p.opt.Extra)
 	return n, os.WriteFile(n.conf, []byte(text), 0o644)
 }
