@@ -237,6 +237,10 @@ func (e *Engine) queueSwap(name string, sw session.Swap, at time.Time, pairs []h
 	}
 }
 
+// busyRetry is how soon a swap the host's status showed while a command
+// ran on the session is recorded again.
+const busyRetry = 250 * time.Millisecond
+
 func (e *Engine) recordSwap(ctx context.Context, mgr *session.Manager, name string, sw session.Swap, at time.Time, pairs []hal.VolumePair) {
 	s, ok := mgr.DB().Session(name)
 	if !ok || !s.Type.HyperSwap() {
@@ -253,7 +257,11 @@ func (e *Engine) recordSwap(ctx context.Context, mgr *session.Manager, name stri
 	changed, err := record(ctx, name, sw, at)
 	switch {
 	case errors.Is(err, session.ErrBusy):
-		return // a command runs: the next status read decides
+		// A command runs on the session: tried again once it may have
+		// ended, not left to the next status read, which back-to-back
+		// commands (a refresh loop) could meet busy every time.
+		e.clock.AfterFunc(busyRetry, func() { e.queueSwap(name, sw, at, pairs) })
+		return
 	case err != nil:
 		e.log.Error("recording a HyperSwap failed", "session", name, "host", sw.Host, "err", err)
 		return

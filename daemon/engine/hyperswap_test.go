@@ -434,3 +434,36 @@ func TestHyperSwapKeepsItsLSSPairsFromTheHeartbeat(t *testing.T) {
 		}
 	})
 }
+
+// TestBackstopWaitsOutARunningCommand: the host's status shows a swap
+// the journal lacks while a command runs on the session (an admin's
+// refresh): the status read could not record it then, and recorded
+// nothing until the next read, which under back-to-back commands never
+// came at a quiet moment. It is recorded once the command ends.
+func TestBackstopWaitsOutARunningCommand(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		w := newSwapWorld(t, ctx, session.HoldIO, nil)
+		w.prepared(t, ctx)
+		must(t, w.host.swap(ctx, 1, "db", false, "storage system crashed")) // no subscriber: the report is lost
+		st, err := w.host.SwapStatus(ctx, 1)
+		must(t, err)
+		for _, s := range w.fab.Systems() {
+			s.SetLatency("lockstepd", 2*time.Second)
+		}
+		done := make(chan error, 1)
+		go func() { done <- w.mgr.Command(ctx, "db", session.CmdRefresh) }()
+		time.Sleep(100 * time.Millisecond) // the refresh waits for its queries
+		w.eng.FoundSwapped("SYS1", st)
+		<-done
+		for _, s := range w.fab.Systems() {
+			s.SetLatency("lockstepd", 0)
+		}
+		time.Sleep(2 * time.Second)
+		synctest.Wait()
+		if s := w.session(t, "db"); s.State != session.TargetAvailable || s.ActiveSite != session.H2 {
+			t.Fatalf("the swap the status showed during a refresh: %s active %s (%s)", s.State, s.ActiveSite, s.Reason)
+		}
+	})
+}
