@@ -89,9 +89,13 @@ func commands(text string) []string {
 func TestOperationsGuide(t *testing.T) {
 	t.Parallel()
 	blocks := guideBlocks(t)
-	demo, err := os.ReadFile("../cmd/lockstep-lab/daemondemo.go")
-	if err != nil {
-		t.Fatal(err)
+	var demo []byte
+	for _, f := range []string{"daemondemo.go", "hyperswapdemo.go"} {
+		b, err := os.ReadFile("../cmd/lockstep-lab/" + f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		demo = append(demo, b...)
 	}
 	sections := map[string]bool{}
 	ran := 0
@@ -121,7 +125,7 @@ func TestOperationsGuide(t *testing.T) {
 						words = append(words, `"`+a+`"`)
 					}
 					if !strings.Contains(string(demo), strings.Join(words, ", ")) {
-						t.Errorf("%s: the demo does not run %q (no %s in cmd/lockstep-lab/daemondemo.go)", b.Section, c, strings.Join(words, ", "))
+						t.Errorf("%s: the demo does not run %q (no %s in cmd/lockstep-lab/daemondemo.go or hyperswapdemo.go)", b.Section, c, strings.Join(words, ", "))
 					}
 				}
 			}
