@@ -880,21 +880,8 @@ func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 			return
 		}
 		if errors.Is(err, hal.ErrHeartbeatExpired) {
-			why := fmt.Sprintf("%s's heartbeat, armed before this manager started, expired: it froze itself", serial)
 			c.reportExpired(g, serial, m, "probe")
-			switch g.phase {
-			case Mirroring:
-				c.freeze(g, why)
-			case Frozen, Thawed:
-				c.log.Warn("a system of a frozen group froze itself again while no manager followed it", "group", g.Name, "serial", serial)
-				if c.observer != nil {
-					c.observer.Freezing(g.Name, why+" and holds I/O again", c.clock.Now())
-				}
-				if g.phase == Thawed {
-					m.released, g.released = false, false
-					c.thaw(g, nil)
-				}
-			}
+			c.selfFrozen(g, m, fmt.Sprintf("%s's heartbeat, armed before this manager started, expired: it froze itself", serial))
 		} else if err == nil || errors.Is(err, hal.ErrRefused) {
 			m.lastReply = c.clock.Now() // it answers: armed anew, or disarmed, from now on
 		}
@@ -906,6 +893,29 @@ func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 		}
 		c.arm(g, serial, m, c.clock.Now())
 	})
+}
+
+// selfFrozen applies a system's word that it froze itself (its
+// heartbeat expired) to its group: a mirroring group is frozen; in a
+// frozen or thawed one the system holds writes again, for its CG timeout,
+// whatever the group's state said: the observer hears a freeze (its
+// sessions say I/O held), and a thawed group is thawed again (the thaw
+// rule held when it thawed; the system's own hold changes nothing of
+// it). m is the system's member (nil: not of the group).
+func (c *Core) selfFrozen(g *group, m *member, why string) {
+	switch g.phase {
+	case Mirroring:
+		c.freeze(g, why)
+	case Frozen, Thawed:
+		c.log.Warn("a system of a frozen or thawed group froze itself again", "group", g.Name, "why", why)
+		if c.observer != nil {
+			c.observer.Freezing(g.Name, why+" and holds I/O again", c.clock.Now())
+		}
+		if g.phase == Thawed && m != nil {
+			m.released, g.released = false, false
+			c.thaw(g, nil)
+		}
+	}
 }
 
 // Admit reports whether the heartbeat could protect g as the core runs
@@ -1271,10 +1281,17 @@ func (c *Core) onEvent(ev hal.Event, source string) {
 		// now. The system is known frozen only once it acknowledges the
 		// freeze (idempotent there), never on the event's word.
 		if g := c.groups[ev.Session]; g != nil {
-			if m := g.systems[ev.Serial]; m != nil {
+			m := g.systems[ev.Serial]
+			if m != nil {
 				c.reportExpired(g, ev.Serial, m, source)
 			}
-			c.freeze(g, fmt.Sprintf("%s: heartbeat expired on %s", source, ev.Serial))
+			why := fmt.Sprintf("%s: heartbeat expired on %s", source, ev.Serial)
+			if g.phase == Mirroring || source == pushed {
+				c.selfFrozen(g, m, why)
+			}
+			// (A trap says it of a frozen or thawed group: not trusted to
+			// change what the sessions say, nor to send a thaw; only to
+			// freeze sooner.)
 		}
 	case hal.EventFenced:
 		if source != pushed {

@@ -190,3 +190,65 @@ func TestExpiryLearntByThePollWhenTheProbeFails(t *testing.T) {
 		}
 	})
 }
+
+// deafToBeats is a system whose heartbeat commands (refresh and disarm)
+// are lost once lost is set: its armed heartbeat runs out.
+type deafToBeats struct {
+	hal.StorageSystem
+	lost *atomic.Bool
+}
+
+func (d deafToBeats) Heartbeat(ctx context.Context, e hal.Epoch, session string) error {
+	if d.lost.Load() {
+		return nil
+	}
+	return d.StorageSystem.Heartbeat(ctx, e, session)
+}
+
+func (d deafToBeats) DisableHeartbeat(ctx context.Context, e hal.Epoch, session string) error {
+	if d.lost.Load() {
+		return nil
+	}
+	return d.StorageSystem.DisableHeartbeat(ctx, e, session)
+}
+
+// TestExpiryEventOfAThawedGroupHoldsAndThawsAgain: a release-io group
+// frozen and thawed while its heartbeat's disarm was lost on the way; the
+// heartbeat runs out and the system freezes itself, holding writes, and
+// says so in a pushed event. The core reported the expiry but, the group
+// being thawed, did nothing else: its sessions said I/O released while
+// the system held writes for its CG timeout (admin schedules, seed 169
+// under load). Now the hold is reported, and the group thawed again, as
+// when a probe learns it.
+func TestExpiryEventOfAThawedGroupHoldsAndThawsAgain(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		topo, fab, conns := establishedLab(t, ctx)
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		lost := new(atomic.Bool)
+		conns[p1] = deafToBeats{conns[p1], lost}
+		obs := &freezeCounter{}
+		core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: true, Observer: obs})
+		g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second, ReleaseIO: true,
+			HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second}}
+		if err := core.SetGroups(ctx, []freeze.Group{g}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // armed
+		lost.Store(true)
+		if err := core.Freeze(ctx, "cg", "test"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Second)
+		if st := groupStatus(t, core, "cg"); st.Phase != freeze.Thawed || held(t, fab, p1) {
+			t.Fatalf("after the freeze of a release-io group: %s, held %v", st.Phase, held(t, fab, p1))
+		}
+		time.Sleep(8 * time.Second) // the heartbeat left armed on p1 runs out
+		f, th := obs.counts()
+		if f != 2 || th != 2 || held(t, fab, p1) {
+			t.Fatalf("after p1's expiry: %d freezing, %d thawed reported, p1 held %v; want the hold reported and thawed again",
+				f, th, held(t, fab, p1))
+		}
+	})
+}
