@@ -78,7 +78,7 @@ func (d *timedDriver) Close() error {
 }
 
 // TestStopFinishesTheFreezeInFlight: lockstepd is stopped while a freeze
-// is in flight (primary 1 answers every command 2 s late, and the freeze
+// is in flight (primary 1 is 1 s away each way: every command takes 2 s; the freeze
 // of the group has been sent to it); the stop waits for the freeze: every
 // primary of the group acknowledged it before any driver closed. An order
 // that closes the drivers first loses primary 1's answer.
@@ -97,7 +97,7 @@ func TestStopFinishesTheFreezeInFlight(t *testing.T) {
 		"poll_interval = \"1s\"\nretry_interval = \"250ms\"\n", &countingNotifier{})
 	r.defineSession(c, "prod", "cgx", 0, 1)
 	p0, p1 := topology.PrimarySerial(0), topology.PrimarySerial(1)
-	if err := r.lab.Inject(lab.Fault{Kind: "latency", System: string(p1), Endpoint: -1, Latency: "2s"}); err != nil {
+	if err := r.lab.Inject(lab.Fault{Kind: "latency", System: string(p1), Endpoint: -1, Latency: "1s"}); err != nil {
 		t.Fatal(err)
 	}
 	// A path failure on primary 0: the core freezes the group on both

@@ -127,6 +127,13 @@ func (h *HMC) SetLatency(d time.Duration) {
 	h.latency = d
 }
 
+// Latency is what SetLatency last set.
+func (h *HMC) Latency() time.Duration {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.latency
+}
+
 // SetLink takes the private link to one attached system down or up.
 // While it is down, commands for that system are answered
 // hal.ErrUnreachable and its events are lost for this HMC.

@@ -31,6 +31,13 @@ type System struct {
 	crashed     bool
 	stats       Stats
 	attached    map[*attachment]struct{} // z/OS hosts' channels (zos.go)
+	// The one ELB timer (armELBLocked): armed for elbNext, at or before
+	// the earliest deadline of the inELB LSSs in ELB; elbGen tells a stale
+	// callback.
+	elbTimer clock.Timer
+	elbNext  time.Time
+	elbGen   uint64
+	inELB    int
 }
 
 // Stats counts what a system did, for tests and benchmarks.
@@ -49,12 +56,9 @@ type lss struct {
 	volumes   []*volume // in volume order: what a freeze of the LSS walks
 
 	// ELB: elbRelease is non-nil, and closed when ELB ends, while the LSS
-	// holds host writes. elbGen tells a stale timer callback from the
-	// current one.
+	// holds host writes until elbUntil (the system's ELB timer ends it).
 	elbRelease chan struct{}
 	elbUntil   time.Time
-	elbTimer   clock.Timer
-	elbGen     uint64
 }
 
 type volume struct {
@@ -320,43 +324,79 @@ func (s *System) suspendLocked(vols []*volume, reason hal.SuspendReason) []hal.L
 // An LSS already in ELB keeps its deadline, unless extend is set (a
 // heartbeat expiry holds ELB for the full CG timeout from its instant).
 func (s *System) startELBLocked(l *lss, extend bool) {
-	f := s.fabric
-	until := f.clock.Now().Add(l.cgTimeout)
+	until := s.fabric.clock.Now().Add(l.cgTimeout)
 	if l.elbRelease != nil && (!extend || !until.After(l.elbUntil)) {
 		return
 	}
 	if l.elbRelease == nil {
 		l.elbRelease = make(chan struct{})
+		s.inELB++
 	}
-	if l.elbTimer != nil {
-		l.elbTimer.Stop()
-	}
-	l.elbGen++
-	gen := l.elbGen
 	l.elbUntil = until
 	s.interruptLocked(StateChange{Kind: ExtendedLongBusy, LSSPair: hal.LSSPair{Source: hal.LSSRef{Serial: s.serial, LSS: l.id}}})
-	l.elbTimer = f.clock.AfterFunc(l.cgTimeout, func() {
+	if s.elbTimer == nil || until.Before(s.elbNext) {
+		s.armELBLocked(until)
+	}
+}
+
+// armELBLocked sets the system's one ELB timer for next: it ends the ELB
+// of every LSS due by then and re-arms for the earliest deadline left.
+// One timer per system rather than one per LSS: a freeze of 16 LSSs
+// armed 16, the larger part of what the emulator spent on a freeze. Each
+// LSS still leaves ELB at its own deadline; a timer that fires early
+// (a deadline was extended, or ended by a thaw) just re-arms.
+func (s *System) armELBLocked(next time.Time) {
+	if s.elbTimer != nil {
+		s.elbTimer.Stop()
+	}
+	s.elbNext = next
+	s.elbGen++
+	f, gen := s.fabric, s.elbGen
+	s.elbTimer = f.clock.AfterFunc(next.Sub(f.clock.Now()), func() {
 		f.mu.Lock()
 		defer f.mu.Unlock()
-		if l.elbGen == gen {
-			s.endELBLocked(l)
+		if s.elbGen != gen {
+			return // re-armed or stopped since
+		}
+		s.elbTimer = nil
+		now := f.clock.Now()
+		var later time.Time
+		for _, l := range s.lss {
+			switch {
+			case l.elbRelease == nil:
+			case !l.elbUntil.After(now):
+				s.releaseELBLocked(l)
+			case later.IsZero() || l.elbUntil.Before(later):
+				later = l.elbUntil
+			}
+		}
+		if !later.IsZero() {
+			s.armELBLocked(later)
 		}
 	})
 }
 
-// endELBLocked releases the writes an LSS holds.
+// endELBLocked releases the writes an LSS holds before its deadline (a
+// thaw, a crash). The system's ELB timer is stopped once no LSS is in
+// ELB: none is left armed for nothing.
 func (s *System) endELBLocked(l *lss) {
 	if l.elbRelease == nil {
 		return
 	}
+	s.releaseELBLocked(l)
+	if s.inELB == 0 && s.elbTimer != nil {
+		s.elbTimer.Stop()
+		s.elbTimer = nil
+		s.elbGen++
+	}
+}
+
+// releaseELBLocked ends an LSS's ELB: the writes it held go on.
+func (s *System) releaseELBLocked(l *lss) {
 	close(l.elbRelease)
 	l.elbRelease = nil
 	l.elbUntil = time.Time{}
-	l.elbGen++
-	if l.elbTimer != nil {
-		l.elbTimer.Stop()
-		l.elbTimer = nil
-	}
+	s.inELB--
 }
 
 // freezeLocked suspends the pairs of LSS pairs, removes their paths and

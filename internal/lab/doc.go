@@ -78,8 +78,10 @@
 //
 // The faults of an HMC are its own: kind "hmc" with mode "down" (its
 // connections closed, new ones refused), "blackhole" (connections stay
-// open, nothing is answered or forwarded), "up", or a latency added to
-// every relayed command; kind "hmc-link" takes the private link to one
+// open, nothing is answered or forwarded), "up", or a latency D one way
+// between the HMC and its managers (every relayed command waits D before
+// the HMC relays it, every answer and event D before it reaches the
+// manager); kind "hmc-link" takes the private link to one
 // system down or up (that system's commands are answered unreachable, its
 // events are lost for that HMC). With a manager, kind "hmc" with mode
 // "down" or "up" concerns that manager alone (the network between it and
@@ -96,8 +98,10 @@
 // One JSON request per connection on the unix socket, one JSON Response
 // back (see Request and Response). Faults act per endpoint: "down" closes
 // the manager connections of an endpoint and refuses new ones, "blackhole"
-// keeps them open but executes and answers nothing, latency delays every
-// command. A crash closes every connection of the system and refuses new
+// keeps them open but executes and answers nothing, latency D is the
+// one-way latency of the network to the managers (a command waits D
+// before it runs, its answer and every event D before they reach the
+// manager: a command costs 2D, as over a link with D each way). A crash closes every connection of the system and refuses new
 // ones until the restart.
 //
 // # z/OS hosts

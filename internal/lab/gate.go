@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"net"
+	"time"
 
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/emu"
@@ -10,11 +11,20 @@ import (
 
 // gatedConn drops what the lab writes to a black-holed manager: its
 // requests time out and its events vanish, as on a cut cable that still
-// shows a link.
+// shows a link. What it does write waits out the endpoint's latency.
 type gatedConn struct {
 	net.Conn
-	ep *endpoint
-	sc *servedConn
+	ep      *endpoint
+	sc      *servedConn
+	delayed *delayedWriter
+}
+
+func newGatedConn(conn net.Conn, ep *endpoint, sc *servedConn) *gatedConn {
+	return &gatedConn{Conn: conn, ep: ep, sc: sc, delayed: newDelayedWriter(conn, ep.server.clock, func() time.Duration {
+		ep.mu.Lock()
+		defer ep.mu.Unlock()
+		return ep.latency
+	})}
 }
 
 func (c *gatedConn) Write(b []byte) (int, error) {
@@ -24,7 +34,12 @@ func (c *gatedConn) Write(b []byte) (int, error) {
 	if c.ep.modeFor(manager) == emu.LinkBlackhole {
 		return len(b), nil
 	}
-	return c.Conn.Write(b)
+	return c.delayed.Write(b)
+}
+
+func (c *gatedConn) Close() error {
+	c.delayed.Close()
+	return c.Conn.Close()
 }
 
 func (g *gatedSystem) EstablishPaths(ctx context.Context, e hal.Epoch, p []hal.PathSpec) error {

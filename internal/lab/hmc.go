@@ -119,7 +119,8 @@ func (ep *hmcEndpoint) serveConn(ctx context.Context, raw net.Conn) {
 		return wire.HelloOK{HMC: ep.cfg.Name, Attached: ep.hmc.Systems(), Capabilities: hal.Capabilities{Heartbeat: true}},
 			&hmcServed{session: ep.hmc.Connect(h.Manager), hmc: ep.hmc}, nil
 	}
-	conn := &hmcGatedConn{Conn: tls.Server(raw, ep.tls), hmc: ep.hmc}
+	tc := tls.Server(raw, ep.tls)
+	conn := &hmcGatedConn{Conn: tc, hmc: ep.hmc, delayed: newDelayedWriter(tc, ep.server.clock, ep.hmc.Latency)}
 	err := wire.Serve(ctx, conn, accept, wire.ServerOptions{Logger: ep.server.log.With("hmc", ep.cfg.Name),
 		Clock: ep.server.clock})
 	ep.mu.Lock()
@@ -151,17 +152,25 @@ func (ep *hmcEndpoint) dropAll(manager string) {
 }
 
 // hmcGatedConn drops what a black-holed HMC would write: its answers and
-// events vanish while the connection stays open.
+// events vanish while the connection stays open. What it does write
+// waits out the HMC's injected latency (the emulated HMC holds each
+// relayed command for it on the way out).
 type hmcGatedConn struct {
 	net.Conn
-	hmc *emu.HMC
+	hmc     *emu.HMC
+	delayed *delayedWriter
 }
 
 func (c *hmcGatedConn) Write(b []byte) (int, error) {
 	if c.hmc.Mode() == emu.LinkBlackhole {
 		return len(b), nil
 	}
-	return c.Conn.Write(b)
+	return c.delayed.Write(b)
+}
+
+func (c *hmcGatedConn) Close() error {
+	c.delayed.Close()
+	return c.Conn.Close()
 }
 
 // hmcServed is what wire.Serve runs an HMC connection's requests on: a

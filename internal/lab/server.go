@@ -296,7 +296,7 @@ func (ep *endpoint) serveConn(ctx context.Context, raw net.Conn) {
 				Epoch: ep.system.Epoch()},
 			&gatedSystem{StorageSystem: ep.system.Connect(h.Manager), ep: ep, manager: h.Manager}, nil
 	}
-	conn := &gatedConn{Conn: tls.Server(raw, ep.tls), ep: ep, sc: sc}
+	conn := newGatedConn(tls.Server(raw, ep.tls), ep, sc)
 	err := wire.Serve(ctx, conn, accept, wire.ServerOptions{Logger: ep.server.log.With(
 		"serial", string(ep.cfg.Serial), "cluster", ep.index), Clock: ep.server.clock})
 	ep.mu.Lock()

@@ -1,0 +1,119 @@
+package lab
+
+import (
+	"context"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/lockstep-io/lockstep/hal/clock"
+)
+
+// delayedWriter is the way back of a network with a one-way latency:
+// what the lab writes to a manager (answers and events) reaches the
+// socket the latency after it was written, in the order written. The
+// way out is the command gate, which holds a command for the same
+// latency before it runs. Together a latency fault of d costs a command
+// 2d and an event d, as on a link with d each way: the figure DESIGN
+// §11's closeness-to-the-limit bench adds. (Before, only commands waited,
+// once: d was a round trip.)
+//
+// Writes return at once, as into a socket's send buffer; the bytes are
+// copied. A write error on the way closes the connection, as a broken
+// link does. With no latency and nothing queued a write goes straight
+// through, so a lab without latency faults pays nothing.
+type delayedWriter struct {
+	conn    net.Conn // the connection the bytes reach, written by one goroutine at a time
+	clock   clock.Clock
+	latency func() time.Duration // read at each write: faults change it
+
+	mu      sync.Mutex
+	queue   []delayedBytes
+	busy    bool // the drain goroutine holds bytes it took off the queue
+	started bool
+	wake    chan struct{} // 1-buffered: something was queued
+	ctx     context.Context
+	stop    context.CancelFunc
+}
+
+type delayedBytes struct {
+	due time.Time
+	b   []byte
+}
+
+func newDelayedWriter(conn net.Conn, c clock.Clock, latency func() time.Duration) *delayedWriter {
+	ctx, stop := context.WithCancel(context.Background())
+	return &delayedWriter{conn: conn, clock: c, latency: latency, wake: make(chan struct{}, 1), ctx: ctx, stop: stop}
+}
+
+func (w *delayedWriter) Write(b []byte) (int, error) {
+	d := w.latency()
+	w.mu.Lock()
+	if d <= 0 && len(w.queue) == 0 && !w.busy {
+		w.mu.Unlock()
+		return w.conn.Write(b)
+	}
+	if err := w.ctx.Err(); err != nil {
+		w.mu.Unlock()
+		return 0, net.ErrClosed
+	}
+	w.queue = append(w.queue, delayedBytes{due: w.clock.Now().Add(max(d, 0)), b: append([]byte(nil), b...)})
+	if !w.started {
+		w.started = true
+		go w.drain()
+	}
+	w.mu.Unlock()
+	select {
+	case w.wake <- struct{}{}:
+	default:
+	}
+	return len(b), nil
+}
+
+// drain writes the queued bytes as they fall due: all that are due at
+// once in one write, as a link delivers the packets that arrived.
+func (w *delayedWriter) drain() {
+	var out []byte
+	for {
+		w.mu.Lock()
+		if len(w.queue) == 0 {
+			w.busy = false
+			w.mu.Unlock()
+			select {
+			case <-w.wake:
+				continue
+			case <-w.ctx.Done():
+				return
+			}
+		}
+		w.busy = true
+		due := w.queue[0].due
+		w.mu.Unlock()
+		if wait := due.Sub(w.clock.Now()); wait > 0 {
+			if clock.Sleep(w.ctx, w.clock, wait) != nil {
+				return
+			}
+		}
+		now := w.clock.Now()
+		w.mu.Lock()
+		out = out[:0]
+		n := 0
+		for n < len(w.queue) && !w.queue[n].due.After(now) {
+			out = append(out, w.queue[n].b...)
+			n++
+		}
+		w.queue = append(w.queue[:0], w.queue[n:]...)
+		w.mu.Unlock()
+		if n == 0 { // the clock's wait ended early: wait again
+			continue
+		}
+		if _, err := w.conn.Write(out); err != nil {
+			w.conn.Close()
+			w.stop()
+			return
+		}
+	}
+}
+
+// Close ends the drain; what is still queued is lost with the link.
+func (w *delayedWriter) Close() { w.stop() }
