@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -88,8 +89,11 @@ type System struct {
 	cluster int           // the live connection's endpoint index, -1 for none
 	changed chan struct{} // closed and replaced when client changes
 	lastErr error         // why the last dial round failed
-	subs    map[chan hal.Event]struct{}
-	dials   int // dial attempts, for tests
+	dials   int           // dial attempts, for tests
+	// subs are the Events subscribers; the live connection's read loop
+	// sends to them (publish), under subMu.
+	subMu sync.Mutex
+	subs  []chan hal.Event
 	// reported is the reachability last told to StateChanged: 0 none
 	// yet, 1 up, 2 down.
 	reported int
@@ -109,7 +113,7 @@ func New(ctx context.Context, opt Options) *System {
 	ctx, cancel := context.WithCancel(ctx)
 	s := &System{
 		opt: opt, log: opt.Logger.With("component", "direct", "serial", string(opt.Serial)),
-		changed: make(chan struct{}), cluster: -1, subs: map[chan hal.Event]struct{}{},
+		changed: make(chan struct{}), cluster: -1,
 		stop: cancel, done: make(chan struct{}),
 	}
 	go s.connectLoop(ctx)
@@ -209,13 +213,11 @@ func (s *System) connectLoop(ctx context.Context) {
 			s.setClient(c, idx, nil)
 			s.reportState(true, nil)
 			since := s.opt.Clock.Now()
-			done := s.forwardEvents(ctx, c)
 			select {
-			case <-done:
+			case <-c.Done():
 			case <-ctx.Done():
 			}
 			c.Close()
-			<-done
 			s.setClient(nil, -1, fmt.Errorf("connection to cluster %d lost: %w", idx, c.Err()))
 			if s.opt.Clock.Since(since) >= s.opt.StableAfter {
 				failures = 0
@@ -280,7 +282,7 @@ func (s *System) dial(ctx context.Context, addr string) (*wire.Client, error) {
 	c, ok, err := wire.NewClient(dctx, tls.Client(raw, cfg), wire.Hello{
 		Manager: s.opt.Manager, Serial: s.opt.Serial, User: s.opt.User, Password: s.opt.Password,
 	}, wire.ClientOptions{Clock: s.opt.Clock, Logger: s.opt.Logger, DefaultTimeout: s.opt.RequestTimeout,
-		EventBuffer: 1024, Pin: s.opt.Pin})
+		OnEvent: s.publish, Pin: s.opt.Pin})
 	if err != nil {
 		return nil, err
 	}
@@ -291,34 +293,18 @@ func (s *System) dial(ctx context.Context, addr string) (*wire.Client, error) {
 	return c, nil
 }
 
-// forwardEvents copies the connection's events to every subscriber until
-// the connection ends; the returned channel is closed then.
-func (s *System) forwardEvents(ctx context.Context, c *wire.Client) <-chan struct{} {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			select {
-			case ev, ok := <-c.Events():
-				if !ok {
-					return
-				}
-				s.mu.Lock()
-				for sub := range s.subs {
-					select {
-					case sub <- ev:
-					default: // a subscriber that does not keep up loses events; polls catch up
-					}
-				}
-				s.mu.Unlock()
-			case <-c.Done():
-				return
-			case <-ctx.Done():
-				return
-			}
+// publish gives an event of the live connection to every subscriber.
+// It runs in the connection's read loop and never blocks: a subscriber
+// that does not keep up loses events; polls catch up.
+func (s *System) publish(ev hal.Event) {
+	s.subMu.Lock()
+	defer s.subMu.Unlock()
+	for _, sub := range s.subs {
+		select {
+		case sub <- ev:
+		default:
 		}
-	}()
-	return done
+	}
 }
 
 // live waits for a live connection until ctx is done. Refused
@@ -492,14 +478,14 @@ func (s *System) QueryLSSs(ctx context.Context, epoch hal.Epoch) (out []hal.LSSS
 // Events subscribes to the events of whichever connection is live.
 func (s *System) Events(ctx context.Context) (<-chan hal.Event, error) {
 	ch := make(chan hal.Event, 1024)
-	s.mu.Lock()
-	s.subs[ch] = struct{}{}
-	s.mu.Unlock()
+	s.subMu.Lock()
+	s.subs = append(s.subs, ch)
+	s.subMu.Unlock()
 	context.AfterFunc(ctx, func() {
-		s.mu.Lock()
-		delete(s.subs, ch)
+		s.subMu.Lock()
+		s.subs = slices.DeleteFunc(s.subs, func(c chan hal.Event) bool { return c == ch })
 		close(ch)
-		s.mu.Unlock()
+		s.subMu.Unlock()
 	})
 	return ch, nil
 }

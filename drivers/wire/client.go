@@ -34,6 +34,12 @@ type ClientOptions struct {
 	DefaultTimeout time.Duration
 	// EventBuffer is the capacity of the Events channel (default 256).
 	EventBuffer int
+	// OnEvent, when set, takes the connection's events instead of the
+	// Events channel: it is called from the read loop, in order, and must
+	// not block (every Call's answer waits behind it). A driver that
+	// fans events out to its own subscribers saves a goroutine hand-off
+	// per event: a freeze brings 16 of them from every storage system.
+	OnEvent func(hal.Event)
 	// Pin, when set, is the SHA-256 (Fingerprint) of the storage
 	// system's certificate: that certificate proves the endpoint's
 	// identity instead of the serial it names (VerifyIdentity).
@@ -321,6 +327,10 @@ func (c *Client) readLoop(br *bufio.Reader) {
 				return
 			}
 			if !c.ownEvent(ev) {
+				continue
+			}
+			if c.opts.OnEvent != nil {
+				c.opts.OnEvent(ev)
 				continue
 			}
 			select {
