@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"sync"
 	"syscall"
@@ -101,7 +102,15 @@ func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Du
 			cfg.Systems = append(cfg.Systems, lab.System{SystemConfig: sc, User: "u", Password: "p",
 				Endpoints: [2]string{"127.0.0.1:0", "127.0.0.1:0"}})
 		}
-		srv, err := lab.Start(ctx, cfg, lab.Options{ControlSocket: filepath.Join(b.TempDir(), "lab.sock")})
+		// The lab's goroutines carry the profiler label side=storage and
+		// the manager's side=manager (goroutines inherit them), so that
+		// `go tool pprof -tags` on a -cpuprofile of this bench splits the
+		// CPU between the emulated storage and lockstep.
+		var srv *lab.Server
+		var err error
+		pprof.Do(ctx, pprof.Labels("side", "storage"), func(ctx context.Context) {
+			srv, err = lab.Start(ctx, cfg, lab.Options{ControlSocket: filepath.Join(b.TempDir(), "lab.sock")})
+		})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -110,8 +119,11 @@ func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Du
 		pool := x509.NewCertPool()
 		pool.AppendCertsFromPEM(srv.CAPEM())
 		for _, st := range srv.Status() {
-			d := direct.New(b.Context(), direct.Options{Serial: hal.Serial(st.Serial), Endpoints: st.Endpoints, Manager: manager,
-				User: "u", Password: "p", TLS: wire.ClientTLSConfig(pool, "127.0.0.1")})
+			var d *direct.System
+			pprof.Do(b.Context(), pprof.Labels("side", "manager"), func(ctx context.Context) {
+				d = direct.New(ctx, direct.Options{Serial: hal.Serial(st.Serial), Endpoints: st.Endpoints, Manager: manager,
+					User: "u", Password: "p", TLS: wire.ClientTLSConfig(pool, "127.0.0.1")})
+			})
 			b.Cleanup(func() { d.Close() })
 			fb.conns[d.Serial()] = d
 		}
@@ -153,7 +165,7 @@ func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Du
 		t.RequestTimeout = requestTimeout
 	}
 	fb.core = freeze.New(freeze.Options{Timings: t, Systems: sources, Epoch: 1})
-	go fb.core.Run(ctx)
+	pprof.Do(ctx, pprof.Labels("side", "manager"), func(ctx context.Context) { go fb.core.Run(ctx) })
 	if err := fb.core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: fb.topo.LSSPairs(), LowestCG: time.Minute}}); err != nil {
 		b.Fatal(err)
 	}
