@@ -25,7 +25,7 @@ func (q queuedStorage) Events(ctx context.Context) (<-chan hal.Event, error) {
 }
 
 // TestQueuedEventsArriveInOrder: events sent in batches (several per
-// write, batches cut at maxEventBatch) all arrive, once, in order.
+// write, batches cut at maxSendBatch) all arrive, once, in order.
 func TestQueuedEventsArriveInOrder(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -33,8 +33,8 @@ func TestQueuedEventsArriveInOrder(t *testing.T) {
 		n    int
 	}{
 		{name: "one", n: 1},
-		{name: "one batch", n: maxEventBatch},
-		{name: "batches and a rest", n: 2*maxEventBatch + 7},
+		{name: "one batch", n: maxSendBatch},
+		{name: "batches and a rest", n: 2*maxSendBatch + 7},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

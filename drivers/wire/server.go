@@ -99,11 +99,12 @@ func (o ServerOptions) withDefaults() ServerOptions {
 func Serve(ctx context.Context, conn net.Conn, accept AcceptFunc, opts ServerOptions) error {
 	opts = opts.withDefaults()
 	s := &serverConn{
-		conn:   conn,
-		opts:   opts,
-		log:    opts.Logger.With("remote", conn.RemoteAddr().String()),
-		bw:     bufio.NewWriter(conn),
-		closed: make(chan struct{}),
+		conn:    conn,
+		opts:    opts,
+		log:     opts.Logger.With("remote", conn.RemoteAddr().String()),
+		bw:      bufio.NewWriter(conn),
+		answers: make(chan []byte, opts.MaxInFlight),
+		closed:  make(chan struct{}),
 	}
 	stop := context.AfterFunc(ctx, func() { s.fail(fmt.Errorf("server stopping: %w", context.Cause(ctx))) })
 	defer stop()
@@ -127,8 +128,11 @@ type serverConn struct {
 	opts ServerOptions
 	log  *slog.Logger // set before any goroutine starts
 
-	wmu sync.Mutex // serializes frames from handlers and the event forwarder
+	wmu sync.Mutex // serializes frames from the send loop and the other forwarders
 	bw  *bufio.Writer
+	// answers are encoded responses for the send loop (buffered
+	// MaxInFlight: a handler never waits on it while the loop lives).
+	answers chan []byte
 
 	failOnce sync.Once
 	reason   error         // the first reason to close; read after closed
@@ -164,7 +168,7 @@ func (s *serverConn) run(ctx context.Context, accept AcceptFunc) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		s.forwardEvents(connCtx, events)
+		s.sendLoop(connCtx, events)
 	}()
 	if src, isZOS := sys.(StateChangeSource); isZOS { // a z/OS host (zos.go)
 		wg.Go(func() { s.forwardStateChanges(connCtx, src.StateChanges(connCtx)) })
@@ -337,7 +341,12 @@ func (s *serverConn) respond(ctx context.Context, sys hal.StorageSystem, ok Hell
 	}
 	s.log.Debug("request", "id", req.ID, "op", req.Op, "target", req.Target, "epoch", req.Epoch,
 		"status", resp.Status, "took", s.opts.Clock.Since(start))
-	s.write(MsgResponse, body) // a failed write closes the connection
+	// The send loop writes it, with the events queued by then: a failed
+	// write closes the connection.
+	select {
+	case s.answers <- body:
+	case <-s.closed:
+	}
 }
 
 // dispatch runs op on sys.
@@ -390,50 +399,61 @@ func dispatch(ctx context.Context, sys hal.StorageSystem, epoch hal.Epoch, op Op
 	return r, nil
 }
 
-// maxEventBatch bounds how many events forwardEvents sends in one write.
-const maxEventBatch = 64
+// maxSendBatch bounds how many frames sendLoop sends in one write.
+const maxSendBatch = 64
 
-// forwardEvents sends the storage system's events as Event frames until
-// the connection ends (ctx is the subscription's). If the system ends the subscription while the
+// sendLoop sends the storage system's events as Event frames, and the
+// answers respond encoded, until the connection ends (ctx is the
+// subscription's). If the system ends the subscription while the
 // connection lives, the connection is closed: the manager reconnects and
 // subscribes again rather than silently missing pushes.
 //
-// The events already queued go out in one write: a freeze of 16 LSS
-// pairs raises 16 suspend events at once, and a TLS record, a flush and a
-// system call for each of them cost the freezes of the other systems CPU
-// (the loopback freeze bench spent a quarter of its CPU there).
-func (s *serverConn) forwardEvents(ctx context.Context, events <-chan hal.Event) {
-	batch := make([][]byte, 0, maxEventBatch)
+// What is queued when it wakes goes out in one write: a freeze of 16 LSS
+// pairs raises 16 suspend events at once, and its answer follows them.
+// A TLS record, a flush and a system call for each of them (and a read
+// for each on the manager's side) cost the freezes of the other systems
+// CPU: the loopback freeze bench spent a quarter of its CPU on the
+// events alone, and the answer was a write and a read of its own.
+func (s *serverConn) sendLoop(ctx context.Context, events <-chan hal.Event) {
+	frames := make([]Frame, 0, maxSendBatch)
+	take := func(ev hal.Event) {
+		body, err := EncodeEvent(ev)
+		if err != nil {
+			s.log.Warn("dropped an event that cannot be encoded", "seq", ev.Seq, "err", err)
+			return
+		}
+		frames = append(frames, Frame{Type: MsgEvent, Body: body})
+	}
 	for {
-		var ev hal.Event
-		ok := true
+		frames = frames[:0]
+		ended := false
 		select {
-		case ev, ok = <-events:
+		case ev, ok := <-events:
+			if ended = !ok; ok {
+				take(ev)
+			}
+		case body := <-s.answers:
+			frames = append(frames, Frame{Type: MsgResponse, Body: body})
 		case <-s.closed:
 			return
 		}
-		batch = batch[:0]
-		for ok {
-			body, err := EncodeEvent(ev)
-			if err != nil {
-				s.log.Warn("dropped an event that cannot be encoded", "seq", ev.Seq, "err", err)
-			} else {
-				batch = append(batch, body)
-			}
-			if len(batch) == maxEventBatch {
-				break
-			}
+	drain:
+		for !ended && len(frames) < maxSendBatch {
 			select {
-			case ev, ok = <-events:
-				continue
+			case ev, ok := <-events:
+				if ended = !ok; ok {
+					take(ev)
+				}
+			case body := <-s.answers:
+				frames = append(frames, Frame{Type: MsgResponse, Body: body})
 			default:
+				break drain
 			}
-			break
 		}
-		if len(batch) > 0 && s.write(MsgEvent, batch...) != nil {
+		if len(frames) > 0 && s.writeFrames(frames) != nil {
 			return
 		}
-		if !ok {
+		if ended {
 			if ctx.Err() == nil { // not our own cancellation
 				s.fail(errors.New("the storage system ended the event subscription"))
 			}
@@ -445,6 +465,16 @@ func (s *serverConn) forwardEvents(ctx context.Context, events <-chan hal.Event)
 // write sends frames of one type, flushed once, with a write deadline; a
 // failure closes the connection (half a frame leaves the stream unusable).
 func (s *serverConn) write(t MsgType, bodies ...[]byte) error {
+	frames := make([]Frame, len(bodies))
+	for i, body := range bodies {
+		frames[i] = Frame{Type: t, Body: body}
+	}
+	return s.writeFrames(frames)
+}
+
+// writeFrames sends frames, flushed once, with a write deadline; a
+// failure closes the connection.
+func (s *serverConn) writeFrames(frames []Frame) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	select {
@@ -454,8 +484,8 @@ func (s *serverConn) write(t MsgType, bodies ...[]byte) error {
 	}
 	s.conn.SetWriteDeadline(time.Now().Add(s.opts.WriteTimeout))
 	var err error
-	for _, body := range bodies {
-		if err = WriteFrame(s.bw, Frame{Type: t, Body: body}); err != nil {
+	for _, f := range frames {
+		if err = WriteFrame(s.bw, f); err != nil {
 			break
 		}
 	}
@@ -463,7 +493,7 @@ func (s *serverConn) write(t MsgType, bodies ...[]byte) error {
 		err = s.bw.Flush()
 	}
 	if err != nil {
-		err = fmt.Errorf("write %s: %w", t, err)
+		err = fmt.Errorf("write %s: %w", frames[0].Type, err)
 		s.fail(err)
 	}
 	return err

@@ -540,19 +540,22 @@ const maxSpareEvents = 1024
 // works whatever the link state; delivery happens only while it is up.
 func (c *conn) Events(ctx context.Context) (<-chan hal.Event, error) {
 	s, f := c.s, c.s.fabric
-	sub := &subscription{wake: make(chan struct{}, 1)}
+	out := make(chan hal.Event, 64)
+	sub := &subscription{out: out, wake: make(chan struct{}, 1)}
 	f.mu.Lock()
 	m := s.managerLocked(c.linkName())
 	m.subs = append(m.subs, sub)
 	f.mu.Unlock()
-	out := make(chan hal.Event, 64)
 	go func() {
-		defer close(out)
 		defer func() {
 			f.mu.Lock()
 			m := s.managerLocked(c.linkName())
 			m.subs = slices.DeleteFunc(m.subs, func(o *subscription) bool { return o == sub })
 			f.mu.Unlock()
+			sub.mu.Lock()
+			sub.closed = true
+			sub.mu.Unlock()
+			close(out)
 		}()
 		// The pump takes the queue and leaves its spare, emptied, in its
 		// place: a freeze raises one event per LSS pair, and a queue
@@ -563,7 +566,17 @@ func (c *conn) Events(ctx context.Context) (<-chan hal.Event, error) {
 			sub.mu.Lock()
 			batch := sub.queue
 			sub.queue = spare
+			sub.pumping = len(batch) > 0
 			sub.mu.Unlock()
+			if len(batch) == 0 {
+				spare = batch
+				select {
+				case <-sub.wake:
+					continue
+				case <-ctx.Done():
+					return
+				}
+			}
 			for _, ev := range batch {
 				select {
 				case out <- ev:
@@ -575,11 +588,6 @@ func (c *conn) Events(ctx context.Context) (<-chan hal.Event, error) {
 			spare = nil
 			if cap(batch) <= maxSpareEvents {
 				spare = batch[:0]
-			}
-			select {
-			case <-sub.wake:
-			case <-ctx.Done():
-				return
 			}
 		}
 	}()

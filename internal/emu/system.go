@@ -496,15 +496,31 @@ func (s *System) sendLocked(m *manager, ev hal.Event) {
 const maxQueuedEvents = 1 << 16
 
 // subscription queues events for one Events channel without ever blocking
-// the fabric: a pump goroutine moves them to the subscriber.
+// the fabric: a pump goroutine moves them to the subscriber. While the
+// pump holds nothing and nothing is queued, push puts an event straight
+// into the channel if it has room: a freeze's 16 events are then in the
+// subscriber's hands when the command returns (the lab's wire server
+// sends them with its answer, in one write), without a hand-off to the
+// pump. The order of events is the same either way.
 type subscription struct {
-	mu    sync.Mutex
-	queue []hal.Event
-	wake  chan struct{}
+	mu      sync.Mutex
+	queue   []hal.Event
+	out     chan hal.Event
+	pumping bool // the pump holds events taken from queue, not yet in out
+	closed  bool // out is closed (or about to be)
+	wake    chan struct{}
 }
 
 func (sub *subscription) push(ev hal.Event) bool {
 	sub.mu.Lock()
+	if !sub.pumping && len(sub.queue) == 0 && !sub.closed {
+		select {
+		case sub.out <- ev:
+			sub.mu.Unlock()
+			return true
+		default:
+		}
+	}
 	full := len(sub.queue) >= maxQueuedEvents
 	if !full {
 		sub.queue = append(sub.queue, ev)
