@@ -53,6 +53,19 @@ func (a ackRecorder) Freeze(ctx context.Context, e hal.Epoch, p []hal.LSSPair) e
 	return err
 }
 
+// Heartbeat notes each heartbeat a system answered (the detection bench).
+func (a ackRecorder) Heartbeat(ctx context.Context, e hal.Epoch, session string) error {
+	err := a.StorageSystem.Heartbeat(ctx, e, session)
+	if err == nil {
+		fb := a.fb
+		fb.mu.Lock()
+		fb.beats[a.Serial()] = time.Now()
+		fb.mu.Unlock()
+		fb.poke()
+	}
+	return err
+}
+
 type freezeBench struct {
 	fab     *emu.Fabric
 	topo    *topology.Topology
@@ -64,6 +77,7 @@ type freezeBench struct {
 	changed chan struct{}            // poked when an ack, a freeze or the trigger is recorded
 	sent    map[hal.Serial]time.Time // when the core sent each system its freeze
 	acks    map[hal.Serial]time.Time
+	beats   map[hal.Serial]time.Time // when each system last answered a heartbeat
 	frozen  map[hal.Serial]time.Time // storage side: when each system judged its freeze
 	cmdSeq  uint64                   // the emulator's command log read up to here
 	// Computed once: the bench's own garbage, made per sample, brought
@@ -85,7 +99,9 @@ type freezeBench struct {
 // and the group is Freezing until then (Restart refuses it): such runs
 // pass a short requestTimeout so that a sample costs that, not 2 s.
 // Zero keeps the default.
-func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Duration) *freezeBench {
+//
+// tune, if any, adjusts the core's options (the heartbeat bench).
+func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Duration, tune ...func(*freeze.Options)) *freezeBench {
 	ctx, cancel := context.WithCancel(context.Background())
 	b.Cleanup(cancel)
 	var lsss []emu.LSSConfig
@@ -95,7 +111,7 @@ func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Du
 	fb := &freezeBench{topo: topology.Standard(n, lsss), conns: map[hal.Serial]hal.StorageSystem{},
 		setup:   map[hal.Serial]hal.StorageSystem{},
 		changed: make(chan struct{}, 1), sent: map[hal.Serial]time.Time{},
-		acks: map[hal.Serial]time.Time{}, frozen: map[hal.Serial]time.Time{}}
+		acks: map[hal.Serial]time.Time{}, beats: map[hal.Serial]time.Time{}, frozen: map[hal.Serial]time.Time{}}
 	if overWire {
 		cfg := &lab.Config{Speed: 1, Topology: fb.topo}
 		for _, sc := range fb.topo.Systems {
@@ -164,7 +180,11 @@ func setupFreezeBench(b *testing.B, n int, overWire bool, requestTimeout time.Du
 	if requestTimeout > 0 {
 		t.RequestTimeout = requestTimeout
 	}
-	fb.core = freeze.New(freeze.Options{Timings: t, Systems: sources, Epoch: 1})
+	opts := freeze.Options{Timings: t, Systems: sources, Epoch: 1}
+	for _, f := range tune {
+		f(&opts)
+	}
+	fb.core = freeze.New(opts)
 	pprof.Do(ctx, pprof.Labels("side", "manager"), func(ctx context.Context) { go fb.core.Run(ctx) })
 	if err := fb.core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: fb.topo.LSSPairs(), LowestCG: time.Minute}}); err != nil {
 		b.Fatal(err)
@@ -490,4 +510,100 @@ func BenchmarkFreezeLimit(b *testing.B) {
 		p1, p32 := latency.Quantile(part(one.got, lat), 0.99), latency.Quantile(part(many.got, lat), 0.99)
 		b.ReportMetric(float64(p32)/float64(p1), "p99-ratio-32v1")
 	}
+}
+
+// BenchmarkHeartbeatLossDetection is §11's heartbeat loss detection on
+// the real clock (the fake-clock tests prove the rule): 8 systems
+// in-process, the heartbeat on at an interval of 100 ms with the
+// default detection window of two intervals. One system is black-holed
+// right after it answered a heartbeat; the figure is the time from that
+// answer to the first freeze the core sends the others (freeze on
+// doubt). Target: 3 × interval + 50 ms (350 ms): the window, up to one
+// interval until the next tick looks, and the scheduling of a real
+// clock.
+func BenchmarkHeartbeatLossDetection(b *testing.B) {
+	const interval = 100 * time.Millisecond
+	fb := setupFreezeBench(b, 8, false, 250*time.Millisecond, func(o *freeze.Options) {
+		o.Heartbeat = true
+		o.Timings.Interval = interval
+		o.Timings.DetectionWindow = 2 * interval
+		o.Timings.RetryInterval = 50 * time.Millisecond
+	})
+	victim := fb.topo.Sources()[len(fb.topo.Sources())-1]
+	var got []time.Duration
+	lost := 0
+	for b.Loop() {
+		for range 20 {
+			b.StopTimer()
+			fb.reset(b)
+			b.StartTimer()
+			d, ok := fb.detectOnce(b, victim)
+			if !ok {
+				lost++
+				continue
+			}
+			got = append(got, d)
+		}
+	}
+	b.ReportMetric(float64(lost), "lost-samples")
+	latency.Report(b, "detect", got)
+	b.ReportMetric(float64((3*interval + 50*time.Millisecond).Milliseconds()), "target-ms")
+}
+
+// detectOnce waits for a heartbeat answer from victim, black-holes it at
+// once, and returns the time from that answer to the first freeze the
+// core sent; then it lets the victim answer again and waits until every
+// system acknowledged the freeze, so that the next reset finds the group
+// settled.
+func (fb *freezeBench) detectOnce(b *testing.B, victim hal.Serial) (time.Duration, bool) {
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	wait := func(done func() bool) bool {
+		for {
+			fb.mu.Lock()
+			ok := done()
+			fb.mu.Unlock()
+			if ok {
+				return true
+			}
+			select {
+			case <-fb.changed:
+			case <-deadline.C:
+				return false
+			}
+		}
+	}
+	fb.mu.Lock()
+	before := fb.beats[victim]
+	fb.mu.Unlock()
+	if !wait(func() bool { return fb.beats[victim].After(before) }) {
+		b.Logf("sample lost: no heartbeat answered by %s", victim)
+		return 0, false
+	}
+	fb.hole = victim
+	fb.blackout(true)
+	fb.mu.Lock()
+	lastReply := fb.beats[victim]
+	fb.mu.Unlock()
+	if !wait(func() bool { return len(fb.sent) > 0 }) {
+		fb.blackout(false)
+		fb.hole = ""
+		b.Logf("sample lost: no freeze sent after %s went silent", victim)
+		return 0, false
+	}
+	fb.mu.Lock()
+	var first time.Time
+	for _, t := range fb.sent {
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+	}
+	fb.mu.Unlock()
+	fb.blackout(false)
+	fb.hole = ""
+	if !wait(func() bool { return len(fb.acks) == len(fb.sources) }) {
+		b.Logf("sample lost: the freeze did not settle")
+		return 0, false
+	}
+	return first.Sub(lastReply), true
 }
