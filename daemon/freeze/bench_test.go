@@ -5,7 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"sync"
@@ -473,6 +475,32 @@ func BenchmarkEventToFrozen(b *testing.B) {
 	}
 }
 
+// profileWindow, when LOCKSTEP_BENCH_WINDOW_PROFILES names a directory,
+// profiles the CPU of one sample of the 32-system layout, from its
+// trigger to its last acknowledgement only, at 1 kHz, into
+// DIR/32sys-N.pprof: what the process spends on the freeze itself,
+// without the untimed resets between samples. With the bench's labels,
+// `go tool pprof -tags freeze.test DIR/*.pprof` splits it between the
+// emulated storage and the manager. It returns the stop.
+func profileWindow(b *testing.B, n, i int) func() {
+	dir := os.Getenv("LOCKSTEP_BENCH_WINDOW_PROFILES")
+	if dir == "" || n != 32 {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(dir, fmt.Sprintf("32sys-%d.pprof", i)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.SetCPUProfileRate(1000) // StartCPUProfile then warns that it cannot set 100 Hz, and keeps 1 kHz
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
+}
+
 // BenchmarkFreezeLimit is docs/performance.md's closeness to the limit: with
 // 1 ms of one-way latency on every storage connection (the lab's latency
 // fault, loopback TLS), the p99 of event -> last acknowledgement for 32
@@ -507,7 +535,9 @@ func BenchmarkFreezeLimit(b *testing.B) {
 				b.StopTimer()
 				l.fb.reset(b)
 				b.StartTimer()
+				stop := profileWindow(b, l.n, len(l.got))
 				s, ok := l.fb.once(b)
+				stop()
 				if !ok {
 					l.lost++
 					continue
