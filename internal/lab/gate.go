@@ -7,6 +7,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/emu"
+	"github.com/lockstep-io/lockstep/internal/netdelay"
 )
 
 // gatedConn drops what the lab writes to a black-holed manager: its
@@ -16,11 +17,11 @@ type gatedConn struct {
 	net.Conn
 	ep      *endpoint
 	sc      *servedConn
-	delayed *delayedWriter
+	delayed *netdelay.Writer
 }
 
 func newGatedConn(conn net.Conn, ep *endpoint, sc *servedConn) *gatedConn {
-	return &gatedConn{Conn: conn, ep: ep, sc: sc, delayed: newDelayedWriter(conn, ep.server.clock, func() time.Duration {
+	return &gatedConn{Conn: conn, ep: ep, sc: sc, delayed: netdelay.New(conn, ep.server.clock, func() time.Duration {
 		ep.mu.Lock()
 		defer ep.mu.Unlock()
 		return ep.latency

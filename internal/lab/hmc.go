@@ -14,6 +14,7 @@ import (
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/internal/emu"
+	"github.com/lockstep-io/lockstep/internal/netdelay"
 )
 
 // hmcEndpoint serves one emulated HMC on its address: TLS with a
@@ -120,7 +121,7 @@ func (ep *hmcEndpoint) serveConn(ctx context.Context, raw net.Conn) {
 			&hmcServed{session: ep.hmc.Connect(h.Manager), hmc: ep.hmc}, nil
 	}
 	tc := tls.Server(raw, ep.tls)
-	conn := &hmcGatedConn{Conn: tc, hmc: ep.hmc, delayed: newDelayedWriter(tc, ep.server.clock, ep.hmc.Latency)}
+	conn := &hmcGatedConn{Conn: tc, hmc: ep.hmc, delayed: netdelay.New(tc, ep.server.clock, ep.hmc.Latency)}
 	err := wire.Serve(ctx, conn, accept, wire.ServerOptions{Logger: ep.server.log.With("hmc", ep.cfg.Name),
 		Clock: ep.server.clock})
 	ep.mu.Lock()
@@ -158,7 +159,7 @@ func (ep *hmcEndpoint) dropAll(manager string) {
 type hmcGatedConn struct {
 	net.Conn
 	hmc     *emu.HMC
-	delayed *delayedWriter
+	delayed *netdelay.Writer
 }
 
 func (c *hmcGatedConn) Write(b []byte) (int, error) {

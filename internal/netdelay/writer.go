@@ -1,4 +1,4 @@
-package lab
+package netdelay
 
 import (
 	"context"
@@ -9,20 +9,19 @@ import (
 	"github.com/lockstep-io/lockstep/hal/clock"
 )
 
-// delayedWriter is the way back of a network with a one-way latency:
-// what the lab writes to a manager (answers and events) reaches the
+// Writer is the way back of a network with a one-way latency: what a
+// storage endpoint writes to a manager (answers and events) reaches the
 // socket the latency after it was written, in the order written. The
-// way out is the command gate, which holds a command for the same
-// latency before it runs. Together a latency fault of d costs a command
-// 2d and an event d, as on a link with d each way: the figure DESIGN
-// §11's closeness-to-the-limit bench adds. (Before, only commands waited,
-// once: d was a round trip.)
+// way out is the endpoint's own: the lab's command gate holds a command
+// for the same latency before it runs. Together a latency of d costs a
+// command 2d and an event d, as on a link with d each way: what DESIGN
+// §11's closeness-to-the-limit bench adds.
 //
 // Writes return at once, as into a socket's send buffer; the bytes are
 // copied. A write error on the way closes the connection, as a broken
 // link does. With no latency and nothing queued a write goes straight
 // through, so a lab without latency faults pays nothing.
-type delayedWriter struct {
+type Writer struct {
 	conn    net.Conn // the connection the bytes reach, written by one goroutine at a time
 	clock   clock.Clock
 	latency func() time.Duration // read at each write: faults change it
@@ -41,12 +40,14 @@ type delayedBytes struct {
 	b   []byte
 }
 
-func newDelayedWriter(conn net.Conn, c clock.Clock, latency func() time.Duration) *delayedWriter {
+// New writes to conn, latency() after each write (read at each write:
+// faults change it), on clock c.
+func New(conn net.Conn, c clock.Clock, latency func() time.Duration) *Writer {
 	ctx, stop := context.WithCancel(context.Background())
-	return &delayedWriter{conn: conn, clock: c, latency: latency, wake: make(chan struct{}, 1), ctx: ctx, stop: stop}
+	return &Writer{conn: conn, clock: c, latency: latency, wake: make(chan struct{}, 1), ctx: ctx, stop: stop}
 }
 
-func (w *delayedWriter) Write(b []byte) (int, error) {
+func (w *Writer) Write(b []byte) (int, error) {
 	d := w.latency()
 	w.mu.Lock()
 	if d <= 0 && len(w.queue) == 0 && !w.busy {
@@ -72,7 +73,7 @@ func (w *delayedWriter) Write(b []byte) (int, error) {
 
 // drain writes the queued bytes as they fall due: all that are due at
 // once in one write, as a link delivers the packets that arrived.
-func (w *delayedWriter) drain() {
+func (w *Writer) drain() {
 	var out []byte
 	for {
 		w.mu.Lock()
@@ -116,4 +117,4 @@ func (w *delayedWriter) drain() {
 }
 
 // Close ends the drain; what is still queued is lost with the link.
-func (w *delayedWriter) Close() { w.stop() }
+func (w *Writer) Close() { w.stop() }

@@ -1,4 +1,4 @@
-package lab
+package netdelay
 
 import (
 	"io"
@@ -34,13 +34,13 @@ func waitPending(t *testing.T, fc *clock.Fake) {
 	}
 }
 
-func TestDelayedWriterHoldsBytesForTheLatencyInOrder(t *testing.T) {
+func TestWriterHoldsBytesForTheLatencyInOrder(t *testing.T) {
 	near, far := net.Pipe()
 	defer far.Close()
 	fc := clock.NewFake(time.Unix(0, 0))
 	var latency atomic.Int64
 	latency.Store(int64(time.Millisecond))
-	w := newDelayedWriter(near, fc, func() time.Duration { return time.Duration(latency.Load()) })
+	w := New(near, fc, func() time.Duration { return time.Duration(latency.Load()) })
 	defer w.Close()
 
 	if _, err := w.Write([]byte("answer")); err != nil {
@@ -80,10 +80,10 @@ func TestDelayedWriterHoldsBytesForTheLatencyInOrder(t *testing.T) {
 	}
 }
 
-func TestDelayedWriterClosesTheConnectionItCannotWrite(t *testing.T) {
+func TestWriterClosesTheConnectionItCannotWrite(t *testing.T) {
 	near, far := net.Pipe()
 	fc := clock.NewFake(time.Unix(0, 0))
-	w := newDelayedWriter(near, fc, func() time.Duration { return time.Millisecond })
+	w := New(near, fc, func() time.Duration { return time.Millisecond })
 	defer w.Close()
 	far.Close()
 	if _, err := w.Write([]byte("lost")); err != nil {
