@@ -1,0 +1,311 @@
+package freeze_test
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"runtime/pprof"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/lockstep-io/lockstep/daemon/freeze"
+	"github.com/lockstep-io/lockstep/drivers/direct"
+	"github.com/lockstep-io/lockstep/drivers/wire"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/internal/latency"
+	"github.com/lockstep-io/lockstep/internal/netdelay"
+)
+
+// leanStorage is a storage system that costs next to nothing: after the
+// way out of its latency it answers every command at once and changes
+// nothing, except that a freeze raises the suspend events (reason
+// freeze, one per LSS pair) a real system raises. It is no emulator: it
+// holds no pairs and proves nothing about consistency. Served by the wire
+// server over loopback TLS, with the same one-way latency both ways as
+// the lab's latency fault, it stands for storage with processors of its
+// own, so that what competes for the 2 cores is, nearly, the manager's
+// work alone.
+type leanStorage struct {
+	serial  hal.Serial
+	latency time.Duration
+	seq     atomic.Uint64
+	mu      sync.Mutex
+	subs    []chan hal.Event
+}
+
+func (s *leanStorage) Serial() hal.Serial             { return s.serial }
+func (s *leanStorage) Capabilities() hal.Capabilities { return hal.Capabilities{} }
+
+func (s *leanStorage) Events(ctx context.Context) (<-chan hal.Event, error) {
+	ch := make(chan hal.Event, 256)
+	s.mu.Lock()
+	s.subs = append(s.subs, ch)
+	s.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		s.mu.Lock()
+		s.subs = slices.DeleteFunc(s.subs, func(c chan hal.Event) bool { return c == ch })
+		close(ch)
+		s.mu.Unlock()
+	})
+	return ch, nil
+}
+
+// raise sends an event to every subscriber (a full one loses it).
+func (s *leanStorage) raise(ev hal.Event) {
+	ev.Serial, ev.Seq = s.serial, s.seq.Add(1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ch := range s.subs {
+		select {
+		case ch <- ev:
+		default:
+		}
+	}
+}
+
+// arrive is the way out: a command reaches the system the latency after
+// the manager sent it (the way back is the connection's netdelay.Writer).
+func (s *leanStorage) arrive(ctx context.Context) error {
+	return clock.Sleep(ctx, clock.Real(), s.latency)
+}
+
+func (s *leanStorage) Freeze(ctx context.Context, _ hal.Epoch, pairs []hal.LSSPair) error {
+	if err := s.arrive(ctx); err != nil {
+		return err
+	}
+	var vols hal.VolumeSet
+	vols.Add(0)
+	now := time.Now()
+	for _, lp := range pairs {
+		s.raise(hal.Event{Kind: hal.EventSuspend, At: now, LSSPair: lp, Reason: hal.ReasonFreeze, Volumes: vols})
+	}
+	return nil
+}
+
+func (s *leanStorage) EstablishPaths(ctx context.Context, _ hal.Epoch, _ []hal.PathSpec) error {
+	return s.arrive(ctx)
+}
+func (s *leanStorage) EstablishPairs(ctx context.Context, _ hal.Epoch, _ []hal.PairSpec) error {
+	return s.arrive(ctx)
+}
+func (s *leanStorage) Thaw(ctx context.Context, _ hal.Epoch, _ []hal.LSS) error { return s.arrive(ctx) }
+func (s *leanStorage) Suspend(ctx context.Context, _ hal.Epoch, _ []hal.VolumePair) error {
+	return s.arrive(ctx)
+}
+func (s *leanStorage) Recover(ctx context.Context, _ hal.Epoch, _ []hal.VolumePair) error {
+	return s.arrive(ctx)
+}
+func (s *leanStorage) Failback(ctx context.Context, _ hal.Epoch, _ []hal.VolumePair) error {
+	return s.arrive(ctx)
+}
+func (s *leanStorage) RemovePairs(ctx context.Context, _ hal.Epoch, _ []hal.VolumePair) error {
+	return s.arrive(ctx)
+}
+func (s *leanStorage) RemovePaths(ctx context.Context, _ hal.Epoch, _ []hal.LSSPair) error {
+	return s.arrive(ctx)
+}
+func (s *leanStorage) EnableHeartbeat(ctx context.Context, _ hal.Epoch, _ hal.HeartbeatSpec) error {
+	return s.arrive(ctx)
+}
+func (s *leanStorage) Heartbeat(ctx context.Context, _ hal.Epoch, _ string) error {
+	return s.arrive(ctx)
+}
+func (s *leanStorage) DisableHeartbeat(ctx context.Context, _ hal.Epoch, _ string) error {
+	return s.arrive(ctx)
+}
+func (s *leanStorage) QueryPairs(ctx context.Context, _ hal.Epoch) ([]hal.PairStatus, error) {
+	return nil, s.arrive(ctx)
+}
+func (s *leanStorage) QueryPaths(ctx context.Context, _ hal.Epoch) ([]hal.PathStatus, error) {
+	return nil, s.arrive(ctx)
+}
+func (s *leanStorage) QueryLSSs(ctx context.Context, _ hal.Epoch) ([]hal.LSSStatus, error) {
+	return nil, s.arrive(ctx)
+}
+
+// delayedConn is a served connection whose writes take the latency's way
+// back.
+type delayedConn struct {
+	net.Conn
+	w *netdelay.Writer
+}
+
+func (c *delayedConn) Write(b []byte) (int, error) { return c.w.Write(b) }
+func (c *delayedConn) Close() error                { c.w.Close(); return c.Conn.Close() }
+
+// leanLayout is n lean systems of 16 LSS pairs in one group, a core
+// freezing them through direct drivers, and the recorders of the freeze
+// bench.
+type leanLayout struct {
+	systems []*leanStorage
+	pairs   map[hal.Serial][]hal.LSSPair
+	core    *freeze.Core
+	rec     *freezeBench // sent and acks only
+	got     []sample
+	lost    int
+}
+
+func setupLean(b *testing.B, ca *wire.SelfSigned, prefix string, n int, oneWay time.Duration) *leanLayout {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	l := &leanLayout{pairs: map[hal.Serial][]hal.LSSPair{},
+		rec: &freezeBench{changed: make(chan struct{}, 1), sent: map[hal.Serial]time.Time{},
+			acks: map[hal.Serial]time.Time{}, beats: map[hal.Serial]time.Time{}}}
+	sources := map[hal.Serial]hal.StorageSystem{}
+	var drivers []*direct.System
+	for i := range n {
+		serial := hal.Serial(fmt.Sprintf("LEAN.2107-%sP%04d", prefix, i))
+		target := hal.Serial(fmt.Sprintf("LEAN.2107-%sS%04d", prefix, i))
+		for lss := range 16 {
+			l.pairs[serial] = append(l.pairs[serial], hal.LSSPair{
+				Source: hal.LSSRef{Serial: serial, LSS: hal.LSS(0x10 + lss)},
+				Target: hal.LSSRef{Serial: target, LSS: hal.LSS(0x10 + lss)}})
+		}
+		sys := &leanStorage{serial: serial, latency: oneWay}
+		l.systems = append(l.systems, sys)
+		cert, err := ca.Issue(serial, "127.0.0.1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { ln.Close() })
+		accept := func(wire.Hello) (wire.HelloOK, hal.StorageSystem, error) {
+			return wire.HelloOK{Serial: serial}, sys, nil
+		}
+		pprof.Do(ctx, pprof.Labels("side", "storage"), func(ctx context.Context) {
+			go func() {
+				for {
+					raw, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					tc := tls.Server(raw, wire.ServerTLSConfig(cert))
+					conn := &delayedConn{Conn: tc, w: netdelay.New(tc, clock.Real(), func() time.Duration { return oneWay })}
+					go wire.Serve(ctx, conn, accept, wire.ServerOptions{})
+				}
+			}()
+		})
+		addr := ln.Addr().String()
+		var d *direct.System
+		pprof.Do(ctx, pprof.Labels("side", "manager"), func(ctx context.Context) {
+			d = direct.New(ctx, direct.Options{Serial: serial, Endpoints: [2]string{addr, addr}, Manager: manager,
+				User: "u", Password: "p", TLS: wire.ClientTLSConfig(ca.Pool, "127.0.0.1")})
+		})
+		b.Cleanup(func() { d.Close() })
+		drivers = append(drivers, d)
+		sources[serial] = ackRecorder{StorageSystem: d, fb: l.rec}
+	}
+	for _, d := range drivers { // every connection up: a trigger raised before would be lost
+		for d.Cluster() < 0 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	t := freeze.DefaultTimings()
+	t.PollInterval = time.Hour
+	l.core = freeze.New(freeze.Options{Timings: t, Systems: sources, Epoch: 1})
+	pprof.Do(ctx, pprof.Labels("side", "manager"), func(ctx context.Context) { go l.core.Run(ctx) })
+	if err := l.core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: l.pairs, LowestCG: time.Minute}}); err != nil {
+		b.Fatal(err)
+	}
+	return l
+}
+
+// once restarts the group, raises a path suspension on the first
+// system's first LSS pair, and waits until every system acknowledged the
+// freeze: the sample is from the event's stamp to the last
+// acknowledgement, and the process's CPU time in between.
+func (l *leanLayout) once(b *testing.B) (sample, bool) {
+	ctx := context.Background()
+	for {
+		err := l.core.Restart(ctx, "cg")
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, freeze.ErrBusy) {
+			b.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	fb := l.rec
+	fb.mu.Lock()
+	clear(fb.sent)
+	clear(fb.acks)
+	fb.mu.Unlock()
+	first := l.systems[0]
+	var vols hal.VolumeSet
+	vols.Add(0)
+	trigger := hal.Event{Kind: hal.EventSuspend, At: time.Now(), LSSPair: l.pairs[first.serial][0],
+		Reason: hal.ReasonPath, Volumes: vols}
+	cpu0 := cpuTime(b)
+	first.raise(trigger)
+	deadline := time.NewTimer(5 * time.Second)
+	defer deadline.Stop()
+	for {
+		fb.mu.Lock()
+		if len(fb.acks) == len(l.systems) {
+			var lastAck time.Time
+			for _, t := range fb.acks {
+				if t.After(lastAck) {
+					lastAck = t
+				}
+			}
+			fb.mu.Unlock()
+			return sample{latency: lastAck.Sub(trigger.At), cpu: cpuTime(b) - cpu0}, true
+		}
+		fb.mu.Unlock()
+		select {
+		case <-fb.changed:
+		case <-deadline.C:
+			b.Logf("sample lost: %d of %d acknowledged", len(fb.acks), len(l.systems))
+			return sample{}, false
+		}
+	}
+}
+
+// BenchmarkFreezeLimitLeanStorage is BenchmarkFreezeLimit against lean
+// storage (see leanStorage) instead of the lab's emulator: the same 1 ms
+// one way on every connection, the same core, drivers, wire protocol and
+// TLS, but storage that spends next to no CPU. On this 2-core machine the
+// emulated storage's work lands on the cores the manager freezes with;
+// here it nearly does not, so that the ratio (and the CPU per freeze of
+// 32, `cpu-32sys-*`) tells how close the manager itself comes to the
+// limit. Samples of the two layouts alternate.
+func BenchmarkFreezeLimitLeanStorage(b *testing.B) {
+	const oneWay = time.Millisecond
+	ca, err := wire.NewSelfSigned(time.Now(), time.Hour, "127.0.0.1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	layouts := []*leanLayout{setupLean(b, ca, "A", 1, oneWay), setupLean(b, ca, "B", 32, oneWay)}
+	for b.Loop() {
+		for range 200 {
+			for _, l := range layouts {
+				s, ok := l.once(b)
+				if !ok {
+					l.lost++
+					continue
+				}
+				l.got = append(l.got, s)
+			}
+		}
+	}
+	one, many := layouts[0], layouts[1]
+	b.ReportMetric(float64(one.lost+many.lost), "lost-samples")
+	lat := func(s sample) time.Duration { return s.latency }
+	latency.Report(b, "freeze-1sys", part(one.got, lat))
+	latency.Report(b, "freeze-32sys", part(many.got, lat))
+	latency.Report(b, "cpu-32sys", part(many.got, func(s sample) time.Duration { return s.cpu }))
+	if len(one.got) > 0 && len(many.got) > 0 {
+		p1, p32 := latency.Quantile(part(one.got, lat), 0.99), latency.Quantile(part(many.got, lat), 0.99)
+		b.ReportMetric(float64(p32)/float64(p1), "p99-ratio-32v1")
+	}
+}
