@@ -28,9 +28,10 @@ import (
 // freeze, one per LSS pair) a real system raises. It is no emulator: it
 // holds no pairs and proves nothing about consistency. Served by the wire
 // server over loopback TLS, with the same one-way latency both ways as
-// the lab's latency fault, it stands for storage with processors of its
-// own, so that what competes for the 2 cores is, nearly, the manager's
-// work alone.
+// the lab's latency fault, it takes the emulator's work off the 2 cores
+// the manager freezes with. Its wire server (a goroutine per request,
+// the send loop, TLS, the latency's timers) stays on them: about as much
+// CPU per system as the manager's own, measured.
 type leanStorage struct {
 	serial  hal.Serial
 	latency time.Duration
@@ -274,11 +275,11 @@ func (l *leanLayout) once(b *testing.B) (sample, bool) {
 // BenchmarkFreezeLimitLeanStorage is BenchmarkFreezeLimit against lean
 // storage (see leanStorage) instead of the lab's emulator: the same 1 ms
 // one way on every connection, the same core, drivers, wire protocol and
-// TLS, but storage that spends next to no CPU. On this 2-core machine the
+// TLS, but storage that does no emulating. On this 2-core machine the
 // emulated storage's work lands on the cores the manager freezes with;
-// here it nearly does not, so that the ratio (and the CPU per freeze of
-// 32, `cpu-32sys-*`) tells how close the manager itself comes to the
-// limit. Samples of the two layouts alternate.
+// here only the storage's wire server does, so that the ratio (and the
+// CPU per freeze of 32, `cpu-32sys-*`) comes closer to what the manager
+// itself costs. Samples of the two layouts alternate.
 func BenchmarkFreezeLimitLeanStorage(b *testing.B) {
 	const oneWay = time.Millisecond
 	ca, err := wire.NewSelfSigned(time.Now(), time.Hour, "127.0.0.1")
