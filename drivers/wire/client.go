@@ -306,6 +306,7 @@ func (c *Client) readLoop(br *bufio.Reader) {
 			close(c.swaps) // the only sender
 		}
 	}()
+	var names [2]string // the events' last names (decodeEvent)
 	for {
 		f, err := ReadFrame(br, MaxFrameSize)
 		if err != nil {
@@ -321,7 +322,7 @@ func (c *Client) readLoop(br *bufio.Reader) {
 			}
 			c.deliver(r)
 		case MsgEvent:
-			ev, err := DecodeEvent(f.Body)
+			ev, err := decodeEvent(f.Body, &names)
 			if err != nil {
 				c.fail(err)
 				return

@@ -26,14 +26,17 @@ const (
 // encoder appends big-endian fields to b. The first error sticks and the
 // rest of the encoding is skipped, so encode functions check once at the end.
 type encoder struct {
-	what string // the message being encoded, for errors
-	b    []byte
-	err  error
+	// what is the message being encoded and part its part (" args",
+	// " result", or ""), for errors: joined only when one is made, not
+	// for every command.
+	what, part string
+	b          []byte
+	err        error
 }
 
 func (e *encoder) fail(format string, args ...any) {
 	if e.err == nil {
-		e.err = fmt.Errorf("%w: %s: cannot encode: %s", ErrMalformed, e.what, fmt.Sprintf(format, args...))
+		e.err = fmt.Errorf("%w: %s%s: cannot encode: %s", ErrMalformed, e.what, e.part, fmt.Sprintf(format, args...))
 	}
 }
 
@@ -133,17 +136,17 @@ func (e *encoder) done() ([]byte, error) {
 // end (in finish), and a truncated input can never cause an out-of-range
 // slice or an allocation larger than the input.
 type decoder struct {
-	what string
-	b    []byte
-	off  int // bytes consumed, for error messages
-	err  error
+	what, part string // as encoder's
+	b          []byte
+	off        int // bytes consumed, for error messages
+	err        error
 	// names are the last two names read (see name).
 	names [2]string
 }
 
 func (d *decoder) fail(format string, args ...any) {
 	if d.err == nil {
-		d.err = fmt.Errorf("%w: %s: %s", ErrMalformed, d.what, fmt.Sprintf(format, args...))
+		d.err = fmt.Errorf("%w: %s%s: %s", ErrMalformed, d.what, d.part, fmt.Sprintf(format, args...))
 	}
 }
 
@@ -211,6 +214,9 @@ func (d *decoder) boolean(field string) bool {
 // distinct), and an event's LSS pair starts on the system that raised it.
 func (d *decoder) name() string {
 	b := d.take(int(d.u8()))
+	if len(b) == 0 {
+		return "" // no allocation to save, and it would push a name out
+	}
 	for _, known := range d.names {
 		if string(b) == known {
 			return known

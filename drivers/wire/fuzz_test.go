@@ -247,3 +247,29 @@ func FuzzServe(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeEventsInARow: events decoded one after the other with the
+// names carried from one to the next (the client's read loop) decode as
+// each does alone.
+func FuzzDecodeEventsInARow(f *testing.F) {
+	f.Add("LAB.2107-75P0001", "LAB.2107-75S0001", "LAB.2107-75P0002", "", uint8(3))
+	f.Add("", "X", "X", "session", uint8(0))
+	f.Fuzz(func(t *testing.T, a, b, c, session string, n uint8) {
+		serials := []string{a, b, c}
+		var names [2]string
+		for i := range int(n%8) + 1 {
+			ev := hal.Event{Kind: hal.EventSuspend, Serial: hal.Serial(serials[i%3]), Seq: uint64(i),
+				LSSPair: hal.LSSPair{Source: hal.LSSRef{Serial: hal.Serial(serials[(i+1)%3])},
+					Target: hal.LSSRef{Serial: hal.Serial(serials[(i+2)%3])}}, Session: session}
+			body, err := EncodeEvent(ev)
+			if err != nil {
+				return // a name too long: nothing to decode
+			}
+			alone, err1 := DecodeEvent(body)
+			carried, err2 := decodeEvent(body, &names)
+			if (err1 == nil) != (err2 == nil) || alone != carried {
+				t.Fatalf("event %d: alone %+v (%v), carried %+v (%v)", i, alone, err1, carried, err2)
+			}
+		}
+	})
+}

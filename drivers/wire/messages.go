@@ -367,7 +367,16 @@ func EncodeEvent(ev hal.Event) ([]byte, error) {
 // carried as is: a receiver shows values it does not know numerically, as
 // hal's String methods do.
 func DecodeEvent(b []byte) (hal.Event, error) {
-	d := decoder{what: "event", b: b}
+	var names [2]string
+	return decodeEvent(b, &names)
+}
+
+// decodeEvent is DecodeEvent starting from, and leaving in names, the last
+// two names read: a connection's events name the same system (and the
+// same target system) one after the other, and a read loop that keeps
+// them decodes its events without copying a name.
+func decodeEvent(b []byte, names *[2]string) (hal.Event, error) {
+	d := decoder{what: "event", b: b, names: *names}
 	ev := hal.Event{
 		Kind:    hal.EventKind(d.u8()),
 		Serial:  hal.Serial(d.name()),
@@ -381,6 +390,7 @@ func DecodeEvent(b []byte) (hal.Event, error) {
 	}
 	ev.Session = d.name()
 	ev.Epoch = hal.Epoch(d.u64())
+	*names = d.names
 	if err := d.finish(); err != nil {
 		return hal.Event{}, err
 	}

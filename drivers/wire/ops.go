@@ -106,7 +106,7 @@ type Args struct {
 
 // EncodeArgs returns the arguments of op as carried in Request.Args.
 func EncodeArgs(op Op, a Args) ([]byte, error) {
-	e := encoder{what: op.String() + " args"}
+	e := encoder{what: op.String(), part: " args", b: make([]byte, 0, argsSize(a))}
 	switch op {
 	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpAttached, OpQueryOnline, OpSwapStatus:
 		// no arguments
@@ -146,11 +146,20 @@ func EncodeArgs(op Op, a Args) ([]byte, error) {
 	return e.done()
 }
 
+// argsSize is about what EncodeArgs writes for a: the buffer is made
+// once, not grown pair by pair (a freeze names 16 LSS pairs, and the
+// manager encodes one per storage system per freeze).
+func argsSize(a Args) int {
+	const perPair = 2 * (1 + 24 + 1) // two LSS or volume refs: a serial of up to 24 bytes, its length, the rest
+	n := len(a.LSSPairs) + len(a.Paths) + len(a.Pairs) + len(a.VolumePairs) + len(a.Heartbeat.Pairs)
+	return 16 + len(a.Session) + len(a.Heartbeat.Session) + len(a.LSSs) + n*(perPair+2)
+}
+
 // DecodeArgs decodes the arguments of op. An unknown op gives an error
 // wrapping ErrUnknownOp, anything else undecodable one wrapping
 // ErrMalformed.
 func DecodeArgs(op Op, b []byte) (Args, error) {
-	d := decoder{what: op.String() + " args", b: b}
+	d := decoder{what: op.String(), part: " args", b: b}
 	var a Args
 	switch op {
 	case OpPing, OpQueryPairs, OpQueryPaths, OpQueryLSSs, OpAttached, OpQueryOnline, OpSwapStatus:
@@ -220,7 +229,7 @@ const minAttached = 1 + 1
 
 // EncodeResult returns the result of op as carried in Response.Result.
 func EncodeResult(op Op, r Result) ([]byte, error) {
-	e := encoder{what: op.String() + " result"}
+	e := encoder{what: op.String(), part: " result"}
 	switch op {
 	case OpQueryPairs:
 		putList(&e, "pairs", r.Pairs, func(p hal.PairStatus) {
@@ -267,7 +276,7 @@ func EncodeResult(op Op, r Result) ([]byte, error) {
 
 // DecodeResult decodes the result of op.
 func DecodeResult(op Op, b []byte) (Result, error) {
-	d := decoder{what: op.String() + " result", b: b}
+	d := decoder{what: op.String(), part: " result", b: b}
 	var r Result
 	switch op {
 	case OpQueryPairs:
