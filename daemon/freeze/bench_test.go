@@ -274,16 +274,7 @@ func (fb *freezeBench) reset(b *testing.B) {
 	// (and with a black-holed system it is until that system's freeze
 	// times out). Restart refuses a group whose fan-out runs; wait for it
 	// to settle.
-	for {
-		err := fb.core.Restart(ctx, "cg")
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, freeze.ErrBusy) {
-			b.Fatal(err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	restartSettled(b, fb.core)
 	recs, _ := fb.fab.Commands(fb.cmdSeq)
 	if len(recs) > 0 {
 		fb.cmdSeq = recs[len(recs)-1].Seq
@@ -295,6 +286,21 @@ func (fb *freezeBench) reset(b *testing.B) {
 	fb.trigger = hal.Event{}
 	fb.since = time.Now() // the emulator's clock: real time
 	fb.mu.Unlock()
+}
+
+// restartSettled puts the group back to mirroring once its freeze has
+// settled: Restart refuses (ErrBusy) while the fan-out runs.
+func restartSettled(b *testing.B, core *freeze.Core) {
+	for {
+		err := core.Restart(context.Background(), "cg")
+		if err == nil {
+			return
+		}
+		if !errors.Is(err, freeze.ErrBusy) {
+			b.Fatal(err)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // poke tells once that something it waits for was recorded.
@@ -546,13 +552,18 @@ func BenchmarkFreezeLimit(b *testing.B) {
 			}
 		}
 	}
-	one, many := layouts[0], layouts[1]
-	b.ReportMetric(float64(one.lost+many.lost), "lost-samples")
+	reportRatio(b, layouts[0].got, layouts[1].got, layouts[0].lost+layouts[1].lost)
+}
+
+// reportRatio prints the closeness-to-the-limit figures: the freezes of
+// 1 and of 32 systems, and the ratio of their p99s.
+func reportRatio(b *testing.B, one, many []sample, lost int) {
+	b.ReportMetric(float64(lost), "lost-samples")
 	lat := func(s sample) time.Duration { return s.latency }
-	latency.Report(b, "freeze-1sys", part(one.got, lat))
-	latency.Report(b, "freeze-32sys", part(many.got, lat))
-	if len(one.got) > 0 && len(many.got) > 0 {
-		p1, p32 := latency.Quantile(part(one.got, lat), 0.99), latency.Quantile(part(many.got, lat), 0.99)
+	latency.Report(b, "freeze-1sys", part(one, lat))
+	latency.Report(b, "freeze-32sys", part(many, lat))
+	if len(one) > 0 && len(many) > 0 {
+		p1, p32 := latency.Quantile(part(one, lat), 0.99), latency.Quantile(part(many, lat), 0.99)
 		b.ReportMetric(float64(p32)/float64(p1), "p99-ratio-32v1")
 	}
 }

@@ -3,7 +3,6 @@ package freeze_test
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"runtime/pprof"
@@ -225,17 +224,7 @@ func setupLean(b *testing.B, ca *wire.SelfSigned, prefix string, n int, oneWay t
 // freeze: the sample is from the event's stamp to the last
 // acknowledgement, and the process's CPU time in between.
 func (l *leanLayout) once(b *testing.B) (sample, bool) {
-	ctx := context.Background()
-	for {
-		err := l.core.Restart(ctx, "cg")
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, freeze.ErrBusy) {
-			b.Fatal(err)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	restartSettled(b, l.core)
 	fb := l.rec
 	fb.mu.Lock()
 	clear(fb.sent)
@@ -300,13 +289,6 @@ func BenchmarkFreezeLimitLeanStorage(b *testing.B) {
 		}
 	}
 	one, many := layouts[0], layouts[1]
-	b.ReportMetric(float64(one.lost+many.lost), "lost-samples")
-	lat := func(s sample) time.Duration { return s.latency }
-	latency.Report(b, "freeze-1sys", part(one.got, lat))
-	latency.Report(b, "freeze-32sys", part(many.got, lat))
+	reportRatio(b, one.got, many.got, one.lost+many.lost)
 	latency.Report(b, "cpu-32sys", part(many.got, func(s sample) time.Duration { return s.cpu }))
-	if len(one.got) > 0 && len(many.got) > 0 {
-		p1, p32 := latency.Quantile(part(one.got, lat), 0.99), latency.Quantile(part(many.got, lat), 0.99)
-		b.ReportMetric(float64(p32)/float64(p1), "p99-ratio-32v1")
-	}
 }
