@@ -303,6 +303,37 @@ func restartSettled(b *testing.B, core *freeze.Core) {
 	}
 }
 
+// span is the first and the last of the instants of m.
+func span(m map[hal.Serial]time.Time) (first, last time.Time) {
+	for _, t := range m {
+		if first.IsZero() || t.Before(first) {
+			first = t
+		}
+		if t.After(last) {
+			last = t
+		}
+	}
+	return first, last
+}
+
+// await waits until done (called with fb.mu held) holds, woken by what
+// the recorders poke rather than by polling, or until deadline.
+func (fb *freezeBench) await(deadline <-chan time.Time, done func() bool) bool {
+	for {
+		fb.mu.Lock()
+		ok := done()
+		fb.mu.Unlock()
+		if ok {
+			return true
+		}
+		select {
+		case <-fb.changed:
+		case <-deadline:
+			return false
+		}
+	}
+}
+
 // poke tells once that something it waits for was recorded.
 func (fb *freezeBench) poke() {
 	select {
@@ -346,56 +377,37 @@ func (fb *freezeBench) once(b *testing.B) (sample, bool) {
 	if fb.hole != "" {
 		want--
 	}
-	span := func(m map[hal.Serial]time.Time) (first, last time.Time) {
-		for _, t := range m {
-			if first.IsZero() || t.Before(first) {
-				first = t
-			}
-			if t.After(last) {
-				last = t
-			}
-		}
-		return first, last
-	}
 	deadline := time.NewTimer(5 * time.Second)
 	defer deadline.Stop()
-	for {
+	if !fb.await(deadline.C, func() bool { return len(fb.acks) == want && !fb.trigger.At.IsZero() }) {
 		fb.mu.Lock()
-		if len(fb.acks) == want && !fb.trigger.At.IsZero() {
-			// Every acknowledged freeze was judged, and logged, before
-			// its answer left the storage system.
-			recs, dropped := fb.fab.Commands(fb.cmdSeq)
-			if dropped > 0 {
-				b.Fatalf("the emulator's command log dropped %d records: make it longer", dropped)
-			}
-			for _, r := range recs {
-				if _, ok := fb.frozen[r.Serial]; !ok && r.Op == emu.OpFreeze && r.Manager == manager && r.Outcome == emu.OutcomeOK {
-					fb.frozen[r.Serial] = r.At
-				}
-			}
-			if len(recs) > 0 {
-				fb.cmdSeq = recs[len(recs)-1].Seq
-			}
-			_, lastAck := span(fb.acks)
-			firstFrozen, lastFrozen := span(fb.frozen)
-			firstSent, lastSent := span(fb.sent)
-			s := sample{latency: lastAck.Sub(fb.trigger.At), skew: lastFrozen.Sub(firstFrozen),
-				detect: firstSent.Sub(fb.trigger.At), dispatch: lastSent.Sub(firstSent), ret: lastAck.Sub(lastFrozen),
-				cpu: cpuTime(b) - cpu0}
-			fb.mu.Unlock()
-			return s, true
-		}
+		b.Logf("sample lost: %d acks, %d frozen of %d, trigger seen %v",
+			len(fb.acks), len(fb.frozen), want, !fb.trigger.At.IsZero())
 		fb.mu.Unlock()
-		select {
-		case <-fb.changed:
-		case <-deadline.C:
-			fb.mu.Lock()
-			b.Logf("sample lost: %d acks, %d frozen of %d, trigger seen %v",
-				len(fb.acks), len(fb.frozen), want, !fb.trigger.At.IsZero())
-			fb.mu.Unlock()
-			return sample{}, false
+		return sample{}, false
+	}
+	fb.mu.Lock()
+	defer fb.mu.Unlock()
+	// Every acknowledged freeze was judged, and logged, before its
+	// answer left the storage system.
+	recs, dropped := fb.fab.Commands(fb.cmdSeq)
+	if dropped > 0 {
+		b.Fatalf("the emulator's command log dropped %d records: make it longer", dropped)
+	}
+	for _, r := range recs {
+		if _, ok := fb.frozen[r.Serial]; !ok && r.Op == emu.OpFreeze && r.Manager == manager && r.Outcome == emu.OutcomeOK {
+			fb.frozen[r.Serial] = r.At
 		}
 	}
+	if len(recs) > 0 {
+		fb.cmdSeq = recs[len(recs)-1].Seq
+	}
+	_, lastAck := span(fb.acks)
+	firstFrozen, lastFrozen := span(fb.frozen)
+	firstSent, lastSent := span(fb.sent)
+	return sample{latency: lastAck.Sub(fb.trigger.At), skew: lastFrozen.Sub(firstFrozen),
+		detect: firstSent.Sub(fb.trigger.At), dispatch: lastSent.Sub(firstSent), ret: lastAck.Sub(lastFrozen),
+		cpu: cpuTime(b) - cpu0}, true
 }
 
 // report prints the samples' figures: freeze (event -> last ack) and
@@ -614,21 +626,7 @@ func BenchmarkHeartbeatLossDetection(b *testing.B) {
 func (fb *freezeBench) detectOnce(b *testing.B, victim hal.Serial) (time.Duration, bool) {
 	deadline := time.NewTimer(5 * time.Second)
 	defer deadline.Stop()
-	wait := func(done func() bool) bool {
-		for {
-			fb.mu.Lock()
-			ok := done()
-			fb.mu.Unlock()
-			if ok {
-				return true
-			}
-			select {
-			case <-fb.changed:
-			case <-deadline.C:
-				return false
-			}
-		}
-	}
+	wait := func(done func() bool) bool { return fb.await(deadline.C, done) }
 	fb.mu.Lock()
 	before := fb.beats[victim]
 	fb.mu.Unlock()
@@ -648,12 +646,7 @@ func (fb *freezeBench) detectOnce(b *testing.B, victim hal.Serial) (time.Duratio
 		return 0, false
 	}
 	fb.mu.Lock()
-	var first time.Time
-	for _, t := range fb.sent {
-		if first.IsZero() || t.Before(first) {
-			first = t
-		}
-	}
+	first, _ := span(fb.sent)
 	fb.mu.Unlock()
 	fb.blackout(false)
 	fb.hole = ""

@@ -129,16 +129,6 @@ func (s *leanStorage) QueryLSSs(ctx context.Context, _ hal.Epoch) ([]hal.LSSStat
 	return nil, s.arrive(ctx)
 }
 
-// delayedConn is a served connection whose writes take the latency's way
-// back.
-type delayedConn struct {
-	net.Conn
-	w *netdelay.Writer
-}
-
-func (c *delayedConn) Write(b []byte) (int, error) { return c.w.Write(b) }
-func (c *delayedConn) Close() error                { c.w.Close(); return c.Conn.Close() }
-
 // leanLayout is n lean systems of 16 LSS pairs in one group, a core
 // freezing them through direct drivers, and the recorders of the freeze
 // bench.
@@ -188,8 +178,8 @@ func setupLean(b *testing.B, ca *wire.SelfSigned, prefix string, n int, oneWay t
 					if err != nil {
 						return
 					}
-					tc := tls.Server(raw, wire.ServerTLSConfig(cert))
-					conn := &delayedConn{Conn: tc, w: netdelay.New(tc, clock.Real(), func() time.Duration { return oneWay })}
+					conn := netdelay.NewConn(tls.Server(raw, wire.ServerTLSConfig(cert)), clock.Real(),
+						func() time.Duration { return oneWay })
 					go wire.Serve(ctx, conn, accept, wire.ServerOptions{})
 				}
 			}()
@@ -239,26 +229,16 @@ func (l *leanLayout) once(b *testing.B) (sample, bool) {
 	first.raise(trigger)
 	deadline := time.NewTimer(5 * time.Second)
 	defer deadline.Stop()
-	for {
+	if !fb.await(deadline.C, func() bool { return len(fb.acks) == len(l.systems) }) {
 		fb.mu.Lock()
-		if len(fb.acks) == len(l.systems) {
-			var lastAck time.Time
-			for _, t := range fb.acks {
-				if t.After(lastAck) {
-					lastAck = t
-				}
-			}
-			fb.mu.Unlock()
-			return sample{latency: lastAck.Sub(trigger.At), cpu: cpuTime(b) - cpu0}, true
-		}
+		b.Logf("sample lost: %d of %d acknowledged", len(fb.acks), len(l.systems))
 		fb.mu.Unlock()
-		select {
-		case <-fb.changed:
-		case <-deadline.C:
-			b.Logf("sample lost: %d of %d acknowledged", len(fb.acks), len(l.systems))
-			return sample{}, false
-		}
+		return sample{}, false
 	}
+	fb.mu.Lock()
+	_, lastAck := span(fb.acks)
+	fb.mu.Unlock()
+	return sample{latency: lastAck.Sub(trigger.At), cpu: cpuTime(b) - cpu0}, true
 }
 
 // BenchmarkFreezeLimitLeanStorage is BenchmarkFreezeLimit against lean

@@ -552,10 +552,7 @@ func (c *conn) Events(ctx context.Context) (<-chan hal.Event, error) {
 			m := s.managerLocked(c.linkName())
 			m.subs = slices.DeleteFunc(m.subs, func(o *subscription) bool { return o == sub })
 			f.mu.Unlock()
-			sub.mu.Lock()
-			sub.closed = true
-			sub.mu.Unlock()
-			close(out)
+			close(out) // no push reaches sub any more (see push)
 		}()
 		// The pump takes the queue and leaves its spare, emptied, in its
 		// place: a freeze raises one event per LSS pair, and a queue

@@ -507,13 +507,15 @@ type subscription struct {
 	queue   []hal.Event
 	out     chan hal.Event
 	pumping bool // the pump holds events taken from queue, not yet in out
-	closed  bool // out is closed (or about to be)
 	wake    chan struct{}
 }
 
 func (sub *subscription) push(ev hal.Event) bool {
 	sub.mu.Lock()
-	if !sub.pumping && len(sub.queue) == 0 && !sub.closed {
+	// out is never closed under a push: push runs with the fabric lock
+	// held, and the pump closes out only after it took the subscription
+	// off its manager's list with that lock held alone.
+	if !sub.pumping && len(sub.queue) == 0 {
 		select {
 		case sub.out <- ev:
 			sub.mu.Unlock()

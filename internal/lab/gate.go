@@ -14,14 +14,13 @@ import (
 // requests time out and its events vanish, as on a cut cable that still
 // shows a link. What it does write waits out the endpoint's latency.
 type gatedConn struct {
-	net.Conn
-	ep      *endpoint
-	sc      *servedConn
-	delayed *netdelay.Writer
+	*netdelay.Conn
+	ep *endpoint
+	sc *servedConn
 }
 
 func newGatedConn(conn net.Conn, ep *endpoint, sc *servedConn) *gatedConn {
-	return &gatedConn{Conn: conn, ep: ep, sc: sc, delayed: netdelay.New(conn, ep.server.clock, func() time.Duration {
+	return &gatedConn{ep: ep, sc: sc, Conn: netdelay.NewConn(conn, ep.server.clock, func() time.Duration {
 		ep.mu.Lock()
 		defer ep.mu.Unlock()
 		return ep.latency
@@ -35,12 +34,7 @@ func (c *gatedConn) Write(b []byte) (int, error) {
 	if c.ep.modeFor(manager) == emu.LinkBlackhole {
 		return len(b), nil
 	}
-	return c.delayed.Write(b)
-}
-
-func (c *gatedConn) Close() error {
-	c.delayed.Close()
-	return c.Conn.Close()
+	return c.Conn.Write(b)
 }
 
 func (g *gatedSystem) EstablishPaths(ctx context.Context, e hal.Epoch, p []hal.PathSpec) error {

@@ -120,8 +120,7 @@ func (ep *hmcEndpoint) serveConn(ctx context.Context, raw net.Conn) {
 		return wire.HelloOK{HMC: ep.cfg.Name, Attached: ep.hmc.Systems(), Capabilities: hal.Capabilities{Heartbeat: true}},
 			&hmcServed{session: ep.hmc.Connect(h.Manager), hmc: ep.hmc}, nil
 	}
-	tc := tls.Server(raw, ep.tls)
-	conn := &hmcGatedConn{Conn: tc, hmc: ep.hmc, delayed: netdelay.New(tc, ep.server.clock, ep.hmc.Latency)}
+	conn := &hmcGatedConn{Conn: netdelay.NewConn(tls.Server(raw, ep.tls), ep.server.clock, ep.hmc.Latency), hmc: ep.hmc}
 	err := wire.Serve(ctx, conn, accept, wire.ServerOptions{Logger: ep.server.log.With("hmc", ep.cfg.Name),
 		Clock: ep.server.clock})
 	ep.mu.Lock()
@@ -157,21 +156,15 @@ func (ep *hmcEndpoint) dropAll(manager string) {
 // waits out the HMC's injected latency (the emulated HMC holds each
 // relayed command for it on the way out).
 type hmcGatedConn struct {
-	net.Conn
-	hmc     *emu.HMC
-	delayed *netdelay.Writer
+	*netdelay.Conn
+	hmc *emu.HMC
 }
 
 func (c *hmcGatedConn) Write(b []byte) (int, error) {
 	if c.hmc.Mode() == emu.LinkBlackhole {
 		return len(b), nil
 	}
-	return c.delayed.Write(b)
-}
-
-func (c *hmcGatedConn) Close() error {
-	c.delayed.Close()
-	return c.Conn.Close()
+	return c.Conn.Write(b)
 }
 
 // hmcServed is what wire.Serve runs an HMC connection's requests on: a

@@ -9,7 +9,29 @@ import (
 	"github.com/lockstep-io/lockstep/hal/clock"
 )
 
-// Writer is the way back of a network with a one-way latency: what a
+// Conn is a connection whose writes take the way back of a network with
+// a one-way latency (see writer). Reads are the connection's own.
+type Conn struct {
+	net.Conn
+	w *writer
+}
+
+// NewConn delays what is written to conn by latency() (read at each
+// write: faults change it), on clock c.
+func NewConn(conn net.Conn, c clock.Clock, latency func() time.Duration) *Conn {
+	return &Conn{Conn: conn, w: newWriter(conn, c, latency)}
+}
+
+func (c *Conn) Write(b []byte) (int, error) { return c.w.Write(b) }
+
+// Close ends the delay (what is still on the way is lost with the link)
+// and closes the connection.
+func (c *Conn) Close() error {
+	c.w.Close()
+	return c.Conn.Close()
+}
+
+// writer is the way back of a network with a one-way latency: what a
 // storage endpoint writes to a manager (answers and events) reaches the
 // socket the latency after it was written, in the order written. The
 // way out is the endpoint's own: the lab's command gate holds a command
@@ -21,7 +43,7 @@ import (
 // copied. A write error on the way closes the connection, as a broken
 // link does. With no latency and nothing queued a write goes straight
 // through, so a lab without latency faults pays nothing.
-type Writer struct {
+type writer struct {
 	conn    net.Conn // the connection the bytes reach, written by one goroutine at a time
 	clock   clock.Clock
 	latency func() time.Duration // read at each write: faults change it
@@ -40,14 +62,12 @@ type delayedBytes struct {
 	b   []byte
 }
 
-// New writes to conn, latency() after each write (read at each write:
-// faults change it), on clock c.
-func New(conn net.Conn, c clock.Clock, latency func() time.Duration) *Writer {
+func newWriter(conn net.Conn, c clock.Clock, latency func() time.Duration) *writer {
 	ctx, stop := context.WithCancel(context.Background())
-	return &Writer{conn: conn, clock: c, latency: latency, wake: make(chan struct{}, 1), ctx: ctx, stop: stop}
+	return &writer{conn: conn, clock: c, latency: latency, wake: make(chan struct{}, 1), ctx: ctx, stop: stop}
 }
 
-func (w *Writer) Write(b []byte) (int, error) {
+func (w *writer) Write(b []byte) (int, error) {
 	d := w.latency()
 	w.mu.Lock()
 	if d <= 0 && len(w.queue) == 0 && !w.busy {
@@ -73,7 +93,7 @@ func (w *Writer) Write(b []byte) (int, error) {
 
 // drain writes the queued bytes as they fall due: all that are due at
 // once in one write, as a link delivers the packets that arrived.
-func (w *Writer) drain() {
+func (w *writer) drain() {
 	var out []byte
 	for {
 		w.mu.Lock()
@@ -117,4 +137,4 @@ func (w *Writer) drain() {
 }
 
 // Close ends the drain; what is still queued is lost with the link.
-func (w *Writer) Close() { w.stop() }
+func (w *writer) Close() { w.stop() }

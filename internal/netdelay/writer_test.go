@@ -40,7 +40,7 @@ func TestWriterHoldsBytesForTheLatencyInOrder(t *testing.T) {
 	fc := clock.NewFake(time.Unix(0, 0))
 	var latency atomic.Int64
 	latency.Store(int64(time.Millisecond))
-	w := New(near, fc, func() time.Duration { return time.Duration(latency.Load()) })
+	w := newWriter(near, fc, func() time.Duration { return time.Duration(latency.Load()) })
 	defer w.Close()
 
 	if _, err := w.Write([]byte("answer")); err != nil {
@@ -83,7 +83,7 @@ func TestWriterHoldsBytesForTheLatencyInOrder(t *testing.T) {
 func TestWriterClosesTheConnectionItCannotWrite(t *testing.T) {
 	near, far := net.Pipe()
 	fc := clock.NewFake(time.Unix(0, 0))
-	w := New(near, fc, func() time.Duration { return time.Millisecond })
+	w := newWriter(near, fc, func() time.Duration { return time.Millisecond })
 	defer w.Close()
 	far.Close()
 	if _, err := w.Write([]byte("lost")); err != nil {
