@@ -35,6 +35,7 @@ type leanStorage struct {
 	serial  hal.Serial
 	latency time.Duration
 	seq     atomic.Uint64
+	frozeAt atomic.Int64 // when its last freeze ran (Unix ns): the storage side's instant, for the skew
 	mu      sync.Mutex
 	subs    []chan hal.Event
 }
@@ -69,6 +70,26 @@ func (s *leanStorage) raise(ev hal.Event) {
 	}
 }
 
+// frozenSpan is the skew of a freeze of systems: from the first to the
+// last system's freeze instant. ok is false if one of them has not run a
+// freeze since the trigger stamped since.
+func frozenSpan(systems []*leanStorage, since time.Time) (skew time.Duration, ok bool) {
+	var first, last int64
+	for i, s := range systems {
+		at := s.frozeAt.Load()
+		if at < since.UnixNano() {
+			return 0, false
+		}
+		if i == 0 || at < first {
+			first = at
+		}
+		if at > last {
+			last = at
+		}
+	}
+	return time.Duration(last - first), true
+}
+
 // arrive is the way out: a command reaches the system the latency after
 // the manager sent it (the way back is the connection's netdelay.Writer).
 func (s *leanStorage) arrive(ctx context.Context) error {
@@ -82,6 +103,7 @@ func (s *leanStorage) Freeze(ctx context.Context, _ hal.Epoch, pairs []hal.LSSPa
 	var vols hal.VolumeSet
 	vols.Add(0)
 	now := time.Now()
+	s.frozeAt.Store(now.UnixNano())
 	for _, lp := range pairs {
 		s.raise(hal.Event{Kind: hal.EventSuspend, At: now, LSSPair: lp, Reason: hal.ReasonFreeze, Volumes: vols})
 	}
@@ -235,10 +257,15 @@ func (l *leanLayout) once(b *testing.B) (sample, bool) {
 		fb.mu.Unlock()
 		return sample{}, false
 	}
+	cpu := cpuTime(b) - cpu0
 	fb.mu.Lock()
 	_, lastAck := span(fb.acks)
 	fb.mu.Unlock()
-	return sample{latency: lastAck.Sub(trigger.At), cpu: cpuTime(b) - cpu0}, true
+	skew, ok := frozenSpan(l.systems, trigger.At)
+	if !ok {
+		b.Fatal("a system acknowledged a freeze it did not run")
+	}
+	return sample{latency: lastAck.Sub(trigger.At), skew: skew, cpu: cpu}, true
 }
 
 // BenchmarkFreezeLimitLeanStorage is BenchmarkFreezeLimit against lean
@@ -270,5 +297,11 @@ func BenchmarkFreezeLimitLeanStorage(b *testing.B) {
 	}
 	one, many := layouts[0], layouts[1]
 	reportRatio(b, one.got, many.got, one.lost+many.lost)
-	latency.Report(b, "cpu-32sys", part(many.got, func(s sample) time.Duration { return s.cpu }))
+	reportLean(b, "32sys", many.got)
+}
+
+// reportLean prints the CPU per freeze and the skew of a lean layout.
+func reportLean(b *testing.B, name string, got []sample) {
+	latency.Report(b, "cpu-"+name, part(got, func(s sample) time.Duration { return s.cpu }))
+	latency.Report(b, "skew-"+name, part(got, func(s sample) time.Duration { return s.skew }))
 }

@@ -1,0 +1,220 @@
+package freeze_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"runtime/pprof"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/lockstep-io/lockstep/drivers/wire"
+	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/internal/latency"
+	"github.com/lockstep-io/lockstep/internal/netdelay"
+)
+
+// bareLayout is the floor under FreezeLimitLeanStorage: the same lean
+// storage, wire server, TLS and latency, but on the manager's side only
+// wire clients and a goroutine per system that sends the freeze. No
+// freeze core, no direct driver, no group, no rules: what a freeze of n
+// systems costs this machine in transport alone. Its ratio is how close
+// to 1 the manager could come here if lockstep's own code took no time.
+type bareLayout struct {
+	systems []*leanStorage
+	clients []*wire.Client
+	pairs   [][]hal.LSSPair
+	trigger chan struct{} // the first system's path suspension reached the manager
+	got     []sample
+	lost    int
+}
+
+func setupBare(b *testing.B, ca *wire.SelfSigned, prefix string, n int, oneWay time.Duration) *bareLayout {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	l := &bareLayout{trigger: make(chan struct{}, 1)}
+	for i := range n {
+		serial := hal.Serial(fmt.Sprintf("BARE.2107-%sP%04d", prefix, i))
+		target := hal.Serial(fmt.Sprintf("BARE.2107-%sS%04d", prefix, i))
+		var pairs []hal.LSSPair
+		for lss := range 16 {
+			pairs = append(pairs, hal.LSSPair{
+				Source: hal.LSSRef{Serial: serial, LSS: hal.LSS(0x10 + lss)},
+				Target: hal.LSSRef{Serial: target, LSS: hal.LSS(0x10 + lss)}})
+		}
+		l.pairs = append(l.pairs, pairs)
+		sys := &leanStorage{serial: serial, latency: oneWay}
+		l.systems = append(l.systems, sys)
+		cert, err := ca.Issue(serial, "127.0.0.1")
+		if err != nil {
+			b.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { ln.Close() })
+		accept := func(wire.Hello) (wire.HelloOK, hal.StorageSystem, error) {
+			return wire.HelloOK{Serial: serial}, sys, nil
+		}
+		pprof.Do(ctx, pprof.Labels("side", "storage"), func(ctx context.Context) {
+			go func() {
+				for {
+					raw, err := ln.Accept()
+					if err != nil {
+						return
+					}
+					conn := netdelay.NewConn(tls.Server(raw, wire.ServerTLSConfig(cert)), clock.Real(),
+						func() time.Duration { return oneWay })
+					go wire.Serve(ctx, conn, accept, wire.ServerOptions{})
+				}
+			}()
+		})
+		raw, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			b.Fatal(err)
+		}
+		opts := wire.ClientOptions{OnEvent: func(ev hal.Event) {
+			if ev.Reason == hal.ReasonPath { // the trigger; a freeze's echoes are dropped
+				select {
+				case l.trigger <- struct{}{}:
+				default:
+				}
+			}
+		}}
+		var c *wire.Client
+		pprof.Do(ctx, pprof.Labels("side", "manager"), func(ctx context.Context) {
+			c, _, err = wire.NewClient(ctx, tls.Client(raw, wire.ClientTLSConfig(ca.Pool, "127.0.0.1")),
+				wire.Hello{Manager: manager, Serial: serial, User: "u", Password: "p"}, opts)
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { c.Close() })
+		l.clients = append(l.clients, c)
+	}
+	return l
+}
+
+// once raises the path suspension on the first system and, when it
+// reaches the manager, sends every system its freeze at once: the sample
+// is from the event's stamp to the last answer.
+func (l *bareLayout) once(b *testing.B) (sample, bool) {
+	var vols hal.VolumeSet
+	vols.Add(0)
+	trigger := hal.Event{Kind: hal.EventSuspend, At: time.Now(), LSSPair: l.pairs[0][0],
+		Reason: hal.ReasonPath, Volumes: vols}
+	cpu0 := cpuTime(b)
+	l.systems[0].raise(trigger)
+	select {
+	case <-l.trigger:
+	case <-time.After(5 * time.Second):
+		b.Logf("sample lost: trigger not seen")
+		return sample{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		last time.Time
+		errs []error
+	)
+	for i, c := range l.clients {
+		wg.Go(func() {
+			err := c.Freeze(ctx, 1, l.pairs[i])
+			now := time.Now()
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if now.After(last) {
+				last = now
+			}
+		})
+	}
+	wg.Wait()
+	cpu := cpuTime(b) - cpu0
+	if len(errs) > 0 {
+		b.Logf("sample lost: %v", errs[0])
+		return sample{}, false
+	}
+	skew, ok := frozenSpan(l.systems, trigger.At)
+	if !ok {
+		b.Fatal("a system acknowledged a freeze it did not run")
+	}
+	return sample{latency: last.Sub(trigger.At), skew: skew, cpu: cpu}, true
+}
+
+// BenchmarkFreezeLimitBareWire is FreezeLimitLeanStorage with nothing of
+// lockstep's on the manager's side but the wire clients (see bareLayout):
+// the floor its ratio and CPU per freeze of 32 are set against. Samples
+// of the two layouts alternate.
+func BenchmarkFreezeLimitBareWire(b *testing.B) {
+	const oneWay = time.Millisecond
+	ca, err := wire.NewSelfSigned(time.Now(), time.Hour, "127.0.0.1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var layouts []*bareLayout
+	pprof.Do(context.Background(), pprof.Labels("side", "manager"), func(context.Context) {
+		layouts = []*bareLayout{setupBare(b, ca, "A", 1, oneWay), setupBare(b, ca, "B", 32, oneWay)}
+	})
+	for b.Loop() {
+		for range 200 {
+			for _, l := range layouts {
+				s, ok := l.once(b)
+				if !ok {
+					l.lost++
+					continue
+				}
+				l.got = append(l.got, s)
+			}
+		}
+	}
+	one, many := layouts[0], layouts[1]
+	reportRatio(b, one.got, many.got, one.lost+many.lost)
+	reportLean(b, "32sys", many.got)
+}
+
+// BenchmarkLoopbackSkewFloor sets the skew of EventToFrozen's loopback
+// layout against its floor: 32 lean systems × 16 LSS over loopback TLS
+// with no added latency, frozen by lockstep (core and direct drivers,
+// `*-lockstep`) and by the bare wire clients (`*-bare`), samples
+// alternating. The emulator is out of both; what the bare manager's skew
+// leaves of the target is all the manager could win here.
+func BenchmarkLoopbackSkewFloor(b *testing.B) {
+	ca, err := wire.NewSelfSigned(time.Now(), time.Hour, "127.0.0.1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	lean := setupLean(b, ca, "L", 32, 0)
+	var bare *bareLayout
+	pprof.Do(context.Background(), pprof.Labels("side", "manager"), func(context.Context) {
+		bare = setupBare(b, ca, "F", 32, 0)
+	})
+	for b.Loop() {
+		for range 200 {
+			if s, ok := lean.once(b); ok {
+				lean.got = append(lean.got, s)
+			} else {
+				lean.lost++
+			}
+			if s, ok := bare.once(b); ok {
+				bare.got = append(bare.got, s)
+			} else {
+				bare.lost++
+			}
+		}
+	}
+	b.ReportMetric(float64(lean.lost+bare.lost), "lost-samples")
+	lat := func(s sample) time.Duration { return s.latency }
+	latency.Report(b, "freeze-lockstep", part(lean.got, lat))
+	latency.Report(b, "freeze-bare", part(bare.got, lat))
+	reportLean(b, "lockstep", lean.got)
+	reportLean(b, "bare", bare.got)
+}
