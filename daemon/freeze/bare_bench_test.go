@@ -118,19 +118,27 @@ func (l *bareLayout) once(b *testing.B) (sample, bool) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		last time.Time
-		errs []error
+		wg                  sync.WaitGroup
+		mu                  sync.Mutex
+		firstSent, lastSent time.Time
+		last                time.Time
+		errs                []error
 	)
 	for i, c := range l.clients {
 		wg.Go(func() {
+			sent := time.Now()
 			err := c.Freeze(ctx, 1, l.pairs[i])
 			now := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
 			if err != nil {
 				errs = append(errs, err)
+			}
+			if firstSent.IsZero() || sent.Before(firstSent) {
+				firstSent = sent
+			}
+			if sent.After(lastSent) {
+				lastSent = sent
 			}
 			if now.After(last) {
 				last = now
@@ -143,11 +151,12 @@ func (l *bareLayout) once(b *testing.B) (sample, bool) {
 		b.Logf("sample lost: %v", errs[0])
 		return sample{}, false
 	}
-	skew, ok := frozenSpan(l.systems, trigger.At)
+	firstFrozen, lastFrozen, ok := frozenSpan(l.systems, trigger.At)
 	if !ok {
 		b.Fatal("a system acknowledged a freeze it did not run")
 	}
-	return sample{latency: last.Sub(trigger.At), skew: skew, cpu: cpu}, true
+	return sample{latency: last.Sub(trigger.At), skew: lastFrozen.Sub(firstFrozen), cpu: cpu,
+		detect: firstSent.Sub(trigger.At), dispatch: lastSent.Sub(firstSent), ret: last.Sub(lastFrozen)}, true
 }
 
 // BenchmarkFreezeLimitBareWire is FreezeLimitLeanStorage with nothing of

@@ -70,24 +70,23 @@ func (s *leanStorage) raise(ev hal.Event) {
 	}
 }
 
-// frozenSpan is the skew of a freeze of systems: from the first to the
-// last system's freeze instant. ok is false if one of them has not run a
-// freeze since the trigger stamped since.
-func frozenSpan(systems []*leanStorage, since time.Time) (skew time.Duration, ok bool) {
-	var first, last int64
-	for i, s := range systems {
-		at := s.frozeAt.Load()
-		if at < since.UnixNano() {
-			return 0, false
+// frozenSpan is when the first and the last of systems ran their
+// freeze (the skew is between them). ok is false if one of them has not
+// run a freeze since the trigger stamped since.
+func frozenSpan(systems []*leanStorage, since time.Time) (first, last time.Time, ok bool) {
+	for _, s := range systems {
+		at := time.Unix(0, s.frozeAt.Load())
+		if at.Before(since) {
+			return time.Time{}, time.Time{}, false
 		}
-		if i == 0 || at < first {
+		if first.IsZero() || at.Before(first) {
 			first = at
 		}
-		if at > last {
+		if at.After(last) {
 			last = at
 		}
 	}
-	return time.Duration(last - first), true
+	return first, last, true
 }
 
 // arrive is the way out: a command reaches the system the latency after
@@ -260,12 +259,14 @@ func (l *leanLayout) once(b *testing.B) (sample, bool) {
 	cpu := cpuTime(b) - cpu0
 	fb.mu.Lock()
 	_, lastAck := span(fb.acks)
+	firstSent, lastSent := span(fb.sent)
 	fb.mu.Unlock()
-	skew, ok := frozenSpan(l.systems, trigger.At)
+	firstFrozen, lastFrozen, ok := frozenSpan(l.systems, trigger.At)
 	if !ok {
 		b.Fatal("a system acknowledged a freeze it did not run")
 	}
-	return sample{latency: lastAck.Sub(trigger.At), skew: skew, cpu: cpu}, true
+	return sample{latency: lastAck.Sub(trigger.At), skew: lastFrozen.Sub(firstFrozen), cpu: cpu,
+		detect: firstSent.Sub(trigger.At), dispatch: lastSent.Sub(firstSent), ret: lastAck.Sub(lastFrozen)}, true
 }
 
 // BenchmarkFreezeLimitLeanStorage is BenchmarkFreezeLimit against lean
@@ -300,8 +301,14 @@ func BenchmarkFreezeLimitLeanStorage(b *testing.B) {
 	reportLean(b, "32sys", many.got)
 }
 
-// reportLean prints the CPU per freeze and the skew of a lean layout.
+// reportLean prints the CPU per freeze, the skew and the parts of the
+// freeze (detect: event stamped → first freeze sent; dispatch: first →
+// last sent; return: last system frozen → last acknowledgement) of a
+// lean layout.
 func reportLean(b *testing.B, name string, got []sample) {
 	latency.Report(b, "cpu-"+name, part(got, func(s sample) time.Duration { return s.cpu }))
 	latency.Report(b, "skew-"+name, part(got, func(s sample) time.Duration { return s.skew }))
+	latency.Report(b, "detect-"+name, part(got, func(s sample) time.Duration { return s.detect }))
+	latency.Report(b, "dispatch-"+name, part(got, func(s sample) time.Duration { return s.dispatch }))
+	latency.Report(b, "return-"+name, part(got, func(s sample) time.Duration { return s.ret }))
 }
