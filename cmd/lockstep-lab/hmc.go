@@ -12,7 +12,7 @@ import (
 //
 //	fault hmc NAME down|up|blackhole
 //	fault hmc NAME latency DURATION
-//	fault hmc-link NAME SERIAL down|up
+//	fault hmc-link NAME SERIAL down|up|blackhole
 func hmcFault(pos []string) (lab.Request, error) {
 	usage := func() (lab.Request, error) {
 		return lab.Request{}, fmt.Errorf("%w: fault %s: wrong arguments %q: see lockstep-lab help",
@@ -26,6 +26,8 @@ func hmcFault(pos []string) (lab.Request, error) {
 		f.HMC, f.Latency = pos[1], pos[3]
 	case f.Kind == "hmc-link" && len(pos) == 4 && (pos[3] == "up" || pos[3] == "down"):
 		f.HMC, f.System, f.Up = pos[1], pos[2], pos[3] == "up"
+	case f.Kind == "hmc-link" && len(pos) == 4 && pos[3] == "blackhole":
+		f.HMC, f.System, f.Mode = pos[1], pos[2], pos[3]
 	default:
 		return usage()
 	}

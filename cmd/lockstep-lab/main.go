@@ -51,7 +51,7 @@ commands:
   fault crash|restart SYSTEM
   fault hmc NAME up|down|blackhole
   fault hmc NAME latency DURATION
-  fault hmc-link NAME SERIAL up|down
+  fault hmc-link NAME SERIAL up|down|blackhole
   fault zos HOST down|up|blackhole|latency DURATION
   fault channel HOST SERIAL down|up
           inject a fault into a running lab (an HMC, its private link to

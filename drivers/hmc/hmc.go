@@ -474,6 +474,13 @@ var _ hal.StorageSystem = (*System)(nil)
 // answer is sent again (every hal command is idempotent: a freeze must
 // not be lost to an HMC failure), and one that an HMC answered it cannot
 // deliver (unreachable: it did not run) goes to the other HMC.
+//
+// While the other HMC is connected and fronts the system too, the first
+// gets an equal share of what is left of the deadline, not all of it,
+// and one that times out within its share leaves the rest to the other:
+// an HMC that answers (its pings too) while its private link to this
+// system is silent would otherwise hold a freeze to its deadline, and
+// the HMC that reaches the system would get none of it.
 func (s *System) call(ctx context.Context, fn func(ctx context.Context, t *wire.Target) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
@@ -487,7 +494,9 @@ func (s *System) call(ctx context.Context, fn func(ctx context.Context, t *wire.
 		if err != nil {
 			return err
 		}
-		err = fn(ctx, cl.To(s.serial))
+		sub, cancel := clock.WithShare(ctx, s.c.opt.Clock, 1+s.c.others(cons, s.serial, skip))
+		err = fn(sub, cl.To(s.serial))
+		cancel()
 		switch {
 		case err == nil || ctx.Err() != nil:
 			return err
@@ -498,12 +507,32 @@ func (s *System) call(ctx context.Context, fn func(ctx context.Context, t *wire.
 			s.c.log.Info("HMC cannot reach the storage system; trying the other", "serial", s.serial,
 				"hmc", cons.ok.HMC, "err", err)
 			skip[cons.idx] = true
+		case errors.Is(err, hal.ErrTimeout):
+			// Timed out with time left: within its share, or answered
+			// by the HMC that the system did not answer it in time.
+			s.c.log.Warn("no answer through this HMC in time; trying the other", "serial", s.serial,
+				"hmc", cons.ok.HMC, "err", err)
+			skip[cons.idx] = true
 		default:
 			return err
 		}
 		last = err
 	}
 	return last
+}
+
+// others counts the HMCs other than cons that are connected, front
+// serial and are not in skip: those a command could still go to.
+func (c *Conn) others(cons *console, serial hal.Serial, skip []bool) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, o := range c.consoles {
+		if o != cons && !skip[o.idx] && o.client != nil && !dead(o.client) && o.client.Fronts(serial) {
+			n++
+		}
+	}
+	return n
 }
 
 func (s *System) Serial() hal.Serial             { return s.serial }

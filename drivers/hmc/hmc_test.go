@@ -325,6 +325,44 @@ func TestPrivateLinkDownForOneSystem(t *testing.T) {
 	}
 }
 
+// TestPrivateLinkBlackholedForOneSystem: an HMC that answers (its pings
+// too) but whose private link to the primary is black-holed holds the
+// primary's commands until their deadline. With a second HMC reaching the
+// primary, a freeze is carried out there within its deadline: the first
+// HMC gets its share of the deadline, not all of it.
+//
+// The lab runs on the real clock here: on a faster one the HMC would
+// answer "timeout" before the driver's own deadline, which is not the
+// case this test is about (an HMC that holds the command to its end).
+func TestPrivateLinkBlackholedForOneSystem(t *testing.T) {
+	t.Parallel()
+	file := strings.Replace(labFile(both, front{"HMC1", both}, front{"HMC2", both}),
+		fmt.Sprintf("speed = %d\n", speed), "speed = 1\n", 1)
+	srv := startLab(t, file)
+	c := connFor(t, srv, []string{"HMC1", "HMC2"}, nil)
+	only2 := connFor(t, srv, []string{"HMC2"}, nil)
+	p := c.System(haltest.Primary)
+	mirror(t, p)
+	waitFor(t, "both HMCs connected", func() bool { return allUp(c) })
+	inject(t, srv, lab.Fault{Kind: "hmc-link", HMC: "HMC1", System: string(haltest.Primary), Mode: "blackhole"})
+	start := time.Now()
+	if err := p.Freeze(ctxFor(t, 2*time.Second), 1, []hal.LSSPair{haltest.LSSPair(haltest.FBLSS)}); err != nil {
+		t.Fatalf("freeze with HMC1's link to the primary black-holed: %v, want it carried out through HMC2", err)
+	}
+	t.Logf("freeze carried out through HMC2 after %v", time.Since(start))
+	wantFrozen(t, only2.System(haltest.Primary))
+	if n := freezesRun(srv); n != 1 {
+		t.Fatalf("%d freezes ran, want 1", n)
+	}
+	if !allUp(c) {
+		t.Fatalf("consoles %+v: HMC1 answers its pings and stays connected", c.Consoles())
+	}
+	// The secondary, which HMC1 still reaches, is not held up.
+	if _, err := c.System(haltest.Secondary).QueryLSSs(ctxFor(t, 10*time.Second), 1); err != nil {
+		t.Fatalf("the secondary through HMC1: %v", err)
+	}
+}
+
 // TestEventsDeduplicated: a suspend forwarded by both HMCs reaches the
 // subscriber once.
 func TestEventsDeduplicated(t *testing.T) {

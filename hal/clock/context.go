@@ -53,3 +53,20 @@ func (c *deadlineCtx) Err() error {
 	defer c.mu.Unlock()
 	return c.err
 }
+
+// WithShare bounds ctx by 1/n of what is left of its deadline on c, for
+// a command that n connections could carry, tried one after the other:
+// one gone silent without knowing it would otherwise spend the whole
+// deadline, and the one that works would get none. ctx itself (with a
+// no-op cancel) when n <= 1, ctx has no deadline, or none is left.
+func WithShare(ctx context.Context, c Clock, n int) (context.Context, context.CancelFunc) {
+	deadline, ok := ctx.Deadline()
+	if !ok || n <= 1 {
+		return ctx, func() {}
+	}
+	left := deadline.Sub(c.Now())
+	if left <= 0 {
+		return ctx, func() {}
+	}
+	return WithTimeout(ctx, c, left/time.Duration(n))
+}

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
@@ -142,22 +141,15 @@ func (d *Driver) call(ctx context.Context, eligible func(hal.Driver) bool, fn fu
 // share runs fn with 1/live of what is left of ctx's deadline (all of it
 // when live <= 1 or ctx has none).
 func (d *Driver) share(ctx context.Context, live int, fn func(ctx context.Context) error) error {
-	deadline, ok := ctx.Deadline()
-	if !ok || live <= 1 {
-		return fn(ctx)
-	}
-	left := deadline.Sub(d.clock.Now())
-	if left <= 0 {
-		return fn(ctx)
-	}
-	share := left / time.Duration(live)
-	sub, cancel := clock.WithTimeout(ctx, d.clock, share)
+	start := d.clock.Now()
+	sub, cancel := clock.WithShare(ctx, d.clock, live)
 	defer cancel()
 	err := fn(sub)
 	if err != nil && !hal.Retryable(err) && sub.Err() != nil && ctx.Err() == nil {
 		// Its share ran out, not the command's deadline: the next
 		// connection gets the rest.
-		err = fmt.Errorf("%w: no answer within its share (%v) of the deadline: %w", hal.ErrTimeout, share, err)
+		deadline, _ := sub.Deadline()
+		err = fmt.Errorf("%w: no answer within its share (%v) of the deadline: %w", hal.ErrTimeout, deadline.Sub(start), err)
 	}
 	return err
 }

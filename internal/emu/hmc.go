@@ -138,13 +138,22 @@ func (h *HMC) Latency() time.Duration {
 // While it is down, commands for that system are answered
 // hal.ErrUnreachable and its events are lost for this HMC.
 func (h *HMC) SetLink(serial hal.Serial, up bool) error {
-	s := h.system(serial)
-	if s == nil {
-		return fmt.Errorf("%w: %s does not front %s", ErrHMC, h.name, serial)
-	}
 	mode := LinkDown
 	if up {
 		mode = LinkUp
+	}
+	return h.SetLinkMode(serial, mode)
+}
+
+// SetLinkMode sets the private link to one attached system up, down
+// (SetLink) or black-holed: the HMC, which does not know, relays that
+// system's commands, and they hang until their deadline (hal.ErrTimeout);
+// its events are lost for this HMC. The HMC itself answers as before,
+// pings included: only the commands for that system tell.
+func (h *HMC) SetLinkMode(serial hal.Serial, mode LinkMode) error {
+	s := h.system(serial)
+	if s == nil {
+		return fmt.Errorf("%w: %s does not front %s", ErrHMC, h.name, serial)
 	}
 	s.SetManagerLink(h.linkName(), mode)
 	return nil
@@ -153,7 +162,8 @@ func (h *HMC) SetLink(serial hal.Serial, up bool) error {
 // HMCLink is the HMC's view of one attached system.
 type HMCLink struct {
 	Serial hal.Serial
-	// Up: the private link is up and the system is not crashed.
+	// Up: the private link is not down and the system is not crashed
+	// (a black-holed link looks up to the HMC).
 	Up bool
 }
 
@@ -169,7 +179,7 @@ func (h *HMC) Links() []HMCLink {
 func (h *HMC) linkUp(s *System) bool {
 	s.fabric.mu.Lock()
 	defer s.fabric.mu.Unlock()
-	return !s.crashed && s.managerLocked(h.linkName()).mode == LinkUp
+	return !s.crashed && s.managerLocked(h.linkName()).mode != LinkDown
 }
 
 // sleep waits d on the HMC's clock; a deadline that passes first is a

@@ -71,7 +71,8 @@ type Fault struct {
 	Latency  string `json:"latency,omitempty"`
 	// HMC names the HMC of the kinds hmc (Mode up, down or blackhole, or
 	// Latency; with Manager, up or down for that manager only) and
-	// hmc-link (System's private link, Up).
+	// hmc-link (System's private link: Up, or Mode up, down or
+	// blackhole).
 	HMC string `json:"hmc,omitempty"`
 	// Host is the z/OS host of the kinds zos (Mode up, down or blackhole,
 	// or Latency) and channel (System; Mode up or down).

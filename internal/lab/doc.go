@@ -83,7 +83,9 @@
 // the HMC relays it, every answer and event D before it reaches the
 // manager); kind "hmc-link" takes the private link to one
 // system down or up (that system's commands are answered unreachable, its
-// events are lost for that HMC). With a manager, kind "hmc" with mode
+// events are lost for that HMC), or with mode "blackhole" black-holes it
+// (the HMC, which answers as before, relays that system's commands and
+// they hang until their deadline; its events are lost for that HMC). With a manager, kind "hmc" with mode
 // "down" or "up" concerns that manager alone (the network between it and
 // the HMC: its connections closed, its log-on refused; for an HA pair
 // whose standby cannot reach an HMC the active can):
@@ -92,6 +94,7 @@
 //	{"op":"fault","fault":{"kind":"hmc","hmc":"HMC2","mode":"down","manager":"lockstep-b"}}
 //	{"op":"fault","fault":{"kind":"hmc","hmc":"HMC1","latency":"5ms"}}
 //	{"op":"fault","fault":{"kind":"hmc-link","hmc":"HMC1","system":"LAB.2107-75P0001","up":false}}
+//	{"op":"fault","fault":{"kind":"hmc-link","hmc":"HMC1","system":"LAB.2107-75P0001","mode":"blackhole"}}
 //
 // # Control API
 //

@@ -294,7 +294,8 @@ func (s *Server) HMCStatus() []HMCStatus {
 }
 
 // injectHMC applies the faults of an HMC: kind hmc (Mode up, down or
-// blackhole, or Latency) and hmc-link (System's private link, Up).
+// blackhole, or Latency) and hmc-link (System's private link: Up, or
+// Mode up, down or blackhole).
 func (s *Server) injectHMC(f Fault) error {
 	ep := s.hmcs[f.HMC]
 	if ep == nil {
@@ -339,7 +340,17 @@ func (s *Server) injectHMC(f Fault) error {
 			}
 		}
 	case "hmc-link":
-		if err := ep.hmc.SetLink(hal.Serial(f.System), f.Up); err != nil {
+		// Up says up or down; a mode, when given, says it instead (and
+		// is the only way to black-hole the link).
+		mode := map[bool]emu.LinkMode{true: emu.LinkUp, false: emu.LinkDown}[f.Up]
+		if f.Mode != "" {
+			m, ok := map[string]emu.LinkMode{"up": emu.LinkUp, "down": emu.LinkDown, "blackhole": emu.LinkBlackhole}[f.Mode]
+			if !ok {
+				return fmt.Errorf("fault hmc-link: mode %q is not up, down or blackhole", f.Mode)
+			}
+			mode = m
+		}
+		if err := ep.hmc.SetLinkMode(hal.Serial(f.System), mode); err != nil {
 			return fmt.Errorf("fault hmc-link: %w", err)
 		}
 	}

@@ -431,6 +431,14 @@ func (l *lab) play(ctx context.Context, opt Options, fault func()) (*Result, err
 		return nil, err
 	}
 	l.res.Mirroring = l.mirroringPairs(ctx)
+	// A command the core sent before it stopped runs to its deadline, and
+	// one that a black-holed link holds takes all of it: wait them out, so
+	// that none outlives the run (a synctest bubble may not end with
+	// goroutines blocked). After the image was read: the wait changes
+	// nothing that is judged.
+	if err := clock.Sleep(ctx, l.clk, opt.Timings.RequestTimeout); err != nil {
+		return nil, err
+	}
 	return l.res, nil
 }
 

@@ -20,13 +20,20 @@ type Fault struct {
 	Kind   string        // paths | manager | both | crash | hmc | hmc-link | zos | channel
 	System hal.Serial    // "" for hmc and zos
 	HMC    string        // hmc, hmc-link: which HMC
-	Up     bool          // restores what an earlier fault of the same kind took
+	// Blackhole, for hmc-link, black-holes the private link instead of
+	// taking it down: the HMC, which still answers, holds the system's
+	// commands until their deadline.
+	Blackhole bool
+	Up        bool // restores what an earlier fault of the same kind took
 }
 
 func (f Fault) String() string {
 	dir := "down"
-	if f.Up {
+	switch {
+	case f.Up:
 		dir = "up"
+	case f.Blackhole:
+		dir = "blackhole"
 	}
 	switch f.Kind {
 	case "hmc":
@@ -58,7 +65,7 @@ func WithZOS(seed uint64) bool { return (seed/4)%2 == 1 }
 // Schedule draws one to three faults, each on a random primary or
 // secondary: its paths, its manager connection, both at once, or a crash;
 // with a dual HMC (ViaHMCs) also one HMC dying, or one HMC's private link
-// to a system; with a z/OS host (WithZOS) also the host dying, or its
+// to a system going down or silent (black-holed); with a z/OS host (WithZOS) also the host dying, or its
 // channel to a system; some are restored later. Times fall both on and between
 // the workload's write instants (multiples of think), so faults land at
 // every phase of the chains' writes.
@@ -90,7 +97,7 @@ func Schedule(seed uint64, think time.Duration) []Fault {
 		case "hmc":
 			f.System, f.HMC = "", labHMCs[rng.IntN(len(labHMCs))]
 		case "hmc-link":
-			f.HMC = labHMCs[rng.IntN(len(labHMCs))]
+			f.HMC, f.Blackhole = labHMCs[rng.IntN(len(labHMCs))], rng.IntN(2) == 0
 		case "zos":
 			f.System = ""
 		}
@@ -169,7 +176,10 @@ func (l *lab) apply(f Fault) {
 	case "hmc":
 		l.hmcByName(f.HMC).SetMode(mode)
 	case "hmc-link":
-		_ = l.hmcByName(f.HMC).SetLink(f.System, f.Up)
+		if f.Blackhole && !f.Up {
+			mode = emu.LinkBlackhole
+		}
+		_ = l.hmcByName(f.HMC).SetLinkMode(f.System, mode)
 	case "zos":
 		l.zos.setDown(!f.Up)
 	case "channel":

@@ -64,10 +64,11 @@ func TestScheduleIsDeterministic(t *testing.T) {
 }
 
 // TestSchedulesIncludeHMCFaults: of the CI's 200 seeds, half run behind a
-// dual HMC, and those draw HMC deaths and private-link failures.
+// dual HMC, and those draw HMC deaths and private-link failures, some of
+// them black holes.
 func TestSchedulesIncludeHMCFaults(t *testing.T) {
 	t.Parallel()
-	runs, kinds := 0, map[string]int{}
+	runs, kinds, blackholes := 0, map[string]int{}, 0
 	for seed := range uint64(200) {
 		if !ViaHMCs(seed) {
 			continue
@@ -75,10 +76,13 @@ func TestSchedulesIncludeHMCFaults(t *testing.T) {
 		runs++
 		for _, f := range Schedule(seed, 200*time.Millisecond) {
 			kinds[f.Kind]++
+			if f.Kind == "hmc-link" && f.Blackhole && !f.Up {
+				blackholes++
+			}
 		}
 	}
-	if runs != 100 || kinds["hmc"] < 20 || kinds["hmc-link"] < 20 {
-		t.Fatalf("%d seeds behind a dual HMC, faults %v", runs, kinds)
+	if runs != 100 || kinds["hmc"] < 20 || kinds["hmc-link"] < 20 || blackholes < 8 {
+		t.Fatalf("%d seeds behind a dual HMC, faults %v (%d private links black-holed)", runs, kinds, blackholes)
 	}
 }
 
