@@ -28,8 +28,6 @@ type bareLayout struct {
 	clients []*wire.Client
 	pairs   [][]hal.LSSPair
 	trigger chan struct{} // the first system's path suspension reached the manager
-	got     []sample
-	lost    int
 }
 
 func setupBare(b *testing.B, ca *wire.SelfSigned, prefix string, n int, oneWay time.Duration) *bareLayout {
@@ -159,43 +157,41 @@ func (l *bareLayout) once(b *testing.B) (sample, bool) {
 		detect: firstSent.Sub(trigger.At), dispatch: lastSent.Sub(firstSent), ret: last.Sub(lastFrozen)}, true
 }
 
-// BenchmarkFreezeLimitBareWire is FreezeLimitLeanStorage with nothing of
-// lockstep's on the manager's side but the wire clients (see bareLayout):
-// the floor its ratio and CPU per freeze of 32 are set against. Samples
-// of the two layouts alternate.
-func BenchmarkFreezeLimitBareWire(b *testing.B) {
+// BenchmarkFreezeLimitFloor is FreezeLimitLeanStorage with less and
+// less of lockstep on the manager's side: `wire`, only the wire clients
+// (bareLayout); `tls`, nothing of lockstep's on either side, TLS
+// connections carrying the bytes of a freeze (rawLayout). The ratio each
+// gives is the floor under lockstep's on this machine: what the traffic
+// of a freeze of 32 costs the 2 cores, whoever sends it.
+func BenchmarkFreezeLimitFloor(b *testing.B) {
 	const oneWay = time.Millisecond
 	ca, err := wire.NewSelfSigned(time.Now(), time.Hour, "127.0.0.1")
 	if err != nil {
 		b.Fatal(err)
 	}
-	var layouts []*bareLayout
-	pprof.Do(context.Background(), pprof.Labels("side", "manager"), func(context.Context) {
-		layouts = []*bareLayout{setupBare(b, ca, "A", 1, oneWay), setupBare(b, ca, "B", 32, oneWay)}
+	b.Run("wire", func(b *testing.B) {
+		var one, many *bareLayout
+		pprof.Do(context.Background(), pprof.Labels("side", "manager"), func(context.Context) {
+			one, many = setupBare(b, ca, "A", 1, oneWay), setupBare(b, ca, "B", 32, oneWay)
+		})
+		got, lost := alternate(b, one, many)
+		reportRatio(b, got[0], got[1], lost)
+		reportLean(b, "32sys", got[1])
 	})
-	for b.Loop() {
-		for range 200 {
-			for _, l := range layouts {
-				s, ok := l.once(b)
-				if !ok {
-					l.lost++
-					continue
-				}
-				l.got = append(l.got, s)
-			}
-		}
-	}
-	one, many := layouts[0], layouts[1]
-	reportRatio(b, one.got, many.got, one.lost+many.lost)
-	reportLean(b, "32sys", many.got)
+	b.Run("tls", func(b *testing.B) {
+		got, lost := alternate(b, setupRaw(b, ca, "A", 1, oneWay), setupRaw(b, ca, "B", 32, oneWay))
+		reportRatio(b, got[0], got[1], lost)
+		reportLean(b, "32sys", got[1])
+	})
 }
 
 // BenchmarkLoopbackSkewFloor sets the skew of EventToFrozen's loopback
 // layout against its floor: 32 lean systems × 16 LSS over loopback TLS
 // with no added latency, frozen by lockstep (core and direct drivers,
-// `*-lockstep`) and by the bare wire clients (`*-bare`), samples
-// alternating. The emulator is out of both; what the bare manager's skew
-// leaves of the target is all the manager could win here.
+// `*-lockstep`), by the bare wire clients (`*-wire`), and by raw TLS
+// (`*-tls`: nothing of lockstep's on either side), samples alternating.
+// The emulator is out of all three; what the floors' skew leaves of the
+// target is all lockstep could win here.
 func BenchmarkLoopbackSkewFloor(b *testing.B) {
 	ca, err := wire.NewSelfSigned(time.Now(), time.Hour, "127.0.0.1")
 	if err != nil {
@@ -206,24 +202,10 @@ func BenchmarkLoopbackSkewFloor(b *testing.B) {
 	pprof.Do(context.Background(), pprof.Labels("side", "manager"), func(context.Context) {
 		bare = setupBare(b, ca, "F", 32, 0)
 	})
-	for b.Loop() {
-		for range 200 {
-			if s, ok := lean.once(b); ok {
-				lean.got = append(lean.got, s)
-			} else {
-				lean.lost++
-			}
-			if s, ok := bare.once(b); ok {
-				bare.got = append(bare.got, s)
-			} else {
-				bare.lost++
-			}
-		}
+	got, lost := alternate(b, lean, bare, setupRaw(b, ca, "R", 32, 0))
+	b.ReportMetric(float64(lost), "lost-samples")
+	for i, name := range []string{"lockstep", "wire", "tls"} {
+		latency.Report(b, "freeze-"+name, part(got[i], func(s sample) time.Duration { return s.latency }))
+		reportLean(b, name, got[i])
 	}
-	b.ReportMetric(float64(lean.lost+bare.lost), "lost-samples")
-	lat := func(s sample) time.Duration { return s.latency }
-	latency.Report(b, "freeze-lockstep", part(lean.got, lat))
-	latency.Report(b, "freeze-bare", part(bare.got, lat))
-	reportLean(b, "lockstep", lean.got)
-	reportLean(b, "bare", bare.got)
 }

@@ -158,8 +158,6 @@ type leanLayout struct {
 	pairs   map[hal.Serial][]hal.LSSPair
 	core    *freeze.Core
 	rec     *freezeBench // sent and acks only
-	got     []sample
-	lost    int
 }
 
 func setupLean(b *testing.B, ca *wire.SelfSigned, prefix string, n int, oneWay time.Duration) *leanLayout {
@@ -283,22 +281,36 @@ func BenchmarkFreezeLimitLeanStorage(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	layouts := []*leanLayout{setupLean(b, ca, "A", 1, oneWay), setupLean(b, ca, "B", 32, oneWay)}
+	got, lost := alternate(b, setupLean(b, ca, "A", 1, oneWay), setupLean(b, ca, "B", 32, oneWay))
+	reportRatio(b, got[0], got[1], lost)
+	reportLean(b, "32sys", got[1])
+}
+
+// floorLayout is a layout of the lean storage family: lockstep's
+// (leanLayout), the bare wire clients' (bareLayout) or raw TLS's
+// (rawLayout). once takes one sample.
+type floorLayout interface {
+	once(b *testing.B) (sample, bool)
+}
+
+// alternate takes 200 samples of each layout per benchmark iteration,
+// the layouts in turn, so that what the machine does meanwhile falls on
+// all of them alike; lost counts the samples lost in all.
+func alternate(b *testing.B, layouts ...floorLayout) (got [][]sample, lost int) {
+	got = make([][]sample, len(layouts))
 	for b.Loop() {
 		for range 200 {
-			for _, l := range layouts {
+			for i, l := range layouts {
 				s, ok := l.once(b)
 				if !ok {
-					l.lost++
+					lost++
 					continue
 				}
-				l.got = append(l.got, s)
+				got[i] = append(got[i], s)
 			}
 		}
 	}
-	one, many := layouts[0], layouts[1]
-	reportRatio(b, one.got, many.got, one.lost+many.lost)
-	reportLean(b, "32sys", many.got)
+	return got, lost
 }
 
 // reportLean prints the CPU per freeze, the skew and the parts of the
