@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"runtime/pprof"
 	"sync"
 	"testing"
 	"time"
@@ -128,7 +129,9 @@ func setupRaw(b *testing.B, ca *wire.SelfSigned, prefix string, n int, oneWay ti
 		if i == 0 {
 			l.firstMu = wmu
 		}
+		storage := pprof.WithLabels(ctx, pprof.Labels("side", "storage"))
 		go func() {
+			pprof.SetGoroutineLabels(storage)
 			raw, err := ln.Accept()
 			if err != nil {
 				close(accepted)
@@ -168,7 +171,9 @@ func setupRaw(b *testing.B, ca *wire.SelfSigned, prefix string, n int, oneWay ti
 		}
 		b.Cleanup(func() { tc.Close() })
 		c := &rawClient{conn: tc, request: rawMessage('Q', reqSize), replies: make(chan struct{}, 1)}
+		mgr := pprof.WithLabels(ctx, pprof.Labels("side", "manager"))
 		go func() {
+			pprof.SetGoroutineLabels(mgr)
 			br := bufio.NewReader(tc)
 			buf := make([]byte, 0, 4096)
 			for {
