@@ -49,7 +49,10 @@ func printHMCs(out io.Writer, hmcs []lab.HMCStatus) {
 		fmt.Fprintf(out, "hmc %-16s %-9s %-22s %d systems%s\n", h.Name, state, h.Endpoint, len(h.Systems), latency)
 		for _, l := range h.Systems {
 			link := "link up"
-			if !l.Up {
+			switch {
+			case l.Mode == "blackhole":
+				link = "link BLACKHOLE" // the HMC thinks it up
+			case !l.Up:
 				link = "link DOWN"
 			}
 			fmt.Fprintf(out, "    %-20s %s\n", l.Serial, link)

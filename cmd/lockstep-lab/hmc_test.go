@@ -17,6 +17,8 @@ func TestHMCFaultCommands(t *testing.T) {
 		{[]string{"fault", "hmc", "LAB-HMC1", "up"}, "hmc LAB-HMC1         up"},
 		{[]string{"fault", "hmc", "LAB-HMC2", "latency", "5ms"}, "latency +5ms"},
 		{[]string{"fault", "hmc-link", "LAB-HMC2", "LAB.2107-75P0003", "down"}, "LAB.2107-75P0003     link DOWN"},
+		{[]string{"fault", "hmc-link", "LAB-HMC2", "LAB.2107-75P0003", "blackhole"}, "LAB.2107-75P0003     link BLACKHOLE"},
+		{[]string{"fault", "hmc-link", "LAB-HMC2", "LAB.2107-75P0003", "up"}, "LAB.2107-75P0003     link up"},
 		{[]string{"fault", "hmc", "LAB-HMC2", "down"}, "hmc LAB-HMC2         DOWN"},
 	}
 	for _, st := range steps {

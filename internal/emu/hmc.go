@@ -165,21 +165,33 @@ type HMCLink struct {
 	// Up: the private link is not down and the system is not crashed
 	// (a black-holed link looks up to the HMC).
 	Up bool
+	// Mode is what the lab made of the private link (SetLinkMode), which
+	// the HMC does not know of a black hole.
+	Mode LinkMode
 }
 
 // Links lists the attached systems and whether the HMC reaches each.
 func (h *HMC) Links() []HMCLink {
 	out := make([]HMCLink, 0, len(h.systems))
 	for _, s := range h.systems {
-		out = append(out, HMCLink{Serial: s.serial, Up: h.linkUp(s)})
+		up, mode := h.link(s)
+		out = append(out, HMCLink{Serial: s.serial, Up: up, Mode: mode})
 	}
 	return out
 }
 
 func (h *HMC) linkUp(s *System) bool {
+	up, _ := h.link(s)
+	return up
+}
+
+// link is whether the HMC reaches s as far as it knows, and the private
+// link's mode.
+func (h *HMC) link(s *System) (up bool, mode LinkMode) {
 	s.fabric.mu.Lock()
 	defer s.fabric.mu.Unlock()
-	return !s.crashed && s.managerLocked(h.linkName()).mode != LinkDown
+	mode = s.managerLocked(h.linkName()).mode
+	return !s.crashed && mode != LinkDown, mode
 }
 
 // sleep waits d on the HMC's clock; a deadline that passes first is a

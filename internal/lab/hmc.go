@@ -271,7 +271,8 @@ type HMCStatus struct {
 // HMCLinkStatus is an HMC's private link to one attached system.
 type HMCLinkStatus struct {
 	Serial string `json:"serial"`
-	Up     bool   `json:"up"`
+	Up     bool   `json:"up"`   // as the HMC sees it: a black-holed link looks up
+	Mode   string `json:"mode"` // the fault's: up, down or blackhole
 }
 
 // HMCStatus lists the HMCs with their bound endpoints and links.
@@ -286,7 +287,7 @@ func (s *Server) HMCStatus() []HMCStatus {
 		}
 		ep.mu.Unlock()
 		for _, l := range ep.hmc.Links() {
-			st.Systems = append(st.Systems, HMCLinkStatus{Serial: string(l.Serial), Up: l.Up})
+			st.Systems = append(st.Systems, HMCLinkStatus{Serial: string(l.Serial), Up: l.Up, Mode: l.Mode.String()})
 		}
 		out = append(out, st)
 	}

@@ -210,6 +210,27 @@ func TestHMCServedOverTheWire(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// hmc-link black-holed for A: the HMC still answers, for B and about
+	// its links (A's looks up to it), but A's commands hang to their
+	// deadline; the lab's status tells the truth.
+	inject(t, srv, Fault{Kind: "hmc-link", HMC: "H1", System: "A", Mode: "blackhole"})
+	if _, err := c.To("A").QueryLSSs(callCtx(t, 300*time.Millisecond), 1); !errors.Is(err, hal.ErrTimeout) {
+		t.Fatalf("query over a black-holed private link: %v, want a timeout", err)
+	}
+	if _, err := c.To("B").QueryLSSs(callCtx(t, 5*time.Second), 1); err != nil {
+		t.Fatal(err)
+	}
+	if att, err := c.Attached(callCtx(t, 5*time.Second)); err != nil || len(att) != 2 || !att[0].LinkUp {
+		t.Fatalf("attached %+v, %v: a black-holed link looks up to the HMC", att, err)
+	}
+	if st := srv.HMCStatus()[0].Systems[0]; st.Mode != "blackhole" || !st.Up {
+		t.Fatalf("lab status of A's link %+v, want mode blackhole, up to the HMC", st)
+	}
+	inject(t, srv, Fault{Kind: "hmc-link", HMC: "H1", System: "A", Up: true})
+	if _, err := c.To("A").QueryLSSs(callCtx(t, 5*time.Second), 1); err != nil {
+		t.Fatal(err)
+	}
+
 	// Black hole: no answer; latency: answers later; down: the
 	// connection closes and new ones are refused; up: back.
 	inject(t, srv, Fault{Kind: "hmc", HMC: "H1", Mode: "blackhole"})
@@ -266,7 +287,7 @@ func TestHMCHandshakeRefusals(t *testing.T) {
 			if tc.addr == "" {
 				for _, f := range []Fault{{Kind: "hmc", HMC: "nope", Mode: "down"}, {Kind: "hmc", HMC: "H1", Mode: "sideways"},
 					{Kind: "hmc", HMC: "H1", Mode: "down", Latency: "1ms"}, {Kind: "hmc", HMC: "H1", Latency: "soon"},
-					{Kind: "hmc-link", HMC: "H1", System: "Z"}} {
+					{Kind: "hmc-link", HMC: "H1", System: "Z"}, {Kind: "hmc-link", HMC: "H1", System: "A", Mode: "sideways"}} {
 					if err := srv.Inject(f); err == nil {
 						t.Errorf("fault %+v accepted", f)
 					}
