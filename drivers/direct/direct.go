@@ -44,6 +44,12 @@ type Options struct {
 	BackoffMin     time.Duration // default 100 ms
 	BackoffMax     time.Duration // default 10 s
 	StableAfter    time.Duration // a connection younger than this that dies counts as a failure (default 1 s)
+	// KeepAlive is how often the live connection is pinged (default 1 s);
+	// a ping unanswered within KeepAlive closes it, and the driver fails
+	// over to the other cluster: a cluster gone silent (its network dead
+	// without a word, the connection still open) would otherwise hold
+	// every command to its deadline for as long as TCP takes to notice.
+	KeepAlive time.Duration
 	// DialTimedOut, if set, hears of every TCP connect that timed out (no
 	// answer at all: most likely a firewall dropping the SYN), so that the
 	// daemon can log the rule that would let it through.
@@ -76,6 +82,7 @@ func (o Options) withDefaults() Options {
 	def(&o.BackoffMin, 100*time.Millisecond)
 	def(&o.BackoffMax, 10*time.Second)
 	def(&o.StableAfter, time.Second)
+	def(&o.KeepAlive, time.Second)
 	return o
 }
 
@@ -106,8 +113,9 @@ var _ hal.Driver = (*System)(nil)
 
 // New starts a driver; it connects in the background until ctx ends or
 // Close, which waits for it. The driver's whole life is that one
-// context: its connect loop is the only goroutine it starts, and the
-// loop (not the struct) holds the context.
+// context: its connect loop (and the loop's keep-alive of each
+// connection) is all it starts, and the loop (not the struct) holds the
+// context.
 func New(ctx context.Context, opt Options) *System {
 	opt = opt.withDefaults()
 	ctx, cancel := context.WithCancel(ctx)
@@ -213,11 +221,18 @@ func (s *System) connectLoop(ctx context.Context) {
 			s.setClient(c, idx, nil)
 			s.reportState(true, nil)
 			since := s.opt.Clock.Now()
+			var keepAlive sync.WaitGroup
+			keepAlive.Go(func() {
+				c.KeepAlive(ctx, s.opt.KeepAlive, func(err error) {
+					s.log.Warn("cluster does not answer; closing the connection", "cluster", idx, "err", err)
+				})
+			})
 			select {
 			case <-c.Done():
 			case <-ctx.Done():
 			}
 			c.Close()
+			keepAlive.Wait()
 			s.setClient(nil, -1, fmt.Errorf("connection to cluster %d lost: %w", idx, c.Err()))
 			if s.opt.Clock.Since(since) >= s.opt.StableAfter {
 				failures = 0
@@ -387,9 +402,14 @@ func (s *System) call(ctx context.Context, fn func(ctx context.Context, c *wire.
 	}
 	var err error
 	for range maxSends {
-		var c *wire.Client
-		if c, err = s.live(ctx); err != nil {
-			return err
+		c, lerr := s.live(ctx)
+		if lerr != nil {
+			if err != nil {
+				// Sent before on a connection that then died: it may have
+				// run, whatever kept it from being sent again.
+				return fmt.Errorf("%w; not sent again: %w", err, lerr)
+			}
+			return lerr
 		}
 		err = fn(ctx, c)
 		if err == nil || ctx.Err() != nil || !dead(c) {

@@ -325,6 +325,45 @@ func TestBlackholedSystemDoesNotDelayOthers(t *testing.T) {
 	}
 }
 
+// TestSilentClusterIsLeftForTheOther: the cluster the driver is
+// connected to goes silent (black-holed: the connection stays open,
+// nothing is answered, as when a cluster's network dies without a word).
+// TCP would not tell for many minutes; the keep-alive closes the
+// connection, the driver fails over to the other cluster, and a freeze
+// sent meanwhile is carried out there within its deadline, once.
+func TestSilentClusterIsLeftForTheOther(t *testing.T) {
+	t.Parallel()
+	srv := startLab(t, haltest.Primary)
+	d := driverFor(t, srv, haltest.Primary, func(o *direct.Options) { o.KeepAlive = 200 * time.Millisecond })
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := d.QueryLSSs(ctx, 1); err != nil {
+		t.Fatal(err)
+	}
+	silent := d.Cluster()
+	inject(t, srv, lab.Fault{Kind: "manager", System: string(haltest.Primary), Endpoint: silent, Mode: "blackhole"})
+	fctx, fcancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer fcancel()
+	start := time.Now()
+	if err := d.Freeze(fctx, 1, []hal.LSSPair{haltest.LSSPair(haltest.FBLSS)}); err != nil {
+		t.Fatalf("freeze with cluster %d silent: %v, want it carried out through cluster %d", silent, err, 1-silent)
+	}
+	t.Logf("freeze carried out through cluster %d after %v", d.Cluster(), time.Since(start))
+	if c := d.Cluster(); c != 1-silent {
+		t.Fatalf("connected to cluster %d, want %d", c, 1-silent)
+	}
+	recs, _ := srv.Fabric().Commands(0)
+	n := 0
+	for _, r := range recs {
+		if r.Op == "freeze" && r.Accepted() {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d freezes ran, want 1", n)
+	}
+}
+
 func TestWrongCredentialsRefused(t *testing.T) {
 	t.Parallel()
 	srv := startLab(t, haltest.Primary)

@@ -270,7 +270,13 @@ func (c *Conn) connectLoop(ctx context.Context, cons *console) {
 			since := c.opt.Clock.Now()
 			var wg sync.WaitGroup
 			wg.Go(func() { c.forwardEvents(cl) })
-			wg.Go(func() { c.keepAlive(ctx, cl, log) })
+			// A black-holed HMC gives its commands back, to be sent to
+			// the other HMC, rather than holding them to their deadline.
+			wg.Go(func() {
+				cl.KeepAlive(ctx, c.opt.KeepAlive, func(err error) {
+					log.Warn("hmc does not answer; closing the connection", "err", err)
+				})
+			})
 			select {
 			case <-cl.Done():
 			case <-ctx.Done():
@@ -313,34 +319,6 @@ func (c *Conn) dial(ctx context.Context, cons *console) (*wire.Client, wire.Hell
 		Manager: c.opt.Manager, User: c.opt.User, Password: c.opt.Password},
 		wire.ClientOptions{Clock: c.opt.Clock, Logger: c.opt.Logger, DefaultTimeout: c.opt.RequestTimeout,
 			EventBuffer: 4096, Pin: cons.cfg.Pin})
-}
-
-// keepAlive pings the HMC every KeepAlive and closes the connection when
-// a ping goes unanswered: a black-holed HMC then gives its commands back,
-// to be sent to the other HMC, rather than holding them to their deadline.
-func (c *Conn) keepAlive(ctx context.Context, cl *wire.Client, log *slog.Logger) {
-	t := c.opt.Clock.NewTimer(c.opt.KeepAlive)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C():
-		case <-cl.Done():
-			return
-		case <-ctx.Done():
-			return
-		}
-		pctx, cancel := clock.WithTimeout(ctx, c.opt.Clock, c.opt.KeepAlive)
-		err := cl.Ping(pctx)
-		cancel()
-		if err != nil {
-			if ctx.Err() == nil && !dead(cl) {
-				log.Warn("hmc does not answer; closing the connection", "err", err)
-				cl.Close()
-			}
-			return
-		}
-		t.Reset(c.opt.KeepAlive)
-	}
 }
 
 // forwardEvents hands the connection's events to deliver until it ends.
@@ -492,6 +470,11 @@ func (s *System) call(ctx context.Context, fn func(ctx context.Context, t *wire.
 	for range 2*len(s.c.consoles) + 1 {
 		cons, cl, err := s.c.live(ctx, s.serial, skip, last)
 		if err != nil {
+			if last != nil && err != last {
+				// Sent before: it may have run, whatever kept it from
+				// being sent again.
+				return fmt.Errorf("%w; not sent again: %w", last, err)
+			}
 			return err
 		}
 		sub, cancel := clock.WithShare(ctx, s.c.opt.Clock, 1+s.c.others(cons, s.serial, skip))

@@ -430,6 +430,45 @@ func (c *Client) writeLoop() {
 	}
 }
 
+// KeepAlive pings the endpoint every interval, on the client's clock,
+// until ctx ends or the connection does, and closes the connection when
+// a ping goes unanswered within interval. An endpoint gone silent (a
+// black hole: the connection open, nothing answered) would otherwise
+// keep it for as long as TCP takes to give up, many minutes with
+// requests unacknowledged, holding every command to its deadline; closed,
+// its commands in flight fail as sent on a lost connection, and its
+// driver sends them again elsewhere. silent, if set, hears why first.
+func (c *Client) KeepAlive(ctx context.Context, interval time.Duration, silent func(error)) {
+	t := c.opts.Clock.NewTimer(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-t.C():
+		case <-c.done:
+			return
+		case <-ctx.Done():
+			return
+		}
+		pctx, cancel := clock.WithTimeout(ctx, c.opts.Clock, interval)
+		err := c.Ping(pctx)
+		cancel()
+		if err != nil {
+			select {
+			case <-c.done: // it ended on its own
+			default:
+				if ctx.Err() == nil {
+					if silent != nil {
+						silent(err)
+					}
+					c.Close()
+				}
+			}
+			return
+		}
+		t.Reset(interval)
+	}
+}
+
 // fail ends the connection for good; the first reason is kept.
 func (c *Client) fail(err error) {
 	c.failOnce.Do(func() {
