@@ -67,15 +67,16 @@ commands:
   commands [--after N] [--json]
           the commands the storage systems judged, one line each: manager,
           the command's epoch and the system's, outcome ok, refused or fenced
-  scenario S1|S2|S3|S5|S6|H1|H2|H3|random [--heartbeat on|off] [--seed N] [--speed N] [--via direct|hmc]
+  scenario S1|S2|S3|S5|S6|S7|H1|H2|H3|H4|random [--heartbeat on|off] [--seed N] [--speed N] [--via direct|hmc]
   scenario hyperswap-planned|hyperswap-unplanned|hyperswap-unplanned-channel|hyperswap-pathloss [--speed N]
           a Metro Mirror Failover/Failback with HyperSwap session, the workload
           on an emulated z/OS host: exit 0 if the H2 image is consistent, no
           acknowledged write was lost and the host swapped (pathloss: did not)
           a failure scenario of the design with the real freeze core, in-process,
           or with --via over loopback TLS through the direct driver or a dual
-          HMC (H1-H3: HMC failures, --via hmc only); exit 0 if the secondary
-          image is consistent, 1 if not. S5 (over loopback TLS, direct + a
+          HMC (H1-H4: HMC failures, --via hmc only; S7: a silent cluster,
+          --via direct only); exit 0 if the secondary image is consistent,
+          1 if not. S5 (over loopback TLS, direct + a
           z/OS host) runs twice, with the z/OS connection and without it, and
           prints the times side by side; exit 0 also needs the run with z/OS
           Recoverable
@@ -258,7 +259,8 @@ func scenarioCmd(ctx context.Context, args []string, out io.Writer) error {
 	}
 	if len(pos) != 1 {
 		return fmt.Errorf("%w: scenario NAME (%s, random; with --via hmc %s; with --via direct %s)", errUsage,
-			strings.Join(scenario.Names, ", ")+", "+strings.Join(scenario.HyperSwapNames, ", "), strings.Join(scenario.HMCNames, ", "), strings.Join(scenario.ZOSNames, ", "))
+			strings.Join(scenario.Names, ", ")+", "+strings.Join(scenario.HyperSwapNames, ", "), strings.Join(scenario.HMCNames, ", "),
+			strings.Join(append(slices.Clone(scenario.ZOSNames), scenario.DirectNames...), ", "))
 	}
 	if *hb != "on" && *hb != "off" {
 		return fmt.Errorf("%w: --heartbeat %q is not on or off", errUsage, *hb)

@@ -20,7 +20,9 @@ import (
 // those of the HMC connection, which need Via ViaHMC.
 var (
 	Names    = []string{"S1", "S2", "S3", "S6"}
-	HMCNames = []string{"H1", "H2", "H3"}
+	HMCNames = []string{"H1", "H2", "H3", "H4"}
+	// DirectNames need Via ViaDirect: they fail one cluster endpoint.
+	DirectNames = []string{"S7"}
 	// ZOSNames need Via ViaDirect: the z/OS host is reached over
 	// loopback TLS through drivers/zos (Options.NoZOS leaves it out, the
 	// control case).
@@ -37,6 +39,8 @@ var Descriptions = map[string]string{
 	"H1": "one primary loses its paths; the HMC carrying the freeze dies under it (the other HMC of the dual HMC remains)",
 	"H2": "both HMCs die: no storage system can be reached; they come back after the heartbeat timeout H",
 	"H3": "one primary loses its paths while one HMC's private link to it dies (the other HMC still reaches it)",
+	"H4": "one primary loses its paths while one HMC's private link to another primary goes silent (black-holed: the HMC still answers; the other HMC still reaches it)",
+	"S7": "one primary loses its paths while the cluster carrying another primary's connection goes silent (black-holed: the connection stays open, nothing is answered; the other cluster still answers)",
 }
 
 // Options shape a run.
@@ -347,6 +351,9 @@ func Run(ctx context.Context, name string, opt Options) (*Result, error) {
 	if slices.Contains(HMCNames, name) && opt.Via != ViaHMC {
 		return nil, fmt.Errorf("%w: %s", errNeedsHMC, name)
 	}
+	if slices.Contains(DirectNames, name) && opt.Via != ViaDirect {
+		return nil, fmt.Errorf("%w: %s", errNeedsDirect, name)
+	}
 	if slices.Contains(ZOSNames, name) {
 		if opt.Via != ViaDirect {
 			return nil, fmt.Errorf("%w: %s", errNeedsDirect, name)
@@ -525,6 +532,25 @@ var faults = map[string]func(l *lab){
 		l.inject(labsrv.Fault{Kind: "hmc-link", HMC: labHMCs[0], System: string(p), Up: false})
 		l.cutPaths(p)
 		l.logf("FAULT: %s loses its paths; %s's private link to it dies at once", p, labHMCs[0])
+	},
+	"H4": func(l *lab) {
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		// HMC1, the first of the connection, still answers (its pings
+		// too) but holds whatever it relays to p2: p2's freeze must go
+		// through HMC2 within its deadline, or p2 mirrors on.
+		l.inject(labsrv.Fault{Kind: "hmc-link", HMC: labHMCs[0], System: string(p2), Mode: "blackhole"})
+		l.cutPaths(p1)
+		l.logf("FAULT: %s loses its paths; %s's private link to %s goes silent at once", p1, labHMCs[0], p2)
+	},
+	"S7": func(l *lab) {
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		// The cluster p2's driver is connected to goes silent: TCP would
+		// not tell for many minutes, and p2's freeze must go through the
+		// other cluster, or p2 mirrors on.
+		cluster := max(l.wire.direct[p2].Cluster(), 0)
+		l.inject(labsrv.Fault{Kind: "manager", System: string(p2), Endpoint: cluster, Mode: "blackhole", Manager: manager})
+		l.cutPaths(p1)
+		l.logf("FAULT: %s loses its paths; cluster %d of %s, which carries its connection, goes silent at once", p1, cluster, p2)
 	},
 }
 

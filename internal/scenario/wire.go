@@ -63,7 +63,8 @@ const (
 type wireLab struct {
 	srv     *labsrv.Server
 	via     string
-	zos     bool // each system also reached through z/OS host labZOSHost
+	zos     bool                          // each system also reached through z/OS host labZOSHost
+	direct  map[hal.Serial]*direct.System // ViaDirect: each system's direct driver
 	cleanup []func()
 }
 
@@ -136,6 +137,7 @@ func setupWire(ctx context.Context, opt Options) (*lab, error) {
 	case ViaDirect:
 		var ds []*direct.System
 		var zs []*zos.System
+		w.direct = map[hal.Serial]*direct.System{}
 		for _, st := range srv.Status() {
 			serial := hal.Serial(st.Serial)
 			d := direct.New(ctx, direct.Options{Serial: serial, Endpoints: st.Endpoints, Manager: manager,
@@ -143,6 +145,7 @@ func setupWire(ctx context.Context, opt Options) (*lab, error) {
 				Clock: coreClk, BackoffMin: 50 * time.Millisecond, BackoffMax: 500 * time.Millisecond})
 			w.cleanup = append(w.cleanup, func() { d.Close() })
 			conns[serial], ds = d, append(ds, d)
+			w.direct[serial] = d
 			if !opt.zos {
 				continue
 			}

@@ -17,7 +17,10 @@ import (
 // own failures: one HMC dying during a freeze (H1), both dying with the
 // heartbeat on (H2: every primary freezes itself at H; Recoverable only
 // once that is certain), one HMC's private link dying as the pairs
-// suspend (H3).
+// suspend (H3). And silent connections, heartbeat off: one HMC's private
+// link to another primary black-holed (H4), or the cluster carrying
+// another primary's direct connection (S7): that primary's freeze must
+// find the way that still works within its deadline, or it mirrors on.
 func TestScenariosOverTheWire(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for a minute of wall time")
@@ -43,6 +46,10 @@ func TestScenariosOverTheWire(t *testing.T) {
 		{ViaHMC, "H1", true, true, true, 0},
 		{ViaHMC, "H2", true, true, true, 150 * time.Second},
 		{ViaHMC, "H3", false, true, true, 0},
+		{ViaHMC, "H4", false, true, true, 0},
+		{ViaHMC, "H4", true, true, true, 0},
+		{ViaDirect, "S7", false, true, true, 0},
+		{ViaDirect, "S7", true, true, true, 0},
 	} {
 		hb := map[bool]string{true: "heartbeat on", false: "heartbeat off"}[tc.heartbeat]
 		t.Run(tc.via+" "+tc.name+" "+hb, func(t *testing.T) {
@@ -92,6 +99,19 @@ func TestHMCScenariosNeedHMC(t *testing.T) {
 	for _, name := range HMCNames {
 		if _, err := Run(context.Background(), name, Options{}); err == nil || !strings.Contains(err.Error(), "--via hmc") {
 			t.Errorf("%s in-process: %v", name, err)
+		}
+	}
+}
+
+// TestDirectScenariosNeedDirect: a scenario that silences one cluster
+// refuses to run without the direct driver.
+func TestDirectScenariosNeedDirect(t *testing.T) {
+	t.Parallel()
+	for _, name := range DirectNames {
+		for _, via := range []string{ViaInProcess, ViaHMC} {
+			if _, err := Run(context.Background(), name, Options{Via: via}); !errors.Is(err, errNeedsDirect) {
+				t.Errorf("%s via %q: %v", name, via, err)
+			}
 		}
 	}
 }
