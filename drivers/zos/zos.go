@@ -60,6 +60,11 @@ type Options struct {
 	BackoffMin     time.Duration // default 100 ms
 	BackoffMax     time.Duration // default 10 s
 	StableAfter    time.Duration // a connection younger than this that dies counts as a failure (default 1 s)
+	// KeepAlive is how often the connection is pinged (default 1 s); a
+	// ping unanswered within KeepAlive closes it: a host gone silent is
+	// then not connected (the other connections of the system are tried
+	// at once) rather than holding every command to its deadline.
+	KeepAlive time.Duration
 }
 
 func (o Options) withDefaults() Options {
@@ -83,6 +88,7 @@ func (o Options) withDefaults() Options {
 	def(&o.BackoffMin, 100*time.Millisecond)
 	def(&o.BackoffMax, 10*time.Second)
 	def(&o.StableAfter, time.Second)
+	def(&o.KeepAlive, time.Second)
 	return o
 }
 
@@ -285,12 +291,19 @@ func (s *System) connectLoop(ctx context.Context) {
 		s.report(true, nil)
 		since := s.opt.Clock.Now()
 		forwarded := s.forward(ctx, c)
+		var keepAlive sync.WaitGroup
+		keepAlive.Go(func() {
+			c.KeepAlive(ctx, s.opt.KeepAlive, func(err error) {
+				s.log.Warn("z/OS host does not answer; closing the connection", "err", err)
+			})
+		})
 		select {
 		case <-forwarded:
 		case <-ctx.Done():
 		}
 		c.Close()
 		<-forwarded
+		keepAlive.Wait()
 		s.setClient(nil, fmt.Errorf("connection to z/OS host %s lost: %w", s.opt.Host, c.Err()))
 		s.log.Warn("connection lost", "err", c.Err())
 		if s.opt.Clock.Since(since) >= s.opt.StableAfter {
@@ -475,9 +488,14 @@ func (s *System) call(ctx context.Context, fn func(ctx context.Context, c *wire.
 	}
 	var err error
 	for range maxSends {
-		var c *wire.Client
-		if c, err = s.live(ctx); err != nil {
-			return err
+		c, lerr := s.live(ctx)
+		if lerr != nil {
+			if err != nil {
+				// Sent before on a connection that then died: it may have
+				// run, whatever kept it from being sent again.
+				return fmt.Errorf("%w; not sent again: %w", err, lerr)
+			}
+			return lerr
 		}
 		err = fn(ctx, c)
 		if errors.Is(err, wire.ErrMalformed) && !dead(c) {

@@ -347,12 +347,16 @@ func TestChannelDownForOneSystem(t *testing.T) {
 
 // TestHostDown: a host that goes down takes every system it fronts with
 // it; commands fail retryably; when it comes back the driver reconnects.
-// A black-holed host answers nothing: commands time out.
+// A black-holed host answers nothing: commands time out, until the
+// keep-alive finds it silent and closes the connection: the driver then
+// says it is not connected (Via), and a composed system (hal/compose)
+// gives the host no share of a command's deadline.
 func TestHostDownAndBlackholed(t *testing.T) {
 	t.Parallel()
 	srv := startLab(t)
-	p := driverFor(t, srv, haltest.Primary, nil)
-	sec := driverFor(t, srv, haltest.Secondary, nil)
+	keepAlive := func(o *zos.Options) { o.KeepAlive = 100 * time.Millisecond }
+	p := driverFor(t, srv, haltest.Primary, keepAlive)
+	sec := driverFor(t, srv, haltest.Secondary, keepAlive)
 	ctx := ctxFor(t, 20*time.Second)
 	if _, err := p.QueryLSSs(ctx, 1); err != nil {
 		t.Fatal(err)
@@ -378,6 +382,11 @@ func TestHostDownAndBlackholed(t *testing.T) {
 	cancel()
 	if !errors.Is(err, hal.ErrTimeout) {
 		t.Fatalf("black-holed host: %v, want timeout", err)
+	}
+	for end := time.Now().Add(5 * time.Second); sec.Via() != ""; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal("the keep-alive did not close the connection to the silent host")
+		}
 	}
 	inject(t, srv, lab.Fault{Kind: "zos", Host: host, Mode: "up"})
 	if _, err := sec.QueryLSSs(ctx, 1); err != nil {
