@@ -12,9 +12,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/hal"
-	"github.com/lockstep-io/lockstep/hal/clock"
 	"github.com/lockstep-io/lockstep/internal/latency"
-	"github.com/lockstep-io/lockstep/internal/netdelay"
 )
 
 // bareLayout is the floor under FreezeLimitLeanStorage: the same lean
@@ -37,41 +35,12 @@ func setupBare(b *testing.B, ca *wire.SelfSigned, prefix string, n int, oneWay t
 	for i := range n {
 		serial := hal.Serial(fmt.Sprintf("BARE.2107-%sP%04d", prefix, i))
 		target := hal.Serial(fmt.Sprintf("BARE.2107-%sS%04d", prefix, i))
-		var pairs []hal.LSSPair
-		for lss := range 16 {
-			pairs = append(pairs, hal.LSSPair{
-				Source: hal.LSSRef{Serial: serial, LSS: hal.LSS(0x10 + lss)},
-				Target: hal.LSSRef{Serial: target, LSS: hal.LSS(0x10 + lss)}})
-		}
+		pairs := leanPairs(serial, target)
 		l.pairs = append(l.pairs, pairs)
 		sys := &leanStorage{serial: serial, latency: oneWay}
 		l.systems = append(l.systems, sys)
-		cert, err := ca.Issue(serial, "127.0.0.1")
-		if err != nil {
-			b.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { ln.Close() })
-		accept := func(wire.Hello) (wire.HelloOK, hal.StorageSystem, error) {
-			return wire.HelloOK{Serial: serial}, sys, nil
-		}
-		pprof.Do(ctx, pprof.Labels("side", "storage"), func(ctx context.Context) {
-			go func() {
-				for {
-					raw, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					conn := netdelay.NewConn(tls.Server(raw, wire.ServerTLSConfig(cert)), clock.Real(),
-						func() time.Duration { return oneWay })
-					go wire.Serve(ctx, conn, accept, wire.ServerOptions{})
-				}
-			}()
-		})
-		raw, err := net.Dial("tcp", ln.Addr().String())
+		addr := serveLean(ctx, b, ca, sys)
+		raw, err := net.Dial("tcp", addr)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -115,22 +84,39 @@ func (l *bareLayout) once(b *testing.B) (sample, bool) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	firstSent, lastSent, last, err := sendAll(len(l.clients), func(i int) error {
+		return l.clients[i].Freeze(ctx, 1, l.pairs[i])
+	})
+	cpu := cpuTime(b) - cpu0
+	if err != nil {
+		b.Logf("sample lost: %v", err)
+		return sample{}, false
+	}
+	firstFrozen, lastFrozen, ok := frozenSpan(l.systems, trigger.At)
+	if !ok {
+		b.Fatal("a system acknowledged a freeze it did not run")
+	}
+	return sample{latency: last.Sub(trigger.At), skew: lastFrozen.Sub(firstFrozen), cpu: cpu,
+		detect: firstSent.Sub(trigger.At), dispatch: lastSent.Sub(firstSent), ret: last.Sub(lastFrozen)}, true
+}
+
+// sendAll sends each of n systems its freeze at once, a goroutine each
+// (send(i)), and says when the first and the last were sent and the last
+// answered; err is the first error.
+func sendAll(n int, send func(i int) error) (firstSent, lastSent, last time.Time, err error) {
 	var (
-		wg                  sync.WaitGroup
-		mu                  sync.Mutex
-		firstSent, lastSent time.Time
-		last                time.Time
-		errs                []error
+		wg sync.WaitGroup
+		mu sync.Mutex
 	)
-	for i, c := range l.clients {
+	for i := range n {
 		wg.Go(func() {
 			sent := time.Now()
-			err := c.Freeze(ctx, 1, l.pairs[i])
+			serr := send(i)
 			now := time.Now()
 			mu.Lock()
 			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
+			if err == nil {
+				err = serr
 			}
 			if firstSent.IsZero() || sent.Before(firstSent) {
 				firstSent = sent
@@ -144,17 +130,7 @@ func (l *bareLayout) once(b *testing.B) (sample, bool) {
 		})
 	}
 	wg.Wait()
-	cpu := cpuTime(b) - cpu0
-	if len(errs) > 0 {
-		b.Logf("sample lost: %v", errs[0])
-		return sample{}, false
-	}
-	firstFrozen, lastFrozen, ok := frozenSpan(l.systems, trigger.At)
-	if !ok {
-		b.Fatal("a system acknowledged a freeze it did not run")
-	}
-	return sample{latency: last.Sub(trigger.At), skew: lastFrozen.Sub(firstFrozen), cpu: cpu,
-		detect: firstSent.Sub(trigger.At), dispatch: lastSent.Sub(firstSent), ret: last.Sub(lastFrozen)}, true
+	return firstSent, lastSent, last, err
 }
 
 // BenchmarkFreezeLimitFloor is FreezeLimitLeanStorage with less and

@@ -150,6 +150,55 @@ func (s *leanStorage) QueryLSSs(ctx context.Context, _ hal.Epoch) ([]hal.LSSStat
 	return nil, s.arrive(ctx)
 }
 
+// leanPairs are a lean system's 16 LSS pairs to its secondary.
+func leanPairs(serial, target hal.Serial) []hal.LSSPair {
+	pairs := make([]hal.LSSPair, 16)
+	for i := range pairs {
+		lss := hal.LSS(0x10 + i)
+		pairs[i] = hal.LSSPair{Source: hal.LSSRef{Serial: serial, LSS: lss}, Target: hal.LSSRef{Serial: target, LSS: lss}}
+	}
+	return pairs
+}
+
+// listenTLS is a loopback listener for serial, closed with the bench,
+// and the server TLS config of a certificate naming serial.
+func listenTLS(b *testing.B, ca *wire.SelfSigned, serial hal.Serial) (net.Listener, *tls.Config) {
+	cert, err := ca.Issue(serial, "127.0.0.1")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { ln.Close() })
+	return ln, wire.ServerTLSConfig(cert)
+}
+
+// serveLean serves sys with the wire server on a loopback TLS listener
+// of its own, its writes delayed by sys's latency, until ctx ends; its
+// goroutines carry the profiler label side=storage. It returns the
+// listener's address.
+func serveLean(ctx context.Context, b *testing.B, ca *wire.SelfSigned, sys *leanStorage) string {
+	ln, cfg := listenTLS(b, ca, sys.serial)
+	accept := func(wire.Hello) (wire.HelloOK, hal.StorageSystem, error) {
+		return wire.HelloOK{Serial: sys.serial}, sys, nil
+	}
+	pprof.Do(ctx, pprof.Labels("side", "storage"), func(ctx context.Context) {
+		go func() {
+			for {
+				raw, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				conn := netdelay.NewConn(tls.Server(raw, cfg), clock.Real(), func() time.Duration { return sys.latency })
+				go wire.Serve(ctx, conn, accept, wire.ServerOptions{})
+			}
+		}()
+	})
+	return ln.Addr().String()
+}
+
 // leanLayout is n lean systems of 16 LSS pairs in one group, a core
 // freezing them through direct drivers, and the recorders of the freeze
 // bench.
@@ -170,40 +219,10 @@ func setupLean(b *testing.B, ca *wire.SelfSigned, prefix string, n int, oneWay t
 	var drivers []*direct.System
 	for i := range n {
 		serial := hal.Serial(fmt.Sprintf("LEAN.2107-%sP%04d", prefix, i))
-		target := hal.Serial(fmt.Sprintf("LEAN.2107-%sS%04d", prefix, i))
-		for lss := range 16 {
-			l.pairs[serial] = append(l.pairs[serial], hal.LSSPair{
-				Source: hal.LSSRef{Serial: serial, LSS: hal.LSS(0x10 + lss)},
-				Target: hal.LSSRef{Serial: target, LSS: hal.LSS(0x10 + lss)}})
-		}
+		l.pairs[serial] = leanPairs(serial, hal.Serial(fmt.Sprintf("LEAN.2107-%sS%04d", prefix, i)))
 		sys := &leanStorage{serial: serial, latency: oneWay}
 		l.systems = append(l.systems, sys)
-		cert, err := ca.Issue(serial, "127.0.0.1")
-		if err != nil {
-			b.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { ln.Close() })
-		accept := func(wire.Hello) (wire.HelloOK, hal.StorageSystem, error) {
-			return wire.HelloOK{Serial: serial}, sys, nil
-		}
-		pprof.Do(ctx, pprof.Labels("side", "storage"), func(ctx context.Context) {
-			go func() {
-				for {
-					raw, err := ln.Accept()
-					if err != nil {
-						return
-					}
-					conn := netdelay.NewConn(tls.Server(raw, wire.ServerTLSConfig(cert)), clock.Real(),
-						func() time.Duration { return oneWay })
-					go wire.Serve(ctx, conn, accept, wire.ServerOptions{})
-				}
-			}()
-		})
-		addr := ln.Addr().String()
+		addr := serveLean(ctx, b, ca, sys)
 		var d *direct.System
 		pprof.Do(ctx, pprof.Labels("side", "manager"), func(ctx context.Context) {
 			d = direct.New(ctx, direct.Options{Serial: serial, Endpoints: [2]string{addr, addr}, Manager: manager,

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -106,24 +107,10 @@ func setupRaw(b *testing.B, ca *wire.SelfSigned, prefix string, n int, oneWay ti
 	l := &rawLayout{trigger: make(chan struct{}, 1)}
 	for i := range n {
 		serial := hal.Serial(fmt.Sprintf("RAW.2107-%sP%04d", prefix, i))
-		var pairs []hal.LSSPair
-		for lss := range 16 {
-			pairs = append(pairs, hal.LSSPair{
-				Source: hal.LSSRef{Serial: serial, LSS: hal.LSS(0x10 + lss)},
-				Target: hal.LSSRef{Serial: hal.Serial(fmt.Sprintf("RAW.2107-%sS%04d", prefix, i)), LSS: hal.LSS(0x10 + lss)}})
-		}
-		reqSize, replySize := rawSizes(b, pairs)
+		reqSize, replySize := rawSizes(b, leanPairs(serial, hal.Serial(fmt.Sprintf("RAW.2107-%sS%04d", prefix, i))))
 		instant := &leanStorage{serial: serial}
 		l.instants = append(l.instants, instant)
-		cert, err := ca.Issue(serial, "127.0.0.1")
-		if err != nil {
-			b.Fatal(err)
-		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		b.Cleanup(func() { ln.Close() })
+		ln, cfg := listenTLS(b, ca, serial)
 		accepted := make(chan net.Conn, 1)
 		wmu := &sync.Mutex{}
 		if i == 0 {
@@ -137,7 +124,7 @@ func setupRaw(b *testing.B, ca *wire.SelfSigned, prefix string, n int, oneWay ti
 				close(accepted)
 				return
 			}
-			conn := netdelay.NewConn(tls.Server(raw, wire.ServerTLSConfig(cert)), clock.Real(),
+			conn := netdelay.NewConn(tls.Server(raw, cfg), clock.Real(),
 				func() time.Duration { return oneWay })
 			context.AfterFunc(ctx, func() { conn.Close() })
 			accepted <- conn
@@ -230,48 +217,24 @@ func (l *rawLayout) once(b *testing.B) (sample, bool) {
 		b.Logf("sample lost: trigger not seen")
 		return sample{}, false
 	}
-	var (
-		wg                  sync.WaitGroup
-		mu                  sync.Mutex
-		firstSent, lastSent time.Time
-		last                time.Time
-		lost                int
-	)
-	for _, c := range l.clients {
-		wg.Go(func() {
-			sent := time.Now()
-			c.mu.Lock()
-			_, err := c.conn.Write(c.request)
-			c.mu.Unlock()
-			ok := err == nil
-			if ok {
-				select {
-				case <-c.replies:
-				case <-ctx.Done():
-					ok = false
-				}
-			}
-			now := time.Now()
-			mu.Lock()
-			defer mu.Unlock()
-			if !ok {
-				lost++
-			}
-			if firstSent.IsZero() || sent.Before(firstSent) {
-				firstSent = sent
-			}
-			if sent.After(lastSent) {
-				lastSent = sent
-			}
-			if now.After(last) {
-				last = now
-			}
-		})
-	}
-	wg.Wait()
+	firstSent, lastSent, last, err := sendAll(len(l.clients), func(i int) error {
+		c := l.clients[i]
+		c.mu.Lock()
+		_, err := c.conn.Write(c.request)
+		c.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		select {
+		case <-c.replies:
+			return nil
+		case <-ctx.Done():
+			return errors.New("no answer")
+		}
+	})
 	cpu := cpuTime(b) - cpu0
-	if lost > 0 {
-		b.Logf("sample lost: %d answers missing", lost)
+	if err != nil {
+		b.Logf("sample lost: %v", err)
 		return sample{}, false
 	}
 	firstFrozen, lastFrozen, ok := frozenSpan(l.instants, at)
