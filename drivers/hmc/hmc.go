@@ -33,7 +33,8 @@ type Console struct {
 type Options struct {
 	// Consoles are the HMCs, one or two. A command goes to the first in
 	// this order that is connected and fronts its storage system, and to
-	// the next when that one dies under it or cannot reach the system.
+	// the next when that one dies under it, cannot reach the system, or
+	// does not answer within its share of the deadline (System.call).
 	Consoles []Console
 	Manager  string // this manager's name, sent in the handshake
 	User     string
