@@ -329,7 +329,7 @@ func (s *System) live(ctx context.Context) (*wire.Client, error) {
 		s.mu.Lock()
 		c, changed, lastErr := s.client, s.changed, s.lastErr
 		s.mu.Unlock()
-		if c != nil && !dead(c) {
+		if c != nil && !c.Dead() {
 			return c, nil
 		}
 		if errors.Is(lastErr, hal.ErrAuth) {
@@ -377,47 +377,17 @@ func isTimeout(err error) bool {
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-func dead(c *wire.Client) bool {
-	select {
-	case <-c.Done():
-		return true
-	default:
-		return false
-	}
-}
-
-// maxSends bounds how often one command is sent: once, and again on the
-// other cluster for each connection that died under it.
-const maxSends = 3
-
-// call runs fn on the live connection within the command's deadline. A
-// command whose connection died before the answer is sent again on the
-// next live connection, within the same deadline: every hal command is
-// idempotent, and a freeze must not be lost to a cluster failover.
+// call runs fn on the live connection within the command's deadline
+// (RequestTimeout when ctx has none), and again on the next live
+// connection, within the same deadline, if its connection dies under it
+// (wire.SendAgain): a freeze must not be lost to a cluster failover.
 func (s *System) call(ctx context.Context, fn func(ctx context.Context, c *wire.Client) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = clock.WithTimeout(ctx, s.opt.Clock, s.opt.RequestTimeout)
 		defer cancel()
 	}
-	var err error
-	for range maxSends {
-		c, lerr := s.live(ctx)
-		if lerr != nil {
-			if err != nil {
-				// Sent before on a connection that then died: it may have
-				// run, whatever kept it from being sent again.
-				return fmt.Errorf("%w; not sent again: %w", err, lerr)
-			}
-			return lerr
-		}
-		err = fn(ctx, c)
-		if err == nil || ctx.Err() != nil || !dead(c) {
-			return err
-		}
-		s.log.Info("connection died under a command; sending it again", "err", err)
-	}
-	return err
+	return wire.SendAgain(ctx, s.log, s.live, fn)
 }
 
 func (s *System) Serial() hal.Serial             { return s.opt.Serial }

@@ -187,7 +187,7 @@ func (c *Conn) Consoles() []ConsoleStatus {
 		if cons.ok.HMC != "" {
 			st.Name = cons.ok.HMC
 		}
-		if cons.client != nil && !dead(cons.client) {
+		if cons.client != nil && !cons.client.Dead() {
 			st.Up, st.Err = true, nil
 		}
 		out = append(out, st)
@@ -378,15 +378,6 @@ func (c *Conn) report(cons *console, up bool, err error) {
 	}
 }
 
-func dead(cl *wire.Client) bool {
-	select {
-	case <-cl.Done():
-		return true
-	default:
-		return false
-	}
-}
-
 // live waits until ctx is done for an HMC that is connected, fronts
 // serial and is not in skip (it already answered that it cannot reach
 // serial), first in the configured order. It fails at once when every
@@ -404,10 +395,10 @@ func (c *Conn) live(ctx context.Context, serial hal.Serial, skip []bool, last er
 			}
 			cl := cons.client
 			switch {
-			case cl != nil && !dead(cl) && cl.Fronts(serial):
+			case cl != nil && !cl.Dead() && cl.Fronts(serial):
 				c.mu.Unlock()
 				return cons, cl, nil
-			case cl != nil && !dead(cl):
+			case cl != nil && !cl.Dead():
 				errs = append(errs, fmt.Errorf("HMC %s does not front %s", cons.ok.HMC, serial))
 			case errors.Is(cons.lastErr, hal.ErrAuth):
 				auth++
@@ -484,7 +475,7 @@ func (s *System) call(ctx context.Context, fn func(ctx context.Context, t *wire.
 		switch {
 		case err == nil || ctx.Err() != nil:
 			return err
-		case dead(cl):
+		case cl.Dead():
 			s.c.log.Info("HMC connection died under a command; sending it again", "serial", s.serial,
 				"hmc", cons.ok.HMC, "err", err)
 		case errors.Is(err, hal.ErrUnreachable):
@@ -512,7 +503,7 @@ func (c *Conn) others(cons *console, serial hal.Serial, skip []bool) int {
 	defer c.mu.Unlock()
 	n := 0
 	for _, o := range c.consoles {
-		if o != cons && !skip[o.idx] && o.client != nil && !dead(o.client) && o.client.Fronts(serial) {
+		if o != cons && !skip[o.idx] && o.client != nil && !o.client.Dead() && o.client.Fronts(serial) {
 			n++
 		}
 	}

@@ -589,6 +589,16 @@ func (c *Client) DroppedEvents() uint64 { return c.dropped.Load() }
 // Done is closed when the connection has ended.
 func (c *Client) Done() <-chan struct{} { return c.done }
 
+// Dead reports whether the connection has ended (Done is closed).
+func (c *Client) Dead() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
 // Err is why the connection ended (wrapping hal.ErrUnreachable), or nil
 // while it is alive.
 func (c *Client) Err() error {

@@ -189,7 +189,7 @@ func (s *System) Close() error {
 func (s *System) Via() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.client == nil || dead(s.client) {
+	if s.client == nil || s.client.Dead() {
 		return ""
 	}
 	return "z/OS host " + s.opt.Host + " (" + s.addr + ")"
@@ -439,15 +439,6 @@ func (s *System) report(up bool, err error) {
 	s.opt.StateChanged(up, timeout, detail)
 }
 
-func dead(c *wire.Client) bool {
-	select {
-	case <-c.Done():
-		return true
-	default:
-		return false
-	}
-}
-
 // live waits for a live connection until ctx is done. A refusal of
 // credentials or sysplex ends the wait at once.
 func (s *System) live(ctx context.Context) (*wire.Client, error) {
@@ -455,7 +446,7 @@ func (s *System) live(ctx context.Context) (*wire.Client, error) {
 		s.mu.Lock()
 		c, changed, lastErr := s.client, s.changed, s.lastErr
 		s.mu.Unlock()
-		if c != nil && !dead(c) {
+		if c != nil && !c.Dead() {
 			return c, nil
 		}
 		if errors.Is(lastErr, hal.ErrAuth) {
@@ -473,45 +464,17 @@ func (s *System) live(ctx context.Context) (*wire.Client, error) {
 	}
 }
 
-// maxSends bounds how often one command is sent: once, and again on a new
-// connection for each that died under it.
-const maxSends = 3
-
-// call runs fn on the live connection within the command's deadline; a
-// command whose connection died before the answer is sent again (every
-// hal command is idempotent).
+// call runs fn on the live connection within the command's deadline
+// (RequestTimeout when ctx has none), and again on a new connection,
+// within the same deadline, if its connection dies under it
+// (wire.SendAgain).
 func (s *System) call(ctx context.Context, fn func(ctx context.Context, c *wire.Client) error) error {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = clock.WithTimeout(ctx, s.opt.Clock, s.opt.RequestTimeout)
 		defer cancel()
 	}
-	var err error
-	for range maxSends {
-		c, lerr := s.live(ctx)
-		if lerr != nil {
-			if err != nil {
-				// Sent before on a connection that then died: it may have
-				// run, whatever kept it from being sent again.
-				return fmt.Errorf("%w; not sent again: %w", err, lerr)
-			}
-			return lerr
-		}
-		err = fn(ctx, c)
-		if errors.Is(err, wire.ErrMalformed) && !dead(c) {
-			// The host answered something that does not decode: it is
-			// not to be trusted with the next command on that connection
-			// either. A new one is made; the caller hears why.
-			s.log.Warn("malformed answer from the z/OS host; reconnecting", "err", err)
-			c.Close()
-			return err
-		}
-		if err == nil || ctx.Err() != nil || !dead(c) {
-			return err
-		}
-		s.log.Info("connection died under a command; sending it again", "err", err)
-	}
-	return err
+	return wire.SendAgain(ctx, s.log, s.live, fn)
 }
 
 func (s *System) Serial() hal.Serial { return s.opt.Serial }
