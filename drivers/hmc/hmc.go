@@ -458,23 +458,26 @@ func (s *System) call(ctx context.Context, fn func(ctx context.Context, t *wire.
 		defer cancel()
 	}
 	skip := make([]bool, len(s.c.consoles))
-	var last error
+	var last, ran error // ran: the latest attempt that was sent and may have run
+	// done says so when the error that ends the command does not: a
+	// command that may have run is never reported as not run.
+	done := func(err error) error {
+		if err != nil && ran != nil && !errors.Is(err, hal.ErrTimeout) {
+			return fmt.Errorf("%w; sent before, it may have run: %w", err, ran)
+		}
+		return err
+	}
 	for range 2*len(s.c.consoles) + 1 {
 		cons, cl, err := s.c.live(ctx, s.serial, skip, last)
 		if err != nil {
-			if last != nil && err != last {
-				// Sent before: it may have run, whatever kept it from
-				// being sent again.
-				return fmt.Errorf("%w; not sent again: %w", last, err)
-			}
-			return err
+			return done(err)
 		}
 		sub, cancel := clock.WithShare(ctx, s.c.opt.Clock, 1+s.c.others(cons, s.serial, skip))
 		err = fn(sub, cl.To(s.serial))
 		cancel()
 		switch {
 		case err == nil || ctx.Err() != nil:
-			return err
+			return done(err)
 		case cl.Dead():
 			s.c.log.Info("HMC connection died under a command; sending it again", "serial", s.serial,
 				"hmc", cons.ok.HMC, "err", err)
@@ -489,11 +492,14 @@ func (s *System) call(ctx context.Context, fn func(ctx context.Context, t *wire.
 				"hmc", cons.ok.HMC, "err", err)
 			skip[cons.idx] = true
 		default:
-			return err
+			return done(err)
+		}
+		if errors.Is(err, hal.ErrTimeout) {
+			ran = err
 		}
 		last = err
 	}
-	return last
+	return done(last)
 }
 
 // others counts the HMCs other than cons that are connected, front

@@ -361,6 +361,14 @@ func TestPrivateLinkBlackholedForOneSystem(t *testing.T) {
 	if _, err := c.System(haltest.Secondary).QueryLSSs(ctxFor(t, 10*time.Second), 1); err != nil {
 		t.Fatalf("the secondary through HMC1: %v", err)
 	}
+	// With HMC2's link down too, the freeze fails; it went out through
+	// HMC1 and may have run there, and the error says so (not only that
+	// HMC2 could not deliver it).
+	inject(t, srv, lab.Fault{Kind: "hmc-link", HMC: "HMC2", System: string(haltest.Primary), Up: false})
+	err := p.Freeze(ctxFor(t, 2*time.Second), 1, []hal.LSSPair{haltest.LSSPair(haltest.FBLSS)})
+	if !errors.Is(err, hal.ErrTimeout) || !errors.Is(err, hal.ErrUnreachable) {
+		t.Fatalf("freeze with HMC1 silent and HMC2 cut off: %v, want it to say it may have run (timeout) and why not sent again", err)
+	}
 }
 
 // TestEventsDeduplicated: a suspend forwarded by both HMCs reaches the
