@@ -8,6 +8,12 @@
 // bounded number of dials and never a tight loop. A connection that dies
 // within StableAfter of its handshake counts as a failure for the backoff,
 // so an endpoint that accepts and drops cannot spin the driver either.
+// A connection that goes silent (a cluster whose network dies without a
+// word: no error, no answer) is found by the keep-alive, a ping every
+// KeepAlive answered within KeepAlive, and closed like one that died: TCP
+// alone would keep it for many minutes. A command whose connection dies
+// under it is sent again on the next live one within its deadline
+// (wire.SendAgain); one that cannot be says it may have run.
 //
 // A command waits for a live connection until its own deadline, then
 // fails with hal.ErrUnreachable (or hal.ErrAuth when the storage system
@@ -27,6 +33,6 @@
 //
 // Factory is the hal.Factory of direct connections, which cmd/lockstepd
 // maps to hal.Direct. A driver's one goroutine of its own (the connect
-// loop, which joins its event forwarder) lives in the context New was
-// given and is joined by Close.
+// loop, which joins each connection's keep-alive) lives in the context
+// New was given and is joined by Close.
 package direct

@@ -23,8 +23,13 @@
 // goes to the other HMC. Each connection is pinged every KeepAlive and
 // closed when a ping goes unanswered for as long, so a black-holed HMC
 // gives its commands back rather than holding them to their deadline.
-// With no HMC reaching the system the command fails with
-// hal.ErrUnreachable (retryable); with every HMC refusing the
+// An HMC that answers while its private link to one system is silent
+// holds that system's commands without a word: while the other HMC
+// fronts the system too, the first gets an equal share of what is left
+// of the deadline (clock.WithShare), and a timeout with time left goes
+// to the other. With no HMC reaching the system the command fails with
+// hal.ErrUnreachable (retryable), and with hal.ErrTimeout too when it
+// went out through one and may have run; with every HMC refusing the
 // credentials, with hal.ErrAuth.
 //
 // Each HMC is dialled with backoff on the injected clock (Backoff), like

@@ -50,7 +50,11 @@
 // reconnect (a swap made while none was up is seen by SwapStatus).
 //
 // The driver keeps one connection live, redialling with exponential
-// backoff on the injected clock; a command waits for it until its own
-// deadline, then fails with hal.ErrUnreachable. A command whose channel
-// is down comes back unreachable from the host.
+// backoff on the injected clock, and pings it every KeepAlive: a host
+// gone silent is closed and shows not connected, rather than holding
+// every command to its deadline. A command waits for a connection until
+// its own deadline, then fails with hal.ErrUnreachable (and
+// hal.ErrTimeout too if it went out on a connection that then died: it
+// may have run). A command whose channel is down comes back unreachable
+// from the host.
 package zos
