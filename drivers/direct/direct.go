@@ -45,10 +45,11 @@ type Options struct {
 	BackoffMax     time.Duration // default 10 s
 	StableAfter    time.Duration // a connection younger than this that dies counts as a failure (default 1 s)
 	// KeepAlive is how often the live connection is pinged (default 1 s);
-	// a ping unanswered within KeepAlive closes it, and the driver fails
-	// over to the other cluster: a cluster gone silent (its network dead
-	// without a word, the connection still open) would otherwise hold
-	// every command to its deadline for as long as TCP takes to notice.
+	// a ping unanswered for three intervals (wire.KeepAliveMisses) closes
+	// it, and the driver fails over to the other cluster: a cluster gone
+	// silent (its network dead without a word, the connection still open)
+	// would otherwise hold every command to its deadline for as long as
+	// TCP takes to notice.
 	KeepAlive time.Duration
 	// DialTimedOut, if set, hears of every TCP connect that timed out (no
 	// answer at all: most likely a firewall dropping the SYN), so that the

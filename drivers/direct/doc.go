@@ -10,8 +10,8 @@
 // so an endpoint that accepts and drops cannot spin the driver either.
 // A connection that goes silent (a cluster whose network dies without a
 // word: no error, no answer) is found by the keep-alive, a ping every
-// KeepAlive answered within KeepAlive, and closed like one that died: TCP
-// alone would keep it for many minutes. A command whose connection dies
+// KeepAlive that must be answered within three, and closed like one that
+// died: TCP alone would keep it for many minutes. A command whose connection dies
 // under it is sent again on the next live one within its deadline
 // (wire.SendAgain); one that cannot be says it may have run.
 //

@@ -21,7 +21,7 @@
 // HMC answers that it cannot reach the system (status unreachable: its
 // private link is down, the system is down), the command did not run and
 // goes to the other HMC. Each connection is pinged every KeepAlive and
-// closed when a ping goes unanswered for as long, so a black-holed HMC
+// closed when a ping goes unanswered for three, so a black-holed HMC
 // gives its commands back rather than holding them to their deadline.
 // An HMC that answers while its private link to one system is silent
 // holds that system's commands without a word: while the other HMC

@@ -55,8 +55,9 @@ type Options struct {
 	BackoffMax     time.Duration // default 10 s
 	StableAfter    time.Duration // a connection younger than this that dies counts as a failure (default 1 s)
 	// KeepAlive is how often each connection is pinged (default 1 s); a
-	// ping unanswered within KeepAlive closes the connection, so that a
-	// black-holed HMC releases its commands to the other one.
+	// ping unanswered for three intervals (wire.KeepAliveMisses) closes
+	// the connection, so that a black-holed HMC releases its commands to
+	// the other one.
 	KeepAlive time.Duration
 	// StateChanged, if set, hears when an HMC becomes reachable or not.
 	StateChanged func(console int, up bool, detail string)

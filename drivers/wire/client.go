@@ -431,13 +431,14 @@ func (c *Client) writeLoop() {
 }
 
 // KeepAlive pings the endpoint every interval, on the client's clock,
-// until ctx ends or the connection does, and closes the connection when
-// a ping goes unanswered within interval. An endpoint gone silent (a
-// black hole: the connection open, nothing answered) would otherwise
-// keep it for as long as TCP takes to give up, many minutes with
-// requests unacknowledged, holding every command to its deadline; closed,
-// its commands in flight fail as sent on a lost connection, and its
-// driver sends them again elsewhere. silent, if set, hears why first.
+// until ctx ends or the connection does, and closes the connection when a
+// ping goes unanswered for three intervals. An endpoint gone silent (a
+// black hole: the connection open, nothing answered) would otherwise keep
+// it for as long as TCP takes to give up, many minutes with requests
+// unacknowledged, holding every command to its deadline; closed, its
+// commands in flight fail as sent on a lost connection, and its driver
+// sends them again elsewhere. Three intervals, not one: a slow link (a
+// second each way) is slow, not dead. silent, if set, hears why first.
 func (c *Client) KeepAlive(ctx context.Context, interval time.Duration, silent func(error)) {
 	t := c.opts.Clock.NewTimer(interval)
 	defer t.Stop()
@@ -449,7 +450,7 @@ func (c *Client) KeepAlive(ctx context.Context, interval time.Duration, silent f
 		case <-ctx.Done():
 			return
 		}
-		pctx, cancel := clock.WithTimeout(ctx, c.opts.Clock, interval)
+		pctx, cancel := clock.WithTimeout(ctx, c.opts.Clock, KeepAliveMisses*interval)
 		err := c.Ping(pctx)
 		cancel()
 		if err != nil {
@@ -468,6 +469,10 @@ func (c *Client) KeepAlive(ctx context.Context, interval time.Duration, silent f
 		t.Reset(interval)
 	}
 }
+
+// KeepAliveMisses is how many keep-alive intervals a ping may take before
+// the connection is closed as silent.
+const KeepAliveMisses = 3
 
 // fail ends the connection for good; the first reason is kept.
 func (c *Client) fail(err error) {

@@ -61,9 +61,10 @@ type Options struct {
 	BackoffMax     time.Duration // default 10 s
 	StableAfter    time.Duration // a connection younger than this that dies counts as a failure (default 1 s)
 	// KeepAlive is how often the connection is pinged (default 1 s); a
-	// ping unanswered within KeepAlive closes it: a host gone silent is
-	// then not connected (the other connections of the system are tried
-	// at once) rather than holding every command to its deadline.
+	// ping unanswered for three intervals (wire.KeepAliveMisses) closes
+	// it: a host gone silent is then not connected (the other connections
+	// of the system are tried at once) rather than holding every command
+	// to its deadline.
 	KeepAlive time.Duration
 }
 
