@@ -67,16 +67,16 @@ commands:
   commands [--after N] [--json]
           the commands the storage systems judged, one line each: manager,
           the command's epoch and the system's, outcome ok, refused or fenced
-  scenario S1|S2|S3|S5|S6|S7|H1|H2|H3|H4|random [--heartbeat on|off] [--seed N] [--speed N] [--via direct|hmc]
+  scenario S1|S2|S3|S5|S6|S7|S8|H1|H2|H3|H4|random [--heartbeat on|off] [--seed N] [--speed N] [--via direct|hmc]
   scenario hyperswap-planned|hyperswap-unplanned|hyperswap-unplanned-channel|hyperswap-pathloss [--speed N]
           a Metro Mirror Failover/Failback with HyperSwap session, the workload
           on an emulated z/OS host: exit 0 if the H2 image is consistent, no
           acknowledged write was lost and the host swapped (pathloss: did not)
           a failure scenario of the design with the real freeze core, in-process,
           or with --via over loopback TLS through the direct driver or a dual
-          HMC (H1-H4: HMC failures, --via hmc only; S7: a silent cluster,
-          --via direct only); exit 0 if the secondary image is consistent,
-          1 if not. S5 (over loopback TLS, direct + a
+          HMC (H1-H4: HMC failures, --via hmc only; S7, S8: a silent
+          cluster, --via direct only); exit 0 if the secondary image is
+          consistent, 1 if not. S5 (over loopback TLS, direct + a
           z/OS host) runs twice, with the z/OS connection and without it, and
           prints the times side by side; exit 0 also needs the run with z/OS
           Recoverable

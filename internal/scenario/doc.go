@@ -11,9 +11,10 @@
 // or through drivers/hmc and a dual HMC fronting every system; the faults
 // that cut the manager off a system then cut the private links of its
 // HMCs. The HMC scenarios (H1-H4) fail the HMCs themselves (H4: one
-// HMC's private link to a system goes silent while the HMC answers); S7,
-// over the direct driver only, silences the cluster one system's
-// connection runs to while the other cluster answers. S5 runs
+// HMC's private link to a system goes silent while the HMC answers); S7
+// and S8, over the direct driver only, silence the cluster one system's
+// connection runs to while the other cluster answers (S8: the system
+// whose paths fail, so that its suspend event is lost). S5 runs
 // over the direct driver with a z/OS host that has every system online,
 // each system's driver composed (hal/compose: direct, then z/OS): the
 // heartbeat flows over direct only, and when a system's TCP/IP

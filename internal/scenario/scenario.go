@@ -22,7 +22,7 @@ var (
 	Names    = []string{"S1", "S2", "S3", "S6"}
 	HMCNames = []string{"H1", "H2", "H3", "H4"}
 	// DirectNames need Via ViaDirect: they fail one cluster endpoint.
-	DirectNames = []string{"S7"}
+	DirectNames = []string{"S7", "S8"}
 	// ZOSNames need Via ViaDirect: the z/OS host is reached over
 	// loopback TLS through drivers/zos (Options.NoZOS leaves it out, the
 	// control case).
@@ -41,6 +41,7 @@ var Descriptions = map[string]string{
 	"H3": "one primary loses its paths while one HMC's private link to it dies (the other HMC still reaches it)",
 	"H4": "one primary loses its paths while one HMC's private link to another primary goes silent (black-holed: the HMC still answers; the other HMC still reaches it)",
 	"S7": "one primary loses its paths while the cluster carrying another primary's connection goes silent (black-holed: the connection stays open, nothing is answered; the other cluster still answers)",
+	"S8": "one primary loses its paths while the cluster carrying its own connection goes silent (its suspend event is lost; the other cluster still answers)",
 }
 
 // Options shape a run.
@@ -551,6 +552,16 @@ var faults = map[string]func(l *lab){
 		l.inject(labsrv.Fault{Kind: "manager", System: string(p2), Endpoint: cluster, Mode: "blackhole", Manager: manager})
 		l.cutPaths(p1)
 		l.logf("FAULT: %s loses its paths; cluster %d of %s, which carries its connection, goes silent at once", p1, cluster, p2)
+	},
+	"S8": func(l *lab) {
+		p := topology.PrimarySerial(0)
+		// The silent cluster swallows the suspend event: the core learns
+		// of the suspension only through the other cluster (its poll), or
+		// by the heartbeat, before the primary's extended long busy ends.
+		cluster := max(l.wire.direct[p].Cluster(), 0)
+		l.inject(labsrv.Fault{Kind: "manager", System: string(p), Endpoint: cluster, Mode: "blackhole", Manager: manager})
+		l.cutPaths(p)
+		l.logf("FAULT: %s loses its paths; cluster %d, which carries its connection, goes silent at once", p, cluster)
 	},
 }
 

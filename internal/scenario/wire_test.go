@@ -20,7 +20,10 @@ import (
 // suspend (H3). And silent connections, heartbeat off: one HMC's private
 // link to another primary black-holed (H4), or the cluster carrying
 // another primary's direct connection (S7): that primary's freeze must
-// find the way that still works within its deadline, or it mirrors on.
+// find the way that still works within its deadline, or it mirrors on;
+// or the cluster carrying the failing primary's own connection (S8): its
+// suspend event is lost, and the core must learn of it through the other
+// cluster before the primary's extended long busy ends.
 func TestScenariosOverTheWire(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs for a minute of wall time")
@@ -50,6 +53,8 @@ func TestScenariosOverTheWire(t *testing.T) {
 		{ViaHMC, "H4", true, true, true, 0},
 		{ViaDirect, "S7", false, true, true, 0},
 		{ViaDirect, "S7", true, true, true, 0},
+		{ViaDirect, "S8", false, true, true, 0},
+		{ViaDirect, "S8", true, true, true, 0},
 	} {
 		hb := map[bool]string{true: "heartbeat on", false: "heartbeat off"}[tc.heartbeat]
 		t.Run(tc.via+" "+tc.name+" "+hb, func(t *testing.T) {
