@@ -114,9 +114,8 @@ var _ hal.Driver = (*System)(nil)
 
 // New starts a driver; it connects in the background until ctx ends or
 // Close, which waits for it. The driver's whole life is that one
-// context: its connect loop (and the loop's keep-alive of each
-// connection) is all it starts, and the loop (not the struct) holds the
-// context.
+// context: its connect loop is the only goroutine it starts, and the
+// loop (not the struct) holds the context.
 func New(ctx context.Context, opt Options) *System {
 	opt = opt.withDefaults()
 	ctx, cancel := context.WithCancel(ctx)
@@ -222,18 +221,11 @@ func (s *System) connectLoop(ctx context.Context) {
 			s.setClient(c, idx, nil)
 			s.reportState(true, nil)
 			since := s.opt.Clock.Now()
-			var keepAlive sync.WaitGroup
-			keepAlive.Go(func() {
-				c.KeepAlive(ctx, s.opt.KeepAlive, func(err error) {
-					s.log.Warn("cluster does not answer; closing the connection", "cluster", idx, "err", err)
-				})
-			})
 			select {
 			case <-c.Done():
 			case <-ctx.Done():
 			}
 			c.Close()
-			keepAlive.Wait()
 			s.setClient(nil, -1, fmt.Errorf("connection to cluster %d lost: %w", idx, c.Err()))
 			if s.opt.Clock.Since(since) >= s.opt.StableAfter {
 				failures = 0
@@ -298,7 +290,9 @@ func (s *System) dial(ctx context.Context, addr string) (*wire.Client, error) {
 	c, ok, err := wire.NewClient(dctx, tls.Client(raw, cfg), wire.Hello{
 		Manager: s.opt.Manager, Serial: s.opt.Serial, User: s.opt.User, Password: s.opt.Password,
 	}, wire.ClientOptions{Clock: s.opt.Clock, Logger: s.opt.Logger, DefaultTimeout: s.opt.RequestTimeout,
-		OnEvent: s.publish, Pin: s.opt.Pin})
+		OnEvent: s.publish, Pin: s.opt.Pin, KeepAlive: s.opt.KeepAlive, Silent: func(err error) {
+			s.log.Warn("cluster does not answer; closing the connection", "endpoint", addr, "err", err)
+		}})
 	if err != nil {
 		return nil, err
 	}

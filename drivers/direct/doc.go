@@ -33,6 +33,5 @@
 //
 // Factory is the hal.Factory of direct connections, which cmd/lockstepd
 // maps to hal.Direct. A driver's one goroutine of its own (the connect
-// loop, which joins each connection's keep-alive) lives in the context
-// New was given and is joined by Close.
+// loop) lives in the context New was given and is joined by Close.
 package direct

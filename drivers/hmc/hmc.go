@@ -272,13 +272,6 @@ func (c *Conn) connectLoop(ctx context.Context, cons *console) {
 			since := c.opt.Clock.Now()
 			var wg sync.WaitGroup
 			wg.Go(func() { c.forwardEvents(cl) })
-			// A black-holed HMC gives its commands back, to be sent to
-			// the other HMC, rather than holding them to their deadline.
-			wg.Go(func() {
-				cl.KeepAlive(ctx, c.opt.KeepAlive, func(err error) {
-					log.Warn("hmc does not answer; closing the connection", "err", err)
-				})
-			})
 			select {
 			case <-cl.Done():
 			case <-ctx.Done():
@@ -320,7 +313,11 @@ func (c *Conn) dial(ctx context.Context, cons *console) (*wire.Client, wire.Hell
 	return wire.NewClient(dctx, tls.Client(raw, cfg), wire.Hello{ToHMC: true, HMC: cons.cfg.Name,
 		Manager: c.opt.Manager, User: c.opt.User, Password: c.opt.Password},
 		wire.ClientOptions{Clock: c.opt.Clock, Logger: c.opt.Logger, DefaultTimeout: c.opt.RequestTimeout,
-			EventBuffer: 4096, Pin: cons.cfg.Pin})
+			EventBuffer: 4096, Pin: cons.cfg.Pin, KeepAlive: c.opt.KeepAlive, Silent: func(err error) {
+				// A black-holed HMC gives its commands back, to be sent to
+				// the other HMC, rather than holding them to their deadline.
+				c.log.Warn("hmc does not answer; closing the connection", "hmc_addr", cons.cfg.Addr, "err", err)
+			}})
 }
 
 // forwardEvents hands the connection's events to deliver until it ends.
@@ -396,7 +393,7 @@ func (c *Conn) live(ctx context.Context, serial hal.Serial, skip []bool, last er
 			}
 			cl := cons.client
 			switch {
-			case cl != nil && !cl.Dead() && cl.Fronts(serial):
+			case cons.reaches(serial):
 				c.mu.Unlock()
 				return cons, cl, nil
 			case cl != nil && !cl.Dead():
@@ -510,11 +507,17 @@ func (c *Conn) others(cons *console, serial hal.Serial, skip []bool) int {
 	defer c.mu.Unlock()
 	n := 0
 	for _, o := range c.consoles {
-		if o != cons && !skip[o.idx] && o.client != nil && !o.client.Dead() && o.client.Fronts(serial) {
+		if o != cons && !skip[o.idx] && o.reaches(serial) {
 			n++
 		}
 	}
 	return n
+}
+
+// reaches says whether the console is connected and fronts serial
+// (Conn.mu held).
+func (cons *console) reaches(serial hal.Serial) bool {
+	return cons.client != nil && !cons.client.Dead() && cons.client.Fronts(serial)
 }
 
 func (s *System) Serial() hal.Serial             { return s.serial }

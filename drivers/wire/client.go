@@ -58,6 +58,16 @@ type ClientOptions struct {
 	// connection does not take swap events (only a z/OS host's discovery
 	// connection sends them) and one closes the connection as malformed.
 	SwapEvents int
+	// KeepAlive, when set, pings the endpoint every KeepAlive and ends the
+	// connection when a ping goes unanswered for KeepAliveMisses of them.
+	// An endpoint gone silent (a black hole: the connection open, nothing
+	// answered) would otherwise keep it for as long as TCP takes to give
+	// up, many minutes with requests unacknowledged, holding every Call to
+	// its deadline; ended, its Calls in flight fail as on a lost
+	// connection, and a driver sends them again elsewhere. Silent, if set,
+	// hears why first.
+	KeepAlive time.Duration
+	Silent    func(error)
 }
 
 func (o ClientOptions) withDefaults() ClientOptions {
@@ -109,7 +119,7 @@ type Client struct {
 
 	done     chan struct{}
 	failOnce sync.Once
-	wg       sync.WaitGroup // readLoop and writeLoop
+	wg       sync.WaitGroup // readLoop, writeLoop and keepAlive
 }
 
 // outgoing is a request queued for writeLoop.
@@ -168,6 +178,9 @@ func NewClient(ctx context.Context, conn net.Conn, hello Hello, opts ClientOptio
 	c.wg.Add(2)
 	go c.readLoop(br)
 	go c.writeLoop()
+	if opts.KeepAlive > 0 {
+		c.wg.Go(c.keepAlive)
+	}
 	return c, ok, nil
 }
 
@@ -430,16 +443,11 @@ func (c *Client) writeLoop() {
 	}
 }
 
-// KeepAlive pings the endpoint every interval, on the client's clock,
-// until ctx ends or the connection does, and closes the connection when a
-// ping goes unanswered for three intervals. An endpoint gone silent (a
-// black hole: the connection open, nothing answered) would otherwise keep
-// it for as long as TCP takes to give up, many minutes with requests
-// unacknowledged, holding every command to its deadline; closed, its
-// commands in flight fail as sent on a lost connection, and its driver
-// sends them again elsewhere. Three intervals, not one: a slow link (a
-// second each way) is slow, not dead. silent, if set, hears why first.
-func (c *Client) KeepAlive(ctx context.Context, interval time.Duration, silent func(error)) {
+// keepAlive is ClientOptions.KeepAlive: a ping every interval, on the
+// client's clock, until the connection ends. Three intervals, not one,
+// for an answer: a slow link (a second each way) is slow, not dead.
+func (c *Client) keepAlive() {
+	interval := c.opts.KeepAlive
 	t := c.opts.Clock.NewTimer(interval)
 	defer t.Stop()
 	for {
@@ -447,22 +455,16 @@ func (c *Client) KeepAlive(ctx context.Context, interval time.Duration, silent f
 		case <-t.C():
 		case <-c.done:
 			return
-		case <-ctx.Done():
-			return
 		}
-		pctx, cancel := clock.WithTimeout(ctx, c.opts.Clock, KeepAliveMisses*interval)
-		err := c.Ping(pctx)
+		ctx, cancel := clock.WithTimeout(context.Background(), c.opts.Clock, KeepAliveMisses*interval)
+		err := c.Ping(ctx)
 		cancel()
 		if err != nil {
-			select {
-			case <-c.done: // it ended on its own
-			default:
-				if ctx.Err() == nil {
-					if silent != nil {
-						silent(err)
-					}
-					c.Close()
+			if !c.Dead() { // not ended on its own meanwhile
+				if c.opts.Silent != nil {
+					c.opts.Silent(err)
 				}
+				c.fail(fmt.Errorf("silent: no answer to a keep-alive ping in %v: %w", KeepAliveMisses*interval, err))
 			}
 			return
 		}

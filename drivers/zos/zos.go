@@ -292,19 +292,12 @@ func (s *System) connectLoop(ctx context.Context) {
 		s.report(true, nil)
 		since := s.opt.Clock.Now()
 		forwarded := s.forward(ctx, c)
-		var keepAlive sync.WaitGroup
-		keepAlive.Go(func() {
-			c.KeepAlive(ctx, s.opt.KeepAlive, func(err error) {
-				s.log.Warn("z/OS host does not answer; closing the connection", "err", err)
-			})
-		})
 		select {
 		case <-forwarded:
 		case <-ctx.Done():
 		}
 		c.Close()
 		<-forwarded
-		keepAlive.Wait()
 		s.setClient(nil, fmt.Errorf("connection to z/OS host %s lost: %w", s.opt.Host, c.Err()))
 		s.log.Warn("connection lost", "err", c.Err())
 		if s.opt.Clock.Since(since) >= s.opt.StableAfter {
@@ -339,7 +332,10 @@ func (s *System) dial(ctx context.Context) (*wire.Client, error) {
 	}
 	copt := wire.ClientOptions{Clock: s.opt.Clock, Logger: s.opt.Logger, DefaultTimeout: s.opt.RequestTimeout,
 		EventBuffer: 64, StateChanges: 1024,
-		Identity: func(cs tls.ConnectionState) error { return wire.VerifyZOSHost(cs, s.opt.Host, s.opt.Pin) }}
+		Identity:  func(cs tls.ConnectionState) error { return wire.VerifyZOSHost(cs, s.opt.Host, s.opt.Pin) },
+		KeepAlive: s.opt.KeepAlive, Silent: func(err error) {
+			s.log.Warn("z/OS host does not answer; closing the connection", "err", err)
+		}}
 	if s.swap {
 		// The host's discovery connection: swap events, and no
 		// state-change message (one is malformed there).
