@@ -277,7 +277,17 @@ func (d *daemonDemo) hmcFails(ctx context.Context) error {
 	}
 	time.Sleep(2 * time.Second) // heartbeats flow through the other HMC meanwhile
 	d.say("the session is still Prepared: one HMC of two failing changes nothing for consistency")
-	return d.show(ctx, "session", "list")
+	if err := d.show(ctx, "session", "list"); err != nil {
+		return err
+	}
+	out, err := d.ctl(ctx, "session", "list")
+	if err != nil {
+		return err
+	}
+	if !strings.Contains(out, "Prepared") {
+		return fmt.Errorf("the session is no longer Prepared after %s died:\n%s\n%s's log:\n%s", hapair.HMCNames[0], out, serverA, d.active.Log())
+	}
+	return nil
 }
 
 func (d *daemonDemo) defineStorage(ctx context.Context) error {

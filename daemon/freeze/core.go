@@ -225,6 +225,9 @@ type Core struct {
 	contact     map[string]string
 	// unsubscribe ends the event subscription of each system.
 	unsubscribe map[hal.Serial]context.CancelFunc
+	// hbOut has an entry for each storage system and group with a
+	// heartbeat command out (heartbeatCommand).
+	hbOut map[hbKey]*hbLane
 	// The loop's tickers, reset when the timings change.
 	tick, pollTick, retryTick clock.Ticker
 }
@@ -407,6 +410,7 @@ func New(opt Options) *Core {
 		started: make(chan struct{}), stopped: make(chan struct{}), groups: map[string]*group{}, byLSSPair: map[hal.LSSPair][]*group{},
 		heartbeat: opt.Heartbeat, epoch: opt.Epoch, seen: newSeenEvents(),
 		unsubscribe: map[hal.Serial]context.CancelFunc{}, unprotected: map[string]string{}, contact: map[string]string{},
+		hbOut: map[hbKey]*hbLane{},
 	}
 }
 
@@ -855,8 +859,10 @@ func (c *Core) install(g *group) {
 // again. Only after the answer is the system armed anew, or disarmed.
 func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 	m.probing = true
-	epoch, name := c.epoch, g.Name
-	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.Heartbeat(ctx, epoch, name) }, func(err error) {
+	name := g.Name
+	c.heartbeatCommand(serial, name, func(ctx context.Context, sys hal.StorageSystem, epoch hal.Epoch) error {
+		return sys.Heartbeat(ctx, epoch, name)
+	}, func(err error) {
 		m.probing = false
 		disarm := m.disarmAfterProbe
 		m.disarmAfterProbe = false
@@ -1030,7 +1036,15 @@ func (c *Core) resetGroup(g *group) {
 	g.thawWait = nil
 	for serial := range g.Pairs {
 		// The pairs were mirroring when the group was (re)started.
-		g.systems[serial] = &member{lastReply: now, lastContact: now}
+		m := &member{lastReply: now, lastContact: now}
+		if old := g.systems[serial]; old != nil && (old.stale || old.armed) {
+			// It may still hold the heartbeat armed before (its disarm
+			// not acknowledged yet, or never sent: a system that did not
+			// acknowledge the freeze): stale until armed anew or
+			// disarmed, and followed if it expires first (checkStale).
+			m.stale, m.armH, m.ackedSent, m.staleBy = true, old.armH, old.ackedSent, old.staleBy
+		}
+		g.systems[serial] = m
 	}
 	c.reportContact(g.Name, Contact{At: now})
 }
@@ -1667,16 +1681,22 @@ func (c *Core) sendHeartbeat(g *group, serial hal.Serial, m *member, now time.Ti
 	})
 }
 
+// arm arms the heartbeat of a group on one of its systems. While another
+// heartbeat command to that system for the group is out, it is not
+// sent: once that one is answered, the arm is tried again (armAgain).
 func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
 	if m.arming || g.hErr != nil || g.NoHeartbeat {
 		return
 	}
+	if lane := c.hbOut[hbKey{serial, g.Name}]; lane != nil {
+		lane.armHeld = true
+		return
+	}
 	m.arming, m.lastSent = true, now
-	epoch := c.epoch
 	spec := hal.HeartbeatSpec{Session: g.Name, Pairs: g.Pairs[serial], Timeout: g.h}
 	var doneAt time.Time
 	var left atomic.Int64
-	c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error {
+	c.heartbeatCommand(serial, g.Name, func(ctx context.Context, sys hal.StorageSystem, epoch hal.Epoch) error {
 		left.Store(c.clock.Now().UnixNano())
 		err := sys.EnableHeartbeat(ctx, epoch, spec)
 		doneAt = c.clock.Now()
@@ -1688,8 +1708,15 @@ func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
 			c.log.Warn("heartbeat not armed", "group", g.Name, "serial", serial, "err", err)
 			return
 		}
-		if g.systems[serial] != m {
-			return // the system left the group meanwhile
+		if cur := g.systems[serial]; cur != m {
+			// The group was started again meanwhile (a new member), or
+			// the system left it (its disarm waits for this answer).
+			// The system holds this arm until its successor's arm
+			// replaces it: stale until then.
+			if cur != nil && !cur.armed {
+				cur.stale, cur.armH, cur.ackedSent, cur.staleBy = true, spec.Timeout, time.Unix(0, left.Load()), time.Time{}
+			}
+			return
 		}
 		// Armed on storage now, whatever the core decided meanwhile.
 		m.armH, m.ackedSent, m.stale = spec.Timeout, time.Unix(0, left.Load()), false
@@ -1713,6 +1740,80 @@ func (c *Core) arm(g *group, serial hal.Serial, m *member, now time.Time) {
 		}
 		c.disarm(g, []hal.Serial{serial})
 	})
+}
+
+// hbKey names the heartbeat a storage system holds for a group (the
+// group's name is the heartbeat's session).
+type hbKey struct {
+	serial hal.Serial
+	group  string
+}
+
+// hbLane is what waits for the heartbeat command out for an hbKey: the
+// commands asked for since, in order, and whether an arm was held back.
+type hbLane struct {
+	waiting []func()
+	armHeld bool
+}
+
+// heartbeatCommand sends a command that sets, or asks for, the heartbeat
+// serial holds for a group: an arm, a disarm, or a probe. Such commands
+// reach a system one at a time, each after the answer to the one before
+// (an answer, a timeout too, means the command will not be carried out
+// later: the storage drops a request past its deadline). Sent side by
+// side, the system could carry them out in another order than the core
+// sent them, and hold what the core does not think it holds: no
+// heartbeat while the core refreshes one (the refreshes refused, and the
+// group frozen on a system that was fine: a disarm after a freeze,
+// carried out after the arm of a restart), or one that nobody refreshes
+// (a self-freeze nobody follows). One asked for while another is out is
+// sent once that one is answered; then, none waiting, an arm held back
+// meanwhile is tried again at once (armAgain). fn gets the epoch current
+// when it is sent.
+func (c *Core) heartbeatCommand(serial hal.Serial, group string, fn func(ctx context.Context, sys hal.StorageSystem, epoch hal.Epoch) error, done func(err error)) {
+	k := hbKey{serial, group}
+	send := func() {
+		epoch := c.epoch
+		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return fn(ctx, sys, epoch) }, func(err error) {
+			done(err)
+			c.heartbeatAnswered(k)
+		})
+	}
+	if lane := c.hbOut[k]; lane != nil {
+		lane.waiting = append(lane.waiting, send)
+		return
+	}
+	c.hbOut[k] = &hbLane{}
+	send()
+}
+
+// heartbeatAnswered sends the next heartbeat command waiting for k, or,
+// none waiting, the arm held back meanwhile, if the group is still to be
+// armed there.
+func (c *Core) heartbeatAnswered(k hbKey) {
+	lane := c.hbOut[k]
+	if len(lane.waiting) == 0 {
+		delete(c.hbOut, k)
+		if lane.armHeld {
+			c.armAgain(k)
+		}
+		return
+	}
+	next := lane.waiting[0]
+	lane.waiting = lane.waiting[1:]
+	next()
+}
+
+// armAgain arms a system of a mirroring group whose arm was held back
+// while another heartbeat command was out, as the next tick would, now.
+func (c *Core) armAgain(k hbKey) {
+	g := c.groups[k.group]
+	if g == nil || g.phase != Mirroring || !c.beats(g) || g.hErr != nil {
+		return
+	}
+	if m := g.systems[k.serial]; m != nil && !m.armed && !m.arming && !m.probing {
+		c.arm(g, k.serial, m, c.clock.Now())
+	}
 }
 
 // contactOK: the system answered at at.
@@ -1775,7 +1876,7 @@ func (c *Core) disarm(g *group, serials []hal.Serial) {
 		return // never armed: no heartbeat command for its pairs, not even a disarm
 	}
 	for _, serial := range serials {
-		epoch, name := c.epoch, g.Name
+		name := g.Name
 		m := g.systems[serial]
 		if m != nil {
 			m.unarm()
@@ -1793,7 +1894,9 @@ func (c *Core) disarm(g *group, serials []hal.Serial) {
 			}
 			m.disarming = true
 		}
-		c.async(serial, func(ctx context.Context, sys hal.StorageSystem) error { return sys.DisableHeartbeat(ctx, epoch, name) }, func(err error) {
+		c.heartbeatCommand(serial, name, func(ctx context.Context, sys hal.StorageSystem, epoch hal.Epoch) error {
+			return sys.DisableHeartbeat(ctx, epoch, name)
+		}, func(err error) {
 			if m != nil {
 				m.disarming = false
 			}
@@ -1801,12 +1904,20 @@ func (c *Core) disarm(g *group, serials []hal.Serial) {
 				c.log.Info("heartbeat not disarmed", "group", name, "serial", serial, "err", err)
 				return
 			}
-			if m != nil && !m.armed && !m.arming && m.stale {
-				m.stale = false
+			// The system holds no heartbeat of the group now, and no arm
+			// was sent after this disarm (heartbeatCommand): that is true
+			// of the member the system has in the group now, too, if the
+			// group was started again meanwhile.
+			cur := g.systems[serial]
+			if cur == nil {
+				cur = m
+			}
+			if cur != nil && !cur.armed && !cur.arming && cur.stale {
+				cur.stale = false
 				// Acknowledged only after its heartbeat may have expired:
 				// that expiry may have held its writes again after a thaw.
-				if m.released && g.phase == Thawed && g.systems[serial] == m && !c.clock.Now().Before(m.ackedSent.Add(m.armH)) {
-					m.released = false
+				if cur.released && g.phase == Thawed && g.systems[serial] == cur && !c.clock.Now().Before(cur.ackedSent.Add(cur.armH)) {
+					cur.released = false
 					c.thaw(g, nil)
 				}
 			}
