@@ -10,6 +10,11 @@ import (
 // context is done when d has passed on c, with Err() reporting
 // context.DeadlineExceeded, so request deadlines follow fake time in tests.
 func WithTimeout(parent context.Context, c Clock, d time.Duration) (context.Context, context.CancelFunc) {
+	if _, ok := c.(realClock); ok {
+		// The same on the wall clock, for half the allocations: every
+		// storage command lockstepd sends has a deadline (BenchmarkWithTimeout).
+		return context.WithTimeout(parent, d)
+	}
 	ctx := &deadlineCtx{Context: parent, deadline: c.Now().Add(d), done: make(chan struct{})}
 	timer := c.AfterFunc(d, func() { ctx.finish(context.DeadlineExceeded) })
 	stop := context.AfterFunc(parent, func() { ctx.finish(parent.Err()) })
