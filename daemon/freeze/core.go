@@ -1394,8 +1394,16 @@ func (c *Core) sendFreeze(g *group, serial hal.Serial, firstRound bool, fan *fan
 		if firstRound {
 			g.pending--
 		}
-		if g.phase == Thawed || g.phase == Mirroring {
-			return // a late answer after a thaw or a restart
+		if g.phase == Thawed {
+			// The thaw waited for this answer (thaw): it follows it now.
+			if err == nil {
+				m.released = false
+			}
+			c.thaw(g, nil)
+			return
+		}
+		if g.phase == Mirroring {
+			return // a late answer after a restart
 		}
 		if m.refreeze {
 			m.refreeze = false
@@ -2128,6 +2136,14 @@ func (c *Core) thaw(g *group, wait chan error) {
 		if m.released || m.thawing {
 			continue
 		}
+		if m.freezing {
+			// A freeze out (a retry to a system known frozen only by
+			// its heartbeat's expiry) may be carried out after a thaw
+			// sent beside it, and hold writes again for a CG timeout
+			// while the group is said thawed: the thaw follows its
+			// answer (sendFreeze).
+			continue
+		}
 		var lsss []hal.LSS
 		var blocked []string
 		for _, l := range sourceLSSs(g.Pairs[serial]) {
@@ -2216,8 +2232,8 @@ func (c *Core) thawProgress(g *group) {
 	var holding []string
 	for _, serial := range slices.Sorted(maps.Keys(g.systems)) {
 		m := g.systems[serial]
-		if m.thawing && len(g.thawWait) > 0 {
-			return // answer once every thaw sent answered
+		if (m.thawing || m.freezing) && len(g.thawWait) > 0 {
+			return // answer once every thaw sent, or to follow a freeze out, answered
 		}
 		if m.released && !m.stale {
 			continue

@@ -218,3 +218,62 @@ func TestObserverHearsBeforeTheCaller(t *testing.T) {
 		}
 	})
 }
+
+// freezeLag carries out a system's freezes late once on is set, as a
+// loaded manager or network may (within the request timeout).
+type freezeLag struct {
+	hal.StorageSystem
+	on     *atomic.Bool
+	before time.Duration
+}
+
+func (l freezeLag) Freeze(ctx context.Context, e hal.Epoch, pairs []hal.LSSPair) error {
+	if l.on.Load() {
+		time.Sleep(l.before)
+	}
+	return l.StorageSystem.Freeze(ctx, e, pairs)
+}
+
+// TestThawWaitsForTheFreezeOut: a primary that never acknowledged the
+// group's freeze is certainly frozen once its heartbeat expired, and the
+// group may be thawed; but a retry of its freeze is out when the thaw
+// is sent. Sent side by side, the thaw was carried out first and the
+// freeze after it: the primary held its writes again, for its CG
+// timeout, while the core said the group thawed and no system held
+// them. Now the thaw waits for the freeze's answer, and follows it.
+func TestThawWaitsForTheFreezeOut(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		topo, fab, conns := establishedLab(t, ctx)
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		on := new(atomic.Bool)
+		conns[p2] = freezeLag{StorageSystem: conns[p2], on: on, before: 900 * time.Millisecond}
+		obs := &thawObserver{}
+		core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: true, Observer: obs})
+		g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second,
+			HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second}}
+		if err := core.SetGroups(ctx, []freeze.Group{g}); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2 * time.Second) // armed
+		fab.System(p2).SetManagerLink("m", emu.LinkDown)
+		if err := core.Freeze(ctx, "cg", "test"); err == nil {
+			t.Fatalf("freeze with %s unreachable answered certain", p2)
+		}
+		time.Sleep(8 * time.Second) // its heartbeat certainly expired
+		fab.System(p2).SetManagerLink("m", emu.LinkUp)
+		on.Store(true)
+		time.Sleep(300 * time.Millisecond) // a retry of its freeze is out
+		if err := core.Thaw(ctx, "cg"); err != nil {
+			t.Fatalf("thaw: %v", err)
+		}
+		time.Sleep(2 * time.Second) // every answer in
+		if held(t, fab, p2) && obs.count() != 0 {
+			t.Fatalf("%s holds I/O while the core reported the group thawed", p2)
+		}
+		if held(t, fab, p1) || held(t, fab, p2) {
+			t.Fatalf("held after the thaw: %s %v, %s %v; want neither", p1, held(t, fab, p1), p2, held(t, fab, p2))
+		}
+	})
+}
