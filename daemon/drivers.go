@@ -458,7 +458,7 @@ func (ds *storageDrivers) openConsole(h registry.HMC, key string) (hal.Console, 
 	name := h.Name
 	con, err := f(life, hal.ConsoleSpec{ConnectionSpec: hal.ConnectionSpec{Name: name, Addresses: h.Addresses,
 		Manager: cfg.Server.Name, User: h.User, Password: pw, Roots: ds.roots, Pin: cfg.Storage.Pins["hmc:"+name],
-		Clock: ds.clock, Logger: ds.log, DialTimedOut: ds.dialTimedOut},
+		Clock: ds.clock, Logger: ds.log, DialTimedOut: ds.dialTimedOut, KeepAlive: cfg.Storage.KeepAlive},
 		Changed: func() { ds.consoleChanged(name) }})
 	if err != nil {
 		return nil, err
@@ -626,7 +626,8 @@ func (ds *storageDrivers) connect(serial hal.Serial) error {
 			d, err = ds.factories[c.Kind](life, hal.ConnectionSpec{Serial: serial, Name: c.Name,
 				Addresses: c.Addresses, Sysplex: c.Sysplex, Manager: cfg.Server.Name, User: c.User,
 				Password: pw, Roots: ds.roots, Pin: pin,
-				Clock: ds.clock, Logger: ds.log, DialTimedOut: ds.dialTimedOut, Reachability: reach.part(i)})
+				Clock: ds.clock, Logger: ds.log, DialTimedOut: ds.dialTimedOut, Reachability: reach.part(i),
+				KeepAlive: cfg.Storage.KeepAlive})
 			if err != nil {
 				return fail(err)
 			}

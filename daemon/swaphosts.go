@@ -180,7 +180,7 @@ func (sh *swapHosts) openOne(z registry.ZOS) (hal.SwapHostConn, error) {
 	cfg := sh.ds.cfg()
 	return sh.factory(life, hal.ConnectionSpec{Name: z.Name, Addresses: z.Addresses, Sysplex: z.Sysplex,
 		Manager: cfg.Server.Name, User: z.User, Password: pw, Roots: sh.ds.roots, Pin: cfg.Storage.Pins["zos:"+z.Name],
-		Clock: sh.ds.clock, Logger: sh.ds.log, DialTimedOut: sh.ds.dialTimedOut})
+		Clock: sh.ds.clock, Logger: sh.ds.log, DialTimedOut: sh.ds.dialTimedOut, KeepAlive: cfg.Storage.KeepAlive})
 }
 
 // forSerials are the z/OS hosts that HyperSwap a session on serials

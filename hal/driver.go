@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"log/slog"
+	"time"
 
 	"github.com/lockstep-io/lockstep/hal/clock"
 )
@@ -65,6 +66,11 @@ type ConnectionSpec struct {
 	// DialTimedOut, if set, hears of every connect that got no answer at
 	// all (most likely a firewall dropping it), with the address.
 	DialTimedOut func(addr string)
+	// KeepAlive is how often a live connection is pinged (0: the
+	// driver's default, 1 s); one whose ping goes unanswered for three
+	// intervals is closed as silent, and its commands are sent again on
+	// another connection.
+	KeepAlive time.Duration
 }
 
 // Driver is a StorageSystem opened by a Factory, which the daemon owns:

@@ -65,7 +65,15 @@ const (
 	MinReconnectInterval = time.Second
 	// An inform waits for the manager's acknowledgement, a round trip.
 	MinInformTimeout = 100 * time.Millisecond
+	// Storage keep-alive pings: more often, the storage's processors
+	// answer pings; less often, a connection gone silent holds its
+	// commands (a freeze too, heartbeat off) for up to four intervals
+	// before they go to the other cluster or HMC.
+	MinKeepAlive, MaxKeepAlive = 100 * time.Millisecond, 30 * time.Second
 )
+
+// DefaultKeepAlive is how often a storage connection is pinged.
+const DefaultKeepAlive = time.Second
 
 // Config is a validated lockstep.toml.
 type Config struct {
@@ -308,6 +316,7 @@ func Default() *Config {
 			ReconnectAttempts: DefaultReconnectAttempts,
 		},
 		Control: Control{Bus: SystemBus, AdminGroup: DefaultAdminGroup},
+		Storage: Storage{KeepAlive: DefaultKeepAlive},
 		Log:     Log{Level: slog.LevelInfo, Format: LogAuto},
 		Syslog:  Syslog{AppName: DefaultAppName},
 		SNMP: SNMP{

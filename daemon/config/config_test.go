@@ -89,7 +89,8 @@ func TestReferenceFileExamples(t *testing.T) {
 		AuthKeyFile: "/etc/lockstep/snmp/storage.auth", PrivKeyFile: "/etc/lockstep/snmp/storage.priv"}
 	want.Storage = Storage{CAFile: "/etc/lockstep/tls/storage-ca.pem", Pins: map[string][]byte{"LAB.2107-75P0001": {
 		0x5e, 0x9b, 0x3f, 0x2a, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb,
-		0xcc, 0xdd, 0xee, 0xff, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb}}}
+		0xcc, 0xdd, 0xee, 0xff, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99, 0xaa, 0xbb}},
+		KeepAlive: DefaultKeepAlive}
 	want.SNMP.Managers = []Manager{{
 		Address: Addr{Scheme: UDP, Host: "nms.example.net", Port: 162}, Version: V2c, Notification: Inform,
 		CommunityFile: "/etc/lockstep/snmp/nms.community", AuthProtocol: SHA256, PrivProtocol: AES,
@@ -293,6 +294,9 @@ func badFiles() []badFile {
 		{"long sysplex", "[server]\nsysplex = \"PLEX12345\"\n", ErrValue, "server.sysplex", 2, "1 to 8 characters"},
 		{"empty sysplex", "[server]\nsysplex = \"\"\n", ErrValue, "server.sysplex", 2, "1 to 8 characters"},
 		{"bad edition", "[server]\nedition = \"pro\"\n", ErrValue, "server.edition", 2, `"pro" is not "full" or "basic"`},
+		{"keep-alive too short", "[storage]\nkeepalive = \"10ms\"\n", ErrValue, "storage.keepalive", 2, "from 100ms to 30s"},
+		{"keep-alive too long", "[storage]\nkeepalive = \"1m\"\n", ErrValue, "storage.keepalive", 2, "from 100ms to 30s"},
+		{"keep-alive without unit", "[storage]\nkeepalive = 2\n", ErrDuration, "storage.keepalive", 2, "bare number"},
 		{"relative state dir", "[server]\nstate_dir = \"var/lib/x\"\n", ErrValue, "server.state_dir", 2, "absolute path"},
 		{"bad log level", "[log]\nlevel = \"warning\"\n", ErrValue, "log.level", 2, `"debug", "info", "warn" or "error"`},
 		{"bad bus", "[control]\nbus = \"/run/bus\"\n", ErrValue, "control.bus", 2, "D-Bus address"},

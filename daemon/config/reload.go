@@ -84,6 +84,7 @@ func settings() []setting {
 		{"snmp.trap_auth_key_file", false, func(a, b *Config) bool { return a.SNMP.TrapAuth.AuthKeyFile == b.SNMP.TrapAuth.AuthKeyFile }},
 		{"snmp.trap_priv_key_file", false, func(a, b *Config) bool { return a.SNMP.TrapAuth.PrivKeyFile == b.SNMP.TrapAuth.PrivKeyFile }},
 		{"storage.ca_file", false, func(a, b *Config) bool { return a.Storage.CAFile == b.Storage.CAFile }},
+		{"storage.keepalive", false, func(a, b *Config) bool { return a.Storage.KeepAlive == b.Storage.KeepAlive }},
 		{"storage.pin", false, func(a, b *Config) bool {
 			return maps.EqualFunc(a.Storage.Pins, b.Storage.Pins, func(x, y []byte) bool { return slices.Equal(x, y) })
 		}},

@@ -4,6 +4,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"strings"
+	"time"
 )
 
 // The trust keys (docs/architecture.md, Trust) that this file owns: the storage CA
@@ -22,6 +23,10 @@ type Storage struct {
 	// instead of naming the serial (URI SAN urn:lockstep:serial:SERIAL or
 	// the common name). The chain and host name are checked all the same.
 	Pins map[string][]byte
+	// KeepAlive is how often every storage, HMC and z/OS connection is
+	// pinged; one whose ping goes unanswered for three intervals is
+	// closed as silent (hal.ConnectionSpec.KeepAlive).
+	KeepAlive time.Duration
 }
 
 // TrapAuth is who may send storage traps ([snmp] trap_*): an SNMPv2c
@@ -40,8 +45,9 @@ type TrapAuth struct {
 func (t TrapAuth) Set() bool { return t.CommunityFile != "" || t.User != "" }
 
 type rawStorage struct {
-	CAFile rawValue `toml:"ca_file"`
-	Pins   []rawPin `toml:"pin"`
+	CAFile    rawValue `toml:"ca_file"`
+	Pins      []rawPin `toml:"pin"`
+	KeepAlive rawValue `toml:"keepalive"`
 }
 
 type rawPin struct {
@@ -60,6 +66,14 @@ type rawTrapAuth struct {
 
 func (c *checker) storage(r rawStorage, cfg *Config) {
 	cfg.Storage.CAFile = c.path("storage.ca_file", r.CAFile, "")
+	if d, ok := c.dur("storage.keepalive", r.KeepAlive, cfg.Storage.KeepAlive); ok {
+		if d < MinKeepAlive || d > MaxKeepAlive {
+			c.add(ErrValue, nil, "storage.keepalive", "%v: from %v to %v (a silent connection is closed after three "+
+				"unanswered intervals: shorter loads the storage, longer holds its commands)", d, MinKeepAlive, MaxKeepAlive)
+		} else {
+			cfg.Storage.KeepAlive = d
+		}
+	}
 	for i, p := range r.Pins {
 		k := func(name string) string { return fmt.Sprintf("storage.pin[%d].%s", i, name) }
 		serial, ok := c.str(k("serial"), p.Serial)

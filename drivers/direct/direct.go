@@ -151,7 +151,8 @@ func Factory(ctx context.Context, spec hal.ConnectionSpec) (hal.Driver, error) {
 	}
 	return New(ctx, Options{Serial: spec.Serial, Endpoints: eps, Manager: spec.Manager, User: spec.User,
 		Password: spec.Password, TLS: wire.ClientTLSConfig(spec.Roots, ""), Pin: spec.Pin,
-		Clock: spec.Clock, Logger: spec.Logger, DialTimedOut: spec.DialTimedOut, StateChanged: spec.Reachability}), nil
+		Clock: spec.Clock, Logger: spec.Logger, DialTimedOut: spec.DialTimedOut, StateChanged: spec.Reachability,
+		KeepAlive: spec.KeepAlive}), nil
 }
 
 // ErrBadEndpoint: a connection's endpoints are not one or two host:port.

@@ -48,7 +48,7 @@ func OpenConsole(ctx context.Context, spec hal.ConsoleSpec) (hal.Console, error)
 		s.changed = func() {}
 	}
 	conn, err := New(Options{Consoles: consoles, Manager: spec.Manager, User: spec.User, Password: spec.Password,
-		TLS: wire.ClientTLSConfig(spec.Roots, ""), Clock: spec.Clock, Logger: spec.Logger,
+		TLS: wire.ClientTLSConfig(spec.Roots, ""), Clock: spec.Clock, Logger: spec.Logger, KeepAlive: spec.KeepAlive,
 		StateChanged: func(int, bool, string) { s.stateChanged() }})
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", spec.Name, err)

@@ -232,7 +232,7 @@ func specOptions(spec hal.ConnectionSpec, what string) (Options, error) {
 	}
 	return Options{Serial: spec.Serial, Host: spec.Name, Addr: spec.Addresses[0], Sysplex: spec.Sysplex,
 		Manager: spec.Manager, User: spec.User, Password: spec.Password, TLS: wire.ClientTLSConfig(spec.Roots, ""),
-		Pin: spec.Pin, Clock: spec.Clock, Logger: spec.Logger, StateChanged: spec.Reachability}, nil
+		Pin: spec.Pin, Clock: spec.Clock, Logger: spec.Logger, StateChanged: spec.Reachability, KeepAlive: spec.KeepAlive}, nil
 }
 
 // Dials is the number of connection attempts so far.
