@@ -464,10 +464,12 @@ func (c *Core) Run(ctx context.Context) error {
 	}
 }
 
-// drain lets every freeze in flight finish (each within its request
-// timeout) before the loop stops: a stop must never leave a consistency
-// group frozen on some storage systems and mirroring on others because
-// the answers were not awaited.
+// drain lets every freeze and thaw in flight finish (each within its
+// request timeout) before the loop stops: a stop must never leave a
+// consistency group frozen on some storage systems and mirroring on
+// others because the answers were not awaited, nor holding writes where
+// its sessions say they are released (a release-io session is recorded
+// released once its freeze is certain, with the thaw still out).
 func (c *Core) drain() {
 	limit := c.clock.NewTimer(c.t.RequestTimeout + c.t.Interval)
 	defer limit.Stop()
@@ -476,17 +478,21 @@ func (c *Core) drain() {
 		case f := <-c.inbox:
 			f()
 		case <-limit.C():
-			c.log.Error("stopping with freezes unanswered", "in_flight", c.freezesInFlight())
+			c.log.Error("stopping with freezes or thaws unanswered", "in_flight", c.freezesInFlight())
 			return
 		}
 	}
 }
 
+// freezesInFlight counts the freezes and thaws out.
 func (c *Core) freezesInFlight() int {
 	n := 0
 	for _, g := range c.groups {
 		for _, m := range g.systems {
 			if m.freezing {
+				n++
+			}
+			if m.thawing {
 				n++
 			}
 		}

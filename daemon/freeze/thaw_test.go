@@ -277,3 +277,45 @@ func TestThawWaitsForTheFreezeOut(t *testing.T) {
 		}
 	})
 }
+
+// slowThawer carries out a system's thaws after a delay.
+type slowThawer struct {
+	hal.StorageSystem
+	delay time.Duration
+}
+
+func (s slowThawer) Thaw(ctx context.Context, e hal.Epoch, l []hal.LSS) error {
+	time.Sleep(s.delay)
+	return s.StorageSystem.Thaw(ctx, e, l)
+}
+
+// TestStopFinishesThawsInFlight: a release-io group is frozen, and its
+// thaw is out when lockstepd stops. The stop waited for freezes in
+// flight only: the daemon then closed its storage connections under the
+// thaw, and the system held its writes for its CG timeout while the
+// session, recorded released once the freeze was certain, said they were
+// not held (admin schedules under load, seed 303). Run now returns once
+// the thaw was answered.
+func TestStopFinishesThawsInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		topo, fab, conns := establishedLab(t, ctx)
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		core := freeze.New(freeze.Options{Epoch: 1, Timings: phaseTimings, Systems: map[hal.Serial]hal.StorageSystem{
+			p1: conns[p1], p2: slowThawer{conns[p2], 500 * time.Millisecond}}})
+		done := make(chan error)
+		go func() { done <- core.Run(ctx) }()
+		err := core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: time.Minute, ReleaseIO: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := core.Freeze(ctx, "cg", "suspend"); err != nil {
+			t.Fatal(err)
+		}
+		cancel() // SIGTERM, the thaw out
+		<-done
+		if held(t, fab, p2) {
+			t.Fatalf("%s holds writes after the stop: the thaw in flight was abandoned", p2)
+		}
+	})
+}
