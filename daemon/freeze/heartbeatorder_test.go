@@ -9,6 +9,7 @@ import (
 
 	"github.com/lockstep-io/lockstep/daemon/freeze"
 	"github.com/lockstep-io/lockstep/hal"
+	"github.com/lockstep-io/lockstep/internal/emu"
 	"github.com/lockstep-io/lockstep/internal/topology"
 )
 
@@ -45,6 +46,31 @@ func (l heartbeatLag) DisableHeartbeat(ctx context.Context, e hal.Epoch, session
 	err := l.StorageSystem.DisableHeartbeat(ctx, e, session)
 	l.lag(l.disarmAfter)
 	return err
+}
+
+// lagRig is a core over the lab whose group "cg" is armed, the first
+// primary's heartbeat commands delayed as its heartbeatLag says once on
+// is set.
+type lagRig struct {
+	core  *freeze.Core
+	topo  *topology.Topology
+	fab   *emu.Fabric
+	conns map[hal.Serial]hal.StorageSystem
+	on    *atomic.Bool
+}
+
+func armedWithLag(t *testing.T, ctx context.Context, lag heartbeatLag) lagRig {
+	t.Helper()
+	topo, fab, conns := establishedLab(t, ctx)
+	p1 := topology.PrimarySerial(0)
+	lag.StorageSystem, lag.on = conns[p1], new(atomic.Bool)
+	conns[p1] = lag
+	core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: true})
+	if err := core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second}}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(2 * time.Second) // armed
+	return lagRig{core: core, topo: topo, fab: fab, conns: conns, on: lag.on}
 }
 
 // restart starts the frozen group "cg" again, as start-h1-h2 does: back
@@ -88,16 +114,10 @@ func TestArmWaitsForTheDisarmOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		topo, fab, conns := establishedLab(t, ctx)
 		p1 := topology.PrimarySerial(0)
-		on := new(atomic.Bool)
-		conns[p1] = heartbeatLag{StorageSystem: conns[p1], on: on, disarmBefore: 900 * time.Millisecond}
-		core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: true})
-		if err := core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second}}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(2 * time.Second) // armed
-		on.Store(true)
+		r := armedWithLag(t, ctx, heartbeatLag{disarmBefore: 900 * time.Millisecond})
+		core, topo, fab, conns := r.core, r.topo, r.fab, r.conns
+		r.on.Store(true)
 		if err := core.Freeze(ctx, "cg", "test"); err != nil {
 			t.Fatal(err)
 		}
@@ -123,21 +143,14 @@ func TestDisarmWaitsForTheArmOut(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		topo, fab, conns := establishedLab(t, ctx)
 		p1 := topology.PrimarySerial(0)
-		on := new(atomic.Bool)
-		conns[p1] = heartbeatLag{StorageSystem: conns[p1], on: on, armBefore: 900 * time.Millisecond,
-			disarmAfter: 950 * time.Millisecond}
-		core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: true})
-		if err := core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second}}); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(2 * time.Second) // armed
+		r := armedWithLag(t, ctx, heartbeatLag{armBefore: 900 * time.Millisecond, disarmAfter: 950 * time.Millisecond})
+		core, topo, fab, conns := r.core, r.topo, r.fab, r.conns
 		if err := core.Freeze(ctx, "cg", "test"); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(time.Second) // disarmed
-		on.Store(true)
+		r.on.Store(true)
 		restart(t, ctx, core, topo, conns)
 		time.Sleep(600 * time.Millisecond) // the arm is out
 		if err := core.Freeze(ctx, "cg", "test"); err != nil {
