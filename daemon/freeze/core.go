@@ -473,19 +473,19 @@ func (c *Core) Run(ctx context.Context) error {
 func (c *Core) drain() {
 	limit := c.clock.NewTimer(c.t.RequestTimeout + c.t.Interval)
 	defer limit.Stop()
-	for c.freezesInFlight() > 0 {
+	for c.commandsInFlight() > 0 {
 		select {
 		case f := <-c.inbox:
 			f()
 		case <-limit.C():
-			c.log.Error("stopping with freezes or thaws unanswered", "in_flight", c.freezesInFlight())
+			c.log.Error("stopping with freezes or thaws unanswered", "in_flight", c.commandsInFlight())
 			return
 		}
 	}
 }
 
-// freezesInFlight counts the freezes and thaws out.
-func (c *Core) freezesInFlight() int {
+// commandsInFlight counts the freezes and thaws out.
+func (c *Core) commandsInFlight() int {
 	n := 0
 	for _, g := range c.groups {
 		for _, m := range g.systems {

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -244,6 +245,47 @@ func (s slowFreezer) Freeze(ctx context.Context, e hal.Epoch, p []hal.LSSPair) e
 		return ctx.Err()
 	}
 	return s.StorageSystem.Freeze(ctx, e, p)
+}
+
+// lagging delays a system's commands, as a loaded manager or network
+// may, once on is set (nil: always): each is carried out its *Before
+// after it was sent, and an arm or disarm answered its *After later
+// (the tests keep both within the request timeout).
+type lagging struct {
+	hal.StorageSystem
+	on                                             *atomic.Bool
+	freezeBefore, thawBefore                       time.Duration
+	armBefore, armAfter, disarmBefore, disarmAfter time.Duration
+}
+
+func (l lagging) lag(d time.Duration) {
+	if l.on == nil || l.on.Load() {
+		time.Sleep(d)
+	}
+}
+
+func (l lagging) Freeze(ctx context.Context, e hal.Epoch, pairs []hal.LSSPair) error {
+	l.lag(l.freezeBefore)
+	return l.StorageSystem.Freeze(ctx, e, pairs)
+}
+
+func (l lagging) Thaw(ctx context.Context, e hal.Epoch, lsss []hal.LSS) error {
+	l.lag(l.thawBefore)
+	return l.StorageSystem.Thaw(ctx, e, lsss)
+}
+
+func (l lagging) EnableHeartbeat(ctx context.Context, e hal.Epoch, hb hal.HeartbeatSpec) error {
+	l.lag(l.armBefore)
+	err := l.StorageSystem.EnableHeartbeat(ctx, e, hb)
+	l.lag(l.armAfter)
+	return err
+}
+
+func (l lagging) DisableHeartbeat(ctx context.Context, e hal.Epoch, session string) error {
+	l.lag(l.disarmBefore)
+	err := l.StorageSystem.DisableHeartbeat(ctx, e, session)
+	l.lag(l.disarmAfter)
+	return err
 }
 
 // TestStopFinishesFreezesInFlight: a stop (SIGTERM) that comes while a

@@ -18,39 +18,8 @@ import (
 // disarm sent side by side may be carried out in either order, and the
 // storage system then holds what the core does not think it holds.
 
-// heartbeatLag delays a system's heartbeat arms and disarms once on is
-// set, as a loaded manager or network may: each is carried out after its
-// *Before, and answered *After that (all within the request timeout).
-type heartbeatLag struct {
-	hal.StorageSystem
-	on                      *atomic.Bool
-	armBefore, disarmBefore time.Duration
-	armAfter, disarmAfter   time.Duration
-}
-
-func (l heartbeatLag) lag(d time.Duration) {
-	if l.on.Load() {
-		time.Sleep(d)
-	}
-}
-
-func (l heartbeatLag) EnableHeartbeat(ctx context.Context, e hal.Epoch, hb hal.HeartbeatSpec) error {
-	l.lag(l.armBefore)
-	err := l.StorageSystem.EnableHeartbeat(ctx, e, hb)
-	l.lag(l.armAfter)
-	return err
-}
-
-func (l heartbeatLag) DisableHeartbeat(ctx context.Context, e hal.Epoch, session string) error {
-	l.lag(l.disarmBefore)
-	err := l.StorageSystem.DisableHeartbeat(ctx, e, session)
-	l.lag(l.disarmAfter)
-	return err
-}
-
 // lagRig is a core over the lab whose group "cg" is armed, the first
-// primary's heartbeat commands delayed as its heartbeatLag says once on
-// is set.
+// primary's commands delayed as its lagging says once on is set.
 type lagRig struct {
 	core  *freeze.Core
 	topo  *topology.Topology
@@ -59,7 +28,7 @@ type lagRig struct {
 	on    *atomic.Bool
 }
 
-func armedWithLag(t *testing.T, ctx context.Context, lag heartbeatLag) lagRig {
+func armedWithLag(t *testing.T, ctx context.Context, lag lagging) lagRig {
 	t.Helper()
 	topo, fab, conns := establishedLab(t, ctx)
 	p1 := topology.PrimarySerial(0)
@@ -115,7 +84,7 @@ func TestArmWaitsForTheDisarmOut(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		p1 := topology.PrimarySerial(0)
-		r := armedWithLag(t, ctx, heartbeatLag{disarmBefore: 900 * time.Millisecond})
+		r := armedWithLag(t, ctx, lagging{disarmBefore: 900 * time.Millisecond})
 		core, topo, fab, conns := r.core, r.topo, r.fab, r.conns
 		r.on.Store(true)
 		if err := core.Freeze(ctx, "cg", "test"); err != nil {
@@ -144,7 +113,7 @@ func TestDisarmWaitsForTheArmOut(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		p1 := topology.PrimarySerial(0)
-		r := armedWithLag(t, ctx, heartbeatLag{armBefore: 900 * time.Millisecond, disarmAfter: 950 * time.Millisecond})
+		r := armedWithLag(t, ctx, lagging{armBefore: 900 * time.Millisecond, disarmAfter: 950 * time.Millisecond})
 		core, topo, fab, conns := r.core, r.topo, r.fab, r.conns
 		if err := core.Freeze(ctx, "cg", "test"); err != nil {
 			t.Fatal(err)

@@ -219,21 +219,6 @@ func TestObserverHearsBeforeTheCaller(t *testing.T) {
 	})
 }
 
-// freezeLag carries out a system's freezes late once on is set, as a
-// loaded manager or network may (within the request timeout).
-type freezeLag struct {
-	hal.StorageSystem
-	on     *atomic.Bool
-	before time.Duration
-}
-
-func (l freezeLag) Freeze(ctx context.Context, e hal.Epoch, pairs []hal.LSSPair) error {
-	if l.on.Load() {
-		time.Sleep(l.before)
-	}
-	return l.StorageSystem.Freeze(ctx, e, pairs)
-}
-
 // TestThawWaitsForTheFreezeOut: a primary that never acknowledged the
 // group's freeze is certainly frozen once its heartbeat expired, and the
 // group may be thawed; but a retry of its freeze is out when the thaw
@@ -248,7 +233,7 @@ func TestThawWaitsForTheFreezeOut(t *testing.T) {
 		topo, fab, conns := establishedLab(t, ctx)
 		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
 		on := new(atomic.Bool)
-		conns[p2] = freezeLag{StorageSystem: conns[p2], on: on, before: 900 * time.Millisecond}
+		conns[p2] = lagging{StorageSystem: conns[p2], on: on, freezeBefore: 900 * time.Millisecond}
 		obs := &thawObserver{}
 		core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: true, Observer: obs})
 		g := freeze.Group{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: 10 * time.Second,
@@ -278,17 +263,6 @@ func TestThawWaitsForTheFreezeOut(t *testing.T) {
 	})
 }
 
-// slowThawer carries out a system's thaws after a delay.
-type slowThawer struct {
-	hal.StorageSystem
-	delay time.Duration
-}
-
-func (s slowThawer) Thaw(ctx context.Context, e hal.Epoch, l []hal.LSS) error {
-	time.Sleep(s.delay)
-	return s.StorageSystem.Thaw(ctx, e, l)
-}
-
 // TestStopFinishesThawsInFlight: a release-io group is frozen, and its
 // thaw is out when lockstepd stops. The stop waited for freezes in
 // flight only: the daemon then closed its storage connections under the
@@ -302,7 +276,7 @@ func TestStopFinishesThawsInFlight(t *testing.T) {
 		topo, fab, conns := establishedLab(t, ctx)
 		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
 		core := freeze.New(freeze.Options{Epoch: 1, Timings: phaseTimings, Systems: map[hal.Serial]hal.StorageSystem{
-			p1: conns[p1], p2: slowThawer{conns[p2], 500 * time.Millisecond}}})
+			p1: conns[p1], p2: lagging{StorageSystem: conns[p2], thawBefore: 500 * time.Millisecond}}})
 		done := make(chan error)
 		go func() { done <- core.Run(ctx) }()
 		err := core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: topo.LSSPairs(), LowestCG: time.Minute, ReleaseIO: true}})
