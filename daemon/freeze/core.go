@@ -733,6 +733,11 @@ func (c *Core) setGroups(groups []Group, restart string) error {
 	for _, g := range fresh {
 		c.install(g)
 	}
+	// Only once every group has its phase: a thaw sent again must not end
+	// the hold of a frozen group installed after it (heldBy).
+	for _, g := range fresh {
+		c.thawAgainAtStart(g)
+	}
 	if g := c.groups[restart]; g != nil {
 		if err := c.restart(g); err != nil {
 			return err
@@ -905,6 +910,29 @@ func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 		}
 		c.arm(g, serial, m, c.clock.Now())
 	})
+}
+
+// thawAgainAtStart sends the thaw of a group installed thawed again,
+// quietly: the group stays reported released, as its sessions say. A
+// release-io session is recorded released once its freeze is certain,
+// and the manager before may have been killed in the moment its thaw was
+// out: that system then held writes for its CG timeout (a minute or two
+// of application I/O stalled) while the session said released. A thaw of
+// an LSS that holds nothing changes nothing; one a frozen group holds is
+// kept from it (heldBy). With the heartbeat on, the disarm that follows
+// each system's probe sends it (disarm: the heartbeat armed before may
+// have expired), after the probe has said whether that system froze
+// itself.
+func (c *Core) thawAgainAtStart(g *group) {
+	if g.phase != Thawed || c.beats(g) {
+		return
+	}
+	for _, m := range g.systems {
+		m.released = false
+	}
+	c.log.Info("sending the thaw of a group thawed before this manager started again: it may have been out when that manager stopped",
+		"group", g.Name)
+	c.thaw(g, nil)
 }
 
 // selfFrozen applies a system's word that it froze itself (its

@@ -293,3 +293,97 @@ func TestStopFinishesThawsInFlight(t *testing.T) {
 		}
 	})
 }
+
+// TestThawOfAThawedGroupIsSentAgainAtStart: a release-io session is
+// recorded released once its freeze is certain, while its thaw may still
+// be out; a manager killed then left the storage holding writes for its
+// CG timeout, and the manager started next took the group for thawed and
+// never thawed it (it said released while application I/O stood still).
+// The thaw is now sent again at start, quietly (the group was reported
+// thawed already), and never to an LSS a frozen group holds, whichever
+// group is installed first. With the heartbeat on, the disarm after each
+// probe's answer already sent it (the heartbeat armed before may have
+// expired): that case is here so that it stays so.
+func TestThawOfAThawedGroupIsSentAgainAtStart(t *testing.T) {
+	for _, heartbeat := range []bool{false, true} {
+		name := "heartbeat off"
+		if heartbeat {
+			name = "heartbeat on"
+		}
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				topo, fab, conns := establishedLab(t, ctx)
+				p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+				lps := topo.LSSPairs()
+				for serial, l := range lps { // the freeze of the manager killed with its thaw out
+					if err := conns[serial].Freeze(ctx, 1, l); err != nil {
+						t.Fatal(err)
+					}
+				}
+				obs := &freezeCounter{}
+				core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: heartbeat, Observer: obs})
+				err := core.SetGroups(ctx, []freeze.Group{{Name: "cg", Pairs: lps, LowestCG: 10 * time.Second,
+					HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second},
+					Initial:   freeze.Thawed}})
+				if err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(time.Second)
+				if held(t, fab, p1) || held(t, fab, p2) {
+					t.Fatalf("the storage holds writes (%v/%v) while the restarted manager says the group thawed",
+						held(t, fab, p1), held(t, fab, p2))
+				}
+				st := groupStatus(t, core, "cg")
+				for _, m := range st.Systems {
+					if !m.Released {
+						t.Errorf("%s not released: %+v", m.Serial, m)
+					}
+				}
+				if f, th := obs.counts(); st.Phase != freeze.Thawed || f != 0 || th != 0 {
+					t.Fatalf("%s, %d freezing and %d thawed reported; want thawed, quietly", st.Phase, f, th)
+				}
+			})
+		})
+	}
+	t.Run("an LSS a frozen group holds", func(t *testing.T) {
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			topo, fab, conns := establishedLab(t, ctx)
+			p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+			lps := topo.LSSPairs()
+			shared := lps[p1][0]
+			for serial, l := range map[hal.Serial][]hal.LSSPair{p1: {shared}, p2: lps[p2]} {
+				if err := conns[serial].Freeze(ctx, 1, l); err != nil {
+					t.Fatal(err)
+				}
+			}
+			core := runCore(t, ctx, freeze.Options{Systems: conns})
+			// The thawed group first: it is sent its thaw again before the
+			// frozen one would be installed, were they not all installed
+			// first.
+			err := core.SetGroups(ctx, []freeze.Group{
+				{Name: "a", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}}, LowestCG: time.Minute,
+					HighestCG: map[hal.Serial]time.Duration{p1: time.Minute}, Initial: freeze.Thawed},
+				{Name: "b", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}, p2: lps[p2]}, LowestCG: time.Minute,
+					HighestCG: map[hal.Serial]time.Duration{p1: time.Minute, p2: time.Minute}, Initial: freeze.Frozen},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second)
+			if !held(t, fab, p1) {
+				t.Fatal("the thaw sent again at start ended the hold of a frozen group")
+			}
+			if err := core.Thaw(ctx, "b"); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(time.Second)
+			if held(t, fab, p1) || held(t, fab, p2) {
+				t.Fatal("held once both groups are thawed")
+			}
+		})
+	})
+}
