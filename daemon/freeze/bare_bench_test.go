@@ -74,7 +74,7 @@ func (l *bareLayout) once(b *testing.B) (sample, bool) {
 	vols.Add(0)
 	trigger := hal.Event{Kind: hal.EventSuspend, At: time.Now(), LSSPair: l.pairs[0][0],
 		Reason: hal.ReasonPath, Volumes: vols}
-	cpu0 := cpuTime(b)
+	cpu0, gc0 := cpuTime(b), gcCycles()
 	l.systems[0].raise(trigger)
 	select {
 	case <-l.trigger:
@@ -87,7 +87,7 @@ func (l *bareLayout) once(b *testing.B) (sample, bool) {
 	firstSent, lastSent, last, err := sendAll(len(l.clients), func(i int) error {
 		return l.clients[i].Freeze(ctx, 1, l.pairs[i])
 	})
-	cpu := cpuTime(b) - cpu0
+	cpu, gc := cpuTime(b)-cpu0, gcCycles() != gc0
 	if err != nil {
 		b.Logf("sample lost: %v", err)
 		return sample{}, false
@@ -96,7 +96,7 @@ func (l *bareLayout) once(b *testing.B) (sample, bool) {
 	if !ok {
 		b.Fatal("a system acknowledged a freeze it did not run")
 	}
-	return sample{latency: last.Sub(trigger.At), skew: lastFrozen.Sub(firstFrozen), cpu: cpu,
+	return sample{latency: last.Sub(trigger.At), skew: lastFrozen.Sub(firstFrozen), cpu: cpu, gc: gc,
 		detect: firstSent.Sub(trigger.At), dispatch: lastSent.Sub(firstSent), ret: last.Sub(lastFrozen)}, true
 }
 

@@ -263,7 +263,7 @@ func (l *leanLayout) once(b *testing.B) (sample, bool) {
 	vols.Add(0)
 	trigger := hal.Event{Kind: hal.EventSuspend, At: time.Now(), LSSPair: l.pairs[first.serial][0],
 		Reason: hal.ReasonPath, Volumes: vols}
-	cpu0 := cpuTime(b)
+	cpu0, gc0 := cpuTime(b), gcCycles()
 	first.raise(trigger)
 	deadline := time.NewTimer(5 * time.Second)
 	defer deadline.Stop()
@@ -273,7 +273,7 @@ func (l *leanLayout) once(b *testing.B) (sample, bool) {
 		fb.mu.Unlock()
 		return sample{}, false
 	}
-	cpu := cpuTime(b) - cpu0
+	cpu, gc := cpuTime(b)-cpu0, gcCycles() != gc0
 	fb.mu.Lock()
 	_, lastAck := span(fb.acks)
 	firstSent, lastSent := span(fb.sent)
@@ -282,7 +282,7 @@ func (l *leanLayout) once(b *testing.B) (sample, bool) {
 	if !ok {
 		b.Fatal("a system acknowledged a freeze it did not run")
 	}
-	return sample{latency: lastAck.Sub(trigger.At), skew: lastFrozen.Sub(firstFrozen), cpu: cpu,
+	return sample{latency: lastAck.Sub(trigger.At), skew: lastFrozen.Sub(firstFrozen), cpu: cpu, gc: gc,
 		detect: firstSent.Sub(trigger.At), dispatch: lastSent.Sub(firstSent), ret: lastAck.Sub(lastFrozen)}, true
 }
 
@@ -342,4 +342,5 @@ func reportLean(b *testing.B, name string, got []sample) {
 	latency.Report(b, "detect-"+name, part(got, func(s sample) time.Duration { return s.detect }))
 	latency.Report(b, "dispatch-"+name, part(got, func(s sample) time.Duration { return s.dispatch }))
 	latency.Report(b, "return-"+name, part(got, func(s sample) time.Duration { return s.ret }))
+	b.ReportMetric(float64(gcSamples(got)), "gc-samples-"+name)
 }

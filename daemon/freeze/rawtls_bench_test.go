@@ -202,7 +202,7 @@ func (l *rawLayout) once(b *testing.B) (sample, bool) {
 		}
 	}
 	at := time.Now()
-	cpu0 := cpuTime(b)
+	cpu0, gc0 := cpuTime(b), gcCycles()
 	l.firstMu.Lock()
 	_, err := l.first.Write(rawMessage('T', 100)) // about an event's size
 	l.firstMu.Unlock()
@@ -232,7 +232,7 @@ func (l *rawLayout) once(b *testing.B) (sample, bool) {
 			return errors.New("no answer")
 		}
 	})
-	cpu := cpuTime(b) - cpu0
+	cpu, gc := cpuTime(b)-cpu0, gcCycles() != gc0
 	if err != nil {
 		b.Logf("sample lost: %v", err)
 		return sample{}, false
@@ -241,6 +241,6 @@ func (l *rawLayout) once(b *testing.B) (sample, bool) {
 	if !ok {
 		b.Fatal("an answer came for a request not taken up")
 	}
-	return sample{latency: last.Sub(at), skew: lastFrozen.Sub(firstFrozen), cpu: cpu,
+	return sample{latency: last.Sub(at), skew: lastFrozen.Sub(firstFrozen), cpu: cpu, gc: gc,
 		detect: firstSent.Sub(at), dispatch: lastSent.Sub(firstSent), ret: last.Sub(lastFrozen)}, true
 }
