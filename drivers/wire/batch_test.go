@@ -3,6 +3,7 @@ package wire
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/lockstep-io/lockstep/hal"
@@ -19,13 +20,24 @@ type queuedStorage struct {
 func (q queuedStorage) Events(ctx context.Context) (<-chan hal.Event, error) {
 	ch := make(chan hal.Event, q.n)
 	for i := range q.n {
-		ch <- hal.Event{Kind: hal.EventSuspend, Serial: q.serial, Seq: uint64(i + 1), LSSPair: lssPairA}
+		ch <- queuedEvent(q.serial, i)
 	}
 	return ch, nil // never closed: the subscription lives with the connection
 }
 
+// queuedEvent is the i-th event of a queuedStorage: sessions of
+// different lengths, so that an event decoded from a body the next one
+// overwrote (the read loop reuses one buffer) shows.
+func queuedEvent(serial hal.Serial, i int) hal.Event {
+	ev := hal.Event{Kind: hal.EventSuspend, Serial: serial, Seq: uint64(i + 1), LSSPair: lssPairA,
+		Session: fmt.Sprintf("cg-%s%d", strings.Repeat("x", i%5), i)}
+	ev.Volumes.Add(uint8(i))
+	return ev
+}
+
 // TestQueuedEventsArriveInOrder: events sent in batches (several per
-// write, batches cut at maxSendBatch) all arrive, once, in order.
+// write, batches cut at maxSendBatch) all arrive, once, in order, each
+// whole.
 func TestQueuedEventsArriveInOrder(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
@@ -47,8 +59,9 @@ func TestQueuedEventsArriveInOrder(t *testing.T) {
 			c := srv.mustConnect(t, ClientOptions{EventBuffer: tt.n})
 			for i := range tt.n {
 				ev := wait(t, c.Events(), fmt.Sprintf("event %d of %d", i+1, tt.n))
-				if ev.Seq != uint64(i+1) {
-					t.Fatalf("event %d has seq %d", i+1, ev.Seq)
+				if want := queuedEvent(serialP, i); ev.Seq != want.Seq || ev.Session != want.Session || ev.Volumes != want.Volumes {
+					t.Fatalf("event %d is seq %d session %q volumes %v, want %d %q %v",
+						i+1, ev.Seq, ev.Session, ev.Volumes, want.Seq, want.Session, want.Volumes)
 				}
 			}
 		})

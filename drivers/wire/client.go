@@ -320,8 +320,24 @@ func (c *Client) readLoop(br *bufio.Reader) {
 		}
 	}()
 	var names [2]string // the events' last names (decodeEvent)
+	// An event's body is decoded into a hal.Event that keeps nothing of
+	// it (names are copied, or the last ones reused), before the next
+	// frame is read: one buffer serves them all. A freeze of 16 LSS pairs
+	// brings 16 events from every system, the larger part of what the
+	// manager's connections allocated. Other frames keep their bodies (a
+	// response's result is handed to its caller): a buffer of their own.
+	var eventBuf []byte
+	bodyBuf := func(t MsgType, n int) []byte {
+		if t != MsgEvent || n > maxEventBuf {
+			return make([]byte, n)
+		}
+		if cap(eventBuf) < n {
+			eventBuf = make([]byte, max(n, 256))
+		}
+		return eventBuf[:n]
+	}
 	for {
-		f, err := ReadFrame(br, MaxFrameSize)
+		f, err := readFrame(br, MaxFrameSize, bodyBuf)
 		if err != nil {
 			c.fail(fmt.Errorf("read: %w", err))
 			return
@@ -374,6 +390,11 @@ func (c *Client) readLoop(br *bufio.Reader) {
 		}
 	}
 }
+
+// maxEventBuf bounds the buffer a client's read loop keeps for event
+// bodies (an event is about a hundred bytes): a larger one, which no
+// event of ours is, gets a buffer of its own rather than growing it.
+const maxEventBuf = 4 << 10
 
 // ownEvent says whether an event is about the storage system this
 // connection serves: one that names another (a forged or confused

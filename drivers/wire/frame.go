@@ -88,6 +88,14 @@ type Frame struct {
 // read. It returns io.EOF only when the stream ends cleanly between frames,
 // io.ErrUnexpectedEOF when it ends inside one. r should be buffered.
 func ReadFrame(r io.Reader, limit int) (Frame, error) {
+	return readFrame(r, limit, func(_ MsgType, n int) []byte { return make([]byte, n) })
+}
+
+// readFrame is ReadFrame reading the body into the n bytes bodyBuf gives
+// for the frame's type, once the length and the type are checked: a
+// reader that decodes a frame before it reads the next can reuse one
+// buffer for the types whose decoding keeps nothing of the body.
+func readFrame(r io.Reader, limit int, bodyBuf func(t MsgType, n int) []byte) (Frame, error) {
 	var hdr [4]byte
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return Frame{}, err
@@ -106,7 +114,7 @@ func ReadFrame(r io.Reader, limit int) (Frame, error) {
 	if !t.known() {
 		return Frame{}, fmt.Errorf("%w: 0x%02x", ErrUnknownType, hdr[0])
 	}
-	body := make([]byte, n-1)
+	body := bodyBuf(t, int(n-1))
 	if _, err := io.ReadFull(r, body); err != nil {
 		return Frame{}, noEOF(err)
 	}
