@@ -249,14 +249,24 @@ func FuzzServe(f *testing.F) {
 }
 
 // FuzzDecodeEventsInARow: events decoded one after the other with the
-// names carried from one to the next (the client's read loop) decode as
-// each does alone.
+// names carried from one to the next, each from the same reused buffer
+// (the client's read loop), decode as each does alone from a body of its
+// own, and stay so once the buffer holds the next.
 func FuzzDecodeEventsInARow(f *testing.F) {
 	f.Add("LAB.2107-75P0001", "LAB.2107-75S0001", "LAB.2107-75P0002", "", uint8(3))
 	f.Add("", "X", "X", "session", uint8(0))
 	f.Fuzz(func(t *testing.T, a, b, c, session string, n uint8) {
 		serials := []string{a, b, c}
 		var names [2]string
+		var buf []byte
+		var alones, carrieds []hal.Event
+		defer func() {
+			for i := range carrieds {
+				if carrieds[i] != alones[i] {
+					t.Fatalf("event %d changed once the buffer was reused: %+v, want %+v", i, carrieds[i], alones[i])
+				}
+			}
+		}()
 		for i := range int(n%8) + 1 {
 			ev := hal.Event{Kind: hal.EventSuspend, Serial: hal.Serial(serials[i%3]), Seq: uint64(i),
 				LSSPair: hal.LSSPair{Source: hal.LSSRef{Serial: hal.Serial(serials[(i+1)%3])},
@@ -266,10 +276,12 @@ func FuzzDecodeEventsInARow(f *testing.F) {
 				return // a name too long: nothing to decode
 			}
 			alone, err1 := DecodeEvent(body)
-			carried, err2 := decodeEvent(body, &names)
+			buf = append(buf[:0], body...)
+			carried, err2 := decodeEvent(buf, &names)
 			if (err1 == nil) != (err2 == nil) || alone != carried {
 				t.Fatalf("event %d: alone %+v (%v), carried %+v (%v)", i, alone, err1, carried, err2)
 			}
+			alones, carrieds = append(alones, alone), append(carrieds, carried)
 		}
 	})
 }
