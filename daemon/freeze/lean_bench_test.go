@@ -316,10 +316,19 @@ type floorLayout interface {
 // the layouts in turn, so that what the machine does meanwhile falls on
 // all of them alike; lost counts the samples lost in all.
 func alternate(b *testing.B, layouts ...floorLayout) (got [][]sample, lost int) {
+	return alternateIdle(b, 200, 0, layouts...)
+}
+
+// alternateIdle is alternate with samples rounds, each sample taken after
+// idle of idleness.
+func alternateIdle(b *testing.B, samples int, idle time.Duration, layouts ...floorLayout) (got [][]sample, lost int) {
 	got = make([][]sample, len(layouts))
 	for b.Loop() {
-		for range 200 {
+		for range samples {
 			for i, l := range layouts {
+				if idle > 0 {
+					time.Sleep(idle) // the samples time themselves: no b.StopTimer, which reads the memory statistics
+				}
 				s, ok := l.once(b)
 				if !ok {
 					lost++
