@@ -571,12 +571,16 @@ func profileWindow(b *testing.B, n, i int) func() {
 // the floor of any freeze; a core that fans out concurrently, with one
 // command per system, freezes 32 about as fast as one (target ratio
 // <= 1.5). The samples of the two layouts alternate, so that the load of
-// the machine falls on both alike. (Collecting the resets' garbage before
-// each sample, as EventToFrozen's blackhole=false-gc does, did not move
-// this ratio beyond its spread from run to run: its tail is the
-// latency's timers and 32 connections on 2 cores, see
-// docs/performance.md.)
-func BenchmarkFreezeLimit(b *testing.B) {
+// the machine falls on both alike.
+func BenchmarkFreezeLimit(b *testing.B) { freezeLimit(b, false) }
+
+// BenchmarkFreezeLimitGC is FreezeLimit with the resets' garbage
+// collected before each sample (collectBefore), as EventToFrozen's
+// blackhole=false-gc. A bench of its own: collections interleaved with
+// FreezeLimit's samples would spare those too.
+func BenchmarkFreezeLimitGC(b *testing.B) { freezeLimit(b, true) }
+
+func freezeLimit(b *testing.B, collect bool) {
 	const oneWay = time.Millisecond
 	layouts := []struct {
 		n    int
@@ -601,6 +605,7 @@ func BenchmarkFreezeLimit(b *testing.B) {
 				l := &layouts[i]
 				b.StopTimer()
 				l.fb.reset(b)
+				collectBefore(collect)
 				b.StartTimer()
 				stop := profileWindow(b, l.n, len(l.got))
 				s, ok := l.fb.once(b)
