@@ -168,25 +168,17 @@ func BenchmarkFreezeLimitFloor(b *testing.B) {
 // (`*-tls`: nothing of lockstep's on either side), samples alternating.
 // The emulator is out of all three; what the floors' skew leaves of the
 // target is all lockstep could win here.
-func BenchmarkLoopbackSkewFloor(b *testing.B) {
-	ca, err := wire.NewSelfSigned(time.Now(), time.Hour, "127.0.0.1")
-	if err != nil {
-		b.Fatal(err)
-	}
-	lean := setupLean(b, ca, "L", 32, 0)
-	var bare *bareLayout
-	pprof.Do(context.Background(), pprof.Labels("side", "manager"), func(context.Context) {
-		bare = setupBare(b, ca, "F", 32, 0)
-	})
-	got, lost := alternate(b, lean, bare, setupRaw(b, ca, "R", 32, 0))
-	reportSkewFloor(b, got, lost)
-}
+func BenchmarkLoopbackSkewFloor(b *testing.B) { skewFloor(b, 200, 0) }
 
 // BenchmarkLoopbackSkewFloorIdle is LoopbackSkewFloor with 250 ms of
 // idleness before each sample, as EventToFrozen's blackhole=false-idle:
 // a failure comes to an idle process, whose threads are asleep. What the
 // wake-up costs raw TLS is no lockstep's.
-func BenchmarkLoopbackSkewFloorIdle(b *testing.B) {
+func BenchmarkLoopbackSkewFloorIdle(b *testing.B) { skewFloor(b, 60, 250*time.Millisecond) }
+
+// skewFloor takes samples rounds of the skew floor's three layouts,
+// alternated, each sample after idle of idleness.
+func skewFloor(b *testing.B, samples int, idle time.Duration) {
 	ca, err := wire.NewSelfSigned(time.Now(), time.Hour, "127.0.0.1")
 	if err != nil {
 		b.Fatal(err)
@@ -196,12 +188,7 @@ func BenchmarkLoopbackSkewFloorIdle(b *testing.B) {
 	pprof.Do(context.Background(), pprof.Labels("side", "manager"), func(context.Context) {
 		bare = setupBare(b, ca, "F", 32, 0)
 	})
-	got, lost := alternateIdle(b, 60, 250*time.Millisecond, lean, bare, setupRaw(b, ca, "R", 32, 0))
-	reportSkewFloor(b, got, lost)
-}
-
-// reportSkewFloor prints the figures of the skew floor's three layouts.
-func reportSkewFloor(b *testing.B, got [][]sample, lost int) {
+	got, lost := alternateIdle(b, samples, idle, lean, bare, setupRaw(b, ca, "R", 32, 0))
 	b.ReportMetric(float64(lost), "lost-samples")
 	for i, name := range []string{"lockstep", "wire", "tls"} {
 		latency.Report(b, "freeze-"+name, part(got[i], func(s sample) time.Duration { return s.latency }))
