@@ -2198,6 +2198,10 @@ func (c *Core) thaw(g *group, wait chan error) {
 			if g.systems[serial] != m {
 				return // the group was started again meanwhile
 			}
+			if err != nil {
+				c.log.Warn("thaw not acknowledged: the system may hold writes until its CG timeout ends",
+					"group", g.Name, "serial", serial, "err", err)
+			}
 			if m.thawErr = err; err == nil && m.blocked == "" {
 				m.released = true
 			}
