@@ -919,12 +919,22 @@ func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 // out: that system then held writes for its CG timeout (a minute or two
 // of application I/O stalled) while the session said released. A thaw of
 // an LSS that holds nothing changes nothing; one a frozen group holds is
-// kept from it (heldBy). With the heartbeat on, the disarm that follows
-// each system's probe sends it (disarm: the heartbeat armed before may
-// have expired), after the probe has said whether that system froze
-// itself.
+// kept from it (heldBy). Nor is it sent where an LSS is also a source
+// LSS of a mirroring group: that group's system may have suspended on
+// its own while no manager was there, its LSS in ELB holding writes
+// until the core, which has not polled yet, freezes the group; a thaw
+// now would let those writes go on unmirrored. There a kill in the
+// moment of a thaw keeps its hold until its CG timeout, as before.
+// With the heartbeat on, the disarm that follows each system's probe
+// sends the thaw (disarm: the heartbeat armed before may have
+// expired), after the probe has said whether that system froze itself.
 func (c *Core) thawAgainAtStart(g *group) {
 	if g.phase != Thawed || c.beats(g) {
+		return
+	}
+	if other := c.sharesLSSWithMirroring(g); other != "" {
+		c.log.Info("not sending the thaw of a group thawed before this manager started again: an LSS of it is also group "+other+"'s",
+			"group", g.Name)
 		return
 	}
 	for _, m := range g.systems {
@@ -933,6 +943,22 @@ func (c *Core) thawAgainAtStart(g *group) {
 	c.log.Info("sending the thaw of a group thawed before this manager started again: it may have been out when that manager stopped",
 		"group", g.Name)
 	c.thaw(g, nil)
+}
+
+// sharesLSSWithMirroring names a mirroring group one of whose source
+// LSSs is also one of g's; "" if none. (A thaw keeps off the LSSs of a
+// group being frozen or frozen by itself: heldBy.)
+func (c *Core) sharesLSSWithMirroring(g *group) string {
+	for serial, lps := range g.Pairs {
+		for _, lp := range lps {
+			for _, o := range c.sortedGroups() {
+				if o != g && o.phase == Mirroring && slices.ContainsFunc(o.Pairs[serial], func(olp hal.LSSPair) bool { return olp.Source == lp.Source }) {
+					return o.Name
+				}
+			}
+		}
+	}
+	return ""
 }
 
 // selfFrozen applies a system's word that it froze itself (its

@@ -386,4 +386,37 @@ func TestThawOfAThawedGroupIsSentAgainAtStart(t *testing.T) {
 			}
 		})
 	})
+	t.Run("an LSS a mirroring group has", func(t *testing.T) {
+		// That group's system suspended on its own while no manager was
+		// there: its LSS holds writes until the core, which has not
+		// polled yet, freezes the group. A thaw then would let them go on
+		// unmirrored.
+		synctest.Test(t, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			topo, fab, conns := establishedLab(t, ctx)
+			p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+			lps := topo.LSSPairs()
+			shared := lps[p1][0]
+			if err := conns[p1].Freeze(ctx, 1, []hal.LSSPair{shared}); err != nil { // its self-suspension, as it holds
+				t.Fatal(err)
+			}
+			slowPolls := phaseTimings
+			slowPolls.PollInterval = time.Hour // the core has not polled when the thaw would go out
+			core := runCore(t, ctx, freeze.Options{Systems: conns, Timings: slowPolls})
+			err := core.SetGroups(ctx, []freeze.Group{
+				{Name: "a", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}}, LowestCG: time.Minute,
+					HighestCG: map[hal.Serial]time.Duration{p1: time.Minute}, Initial: freeze.Thawed},
+				{Name: "b", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}, p2: lps[p2]}, LowestCG: time.Minute,
+					HighestCG: map[hal.Serial]time.Duration{p1: time.Minute, p2: time.Minute}},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			synctest.Wait()
+			if !held(t, fab, p1) {
+				t.Fatal("the thaw sent again at start ended a hold a mirroring group's system had begun on its own")
+			}
+		})
+	})
 }
