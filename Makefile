@@ -112,9 +112,12 @@ demo: build deps
 
 # Every benchmark runs once (-benchtime 1x) and takes its own samples,
 # so that percentiles rest on hundreds of measurements; the figures of
-# docs/performance.md are rewritten from bench.out.
+# docs/performance.md are rewritten from bench.out. One package at a
+# time (-p 1): go test runs as many test binaries at once as there are
+# cores, and two packages' benchmarks would share the 2 cores each
+# measures on.
 bench:
-	$(GO) test -run '^$$' -bench . -benchtime 1x -timeout 30m ./... | tee bench.out
+	$(GO) test -p 1 -run '^$$' -bench . -benchtime 1x -timeout 30m ./... | tee bench.out
 	$(GO) run ./internal/benchreport -doc docs/performance.md < bench.out
 
 # Runs every fuzz target for FUZZTIME each.
