@@ -228,6 +228,11 @@ type Core struct {
 	// hbOut has an entry for each storage system and group with a
 	// heartbeat command out (heartbeatCommand).
 	hbOut map[hbKey]*hbLane
+	// polled: the systems whose pairs this core has seen, by a poll
+	// answered; thawAfterPoll, the thawed groups whose thaw waits for a
+	// system's first (thawUnprompted).
+	polled        map[hal.Serial]bool
+	thawAfterPoll map[hal.Serial][]*group
 	// The loop's tickers, reset when the timings change.
 	tick, pollTick, retryTick clock.Ticker
 }
@@ -410,7 +415,7 @@ func New(opt Options) *Core {
 		started: make(chan struct{}), stopped: make(chan struct{}), groups: map[string]*group{}, byLSSPair: map[hal.LSSPair][]*group{},
 		heartbeat: opt.Heartbeat, epoch: opt.Epoch, seen: newSeenEvents(),
 		unsubscribe: map[hal.Serial]context.CancelFunc{}, unprotected: map[string]string{}, contact: map[string]string{},
-		hbOut: map[hbKey]*hbLane{},
+		hbOut: map[hbKey]*hbLane{}, polled: map[hal.Serial]bool{}, thawAfterPoll: map[hal.Serial][]*group{},
 	}
 }
 
@@ -919,22 +924,13 @@ func (c *Core) probe(g *group, serial hal.Serial, m *member) {
 // out: that system then held writes for its CG timeout (a minute or two
 // of application I/O stalled) while the session said released. A thaw of
 // an LSS that holds nothing changes nothing; one a frozen group holds is
-// kept from it (heldBy). Nor is it sent where an LSS is also a source
-// LSS of a mirroring group: that group's system may have suspended on
-// its own while no manager was there, its LSS in ELB holding writes
-// until the core, which has not polled yet, freezes the group; a thaw
-// now would let those writes go on unmirrored. There a kill in the
-// moment of a thaw keeps its hold until its CG timeout, as before.
-// With the heartbeat on, the disarm that follows each system's probe
-// sends the thaw (disarm: the heartbeat armed before may have
-// expired), after the probe has said whether that system froze itself.
+// kept from it (heldBy), and one a mirroring group shares waits for the
+// first poll (thawUnprompted). With the heartbeat on, the disarm that
+// follows each system's probe sends the thaw (disarm: the heartbeat armed
+// before may have expired), after the probe has said whether that system
+// froze itself.
 func (c *Core) thawAgainAtStart(g *group) {
 	if g.phase != Thawed || c.beats(g) {
-		return
-	}
-	if other := c.sharesLSSWithMirroring(g); other != "" {
-		c.log.Info("not sending the thaw of a group thawed before this manager started again: an LSS of it is also group "+other+"'s",
-			"group", g.Name)
 		return
 	}
 	for _, m := range g.systems {
@@ -942,23 +938,61 @@ func (c *Core) thawAgainAtStart(g *group) {
 	}
 	c.log.Info("sending the thaw of a group thawed before this manager started again: it may have been out when that manager stopped",
 		"group", g.Name)
+	c.thawUnprompted(g)
+}
+
+// thawUnprompted sends the thaw of a thawed group that the core sends
+// again on its own (no caller waits): after a start, or after a
+// heartbeat may have expired. Where a source LSS of the group is also a
+// mirroring group's, on a system this core has not polled yet, it waits
+// for that poll: the mirroring group's system may have suspended on its
+// own while no manager was there, its ELB holding writes until the core
+// freezes that group, and a thaw before it would let those writes go on
+// unmirrored. The poll freezes the group if so (then heldBy keeps the
+// thaw off that LSS), and sends the thaw after.
+func (c *Core) thawUnprompted(g *group) {
+	if serial, other := c.unpolledShare(g); serial != "" {
+		if !slices.Contains(c.thawAfterPoll[serial], g) {
+			c.thawAfterPoll[serial] = append(c.thawAfterPoll[serial], g)
+		}
+		c.log.Info("the thaw of a thawed group waits for the first poll of a system whose LSS a mirroring group shares",
+			"group", g.Name, "serial", serial, "mirroring_group", other)
+		return
+	}
 	c.thaw(g, nil)
 }
 
-// sharesLSSWithMirroring names a mirroring group one of whose source
-// LSSs is also one of g's; "" if none. (A thaw keeps off the LSSs of a
-// group being frozen or frozen by itself: heldBy.)
-func (c *Core) sharesLSSWithMirroring(g *group) string {
-	for serial, lps := range g.Pairs {
-		for _, lp := range lps {
+// unpolledShare names a system this core has not polled yet where a
+// source LSS of g is also one of a mirroring group's, and that group;
+// "" if none.
+func (c *Core) unpolledShare(g *group) (hal.Serial, string) {
+	for _, serial := range slices.Sorted(maps.Keys(g.Pairs)) {
+		if c.polled[serial] {
+			continue
+		}
+		for _, lp := range g.Pairs[serial] {
 			for _, o := range c.sortedGroups() {
 				if o != g && o.phase == Mirroring && slices.ContainsFunc(o.Pairs[serial], func(olp hal.LSSPair) bool { return olp.Source == lp.Source }) {
-					return o.Name
+					return serial, o.Name
 				}
 			}
 		}
 	}
-	return ""
+	return "", ""
+}
+
+// polledOnce notes that serial's pairs were seen, and sends the thaws
+// that waited for it (thawUnprompted) of the groups still here and
+// thawed.
+func (c *Core) polledOnce(serial hal.Serial) {
+	c.polled[serial] = true
+	waiting := c.thawAfterPoll[serial]
+	delete(c.thawAfterPoll, serial)
+	for _, g := range waiting {
+		if c.groups[g.Name] == g && g.phase == Thawed {
+			c.thawUnprompted(g)
+		}
+	}
 }
 
 // selfFrozen applies a system's word that it froze itself (its
@@ -1986,7 +2020,7 @@ func (c *Core) disarm(g *group, serials []hal.Serial) {
 				// that expiry may have held its writes again after a thaw.
 				if cur.released && g.phase == Thawed && g.systems[serial] == cur && !c.clock.Now().Before(cur.ackedSent.Add(cur.armH)) {
 					cur.released = false
-					c.thaw(g, nil)
+					c.thawUnprompted(g)
 				}
 			}
 		})
@@ -2093,6 +2127,7 @@ func (c *Core) poll() {
 					c.contactOK(g, m, left)
 				}
 			}
+			c.polledOnce(serial)
 		})
 	}
 }

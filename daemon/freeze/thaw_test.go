@@ -2,6 +2,8 @@ package freeze_test
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -386,37 +388,90 @@ func TestThawOfAThawedGroupIsSentAgainAtStart(t *testing.T) {
 			}
 		})
 	})
-	t.Run("an LSS a mirroring group has", func(t *testing.T) {
-		// That group's system suspended on its own while no manager was
-		// there: its LSS holds writes until the core, which has not
-		// polled yet, freezes the group. A thaw then would let them go on
-		// unmirrored.
-		synctest.Test(t, func(t *testing.T) {
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			topo, fab, conns := establishedLab(t, ctx)
-			p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
-			lps := topo.LSSPairs()
-			shared := lps[p1][0]
-			if err := conns[p1].Freeze(ctx, 1, []hal.LSSPair{shared}); err != nil { // its self-suspension, as it holds
-				t.Fatal(err)
-			}
-			slowPolls := phaseTimings
-			slowPolls.PollInterval = time.Hour // the core has not polled when the thaw would go out
-			core := runCore(t, ctx, freeze.Options{Systems: conns, Timings: slowPolls})
-			err := core.SetGroups(ctx, []freeze.Group{
-				{Name: "a", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}}, LowestCG: time.Minute,
-					HighestCG: map[hal.Serial]time.Duration{p1: time.Minute}, Initial: freeze.Thawed},
-				{Name: "b", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}, p2: lps[p2]}, LowestCG: time.Minute,
-					HighestCG: map[hal.Serial]time.Duration{p1: time.Minute, p2: time.Minute}},
+	// A mirroring group shares an LSS: its system may have suspended on
+	// its own while no manager was there, and hold writes until the
+	// core, which has not polled yet, freezes the group; a thaw then
+	// would let them go on unmirrored. The thaw waits for the first poll:
+	// if the group's pairs are suspended, the poll freezes it and the
+	// thaw keeps off the LSS; if they mirror, the thaw follows.
+	for _, tc := range []struct {
+		heartbeat, mirrors bool
+	}{{false, false}, {false, true}, {true, false}, {true, true}} {
+		name := fmt.Sprintf("an LSS a mirroring group has/heartbeat=%v/its pairs mirror=%v", tc.heartbeat, tc.mirrors)
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				topo, fab, conns := establishedLab(t, ctx)
+				p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+				lps := topo.LSSPairs()
+				shared := lps[p1][0]
+				// The freeze of the manager killed with a's thaw out (or
+				// b's system suspending on its own): the LSS holds writes.
+				if err := conns[p1].Freeze(ctx, 1, []hal.LSSPair{shared}); err != nil {
+					t.Fatal(err)
+				}
+				if tc.mirrors { // b's pairs there mirror again; the LSS still holds
+					reestablish(t, ctx, topo, conns[p1], shared)
+				}
+				core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: tc.heartbeat})
+				err := core.SetGroups(ctx, []freeze.Group{
+					{Name: "a", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}}, LowestCG: 10 * time.Second,
+						HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second}, Initial: freeze.Thawed},
+					{Name: "b", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}, p2: lps[p2]}, LowestCG: 10 * time.Second,
+						HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second}},
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				time.Sleep(phaseTimings.PollInterval / 2) // the probes, disarms answered; no poll yet
+				if !held(t, fab, p1) {
+					t.Fatal("the thaw of a thawed group ended, before the first poll, the hold of an LSS a mirroring group shares")
+				}
+				time.Sleep(phaseTimings.PollInterval)
+				b := groupStatus(t, core, "b")
+				switch {
+				case !tc.mirrors && (b.Phase == freeze.Mirroring || !held(t, fab, p1)):
+					t.Fatalf("after the poll: b %s (%s), held %v; want b frozen and the LSS held", b.Phase, b.Reason, held(t, fab, p1))
+				case tc.mirrors && (b.Phase != freeze.Mirroring || held(t, fab, p1)):
+					t.Fatalf("after the poll: b %s (%s), held %v; want b mirroring and the thaw sent", b.Phase, b.Reason, held(t, fab, p1))
+				}
 			})
-			if err != nil {
-				t.Fatal(err)
-			}
-			synctest.Wait()
-			if !held(t, fab, p1) {
-				t.Fatal("the thaw sent again at start ended a hold a mirroring group's system had begun on its own")
-			}
 		})
-	})
+	}
+}
+
+// reestablish restores the paths and pairs of one LSS pair of sys (after
+// a freeze removed the paths and suspended the pairs) and waits until
+// they mirror again.
+func reestablish(t *testing.T, ctx context.Context, topo *topology.Topology, sys hal.StorageSystem, lp hal.LSSPair) {
+	t.Helper()
+	var paths []hal.PathSpec
+	for _, p := range topo.Paths {
+		if p.LSSPair == lp {
+			paths = append(paths, p)
+		}
+	}
+	var pairs []hal.PairSpec
+	for _, p := range topo.Pairs {
+		if p.LSSPair() == lp {
+			pairs = append(pairs, hal.PairSpec{VolumePair: p, Mode: hal.Resync})
+		}
+	}
+	if err := sys.EstablishPaths(ctx, 1, paths); err != nil {
+		t.Fatal(err)
+	}
+	if err := sys.EstablishPairs(ctx, 1, pairs); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		ps, err := sys.QueryPairs(ctx, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(ps, func(p hal.PairStatus) bool { return p.LSSPair() == lp && p.State != hal.FullDuplex }) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
