@@ -204,6 +204,10 @@ func TestPollTheStateThroughSnmpd(t *testing.T) {
 	}
 	before, _ := strconv.Atoi(s1(w, 12))
 	lastBefore := dateAndTime(t, s1(w, 11))
+	// DateAndTime counts deciseconds: a suspend within the decisecond of
+	// the last change would carry the same stamp (a make test run saw
+	// 15:32:18.1 twice). Wait for the next one, so that the stamp must move.
+	time.Sleep(time.Until(lastBefore.Add(100 * time.Millisecond)))
 	if _, err := c.SessionCommand(context.Background(), "s1", api.CmdSuspend); err != nil {
 		t.Fatal(err)
 	}

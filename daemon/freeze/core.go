@@ -2163,12 +2163,19 @@ func (c *Core) Freeze(ctx context.Context, name, reason string) error {
 // thaw again to those.
 func (c *Core) Thaw(ctx context.Context, name string) error {
 	return c.await(ctx, name, func(g *group, wait chan error) error {
-		switch g.phase {
-		case Thawed:
+		if g.phase == Mirroring {
+			return fmt.Errorf("%w: %s is not frozen", ErrNotSafe, name)
+		}
+		if serial, other := c.unpolledShare(g); serial != "" {
+			// As for the core's own thaws (thawUnprompted): the mirroring
+			// group's system may hold writes it suspended on its own
+			// while no manager was there.
+			return fmt.Errorf("%w: %s shares an LSS of %s with mirroring group %s, which this manager has not polled since it started; run release-io again once it has (within %s)",
+				ErrNotSafe, name, serial, other, c.t.PollInterval)
+		}
+		if g.phase == Thawed {
 			c.thaw(g, wait)
 			return nil
-		case Mirroring:
-			return fmt.Errorf("%w: %s is not frozen", ErrNotSafe, name)
 		}
 		certain, at := Certainty(c.clock.Now(), c.memberStates(g), true, g.h, c.t.RequestTimeout)
 		if !certain {

@@ -2,8 +2,10 @@ package freeze_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -474,4 +476,48 @@ func reestablish(t *testing.T, ctx context.Context, topo *topology.Topology, sys
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestReleaseIOWaitsForTheFirstPollOfASharedLSS: an admin's release-io
+// in the moments after a start is refused, saying why, while a
+// mirroring group shares an LSS on a system the core has not polled: as
+// for the core's own thaws, that group's system may hold writes it
+// suspended on its own while no manager was there. After the poll it
+// goes through.
+func TestReleaseIOWaitsForTheFirstPollOfASharedLSS(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		topo, fab, conns := establishedLab(t, ctx)
+		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+		lps := topo.LSSPairs()
+		shared := lps[p1][0]
+		if err := conns[p1].Freeze(ctx, 1, []hal.LSSPair{shared}); err != nil { // a's freeze, before the restart
+			t.Fatal(err)
+		}
+		reestablish(t, ctx, topo, conns[p1], shared) // b's pairs there mirror again; the LSS still holds
+		core := runCore(t, ctx, freeze.Options{Systems: conns})
+		err := core.SetGroups(ctx, []freeze.Group{
+			{Name: "a", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}}, LowestCG: 10 * time.Second,
+				HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second}, Initial: freeze.Frozen},
+			{Name: "b", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}, p2: lps[p2]}, LowestCG: 10 * time.Second,
+				HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := core.Thaw(ctx, "a"); !errors.Is(err, freeze.ErrNotSafe) || !strings.Contains(err.Error(), "not polled") {
+			t.Fatalf("release-io before the first poll = %v, want refused until the poll", err)
+		}
+		if !held(t, fab, p1) {
+			t.Fatal("release-io before the first poll ended the hold of an LSS a mirroring group shares")
+		}
+		time.Sleep(phaseTimings.PollInterval + time.Second)
+		if err := core.Thaw(ctx, "a"); err != nil {
+			t.Fatalf("release-io after the poll: %v", err)
+		}
+		if held(t, fab, p1) {
+			t.Fatal("held after release-io")
+		}
+	})
 }
