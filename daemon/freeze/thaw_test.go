@@ -404,28 +404,8 @@ func TestThawOfAThawedGroupIsSentAgainAtStart(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx, cancel := context.WithCancel(context.Background())
 				defer cancel()
-				topo, fab, conns := establishedLab(t, ctx)
-				p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
-				lps := topo.LSSPairs()
-				shared := lps[p1][0]
-				// The freeze of the manager killed with a's thaw out (or
-				// b's system suspending on its own): the LSS holds writes.
-				if err := conns[p1].Freeze(ctx, 1, []hal.LSSPair{shared}); err != nil {
-					t.Fatal(err)
-				}
-				if tc.mirrors { // b's pairs there mirror again; the LSS still holds
-					reestablish(t, ctx, topo, conns[p1], shared)
-				}
-				core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: tc.heartbeat})
-				err := core.SetGroups(ctx, []freeze.Group{
-					{Name: "a", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}}, LowestCG: 10 * time.Second,
-						HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second}, Initial: freeze.Thawed},
-					{Name: "b", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}, p2: lps[p2]}, LowestCG: 10 * time.Second,
-						HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second}},
-				})
-				if err != nil {
-					t.Fatal(err)
-				}
+				core, fab := sharedLSSRestart(t, ctx, tc.heartbeat, tc.mirrors, freeze.Thawed)
+				p1 := topology.PrimarySerial(0)
 				time.Sleep(phaseTimings.PollInterval / 2) // the probes, disarms answered; no poll yet
 				if !held(t, fab, p1) {
 					t.Fatal("the thaw of a thawed group ended, before the first poll, the hold of an LSS a mirroring group shares")
@@ -441,6 +421,36 @@ func TestThawOfAThawedGroupIsSentAgainAtStart(t *testing.T) {
 			})
 		})
 	}
+}
+
+// sharedLSSRestart is a manager starting over two groups that share the
+// first primary's first LSS pair: a in phase initial, b mirroring (with
+// the second primary's pairs too). Before it, that LSS was frozen and
+// holds writes (a's freeze, or b's system suspending on its own); with
+// mirrors, b's pairs there mirror again while the LSS still holds.
+func sharedLSSRestart(t *testing.T, ctx context.Context, heartbeat, mirrors bool, initial freeze.Phase) (*freeze.Core, *emu.Fabric) {
+	t.Helper()
+	topo, fab, conns := establishedLab(t, ctx)
+	p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
+	lps := topo.LSSPairs()
+	shared := lps[p1][0]
+	if err := conns[p1].Freeze(ctx, 1, []hal.LSSPair{shared}); err != nil {
+		t.Fatal(err)
+	}
+	if mirrors {
+		reestablish(t, ctx, topo, conns[p1], shared)
+	}
+	core := runCore(t, ctx, freeze.Options{Systems: conns, Heartbeat: heartbeat})
+	err := core.SetGroups(ctx, []freeze.Group{
+		{Name: "a", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}}, LowestCG: 10 * time.Second,
+			HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second}, Initial: initial},
+		{Name: "b", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}, p2: lps[p2]}, LowestCG: 10 * time.Second,
+			HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return core, fab
 }
 
 // reestablish restores the paths and pairs of one LSS pair of sys (after
@@ -488,24 +498,8 @@ func TestReleaseIOWaitsForTheFirstPollOfASharedLSS(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
-		topo, fab, conns := establishedLab(t, ctx)
-		p1, p2 := topology.PrimarySerial(0), topology.PrimarySerial(1)
-		lps := topo.LSSPairs()
-		shared := lps[p1][0]
-		if err := conns[p1].Freeze(ctx, 1, []hal.LSSPair{shared}); err != nil { // a's freeze, before the restart
-			t.Fatal(err)
-		}
-		reestablish(t, ctx, topo, conns[p1], shared) // b's pairs there mirror again; the LSS still holds
-		core := runCore(t, ctx, freeze.Options{Systems: conns})
-		err := core.SetGroups(ctx, []freeze.Group{
-			{Name: "a", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}}, LowestCG: 10 * time.Second,
-				HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second}, Initial: freeze.Frozen},
-			{Name: "b", Pairs: map[hal.Serial][]hal.LSSPair{p1: {shared}, p2: lps[p2]}, LowestCG: 10 * time.Second,
-				HighestCG: map[hal.Serial]time.Duration{p1: 10 * time.Second, p2: 10 * time.Second}},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
+		core, fab := sharedLSSRestart(t, ctx, false, true, freeze.Frozen)
+		p1 := topology.PrimarySerial(0)
 		if err := core.Thaw(ctx, "a"); !errors.Is(err, freeze.ErrNotSafe) || !strings.Contains(err.Error(), "not polled") {
 			t.Fatalf("release-io before the first poll = %v, want refused until the poll", err)
 		}
