@@ -89,7 +89,6 @@ type freezeBench struct {
 	lp       hal.LSSPair // the trigger's LSS pair
 	resets   map[hal.Serial]resetSpec
 	trigger  hal.Event
-	since    time.Time  // the current sample's reset ended: older events are not of it
 	hole     hal.Serial // black-holed system, "" for none
 	blackout func(on bool)
 }
@@ -276,16 +275,12 @@ func (fb *freezeBench) reset(b *testing.B) {
 	// times out). Restart refuses a group whose fan-out runs; wait for it
 	// to settle.
 	restartSettled(b, fb.core)
-	recs, _ := fb.fab.Commands(fb.cmdSeq)
-	if len(recs) > 0 {
-		fb.cmdSeq = recs[len(recs)-1].Seq
-	}
+	fb.cmdSeq = fb.fab.LastCommand() // the reset's own are of no sample
 	fb.mu.Lock()
 	clear(fb.sent)
 	clear(fb.acks)
 	clear(fb.frozen)
 	fb.trigger = hal.Event{}
-	fb.since = time.Now() // the emulator's clock: real time
 	fb.mu.Unlock()
 }
 

@@ -294,3 +294,58 @@ func TestCommandLogPaging(t *testing.T) {
 		}
 	}
 }
+
+// TestCommandLogRingHoldsNoPointer: the ring is never scanned by the
+// garbage collector only while its slots hold no pointer (see
+// commandLog); a field with one (a string, a slice, a time.Time) would
+// make the ring half the live heap of a loopback bench again.
+func TestCommandLogRingHoldsNoPointer(t *testing.T) {
+	var pointerFree func(reflect.Type) bool
+	pointerFree = func(typ reflect.Type) bool {
+		switch typ.Kind() {
+		case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Float32, reflect.Float64:
+			return true
+		case reflect.Array:
+			return pointerFree(typ.Elem())
+		case reflect.Struct:
+			for f := range typ.Fields() {
+				if !pointerFree(f.Type) {
+					t.Errorf("storedCommand.%s (%s) holds a pointer", f.Name, f.Type)
+					return false
+				}
+			}
+			return true
+		}
+		return false
+	}
+	pointerFree(reflect.TypeFor[storedCommand]())
+}
+
+// TestCommandLogKeepsPairsOfHeldRecordsOnly: a record's LSS pairs come
+// back with it (a copy), and leave the log when the ring overwrites the
+// record.
+func TestCommandLogKeepsPairsOfHeldRecordsOnly(t *testing.T) {
+	l := &commandLog{size: 2}
+	at := time.Date(2026, 1, 1, 0, 0, 0, 5, time.FixedZone("X", 3600))
+	lp := hal.LSSPair{Source: hal.LSSRef{Serial: "A", LSS: 1}, Target: hal.LSSRef{Serial: "B", LSS: 1}}
+	want := CommandRecord{Seq: 1, At: at, Serial: "A", Manager: "m", Epoch: 3, SystemEpoch: 2,
+		Op: OpEnableHeartbeat, Outcome: OutcomeOK, Session: "cg", LSSPairs: []hal.LSSPair{lp}}
+	l.add(want)
+	got, _ := l.after(0)
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
+		t.Fatalf("got %+v, want %+v", got, want)
+	}
+	got[0].LSSPairs[0].Target.LSS = 9
+	if again, _ := l.after(0); again[0].LSSPairs[0] != lp {
+		t.Fatalf("a reader's change reached the log: %v", again[0].LSSPairs)
+	}
+	l.add(CommandRecord{Op: OpHeartbeat, At: at})
+	l.add(CommandRecord{Op: OpHeartbeat}) // overwrites record 1
+	if len(l.pairs) != 0 {
+		t.Fatalf("the pairs of an overwritten record are kept: %v", l.pairs)
+	}
+	if recs, _ := l.after(0); !recs[1].At.IsZero() || !recs[0].At.Equal(at) {
+		t.Fatalf("instants %v, %v; want %v, zero", recs[0].At, recs[1].At, at)
+	}
+}

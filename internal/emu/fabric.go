@@ -90,7 +90,10 @@ func NewFabric(opt Options) *Fabric {
 		systems:      map[hal.Serial]*System{},
 		cutPairs:     map[hal.LSSPair]bool{},
 		cutSystems:   map[hal.Serial]bool{},
-		commands:     &commandLog{size: logSize},
+		// Made at once, up to the default size: no pointer, so never
+		// scanned, and the pages untouched until used; grown by append, the
+		// ring was the largest garbage of a long run before it filled.
+		commands: &commandLog{size: logSize, recs: make([]storedCommand, 0, min(logSize, DefaultCommandLogSize))},
 	}
 }
 
@@ -196,7 +199,11 @@ func (f *Fabric) write(ctx context.Context, ref hal.VolumeRef, block uint32, dat
 			f.mu.Unlock()
 			return false, err
 		}
-		if release := s.lss[ref.Volume.LSS()].elbRelease; release != nil {
+		if l := s.lss[ref.Volume.LSS()]; l.elb {
+			if l.elbRelease == nil {
+				l.elbRelease = make(chan struct{})
+			}
+			release := l.elbRelease
 			f.mu.Unlock()
 			select {
 			case <-release:
@@ -312,29 +319,41 @@ func (f *Fabric) reconcilePathsLocked() {
 		if s.crashed {
 			continue
 		}
-		for _, lp := range sortedPaths(s.paths) {
-			path := s.paths[lp]
+		// Only the paths that just failed are sorted (their suspensions
+		// raise events in that order): sorting every path of every
+		// system at each link change was a tenth of what a loopback
+		// freeze bench allocated, all of it garbage.
+		var failed []hal.LSSPair
+		for lp, path := range s.paths {
 			up := f.linkUpLocked(lp)
 			switch {
 			case up && path.state == hal.PathFailed:
 				path.state = hal.PathUp
 			case !up && path.state == hal.PathUp:
-				path.state = hal.PathFailed
-				s.suspendLocked(s.mirroringOn(lp), hal.ReasonPath)
+				failed = append(failed, lp)
 			}
+		}
+		sortLSSPairs(failed)
+		for _, lp := range failed {
+			s.paths[lp].state = hal.PathFailed
+			s.suspendLocked(s.mirroringOn(lp), hal.ReasonPath)
 		}
 	}
 }
 
 func sortedPaths(m map[hal.LSSPair]*path) []hal.LSSPair {
 	keys := slices.Collect(maps.Keys(m))
+	sortLSSPairs(keys)
+	return keys
+}
+
+func sortLSSPairs(keys []hal.LSSPair) {
 	slices.SortFunc(keys, func(a, b hal.LSSPair) int {
 		if c := compareLSSRef(a.Source, b.Source); c != 0 {
 			return c
 		}
 		return compareLSSRef(a.Target, b.Target)
 	})
-	return keys
 }
 
 func compareLSSRef(a, b hal.LSSRef) int {

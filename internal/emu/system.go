@@ -55,8 +55,12 @@ type lss struct {
 	cgTimeout time.Duration
 	volumes   []*volume // in volume order: what a freeze of the LSS walks
 
-	// ELB: elbRelease is non-nil, and closed when ELB ends, while the LSS
-	// holds host writes until elbUntil (the system's ELB timer ends it).
+	// ELB: while elb is set the LSS holds host writes until elbUntil (the
+	// system's ELB timer ends it). elbRelease, closed when ELB ends, is
+	// made by the first write held: a freeze puts 16 LSSs of every system
+	// into ELB, and a channel for each, made whether a write waited or
+	// not, was a tenth of what a loopback freeze bench allocated.
+	elb        bool
 	elbRelease chan struct{}
 	elbUntil   time.Time
 }
@@ -325,11 +329,11 @@ func (s *System) suspendLocked(vols []*volume, reason hal.SuspendReason) []hal.L
 // heartbeat expiry holds ELB for the full CG timeout from its instant).
 func (s *System) startELBLocked(l *lss, extend bool) {
 	until := s.fabric.clock.Now().Add(l.cgTimeout)
-	if l.elbRelease != nil && (!extend || !until.After(l.elbUntil)) {
+	if l.elb && (!extend || !until.After(l.elbUntil)) {
 		return
 	}
-	if l.elbRelease == nil {
-		l.elbRelease = make(chan struct{})
+	if !l.elb {
+		l.elb = true
 		s.inELB++
 	}
 	l.elbUntil = until
@@ -363,7 +367,7 @@ func (s *System) armELBLocked(next time.Time) {
 		var later time.Time
 		for _, l := range s.lss {
 			switch {
-			case l.elbRelease == nil:
+			case !l.elb:
 			case !l.elbUntil.After(now):
 				s.releaseELBLocked(l)
 			case later.IsZero() || l.elbUntil.Before(later):
@@ -380,7 +384,7 @@ func (s *System) armELBLocked(next time.Time) {
 // thaw, a crash). The system's ELB timer is stopped once no LSS is in
 // ELB: none is left armed for nothing.
 func (s *System) endELBLocked(l *lss) {
-	if l.elbRelease == nil {
+	if !l.elb {
 		return
 	}
 	s.releaseELBLocked(l)
@@ -393,8 +397,11 @@ func (s *System) endELBLocked(l *lss) {
 
 // releaseELBLocked ends an LSS's ELB: the writes it held go on.
 func (s *System) releaseELBLocked(l *lss) {
-	close(l.elbRelease)
-	l.elbRelease = nil
+	if l.elbRelease != nil {
+		close(l.elbRelease)
+		l.elbRelease = nil
+	}
+	l.elb = false
 	l.elbUntil = time.Time{}
 	s.inELB--
 }
