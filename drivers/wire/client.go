@@ -32,7 +32,8 @@ type ClientOptions struct {
 	// DefaultTimeout applies to a Call whose ctx has no deadline (default
 	// 30 s): every request carries a deadline.
 	DefaultTimeout time.Duration
-	// EventBuffer is the capacity of the Events channel (default 256).
+	// EventBuffer is the capacity of the Events channel (default 256;
+	// none with OnEvent).
 	EventBuffer int
 	// OnEvent, when set, takes the connection's events instead of the
 	// Events channel: it is called from the read loop, in order, and must
@@ -153,6 +154,15 @@ func NewClient(ctx context.Context, conn net.Conn, hello Hello, opts ClientOptio
 		conn.Close()
 		return nil, HelloOK{}, err
 	}
+	// With OnEvent, Events never carries an event: its channel has no
+	// buffer (it still closes when the connection ends). A buffer of 256
+	// events unused on every connection was 41 KB of pointers that the
+	// collector marked at every cycle: a fifth of the live heap of a
+	// manager of 32 systems.
+	events := make(chan hal.Event)
+	if opts.OnEvent == nil {
+		events = make(chan hal.Event, opts.EventBuffer)
+	}
 	c := &Client{
 		serial:  ok.Serial,
 		hmc:     ok.HMC,
@@ -160,7 +170,7 @@ func NewClient(ctx context.Context, conn net.Conn, hello Hello, opts ClientOptio
 		opts:    opts,
 		writeq:  make(chan *outgoing, 64),
 		pending: make(map[uint64]chan Response),
-		events:  make(chan hal.Event, opts.EventBuffer),
+		events:  events,
 		done:    make(chan struct{}),
 	}
 	if ok.HMC != "" {
