@@ -31,6 +31,7 @@ type encoder struct {
 	// for every command.
 	what, part string
 	b          []byte
+	start      int // the message begins at b[start]: what came before is another's (AppendEvent)
 	err        error
 }
 
@@ -125,8 +126,8 @@ func (e *encoder) done() ([]byte, error) {
 	if e.err != nil {
 		return nil, e.err
 	}
-	if 1+len(e.b) > MaxFrameSize {
-		return nil, fmt.Errorf("%w: %s needs %d bytes, limit %d", ErrFrameTooLarge, e.what, 1+len(e.b), MaxFrameSize)
+	if n := 1 + len(e.b) - e.start; n > MaxFrameSize {
+		return nil, fmt.Errorf("%w: %s needs %d bytes, limit %d", ErrFrameTooLarge, e.what, n, MaxFrameSize)
 	}
 	return e.b, nil
 }

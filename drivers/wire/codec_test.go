@@ -704,3 +704,39 @@ func TestFreezeArgsDecodeWithoutCopyingEachName(t *testing.T) {
 		t.Errorf("decoding a freeze of 16 LSS pairs allocates %v times, want at most 6", allocs)
 	}
 }
+
+// TestAppendEventsToOneBuffer: events appended one after the other to
+// one buffer (the server's send loop) decode each from its own part, a
+// frame's size limit applies to each event alone, and an event that
+// cannot be encoded leaves the buffer as it was.
+func TestAppendEventsToOneBuffer(t *testing.T) {
+	var buf []byte
+	var ends []int
+	for _, ev := range sampleEvents {
+		var err error
+		if buf, err = AppendEvent(buf, ev); err != nil {
+			t.Fatal(err)
+		}
+		ends = append(ends, len(buf))
+	}
+	// Past one frame's size in all: each event still fits its own.
+	for len(buf) < MaxFrameSize {
+		var err error
+		if buf, err = AppendEvent(buf, sampleEvents[0]); err != nil {
+			t.Fatalf("at %d bytes: %v", len(buf), err)
+		}
+	}
+	before := slices.Clone(buf)
+	got, err := AppendEvent(buf, hal.Event{Session: strings.Repeat("s", MaxName+1)})
+	if !errors.Is(err, ErrMalformed) || !bytes.Equal(got, before) {
+		t.Fatalf("a bad event: %v, %d bytes after it, want ErrMalformed and the %d bytes before", err, len(got), len(before))
+	}
+	start := 0
+	for i, end := range ends {
+		ev, err := DecodeEvent(buf[start:end])
+		if err != nil || !reflect.DeepEqual(ev, sampleEvents[i]) {
+			t.Fatalf("event %d: %+v, %v; want %+v", i, ev, err, sampleEvents[i])
+		}
+		start = end
+	}
+}

@@ -344,11 +344,17 @@ func TruncateText(s string) string {
 // EncodeEvent returns the body of an Event frame. Every field of
 // hal.Event is sent whatever the kind, so the layout is fixed.
 func EncodeEvent(ev hal.Event) ([]byte, error) {
-	// Sized at once (64 bytes of fixed fields and the names): a freeze
-	// raises one event per LSS pair, and growing the buffer field by
-	// field was most of what the server allocated per freeze.
-	e := encoder{what: "event", b: make([]byte, 0,
-		64+len(ev.Serial)+len(ev.LSSPair.Source.Serial)+len(ev.LSSPair.Target.Serial)+len(ev.Session))}
+	// Sized at once (64 bytes of fixed fields and the names): growing the
+	// buffer field by field was most of what the server allocated per
+	// freeze before it appended its events to one buffer.
+	return AppendEvent(make([]byte, 0,
+		64+len(ev.Serial)+len(ev.LSSPair.Source.Serial)+len(ev.LSSPair.Target.Serial)+len(ev.Session)), ev)
+}
+
+// AppendEvent appends the body of an Event frame to dst (EncodeEvent).
+// On error dst is returned as it was.
+func AppendEvent(dst []byte, ev hal.Event) ([]byte, error) {
+	e := encoder{what: "event", b: dst, start: len(dst)}
 	e.u8(uint8(ev.Kind))
 	e.name("serial", string(ev.Serial))
 	e.u64(ev.Seq)
@@ -360,7 +366,11 @@ func EncodeEvent(ev hal.Event) ([]byte, error) {
 	}
 	e.name("session", ev.Session)
 	e.u64(uint64(ev.Epoch))
-	return e.done()
+	b, err := e.done()
+	if err != nil {
+		return dst, err
+	}
+	return b, nil
 }
 
 // DecodeEvent decodes the body of an Event frame. Kind and reason are
