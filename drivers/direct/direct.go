@@ -101,7 +101,7 @@ type System struct {
 	// subs are the Events subscribers; the live connection's read loop
 	// sends to them (publish), under subMu.
 	subMu sync.Mutex
-	subs  []chan hal.Event
+	subs  []*subscription
 	// reported is the reachability last told to StateChanged: 0 none
 	// yet, 1 up, 2 down.
 	reported int
@@ -306,15 +306,13 @@ func (s *System) dial(ctx context.Context, addr string) (*wire.Client, error) {
 
 // publish gives an event of the live connection to every subscriber.
 // It runs in the connection's read loop and never blocks: a subscriber
-// that does not keep up loses events; polls catch up.
+// more than subscriberMaxQueued events behind loses events; polls
+// catch up.
 func (s *System) publish(ev hal.Event) {
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	for _, sub := range s.subs {
-		select {
-		case sub <- ev:
-		default:
-		}
+		sub.offer(ev)
 	}
 }
 
@@ -463,15 +461,15 @@ func (s *System) QueryLSSs(ctx context.Context, epoch hal.Epoch) (out []hal.LSSS
 
 // Events subscribes to the events of whichever connection is live.
 func (s *System) Events(ctx context.Context) (<-chan hal.Event, error) {
-	ch := make(chan hal.Event, 1024)
+	sub := newSubscription(ctx)
 	s.subMu.Lock()
-	s.subs = append(s.subs, ch)
+	s.subs = append(s.subs, sub)
 	s.subMu.Unlock()
 	context.AfterFunc(ctx, func() {
 		s.subMu.Lock()
-		s.subs = slices.DeleteFunc(s.subs, func(c chan hal.Event) bool { return c == ch })
-		close(ch)
+		s.subs = slices.DeleteFunc(s.subs, func(q *subscription) bool { return q == sub })
 		s.subMu.Unlock()
+		sub.close()
 	})
-	return ch, nil
+	return sub.ch, nil
 }
