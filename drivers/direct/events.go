@@ -12,7 +12,7 @@ import (
 //
 // The channel is small because a channel's buffer is scanned whole by
 // the garbage collector at every cycle, empty or not, and hal.Event
-// holds pointers: a buffer of 1024 events (164 KB) per storage system
+// holds pointers: a buffer of 1024 events (168 KiB) per storage system
 // was a third of the live heap of the loopback freeze bench of 32
 // systems, and its marking fell beside freezes. The bound stays 1024:
 // a storage system raises one suspend event per LSS pair at once (up to

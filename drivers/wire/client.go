@@ -156,7 +156,7 @@ func NewClient(ctx context.Context, conn net.Conn, hello Hello, opts ClientOptio
 	}
 	// With OnEvent, Events never carries an event: its channel has no
 	// buffer (it still closes when the connection ends). A buffer of 256
-	// events unused on every connection was 41 KB of pointers that the
+	// events unused on every connection was 42 KiB of pointers that the
 	// collector marked at every cycle: 15 % of the live heap of the
 	// loopback freeze bench of 32 systems.
 	events := make(chan hal.Event)
