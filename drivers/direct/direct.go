@@ -14,6 +14,7 @@ import (
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/hal/eventsub"
 )
 
 // Options configure a driver for one storage system.
@@ -101,7 +102,7 @@ type System struct {
 	// subs are the Events subscribers; the live connection's read loop
 	// sends to them (publish), under subMu.
 	subMu sync.Mutex
-	subs  []*subscription
+	subs  []*eventsub.Subscription
 	// reported is the reachability last told to StateChanged: 0 none
 	// yet, 1 up, 2 down.
 	reported int
@@ -306,13 +307,13 @@ func (s *System) dial(ctx context.Context, addr string) (*wire.Client, error) {
 
 // publish gives an event of the live connection to every subscriber.
 // It runs in the connection's read loop and never blocks: a subscriber
-// more than subscriberMaxQueued events behind loses events; polls
+// more than eventsub.MaxQueued events behind loses events; polls
 // catch up.
 func (s *System) publish(ev hal.Event) {
 	s.subMu.Lock()
 	defer s.subMu.Unlock()
 	for _, sub := range s.subs {
-		sub.offer(ev)
+		sub.Offer(ev)
 	}
 }
 
@@ -461,15 +462,15 @@ func (s *System) QueryLSSs(ctx context.Context, epoch hal.Epoch) (out []hal.LSSS
 
 // Events subscribes to the events of whichever connection is live.
 func (s *System) Events(ctx context.Context) (<-chan hal.Event, error) {
-	sub := newSubscription(ctx)
+	sub := eventsub.New(ctx)
 	s.subMu.Lock()
 	s.subs = append(s.subs, sub)
 	s.subMu.Unlock()
 	context.AfterFunc(ctx, func() {
 		s.subMu.Lock()
-		s.subs = slices.DeleteFunc(s.subs, func(q *subscription) bool { return q == sub })
+		s.subs = slices.DeleteFunc(s.subs, func(q *eventsub.Subscription) bool { return q == sub })
 		s.subMu.Unlock()
-		sub.close()
+		sub.Close()
 	})
-	return sub.ch, nil
+	return sub.C(), nil
 }

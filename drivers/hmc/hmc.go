@@ -14,6 +14,7 @@ import (
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/hal/eventsub"
 )
 
 // Console is one HMC of a connection.
@@ -103,7 +104,7 @@ type Conn struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when a console connects or disconnects
-	subs    map[hal.Serial]map[chan hal.Event]struct{}
+	subs    map[hal.Serial]map[*eventsub.Subscription]struct{}
 	seen    map[hal.Serial]*seqWindow
 	dupes   uint64
 
@@ -141,7 +142,7 @@ func New(opt Options) (*Conn, error) {
 	opt = opt.withDefaults()
 	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{opt: opt, log: opt.Logger.With("component", "hmc"), changed: make(chan struct{}),
-		subs: map[hal.Serial]map[chan hal.Event]struct{}{}, seen: map[hal.Serial]*seqWindow{}, stop: cancel}
+		subs: map[hal.Serial]map[*eventsub.Subscription]struct{}{}, seen: map[hal.Serial]*seqWindow{}, stop: cancel}
 	for i, cs := range opt.Consoles {
 		c.consoles = append(c.consoles, &console{idx: i, cfg: cs})
 	}
@@ -347,10 +348,7 @@ func (c *Conn) deliver(ev hal.Event) {
 		}
 	}
 	for sub := range c.subs[ev.Serial] {
-		select {
-		case sub <- ev:
-		default: // a subscriber that does not keep up loses events; polls catch up
-		}
+		sub.Offer(ev) // never blocks; beyond its bound, polls catch up
 	}
 }
 
@@ -598,19 +596,19 @@ func (s *System) QueryLSSs(ctx context.Context, epoch hal.Epoch) (out []hal.LSSS
 // Events subscribes to the system's events pushed through any of the
 // connection's HMCs, each delivered once.
 func (s *System) Events(ctx context.Context) (<-chan hal.Event, error) {
-	ch := make(chan hal.Event, 1024)
+	sub := eventsub.New(ctx)
 	c := s.c
 	c.mu.Lock()
 	if c.subs[s.serial] == nil {
-		c.subs[s.serial] = map[chan hal.Event]struct{}{}
+		c.subs[s.serial] = map[*eventsub.Subscription]struct{}{}
 	}
-	c.subs[s.serial][ch] = struct{}{}
+	c.subs[s.serial][sub] = struct{}{}
 	c.mu.Unlock()
 	context.AfterFunc(ctx, func() {
 		c.mu.Lock()
-		delete(c.subs[s.serial], ch)
-		close(ch)
+		delete(c.subs[s.serial], sub)
 		c.mu.Unlock()
+		sub.Close()
 	})
-	return ch, nil
+	return sub.C(), nil
 }

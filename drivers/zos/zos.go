@@ -14,6 +14,7 @@ import (
 	"github.com/lockstep-io/lockstep/drivers/wire"
 	"github.com/lockstep-io/lockstep/hal"
 	"github.com/lockstep-io/lockstep/hal/clock"
+	"github.com/lockstep-io/lockstep/hal/eventsub"
 )
 
 // Options configure a driver for one storage system reached through one
@@ -125,7 +126,7 @@ type System struct {
 	client   *wire.Client  // the live connection, nil while there is none
 	changed  chan struct{} // closed and replaced when client changes
 	lastErr  error         // why the last dial failed
-	subs     map[chan hal.Event]struct{}
+	subs     map[*eventsub.Subscription]struct{}
 	dials    int
 	reported int // reachability last told to StateChanged: 0 none, 1 up, 2 down
 
@@ -161,7 +162,7 @@ func start(ctx context.Context, opt Options, swap bool) *System {
 	}
 	s := &System{
 		opt: opt, addr: WithDefaultPort(opt.Addr), log: log,
-		changed: make(chan struct{}), subs: map[chan hal.Event]struct{}{},
+		changed: make(chan struct{}), subs: map[*eventsub.Subscription]struct{}{},
 		swap: swap, swapSubs: map[chan hal.SwapEvent]struct{}{},
 		ctx: ctx, stop: cancel, done: make(chan struct{}),
 	}
@@ -405,10 +406,7 @@ func (s *System) publish(ev hal.Event) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for sub := range s.subs {
-		select {
-		case sub <- ev:
-		default: // a subscriber that does not keep up loses events; polls catch up
-		}
+		sub.Offer(ev) // never blocks; beyond its bound, polls catch up
 	}
 }
 
@@ -557,17 +555,17 @@ func (s *System) QueryLSSs(ctx context.Context, epoch hal.Epoch) (out []hal.LSSS
 // Events subscribes to the suspend events the host's messages report and
 // to the fenced events of this manager's commands.
 func (s *System) Events(ctx context.Context) (<-chan hal.Event, error) {
-	ch := make(chan hal.Event, 1024)
+	sub := eventsub.New(ctx)
 	s.mu.Lock()
-	s.subs[ch] = struct{}{}
+	s.subs[sub] = struct{}{}
 	s.mu.Unlock()
 	context.AfterFunc(ctx, func() {
 		s.mu.Lock()
-		delete(s.subs, ch)
-		close(ch)
+		delete(s.subs, sub)
 		s.mu.Unlock()
+		sub.Close()
 	})
-	return ch, nil
+	return sub.C(), nil
 }
 
 // Online asks the host which storage systems it has online, and whether
