@@ -25,9 +25,10 @@ type ClientOptions struct {
 	Logger *slog.Logger // nil: discard
 	// HandshakeTimeout bounds NewClient's exchange (default 10 s).
 	HandshakeTimeout time.Duration
-	// WriteTimeout bounds the writing of one frame (default 10 s). A
-	// write that does not finish kills the connection: half a frame
-	// leaves the stream unusable.
+	// WriteTimeout bounds each write to the connection (default 10 s).
+	// A write that does not finish kills the connection: half a frame
+	// leaves the stream unusable. One still blocked after 7/8 of it may
+	// already (writeDeadline).
 	WriteTimeout time.Duration
 	// DefaultTimeout applies to a Call whose ctx has no deadline (default
 	// 30 s): every request carries a deadline.
@@ -438,13 +439,14 @@ func (c *Client) deliver(r Response) {
 func (c *Client) writeLoop() {
 	defer c.wg.Done()
 	bw := bufio.NewWriter(c.conn)
+	var deadline time.Time // the write deadline last set on conn
 	for {
 		select {
 		case out := <-c.writeq:
 			// A request whose Call already returned ErrTimeout is not sent.
 			if out.ctx.Err() == nil {
 				out.started.Store(true)
-				c.conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+				c.writeDeadline(&deadline)
 				if err := WriteFrame(bw, Frame{Type: MsgRequest, Body: out.body}); err != nil {
 					c.fail(fmt.Errorf("write: %w", err))
 					return
@@ -455,13 +457,29 @@ func (c *Client) writeLoop() {
 		}
 		// Flush once the queue is empty: pipelined requests share writes.
 		if len(c.writeq) == 0 && bw.Buffered() > 0 {
-			c.conn.SetWriteDeadline(time.Now().Add(c.opts.WriteTimeout))
+			c.writeDeadline(&deadline)
 			if err := bw.Flush(); err != nil {
 				c.fail(fmt.Errorf("write: %w", err))
 				return
 			}
 		}
 	}
+}
+
+// writeDeadline readies conn for a write (a frame, a flush): it sets the
+// write deadline WriteTimeout from now, but only when less than seven
+// eighths of WriteTimeout remain before *set, the deadline last set.
+// Every write thus starts with between 7/8 of WriteTimeout and all of it
+// before the deadline, and a stream of requests costs one
+// SetWriteDeadline (a runtime timer reset) per eighth of WriteTimeout
+// instead of two per request.
+func (c *Client) writeDeadline(set *time.Time) {
+	now := time.Now()
+	if set.Sub(now) >= c.opts.WriteTimeout-c.opts.WriteTimeout/8 {
+		return
+	}
+	*set = now.Add(c.opts.WriteTimeout)
+	c.conn.SetWriteDeadline(*set)
 }
 
 // keepAlive is ClientOptions.KeepAlive: a ping every interval, on the
