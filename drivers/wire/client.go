@@ -100,11 +100,11 @@ type Client struct {
 	opts ClientOptions
 
 	nextID atomic.Uint64
-	writeq chan *outgoing // drained by writeLoop, the only writer of conn
+	writeq chan *call // drained by writeLoop, the only writer of conn
 
 	mu      sync.Mutex
-	pending map[uint64]chan Response // by request ID; buffered 1
-	err     error                    // why the connection ended; set once
+	pending map[uint64]*call // by request ID, until answered or given up
+	err     error            // why the connection ended; set once
 
 	serial hal.Serial // the storage system this connection serves (HelloOK)
 	// hmc is the HMC's name when the connection is to an HMC, and
@@ -123,11 +123,17 @@ type Client struct {
 	wg       sync.WaitGroup // readLoop, writeLoop and keepAlive
 }
 
-// outgoing is a request queued for writeLoop.
-type outgoing struct {
-	ctx     context.Context // the Call's: a request whose caller gave up is not sent
-	body    []byte
-	started atomic.Bool // writeLoop began writing it: it may reach the server
+// call is one Call's request: queued for writeLoop, then pending until
+// its response comes. What the Call, the write loop and the read loop
+// share of it is one allocation, and answered, a channel of no elements,
+// one more: the request queued apart and a channel of Responses (its
+// buffer apart) were three, for every system of every freeze.
+type call struct {
+	ctx      context.Context // the Call's: a request whose caller gave up is not sent
+	frame    []byte          // the request, framed (requestFrame)
+	started  atomic.Bool     // writeLoop began writing it: it may reach the server
+	resp     Response        // set by deliver before it closes answered
+	answered chan struct{}
 }
 
 // NewClient runs the handshake on conn (already connected: a *tls.Conn
@@ -159,8 +165,8 @@ func NewClient(ctx context.Context, conn net.Conn, hello Hello, opts ClientOptio
 		hmc:     ok.HMC,
 		conn:    conn,
 		opts:    opts,
-		writeq:  make(chan *outgoing, 64),
-		pending: make(map[uint64]chan Response),
+		writeq:  make(chan *call, 64),
+		pending: make(map[uint64]*call),
 		events:  make(chan hal.Event, opts.EventBuffer),
 		done:    make(chan struct{}),
 	}
@@ -423,15 +429,16 @@ func (c *Client) ForeignEvents() uint64 { return c.foreign.Load() }
 
 func (c *Client) deliver(r Response) {
 	c.mu.Lock()
-	ch := c.pending[r.ID]
+	cl := c.pending[r.ID]
 	delete(c.pending, r.ID)
 	c.mu.Unlock()
-	if ch == nil {
+	if cl == nil {
 		// Its Call gave up (ctx done) before the response came.
 		c.opts.Logger.Debug("dropped a late response", "id", r.ID, "status", r.Status)
 		return
 	}
-	ch <- r // buffered 1, one response per ID: never blocks
+	cl.resp = r
+	close(cl.answered) // once: the ID is no longer pending
 }
 
 // writeLoop is the only writer of conn, so that a write blocked on a
@@ -442,12 +449,12 @@ func (c *Client) writeLoop() {
 	var deadline time.Time // the write deadline last set on conn
 	for {
 		select {
-		case out := <-c.writeq:
+		case cl := <-c.writeq:
 			// A request whose Call already returned ErrTimeout is not sent.
-			if out.ctx.Err() == nil {
-				out.started.Store(true)
+			if cl.ctx.Err() == nil {
+				cl.started.Store(true)
 				c.writeDeadline(&deadline)
-				if err := WriteFrame(bw, Frame{Type: MsgRequest, Body: out.body}); err != nil {
+				if _, err := bw.Write(cl.frame); err != nil {
 					c.fail(fmt.Errorf("write: %w", err))
 					return
 				}
@@ -558,45 +565,53 @@ func (c *Client) CallTo(ctx context.Context, target hal.Serial, epoch hal.Epoch,
 	}
 
 	id := c.nextID.Add(1)
-	body, err := EncodeRequest(Request{ID: id, Epoch: epoch, Timeout: timeout, Op: op, Target: target, Args: args})
+	frame, err := requestFrame(Request{ID: id, Epoch: epoch, Timeout: timeout, Op: op, Target: target, Args: args})
 	if err != nil {
 		return nil, fmt.Errorf("wire: %s: %w", op, err)
 	}
-	ch := make(chan Response, 1)
+	cl := &call{ctx: ctx, frame: frame, answered: make(chan struct{})}
 	c.mu.Lock()
 	if c.err != nil {
 		err := c.err
 		c.mu.Unlock()
 		return nil, fmt.Errorf("wire: %s: %w", op, err)
 	}
-	c.pending[id] = ch
+	c.pending[id] = cl
 	c.mu.Unlock()
-	defer c.forget(id)
 
-	out := &outgoing{ctx: ctx, body: body}
+	// The queue fills only behind a write that blocks (64 requests): a
+	// plain send while it has room spares the select of three channels,
+	// which only a full queue needs.
 	select {
-	case c.writeq <- out:
-	case <-ctx.Done():
-		return nil, c.timeoutError(ctx, op)
-	case <-c.done:
-		return nil, fmt.Errorf("wire: %s: %w", op, c.Err())
+	case c.writeq <- cl:
+	default:
+		select {
+		case c.writeq <- cl:
+		case <-ctx.Done():
+			c.forget(id)
+			return nil, c.timeoutError(ctx, op)
+		case <-c.done:
+			c.forget(id)
+			return nil, fmt.Errorf("wire: %s: %w", op, c.Err())
+		}
 	}
 
 	select {
-	case r := <-ch:
-		return result(op, r)
+	case <-cl.answered: // deliver took it out of pending
+		return result(op, cl.resp)
 	case <-ctx.Done():
 	case <-c.done:
 	}
 	select {
-	case r := <-ch: // it arrived together with the end: use it
-		return result(op, r)
+	case <-cl.answered: // it arrived together with the end: use it
+		return result(op, cl.resp)
 	default:
 	}
+	c.forget(id)
 	if ctx.Err() != nil {
 		return nil, c.timeoutError(ctx, op)
 	}
-	if out.started.Load() {
+	if cl.started.Load() {
 		return nil, fmt.Errorf("wire: %s: %w; the request was sent and may have run: %w", op, c.Err(), hal.ErrTimeout)
 	}
 	return nil, fmt.Errorf("wire: %s: %w", op, c.Err())

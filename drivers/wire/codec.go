@@ -31,7 +31,10 @@ type encoder struct {
 	// for every command.
 	what, part string
 	b          []byte
-	err        error
+	// start is where the message begins in b: before it, room for its
+	// frame's header (requestFrame).
+	start int
+	err   error
 }
 
 func (e *encoder) fail(format string, args ...any) {
@@ -125,8 +128,8 @@ func (e *encoder) done() ([]byte, error) {
 	if e.err != nil {
 		return nil, e.err
 	}
-	if 1+len(e.b) > MaxFrameSize {
-		return nil, fmt.Errorf("%w: %s needs %d bytes, limit %d", ErrFrameTooLarge, e.what, 1+len(e.b), MaxFrameSize)
+	if n := 1 + len(e.b) - e.start; n > MaxFrameSize {
+		return nil, fmt.Errorf("%w: %s needs %d bytes, limit %d", ErrFrameTooLarge, e.what, n, MaxFrameSize)
 	}
 	return e.b, nil
 }

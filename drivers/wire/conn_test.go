@@ -1117,9 +1117,9 @@ func TestWriterFlushesPastAbandonedRequests(t *testing.T) {
 	t.Parallel()
 	mine, peer := net.Pipe()
 	defer peer.Close()
-	c := &Client{conn: mine, opts: ClientOptions{}.withDefaults(), writeq: make(chan *outgoing, 4), done: make(chan struct{})}
-	body := func(id uint64) []byte {
-		b, err := EncodeRequest(Request{ID: id, Timeout: time.Second, Op: OpPing})
+	c := &Client{conn: mine, opts: ClientOptions{}.withDefaults(), writeq: make(chan *call, 4), done: make(chan struct{})}
+	frame := func(id uint64) []byte {
+		b, err := requestFrame(Request{ID: id, Timeout: time.Second, Op: OpPing})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1127,8 +1127,8 @@ func TestWriterFlushesPastAbandonedRequests(t *testing.T) {
 	}
 	gone, cancel := context.WithCancel(t.Context())
 	cancel()
-	live := &outgoing{ctx: t.Context(), body: body(1)}
-	dead := &outgoing{ctx: gone, body: body(2)}
+	live := &call{ctx: t.Context(), frame: frame(1)}
+	dead := &call{ctx: gone, frame: frame(2)}
 	c.writeq <- live
 	c.writeq <- dead
 	c.wg.Add(1)

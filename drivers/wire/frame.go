@@ -76,6 +76,10 @@ func (t MsgType) known() bool {
 	return false
 }
 
+// frameHeader is the length of a frame's header: the 4-byte length, then
+// the type.
+const frameHeader = 5
+
 // Frame is one message on the stream: its type and its encoded body.
 type Frame struct {
 	Type MsgType
@@ -137,7 +141,7 @@ func WriteFrame(w io.Writer, f Frame) error {
 	if n > MaxFrameSize {
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrFrameTooLarge, n, MaxFrameSize)
 	}
-	var hdr [5]byte
+	var hdr [frameHeader]byte
 	binary.BigEndian.PutUint32(hdr[:4], uint32(n))
 	hdr[4] = byte(f.Type)
 	if _, err := w.Write(hdr[:]); err != nil {
