@@ -334,6 +334,7 @@ func (c *Client) readLoop(br *bufio.Reader) {
 	// manager's connections allocated. Other frames keep their bodies (a
 	// response's result is handed to its caller): a buffer of their own.
 	var eventBuf []byte
+	hdr := new([4]byte)
 	bodyBuf := func(t MsgType, n int) []byte {
 		if t != MsgEvent || n > maxEventBuf {
 			return make([]byte, n)
@@ -344,7 +345,7 @@ func (c *Client) readLoop(br *bufio.Reader) {
 		return eventBuf[:n]
 	}
 	for {
-		f, err := readFrame(br, MaxFrameSize, bodyBuf)
+		f, err := readFrame(br, hdr, MaxFrameSize, bodyBuf)
 		if err != nil {
 			c.fail(fmt.Errorf("read: %w", err))
 			return

@@ -92,15 +92,17 @@ type Frame struct {
 // read. It returns io.EOF only when the stream ends cleanly between frames,
 // io.ErrUnexpectedEOF when it ends inside one. r should be buffered.
 func ReadFrame(r io.Reader, limit int) (Frame, error) {
-	return readFrame(r, limit, func(_ MsgType, n int) []byte { return make([]byte, n) })
+	return readFrame(r, new([4]byte), limit, func(_ MsgType, n int) []byte { return make([]byte, n) })
 }
 
-// readFrame is ReadFrame reading the body into the n bytes bodyBuf gives
-// for the frame's type, once the length and the type are checked: a
-// reader that decodes a frame before it reads the next can reuse one
-// buffer for the types whose decoding keeps nothing of the body.
-func readFrame(r io.Reader, limit int, bodyBuf func(t MsgType, n int) []byte) (Frame, error) {
-	var hdr [4]byte
+// readFrame is ReadFrame reading the header into hdr and the body into the
+// n bytes bodyBuf gives for the frame's type, once the length and the type
+// are checked: a reader that decodes a frame before it reads the next can
+// reuse one buffer for the types whose decoding keeps nothing of the body,
+// and one hdr for all: read through an io.Reader, a header is on the heap,
+// and one per frame was 17 of the 30 allocations of a freeze's Call (its
+// answer and its 16 events).
+func readFrame(r io.Reader, hdr *[4]byte, limit int, bodyBuf func(t MsgType, n int) []byte) (Frame, error) {
 	if _, err := io.ReadFull(r, hdr[:]); err != nil {
 		return Frame{}, err
 	}
