@@ -449,19 +449,24 @@ func (c *Client) writeLoop() {
 	bw := bufio.NewWriter(c.conn)
 	var deadline time.Time // the write deadline last set on conn
 	for {
-		select {
-		case cl := <-c.writeq:
-			// A request whose Call already returned ErrTimeout is not sent.
-			if cl.ctx.Err() == nil {
-				cl.started.Store(true)
-				c.writeDeadline(&deadline)
-				if _, err := bw.Write(cl.frame); err != nil {
-					c.fail(fmt.Errorf("write: %w", err))
-					return
-				}
-			}
-		case <-c.done:
+		// It waits on the queue alone, not in a select with done, which
+		// would cost a select per request: fail wakes it with a nil, or,
+		// if the queue was full, it sees done before it waits again.
+		if c.Dead() {
 			return
+		}
+		cl := <-c.writeq
+		if cl == nil {
+			return
+		}
+		// A request whose Call already returned ErrTimeout is not sent.
+		if cl.ctx.Err() == nil {
+			cl.started.Store(true)
+			c.writeDeadline(&deadline)
+			if _, err := bw.Write(cl.frame); err != nil {
+				c.fail(fmt.Errorf("write: %w", err))
+				return
+			}
 		}
 		// Flush once the queue is empty: pipelined requests share writes.
 		if len(c.writeq) == 0 && bw.Buffered() > 0 {
@@ -534,6 +539,10 @@ func (c *Client) fail(err error) {
 		c.mu.Unlock()
 		close(c.done)
 		c.conn.Close()
+		select { // wake writeLoop if it waits on an empty queue
+		case c.writeq <- nil:
+		default:
+		}
 	})
 }
 
