@@ -90,11 +90,12 @@ func releaser(t *testing.T, release chan struct{}) (releaseNow func()) {
 	return releaseNow
 }
 
-// TestCallsReturnWhileTheWriteBlocks: the peer reads nothing and the
-// socket's buffers are full, the write of a request blocked in the
-// middle; every Call still returns at its ctx's deadline (the write
-// timeout is an hour), the connection stays up, and the requests that
-// waited behind the blocked write are not sent once it goes on.
+// TestCallsReturnWhileTheWriteBlocks: the peer reads nothing, the
+// socket's buffers are full and the write of a request is blocked in the
+// middle. Every Call still returns at its ctx's end (the write timeout is
+// an hour), the one whose request is being written too; the connection
+// stays up; and the requests that waited behind the blocked write are not
+// sent once it goes on.
 func TestCallsReturnWhileTheWriteBlocks(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
@@ -103,15 +104,29 @@ func TestCallsReturnWhileTheWriteBlocks(t *testing.T) {
 	releaseNow := releaser(t, release)
 	c, cc := connectSmallBuffer(t, srv, ClientOptions{WriteTimeout: time.Hour})
 
-	const n, size = 8, 256 << 10 // 2 MiB: far more than the buffers take
-	args := make([]byte, size)
+	const big = 2 << 20 // far more than the buffers take
+	start := cc.written.Load()
+	firstCtx, cancelFirst := context.WithCancel(t.Context())
+	first := make(chan error, 1)
+	go func() {
+		_, err := c.Call(firstCtx, 1, OpFreeze, make([]byte, big))
+		first <- err
+	}()
+	for cc.written.Load() == start { // its write is under way
+		select {
+		case err := <-first:
+			t.Fatalf("the first call returned before its write began: %v", err)
+		case <-time.After(time.Millisecond):
+		}
+	}
+
+	const n = 8
 	errc := make(chan error, n)
-	before := cc.written.Load()
 	for range n {
 		go func() {
 			ctx, cancel := context.WithTimeout(t.Context(), 300*time.Millisecond)
 			defer cancel()
-			_, err := c.Call(ctx, 1, OpFreeze, args)
+			_, err := c.Call(ctx, 1, OpFreeze, []byte{1})
 			errc <- err
 		}()
 	}
@@ -120,8 +135,12 @@ func TestCallsReturnWhileTheWriteBlocks(t *testing.T) {
 			t.Fatalf("error = %v, want the ctx's timeout", err)
 		}
 	}
-	if w := cc.written.Load() - before; w >= n*size {
-		t.Fatalf("%d bytes written of %d: the socket never filled, the test proves nothing", w, n*size)
+	cancelFirst()
+	if err := wait(t, first, "the call whose write blocks"); !errors.Is(err, ErrTimeout) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("error = %v, want the ctx's cancellation", err)
+	}
+	if w := cc.written.Load() - start; w >= big {
+		t.Fatalf("%d bytes written of %d: the write never blocked, the test proves nothing", w, big)
 	}
 	if err := c.Err(); err != nil {
 		t.Fatalf("the connection ended: %v", err)
@@ -131,8 +150,8 @@ func TestCallsReturnWhileTheWriteBlocks(t *testing.T) {
 	if err := c.Ping(callCtx(t)); err != nil {
 		t.Fatalf("ping after the peer read again: %v", err)
 	}
-	if sent := len(got); sent == 0 || sent >= n {
-		t.Fatalf("%d of the %d timed-out requests reached the peer, want the one being written and none of those queued behind it", sent, n)
+	if sent := len(got); sent != 1 {
+		t.Fatalf("%d requests reached the peer before the ping, want 1: the one being written, none of the %d queued behind it", sent, n)
 	}
 }
 
