@@ -31,8 +31,11 @@ type encoder struct {
 	// for every command.
 	what, part string
 	b          []byte
-	start      int // the message begins at b[start]: what came before is another's (AppendEvent)
-	err        error
+	// start is where the message begins in b: before it, room for its
+	// frame's header (requestFrame), or the messages encoded before it
+	// into the same buffer (AppendEvent).
+	start int
+	err   error
 }
 
 func (e *encoder) fail(format string, args ...any) {

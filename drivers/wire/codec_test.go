@@ -527,6 +527,32 @@ func TestReadFrameRoundTrip(t *testing.T) {
 	}
 }
 
+// TestRequestFrame: the client's framed request is WriteFrame of
+// EncodeRequest, byte for byte, and refuses what EncodeRequest refuses,
+// from the same size on.
+func TestRequestFrame(t *testing.T) {
+	t.Parallel()
+	fits := requestHeader + 8 // the largest body a frame holds, with an 8-byte target
+	for _, n := range []int{0, 1, 100, MaxFrameSize - 1 - fits, MaxFrameSize - fits} {
+		m := Request{ID: 7, Epoch: 3, Timeout: time.Second, Op: OpFreeze, Target: "LAB.2107", Args: bytes.Repeat([]byte{0xCD}, n)}
+		body, berr := EncodeRequest(m)
+		got, ferr := requestFrame(m)
+		if tooLarge := n > MaxFrameSize-1-fits; tooLarge || berr != nil || ferr != nil {
+			if !tooLarge || !errors.Is(berr, ErrFrameTooLarge) || !errors.Is(ferr, ErrFrameTooLarge) {
+				t.Fatalf("%d bytes of args: EncodeRequest %v, requestFrame %v, want both refused as too large: %v", n, berr, ferr, tooLarge)
+			}
+			continue
+		}
+		var want bytes.Buffer
+		if err := WriteFrame(&want, Frame{Type: MsgRequest, Body: body}); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("%d bytes of args: requestFrame differs from WriteFrame of EncodeRequest", n)
+		}
+	}
+}
+
 // TestReadFrameChecksLengthBeforeAllocating feeds headers claiming 4 GiB
 // and checks that ReadFrame allocated almost nothing for them.
 func TestReadFrameChecksLengthBeforeAllocating(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -1117,9 +1118,9 @@ func TestWriterFlushesPastAbandonedRequests(t *testing.T) {
 	t.Parallel()
 	mine, peer := net.Pipe()
 	defer peer.Close()
-	c := &Client{conn: mine, opts: ClientOptions{}.withDefaults(), writeq: make(chan *outgoing, 4), done: make(chan struct{})}
-	body := func(id uint64) []byte {
-		b, err := EncodeRequest(Request{ID: id, Timeout: time.Second, Op: OpPing})
+	c := &Client{conn: mine, opts: ClientOptions{}.withDefaults(), writeq: make(chan *call, 4), done: make(chan struct{})}
+	frame := func(id uint64) []byte {
+		b, err := requestFrame(Request{ID: id, Timeout: time.Second, Op: OpPing})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -1127,8 +1128,8 @@ func TestWriterFlushesPastAbandonedRequests(t *testing.T) {
 	}
 	gone, cancel := context.WithCancel(t.Context())
 	cancel()
-	live := &outgoing{ctx: t.Context(), body: body(1)}
-	dead := &outgoing{ctx: gone, body: body(2)}
+	live := &call{ctx: t.Context(), frame: frame(1)}
+	dead := &call{ctx: gone, frame: frame(2)}
 	c.writeq <- live
 	c.writeq <- dead
 	c.wg.Add(1)
@@ -1148,4 +1149,52 @@ func TestWriterFlushesPastAbandonedRequests(t *testing.T) {
 	if dead.started.Load() {
 		t.Fatal("the abandoned request was sent")
 	}
+}
+
+// TestWriterEndsWithTheConnection: the write loop, which waits on its
+// queue alone, returns when the connection ends, whether it was waiting
+// on an empty queue (fail wakes it) or the queue was full when the
+// connection ended (it looks at done before it waits again).
+func TestWriterEndsWithTheConnection(t *testing.T) {
+	// Not parallel: it waits for the only write loop of the process to
+	// wait on its queue.
+	for _, full := range []bool{false, true} {
+		t.Run(fmt.Sprintf("queue-full=%v", full), func(t *testing.T) {
+			mine, peer := net.Pipe()
+			defer peer.Close()
+			c := &Client{conn: mine, opts: ClientOptions{}.withDefaults(), writeq: make(chan *call, 1), done: make(chan struct{})}
+			if full { // a request whose Call gave up: skipped, it leaves the queue empty
+				gone, cancel := context.WithCancel(t.Context())
+				cancel()
+				c.writeq <- &call{ctx: gone}
+				c.fail(ErrClosed)
+			}
+			c.wg.Add(1)
+			go c.writeLoop()
+			if !full {
+				waitWriterWaiting(t)
+				c.fail(ErrClosed)
+			}
+			ended := make(chan struct{})
+			go func() {
+				c.wg.Wait()
+				close(ended)
+			}()
+			wait(t, ended, "the write loop's return")
+		})
+	}
+}
+
+// waitWriterWaiting returns once a write loop waits on its queue.
+func waitWriterWaiting(t *testing.T) {
+	t.Helper()
+	buf := make([]byte, 1<<20)
+	for end := time.Now().Add(guard); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		for g := range strings.SplitSeq(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, "[chan receive") && strings.Contains(g, ").writeLoop(") {
+				return
+			}
+		}
+	}
+	t.Fatal("no write loop waits on its queue")
 }

@@ -1,6 +1,7 @@
 package wire
 
 import (
+	"encoding/binary"
 	"fmt"
 	"time"
 
@@ -251,8 +252,24 @@ type Request struct {
 const requestHeader = 8 + 8 + 8 + 1 + 1
 
 // EncodeRequest returns the body of a Request frame.
-func EncodeRequest(m Request) ([]byte, error) {
-	e := encoder{what: "request", b: make([]byte, 0, requestHeader+len(m.Target)+len(m.Args))}
+func EncodeRequest(m Request) ([]byte, error) { return encodeRequest(m, 0) }
+
+// requestFrame returns a Request's whole frame, header and body, in one
+// buffer: the client's write loop copies it out as it is, with no header
+// of its own to make.
+func requestFrame(m Request) ([]byte, error) {
+	b, err := encodeRequest(m, frameHeader)
+	if err != nil {
+		return nil, err
+	}
+	binary.BigEndian.PutUint32(b, uint32(len(b)-4))
+	b[4] = byte(MsgRequest)
+	return b, nil
+}
+
+// encodeRequest encodes m after reserve bytes left for a frame header.
+func encodeRequest(m Request, reserve int) ([]byte, error) {
+	e := encoder{what: "request", b: make([]byte, reserve, reserve+requestHeader+len(m.Target)+len(m.Args)), start: reserve}
 	if m.Timeout <= 0 {
 		e.fail("timeout %v is not positive", m.Timeout)
 	}
