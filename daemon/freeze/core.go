@@ -966,12 +966,16 @@ func (c *Core) thawUnprompted(g *group) {
 // source LSS of g is also one of a mirroring group's, and that group;
 // "" if none.
 func (c *Core) unpolledShare(g *group) (hal.Serial, string) {
+	var others []*group // sorted once, when a system is still unpolled
 	for _, serial := range slices.Sorted(maps.Keys(g.Pairs)) {
 		if c.polled[serial] {
 			continue
 		}
+		if others == nil {
+			others = c.sortedGroups()
+		}
 		for _, lp := range g.Pairs[serial] {
-			for _, o := range c.sortedGroups() {
+			for _, o := range others {
 				if o != g && o.phase == Mirroring && slices.ContainsFunc(o.Pairs[serial], func(olp hal.LSSPair) bool { return olp.Source == lp.Source }) {
 					return serial, o.Name
 				}

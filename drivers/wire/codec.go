@@ -33,7 +33,7 @@ type encoder struct {
 	b          []byte
 	// start is where the message begins in b: before it, room for its
 	// frame's header (requestFrame), or the messages encoded before it
-	// into the same buffer (AppendEvent).
+	// into the same buffer (appendEvent).
 	start int
 	err   error
 }

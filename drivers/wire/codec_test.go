@@ -740,7 +740,7 @@ func TestAppendEventsToOneBuffer(t *testing.T) {
 	var ends []int
 	for _, ev := range sampleEvents {
 		var err error
-		if buf, err = AppendEvent(buf, ev); err != nil {
+		if buf, err = appendEvent(buf, ev); err != nil {
 			t.Fatal(err)
 		}
 		ends = append(ends, len(buf))
@@ -748,12 +748,12 @@ func TestAppendEventsToOneBuffer(t *testing.T) {
 	// Past one frame's size in all: each event still fits its own.
 	for len(buf) < MaxFrameSize {
 		var err error
-		if buf, err = AppendEvent(buf, sampleEvents[0]); err != nil {
+		if buf, err = appendEvent(buf, sampleEvents[0]); err != nil {
 			t.Fatalf("at %d bytes: %v", len(buf), err)
 		}
 	}
 	before := slices.Clone(buf)
-	got, err := AppendEvent(buf, hal.Event{Session: strings.Repeat("s", MaxName+1)})
+	got, err := appendEvent(buf, hal.Event{Session: strings.Repeat("s", MaxName+1)})
 	if !errors.Is(err, ErrMalformed) || !bytes.Equal(got, before) {
 		t.Fatalf("a bad event: %v, %d bytes after it, want ErrMalformed and the %d bytes before", err, len(got), len(before))
 	}

@@ -364,13 +364,14 @@ func EncodeEvent(ev hal.Event) ([]byte, error) {
 	// Sized at once (64 bytes of fixed fields and the names): growing the
 	// buffer field by field was most of what the server allocated per
 	// freeze before it appended its events to one buffer.
-	return AppendEvent(make([]byte, 0,
+	return appendEvent(make([]byte, 0,
 		64+len(ev.Serial)+len(ev.LSSPair.Source.Serial)+len(ev.LSSPair.Target.Serial)+len(ev.Session)), ev)
 }
 
-// AppendEvent appends the body of an Event frame to dst (EncodeEvent).
+// appendEvent appends the body of an Event frame to dst (EncodeEvent): the
+// server encodes a batch's events into one buffer.
 // On error dst is returned as it was.
-func AppendEvent(dst []byte, ev hal.Event) ([]byte, error) {
+func appendEvent(dst []byte, ev hal.Event) ([]byte, error) {
 	e := encoder{what: "event", b: dst, start: len(dst)}
 	e.u8(uint8(ev.Kind))
 	e.name("serial", string(ev.Serial))

@@ -425,7 +425,7 @@ func (s *serverConn) sendLoop(ctx context.Context, events <-chan hal.Event) {
 	take := func(ev hal.Event) {
 		start := len(bodies)
 		var err error
-		if bodies, err = AppendEvent(bodies, ev); err != nil {
+		if bodies, err = appendEvent(bodies, ev); err != nil {
 			s.log.Warn("dropped an event that cannot be encoded", "seq", ev.Seq, "err", err)
 			return
 		}
